@@ -1,0 +1,134 @@
+#include "core/accounting.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <numeric>
+#include <set>
+#include <unordered_map>
+
+namespace ccmon {
+
+bool ParseProjectLabelMode(std::string_view s, ProjectLabelMode* out) {
+  if (s == "basename") *out = ProjectLabelMode::kBasename;
+  else if (s == "path") *out = ProjectLabelMode::kPath;
+  else if (s == "hash") *out = ProjectLabelMode::kHash;
+  else if (s == "none") *out = ProjectLabelMode::kNone;
+  else return false;
+  return true;
+}
+
+std::string ProjectLabel(std::string_view cwd, ProjectLabelMode mode) {
+  switch (mode) {
+    case ProjectLabelMode::kNone:
+      return "";
+    case ProjectLabelMode::kPath:
+      return cwd.empty() ? "unknown" : std::string(cwd);
+    case ProjectLabelMode::kHash: {
+      unsigned char md[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      EVP_Digest(cwd.data(), cwd.size(), md, &len, EVP_sha256(), nullptr);
+      static const char* hex = "0123456789abcdef";
+      std::string out;
+      for (int i = 0; i < 6; ++i) {  // 12 hex digits: short, collision-free at human scale
+        out.push_back(hex[md[i] >> 4]);
+        out.push_back(hex[md[i] & 15]);
+      }
+      return out;
+    }
+    case ProjectLabelMode::kBasename:
+      break;
+  }
+  while (!cwd.empty() && (cwd.back() == '/' || cwd.back() == '\\')) cwd.remove_suffix(1);
+  size_t cut = cwd.find_last_of("/\\");
+  std::string_view base = cut == std::string_view::npos ? cwd : cwd.substr(cut + 1);
+  return base.empty() ? "unknown" : std::string(base);
+}
+
+Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
+                             const LabelOptions& options,
+                             const std::function<void(const std::string&)>& warn) {
+  Accounting a;
+  const StringPool& ls = ledger.strings();
+  const auto& reqs = ledger.requests();
+
+  // Deterministic order: timestamp, then dedup key.
+  std::vector<uint32_t> order(reqs.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
+    if (reqs[x].timestamp_ms != reqs[y].timestamp_ms)
+      return reqs[x].timestamp_ms < reqs[y].timestamp_ms;
+    return ledger.request_key(x) < ledger.request_key(y);
+  });
+
+  // Project labels with the cap, ranked by first use (requests and sessions share the ranking).
+  std::unordered_map<uint32_t, uint32_t> cwd_to_project;  // ledger cwd id -> label id
+  std::set<std::string> kept;
+  const uint32_t other = a.labels_.Intern("other");
+  auto project_of = [&](uint32_t cwd) {
+    auto it = cwd_to_project.find(cwd);
+    if (it != cwd_to_project.end()) return it->second;
+    std::string label = ProjectLabel(ls.Get(cwd), options.project_mode);
+    uint32_t id;
+    if (kept.count(label) || kept.size() < options.max_projects) {
+      kept.insert(label);
+      id = a.labels_.Intern(label);
+    } else {
+      id = other;
+    }
+    cwd_to_project.emplace(cwd, id);
+    return id;
+  };
+
+  // Sessions, in start order, take part in the project ranking too.
+  std::vector<std::pair<uint32_t, SessionEntry>> sessions(ledger.sessions().begin(),
+                                                          ledger.sessions().end());
+  std::sort(sessions.begin(), sessions.end(), [&](const auto& x, const auto& y) {
+    if (x.second.first_ms != y.second.first_ms) return x.second.first_ms < y.second.first_ms;
+    return ls.Get(x.first) < ls.Get(y.first);
+  });
+
+  std::set<std::string> warned;
+  a.requests_.reserve(reqs.size());
+  size_t si = 0;
+  for (uint32_t idx : order) {
+    const RequestEntry& e = reqs[idx];
+    // Rank projects by first use across sessions and requests alike.
+    while (si < sessions.size() && sessions[si].second.first_ms <= e.timestamp_ms) {
+      project_of(sessions[si].second.cwd);
+      ++si;
+    }
+    PricedRequest p;
+    p.timestamp_ms = e.timestamp_ms;
+    const std::string& model = ls.Get(e.model);
+    p.model = a.labels_.Intern(model);
+    p.project = project_of(e.cwd);
+    p.session = a.labels_.Intern(ls.Get(e.session));
+    p.cwd = a.labels_.Intern(ls.Get(e.cwd));
+    p.tokens = e.tokens;
+    p.web_search_requests = e.web_search_requests;
+    p.sidechain = e.sidechain;
+    const ModelPrice* price = prices.Find(model);
+    p.cost = PriceRequest(price, prices.web_search_cost(), e.tokens, e.web_search_requests, e.fast,
+                          e.has_cost_usd, e.cost_usd);
+    if (!p.cost.priced && warned.insert(model).second && warn) warn(model);
+    a.requests_.push_back(p);
+  }
+  for (; si < sessions.size(); ++si) project_of(sessions[si].second.cwd);
+
+  for (const auto& [sid, s] : sessions) {
+    a.sessions_.push_back({s.first_ms, a.labels_.Intern(ls.Get(sid)), project_of(s.cwd)});
+  }
+  for (const auto& [id, t] : ledger.tool_uses()) {
+    a.tool_calls_.push_back({t.timestamp_ms, a.labels_.Intern(ls.Get(t.name))});
+  }
+  std::sort(a.tool_calls_.begin(), a.tool_calls_.end(), [&](const ToolCall& x, const ToolCall& y) {
+    if (x.timestamp_ms != y.timestamp_ms) return x.timestamp_ms < y.timestamp_ms;
+    return a.labels_.Get(x.tool) < a.labels_.Get(y.tool);
+  });
+  for (const auto& [key, ts] : ledger.api_errors()) a.api_errors_.push_back(ts);
+  std::sort(a.api_errors_.begin(), a.api_errors_.end());
+  return a;
+}
+
+}  // namespace ccmon

@@ -1,0 +1,74 @@
+// Accounting: a Ledger priced and labelled for output (docs/accounting.md, "Attribution").
+//
+// Built once from a finished Ledger (replay) and consumed by the snapshot, history and report
+// writers. Requests are sorted by (timestamp, dedup key), so every output is deterministic.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/ledger.h"
+#include "core/pricing.h"
+#include "core/string_pool.h"
+
+namespace ccmon {
+
+enum class ProjectLabelMode { kBasename, kPath, kHash, kNone };
+bool ParseProjectLabelMode(std::string_view s, ProjectLabelMode* out);
+// The project label of one cwd in a mode (before the per-device cap).
+std::string ProjectLabel(std::string_view cwd, ProjectLabelMode mode);
+
+struct LabelOptions {
+  ProjectLabelMode project_mode = ProjectLabelMode::kBasename;
+  // Distinct project labels per device; later ones (by first request time) become "other".
+  size_t max_projects = 100;
+};
+
+struct PricedRequest {
+  int64_t timestamp_ms = 0;
+  uint32_t model = 0;    // label id (canonical model)
+  uint32_t project = 0;  // label id (after mode and cap)
+  uint32_t session = 0;  // label id (sessionId; reports only, never a metric label)
+  uint32_t cwd = 0;      // label id (raw cwd; reports only)
+  TokenCounts tokens;
+  uint64_t web_search_requests = 0;
+  CostBreakdown cost;
+  bool sidechain = false;
+};
+
+struct SessionStart {
+  int64_t timestamp_ms = 0;
+  uint32_t session = 0;  // label id
+  uint32_t project = 0;  // label id
+};
+
+struct ToolCall {
+  int64_t timestamp_ms = 0;
+  uint32_t tool = 0;  // label id
+};
+
+class Accounting {
+ public:
+  // `warn` is called once per unknown model (may be empty).
+  static Accounting Build(const Ledger& ledger, const PriceTable& prices,
+                          const LabelOptions& options,
+                          const std::function<void(const std::string&)>& warn);
+
+  const std::vector<PricedRequest>& requests() const { return requests_; }
+  const std::vector<SessionStart>& sessions() const { return sessions_; }
+  const std::vector<ToolCall>& tool_calls() const { return tool_calls_; }
+  const std::vector<int64_t>& api_errors() const { return api_errors_; }  // timestamps, sorted
+  const std::string& label(uint32_t id) const { return labels_.Get(id); }
+
+ private:
+  StringPool labels_;
+  std::vector<PricedRequest> requests_;
+  std::vector<SessionStart> sessions_;
+  std::vector<ToolCall> tool_calls_;
+  std::vector<int64_t> api_errors_;
+};
+
+}  // namespace ccmon

@@ -1,0 +1,29 @@
+// History: the events of metrics.h as OpenMetrics 1.0 with timestamps, for
+// `promtool tsdb create-blocks-from openmetrics` (docs/backfill.md).
+//
+// Per series: a 0 sample one step before its first change, then one sample per step in which it
+// changed, stamped at the step's end (the value includes every event at or before that instant),
+// and finally every series repeats its last value at the common end time (the end of the step of
+// the newest event), so an instant query at that time sees every series' total. Series are
+// contiguous and their samples ascend; timestamps are in seconds.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <vector>
+
+#include "core/metrics.h"
+
+namespace ccmon {
+
+struct HistoryStats {
+  uint64_t series = 0;
+  uint64_t samples = 0;
+  int64_t end_ms = 0;  // the common end time
+};
+
+// `step_ms` > 0 and a multiple of 1000. Writes "# EOF" at the end.
+HistoryStats WriteOpenMetricsHistory(const std::vector<FamilyEvents>& families, int64_t step_ms,
+                                     std::ostream& out);
+
+}  // namespace ccmon

@@ -1,0 +1,129 @@
+#include "core/ledger.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "core/model_id.h"
+
+namespace ccmon {
+
+std::string Ledger::DedupKey(std::string_view message_id, bool has_request_id,
+                             std::string_view request_id) {
+  std::string key(message_id);
+  if (has_request_id) {
+    key.push_back('\0');  // ids never contain NUL, so the two forms cannot collide
+    key.append(request_id);
+  }
+  return key;
+}
+
+uint32_t Ledger::InternModel(std::string_view raw) {
+  auto it = raw_model_ids_.find(std::string(raw));
+  if (it != raw_model_ids_.end()) return it->second;
+  uint32_t id = strings_.Intern(CanonicalModel(raw));
+  raw_model_ids_.emplace(std::string(raw), id);
+  return id;
+}
+
+bool Ledger::Prefer(const RequestEntry& a, const RequestEntry& b) const {
+  if (a.sidechain != b.sidechain) return !a.sidechain;
+  if (a.timestamp_ms != b.timestamp_ms) return a.timestamp_ms < b.timestamp_ms;
+  const auto& s = strings_;
+  return std::tie(s.Get(a.session), s.Get(a.model), s.Get(a.cwd)) <
+         std::tie(s.Get(b.session), s.Get(b.model), s.Get(b.cwd));
+}
+
+void Ledger::MergeRequest(const std::string& key, const RequestEntry& e, Change* change) {
+  auto it = index_.find(std::string_view(key));
+  if (it == index_.end()) {
+    change->index = uint32_t(requests_.size());
+    change->new_request = true;
+    requests_.push_back(e);
+    keys_.push_back(key);
+    index_.emplace(std::string_view(keys_.back()), change->index);
+    return;
+  }
+  change->index = it->second;
+  RequestEntry& cur = requests_[it->second];
+  change->before = cur;
+  if (Prefer(e, cur)) {
+    cur.timestamp_ms = e.timestamp_ms;
+    cur.model = e.model;
+    cur.cwd = e.cwd;
+    cur.session = e.session;
+    cur.sidechain = e.sidechain;
+  }
+  cur.tokens.MaxWith(e.tokens);
+  cur.web_search_requests = std::max(cur.web_search_requests, e.web_search_requests);
+  if (e.has_cost_usd) {
+    cur.cost_usd = cur.has_cost_usd ? std::max(cur.cost_usd, e.cost_usd) : e.cost_usd;
+    cur.has_cost_usd = true;
+  }
+  cur.fast = cur.fast || e.fast;
+}
+
+void Ledger::MergeSession(uint32_t session, int64_t ts, uint32_t cwd) {
+  auto [it, inserted] = sessions_.try_emplace(session, SessionEntry{ts, cwd});
+  if (inserted) return;
+  SessionEntry& s = it->second;
+  if (ts < s.first_ms || (ts == s.first_ms && strings_.Get(cwd) < strings_.Get(s.cwd))) {
+    s = SessionEntry{ts, cwd};
+  }
+}
+
+void Ledger::MergeToolUse(std::string_view id, int64_t ts, uint32_t name) {
+  auto [it, inserted] = tool_uses_.try_emplace(std::string(id), ToolUseEntry{ts, name});
+  if (inserted) return;
+  ToolUseEntry& t = it->second;
+  if (ts < t.timestamp_ms ||
+      (ts == t.timestamp_ms && strings_.Get(name) < strings_.Get(t.name))) {
+    t = ToolUseEntry{ts, name};
+  }
+}
+
+void Ledger::MergeApiError(const std::string& key, int64_t ts) {
+  auto [it, inserted] = api_errors_.try_emplace(key, ts);
+  if (!inserted) it->second = std::min(it->second, ts);
+}
+
+Ledger::Change Ledger::Add(const ParsedLine& line) {
+  Change change;
+  std::string key = DedupKey(line.message_id, line.has_request_id, line.request_id);
+  if (line.is_api_error) MergeApiError(key, line.timestamp_ms);
+  if (line.IsSynthetic()) return change;
+  change.counted = true;
+  RequestEntry e;
+  e.timestamp_ms = line.timestamp_ms;
+  e.model = InternModel(line.model);
+  e.cwd = strings_.Intern(line.cwd);
+  e.session = strings_.Intern(line.session_id);
+  e.tokens = line.tokens;
+  e.web_search_requests = line.web_search_requests;
+  e.has_cost_usd = line.has_cost_usd;
+  e.cost_usd = line.cost_usd;
+  e.fast = line.fast;
+  e.sidechain = line.is_sidechain;
+  MergeRequest(key, e, &change);
+  MergeSession(e.session, e.timestamp_ms, e.cwd);
+  for (const ToolUse& t : line.tool_uses) {
+    MergeToolUse(t.id, line.timestamp_ms, strings_.Intern(t.name));
+  }
+  return change;
+}
+
+void Ledger::Merge(const Ledger& o) {
+  auto remap = [&](uint32_t id) { return strings_.Intern(o.strings_.Get(id)); };
+  Change ignored;
+  for (size_t i = 0; i < o.requests_.size(); ++i) {
+    RequestEntry e = o.requests_[i];
+    e.model = remap(e.model);
+    e.cwd = remap(e.cwd);
+    e.session = remap(e.session);
+    MergeRequest(o.keys_[i], e, &ignored);
+  }
+  for (const auto& [session, s] : o.sessions_) MergeSession(remap(session), s.first_ms, remap(s.cwd));
+  for (const auto& [id, t] : o.tool_uses_) MergeToolUse(id, t.timestamp_ms, remap(t.name));
+  for (const auto& [key, ts] : o.api_errors_) MergeApiError(key, ts);
+}
+
+}  // namespace ccmon

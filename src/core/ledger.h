@@ -1,0 +1,91 @@
+// Ledger: the deduplicated requests of one device (docs/accounting.md, "Dedup" and "Attribution").
+//
+// Feed it every kUsage line; it keeps one entry per dedup key (message.id + requestId, or
+// message.id alone) whose token fields are the maximum over all copies seen. Attribution
+// (timestamp, model, project, session) comes from the preferred copy: a non-sidechain copy over a
+// sidechain one, then the earliest timestamp, then the smallest sessionId/model/cwd. Every rule is
+// commutative, so the result does not depend on file order or threads: ledgers built from disjoint
+// file sets can be merged. Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/string_pool.h"
+#include "core/usage.h"
+
+namespace ccmon {
+
+struct RequestEntry {
+  int64_t timestamp_ms = 0;
+  uint32_t model = 0;    // canonical model id, in Ledger::strings()
+  uint32_t cwd = 0;      // raw cwd
+  uint32_t session = 0;  // sessionId
+  TokenCounts tokens;
+  uint64_t web_search_requests = 0;
+  Pico cost_usd = 0;  // legacy costUSD (valid when has_cost_usd)
+  bool has_cost_usd = false;
+  bool fast = false;
+  bool sidechain = false;
+};
+
+struct SessionEntry {
+  int64_t first_ms = 0;  // earliest counted line
+  uint32_t cwd = 0;      // cwd of that line
+};
+
+struct ToolUseEntry {
+  int64_t timestamp_ms = 0;
+  uint32_t name = 0;
+};
+
+class Ledger {
+ public:
+  // What a line changed, for incremental consumers (the agent turns it into counter deltas).
+  struct Change {
+    bool counted = false;      // the line is a request (not <synthetic>)
+    bool new_request = false;
+    uint32_t index = 0;        // into requests()
+    RequestEntry before;       // the entry before this line (valid if !new_request)
+  };
+
+  // Precondition: line.kind == LineKind::kUsage.
+  Change Add(const ParsedLine& line);
+  // Moves every entry of `other` in (same rules as Add).
+  void Merge(const Ledger& other);
+
+  const std::vector<RequestEntry>& requests() const { return requests_; }
+  const std::string& request_key(uint32_t index) const { return keys_[index]; }
+  const StringPool& strings() const { return strings_; }
+  const std::unordered_map<uint32_t, SessionEntry>& sessions() const { return sessions_; }
+  const std::unordered_map<std::string, ToolUseEntry>& tool_uses() const { return tool_uses_; }
+  // API-error lines by dedup key -> earliest timestamp.
+  const std::unordered_map<std::string, int64_t>& api_errors() const { return api_errors_; }
+
+  static std::string DedupKey(std::string_view message_id, bool has_request_id,
+                              std::string_view request_id);
+
+ private:
+  uint32_t InternModel(std::string_view raw);
+  // True if the copy (ts, sidechain, session, model, cwd) should own the attribution of `e`.
+  bool Prefer(const RequestEntry& candidate, const RequestEntry& current) const;
+  void MergeRequest(const std::string& key, const RequestEntry& e, Change* change);
+  void MergeSession(uint32_t session, int64_t ts, uint32_t cwd);
+  void MergeToolUse(std::string_view id, int64_t ts, uint32_t name);
+  void MergeApiError(const std::string& key, int64_t ts);
+
+  StringPool strings_;
+  std::unordered_map<std::string, uint32_t> raw_model_ids_;  // raw model -> canonical id
+  std::unordered_map<std::string_view, uint32_t> index_;     // dedup key (in keys_) -> index
+  std::vector<RequestEntry> requests_;
+  std::deque<std::string> keys_;  // stable addresses for the views in index_
+  std::unordered_map<uint32_t, SessionEntry> sessions_;
+  std::unordered_map<std::string, ToolUseEntry> tool_uses_;
+  std::unordered_map<std::string, int64_t> api_errors_;
+};
+
+}  // namespace ccmon

@@ -1,0 +1,200 @@
+#include "tools/replay/replay.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "core/discovery.h"
+#include "core/history.h"
+#include "core/metrics.h"
+#include "core/pricing.h"
+#include "core/scanner.h"
+#include "core/timeutil.h"
+#include "core/timezone.h"
+#include "tools/replay/progress.h"
+#include "tools/replay/report.h"
+
+namespace ccmon {
+namespace {
+
+std::string Hostname() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == 0) return "localhost";
+  return buf;
+}
+
+Status LoadPrices(const std::string& flag, PriceTable* out, std::string* origin) {
+  std::string path = flag;
+  if (path.empty()) {
+    const char* env = std::getenv("CCMON_PRICING");
+    if (env && *env) path = env;
+  }
+  if (path.empty()) {
+    const char* xdg = std::getenv("XDG_CONFIG_HOME");
+    const char* home = std::getenv("HOME");
+    std::string candidate = (xdg && *xdg) ? std::string(xdg) + "/ccmon/pricing.json"
+                            : home        ? std::string(home) + "/.config/ccmon/pricing.json"
+                                          : "";
+    if (!candidate.empty() && ::access(candidate.c_str(), R_OK) == 0) path = candidate;
+  }
+  if (path.empty()) {
+    *out = PriceTable::Embedded();
+    *origin = "embedded";
+    return Status::Ok();
+  }
+  *origin = path;
+  return PriceTable::FromFile(path, out);
+}
+
+}  // namespace
+
+bool ParseGroupBy(const std::string& s, GroupBy* out) {
+  if (s == "day") *out = GroupBy::kDay;
+  else if (s == "month") *out = GroupBy::kMonth;
+  else if (s == "session") *out = GroupBy::kSession;
+  else if (s == "project") *out = GroupBy::kProject;
+  else if (s == "model") *out = GroupBy::kModel;
+  else if (s == "device") *out = GroupBy::kDevice;
+  else return false;
+  return true;
+}
+
+bool ParseStep(const std::string& s, int64_t* ms) {
+  if (s.size() < 2) return false;
+  char unit = s.back();
+  int64_t mult = unit == 's' ? 1000 : unit == 'm' ? 60000 : unit == 'h' ? 3600000 : unit == 'd' ? 86400000 : 0;
+  if (mult == 0) return false;
+  int64_t n = 0;
+  for (size_t i = 0; i + 1 < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    n = n * 10 + (s[i] - '0');
+    if (n > 1000000) return false;
+  }
+  if (n <= 0) return false;
+  *ms = n * mult;
+  return true;
+}
+
+int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
+  auto started = std::chrono::steady_clock::now();
+  LocalDays days;
+  Status s = LocalDays::Select(cfg.timezone, &days);
+  if (!s.ok()) {
+    err << "ccmon-replay: " << s.message() << "\n";
+    return 2;
+  }
+  ScanOptions scan;
+  scan.threads = cfg.threads;
+  scan.max_line_bytes = cfg.max_line_bytes;
+  if (!cfg.since.empty()) {
+    int64_t day;
+    if (!ParseDay(cfg.since, &day)) {
+      err << "ccmon-replay: --since wants YYYY-MM-DD or YYYYMMDD, got '" << cfg.since << "'\n";
+      return 2;
+    }
+    scan.since_ms = days.StartOfDay(day);
+  }
+  if (!cfg.until.empty()) {
+    int64_t day;
+    if (!ParseDay(cfg.until, &day)) {
+      err << "ccmon-replay: --until wants YYYY-MM-DD or YYYYMMDD, got '" << cfg.until << "'\n";
+      return 2;
+    }
+    scan.until_ms = days.StartOfDay(day + 1);
+  }
+  PriceTable prices;
+  std::string price_origin;
+  s = LoadPrices(cfg.pricing_file, &prices, &price_origin);
+  if (!s.ok()) {
+    err << "ccmon-replay: " << s.message() << "\n";
+    return 2;
+  }
+
+  const DiscoveryEnv env = DiscoveryEnv::FromProcess();
+  std::vector<std::string> dirs =
+      cfg.config_dirs.empty() ? ProjectDirs(env) : ProjectDirsFrom(cfg.config_dirs, env.home);
+  if (dirs.empty()) {
+    err << "ccmon-replay: no Claude Code projects/ directory found"
+        << (cfg.config_dirs.empty() ? " (looked at CLAUDE_CONFIG_DIR, ~/.config/claude, ~/.claude)"
+                                    : "")
+        << "\n";
+    return 3;
+  }
+  std::vector<std::string> warnings;
+  std::vector<TranscriptFile> files = ListTranscripts(dirs, &warnings);
+  for (const auto& w : warnings) err << "ccmon-replay: warning: " << w << "\n";
+  uint64_t total_bytes = 0;
+  for (const auto& f : files) total_bytes += f.size;
+
+  ScanProgress progress;
+  bool show = cfg.progress == "always" || (cfg.progress == "auto" && ::isatty(2));
+  ScanResult result;
+  {
+    std::optional<ProgressBar> bar;
+    if (show) bar.emplace(&progress, files.size(), total_bytes);
+    result = ScanFiles(files, scan, &progress);
+  }
+  for (const auto& e : result.errors) err << "ccmon-replay: warning: " << e << "\n";
+
+  const std::string device = cfg.device.empty() ? Hostname() : cfg.device;
+  Accounting acc = Accounting::Build(result.ledger, prices, cfg.labels, [&](const std::string& m) {
+    err << "ccmon-replay: warning: no price for model '" << m
+        << "': its cost is counted as $0 and its tokens as claude_unpriced_tokens_total (pricing: "
+        << price_origin << ")\n";
+  });
+
+  switch (cfg.command) {
+    case ReplayCommand::kSummary: {
+      Report rep = BuildReport(acc, cfg.group_by, device, &days);
+      ReportInputs in;
+      in.files = result.files;
+      in.files_skipped = result.files_skipped;
+      in.bytes = result.bytes;
+      in.lines = result.lines;
+      in.skipped = &result.skipped;
+      in.seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      if (cfg.json) WriteReportJson(rep, in, out);
+      else WriteReportTable(rep, in, out);
+      return 0;
+    }
+    case ReplayCommand::kMetrics: {
+      auto fams = CollectEvents(acc, device);
+      out << (cfg.metrics_format == "openmetrics" ? SnapshotOpenMetrics(fams, &result.skipped)
+                                                  : SnapshotText(fams, &result.skipped));
+      return 0;
+    }
+    case ReplayCommand::kOpenMetrics: {
+      auto fams = CollectEvents(acc, device);
+      std::ofstream file;
+      std::ostream* dst = &out;
+      if (!cfg.output.empty() && cfg.output != "-") {
+        file.open(cfg.output, std::ios::binary | std::ios::trunc);
+        if (!file) {
+          err << "ccmon-replay: cannot write " << cfg.output << "\n";
+          return 1;
+        }
+        dst = &file;
+      }
+      HistoryStats hs = WriteOpenMetricsHistory(fams, cfg.step_ms, *dst);
+      dst->flush();
+      if (!*dst) {
+        err << "ccmon-replay: write failed for " << cfg.output << "\n";
+        return 1;
+      }
+      if (dst != &out) {
+        err << "ccmon-replay: wrote " << hs.series << " series, " << hs.samples << " samples to "
+            << cfg.output << " (history ends at " << hs.end_ms / 1000 << ")\n";
+      }
+      return 0;
+    }
+  }
+  return 0;
+}
+
+}  // namespace ccmon
