@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/ledger.h"
 #include "core/money.h"
@@ -49,6 +50,11 @@ class PriceTable {
   // Parses a ccmon pricing file (the embedded format). Errors name the model and field.
   static Status FromJson(std::string_view json_text, PriceTable* out);
   static Status FromFile(const std::string& path, PriceTable* out);
+  // Reads LiteLLM's model_prices_and_context_window.json: first-party Anthropic Claude entries
+  // (litellm_provider "anthropic", canonical ids) that pass the sanity checks. Entries that fail
+  // are listed in *rejected as "model: reason". Fails only if the text is not a JSON object.
+  static Status FromLiteLlm(std::string_view json_text, PriceTable* out,
+                            std::vector<std::string>* rejected);
 
   // Looks up a canonical model id; falls back to the id without a trailing -YYYYMMDD date.
   const ModelPrice* Find(std::string_view canonical_model) const;

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything ccmon needs to build and test on Debian 12 (run as root; apt-get only).
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps.sh: run as root (it uses apt-get)" >&2
+  exit 1
+fi
+packages=(
+  build-essential cmake pkg-config
+  libboost-program-options-dev libboost-dev libssl-dev
+  libsnappy-dev libprotobuf-dev protobuf-compiler prometheus-cpp-dev librocksdb-dev
+  nlohmann-json3-dev libsimdjson-dev libgtest-dev libgmock-dev
+  python3
+)
+if [ "${1:-}" = "--test" ]; then
+  # Test-only: a real Prometheus/promtool, VictoriaMetrics, clang + libFuzzer.
+  packages+=(prometheus victoria-metrics clang libclang-rt-14-dev)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
