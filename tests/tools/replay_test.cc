@@ -1,0 +1,229 @@
+// Tests of ccmon-replay (src/tools/replay) through RunReplay on small hand-written histories.
+#include "tools/replay/replay.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace ccmon {
+namespace {
+
+std::string TempDir() {
+  std::string tmpl = ::testing::TempDir() + "ccmon_replay_XXXXXX";
+  char* d = ::mkdtemp(tmpl.data());
+  return d ? d : "";
+}
+
+// One assistant line; `ts` is an ISO timestamp.
+std::string Line(const std::string& id, const std::string& ts, const std::string& session,
+                 const std::string& cwd, int input, int output,
+                 const std::string& model = "claude-sonnet-4-5-20250929") {
+  return R"({"type":"assistant","sessionId":")" + session + R"(","cwd":")" + cwd +
+         R"(","timestamp":")" + ts + R"(","requestId":"req_)" + id +
+         R"(","message":{"id":"msg_)" + id + R"(","model":")" + model +
+         R"(","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":)" +
+         std::to_string(input) + R"(,"output_tokens":)" + std::to_string(output) +
+         R"(,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}})" + "\n";
+}
+
+void Write(const std::string& path, const std::string& content) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << content;
+}
+
+void SetMtime(const std::string& path, int64_t unix_seconds) {
+  struct timespec ts[2] = {{unix_seconds, 0}, {unix_seconds, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), ts, 0), 0);
+}
+
+struct Out {
+  int code;
+  std::string out, err;
+  nlohmann::json json() const { return nlohmann::json::parse(out); }
+};
+
+Out Replay(ReplayConfig cfg) {
+  cfg.progress = "never";
+  if (cfg.device.empty()) cfg.device = "dev";
+  if (cfg.timezone.empty()) cfg.timezone = "UTC";
+  if (cfg.pricing_file.empty()) cfg.pricing_file = CCMON_DEFAULT_PRICES;
+  std::ostringstream out, err;
+  int code = RunReplay(cfg, out, err);
+  return {code, out.str(), err.str()};
+}
+
+class ReplayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir();
+    // Two days in UTC; the second file was last written on 2026-09-02.
+    old_ = dir_ + "/projects/-w-a/s1.jsonl";
+    Write(old_, Line("1", "2026-09-01T10:00:00.000Z", "s1", "/w/a", 100, 10) +
+                    Line("2", "2026-09-01T23:30:00.000Z", "s1", "/w/a", 200, 20));
+    SetMtime(old_, 1788307200);  // 2026-09-02T00:00:00Z
+    Write(dir_ + "/projects/-w-b/s2.jsonl", Line("3", "2026-09-03T01:00:00.000Z", "s2", "/w/b", 400, 40));
+    SetMtime(dir_ + "/projects/-w-b/s2.jsonl", 1788397200);  // 2026-09-03T01:00:00Z
+  }
+  ReplayConfig Config() {
+    ReplayConfig cfg;
+    cfg.config_dirs = {dir_};
+    cfg.json = true;
+    return cfg;
+  }
+  std::string dir_, old_;
+};
+
+TEST_F(ReplayTest, SummaryByDayInUtc) {
+  Out r = Replay(Config());
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = r.json();
+  ASSERT_EQ(j["rows"].size(), 2u);
+  EXPECT_EQ(j["rows"][0]["key"], "2026-09-01");
+  EXPECT_EQ(j["rows"][0]["input"], 300);
+  EXPECT_EQ(j["rows"][1]["key"], "2026-09-03");
+  EXPECT_EQ(j["totals"]["requests"], 3);
+  EXPECT_EQ(j["totals"]["sessions"], 2);
+  EXPECT_EQ(j["files"], 2);
+}
+
+TEST_F(ReplayTest, A36_TimezoneMovesRequestsAcrossDays) {
+  ReplayConfig cfg = Config();
+  cfg.timezone = "Europe/Helsinki";  // UTC+3 in September: 23:30Z is the next local day
+  Out r = Replay(cfg);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = r.json();
+  ASSERT_EQ(j["rows"].size(), 3u);
+  EXPECT_EQ(j["rows"][0]["key"], "2026-09-01");
+  EXPECT_EQ(j["rows"][0]["input"], 100);
+  EXPECT_EQ(j["rows"][1]["key"], "2026-09-02");
+  EXPECT_EQ(j["rows"][1]["input"], 200);
+  EXPECT_EQ(j["timezone"], "Europe/Helsinki");
+}
+
+TEST_F(ReplayTest, A36_SinceSkipsOldFilesWithoutOpeningThem) {
+  ReplayConfig cfg = Config();
+  cfg.since = "2026-09-03";
+  Out r = Replay(cfg);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = r.json();
+  EXPECT_EQ(j["files_not_opened"], 1);
+  EXPECT_EQ(j["files"], 1);
+  EXPECT_EQ(j["totals"]["requests"], 1);
+  EXPECT_EQ(j["totals"]["input"], 400);
+}
+
+TEST_F(ReplayTest, A36_UntilIsInclusiveAndFiltersByTimestamp) {
+  ReplayConfig cfg = Config();
+  cfg.until = "20260901";
+  Out r = Replay(cfg);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = r.json();
+  EXPECT_EQ(j["totals"]["requests"], 2);
+  EXPECT_EQ(j["totals"]["sessions"], 1);
+}
+
+TEST_F(ReplayTest, GroupByModelProjectSessionMonthDevice) {
+  for (const char* by : {"model", "project", "session", "month", "device"}) {
+    ReplayConfig cfg = Config();
+    ASSERT_TRUE(ParseGroupBy(by, &cfg.group_by));
+    Out r = Replay(cfg);
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto j = r.json();
+    size_t expected = std::string(by) == "project" || std::string(by) == "session" ? 2u : 1u;
+    EXPECT_EQ(j["rows"].size(), expected) << by;
+    EXPECT_EQ(j["group_by"], by);
+  }
+}
+
+TEST_F(ReplayTest, TableOutputHasTotalsAndSkippedLines) {
+  Write(dir_ + "/projects/-w-b/s3.jsonl", "not json\n" + Line("4", "2026-09-04T01:00:00Z", "s3", "/w/b", 1, 1) + "{\"type\":\"assistant\"");
+  ReplayConfig cfg = Config();
+  cfg.json = false;
+  Out r = Replay(cfg);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("total "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("invalid_json 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("incomplete 1"), std::string::npos) << r.out;
+}
+
+TEST_F(ReplayTest, BadArgumentsAreClearErrors) {
+  ReplayConfig cfg = Config();
+  cfg.timezone = "Mars/Olympus";
+  Out r = Replay(cfg);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown time zone 'Mars/Olympus'"), std::string::npos) << r.err;
+  cfg = Config();
+  cfg.since = "2026-13-01";
+  r = Replay(cfg);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--since"), std::string::npos) << r.err;
+  cfg = Config();
+  cfg.config_dirs = {dir_ + "/nowhere"};
+  r = Replay(cfg);
+  EXPECT_EQ(r.code, 3);
+  EXPECT_NE(r.err.find("no Claude Code projects/ directory"), std::string::npos) << r.err;
+  cfg = Config();
+  cfg.pricing_file = dir_ + "/missing-pricing.json";
+  r = Replay(cfg);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("missing-pricing.json"), std::string::npos) << r.err;
+}
+
+TEST_F(ReplayTest, UnknownModelIsWarnedOnceAndUnpriced) {
+  Write(dir_ + "/projects/-w-c/s4.jsonl",
+        Line("5", "2026-09-05T01:00:00Z", "s4", "/w/c", 10, 5, "claude-unknown-9") +
+            Line("6", "2026-09-05T02:00:00Z", "s4", "/w/c", 20, 5, "claude-unknown-9"));
+  Out r = Replay(Config());
+  ASSERT_EQ(r.code, 0) << r.err;
+  size_t first = r.err.find("no price for model 'claude-unknown-9'");
+  ASSERT_NE(first, std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("no price for model", first + 1), std::string::npos) << "warned twice";
+  EXPECT_EQ(r.json()["unpriced_tokens"]["claude-unknown-9"], 40);
+}
+
+TEST_F(ReplayTest, MetricsAndOpenMetricsCommands) {
+  ReplayConfig cfg = Config();
+  cfg.command = ReplayCommand::kMetrics;
+  Out r = Replay(cfg);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("claude_tokens_total{device=\"dev\",model=\"claude-sonnet-4-5-20250929\","
+                       "project=\"a\",type=\"input\"} 300\n"),
+            std::string::npos)
+      << r.out;
+  cfg.metrics_format = "openmetrics";
+  r = Replay(cfg);
+  EXPECT_EQ(r.out.substr(r.out.size() - 6), "# EOF\n");
+  cfg = Config();
+  cfg.command = ReplayCommand::kOpenMetrics;
+  cfg.output = dir_ + "/history.om";
+  r = Replay(cfg);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream in(cfg.output);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_NE(ss.str().find("# TYPE claude_tokens counter\n# UNIT claude_tokens tokens\n"), std::string::npos);
+  EXPECT_NE(r.err.find("history ends at 1788397200"), std::string::npos) << r.err;
+}
+
+TEST(ReplayStep, ParsesDurations) {
+  int64_t ms = 0;
+  EXPECT_TRUE(ParseStep("1m", &ms));
+  EXPECT_EQ(ms, 60000);
+  EXPECT_TRUE(ParseStep("30s", &ms));
+  EXPECT_EQ(ms, 30000);
+  EXPECT_TRUE(ParseStep("2h", &ms));
+  EXPECT_EQ(ms, 7200000);
+  EXPECT_FALSE(ParseStep("0m", &ms));
+  EXPECT_FALSE(ParseStep("m", &ms));
+  EXPECT_FALSE(ParseStep("5x", &ms));
+  EXPECT_FALSE(ParseStep("-1m", &ms));
+}
+
+}  // namespace
+}  // namespace ccmon
