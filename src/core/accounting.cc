@@ -3,6 +3,8 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <numeric>
 #include <set>
 #include <unordered_map>
@@ -88,6 +90,15 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
     return ls.Get(x.first) < ls.Get(y.first);
   });
 
+  // Ledger string id -> label id, so each distinct string is interned once.
+  std::vector<uint32_t> label_of(ls.size(), UINT32_MAX);
+  auto label = [&](uint32_t ledger_id) {
+    uint32_t& l = label_of[ledger_id];
+    if (l == UINT32_MAX) l = a.labels_.Intern(ls.Get(ledger_id));
+    return l;
+  };
+  std::unordered_map<uint32_t, const ModelPrice*> price_of;  // by ledger model id
+
   std::set<std::string> warned;
   a.requests_.reserve(reqs.size());
   size_t si = 0;
@@ -101,14 +112,16 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
     PricedRequest p;
     p.timestamp_ms = e.timestamp_ms;
     const std::string& model = ls.Get(e.model);
-    p.model = a.labels_.Intern(model);
+    p.model = label(e.model);
     p.project = project_of(e.cwd);
-    p.session = a.labels_.Intern(ls.Get(e.session));
-    p.cwd = a.labels_.Intern(ls.Get(e.cwd));
+    p.session = label(e.session);
+    p.cwd = label(e.cwd);
     p.tokens = e.tokens;
     p.web_search_requests = e.web_search_requests;
     p.sidechain = e.sidechain;
-    const ModelPrice* price = prices.Find(model);
+    auto pit = price_of.find(e.model);
+    if (pit == price_of.end()) pit = price_of.emplace(e.model, prices.Find(model)).first;
+    const ModelPrice* price = pit->second;
     p.cost = PriceRequest(price, prices.web_search_cost(), e.tokens, e.web_search_requests, e.fast,
                           e.has_cost_usd, e.cost_usd);
     if (!p.cost.priced && warned.insert(model).second && warn) warn(model);
@@ -117,10 +130,10 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
   for (; si < sessions.size(); ++si) project_of(sessions[si].second.cwd);
 
   for (const auto& [sid, s] : sessions) {
-    a.sessions_.push_back({s.first_ms, a.labels_.Intern(ls.Get(sid)), project_of(s.cwd)});
+    a.sessions_.push_back({s.first_ms, label(sid), project_of(s.cwd)});
   }
   for (const auto& [id, t] : ledger.tool_uses()) {
-    a.tool_calls_.push_back({t.timestamp_ms, a.labels_.Intern(ls.Get(t.name))});
+    a.tool_calls_.push_back({t.timestamp_ms, label(t.name)});
   }
   std::sort(a.tool_calls_.begin(), a.tool_calls_.end(), [&](const ToolCall& x, const ToolCall& y) {
     if (x.timestamp_ms != y.timestamp_ms) return x.timestamp_ms < y.timestamp_ms;

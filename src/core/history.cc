@@ -78,24 +78,26 @@ HistoryStats WriteOpenMetricsHistory(const std::vector<FamilyEvents>& families, 
         int64_t cur = StepOf(ev[i].timestamp_ms, step);
         emit(0, (cur - 1) * step);
         __int128 emitted = 0;
-        int64_t last_emit = (cur - 1) * step;
+        int64_t last_step = cur - 1;  // step of the last emitted sample
+        auto flush = [&](int64_t st) {
+          if (value == emitted) return;
+          // After a gap, restate the old value one step earlier, so that increase() and rate()
+          // over short windows see the change rather than a series that went stale.
+          if (st - 1 > last_step) emit(emitted, (st - 1) * step);
+          emit(value, st * step);
+          emitted = value;
+          last_step = st;
+        };
         for (; i < ev.size() && ev[i].series == s; ++i) {
           int64_t st = StepOf(ev[i].timestamp_ms, step);
           if (st != cur) {
-            if (value != emitted) {
-              emit(value, cur * step);
-              emitted = value;
-              last_emit = cur * step;
-            }
+            flush(cur);
             cur = st;
           }
           value += ev[i].delta;
         }
-        if (value != emitted) {
-          emit(value, cur * step);
-          last_emit = cur * step;
-        }
-        if (last_emit < end_ms) emit(value, end_ms);
+        flush(cur);
+        if (last_step * step < end_ms) emit(value, end_ms);
       } else {
         // Histogram MetricPoints: every bucket, count and sum at one timestamp.
         std::vector<uint64_t> buckets(bounds.size(), 0);
@@ -116,19 +118,29 @@ HistoryStats WriteOpenMetricsHistory(const std::vector<FamilyEvents>& families, 
         };
         int64_t cur = StepOf(ev[i].timestamp_ms, step);
         emit((cur - 1) * step);
+        int64_t last_step = cur - 1;
+        auto flush = [&](int64_t st) {
+          emit(st * step);
+          last_step = st;
+        };
         for (; i < ev.size() && ev[i].series == s; ++i) {
           int64_t st = StepOf(ev[i].timestamp_ms, step);
           if (st != cur) {
-            emit(cur * step);
+            flush(cur);
             cur = st;
+          }
+          if (cur - 1 > last_step) {
+            // After a gap, restate the totals one step before they change (see the counters).
+            emit((cur - 1) * step);
+            last_step = cur - 1;
           }
           for (size_t b = 0; b < bounds.size(); ++b)
             if (ev[i].delta <= bounds[b]) ++buckets[b];
           ++count;
           sum += ev[i].delta;
         }
-        emit(cur * step);
-        if (cur * step < end_ms) emit(end_ms);
+        flush(cur);
+        if (last_step * step < end_ms) emit(end_ms);
       }
     }
   }

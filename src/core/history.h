@@ -1,11 +1,13 @@
 // History: the events of metrics.h as OpenMetrics 1.0 with timestamps, for
 // `promtool tsdb create-blocks-from openmetrics` (docs/backfill.md).
 //
-// Per series: a 0 sample one step before its first change, then one sample per step in which it
-// changed, stamped at the step's end (the value includes every event at or before that instant),
-// and finally every series repeats its last value at the common end time (the end of the step of
-// the newest event), so an instant query at that time sees every series' total. Series are
-// contiguous and their samples ascend; timestamps are in seconds.
+// Per series: a 0 sample one step before its first event, then one sample per step in which it
+// changed, stamped at the step's end (the value includes every event at or before that instant);
+// when a change follows a gap, the unchanged value is restated one step before it, so increase()
+// and rate() over short windows see the change; finally every series repeats its last value at
+// the common end time (the end of the step of the newest event), so an instant query at that time
+// sees every series' total. Series are contiguous and their samples ascend; timestamps are in
+// seconds. See docs/accounting.md A37.
 #pragma once
 
 #include <cstdint>

@@ -7,18 +7,24 @@
 
 namespace ccmon {
 
+void Ledger::AppendDedupKey(std::string_view message_id, bool has_request_id,
+                            std::string_view request_id, std::string* out) {
+  out->append(message_id);
+  if (has_request_id) {
+    out->push_back('\0');  // ids never contain NUL, so the two forms cannot collide
+    out->append(request_id);
+  }
+}
+
 std::string Ledger::DedupKey(std::string_view message_id, bool has_request_id,
                              std::string_view request_id) {
-  std::string key(message_id);
-  if (has_request_id) {
-    key.push_back('\0');  // ids never contain NUL, so the two forms cannot collide
-    key.append(request_id);
-  }
+  std::string key;
+  AppendDedupKey(message_id, has_request_id, request_id, &key);
   return key;
 }
 
 uint32_t Ledger::InternModel(std::string_view raw) {
-  auto it = raw_model_ids_.find(std::string(raw));
+  auto it = raw_model_ids_.find(raw);
   if (it != raw_model_ids_.end()) return it->second;
   uint32_t id = strings_.Intern(CanonicalModel(raw));
   raw_model_ids_.emplace(std::string(raw), id);
@@ -33,13 +39,13 @@ bool Ledger::Prefer(const RequestEntry& a, const RequestEntry& b) const {
          std::tie(s.Get(b.session), s.Get(b.model), s.Get(b.cwd));
 }
 
-void Ledger::MergeRequest(const std::string& key, const RequestEntry& e, Change* change) {
-  auto it = index_.find(std::string_view(key));
+void Ledger::MergeRequest(std::string_view key, const RequestEntry& e, Change* change) {
+  auto it = index_.find(key);
   if (it == index_.end()) {
     change->index = uint32_t(requests_.size());
     change->new_request = true;
     requests_.push_back(e);
-    keys_.push_back(key);
+    keys_.emplace_back(key);
     index_.emplace(std::string_view(keys_.back()), change->index);
     return;
   }
@@ -72,8 +78,11 @@ void Ledger::MergeSession(uint32_t session, int64_t ts, uint32_t cwd) {
 }
 
 void Ledger::MergeToolUse(std::string_view id, int64_t ts, uint32_t name) {
-  auto [it, inserted] = tool_uses_.try_emplace(std::string(id), ToolUseEntry{ts, name});
-  if (inserted) return;
+  auto it = tool_uses_.find(id);
+  if (it == tool_uses_.end()) {
+    tool_uses_.emplace(std::string(id), ToolUseEntry{ts, name});
+    return;
+  }
   ToolUseEntry& t = it->second;
   if (ts < t.timestamp_ms ||
       (ts == t.timestamp_ms && strings_.Get(name) < strings_.Get(t.name))) {
@@ -81,14 +90,20 @@ void Ledger::MergeToolUse(std::string_view id, int64_t ts, uint32_t name) {
   }
 }
 
-void Ledger::MergeApiError(const std::string& key, int64_t ts) {
-  auto [it, inserted] = api_errors_.try_emplace(key, ts);
-  if (!inserted) it->second = std::min(it->second, ts);
+void Ledger::MergeApiError(std::string_view key, int64_t ts) {
+  auto it = api_errors_.find(key);
+  if (it == api_errors_.end()) {
+    api_errors_.emplace(std::string(key), ts);
+  } else {
+    it->second = std::min(it->second, ts);
+  }
 }
 
 Ledger::Change Ledger::Add(const ParsedLine& line) {
   Change change;
-  std::string key = DedupKey(line.message_id, line.has_request_id, line.request_id);
+  key_scratch_.clear();
+  AppendDedupKey(line.message_id, line.has_request_id, line.request_id, &key_scratch_);
+  const std::string_view key = key_scratch_;
   if (line.is_api_error) MergeApiError(key, line.timestamp_ms);
   if (line.IsSynthetic()) return change;
   change.counted = true;

@@ -43,6 +43,12 @@ struct ToolUseEntry {
   uint32_t name = 0;
 };
 
+// Transparent hashing so that maps keyed by std::string can be probed with a string_view.
+struct StringViewHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 class Ledger {
  public:
   // What a line changed, for incremental consumers (the agent turns it into counter deltas).
@@ -62,30 +68,40 @@ class Ledger {
   const std::string& request_key(uint32_t index) const { return keys_[index]; }
   const StringPool& strings() const { return strings_; }
   const std::unordered_map<uint32_t, SessionEntry>& sessions() const { return sessions_; }
-  const std::unordered_map<std::string, ToolUseEntry>& tool_uses() const { return tool_uses_; }
+  const std::unordered_map<std::string, ToolUseEntry, StringViewHash, std::equal_to<>>& tool_uses()
+      const {
+    return tool_uses_;
+  }
   // API-error lines by dedup key -> earliest timestamp.
-  const std::unordered_map<std::string, int64_t>& api_errors() const { return api_errors_; }
+  const std::unordered_map<std::string, int64_t, StringViewHash, std::equal_to<>>& api_errors()
+      const {
+    return api_errors_;
+  }
 
   static std::string DedupKey(std::string_view message_id, bool has_request_id,
                               std::string_view request_id);
+  static void AppendDedupKey(std::string_view message_id, bool has_request_id,
+                             std::string_view request_id, std::string* out);
 
  private:
   uint32_t InternModel(std::string_view raw);
   // True if the copy (ts, sidechain, session, model, cwd) should own the attribution of `e`.
   bool Prefer(const RequestEntry& candidate, const RequestEntry& current) const;
-  void MergeRequest(const std::string& key, const RequestEntry& e, Change* change);
+  void MergeRequest(std::string_view key, const RequestEntry& e, Change* change);
   void MergeSession(uint32_t session, int64_t ts, uint32_t cwd);
   void MergeToolUse(std::string_view id, int64_t ts, uint32_t name);
-  void MergeApiError(const std::string& key, int64_t ts);
+  void MergeApiError(std::string_view key, int64_t ts);
 
   StringPool strings_;
-  std::unordered_map<std::string, uint32_t> raw_model_ids_;  // raw model -> canonical id
+  std::unordered_map<std::string, uint32_t, StringViewHash, std::equal_to<>>
+      raw_model_ids_;  // raw model -> canonical id
   std::unordered_map<std::string_view, uint32_t> index_;     // dedup key (in keys_) -> index
   std::vector<RequestEntry> requests_;
   std::deque<std::string> keys_;  // stable addresses for the views in index_
   std::unordered_map<uint32_t, SessionEntry> sessions_;
-  std::unordered_map<std::string, ToolUseEntry> tool_uses_;
-  std::unordered_map<std::string, int64_t> api_errors_;
+  std::unordered_map<std::string, ToolUseEntry, StringViewHash, std::equal_to<>> tool_uses_;
+  std::string key_scratch_;  // reused for dedup keys
+  std::unordered_map<std::string, int64_t, StringViewHash, std::equal_to<>> api_errors_;
 };
 
 }  // namespace ccmon
