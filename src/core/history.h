@@ -1,5 +1,5 @@
 // History: the events of metrics.h as OpenMetrics 1.0 with timestamps, for
-// `promtool tsdb create-blocks-from openmetrics` (docs/backfill.md).
+// `promtool tsdb create-blocks-from openmetrics` (README, "Backfill Prometheus").
 //
 // Per series: a 0 sample one step before its first event, then one sample per step in which it
 // changed, stamped at the step's end (the value includes every event at or before that instant);

@@ -5,8 +5,9 @@
 //  * a reference path on nlohmann_json's SAX parser (streaming, fully validating, memory bounded
 //    by the largest string value), used for larger lines and to classify every line the fast
 //    path rejects, so skip reasons always come from the reference path.
-// Lines that can hold no usage record (they contain neither the bytes `"usage"` nor a `\u00`
-// escape that could spell a key) are not parsed; they are only checked for shape and UTF-8.
+// Lines longer than `fast_path_max_bytes` that do not contain the bytes `"usage"` (big tool
+// results) are not parsed: they can hold no usage record and are only checked for shape and UTF-8
+// (docs/accounting.md A13).
 //
 // Not thread-safe: use one parser per thread. Views in the ParsedLine stay valid until the next
 // Parse() on the same parser.
@@ -56,7 +57,7 @@ class LineParser {
   size_t kept_used_ = 0;
 };
 
-// True when a line can possibly be a usage record (the pre-filter described above).
+// True when a long line can possibly be a usage record (the pre-filter described above).
 bool MayHoldUsage(std::string_view line);
 
 }  // namespace ccmon

@@ -206,6 +206,8 @@ bool FastTop(od::object top, Extract* x, ParsedLine* out) {
 
 }  // namespace
 
+static_assert(simdjson::SIMDJSON_PADDING <= 64, "LineParser::kPadding must cover simdjson's padding");
+
 struct FastParser {
   od::parser parser;
 };

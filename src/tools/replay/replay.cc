@@ -125,8 +125,19 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
         << "\n";
     return 3;
   }
+  // CCMON_TIMING=1 prints the time of each phase (benchmarks).
+  const bool timing = std::getenv("CCMON_TIMING") != nullptr;
+  auto phase = [&, last = started](const char* name) mutable {
+    if (!timing) return;
+    auto now = std::chrono::steady_clock::now();
+    err << "ccmon-replay: " << name << " "
+        << std::chrono::duration<double, std::milli>(now - last).count() << " ms\n";
+    last = now;
+  };
+  phase("setup");
   std::vector<std::string> warnings;
   std::vector<TranscriptFile> files = ListTranscripts(dirs, &warnings);
+  phase("discovery");
   for (const auto& w : warnings) err << "ccmon-replay: warning: " << w << "\n";
   uint64_t total_bytes = 0;
   for (const auto& f : files) total_bytes += f.size;
@@ -139,6 +150,7 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
     if (show) bar.emplace(&progress, files.size(), total_bytes);
     result = ScanFiles(files, scan, &progress);
   }
+  phase("scan");
   for (const auto& e : result.errors) err << "ccmon-replay: warning: " << e << "\n";
 
   const std::string device = cfg.device.empty() ? Hostname() : cfg.device;
@@ -147,6 +159,7 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
         << "': its cost is counted as $0 and its tokens as claude_unpriced_tokens_total (pricing: "
         << price_origin << ")\n";
   });
+  phase("accounting");
 
   switch (cfg.command) {
     case ReplayCommand::kSummary: {
