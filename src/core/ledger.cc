@@ -9,11 +9,12 @@ namespace ccmon {
 
 void Ledger::AppendDedupKey(std::string_view message_id, bool has_request_id,
                             std::string_view request_id, std::string* out) {
+  // A length prefix (with a bit for "has requestId") keeps every (id, requestId) pair distinct,
+  // whatever bytes the ids contain (JSON can spell NUL as \u0000).
+  uint32_t head = uint32_t(message_id.size()) | (has_request_id ? 0x80000000u : 0u);
+  for (int i = 0; i < 4; ++i) out->push_back(char((head >> (8 * i)) & 0xff));
   out->append(message_id);
-  if (has_request_id) {
-    out->push_back('\0');  // ids never contain NUL, so the two forms cannot collide
-    out->append(request_id);
-  }
+  if (has_request_id) out->append(request_id);
 }
 
 std::string Ledger::DedupKey(std::string_view message_id, bool has_request_id,

@@ -78,6 +78,8 @@ class Ledger {
     return api_errors_;
   }
 
+  // The dedup key: 4-byte little-endian (len(message.id) | 0x80000000 if requestId present),
+  // message.id, requestId.
   static std::string DedupKey(std::string_view message_id, bool has_request_id,
                               std::string_view request_id);
   static void AppendDedupKey(std::string_view message_id, bool has_request_id,

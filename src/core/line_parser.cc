@@ -56,7 +56,7 @@ class RefHandler {
 
  private:
   enum class Frame { kTop, kMessage, kUsage, kCacheCreation, kServerToolUse, kContent, kBlock, kSkip };
-  enum class Val { kNull, kBool, kUint, kFloat, kString, kBadNumber };
+  enum class Val { kNull, kBool, kUint, kFloat, kString, kBadNumber, kContainer };
   struct Level {
     Frame frame;
     std::string key;
@@ -104,10 +104,11 @@ class RefHandler {
         }
       } else if (p.frame == Frame::kContent && is_object) {
         next = Frame::kBlock;
-      } else if (p.frame == Frame::kUsage && (k == "input_tokens" || k == "output_tokens" ||
-                                              k == "cache_creation_input_tokens" ||
-                                              k == "cache_read_input_tokens")) {
-        x_->bad_number = true;  // a container where a count belongs
+      }
+      // Any other container where a field of ours is expected counts as a wrong-typed value
+      // (e.g. a repeated "type":{} overrides an earlier "type":"assistant", as in the fast path).
+      if (next == Frame::kSkip && p.frame != Frame::kContent && p.frame != Frame::kSkip) {
+        Scalar(Val::kContainer, 0, 0, {});
       }
     }
     stack_.push_back({next, {}, {}, {}, {}});
