@@ -165,21 +165,22 @@ class RefHandler {
           out_->is_api_error = t == Val::kBool && u;
         } else if (k == "costUSD") {
           out_->has_cost_usd = false;
+          x_->bad_cost = false;  // the last costUSD member decides
           if (t == Val::kUint) {
             if (u <= 1000000) {
               out_->cost_usd = Pico(u) * kPicoPerUsd;
               out_->has_cost_usd = true;
             } else {
-              x_->bad_number = true;
+              x_->bad_cost = true;
             }
           } else if (t == Val::kFloat) {
             if (ParseUsdDecimal(s, &out_->cost_usd)) {
               out_->has_cost_usd = true;
             } else {
-              x_->bad_number = true;
+              x_->bad_cost = true;
             }
           } else if (t == Val::kBadNumber) {
-            x_->bad_number = true;
+            x_->bad_cost = true;
           }
         }
         break;

@@ -232,7 +232,8 @@ bool FastParse(FastParser* p, const char* data, size_t len, size_t capacity, Ext
   if (p->parser.iterate(data, len, capacity).get(doc) != SUCCESS) return false;
   std::string_view raw;
   if (doc.raw_json().get(raw) != SUCCESS) return false;
-  if (raw.size() != TrimSpace(std::string_view(data, len)).size()) return false;
+  // (raw_json() may include the whitespace after the value: compare trimmed extents.)
+  if (TrimSpace(raw).size() != TrimSpace(std::string_view(data, len)).size()) return false;
   doc.rewind();
   od::object top;
   if (doc.get_object().get(top) != SUCCESS) return false;

@@ -26,7 +26,8 @@ struct Extract {
   bool is_assistant = false;
   bool message_is_object = false;
   bool usage_is_object = false;
-  bool bad_number = false;
+  bool bad_number = false;  // in message.usage (reset with it)
+  bool bad_cost = false;    // top-level costUSD (independent of where "message" appears)
   bool has_split = false;
   uint64_t input = 0, output = 0, cache_creation = 0, cache_read = 0, eph_5m = 0, eph_1h = 0;
   std::string_view timestamp;
@@ -58,7 +59,7 @@ struct Extract {
       return;
     }
     out->kind = LineKind::kSkipped;
-    if (bad_number) {
+    if (bad_number || bad_cost) {
       out->skip_reason = SkipReason::kBadUsage;
       return;
     }

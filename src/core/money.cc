@@ -49,11 +49,12 @@ bool ParseUsdDecimal(std::string_view t, Pico* out) {
   if (i < t.size() && t[i] == '-') return false;
   unsigned __int128 mant = 0;
   int frac_digits = 0, digits = 0;
-  bool dot = false;
+  bool dot = false, any_digit = false;
   int exp = 0;
   for (; i < t.size(); ++i) {
     char c = t[i];
     if (c >= '0' && c <= '9') {
+      any_digit = true;
       if (digits < 30) {
         mant = mant * 10 + unsigned(c - '0');
         if (dot) ++frac_digits;
@@ -64,6 +65,7 @@ bool ParseUsdDecimal(std::string_view t, Pico* out) {
     } else if (c == '.' && !dot) {
       dot = true;
     } else if (c == 'e' || c == 'E') {
+      if (!any_digit) return false;
       ++i;
       bool eneg = false;
       if (i < t.size() && (t[i] == '+' || t[i] == '-')) eneg = t[i++] == '-';
@@ -79,6 +81,7 @@ bool ParseUsdDecimal(std::string_view t, Pico* out) {
       return false;
     }
   }
+  if (!any_digit) return false;
   // value = mant * 10^(exp - frac_digits); want pico = value * 1e12.
   int shift = 12 + exp - frac_digits;
   unsigned __int128 v = mant;

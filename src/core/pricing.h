@@ -52,7 +52,8 @@ class PriceTable {
   static Status FromFile(const std::string& path, PriceTable* out);
   // Reads LiteLLM's model_prices_and_context_window.json: first-party Anthropic Claude entries
   // (litellm_provider "anthropic", canonical ids) that pass the sanity checks. Entries that fail
-  // are listed in *rejected as "model: reason". Fails only if the text is not a JSON object.
+  // are listed in *rejected as "model X: reason". Fails if the text is not a JSON object or no
+  // model is usable.
   static Status FromLiteLlm(std::string_view json_text, PriceTable* out,
                             std::vector<std::string>* rejected);
 

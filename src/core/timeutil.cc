@@ -16,6 +16,12 @@ bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
   return true;
 }
 
+int DaysInMonth(int y, int m) {
+  static const int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : kDays[m - 1];
+}
+
 }  // namespace
 
 int64_t DaysFromCivil(int y, unsigned m, unsigned d) {
@@ -58,7 +64,7 @@ bool ParseDay(std::string_view s, int64_t* epoch_day) {
   } else {
     return false;
   }
-  if (m < 1 || m > 12 || d < 1 || d > 31) return false;
+  if (m < 1 || m > 12 || d < 1 || d > DaysInMonth(y, m)) return false;
   *epoch_day = DaysFromCivil(y, unsigned(m), unsigned(d));
   return true;
 }
@@ -71,7 +77,8 @@ bool ParseIso8601Ms(std::string_view s, int64_t* out_ms) {
   if (!Digits(s, 0, 4, &y) || !Digits(s, 5, 2, &mo) || !Digits(s, 8, 2, &d) ||
       !Digits(s, 11, 2, &h) || !Digits(s, 14, 2, &mi) || !Digits(s, 17, 2, &sec))
     return false;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return false;
+  if (mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, mo) || h > 23 || mi > 59 || sec > 60)
+    return false;
   size_t i = 19;
   int ms = 0;
   if (i < s.size() && s[i] == '.') {
