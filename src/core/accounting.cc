@@ -47,6 +47,17 @@ std::string ProjectLabel(std::string_view cwd, ProjectLabelMode mode) {
   return base.empty() ? "unknown" : std::string(base);
 }
 
+const std::string& ProjectLabeler::Label(std::string_view cwd) {
+  auto it = by_cwd_.find(std::string(cwd));
+  if (it != by_cwd_.end()) return it->second;
+  std::string label = ProjectLabel(cwd, options_.project_mode);
+  if (!kept_.count(label)) {
+    if (kept_.size() >= options_.max_projects) label = other_;
+    else kept_.insert(label);
+  }
+  return by_cwd_.emplace(std::string(cwd), std::move(label)).first->second;
+}
+
 Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
                              const LabelOptions& options,
                              const std::function<void(const std::string&)>& warn) {
@@ -64,20 +75,12 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
   });
 
   // Project labels with the cap, ranked by first use (requests and sessions share the ranking).
+  ProjectLabeler labeler(options);
   std::unordered_map<uint32_t, uint32_t> cwd_to_project;  // ledger cwd id -> label id
-  std::set<std::string> kept;
-  const uint32_t other = a.labels_.Intern("other");
   auto project_of = [&](uint32_t cwd) {
     auto it = cwd_to_project.find(cwd);
     if (it != cwd_to_project.end()) return it->second;
-    std::string label = ProjectLabel(ls.Get(cwd), options.project_mode);
-    uint32_t id;
-    if (kept.count(label) || kept.size() < options.max_projects) {
-      kept.insert(label);
-      id = a.labels_.Intern(label);
-    } else {
-      id = other;
-    }
+    uint32_t id = a.labels_.Intern(labeler.Label(ls.Get(cwd)));
     cwd_to_project.emplace(cwd, id);
     return id;
   };

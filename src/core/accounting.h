@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <unordered_map>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,22 @@ struct LabelOptions {
   ProjectLabelMode project_mode = ProjectLabelMode::kBasename;
   // Distinct project labels per device; later ones (by first request time) become "other".
   size_t max_projects = 100;
+};
+
+// Assigns project labels with the per-device cap: the first `max_projects` distinct labels, in
+// the order they are asked for, are kept; later ones become "other". Callers ask in time order
+// (replay: by first use; the agent: as lines arrive). Not thread-safe.
+class ProjectLabeler {
+ public:
+  explicit ProjectLabeler(const LabelOptions& options) : options_(options) {}
+  // The label of `cwd`; the same cwd always gets the same label.
+  const std::string& Label(std::string_view cwd);
+
+ private:
+  LabelOptions options_;
+  std::unordered_map<std::string, std::string> by_cwd_;
+  std::unordered_set<std::string> kept_;
+  const std::string other_ = "other";
 };
 
 struct PricedRequest {

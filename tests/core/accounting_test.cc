@@ -252,3 +252,21 @@ TEST_F(AccountingTest, A18_RequestsAreSortedByTimeThenKey) {
 
 }  // namespace
 }  // namespace ccmon
+
+namespace ccmon {
+namespace {
+
+TEST(ProjectLabeler, A31_FirstComeLabelsKeptLaterOnesOther) {
+  LabelOptions o;
+  o.max_projects = 2;
+  ProjectLabeler l(o);
+  EXPECT_EQ(l.Label("/w/a"), "a");
+  EXPECT_EQ(l.Label("/x/a"), "a");  // same label, no new slot
+  EXPECT_EQ(l.Label("/w/b/"), "b");
+  EXPECT_EQ(l.Label("/w/c"), "other");
+  EXPECT_EQ(l.Label("/w/a"), "a");
+  EXPECT_EQ(l.Label("/w/c"), "other");  // stable
+}
+
+}  // namespace
+}  // namespace ccmon
