@@ -85,6 +85,13 @@ def check_seed(binary, gen, seed, sessions):
                     diffs.append(f"session {s} missing")
             else:
                 compare(f"session[{s}]", sessions_rep[s], want, ["requests"], diffs)
+        # --progress always draws the bar (files, bytes, rate, ETA) on stderr; never keeps quiet.
+        bar = subprocess.run([binary, "--config-dir", corpus, "-z", "UTC", "--progress", "always"],
+                             capture_output=True, text=True)
+        if f"/{exp['files']} files" not in bar.stderr or "ETA" not in bar.stderr:
+            diffs.append(f"no progress bar with --progress always: {bar.stderr[:200]!r}")
+        if "ETA" in stderr:
+            diffs.append(f"--progress never drew a bar: {stderr[:200]!r}")
         single, _ = replay(binary, corpus, "model", "--threads", "1")
         many, _ = replay(binary, corpus, "model", "--threads", "7")
         if single["rows"] != many["rows"] or single["totals"] != many["totals"]:

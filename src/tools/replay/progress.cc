@@ -10,6 +10,7 @@ ProgressBar::ProgressBar(const ScanProgress* progress, uint64_t total_files, uin
   thread_ = std::thread([this] {
     auto start = std::chrono::steady_clock::now();
     std::unique_lock<std::mutex> lock(mu_);
+    Draw(0, false);  // at once, so that even a short run shows what it read
     while (!cv_.wait_for(lock, std::chrono::milliseconds(150), [this] { return stop_; })) {
       Draw(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), false);
     }
