@@ -1,6 +1,9 @@
 #include "core/pricing.h"
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -167,6 +170,27 @@ Status PriceTable::FromFile(const std::string& path, PriceTable* out) {
   Status s = FromJson(ss.str(), out);
   if (!s.ok()) return Status::InvalidArgument(path + ": " + s.message());
   return s;
+}
+
+std::string PriceTable::DefaultFilePath() {
+  const char* xdg = std::getenv("XDG_CONFIG_HOME");
+  const char* home = std::getenv("HOME");
+  if (xdg && *xdg) return std::string(xdg) + "/ccmon/pricing.json";
+  return std::string(home ? home : ".") + "/.config/ccmon/pricing.json";
+}
+
+Status PriceTable::LoadConfigured(const std::string& flag, PriceTable* out, std::string* origin) {
+  std::string path = flag;
+  const char* env = std::getenv("CCMON_PRICING");
+  if (path.empty() && env && *env) path = env;
+  if (path.empty() && ::access(DefaultFilePath().c_str(), R_OK) == 0) path = DefaultFilePath();
+  if (path.empty()) {
+    *out = Embedded();
+    *origin = "embedded";
+    return Status::Ok();
+  }
+  *origin = path;
+  return FromFile(path, out);
 }
 
 const ModelPrice* PriceTable::Find(std::string_view model) const {

@@ -50,6 +50,12 @@ class PriceTable {
   // Parses a ccmon pricing file (the embedded format). Errors name the model and field.
   static Status FromJson(std::string_view json_text, PriceTable* out);
   static Status FromFile(const std::string& path, PriceTable* out);
+  // The table the tools use (docs/accounting.md A29): `flag` (--pricing) if set, else
+  // $CCMON_PRICING, else $XDG_CONFIG_HOME/ccmon/pricing.json (~/.config/ccmon/…) when it exists,
+  // else the embedded table. *origin names what was used.
+  static Status LoadConfigured(const std::string& flag, PriceTable* out, std::string* origin);
+  // Where `ccmon-pricing update` writes by default: $XDG_CONFIG_HOME/ccmon/pricing.json.
+  static std::string DefaultFilePath();
   // Reads LiteLLM's model_prices_and_context_window.json: first-party Anthropic Claude entries
   // (litellm_provider "anthropic", canonical ids) that pass the sanity checks. Entries that fail
   // are listed in *rejected as "model X: reason". Fails if the text is not a JSON object or no

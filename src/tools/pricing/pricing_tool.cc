@@ -17,26 +17,11 @@
 namespace ccmon {
 namespace {
 
-std::string DefaultPricingPath() {
-  const char* xdg = std::getenv("XDG_CONFIG_HOME");
-  const char* home = std::getenv("HOME");
-  if (xdg && *xdg) return std::string(xdg) + "/ccmon/pricing.json";
-  return std::string(home ? home : ".") + "/.config/ccmon/pricing.json";
-}
-
-// The table replay would use: --pricing, $CCMON_PRICING, the default file, else embedded.
-Status CurrentTable(const std::string& flag, PriceTable* out, std::string* origin) {
-  std::string path = flag;
-  if (path.empty() && std::getenv("CCMON_PRICING") && *std::getenv("CCMON_PRICING"))
-    path = std::getenv("CCMON_PRICING");
-  if (path.empty() && ::access(DefaultPricingPath().c_str(), R_OK) == 0) path = DefaultPricingPath();
-  if (path.empty()) {
-    *out = PriceTable::Embedded();
-    *origin = "embedded table";
-    return Status::Ok();
-  }
-  *origin = path;
-  return PriceTable::FromFile(path, out);
+// The table the other tools would use, or an error on `err`.
+bool LoadCurrent(const PricingConfig& cfg, std::ostream& err, PriceTable* table, std::string* origin) {
+  Status s = PriceTable::LoadConfigured(cfg.pricing_file, table, origin);
+  if (!s.ok()) err << "ccmon-pricing: " << s.message() << "\n";
+  return s.ok();
 }
 
 // pico-dollars per token = micro-dollars per million tokens: USD per million = p / 1e6.
@@ -101,13 +86,9 @@ int Update(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
   }
   PriceTable current;
   std::string origin;
-  Status s = CurrentTable(cfg.pricing_file, &current, &origin);
-  if (!s.ok()) {
-    err << "ccmon-pricing: " << s.message() << "\n";
-    return 1;
-  }
+  if (!LoadCurrent(cfg, err, &current, &origin)) return 1;
   std::string text;
-  s = ReadSource(cfg.from, &text);
+  Status s = ReadSource(cfg.from, &text);
   if (!s.ok()) {
     err << "ccmon-pricing: " << s.message() << "\n";
     return 1;
@@ -155,7 +136,7 @@ int Update(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
     out << "dry run: nothing written\n";
     return 0;
   }
-  std::string path = cfg.output.empty() ? DefaultPricingPath() : cfg.output;
+  std::string path = cfg.output.empty() ? PriceTable::DefaultFilePath() : cfg.output;
   s = WriteAtomically(path, next.ToJson());
   if (!s.ok()) {
     err << "ccmon-pricing: " << s.message() << "\n";
@@ -168,12 +149,8 @@ int Update(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
 int Show(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
   PriceTable table;
   std::string origin;
-  Status s = CurrentTable(cfg.pricing_file, &table, &origin);
-  if (!s.ok()) {
-    err << "ccmon-pricing: " << s.message() << "\n";
-    return 1;
-  }
-  out << "# " << origin;
+  if (!LoadCurrent(cfg, err, &table, &origin)) return 1;
+  out << "# " << (origin == "embedded" ? "embedded table" : origin);
   if (!table.updated().empty()) out << ", updated " << table.updated();
   out << "; USD per million tokens; web search $" << FormatUsd(table.web_search_cost()) << "\n";
   if (!cfg.model.empty()) {
@@ -197,11 +174,7 @@ int Cost(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
   }
   PriceTable table;
   std::string origin;
-  Status s = CurrentTable(cfg.pricing_file, &table, &origin);
-  if (!s.ok()) {
-    err << "ccmon-pricing: " << s.message() << "\n";
-    return 1;
-  }
+  if (!LoadCurrent(cfg, err, &table, &origin)) return 1;
   std::string canonical = CanonicalModel(cfg.model);
   const ModelPrice* p = table.Find(canonical);
   if (p == nullptr) {

@@ -28,29 +28,6 @@ std::string Hostname() {
   return buf;
 }
 
-Status LoadPrices(const std::string& flag, PriceTable* out, std::string* origin) {
-  std::string path = flag;
-  if (path.empty()) {
-    const char* env = std::getenv("CCMON_PRICING");
-    if (env && *env) path = env;
-  }
-  if (path.empty()) {
-    const char* xdg = std::getenv("XDG_CONFIG_HOME");
-    const char* home = std::getenv("HOME");
-    std::string candidate = (xdg && *xdg) ? std::string(xdg) + "/ccmon/pricing.json"
-                            : home        ? std::string(home) + "/.config/ccmon/pricing.json"
-                                          : "";
-    if (!candidate.empty() && ::access(candidate.c_str(), R_OK) == 0) path = candidate;
-  }
-  if (path.empty()) {
-    *out = PriceTable::Embedded();
-    *origin = "embedded";
-    return Status::Ok();
-  }
-  *origin = path;
-  return PriceTable::FromFile(path, out);
-}
-
 }  // namespace
 
 bool ParseGroupBy(const std::string& s, GroupBy* out) {
@@ -109,7 +86,7 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
   }
   PriceTable prices;
   std::string price_origin;
-  s = LoadPrices(cfg.pricing_file, &prices, &price_origin);
+  s = PriceTable::LoadConfigured(cfg.pricing_file, &prices, &price_origin);
   if (!s.ok()) {
     err << "ccmon-replay: " << s.message() << "\n";
     return 2;
