@@ -58,6 +58,24 @@ const std::string& ProjectLabeler::Label(std::string_view cwd) {
   return by_cwd_.emplace(std::string(cwd), std::move(label)).first->second;
 }
 
+PricedRequest Accounting::RequestAt(size_t i) const {
+  const RequestEntry& e = ledger_->requests()[order_[i]];
+  const PerString& m = by_ledger_id_[e.model];
+  const PerString& c = by_ledger_id_[e.cwd];
+  PricedRequest p;
+  p.timestamp_ms = e.timestamp_ms;
+  p.model = m.label;
+  p.project = c.project;
+  p.session = by_ledger_id_[e.session].label;
+  p.cwd = c.label;
+  p.tokens = e.tokens;
+  p.web_search_requests = e.web_search_requests;
+  p.sidechain = e.sidechain;
+  p.cost = PriceRequest(m.price, web_search_cost_, e.tokens, e.web_search_requests, e.fast,
+                        e.has_cost_usd, e.cost_usd);
+  return p;
+}
+
 Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
                              const LabelOptions& options,
                              const std::function<void(const std::string&)>& warn) {
@@ -102,8 +120,10 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
   };
   std::unordered_map<uint32_t, const ModelPrice*> price_of;  // by ledger model id
 
+  a.ledger_ = &ledger;
+  a.web_search_cost_ = prices.web_search_cost();
+  a.by_ledger_id_.assign(ls.size(), PerString{});
   std::set<std::string> warned;
-  a.requests_.reserve(reqs.size());
   size_t si = 0;
   for (uint32_t idx : order) {
     const RequestEntry& e = reqs[idx];
@@ -112,30 +132,27 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
       project_of(sessions[si].second.cwd);
       ++si;
     }
-    PricedRequest p;
-    p.timestamp_ms = e.timestamp_ms;
-    const std::string& model = ls.Get(e.model);
-    p.model = label(e.model);
-    p.project = project_of(e.cwd);
-    p.session = label(e.session);
-    p.cwd = label(e.cwd);
-    p.tokens = e.tokens;
-    p.web_search_requests = e.web_search_requests;
-    p.sidechain = e.sidechain;
-    auto pit = price_of.find(e.model);
-    if (pit == price_of.end()) pit = price_of.emplace(e.model, prices.Find(model)).first;
-    const ModelPrice* price = pit->second;
-    p.cost = PriceRequest(price, prices.web_search_cost(), e.tokens, e.web_search_requests, e.fast,
-                          e.has_cost_usd, e.cost_usd);
-    if (!p.cost.priced && warned.insert(model).second && warn) warn(model);
-    a.requests_.push_back(p);
+    PerString& m = a.by_ledger_id_[e.model];
+    if (m.label == UINT32_MAX) {
+      m.label = label(e.model);
+      m.price = prices.Find(ls.Get(e.model));
+    }
+    PerString& c = a.by_ledger_id_[e.cwd];
+    if (c.label == UINT32_MAX) c.label = label(e.cwd);
+    if (c.project == UINT32_MAX) c.project = project_of(e.cwd);
+    PerString& sess = a.by_ledger_id_[e.session];
+    if (sess.label == UINT32_MAX) sess.label = label(e.session);
+    if (m.price == nullptr && !e.has_cost_usd && warned.insert(ls.Get(e.model)).second && warn) {
+      warn(ls.Get(e.model));
+    }
   }
+  a.order_ = std::move(order);
   for (; si < sessions.size(); ++si) project_of(sessions[si].second.cwd);
 
   for (const auto& [sid, s] : sessions) {
     a.sessions_.push_back({s.first_ms, label(sid), project_of(s.cwd)});
   }
-  for (const auto& [id, t] : ledger.tool_uses()) {
+  for (const auto& [id, t] : ledger.tool_uses()) {  // NOLINT(id unused)
     a.tool_calls_.push_back({t.timestamp_ms, label(t.name)});
   }
   std::sort(a.tool_calls_.begin(), a.tool_calls_.end(), [&](const ToolCall& x, const ToolCall& y) {

@@ -4,6 +4,7 @@
 // writers. Requests are sorted by (timestamp, dedup key), so every output is deterministic.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -70,20 +71,55 @@ struct ToolCall {
 
 class Accounting {
  public:
-  // `warn` is called once per unknown model (may be empty).
+  // `warn` is called once per unknown model (may be empty). `ledger` and `prices` must outlive
+  // the result: requests are priced and labelled when read, so that the accounting costs a few
+  // bytes per request on top of the ledger.
   static Accounting Build(const Ledger& ledger, const PriceTable& prices,
                           const LabelOptions& options,
                           const std::function<void(const std::string&)>& warn);
 
-  const std::vector<PricedRequest>& requests() const { return requests_; }
+  // The requests in (timestamp, dedup key) order, as PricedRequest values computed on access.
+  class Requests {
+   public:
+    explicit Requests(const Accounting* a) : a_(a) {}
+    size_t size() const { return a_->order_.size(); }
+    bool empty() const { return size() == 0; }
+    PricedRequest operator[](size_t i) const { return a_->RequestAt(i); }
+    struct Iterator {
+      const Accounting* a;
+      size_t i;
+      PricedRequest operator*() const { return a->RequestAt(i); }
+      Iterator& operator++() {
+        ++i;
+        return *this;
+      }
+      bool operator!=(const Iterator& o) const { return i != o.i; }
+    };
+    Iterator begin() const { return {a_, 0}; }
+    Iterator end() const { return {a_, size()}; }
+
+   private:
+    const Accounting* a_;
+  };
+  Requests requests() const { return Requests(this); }
   const std::vector<SessionStart>& sessions() const { return sessions_; }
   const std::vector<ToolCall>& tool_calls() const { return tool_calls_; }
   const std::vector<int64_t>& api_errors() const { return api_errors_; }  // timestamps, sorted
   const std::string& label(uint32_t id) const { return labels_.Get(id); }
 
  private:
+  PricedRequest RequestAt(size_t i) const;
+
+  struct PerString {  // by ledger string id
+    uint32_t label = UINT32_MAX;    // label id of the string itself (model, cwd, session)
+    uint32_t project = UINT32_MAX;  // cwd strings: project label id
+    const ModelPrice* price = nullptr;  // model strings
+  };
   StringPool labels_;
-  std::vector<PricedRequest> requests_;
+  const Ledger* ledger_ = nullptr;
+  Pico web_search_cost_ = 0;
+  std::vector<uint32_t> order_;         // ledger request indices in output order
+  std::vector<PerString> by_ledger_id_;
   std::vector<SessionStart> sessions_;
   std::vector<ToolCall> tool_calls_;
   std::vector<int64_t> api_errors_;

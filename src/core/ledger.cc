@@ -1,6 +1,7 @@
 #include "core/ledger.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <tuple>
 
 #include "core/model_id.h"
@@ -41,17 +42,14 @@ bool Ledger::Prefer(const RequestEntry& a, const RequestEntry& b) const {
 }
 
 void Ledger::MergeRequest(std::string_view key, const RequestEntry& e, Change* change) {
-  auto it = index_.find(key);
-  if (it == index_.end()) {
-    change->index = uint32_t(requests_.size());
+  bool inserted = false;
+  change->index = keys_.Insert(key, &inserted);
+  if (inserted) {
     change->new_request = true;
     requests_.push_back(e);
-    keys_.emplace_back(key);
-    index_.emplace(std::string_view(keys_.back()), change->index);
     return;
   }
-  change->index = it->second;
-  RequestEntry& cur = requests_[it->second];
+  RequestEntry& cur = requests_[change->index];
   change->before = cur;
   if (Prefer(e, cur)) {
     cur.timestamp_ms = e.timestamp_ms;
@@ -79,12 +77,13 @@ void Ledger::MergeSession(uint32_t session, int64_t ts, uint32_t cwd) {
 }
 
 void Ledger::MergeToolUse(std::string_view id, int64_t ts, uint32_t name) {
-  auto it = tool_uses_.find(id);
-  if (it == tool_uses_.end()) {
-    tool_uses_.emplace(std::string(id), ToolUseEntry{ts, name});
+  bool inserted = false;
+  uint32_t idx = tool_ids_.Insert(id, &inserted);
+  if (inserted) {
+    tool_entries_.push_back(ToolUseEntry{ts, name});
     return;
   }
-  ToolUseEntry& t = it->second;
+  ToolUseEntry& t = tool_entries_[idx];
   if (ts < t.timestamp_ms ||
       (ts == t.timestamp_ms && strings_.Get(name) < strings_.Get(t.name))) {
     t = ToolUseEntry{ts, name};
@@ -98,6 +97,12 @@ void Ledger::MergeApiError(std::string_view key, int64_t ts) {
   } else {
     it->second = std::min(it->second, ts);
   }
+}
+
+const ToolUseEntry& Ledger::ToolUses::at(std::string_view id) const {
+  uint32_t i = l_->tool_ids_.Find(id);
+  if (i == StringSet::kNone) throw std::out_of_range("no tool_use id " + std::string(id));
+  return l_->tool_entries_[i];
 }
 
 Ledger::Change Ledger::Add(const ParsedLine& line) {
@@ -135,10 +140,13 @@ void Ledger::Merge(const Ledger& o) {
     e.model = remap(e.model);
     e.cwd = remap(e.cwd);
     e.session = remap(e.session);
-    MergeRequest(o.keys_[i], e, &ignored);
+    MergeRequest(o.keys_.Get(uint32_t(i)), e, &ignored);
   }
   for (const auto& [session, s] : o.sessions_) MergeSession(remap(session), s.first_ms, remap(s.cwd));
-  for (const auto& [id, t] : o.tool_uses_) MergeToolUse(id, t.timestamp_ms, remap(t.name));
+  for (uint32_t i = 0; i < o.tool_entries_.size(); ++i) {
+    const ToolUseEntry& t = o.tool_entries_[i];
+    MergeToolUse(o.tool_ids_.Get(i), t.timestamp_ms, remap(t.name));
+  }
   for (const auto& [key, ts] : o.api_errors_) MergeApiError(key, ts);
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/string_pool.h"
+#include "core/string_set.h"
 #include "core/usage.h"
 
 namespace ccmon {
@@ -64,14 +65,37 @@ class Ledger {
   // Moves every entry of `other` in (same rules as Add).
   void Merge(const Ledger& other);
 
-  const std::vector<RequestEntry>& requests() const { return requests_; }
-  const std::string& request_key(uint32_t index) const { return keys_[index]; }
+  const std::deque<RequestEntry>& requests() const { return requests_; }
+  std::string_view request_key(uint32_t index) const { return keys_.Get(index); }
   const StringPool& strings() const { return strings_; }
   const std::unordered_map<uint32_t, SessionEntry>& sessions() const { return sessions_; }
-  const std::unordered_map<std::string, ToolUseEntry, StringViewHash, std::equal_to<>>& tool_uses()
-      const {
-    return tool_uses_;
-  }
+  // Distinct tool_use ids -> entry.
+  class ToolUses {
+   public:
+    explicit ToolUses(const Ledger* l) : l_(l) {}
+    size_t size() const { return l_->tool_ids_.size(); }
+    bool empty() const { return size() == 0; }
+    // Precondition: present (throws std::out_of_range otherwise; for tests).
+    const ToolUseEntry& at(std::string_view id) const;
+    struct Iterator {
+      const Ledger* l;
+      uint32_t i;
+      std::pair<std::string_view, const ToolUseEntry&> operator*() const {
+        return {l->tool_ids_.Get(i), l->tool_entries_[i]};
+      }
+      Iterator& operator++() {
+        ++i;
+        return *this;
+      }
+      bool operator!=(const Iterator& o) const { return i != o.i; }
+    };
+    Iterator begin() const { return {l_, 0}; }
+    Iterator end() const { return {l_, uint32_t(size())}; }
+
+   private:
+    const Ledger* l_;
+  };
+  ToolUses tool_uses() const { return ToolUses(this); }
   // API-error lines by dedup key -> earliest timestamp.
   const std::unordered_map<std::string, int64_t, StringViewHash, std::equal_to<>>& api_errors()
       const {
@@ -97,11 +121,11 @@ class Ledger {
   StringPool strings_;
   std::unordered_map<std::string, uint32_t, StringViewHash, std::equal_to<>>
       raw_model_ids_;  // raw model -> canonical id
-  std::unordered_map<std::string_view, uint32_t> index_;     // dedup key (in keys_) -> index
-  std::vector<RequestEntry> requests_;
-  std::deque<std::string> keys_;  // stable addresses for the views in index_
+  StringSet keys_;                    // dedup keys; index i <-> requests_[i]
+  std::deque<RequestEntry> requests_;  // a deque: no doubling copy while it grows
   std::unordered_map<uint32_t, SessionEntry> sessions_;
-  std::unordered_map<std::string, ToolUseEntry, StringViewHash, std::equal_to<>> tool_uses_;
+  StringSet tool_ids_;                     // index i <-> tool_entries_[i]
+  std::deque<ToolUseEntry> tool_entries_;
   std::string key_scratch_;  // reused for dedup keys
   std::unordered_map<std::string, int64_t, StringViewHash, std::equal_to<>> api_errors_;
 };

@@ -106,7 +106,7 @@ TEST_F(LedgerTest, A16_IdWithAndWithoutRequestIdAreDistinctKeys) {
   EXPECT_FALSE(Add(&l, alone).new_request);
   ASSERT_EQ(l.requests().size(), 4u);
   std::vector<std::string> keys;
-  for (uint32_t i = 0; i < 4; ++i) keys.push_back(l.request_key(i));
+  for (uint32_t i = 0; i < 4; ++i) keys.push_back(std::string(l.request_key(i)));
   EXPECT_EQ(keys, (std::vector<std::string>{Ledger::DedupKey("msg_1", true, "req_1"), Ledger::DedupKey("msg_1", false, ""),
                                             Ledger::DedupKey("msg_1req_1", false, ""),
                                             Ledger::DedupKey("msg_1", true, "req_2")}));

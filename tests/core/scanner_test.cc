@@ -243,7 +243,7 @@ TEST_F(ScannerTest, A36_InclusiveLocalDayWindow) {
   ScanResult r = ScanFiles(List(), o, nullptr);
   EXPECT_EQ(r.usage_lines, 4u);
   ASSERT_EQ(r.ledger.requests().size(), 2u);
-  std::vector<std::string> keys = {r.ledger.request_key(0), r.ledger.request_key(1)};
+  std::vector<std::string> keys = {std::string(r.ledger.request_key(0)), std::string(r.ledger.request_key(1))};
   std::sort(keys.begin(), keys.end());
   std::vector<std::string> want = {Ledger::DedupKey("first", true, "req_first"),
                                    Ledger::DedupKey("last", true, "req_last")};

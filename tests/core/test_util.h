@@ -219,7 +219,7 @@ inline std::string DumpLedger(const Ledger& l) {
   for (uint32_t i = 0; i < l.requests().size(); ++i) {
     const RequestEntry& e = l.requests()[i];
     std::ostringstream o;
-    o << "R " << Printable(l.request_key(i)) << " ts=" << e.timestamp_ms << " model=" << s.Get(e.model)
+    o << "R " << Printable(std::string(l.request_key(i))) << " ts=" << e.timestamp_ms << " model=" << s.Get(e.model)
       << " cwd=" << s.Get(e.cwd) << " session=" << s.Get(e.session) << " tok=" << e.tokens.input
       << "/" << e.tokens.output << "/" << e.tokens.cache_write_5m << "/" << e.tokens.cache_write_1h
       << "/" << e.tokens.cache_read << " web=" << e.web_search_requests
@@ -231,7 +231,7 @@ inline std::string DumpLedger(const Ledger& l) {
     rows.push_back("S " + s.Get(sid) + " first=" + std::to_string(se.first_ms) + " cwd=" + s.Get(se.cwd));
   }
   for (const auto& [id, t] : l.tool_uses()) {
-    rows.push_back("T " + id + " ts=" + std::to_string(t.timestamp_ms) + " name=" + s.Get(t.name));
+    rows.push_back("T " + std::string(id) + " ts=" + std::to_string(t.timestamp_ms) + " name=" + s.Get(t.name));
   }
   for (const auto& [key, ts] : l.api_errors()) {
     rows.push_back("E " + Printable(key) + " ts=" + std::to_string(ts));

@@ -342,7 +342,7 @@ LedgerSnapshot Snapshot(const Ledger& l) {
   const StringPool& st = l.strings();
   for (size_t i = 0; i < l.requests().size(); ++i) {
     const RequestEntry& e = l.requests()[i];
-    s.requests[l.request_key(uint32_t(i))] = LedgerSnapshot::Request(
+    s.requests[std::string(l.request_key(uint32_t(i)))] = LedgerSnapshot::Request(
         e.timestamp_ms, st.Get(e.model), st.Get(e.cwd), st.Get(e.session), e.tokens.input,
         e.tokens.output, e.tokens.cache_write_5m, e.tokens.cache_write_1h, e.tokens.cache_read,
         e.web_search_requests, e.has_cost_usd, e.has_cost_usd ? e.cost_usd : 0, e.fast,
@@ -351,7 +351,7 @@ LedgerSnapshot Snapshot(const Ledger& l) {
   for (const auto& [session, se] : l.sessions()) {
     s.sessions[st.Get(session)] = {se.first_ms, st.Get(se.cwd)};
   }
-  for (const auto& [id, t] : l.tool_uses()) s.tool_uses[id] = {t.timestamp_ms, st.Get(t.name)};
+  for (const auto& [id, t] : l.tool_uses()) s.tool_uses[std::string(id)] = {t.timestamp_ms, st.Get(t.name)};
   for (const auto& [key, ts] : l.api_errors()) s.api_errors[key] = ts;
   return s;
 }

@@ -107,8 +107,13 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
   auto phase = [&, last = started](const char* name) mutable {
     if (!timing) return;
     auto now = std::chrono::steady_clock::now();
+    std::ifstream status("/proc/self/status");
+    std::string line, rss;
+    while (std::getline(status, line))
+      if (line.rfind("VmRSS:", 0) == 0 || line.rfind("VmHWM:", 0) == 0) rss += line;
     err << "ccmon-replay: " << name << " "
-        << std::chrono::duration<double, std::milli>(now - last).count() << " ms\n";
+        << std::chrono::duration<double, std::milli>(now - last).count() << " ms, RSS" << rss
+        << "\n";
     last = now;
   };
   phase("setup");
