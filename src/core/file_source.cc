@@ -42,7 +42,6 @@ Status OpenSequentialFile(const std::string& path, uint64_t offset,
     ::close(fd);
     return s;
   }
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   *out = std::make_unique<PosixSequentialFile>(fd, path);
   return Status::Ok();
 }

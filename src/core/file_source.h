@@ -17,7 +17,7 @@ class SequentialFile {
   virtual Status Read(char* buf, size_t n, size_t* got) = 0;
 };
 
-// Opens `path` for reading from byte `offset` (O_RDONLY | O_CLOEXEC; sequential read-ahead hint).
+// Opens `path` for reading from byte `offset` (O_RDONLY | O_CLOEXEC).
 Status OpenSequentialFile(const std::string& path, uint64_t offset,
                           std::unique_ptr<SequentialFile>* out);
 

@@ -45,6 +45,7 @@ bool LineReader::Fill() {
 }
 
 LineReader::Result LineReader::Next(std::string_view* line, size_t* readable) {
+  if (consumed_ >= options_.end_offset && !discarding_) return Result::kEnd;
   for (;;) {
     const char* nl = scan_ < end_ ? static_cast<const char*>(
                                         std::memchr(buf_.get() + scan_, '\n', end_ - scan_))

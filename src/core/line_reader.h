@@ -21,6 +21,9 @@ class LineReader {
   struct Options {
     size_t max_line_bytes = size_t(64) << 20;  // longer lines are skipped (kTooLong)
     size_t chunk_bytes = size_t(256) << 10;
+    // Stop (kEnd) before a line that starts at or after this file offset: a reader of one piece
+    // of a file owns the lines that start inside the piece.
+    uint64_t end_offset = UINT64_MAX;
   };
   enum class Result { kLine, kTooLong, kEnd, kError };
 

@@ -11,27 +11,64 @@
 namespace ccmon {
 namespace {
 
-struct Worker {
+// The ledger all workers feed. Each worker collects a few thousand usage lines in a small local
+// ledger and merges it in under the lock: parsing runs in parallel, the lock is rarely taken, and
+// the dedup state exists once (memory is that of one ledger, not one per thread).
+struct SharedLedger {
+  std::mutex mu;
   Ledger ledger;
+};
+constexpr size_t kLocalBatch = 4096;
+
+struct Worker {
+  SharedLedger* shared;
+  Ledger local;
+  size_t local_lines = 0;
+  void Flush() {
+    if (local_lines == 0) return;
+    {
+      std::lock_guard<std::mutex> lock(shared->mu);
+      shared->ledger.Merge(local);
+    }
+    local = Ledger();
+    local_lines = 0;
+  }
   SkipCounts skipped;
   uint64_t files = 0, bytes = 0, lines = 0, usage_lines = 0;
   std::vector<std::string> errors;
 };
 
-void ScanOne(const TranscriptFile& f, const ScanOptions& opt, LineParser* parser, ParsedLine* line,
-             Worker* w, ScanProgress* progress) {
+// A piece of a file: the lines that start in [begin, end). Big files are cut into pieces so
+// that both cores work on one big file; small files are one piece.
+struct Piece {
+  const TranscriptFile* file;
+  uint64_t begin, end;
+};
+
+void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, ParsedLine* line,
+               Worker* w, ScanProgress* progress) {
+  const TranscriptFile& f = *piece.file;
+  const bool first = piece.begin == 0, last = piece.end >= f.size;
+  // A later piece starts one byte early and drops the rest of the line in progress there
+  // (the previous piece reads it through).
+  const uint64_t open_at = first ? 0 : piece.begin - 1;
   std::unique_ptr<SequentialFile> file;
-  Status s = OpenSequentialFile(f.path, 0, &file);
+  Status s = OpenSequentialFile(f.path, open_at, &file);
   if (!s.ok()) {
     w->errors.push_back(s.message());
     return;
   }
   LineReader::Options ro;
   ro.max_line_bytes = opt.max_line_bytes;
-  LineReader reader(file.get(), 0, ro);
+  ro.end_offset = last ? UINT64_MAX : piece.end;
+  LineReader reader(file.get(), open_at, ro);
   std::string_view text;
   size_t readable = 0;
-  uint64_t reported = 0;
+  if (!first && reader.Next(&text, &readable) == LineReader::Result::kEnd) {
+    return;  // no line starts in this piece (an unfinished tail is the earlier piece's)
+  }
+  const uint64_t start = reader.consumed_offset();
+  uint64_t reported = start;
   for (;;) {
     LineReader::Result r = reader.Next(&text, &readable);
     if (r == LineReader::Result::kEnd || r == LineReader::Result::kError) break;
@@ -46,7 +83,8 @@ void ScanOne(const TranscriptFile& f, const ScanOptions& opt, LineParser* parser
     } else if (line->kind == LineKind::kUsage) {
       ++w->usage_lines;
       if (line->timestamp_ms >= opt.since_ms && line->timestamp_ms < opt.until_ms) {
-        w->ledger.Add(*line);
+        w->local.Add(*line);
+        if (++w->local_lines >= kLocalBatch) w->Flush();
       }
     }
     if (progress && reader.consumed_offset() - reported >= (1u << 20)) {
@@ -55,14 +93,20 @@ void ScanOne(const TranscriptFile& f, const ScanOptions& opt, LineParser* parser
     }
   }
   if (!reader.status().ok()) w->errors.push_back(reader.status().message());
-  if (reader.pending_bytes() > 0) ++w->skipped.by_reason[int(SkipReason::kIncomplete)];
-  uint64_t total = reader.consumed_offset() + reader.pending_bytes();
-  w->bytes += total;
-  ++w->files;
-  if (progress) {
-    progress->bytes_done += total - reported;
-    ++progress->files_done;
+  uint64_t end = reader.consumed_offset();
+  // The reader stopped at the end of the file, not at the piece's limit: an unfinished last line
+  // (which starts in this piece) is this piece's.
+  const bool at_eof = last || end < piece.end;
+  if (at_eof && reader.pending_bytes() > 0) {
+    ++w->skipped.by_reason[int(SkipReason::kIncomplete)];
+    end += reader.pending_bytes();
   }
+  if (first) {
+    ++w->files;
+    if (progress) ++progress->files_done;
+  }
+  w->bytes += end - start;
+  if (progress) progress->bytes_done += end - reported;
 }
 
 }  // namespace
@@ -86,26 +130,40 @@ ScanResult ScanFiles(const std::vector<TranscriptFile>& files, const ScanOptions
   std::stable_sort(todo.begin(), todo.end(), [](const TranscriptFile* a, const TranscriptFile* b) {
     return a->size > b->size;
   });
+  std::vector<Piece> pieces;
+  for (const TranscriptFile* f : todo) {
+    const uint64_t piece = std::max<uint64_t>(1, opt.piece_bytes);
+    if (f->size <= 2 * piece) {
+      pieces.push_back({f, 0, UINT64_MAX});
+      continue;
+    }
+    for (uint64_t b = 0; b < f->size; b += piece) {
+      uint64_t e = b + piece >= f->size ? UINT64_MAX : b + piece;
+      pieces.push_back({f, b, e});
+    }
+  }
   unsigned n = opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
-  n = std::max(1u, std::min<unsigned>(n, unsigned(std::max<size_t>(1, todo.size()))));
+  n = std::max(1u, std::min<unsigned>(n, unsigned(std::max<size_t>(1, pieces.size()))));
+  SharedLedger shared;
   std::vector<Worker> workers(n);
+  for (Worker& w : workers) w.shared = &shared;
   std::atomic<size_t> next{0};
   auto run = [&](Worker* w) {
     LineParser parser;
     ParsedLine line;
-    for (size_t i; (i = next.fetch_add(1)) < todo.size();) {
-      ScanOne(*todo[i], opt, &parser, &line, w, progress);
+    for (size_t i; (i = next.fetch_add(1)) < pieces.size();) {
+      ScanPiece(pieces[i], opt, &parser, &line, w, progress);
     }
+    w->Flush();
   };
   std::vector<std::thread> threads;
   for (unsigned t = 1; t < n; ++t) threads.emplace_back(run, &workers[t]);
   run(&workers[0]);
   for (auto& t : threads) t.join();
 
-  result.ledger = std::move(workers[0].ledger);
+  result.ledger = std::move(shared.ledger);
   for (unsigned t = 0; t < n; ++t) {
     Worker& w = workers[t];
-    if (t > 0) result.ledger.Merge(w.ledger);
     for (int r = 0; r < kSkipReasonCount; ++r) result.skipped.by_reason[r] += w.skipped.by_reason[r];
     result.files += w.files;
     result.bytes += w.bytes;

@@ -1,7 +1,10 @@
 // Scanner: reads transcript files in parallel into one Ledger (batch mode, used by replay).
 //
-// Each worker thread owns a LineParser and a Ledger; ledgers are merged at the end (the merge
-// rules are order-independent, so the result does not depend on scheduling).
+// Each worker thread owns a LineParser and a small batch Ledger that it merges into the one result
+// Ledger under a lock (the rules are order-independent, so the result does not depend on
+// scheduling). Files over 2 x piece_bytes are cut into pieces at line boundaries, so that one big
+// file uses every core. Files over 32 MiB
+// are cut into 16 MiB pieces at line boundaries, so that one big file uses every core.
 #pragma once
 
 #include <atomic>
@@ -20,6 +23,8 @@ namespace ccmon {
 struct ScanOptions {
   unsigned threads = 0;                            // 0: hardware concurrency
   size_t max_line_bytes = size_t(64) << 20;
+  // Files over twice this size are read as pieces of this size, in parallel (tests make it tiny).
+  uint64_t piece_bytes = uint64_t(16) << 20;
   // Only usage at or after since_ms and before until_ms counts. Files last modified before
   // since_ms are not opened at all (a line is never newer than its file).
   int64_t since_ms = std::numeric_limits<int64_t>::min();

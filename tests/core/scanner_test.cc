@@ -199,6 +199,42 @@ TEST_F(ScannerTest, A18_ThreadCountDoesNotChangeTheResult) {
   EXPECT_EQ(DumpLedger(ScanFiles(reversed, Threads(3), nullptr).ledger), want);
 }
 
+// Big files are read as pieces in parallel; a piece owns the lines that start in it. Whatever
+// the piece size (down to 1 byte: pieces start inside lines, on '\n', on empty lines), the
+// result equals reading the files whole, including bad lines, long lines and the unfinished tail.
+TEST_F(ScannerTest, A5_PiecesOfBigFilesGiveTheSameResultAsWholeFiles) {
+  WriteSmallProject();
+  std::string big;
+  for (int k = 0; k < 60; ++k) {
+    Msg m = At("p" + std::to_string(k % 25), kT0 + int64_t(k) * 1000, "sess-big");
+    m.output = uint64_t(1 + k);
+    m.tools = {{"toolu_p" + std::to_string(k % 7), "Grep"}};
+    big += Line(m) + "\n";
+    if (k % 10 == 0) big += "\n";
+    if (k % 13 == 0) big += "garbage " + std::string(size_t(k * 37), 'x') + "\n";
+  }
+  big += R"J({"type":"assistant","message":{"id":"unfinished")J";
+  WriteFile(root() + "/-Users-x-app/big.jsonl", big);
+  auto files = List();
+  ScanOptions whole = Threads(1);
+  ScanResult want = ScanFiles(files, whole, nullptr);
+  const std::string dump = DumpLedger(want.ledger);
+  for (uint64_t piece : {1u, 2u, 3u, 7u, 64u, 333u, 1000u, 4096u}) {
+    for (unsigned threads : {1u, 2u, 3u}) {
+      ScanOptions o = Threads(threads);
+      o.piece_bytes = piece;
+      ScanResult r = ScanFiles(files, o, nullptr);
+      ASSERT_EQ(DumpLedger(r.ledger), dump) << "piece " << piece << ", " << threads << " threads";
+      EXPECT_EQ(r.skipped.by_reason, want.skipped.by_reason) << piece;
+      EXPECT_EQ(r.lines, want.lines) << piece;
+      EXPECT_EQ(r.usage_lines, want.usage_lines) << piece;
+      EXPECT_EQ(r.bytes, want.bytes) << piece;
+      EXPECT_EQ(r.files, want.files) << piece;
+    }
+  }
+  EXPECT_EQ(want.skipped.by_reason[int(SkipReason::kIncomplete)], 2u);
+}
+
 TEST_F(ScannerTest, A36_FilesModifiedBeforeSinceAreNotOpened) {
   WriteFile(root() + "/p/old.jsonl", Line(At("m_old", kT0)) + "\n");  // a line newer than its mtime
   WriteFile(root() + "/p/new.jsonl", Line(At("m_new", kT0)) + "\n");
