@@ -110,9 +110,12 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
     std::ifstream status("/proc/self/status");
     std::string line, rss;
     while (std::getline(status, line))
-      if (line.rfind("VmRSS:", 0) == 0 || line.rfind("VmHWM:", 0) == 0) rss += line;
+      if (line.rfind("VmRSS:", 0) == 0 || line.rfind("VmHWM:", 0) == 0) {
+        size_t v = line.find_first_not_of(" \t", 6);
+        rss += " " + line.substr(0, 5) + " " + (v == std::string::npos ? "" : line.substr(v));
+      }
     err << "ccmon-replay: " << name << " "
-        << std::chrono::duration<double, std::milli>(now - last).count() << " ms, RSS" << rss
+        << std::chrono::duration<double, std::milli>(now - last).count() << " ms;" << rss
         << "\n";
     last = now;
   };

@@ -129,7 +129,7 @@ void WriteReportTable(const Report& r, const ReportInputs& in, std::ostream& out
   out << "\n" << Thousands(r.sessions) << " sessions, " << Thousands(r.api_errors)
       << " API errors, " << Thousands(r.totals.web_search_requests) << " web searches; "
       << Thousands(in.files) << " files, " << Thousands(in.bytes) << " bytes, "
-      << Thousands(in.lines) << " lines";
+      << Thousands(in.lines) << " complete lines";
   if (in.skipped && in.skipped->total() > 0) {
     out << ", " << Thousands(in.skipped->total()) << " skipped (";
     bool first = true;
