@@ -1,4 +1,6 @@
 // ccmon-replay: parses flags into a ReplayConfig and calls RunReplay().
+#include <malloc.h>
+
 #include <boost/program_options.hpp>
 #include <iostream>
 
@@ -7,6 +9,9 @@
 namespace po = boost::program_options;
 
 int main(int argc, char** argv) {
+  // Big line buffers come and go while reading: keep them mmap'ed so that freeing one returns it
+  // to the system (glibc would otherwise raise its threshold and keep them on the heap).
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   ccmon::ReplayConfig cfg;
   std::string command = "summary", by = "day", project_label = "basename", step = "1m";
   po::options_description opts("Options");
