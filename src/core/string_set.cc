@@ -1,10 +1,56 @@
 #include "core/string_set.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <functional>
 
 namespace ccmon {
 
 uint64_t StringSet::Hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
+
+std::string_view StringSet::Get(uint32_t index) const {
+  uint64_t loc = locations_[index];
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(blocks_[loc >> kBlockBits].data()) +
+                           (loc & (kBlockBytes - 1));
+  size_t len = 0;
+  for (int shift = 0;; shift += 7) {  // varint length
+    unsigned char b = *p++;
+    len |= size_t(b & 0x7f) << shift;
+    if (!(b & 0x80)) break;
+  }
+  return std::string_view(reinterpret_cast<const char*>(p), len);
+}
+
+uint64_t StringSet::Append(std::string_view s) {
+  unsigned char prefix[10];
+  size_t n = 0;
+  for (size_t len = s.size();; len >>= 7) {
+    prefix[n++] = static_cast<unsigned char>((len & 0x7f) | (len >= 0x80 ? 0x80 : 0));
+    if (len < 0x80) break;
+  }
+  const size_t need = n + s.size();
+  // Blocks grow from 4 KiB to 1 MiB, so that a small set (a worker's batch) stays small.
+  const size_t next_block =
+      blocks_.empty() ? 4096 : std::min(kBlockBytes, 2 * blocks_.back().size());
+  if (need > kBlockBytes) {  // a string of its own block
+    blocks_.emplace_back(need);
+    block_used_ = SIZE_MAX;  // never appended to
+    std::memcpy(blocks_.back().data(), prefix, n);
+    std::memcpy(blocks_.back().data() + n, s.data(), s.size());
+    return uint64_t(blocks_.size() - 1) << kBlockBits;
+  }
+  if (blocks_.empty() || block_used_ == SIZE_MAX || block_used_ + need > blocks_.back().size()) {
+    blocks_.emplace_back(std::max(next_block, need));
+    block_used_ = 0;
+  }
+  char* dst = blocks_.back().data() + block_used_;
+  std::memcpy(dst, prefix, n);
+  std::memcpy(dst + n, s.data(), s.size());
+  uint64_t loc = (uint64_t(blocks_.size() - 1) << kBlockBits) | block_used_;
+  block_used_ += need;
+  return loc;
+}
 
 uint32_t StringSet::Find(std::string_view s) const {
   if (slots_.empty()) return kNone;
@@ -40,8 +86,7 @@ uint32_t StringSet::Insert(std::string_view s, bool* inserted) {
     }
   }
   uint32_t idx = uint32_t(size());
-  arena_.insert(arena_.end(), s.begin(), s.end());
-  offsets_.push_back(arena_.size());
+  locations_.push_back(Append(s));
   slots_[i] = idx;
   *inserted = true;
   return idx;

@@ -1,12 +1,15 @@
 // StringSet: an insert-only set of byte strings with dense indices, stored compactly.
 //
-// Strings live back to back in one arena; an open-addressing table of 32-bit indices finds them.
-// About len + 12 bytes per string (std::unordered_set<std::string> needs ~len + 90), which is
-// what keeps replay's memory at the number of distinct requests, not at malloc overhead.
-// Lookups compare whole strings: the set is exact. Not thread-safe.
+// Strings live back to back in arena blocks (4 KiB growing to 1 MiB), each behind a varint length; a deque of
+// 64-bit locations gives index -> string, and an open-addressing table of 32-bit indices finds
+// them. About len + 14 bytes per string (std::unordered_set<std::string> needs ~len + 90), and no
+// growth step copies the strings, which keeps replay's peak memory at the number of distinct
+// requests. Lookups compare whole strings: the set is exact. Not thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -20,18 +23,20 @@ class StringSet {
   uint32_t Insert(std::string_view s, bool* inserted);
   // The index of `s`, or kNone.
   uint32_t Find(std::string_view s) const;
-  std::string_view Get(uint32_t index) const {
-    return std::string_view(arena_.data() + offsets_[index], offsets_[index + 1] - offsets_[index]);
-  }
-  size_t size() const { return offsets_.size() - 1; }
+  std::string_view Get(uint32_t index) const;
+  size_t size() const { return locations_.size(); }
 
  private:
+  static constexpr int kBlockBits = 20;  // 1 MiB blocks
+  static constexpr size_t kBlockBytes = size_t(1) << kBlockBits;
   static uint64_t Hash(std::string_view s);
   void Grow();
+  uint64_t Append(std::string_view s);  // returns the location: block << kBlockBits | offset
 
-  std::vector<char> arena_;
-  std::vector<uint64_t> offsets_{0};  // size() + 1 entries
-  std::vector<uint32_t> slots_;       // power-of-two size, kNone = empty
+  std::vector<std::vector<char>> blocks_;  // a string longer than a block gets its own
+  size_t block_used_ = 0;  // bytes used in blocks_.back(); SIZE_MAX: a string's own block
+  std::deque<uint64_t> locations_;
+  std::vector<uint32_t> slots_;  // power-of-two size, kNone = empty
 };
 
 }  // namespace ccmon
