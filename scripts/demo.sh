@@ -7,13 +7,17 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release -DCCMON_BUILD_TESTS=OFF > /dev/null
 cmake --build "$root/build" -j"$(nproc)" --target ccmon-replay ccmon-pricing
 replay="$root/build/src/tools/ccmon-replay"
-if "$replay" summary --progress never > /dev/null 2>&1; then
+# This machine's history, if it has any requests (CLAUDE_CONFIG_DIR, ~/.config/claude, ~/.claude).
+requests=$("$replay" summary --json --progress never 2>/dev/null |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["requests"])' 2>/dev/null || echo 0)
+if [ "${requests:-0}" -gt 0 ]; then
+  echo "Claude Code usage on this machine:"
   exec "$replay" summary "$@"
 fi
 demo="$root/build/demo-history"
+echo "No Claude Code history with requests on this machine (CLAUDE_CONFIG_DIR, ~/.config/claude,"
+echo "~/.claude): showing a generated demo history ($demo)."
 if [ ! -d "$demo/projects" ]; then
-  echo "No Claude Code history found here (CLAUDE_CONFIG_DIR, ~/.config/claude, ~/.claude);"
-  echo "generating a demo history in $demo ..."
   rm -rf "$demo"
   python3 "$root/tests/fixtures/gen_fixture.py" "$demo" --seed 1 --sessions 120 > /dev/null
 fi
