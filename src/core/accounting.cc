@@ -152,6 +152,7 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
   for (const auto& [sid, s] : sessions) {
     a.sessions_.push_back({s.first_ms, label(sid), project_of(s.cwd)});
   }
+  a.tool_calls_.reserve(ledger.tool_uses().size());
   for (const auto& [id, t] : ledger.tool_uses()) {  // NOLINT(id unused)
     a.tool_calls_.push_back({t.timestamp_ms, label(t.name)});
   }
@@ -159,6 +160,7 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
     if (x.timestamp_ms != y.timestamp_ms) return x.timestamp_ms < y.timestamp_ms;
     return a.labels_.Get(x.tool) < a.labels_.Get(y.tool);
   });
+  a.api_errors_.reserve(ledger.api_errors().size());
   for (const auto& [key, ts] : ledger.api_errors()) a.api_errors_.push_back(ts);
   std::sort(a.api_errors_.begin(), a.api_errors_.end());
   return a;

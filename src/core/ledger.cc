@@ -119,7 +119,7 @@ Ledger::Change Ledger::Add(const ParsedLine& line) {
   e.cwd = strings_.Intern(line.cwd);
   e.session = strings_.Intern(line.session_id);
   e.tokens = line.tokens;
-  e.web_search_requests = line.web_search_requests;
+  e.web_search_requests = uint32_t(line.web_search_requests);
   e.has_cost_usd = line.has_cost_usd;
   e.cost_usd = line.cost_usd;
   e.fast = line.fast;

@@ -21,18 +21,21 @@
 
 namespace ccmon {
 
+// 56 bytes: replay keeps one per distinct request.
 struct RequestEntry {
   int64_t timestamp_ms = 0;
+  Pico cost_usd = 0;     // legacy costUSD (valid when has_cost_usd)
+  StoredTokens tokens;
   uint32_t model = 0;    // canonical model id, in Ledger::strings()
   uint32_t cwd = 0;      // raw cwd
   uint32_t session = 0;  // sessionId
-  TokenCounts tokens;
-  uint64_t web_search_requests = 0;
-  Pico cost_usd = 0;  // legacy costUSD (valid when has_cost_usd)
+  uint32_t web_search_requests = 0;
   bool has_cost_usd = false;
   bool fast = false;
   bool sidechain = false;
 };
+
+static_assert(sizeof(RequestEntry) == 56, "RequestEntry is kept per request: keep it compact");
 
 struct SessionEntry {
   int64_t first_ms = 0;  // earliest counted line

@@ -128,9 +128,9 @@ class RefHandler {
   void Count(Val t, uint64_t u, double d, uint64_t* dst) {
     if (t == Val::kNull) {
       *dst = 0;
-    } else if (t == Val::kUint) {
+    } else if (t == Val::kUint && u <= kMaxTokenCount) {
       *dst = u;
-    } else if (t == Val::kFloat && d >= 0 && d < 9007199254740992.0 && std::floor(d) == d) {
+    } else if (t == Val::kFloat && d >= 0 && d <= double(kMaxTokenCount) && std::floor(d) == d) {
       *dst = uint64_t(d);
     } else {
       x_->bad_number = true;

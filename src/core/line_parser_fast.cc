@@ -27,7 +27,7 @@ bool FastCount(od::value& v, uint64_t* out) {
     *out = 0;
     return true;
   }
-  return v.get_uint64().get(*out) == SUCCESS;
+  return v.get_uint64().get(*out) == SUCCESS && *out <= kMaxTokenCount;
 }
 
 bool FastContent(od::array arr, ParsedLine* out) {

@@ -12,6 +12,14 @@ void TokenCounts::MaxWith(const TokenCounts& o) {
   cache_read = std::max(cache_read, o.cache_read);
 }
 
+void StoredTokens::MaxWith(const StoredTokens& o) {
+  input = std::max(input, o.input);
+  output = std::max(output, o.output);
+  cache_write_5m = std::max(cache_write_5m, o.cache_write_5m);
+  cache_write_1h = std::max(cache_write_1h, o.cache_write_1h);
+  cache_read = std::max(cache_read, o.cache_read);
+}
+
 uint64_t TokenOfType(const TokenCounts& t, int i) {
   switch (i) {
     case 0: return t.input;

@@ -26,6 +26,30 @@ struct TokenCounts {
   bool operator==(const TokenCounts&) const = default;
 };
 
+// One request's counts as the ledger stores them (4 bytes each: a single request's count is far
+// below 2^32, and the parser rejects larger ones, docs/accounting.md A9).
+struct StoredTokens {
+  uint32_t input = 0;
+  uint32_t output = 0;
+  uint32_t cache_write_5m = 0;
+  uint32_t cache_write_1h = 0;
+  uint32_t cache_read = 0;
+
+  StoredTokens() = default;
+  StoredTokens(const TokenCounts& t)  // NOLINT: implicit, the counts fit (checked by the parser)
+      : input(uint32_t(t.input)), output(uint32_t(t.output)),
+        cache_write_5m(uint32_t(t.cache_write_5m)), cache_write_1h(uint32_t(t.cache_write_1h)),
+        cache_read(uint32_t(t.cache_read)) {}
+  operator TokenCounts() const {  // NOLINT: implicit widening
+    return TokenCounts{input, output, cache_write_5m, cache_write_1h, cache_read};
+  }
+  void MaxWith(const StoredTokens& o);
+  bool operator==(const StoredTokens&) const = default;
+  bool operator==(const TokenCounts& t) const { return TokenCounts(*this) == t; }
+};
+// The largest count a usage field may hold (larger values make the line bad_usage).
+inline constexpr uint64_t kMaxTokenCount = UINT32_MAX;
+
 // Token type names as they appear in the `type` label, in TokenCounts field order.
 inline constexpr std::string_view kTokenTypes[5] = {"input", "output", "cache_creation_5m",
                                                     "cache_creation_1h", "cache_read"};

@@ -310,9 +310,15 @@ TEST_F(LineParserTest, A9_IntegralFloatTokensAreAccepted) {
   Owned o = Check(WithUsage(R"J({"input_tokens":5.0,"output_tokens":1e2,"cache_read_input_tokens":0.0,"cache_creation_input_tokens":2.50e1})J"));
   ASSERT_EQ(o.kind, LineKind::kUsage);
   EXPECT_EQ(o.tokens, (TokenCounts{5, 100, 25, 0, 0}));
-  o = Check(WithUsage(R"J({"input_tokens":18446744073709551615})J"));
+  o = Check(WithUsage(R"J({"input_tokens":4294967295})J"));
   ASSERT_EQ(o.kind, LineKind::kUsage);
-  EXPECT_EQ(o.tokens.input, 18446744073709551615ull);
+  EXPECT_EQ(o.tokens.input, 4294967295ull);
+}
+
+TEST_F(LineParserTest, A9_CountsOf2To32OrMoreAreBadUsage) {
+  for (const char* v : {"4294967296", "18446744073709551615", "4294967296.0", "1e10"}) {
+    ExpectSkipped(WithUsage(std::string(R"J({"input_tokens":)J") + v + "}"), SkipReason::kBadUsage);
+  }
 }
 
 TEST_F(LineParserTest, A9_BadTokenCountsSkipTheLine) {

@@ -203,10 +203,11 @@ TEST_F(MetricsTest, A34_HistogramBuckets) {
   for (Pico p : b) les.push_back(FormatUsd(p));
   EXPECT_EQ(les, (std::vector<std::string>{"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
                                            "0.5", "1", "2.5", "5", "10"}));
-  // A model priced at 1 pico per input token: the cost is the input count in pico.
+  // A model priced at 1e6 pico per input token and 1 pico per output token: a cost of c pico is
+  // c / 1e6 input tokens plus c % 1e6 output tokens (counts stay below 2^32, A9).
   PriceTable prices;
   ModelPrice unit;
-  unit.base = Rates{1, 0, 0, 0};
+  unit.base = Rates{1'000'000, 1, 0, 0};
   prices.Set("claude-unit", unit);
   const uint64_t costs[] = {1000000000 /* exactly 0.001: in le=0.001 */, 1000000001, 2500000000,
                             10000000000000 /* $10 */, 10000000000001, 0};
@@ -215,8 +216,8 @@ TEST_F(MetricsTest, A34_HistogramBuckets) {
     Msg m = One();
     m.id = "msg_h" + std::to_string(i++);
     m.model = "claude-unit";
-    m.input = c;
-    m.output = 0;
+    m.input = c / 1'000'000;
+    m.output = c % 1'000'000;
     Add(m);
   }
   Msg unpriced = One();
