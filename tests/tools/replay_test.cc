@@ -211,6 +211,15 @@ TEST_F(ReplayTest, MetricsAndOpenMetricsCommands) {
   EXPECT_NE(r.err.find("history ends at 1788397200"), std::string::npos) << r.err;
 }
 
+TEST_F(ReplayTest, AFullDiskIsAClearError) {
+  ReplayConfig cfg = Config();
+  cfg.command = ReplayCommand::kOpenMetrics;
+  cfg.output = "/dev/full";  // every write fails with ENOSPC
+  Out r = Replay(cfg);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("write failed for /dev/full"), std::string::npos) << r.err;
+}
+
 TEST(ReplayStep, ParsesDurations) {
   int64_t ms = 0;
   EXPECT_TRUE(ParseStep("1m", &ms));
