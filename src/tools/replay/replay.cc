@@ -1,6 +1,11 @@
 #include "tools/replay/replay.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #include <chrono>
 #include <cstdlib>
@@ -169,23 +174,37 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
     }
     case ReplayCommand::kOpenMetrics: {
       auto fams = CollectEvents(acc, device);
+      // A regular file is written as FILE.tmp and renamed when complete, so that a failed run
+      // (full disk, killed) never leaves a truncated history for promtool to import.
+      const bool to_stdout = cfg.output.empty() || cfg.output == "-";
+      struct stat st;
+      const bool special = !to_stdout && ::stat(cfg.output.c_str(), &st) == 0 && !S_ISREG(st.st_mode);
+      const std::string target = to_stdout || special ? cfg.output : cfg.output + ".tmp";
       std::ofstream file;
       std::ostream* dst = &out;
-      if (!cfg.output.empty() && cfg.output != "-") {
-        file.open(cfg.output, std::ios::binary | std::ios::trunc);
+      if (!to_stdout) {
+        file.open(target, std::ios::binary | std::ios::trunc);
         if (!file) {
-          err << "ccmon-replay: cannot write " << cfg.output << "\n";
+          err << "ccmon-replay: cannot write " << target << ": " << std::strerror(errno) << "\n";
           return 1;
         }
         dst = &file;
       }
       HistoryStats hs = WriteOpenMetricsHistory(fams, cfg.step_ms, *dst);
       dst->flush();
-      if (!*dst) {
+      if (!to_stdout) file.close();  // fails (failbit) if any write or the final flush failed
+      if (to_stdout ? out.fail() : file.fail()) {
         err << "ccmon-replay: write failed for " << cfg.output << "\n";
+        if (!to_stdout && !special) std::remove(target.c_str());
         return 1;
       }
-      if (dst != &out) {
+      if (!to_stdout && !special && std::rename(target.c_str(), cfg.output.c_str()) != 0) {
+        err << "ccmon-replay: cannot rename " << target << " to " << cfg.output << ": "
+            << std::strerror(errno) << "\n";
+        std::remove(target.c_str());
+        return 1;
+      }
+      if (!to_stdout) {
         err << "ccmon-replay: wrote " << hs.series << " series, " << hs.samples << " samples to "
             << cfg.output << " (history ends at " << hs.end_ms / 1000 << ")\n";
       }
