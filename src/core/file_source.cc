@@ -46,4 +46,19 @@ Status OpenSequentialFile(const std::string& path, uint64_t offset,
   return Status::Ok();
 }
 
+Status ReadSmallFile(const std::string& path, std::string* out) {
+  std::unique_ptr<SequentialFile> file;
+  Status s = OpenSequentialFile(path, 0, &file);
+  if (!s.ok()) return s;
+  out->clear();
+  char buf[64 << 10];
+  for (;;) {
+    size_t got = 0;
+    s = file->Read(buf, sizeof buf, &got);
+    if (!s.ok()) return s;
+    if (got == 0) return Status::Ok();
+    out->append(buf, got);
+  }
+}
+
 }  // namespace ccmon

@@ -21,4 +21,7 @@ class SequentialFile {
 Status OpenSequentialFile(const std::string& path, uint64_t offset,
                           std::unique_ptr<SequentialFile>* out);
 
+// Reads a small file (a config or price file) whole. Not for transcripts: they are streamed.
+Status ReadSmallFile(const std::string& path, std::string* out);
+
 }  // namespace ccmon

@@ -1,12 +1,12 @@
 #include "core/pricing.h"
 
+#include "core/file_source.h"
+
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 namespace ccmon {
 
@@ -163,11 +163,10 @@ Status PriceTable::FromJson(std::string_view text, PriceTable* out) {
 }
 
 Status PriceTable::FromFile(const std::string& path, PriceTable* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IoError("cannot open pricing file " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  Status s = FromJson(ss.str(), out);
+  std::string text;
+  Status s = ReadSmallFile(path, &text);
+  if (!s.ok()) return Status::IoError("cannot read pricing file: " + s.message());
+  s = FromJson(text, out);
   if (!s.ok()) return Status::InvalidArgument(path + ": " + s.message());
   return s;
 }

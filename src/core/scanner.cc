@@ -9,6 +9,10 @@
 #include "core/line_reader.h"
 
 namespace ccmon {
+
+// The reader's padding is what lets the parser use lines in place (no copy per line).
+static_assert(LineReader::kPadding >= LineParser::kPadding, "reader padding must cover the parser's");
+
 namespace {
 
 // The ledger all workers feed. Each worker collects a few thousand usage lines in a small local

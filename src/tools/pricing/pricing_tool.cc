@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
+#include "core/file_source.h"
 #include "core/model_id.h"
 #include "core/pricing.h"
 #include "net/http_get.h"
@@ -45,12 +45,7 @@ Status ReadSource(const std::string& from, std::string* text) {
   if (from.rfind("http://", 0) == 0 || from.rfind("https://", 0) == 0) {
     return HttpGet(from, HttpGetOptions{}, text);
   }
-  std::ifstream in(from, std::ios::binary);
-  if (!in) return Status::IoError("cannot open " + from);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  *text = ss.str();
-  return Status::Ok();
+  return ReadSmallFile(from, text);
 }
 
 Status WriteAtomically(const std::string& path, const std::string& content) {
