@@ -87,8 +87,8 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
   std::vector<uint32_t> order(reqs.size());
   std::iota(order.begin(), order.end(), 0u);
   std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
-    if (reqs[x].timestamp_ms != reqs[y].timestamp_ms)
-      return reqs[x].timestamp_ms < reqs[y].timestamp_ms;
+    const int64_t tx = ledger.request_timestamp_ms(x), ty = ledger.request_timestamp_ms(y);
+    if (tx != ty) return tx < ty;
     return ledger.request_key(x) < ledger.request_key(y);
   });
 

@@ -11,8 +11,9 @@ uint64_t StringSet::Hash(std::string_view s) { return std::hash<std::string_view
 
 std::string_view StringSet::Get(uint32_t index) const {
   uint64_t loc = locations_[index];
-  const unsigned char* p = reinterpret_cast<const unsigned char*>(blocks_[loc >> kBlockBits].data()) +
-                           (loc & (kBlockBytes - 1));
+  const unsigned char* p =
+      reinterpret_cast<const unsigned char*>(blocks_[loc >> kBlockBits].data.get()) +
+      (loc & (kBlockBytes - 1));
   size_t len = 0;
   for (int shift = 0;; shift += 7) {  // varint length
     unsigned char b = *p++;
@@ -20,6 +21,10 @@ std::string_view StringSet::Get(uint32_t index) const {
     if (!(b & 0x80)) break;
   }
   return std::string_view(reinterpret_cast<const char*>(p), len);
+}
+
+void StringSet::AddBlock(size_t size) {
+  blocks_.push_back(Block{std::unique_ptr<char[]>(new char[size]), size});
 }
 
 uint64_t StringSet::Append(std::string_view s) {
@@ -31,20 +36,19 @@ uint64_t StringSet::Append(std::string_view s) {
   }
   const size_t need = n + s.size();
   // Blocks grow from 4 KiB to 1 MiB, so that a small set (a worker's batch) stays small.
-  const size_t next_block =
-      blocks_.empty() ? 4096 : std::min(kBlockBytes, 2 * blocks_.back().size());
+  const size_t next_block = blocks_.empty() ? 4096 : std::min(kBlockBytes, 2 * blocks_.back().size);
   if (need > kBlockBytes) {  // a string of its own block
-    blocks_.emplace_back(need);
+    AddBlock(need);
     block_used_ = SIZE_MAX;  // never appended to
-    std::memcpy(blocks_.back().data(), prefix, n);
-    std::memcpy(blocks_.back().data() + n, s.data(), s.size());
+    std::memcpy(blocks_.back().data.get(), prefix, n);
+    std::memcpy(blocks_.back().data.get() + n, s.data(), s.size());
     return uint64_t(blocks_.size() - 1) << kBlockBits;
   }
-  if (blocks_.empty() || block_used_ == SIZE_MAX || block_used_ + need > blocks_.back().size()) {
-    blocks_.emplace_back(std::max(next_block, need));
+  if (blocks_.empty() || block_used_ == SIZE_MAX || block_used_ + need > blocks_.back().size) {
+    AddBlock(std::max(next_block, need));
     block_used_ = 0;
   }
-  char* dst = blocks_.back().data() + block_used_;
+  char* dst = blocks_.back().data.get() + block_used_;
   std::memcpy(dst, prefix, n);
   std::memcpy(dst + n, s.data(), s.size());
   uint64_t loc = (uint64_t(blocks_.size() - 1) << kBlockBits) | block_used_;

@@ -1,13 +1,14 @@
 // StringSet: an insert-only set of byte strings with dense indices, stored compactly.
 //
-// Strings live back to back in arena blocks (4 KiB growing to 1 MiB), each behind a varint length; a deque of
-// 64-bit locations gives index -> string, and an open-addressing table of 32-bit indices finds
-// them. About len + 14 bytes per string (std::unordered_set<std::string> needs ~len + 90), and no
-// growth step copies the strings, which keeps replay's peak memory at the number of distinct
+// Strings live back to back in arena blocks (4 KiB growing to 1 MiB), each behind a varint length;
+// a deque of 64-bit locations gives index -> string, and an open-addressing table of 32-bit indices
+// finds them. About len + 14 bytes per string (std::unordered_set<std::string> needs ~len + 90),
+// and no growth step copies the strings, which keeps replay's peak memory at the number of distinct
 // requests. Lookups compare whole strings: the set is exact. Not thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <string_view>
@@ -33,8 +34,25 @@ class StringSet {
   void Grow();
   uint64_t Append(std::string_view s);  // returns the location: block << kBlockBits | offset
 
-  std::vector<std::vector<char>> blocks_;  // a string longer than a block gets its own
-  size_t block_used_ = 0;  // bytes used in blocks_.back(); SIZE_MAX: a string's own block
+  struct Block {
+    std::unique_ptr<char[]> data;  // not zeroed: untouched pages of a fresh block cost no memory
+    size_t size = 0;
+
+    Block(std::unique_ptr<char[]> d, size_t n) : data(std::move(d)), size(n) {}
+    Block(Block&&) = default;
+    Block& operator=(Block&&) = default;
+    Block(const Block& o) : data(new char[o.size]), size(o.size) {  // ledgers are copyable
+      std::memcpy(data.get(), o.data.get(), size);
+    }
+    Block& operator=(const Block& o) {
+      if (this != &o) *this = Block(o);
+      return *this;
+    }
+  };
+  void AddBlock(size_t size);
+
+  std::vector<Block> blocks_;  // a string longer than a block gets its own
+  size_t block_used_ = 0;      // bytes used in blocks_.back(); SIZE_MAX: a string's own block
   std::deque<uint64_t> locations_;
   std::vector<uint32_t> slots_;  // power-of-two size, kNone = empty
 };

@@ -40,7 +40,7 @@ class LedgerTest : public ::testing::Test {
     EXPECT_EQ(out.kind, LineKind::kUsage) << Line(m);
     return l->Add(out);
   }
-  const RequestEntry& Only(const Ledger& l) {
+  RequestEntry Only(const Ledger& l) {
     EXPECT_EQ(l.requests().size(), 1u);
     return l.requests().at(0);
   }
@@ -183,6 +183,48 @@ TEST_F(LedgerTest, A17_CostUsdIsMaxOverCopiesThatHaveItAndFastIsSticky) {
   EXPECT_TRUE(Only(l).has_cost_usd);
   EXPECT_EQ(Only(l).cost_usd, 500000000000);
   EXPECT_TRUE(Only(l).fast);
+}
+
+// Entries are stored packed (docs/store-format.md, "Ledger entries"): every field must come back
+// as it went in, at the extremes of the timestamp range and with every flag set or clear.
+TEST_F(LedgerTest, PackedEntriesKeepEveryFieldAtTheExtremes) {
+  Ledger l;
+  struct Case {
+    const char* id;
+    const char* ts;
+    int64_t ms;
+    bool flags;
+  } cases[] = {{"m_first", "0000-01-01T00:00:00.000Z", -62167219200000, true},
+               {"m_last", "9999-12-31T23:59:59.999Z", 253402300799999, true},
+               {"m_epoch", "1970-01-01T00:00:00.000Z", 0, false},
+               {"m_before", "1969-12-31T23:59:59.999Z", -1, true}};
+  for (const Case& c : cases) {
+    Msg m = Base();
+    m.id = c.id;
+    m.timestamp = c.ts;
+    m.input = kMaxTokenCount;
+    m.sidechain = c.flags;
+    if (c.flags) {
+      m.speed = "fast";
+      m.cost_usd = "12345.678901234567";
+      m.web_search = 7;
+    }
+    Add(&l, m);
+  }
+  ASSERT_EQ(l.requests().size(), std::size(cases));
+  for (uint32_t i = 0; i < l.requests().size(); ++i) {
+    const RequestEntry e = l.requests()[i];
+    const Case& c = cases[i];
+    EXPECT_EQ(e.timestamp_ms, c.ms) << c.id;
+    EXPECT_EQ(l.request_timestamp_ms(i), c.ms) << c.id;
+    EXPECT_EQ(e.tokens.input, kMaxTokenCount) << c.id;
+    EXPECT_EQ(e.sidechain, c.flags) << c.id;
+    EXPECT_EQ(e.fast, c.flags) << c.id;
+    EXPECT_EQ(e.has_cost_usd, c.flags) << c.id;
+    EXPECT_EQ(e.cost_usd, c.flags ? 12345678901234567 : 0) << c.id;
+    EXPECT_EQ(e.web_search_requests, c.flags ? 7u : 0u) << c.id;
+    EXPECT_EQ(S(l, e.session), "sess-a") << c.id;
+  }
 }
 
 TEST_F(LedgerTest, A18_NonSidechainCopyWinsOverEarlierSidechain) {
