@@ -5,36 +5,40 @@
 
 namespace ccmon {
 
-LineReader::LineReader(SequentialFile* file, uint64_t start_offset, Options options)
-    : file_(file), options_(options), consumed_(start_offset) {
-  capacity_ = options_.chunk_bytes;
-  buf_.reset(new char[capacity_ + kPadding]);
+LineReader::LineReader(SequentialFile* file, uint64_t start_offset, Options options,
+                       LineBuffer* buffer)
+    : file_(file), options_(options), buffer_(buffer ? buffer : &own_), consumed_(start_offset) {
+  if (buffer_->data == nullptr || buffer_->capacity < options_.chunk_bytes) {
+    buffer_->data.reset(new char[options_.chunk_bytes + kPadding]);
+    buffer_->capacity = options_.chunk_bytes;
+  }
 }
 
 bool LineReader::Fill() {
   if (eof_ || !status_.ok()) return false;
   // Compact: move the unconsumed bytes to the front.
   if (begin_ > 0) {
-    std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
+    std::memmove(buffer_->data.get(), buffer_->data.get() + begin_, end_ - begin_);
     end_ -= begin_;
     scan_ -= begin_;
     begin_ = 0;
   }
-  size_t new_capacity = capacity_;
-  if (end_ == capacity_) {
+  const size_t capacity = buffer_->capacity;
+  size_t new_capacity = capacity;
+  if (end_ == capacity) {
     // Grow for a long line, up to the cap (+1 to see that it is over the cap).
-    new_capacity = std::max(std::min(capacity_ * 2, options_.max_line_bytes + 1), capacity_ + 1);
-  } else if (capacity_ > 4 * options_.chunk_bytes && end_ < options_.chunk_bytes) {
+    new_capacity = std::max(std::min(capacity * 2, options_.max_line_bytes + 1), capacity + 1);
+  } else if (capacity > 4 * options_.chunk_bytes && end_ < options_.chunk_bytes) {
     new_capacity = options_.chunk_bytes;  // a long line is behind us: give the memory back
   }
-  if (new_capacity != capacity_) {
+  if (new_capacity != capacity) {
     std::unique_ptr<char[]> grown(new char[new_capacity + kPadding]);
-    std::memcpy(grown.get(), buf_.get(), end_);
-    buf_ = std::move(grown);
-    capacity_ = new_capacity;
+    std::memcpy(grown.get(), buffer_->data.get(), end_);
+    buffer_->data = std::move(grown);
+    buffer_->capacity = new_capacity;
   }
   size_t got = 0;
-  status_ = file_->Read(buf_.get() + end_, capacity_ - end_, &got);
+  status_ = file_->Read(buffer_->data.get() + end_, new_capacity - end_, &got);
   if (!status_.ok()) return false;
   if (got == 0) {
     eof_ = true;
@@ -47,11 +51,12 @@ bool LineReader::Fill() {
 LineReader::Result LineReader::Next(std::string_view* line, size_t* readable) {
   if (consumed_ >= options_.end_offset && !discarding_) return Result::kEnd;
   for (;;) {
-    const char* nl = scan_ < end_ ? static_cast<const char*>(
-                                        std::memchr(buf_.get() + scan_, '\n', end_ - scan_))
-                                  : nullptr;
+    char* const buf = buffer_->data.get();
+    const char* nl = scan_ < end_
+                         ? static_cast<const char*>(std::memchr(buf + scan_, '\n', end_ - scan_))
+                         : nullptr;
     if (nl != nullptr) {
-      size_t pos = size_t(nl - buf_.get());
+      size_t pos = size_t(nl - buf);
       size_t len = pos - begin_;
       if (discarding_) {
         consumed_ += discarded_ + len + 1;
@@ -65,8 +70,8 @@ LineReader::Result LineReader::Next(std::string_view* line, size_t* readable) {
         begin_ = scan_ = pos + 1;
         return Result::kTooLong;
       }
-      *line = std::string_view(buf_.get() + begin_, len);
-      *readable = capacity_ + kPadding - begin_;
+      *line = std::string_view(buf + begin_, len);
+      *readable = buffer_->capacity + kPadding - begin_;
       consumed_ += len + 1;
       begin_ = scan_ = pos + 1;
       return Result::kLine;

@@ -16,6 +16,14 @@
 
 namespace ccmon {
 
+// Memory for LineReaders, reusable from one reader to the next (a scanner worker keeps one for
+// all its files, so that a file costs no allocation and no fresh pages). Owned by the caller;
+// used by one reader at a time.
+struct LineBuffer {
+  std::unique_ptr<char[]> data;  // uninitialised: capacity + LineReader::kPadding bytes
+  size_t capacity = 0;
+};
+
 class LineReader {
  public:
   struct Options {
@@ -28,7 +36,11 @@ class LineReader {
   enum class Result { kLine, kTooLong, kEnd, kError };
 
   // `file` is borrowed and must outlive the reader; `start_offset` is the file position it is at.
-  LineReader(SequentialFile* file, uint64_t start_offset, Options options);
+  // `buffer`, if given, is borrowed and must outlive the reader; the reader keeps its own
+  // otherwise. A borrowed buffer keeps its size when the reader ends (at most 4 chunks more than
+  // a chunk are given back by the next reader's first read).
+  LineReader(SequentialFile* file, uint64_t start_offset, Options options,
+             LineBuffer* buffer = nullptr);
 
   // kLine: *line is the next line without its '\n'; at least line->size() + kPadding bytes are
   // readable from line->data() (reported in *readable). The view is valid until the next call.
@@ -48,8 +60,8 @@ class LineReader {
 
   SequentialFile* file_;
   Options options_;
-  std::unique_ptr<char[]> buf_;  // uninitialised: capacity_ + kPadding bytes
-  size_t capacity_ = 0;
+  LineBuffer own_;
+  LineBuffer* buffer_;  // own_ or the caller's
   size_t begin_ = 0, end_ = 0, scan_ = 0;
   uint64_t consumed_;
   bool eof_ = false;

@@ -37,6 +37,7 @@ struct Worker {
     local = Ledger();
     local_lines = 0;
   }
+  LineBuffer read_buffer;  // reused for every file: no allocation or fresh pages per file
   SkipCounts skipped;
   uint64_t files = 0, bytes = 0, lines = 0, usage_lines = 0;
   std::vector<std::string> errors;
@@ -65,7 +66,7 @@ void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, P
   LineReader::Options ro;
   ro.max_line_bytes = opt.max_line_bytes;
   ro.end_offset = last ? UINT64_MAX : piece.end;
-  LineReader reader(file.get(), open_at, ro);
+  LineReader reader(file.get(), open_at, ro, &w->read_buffer);
   std::string_view text;
   size_t readable = 0;
   if (!first && reader.Next(&text, &readable) == LineReader::Result::kEnd) {

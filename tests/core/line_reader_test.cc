@@ -256,6 +256,40 @@ TEST(LineReader, A5_MemoryFollowsTheLongestLineNotTheFileSize) {
   EXPECT_LE(last_readable, 64 + LineReader::kPadding);
 }
 
+// A scanner worker lends one LineBuffer to every reader: the buffer is reused as is, a long line
+// grows it, and the next reader gives the growth back; lines are the same as with own buffers.
+TEST(LineReader, BorrowedBufferIsReusedAcrossReaders) {
+  LineBuffer buffer;
+  std::string first = "one\n" + std::string(5000, 'L') + "\nthree\n";
+  ChunkedFile f(first, {4096});
+  {
+    LineReader r(&f, 0, Opts(64), &buffer);
+    std::string_view line;
+    size_t readable = 0;
+    ASSERT_EQ(r.Next(&line, &readable), LineReader::Result::kLine);
+    EXPECT_EQ(line, "one");
+    ASSERT_EQ(r.Next(&line, &readable), LineReader::Result::kLine);
+    EXPECT_EQ(line, std::string(5000, 'L'));
+  }  // a reader may stop anywhere (a piece's end): the buffer stays as it was
+  EXPECT_GT(buffer.capacity, 4u * 64);
+  const char* grown = buffer.data.get();
+  ASSERT_NE(grown, nullptr);
+
+  ChunkedFile g("four\nfive\npartial", {3});
+  LineReader r2(&g, 0, Opts(64), &buffer);
+  auto items = ReadAll(r2);
+  EXPECT_EQ(Lines(items), (std::vector<std::string>{"four", "five"}));
+  EXPECT_EQ(r2.consumed_offset(), 10u);
+  EXPECT_EQ(r2.pending_bytes(), 7u);
+  EXPECT_EQ(buffer.capacity, 64u);  // the growth was given back
+
+  const char* reused = buffer.data.get();
+  ChunkedFile h("six\n", {4096});
+  LineReader r3(&h, 0, Opts(64), &buffer);
+  EXPECT_EQ(Lines(ReadAll(r3)), (std::vector<std::string>{"six"}));
+  EXPECT_EQ(buffer.data.get(), reused);  // a chunk-sized buffer is reused, not reallocated
+}
+
 TEST(LineReader, A11_ReadErrorStopsWithStatus) {
   const std::string data = "line one\nline two\nline three\n";
   ChunkedFile f(data, {1, 2, 3, 4, 5, 6, 7}, /*fail_at=*/15);

@@ -17,6 +17,8 @@
 //      small fast-path limit) never loses or alters a usage record the reference finds.
 //  (c) kUsage lines go into Ledgers: in file order, in reverse order, and as two halves merged.
 //      Ledger rules are documented as commutative, so the three ledgers must be identical.
+//  (d) the id encoding of dedup keys (core/id_codec.h): the input's two halves, encoded one after
+//      the other, decode back to the same two byte strings; decoding arbitrary bytes never crashes.
 // Any violated property calls abort() after printing what differed.
 #include <algorithm>
 #include <cstddef>
@@ -32,6 +34,7 @@
 #include <vector>
 
 #include "core/file_source.h"
+#include "core/id_codec.h"
 #include "core/ledger.h"
 #include "core/line_parser.h"
 #include "core/line_reader.h"
@@ -472,6 +475,24 @@ void ReadAsFile(std::string_view input, const LineReader::Options& options, size
 }  // namespace
 }  // namespace ccmon
 
+void CheckIds(std::string_view input) {
+  using namespace ccmon;
+  const std::string_view a = input.substr(0, input.size() / 2), b = input.substr(input.size() / 2);
+  std::string joined;
+  AppendEncodedId(a, &joined);
+  AppendEncodedId(b, &joined);
+  std::string_view in = joined;
+  std::string da, db;
+  if (!DecodeId(&in, &da) || !DecodeId(&in, &db) || !in.empty() || da != a || db != b) {
+    std::fprintf(stderr, "id encoding does not round-trip (%zu + %zu bytes)\n", a.size(), b.size());
+    std::abort();
+  }
+  std::string ignored;
+  std::string_view raw = input;
+  while (DecodeId(&raw, &ignored)) {
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ccmon;
   std::string_view input(reinterpret_cast<const char*>(data), size);
@@ -509,5 +530,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ReadAsFile(input, tiny, 1 + size % 13, false, nullptr);
 
   CheckLedgers(usage);
+  CheckIds(input);
   return 0;
 }
