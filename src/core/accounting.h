@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/index_iterator.h"
 #include "core/ledger.h"
 #include "core/pricing.h"
 #include "core/string_pool.h"
@@ -85,18 +86,8 @@ class Accounting {
     size_t size() const { return a_->order_.size(); }
     bool empty() const { return size() == 0; }
     PricedRequest operator[](size_t i) const { return a_->RequestAt(i); }
-    struct Iterator {
-      const Accounting* a;
-      size_t i;
-      PricedRequest operator*() const { return a->RequestAt(i); }
-      Iterator& operator++() {
-        ++i;
-        return *this;
-      }
-      bool operator!=(const Iterator& o) const { return i != o.i; }
-    };
-    Iterator begin() const { return {a_, 0}; }
-    Iterator end() const { return {a_, size()}; }
+    IndexIterator<Requests> begin() const { return {this, 0}; }
+    IndexIterator<Requests> end() const { return {this, size()}; }
 
    private:
     const Accounting* a_;

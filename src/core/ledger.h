@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/id_codec.h"
+#include "core/index_iterator.h"
 #include "core/string_pool.h"
 #include "core/string_set.h"
 #include "core/usage.h"
@@ -76,18 +77,8 @@ class Ledger {
     RequestEntry operator[](size_t i) const { return l_->Unpack(uint32_t(i)); }
     // Throws std::out_of_range (for tests).
     RequestEntry at(size_t i) const;
-    struct Iterator {
-      const Requests* r;
-      size_t i;
-      RequestEntry operator*() const { return (*r)[i]; }
-      Iterator& operator++() {
-        ++i;
-        return *this;
-      }
-      bool operator!=(const Iterator& o) const { return i != o.i; }
-    };
-    Iterator begin() const { return {this, 0}; }
-    Iterator end() const { return {this, size()}; }
+    IndexIterator<Requests> begin() const { return {this, 0}; }
+    IndexIterator<Requests> end() const { return {this, size()}; }
 
    private:
     const Ledger* l_;
