@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/version.hpp>
+#include <optional>
 
 namespace ccmon {
 namespace {
@@ -32,38 +33,90 @@ bool ParseUrl(const std::string& url, Url* out) {
   } else {
     return false;
   }
-  size_t slash = rest.find('/');
-  std::string authority = rest.substr(0, slash);
+  const size_t slash = rest.find('/');
+  const std::string authority = rest.substr(0, slash);
   out->target = slash == std::string::npos ? "/" : rest.substr(slash);
-  size_t colon = authority.rfind(':');
-  if (colon != std::string::npos && authority.find(']') == std::string::npos) {
-    out->host = authority.substr(0, colon);
-    out->port = authority.substr(colon + 1);
+  out->port = out->tls ? "443" : "80";
+  if (!authority.empty() && authority[0] == '[') {  // [IPv6]:port
+    const size_t close = authority.find(']');
+    if (close == std::string::npos) return false;
+    out->host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return false;
+      out->port = authority.substr(close + 2);
+    }
   } else {
-    out->host = authority;
-    out->port = out->tls ? "443" : "80";
+    const size_t colon = authority.rfind(':');
+    out->host = authority.substr(0, colon);
+    if (colon != std::string::npos) out->port = authority.substr(colon + 1);
   }
-  return !out->host.empty();
+  return !out->host.empty() && !out->port.empty();
+}
+
+// Runs one asynchronous operation to completion on `ioc`. Beast's tcp_stream applies its
+// expiry only to asynchronous operations, so every step goes through here: a stalled peer ends
+// in beast::error::timeout instead of blocking forever.
+template <class Start>
+beast::error_code RunOne(net::io_context& ioc, Start start) {
+  beast::error_code result = net::error::would_block;
+  start([&result](beast::error_code ec, auto&&...) { result = ec; });
+  ioc.restart();
+  ioc.run();
+  return result;
 }
 
 template <class Stream>
-Status Exchange(Stream& stream, beast::tcp_stream& tcp_layer, const Url& u,
+Status Exchange(net::io_context& ioc, Stream& stream, beast::tcp_stream& tcp_layer, const Url& u,
                 const HttpGetOptions& opt, http::response<http::string_body>* res) {
   http::request<http::empty_body> req{http::verb::get, u.target, 11};
   req.set(http::field::host, u.host);
   req.set(http::field::user_agent, "ccmon-pricing/0.1");
   req.set(http::field::accept, "application/json");
-  beast::error_code ec;
   tcp_layer.expires_after(opt.timeout);
-  http::write(stream, req, ec);
+  beast::error_code ec =
+      RunOne(ioc, [&](auto handler) { http::async_write(stream, req, std::move(handler)); });
   if (ec) return Status::IoError("write: " + ec.message());
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(opt.max_body_bytes);
   tcp_layer.expires_after(opt.timeout);
-  http::read(stream, buffer, parser, ec);
+  ec = RunOne(ioc, [&](auto handler) {
+    http::async_read_header(stream, buffer, parser, std::move(handler));
+  });
+  if (ec) return Status::IoError("read: " + ec.message());
+  // Boost 1.74's parser skips its Content-Length check against body_limit when it parses eagerly
+  // (as async_read does), so the declared length is checked here; chunked and read-to-EOF
+  // bodies are limited by the parser itself.
+  if (parser.content_length() && *parser.content_length() > opt.max_body_bytes) {
+    return Status::IoError("read: body of " + std::to_string(*parser.content_length()) +
+                           " bytes is over the body limit of " +
+                           std::to_string(opt.max_body_bytes));
+  }
+  tcp_layer.expires_after(opt.timeout);
+  ec = RunOne(ioc,
+              [&](auto handler) { http::async_read(stream, buffer, parser, std::move(handler)); });
   if (ec) return Status::IoError("read: " + ec.message());
   *res = parser.release();
+  return Status::Ok();
+}
+
+Status Resolve(net::io_context& ioc, const Url& u, const HttpGetOptions& opt,
+               tcp::resolver::results_type* out) {
+  tcp::resolver resolver(ioc);
+  std::optional<beast::error_code> result;
+  resolver.async_resolve(u.host, u.port, [&](beast::error_code ec, tcp::resolver::results_type r) {
+    result = ec;
+    *out = std::move(r);
+  });
+  ioc.restart();
+  ioc.run_for(opt.timeout);
+  if (!result) {
+    resolver.cancel();
+    ioc.restart();
+    ioc.run();
+    return Status::IoError(u.host + ": resolve: timed out");
+  }
+  if (*result) return Status::IoError(u.host + ": resolve: " + result->message());
   return Status::Ok();
 }
 
@@ -75,39 +128,46 @@ Status HttpGet(const std::string& url_text, const HttpGetOptions& opt, std::stri
     Url u;
     if (!ParseUrl(current, &u)) return Status::InvalidArgument("not an http(s) URL: " + current);
     net::io_context ioc;
-    beast::error_code ec;
-    tcp::resolver resolver(ioc);
-    auto endpoints = resolver.resolve(u.host, u.port, ec);
-    if (ec) return Status::IoError(u.host + ": resolve: " + ec.message());
+    tcp::resolver::results_type endpoints;
+    if (Status s = Resolve(ioc, u, opt, &endpoints); !s.ok()) return s;
     http::response<http::string_body> res;
     Status s;
+    beast::error_code ec;
     if (u.tls) {
       ssl::context ctx(ssl::context::tls_client);
-      ctx.set_default_verify_paths();
+      ctx.set_default_verify_paths();  // the system CAs (or $SSL_CERT_FILE / $SSL_CERT_DIR)
       ctx.set_verify_mode(ssl::verify_peer);
       beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
       if (!SSL_set_tlsext_host_name(stream.native_handle(), u.host.c_str()))
         return Status::IoError(u.host + ": cannot set SNI");
       stream.set_verify_callback(ssl::host_name_verification(u.host));
-      beast::get_lowest_layer(stream).expires_after(opt.timeout);
-      beast::get_lowest_layer(stream).connect(endpoints, ec);
+      beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
+      tcp_layer.expires_after(opt.timeout);
+      ec = RunOne(ioc,
+                  [&](auto handler) { tcp_layer.async_connect(endpoints, std::move(handler)); });
       if (ec) return Status::IoError(u.host + ": connect: " + ec.message());
-      beast::get_lowest_layer(stream).expires_after(opt.timeout);
-      stream.handshake(ssl::stream_base::client, ec);
+      tcp_layer.expires_after(opt.timeout);
+      ec = RunOne(ioc, [&](auto handler) {
+        stream.async_handshake(ssl::stream_base::client, std::move(handler));
+      });
       if (ec) return Status::IoError(u.host + ": TLS handshake: " + ec.message());
-      s = Exchange(stream, beast::get_lowest_layer(stream), u, opt, &res);
+      s = Exchange(ioc, stream, tcp_layer, u, opt, &res);
     } else {
       beast::tcp_stream stream(ioc);
       stream.expires_after(opt.timeout);
-      stream.connect(endpoints, ec);
+      ec = RunOne(ioc, [&](auto handler) { stream.async_connect(endpoints, std::move(handler)); });
       if (ec) return Status::IoError(u.host + ": connect: " + ec.message());
-      s = Exchange(stream, stream, u, opt, &res);
+      s = Exchange(ioc, stream, stream, u, opt, &res);
     }
     if (!s.ok()) return Status::IoError(u.host + ": " + s.message());
-    unsigned code = res.result_int();
+    const unsigned code = res.result_int();
     if (code >= 300 && code < 400 && res.count(http::field::location)) {
       std::string loc(res[http::field::location]);
-      if (loc.rfind("/", 0) == 0) loc = (u.tls ? "https://" : "http://") + u.host + ":" + u.port + loc;
+      if (loc.rfind("/", 0) == 0) {
+        const std::string host =
+            u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
+        loc = (u.tls ? "https://" : "http://") + host + ":" + u.port + loc;
+      }
       current = loc;
       continue;
     }
