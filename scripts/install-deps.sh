@@ -13,8 +13,8 @@ packages=(
   python3
 )
 if [ "${1:-}" = "--test" ]; then
-  # Test-only: a real Prometheus/promtool, clang + libFuzzer.
-  packages+=(prometheus clang libclang-rt-14-dev)
+  # Test-only: a real Prometheus/promtool and VictoriaMetrics, clang + libFuzzer.
+  packages+=(prometheus victoria-metrics clang libclang-rt-14-dev)
 fi
 missing=()
 for p in "${packages[@]}"; do

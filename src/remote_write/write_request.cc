@@ -1,0 +1,190 @@
+#include "remote_write/write_request.h"
+
+#include <snappy.h>
+
+#include <algorithm>
+#include <set>
+
+#include "prometheus/remote.pb.h"
+
+namespace ccmon::rw {
+namespace {
+
+bool NameChar(char c, bool first, bool colon) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') return true;
+  if (colon && c == ':') return true;
+  return !first && c >= '0' && c <= '9';
+}
+
+bool ValidName(std::string_view s, bool colon) {
+  if (s.empty()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (!NameChar(s[i], i == 0, colon)) return false;
+  }
+  return true;
+}
+
+std::string Describe(const Series& s) {
+  std::string out = "{";
+  for (const auto& [name, value] : s.labels) {
+    if (out.size() > 1) out += ",";
+    out += name + "=\"" + value + "\"";
+    if (out.size() > 200) return out + "...}";
+  }
+  return out + "}";
+}
+
+prometheus::MetricMetadata::MetricType ToProto(MetricKind k) {
+  switch (k) {
+    case MetricKind::kCounter:
+      return prometheus::MetricMetadata::COUNTER;
+    case MetricKind::kGauge:
+      return prometheus::MetricMetadata::GAUGE;
+    case MetricKind::kHistogram:
+      return prometheus::MetricMetadata::HISTOGRAM;
+    case MetricKind::kSummary:
+      return prometheus::MetricMetadata::SUMMARY;
+    case MetricKind::kInfo:
+      return prometheus::MetricMetadata::INFO;
+    case MetricKind::kUnknown:
+      break;
+  }
+  return prometheus::MetricMetadata::UNKNOWN;
+}
+
+MetricKind FromProto(prometheus::MetricMetadata::MetricType t) {
+  switch (t) {
+    case prometheus::MetricMetadata::COUNTER:
+      return MetricKind::kCounter;
+    case prometheus::MetricMetadata::GAUGE:
+      return MetricKind::kGauge;
+    case prometheus::MetricMetadata::HISTOGRAM:
+      return MetricKind::kHistogram;
+    case prometheus::MetricMetadata::SUMMARY:
+      return MetricKind::kSummary;
+    case prometheus::MetricMetadata::INFO:
+      return MetricKind::kInfo;
+    default:
+      return MetricKind::kUnknown;
+  }
+}
+
+}  // namespace
+
+size_t WriteRequest::sample_count() const {
+  size_t n = 0;
+  for (const Series& s : series) n += s.samples.size();
+  return n;
+}
+
+bool IsValidLabelName(std::string_view name) { return ValidName(name, false); }
+bool IsValidMetricName(std::string_view name) { return ValidName(name, true); }
+
+Status Encode(const WriteRequest& request, std::string* body) {
+  prometheus::WriteRequest msg;
+  std::set<std::vector<std::pair<std::string, std::string>>> seen;
+  for (const Series& s : request.series) {
+    auto labels = s.labels;
+    std::sort(labels.begin(), labels.end());
+    bool has_name = false;
+    for (size_t i = 0; i < labels.size(); ++i) {
+      const auto& [name, value] = labels[i];
+      if (i > 0 && labels[i - 1].first == name) {
+        return Status::InvalidArgument("remote-write: duplicate label name \"" + name + "\" in " +
+                                       Describe(s));
+      }
+      if (name == "__name__") {
+        if (!IsValidMetricName(value)) {
+          return Status::InvalidArgument("remote-write: invalid metric name in " + Describe(s));
+        }
+        has_name = true;
+      } else if (!IsValidLabelName(name) || name.starts_with("__")) {
+        return Status::InvalidArgument("remote-write: invalid label name \"" + name + "\" in " +
+                                       Describe(s));
+      } else if (value.empty()) {
+        return Status::InvalidArgument("remote-write: empty value for label \"" + name + "\" in " +
+                                       Describe(s));
+      }
+    }
+    if (!has_name) return Status::InvalidArgument("remote-write: no __name__ in " + Describe(s));
+    if (s.samples.empty())
+      return Status::InvalidArgument("remote-write: no samples in " + Describe(s));
+    for (size_t i = 1; i < s.samples.size(); ++i) {
+      if (s.samples[i].timestamp_ms <= s.samples[i - 1].timestamp_ms) {
+        return Status::InvalidArgument("remote-write: timestamps not strictly increasing in " +
+                                       Describe(s));
+      }
+    }
+    if (!seen.insert(labels).second) {
+      return Status::InvalidArgument("remote-write: series sent twice in one request: " +
+                                     Describe(s));
+    }
+    prometheus::TimeSeries* ts = msg.add_timeseries();
+    for (const auto& [name, value] : labels) {
+      prometheus::Label* l = ts->add_labels();
+      l->set_name(name);
+      l->set_value(value);
+    }
+    for (const Sample& sample : s.samples) {
+      prometheus::Sample* out = ts->add_samples();
+      out->set_value(sample.value);
+      out->set_timestamp(sample.timestamp_ms);
+    }
+  }
+  for (const Metadata& m : request.metadata) {
+    if (!IsValidMetricName(m.family)) {
+      return Status::InvalidArgument("remote-write: invalid metadata family \"" + m.family + "\"");
+    }
+    prometheus::MetricMetadata* out = msg.add_metadata();
+    out->set_type(ToProto(m.kind));
+    out->set_metric_family_name(m.family);
+    out->set_help(m.help);
+    out->set_unit(m.unit);
+  }
+  std::string raw;
+  if (!msg.SerializeToString(&raw))
+    return Status::InvalidArgument("remote-write: serialize failed");
+  std::string compressed;
+  snappy::Compress(raw.data(), raw.size(), &compressed);
+  *body = std::move(compressed);
+  return Status::Ok();
+}
+
+Status Decode(std::string_view body, size_t max_decoded_bytes, WriteRequest* request) {
+  size_t decoded_len = 0;
+  if (!snappy::GetUncompressedLength(body.data(), body.size(), &decoded_len)) {
+    return Status::InvalidArgument("remote-write: body is not snappy block data");
+  }
+  if (decoded_len > max_decoded_bytes) {
+    return Status::InvalidArgument("remote-write: decoded size " + std::to_string(decoded_len) +
+                                   " over the limit of " + std::to_string(max_decoded_bytes));
+  }
+  std::string raw;
+  if (!snappy::Uncompress(body.data(), body.size(), &raw)) {
+    return Status::InvalidArgument("remote-write: corrupt snappy data");
+  }
+  prometheus::WriteRequest msg;
+  if (!msg.ParseFromString(raw)) {
+    return Status::InvalidArgument("remote-write: body is not a protobuf WriteRequest");
+  }
+  WriteRequest out;
+  out.series.reserve(size_t(msg.timeseries_size()));
+  for (const prometheus::TimeSeries& ts : msg.timeseries()) {
+    Series s;
+    s.labels.reserve(size_t(ts.labels_size()));
+    for (const prometheus::Label& l : ts.labels()) s.labels.emplace_back(l.name(), l.value());
+    s.samples.reserve(size_t(ts.samples_size()));
+    for (const prometheus::Sample& sample : ts.samples()) {
+      s.samples.push_back(Sample{sample.timestamp(), sample.value()});
+    }
+    out.series.push_back(std::move(s));
+  }
+  for (const prometheus::MetricMetadata& m : msg.metadata()) {
+    out.metadata.push_back(
+        Metadata{FromProto(m.type()), m.metric_family_name(), m.help(), m.unit()});
+  }
+  *request = std::move(out);
+  return Status::Ok();
+}
+
+}  // namespace ccmon::rw

@@ -1,0 +1,71 @@
+// The Prometheus remote-write 1.0 wire format: a snappy-compressed (block format, not framed)
+// protobuf WriteRequest (proto/prometheus/remote.proto). Pure functions, thread-safe, no I/O.
+//
+// Encoding validates what the spec asks of a sender, because receivers do not (Prometheus 2.42
+// stores unsorted or nameless series, answers 500 to a duplicate label name, and rolls a whole
+// request back for one out-of-order sample; ../shared/docs/prometheus-peers.md §5-6): every
+// series has a __name__, label names are valid, unique and non-empty values only, samples of a
+// series have strictly increasing timestamps, and no series appears twice in one request.
+// Labels may be given in any order; they are sent sorted by name.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace ccmon::rw {
+
+// Headers every remote-write 1.0 request carries (besides User-Agent).
+inline constexpr std::string_view kContentType = "application/x-protobuf";
+inline constexpr std::string_view kContentEncoding = "snappy";
+inline constexpr std::string_view kVersionHeader = "X-Prometheus-Remote-Write-Version";
+inline constexpr std::string_view kVersion = "0.1.0";
+
+struct Sample {
+  int64_t timestamp_ms = 0;
+  double value = 0;
+  bool operator==(const Sample&) const = default;
+};
+
+struct Series {
+  std::vector<std::pair<std::string, std::string>> labels;  // includes {"__name__", name}
+  std::vector<Sample> samples;
+  bool operator==(const Series&) const = default;
+};
+
+enum class MetricKind : uint8_t { kUnknown, kCounter, kGauge, kHistogram, kSummary, kInfo };
+
+struct Metadata {
+  MetricKind kind = MetricKind::kUnknown;
+  std::string family;  // metric family name (without _total / _bucket suffixes)
+  std::string help;
+  std::string unit;
+  bool operator==(const Metadata&) const = default;
+};
+
+struct WriteRequest {
+  std::vector<Series> series;
+  std::vector<Metadata> metadata;
+  size_t sample_count() const;
+};
+
+// Validates `request` (see the file comment) and writes the snappy-compressed protobuf to *body.
+// InvalidArgument names the first offending series; *body is untouched then.
+Status Encode(const WriteRequest& request, std::string* body);
+
+// Decodes a body: snappy block format whose declared uncompressed length must not exceed
+// `max_decoded_bytes` (checked before decompressing), then the protobuf. Labels are returned as
+// sent; no validation beyond the wire format (a receiver decides what it accepts).
+Status Decode(std::string_view body, size_t max_decoded_bytes, WriteRequest* request);
+
+// True for a valid Prometheus label name: [a-zA-Z_][a-zA-Z0-9_]*.
+bool IsValidLabelName(std::string_view name);
+// True for a valid metric name: [a-zA-Z_:][a-zA-Z0-9_:]*.
+bool IsValidMetricName(std::string_view name);
+
+}  // namespace ccmon::rw
