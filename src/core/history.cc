@@ -29,18 +29,39 @@ void WriteHeader(const FamilyDesc& d, std::ostream& out) {
   out << "# HELP " << d.name << " " << EscapeHelp(d.help) << "\n";
 }
 
+class OpenMetricsSink : public HistorySink {
+ public:
+  explicit OpenMetricsSink(std::ostream& out) : out_(out) {}
+  void BeginFamily(const FamilyDesc& d) override { WriteHeader(d, out_); }
+  void Sample(const std::string& sample_name, const std::vector<std::string>& label_names,
+              const std::vector<std::string>& label_values, const char* extra_name,
+              const std::string* extra_value, __int128 value, bool usd,
+              int64_t timestamp_ms) override {
+    out_ << sample_name << LabelString(label_names, label_values, extra_name, extra_value) << ' '
+         << FormatValue(value, usd) << ' ' << Seconds(timestamp_ms) << '\n';
+  }
+
+ private:
+  std::ostream& out_;
+};
+
 }  // namespace
 
 HistoryStats WriteOpenMetricsHistory(const std::vector<FamilyEvents>& families, int64_t step,
                                      std::ostream& out) {
+  OpenMetricsSink sink(out);
+  HistoryStats stats = EmitHistory(families, step, &sink);
+  out << "# EOF\n";
+  return stats;
+}
+
+HistoryStats EmitHistory(const std::vector<FamilyEvents>& families, int64_t step,
+                         HistorySink* sink) {
   HistoryStats stats;
   int64_t last_step = std::numeric_limits<int64_t>::min();
   for (const auto& f : families)
     for (const auto& e : f.events) last_step = std::max(last_step, StepOf(e.timestamp_ms, step));
-  if (last_step == std::numeric_limits<int64_t>::min()) {
-    out << "# EOF\n";
-    return stats;
-  }
+  if (last_step == std::numeric_limits<int64_t>::min()) return stats;
   const int64_t end_ms = last_step * step;
   stats.end_ms = end_ms;
   const auto& bounds = CostPerRequestBuckets();
@@ -48,7 +69,7 @@ HistoryStats WriteOpenMetricsHistory(const std::vector<FamilyEvents>& families, 
   for (const auto& f : families) {
     if (f.events.empty()) continue;
     const FamilyDesc& d = f.desc;
-    WriteHeader(d, out);
+    sink->BeginFamily(d);
     std::vector<MetricEvent> ev = f.events;
     // Series in label order, events in time order.
     std::vector<uint32_t> rank(f.series_labels.size());
@@ -69,9 +90,9 @@ HistoryStats WriteOpenMetricsHistory(const std::vector<FamilyEvents>& families, 
       const auto& labels = f.series_labels[s];
       ++stats.series;
       if (d.type == MetricType::kCounter) {
-        const std::string name = d.name + "_total" + LabelString(d.label_names, labels);
+        const std::string name = d.name + "_total";
         auto emit = [&](__int128 v, int64_t ms) {
-          out << name << ' ' << FormatValue(v, d.usd) << ' ' << Seconds(ms) << '\n';
+          sink->Sample(name, d.label_names, labels, nullptr, nullptr, v, d.usd, ms);
           ++stats.samples;
         };
         __int128 value = 0;
@@ -103,17 +124,16 @@ HistoryStats WriteOpenMetricsHistory(const std::vector<FamilyEvents>& families, 
         std::vector<uint64_t> buckets(bounds.size(), 0);
         uint64_t count = 0;
         __int128 sum = 0;
+        const std::string bucket_name = d.name + "_bucket", count_name = d.name + "_count",
+                          sum_name = d.name + "_sum";
         auto emit = [&](int64_t ms) {
-          const std::string ts = Seconds(ms);
           for (size_t b = 0; b <= bounds.size(); ++b) {
             std::string le = b < bounds.size() ? FormatValue(bounds[b], true) : "+Inf";
-            out << d.name << "_bucket" << LabelString(d.label_names, labels, "le", &le) << ' '
-                << (b < bounds.size() ? buckets[b] : count) << ' ' << ts << '\n';
+            sink->Sample(bucket_name, d.label_names, labels, "le", &le,
+                         b < bounds.size() ? buckets[b] : count, false, ms);
           }
-          out << d.name << "_count" << LabelString(d.label_names, labels) << ' ' << count << ' '
-              << ts << '\n';
-          out << d.name << "_sum" << LabelString(d.label_names, labels) << ' '
-              << FormatValue(sum, true) << ' ' << ts << '\n';
+          sink->Sample(count_name, d.label_names, labels, nullptr, nullptr, count, false, ms);
+          sink->Sample(sum_name, d.label_names, labels, nullptr, nullptr, sum, true, ms);
           stats.samples += bounds.size() + 3;
         };
         int64_t cur = StepOf(ev[i].timestamp_ms, step);
@@ -144,7 +164,6 @@ HistoryStats WriteOpenMetricsHistory(const std::vector<FamilyEvents>& families, 
       }
     }
   }
-  out << "# EOF\n";
   return stats;
 }
 

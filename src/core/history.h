@@ -24,7 +24,25 @@ struct HistoryStats {
   int64_t end_ms = 0;  // the common end time
 };
 
-// `step_ms` > 0 and a multiple of 1000. Writes "# EOF" at the end.
+// Receives the history's samples: per family, BeginFamily, then its series one after the other,
+// each series' samples in ascending time (counters as <name>_total; histograms as _bucket with an
+// "le" extra label, _count and _sum, all at one timestamp).
+class HistorySink {
+ public:
+  virtual ~HistorySink() = default;
+  virtual void BeginFamily(const FamilyDesc& desc) = 0;
+  // `value` is a count, or pico-dollars when `usd`. `extra_name`/`extra_value` may be null.
+  virtual void Sample(const std::string& sample_name, const std::vector<std::string>& label_names,
+                      const std::vector<std::string>& label_values, const char* extra_name,
+                      const std::string* extra_value, __int128 value, bool usd,
+                      int64_t timestamp_ms) = 0;
+};
+
+// Emits the history of `families` into `sink`. `step_ms` > 0 and a multiple of 1000.
+HistoryStats EmitHistory(const std::vector<FamilyEvents>& families, int64_t step_ms,
+                         HistorySink* sink);
+
+// The history as OpenMetrics text, ending in "# EOF".
 HistoryStats WriteOpenMetricsHistory(const std::vector<FamilyEvents>& families, int64_t step_ms,
                                      std::ostream& out);
 
