@@ -12,7 +12,7 @@
 #include "core/file_source.h"
 #include "core/model_id.h"
 #include "core/pricing.h"
-#include "net/http_get.h"
+#include "net/http_client.h"
 
 namespace ccmon {
 namespace {

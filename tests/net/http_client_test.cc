@@ -1,7 +1,7 @@
-// HttpGet (src/net/http_get.h) against real servers on the loopback: plain HTTP, TLS with a
+// HttpGet (src/net/http_client.h) against real servers on the loopback: plain HTTP, TLS with a
 // self-signed certificate made here (trusted through $SSL_CERT_FILE, or not), redirects, errors,
 // body limits and a server that never answers.
-#include "net/http_get.h"
+#include "net/http_client.h"
 
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
@@ -136,6 +136,16 @@ class TestServer {
     if (ec) return;
     ++requests_;
     std::string head(net::buffers_begin(buf.data()), net::buffers_end(buf.data()));
+    // A body (POST): read what Content-Length announces, past what came with the head.
+    const size_t head_end = head.find("\r\n\r\n") + 4;
+    const size_t cl = head.find("Content-Length: ");
+    if (cl != std::string::npos && cl < head_end) {
+      const size_t want = std::stoul(head.substr(cl + 16));
+      const size_t have = head.size() - head_end;
+      if (want > have) net::read(stream, buf, net::transfer_exactly(want - have), ec);
+      if (ec) return;
+      head.assign(net::buffers_begin(buf.data()), net::buffers_end(buf.data()));
+    }
     std::optional<std::string> response = respond(head);
     if (!response) {  // stall: read until the client gives up and closes
       char c;
@@ -169,6 +179,52 @@ TEST(HttpGet, PlainGetReturnsTheBodyAndSendsAHead) {
   EXPECT_EQ(body, "{\"a\":1}");
   EXPECT_EQ(seen.rfind("GET /prices.json HTTP/1.1\r\n", 0), 0u) << seen;
   EXPECT_NE(seen.find("User-Agent: ccmon-pricing/"), std::string::npos) << seen;
+}
+
+TEST(HttpExchange, PostsTheBodyWithTheGivenHeadersAndReturnsAnyStatus) {
+  std::string seen;
+  TestServer server(2, [&](const std::string& req) -> std::optional<std::string> {
+    seen = req;
+    if (req.find("second") != std::string::npos) {
+      return std::string(
+          "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 4\r\n\r\nbusy");
+    }
+    return std::string("HTTP/1.1 204 No Content\r\n\r\n");
+  });
+  HttpRequest req;
+  req.method = "POST";
+  req.url = server.url("http", "/api/v1/write");
+  req.headers = {{"Content-Encoding", "snappy"}, {"X-Scope-OrgID", "team-a"}};
+  req.body = std::string("first\0body", 10);
+  HttpResponse res;
+  ASSERT_TRUE(HttpExchange(req, HttpGetOptions{}, &res).ok());
+  EXPECT_EQ(res.status, 204u);
+  EXPECT_EQ(seen.rfind("POST /api/v1/write HTTP/1.1\r\n", 0), 0u) << seen;
+  EXPECT_NE(seen.find("Content-Encoding: snappy\r\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("X-Scope-OrgID: team-a\r\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("Content-Length: 10\r\n"), std::string::npos) << seen;
+  EXPECT_EQ(seen.substr(seen.size() - 10), std::string("first\0body", 10));
+
+  req.body = "second";
+  ASSERT_TRUE(HttpExchange(req, HttpGetOptions{}, &res).ok());
+  EXPECT_EQ(res.status, 503u);
+  EXPECT_EQ(res.retry_after, "7");
+  EXPECT_EQ(res.body, "busy");
+}
+
+TEST(HttpExchange, NoServerIsAnErrorNotAResponse) {
+  uint16_t port;
+  {
+    net::io_context io;
+    tcp::acceptor a(io, {net::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }  // closed: nothing listens there now
+  HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(port) + "/";
+  HttpResponse res;
+  Status s = HttpExchange(req, HttpGetOptions{}, &res);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("connect"), std::string::npos) << s.message();
 }
 
 TEST(HttpGet, FollowsARelativeRedirect) {

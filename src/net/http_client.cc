@@ -1,4 +1,4 @@
-#include "net/http_get.h"
+#include "net/http_client.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -67,11 +67,16 @@ beast::error_code RunOne(net::io_context& ioc, Start start) {
 
 template <class Stream>
 Status Exchange(net::io_context& ioc, Stream& stream, beast::tcp_stream& tcp_layer, const Url& u,
-                const HttpGetOptions& opt, http::response<http::string_body>* res) {
-  http::request<http::empty_body> req{http::verb::get, u.target, 11};
+                const HttpRequest& request, const HttpGetOptions& opt,
+                http::response<http::string_body>* res) {
+  http::request<http::string_body> req{http::string_to_verb(request.method), u.target, 11};
   req.set(http::field::host, u.host);
-  req.set(http::field::user_agent, "ccmon-pricing/0.1");
-  req.set(http::field::accept, "application/json");
+  req.set(http::field::user_agent, "ccmon/0.1");
+  for (const auto& [name, value] : request.headers) req.set(name, value);
+  if (!request.body.empty() || req.method() == http::verb::post) {
+    req.body() = request.body;
+    req.prepare_payload();
+  }
   tcp_layer.expires_after(opt.timeout);
   beast::error_code ec =
       RunOne(ioc, [&](auto handler) { http::async_write(stream, req, std::move(handler)); });
@@ -122,57 +127,73 @@ Status Resolve(net::io_context& ioc, const Url& u, const HttpGetOptions& opt,
 
 }  // namespace
 
+Status HttpExchange(const HttpRequest& request, const HttpGetOptions& opt, HttpResponse* response) {
+  Url u;
+  if (!ParseUrl(request.url, &u)) {
+    return Status::InvalidArgument("not an http(s) URL: " + request.url);
+  }
+  if (http::string_to_verb(request.method) == http::verb::unknown) {
+    return Status::InvalidArgument("unknown HTTP method " + request.method);
+  }
+  net::io_context ioc;
+  tcp::resolver::results_type endpoints;
+  if (Status s = Resolve(ioc, u, opt, &endpoints); !s.ok()) return s;
+  http::response<http::string_body> res;
+  Status s;
+  beast::error_code ec;
+  if (u.tls) {
+    ssl::context ctx(ssl::context::tls_client);
+    ctx.set_default_verify_paths();  // the system CAs (or $SSL_CERT_FILE / $SSL_CERT_DIR)
+    ctx.set_verify_mode(ssl::verify_peer);
+    beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
+    if (!SSL_set_tlsext_host_name(stream.native_handle(), u.host.c_str()))
+      return Status::IoError(u.host + ": cannot set SNI");
+    stream.set_verify_callback(ssl::host_name_verification(u.host));
+    beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
+    tcp_layer.expires_after(opt.timeout);
+    ec = RunOne(ioc, [&](auto handler) { tcp_layer.async_connect(endpoints, std::move(handler)); });
+    if (ec) return Status::IoError(u.host + ": connect: " + ec.message());
+    tcp_layer.expires_after(opt.timeout);
+    ec = RunOne(ioc, [&](auto handler) {
+      stream.async_handshake(ssl::stream_base::client, std::move(handler));
+    });
+    if (ec) return Status::IoError(u.host + ": TLS handshake: " + ec.message());
+    s = Exchange(ioc, stream, tcp_layer, u, request, opt, &res);
+  } else {
+    beast::tcp_stream stream(ioc);
+    stream.expires_after(opt.timeout);
+    ec = RunOne(ioc, [&](auto handler) { stream.async_connect(endpoints, std::move(handler)); });
+    if (ec) return Status::IoError(u.host + ": connect: " + ec.message());
+    s = Exchange(ioc, stream, stream, u, request, opt, &res);
+  }
+  if (!s.ok()) return Status::IoError(u.host + ": " + s.message());
+  response->status = res.result_int();
+  response->location = std::string(res[http::field::location]);
+  response->retry_after = std::string(res[http::field::retry_after]);
+  response->body = std::move(res.body());
+  // Relative redirects are resolved against the request's origin.
+  if (response->location.rfind("/", 0) == 0) {
+    const std::string host = u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
+    response->location =
+        (u.tls ? "https://" : "http://") + host + ":" + u.port + response->location;
+  }
+  return Status::Ok();
+}
+
 Status HttpGet(const std::string& url_text, const HttpGetOptions& opt, std::string* body) {
-  std::string current = url_text;
+  HttpRequest request;
+  request.url = url_text;
+  request.headers = {{"Accept", "application/json"}, {"User-Agent", "ccmon-pricing/0.1"}};
   for (int hop = 0; hop <= opt.max_redirects; ++hop) {
-    Url u;
-    if (!ParseUrl(current, &u)) return Status::InvalidArgument("not an http(s) URL: " + current);
-    net::io_context ioc;
-    tcp::resolver::results_type endpoints;
-    if (Status s = Resolve(ioc, u, opt, &endpoints); !s.ok()) return s;
-    http::response<http::string_body> res;
-    Status s;
-    beast::error_code ec;
-    if (u.tls) {
-      ssl::context ctx(ssl::context::tls_client);
-      ctx.set_default_verify_paths();  // the system CAs (or $SSL_CERT_FILE / $SSL_CERT_DIR)
-      ctx.set_verify_mode(ssl::verify_peer);
-      beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
-      if (!SSL_set_tlsext_host_name(stream.native_handle(), u.host.c_str()))
-        return Status::IoError(u.host + ": cannot set SNI");
-      stream.set_verify_callback(ssl::host_name_verification(u.host));
-      beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
-      tcp_layer.expires_after(opt.timeout);
-      ec = RunOne(ioc,
-                  [&](auto handler) { tcp_layer.async_connect(endpoints, std::move(handler)); });
-      if (ec) return Status::IoError(u.host + ": connect: " + ec.message());
-      tcp_layer.expires_after(opt.timeout);
-      ec = RunOne(ioc, [&](auto handler) {
-        stream.async_handshake(ssl::stream_base::client, std::move(handler));
-      });
-      if (ec) return Status::IoError(u.host + ": TLS handshake: " + ec.message());
-      s = Exchange(ioc, stream, tcp_layer, u, opt, &res);
-    } else {
-      beast::tcp_stream stream(ioc);
-      stream.expires_after(opt.timeout);
-      ec = RunOne(ioc, [&](auto handler) { stream.async_connect(endpoints, std::move(handler)); });
-      if (ec) return Status::IoError(u.host + ": connect: " + ec.message());
-      s = Exchange(ioc, stream, stream, u, opt, &res);
-    }
-    if (!s.ok()) return Status::IoError(u.host + ": " + s.message());
-    const unsigned code = res.result_int();
-    if (code >= 300 && code < 400 && res.count(http::field::location)) {
-      std::string loc(res[http::field::location]);
-      if (loc.rfind("/", 0) == 0) {
-        const std::string host =
-            u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
-        loc = (u.tls ? "https://" : "http://") + host + ":" + u.port + loc;
-      }
-      current = loc;
+    HttpResponse res;
+    if (Status s = HttpExchange(request, opt, &res); !s.ok()) return s;
+    if (res.status >= 300 && res.status < 400 && !res.location.empty()) {
+      request.url = res.location;
       continue;
     }
-    if (code != 200) return Status::IoError(current + ": HTTP " + std::to_string(code));
-    *body = std::move(res.body());
+    if (res.status != 200)
+      return Status::IoError(request.url + ": HTTP " + std::to_string(res.status));
+    *body = std::move(res.body);
     return Status::Ok();
   }
   return Status::IoError(url_text + ": too many redirects");
