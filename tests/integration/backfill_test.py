@@ -46,8 +46,9 @@ def free_port():
 class Prometheus:
     """A prometheus process over an existing TSDB directory; always stop() it."""
 
-    def __init__(self, binary, data_dir, work_dir):
+    def __init__(self, binary, data_dir, work_dir, extra_args=()):
         self.binary, self.data_dir, self.work_dir = binary, data_dir, work_dir
+        self.extra_args = list(extra_args)
         self.proc = None
         self.port = None
         self.log_path = os.path.join(work_dir, "prometheus.log")
@@ -64,7 +65,7 @@ class Prometheus:
                 [self.binary, "--config.file=" + self.config,
                  "--storage.tsdb.path=" + self.data_dir,
                  "--storage.tsdb.retention.time=100y",
-                 "--web.listen-address=127.0.0.1:%d" % self.port],
+                 "--web.listen-address=127.0.0.1:%d" % self.port] + self.extra_args,
                 stdout=self.log, stderr=subprocess.STDOUT, cwd=self.work_dir)
             try:
                 self._wait_ready()

@@ -175,7 +175,12 @@ def prometheus_samples(prom, expected):
 
 
 def vm_samples(vm):
-    text = vm.get_json("/api/v1/export", {"match[]": '{__name__=~"ccmon_rw_test.*"}'})
+    return vm_samples_by_name(vm, "ccmon_rw_test.*")
+
+
+def vm_samples_by_name(vm, name_regex):
+    """Raw samples from /api/v1/export: sorted label items -> sorted [(ts_ms, value)]."""
+    text = vm.get_json("/api/v1/export", {"match[]": '{__name__=~"%s"}' % name_regex})
     got = {}
     for line in text.splitlines():
         if not line.strip():

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <random>
 
 #include "core/discovery.h"
 #include "core/history.h"
@@ -21,7 +22,9 @@
 #include "core/scanner.h"
 #include "core/timeutil.h"
 #include "core/timezone.h"
+#include "net/remote_write_sender.h"
 #include "tools/replay/progress.h"
+#include "tools/replay/remote_write_backfill.h"
 #include "tools/replay/report.h"
 
 namespace ccmon {
@@ -170,6 +173,30 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
       auto fams = CollectEvents(acc, device);
       out << (cfg.metrics_format == "openmetrics" ? SnapshotOpenMetrics(fams, &result.skipped)
                                                   : SnapshotText(fams, &result.skipped));
+      return 0;
+    }
+    case ReplayCommand::kRemoteWrite: {
+      auto fams = CollectEvents(acc, device);
+      RemoteWriteSenderOptions so;
+      so.url = cfg.remote_write_url;
+      so.headers = cfg.remote_write_headers;
+      so.user_agent = "ccmon-replay/0.1";
+      so.max_retry_time = std::chrono::seconds(cfg.max_retry_seconds);
+      RealHttpTransport transport(HttpGetOptions{});
+      RealSenderClock clock;
+      std::random_device seed;
+      std::mt19937_64 rng(seed());
+      std::uniform_real_distribution<double> uniform(0.0, 1.0);
+      RemoteWriteSender sender(so, &transport, &clock, [&] { return uniform(rng); });
+      BackfillStats bs;
+      Status st = BackfillRemoteWrite(fams, cfg.step_ms, cfg.max_samples_per_send, &sender, &bs);
+      if (!st.ok()) {
+        err << "ccmon-replay: " << st.message() << "\n";
+        return 1;
+      }
+      err << "ccmon-replay: sent " << bs.series << " series, " << bs.samples_sent << " samples in "
+          << bs.requests << " requests to " << cfg.remote_write_url << " (history ends at "
+          << bs.end_ms / 1000 << ")\n";
       return 0;
     }
     case ReplayCommand::kOpenMetrics: {

@@ -5,13 +5,14 @@
 #include <iosfwd>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/accounting.h"
 
 namespace ccmon {
 
-enum class ReplayCommand { kSummary, kOpenMetrics, kMetrics };
+enum class ReplayCommand { kSummary, kOpenMetrics, kMetrics, kRemoteWrite };
 enum class GroupBy { kDay, kMonth, kSession, kProject, kModel, kDevice };
 bool ParseGroupBy(const std::string& s, GroupBy* out);
 
@@ -31,6 +32,11 @@ struct ReplayConfig {
   unsigned threads = 0;
   size_t max_line_bytes = size_t(64) << 20;
   std::string progress = "auto";        // auto | always | never
+  // remote-write: the target and how to send.
+  std::string remote_write_url;
+  std::vector<std::pair<std::string, std::string>> remote_write_headers;
+  size_t max_samples_per_send = 2000;
+  int64_t max_retry_seconds = 300;
 };
 
 // Runs one command. Returns the process exit code; reports go to `out`, diagnostics to `err`.

@@ -1,0 +1,148 @@
+// BackfillRemoteWrite with a transport that decodes what it receives: the requests carry exactly
+// the history's samples, in time order across requests, each series ascending, metadata first.
+#include "tools/replay/remote_write_backfill.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <sstream>
+
+#include "core/history.h"
+#include "remote_write/write_request.h"
+
+namespace ccmon {
+namespace {
+
+class DecodingTransport : public HttpTransport {
+ public:
+  Status Exchange(const HttpRequest& request, HttpResponse* response) override {
+    rw::WriteRequest req;
+    Status s = rw::Decode(request.body, 64 << 20, &req);
+    EXPECT_TRUE(s.ok()) << s.message();
+    requests.push_back(req);
+    response->status = reject_from && requests.size() >= reject_from ? 400 : 204;
+    if (response->status == 400) response->body = "out of bounds";
+    return Status::Ok();
+  }
+  std::vector<rw::WriteRequest> requests;
+  size_t reject_from = 0;  // 1-based request number from which to answer 400
+};
+
+class NoSleep : public SenderClock {
+ public:
+  std::chrono::steady_clock::time_point Now() override { return {}; }
+  void SleepFor(std::chrono::milliseconds) override { ADD_FAILURE() << "no retry expected"; }
+};
+
+// A sender over `transport` that must never need to retry.
+struct Harness {
+  explicit Harness(DecodingTransport* transport)
+      : sender(Options(), transport, &clock, [] { return 0.5; }) {}
+  static RemoteWriteSenderOptions Options() {
+    RemoteWriteSenderOptions o;
+    o.url = "http://x/api/v1/write";
+    return o;
+  }
+  NoSleep clock;
+  RemoteWriteSender sender;
+};
+
+std::vector<FamilyEvents> Families() {
+  FamilyEvents tokens;
+  tokens.desc = FamilyDesc{"claude_tokens", MetricType::kCounter,         "Tokens.", "tokens",
+                           false,           {"device", "project", "type"}};
+  tokens.series_labels = {{"d", "p1", "input"}, {"d", "", "output"}};  // empty project label
+  FamilyEvents cost;
+  cost.desc = FamilyDesc{
+      "claude_cost_per_request_usd", MetricType::kHistogram, "Cost.", "usd", true, {"device"}};
+  cost.series_labels = {{"d"}};
+  const int64_t t0 = 1767225600000;  // 2026-01-01
+  for (int i = 0; i < 40; ++i) {
+    const int64_t t = t0 + int64_t(i) * 3600 * 1000 * 7;  // every 7 hours: gaps and restatements
+    tokens.events.push_back(MetricEvent{uint32_t(i % 2), t, 100 + i});
+    cost.events.push_back(MetricEvent{0, t, __int128(1000000000) * (i + 1)});
+  }
+  return {tokens, cost};
+}
+
+TEST(RemoteWriteBackfill, SendsTheHistoryInTimeOrderAndNothingElse) {
+  const auto fams = Families();
+  DecodingTransport transport;
+  Harness h(&transport);
+  BackfillStats stats;
+  ASSERT_TRUE(BackfillRemoteWrite(fams, 60000, 50, &h.sender, &stats).ok());
+
+  // What the OpenMetrics history holds, per series (labels as remote-write sends them).
+  struct Sink : HistorySink {
+    void BeginFamily(const FamilyDesc&) override {}
+    void Sample(const std::string& name, const std::vector<std::string>& names,
+                const std::vector<std::string>& values, const char* extra_name,
+                const std::string* extra_value, __int128 value, bool usd, int64_t ms) override {
+      std::vector<std::pair<std::string, std::string>> labels = {{"__name__", name}};
+      for (size_t i = 0; i < names.size(); ++i)
+        if (!values[i].empty()) labels.emplace_back(names[i], values[i]);
+      if (extra_name) labels.emplace_back(extra_name, *extra_value);
+      std::sort(labels.begin(), labels.end());
+      want[labels].push_back({ms, std::stod(FormatValue(value, usd))});
+      ++n;
+    }
+    std::map<std::vector<std::pair<std::string, std::string>>, std::vector<rw::Sample>> want;
+    size_t n = 0;
+  } sink;
+  EmitHistory(fams, 60000, &sink);
+
+  std::map<std::vector<std::pair<std::string, std::string>>, std::vector<rw::Sample>> got;
+  int64_t previous_request_max = INT64_MIN;
+  size_t total = 0;
+  for (size_t r = 0; r < transport.requests.size(); ++r) {
+    const rw::WriteRequest& req = transport.requests[r];
+    EXPECT_EQ(req.metadata.size(), r == 0 ? 2u : 0u) << "request " << r;
+    EXPECT_LE(req.sample_count(), 50u);
+    int64_t min_ts = INT64_MAX, max_ts = INT64_MIN;
+    for (const rw::Series& s : req.series) {
+      for (const rw::Sample& x : s.samples) {
+        min_ts = std::min(min_ts, x.timestamp_ms);
+        max_ts = std::max(max_ts, x.timestamp_ms);
+      }
+      auto& dst = got[s.labels];
+      dst.insert(dst.end(), s.samples.begin(), s.samples.end());
+      total += s.samples.size();
+    }
+    EXPECT_GE(min_ts, previous_request_max) << "request " << r << " goes back in time";
+    previous_request_max = max_ts;
+  }
+  EXPECT_EQ(got, sink.want);
+  EXPECT_EQ(total, sink.n);
+  EXPECT_EQ(stats.samples_sent, sink.n);
+  EXPECT_EQ(stats.requests, transport.requests.size());
+  EXPECT_EQ(transport.requests[0].metadata[0],
+            (rw::Metadata{rw::MetricKind::kCounter, "claude_tokens", "Tokens.", "tokens"}));
+}
+
+TEST(RemoteWriteBackfill, StopsAtARejectedRequestAndSaysHowFarItGot) {
+  DecodingTransport transport;
+  transport.reject_from = 3;
+  Harness h(&transport);
+  BackfillStats stats;
+  Status s = BackfillRemoteWrite(Families(), 60000, 50, &h.sender, &stats);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("remote-write request 3 (samples 101-150"), std::string::npos)
+      << s.message();
+  EXPECT_NE(s.message().find("rejected: HTTP 400: out of bounds"), std::string::npos);
+  EXPECT_NE(s.message().find("the 100 samples before it were stored"), std::string::npos);
+  EXPECT_EQ(transport.requests.size(), 3u);
+  EXPECT_EQ(stats.samples_sent, 100u);
+}
+
+TEST(RemoteWriteBackfill, AnEmptyHistorySendsOneEmptyRequestThatChecksTheTarget) {
+  DecodingTransport transport;
+  Harness h(&transport);
+  BackfillStats stats;
+  ASSERT_TRUE(BackfillRemoteWrite({}, 60000, 50, &h.sender, &stats).ok());
+  ASSERT_EQ(transport.requests.size(), 1u);
+  EXPECT_TRUE(transport.requests[0].series.empty());
+  EXPECT_EQ(stats.samples_sent, 0u);
+}
+
+}  // namespace
+}  // namespace ccmon
