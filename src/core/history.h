@@ -36,11 +36,19 @@ class HistorySink {
                       const std::vector<std::string>& label_values, const char* extra_name,
                       const std::string* extra_value, __int128 value, bool usd,
                       int64_t timestamp_ms) = 0;
+  // EmitHistoryInTimeOrder stops early once this is true (e.g. a send failed).
+  virtual bool Stopped() const { return false; }
 };
 
 // Emits the history of `families` into `sink`. `step_ms` > 0 and a multiple of 1000.
 HistoryStats EmitHistory(const std::vector<FamilyEvents>& families, int64_t step_ms,
                          HistorySink* sink);
+
+// The same samples in ascending time across all series (ties: family, then label order), each
+// series' own samples still ascending; BeginFamily is called for every family first. Memory is
+// O(series), not O(samples): the per-series histories are merged lazily.
+HistoryStats EmitHistoryInTimeOrder(const std::vector<FamilyEvents>& families, int64_t step_ms,
+                                    HistorySink* sink);
 
 // The history as OpenMetrics text, ending in "# EOF".
 HistoryStats WriteOpenMetricsHistory(const std::vector<FamilyEvents>& families, int64_t step_ms,

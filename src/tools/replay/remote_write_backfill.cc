@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <map>
 #include <string>
 #include <unordered_map>
 
@@ -12,35 +11,34 @@
 namespace ccmon {
 namespace {
 
-struct FlatSample {
-  int64_t timestamp_ms;
-  uint32_t series;
-  double value;
-};
-
-// Collects the history as flat samples plus one label set per series.
-class CollectingSink : public HistorySink {
+// Turns the time-ordered history into requests of at most `per_request` samples and sends each
+// as soon as it is full, so memory stays at one request plus the series' label sets.
+class BatchingSink : public HistorySink {
  public:
+  BatchingSink(size_t per_request, RemoteWriteSender* sender, BackfillStats* stats)
+      : per_request_(per_request), sender_(sender), stats_(stats) {}
+
   void BeginFamily(const FamilyDesc& d) override {
-    metadata.push_back(rw::Metadata{
+    metadata_.push_back(rw::Metadata{
         d.type == MetricType::kCounter ? rw::MetricKind::kCounter : rw::MetricKind::kHistogram,
         d.name, d.help, d.unit});
   }
+
   void Sample(const std::string& sample_name, const std::vector<std::string>& label_names,
               const std::vector<std::string>& label_values, const char* extra_name,
               const std::string* extra_value, __int128 value, bool usd,
               int64_t timestamp_ms) override {
-    // Series arrive one after the other: a new series starts when the labels change.
+    if (!status_.ok()) return;
     key_.assign(sample_name);
-    for (size_t i = 0; i < label_values.size(); ++i) {
+    for (const std::string& v : label_values) {
       key_ += '\xff';
-      key_ += label_values[i];
+      key_ += v;
     }
     if (extra_value) {
       key_ += '\xfe';
       key_ += *extra_value;
     }
-    auto [it, inserted] = index_.try_emplace(key_, uint32_t(series.size()));
+    auto [it, inserted] = series_index_.try_emplace(key_, uint32_t(series_labels_.size()));
     if (inserted) {
       std::vector<std::pair<std::string, std::string>> labels = {{"__name__", sample_name}};
       for (size_t i = 0; i < label_names.size(); ++i) {
@@ -48,20 +46,74 @@ class CollectingSink : public HistorySink {
         if (!label_values[i].empty()) labels.emplace_back(label_names[i], label_values[i]);
       }
       if (extra_name) labels.emplace_back(extra_name, *extra_value);
-      series.push_back(std::move(labels));
+      series_labels_.push_back(std::move(labels));
+      slot_.push_back(kNoSlot);
+    }
+    const uint32_t series = it->second;
+    if (slot_[series] == kNoSlot) {
+      slot_[series] = uint32_t(request_.series.size());
+      request_.series.push_back(rw::Series{series_labels_[series], {}});
+      in_request_.push_back(series);
     }
     // The exact decimal, then the nearest double (USD values are pico-dollars).
     const double v = std::strtod(FormatValue(value, usd).c_str(), nullptr);
-    samples.push_back(FlatSample{timestamp_ms, it->second, v});
+    request_.series[slot_[series]].samples.push_back(rw::Sample{timestamp_ms, v});
+    ++pending_;
+    ++stats_->samples;
+    if (pending_ >= per_request_) Send();
   }
 
-  std::vector<rw::Metadata> metadata;
-  std::vector<std::vector<std::pair<std::string, std::string>>> series;
-  std::vector<FlatSample> samples;
+  bool Stopped() const override { return !status_.ok(); }
+
+  // Sends what is left (and, for an empty history, one request with the metadata).
+  Status Finish() {
+    if (status_.ok() && (pending_ > 0 || !metadata_sent_)) Send();
+    stats_->series = series_labels_.size();
+    return status_;
+  }
 
  private:
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
+
+  void Send() {
+    if (!metadata_sent_) request_.metadata = metadata_;
+    std::string body;
+    status_ = rw::Encode(request_, &body);
+    if (status_.ok()) {
+      SendResult r = sender_->Send(body);
+      if (r.outcome != SendResult::Outcome::kSent) {
+        const uint64_t first = stats_->samples_sent + 1;
+        status_ = Status::IoError(
+            "remote-write request " + std::to_string(stats_->requests + 1) + " (samples " +
+            std::to_string(first) + "-" + std::to_string(first + pending_ - 1) + ") was " +
+            (r.outcome == SendResult::Outcome::kRejected ? "rejected: " : "not delivered: ") +
+            r.message + "; the " + std::to_string(stats_->samples_sent) +
+            " samples before it were stored");
+      } else {
+        metadata_sent_ = true;
+        ++stats_->requests;
+        stats_->samples_sent += pending_;
+      }
+    }
+    for (uint32_t s : in_request_) slot_[s] = kNoSlot;
+    in_request_.clear();
+    request_ = rw::WriteRequest{};
+    pending_ = 0;
+  }
+
+  size_t per_request_;
+  RemoteWriteSender* sender_;
+  BackfillStats* stats_;
+  Status status_;
+  std::vector<rw::Metadata> metadata_;
+  bool metadata_sent_ = false;
   std::string key_;
-  std::unordered_map<std::string, uint32_t> index_;
+  std::unordered_map<std::string, uint32_t> series_index_;
+  std::vector<std::vector<std::pair<std::string, std::string>>> series_labels_;
+  std::vector<uint32_t> slot_;  // series -> index in request_.series, or kNoSlot
+  std::vector<uint32_t> in_request_;
+  rw::WriteRequest request_;
+  size_t pending_ = 0;
 };
 
 }  // namespace
@@ -69,45 +121,10 @@ class CollectingSink : public HistorySink {
 Status BackfillRemoteWrite(const std::vector<FamilyEvents>& families, int64_t step_ms,
                            size_t max_samples_per_send, RemoteWriteSender* sender,
                            BackfillStats* stats) {
-  CollectingSink sink;
-  HistoryStats hs = EmitHistory(families, step_ms, &sink);
-  stats->series = sink.series.size();
-  stats->samples = sink.samples.size();
+  BatchingSink sink(std::max<size_t>(1, max_samples_per_send), sender, stats);
+  HistoryStats hs = EmitHistoryInTimeOrder(families, step_ms, &sink);
   stats->end_ms = hs.end_ms;
-  // Time order across series (each series' own samples ascend already; stable keeps them so).
-  std::stable_sort(
-      sink.samples.begin(), sink.samples.end(),
-      [](const FlatSample& a, const FlatSample& b) { return a.timestamp_ms < b.timestamp_ms; });
-  const size_t per_request = std::max<size_t>(1, max_samples_per_send);
-  bool metadata_sent = false;
-  for (size_t begin = 0; begin < sink.samples.size() || !metadata_sent; begin += per_request) {
-    const size_t end = std::min(sink.samples.size(), begin + per_request);
-    rw::WriteRequest req;
-    if (!metadata_sent) req.metadata = sink.metadata;
-    std::map<uint32_t, size_t> slot;  // series -> position in req.series
-    for (size_t i = begin; i < end; ++i) {
-      const FlatSample& s = sink.samples[i];
-      auto [it, inserted] = slot.try_emplace(s.series, req.series.size());
-      if (inserted) req.series.push_back(rw::Series{sink.series[s.series], {}});
-      req.series[it->second].samples.push_back(rw::Sample{s.timestamp_ms, s.value});
-    }
-    std::string body;
-    if (Status st = rw::Encode(req, &body); !st.ok()) return st;
-    SendResult r = sender->Send(body);
-    if (r.outcome != SendResult::Outcome::kSent) {
-      return Status::IoError(
-          "remote-write request " + std::to_string(stats->requests + 1) + " (samples " +
-          std::to_string(begin + 1) + "-" + std::to_string(end) + " of " +
-          std::to_string(stats->samples) + ") was " +
-          (r.outcome == SendResult::Outcome::kRejected ? "rejected: " : "not delivered: ") +
-          r.message + "; the " + std::to_string(stats->samples_sent) +
-          " samples before it were stored");
-    }
-    metadata_sent = true;
-    ++stats->requests;
-    stats->samples_sent += end - begin;
-  }
-  return Status::Ok();
+  return sink.Finish();
 }
 
 }  // namespace ccmon
