@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "core/utf8.h"
 #include "prometheus/remote.pb.h"
 
 namespace ccmon::rw {
@@ -105,6 +106,10 @@ Status Encode(const WriteRequest& request, std::string* body) {
         return Status::InvalidArgument("remote-write: empty value for label \"" + name + "\" in " +
                                        Describe(s));
       }
+      if (!IsValidUtf8(value)) {
+        return Status::InvalidArgument("remote-write: label \"" + name +
+                                       "\" has a value that is not UTF-8");
+      }
     }
     if (!has_name) return Status::InvalidArgument("remote-write: no __name__ in " + Describe(s));
     if (s.samples.empty())
@@ -134,6 +139,9 @@ Status Encode(const WriteRequest& request, std::string* body) {
   for (const Metadata& m : request.metadata) {
     if (!IsValidMetricName(m.family)) {
       return Status::InvalidArgument("remote-write: invalid metadata family \"" + m.family + "\"");
+    }
+    if (!IsValidUtf8(m.help) || !IsValidUtf8(m.unit)) {
+      return Status::InvalidArgument("remote-write: metadata of " + m.family + " is not UTF-8");
     }
     prometheus::MetricMetadata* out = msg.add_metadata();
     out->set_type(ToProto(m.kind));
@@ -172,7 +180,12 @@ Status Decode(std::string_view body, size_t max_decoded_bytes, WriteRequest* req
   for (const prometheus::TimeSeries& ts : msg.timeseries()) {
     Series s;
     s.labels.reserve(size_t(ts.labels_size()));
-    for (const prometheus::Label& l : ts.labels()) s.labels.emplace_back(l.name(), l.value());
+    for (const prometheus::Label& l : ts.labels()) {
+      if (!IsValidUtf8(l.name()) || !IsValidUtf8(l.value())) {
+        return Status::InvalidArgument("remote-write: a label name or value is not UTF-8");
+      }
+      s.labels.emplace_back(l.name(), l.value());
+    }
     s.samples.reserve(size_t(ts.samples_size()));
     for (const prometheus::Sample& sample : ts.samples()) {
       s.samples.push_back(Sample{sample.timestamp(), sample.value()});
@@ -180,6 +193,9 @@ Status Decode(std::string_view body, size_t max_decoded_bytes, WriteRequest* req
     out.series.push_back(std::move(s));
   }
   for (const prometheus::MetricMetadata& m : msg.metadata()) {
+    if (!IsValidUtf8(m.metric_family_name()) || !IsValidUtf8(m.help()) || !IsValidUtf8(m.unit())) {
+      return Status::InvalidArgument("remote-write: metadata is not UTF-8");
+    }
     out.metadata.push_back(
         Metadata{FromProto(m.type()), m.metric_family_name(), m.help(), m.unit()});
   }

@@ -4,8 +4,9 @@
 // Encoding validates what the spec asks of a sender, because receivers do not (Prometheus 2.42
 // stores unsorted or nameless series, answers 500 to a duplicate label name, and rolls a whole
 // request back for one out-of-order sample; ../shared/docs/prometheus-peers.md §5-6): every
-// series has a __name__, label names are valid, unique and non-empty values only, samples of a
-// series have strictly increasing timestamps, and no series appears twice in one request.
+// series has a __name__, label names are valid, unique and non-empty values only, text is UTF-8,
+// samples of a series have strictly increasing timestamps, and no series appears twice in one
+// request.
 // Labels may be given in any order; they are sent sorted by name.
 #pragma once
 
@@ -60,7 +61,7 @@ Status Encode(const WriteRequest& request, std::string* body);
 
 // Decodes a body: snappy block format whose declared uncompressed length must not exceed
 // `max_decoded_bytes` (checked before decompressing), then the protobuf. Labels are returned as
-// sent; no validation beyond the wire format (a receiver decides what it accepts).
+// sent; beyond the wire format only UTF-8 is checked (a receiver decides what else it accepts).
 Status Decode(std::string_view body, size_t max_decoded_bytes, WriteRequest* request);
 
 // True for a valid Prometheus label name: [a-zA-Z_][a-zA-Z0-9_]*.

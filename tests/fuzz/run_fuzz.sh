@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang + ASan/UBSan in build-fuzz/ and fuzzes the transcript
-# line parser for SECONDS (default 60) on a copy of tests/fuzz/corpus.
+# line parser for SECONDS (default 60) on a copy of tests/fuzz/corpus, then the remote-write
+# request decoder for a third of that (at least 5 s) on a copy of tests/fuzz/corpus_rw.
 #   tests/fuzz/run_fuzz.sh [SECONDS]
 # Environment: CCMON_FUZZ_BUILD_DIR (default <repo>/build-fuzz), CCMON_FUZZ_JOBS (build -j),
 # CCMON_FUZZ_ARGS (extra libFuzzer flags), CCMON_FUZZ_KEEP_CORPUS=1 (keep the grown corpus of the
@@ -24,7 +25,7 @@ CC=clang CXX=clang++ cmake -S "${root}" -B "${build}" \
   -DCMAKE_CXX_FLAGS="${flags}" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
   -DCCMON_FUZZ=ON -DCCMON_BUILD_TESTS=OFF >/dev/null
-cmake --build "${build}" --target line_parser_fuzz -j "${jobs}"
+cmake --build "${build}" --target line_parser_fuzz remote_write_fuzz -j "${jobs}"
 
 corpus="${build}/fuzz-corpus"
 artifacts="${build}/fuzz-artifacts"
@@ -41,3 +42,14 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
   -dict="${here}/line_parser.dict" -print_final_stats=1 \
   -artifact_prefix="${artifacts}/" ${CCMON_FUZZ_ARGS:-} \
   "${corpus}"
+
+rw_secs=$(( secs / 3 > 5 ? secs / 3 : 5 ))
+rw_corpus="${build}/fuzz-corpus-rw"
+if [[ "${CCMON_FUZZ_KEEP_CORPUS:-0}" != 1 ]]; then rm -rf "${rw_corpus}"; fi
+mkdir -p "${rw_corpus}"
+cp -n "${here}"/corpus_rw/* "${rw_corpus}/" 2>/dev/null || true
+# shellcheck disable=SC2086
+"${build}/tests/fuzz/remote_write_fuzz" \
+  -max_total_time="${rw_secs}" -max_len=65536 -timeout=10 -rss_limit_mb=4096 \
+  -print_final_stats=1 -artifact_prefix="${artifacts}/" ${CCMON_FUZZ_ARGS:-} \
+  "${rw_corpus}"

@@ -109,6 +109,7 @@ TEST(RemoteWrite, EncodeRejectsWhatReceiversWouldMishandle) {
       {"no samples", MakeSeries({{"__name__", "a"}}, {}), "no samples"},
       {"same timestamp", MakeSeries({{"__name__", "a"}}, {{5, 1}, {5, 2}}), "strictly increasing"},
       {"backwards", MakeSeries({{"__name__", "a"}}, {{5, 1}, {4, 2}}), "strictly increasing"},
+      {"not UTF-8", MakeSeries({{"__name__", "a"}, {"cwd", "caf\xe9"}}, {{1, 1}}), "not UTF-8"},
   };
   for (const Case& c : cases) {
     WriteRequest req;
@@ -149,6 +150,18 @@ TEST(RemoteWrite, DecodeRejectsBadBodiesBeforeDoingTheWork) {
   req.series.push_back(MakeSeries({{"__name__", "a"}}, {{1, 1}}));
   ASSERT_TRUE(Encode(req, &ok_body).ok());
   EXPECT_FALSE(Decode(std::string_view(ok_body).substr(0, ok_body.size() - 3), 1 << 20, &out).ok());
+}
+
+TEST(RemoteWrite, DecodeRejectsLabelsThatAreNotUtf8) {
+  // A Label{name: "x", value: "\xff"} in a series, built by hand (the encoder refuses it).
+  const std::string label = Field(1, "x") + Field(2, "\xff");
+  const std::string raw = Field(1, Field(1, label));
+  std::string body;
+  snappy::Compress(raw.data(), raw.size(), &body);
+  WriteRequest out;
+  Status s = Decode(body, 1 << 20, &out);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("not UTF-8"), std::string::npos) << s.message();
 }
 
 TEST(RemoteWrite, NameRules) {
