@@ -7,7 +7,8 @@ The fixture's history is sent with its original timestamps to:
     (backfill_test.check_device): totals by PromQL at the end, and every raw sample equal to
     `ccmon-replay openmetrics`'s file for the same history;
   - VictoriaMetrics, checked with /api/v1/export (raw samples) against the same file.
-Also: a receiver that rejects the request (404) makes replay exit 1 with the status in its
+Also: a second backfill into the same Prometheus is refused (400) with a hint and changes
+nothing; a receiver that rejects the request (404) makes replay exit 1 with the status in its
 message; no receiver at all makes it give up after --max-retry-time.
 """
 
@@ -93,6 +94,20 @@ def body(args, ck):
                      "%d series differ, e.g. %r: stored %r, file %r"
                      % (len(diff), diff[:1], got.get(diff[0], [])[:4] if diff else None,
                         want.get(diff[0], [])[:4] if diff else None))
+
+            # The same history again into the Prometheus that now holds it: refused (400, the
+            # samples are older than its newest data), exit 1 with the promtool hint, and the
+            # totals are unchanged (nothing counted twice).
+            code, err = replay_remote_write(args, fx, device,
+                                            "http://127.0.0.1:%d/api/v1/write" % prom.port,
+                                            ok_codes=(1,))
+            ck.check("rejected: HTTP 400" in err and "promtool" in err,
+                     "a second backfill into the same Prometheus is refused with a hint",
+                     err.strip())
+            tok_total = sum(expected["totals"][t] for t in ic.TOKEN_TYPES)
+            ck.eq("prometheus: sum(claude_tokens_total) at end after the refused second backfill",
+                  prom.scalar('sum(claude_tokens_total{device="%s"})' % device, end),
+                  float(tok_total))
 
             # A receiver that answers 404 (wrong path): rejected, exit 1, no retry loop.
             code, err = replay_remote_write(args, fx, device,

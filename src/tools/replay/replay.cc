@@ -4,11 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <cstring>
-
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -39,20 +38,31 @@ std::string Hostname() {
 }  // namespace
 
 bool ParseGroupBy(const std::string& s, GroupBy* out) {
-  if (s == "day") *out = GroupBy::kDay;
-  else if (s == "month") *out = GroupBy::kMonth;
-  else if (s == "session") *out = GroupBy::kSession;
-  else if (s == "project") *out = GroupBy::kProject;
-  else if (s == "model") *out = GroupBy::kModel;
-  else if (s == "device") *out = GroupBy::kDevice;
-  else return false;
+  if (s == "day")
+    *out = GroupBy::kDay;
+  else if (s == "month")
+    *out = GroupBy::kMonth;
+  else if (s == "session")
+    *out = GroupBy::kSession;
+  else if (s == "project")
+    *out = GroupBy::kProject;
+  else if (s == "model")
+    *out = GroupBy::kModel;
+  else if (s == "device")
+    *out = GroupBy::kDevice;
+  else
+    return false;
   return true;
 }
 
 bool ParseStep(const std::string& s, int64_t* ms) {
   if (s.size() < 2) return false;
   char unit = s.back();
-  int64_t mult = unit == 's' ? 1000 : unit == 'm' ? 60000 : unit == 'h' ? 3600000 : unit == 'd' ? 86400000 : 0;
+  int64_t mult = unit == 's'   ? 1000
+                 : unit == 'm' ? 60000
+                 : unit == 'h' ? 3600000
+                 : unit == 'd' ? 86400000
+                               : 0;
   if (mult == 0) return false;
   int64_t n = 0;
   for (size_t i = 0; i + 1 < s.size(); ++i) {
@@ -123,8 +133,7 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
         rss += " " + line.substr(0, 5) + " " + (v == std::string::npos ? "" : line.substr(v));
       }
     err << "ccmon-replay: " << name << " "
-        << std::chrono::duration<double, std::milli>(now - last).count() << " ms;" << rss
-        << "\n";
+        << std::chrono::duration<double, std::milli>(now - last).count() << " ms;" << rss << "\n";
     last = now;
   };
   phase("setup");
@@ -165,8 +174,10 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
       in.skipped = &result.skipped;
       in.seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      if (cfg.json) WriteReportJson(rep, in, out);
-      else WriteReportTable(rep, in, out);
+      if (cfg.json)
+        WriteReportJson(rep, in, out);
+      else
+        WriteReportTable(rep, in, out);
       return 0;
     }
     case ReplayCommand::kMetrics: {
@@ -192,6 +203,14 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
       Status st = BackfillRemoteWrite(fams, cfg.step_ms, cfg.max_samples_per_send, &sender, &bs);
       if (!st.ok()) {
         err << "ccmon-replay: " << st.message() << "\n";
+        const std::string& m = st.message();
+        if (m.find("out of bounds") != std::string::npos ||
+            m.find("out of order") != std::string::npos ||
+            m.find("too old sample") != std::string::npos) {
+          err << "ccmon-replay: this Prometheus does not take samples older than its newest data "
+                 "(or its out-of-order window); backfill it with `ccmon-replay openmetrics` and "
+                 "`promtool tsdb create-blocks-from openmetrics` instead (README)\n";
+        }
         return 1;
       }
       err << "ccmon-replay: sent " << bs.series << " series, " << bs.samples_sent << " samples in "
@@ -205,7 +224,8 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
       // (full disk, killed) never leaves a truncated history for promtool to import.
       const bool to_stdout = cfg.output.empty() || cfg.output == "-";
       struct stat st;
-      const bool special = !to_stdout && ::stat(cfg.output.c_str(), &st) == 0 && !S_ISREG(st.st_mode);
+      const bool special =
+          !to_stdout && ::stat(cfg.output.c_str(), &st) == 0 && !S_ISREG(st.st_mode);
       const std::string target = to_stdout || special ? cfg.output : cfg.output + ".tmp";
       std::ofstream file;
       std::ostream* dst = &out;
