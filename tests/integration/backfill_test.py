@@ -17,7 +17,6 @@ and the checks run per device plus once across all devices.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,91 +28,21 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import integ_common as ic  # noqa: E402
 
-READY_DEADLINE_S = 30
 LOOKBACK_S = 300  # prometheus --query.lookback-delta default
-POLL_S = 0.1
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-class Prometheus:
-    """A prometheus process over an existing TSDB directory; always stop() it."""
+class Prometheus(ic.ServerProcess):
+    """A prometheus process over a TSDB directory (existing blocks or empty); always stop() it."""
 
     def __init__(self, binary, data_dir, work_dir, extra_args=()):
-        self.binary, self.data_dir, self.work_dir = binary, data_dir, work_dir
-        self.extra_args = list(extra_args)
-        self.proc = None
-        self.port = None
-        self.log_path = os.path.join(work_dir, "prometheus.log")
         self.config = os.path.join(work_dir, "prometheus.yml")
         with open(self.config, "w") as fh:
             fh.write("global:\n  scrape_interval: 15s\nscrape_configs: []\n")
-
-    def start(self):
-        last = ""
-        for attempt in range(3):  # the free port may be taken between probe and bind
-            self.port = free_port()
-            self.log = open(self.log_path, "wb")
-            self.proc = subprocess.Popen(
-                [self.binary, "--config.file=" + self.config,
-                 "--storage.tsdb.path=" + self.data_dir,
-                 "--storage.tsdb.retention.time=100y",
-                 "--web.listen-address=127.0.0.1:%d" % self.port] + self.extra_args,
-                stdout=self.log, stderr=subprocess.STDOUT, cwd=self.work_dir)
-            try:
-                self._wait_ready()
-                return
-            except ic.TestError as e:
-                last = str(e)
-                self.stop()
-                if "address already in use" not in last:
-                    break
-        raise ic.TestError(last)
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + READY_DEADLINE_S
-        url = "http://127.0.0.1:%d/-/ready" % self.port
-        while True:
-            if self.proc.poll() is not None:
-                raise ic.TestError("prometheus exited with %d before it was ready:\n%s"
-                                   % (self.proc.returncode, self.log_tail()))
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, socket.timeout):
-                pass
-            if time.monotonic() > deadline:
-                raise ic.TestError("prometheus not ready within %d s:\n%s"
-                                   % (READY_DEADLINE_S, self.log_tail()))
-            time.sleep(POLL_S)
-
-    def log_tail(self, n=4000):
-        try:
-            self.log.flush()
-            with open(self.log_path, "rb") as fh:
-                return fh.read().decode("utf-8", "replace")[-n:]
-        except OSError:
-            return "(no log)"
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        if self.proc is not None:
-            self.log.close()
-        self.proc = None
+        argv = lambda port: [binary, "--config.file=" + self.config,  # noqa: E731
+                             "--storage.tsdb.path=" + data_dir,
+                             "--storage.tsdb.retention.time=100y",
+                             "--web.listen-address=127.0.0.1:%d" % port] + list(extra_args)
+        super().__init__("prometheus", argv, "/-/ready", work_dir)
 
     def query(self, expr, at):
         """Instant query at `at` (seconds); returns a list of (labels dict, float value)."""

@@ -11,9 +11,12 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from decimal import Decimal
 
 TOKEN_TYPES = ("input", "output", "cache_creation_5m", "cache_creation_1h", "cache_read")
@@ -447,3 +450,85 @@ def series_by_key(samples):
     for s in samples:
         out.setdefault(s.key, []).append(s)
     return out
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+class ServerProcess:
+    """A server binary on a free 127.0.0.1 port, started until GET ready_path answers 200.
+
+    argv_for_port(port) -> the command line. Always stop() it (try/finally)."""
+
+    READY_DEADLINE_S = 60
+    POLL_S = 0.05
+
+    def __init__(self, name, argv_for_port, ready_path, work_dir):
+        self.name, self.argv_for_port, self.ready_path = name, argv_for_port, ready_path
+        self.work_dir = work_dir
+        self.log_path = os.path.join(work_dir, name + ".log")
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        last = ""
+        for _ in range(3):  # the free port may be taken between probe and bind
+            self.port = free_port()
+            self.log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen(self.argv_for_port(self.port), stdout=self.log,
+                                         stderr=subprocess.STDOUT, cwd=self.work_dir)
+            try:
+                self._wait_ready()
+                return
+            except TestError as e:
+                last = str(e)
+                self.stop()
+                if "address already in use" not in last:
+                    break
+        raise TestError(last)
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + self.READY_DEADLINE_S
+        while True:
+            if self.proc.poll() is not None:
+                raise TestError("%s exited with %d before it was ready:\n%s"
+                                % (self.name, self.proc.returncode, self.log_tail()))
+            try:
+                with urllib.request.urlopen(self.url(self.ready_path), timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, socket.timeout):
+                pass
+            if time.monotonic() > deadline:
+                raise TestError("%s not ready within %d s:\n%s"
+                                % (self.name, self.READY_DEADLINE_S, self.log_tail()))
+            time.sleep(self.POLL_S)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def log_tail(self, n=4000):
+        try:
+            self.log.flush()
+            with open(self.log_path, "rb") as fh:
+                return fh.read().decode("utf-8", "replace")[-n:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+        if self.proc is not None:
+            self.log.close()
+        self.proc = None

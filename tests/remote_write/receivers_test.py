@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,6 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import integ_common as ic  # noqa: E402
 
-READY_DEADLINE_S = 60
 POLL_S = 0.05
 HEADERS = {
     "Content-Encoding": "snappy",
@@ -36,80 +34,11 @@ HEADERS = {
 }
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+free_port = ic.free_port
 
 
-class Server:
-    """A receiver process on a free loopback port; always stop() it."""
-
-    def __init__(self, name, argv_for_port, ready_path, work_dir):
-        self.name, self.argv_for_port, self.ready_path = name, argv_for_port, ready_path
-        self.log_path = os.path.join(work_dir, name + ".log")
-        self.work_dir = work_dir
-        self.proc = None
-
-    def start(self):
-        last = ""
-        for _ in range(3):  # the port may be taken between probe and bind
-            self.port = free_port()
-            self.log = open(self.log_path, "wb")
-            self.proc = subprocess.Popen(self.argv_for_port(self.port), stdout=self.log,
-                                         stderr=subprocess.STDOUT, cwd=self.work_dir)
-            try:
-                self._wait_ready()
-                return
-            except ic.TestError as e:
-                last = str(e)
-                self.stop()
-                if "address already in use" not in last:
-                    break
-        raise ic.TestError(last)
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + READY_DEADLINE_S
-        while True:
-            if self.proc.poll() is not None:
-                raise ic.TestError("%s exited with %d:\n%s" % (self.name, self.proc.returncode,
-                                                              self.log_tail()))
-            try:
-                with urllib.request.urlopen(self.url(self.ready_path), timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, socket.timeout):
-                pass
-            if time.monotonic() > deadline:
-                raise ic.TestError("%s not ready within %d s:\n%s" % (self.name, READY_DEADLINE_S,
-                                                                     self.log_tail()))
-            time.sleep(POLL_S)
-
-    def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
-
-    def log_tail(self, n=3000):
-        try:
-            self.log.flush()
-            with open(self.log_path, "rb") as fh:
-                return fh.read().decode("utf-8", "replace")[-n:]
-        except OSError:
-            return "(no log)"
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        if self.proc is not None:
-            self.log.close()
-        self.proc = None
+class Server(ic.ServerProcess):
+    """A receiver process (see integ_common.ServerProcess) with remote-write helpers."""
 
     def post(self, path, body):
         req = urllib.request.Request(self.url(path), data=body, headers=HEADERS, method="POST")
