@@ -7,16 +7,20 @@
 #include <cstdint>
 #include <numeric>
 #include <set>
-#include <unordered_map>
 
 namespace ccmon {
 
 bool ParseProjectLabelMode(std::string_view s, ProjectLabelMode* out) {
-  if (s == "basename") *out = ProjectLabelMode::kBasename;
-  else if (s == "path") *out = ProjectLabelMode::kPath;
-  else if (s == "hash") *out = ProjectLabelMode::kHash;
-  else if (s == "none") *out = ProjectLabelMode::kNone;
-  else return false;
+  if (s == "basename")
+    *out = ProjectLabelMode::kBasename;
+  else if (s == "path")
+    *out = ProjectLabelMode::kPath;
+  else if (s == "hash")
+    *out = ProjectLabelMode::kHash;
+  else if (s == "none")
+    *out = ProjectLabelMode::kNone;
+  else
+    return false;
   return true;
 }
 
@@ -52,8 +56,10 @@ const std::string& ProjectLabeler::Label(std::string_view cwd) {
   if (it != by_cwd_.end()) return it->second;
   std::string label = ProjectLabel(cwd, options_.project_mode);
   if (!kept_.count(label)) {
-    if (kept_.size() >= options_.max_projects) label = other_;
-    else kept_.insert(label);
+    if (kept_.size() >= options_.max_projects)
+      label = other_;
+    else
+      kept_.insert(label);
   }
   return by_cwd_.emplace(std::string(cwd), std::move(label)).first->second;
 }
@@ -92,15 +98,21 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
     return ledger.request_key(x) < ledger.request_key(y);
   });
 
+  a.ledger_ = &ledger;
+  a.web_search_cost_ = prices.web_search_cost();
+  a.by_ledger_id_.assign(ls.size(), PerString{});
+  // Ledger string id -> label id, so each distinct string is interned once.
+  auto label = [&](uint32_t ledger_id) {
+    uint32_t& l = a.by_ledger_id_[ledger_id].label;
+    if (l == UINT32_MAX) l = a.labels_.Intern(ls.Get(ledger_id));
+    return l;
+  };
   // Project labels with the cap, ranked by first use (requests and sessions share the ranking).
   ProjectLabeler labeler(options);
-  std::unordered_map<uint32_t, uint32_t> cwd_to_project;  // ledger cwd id -> label id
   auto project_of = [&](uint32_t cwd) {
-    auto it = cwd_to_project.find(cwd);
-    if (it != cwd_to_project.end()) return it->second;
-    uint32_t id = a.labels_.Intern(labeler.Label(ls.Get(cwd)));
-    cwd_to_project.emplace(cwd, id);
-    return id;
+    uint32_t& p = a.by_ledger_id_[cwd].project;
+    if (p == UINT32_MAX) p = a.labels_.Intern(labeler.Label(ls.Get(cwd)));
+    return p;
   };
 
   // Sessions, in start order, take part in the project ranking too.
@@ -111,18 +123,6 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
     return ls.Get(x.first) < ls.Get(y.first);
   });
 
-  // Ledger string id -> label id, so each distinct string is interned once.
-  std::vector<uint32_t> label_of(ls.size(), UINT32_MAX);
-  auto label = [&](uint32_t ledger_id) {
-    uint32_t& l = label_of[ledger_id];
-    if (l == UINT32_MAX) l = a.labels_.Intern(ls.Get(ledger_id));
-    return l;
-  };
-  std::unordered_map<uint32_t, const ModelPrice*> price_of;  // by ledger model id
-
-  a.ledger_ = &ledger;
-  a.web_search_cost_ = prices.web_search_cost();
-  a.by_ledger_id_.assign(ls.size(), PerString{});
   std::set<std::string> warned;
   size_t si = 0;
   for (uint32_t idx : order) {
@@ -134,14 +134,12 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
     }
     PerString& m = a.by_ledger_id_[e.model];
     if (m.label == UINT32_MAX) {
-      m.label = label(e.model);
+      label(e.model);
       m.price = prices.Find(ls.Get(e.model));
     }
-    PerString& c = a.by_ledger_id_[e.cwd];
-    if (c.label == UINT32_MAX) c.label = label(e.cwd);
-    if (c.project == UINT32_MAX) c.project = project_of(e.cwd);
-    PerString& sess = a.by_ledger_id_[e.session];
-    if (sess.label == UINT32_MAX) sess.label = label(e.session);
+    label(e.cwd);
+    project_of(e.cwd);
+    label(e.session);
     if (m.price == nullptr && !e.has_cost_usd && warned.insert(ls.Get(e.model)).second && warn) {
       warn(ls.Get(e.model));
     }
@@ -153,7 +151,7 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
     a.sessions_.push_back({s.first_ms, label(sid), project_of(s.cwd)});
   }
   a.tool_calls_.reserve(ledger.tool_uses().size());
-  for (const auto& [id, t] : ledger.tool_uses()) {  // NOLINT(id unused)
+  for (const ToolUseEntry& t : ledger.tool_uses().entries()) {
     a.tool_calls_.push_back({t.timestamp_ms, label(t.name)});
   }
   std::sort(a.tool_calls_.begin(), a.tool_calls_.end(), [&](const ToolCall& x, const ToolCall& y) {

@@ -35,16 +35,19 @@ class OpenMetricsSink : public HistorySink {
  public:
   explicit OpenMetricsSink(std::ostream& out) : out_(out) {}
   void BeginFamily(const FamilyDesc& d) override { WriteHeader(d, out_); }
-  void Sample(const std::string& sample_name, const std::vector<std::string>& label_names,
-              const std::vector<std::string>& label_values, const char* extra_name,
-              const std::string* extra_value, __int128 value, bool usd,
-              int64_t timestamp_ms) override {
-    out_ << sample_name << LabelString(label_names, label_values, extra_name, extra_value) << ' '
-         << FormatValue(value, usd) << ' ' << Seconds(timestamp_ms) << '\n';
+  void Sample(const HistorySeries& s, __int128 value, int64_t timestamp_ms) override {
+    if (s.id >= prefixes_.size()) prefixes_.resize(s.id + 1);
+    std::string& prefix = prefixes_[s.id];
+    if (prefix.empty()) {
+      prefix = s.name + LabelString(*s.label_names, *s.label_values, s.extra_name,
+                                    s.extra_name ? &s.extra_value : nullptr);
+    }
+    out_ << prefix << ' ' << FormatValue(value, s.usd) << ' ' << Seconds(timestamp_ms) << '\n';
   }
 
  private:
   std::ostream& out_;
+  std::vector<std::string> prefixes_;  // by series id: name{labels}
 };
 
 }  // namespace
@@ -65,15 +68,30 @@ namespace {
 // so all series of a history can be merged by time without materialising their samples.
 class SeriesHistory {
  public:
+  // Stream ids are taken from *next_id onwards.
   SeriesHistory(const FamilyEvents& f, uint32_t series, std::vector<uint32_t> events, int64_t step,
-                int64_t end_ms)
+                int64_t end_ms, uint32_t* next_id)
       : f_(&f),
-        labels_(&f.series_labels[series]),
         events_(std::move(events)),
         step_(step),
         end_ms_(end_ms),
         counter_(f.desc.type == MetricType::kCounter) {
-    if (!counter_) buckets_.assign(CostPerRequestBuckets().size(), 0);
+    const FamilyDesc& d = f.desc;
+    auto stream = [&](std::string name, const char* extra_name, std::string extra_value, bool usd) {
+      streams_.push_back(HistorySeries{(*next_id)++, std::move(name), &d.label_names,
+                                       &f.series_labels[series], extra_name, std::move(extra_value),
+                                       usd});
+    };
+    if (counter_) {
+      stream(d.name + "_total", nullptr, "", d.usd);
+    } else {
+      const auto& bounds = CostPerRequestBuckets();
+      buckets_.assign(bounds.size(), 0);
+      for (const Pico b : bounds) stream(d.name + "_bucket", "le", FormatValue(b, true), false);
+      stream(d.name + "_bucket", "le", "+Inf", false);
+      stream(d.name + "_count", nullptr, "", false);
+      stream(d.name + "_sum", nullptr, "", true);
+    }
     cur_ = StepOf(Event(0).timestamp_ms, step_);
     last_step_ = cur_ - 1;
     Push((cur_ - 1) * step_);  // the series starts at 0 one step before its first event
@@ -89,23 +107,16 @@ class SeriesHistory {
     Refill();
     const Group g = std::move(queue_.front());
     queue_.erase(queue_.begin());
-    const FamilyDesc& d = f_->desc;
     if (counter_) {
-      sink->Sample(d.name + "_total", d.label_names, *labels_, nullptr, nullptr, g.value, d.usd,
-                   g.ts);
+      sink->Sample(streams_[0], g.value, g.ts);
       return 1;
     }
-    const auto& bounds = CostPerRequestBuckets();
-    const std::string bucket_name = d.name + "_bucket";
-    for (size_t b = 0; b <= bounds.size(); ++b) {
-      std::string le = b < bounds.size() ? FormatValue(bounds[b], true) : "+Inf";
-      sink->Sample(bucket_name, d.label_names, *labels_, "le", &le,
-                   b < bounds.size() ? g.buckets[b] : g.count, false, g.ts);
-    }
-    sink->Sample(d.name + "_count", d.label_names, *labels_, nullptr, nullptr, g.count, false,
-                 g.ts);
-    sink->Sample(d.name + "_sum", d.label_names, *labels_, nullptr, nullptr, g.value, true, g.ts);
-    return bounds.size() + 3;
+    const size_t n = g.buckets.size();
+    for (size_t b = 0; b < n; ++b) sink->Sample(streams_[b], g.buckets[b], g.ts);
+    sink->Sample(streams_[n], g.count, g.ts);      // le="+Inf"
+    sink->Sample(streams_[n + 1], g.count, g.ts);  // _count
+    sink->Sample(streams_[n + 2], g.value, g.ts);  // _sum
+    return n + 3;
   }
 
  private:
@@ -179,8 +190,8 @@ class SeriesHistory {
   }
 
   const FamilyEvents* f_;
-  const std::vector<std::string>* labels_;
-  std::vector<uint32_t> events_;  // indices into f_->events, ascending time
+  std::vector<HistorySeries> streams_;  // counter: _total; histogram: buckets, +Inf, _count, _sum
+  std::vector<uint32_t> events_;        // indices into f_->events, ascending time
   int64_t step_, end_ms_;
   bool counter_;
   size_t next_ = 0;
@@ -193,15 +204,19 @@ class SeriesHistory {
   bool done_ = false;
 };
 
+constexpr int64_t kNoEvents = std::numeric_limits<int64_t>::min();
+
+// The common end time: the end of the step of the newest event (kNoEvents if there is none).
 int64_t EndOf(const std::vector<FamilyEvents>& families, int64_t step) {
-  int64_t last_step = std::numeric_limits<int64_t>::min();
+  int64_t last_step = kNoEvents;
   for (const auto& f : families)
     for (const auto& e : f.events) last_step = std::max(last_step, StepOf(e.timestamp_ms, step));
-  return last_step == std::numeric_limits<int64_t>::min() ? last_step : last_step * step;
+  return last_step == kNoEvents ? kNoEvents : last_step * step;
 }
 
 // The series of `f` in label order, each with its events in time order.
-std::vector<SeriesHistory> SeriesOf(const FamilyEvents& f, int64_t step, int64_t end_ms) {
+std::vector<SeriesHistory> SeriesOf(const FamilyEvents& f, int64_t step, int64_t end_ms,
+                                    uint32_t* next_id) {
   std::vector<std::vector<uint32_t>> per_series(f.series_labels.size());
   for (uint32_t i = 0; i < f.events.size(); ++i) per_series[f.events[i].series].push_back(i);
   std::vector<uint32_t> order(f.series_labels.size());
@@ -215,7 +230,7 @@ std::vector<SeriesHistory> SeriesOf(const FamilyEvents& f, int64_t step, int64_t
     std::stable_sort(ev.begin(), ev.end(), [&](uint32_t a, uint32_t b) {
       return f.events[a].timestamp_ms < f.events[b].timestamp_ms;
     });
-    out.emplace_back(f, s, std::move(ev), step, end_ms);
+    out.emplace_back(f, s, std::move(ev), step, end_ms, next_id);
   }
   return out;
 }
@@ -225,13 +240,13 @@ std::vector<SeriesHistory> SeriesOf(const FamilyEvents& f, int64_t step, int64_t
 HistoryStats EmitHistory(const std::vector<FamilyEvents>& families, int64_t step,
                          HistorySink* sink) {
   HistoryStats stats;
-  const int64_t end_ms = EndOf(families, step);
-  if (end_ms == std::numeric_limits<int64_t>::min()) return stats;
-  stats.end_ms = end_ms;
+  const int64_t end_ms = stats.end_ms = EndOf(families, step);
+  if (end_ms == kNoEvents) return HistoryStats{};
+  uint32_t next_id = 0;
   for (const auto& f : families) {
     if (f.events.empty()) continue;
     sink->BeginFamily(f.desc);
-    for (SeriesHistory& h : SeriesOf(f, step, end_ms)) {
+    for (SeriesHistory& h : SeriesOf(f, step, end_ms, &next_id)) {
       ++stats.series;
       while (h.PeekTime() != std::numeric_limits<int64_t>::max()) stats.samples += h.EmitNext(sink);
     }
@@ -242,14 +257,14 @@ HistoryStats EmitHistory(const std::vector<FamilyEvents>& families, int64_t step
 HistoryStats EmitHistoryInTimeOrder(const std::vector<FamilyEvents>& families, int64_t step,
                                     HistorySink* sink) {
   HistoryStats stats;
-  const int64_t end_ms = EndOf(families, step);
-  if (end_ms == std::numeric_limits<int64_t>::min()) return stats;
-  stats.end_ms = end_ms;
+  const int64_t end_ms = stats.end_ms = EndOf(families, step);
+  if (end_ms == kNoEvents) return HistoryStats{};
+  uint32_t next_id = 0;
   std::vector<SeriesHistory> all;
   for (const auto& f : families) {
     if (f.events.empty()) continue;
     sink->BeginFamily(f.desc);
-    for (SeriesHistory& h : SeriesOf(f, step, end_ms)) all.push_back(std::move(h));
+    for (SeriesHistory& h : SeriesOf(f, step, end_ms, &next_id)) all.push_back(std::move(h));
   }
   stats.series = all.size();
   // Min-heap on (next time, position): ties keep family and label order.

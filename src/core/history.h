@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <ostream>
+#include <string>
 #include <vector>
 
 #include "core/metrics.h"
@@ -24,6 +25,19 @@ struct HistoryStats {
   int64_t end_ms = 0;  // the common end time
 };
 
+// One sample stream of a history: a counter's <name>_total, or one histogram _bucket (with its
+// "le" label), _count or _sum. Built once per stream, so that sinks format or look up its labels
+// once (by `id`), not once per sample.
+struct HistorySeries {
+  uint32_t id = 0;   // dense, unique within one Emit call
+  std::string name;  // sample name
+  const std::vector<std::string>* label_names = nullptr;
+  const std::vector<std::string>* label_values = nullptr;
+  const char* extra_name = nullptr;  // "le" for buckets, else null
+  std::string extra_value;
+  bool usd = false;  // values are pico-dollars
+};
+
 // Receives the history's samples: per family, BeginFamily, then its series one after the other,
 // each series' samples in ascending time (counters as <name>_total; histograms as _bucket with an
 // "le" extra label, _count and _sum, all at one timestamp).
@@ -31,11 +45,8 @@ class HistorySink {
  public:
   virtual ~HistorySink() = default;
   virtual void BeginFamily(const FamilyDesc& desc) = 0;
-  // `value` is a count, or pico-dollars when `usd`. `extra_name`/`extra_value` may be null.
-  virtual void Sample(const std::string& sample_name, const std::vector<std::string>& label_names,
-                      const std::vector<std::string>& label_values, const char* extra_name,
-                      const std::string* extra_value, __int128 value, bool usd,
-                      int64_t timestamp_ms) = 0;
+  // `value` is a count, or pico-dollars when `series.usd`.
+  virtual void Sample(const HistorySeries& series, __int128 value, int64_t timestamp_ms) = 0;
   // EmitHistoryInTimeOrder stops early once this is true (e.g. a send failed).
   virtual bool Stopped() const { return false; }
 };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <tuple>
+#include <vector>
 
 #include "core/model_id.h"
 
@@ -199,7 +200,12 @@ Ledger::Change Ledger::Add(const ParsedLine& line) {
 }
 
 void Ledger::Merge(const Ledger& o) {
-  auto remap = [&](uint32_t id) { return strings_.Intern(o.strings_.Get(id)); };
+  // o's string ids -> ours, each string interned once (not once per request).
+  std::vector<uint32_t> ids(o.strings_.size(), UINT32_MAX);
+  auto remap = [&](uint32_t id) {
+    if (ids[id] == UINT32_MAX) ids[id] = strings_.Intern(o.strings_.Get(id));
+    return ids[id];
+  };
   Change ignored;
   for (uint32_t i = 0; i < o.packed_.size(); ++i) {
     RequestEntry e = o.Unpack(i);

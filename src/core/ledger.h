@@ -96,23 +96,16 @@ class Ledger {
     explicit ToolUses(const Ledger* l) : l_(l) {}
     size_t size() const { return l_->tool_ids_.size(); }
     bool empty() const { return size() == 0; }
+    // The entries alone, in id order (no id decoding).
+    const std::deque<ToolUseEntry>& entries() const { return l_->tool_entries_; }
     // Precondition: present (throws std::out_of_range otherwise; for tests).
     const ToolUseEntry& at(std::string_view id) const;
-    struct Iterator {
-      const Ledger* l;
-      uint32_t i;
-      // The id is decoded on access; callers that only need the entries should not ask for it.
-      std::pair<std::string, const ToolUseEntry&> operator*() const {
-        return {l->tool_id(i), l->tool_entries_[i]};
-      }
-      Iterator& operator++() {
-        ++i;
-        return *this;
-      }
-      bool operator!=(const Iterator& o) const { return i != o.i; }
-    };
-    Iterator begin() const { return {l_, 0}; }
-    Iterator end() const { return {l_, uint32_t(size())}; }
+    // (id, entry); the id is decoded on access: callers that need only entries use entries().
+    std::pair<std::string, const ToolUseEntry&> operator[](size_t i) const {
+      return {l_->tool_id(uint32_t(i)), l_->tool_entries_[i]};
+    }
+    IndexIterator<ToolUses> begin() const { return {this, 0}; }
+    IndexIterator<ToolUses> end() const { return {this, size()}; }
 
    private:
     const Ledger* l_;
@@ -173,7 +166,7 @@ class Ledger {
   StringPool strings_;
   std::unordered_map<std::string, uint32_t, StringViewHash, std::equal_to<>>
       raw_model_ids_;                 // raw model -> canonical id
-  StringSet keys_;                    // dedup keys; index i <-> requests_[i]
+  StringSet keys_;                    // dedup keys; index i <-> packed_[i]
   std::deque<PackedRequest> packed_;  // a deque: no doubling copy while it grows
   std::vector<Context> contexts_;
   std::unordered_map<Context, uint32_t, ContextHash> context_index_;

@@ -182,7 +182,10 @@ Status PriceTable::LoadConfigured(const std::string& flag, PriceTable* out, std:
   std::string path = flag;
   const char* env = std::getenv("CCMON_PRICING");
   if (path.empty() && env && *env) path = env;
-  if (path.empty() && ::access(DefaultFilePath().c_str(), R_OK) == 0) path = DefaultFilePath();
+  if (path.empty()) {
+    const std::string user_file = DefaultFilePath();
+    if (::access(user_file.c_str(), R_OK) == 0) path = user_file;
+  }
   if (path.empty()) {
     *out = Embedded();
     *origin = "embedded";

@@ -2,9 +2,8 @@
 //
 // Each worker thread owns a LineParser and a small batch Ledger that it merges into the one result
 // Ledger under a lock (the rules are order-independent, so the result does not depend on
-// scheduling). Files over 2 x piece_bytes are cut into pieces at line boundaries, so that one big
-// file uses every core. Files over 32 MiB
-// are cut into 16 MiB pieces at line boundaries, so that one big file uses every core.
+// scheduling). Files over 2 x piece_bytes (default: over 32 MiB) are cut into pieces of
+// piece_bytes at line boundaries, so that one big file uses every core.
 #pragma once
 
 #include <atomic>
@@ -21,7 +20,7 @@
 namespace ccmon {
 
 struct ScanOptions {
-  unsigned threads = 0;                            // 0: hardware concurrency
+  unsigned threads = 0;  // 0: hardware concurrency
   size_t max_line_bytes = size_t(64) << 20;
   // Files over twice this size are read as pieces of this size, in parallel (tests make it tiny).
   uint64_t piece_bytes = uint64_t(16) << 20;
@@ -38,12 +37,12 @@ struct ScanProgress {
 
 struct ScanResult {
   Ledger ledger;
-  SkipCounts skipped;        // kIncomplete counts final lines without '\n'
-  uint64_t files = 0;        // files read
+  SkipCounts skipped;          // kIncomplete counts final lines without '\n'
+  uint64_t files = 0;          // files read
   uint64_t files_skipped = 0;  // not opened (mtime before --since)
   uint64_t bytes = 0;
-  uint64_t lines = 0;        // complete lines
-  uint64_t usage_lines = 0;  // usage records (before dedup)
+  uint64_t lines = 0;               // complete lines
+  uint64_t usage_lines = 0;         // usage records (before dedup)
   std::vector<std::string> errors;  // files that could not be read
 };
 

@@ -4,14 +4,6 @@
 
 namespace ccmon {
 
-void TokenCounts::MaxWith(const TokenCounts& o) {
-  input = std::max(input, o.input);
-  output = std::max(output, o.output);
-  cache_write_5m = std::max(cache_write_5m, o.cache_write_5m);
-  cache_write_1h = std::max(cache_write_1h, o.cache_write_1h);
-  cache_read = std::max(cache_read, o.cache_read);
-}
-
 void StoredTokens::MaxWith(const StoredTokens& o) {
   input = std::max(input, o.input);
   output = std::max(output, o.output);
@@ -22,25 +14,39 @@ void StoredTokens::MaxWith(const StoredTokens& o) {
 
 uint64_t TokenOfType(const TokenCounts& t, int i) {
   switch (i) {
-    case 0: return t.input;
-    case 1: return t.output;
-    case 2: return t.cache_write_5m;
-    case 3: return t.cache_write_1h;
-    default: return t.cache_read;
+    case 0:
+      return t.input;
+    case 1:
+      return t.output;
+    case 2:
+      return t.cache_write_5m;
+    case 3:
+      return t.cache_write_1h;
+    default:
+      return t.cache_read;
   }
 }
 
 std::string_view SkipReasonName(SkipReason r) {
   switch (r) {
-    case SkipReason::kEmpty: return "empty";
-    case SkipReason::kInvalidJson: return "invalid_json";
-    case SkipReason::kInvalidUtf8: return "invalid_utf8";
-    case SkipReason::kNotObject: return "not_object";
-    case SkipReason::kBadUsage: return "bad_usage";
-    case SkipReason::kMissingId: return "missing_id";
-    case SkipReason::kBadTimestamp: return "bad_timestamp";
-    case SkipReason::kTooLong: return "too_long";
-    case SkipReason::kIncomplete: return "incomplete";
+    case SkipReason::kEmpty:
+      return "empty";
+    case SkipReason::kInvalidJson:
+      return "invalid_json";
+    case SkipReason::kInvalidUtf8:
+      return "invalid_utf8";
+    case SkipReason::kNotObject:
+      return "not_object";
+    case SkipReason::kBadUsage:
+      return "bad_usage";
+    case SkipReason::kMissingId:
+      return "missing_id";
+    case SkipReason::kBadTimestamp:
+      return "bad_timestamp";
+    case SkipReason::kTooLong:
+      return "too_long";
+    case SkipReason::kIncomplete:
+      return "incomplete";
   }
   return "unknown";
 }

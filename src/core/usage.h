@@ -21,8 +21,6 @@ struct TokenCounts {
   uint64_t Total() const { return input + output + cache_write_5m + cache_write_1h + cache_read; }
   // The prompt size that decides the long-context tier.
   uint64_t PromptTokens() const { return input + cache_write_5m + cache_write_1h + cache_read; }
-  // Field-wise maximum (the dedup rule for copies of one request).
-  void MaxWith(const TokenCounts& o);
   bool operator==(const TokenCounts&) const = default;
 };
 
@@ -37,12 +35,15 @@ struct StoredTokens {
 
   StoredTokens() = default;
   StoredTokens(const TokenCounts& t)  // NOLINT: implicit, the counts fit (checked by the parser)
-      : input(uint32_t(t.input)), output(uint32_t(t.output)),
-        cache_write_5m(uint32_t(t.cache_write_5m)), cache_write_1h(uint32_t(t.cache_write_1h)),
+      : input(uint32_t(t.input)),
+        output(uint32_t(t.output)),
+        cache_write_5m(uint32_t(t.cache_write_5m)),
+        cache_write_1h(uint32_t(t.cache_write_1h)),
         cache_read(uint32_t(t.cache_read)) {}
   operator TokenCounts() const {  // NOLINT: implicit widening
     return TokenCounts{input, output, cache_write_5m, cache_write_1h, cache_read};
   }
+  // Field-wise maximum (the dedup rule for copies of one request).
   void MaxWith(const StoredTokens& o);
   bool operator==(const StoredTokens&) const = default;
   bool operator==(const TokenCounts& t) const { return TokenCounts(*this) == t; }
@@ -57,23 +58,23 @@ uint64_t TokenOfType(const TokenCounts& t, int type_index);
 
 // Why a line was skipped. Stable names: they are the `reason` label of ccmon_skipped_lines_total.
 enum class SkipReason : uint8_t {
-  kEmpty,          // blank or whitespace-only line
-  kInvalidJson,    // not JSON (plain text, NUL garbage, truncated JSON)
-  kInvalidUtf8,    // bytes that are not UTF-8
-  kNotObject,      // valid JSON that is not an object
-  kBadUsage,       // an assistant line whose message.usage is not an object or holds bad numbers
-  kMissingId,      // a usage record without message.id (cannot be deduplicated)
-  kBadTimestamp,   // a usage record without a parseable ISO-8601 timestamp
-  kTooLong,        // longer than the line cap
-  kIncomplete,     // replay only: a final line without '\n' at the end of a finished read
+  kEmpty,         // blank or whitespace-only line
+  kInvalidJson,   // not JSON (plain text, NUL garbage, truncated JSON)
+  kInvalidUtf8,   // bytes that are not UTF-8
+  kNotObject,     // valid JSON that is not an object
+  kBadUsage,      // an assistant line whose message.usage is not an object or holds bad numbers
+  kMissingId,     // a usage record without message.id (cannot be deduplicated)
+  kBadTimestamp,  // a usage record without a parseable ISO-8601 timestamp
+  kTooLong,       // longer than the line cap
+  kIncomplete,    // replay only: a final line without '\n' at the end of a finished read
 };
 inline constexpr int kSkipReasonCount = 9;
 std::string_view SkipReasonName(SkipReason r);
 
 enum class LineKind : uint8_t {
-  kOther,     // a valid line that carries no usage record (user, summary, progress, …)
-  kUsage,     // a usage record (may be <synthetic> and/or an API error; see flags)
-  kSkipped,   // malformed; see skip_reason
+  kOther,    // a valid line that carries no usage record (user, summary, progress, …)
+  kUsage,    // a usage record (may be <synthetic> and/or an API error; see flags)
+  kSkipped,  // malformed; see skip_reason
 };
 
 struct ToolUse {
@@ -90,14 +91,14 @@ struct ParsedLine {
   std::string_view message_id;
   std::string_view request_id;  // empty when absent
   bool has_request_id = false;
-  std::string_view model;       // raw message.model ("" when absent)
+  std::string_view model;  // raw message.model ("" when absent)
   std::string_view session_id;
   std::string_view cwd;
   int64_t timestamp_ms = 0;
   bool is_sidechain = false;
   bool is_api_error = false;
-  bool fast = false;             // usage.speed == "fast"
-  bool has_cost_usd = false;     // top-level costUSD present (legacy lines)
+  bool fast = false;          // usage.speed == "fast"
+  bool has_cost_usd = false;  // top-level costUSD present (legacy lines)
   Pico cost_usd = 0;
   uint64_t web_search_requests = 0;
   TokenCounts tokens;

@@ -75,15 +75,14 @@ TEST(RemoteWriteBackfill, SendsTheHistoryInTimeOrderAndNothingElse) {
   // What the OpenMetrics history holds, per series (labels as remote-write sends them).
   struct Sink : HistorySink {
     void BeginFamily(const FamilyDesc&) override {}
-    void Sample(const std::string& name, const std::vector<std::string>& names,
-                const std::vector<std::string>& values, const char* extra_name,
-                const std::string* extra_value, __int128 value, bool usd, int64_t ms) override {
-      std::vector<std::pair<std::string, std::string>> labels = {{"__name__", name}};
-      for (size_t i = 0; i < names.size(); ++i)
-        if (!values[i].empty()) labels.emplace_back(names[i], values[i]);
-      if (extra_name) labels.emplace_back(extra_name, *extra_value);
+    void Sample(const HistorySeries& s, __int128 value, int64_t ms) override {
+      std::vector<std::pair<std::string, std::string>> labels = {{"__name__", s.name}};
+      for (size_t i = 0; i < s.label_names->size(); ++i)
+        if (!(*s.label_values)[i].empty())
+          labels.emplace_back((*s.label_names)[i], (*s.label_values)[i]);
+      if (s.extra_name) labels.emplace_back(s.extra_name, s.extra_value);
       std::sort(labels.begin(), labels.end());
-      want[labels].push_back({ms, std::stod(FormatValue(value, usd))});
+      want[labels].push_back({ms, std::stod(FormatValue(value, s.usd))});
       ++n;
     }
     std::map<std::vector<std::pair<std::string, std::string>>, std::vector<rw::Sample>> want;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
-#include <unordered_map>
 
 #include "core/history.h"
 #include "remote_write/write_request.h"
@@ -24,40 +23,27 @@ class BatchingSink : public HistorySink {
         d.name, d.help, d.unit});
   }
 
-  void Sample(const std::string& sample_name, const std::vector<std::string>& label_names,
-              const std::vector<std::string>& label_values, const char* extra_name,
-              const std::string* extra_value, __int128 value, bool usd,
-              int64_t timestamp_ms) override {
+  void Sample(const HistorySeries& hs, __int128 value, int64_t timestamp_ms) override {
     if (!status_.ok()) return;
-    key_.assign(sample_name);
-    for (const std::string& v : label_values) {
-      key_ += '\xff';
-      key_ += v;
-    }
-    if (extra_value) {
-      key_ += '\xfe';
-      key_ += *extra_value;
-    }
-    auto [it, inserted] = series_index_.try_emplace(key_, uint32_t(series_labels_.size()));
-    if (inserted) {
-      std::vector<std::pair<std::string, std::string>> labels = {{"__name__", sample_name}};
-      for (size_t i = 0; i < label_names.size(); ++i) {
+    if (hs.id >= series_.size()) series_.resize(hs.id + 1);
+    PerSeries& ps = series_[hs.id];
+    if (ps.labels.empty()) {
+      ps.labels = {{"__name__", hs.name}};
+      for (size_t i = 0; i < hs.label_names->size(); ++i) {
         // An empty value is the same as no label in Prometheus; remote-write must not send it.
-        if (!label_values[i].empty()) labels.emplace_back(label_names[i], label_values[i]);
+        const std::string& v = (*hs.label_values)[i];
+        if (!v.empty()) ps.labels.emplace_back((*hs.label_names)[i], v);
       }
-      if (extra_name) labels.emplace_back(extra_name, *extra_value);
-      series_labels_.push_back(std::move(labels));
-      slot_.push_back(kNoSlot);
+      if (hs.extra_name) ps.labels.emplace_back(hs.extra_name, hs.extra_value);
     }
-    const uint32_t series = it->second;
-    if (slot_[series] == kNoSlot) {
-      slot_[series] = uint32_t(request_.series.size());
-      request_.series.push_back(rw::Series{series_labels_[series], {}});
-      in_request_.push_back(series);
+    if (ps.slot == kNoSlot) {
+      ps.slot = uint32_t(request_.series.size());
+      request_.series.push_back(rw::Series{ps.labels, {}});
+      in_request_.push_back(hs.id);
     }
     // The exact decimal, then the nearest double (USD values are pico-dollars).
-    const double v = std::strtod(FormatValue(value, usd).c_str(), nullptr);
-    request_.series[slot_[series]].samples.push_back(rw::Sample{timestamp_ms, v});
+    const double v = std::strtod(FormatValue(value, hs.usd).c_str(), nullptr);
+    request_.series[ps.slot].samples.push_back(rw::Sample{timestamp_ms, v});
     ++pending_;
     ++stats_->samples;
     if (pending_ >= per_request_) Send();
@@ -68,7 +54,7 @@ class BatchingSink : public HistorySink {
   // Sends what is left (and, for an empty history, one request with the metadata).
   Status Finish() {
     if (status_.ok() && (pending_ > 0 || !metadata_sent_)) Send();
-    stats_->series = series_labels_.size();
+    stats_->series = series_.size();
     return status_;
   }
 
@@ -95,7 +81,7 @@ class BatchingSink : public HistorySink {
         stats_->samples_sent += pending_;
       }
     }
-    for (uint32_t s : in_request_) slot_[s] = kNoSlot;
+    for (uint32_t id : in_request_) series_[id].slot = kNoSlot;
     in_request_.clear();
     request_ = rw::WriteRequest{};
     pending_ = 0;
@@ -107,10 +93,11 @@ class BatchingSink : public HistorySink {
   Status status_;
   std::vector<rw::Metadata> metadata_;
   bool metadata_sent_ = false;
-  std::string key_;
-  std::unordered_map<std::string, uint32_t> series_index_;
-  std::vector<std::vector<std::pair<std::string, std::string>>> series_labels_;
-  std::vector<uint32_t> slot_;  // series -> index in request_.series, or kNoSlot
+  struct PerSeries {
+    std::vector<std::pair<std::string, std::string>> labels;  // built at its first sample
+    uint32_t slot = kNoSlot;  // index in request_.series, or kNoSlot
+  };
+  std::vector<PerSeries> series_;  // by HistorySeries::id
   std::vector<uint32_t> in_request_;
   rw::WriteRequest request_;
   size_t pending_ = 0;
