@@ -32,9 +32,9 @@ RW="$BIN remote-write --url http://127.0.0.1:$PORT/api/v1/write ${COMMON[*]}"
 OM="$BIN openmetrics -o $WORK/h.om ${COMMON[*]} && curl -sf --data-binary @$WORK/h.om http://127.0.0.1:$PORT/api/v1/import/prometheus"
 hyperfine --warmup 1 --runs "$RUNS" --export-json "$WORK/h.json" \
   -n "ccmon-replay remote-write" "$RW" -n "openmetrics + VictoriaMetrics import" "$OM" >&2
-/usr/bin/time -o "$WORK/rss" -f %M $RW >/dev/null 2>&1
+/usr/bin/time -o "$WORK/rss" -f %M $RW >/dev/null 2>"$WORK/rw.err"
 RSS=$(tail -1 "$WORK/rss")
-SAMPLES=$($RW 2>&1 | sed -n 's/.*series, \([0-9]*\) samples.*/\1/p')
+SAMPLES=$(sed -n 's/.*series, \([0-9]*\) samples.*/\1/p' "$WORK/rw.err")
 python3 - "$WORK/h.json" "$RSS" "$SAMPLES" <<'PY'
 import json, statistics, sys
 res = json.load(open(sys.argv[1]))["results"]

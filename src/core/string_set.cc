@@ -56,14 +56,19 @@ uint64_t StringSet::Append(std::string_view s) {
   return loc;
 }
 
-uint32_t StringSet::Find(std::string_view s) const {
-  if (slots_.empty()) return kNone;
+size_t StringSet::Probe(std::string_view s, uint32_t* idx) const {
   const size_t mask = slots_.size() - 1;
   for (size_t i = Hash(s) & mask;; i = (i + 1) & mask) {
-    uint32_t idx = slots_[i];
-    if (idx == kNone) return kNone;
-    if (Get(idx) == s) return idx;
+    *idx = slots_[i];
+    if (*idx == kNone || Get(*idx) == s) return i;
   }
+}
+
+uint32_t StringSet::Find(std::string_view s) const {
+  if (slots_.empty()) return kNone;
+  uint32_t idx;
+  Probe(s, &idx);
+  return idx;
 }
 
 void StringSet::Grow() {
@@ -79,20 +84,14 @@ void StringSet::Grow() {
 
 uint32_t StringSet::Insert(std::string_view s, bool* inserted) {
   if ((size() + 1) * 4 > slots_.size() * 3) Grow();  // load factor <= 3/4
-  const size_t mask = slots_.size() - 1;
-  size_t i = Hash(s) & mask;
-  for (;; i = (i + 1) & mask) {
-    uint32_t idx = slots_[i];
-    if (idx == kNone) break;
-    if (Get(idx) == s) {
-      *inserted = false;
-      return idx;
-    }
+  uint32_t idx;
+  const size_t slot = Probe(s, &idx);
+  *inserted = idx == kNone;
+  if (*inserted) {
+    idx = uint32_t(size());
+    locations_.push_back(Append(s));
+    slots_[slot] = idx;
   }
-  uint32_t idx = uint32_t(size());
-  locations_.push_back(Append(s));
-  slots_[i] = idx;
-  *inserted = true;
   return idx;
 }
 

@@ -31,6 +31,9 @@ class StringSet {
   static constexpr int kBlockBits = 20;  // 1 MiB blocks
   static constexpr size_t kBlockBytes = size_t(1) << kBlockBits;
   static uint64_t Hash(std::string_view s);
+  // The slot holding `s` (*idx = its index) or the empty slot where it belongs (*idx = kNone).
+  // Precondition: slots_ is not empty.
+  size_t Probe(std::string_view s, uint32_t* idx) const;
   void Grow();
   uint64_t Append(std::string_view s);  // returns the location: block << kBlockBits | offset
 
