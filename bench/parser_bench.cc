@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "core/line_parser.h"
+#include "transcript/line_parser.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> lines;

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <set>
 
-#include "core/utf8.h"
+#include "base/utf8.h"
 #include "prometheus/remote.pb.h"
 
 namespace ccmon::rw {

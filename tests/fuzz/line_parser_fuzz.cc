@@ -33,13 +33,13 @@
 #include <tuple>
 #include <vector>
 
-#include "core/file_source.h"
-#include "core/id_codec.h"
-#include "core/ledger.h"
-#include "core/line_parser.h"
-#include "core/line_reader.h"
-#include "core/status.h"
-#include "core/usage.h"
+#include "base/env.h"
+#include "ledger/id_codec.h"
+#include "ledger/ledger.h"
+#include "transcript/line_parser.h"
+#include "transcript/line_reader.h"
+#include "base/status.h"
+#include "transcript/usage.h"
 
 namespace ccmon {
 namespace {

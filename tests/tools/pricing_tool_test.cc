@@ -11,7 +11,7 @@
 #include <sstream>
 #include <thread>
 
-#include "core/pricing.h"
+#include "pricing/pricing.h"
 
 namespace ccmon {
 namespace {

@@ -7,7 +7,7 @@
 #include <map>
 #include <sstream>
 
-#include "core/history.h"
+#include "exposition/history.h"
 #include "remote_write/write_request.h"
 
 namespace ccmon {

@@ -9,10 +9,11 @@
 #include <fstream>
 #include <iostream>
 
-#include "core/file_source.h"
-#include "core/model_id.h"
-#include "core/pricing.h"
-#include "net/http_client.h"
+#include "base/env.h"
+#include "transcript/model_id.h"
+#include "pricing/pricing.h"
+#include "tools/pricing/litellm.h"
+#include "http/http_client.h"
 
 namespace ccmon {
 namespace {
@@ -45,7 +46,7 @@ Status ReadSource(const std::string& from, std::string* text) {
   if (from.rfind("http://", 0) == 0 || from.rfind("https://", 0) == 0) {
     return HttpGet(from, HttpGetOptions{}, text);
   }
-  return ReadSmallFile(from, text);
+  return ReadFileToString(Env::Default(), from, kMaxSmallFileBytes, text);
 }
 
 Status WriteAtomically(const std::string& path, const std::string& content) {
@@ -90,7 +91,7 @@ int Update(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
   }
   PriceTable source;
   std::vector<std::string> rejected;
-  s = PriceTable::FromLiteLlm(text, &source, &rejected);
+  s = PricesFromLiteLlm(text, &source, &rejected);
   if (!s.ok()) {
     err << "ccmon-pricing: " << cfg.from << ": " << s.message() << "\n";
     return 1;

@@ -6,7 +6,7 @@
 #include <mutex>
 #include <thread>
 
-#include "core/scanner.h"
+#include "ledger/scanner.h"
 
 namespace ccmon {
 

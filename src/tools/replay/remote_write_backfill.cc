@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "core/history.h"
+#include "exposition/history.h"
 #include "remote_write/write_request.h"
 
 namespace ccmon {

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "core/metrics.h"
-#include "core/status.h"
-#include "net/remote_write_sender.h"
+#include "metrics/metrics.h"
+#include "base/status.h"
+#include "remote_write/remote_write_sender.h"
 
 namespace ccmon {
 

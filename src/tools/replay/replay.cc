@@ -14,14 +14,15 @@
 #include <optional>
 #include <random>
 
-#include "core/discovery.h"
-#include "core/history.h"
-#include "core/metrics.h"
-#include "core/pricing.h"
-#include "core/scanner.h"
-#include "core/timeutil.h"
-#include "core/timezone.h"
-#include "net/remote_write_sender.h"
+#include "transcript/discovery.h"
+#include "exposition/history.h"
+#include "exposition/text_format.h"
+#include "metrics/metrics.h"
+#include "pricing/pricing.h"
+#include "ledger/scanner.h"
+#include "base/timeutil.h"
+#include "base/timezone.h"
+#include "remote_write/remote_write_sender.h"
 #include "tools/replay/progress.h"
 #include "tools/replay/remote_write_backfill.h"
 #include "tools/replay/report.h"
@@ -182,8 +183,8 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
     }
     case ReplayCommand::kMetrics: {
       auto fams = CollectEvents(acc, device);
-      out << (cfg.metrics_format == "openmetrics" ? SnapshotOpenMetrics(fams, &result.skipped)
-                                                  : SnapshotText(fams, &result.skipped));
+      fams.push_back(SkippedLinesFamily(result.skipped));
+      out << (cfg.metrics_format == "openmetrics" ? SnapshotOpenMetrics(fams) : SnapshotText(fams));
       return 0;
     }
     case ReplayCommand::kRemoteWrite: {

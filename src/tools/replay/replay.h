@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/accounting.h"
+#include "metrics/accounting.h"
 
 namespace ccmon {
 

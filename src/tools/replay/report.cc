@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
-#include "core/timeutil.h"
+#include "base/timeutil.h"
 
 namespace ccmon {
 namespace {

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "core/accounting.h"
-#include "core/metrics.h"
-#include "core/timezone.h"
+#include "metrics/accounting.h"
+#include "metrics/metrics.h"
+#include "base/timezone.h"
 #include "tools/replay/replay.h"
 
 namespace ccmon {

@@ -1,0 +1,68 @@
+#include "base/atomic_file.h"
+
+namespace ccmon {
+
+AtomicFileWriter::AtomicFileWriter(Env* env, std::string path, std::string temp_path,
+                                   std::unique_ptr<WritableFile> file)
+    : env_(env), path_(std::move(path)), temp_path_(std::move(temp_path)), file_(std::move(file)) {}
+
+Status AtomicFileWriter::Open(Env* env, const std::string& path, unsigned mode,
+                              std::unique_ptr<AtomicFileWriter>* out) {
+  if (path.empty()) return Status::InvalidArgument("empty output path");
+  Status s = env->CreateDirs(DirName(path));
+  if (!s.ok()) return s;
+  std::string temp = path + ".tmp";
+  std::unique_ptr<WritableFile> file;
+  s = env->NewWritableFile(temp, &file, mode);
+  if (!s.ok()) return s;
+  out->reset(new AtomicFileWriter(env, path, std::move(temp), std::move(file)));
+  return Status::Ok();
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (!done_) Abandon();
+}
+
+void AtomicFileWriter::Abandon() {
+  done_ = true;
+  if (file_) {
+    file_->Close();  // the error does not matter: the file is removed
+    file_.reset();
+  }
+  env_->RemoveFile(temp_path_);
+}
+
+Status AtomicFileWriter::Append(std::string_view data) {
+  if (done_) return Status::IoError(path_ + ": write after commit");
+  if (!status_.ok()) return status_;
+  status_ = file_->Append(data);
+  return status_;
+}
+
+Status AtomicFileWriter::Commit() {
+  if (done_) return Status::IoError(path_ + ": committed twice");
+  Status s = status_;
+  if (s.ok()) s = file_->Sync();
+  if (s.ok()) s = file_->Close();
+  if (s.ok()) s = env_->RenameFile(temp_path_, path_);
+  if (!s.ok()) {
+    Abandon();
+    return s;
+  }
+  done_ = true;
+  file_.reset();
+  // The rename is done; a failed directory sync means it may not survive a crash.
+  return env_->SyncDir(DirName(path_));
+}
+
+Status WriteFileAtomically(Env* env, const std::string& path, std::string_view content,
+                           unsigned mode) {
+  std::unique_ptr<AtomicFileWriter> w;
+  Status s = AtomicFileWriter::Open(env, path, mode, &w);
+  if (!s.ok()) return s;
+  s = w->Append(content);
+  if (!s.ok()) return s;
+  return w->Commit();
+}
+
+}  // namespace ccmon

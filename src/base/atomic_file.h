@@ -1,0 +1,48 @@
+// Atomic file replacement: readers see either the old file or the complete new one, never a
+// part, even after a crash or a full disk. Content is written to "<path>.tmp"; Commit() fsyncs
+// it, renames it over `path` and fsyncs the directory. A writer destroyed (or failing) before
+// Commit() removes its temporary file. Not thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "base/env.h"
+#include "base/status.h"
+
+namespace ccmon {
+
+class AtomicFileWriter {
+ public:
+  // Creates the temporary file (and the parent directories of `path`). `env` is borrowed.
+  static Status Open(Env* env, const std::string& path, unsigned mode,
+                     std::unique_ptr<AtomicFileWriter>* out);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  // After a failed Append the writer is dead: Commit() fails and the temp file is removed.
+  Status Append(std::string_view data);
+  // Sync, close, rename, sync the directory. At most once.
+  Status Commit();
+
+  const std::string& temp_path() const { return temp_path_; }
+
+ private:
+  AtomicFileWriter(Env* env, std::string path, std::string temp_path,
+                   std::unique_ptr<WritableFile> file);
+  void Abandon();
+
+  Env* env_;
+  std::string path_, temp_path_;
+  std::unique_ptr<WritableFile> file_;
+  Status status_;
+  bool done_ = false;
+};
+
+// The whole content at once.
+Status WriteFileAtomically(Env* env, const std::string& path, std::string_view content,
+                           unsigned mode = 0644);
+
+}  // namespace ccmon

@@ -1,0 +1,267 @@
+// The POSIX Env (base/env.h).
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "base/env.h"
+
+namespace ccmon {
+namespace {
+
+Status PosixError(const std::string& context, int err) {
+  return Status::IoError(context + ": " + std::strerror(err));
+}
+
+class PosixSequentialFile final : public SequentialFile {
+ public:
+  PosixSequentialFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixSequentialFile() override { ::close(fd_); }
+
+  Status Read(char* buf, size_t n, size_t* got) override {
+    for (;;) {
+      ssize_t r = ::read(fd_, buf, n);
+      if (r >= 0) {
+        *got = size_t(r);
+        return Status::Ok();
+      }
+      if (errno == EINTR) continue;
+      return PosixError(path_ + ": read", errno);
+    }
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  Status Append(std::string_view data) override {
+    if (fd_ < 0) return Status::IoError(path_ + ": append after close");
+    // Small appends are gathered so that writers of many short pieces do few syscalls.
+    if (buffer_.size() + data.size() <= kBufferBytes) {
+      buffer_.append(data);
+      return Status::Ok();
+    }
+    Status s = FlushBuffer();
+    if (!s.ok()) return s;
+    if (data.size() <= kBufferBytes) {
+      buffer_.append(data);
+      return Status::Ok();
+    }
+    return WriteAll(data.data(), data.size());
+  }
+
+  Status Sync() override {
+    Status s = FlushBuffer();
+    if (!s.ok()) return s;
+    if (::fsync(fd_) != 0) return PosixError(path_ + ": fsync", errno);
+    return Status::Ok();
+  }
+
+  Status Close() override {
+    if (fd_ < 0) return Status::Ok();
+    Status s = FlushBuffer();
+    if (::close(fd_) != 0 && s.ok()) s = PosixError(path_ + ": close", errno);
+    fd_ = -1;
+    return s;
+  }
+
+ private:
+  static constexpr size_t kBufferBytes = 64 << 10;
+
+  Status FlushBuffer() {
+    if (buffer_.empty()) return Status::Ok();
+    Status s = WriteAll(buffer_.data(), buffer_.size());
+    buffer_.clear();
+    return s;
+  }
+  Status WriteAll(const char* p, size_t n) {
+    while (n > 0) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return PosixError(path_ + ": write", errno);
+      }
+      p += w;
+      n -= size_t(w);
+    }
+    return Status::Ok();
+  }
+
+  int fd_;
+  std::string path_;
+  std::string buffer_;
+};
+
+FileType TypeOfMode(mode_t m) {
+  if (S_ISREG(m)) return FileType::kRegular;
+  if (S_ISDIR(m)) return FileType::kDirectory;
+  if (S_ISLNK(m)) return FileType::kSymlink;
+  return FileType::kOther;
+}
+
+void FillInfo(const struct stat& st, FileInfo* out) {
+  out->type = TypeOfMode(st.st_mode);
+  out->size = uint64_t(st.st_size);
+  out->mtime_ms = int64_t(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+  out->device = uint64_t(st.st_dev);
+  out->inode = uint64_t(st.st_ino);
+}
+
+class PosixEnv final : public Env {
+ public:
+  Status NewSequentialFile(const std::string& path, uint64_t offset,
+                           std::unique_ptr<SequentialFile>* out) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return PosixError(path + ": open", errno);
+    if (offset > 0 && ::lseek(fd, off_t(offset), SEEK_SET) < 0) {
+      Status s = PosixError(path + ": seek", errno);
+      ::close(fd);
+      return s;
+    }
+    *out = std::make_unique<PosixSequentialFile>(fd, path);
+    return Status::Ok();
+  }
+
+  Status NewWritableFile(const std::string& path, std::unique_ptr<WritableFile>* out,
+                         unsigned mode) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode));
+    if (fd < 0) return PosixError(path + ": open for writing", errno);
+    *out = std::make_unique<PosixWritableFile>(fd, path);
+    return Status::Ok();
+  }
+
+  Status GetChildren(const std::string& dir, std::vector<DirEntry>* out) override {
+    out->clear();
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return PosixError(dir + ": opendir", errno);
+    for (;;) {
+      errno = 0;
+      struct dirent* e = ::readdir(d);
+      if (e == nullptr) {
+        int err = errno;
+        ::closedir(d);
+        if (err != 0) {
+          out->clear();
+          return PosixError(dir + ": readdir", err);
+        }
+        return Status::Ok();
+      }
+      if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+      DirEntry entry;
+      entry.name = e->d_name;
+      switch (e->d_type) {
+        case DT_REG: entry.type = FileType::kRegular; break;
+        case DT_DIR: entry.type = FileType::kDirectory; break;
+        case DT_LNK: entry.type = FileType::kSymlink; break;
+        case DT_UNKNOWN: entry.type = FileType::kUnknown; break;
+        default: entry.type = FileType::kOther; break;
+      }
+      out->push_back(std::move(entry));
+    }
+  }
+
+  Status Stat(const std::string& path, FileInfo* out) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return PosixError(path + ": stat", errno);
+    FillInfo(st, out);
+    return Status::Ok();
+  }
+
+  Status LinkStat(const std::string& path, FileInfo* out) override {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) return PosixError(path + ": lstat", errno);
+    FillInfo(st, out);
+    return Status::Ok();
+  }
+
+  bool IsReadable(const std::string& path) override { return ::access(path.c_str(), R_OK) == 0; }
+
+  Status RenameFile(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) return PosixError("rename " + from + " to " + to, errno);
+    return Status::Ok();
+  }
+
+  Status RemoveFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return PosixError(path + ": unlink", errno);
+    return Status::Ok();
+  }
+
+  Status CreateDirs(const std::string& path) override {
+    if (path.empty()) return Status::Ok();
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) {
+      if (S_ISDIR(st.st_mode)) return Status::Ok();
+      return Status::IoError(path + ": exists and is not a directory");
+    }
+    const std::string parent = DirName(path);
+    if (parent != path && parent != "." && parent != "/") {
+      Status s = CreateDirs(parent);
+      if (!s.ok()) return s;
+    }
+    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return PosixError(path + ": mkdir", errno);
+    return Status::Ok();
+  }
+
+  Status SyncDir(const std::string& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return PosixError(dir + ": open directory", errno);
+    Status s;
+    if (::fsync(fd) != 0) s = PosixError(dir + ": fsync", errno);
+    ::close(fd);
+    return s;
+  }
+
+  std::optional<std::string> GetEnvVar(const std::string& name) override {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  }
+};
+
+}  // namespace
+
+Env* Env::Default() {
+  static Env* env = new PosixEnv;  // never destroyed: usable from any static destructor
+  return env;
+}
+
+Status ReadFileToString(Env* env, const std::string& path, size_t max_bytes, std::string* out) {
+  std::unique_ptr<SequentialFile> file;
+  Status s = env->NewSequentialFile(path, 0, &file);
+  if (!s.ok()) return s;
+  out->clear();
+  char buf[64 << 10];
+  for (;;) {
+    size_t got = 0;
+    s = file->Read(buf, sizeof buf, &got);
+    if (!s.ok()) return s;
+    if (got == 0) return Status::Ok();
+    if (out->size() + got > max_bytes) {
+      out->clear();
+      return Status::InvalidArgument(path + ": larger than " + std::to_string(max_bytes) +
+                                     " bytes, not read");
+    }
+    out->append(buf, got);
+  }
+}
+
+std::string DirName(const std::string& path) {
+  size_t cut = path.find_last_of('/');
+  if (cut == std::string::npos) return ".";
+  if (cut == 0) return "/";
+  return path.substr(0, cut);
+}
+
+}  // namespace ccmon

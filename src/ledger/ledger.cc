@@ -1,0 +1,226 @@
+#include "ledger/ledger.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <tuple>
+#include <vector>
+
+#include "transcript/model_id.h"
+
+namespace ccmon {
+
+void Ledger::AppendDedupKey(std::string_view message_id, bool has_request_id,
+                            std::string_view request_id, std::string* out) {
+  // Encoded ids are self-delimiting, so the pair stays distinct whatever bytes the ids contain
+  // (JSON can spell NUL as \u0000).
+  AppendEncodedId(message_id, out);
+  if (has_request_id) {
+    AppendEncodedId(request_id, out);
+  } else {
+    out->push_back(char(kAbsentTag));
+  }
+}
+
+std::string Ledger::DedupKey(std::string_view message_id, bool has_request_id,
+                             std::string_view request_id) {
+  std::string key;
+  AppendDedupKey(message_id, has_request_id, request_id, &key);
+  return key;
+}
+
+uint32_t Ledger::InternContext(const Context& c) {
+  auto [it, inserted] = context_index_.try_emplace(c, uint32_t(contexts_.size()));
+  if (inserted) contexts_.push_back(c);
+  return it->second;
+}
+
+// Timestamps are within four-digit years (the parser rejects others): under 2^48 ms either side of
+// 1970.
+RequestEntry Ledger::Unpack(uint32_t index) const {
+  const PackedRequest& p = packed_[index];
+  const Context& c = contexts_[p.context];
+  RequestEntry e;
+  e.timestamp_ms = p.ts_flags >> kFlagBits;
+  e.cost_usd = p.cost_usd;
+  e.tokens = p.tokens;
+  e.model = c.model;
+  e.cwd = c.cwd;
+  e.session = c.session;
+  e.sidechain = p.ts_flags & kSidechain;
+  e.fast = p.ts_flags & kFast;
+  e.has_cost_usd = p.ts_flags & kHasCostUsd;
+  if (p.ts_flags & kHasWebSearches) e.web_search_requests = web_searches_.at(index);
+  return e;
+}
+
+void Ledger::Store(uint32_t index, const RequestEntry& e) {
+  int64_t flags = 0;
+  if (e.sidechain) flags |= kSidechain;
+  if (e.fast) flags |= kFast;
+  if (e.has_cost_usd) flags |= kHasCostUsd;
+  if (e.web_search_requests != 0) flags |= kHasWebSearches;
+  PackedRequest p;
+  p.ts_flags = int64_t(uint64_t(e.timestamp_ms) << kFlagBits) | flags;
+  p.cost_usd = e.has_cost_usd ? e.cost_usd : 0;
+  p.tokens = e.tokens;
+  p.context = InternContext(Context{e.model, e.cwd, e.session});
+  if (index == packed_.size()) {
+    packed_.push_back(p);
+  } else {
+    packed_[index] = p;
+  }
+  if (e.web_search_requests != 0) web_searches_[index] = e.web_search_requests;
+}
+
+RequestEntry Ledger::Requests::at(size_t i) const {
+  if (i >= size()) throw std::out_of_range("no request " + std::to_string(i));
+  return (*this)[i];
+}
+
+std::string Ledger::tool_id(uint32_t index) const {
+  std::string id;
+  std::string_view encoded = tool_ids_.Get(index);
+  DecodeId(&encoded, &id);  // always valid: tool_ids_ holds only encodings
+  return id;
+}
+
+uint32_t Ledger::InternModel(std::string_view raw) {
+  auto it = raw_model_ids_.find(raw);
+  if (it != raw_model_ids_.end()) return it->second;
+  uint32_t id = strings_.Intern(CanonicalModel(raw));
+  raw_model_ids_.emplace(std::string(raw), id);
+  return id;
+}
+
+bool Ledger::Prefer(const RequestEntry& a, const RequestEntry& b) const {
+  if (a.sidechain != b.sidechain) return !a.sidechain;
+  if (a.timestamp_ms != b.timestamp_ms) return a.timestamp_ms < b.timestamp_ms;
+  const auto& s = strings_;
+  return std::tie(s.Get(a.session), s.Get(a.model), s.Get(a.cwd)) <
+         std::tie(s.Get(b.session), s.Get(b.model), s.Get(b.cwd));
+}
+
+void Ledger::MergeRequest(std::string_view key, const RequestEntry& e, Change* change) {
+  bool inserted = false;
+  change->index = keys_.Insert(key, &inserted);
+  if (inserted) {
+    change->new_request = true;
+    Store(change->index, e);
+    return;
+  }
+  RequestEntry cur = Unpack(change->index);
+  change->before = cur;
+  if (Prefer(e, cur)) {
+    cur.timestamp_ms = e.timestamp_ms;
+    cur.model = e.model;
+    cur.cwd = e.cwd;
+    cur.session = e.session;
+    cur.sidechain = e.sidechain;
+  }
+  cur.tokens.MaxWith(e.tokens);
+  cur.web_search_requests = std::max(cur.web_search_requests, e.web_search_requests);
+  if (e.has_cost_usd) {
+    cur.cost_usd = cur.has_cost_usd ? std::max(cur.cost_usd, e.cost_usd) : e.cost_usd;
+    cur.has_cost_usd = true;
+  }
+  cur.fast = cur.fast || e.fast;
+  Store(change->index, cur);
+}
+
+void Ledger::MergeSession(uint32_t session, int64_t ts, uint32_t cwd) {
+  auto [it, inserted] = sessions_.try_emplace(session, SessionEntry{ts, cwd});
+  if (inserted) return;
+  SessionEntry& s = it->second;
+  if (ts < s.first_ms || (ts == s.first_ms && strings_.Get(cwd) < strings_.Get(s.cwd))) {
+    s = SessionEntry{ts, cwd};
+  }
+}
+
+void Ledger::MergeToolUse(std::string_view id, int64_t ts, uint32_t name) {
+  tool_scratch_.clear();
+  AppendEncodedId(id, &tool_scratch_);
+  MergeToolUseEncoded(tool_scratch_, ts, name);
+}
+
+void Ledger::MergeToolUseEncoded(std::string_view encoded_id, int64_t ts, uint32_t name) {
+  bool inserted = false;
+  uint32_t idx = tool_ids_.Insert(encoded_id, &inserted);
+  if (inserted) {
+    tool_entries_.push_back(ToolUseEntry{ts, name});
+    return;
+  }
+  ToolUseEntry& t = tool_entries_[idx];
+  if (ts < t.timestamp_ms || (ts == t.timestamp_ms && strings_.Get(name) < strings_.Get(t.name))) {
+    t = ToolUseEntry{ts, name};
+  }
+}
+
+void Ledger::MergeApiError(std::string_view key, int64_t ts) {
+  auto it = api_errors_.find(key);
+  if (it == api_errors_.end()) {
+    api_errors_.emplace(std::string(key), ts);
+  } else {
+    it->second = std::min(it->second, ts);
+  }
+}
+
+const ToolUseEntry& Ledger::ToolUses::at(std::string_view id) const {
+  std::string encoded;
+  AppendEncodedId(id, &encoded);
+  uint32_t i = l_->tool_ids_.Find(encoded);
+  if (i == StringSet::kNone) throw std::out_of_range("no tool_use id " + std::string(id));
+  return l_->tool_entries_[i];
+}
+
+Ledger::Change Ledger::Add(const ParsedLine& line) {
+  Change change;
+  key_scratch_.clear();
+  AppendDedupKey(line.message_id, line.has_request_id, line.request_id, &key_scratch_);
+  const std::string_view key = key_scratch_;
+  if (line.is_api_error) MergeApiError(key, line.timestamp_ms);
+  if (line.IsSynthetic()) return change;
+  change.counted = true;
+  RequestEntry e;
+  e.timestamp_ms = line.timestamp_ms;
+  e.model = InternModel(line.model);
+  e.cwd = strings_.Intern(line.cwd);
+  e.session = strings_.Intern(line.session_id);
+  e.tokens = line.tokens;
+  e.web_search_requests = line.web_search_requests;
+  e.has_cost_usd = line.has_cost_usd;
+  e.cost_usd = line.cost_usd;
+  e.fast = line.fast;
+  e.sidechain = line.is_sidechain;
+  MergeRequest(key, e, &change);
+  MergeSession(e.session, e.timestamp_ms, e.cwd);
+  for (const ToolUse& t : line.tool_uses) {
+    MergeToolUse(t.id, line.timestamp_ms, strings_.Intern(t.name));
+  }
+  return change;
+}
+
+void Ledger::Merge(const Ledger& o) {
+  // o's string ids -> ours, each string interned once (not once per request).
+  std::vector<uint32_t> ids(o.strings_.size(), UINT32_MAX);
+  auto remap = [&](uint32_t id) {
+    if (ids[id] == UINT32_MAX) ids[id] = strings_.Intern(o.strings_.Get(id));
+    return ids[id];
+  };
+  Change ignored;
+  for (uint32_t i = 0; i < o.packed_.size(); ++i) {
+    RequestEntry e = o.Unpack(i);
+    e.model = remap(e.model);
+    e.cwd = remap(e.cwd);
+    e.session = remap(e.session);
+    MergeRequest(o.keys_.Get(i), e, &ignored);
+  }
+  for (const auto& [session, s] : o.sessions_)
+    MergeSession(remap(session), s.first_ms, remap(s.cwd));
+  for (uint32_t i = 0; i < o.tool_entries_.size(); ++i) {
+    const ToolUseEntry& t = o.tool_entries_[i];
+    MergeToolUseEncoded(o.tool_ids_.Get(i), t.timestamp_ms, remap(t.name));
+  }
+  for (const auto& [key, ts] : o.api_errors_) MergeApiError(key, ts);
+}
+
+}  // namespace ccmon

@@ -1,0 +1,182 @@
+// Ledger: the deduplicated requests of one device (docs/accounting.md, "Dedup" and "Attribution").
+//
+// Feed it every kUsage line; it keeps one entry per dedup key (message.id + requestId, or
+// message.id alone) whose token fields are the maximum over all copies seen. Attribution
+// (timestamp, model, project, session) comes from the preferred copy: a non-sidechain copy over a
+// sidechain one, then the earliest timestamp, then the smallest sessionId/model/cwd. Every rule is
+// commutative, so the result does not depend on file order or threads: ledgers built from disjoint
+// file sets can be merged. Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "ledger/id_codec.h"
+#include "base/index_iterator.h"
+#include "base/string_pool.h"
+#include "base/string_set.h"
+#include "transcript/usage.h"
+
+namespace ccmon {
+
+// What the ledger knows about one request, as a value (Ledger::requests()[i]).
+struct RequestEntry {
+  int64_t timestamp_ms = 0;
+  Pico cost_usd = 0;  // legacy costUSD (valid when has_cost_usd)
+  StoredTokens tokens;
+  uint32_t model = 0;    // canonical model id, in Ledger::strings()
+  uint32_t cwd = 0;      // raw cwd
+  uint32_t session = 0;  // sessionId
+  uint64_t web_search_requests = 0;
+  bool has_cost_usd = false;
+  bool fast = false;
+  bool sidechain = false;
+};
+
+struct SessionEntry {
+  int64_t first_ms = 0;  // earliest counted line
+  uint32_t cwd = 0;      // cwd of that line
+};
+
+struct ToolUseEntry {
+  int64_t timestamp_ms = 0;
+  uint32_t name = 0;
+};
+
+// Transparent hashing so that maps keyed by std::string can be probed with a string_view.
+struct StringViewHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+class Ledger {
+ public:
+  // What a line changed, for incremental consumers (the agent turns it into counter deltas).
+  struct Change {
+    bool counted = false;  // the line is a request (not <synthetic>)
+    bool new_request = false;
+    uint32_t index = 0;   // into requests()
+    RequestEntry before;  // the entry before this line (valid if !new_request)
+  };
+
+  // Precondition: line.kind == LineKind::kUsage.
+  Change Add(const ParsedLine& line);
+  // Moves every entry of `other` in (same rules as Add).
+  void Merge(const Ledger& other);
+
+  // The distinct requests, by index; entries are built on access (they are stored packed).
+  class Requests {
+   public:
+    explicit Requests(const Ledger* l) : l_(l) {}
+    size_t size() const { return l_->packed_.size(); }
+    bool empty() const { return size() == 0; }
+    RequestEntry operator[](size_t i) const { return l_->Unpack(uint32_t(i)); }
+    // Throws std::out_of_range (for tests).
+    RequestEntry at(size_t i) const;
+    IndexIterator<Requests> begin() const { return {this, 0}; }
+    IndexIterator<Requests> end() const { return {this, size()}; }
+
+   private:
+    const Ledger* l_;
+  };
+  Requests requests() const { return Requests(this); }
+  std::string_view request_key(uint32_t index) const { return keys_.Get(index); }
+  int64_t request_timestamp_ms(uint32_t index) const {
+    return packed_[index].ts_flags >> kFlagBits;
+  }
+  const StringPool& strings() const { return strings_; }
+  const std::unordered_map<uint32_t, SessionEntry>& sessions() const { return sessions_; }
+  // Distinct tool_use ids -> entry.
+  class ToolUses {
+   public:
+    explicit ToolUses(const Ledger* l) : l_(l) {}
+    size_t size() const { return l_->tool_ids_.size(); }
+    bool empty() const { return size() == 0; }
+    // The entries alone, in id order (no id decoding).
+    const std::deque<ToolUseEntry>& entries() const { return l_->tool_entries_; }
+    // Precondition: present (throws std::out_of_range otherwise; for tests).
+    const ToolUseEntry& at(std::string_view id) const;
+    // (id, entry); the id is decoded on access: callers that need only entries use entries().
+    std::pair<std::string, const ToolUseEntry&> operator[](size_t i) const {
+      return {l_->tool_id(uint32_t(i)), l_->tool_entries_[i]};
+    }
+    IndexIterator<ToolUses> begin() const { return {this, 0}; }
+    IndexIterator<ToolUses> end() const { return {this, size()}; }
+
+   private:
+    const Ledger* l_;
+  };
+  ToolUses tool_uses() const { return ToolUses(this); }
+  // API-error lines by dedup key -> earliest timestamp.
+  const std::unordered_map<std::string, int64_t, StringViewHash, std::equal_to<>>& api_errors()
+      const {
+    return api_errors_;
+  }
+
+  // The dedup key: message.id and requestId (or kAbsentTag without one), each encoded by
+  // AppendEncodedId (core/id_codec.h). Keys compare equal exactly when the pairs are equal.
+  static std::string DedupKey(std::string_view message_id, bool has_request_id,
+                              std::string_view request_id);
+  static void AppendDedupKey(std::string_view message_id, bool has_request_id,
+                             std::string_view request_id, std::string* out);
+
+ private:
+  // 40 bytes per distinct request (replay keeps them all): flags share the timestamp's word,
+  // (model, cwd, session) is one index into contexts_ (there are about as many as sessions), and
+  // the rare web-search counts live in web_searches_.
+  struct PackedRequest {
+    int64_t ts_flags = 0;  // timestamp_ms << kFlagBits | flags
+    Pico cost_usd = 0;
+    StoredTokens tokens;
+    uint32_t context = 0;
+  };
+  static_assert(sizeof(PackedRequest) == 40, "kept per request: keep it compact");
+  struct Context {
+    uint32_t model = 0;
+    uint32_t cwd = 0;
+    uint32_t session = 0;
+    bool operator==(const Context&) const = default;
+  };
+  struct ContextHash {
+    size_t operator()(const Context& c) const {
+      return std::hash<uint64_t>{}((uint64_t(c.model) << 32 | c.cwd) * 0x9E3779B97F4A7C15ull ^
+                                   c.session);
+    }
+  };
+  static constexpr int kFlagBits = 4;
+  enum Flag : int64_t { kSidechain = 1, kFast = 2, kHasCostUsd = 4, kHasWebSearches = 8 };
+
+  uint32_t InternContext(const Context& c);
+  RequestEntry Unpack(uint32_t index) const;
+  void Store(uint32_t index, const RequestEntry& e);  // index == size appends
+  std::string tool_id(uint32_t index) const;
+  uint32_t InternModel(std::string_view raw);
+  // True if the copy (ts, sidechain, session, model, cwd) should own the attribution of `e`.
+  bool Prefer(const RequestEntry& candidate, const RequestEntry& current) const;
+  void MergeRequest(std::string_view key, const RequestEntry& e, Change* change);
+  void MergeSession(uint32_t session, int64_t ts, uint32_t cwd);
+  void MergeToolUse(std::string_view id, int64_t ts, uint32_t name);
+  void MergeToolUseEncoded(std::string_view encoded_id, int64_t ts, uint32_t name);
+  void MergeApiError(std::string_view key, int64_t ts);
+
+  StringPool strings_;
+  std::unordered_map<std::string, uint32_t, StringViewHash, std::equal_to<>>
+      raw_model_ids_;                 // raw model -> canonical id
+  StringSet keys_;                    // dedup keys; index i <-> packed_[i]
+  std::deque<PackedRequest> packed_;  // a deque: no doubling copy while it grows
+  std::vector<Context> contexts_;
+  std::unordered_map<Context, uint32_t, ContextHash> context_index_;
+  std::unordered_map<uint32_t, uint64_t> web_searches_;  // request index -> count, when not 0
+  std::unordered_map<uint32_t, SessionEntry> sessions_;
+  StringSet tool_ids_;  // index i <-> tool_entries_[i]
+  std::deque<ToolUseEntry> tool_entries_;
+  std::string key_scratch_;   // reused for dedup keys
+  std::string tool_scratch_;  // reused for encoded tool_use ids
+  std::unordered_map<std::string, int64_t, StringViewHash, std::equal_to<>> api_errors_;
+};
+
+}  // namespace ccmon

@@ -1,0 +1,183 @@
+#include "ledger/scanner.h"
+
+#include <algorithm>
+#include <mutex>
+#include <thread>
+
+#include "base/env.h"
+#include "transcript/line_parser.h"
+#include "transcript/line_reader.h"
+
+namespace ccmon {
+
+// The reader's padding is what lets the parser use lines in place (no copy per line).
+static_assert(LineReader::kPadding >= LineParser::kPadding, "reader padding must cover the parser's");
+
+namespace {
+
+// The ledger all workers feed. Each worker collects a few thousand usage lines in a small local
+// ledger and merges it in under the lock: parsing runs in parallel, the lock is rarely taken, and
+// the dedup state exists once (memory is that of one ledger, not one per thread).
+struct SharedLedger {
+  std::mutex mu;
+  Ledger ledger;
+};
+constexpr size_t kLocalBatch = 4096;
+
+struct Worker {
+  SharedLedger* shared;
+  Ledger local;
+  size_t local_lines = 0;
+  void Flush() {
+    if (local_lines == 0) return;
+    {
+      std::lock_guard<std::mutex> lock(shared->mu);
+      shared->ledger.Merge(local);
+    }
+    local = Ledger();
+    local_lines = 0;
+  }
+  LineBuffer read_buffer;  // reused for every file: no allocation or fresh pages per file
+  SkipCounts skipped;
+  uint64_t files = 0, bytes = 0, lines = 0, usage_lines = 0;
+  std::vector<std::string> errors;
+};
+
+// A piece of a file: the lines that start in [begin, end). Big files are cut into pieces so
+// that both cores work on one big file; small files are one piece.
+struct Piece {
+  const TranscriptFile* file;
+  uint64_t begin, end;
+};
+
+void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, ParsedLine* line,
+               Worker* w, ScanProgress* progress) {
+  const TranscriptFile& f = *piece.file;
+  const bool first = piece.begin == 0, last = piece.end >= f.size;
+  // A later piece starts one byte early and drops the rest of the line in progress there
+  // (the previous piece reads it through).
+  const uint64_t open_at = first ? 0 : piece.begin - 1;
+  std::unique_ptr<SequentialFile> file;
+  Status s = Env::Default()->NewSequentialFile(f.path, open_at, &file);
+  if (!s.ok()) {
+    w->errors.push_back(s.message());
+    return;
+  }
+  LineReader::Options ro;
+  ro.max_line_bytes = opt.max_line_bytes;
+  ro.end_offset = last ? UINT64_MAX : piece.end;
+  LineReader reader(file.get(), open_at, ro, &w->read_buffer);
+  std::string_view text;
+  size_t readable = 0;
+  if (!first && reader.Next(&text, &readable) == LineReader::Result::kEnd) {
+    return;  // no line starts in this piece (an unfinished tail is the earlier piece's)
+  }
+  const uint64_t start = reader.consumed_offset();
+  uint64_t reported = start;
+  for (;;) {
+    LineReader::Result r = reader.Next(&text, &readable);
+    if (r == LineReader::Result::kEnd || r == LineReader::Result::kError) break;
+    ++w->lines;
+    if (r == LineReader::Result::kTooLong) {
+      ++w->skipped.by_reason[int(SkipReason::kTooLong)];
+      continue;
+    }
+    parser->Parse(text, readable, line);
+    if (line->kind == LineKind::kSkipped) {
+      ++w->skipped.by_reason[int(line->skip_reason)];
+    } else if (line->kind == LineKind::kUsage) {
+      ++w->usage_lines;
+      if (line->timestamp_ms >= opt.since_ms && line->timestamp_ms < opt.until_ms) {
+        w->local.Add(*line);
+        if (++w->local_lines >= kLocalBatch) w->Flush();
+      }
+    }
+    if (progress && reader.consumed_offset() - reported >= (1u << 20)) {
+      progress->bytes_done += reader.consumed_offset() - reported;
+      reported = reader.consumed_offset();
+    }
+  }
+  if (!reader.status().ok()) w->errors.push_back(reader.status().message());
+  uint64_t end = reader.consumed_offset();
+  // The reader stopped at the end of the file, not at the piece's limit: an unfinished last line
+  // (which starts in this piece) is this piece's.
+  const bool at_eof = last || end < piece.end;
+  if (at_eof && reader.pending_bytes() > 0) {
+    ++w->skipped.by_reason[int(SkipReason::kIncomplete)];
+    end += reader.pending_bytes();
+  }
+  if (first) {
+    ++w->files;
+    if (progress) ++progress->files_done;
+  }
+  w->bytes += end - start;
+  if (progress) progress->bytes_done += end - reported;
+}
+
+}  // namespace
+
+ScanResult ScanFiles(const std::vector<TranscriptFile>& files, const ScanOptions& opt,
+                     ScanProgress* progress) {
+  ScanResult result;
+  std::vector<const TranscriptFile*> todo;
+  for (const auto& f : files) {
+    if (f.mtime_ms < opt.since_ms) {
+      ++result.files_skipped;
+      if (progress) {
+        progress->bytes_done += f.size;
+        ++progress->files_done;
+      }
+      continue;
+    }
+    todo.push_back(&f);
+  }
+  // Largest first, so that one big file does not finish last on its own.
+  std::stable_sort(todo.begin(), todo.end(), [](const TranscriptFile* a, const TranscriptFile* b) {
+    return a->size > b->size;
+  });
+  std::vector<Piece> pieces;
+  for (const TranscriptFile* f : todo) {
+    const uint64_t piece = std::max<uint64_t>(1, opt.piece_bytes);
+    if (f->size <= 2 * piece) {
+      pieces.push_back({f, 0, UINT64_MAX});
+      continue;
+    }
+    for (uint64_t b = 0; b < f->size; b += piece) {
+      uint64_t e = b + piece >= f->size ? UINT64_MAX : b + piece;
+      pieces.push_back({f, b, e});
+    }
+  }
+  unsigned n = opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
+  n = std::max(1u, std::min<unsigned>(n, unsigned(std::max<size_t>(1, pieces.size()))));
+  SharedLedger shared;
+  std::vector<Worker> workers(n);
+  for (Worker& w : workers) w.shared = &shared;
+  std::atomic<size_t> next{0};
+  auto run = [&](Worker* w) {
+    LineParser parser;
+    ParsedLine line;
+    for (size_t i; (i = next.fetch_add(1)) < pieces.size();) {
+      ScanPiece(pieces[i], opt, &parser, &line, w, progress);
+    }
+    w->Flush();
+  };
+  std::vector<std::thread> threads;
+  for (unsigned t = 1; t < n; ++t) threads.emplace_back(run, &workers[t]);
+  run(&workers[0]);
+  for (auto& t : threads) t.join();
+
+  result.ledger = std::move(shared.ledger);
+  for (unsigned t = 0; t < n; ++t) {
+    Worker& w = workers[t];
+    for (int r = 0; r < kSkipReasonCount; ++r) result.skipped.by_reason[r] += w.skipped.by_reason[r];
+    result.files += w.files;
+    result.bytes += w.bytes;
+    result.lines += w.lines;
+    result.usage_lines += w.usage_lines;
+    for (auto& e : w.errors) result.errors.push_back(std::move(e));
+  }
+  std::sort(result.errors.begin(), result.errors.end());
+  return result;
+}
+
+}  // namespace ccmon

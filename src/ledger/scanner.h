@@ -1,0 +1,52 @@
+// Scanner: reads transcript files in parallel into one Ledger (batch mode, used by replay).
+//
+// Each worker thread owns a LineParser and a small batch Ledger that it merges into the one result
+// Ledger under a lock (the rules are order-independent, so the result does not depend on
+// scheduling). Files over 2 x piece_bytes (default: over 32 MiB) are cut into pieces of
+// piece_bytes at line boundaries, so that one big file uses every core.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "transcript/discovery.h"
+#include "ledger/ledger.h"
+#include "transcript/usage.h"
+
+namespace ccmon {
+
+struct ScanOptions {
+  unsigned threads = 0;  // 0: hardware concurrency
+  size_t max_line_bytes = size_t(64) << 20;
+  // Files over twice this size are read as pieces of this size, in parallel (tests make it tiny).
+  uint64_t piece_bytes = uint64_t(16) << 20;
+  // Only usage at or after since_ms and before until_ms counts. Files last modified before
+  // since_ms are not opened at all (a line is never newer than its file).
+  int64_t since_ms = std::numeric_limits<int64_t>::min();
+  int64_t until_ms = std::numeric_limits<int64_t>::max();
+};
+
+struct ScanProgress {
+  std::atomic<uint64_t> files_done{0};
+  std::atomic<uint64_t> bytes_done{0};
+};
+
+struct ScanResult {
+  Ledger ledger;
+  SkipCounts skipped;          // kIncomplete counts final lines without '\n'
+  uint64_t files = 0;          // files read
+  uint64_t files_skipped = 0;  // not opened (mtime before --since)
+  uint64_t bytes = 0;
+  uint64_t lines = 0;               // complete lines
+  uint64_t usage_lines = 0;         // usage records (before dedup)
+  std::vector<std::string> errors;  // files that could not be read
+};
+
+ScanResult ScanFiles(const std::vector<TranscriptFile>& files, const ScanOptions& options,
+                     ScanProgress* progress);
+
+}  // namespace ccmon

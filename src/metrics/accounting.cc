@@ -1,0 +1,167 @@
+#include "metrics/accounting.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <numeric>
+#include <set>
+
+namespace ccmon {
+
+bool ParseProjectLabelMode(std::string_view s, ProjectLabelMode* out) {
+  if (s == "basename")
+    *out = ProjectLabelMode::kBasename;
+  else if (s == "path")
+    *out = ProjectLabelMode::kPath;
+  else if (s == "hash")
+    *out = ProjectLabelMode::kHash;
+  else if (s == "none")
+    *out = ProjectLabelMode::kNone;
+  else
+    return false;
+  return true;
+}
+
+std::string ProjectLabel(std::string_view cwd, ProjectLabelMode mode) {
+  switch (mode) {
+    case ProjectLabelMode::kNone:
+      return "";
+    case ProjectLabelMode::kPath:
+      return cwd.empty() ? "unknown" : std::string(cwd);
+    case ProjectLabelMode::kHash: {
+      unsigned char md[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      EVP_Digest(cwd.data(), cwd.size(), md, &len, EVP_sha256(), nullptr);
+      static const char* hex = "0123456789abcdef";
+      std::string out;
+      for (int i = 0; i < 6; ++i) {  // 12 hex digits: short, collision-free at human scale
+        out.push_back(hex[md[i] >> 4]);
+        out.push_back(hex[md[i] & 15]);
+      }
+      return out;
+    }
+    case ProjectLabelMode::kBasename:
+      break;
+  }
+  while (!cwd.empty() && (cwd.back() == '/' || cwd.back() == '\\')) cwd.remove_suffix(1);
+  size_t cut = cwd.find_last_of("/\\");
+  std::string_view base = cut == std::string_view::npos ? cwd : cwd.substr(cut + 1);
+  return base.empty() ? "unknown" : std::string(base);
+}
+
+const std::string& ProjectLabeler::Label(std::string_view cwd) {
+  auto it = by_cwd_.find(std::string(cwd));
+  if (it != by_cwd_.end()) return it->second;
+  std::string label = ProjectLabel(cwd, options_.project_mode);
+  if (!kept_.count(label)) {
+    if (kept_.size() >= options_.max_projects)
+      label = other_;
+    else
+      kept_.insert(label);
+  }
+  return by_cwd_.emplace(std::string(cwd), std::move(label)).first->second;
+}
+
+PricedRequest Accounting::RequestAt(size_t i) const {
+  const RequestEntry& e = ledger_->requests()[order_[i]];
+  const PerString& m = by_ledger_id_[e.model];
+  const PerString& c = by_ledger_id_[e.cwd];
+  PricedRequest p;
+  p.timestamp_ms = e.timestamp_ms;
+  p.model = m.label;
+  p.project = c.project;
+  p.session = by_ledger_id_[e.session].label;
+  p.cwd = c.label;
+  p.tokens = e.tokens;
+  p.web_search_requests = e.web_search_requests;
+  p.sidechain = e.sidechain;
+  p.cost = PriceRequest(m.price, web_search_cost_, e.tokens, e.web_search_requests, e.fast,
+                        e.has_cost_usd, e.cost_usd);
+  return p;
+}
+
+Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
+                             const LabelOptions& options,
+                             const std::function<void(const std::string&)>& warn) {
+  Accounting a;
+  const StringPool& ls = ledger.strings();
+  const auto& reqs = ledger.requests();
+
+  // Deterministic order: timestamp, then dedup key.
+  std::vector<uint32_t> order(reqs.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
+    const int64_t tx = ledger.request_timestamp_ms(x), ty = ledger.request_timestamp_ms(y);
+    if (tx != ty) return tx < ty;
+    return ledger.request_key(x) < ledger.request_key(y);
+  });
+
+  a.ledger_ = &ledger;
+  a.web_search_cost_ = prices.web_search_cost();
+  a.by_ledger_id_.assign(ls.size(), PerString{});
+  // Ledger string id -> label id, so each distinct string is interned once.
+  auto label = [&](uint32_t ledger_id) {
+    uint32_t& l = a.by_ledger_id_[ledger_id].label;
+    if (l == UINT32_MAX) l = a.labels_.Intern(ls.Get(ledger_id));
+    return l;
+  };
+  // Project labels with the cap, ranked by first use (requests and sessions share the ranking).
+  ProjectLabeler labeler(options);
+  auto project_of = [&](uint32_t cwd) {
+    uint32_t& p = a.by_ledger_id_[cwd].project;
+    if (p == UINT32_MAX) p = a.labels_.Intern(labeler.Label(ls.Get(cwd)));
+    return p;
+  };
+
+  // Sessions, in start order, take part in the project ranking too.
+  std::vector<std::pair<uint32_t, SessionEntry>> sessions(ledger.sessions().begin(),
+                                                          ledger.sessions().end());
+  std::sort(sessions.begin(), sessions.end(), [&](const auto& x, const auto& y) {
+    if (x.second.first_ms != y.second.first_ms) return x.second.first_ms < y.second.first_ms;
+    return ls.Get(x.first) < ls.Get(y.first);
+  });
+
+  std::set<std::string> warned;
+  size_t si = 0;
+  for (uint32_t idx : order) {
+    const RequestEntry& e = reqs[idx];
+    // Rank projects by first use across sessions and requests alike.
+    while (si < sessions.size() && sessions[si].second.first_ms <= e.timestamp_ms) {
+      project_of(sessions[si].second.cwd);
+      ++si;
+    }
+    PerString& m = a.by_ledger_id_[e.model];
+    if (m.label == UINT32_MAX) {
+      label(e.model);
+      m.price = prices.Find(ls.Get(e.model));
+    }
+    label(e.cwd);
+    project_of(e.cwd);
+    label(e.session);
+    if (m.price == nullptr && !e.has_cost_usd && warned.insert(ls.Get(e.model)).second && warn) {
+      warn(ls.Get(e.model));
+    }
+  }
+  a.order_ = std::move(order);
+  for (; si < sessions.size(); ++si) project_of(sessions[si].second.cwd);
+
+  for (const auto& [sid, s] : sessions) {
+    a.sessions_.push_back({s.first_ms, label(sid), project_of(s.cwd)});
+  }
+  a.tool_calls_.reserve(ledger.tool_uses().size());
+  for (const ToolUseEntry& t : ledger.tool_uses().entries()) {
+    a.tool_calls_.push_back({t.timestamp_ms, label(t.name)});
+  }
+  std::sort(a.tool_calls_.begin(), a.tool_calls_.end(), [&](const ToolCall& x, const ToolCall& y) {
+    if (x.timestamp_ms != y.timestamp_ms) return x.timestamp_ms < y.timestamp_ms;
+    return a.labels_.Get(x.tool) < a.labels_.Get(y.tool);
+  });
+  a.api_errors_.reserve(ledger.api_errors().size());
+  for (const auto& [key, ts] : ledger.api_errors()) a.api_errors_.push_back(ts);
+  std::sort(a.api_errors_.begin(), a.api_errors_.end());
+  return a;
+}
+
+}  // namespace ccmon

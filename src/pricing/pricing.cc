@@ -1,0 +1,224 @@
+#include "pricing/pricing.h"
+
+#include "base/env.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+namespace ccmon {
+
+extern const char kDefaultPricesJson[];  // generated from default_prices.json
+
+namespace {
+
+using nlohmann::json;
+
+Status ReadRate(const json& spec, const std::string& model, const char* field, bool required,
+                std::optional<Pico>* out) {
+  auto it = spec.find(field);
+  if (it == spec.end() || it->is_null()) {
+    if (required) return Status::InvalidArgument("model " + model + ": missing " + field);
+    out->reset();
+    return Status::Ok();
+  }
+  if (!it->is_number()) return Status::InvalidArgument("model " + model + ": " + field + " is not a number");
+  double v = it->get<double>();
+  if (!(v >= 0)) return Status::InvalidArgument("model " + model + ": negative " + field);
+  if (v > 1e-2) {
+    return Status::InvalidArgument("model " + model + ": absurd " + field + " (over $10000/M tokens)");
+  }
+  *out = UsdToPico(v);
+  return Status::Ok();
+}
+
+json RateToJson(Pico p) { return double(p) / 1e12; }
+
+}  // namespace
+
+namespace {
+Status ParseModelPrice(const json& spec, const std::string& model, ModelPrice* out) {
+  if (!spec.is_object()) return Status::InvalidArgument("model " + model + ": not an object");
+  std::optional<Pico> in, o, cw, cr, in2, o2, cw2, cr2;
+  Status s;
+  if (!(s = ReadRate(spec, model, "input_cost_per_token", true, &in)).ok()) return s;
+  if (!(s = ReadRate(spec, model, "output_cost_per_token", true, &o)).ok()) return s;
+  if (!(s = ReadRate(spec, model, "cache_creation_input_token_cost", false, &cw)).ok()) return s;
+  if (!(s = ReadRate(spec, model, "cache_read_input_token_cost", false, &cr)).ok()) return s;
+  if (!(s = ReadRate(spec, model, "input_cost_per_token_above_200k_tokens", false, &in2)).ok()) return s;
+  if (!(s = ReadRate(spec, model, "output_cost_per_token_above_200k_tokens", false, &o2)).ok()) return s;
+  if (!(s = ReadRate(spec, model, "cache_creation_input_token_cost_above_200k_tokens", false, &cw2)).ok()) return s;
+  if (!(s = ReadRate(spec, model, "cache_read_input_token_cost_above_200k_tokens", false, &cr2)).ok()) return s;
+  ModelPrice p;
+  // Anthropic's multipliers when a cache rate is not listed: 1.25x input (5m write), 0.1x (read).
+  p.base = Rates{*in, *o, cw ? *cw : *in * 5 / 4, cr ? *cr : *in / 10};
+  if (in2) {
+    Pico i2 = *in2;
+    p.above_200k = Rates{i2, o2 ? *o2 : *o, cw2 ? *cw2 : i2 * 5 / 4, cr2 ? *cr2 : i2 / 10};
+  }
+  auto pse = spec.find("provider_specific_entry");
+  if (pse != spec.end() && pse->is_object()) {
+    auto f = pse->find("fast");
+    if (f != pse->end() && f->is_number()) {
+      double m = f->get<double>();
+      if (!(m >= 1 && m <= 100)) return Status::InvalidArgument("model " + model + ": fast multiplier out of range");
+      p.fast_multiplier_milli = std::llround(m * 1000);
+    }
+  }
+  *out = p;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status PriceTable::ParseModelSpec(const std::string& model, std::string_view spec_json,
+                                  ModelPrice* out) {
+  json spec = json::parse(spec_json.begin(), spec_json.end(), nullptr, /*allow_exceptions=*/false);
+  if (spec.is_discarded()) return Status::InvalidArgument("model " + model + ": not JSON");
+  return ParseModelPrice(spec, model, out);
+}
+
+const PriceTable& PriceTable::Embedded() {
+  static const PriceTable table = [] {
+    PriceTable t;
+    Status s = FromJson(kDefaultPricesJson, &t);
+    if (!s.ok()) std::abort();  // the build embeds a file that tests parse
+    return t;
+  }();
+  return table;
+}
+
+Status PriceTable::FromJson(std::string_view text, PriceTable* out) {
+  json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return Status::InvalidArgument("pricing file is not valid JSON");
+  if (!doc.is_object()) return Status::InvalidArgument("pricing file: top level is not an object");
+  auto models = doc.find("models");
+  if (models == doc.end() || !models->is_object()) {
+    return Status::InvalidArgument("pricing file: no \"models\" object");
+  }
+  PriceTable t;
+  if (auto src = doc.find("source"); src != doc.end() && src->is_string()) t.source_ = *src;
+  if (auto up = doc.find("updated"); up != doc.end() && up->is_string()) t.updated_ = *up;
+  if (auto ws = doc.find("web_search_cost_per_request"); ws != doc.end()) {
+    if (!ws->is_number() || ws->get<double>() < 0 || ws->get<double>() > 1) {
+      return Status::InvalidArgument("pricing file: bad web_search_cost_per_request");
+    }
+    t.web_search_cost_ = UsdToPico(ws->get<double>());
+  }
+  for (auto& [name, spec] : models->items()) {
+    ModelPrice p;
+    Status s = ParseModelPrice(spec, name, &p);
+    if (!s.ok()) return s;
+    t.models_[name] = p;
+  }
+  *out = std::move(t);
+  return Status::Ok();
+}
+
+Status PriceTable::FromFile(const std::string& path, PriceTable* out) {
+  std::string text;
+  Status s = ReadFileToString(Env::Default(), path, kMaxSmallFileBytes, &text);
+  if (!s.ok()) return Status::IoError("cannot read pricing file: " + s.message());
+  s = FromJson(text, out);
+  if (!s.ok()) return Status::InvalidArgument(path + ": " + s.message());
+  return s;
+}
+
+std::string PriceTable::DefaultFilePath() {
+  const char* xdg = std::getenv("XDG_CONFIG_HOME");
+  const char* home = std::getenv("HOME");
+  if (xdg && *xdg) return std::string(xdg) + "/ccmon/pricing.json";
+  return std::string(home ? home : ".") + "/.config/ccmon/pricing.json";
+}
+
+Status PriceTable::LoadConfigured(const std::string& flag, PriceTable* out, std::string* origin) {
+  std::string path = flag;
+  const char* env = std::getenv("CCMON_PRICING");
+  if (path.empty() && env && *env) path = env;
+  if (path.empty()) {
+    const std::string user_file = DefaultFilePath();
+    if (::access(user_file.c_str(), R_OK) == 0) path = user_file;
+  }
+  if (path.empty()) {
+    *out = Embedded();
+    *origin = "embedded";
+    return Status::Ok();
+  }
+  *origin = path;
+  return FromFile(path, out);
+}
+
+const ModelPrice* PriceTable::Find(std::string_view model) const {
+  auto it = models_.find(model);
+  if (it != models_.end()) return &it->second;
+  // "claude-x-20250929" -> "claude-x" (an undated alias listed in the table).
+  if (model.size() > 9 && model[model.size() - 9] == '-') {
+    std::string_view date = model.substr(model.size() - 8);
+    bool digits = true;
+    for (char c : date) digits = digits && c >= '0' && c <= '9';
+    if (digits) {
+      it = models_.find(model.substr(0, model.size() - 9));
+      if (it != models_.end()) return &it->second;
+    }
+  }
+  return nullptr;
+}
+
+std::string PriceTable::ToJson() const {
+  json doc = json::object();
+  doc["format"] = "ccmon-pricing/1";
+  doc["source"] = source_;
+  doc["updated"] = updated_;
+  doc["web_search_cost_per_request"] = double(web_search_cost_) / 1e12;
+  json models = json::object();
+  for (const auto& [name, p] : models_) {
+    json m = json::object();
+    m["input_cost_per_token"] = RateToJson(p.base.input);
+    m["output_cost_per_token"] = RateToJson(p.base.output);
+    m["cache_creation_input_token_cost"] = RateToJson(p.base.cache_write_5m);
+    m["cache_read_input_token_cost"] = RateToJson(p.base.cache_read);
+    if (p.above_200k) {
+      m["input_cost_per_token_above_200k_tokens"] = RateToJson(p.above_200k->input);
+      m["output_cost_per_token_above_200k_tokens"] = RateToJson(p.above_200k->output);
+      m["cache_creation_input_token_cost_above_200k_tokens"] = RateToJson(p.above_200k->cache_write_5m);
+      m["cache_read_input_token_cost_above_200k_tokens"] = RateToJson(p.above_200k->cache_read);
+    }
+    if (p.fast_multiplier_milli != 1000) {
+      m["provider_specific_entry"] = {{"fast", double(p.fast_multiplier_milli) / 1000}};
+    }
+    models[name] = m;
+  }
+  doc["models"] = models;
+  return doc.dump(1) + "\n";
+}
+
+CostBreakdown PriceRequest(const ModelPrice* price, Pico web_search_cost, const TokenCounts& t,
+                           uint64_t web_search_requests, bool fast, bool has_cost_usd,
+                           Pico cost_usd) {
+  CostBreakdown out;
+  if (price != nullptr) {
+    out.premium = price->above_200k.has_value() && t.PromptTokens() > kLongContextThreshold;
+    const Rates& r = out.premium ? *price->above_200k : price->base;
+    __int128 c = __int128(t.input) * r.input + __int128(t.output) * r.output +
+                 __int128(t.cache_write_5m) * r.cache_write_5m +
+                 __int128(t.cache_write_1h) * r.cache_write_1h() +
+                 __int128(t.cache_read) * r.cache_read;
+    __int128 savings = __int128(t.cache_read) * (r.input - r.cache_read);
+    if (fast && price->fast_multiplier_milli != 1000) {
+      c = (c * price->fast_multiplier_milli + 500) / 1000;
+      savings = (savings * price->fast_multiplier_milli + 500) / 1000;
+    }
+    out.priced = true;
+    out.cost = Pico(c) + Pico(web_search_requests) * web_search_cost;
+    out.cache_savings = Pico(savings);
+  }
+  if (has_cost_usd) {
+    out.priced = true;
+    out.cost = cost_usd;
+  }
+  return out;
+}
+
+}  // namespace ccmon

@@ -1,0 +1,63 @@
+// LineParser: one JSONL transcript line -> ParsedLine (docs/accounting.md, "What is a usage record").
+//
+// Two implementations of one contract:
+//  * a fast path on simdjson On-Demand for candidate lines up to `fast_path_max_bytes`;
+//  * a reference path on nlohmann_json's SAX parser (streaming, fully validating, memory bounded
+//    by the largest string value), used for larger lines and to classify every line the fast
+//    path rejects, so skip reasons always come from the reference path.
+// Lines longer than `fast_path_max_bytes` that do not contain the bytes `"usage"` (big tool
+// results) are not parsed: they can hold no usage record and are only checked for shape and UTF-8
+// (docs/accounting.md A13).
+//
+// Not thread-safe: use one parser per thread. Views in the ParsedLine stay valid until the next
+// Parse() on the same parser.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "transcript/usage.h"
+
+namespace ccmon {
+
+class LineParser {
+ public:
+  static constexpr size_t kDefaultFastPathMaxBytes = 1 << 20;
+  // Bytes that must be readable past the end of a line for the zero-copy fast path.
+  static constexpr size_t kPadding = 64;
+
+  explicit LineParser(size_t fast_path_max_bytes = kDefaultFastPathMaxBytes);
+  ~LineParser();
+  LineParser(const LineParser&) = delete;
+  LineParser& operator=(const LineParser&) = delete;
+
+  // `line` excludes the terminating '\n'. `readable` is the number of bytes readable from
+  // line.data() (>= line.size()); when readable >= line.size() + kPadding the line is not copied.
+  void Parse(std::string_view line, size_t readable, ParsedLine* out);
+  void Parse(std::string_view line, ParsedLine* out) { Parse(line, line.size(), out); }
+
+  // Each path on its own (tests and the fuzz target compare them). Neither applies the
+  // pre-filter. ParseFast returns false when it cannot decide (any error): the caller must then
+  // use ParseReference.
+  bool ParseFast(std::string_view line, size_t readable, ParsedLine* out);
+  void ParseReference(std::string_view line, ParsedLine* out);
+
+ private:
+  struct FastState;
+  std::string_view Keep(std::string_view s);  // copies into scratch that lives until next Parse
+
+  size_t fast_path_max_bytes_;
+  std::unique_ptr<FastState> fast_;
+  std::string padded_;                    // padded copy of a line for the fast path
+  std::string sanitized_;                 // reference-path copy with lone surrogates replaced
+  std::vector<std::unique_ptr<std::string>> kept_;  // strings owned until next Parse
+  size_t kept_used_ = 0;
+};
+
+// True when a long line can possibly be a usage record (the pre-filter described above).
+bool MayHoldUsage(std::string_view line);
+
+}  // namespace ccmon

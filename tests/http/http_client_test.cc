@@ -1,0 +1,327 @@
+// HttpGet (src/net/http_client.h) against real servers on the loopback: plain HTTP, TLS with a
+// self-signed certificate made here (trusted through $SSL_CERT_FILE, or not), redirects, errors,
+// body limits and a server that never answers.
+#include "http/http_client.h"
+
+#include <gtest/gtest.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace ccmon {
+namespace {
+
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+
+// A self-signed certificate for `san` (e.g. "IP:127.0.0.1"), kept as OpenSSL objects and as a
+// PEM file that $SSL_CERT_FILE can point at.
+class TestCertificate {
+ public:
+  explicit TestCertificate(const std::string& san) {
+    key_.reset(EVP_EC_gen("P-256"));
+    cert_.reset(X509_new());
+    X509* x = cert_.get();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 24 * 3600);
+    X509_set_pubkey(x, key_.get());
+    X509_NAME* name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("ccmon test"), -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str());
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    X509_sign(x, key_.get(), EVP_sha256());
+    path_ = ::testing::TempDir() + "ccmon_net_test_cert_XXXXXX";
+    int fd = ::mkstemp(path_.data());
+    FILE* f = ::fdopen(fd, "w");
+    PEM_write_X509(f, x);
+    std::fclose(f);
+  }
+  ~TestCertificate() { std::remove(path_.c_str()); }
+  X509* cert() const { return cert_.get(); }
+  EVP_PKEY* key() const { return key_.get(); }
+  const std::string& path() const { return path_; }
+
+ private:
+  struct FreeKey {
+    void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+  };
+  struct FreeCert {
+    void operator()(X509* c) const { X509_free(c); }
+  };
+  std::unique_ptr<EVP_PKEY, FreeKey> key_;
+  std::unique_ptr<X509, FreeCert> cert_;
+  std::string path_;
+};
+
+// Sets an environment variable for the life of the object.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = ::getenv(name)) old_ = old;
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// A server on 127.0.0.1:0 for `connections` sequential connections. `respond` gets the request
+// head and returns the raw response; std::nullopt means "never answer": the server then waits
+// until the client hangs up. With a certificate it speaks TLS; failed handshakes are expected
+// in some tests and end that connection only.
+class TestServer {
+ public:
+  using Respond = std::function<std::optional<std::string>(const std::string& request)>;
+  TestServer(int connections, Respond respond, const TestCertificate* cert = nullptr)
+      : acceptor_(io_, {net::ip::make_address("127.0.0.1"), 0}), tls_(ssl::context::tls_server) {
+    if (cert) {
+      SSL_CTX_use_certificate(tls_.native_handle(), cert->cert());
+      SSL_CTX_use_PrivateKey(tls_.native_handle(), cert->key());
+    }
+    thread_ = std::thread([this, connections, respond, tls = cert != nullptr] {
+      for (int i = 0; i < connections; ++i) {
+        boost::system::error_code ec;
+        tcp::socket sock(io_);
+        acceptor_.accept(sock, ec);
+        if (ec) return;
+        if (tls) {
+          ssl::stream<tcp::socket> stream(std::move(sock), tls_);
+          stream.handshake(ssl::stream_base::server, ec);
+          if (!ec) Serve(stream, respond);
+        } else {
+          Serve(sock, respond);
+        }
+      }
+    });
+  }
+  ~TestServer() { thread_.join(); }
+  std::string url(const std::string& scheme, const std::string& path) const {
+    return scheme + "://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + path;
+  }
+  int requests() const { return requests_; }
+
+ private:
+  template <class Stream>
+  void Serve(Stream& stream, const Respond& respond) {
+    boost::system::error_code ec;
+    net::streambuf buf;
+    net::read_until(stream, buf, "\r\n\r\n", ec);
+    if (ec) return;
+    ++requests_;
+    std::string head(net::buffers_begin(buf.data()), net::buffers_end(buf.data()));
+    // A body (POST): read what Content-Length announces, past what came with the head.
+    const size_t head_end = head.find("\r\n\r\n") + 4;
+    const size_t cl = head.find("Content-Length: ");
+    if (cl != std::string::npos && cl < head_end) {
+      const size_t want = std::stoul(head.substr(cl + 16));
+      const size_t have = head.size() - head_end;
+      if (want > have) net::read(stream, buf, net::transfer_exactly(want - have), ec);
+      if (ec) return;
+      head.assign(net::buffers_begin(buf.data()), net::buffers_end(buf.data()));
+    }
+    std::optional<std::string> response = respond(head);
+    if (!response) {  // stall: read until the client gives up and closes
+      char c;
+      while (!ec) net::read(stream, net::buffer(&c, 1), ec);
+      return;
+    }
+    net::write(stream, net::buffer(*response), ec);
+  }
+
+  net::io_context io_;
+  tcp::acceptor acceptor_;
+  ssl::context tls_;
+  std::thread thread_;
+  std::atomic<int> requests_{0};
+};
+
+std::string Ok(const std::string& body) {
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
+
+TEST(HttpGet, PlainGetReturnsTheBodyAndSendsAHead) {
+  std::string seen;
+  TestServer server(1, [&](const std::string& req) {
+    seen = req;
+    return Ok("{\"a\":1}");
+  });
+  std::string body;
+  Status s = HttpGet(server.url("http", "/prices.json"), HttpGetOptions{}, &body);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(body, "{\"a\":1}");
+  EXPECT_EQ(seen.rfind("GET /prices.json HTTP/1.1\r\n", 0), 0u) << seen;
+  EXPECT_NE(seen.find("User-Agent: ccmon-pricing/"), std::string::npos) << seen;
+}
+
+TEST(HttpExchange, PostsTheBodyWithTheGivenHeadersAndReturnsAnyStatus) {
+  std::string seen;
+  TestServer server(2, [&](const std::string& req) -> std::optional<std::string> {
+    seen = req;
+    if (req.find("second") != std::string::npos) {
+      return std::string(
+          "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 4\r\n\r\nbusy");
+    }
+    return std::string("HTTP/1.1 204 No Content\r\n\r\n");
+  });
+  HttpRequest req;
+  req.method = "POST";
+  req.url = server.url("http", "/api/v1/write");
+  req.headers = {{"Content-Encoding", "snappy"}, {"X-Scope-OrgID", "team-a"}};
+  req.body = std::string("first\0body", 10);
+  HttpResponse res;
+  ASSERT_TRUE(HttpExchange(req, HttpGetOptions{}, &res).ok());
+  EXPECT_EQ(res.status, 204u);
+  EXPECT_EQ(seen.rfind("POST /api/v1/write HTTP/1.1\r\n", 0), 0u) << seen;
+  EXPECT_NE(seen.find("Content-Encoding: snappy\r\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("X-Scope-OrgID: team-a\r\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("Content-Length: 10\r\n"), std::string::npos) << seen;
+  EXPECT_EQ(seen.substr(seen.size() - 10), std::string("first\0body", 10));
+
+  req.body = "second";
+  ASSERT_TRUE(HttpExchange(req, HttpGetOptions{}, &res).ok());
+  EXPECT_EQ(res.status, 503u);
+  EXPECT_EQ(res.retry_after, "7");
+  EXPECT_EQ(res.body, "busy");
+}
+
+TEST(HttpExchange, NoServerIsAnErrorNotAResponse) {
+  uint16_t port;
+  {
+    net::io_context io;
+    tcp::acceptor a(io, {net::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }  // closed: nothing listens there now
+  HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(port) + "/";
+  HttpResponse res;
+  Status s = HttpExchange(req, HttpGetOptions{}, &res);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("connect"), std::string::npos) << s.message();
+}
+
+TEST(HttpGet, FollowsARelativeRedirect) {
+  TestServer server(2, [](const std::string& req) -> std::optional<std::string> {
+    if (req.rfind("GET /old ", 0) == 0) {
+      return std::string("HTTP/1.1 301 Moved\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n");
+    }
+    return Ok(req.rfind("GET /new ", 0) == 0 ? "moved here" : "wrong path");
+  });
+  std::string body;
+  Status s = HttpGet(server.url("http", "/old"), HttpGetOptions{}, &body);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(body, "moved here");
+}
+
+TEST(HttpGet, ErrorsNameTheProblem) {
+  {
+    TestServer server(1, [](const std::string&) {
+      return std::string("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    });
+    std::string body;
+    Status s = HttpGet(server.url("http", "/missing"), HttpGetOptions{}, &body);
+    EXPECT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("HTTP 404"), std::string::npos) << s.message();
+  }
+  // A 5000-byte body against a 1000-byte limit, announced by Content-Length or read to EOF
+  // (then the parser's own limit applies).
+  for (const std::string& response :
+       {Ok(std::string(5000, 'x')),
+        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + std::string(5000, 'x')}) {
+    TestServer server(1, [&](const std::string&) { return response; });
+    HttpGetOptions small;
+    small.max_body_bytes = 1000;
+    std::string body;
+    Status s = HttpGet(server.url("http", "/big"), small, &body);
+    EXPECT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("body limit"), std::string::npos) << s.message();
+  }
+  std::string body;
+  EXPECT_FALSE(HttpGet("ftp://example.com/x", HttpGetOptions{}, &body).ok());
+  EXPECT_FALSE(HttpGet("http://", HttpGetOptions{}, &body).ok());
+  EXPECT_FALSE(HttpGet("http://[::1/x", HttpGetOptions{}, &body).ok());
+}
+
+TEST(HttpGet, AServerThatNeverAnswersTimesOut) {
+  TestServer server(1, [](const std::string&) { return std::nullopt; });
+  HttpGetOptions opt;
+  opt.timeout = std::chrono::seconds(1);
+  std::string body;
+  const auto start = std::chrono::steady_clock::now();
+  Status s = HttpGet(server.url("http", "/slow"), opt, &body);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("timeout"), std::string::npos) << s.message();
+  EXPECT_LT(elapsed, std::chrono::seconds(30));  // bounded by the timeout, not by the server
+  EXPECT_EQ(server.requests(), 1);
+}
+
+// An HTTPS GET of a server presenting `served`, with only `trusted` in the CA store.
+struct TlsResult {
+  Status status;
+  std::string body;
+  int requests_seen;
+};
+TlsResult GetOverTls(const TestCertificate& served, const TestCertificate& trusted) {
+  ScopedEnv trust("SSL_CERT_FILE", trusted.path());
+  TestServer server(
+      1, [](const std::string&) { return Ok("secret prices"); }, &served);
+  TlsResult r;
+  r.status = HttpGet(server.url("https", "/p.json"), HttpGetOptions{}, &r.body);
+  r.requests_seen = server.requests();
+  return r;
+}
+
+TEST(HttpGet, HttpsWithATrustedCertificate) {
+  TestCertificate cert("IP:127.0.0.1");
+  TlsResult r = GetOverTls(cert, cert);
+  ASSERT_TRUE(r.status.ok()) << r.status.message();
+  EXPECT_EQ(r.body, "secret prices");
+}
+
+TEST(HttpGet, HttpsRejectsAnUntrustedCertificate) {
+  TestCertificate cert("IP:127.0.0.1");
+  TestCertificate other("IP:127.0.0.1");
+  TlsResult r = GetOverTls(cert, other);  // trusts a different certificate only
+  EXPECT_FALSE(r.status.ok());
+  EXPECT_NE(r.status.message().find("TLS handshake"), std::string::npos) << r.status.message();
+  EXPECT_EQ(r.requests_seen, 0);
+}
+
+TEST(HttpGet, HttpsRejectsACertificateForAnotherHost) {
+  TestCertificate cert("DNS:prices.example.com");
+  TlsResult r = GetOverTls(cert, cert);
+  EXPECT_FALSE(r.status.ok());
+  EXPECT_NE(r.status.message().find("TLS handshake"), std::string::npos) << r.status.message();
+  EXPECT_EQ(r.requests_seen, 0);
+}
+
+}  // namespace
+}  // namespace ccmon

@@ -1,0 +1,338 @@
+// Scanner: files -> one Ledger, in parallel (docs/accounting.md A4, A5, A11, A16, A18, A36).
+#include "ledger/scanner.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "base/timeutil.h"
+#include "base/timezone.h"
+#include "testing/test_util.h"
+
+namespace ccmon {
+namespace {
+
+using testing_util::DumpLedger;
+using testing_util::Line;
+using testing_util::Msg;
+using testing_util::TempDir;
+using testing_util::WriteFile;
+
+std::string Iso(int64_t ms) {
+  int64_t day = FloorDiv(ms, 86400000);
+  int64_t rem = ms - day * 86400000;
+  int y;
+  unsigned m, d;
+  CivilFromDays(day, &y, &m, &d);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", y, m, d, int(rem / 3600000),
+                int(rem / 60000 % 60), int(rem / 1000 % 60), int(rem % 1000));
+  return buf;
+}
+
+Msg At(const std::string& id, int64_t ms, const std::string& session = "sess-1") {
+  Msg m;
+  m.id = id;
+  m.request_id = "req_" + id;
+  m.timestamp = Iso(ms);
+  m.session = session;
+  m.cwd = "/Users/x/app";
+  m.model = "claude-sonnet-4-5-20250929";
+  return m;
+}
+
+constexpr int64_t kT0 = 1759040243678;  // 2025-09-28T06:17:23.678Z
+constexpr int64_t kDay = 86400000;
+
+class ScannerTest : public ::testing::Test {
+ protected:
+  std::string root() { return tmp_ / "projects"; }
+  std::vector<TranscriptFile> List() {
+    std::vector<std::string> warnings;
+    auto files = ListTranscripts({root()}, &warnings);
+    EXPECT_TRUE(warnings.empty());
+    return files;
+  }
+  // Three real-shaped files with copies, bad lines and an unfinished last line.
+  void WriteSmallProject() {
+    Msg m1 = At("m1", kT0);
+    m1.output = 2;
+    m1.tools = {{"toolu_1", "Read"}};
+    Msg m1_final = m1;
+    m1_final.output = 136;
+    std::string f1;
+    f1 += R"J({"parentUuid":null,"isSidechain":false,"cwd":"/Users/x/app","sessionId":"sess-1","type":"user","message":{"role":"user","content":"fix it"},"uuid":"u1","timestamp":"2025-09-28T06:17:20.153Z"})J" "\n";
+    f1 += Line(m1) + "\n";
+    f1 += Line(m1_final) + "\n";
+    f1 += "garbage\n";
+    f1 += "\n";
+    f1 += Line(At("m2", kT0 + 3600000)) + "\n";
+    f1 += R"J({"type":"assistant","message":{"id":"mx","usage":{"input_tokens":-1}},"timestamp":"2025-09-28T06:17:20.153Z"})J" "\n";
+    f1 += "[1,2]\n";
+    f1 += R"J({"type":"assistant","mess)J";  // still being written
+    WriteFile(root() + "/-Users-x-app/sess-1.jsonl", f1);
+
+    Msg resumed_copy = m1_final;
+    resumed_copy.session = "sess-2";
+    resumed_copy.timestamp = Iso(kT0 + kDay);
+    Msg synthetic = At("m_err", kT0 + kDay, "sess-2");
+    synthetic.request_id.reset();
+    synthetic.model = "<synthetic>";
+    synthetic.api_error = true;
+    std::string f2 = Line(resumed_copy) + "\n" + Line(At("m3", kT0 + kDay, "sess-2")) + "\n" + Line(synthetic) + "\n";
+    WriteFile(root() + "/-Users-x-app/sess-2.jsonl", f2);
+
+    Msg sub = At("m4", kT0 + 60000);
+    sub.sidechain = true;
+    std::string f3 = Line(sub) + "\n";
+    f3 += R"J({"type":"assistant","message":{"model":"claude-x","usage":{"input_tokens":1}},"timestamp":"2025-09-28T06:17:20.153Z"})J" "\n";
+    f3 += R"J({"type":"assistant","message":{"id":"my","usage":{"input_tokens":1}},"timestamp":"28/09/2025"})J" "\n";
+    f3 += "{\"type\":\"user\",\"x\":\"\xff\xfe\"}\n";
+    WriteFile(root() + "/-Users-x-app/sess-1/subagents/agent-a.jsonl", f3);
+  }
+  TempDir tmp_;
+};
+
+ScanOptions Threads(unsigned n) {
+  ScanOptions o;
+  o.threads = n;
+  return o;
+}
+
+TEST_F(ScannerTest, A11_BadLinesAreCountedByReasonAndNeverStopAFile) {
+  WriteSmallProject();
+  auto files = List();
+  ASSERT_EQ(files.size(), 3u);
+  ScanResult r = ScanFiles(files, Threads(1), nullptr);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.files, 3u);
+  EXPECT_EQ(r.files_skipped, 0u);
+  EXPECT_EQ(r.lines, 8u + 3u + 4u);
+  EXPECT_EQ(r.usage_lines, 3u + 3u + 1u);
+  uint64_t bytes = 0;
+  for (const auto& f : files) bytes += f.size;
+  EXPECT_EQ(r.bytes, bytes);
+  const auto& s = r.skipped.by_reason;
+  EXPECT_EQ(s[int(SkipReason::kEmpty)], 1u);
+  EXPECT_EQ(s[int(SkipReason::kInvalidJson)], 1u);
+  EXPECT_EQ(s[int(SkipReason::kInvalidUtf8)], 1u);
+  EXPECT_EQ(s[int(SkipReason::kNotObject)], 1u);
+  EXPECT_EQ(s[int(SkipReason::kBadUsage)], 1u);
+  EXPECT_EQ(s[int(SkipReason::kMissingId)], 1u);
+  EXPECT_EQ(s[int(SkipReason::kBadTimestamp)], 1u);
+  EXPECT_EQ(s[int(SkipReason::kTooLong)], 0u);
+  EXPECT_EQ(s[int(SkipReason::kIncomplete)], 1u);
+  EXPECT_EQ(r.skipped.total(), 8u);
+  // m2 comes after two bad lines in its file and still counts.
+  EXPECT_EQ(r.ledger.requests().size(), 4u);
+  EXPECT_EQ(r.ledger.api_errors().size(), 1u);
+  EXPECT_EQ(r.ledger.sessions().size(), 2u);
+  EXPECT_EQ(r.ledger.tool_uses().size(), 1u);
+}
+
+TEST_F(ScannerTest, A4_UnfinishedLastLineIsIncompleteNotCounted) {
+  WriteFile(root() + "/p/s.jsonl", Line(At("m1", kT0)) + "\n" + Line(At("m2", kT0)));
+  ScanResult r = ScanFiles(List(), Threads(1), nullptr);
+  EXPECT_EQ(r.lines, 1u);
+  EXPECT_EQ(r.usage_lines, 1u);
+  EXPECT_EQ(r.ledger.requests().size(), 1u);
+  EXPECT_EQ(r.skipped.by_reason[int(SkipReason::kIncomplete)], 1u);
+  EXPECT_EQ(r.bytes, List()[0].size);
+}
+
+TEST_F(ScannerTest, A16_CopiesAcrossFilesAreOneRequestWithMaxTokens) {
+  WriteSmallProject();
+  ScanResult r = ScanFiles(List(), Threads(1), nullptr);
+  const Ledger& l = r.ledger;
+  bool found = false;
+  for (uint32_t i = 0; i < l.requests().size(); ++i) {
+    if (l.request_key(i) != Ledger::DedupKey("m1", true, "req_m1")) continue;
+    found = true;
+    EXPECT_EQ(l.requests()[i].tokens.output, 136u);
+    EXPECT_EQ(l.strings().Get(l.requests()[i].session), "sess-1");  // the earliest copy
+    EXPECT_EQ(l.requests()[i].timestamp_ms, kT0);
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(ScannerTest, A18_ThreadCountDoesNotChangeTheResult) {
+  WriteSmallProject();
+  // Sixteen more files sharing keys in every pattern: copies with growing output, sidechain
+  // copies, resumed copies in later sessions, distinct requests and tool uses.
+  for (int f = 0; f < 16; ++f) {
+    std::string content;
+    for (int k = 0; k < 40; ++k) {
+      Msg m = At("k" + std::to_string((f * 7 + k) % 50), kT0 + int64_t(k % 13) * 60000 + f * 1000,
+                 "sess-f" + std::to_string(f % 5));
+      m.output = uint64_t(1 + (f * 31 + k * 17) % 400);
+      m.cache_read = uint64_t((f + k) % 3 == 0 ? 1000 * k : 0);
+      m.sidechain = (f + k) % 4 == 0;
+      m.cwd = "/Users/x/p" + std::to_string(k % 3);
+      m.tools = {{"toolu_" + std::to_string(k % 23), k % 2 ? "Read" : "Bash"}};
+      if (k % 11 == 0) m.request_id.reset();
+      content += Line(m) + "\n";
+      if (k % 9 == 0) content += "not json\n";
+    }
+    WriteFile(root() + "/-Users-x-p" + std::to_string(f % 3) + "/f" + std::to_string(f) + ".jsonl", content);
+  }
+  auto files = List();
+  ASSERT_EQ(files.size(), 19u);
+  ScanResult one = ScanFiles(files, Threads(1), nullptr);
+  const std::string want = DumpLedger(one.ledger);
+  EXPECT_GT(one.ledger.requests().size(), 50u);
+  for (unsigned threads : {2u, 4u, 8u, 0u}) {
+    for (int round = 0; round < 3; ++round) {
+      ScanResult r = ScanFiles(files, Threads(threads), nullptr);
+      ASSERT_EQ(DumpLedger(r.ledger), want) << threads << " threads";
+      EXPECT_EQ(r.skipped.by_reason, one.skipped.by_reason);
+      EXPECT_EQ(r.lines, one.lines);
+      EXPECT_EQ(r.usage_lines, one.usage_lines);
+      EXPECT_EQ(r.bytes, one.bytes);
+      EXPECT_EQ(r.files, one.files);
+    }
+  }
+  // File order does not matter either.
+  std::vector<TranscriptFile> reversed(files.rbegin(), files.rend());
+  EXPECT_EQ(DumpLedger(ScanFiles(reversed, Threads(3), nullptr).ledger), want);
+}
+
+// Big files are read as pieces in parallel; a piece owns the lines that start in it. Whatever
+// the piece size (down to 1 byte: pieces start inside lines, on '\n', on empty lines), the
+// result equals reading the files whole, including bad lines, long lines and the unfinished tail.
+TEST_F(ScannerTest, A5_PiecesOfBigFilesGiveTheSameResultAsWholeFiles) {
+  WriteSmallProject();
+  std::string big;
+  for (int k = 0; k < 60; ++k) {
+    Msg m = At("p" + std::to_string(k % 25), kT0 + int64_t(k) * 1000, "sess-big");
+    m.output = uint64_t(1 + k);
+    m.tools = {{"toolu_p" + std::to_string(k % 7), "Grep"}};
+    big += Line(m) + "\n";
+    if (k % 10 == 0) big += "\n";
+    if (k % 13 == 0) big += "garbage " + std::string(size_t(k * 37), 'x') + "\n";
+  }
+  big += R"J({"type":"assistant","message":{"id":"unfinished")J";
+  WriteFile(root() + "/-Users-x-app/big.jsonl", big);
+  auto files = List();
+  // With a small cap, lines over it (the long garbage lines) cross piece boundaries too.
+  for (size_t cap : {size_t(64) << 20, size_t(500)}) {
+    ScanOptions whole = Threads(1);
+    whole.max_line_bytes = cap;
+    ScanResult want = ScanFiles(files, whole, nullptr);
+    const std::string dump = DumpLedger(want.ledger);
+    if (cap == 500) {
+      EXPECT_GT(want.skipped.by_reason[int(SkipReason::kTooLong)], 0u);
+    }
+    for (uint64_t piece : {1u, 2u, 3u, 7u, 64u, 333u, 1000u, 4096u}) {
+      for (unsigned threads : {1u, 2u, 3u}) {
+        ScanOptions o = Threads(threads);
+        o.max_line_bytes = cap;
+        o.piece_bytes = piece;
+        ScanResult r = ScanFiles(files, o, nullptr);
+        ASSERT_EQ(DumpLedger(r.ledger), dump) << "piece " << piece << ", " << threads << " threads";
+        EXPECT_EQ(r.skipped.by_reason, want.skipped.by_reason) << piece << " cap " << cap;
+        EXPECT_EQ(r.lines, want.lines) << piece;
+        EXPECT_EQ(r.usage_lines, want.usage_lines) << piece;
+        EXPECT_EQ(r.bytes, want.bytes) << piece;
+        EXPECT_EQ(r.files, want.files) << piece;
+      }
+    }
+    EXPECT_EQ(want.skipped.by_reason[int(SkipReason::kIncomplete)], 2u);
+  }
+}
+
+TEST_F(ScannerTest, A36_FilesModifiedBeforeSinceAreNotOpened) {
+  WriteFile(root() + "/p/old.jsonl", Line(At("m_old", kT0)) + "\n");  // a line newer than its mtime
+  WriteFile(root() + "/p/new.jsonl", Line(At("m_new", kT0)) + "\n");
+  testing_util::SetMtimeMs(root() + "/p/old.jsonl", kT0 - 10 * kDay);
+  testing_util::SetMtimeMs(root() + "/p/new.jsonl", kT0 + 1000);
+  auto files = List();
+  ScanOptions o = Threads(2);
+  o.since_ms = kT0 - kDay;
+  ScanProgress progress;
+  ScanResult r = ScanFiles(files, o, &progress);
+  EXPECT_EQ(r.files_skipped, 1u);
+  EXPECT_EQ(r.files, 1u);
+  ASSERT_EQ(r.ledger.requests().size(), 1u);
+  EXPECT_EQ(r.ledger.request_key(0), Ledger::DedupKey("m_new", true, "req_m_new"));
+  EXPECT_EQ(progress.files_done.load(), 2u);
+  EXPECT_EQ(progress.bytes_done.load(), files[0].size + files[1].size);
+  // A file modified exactly at since is opened.
+  o.since_ms = kT0 + 1000;
+  EXPECT_EQ(ScanFiles(files, o, nullptr).files, 1u);
+  o.since_ms = kT0 - 10 * kDay;
+  EXPECT_EQ(ScanFiles(files, o, nullptr).files, 2u);
+}
+
+TEST_F(ScannerTest, A36_InclusiveLocalDayWindow) {
+  LocalDays tz;
+  ASSERT_TRUE(LocalDays::Select("America/St_Johns", &tz).ok());
+  int64_t day = 0;
+  ASSERT_TRUE(ParseDay("2025-09-28", &day));
+  // --since 2025-09-28 --until 2025-09-28 in St. John's (UTC-2:30 in September).
+  const int64_t since = tz.StartOfDay(day), until = tz.StartOfDay(day + 1);
+  ASSERT_EQ(since, 1759026600000);  // 2025-09-28T02:30:00Z
+  ASSERT_EQ(until - since, kDay);
+  std::string content;
+  content += Line(At("before", since - 1)) + "\n";
+  content += Line(At("first", since)) + "\n";
+  content += Line(At("last", until - 1)) + "\n";
+  content += Line(At("after", until)) + "\n";
+  WriteFile(root() + "/p/s.jsonl", content);
+  ScanOptions o = Threads(1);
+  o.since_ms = since;
+  o.until_ms = until;
+  ScanResult r = ScanFiles(List(), o, nullptr);
+  EXPECT_EQ(r.usage_lines, 4u);
+  ASSERT_EQ(r.ledger.requests().size(), 2u);
+  std::vector<std::string> keys = {std::string(r.ledger.request_key(0)), std::string(r.ledger.request_key(1))};
+  std::sort(keys.begin(), keys.end());
+  std::vector<std::string> want = {Ledger::DedupKey("first", true, "req_first"),
+                                   Ledger::DedupKey("last", true, "req_last")};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(keys, want);
+  for (const auto& e : r.ledger.requests()) EXPECT_EQ(tz.DayOf(e.timestamp_ms), day);
+}
+
+TEST_F(ScannerTest, A5_LinesOverTheCapAreTooLong) {
+  Msg big = At("m_big", kT0);
+  std::string big_line = Line(big);
+  big_line.insert(big_line.find("Let me look"), std::string(5000, 'x'));
+  WriteFile(root() + "/p/s.jsonl", Line(At("m1", kT0)) + "\n" + big_line + "\n" + Line(At("m2", kT0)) + "\n");
+  ScanOptions o = Threads(1);
+  o.max_line_bytes = 4096;
+  ScanResult r = ScanFiles(List(), o, nullptr);
+  EXPECT_EQ(r.skipped.by_reason[int(SkipReason::kTooLong)], 1u);
+  EXPECT_EQ(r.lines, 3u);
+  EXPECT_EQ(r.usage_lines, 2u);
+  EXPECT_EQ(r.ledger.requests().size(), 2u);
+  // With the default cap the line counts.
+  EXPECT_EQ(ScanFiles(List(), Threads(1), nullptr).ledger.requests().size(), 3u);
+}
+
+TEST_F(ScannerTest, UnreadableFileIsReportedAndOthersStillCount) {
+  WriteFile(root() + "/p/s.jsonl", Line(At("m1", kT0)) + "\n");
+  auto files = List();
+  TranscriptFile gone;
+  gone.path = root() + "/p/deleted.jsonl";
+  gone.size = 10;
+  gone.mtime_ms = kT0;
+  files.push_back(gone);
+  ScanResult r = ScanFiles(files, Threads(2), nullptr);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].find("deleted.jsonl"), std::string::npos) << r.errors[0];
+  EXPECT_EQ(r.files, 1u);
+  EXPECT_EQ(r.ledger.requests().size(), 1u);
+}
+
+TEST_F(ScannerTest, EmptyFileListIsEmptyResult) {
+  ScanResult r = ScanFiles({}, Threads(4), nullptr);
+  EXPECT_EQ(r.files, 0u);
+  EXPECT_TRUE(r.ledger.requests().empty());
+  EXPECT_EQ(r.skipped.total(), 0u);
+}
+
+}  // namespace
+}  // namespace ccmon

@@ -1,0 +1,301 @@
+// Pricing (docs/accounting.md A20-A29). Every expected value is computed by hand in pico-dollars.
+#include "pricing/pricing.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "testing/test_util.h"
+
+namespace ccmon {
+namespace {
+
+constexpr Pico kM = 1000000;  // $1e-6 per token = 1,000,000 pico
+
+CostBreakdown Price(const char* model, TokenCounts t, uint64_t web = 0, bool fast = false,
+                    bool has_cost = false, Pico cost = 0) {
+  const PriceTable& table = PriceTable::Embedded();
+  return PriceRequest(table.Find(model), table.web_search_cost(), t, web, fast, has_cost, cost);
+}
+
+TEST(Pricing, A29_EmbeddedTableHasTheCurrentModels) {
+  const PriceTable& t = PriceTable::Embedded();
+  EXPECT_EQ(t.web_search_cost(), 10000000000);
+  EXPECT_FALSE(t.updated().empty());
+  ASSERT_TRUE(t.models().count("claude-opus-4-6"));
+  ASSERT_TRUE(t.models().count("claude-sonnet-4-5-20250929"));
+  ASSERT_TRUE(t.models().count("claude-haiku-4-5-20251001"));
+
+  const ModelPrice& opus = t.models().at("claude-opus-4-6");
+  EXPECT_EQ(opus.base, (Rates{5 * kM, 25 * kM, 6250000, 500000}));
+  EXPECT_EQ(opus.base.cache_write_1h(), 10 * kM);
+  EXPECT_FALSE(opus.above_200k.has_value());
+  EXPECT_EQ(opus.fast_multiplier_milli, 6000);
+
+  const ModelPrice& sonnet = t.models().at("claude-sonnet-4-5-20250929");
+  EXPECT_EQ(sonnet.base, (Rates{3 * kM, 15 * kM, 3750000, 300000}));
+  ASSERT_TRUE(sonnet.above_200k.has_value());
+  EXPECT_EQ(*sonnet.above_200k, (Rates{6 * kM, 22500000, 7500000, 600000}));
+  EXPECT_EQ(sonnet.fast_multiplier_milli, 1000);
+
+  const ModelPrice& haiku = t.models().at("claude-haiku-4-5-20251001");
+  EXPECT_EQ(haiku.base, (Rates{1 * kM, 5 * kM, 1250000, 100000}));
+  EXPECT_FALSE(haiku.above_200k.has_value());
+}
+
+TEST(Pricing, A21_PerRequestFormula) {
+  // sonnet-4-5: in 3, out 15, w5m 3.75, w1h 6 (2x in), read 0.30 $/Mtok.
+  TokenCounts t{1000, 500, 2000, 3000, 10000};
+  CostBreakdown c = Price("claude-sonnet-4-5-20250929", t);
+  EXPECT_TRUE(c.priced);
+  EXPECT_FALSE(c.premium);
+  // 1000*3e6 + 500*15e6 + 2000*3.75e6 + 3000*6e6 + 10000*0.3e6
+  EXPECT_EQ(c.cost, 3000000000 + 7500000000 + 7500000000 + 18000000000 + 3000000000);
+  EXPECT_EQ(c.cost, 39000000000);
+  // haiku-4-5: 1/5/1.25/2/0.10.
+  c = Price("claude-haiku-4-5-20251001", TokenCounts{10, 20, 30, 40, 50});
+  EXPECT_EQ(c.cost, 10 * 1000000 + 20 * 5000000 + 30 * 1250000 + 40 * 2000000 + 50 * 100000);
+  // No tokens: 0, but priced.
+  c = Price("claude-opus-4-6", TokenCounts{});
+  EXPECT_TRUE(c.priced);
+  EXPECT_EQ(c.cost, 0);
+}
+
+TEST(Pricing, A22_LongContextIsWholeRequestAndStrictlyAbove200k) {
+  // Prompt exactly 200000 (100000 in + 50000 w5m + 25000 w1h + 25000 read): base rates.
+  TokenCounts at{100000, 1000, 50000, 25000, 25000};
+  ASSERT_EQ(at.PromptTokens(), 200000u);
+  CostBreakdown c = Price("claude-sonnet-4-5-20250929", at);
+  EXPECT_FALSE(c.premium);
+  EXPECT_EQ(c.cost, 300000000000 + 15000000000 + 187500000000 + 150000000000 + 7500000000);
+  EXPECT_EQ(c.cost, 660000000000);
+  // One more input token: every token, output included, at the above-200k rates
+  // (in 6, out 22.5, w5m 7.5, w1h 12, read 0.6).
+  TokenCounts over{100001, 1000, 50000, 25000, 25000};
+  c = Price("claude-sonnet-4-5-20250929", over);
+  EXPECT_TRUE(c.premium);
+  EXPECT_EQ(c.cost, 600006000000 + 22500000000 + 375000000000 + 300000000000 + 15000000000);
+  EXPECT_EQ(c.cost, 1312506000000);
+  // Output does not count toward the threshold.
+  c = Price("claude-sonnet-4-5-20250929", TokenCounts{200000, 1000000, 0, 0, 0});
+  EXPECT_FALSE(c.premium);
+  EXPECT_EQ(c.cost, 200000 * 3 * kM + 1000000 * 15 * kM);
+  // A model without the tier never goes premium.
+  c = Price("claude-opus-4-6", TokenCounts{300000, 0, 0, 0, 0});
+  EXPECT_FALSE(c.premium);
+  EXPECT_EQ(c.cost, 300000 * 5 * kM);
+}
+
+TEST(Pricing, A23_FastModeMultipliesTokenCost) {
+  // opus-4-6 fast x6: (1000*5e6 + 100*25e6) * 6.
+  CostBreakdown slow = Price("claude-opus-4-6", TokenCounts{1000, 100, 0, 0, 0});
+  CostBreakdown fast = Price("claude-opus-4-6", TokenCounts{1000, 100, 0, 0, 0}, 0, /*fast=*/true);
+  EXPECT_EQ(slow.cost, 7500000000);
+  EXPECT_EQ(fast.cost, 45000000000);
+  // ccusage's measured case: 1M input on opus-4-6 fast is $30.
+  EXPECT_EQ(FormatUsd(Price("claude-opus-4-6", TokenCounts{1000000, 0, 0, 0, 0}, 0, true).cost), "30");
+  // opus-4-8: x2; a model without a fast factor: unchanged.
+  EXPECT_EQ(Price("claude-opus-4-8", TokenCounts{1000, 100, 0, 0, 0}, 0, true).cost, 15000000000);
+  EXPECT_EQ(Price("claude-sonnet-4-5-20250929", TokenCounts{1000, 0, 0, 0, 0}, 0, true).cost, 3000000000);
+  // Web searches are not multiplied.
+  EXPECT_EQ(Price("claude-opus-4-6", TokenCounts{1000, 100, 0, 0, 0}, 2, true).cost,
+            45000000000 + 20000000000);
+  // A fractional factor rounds half up on the pico total: 7 pico x 1.5 = 10.5 -> 11.
+  ModelPrice p;
+  p.base = Rates{7, 0, 0, 0};
+  p.fast_multiplier_milli = 1500;
+  EXPECT_EQ(PriceRequest(&p, 0, TokenCounts{1, 0, 0, 0, 0}, 0, true, false, 0).cost, 11);
+}
+
+TEST(Pricing, A24_WebSearchAddsOneCentEach) {
+  CostBreakdown c = Price("claude-sonnet-4-5-20250929", TokenCounts{}, /*web=*/3);
+  EXPECT_EQ(c.cost, 30000000000);
+  EXPECT_EQ(FormatUsd(c.cost), "0.03");
+  c = Price("claude-sonnet-4-5-20250929", TokenCounts{1000, 0, 0, 0, 0}, 1);
+  EXPECT_EQ(c.cost, 3000000000 + 10000000000);
+  // The price file's web_search_cost_per_request is used.
+  PriceTable t;
+  ASSERT_TRUE(PriceTable::FromJson(
+                  R"J({"web_search_cost_per_request":0.02,"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":2e-06}}})J",
+                  &t)
+                  .ok());
+  EXPECT_EQ(t.web_search_cost(), 20000000000);
+  EXPECT_EQ(PriceRequest(t.Find("claude-x"), t.web_search_cost(), TokenCounts{}, 2, false, false, 0).cost,
+            40000000000);
+}
+
+TEST(Pricing, A25_CostUsdOverridesTheComputedCost) {
+  CostBreakdown c = Price("claude-sonnet-4-5-20250929", TokenCounts{1000, 500, 0, 0, 0}, 4, true,
+                          /*has_cost=*/true, 123456789000);
+  EXPECT_TRUE(c.priced);
+  EXPECT_EQ(c.cost, 123456789000);
+  // Also for an unknown model: priced, at exactly costUSD.
+  c = Price("claude-unknown-9", TokenCounts{1000, 500, 0, 0, 0}, 0, false, true, 5);
+  EXPECT_TRUE(c.priced);
+  EXPECT_EQ(c.cost, 5);
+  // costUSD 0 is a cost too.
+  c = Price("claude-sonnet-4-5-20250929", TokenCounts{1000, 0, 0, 0, 0}, 0, false, true, 0);
+  EXPECT_TRUE(c.priced);
+  EXPECT_EQ(c.cost, 0);
+}
+
+TEST(Pricing, A26_UnknownModelIsUnpriced) {
+  CostBreakdown c = Price("claude-unknown-9", TokenCounts{1000000, 10, 20, 30, 40}, 2, true);
+  EXPECT_FALSE(c.priced);
+  EXPECT_FALSE(c.premium);
+  EXPECT_EQ(c.cost, 0);
+  EXPECT_EQ(c.cache_savings, 0);
+  EXPECT_EQ(PriceTable::Embedded().Find("<synthetic>"), nullptr);
+  EXPECT_EQ(PriceTable::Embedded().Find(""), nullptr);
+}
+
+TEST(Pricing, A27_DatedIdFallsBackToUndatedAlias) {
+  const PriceTable& t = PriceTable::Embedded();
+  // An exact entry wins.
+  EXPECT_EQ(t.Find("claude-sonnet-4-5-20250929"), &t.models().at("claude-sonnet-4-5-20250929"));
+  // A future dated id of an undated alias.
+  EXPECT_EQ(t.Find("claude-opus-4-6-20990101"), &t.models().at("claude-opus-4-6"));
+  PriceTable custom;
+  ModelPrice p;
+  p.base = Rates{1, 2, 3, 4};
+  custom.Set("claude-x", p);
+  EXPECT_EQ(custom.Find("claude-x-20990101"), &custom.models().at("claude-x"));
+  EXPECT_EQ(custom.Find("claude-x"), &custom.models().at("claude-x"));
+  for (const char* miss : {"claude-x-2099010a", "claude-x20990101", "claude-x-2099010", "claude-x-209901011",
+                           "claude-y-20990101", "20990101"}) {
+    EXPECT_EQ(custom.Find(miss), nullptr) << miss;
+  }
+  custom.Erase("claude-x");
+  EXPECT_EQ(custom.Find("claude-x"), nullptr);
+}
+
+TEST(Pricing, A28_CacheSavingsAtTheRequestsTierAndSpeed) {
+  // sonnet-4-5 base: 10000 reads * (3e6 - 0.3e6).
+  EXPECT_EQ(Price("claude-sonnet-4-5-20250929", TokenCounts{1000, 500, 2000, 3000, 10000}).cache_savings,
+            27000000000);
+  // Premium: 25000 reads * (6e6 - 0.6e6).
+  EXPECT_EQ(Price("claude-sonnet-4-5-20250929", TokenCounts{100001, 1000, 50000, 25000, 25000}).cache_savings,
+            135000000000);
+  // Fast opus-4-6: 10000 * (5e6 - 0.5e6) * 6.
+  EXPECT_EQ(Price("claude-opus-4-6", TokenCounts{0, 0, 0, 0, 10000}, 0, true).cache_savings, 270000000000);
+  EXPECT_EQ(Price("claude-opus-4-6", TokenCounts{0, 0, 0, 0, 10000}).cache_savings, 45000000000);
+  // No reads, no savings.
+  EXPECT_EQ(Price("claude-opus-4-6", TokenCounts{5, 5, 5, 5, 0}).cache_savings, 0);
+}
+
+TEST(Pricing, A29_MissingCacheRatesDefault) {
+  PriceTable t;
+  Status s = PriceTable::FromJson(R"J({"models":{
+    "claude-a":{"input_cost_per_token":4e-06,"output_cost_per_token":2e-05},
+    "claude-b":{"input_cost_per_token":4e-06,"output_cost_per_token":2e-05,"cache_creation_input_token_cost":null,"cache_read_input_token_cost":7e-07},
+    "claude-c":{"input_cost_per_token":4e-06,"output_cost_per_token":2e-05,"input_cost_per_token_above_200k_tokens":8e-06},
+    "claude-d":{"input_cost_per_token":4e-06,"output_cost_per_token":2e-05,"provider_specific_entry":{"fast":2.5,"us":1.1}}}})J",
+                                  &t);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(t.models().at("claude-a").base, (Rates{4 * kM, 20 * kM, 5 * kM, 400000}));
+  EXPECT_FALSE(t.models().at("claude-a").above_200k.has_value());
+  EXPECT_EQ(t.models().at("claude-b").base, (Rates{4 * kM, 20 * kM, 5 * kM, 700000}));
+  ASSERT_TRUE(t.models().at("claude-c").above_200k.has_value());
+  EXPECT_EQ(*t.models().at("claude-c").above_200k, (Rates{8 * kM, 20 * kM, 10 * kM, 800000}));
+  EXPECT_EQ(t.models().at("claude-d").fast_multiplier_milli, 2500);
+  EXPECT_EQ(t.web_search_cost(), 10000000000);  // default $0.01
+}
+
+TEST(Pricing, A29_FromJsonErrorsNameModelAndField) {
+  struct Case {
+    const char* json;
+    const char* message;
+  } cases[] = {
+      {"not json", "pricing file is not valid JSON"},
+      {"[1,2]", "pricing file: top level is not an object"},
+      {R"({"format":"ccmon-pricing/1"})", "pricing file: no \"models\" object"},
+      {R"({"models":[]})", "pricing file: no \"models\" object"},
+      {R"({"models":{"claude-x":5}})", "model claude-x: not an object"},
+      {R"({"models":{"claude-x":{"output_cost_per_token":1e-06}}})", "model claude-x: missing input_cost_per_token"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06}}})", "model claude-x: missing output_cost_per_token"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":"1e-06","output_cost_per_token":1e-06}}})",
+       "model claude-x: input_cost_per_token is not a number"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":-1e-06,"output_cost_per_token":1e-06}}})",
+       "model claude-x: negative input_cost_per_token"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":0.5}}})",
+       "model claude-x: absurd output_cost_per_token (over $10000/M tokens)"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"cache_read_input_token_cost":true}}})",
+       "model claude-x: cache_read_input_token_cost is not a number"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"fast":0.5}}}})",
+       "model claude-x: fast multiplier out of range"},
+      {R"({"web_search_cost_per_request":-1,"models":{}})", "pricing file: bad web_search_cost_per_request"},
+      {R"({"web_search_cost_per_request":"0.01","models":{}})", "pricing file: bad web_search_cost_per_request"},
+  };
+  for (const Case& c : cases) {
+    PriceTable t;
+    ModelPrice keep;
+    keep.base = Rates{1, 1, 1, 1};
+    t.Set("kept", keep);
+    Status s = PriceTable::FromJson(c.json, &t);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << c.json;
+    EXPECT_EQ(s.message(), c.message) << c.json;
+    EXPECT_TRUE(t.models().count("kept")) << "a failed parse must not touch the output";
+  }
+}
+
+TEST(Pricing, A29_FromFile) {
+  testing_util::TempDir dir;
+  PriceTable t;
+  Status s = PriceTable::FromFile(dir / "missing.json", &t);
+  EXPECT_EQ(s.code(), Status::Code::kIoError);
+  EXPECT_NE(s.message().find("missing.json"), std::string::npos);
+
+  testing_util::WriteFile(dir / "bad.json", R"({"models":{"claude-x":{}}})");
+  s = PriceTable::FromFile(dir / "bad.json", &t);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(s.message(), (dir / "bad.json") + ": model claude-x: missing input_cost_per_token");
+
+  testing_util::WriteFile(dir / "ok.json",
+                          R"({"source":"test","updated":"2026-01-02","models":{"claude-x":{"input_cost_per_token":2e-06,"output_cost_per_token":1e-05}}})");
+  ASSERT_TRUE(PriceTable::FromFile(dir / "ok.json", &t).ok());
+  EXPECT_EQ(t.source(), "test");
+  EXPECT_EQ(t.updated(), "2026-01-02");
+  ASSERT_EQ(t.models().size(), 1u);  // replaces, not merges
+  EXPECT_EQ(t.models().at("claude-x").base, (Rates{2 * kM, 10 * kM, 2500000, 200000}));
+}
+
+TEST(Pricing, A29_ToJsonRoundTrip) {
+  const PriceTable& e = PriceTable::Embedded();
+  PriceTable back;
+  Status s = PriceTable::FromJson(e.ToJson(), &back);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(back.models(), e.models());
+  EXPECT_EQ(back.web_search_cost(), e.web_search_cost());
+  EXPECT_EQ(back.source(), e.source());
+  EXPECT_EQ(back.updated(), e.updated());
+  EXPECT_EQ(back.ToJson(), e.ToJson());
+
+  PriceTable custom;
+  ModelPrice p;
+  p.base = Rates{3, 15, 4, 1};
+  p.above_200k = Rates{6, 22, 8, 2};
+  p.fast_multiplier_milli = 1500;
+  custom.Set("claude-odd", p);
+  custom.set_source("unit");
+  PriceTable custom_back;
+  ASSERT_TRUE(PriceTable::FromJson(custom.ToJson(), &custom_back).ok());
+  EXPECT_EQ(custom_back.models(), custom.models());
+  EXPECT_NE(custom.ToJson().find("\"format\": \"ccmon-pricing/1\""), std::string::npos) << custom.ToJson();
+}
+
+TEST(Pricing, A20_CostsAreIntegerPico) {
+  // A realistic mixed request is an exact integer; summing in any order gives the same total.
+  TokenCounts a{3, 1234, 25277, 8837, 16410};
+  TokenCounts b{6, 136, 0, 8837, 16410};
+  Pico ca = Price("claude-opus-4-6", a).cost;
+  Pico cb = Price("claude-sonnet-4-5-20250929", b).cost;
+  EXPECT_EQ(ca, 3 * 5 * kM + 1234 * 25 * kM + 25277 * Pico(6250000) + 8837 * 10 * kM + 16410 * Pico(500000));
+  EXPECT_EQ(ca, 285421250000);
+  EXPECT_EQ(cb, 6 * 3 * kM + 136 * 15 * kM + 8837 * 6 * kM + 16410 * Pico(300000));
+  EXPECT_EQ(cb, 60003000000);
+  EXPECT_EQ(PicoSum(ca) + cb, PicoSum(cb) + ca);
+  EXPECT_EQ(FormatUsd(PicoSum(ca) + cb), "0.34542425");
+}
+
+}  // namespace
+}  // namespace ccmon
