@@ -13,8 +13,10 @@ packages=(
   python3
 )
 if [ "${1:-}" = "--test" ]; then
-  # Test-only: a real Prometheus/promtool and VictoriaMetrics, clang + libFuzzer.
-  packages+=(prometheus victoria-metrics clang libclang-rt-14-dev)
+  # Test-only: a real Prometheus/promtool and VictoriaMetrics; clang with libFuzzer and the
+  # sanitizer runtimes; llvm-symbolizer (package llvm) for sanitizer stack traces; clang-format
+  # for scripts/check-format.sh.
+  packages+=(prometheus victoria-metrics clang libclang-rt-14-dev llvm clang-format)
 fi
 missing=()
 for p in "${packages[@]}"; do

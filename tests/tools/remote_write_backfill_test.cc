@@ -49,12 +49,12 @@ struct Harness {
 
 std::vector<FamilyEvents> Families() {
   FamilyEvents tokens;
-  tokens.desc = FamilyDesc{"claude_tokens", MetricType::kCounter,         "Tokens.", "tokens",
-                           false,           {"device", "project", "type"}};
+  tokens.desc = FamilyDesc{"claude_tokens", MetricType::kCounter,          "Tokens.", "tokens",
+                           false,           {"device", "project", "type"}, {}};
   tokens.series_labels = {{"d", "p1", "input"}, {"d", "", "output"}};  // empty project label
   FamilyEvents cost;
   cost.desc = FamilyDesc{
-      "claude_cost_per_request_usd", MetricType::kHistogram, "Cost.", "usd", true, {"device"}};
+      "claude_cost_per_request_usd", MetricType::kHistogram, "Cost.", "usd", true, {"device"}, {}};
   cost.series_labels = {{"d"}};
   const int64_t t0 = 1767225600000;  // 2026-01-01
   for (int i = 0; i < 40; ++i) {
