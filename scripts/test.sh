@@ -4,6 +4,8 @@
 #   format  scripts/check-format.sh; enforced once .ci/format-enforced exists, reported until then
 #   build   the whole tree: GCC, RelWithDebInfo, -Werror                          tree <dir>
 #   fuzz    tests/fuzz/run_fuzz.sh: both libFuzzer targets (clang, ASan+UBSan)    tree <dir>-fuzz
+#           In the background, alongside the jobs after it up to ctest (the fuzzer runs on one
+#           core for a fixed time, so the builds use the other); its output is printed when done.
 #   asan    every unit test under ASan+UBSan (clang, -O1, -Werror)                tree <dir>-asan
 #   tsan    the unit tests of code that runs threads (ccmon_unit_test THREADS)
 #           under TSan (clang, -O1, -Werror)                                      tree <dir>-tsan
@@ -24,16 +26,25 @@ for j in "$@"; do
   [[ " ${all_jobs[*]} " == *" $j "* ]] || { echo "test.sh: unknown job '$j' (${all_jobs[*]})" >&2; exit 2; }
 done
 
-# Prints how long each job took (wall clock; the machine may be shared).
+# Prints how long each job took: wall clock, and the CPU time (user + system) of the processes
+# it waited for, which says more when the machine is shared.
 started=$SECONDS
+children_cpu() {  # whole seconds of CPU used by the finished children so far (bash's `times`)
+  local line
+  line=$(times | tail -n 1)  # "XmY.YYYs XmY.YYYs": children's user and system time
+  awk '{ t = 0; for (i = 1; i <= 2; ++i) { split($i, a, "m"); t += a[1] * 60 + a[2] }
+         printf "%d\n", t }' <<<"$line"
+}
 timed() {
-  local name=$1 t0=$SECONDS
+  local name=$1 t0=$SECONDS c0
+  c0=$(children_cpu)
   shift
   echo "== test.sh: $name (at $((SECONDS - started)) s)"
   "$@"
   # The last job prints nothing after its own output (ctest's summary closes the output).
   if [ "$name" != "${last_job}" ]; then
-    echo "== test.sh: $name done in $((SECONDS - t0)) s (at $((SECONDS - started)) s)"
+    echo "== test.sh: $name done in $((SECONDS - t0)) s, CPU $(($(children_cpu) - c0)) s" \
+         "(at $((SECONDS - started)) s)"
   fi
 }
 
@@ -60,13 +71,32 @@ main_build() {
   cmake --build "$build" -j"$jobs"
 }
 
-fuzz() {
-  # The libFuzzer targets (line parser, then remote-write decoder), briefly; a longer run:
-  # tests/fuzz/run_fuzz.sh 600.
+# The libFuzzer targets (line parser, then remote-write decoder), briefly; a longer run:
+# tests/fuzz/run_fuzz.sh 600. Started in a session of its own, so that it can be stopped whole.
+fuzz_pid=
+fuzz_log="$build-fuzz/fuzz.log"
+fuzz_start() {
   rm -rf "$build-fuzz"
+  mkdir -p "$build-fuzz"
   CCMON_FUZZ_BUILD_DIR="$build-fuzz" CCMON_FUZZ_JOBS="$jobs" CCMON_WERROR=ON \
-    "$root/tests/fuzz/run_fuzz.sh" "${CCMON_FUZZ_SECONDS:-30}"
+    setsid bash -c 't0=$SECONDS; "$0" "$1" && rc=0 || rc=$?
+                    echo "== test.sh: fuzz ran for $((SECONDS - t0)) s, exit $rc"; exit $rc' \
+    "$root/tests/fuzz/run_fuzz.sh" "${CCMON_FUZZ_SECONDS:-30}" >"$fuzz_log" 2>&1 </dev/null &
+  fuzz_pid=$!
+  echo "test.sh: fuzz runs in the background (output: $fuzz_log)"
 }
+fuzz_wait() {
+  [ -n "$fuzz_pid" ] || return 0
+  local rc=0
+  wait "$fuzz_pid" || rc=$?
+  fuzz_pid=
+  cat "$fuzz_log"
+  if [ $rc != 0 ]; then
+    echo "test.sh: fuzz failed (exit $rc)" >&2
+    exit $rc
+  fi
+}
+trap '[ -z "$fuzz_pid" ] || kill -- -"$fuzz_pid" 2>/dev/null || true' EXIT
 
 # sanitizer_tree DIR SANITIZERS TARGET: configures DIR from scratch with clang and
 # CCMON_SANITIZE=SANITIZERS, and builds TARGET (a group of test binaries, tests/CMakeLists.txt).
@@ -104,9 +134,16 @@ for j in "$@"; do
   case $j in
     format) timed format format ;;
     build) timed build main_build ;;
-    fuzz) timed fuzz fuzz ;;
+    fuzz) fuzz_start ;;
     asan) timed asan asan ;;
     tsan) timed tsan tsan ;;
-    ctest) timed ctest main_ctest ;;
+    ctest)
+      if [ -n "$fuzz_pid" ]; then timed "fuzz (wait)" fuzz_wait; fi
+      timed ctest main_ctest
+      ;;
   esac
 done
+if [ -n "$fuzz_pid" ]; then
+  last_job="fuzz (wait)"
+  timed "fuzz (wait)" fuzz_wait
+fi
