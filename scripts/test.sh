@@ -29,11 +29,11 @@ done
 # Prints how long each job took: wall clock, and the CPU time (user + system) of the processes
 # it waited for, which says more when the machine is shared.
 started=$SECONDS
-children_cpu() {  # whole seconds of CPU used by the finished children so far (bash's `times`)
-  local line
-  line=$(times | tail -n 1)  # "XmY.YYYs XmY.YYYs": children's user and system time
-  awk '{ t = 0; for (i = 1; i <= 2; ++i) { split($i, a, "m"); t += a[1] * 60 + a[2] }
-         printf "%d\n", t }' <<<"$line"
+clk_tck=$(getconf CLK_TCK)
+children_cpu() {  # whole seconds of CPU used by this shell's finished children so far
+  # /proc/PID/stat fields 16 and 17: cutime and cstime, in clock ticks ($$: this shell, even
+  # from a subshell). The name in field 2 is "(bash)", without spaces.
+  awk -v tck="$clk_tck" '{ printf "%d\n", ($16 + $17) / tck }' "/proc/$$/stat"
 }
 timed() {
   local name=$1 t0=$SECONDS c0
