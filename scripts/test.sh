@@ -41,8 +41,8 @@ timed() {
   shift
   echo "== test.sh: $name (at $((SECONDS - started)) s)"
   "$@"
-  # The last job prints nothing after its own output (ctest's summary closes the output).
-  if [ "$name" != "${last_job}" ]; then
+  # ctest prints nothing after its own output: its summary closes the output (and says how long).
+  if [ "$name" != ctest ]; then
     echo "== test.sh: $name done in $((SECONDS - t0)) s, CPU $(($(children_cpu) - c0)) s" \
          "(at $((SECONDS - started)) s)"
   fi
@@ -128,7 +128,6 @@ main_ctest() {
   ctest --test-dir "$build" --output-on-failure -j"$jobs"
 }
 
-last_job=${*: -1}
 timed install "$root/scripts/install-deps.sh" --test
 for j in "$@"; do
   case $j in
@@ -144,6 +143,5 @@ for j in "$@"; do
   esac
 done
 if [ -n "$fuzz_pid" ]; then
-  last_job="fuzz (wait)"
   timed "fuzz (wait)" fuzz_wait
 fi
