@@ -5,7 +5,8 @@
 //
 // Env::Default() is the POSIX implementation: process-wide, never destroyed, thread-safe.
 // Files returned by an Env are used by one thread at a time. Errors are Status values that name
-// the path and the failing call; no method throws.
+// the path and the failing call ("<path>: open: Permission denied"); a path that does not exist
+// (ENOENT) is kNotFound, every other failure kIoError. No method throws.
 #pragma once
 
 #include <cstddef>

@@ -13,8 +13,12 @@
 namespace ccmon {
 namespace {
 
+// ENOENT is kNotFound (a file or directory that is not there, or vanished), everything else
+// kIoError; the message names the path and the call.
 Status PosixError(const std::string& context, int err) {
-  return Status::IoError(context + ": " + std::strerror(err));
+  std::string message = context + ": " + std::strerror(err);
+  if (err == ENOENT) return Status::NotFound(std::move(message));
+  return Status::IoError(std::move(message));
 }
 
 class PosixSequentialFile final : public SequentialFile {
@@ -238,21 +242,28 @@ Env* Env::Default() {
 }
 
 Status ReadFileToString(Env* env, const std::string& path, size_t max_bytes, std::string* out) {
+  out->clear();
+  auto too_large = [&] {
+    out->clear();
+    return Status::InvalidArgument(path + ": larger than " + std::to_string(max_bytes) +
+                                   " bytes, not read");
+  };
+  // A regular file's size is known: one over the cap is refused without reading. Devices and
+  // pipes (/dev/zero) report no size and are cut off by the read loop below.
+  FileInfo info;
+  if (env->Stat(path, &info).ok() && info.type == FileType::kRegular && info.size > max_bytes) {
+    return too_large();
+  }
   std::unique_ptr<SequentialFile> file;
   Status s = env->NewSequentialFile(path, 0, &file);
   if (!s.ok()) return s;
-  out->clear();
   char buf[64 << 10];
   for (;;) {
     size_t got = 0;
     s = file->Read(buf, sizeof buf, &got);
     if (!s.ok()) return s;
     if (got == 0) return Status::Ok();
-    if (out->size() + got > max_bytes) {
-      out->clear();
-      return Status::InvalidArgument(path + ": larger than " + std::to_string(max_bytes) +
-                                     " bytes, not read");
-    }
+    if (out->size() + got > max_bytes) return too_large();
     out->append(buf, got);
   }
 }
