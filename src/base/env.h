@@ -6,7 +6,8 @@
 // Env::Default() is the POSIX implementation: process-wide, never destroyed, thread-safe.
 // Files returned by an Env are used by one thread at a time. Errors are Status values that name
 // the path and the failing call ("<path>: open: Permission denied"); a path that does not exist
-// (ENOENT) is kNotFound, every other failure kIoError. No method throws.
+// (ENOENT, or ENOTDIR: a component of it is a file) is kNotFound, every other failure kIoError.
+// No method throws.
 #pragma once
 
 #include <cstddef>

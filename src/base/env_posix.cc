@@ -13,11 +13,11 @@
 namespace ccmon {
 namespace {
 
-// ENOENT is kNotFound (a file or directory that is not there, or vanished), everything else
-// kIoError; the message names the path and the call.
+// ENOENT and ENOTDIR are kNotFound (a file or directory that is not there, or vanished, or a
+// path through a file), everything else kIoError; the message names the path and the call.
 Status PosixError(const std::string& context, int err) {
   std::string message = context + ": " + std::strerror(err);
-  if (err == ENOENT) return Status::NotFound(std::move(message));
+  if (err == ENOENT || err == ENOTDIR) return Status::NotFound(std::move(message));
   return Status::IoError(std::move(message));
 }
 

@@ -156,7 +156,7 @@ Status FaultEnv::Check(FaultOp op, const std::string& path, const std::string& p
   const std::string context =
       op == FaultOp::kRename ? "rename " + path + " to " + path2 : path + ": " + FaultOpName(op);
   std::string message = context + ": " + std::strerror(error);
-  if (error == ENOENT) return Status::NotFound(std::move(message));
+  if (error == ENOENT || error == ENOTDIR) return Status::NotFound(std::move(message));
   return Status::IoError(std::move(message));
 }
 

@@ -10,7 +10,7 @@
 //
 // A fault matches calls of its operation whose path contains `path_contains`; the `nth` matching
 // call fails, and the `times - 1` matching calls after it (times < 0: every later one). The
-// error is `error` (an errno: ENOENT gives kNotFound, anything else kIoError) with the POSIX
+// error is `error` (an errno: ENOENT and ENOTDIR give kNotFound, others kIoError) with the POSIX
 // Env's message shape "<path>: <call>: <strerror>". Calls are counted per operation (calls()),
 // and bytes delivered by reads are summed (bytes_read()), so tests can bound the work done.
 //

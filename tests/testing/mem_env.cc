@@ -31,7 +31,7 @@ constexpr uint64_t kDevice = 77;
 
 Status Error(const std::string& context, int err) {
   std::string message = context + ": " + std::strerror(err);
-  if (err == ENOENT) return Status::NotFound(std::move(message));
+  if (err == ENOENT || err == ENOTDIR) return Status::NotFound(std::move(message));
   return Status::IoError(std::move(message));
 }
 
