@@ -10,12 +10,17 @@
 
 #include "base/timeutil.h"
 #include "base/timezone.h"
+#include "testing/fault_env.h"
+#include "testing/mem_env.h"
 #include "testing/test_util.h"
 
 namespace ccmon {
 namespace {
 
 using testing_util::DumpLedger;
+using testing_util::FaultEnv;
+using testing_util::FaultOp;
+using testing_util::MemEnv;
 using testing_util::Line;
 using testing_util::Msg;
 using testing_util::TempDir;
@@ -332,6 +337,174 @@ TEST_F(ScannerTest, EmptyFileListIsEmptyResult) {
   EXPECT_EQ(r.files, 0u);
   EXPECT_TRUE(r.ledger.requests().empty());
   EXPECT_EQ(r.skipped.total(), 0u);
+}
+
+// --- Through an Env: long tails (hostile-trial defect 3) and shrinking files (defect 13)
+
+TranscriptFile Discovered(Env* env, const std::string& path) {
+  FileInfo info;
+  EXPECT_TRUE(env->Stat(path, &info).ok()) << path;
+  TranscriptFile f;
+  f.path = path;
+  f.size = info.size;
+  f.mtime_ms = info.mtime_ms;
+  f.device = info.device;
+  f.inode = info.inode;
+  return f;
+}
+
+ScanOptions Through(Env* env, unsigned threads) {
+  ScanOptions o = Threads(threads);
+  o.env = env;
+  return o;
+}
+
+// A valid line and 256 MiB of NUL bytes (a crash-zeroed tail), cut into 16 pieces of 16 MiB: the
+// old scanner made every later piece read the tail to the end of the file (8.5 x the file, 16.7 s
+// for this size, 495 s for 1 GiB); each piece now stops at its end.
+TEST(ScannerEnv, A5_CrashZeroedTailIsReadAboutTwiceNotOncePerPiece) {
+  MemEnv mem;
+  const std::string first = Line(At("m1", kT0)) + "\n";
+  const uint64_t size = first.size() + (uint64_t(256) << 20);
+  mem.AddGeneratedFile("/p/-x/s.jsonl", first, size, '\0', kT0);
+  FaultEnv env(&mem);
+  ScanOptions o = Through(&env, 2);
+  ScanResult r = ScanFiles({Discovered(&mem, "/p/-x/s.jsonl")}, o, nullptr);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.files, 1u);
+  EXPECT_EQ(r.lines, 1u);
+  EXPECT_EQ(r.ledger.requests().size(), 1u);
+  EXPECT_EQ(r.skipped.by_reason[int(SkipReason::kIncomplete)], 1u);
+  EXPECT_EQ(r.skipped.total(), 1u);
+  EXPECT_EQ(r.bytes, size);
+  // The first piece reads the whole tail (its last line starts there); each later piece reads
+  // its own range to learn that no line starts in it, and at most a chunk more.
+  const uint64_t pieces = size / o.piece_bytes + 1;
+  EXPECT_LE(env.bytes_read(), 2 * size + pieces * ((256 << 10) + 1));
+  EXPECT_LE(env.calls(FaultOp::kNewSequentialFile), int(pieces));
+}
+
+TEST(ScannerEnv, A5_OverCapLinesAcrossPiecesAreDroppedOnce) {
+  // s.jsonl: a request, then a 256 MiB line of 'x' that runs to the end of the file (over the cap
+  // and unfinished). t.jsonl: a 3 MiB line of 'y' (over the cap) and a request. Both are cut into
+  // 1 MiB pieces.
+  MemEnv mem;
+  const std::string first = Line(At("m1", kT0)) + "\n";
+  const uint64_t run = uint64_t(256) << 20;
+  mem.AddGeneratedFile("/p/-x/s.jsonl", first, first.size() + run, 'x', kT0);
+  const std::string t = std::string(3 << 20, 'y') + "\n" + Line(At("m3", kT0)) + "\n";
+  mem.AddFile("/p/-x/t.jsonl", t, kT0);
+  FaultEnv env(&mem);
+  ScanOptions o = Through(&env, 2);
+  o.max_line_bytes = size_t(1) << 20;
+  o.piece_bytes = 1 << 20;
+  ScanResult r = ScanFiles({Discovered(&mem, "/p/-x/s.jsonl"), Discovered(&mem, "/p/-x/t.jsonl")},
+                           o, nullptr);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.ledger.requests().size(), 2u);
+  EXPECT_EQ(r.skipped.by_reason[int(SkipReason::kTooLong)], 1u);     // t.jsonl's long line
+  EXPECT_EQ(r.skipped.by_reason[int(SkipReason::kIncomplete)], 1u);  // s.jsonl's unfinished one
+  const uint64_t total = first.size() + run + t.size();
+  const uint64_t pieces = total / o.piece_bytes + 2;
+  EXPECT_LE(env.bytes_read(), 2 * total + pieces * ((256 << 10) + 1));
+}
+
+// A file of `n` lines, each a request with its own id.
+std::string Requests(int n, const std::string& prefix) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += Line(At(prefix + std::to_string(i), kT0 + i)) + "\n";
+  return out;
+}
+
+TEST(ScannerEnv, Defect13_FileTruncatedWhileBeingReadIsReported) {
+  MemEnv mem;
+  const std::string content = Requests(6000, "m");  // ~3.7 MiB: many reads
+  ASSERT_GT(content.size(), size_t(3) << 20);
+  mem.AddFile("/p/-x/s.jsonl", content, kT0);
+  mem.AddFile("/p/-x/ok.jsonl", Requests(3, "k"), kT0);
+  const std::vector<TranscriptFile> files = {Discovered(&mem, "/p/-x/ok.jsonl"),
+                                             Discovered(&mem, "/p/-x/s.jsonl")};
+  // Cut in the middle of a line, past what the first read returned.
+  const size_t cut = content.find('\n', size_t(3) << 20) - 100;
+  FaultEnv env(&mem);
+  int reads = 0;
+  env.OnCall(FaultOp::kRead, "/s.jsonl", [&](const std::string&) {
+    if (++reads == 2) {
+      ASSERT_TRUE(mem.Truncate("/p/-x/s.jsonl", cut).ok());
+    }
+  });
+  ScanOptions o = Through(&env, 1);
+  o.piece_bytes = uint64_t(1) << 30;  // one piece
+  ScanResult r = ScanFiles(files, o, nullptr);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0], "/p/-x/s.jsonl: shrank from " + std::to_string(content.size()) + " to " +
+                             std::to_string(cut) + " bytes while being read");
+  EXPECT_EQ(r.files_shrunk, 1u);
+  EXPECT_TRUE(r.incomplete());
+  // The cut line is not an unfinished last line: it is not counted as incomplete.
+  EXPECT_EQ(r.skipped.total(), 0u);
+  const uint64_t complete_lines = std::count(content.begin(), content.begin() + cut, '\n');
+  EXPECT_EQ(r.lines, complete_lines + 3);
+  EXPECT_EQ(r.ledger.requests().size(), complete_lines + 3);
+}
+
+TEST(ScannerEnv, Defect13_TruncatedBeforeItsLaterPiecesAreRead) {
+  // Cut below what the first read already returned (the reader cannot see where): the size the
+  // file has now is reported. Pieces and threads: still one warning.
+  MemEnv mem;
+  const std::string content = Requests(2000, "m");
+  mem.AddFile("/p/-x/s.jsonl", content, kT0);
+  const TranscriptFile f = Discovered(&mem, "/p/-x/s.jsonl");
+  for (unsigned threads : {1u, 3u}) {
+    const size_t cut = 100000 + threads;
+    ASSERT_TRUE(mem.Truncate("/p/-x/s.jsonl", cut).ok());
+    ScanOptions o = Through(&mem, threads);
+    o.piece_bytes = 64 << 10;
+    ScanResult r = ScanFiles({f}, o, nullptr);
+    ASSERT_EQ(r.errors.size(), 1u) << threads;
+    EXPECT_EQ(r.errors[0], "/p/-x/s.jsonl: shrank from " + std::to_string(content.size()) +
+                               " to " + std::to_string(cut) + " bytes while being read");
+    EXPECT_EQ(r.skipped.total(), 0u);
+    EXPECT_EQ(r.lines, uint64_t(std::count(content.begin(), content.begin() + cut, '\n')));
+    mem.AddFile("/p/-x/s.jsonl", content, kT0);  // restore for the next round
+  }
+}
+
+TEST(ScannerEnv, Defect13_AGrowingFileIsNotAShrunkOne) {
+  MemEnv mem;
+  const std::string content = Requests(10, "m");
+  mem.AddFile("/p/-x/s.jsonl", content + "{\"partial", kT0);
+  const TranscriptFile f = Discovered(&mem, "/p/-x/s.jsonl");
+  mem.AddFile("/p/-x/s.jsonl", content + "{\"partial\":1}\n" + Requests(2, "n"), kT0);
+  ScanResult r = ScanFiles({f}, Through(&mem, 1), nullptr);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_FALSE(r.incomplete());
+  EXPECT_EQ(r.ledger.requests().size(), 12u);
+}
+
+TEST_F(ScannerTest, Defect13_RealFileTruncatedAfterDiscovery) {
+  const std::string path = root() + "/p/s.jsonl";
+  const std::string content = Requests(50, "m");
+  WriteFile(path, content);
+  auto files = List();
+  ASSERT_EQ(::truncate(path.c_str(), 1000), 0);
+  ScanResult r = ScanFiles(files, Threads(1), nullptr);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0], path + ": shrank from " + std::to_string(content.size()) +
+                             " to 1000 bytes while being read");
+  EXPECT_EQ(r.skipped.by_reason[int(SkipReason::kIncomplete)], 0u);
+}
+
+TEST(ScannerEnv, ReadErrorIsReportedAndTheFileIsIncomplete) {
+  MemEnv mem;
+  mem.AddFile("/p/-x/s.jsonl", Requests(2000, "m"), kT0);
+  FaultEnv env(&mem);
+  env.Inject(testing_util::Fault(FaultOp::kRead, EIO).Nth(3));
+  ScanResult r = ScanFiles({Discovered(&mem, "/p/-x/s.jsonl")}, Through(&env, 1), nullptr);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0], "/p/-x/s.jsonl: read: Input/output error");
+  EXPECT_TRUE(r.incomplete());
+  EXPECT_GT(r.ledger.requests().size(), 0u);
 }
 
 }  // namespace
