@@ -12,7 +12,8 @@
 namespace ccmon {
 
 // The reader's padding is what lets the parser use lines in place (no copy per line).
-static_assert(LineReader::kPadding >= LineParser::kPadding, "reader padding must cover the parser's");
+static_assert(LineReader::kPadding >= LineParser::kPadding,
+              "reader padding must cover the parser's");
 
 namespace {
 
@@ -203,7 +204,8 @@ ScanResult ScanFiles(const std::vector<TranscriptFile>& files, const ScanOptions
   result.files_shrunk = shrunk.size();
   for (unsigned t = 0; t < n; ++t) {
     Worker& w = workers[t];
-    for (int r = 0; r < kSkipReasonCount; ++r) result.skipped.by_reason[r] += w.skipped.by_reason[r];
+    for (int r = 0; r < kSkipReasonCount; ++r)
+      result.skipped.by_reason[r] += w.skipped.by_reason[r];
     result.files += w.files;
     result.bytes += w.bytes;
     result.lines += w.lines;

@@ -44,8 +44,8 @@ struct ScanResult {
   uint64_t files = 0;          // files read
   uint64_t files_skipped = 0;  // not opened (mtime before --since)
   uint64_t bytes = 0;
-  uint64_t lines = 0;               // complete lines
-  uint64_t usage_lines = 0;         // usage records (before dedup)
+  uint64_t lines = 0;        // complete lines
+  uint64_t usage_lines = 0;  // usage records (before dedup)
   // Files that could not be read, or not whole, one printable line each, naming the file (sorted):
   // a failed open or read, or a file that shrank while it was read ("<path>: shrank from X to Y
   // bytes while being read"; its cut last line is not counted as `incomplete`).

@@ -31,12 +31,12 @@ std::string BaseName(const std::string& p) {
 }
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // Is `path` a directory? Absent (kNotFound) is a plain no; any other failure is a problem.
-bool IsDir(Env* env, const std::string& path, FileInfo* info,
-           std::vector<std::string>* problems) {
+bool IsDir(Env* env, const std::string& path, FileInfo* info, std::vector<std::string>* problems) {
   Status s = env->Stat(path, info);
   if (s.ok()) return info->type == FileType::kDirectory;
   if (s.code() != Status::Code::kNotFound && problems) {

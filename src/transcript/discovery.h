@@ -47,8 +47,8 @@ struct DiscoveryResult {
   std::vector<TranscriptFile> files;
   // What could not be searched or examined (an unreadable or vanished directory, a directory
   // that could not be opened for lack of file descriptors, a path too long, a file that could not
-  // be stat'ed), one printable line each, naming the path and the reason, sorted. The walk goes on past
-  // each of them; when there is any, `files` may lack transcripts that exist.
+  // be stat'ed), one printable line each, naming the path and the reason, sorted. The walk goes on
+  // past each of them; when there is any, `files` may lack transcripts that exist.
   std::vector<std::string> problems;
   bool complete() const { return problems.empty(); }
 };

@@ -70,7 +70,7 @@ class LineReader {
 
   // The work done so far, for tests that bound it.
   struct Stats {
-    uint64_t reads = 0;         // SequentialFile::Read calls
+    uint64_t reads = 0;  // SequentialFile::Read calls
     uint64_t bytes_read = 0;
     uint64_t bytes_copied = 0;  // moved within the buffer or into a grown one
   };
@@ -79,7 +79,7 @@ class LineReader {
   static constexpr size_t kPadding = 64;
 
  private:
-  bool Fill();  // reads more data; false on EOF or error
+  bool Fill();         // reads more data; false on EOF or error
   void DropScanned();  // inside a dropped line: forget the buffered bytes, keep counting them
 
   SequentialFile* file_;

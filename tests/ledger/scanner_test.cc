@@ -416,7 +416,7 @@ std::string Requests(int n, const std::string& prefix) {
   return out;
 }
 
-TEST(ScannerEnv, Defect13_FileTruncatedWhileBeingReadIsReported) {
+TEST(ScannerEnv, A4_FileTruncatedWhileBeingReadIsReported) {
   MemEnv mem;
   const std::string content = Requests(6000, "m");  // ~3.7 MiB: many reads
   ASSERT_GT(content.size(), size_t(3) << 20);
@@ -448,7 +448,7 @@ TEST(ScannerEnv, Defect13_FileTruncatedWhileBeingReadIsReported) {
   EXPECT_EQ(r.ledger.requests().size(), complete_lines + 3);
 }
 
-TEST(ScannerEnv, Defect13_TruncatedBeforeItsLaterPiecesAreRead) {
+TEST(ScannerEnv, A4_TruncatedBeforeItsLaterPiecesAreRead) {
   // Cut below what the first read already returned (the reader cannot see where): the size the
   // file has now is reported. Pieces and threads: still one warning.
   MemEnv mem;
@@ -470,7 +470,7 @@ TEST(ScannerEnv, Defect13_TruncatedBeforeItsLaterPiecesAreRead) {
   }
 }
 
-TEST(ScannerEnv, Defect13_AGrowingFileIsNotAShrunkOne) {
+TEST(ScannerEnv, A4_AGrowingFileIsNotAShrunkOne) {
   MemEnv mem;
   const std::string content = Requests(10, "m");
   mem.AddFile("/p/-x/s.jsonl", content + "{\"partial", kT0);
@@ -482,7 +482,7 @@ TEST(ScannerEnv, Defect13_AGrowingFileIsNotAShrunkOne) {
   EXPECT_EQ(r.ledger.requests().size(), 12u);
 }
 
-TEST_F(ScannerTest, Defect13_RealFileTruncatedAfterDiscovery) {
+TEST_F(ScannerTest, A4_RealFileTruncatedAfterDiscovery) {
   const std::string path = root() + "/p/s.jsonl";
   const std::string content = Requests(50, "m");
   WriteFile(path, content);

@@ -271,7 +271,7 @@ TEST(DiscoveryThroughEnv, A2_EntriesOfUnknownTypeAreStatted) {
   }
 }
 
-TEST(DiscoveryThroughEnv, Defect1_DirectoryRemovedMidWalkIsReportedAndTheWalkGoesOn) {
+TEST(DiscoveryThroughEnv, A2_DirectoryRemovedMidWalkIsReportedAndTheWalkGoesOn) {
   MemEnv mem;
   std::vector<std::string> want = AddSessions(&mem, "/p", 30);
   mem.AddFile("/p/-Users-x-app1/doomed/sub/x.jsonl", "{}\n");
@@ -289,7 +289,7 @@ TEST(DiscoveryThroughEnv, Defect1_DirectoryRemovedMidWalkIsReportedAndTheWalkGoe
             "transcripts below it are not counted)");
 }
 
-TEST(DiscoveryThroughEnv, Defect1_OutOfFileDescriptorsOnOneDirectory) {
+TEST(DiscoveryThroughEnv, A2_OutOfFileDescriptorsOnOneDirectory) {
   MemEnv mem;
   std::vector<std::string> want = AddSessions(&mem, "/p", 30);
   FaultEnv env(&mem);
@@ -304,7 +304,7 @@ TEST(DiscoveryThroughEnv, Defect1_OutOfFileDescriptorsOnOneDirectory) {
       << r.problems[0];
 }
 
-TEST(DiscoveryThroughEnv, Defect1_NameTooLongAndStatFailures) {
+TEST(DiscoveryThroughEnv, A2_NameTooLongAndStatFailures) {
   MemEnv mem;
   std::vector<std::string> want = AddSessions(&mem, "/p", 10);
   mem.AddFile("/p/-Users-x-app2/broken.jsonl", "{}\n");
@@ -325,7 +325,7 @@ TEST(DiscoveryThroughEnv, Defect1_NameTooLongAndStatFailures) {
   EXPECT_EQ(r.problems[1], "/p/-Users-x-app2/broken.jsonl: stat: Input/output error (skipped)");
 }
 
-TEST(DiscoveryThroughEnv, Defect2_UnreadableDirectoriesAreReportedLikeUnreadableFiles) {
+TEST(DiscoveryThroughEnv, A2_UnreadableDirectoriesAreReportedLikeUnreadableFiles) {
   MemEnv mem;
   std::vector<std::string> want = AddSessions(&mem, "/p", 9);
   ASSERT_TRUE(mem.SetReadable("/p/-Users-x-app2", false).ok());
@@ -348,7 +348,7 @@ TEST(DiscoveryThroughEnv, Defect2_UnreadableDirectoriesAreReportedLikeUnreadable
   EXPECT_TRUE(Contains(r.problems[1], "/p: opendir: Permission denied")) << r.problems[1];
 }
 
-TEST(DiscoveryThroughEnv, Defect2_ConfigDirThatCannotBeSearchedIsReported) {
+TEST(DiscoveryThroughEnv, A2_ConfigDirThatCannotBeSearchedIsReported) {
   MemEnv mem;
   mem.AddFile("/a/projects/-p/s.jsonl", "{}\n");
   mem.AddFile("/b/projects/-p/s.jsonl", "{}\n");
@@ -367,7 +367,7 @@ TEST(DiscoveryThroughEnv, Defect2_ConfigDirThatCannotBeSearchedIsReported) {
 
 class DiscoveryRealFs : public DiscoveryTest {};
 
-TEST_F(DiscoveryRealFs, Defect2_Mode000DirectoryIsReported) {
+TEST_F(DiscoveryRealFs, A2_Mode000DirectoryIsReported) {
   if (::geteuid() == 0) {
     GTEST_SKIP() << "root reads mode-000 directories (the same path is covered through MemEnv)";
   }
@@ -418,7 +418,7 @@ void RemoveTreeAt(int parent, const char* name) {
   ::unlinkat(parent, name, AT_REMOVEDIR);
 }
 
-TEST_F(DiscoveryRealFs, Defect1_PathTooLongIsReportedAndTheWalkGoesOn) {
+TEST_F(DiscoveryRealFs, A2_PathTooLongIsReportedAndTheWalkGoesOn) {
   std::string p = Projects(home_ + "/.claude");
   WriteFile(p + "/a/s.jsonl", "{}\n");
   MakeDirs(p + "/deep");
@@ -437,7 +437,7 @@ TEST_F(DiscoveryRealFs, Defect1_PathTooLongIsReportedAndTheWalkGoesOn) {
 // Defect 1 as found: thousands of session dirs while another process creates and removes empty
 // dirs beside and inside them. Every run must find every transcript (a vanished directory may be
 // reported, but must not end the walk).
-TEST_F(DiscoveryRealFs, Defect1_DirectoriesCreatedAndRemovedDuringTheWalk) {
+TEST_F(DiscoveryRealFs, A2_DirectoriesCreatedAndRemovedDuringTheWalk) {
   std::string p = Projects(home_ + "/.claude");
   constexpr int kSessions = 3000;
   std::vector<std::string> want;
