@@ -53,7 +53,8 @@ Status AtomicFileWriter::Commit() {
   file_.reset();
   // The rename is done; a failed directory sync means it may not survive a crash.
   s = env_->SyncDir(DirName(path_));
-  if (!s.ok()) return Status::IoError(path_ + ": replaced, but may not survive a crash: " + s.message());
+  if (!s.ok())
+    return Status::IoError(path_ + ": replaced, but may not survive a crash: " + s.message());
   return s;
 }
 

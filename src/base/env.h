@@ -50,8 +50,8 @@ struct FileInfo {
 };
 
 struct DirEntry {
-  std::string name;                     // without the directory; never "." or ".."
-  FileType type = FileType::kUnknown;   // from readdir; kUnknown: the caller must stat
+  std::string name;                    // without the directory; never "." or ".."
+  FileType type = FileType::kUnknown;  // from readdir; kUnknown: the caller must stat
 };
 
 class Env {

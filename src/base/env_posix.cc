@@ -166,11 +166,21 @@ class PosixEnv final : public Env {
       DirEntry entry;
       entry.name = e->d_name;
       switch (e->d_type) {
-        case DT_REG: entry.type = FileType::kRegular; break;
-        case DT_DIR: entry.type = FileType::kDirectory; break;
-        case DT_LNK: entry.type = FileType::kSymlink; break;
-        case DT_UNKNOWN: entry.type = FileType::kUnknown; break;
-        default: entry.type = FileType::kOther; break;
+        case DT_REG:
+          entry.type = FileType::kRegular;
+          break;
+        case DT_DIR:
+          entry.type = FileType::kDirectory;
+          break;
+        case DT_LNK:
+          entry.type = FileType::kSymlink;
+          break;
+        case DT_UNKNOWN:
+          entry.type = FileType::kUnknown;
+          break;
+        default:
+          entry.type = FileType::kOther;
+          break;
       }
       out->push_back(std::move(entry));
     }
@@ -193,7 +203,8 @@ class PosixEnv final : public Env {
   bool IsReadable(const std::string& path) override { return ::access(path.c_str(), R_OK) == 0; }
 
   Status RenameFile(const std::string& from, const std::string& to) override {
-    if (::rename(from.c_str(), to.c_str()) != 0) return PosixError("rename " + from + " to " + to, errno);
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      return PosixError("rename " + from + " to " + to, errno);
     return Status::Ok();
   }
 
@@ -214,7 +225,8 @@ class PosixEnv final : public Env {
       Status s = CreateDirs(parent);
       if (!s.ok()) return s;
     }
-    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return PosixError(path + ": mkdir", errno);
+    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+      return PosixError(path + ": mkdir", errno);
     return Status::Ok();
   }
 

@@ -20,8 +20,8 @@ namespace {
 using testing_util::DumpLedger;
 using testing_util::FaultEnv;
 using testing_util::FaultOp;
-using testing_util::MemEnv;
 using testing_util::Line;
+using testing_util::MemEnv;
 using testing_util::Msg;
 using testing_util::TempDir;
 using testing_util::WriteFile;
@@ -69,13 +69,17 @@ class ScannerTest : public ::testing::Test {
     Msg m1_final = m1;
     m1_final.output = 136;
     std::string f1;
-    f1 += R"J({"parentUuid":null,"isSidechain":false,"cwd":"/Users/x/app","sessionId":"sess-1","type":"user","message":{"role":"user","content":"fix it"},"uuid":"u1","timestamp":"2025-09-28T06:17:20.153Z"})J" "\n";
+    f1 +=
+        R"J({"parentUuid":null,"isSidechain":false,"cwd":"/Users/x/app","sessionId":"sess-1","type":"user","message":{"role":"user","content":"fix it"},"uuid":"u1","timestamp":"2025-09-28T06:17:20.153Z"})J"
+        "\n";
     f1 += Line(m1) + "\n";
     f1 += Line(m1_final) + "\n";
     f1 += "garbage\n";
     f1 += "\n";
     f1 += Line(At("m2", kT0 + 3600000)) + "\n";
-    f1 += R"J({"type":"assistant","message":{"id":"mx","usage":{"input_tokens":-1}},"timestamp":"2025-09-28T06:17:20.153Z"})J" "\n";
+    f1 +=
+        R"J({"type":"assistant","message":{"id":"mx","usage":{"input_tokens":-1}},"timestamp":"2025-09-28T06:17:20.153Z"})J"
+        "\n";
     f1 += "[1,2]\n";
     f1 += R"J({"type":"assistant","mess)J";  // still being written
     WriteFile(root() + "/-Users-x-app/sess-1.jsonl", f1);
@@ -87,14 +91,19 @@ class ScannerTest : public ::testing::Test {
     synthetic.request_id.reset();
     synthetic.model = "<synthetic>";
     synthetic.api_error = true;
-    std::string f2 = Line(resumed_copy) + "\n" + Line(At("m3", kT0 + kDay, "sess-2")) + "\n" + Line(synthetic) + "\n";
+    std::string f2 = Line(resumed_copy) + "\n" + Line(At("m3", kT0 + kDay, "sess-2")) + "\n" +
+                     Line(synthetic) + "\n";
     WriteFile(root() + "/-Users-x-app/sess-2.jsonl", f2);
 
     Msg sub = At("m4", kT0 + 60000);
     sub.sidechain = true;
     std::string f3 = Line(sub) + "\n";
-    f3 += R"J({"type":"assistant","message":{"model":"claude-x","usage":{"input_tokens":1}},"timestamp":"2025-09-28T06:17:20.153Z"})J" "\n";
-    f3 += R"J({"type":"assistant","message":{"id":"my","usage":{"input_tokens":1}},"timestamp":"28/09/2025"})J" "\n";
+    f3 +=
+        R"J({"type":"assistant","message":{"model":"claude-x","usage":{"input_tokens":1}},"timestamp":"2025-09-28T06:17:20.153Z"})J"
+        "\n";
+    f3 +=
+        R"J({"type":"assistant","message":{"id":"my","usage":{"input_tokens":1}},"timestamp":"28/09/2025"})J"
+        "\n";
     f3 += "{\"type\":\"user\",\"x\":\"\xff\xfe\"}\n";
     WriteFile(root() + "/-Users-x-app/sess-1/subagents/agent-a.jsonl", f3);
   }
@@ -181,7 +190,8 @@ TEST_F(ScannerTest, A18_ThreadCountDoesNotChangeTheResult) {
       content += Line(m) + "\n";
       if (k % 9 == 0) content += "not json\n";
     }
-    WriteFile(root() + "/-Users-x-p" + std::to_string(f % 3) + "/f" + std::to_string(f) + ".jsonl", content);
+    WriteFile(root() + "/-Users-x-p" + std::to_string(f % 3) + "/f" + std::to_string(f) + ".jsonl",
+              content);
   }
   auto files = List();
   ASSERT_EQ(files.size(), 19u);
@@ -292,7 +302,8 @@ TEST_F(ScannerTest, A36_InclusiveLocalDayWindow) {
   ScanResult r = ScanFiles(List(), o, nullptr);
   EXPECT_EQ(r.usage_lines, 4u);
   ASSERT_EQ(r.ledger.requests().size(), 2u);
-  std::vector<std::string> keys = {std::string(r.ledger.request_key(0)), std::string(r.ledger.request_key(1))};
+  std::vector<std::string> keys = {std::string(r.ledger.request_key(0)),
+                                   std::string(r.ledger.request_key(1))};
   std::sort(keys.begin(), keys.end());
   std::vector<std::string> want = {Ledger::DedupKey("first", true, "req_first"),
                                    Ledger::DedupKey("last", true, "req_last")};
@@ -305,7 +316,8 @@ TEST_F(ScannerTest, A5_LinesOverTheCapAreTooLong) {
   Msg big = At("m_big", kT0);
   std::string big_line = Line(big);
   big_line.insert(big_line.find("Let me look"), std::string(5000, 'x'));
-  WriteFile(root() + "/p/s.jsonl", Line(At("m1", kT0)) + "\n" + big_line + "\n" + Line(At("m2", kT0)) + "\n");
+  WriteFile(root() + "/p/s.jsonl",
+            Line(At("m1", kT0)) + "\n" + big_line + "\n" + Line(At("m2", kT0)) + "\n");
   ScanOptions o = Threads(1);
   o.max_line_bytes = 4096;
   ScanResult r = ScanFiles(List(), o, nullptr);
@@ -398,8 +410,8 @@ TEST(ScannerEnv, A5_OverCapLinesAcrossPiecesAreDroppedOnce) {
   ScanOptions o = Through(&env, 2);
   o.max_line_bytes = size_t(1) << 20;
   o.piece_bytes = 1 << 20;
-  ScanResult r = ScanFiles({Discovered(&mem, "/p/-x/s.jsonl"), Discovered(&mem, "/p/-x/t.jsonl")},
-                           o, nullptr);
+  ScanResult r =
+      ScanFiles({Discovered(&mem, "/p/-x/s.jsonl"), Discovered(&mem, "/p/-x/t.jsonl")}, o, nullptr);
   EXPECT_TRUE(r.errors.empty());
   EXPECT_EQ(r.ledger.requests().size(), 2u);
   EXPECT_EQ(r.skipped.by_reason[int(SkipReason::kTooLong)], 1u);     // t.jsonl's long line
@@ -462,8 +474,8 @@ TEST(ScannerEnv, A4_TruncatedBeforeItsLaterPiecesAreRead) {
     o.piece_bytes = 64 << 10;
     ScanResult r = ScanFiles({f}, o, nullptr);
     ASSERT_EQ(r.errors.size(), 1u) << threads;
-    EXPECT_EQ(r.errors[0], "/p/-x/s.jsonl: shrank from " + std::to_string(content.size()) +
-                               " to " + std::to_string(cut) + " bytes while being read");
+    EXPECT_EQ(r.errors[0], "/p/-x/s.jsonl: shrank from " + std::to_string(content.size()) + " to " +
+                               std::to_string(cut) + " bytes while being read");
     EXPECT_EQ(r.skipped.total(), 0u);
     EXPECT_EQ(r.lines, uint64_t(std::count(content.begin(), content.begin() + cut, '\n')));
     mem.AddFile("/p/-x/s.jsonl", content, kT0);  // restore for the next round
@@ -493,6 +505,22 @@ TEST_F(ScannerTest, A4_RealFileTruncatedAfterDiscovery) {
   EXPECT_EQ(r.errors[0], path + ": shrank from " + std::to_string(content.size()) +
                              " to 1000 bytes while being read");
   EXPECT_EQ(r.skipped.by_reason[int(SkipReason::kIncomplete)], 0u);
+}
+
+TEST(ScannerEnv, OutOfFileDescriptorsOnOneFileIsReportedAndOthersStillCount) {
+  MemEnv mem;
+  mem.AddFile("/p/-x/a.jsonl", Requests(3, "a"), kT0);
+  mem.AddFile("/p/-x/b.jsonl", Requests(4, "b"), kT0);
+  mem.AddFile("/p/-x/c.jsonl", Requests(5, "c"), kT0);
+  FaultEnv env(&mem);
+  env.Inject(testing_util::Fault(FaultOp::kNewSequentialFile, EMFILE).OnPath("/b.jsonl"));
+  DiscoveryResult found = FindTranscripts({"/p"}, &env);
+  ASSERT_TRUE(found.complete());
+  ScanResult r = ScanFiles(found.files, Through(&env, 2), nullptr);
+  EXPECT_EQ(r.errors, (std::vector<std::string>{"/p/-x/b.jsonl: open: Too many open files"}));
+  EXPECT_TRUE(r.incomplete());
+  EXPECT_EQ(r.files, 2u);
+  EXPECT_EQ(r.ledger.requests().size(), 8u);
 }
 
 TEST(ScannerEnv, ReadErrorIsReportedAndTheFileIsIncomplete) {

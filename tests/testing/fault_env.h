@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,8 @@ enum class FaultOp {
   kSyncDir,
 };
 const char* FaultOpName(FaultOp op);
+// gtest prints parameters with it.
+inline void PrintTo(FaultOp op, std::ostream* os) { *os << FaultOpName(op); }
 
 struct Fault {
   explicit Fault(FaultOp fault_op, int errno_value = EIO) : op(fault_op), error(errno_value) {}

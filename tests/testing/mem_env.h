@@ -5,8 +5,8 @@
 // lexically. Symlinks are followed like the kernel does (Stat, NewSequentialFile, GetChildren and
 // every directory on the way; LinkStat does not follow the last one), with ELOOP after 40 hops.
 // Errors carry the POSIX Env's messages ("<path>: open: No such file or directory") and codes
-// (ENOENT and ENOTDIR are kNotFound). A file opened for reading shares its bytes with the entry, so a
-// Truncate() or a writer after the open is seen by the reader, as on a real file system; removing
+// (ENOENT and ENOTDIR are kNotFound). A file opened for reading shares its bytes with the entry, so
+// a Truncate() or a writer after the open is seen by the reader, as on a real file system; removing
 // the entry leaves open files readable.
 //
 // Thread-safe (one mutex), so that the scanner's worker threads can use it.

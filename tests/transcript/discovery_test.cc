@@ -79,7 +79,8 @@ TEST_F(DiscoveryTest, A1_ClaudeConfigDirListWithSpacesTildeAndProjectsEntries) {
   std::string cfg2 = Projects(tmp_ / "cfg2");
   std::string home_projects = Projects(home_);
   // cfg2 is named by its projects/ dir; it is named again later through its config dir.
-  std::string list = " ~/cfg1 ,\t" + cfg2 + ",," + (tmp_ / "missing") + " , ~ ," + (tmp_ / "cfg2") + "/";
+  std::string list =
+      " ~/cfg1 ,\t" + cfg2 + ",," + (tmp_ / "missing") + " , ~ ," + (tmp_ / "cfg2") + "/";
   EXPECT_EQ(ProjectDirs(Vars(list)), (std::vector<std::string>{cfg1, cfg2, home_projects}));
   // A single entry, with trailing slashes: the config dir, or its projects/ dir.
   EXPECT_EQ(ProjectDirs(Vars((tmp_ / "cfg2") + "//")), (std::vector<std::string>{cfg2}));
@@ -93,8 +94,8 @@ TEST_F(DiscoveryTest, A1_EntriesWithoutProjectsAreIgnored) {
   WriteFile(tmp_ / "a-file", "x");
   WriteFile(tmp_ / "file-cfg/projects", "not a dir");
   std::string ok = Projects(tmp_ / "ok");
-  std::string list = (tmp_ / "no-projects") + "," + (tmp_ / "a-file") + "," + (tmp_ / "file-cfg") + "," +
-                     (tmp_ / "nowhere") + "," + ok;
+  std::string list = (tmp_ / "no-projects") + "," + (tmp_ / "a-file") + "," + (tmp_ / "file-cfg") +
+                     "," + (tmp_ / "nowhere") + "," + ok;
   EXPECT_EQ(ProjectDirs(Vars(list)), (std::vector<std::string>{ok}));
 }
 
@@ -102,12 +103,14 @@ TEST_F(DiscoveryTest, A1_SameProjectsDirReachedTwiceIsListedOnce) {
   std::string real = Projects(home_ + "/.claude");
   ASSERT_EQ(::symlink((home_ + "/.claude").c_str(), (tmp_ / "alias").c_str()), 0);
   ASSERT_EQ(::symlink(real.c_str(), (tmp_ / "projects").c_str()), 0);
-  std::string list = home_ + "/.claude," + (tmp_ / "alias") + "," + (tmp_ / "projects") + ",~/.claude/";
+  std::string list =
+      home_ + "/.claude," + (tmp_ / "alias") + "," + (tmp_ / "projects") + ",~/.claude/";
   EXPECT_EQ(ProjectDirs(Vars(list)), (std::vector<std::string>{real}));
   // XDG pointing at the same place as ~/.claude through a symlink.
   MakeDirs(tmp_ / "xdg");
   ASSERT_EQ(::symlink((home_ + "/.claude").c_str(), (tmp_ / "xdg/claude").c_str()), 0);
-  EXPECT_EQ(ProjectDirs(Vars("", tmp_ / "xdg")), (std::vector<std::string>{tmp_ / "xdg/claude/projects"}));
+  EXPECT_EQ(ProjectDirs(Vars("", tmp_ / "xdg")),
+            (std::vector<std::string>{tmp_ / "xdg/claude/projects"}));
 }
 
 TEST_F(DiscoveryTest, A1_ExplicitConfigDirsReplaceEverything) {
@@ -142,13 +145,14 @@ TEST_F(DiscoveryTest, A2_EveryJsonlBelowProjectsRecursively) {
   std::vector<std::string> warnings;
   auto files = ListTranscripts({p}, &warnings);
   EXPECT_TRUE(warnings.empty());
-  EXPECT_EQ(Paths(files), (std::vector<std::string>{
-                              p + "/-Users-x-app/dir.jsonl/inner.jsonl",
-                              p + "/-Users-x-app/sess-1.jsonl",
-                              p + "/-Users-x-app/sess-1/subagents/agent-a1.jsonl",
-                              p + "/-Users-x-app/sess-1/subagents/workflows/wf-1/agents/agent-b2.jsonl",
-                              p + "/top.jsonl",
-                          }));
+  EXPECT_EQ(Paths(files),
+            (std::vector<std::string>{
+                p + "/-Users-x-app/dir.jsonl/inner.jsonl",
+                p + "/-Users-x-app/sess-1.jsonl",
+                p + "/-Users-x-app/sess-1/subagents/agent-a1.jsonl",
+                p + "/-Users-x-app/sess-1/subagents/workflows/wf-1/agents/agent-b2.jsonl",
+                p + "/top.jsonl",
+            }));
 }
 
 TEST_F(DiscoveryTest, A2_FileMetadata) {
@@ -169,8 +173,12 @@ TEST_F(DiscoveryTest, A2_SameFileReachedTwiceIsListedOnce) {
   std::string p = Projects(home_ + "/.claude");
   WriteFile(p + "/-Users-x-app/sess-1.jsonl", "{}\n");
   MakeDirs(p + "/-Users-x-web");
-  ASSERT_EQ(::symlink((p + "/-Users-x-app/sess-1.jsonl").c_str(), (p + "/-Users-x-web/link.jsonl").c_str()), 0);
-  ASSERT_EQ(::link((p + "/-Users-x-app/sess-1.jsonl").c_str(), (p + "/-Users-x-web/hard.jsonl").c_str()), 0);
+  ASSERT_EQ(::symlink((p + "/-Users-x-app/sess-1.jsonl").c_str(),
+                      (p + "/-Users-x-web/link.jsonl").c_str()),
+            0);
+  ASSERT_EQ(
+      ::link((p + "/-Users-x-app/sess-1.jsonl").c_str(), (p + "/-Users-x-web/hard.jsonl").c_str()),
+      0);
   auto files = ListTranscripts({p}, nullptr);
   EXPECT_EQ(files.size(), 1u);
   // The same projects dir listed twice under two spellings.
@@ -198,8 +206,9 @@ TEST_F(DiscoveryTest, A2_EndToEndFromEnvironment) {
   WriteFile(cfg + "/-home-api/s2.jsonl", "{}\n");
   WriteFile(cfg + "/-home-api/s2/subagents/agent-1.jsonl", "{}\n");
   auto files = ListTranscripts(ProjectDirs(Vars("~/.claude, " + (tmp_ / "work-claude"))), nullptr);
-  EXPECT_EQ(Paths(files), (std::vector<std::string>{dot + "/-home-app/s1.jsonl", cfg + "/-home-api/s2.jsonl",
-                                                    cfg + "/-home-api/s2/subagents/agent-1.jsonl"}));
+  EXPECT_EQ(Paths(files),
+            (std::vector<std::string>{dot + "/-home-app/s1.jsonl", cfg + "/-home-api/s2.jsonl",
+                                      cfg + "/-home-api/s2/subagents/agent-1.jsonl"}));
 }
 
 // --- Through an Env: MemEnv trees, FaultEnv failures (hostile-trial defects 1 and 2).
@@ -239,7 +248,8 @@ TEST(DiscoveryThroughEnv, A1_EnvironmentAndDirectoriesComeFromTheEnv) {
   EXPECT_EQ(vars.home, "/home/u");
   EXPECT_EQ(vars.xdg_config_home, "");
   std::vector<std::string> dirs = ProjectDirs(vars, &mem);
-  EXPECT_EQ(dirs, (std::vector<std::string>{"/home/u/work-claude/projects", "/srv/claude/projects"}));
+  EXPECT_EQ(dirs,
+            (std::vector<std::string>{"/home/u/work-claude/projects", "/srv/claude/projects"}));
   DiscoveryResult r = FindTranscripts(dirs, &mem);
   EXPECT_TRUE(r.complete());
   EXPECT_EQ(Paths(r.files), (std::vector<std::string>{"/home/u/work-claude/projects/-p/s.jsonl",

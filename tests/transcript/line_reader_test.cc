@@ -30,7 +30,8 @@ class ChunkedFile : public SequentialFile {
 
   Status Read(char* buf, size_t n, size_t* got) override {
     ++reads_;
-    if (fail_at_ && pos_ >= *fail_at_) return Status::IoError("fake.jsonl: read: Input/output error");
+    if (fail_at_ && pos_ >= *fail_at_)
+      return Status::IoError("fake.jsonl: read: Input/output error");
     size_t k = std::min({n, pattern_[call_++ % pattern_.size()], data_.size() - pos_});
     if (fail_at_) k = std::min(k, *fail_at_ - pos_);
     std::memcpy(buf, data_.data() + pos_, k);
@@ -92,12 +93,13 @@ LineReader::Options Opts(size_t chunk, size_t max_line = size_t(64) << 20) {
 }
 
 TEST(LineReader, A3_OnlyNewlineEndsALine) {
-  const std::string data = "a\rb\n"
-                           "x\xe2\x80\xa8y\n"
-                           "p\xe2\x80\xa9q\xc2\x85r\n"
-                           "\r\n"
-                           "\n"
-                           "last\n";
+  const std::string data =
+      "a\rb\n"
+      "x\xe2\x80\xa8y\n"
+      "p\xe2\x80\xa9q\xc2\x85r\n"
+      "\r\n"
+      "\n"
+      "last\n";
   for (size_t chunk : {1, 3, 8, 4096}) {
     ChunkedFile f(data);
     LineReader r(&f, 0, Opts(chunk));
@@ -120,8 +122,9 @@ TEST(LineReader, A3_LinesAssembleAcrossTinyChunks) {
     want.push_back(l);
     data += l + "\n";
   }
-  for (std::vector<size_t> pattern : {std::vector<size_t>{1}, std::vector<size_t>{1, 2, 3, 4, 5, 6, 7},
-                                      std::vector<size_t>{7, 1, 5}, std::vector<size_t>{4096}}) {
+  for (std::vector<size_t> pattern :
+       {std::vector<size_t>{1}, std::vector<size_t>{1, 2, 3, 4, 5, 6, 7},
+        std::vector<size_t>{7, 1, 5}, std::vector<size_t>{4096}}) {
     for (size_t chunk : {1, 2, 7, 64, 1024}) {
       ChunkedFile f(data, pattern);
       LineReader r(&f, 0, Opts(chunk));
@@ -182,8 +185,8 @@ TEST(LineReader, A4_StartOffsetIsTheResumePoint) {
 }
 
 TEST(LineReader, A5_LinesOverTheCapAreSkipped) {
-  const std::string data = "short\n" + std::string(25, 'x') + "\n" + "0123456789\n" +
-                           "01234567890\n" + "ok\n";
+  const std::string data =
+      "short\n" + std::string(25, 'x') + "\n" + "0123456789\n" + "01234567890\n" + "ok\n";
   for (size_t chunk : {1, 4, 16, 4096}) {
     ChunkedFile f(data);
     size_t max_readable = 0;
@@ -198,7 +201,8 @@ TEST(LineReader, A5_LinesOverTheCapAreSkipped) {
     EXPECT_EQ(items[5].result, LineReader::Result::kEnd);
     EXPECT_EQ(r.pending_bytes(), 0u);
     // The buffer never grew past the cap (+1 byte to see it is over) or the chunk size.
-    EXPECT_LE(max_readable, std::max<size_t>(chunk, 11) + LineReader::kPadding) << "chunk " << chunk;
+    EXPECT_LE(max_readable, std::max<size_t>(chunk, 11) + LineReader::kPadding)
+        << "chunk " << chunk;
   }
 }
 
@@ -404,7 +408,8 @@ TEST(LineReader, A5_OverCapLineFollowedByLinesWorkStaysLinear) {
   // Many over-cap lines with short lines between them: each is dropped without regrowing.
   std::string data;
   const size_t cap = 4096;
-  for (int i = 0; i < 200; ++i) data += std::string(50000, 'x') + "\nshort" + std::to_string(i) + "\n";
+  for (int i = 0; i < 200; ++i)
+    data += std::string(50000, 'x') + "\nshort" + std::to_string(i) + "\n";
   ChunkedFile f(data, {1 << 20});
   LineReader::Options o = Opts(1024, cap);
   LineReader r(&f, 0, o);
