@@ -1,4 +1,4 @@
-// HttpGet (src/net/http_client.h) against real servers on the loopback: plain HTTP, TLS with a
+// HttpGet and HttpExchange (src/http/http_client.h) against real servers on the loopback: plain HTTP, TLS with a
 // self-signed certificate made here (trusted through $SSL_CERT_FILE, or not), redirects, errors,
 // body limits and a server that never answers.
 #include "http/http_client.h"
@@ -174,7 +174,7 @@ TEST(HttpGet, PlainGetReturnsTheBodyAndSendsAHead) {
     return Ok("{\"a\":1}");
   });
   std::string body;
-  Status s = HttpGet(server.url("http", "/prices.json"), HttpGetOptions{}, &body);
+  Status s = HttpGet(server.url("http", "/prices.json"), HttpClientOptions{}, &body);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(body, "{\"a\":1}");
   EXPECT_EQ(seen.rfind("GET /prices.json HTTP/1.1\r\n", 0), 0u) << seen;
@@ -197,7 +197,7 @@ TEST(HttpExchange, PostsTheBodyWithTheGivenHeadersAndReturnsAnyStatus) {
   req.headers = {{"Content-Encoding", "snappy"}, {"X-Scope-OrgID", "team-a"}};
   req.body = std::string("first\0body", 10);
   HttpResponse res;
-  ASSERT_TRUE(HttpExchange(req, HttpGetOptions{}, &res).ok());
+  ASSERT_TRUE(HttpExchange(req, HttpClientOptions{}, &res).ok());
   EXPECT_EQ(res.status, 204u);
   EXPECT_EQ(seen.rfind("POST /api/v1/write HTTP/1.1\r\n", 0), 0u) << seen;
   EXPECT_NE(seen.find("Content-Encoding: snappy\r\n"), std::string::npos) << seen;
@@ -206,9 +206,9 @@ TEST(HttpExchange, PostsTheBodyWithTheGivenHeadersAndReturnsAnyStatus) {
   EXPECT_EQ(seen.substr(seen.size() - 10), std::string("first\0body", 10));
 
   req.body = "second";
-  ASSERT_TRUE(HttpExchange(req, HttpGetOptions{}, &res).ok());
+  ASSERT_TRUE(HttpExchange(req, HttpClientOptions{}, &res).ok());
   EXPECT_EQ(res.status, 503u);
-  EXPECT_EQ(res.retry_after, "7");
+  EXPECT_EQ(res.Header("retry-after"), "7");
   EXPECT_EQ(res.body, "busy");
 }
 
@@ -222,7 +222,7 @@ TEST(HttpExchange, NoServerIsAnErrorNotAResponse) {
   HttpRequest req;
   req.url = "http://127.0.0.1:" + std::to_string(port) + "/";
   HttpResponse res;
-  Status s = HttpExchange(req, HttpGetOptions{}, &res);
+  Status s = HttpExchange(req, HttpClientOptions{}, &res);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("connect"), std::string::npos) << s.message();
 }
@@ -235,7 +235,7 @@ TEST(HttpGet, FollowsARelativeRedirect) {
     return Ok(req.rfind("GET /new ", 0) == 0 ? "moved here" : "wrong path");
   });
   std::string body;
-  Status s = HttpGet(server.url("http", "/old"), HttpGetOptions{}, &body);
+  Status s = HttpGet(server.url("http", "/old"), HttpClientOptions{}, &body);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(body, "moved here");
 }
@@ -246,7 +246,7 @@ TEST(HttpGet, ErrorsNameTheProblem) {
       return std::string("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
     });
     std::string body;
-    Status s = HttpGet(server.url("http", "/missing"), HttpGetOptions{}, &body);
+    Status s = HttpGet(server.url("http", "/missing"), HttpClientOptions{}, &body);
     EXPECT_FALSE(s.ok());
     EXPECT_NE(s.message().find("HTTP 404"), std::string::npos) << s.message();
   }
@@ -256,7 +256,7 @@ TEST(HttpGet, ErrorsNameTheProblem) {
        {Ok(std::string(5000, 'x')),
         "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + std::string(5000, 'x')}) {
     TestServer server(1, [&](const std::string&) { return response; });
-    HttpGetOptions small;
+    HttpClientOptions small;
     small.max_body_bytes = 1000;
     std::string body;
     Status s = HttpGet(server.url("http", "/big"), small, &body);
@@ -264,14 +264,14 @@ TEST(HttpGet, ErrorsNameTheProblem) {
     EXPECT_NE(s.message().find("body limit"), std::string::npos) << s.message();
   }
   std::string body;
-  EXPECT_FALSE(HttpGet("ftp://example.com/x", HttpGetOptions{}, &body).ok());
-  EXPECT_FALSE(HttpGet("http://", HttpGetOptions{}, &body).ok());
-  EXPECT_FALSE(HttpGet("http://[::1/x", HttpGetOptions{}, &body).ok());
+  EXPECT_FALSE(HttpGet("ftp://example.com/x", HttpClientOptions{}, &body).ok());
+  EXPECT_FALSE(HttpGet("http://", HttpClientOptions{}, &body).ok());
+  EXPECT_FALSE(HttpGet("http://[::1/x", HttpClientOptions{}, &body).ok());
 }
 
 TEST(HttpGet, AServerThatNeverAnswersTimesOut) {
   TestServer server(1, [](const std::string&) { return std::nullopt; });
-  HttpGetOptions opt;
+  HttpClientOptions opt;
   opt.timeout = std::chrono::seconds(1);
   std::string body;
   const auto start = std::chrono::steady_clock::now();
@@ -294,7 +294,7 @@ TlsResult GetOverTls(const TestCertificate& served, const TestCertificate& trust
   TestServer server(
       1, [](const std::string&) { return Ok("secret prices"); }, &served);
   TlsResult r;
-  r.status = HttpGet(server.url("https", "/p.json"), HttpGetOptions{}, &r.body);
+  r.status = HttpGet(server.url("https", "/p.json"), HttpClientOptions{}, &r.body);
   r.requests_seen = server.requests();
   return r;
 }
