@@ -83,17 +83,19 @@ Status ConfigureTls(const HttpClientOptions& opt, ssl::context& ctx) {
     std::string cert, key;
     if (Status s = ReadPem(env, "client certificate", opt.client_cert_file, &cert); !s.ok())
       return s;
-    ctx.use_certificate_chain(net::buffer(cert), ec);
-    if (ec) {
-      return Status::InvalidArgument("client certificate " + opt.client_cert_file +
-                                     ": not a PEM certificate (" + ec.message() + ")");
-    }
     if (Status s = ReadPem(env, "client key", opt.client_key_file, &key); !s.ok()) return s;
+    // The key first: OpenSSL then drops a key that does not match the certificate loaded after
+    // it, and the check below can say so plainly.
     ctx.use_private_key(net::buffer(key), ssl::context::pem, ec);
     OPENSSL_cleanse(key.data(), key.size());  // the key's bytes do not outlive the exchange
     if (ec) {
       return Status::InvalidArgument("client key " + opt.client_key_file +
                                      ": not a PEM private key (" + ec.message() + ")");
+    }
+    ctx.use_certificate_chain(net::buffer(cert), ec);
+    if (ec) {
+      return Status::InvalidArgument("client certificate " + opt.client_cert_file +
+                                     ": not a PEM certificate (" + ec.message() + ")");
     }
     if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
       return Status::InvalidArgument("client key " + opt.client_key_file +
