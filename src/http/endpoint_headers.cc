@@ -73,7 +73,8 @@ Status ReadCredentialFile(Env* env, const std::string& path, std::string* out) {
                                : c == '\n' ? "a line break"
                                : c == 0    ? "a NUL byte"
                                            : "a control character";
-      return Status::InvalidArgument(path + ": " + what + " inside the content (a token or "
+      return Status::InvalidArgument(path + ": " + what +
+                                     " inside the content (a token or "
                                      "password file holds one line)");
     }
   }

@@ -19,9 +19,9 @@
 namespace ccmon {
 
 struct EndpointHeaderOptions {
-  std::vector<std::string> headers;  // "Name: value" each, in order (--header)
-  std::string bearer_token_file;     // Authorization: Bearer <token>
-  std::string basic_auth_user;       // Authorization: Basic base64(user ":" password) ...
+  std::vector<std::string> headers;      // "Name: value" each, in order (--header)
+  std::string bearer_token_file;         // Authorization: Bearer <token>
+  std::string basic_auth_user;           // Authorization: Basic base64(user ":" password) ...
   std::string basic_auth_password_file;  // ... with the password from this file
 };
 

@@ -2,30 +2,29 @@
 
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 #include "http/transport.h"
 
 namespace ccmon {
 namespace {
 
+// RFC 9110 tchar: ALPHA DIGIT and ! # $ % & ' * + - . ^ _ ` | ~.
 bool IsTokenChar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c != 0 && std::string_view("!#$%&'*+-.^_`|~").find(char(c)) != std::string_view::npos);
 }
 
 char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; }
 
 std::string ByteName(unsigned char c) {
   switch (c) {
-    case '\r': return "CR";
-    case '\n': return "LF";
-    case '\0': return "NUL";
+    case '\r':
+      return "CR";
+    case '\n':
+      return "LF";
+    case '\0':
+      return "NUL";
     default: {
       char buf[8];
       std::snprintf(buf, sizeof buf, "0x%02X", unsigned(c));
@@ -58,12 +57,10 @@ Status ValidateHeaderField(std::string_view name, std::string_view value) {
     const unsigned char c = static_cast<unsigned char>(name[i]);
     if (!IsTokenChar(c)) {
       // The name is echoed only up to the bad byte: it is not a secret, but may be binary.
-      return Status::InvalidArgument("header name '" + std::string(name.substr(0, i)) +
-                                     "...' has " +
-                                     (c > 0x20 && c < 0x7F ? "'" + std::string(1, char(c)) + "'"
-                                                           : ByteName(c)) +
-                                     " at byte " + std::to_string(i + 1) +
-                                     ", which an HTTP header name (a token) cannot hold");
+      return Status::InvalidArgument(
+          "header name '" + std::string(name.substr(0, i)) + "...' has " +
+          (c > 0x20 && c < 0x7F ? "'" + std::string(1, char(c)) + "'" : ByteName(c)) + " at byte " +
+          std::to_string(i + 1) + ", which an HTTP header name (a token) cannot hold");
     }
   }
   if (EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Transfer-Encoding")) {

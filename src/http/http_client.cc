@@ -39,8 +39,7 @@ beast::error_code RunOne(net::io_context& ioc, Start start) {
 // Everything about a request that can be wrong without the network, checked before it.
 Status ValidateRequest(const HttpRequest& request, HttpUrl* url) {
   if (Status s = ParseHttpUrl(request.url, url); !s.ok()) return s;
-  if (!IsHttpToken(request.method) ||
-      http::string_to_verb(request.method) == http::verb::unknown) {
+  if (!IsHttpToken(request.method) || http::string_to_verb(request.method) == http::verb::unknown) {
     return Status::InvalidArgument("unknown HTTP method '" + request.method + "'");
   }
   for (const auto& [name, value] : request.headers) {
@@ -69,8 +68,8 @@ Status ConfigureTls(const HttpClientOptions& opt, ssl::context& ctx) {
       if (Status s = ReadPem(env, "CA file", opt.ca_file, &pem); !s.ok()) return s;
       ctx.add_certificate_authority(net::buffer(pem), ec);
       if (ec) {
-        return Status::InvalidArgument("CA file " + opt.ca_file +
-                                       ": no PEM certificate in it (" + ec.message() + ")");
+        return Status::InvalidArgument("CA file " + opt.ca_file + ": no PEM certificate in it (" +
+                                       ec.message() + ")");
       }
     }
     ctx.set_verify_mode(ssl::verify_peer);

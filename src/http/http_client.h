@@ -20,7 +20,7 @@
 namespace ccmon {
 
 struct HttpClientOptions {
-  std::chrono::seconds timeout{30};  // per step: resolve, connect, handshake, write, read
+  std::chrono::seconds timeout{30};          // per step: resolve, connect, handshake, write, read
   size_t max_body_bytes = size_t(64) << 20;  // response bodies; larger ones are an error
   int max_redirects = 5;                     // HttpGet only; HttpExchange never follows them
 

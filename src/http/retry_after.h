@@ -18,7 +18,6 @@ bool ParseHttpDate(std::string_view text, int64_t now_unix_ms, int64_t* unix_sec
 // `now_unix_ms` for a date. A date in the past gives a negative delay; delta-seconds beyond
 // ~68 years saturate (callers clamp to their own maximum). Surrounding SP/HTAB is ignored.
 // Returns false when the value is neither form (the header is then treated as absent).
-bool ParseRetryAfter(std::string_view value, int64_t now_unix_ms,
-                     std::chrono::milliseconds* delay);
+bool ParseRetryAfter(std::string_view value, int64_t now_unix_ms, std::chrono::milliseconds* delay);
 
 }  // namespace ccmon

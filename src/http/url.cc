@@ -15,18 +15,11 @@ bool IsHex(unsigned char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-// RFC 3986 pchar minus '%' (checked apart), plus '/' and '?' (path and query).
+// RFC 3986 pchar minus '%' (checked apart), plus '/' and '?' (path and query): unreserved
+// (ALPHA DIGIT - . _ ~), sub-delims (! $ & ' ( ) * + , ; =), ':' and '@'.
 bool IsTargetChar(unsigned char c) {
-  if (IsAlnum(c)) return true;
-  switch (c) {
-    case '-': case '.': case '_': case '~':                                 // unreserved
-    case '!': case '$': case '&': case '\'': case '(': case ')': case '*':  // sub-delims
-    case '+': case ',': case ';': case '=':
-    case ':': case '@': case '/': case '?':
-      return true;
-    default:
-      return false;
-  }
+  return IsAlnum(c) ||
+         std::string_view("-._~!$&'()*+,;=:@/?").find(char(c)) != std::string_view::npos;
 }
 
 std::string Printable(unsigned char c) {

@@ -12,12 +12,12 @@
 namespace ccmon {
 
 struct HttpUrl {
-  bool tls = false;     // https
-  std::string host;     // a name or IPv4 address, or an IPv6 address without its brackets
-  bool ipv6 = false;    // host is an IPv6 literal (written [..] in the URL)
-  uint16_t port = 0;    // the URL's port, or 80 / 443
+  bool tls = false;          // https
+  std::string host;          // a name or IPv4 address, or an IPv6 address without its brackets
+  bool ipv6 = false;         // host is an IPv6 literal (written [..] in the URL)
+  uint16_t port = 0;         // the URL's port, or 80 / 443
   bool default_port = true;  // no port in the URL
-  std::string target;   // path and query as sent on the request line; at least "/"
+  std::string target;        // path and query as sent on the request line; at least "/"
 
   // The Host header: host, [v6] in brackets, ":port" when the URL named one.
   std::string HostHeader() const;

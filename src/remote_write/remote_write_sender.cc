@@ -67,21 +67,30 @@ std::optional<WrittenCounts> WrittenFromHeaders(const HttpResponse& res) {
 
 const char* SendOutcomeName(SendOutcome outcome) {
   switch (outcome) {
-    case SendOutcome::kSent: return "sent";
-    case SendOutcome::kRejected: return "rejected";
-    case SendOutcome::kGaveUp: return "gave_up";
-    case SendOutcome::kStopped: return "stopped";
+    case SendOutcome::kSent:
+      return "sent";
+    case SendOutcome::kRejected:
+      return "rejected";
+    case SendOutcome::kGaveUp:
+      return "gave_up";
+    case SendOutcome::kStopped:
+      return "stopped";
   }
   return "?";
 }
 
 const char* RejectReasonName(RejectReason reason) {
   switch (reason) {
-    case RejectReason::kNone: return "none";
-    case RejectReason::kSampleTooOld: return "too_old_sample";
-    case RejectReason::kOutOfBounds: return "out_of_bounds";
-    case RejectReason::kOutOfOrder: return "out_of_order";
-    case RejectReason::kDuplicateSample: return "duplicate_sample";
+    case RejectReason::kNone:
+      return "none";
+    case RejectReason::kSampleTooOld:
+      return "too_old_sample";
+    case RejectReason::kOutOfBounds:
+      return "out_of_bounds";
+    case RejectReason::kOutOfOrder:
+      return "out_of_order";
+    case RejectReason::kDuplicateSample:
+      return "duplicate_sample";
   }
   return "?";
 }
@@ -93,10 +102,13 @@ bool IsTooOldForReceiver(RejectReason reason) {
 
 std::string SendAnswer::Describe() const {
   switch (kind) {
-    case AnswerKind::kNone: return "no attempt";
+    case AnswerKind::kNone:
+      return "no attempt";
     case AnswerKind::kInvalidRequest:
-    case AnswerKind::kNetworkError: return detail;
-    case AnswerKind::kHttp: return "HTTP " + std::to_string(status) + ": " + detail;
+    case AnswerKind::kNetworkError:
+      return detail;
+    case AnswerKind::kHttp:
+      return "HTTP " + std::to_string(status) + ": " + detail;
   }
   return detail;
 }
@@ -116,27 +128,29 @@ SendAnswer ClassifyAnswer(const Status& transport_status, const HttpResponse& re
   a.written = WrittenFromHeaders(response);
   std::chrono::milliseconds delay;
   if (ParseRetryAfter(response.Header("Retry-After"), now_unix_ms, &delay)) {
-    a.retry_after = std::clamp<std::chrono::milliseconds>(delay, std::chrono::milliseconds(0),
-                                                          max_retry_after);
+    a.retry_after =
+        std::clamp<std::chrono::milliseconds>(delay, std::chrono::milliseconds(0), max_retry_after);
   }
   if (a.status_class() == 2) return a;
   if (a.status_class() == 3) {
     const std::string_view location = response.Header("Location");
-    a.detail = "redirect to " + Snippet(std::string(location)) +
-               " (not followed: give the final URL)";
+    a.detail =
+        "redirect to " + Snippet(std::string(location)) + " (not followed: give the final URL)";
   } else {
     a.detail = Snippet(response.body);
   }
   a.reason = ReasonFromBody(response.body);
-  a.retryable = (a.status_class() == 5 || a.status == 429) &&
-                a.reason != RejectReason::kSampleTooOld;
+  a.retryable =
+      (a.status_class() == 5 || a.status == 429) && a.reason != RejectReason::kSampleTooOld;
   return a;
 }
 
 std::string SendResult::Describe() const {
   switch (outcome) {
-    case SendOutcome::kSent: return "sent";
-    case SendOutcome::kRejected: return last.Describe();
+    case SendOutcome::kSent:
+      return "sent";
+    case SendOutcome::kRejected:
+      return last.Describe();
     case SendOutcome::kGaveUp:
       return "gave up after " + std::to_string(attempts) + " attempts: " + last.Describe();
     case SendOutcome::kStopped:

@@ -54,10 +54,10 @@
 namespace ccmon {
 
 struct RemoteWriteSenderOptions {
-  std::string url;                   // e.g. http://127.0.0.1:9090/api/v1/write
-  std::vector<HttpHeader> headers;   // auth, X-Scope-OrgID, ... (after the remote-write ones)
+  std::string url;                  // e.g. http://127.0.0.1:9090/api/v1/write
+  std::vector<HttpHeader> headers;  // auth, X-Scope-OrgID, ... (after the remote-write ones)
   std::string user_agent = "ccmon/0.1";
-  std::chrono::milliseconds min_backoff{30};   // first backoff (Prometheus's default)
+  std::chrono::milliseconds min_backoff{30};    // first backoff (Prometheus's default)
   std::chrono::milliseconds max_backoff{5000};  // backoff cap (Prometheus's default)
   std::chrono::seconds max_retry_time{300};     // give up after this much retrying; 0 = never
   std::chrono::seconds max_retry_after{300};    // a longer Retry-After is clamped to this
@@ -128,9 +128,9 @@ SendAnswer ClassifyAnswer(const Status& transport_status, const HttpResponse& re
 
 struct SendResult {
   SendOutcome outcome = SendOutcome::kSent;
-  int attempts = 0;                      // exchanges made; retries = attempts - 1
+  int attempts = 0;                     // exchanges made; retries = attempts - 1
   std::chrono::milliseconds waited{0};  // total time spent in backoff waits
-  SendAnswer last;                       // the last exchange's answer (kNone: none made)
+  SendAnswer last;                      // the last exchange's answer (kNone: none made)
 
   int retries() const { return attempts > 1 ? attempts - 1 : 0; }
   // For messages: "HTTP 400: out of bounds" (kRejected), "gave up after 5 attempts: <last>",

@@ -54,8 +54,7 @@ TEST(EndpointHeaders, RefusesMalformedAndInjectedHeaderFlags) {
   EXPECT_NE(ParseHeaderFlag("X-Scope-OrgID team-a", &h).message().find("has no ':'"),
             std::string::npos);
   EXPECT_NE(ParseHeaderFlag(": v", &h).message().find("the name is empty"), std::string::npos);
-  EXPECT_NE(ParseHeaderFlag("X-A : v", &h).message().find("has 0x20 at byte 4"),
-            std::string::npos);
+  EXPECT_NE(ParseHeaderFlag("X-A : v", &h).message().find("has 0x20 at byte 4"), std::string::npos);
   // Issue #6, 8.9: --header $'X-Evil: a\r\nInjected: 1'.
   Status s = ParseHeaderFlag("X-Evil: a\r\nInjected: 1", &h);
   EXPECT_NE(s.message().find("X-Evil has CR at byte 2"), std::string::npos) << s.message();
@@ -73,8 +72,8 @@ TEST(EndpointHeaders, TokenFileLineEndsAndWhitespaceAreTrimmed) {
     std::string token;
   };
   const Row rows[] = {
-      {"t0k", "t0k"},        {"t0k\n", "t0k"},        {"t0k\r\n", "t0k"},
-      {"  t0k \t\n", "t0k"}, {"\tt0k \r\n", "t0k"},   {"a.b-c_d~e+f/g==\n", "a.b-c_d~e+f/g=="},
+      {"t0k", "t0k"},        {"t0k\n", "t0k"},      {"t0k\r\n", "t0k"},
+      {"  t0k \t\n", "t0k"}, {"\tt0k \r\n", "t0k"}, {"a.b-c_d~e+f/g==\n", "a.b-c_d~e+f/g=="},
   };
   for (const Row& row : rows) {
     std::string token;
@@ -95,7 +94,7 @@ TEST(EndpointHeaders, TokenFilesThatAreNotOneLineAreRefused) {
       {"\n", "empty"},
       {"\r\n", "empty"},
       {"  \t \n", "empty"},
-      {"t0k\r", "a CR inside"},        // a bare CR is not a line end
+      {"t0k\r", "a CR inside"},            // a bare CR is not a line end
       {"t0k\n\n", "a line break inside"},  // only one line end is trimmed
       {"t0k\r\n\r\n", "a CR inside"},
       {"line1\nline2\n", "a line break inside"},
@@ -127,8 +126,8 @@ TEST(EndpointHeaders, BigFilesAndDevZeroAreRefusedUnread) {
   s = ReadCredentialFile(Env::Default(), f.Write("big", std::string(65537, 'a')), &token);
   EXPECT_NE(s.message().find("larger than 65536 bytes"), std::string::npos) << s.message();
   // Exactly at the cap is fine.
-  ASSERT_TRUE(ReadCredentialFile(Env::Default(), f.Write("cap", std::string(65536, 'a')), &token)
-                  .ok());
+  ASSERT_TRUE(
+      ReadCredentialFile(Env::Default(), f.Write("cap", std::string(65536, 'a')), &token).ok());
   EXPECT_EQ(token.size(), 65536u);
   EXPECT_FALSE(ReadCredentialFile(Env::Default(), f.Path("missing"), &token).ok());
 }
@@ -148,7 +147,8 @@ TEST(EndpointHeaders, BuildsHeadersThenAuthorization) {
   basic.basic_auth_password_file = f.Write("password", "open sesame\n");
   ASSERT_TRUE(BuildEndpointHeaders(Env::Default(), basic, &out).ok());
   // RFC 7617's example.
-  EXPECT_EQ(out, (std::vector<HttpHeader>{{"Authorization", "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="}}));
+  EXPECT_EQ(out,
+            (std::vector<HttpHeader>{{"Authorization", "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="}}));
   for (const auto& [password, encoded] : std::vector<std::pair<std::string, std::string>>{
            {"p", "dTpw"}, {"pw", "dTpwdw=="}, {"pwd", "dTpwd2Q="}}) {
     basic.basic_auth_user = "u";

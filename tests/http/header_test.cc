@@ -22,8 +22,8 @@ TEST(HttpHeader, TokensAreHeaderNames) {
 TEST(HttpHeader, ValuesWithoutControlsAreValid) {
   EXPECT_TRUE(ValidateHeaderField("Authorization", "Bearer abc.DEF-123_~+/=").ok());
   EXPECT_TRUE(ValidateHeaderField("X-Empty", "").ok());
-  EXPECT_TRUE(ValidateHeaderField("X-Tab", "a\tb").ok());            // HTAB inside is allowed
-  EXPECT_TRUE(ValidateHeaderField("X-Utf8", "caf\xc3\xa9").ok());    // obs-text
+  EXPECT_TRUE(ValidateHeaderField("X-Tab", "a\tb").ok());          // HTAB inside is allowed
+  EXPECT_TRUE(ValidateHeaderField("X-Utf8", "caf\xc3\xa9").ok());  // obs-text
   EXPECT_TRUE(ValidateHeaderField("X-Punct", "a: b, \"c\"; d=e").ok());
 }
 
@@ -33,14 +33,10 @@ TEST(HttpHeader, RefusesInjectionAndControlsWithoutEchoingTheValue) {
     const char* want;
   };
   const Row rows[] = {
-      {"a\r\nInjected: 1", "has CR at byte 2"},
-      {"a\nInjected: 1", "has LF at byte 2"},
-      {"secret\r", "has CR at byte 7"},
-      {std::string("ab\0c", 4), "has NUL at byte 3"},
-      {"a\x01", "has 0x01 at byte 2"},
-      {"a\x1b[31m", "has 0x1B at byte 2"},
-      {"a\x7f", "has 0x7F at byte 2"},
-      {"\x0b", "has 0x0B at byte 1"},
+      {"a\r\nInjected: 1", "has CR at byte 2"}, {"a\nInjected: 1", "has LF at byte 2"},
+      {"secret\r", "has CR at byte 7"},         {std::string("ab\0c", 4), "has NUL at byte 3"},
+      {"a\x01", "has 0x01 at byte 2"},          {"a\x1b[31m", "has 0x1B at byte 2"},
+      {"a\x7f", "has 0x7F at byte 2"},          {"\x0b", "has 0x0B at byte 1"},
   };
   for (const Row& row : rows) {
     Status s = ValidateHeaderField("X-Evil", row.value);
@@ -65,8 +61,8 @@ TEST(HttpHeader, RefusesBadNamesAndFramingHeaders) {
   EXPECT_NE(s.message().find("has 0x20 at byte 2"), std::string::npos) << s.message();
   s = ValidateHeaderField("X:Evil", "1");
   EXPECT_NE(s.message().find("has ':' at byte 2"), std::string::npos) << s.message();
-  for (const char* name : {"Content-Length", "content-length", "Transfer-Encoding",
-                           "TRANSFER-ENCODING"}) {
+  for (const char* name :
+       {"Content-Length", "content-length", "Transfer-Encoding", "TRANSFER-ENCODING"}) {
     s = ValidateHeaderField(name, "1");
     EXPECT_NE(s.message().find("is set by the HTTP client"), std::string::npos) << name;
   }

@@ -1,6 +1,6 @@
-// HttpGet and HttpExchange (src/http/http_client.h) against real servers on the loopback: plain HTTP, TLS with a
-// self-signed certificate made here (trusted through $SSL_CERT_FILE, or not), redirects, errors,
-// body limits and a server that never answers.
+// HttpGet and HttpExchange (src/http/http_client.h) against real servers on the loopback: plain
+// HTTP, TLS with a self-signed certificate made here (trusted through $SSL_CERT_FILE, or not),
+// redirects, errors, body limits and a server that never answers.
 #include "http/http_client.h"
 
 #include <gtest/gtest.h>
@@ -142,8 +142,7 @@ class TestServer {
   }
   ~TestServer() { thread_.join(); }
   std::string url(const std::string& scheme, const std::string& path) const {
-    return scheme + "://" + host_ + ":" + std::to_string(acceptor_.local_endpoint().port()) +
-           path;
+    return scheme + "://" + host_ + ":" + std::to_string(acceptor_.local_endpoint().port()) + path;
   }
   int requests() const { return requests_; }
 
@@ -380,9 +379,9 @@ TEST(HttpExchange, RefusesInjectedHeadersBadMethodsAndFramingBeforeConnecting) {
     EXPECT_EQ(HttpExchange(req, HttpClientOptions{}, &res).code(), Status::Code::kInvalidArgument)
         << method;
   }
-  for (const std::string& url : {server.url("http", "/a b"), server.url("http", "/a\r\nX: 1"),
-                                 std::string("http://127.0.0.1:99999/"),
-                                 std::string("http://u:p@127.0.0.1/")}) {
+  for (const std::string& url :
+       {server.url("http", "/a b"), server.url("http", "/a\r\nX: 1"),
+        std::string("http://127.0.0.1:99999/"), std::string("http://u:p@127.0.0.1/")}) {
     HttpRequest req;
     req.url = url;
     HttpResponse res;
@@ -475,8 +474,8 @@ struct TlsCase {
 TlsCase PostOverTls(const TestCertificate& served, const HttpClientOptions& opt,
                     const TestCertificate* client_ca = nullptr) {
   TestServer server(
-      1, [](const std::string&) { return std::string("HTTP/1.1 204 No Content\r\n\r\n"); },
-      &served, client_ca);
+      1, [](const std::string&) { return std::string("HTTP/1.1 204 No Content\r\n\r\n"); }, &served,
+      client_ca);
   HttpRequest req;
   req.method = "POST";
   req.url = server.url("https", "/api/v1/write");

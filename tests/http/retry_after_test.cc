@@ -56,19 +56,33 @@ TEST(RetryAfter, HttpDateValues) {
   ASSERT_TRUE(ParseHttpDate("Monday, 01-Jan-76 00:00:00 GMT", kNow, &t));
   EXPECT_EQ(t, 3345062400);  // 2076
   ASSERT_TRUE(ParseHttpDate("Monday, 01-Jan-77 00:00:00 GMT", kNow, &t));
-  EXPECT_EQ(t, 220924800);   // 1977
+  EXPECT_EQ(t, 220924800);  // 1977
 }
 
 TEST(RetryAfter, MalformedValuesAreRefused) {
   milliseconds d;
-  for (const char* bad :
-       {"", "  ", "-1", "+5", "1.5", "5s", "soon", "0x10", "Thu, 01 Jan 2026 00:01:30 UTC",
-        "Thu, 01 Jan 2026 00:01:30", "Thu, 1 Jan 2026 00:01:30 GMT", "Thu, 01 Foo 2026 00:01:30 GMT",
-        "Xyz, 01 Jan 2026 00:01:30 GMT", "Thu, 30 Feb 2026 00:00:00 GMT",
-        "Thu, 29 Feb 2026 00:00:00 GMT", "Thu, 01 Jan 2026 24:00:00 GMT",
-        "Thu, 01 Jan 2026 00:60:00 GMT", "Thu, 01 Jan 2026 00:00:61 GMT",
-        "Thu, 00 Jan 2026 00:00:00 GMT", "Thu, 01 Jan 2026 00:01:30 GMT trailing",
-        "Thu Jan 1 00:01:30 2026", "2026-01-01T00:01:30Z"}) {
+  for (const char* bad : {"",
+                          "  ",
+                          "-1",
+                          "+5",
+                          "1.5",
+                          "5s",
+                          "soon",
+                          "0x10",
+                          "Thu, 01 Jan 2026 00:01:30 UTC",
+                          "Thu, 01 Jan 2026 00:01:30",
+                          "Thu, 1 Jan 2026 00:01:30 GMT",
+                          "Thu, 01 Foo 2026 00:01:30 GMT",
+                          "Xyz, 01 Jan 2026 00:01:30 GMT",
+                          "Thu, 30 Feb 2026 00:00:00 GMT",
+                          "Thu, 29 Feb 2026 00:00:00 GMT",
+                          "Thu, 01 Jan 2026 24:00:00 GMT",
+                          "Thu, 01 Jan 2026 00:60:00 GMT",
+                          "Thu, 01 Jan 2026 00:00:61 GMT",
+                          "Thu, 00 Jan 2026 00:00:00 GMT",
+                          "Thu, 01 Jan 2026 00:01:30 GMT trailing",
+                          "Thu Jan 1 00:01:30 2026",
+                          "2026-01-01T00:01:30Z"}) {
     EXPECT_FALSE(ParseRetryAfter(bad, kNow, &d)) << "'" << bad << "'";
   }
 }

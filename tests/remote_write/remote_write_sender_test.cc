@@ -146,8 +146,7 @@ TEST(RemoteWriteSender, RetryTableForEveryStatusClass) {
       {Http(502, "bad gateway"), true, SendOutcome::kSent, AnswerKind::kHttp},
       {Http(503, "unavailable"), true, SendOutcome::kSent, AnswerKind::kHttp},
       {Net(), true, SendOutcome::kSent, AnswerKind::kNetworkError},
-      {Answer{false, 0, {}, {}, true}, false, SendOutcome::kRejected,
-       AnswerKind::kInvalidRequest},
+      {Answer{false, 0, {}, {}, true}, false, SendOutcome::kRejected, AnswerKind::kInvalidRequest},
   };
   for (const Row& row : rows) {
     const std::string name = row.first.network_error     ? "network error"
@@ -441,10 +440,10 @@ TEST(RemoteWriteSender, StopFromAnotherThreadEndsARealBackoffPromptly) {
 }
 
 TEST(RemoteWriteSender, CountsAttemptsRetriesAndOutcomes) {
-  ScriptedTransport t({Http(503), Http(204),                  // sent after 1 retry
-                       Http(400),                             // rejected
-                       Net(), Net(), Net(), Net(), Net(),     // gave up
-                       Http(204)});                           // sent
+  ScriptedTransport t({Http(503), Http(204),               // sent after 1 retry
+                       Http(400),                          // rejected
+                       Net(), Net(), Net(), Net(), Net(),  // gave up
+                       Http(204)});                        // sent
   FakeClock clock;
   RemoteWriteSenderOptions o = Options();
   o.max_retry_time = seconds(1);
@@ -496,8 +495,7 @@ TEST(RemoteWriteSender, ARequestTheTransportRefusesIsRejectedWithoutRetrying) {
 
   // The same through the real transport: a bad port or an injected header never connects.
   RealHttpTransport real(HttpClientOptions{});
-  for (const auto& [url, header] :
-       std::vector<std::pair<std::string, HttpHeader>>{
+  for (const auto& [url, header] : std::vector<std::pair<std::string, HttpHeader>>{
            {"http://127.0.0.1:99999/api/v1/write", {"X-Ok", "1"}},
            {"http://127.0.0.1:1/api/v1/write", {"X-Evil", "a\r\nInjected: 1"}}}) {
     RemoteWriteSenderOptions o = Options();

@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <stop_token>
 #include <sstream>
+#include <stop_token>
 
 #include "exposition/history.h"
 #include "remote_write/write_request.h"
@@ -52,7 +52,7 @@ struct Harness {
 
 std::vector<FamilyEvents> Families() {
   FamilyEvents tokens;
-  tokens.desc = FamilyDesc{"claude_tokens", MetricType::kCounter,         "Tokens.", "tokens",
+  tokens.desc = FamilyDesc{"claude_tokens", MetricType::kCounter,          "Tokens.", "tokens",
                            false,           {"device", "project", "type"}, {}};
   tokens.series_labels = {{"d", "p1", "input"}, {"d", "", "output"}};  // empty project label
   FamilyEvents cost;
