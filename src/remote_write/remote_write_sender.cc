@@ -108,7 +108,7 @@ std::string SendAnswer::Describe() const {
     case AnswerKind::kNetworkError:
       return detail;
     case AnswerKind::kHttp:
-      return "HTTP " + std::to_string(status) + ": " + detail;
+      return "HTTP " + std::to_string(status) + (detail.empty() ? "" : ": " + detail);
   }
   return detail;
 }

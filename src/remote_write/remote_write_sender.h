@@ -117,7 +117,7 @@ struct SendAnswer {
   std::string detail;
 
   unsigned status_class() const { return status / 100; }  // 2 for 2xx ... 5 for 5xx; 0: none
-  // "HTTP 400: out of bounds", or the transport's error.
+  // "HTTP 400: out of bounds" ("HTTP 503" for an empty body), or the transport's error.
   std::string Describe() const;
 };
 
@@ -129,7 +129,7 @@ SendAnswer ClassifyAnswer(const Status& transport_status, const HttpResponse& re
 struct SendResult {
   SendOutcome outcome = SendOutcome::kSent;
   int attempts = 0;                     // exchanges made; retries = attempts - 1
-  std::chrono::milliseconds waited{0};  // total time spent in backoff waits
+  std::chrono::milliseconds waited{0};  // backoff waits completed (not one cut by a stop)
   SendAnswer last;                      // the last exchange's answer (kNone: none made)
 
   int retries() const { return attempts > 1 ? attempts - 1 : 0; }

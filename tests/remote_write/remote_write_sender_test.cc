@@ -392,7 +392,7 @@ TEST(RemoteWriteSender, StopDuringAWaitReturnsStopped) {
   EXPECT_EQ(r.attempts, 2);
   EXPECT_EQ(t.requests().size(), 2u);  // no exchange after the stop
   EXPECT_EQ(clock.stopped_waits(), 1);
-  EXPECT_EQ(r.Describe(), "stopped after 2 attempts: HTTP 503: ");
+  EXPECT_EQ(r.Describe(), "stopped after 2 attempts: HTTP 503");
   EXPECT_EQ(sender.stats().stopped, 1u);
 }
 
