@@ -132,7 +132,8 @@ DiscoveryResult FindTranscripts(const std::vector<std::string>& project_dirs, En
           todo.push_back(std::move(path));
           continue;
         }
-        if (!EndsWith(e.name, ".jsonl")) continue;
+        // "*.jsonl": a name that is only ".jsonl" has no stem (as before: path::extension()).
+        if (e.name.size() <= 6 || !EndsWith(e.name, ".jsonl")) continue;
         FileInfo info;
         s = env->Stat(path, &info);  // follows a symlinked file
         if (!s.ok()) {

@@ -141,6 +141,7 @@ TEST_F(DiscoveryTest, A2_EveryJsonlBelowProjectsRecursively) {
   MakeDirs(p + "/-Users-x-app/dir.jsonl");  // a directory is not a transcript...
   WriteFile(p + "/-Users-x-app/dir.jsonl/inner.jsonl", "{}\n");  // ...but what is below it counts
   WriteFile(p + "/top.jsonl", "");
+  WriteFile(p + "/-Users-x-app/.jsonl", "no stem");
   ASSERT_EQ(::symlink((p + "/nowhere.jsonl").c_str(), (p + "/broken.jsonl").c_str()), 0);
   std::vector<std::string> warnings;
   auto files = ListTranscripts({p}, &warnings);
