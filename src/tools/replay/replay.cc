@@ -114,9 +114,14 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
   }
 
   const DiscoveryEnv env = DiscoveryEnv::FromProcess();
+  // Directories and files that could not be read: each is named, and the exit status is 4.
+  std::vector<std::string> warnings;
   std::vector<std::string> dirs =
-      cfg.config_dirs.empty() ? ProjectDirs(env) : ProjectDirsFrom(cfg.config_dirs, env.home);
+      cfg.config_dirs.empty()
+          ? ProjectDirs(env, Env::Default(), &warnings)
+          : ProjectDirsFrom(cfg.config_dirs, env.home, Env::Default(), &warnings);
   if (dirs.empty()) {
+    for (const auto& w : warnings) err << "ccmon-replay: warning: " << w << "\n";
     err << "ccmon-replay: no Claude Code projects/ directory found"
         << (cfg.config_dirs.empty() ? " (looked at CLAUDE_CONFIG_DIR, ~/.config/claude, ~/.claude)"
                                     : "")
@@ -140,7 +145,6 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
     last = now;
   };
   phase("setup");
-  std::vector<std::string> warnings;
   std::vector<TranscriptFile> files = ListTranscripts(dirs, &warnings);
   phase("discovery");
   for (const auto& w : warnings) err << "ccmon-replay: warning: " << w << "\n";
@@ -157,6 +161,12 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
   }
   phase("scan");
   for (const auto& e : result.errors) err << "ccmon-replay: warning: " << e << "\n";
+  const bool incomplete = !warnings.empty() || result.incomplete();
+  if (incomplete) {
+    err << "ccmon-replay: some transcripts could not be read (see the warnings above): the "
+           "figures are incomplete\n";
+  }
+  const int done = incomplete ? 4 : 0;  // the report is still written
 
   const std::string device = cfg.device.empty() ? Hostname() : cfg.device;
   Accounting acc = Accounting::Build(result.ledger, prices, cfg.labels, [&](const std::string& m) {
@@ -181,13 +191,13 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
         WriteReportJson(rep, in, out);
       else
         WriteReportTable(rep, in, out);
-      return 0;
+      return done;
     }
     case ReplayCommand::kMetrics: {
       auto fams = CollectEvents(acc, device);
       fams.push_back(SkippedLinesFamily(result.skipped));
       out << (cfg.metrics_format == "openmetrics" ? SnapshotOpenMetrics(fams) : SnapshotText(fams));
-      return 0;
+      return done;
     }
     case ReplayCommand::kRemoteWrite: {
       auto fams = CollectEvents(acc, device);
@@ -215,7 +225,7 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
       err << "ccmon-replay: sent " << bs.series << " series, " << bs.samples_sent << " samples in "
           << bs.requests << " requests to " << cfg.remote_write_url << " (history ends at "
           << bs.end_ms / 1000 << ")\n";
-      return 0;
+      return done;
     }
     case ReplayCommand::kOpenMetrics: {
       auto fams = CollectEvents(acc, device);
@@ -254,7 +264,7 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
         err << "ccmon-replay: wrote " << hs.series << " series, " << hs.samples << " samples to "
             << cfg.output << " (history ends at " << hs.end_ms / 1000 << ")\n";
       }
-      return 0;
+      return done;
     }
   }
   return 0;
