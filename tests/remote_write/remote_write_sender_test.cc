@@ -24,14 +24,6 @@ using std::chrono::seconds;
 using testing_util::FakeClock;
 
 struct Answer {
-  // A constructor, so that the scripts can name only the leading fields ({false, 503}) without
-  // -Wmissing-field-initializers.
-  Answer(bool network_error = false, unsigned status = 204, std::string body = "",
-         std::string retry_after = "")
-      : network_error(network_error),
-        status(status),
-        body(std::move(body)),
-        retry_after(std::move(retry_after)) {}
   bool network_error = false;
   unsigned status = 204;
   std::string body = {};
