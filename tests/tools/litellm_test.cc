@@ -54,5 +54,34 @@ TEST(LiteLlm, A29_FromLiteLlmKeepsSaneFirstPartyClaudeEntries) {
   EXPECT_EQ(t.models().size(), 2u);  // failures leave the output alone
 }
 
+TEST(LiteLlm, ANullPriceIsAMissingPrice) {
+  // A rate given as null is treated exactly like a missing one: a null cache rate does not fall
+  // back to the default multipliers (LiteLLM lists both for every Claude model), and a null
+  // input or output rate is missing.
+  const char* litellm = R"J({
+    "claude-ok": {"litellm_provider": "anthropic", "input_cost_per_token": 1e-06, "output_cost_per_token": 5e-06,
+      "cache_creation_input_token_cost": 1.25e-06, "cache_read_input_token_cost": 1e-07},
+    "claude-null-read": {"litellm_provider": "anthropic", "input_cost_per_token": 1e-06, "output_cost_per_token": 5e-06,
+      "cache_creation_input_token_cost": 1.25e-06, "cache_read_input_token_cost": null},
+    "claude-null-write": {"litellm_provider": "anthropic", "input_cost_per_token": 1e-06, "output_cost_per_token": 5e-06,
+      "cache_creation_input_token_cost": null, "cache_read_input_token_cost": 1e-07},
+    "claude-null-input": {"litellm_provider": "anthropic", "input_cost_per_token": null, "output_cost_per_token": 5e-06,
+      "cache_creation_input_token_cost": 1.25e-06, "cache_read_input_token_cost": 1e-07},
+    "claude-missing-read": {"litellm_provider": "anthropic", "input_cost_per_token": 1e-06, "output_cost_per_token": 5e-06,
+      "cache_creation_input_token_cost": 1.25e-06}
+  })J";
+  PriceTable t;
+  std::vector<std::string> rejected;
+  ASSERT_TRUE(PricesFromLiteLlm(litellm, &t, &rejected).ok());
+  EXPECT_EQ(t.models().size(), 1u);
+  EXPECT_NE(t.Find("claude-ok"), nullptr);
+  EXPECT_EQ(rejected, (std::vector<std::string>{
+                          "model claude-missing-read: missing cache prices",
+                          "model claude-null-input: missing input_cost_per_token",
+                          "model claude-null-read: missing cache prices",
+                          "model claude-null-write: missing cache prices",
+                      }));
+}
+
 }  // namespace
 }  // namespace ccmon
