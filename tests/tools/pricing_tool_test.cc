@@ -239,6 +239,10 @@ TEST(PricingCost, HugeCountsAreExact) {
                        n * PriceTable::Embedded().web_search_cost();
   EXPECT_NE(r.out.find("cost $" + FormatUsd(want) + "\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("prompt 4000000000000000 tokens"), std::string::npos) << r.out;
+  cfg.cache_read = kMaxCostCount + 1;  // beyond what the flags take: refused, not wrapped
+  r = Pricing(cfg);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "");
 }
 
 TEST(PricingCost, TheExactCostIsPriceRequestsRule) {

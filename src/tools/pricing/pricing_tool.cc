@@ -16,7 +16,8 @@ namespace ccmon {
 namespace {
 
 // The table the other tools would use, or an error on `err`.
-bool LoadCurrent(const PricingConfig& cfg, std::ostream& err, PriceTable* table, std::string* origin) {
+bool LoadCurrent(const PricingConfig& cfg, std::ostream& err, PriceTable* table,
+                 std::string* origin) {
   Status s = PriceTable::LoadConfigured(cfg.pricing_file, table, origin);
   if (!s.ok()) err << "ccmon-pricing: " << s.message() << "\n";
   return s.ok();
@@ -57,7 +58,8 @@ std::string Today() {
 
 int Update(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& err) {
   if (cfg.from.empty()) {
-    err << "ccmon-pricing: update needs --from FILE|URL (LiteLLM's model_prices_and_context_window.json)\n";
+    err << "ccmon-pricing: update needs --from FILE|URL (LiteLLM's "
+           "model_prices_and_context_window.json)\n";
     return 2;
   }
   PriceTable current;
@@ -86,7 +88,8 @@ int Update(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& 
       out << "added     " << name << ": " << PriceText(p) << "\n";
       ++added;
     } else if (!(it->second == p)) {
-      out << "changed   " << name << ": " << PriceText(it->second) << "  ->  " << PriceText(p) << "\n";
+      out << "changed   " << name << ": " << PriceText(it->second) << "  ->  " << PriceText(p)
+          << "\n";
       ++changed;
     }
     next.Set(name, p);
@@ -158,9 +161,10 @@ int Cost(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
     err << "ccmon-pricing: no price for " << cfg.model << " (canonical id " << canonical << ")\n";
     return 1;
   }
-  TokenCounts t{cfg.input, cfg.output_tokens, cfg.cache_write_5m, cfg.cache_write_1h, cfg.cache_read};
-  for (uint64_t n : {t.input, t.output, t.cache_write_5m, t.cache_write_1h, t.cache_read,
-                     cfg.web_search}) {
+  TokenCounts t{cfg.input, cfg.output_tokens, cfg.cache_write_5m, cfg.cache_write_1h,
+                cfg.cache_read};
+  for (uint64_t n :
+       {t.input, t.output, t.cache_write_5m, t.cache_write_1h, t.cache_read, cfg.web_search}) {
     if (n > kMaxCostCount) {
       err << "ccmon-pricing: cost takes at most " << kMaxCostCount << " of each count\n";
       return 2;
