@@ -482,7 +482,12 @@ TEST(ReplayFlagsTest, OtherUsageErrors) {
   ExpectUsageError({"openmetrics"}, "openmetrics needs -o FILE (or -o - for stdout)");
   ExpectUsageError({"remote-write"}, "remote-write needs --url URL");
   ExpectUsageError({"remote-write", "--url", "http://x", "--header", "novalue"},
-                   "--header wants 'Name: value', got 'novalue'");
+                   "a header is 'Name: value'; this one has no ':'");
+  ReplayFlags f = Flags({"remote-write", "--url", "ftp://x/w"});
+  EXPECT_EQ(f.action, ReplayFlags::Action::kUsageError);
+  EXPECT_EQ(f.text.rfind("--url: ", 0), 0u) << f.text;
+  f = Flags({"metrics", "--basic-auth-user", "u"});
+  EXPECT_EQ(f.text, "--basic-auth-user does not apply to metrics (only to remote-write)");
   ExpectUsageError({"--by", "week"}, "--by must be day, month, session, project, model or device");
   ExpectUsageError({"--progress", "sometimes"}, "--progress must be auto, always or never");
   ExpectUsageError({"--project-label", "x"},

@@ -42,7 +42,7 @@ std::string PriceText(const ModelPrice& p) {
 
 Status ReadSource(Env* env, const std::string& from, std::string* text) {
   if (from.rfind("http://", 0) == 0 || from.rfind("https://", 0) == 0) {
-    return HttpGet(from, HttpGetOptions{}, text);
+    return HttpGet(from, HttpClientOptions{}, text);
   }
   return ReadFileToString(env, from, kMaxSmallFileBytes, text);
 }

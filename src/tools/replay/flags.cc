@@ -1,9 +1,11 @@
 #include "tools/replay/flags.h"
 
 #include <boost/program_options.hpp>
-#include <fstream>
 #include <sstream>
 
+#include "base/env.h"
+#include "http/endpoint_headers.h"
+#include "http/url.h"
 #include "tools/common/flags.h"
 
 namespace ccmon {
@@ -41,8 +43,7 @@ ReplayFlags ParseReplayFlags(const std::vector<std::string>& args) {
   ReplayFlags result;
   ReplayConfig& cfg = result.config;
   std::string command = "summary", by = "day", project_label = "basename", step = "1m";
-  std::vector<std::string> headers;
-  std::string bearer_file;
+  EndpointHeaderOptions auth;  // --header, --bearer-token-file, --basic-auth-*
   NumericText num;
 
   po::options_description common("Options for every command", kHelpColumns);
@@ -88,10 +89,15 @@ ReplayFlags ParseReplayFlags(const std::vector<std::string>& args) {
   remote_write.add_options()("url",
                              po::value<std::string>(&cfg.remote_write_url)->value_name("URL"),
                              "receiver URL, e.g. http://127.0.0.1:8428/api/v1/write")(
-      "header", po::value<std::vector<std::string>>(&headers)->value_name("'NAME: VALUE'"),
+      "header", po::value<std::vector<std::string>>(&auth.headers)->value_name("'NAME: VALUE'"),
       "extra header 'Name: value' (repeatable), e.g. 'X-Scope-OrgID: team'")(
-      "bearer-token-file", po::value<std::string>(&bearer_file)->value_name("FILE"),
+      "bearer-token-file", po::value<std::string>(&auth.bearer_token_file)->value_name("FILE"),
       "send 'Authorization: Bearer <file content>'")(
+      "basic-auth-user", po::value<std::string>(&auth.basic_auth_user)->value_name("USER"),
+      "basic auth user (with --basic-auth-password-file)")(
+      "basic-auth-password-file",
+      po::value<std::string>(&auth.basic_auth_password_file)->value_name("FILE"),
+      "file holding the basic auth password")(
       "max-samples-per-send", po::value<std::string>(&num.max_samples_per_send)->value_name("N"),
       "samples per request, 1..1000000 (default 2000)")(
       "max-retry-time", po::value<std::string>(&num.max_retry_time)->value_name("SECONDS"),
@@ -187,21 +193,11 @@ ReplayFlags ParseReplayFlags(const std::vector<std::string>& args) {
     return Usage("openmetrics needs -o FILE (or -o - for stdout)");
   if (cfg.command == ReplayCommand::kRemoteWrite) {
     if (cfg.remote_write_url.empty()) return Usage("remote-write needs --url URL");
-    for (const std::string& h : headers) {
-      const size_t colon = h.find(':');
-      if (colon == std::string::npos || colon == 0)
-        return Usage("--header wants 'Name: value', got '" + h + "'");
-      std::string value = h.substr(colon + 1);
-      value.erase(0, value.find_first_not_of(" \t"));
-      cfg.remote_write_headers.emplace_back(h.substr(0, colon), value);
-    }
-    if (!bearer_file.empty()) {
-      std::ifstream in(bearer_file);
-      std::string token;
-      if (!in || !std::getline(in, token) || token.empty())
-        return Usage("cannot read a token from " + bearer_file);
-      cfg.remote_write_headers.emplace_back("Authorization", "Bearer " + token);
-    }
+    HttpUrl url;
+    if (Status s = ParseHttpUrl(cfg.remote_write_url, &url); !s.ok())
+      return Usage("--url: " + s.message());
+    if (Status s = BuildEndpointHeaders(Env::Default(), auth, &cfg.remote_write_headers); !s.ok())
+      return Usage(s.message());
   }
   return result;
 }

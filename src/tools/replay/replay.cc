@@ -10,9 +10,11 @@
 #include <optional>
 #include <random>
 
+#include "base/clock.h"
 #include "base/timeutil.h"
 #include "exposition/history.h"
 #include "exposition/text_format.h"
+#include "http/http_client.h"
 #include "metrics/metrics.h"
 #include "remote_write/remote_write_sender.h"
 #include "tools/common/output.h"
@@ -227,20 +229,16 @@ int RunRemoteWrite(const ReplayConfig& cfg, const ReplayHistory& h, std::ostream
   so.headers = cfg.remote_write_headers;
   so.user_agent = "ccmon-replay/0.1";
   so.max_retry_time = std::chrono::seconds(cfg.max_retry_seconds);
-  RealHttpTransport transport(HttpGetOptions{});
-  RealSenderClock clock;
+  RealHttpTransport transport(HttpClientOptions{});
   std::random_device seed;
   std::mt19937_64 rng(seed());
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
-  RemoteWriteSender sender(so, &transport, &clock, [&] { return uniform(rng); });
+  RemoteWriteSender sender(so, &transport, Clock::Real(), [&] { return uniform(rng); });
   BackfillStats bs;
   Status st = BackfillRemoteWrite(fams, cfg.step_ms, cfg.max_samples_per_send, &sender, &bs);
   if (!st.ok()) {
     err << "ccmon-replay: " << st.message() << "\n";
-    const std::string& m = st.message();
-    if (m.find("out of bounds") != std::string::npos ||
-        m.find("out of order") != std::string::npos ||
-        m.find("too old sample") != std::string::npos) {
+    if (IsTooOldForReceiver(bs.failed_send.last.reason)) {
       err << "ccmon-replay: this Prometheus does not take samples older than its newest data "
              "(or its out-of-order window); backfill it with `ccmon-replay openmetrics` and "
              "`promtool tsdb create-blocks-from openmetrics` instead (README)\n";
