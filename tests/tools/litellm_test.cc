@@ -38,7 +38,8 @@ TEST(LiteLlm, A29_FromLiteLlmKeepsSaneFirstPartyClaudeEntries) {
   Status s = PricesFromLiteLlm(litellm, &t, &rejected);
   ASSERT_TRUE(s.ok()) << s.message();
   ASSERT_EQ(t.models().size(), 2u);
-  EXPECT_EQ(t.models().at("claude-opus-4-6"), PriceTable::Embedded().models().at("claude-opus-4-6"));
+  EXPECT_EQ(t.models().at("claude-opus-4-6"),
+            PriceTable::Embedded().models().at("claude-opus-4-6"));
   EXPECT_EQ(t.models().at("claude-sonnet-4-5-20250929"),
             PriceTable::Embedded().models().at("claude-sonnet-4-5-20250929"));
   EXPECT_EQ(rejected, (std::vector<std::string>{

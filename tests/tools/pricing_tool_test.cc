@@ -13,14 +13,17 @@
 #include <sstream>
 #include <thread>
 
-#include "failing_env.h"
 #include "pricing/pricing.h"
+#include "testing/fault_env.h"
+#include "testing/temp_dir.h"
 #include "tools/pricing/flags.h"
 
 namespace ccmon {
 namespace {
 
-using testing_tools::FailingEnv;
+using testing_util::Fault;
+using testing_util::FaultEnv;
+using testing_util::FaultOp;
 
 std::string DataFile() { return std::string(CCMON_TEST_DATA) + "/litellm_sample.json"; }
 
@@ -107,23 +110,23 @@ TEST(PricingUpdate, DryRunWritesNothingAndPruneRemoves) {
 }
 
 TEST(PricingUpdate, WritesThroughTheAtomicWriterWithMode0644) {
-  testing_tools::TempDir dir;
-  FailingEnv env;
+  testing_util::TempDir dir;
+  FaultEnv env(Env::Default());
   ::umask(022);
   ToolRun r = Pricing(Update(dir / "pricing.json"), &env);
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(env.renamed,
-            std::vector<std::string>{dir / "pricing.json.tmp -> " + dir / "pricing.json"});
+  EXPECT_EQ(env.calls(FaultOp::kRename), 1);
+  EXPECT_EQ(Listing(dir.path()), std::vector<std::string>{"pricing.json"});
   EXPECT_EQ(std::filesystem::status(dir / "pricing.json").permissions(),
             std::filesystem::perms(0644));
 }
 
 TEST(PricingUpdate, AFailedWriteKeepsTheOldTableAndLeavesNoTemporary) {
-  testing_tools::TempDir dir;
+  testing_util::TempDir dir;
   const std::string path = dir / "pricing.json";
-  testing_tools::WriteFile(path, "old table");
-  FailingEnv env;
-  env.disk_bytes = 100;  // the table is longer: the disk fills up in the middle
+  std::ofstream(path) << "old table";
+  FaultEnv env(Env::Default());
+  env.Inject(Fault(FaultOp::kAppend, ENOSPC));
   ToolRun r = Pricing(Update(path), &env);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -12,13 +13,15 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "failing_env.h"
+#include "testing/fault_env.h"
 #include "tools/replay/flags.h"
 
 namespace ccmon {
 namespace {
 
-using testing_tools::FailingEnv;
+using testing_util::Fault;
+using testing_util::FaultEnv;
+using testing_util::FaultOp;
 
 std::string TempDir() {
   std::string tmpl = ::testing::TempDir() + "ccmon_replay_XXXXXX";
@@ -203,6 +206,26 @@ TEST_F(ReplayTest, BadArgumentsAreClearErrors) {
   EXPECT_NE(r.err.find("missing-pricing.json"), std::string::npos) << r.err;
 }
 
+// Hostile-trial defects 1, 2 and 13: what cannot be read is named, the report is still written,
+// and the exit status says the figures are incomplete.
+TEST_F(ReplayTest, UnreadableTranscriptGivesTheReportAndExitStatus4) {
+  ReplayConfig cfg = Config();
+  Out clean = Replay(cfg);
+  ASSERT_EQ(clean.code, 0) << clean.err;
+  // A transcript name that cannot be examined (a symlink to itself: ELOOP, even for root).
+  const std::string loop = dir_ + "/projects/-w-a/loop.jsonl";
+  ASSERT_EQ(::symlink("loop.jsonl", loop.c_str()), 0);
+  Out r = Replay(cfg);
+  EXPECT_EQ(r.code, 4);
+  EXPECT_EQ(r.json()["totals"], clean.json()["totals"]);
+  EXPECT_NE(r.err.find("warning: " + loop + ": stat: Too many levels of symbolic links"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("the figures are incomplete"), std::string::npos) << r.err;
+  cfg.command = ReplayCommand::kMetrics;
+  EXPECT_EQ(Replay(cfg).code, 4);
+}
+
 TEST_F(ReplayTest, UnknownModelIsWarnedOnceAndUnpriced) {
   Write(dir_ + "/projects/-w-c/s4.jsonl",
         Line("5", "2026-09-05T01:00:00Z", "s4", "/w/c", 10, 5, "claude-unknown-9") +
@@ -270,11 +293,11 @@ TEST_F(ReplayTest, OpenMetricsReplacesTheFileAtomically) {
   ReplayConfig cfg = Config();
   cfg.command = ReplayCommand::kOpenMetrics;
   cfg.output = dir_ + "/out/history.om";
-  testing_tools::WriteFile(cfg.output, "old history");
-  FailingEnv env;
+  Write(cfg.output, "old history");
+  FaultEnv env(Env::Default());
   Out r = Replay(cfg, &env);
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(env.renamed, std::vector<std::string>{cfg.output + ".tmp -> " + cfg.output});
+  EXPECT_EQ(env.calls(FaultOp::kRename), 1);
   std::ifstream in(cfg.output);
   std::stringstream ss;
   ss << in.rdbuf();
@@ -286,9 +309,9 @@ TEST_F(ReplayTest, OpenMetricsOnAFullDiskKeepsTheOldFileAndLeavesNoTemporary) {
   ReplayConfig cfg = Config();
   cfg.command = ReplayCommand::kOpenMetrics;
   cfg.output = dir_ + "/out/history.om";
-  testing_tools::WriteFile(cfg.output, "old history");
-  FailingEnv env;
-  env.disk_bytes = 1000;  // the history is longer
+  Write(cfg.output, "old history");
+  FaultEnv env(Env::Default());
+  env.Inject(Fault(FaultOp::kAppend, ENOSPC).OnPath("history.om"));
   Out r = Replay(cfg, &env);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("cannot write " + cfg.output + ": " + cfg.output +
@@ -302,18 +325,21 @@ TEST_F(ReplayTest, OpenMetricsOnAFullDiskKeepsTheOldFileAndLeavesNoTemporary) {
   EXPECT_EQ(ss.str(), "old history");
   EXPECT_EQ(Listing(dir_ + "/out"), std::vector<std::string>{"history.om"});
 
-  env.disk_bytes.reset();
-  env.fail_rename = true;
+  env.ClearFaults();
+  env.Inject(Fault(FaultOp::kRename, EXDEV));
   r = Replay(cfg, &env);
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("injected failure"), std::string::npos) << r.err;
+  EXPECT_NE(
+      r.err.find("rename " + cfg.output + ".tmp to " + cfg.output + ": Invalid cross-device link"),
+      std::string::npos)
+      << r.err;
   EXPECT_EQ(Listing(dir_ + "/out"), std::vector<std::string>{"history.om"});
 }
 
 TEST_F(ReplayTest, OpenMetricsToAPathUnderAFileFails) {
   ReplayConfig cfg = Config();
   cfg.command = ReplayCommand::kOpenMetrics;
-  testing_tools::WriteFile(dir_ + "/out/plain", "x");
+  Write(dir_ + "/out/plain", "x");
   cfg.output = dir_ + "/out/plain/history.om";
   Out r = Replay(cfg);
   EXPECT_EQ(r.code, 1);

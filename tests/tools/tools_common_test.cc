@@ -10,16 +10,22 @@
 #include <string>
 #include <thread>
 
-#include "failing_env.h"
+#include "testing/fault_env.h"
+#include "testing/temp_dir.h"
 #include "tools/common/flags.h"
 #include "tools/common/output.h"
 
 namespace ccmon {
 namespace {
 
-using testing_tools::FailingEnv;
-using testing_tools::TempDir;
-using testing_tools::WriteFile;
+using testing_util::Fault;
+using testing_util::FaultEnv;
+using testing_util::FaultOp;
+using testing_util::TempDir;
+
+void WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream(path, std::ios::binary) << content;
+}
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -138,11 +144,11 @@ TEST(WriteOutputFile, ReplacesARegularFileAtomically) {
   TempDir dir;
   const std::string path = dir / "out.om";
   WriteFile(path, "old");
-  FailingEnv env;
+  FaultEnv env(Env::Default());
   Status s = WriteOutputFile(&env, path, 0644, [](std::ostream& o) { o << "new content\n"; });
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(ReadAll(path), "new content\n");
-  EXPECT_EQ(env.renamed, std::vector<std::string>{path + ".tmp -> " + path});
+  EXPECT_EQ(env.calls(FaultOp::kRename), 1);
   EXPECT_EQ(Listing(dir.path()), std::vector<std::string>{"out.om"});
 }
 
@@ -150,13 +156,15 @@ TEST(WriteOutputFile, AFullDiskLeavesTheOldFileAndNoTemporary) {
   TempDir dir;
   const std::string path = dir / "out.om";
   WriteFile(path, "old");
-  FailingEnv env;
-  env.disk_bytes = 100000;  // fills up in the middle of the stream
+  FaultEnv env(Env::Default());
+  // The disk fills up in the middle of the stream (the third 64 KiB piece of about 1 MB).
+  env.Inject(Fault(FaultOp::kAppend, ENOSPC).Nth(3));
   Status s = WriteOutputFile(&env, path, 0644, [](std::ostream& o) {
     for (int i = 0; i < 100000; ++i) o << "line " << i << "\n";
   });
   EXPECT_EQ(s.code(), Status::Code::kIoError);
   EXPECT_NE(s.message().find("No space left on device"), std::string::npos) << s.message();
+  EXPECT_EQ(env.failures(FaultOp::kAppend), 1);
   EXPECT_EQ(ReadAll(path), "old");
   EXPECT_EQ(Listing(dir.path()), std::vector<std::string>{"out.om"});
 }
@@ -164,10 +172,10 @@ TEST(WriteOutputFile, AFullDiskLeavesTheOldFileAndNoTemporary) {
 TEST(WriteOutputFile, AFailedRenameLeavesNoTemporary) {
   TempDir dir;
   const std::string path = dir / "out.om";
-  FailingEnv env;
-  env.fail_rename = true;
+  FaultEnv env(Env::Default());
+  env.Inject(Fault(FaultOp::kRename, EXDEV));
   Status s = WriteOutputFile(&env, path, 0644, [](std::ostream& o) { o << "content\n"; });
-  EXPECT_NE(s.message().find("injected failure"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message(), "rename " + path + ".tmp to " + path + ": Invalid cross-device link");
   EXPECT_TRUE(Listing(dir.path()).empty());
 }
 
@@ -184,10 +192,10 @@ TEST(WriteOutputFile, APathUnderAFileFailsAndCreatesNothing) {
 
 TEST(WriteOutputFile, StreamsAreWrittenDirectly) {
   // /dev/null is no file to replace: no /dev/null.tmp, no rename.
-  FailingEnv env;
+  FaultEnv env(Env::Default());
   Status s = WriteOutputFile(&env, "/dev/null", 0644, [](std::ostream& o) { o << "gone\n"; });
   EXPECT_TRUE(s.ok()) << s.message();
-  EXPECT_TRUE(env.renamed.empty());
+  EXPECT_EQ(env.calls(FaultOp::kRename), 0);
   // /dev/full fails every write: the error is seen.
   s = WriteOutputFile(&env, "/dev/full", 0644, [](std::ostream& o) { o << "lost\n"; });
   EXPECT_NE(s.message().find("/dev/full: write: No space left on device"), std::string::npos)
@@ -205,7 +213,7 @@ TEST(WriteOutputFile, StreamsAreWrittenDirectly) {
   reader.join();
   EXPECT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(received, "through the fifo\n");
-  EXPECT_TRUE(env.renamed.empty());
+  EXPECT_EQ(env.calls(FaultOp::kRename), 0);
   EXPECT_EQ(Listing(dir.path()), std::vector<std::string>{"fifo"});
 }
 

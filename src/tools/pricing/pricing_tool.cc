@@ -16,9 +16,9 @@ namespace ccmon {
 namespace {
 
 // The table the other tools would use, or an error on `err`.
-bool LoadCurrent(const PricingConfig& cfg, std::ostream& err, PriceTable* table,
+bool LoadCurrent(const PricingConfig& cfg, Env* env, std::ostream& err, PriceTable* table,
                  std::string* origin) {
-  Status s = PriceTable::LoadConfigured(cfg.pricing_file, table, origin);
+  Status s = PriceTable::LoadConfigured(env, cfg.pricing_file, table, origin);
   if (!s.ok()) err << "ccmon-pricing: " << s.message() << "\n";
   return s.ok();
 }
@@ -64,7 +64,7 @@ int Update(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& 
   }
   PriceTable current;
   std::string origin;
-  if (!LoadCurrent(cfg, err, &current, &origin)) return 1;
+  if (!LoadCurrent(cfg, env, err, &current, &origin)) return 1;
   std::string text;
   Status s = ReadSource(env, cfg.from, &text);
   if (!s.ok()) {
@@ -126,10 +126,10 @@ int Update(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& 
   return 0;
 }
 
-int Show(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
+int Show(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& err) {
   PriceTable table;
   std::string origin;
-  if (!LoadCurrent(cfg, err, &table, &origin)) return 1;
+  if (!LoadCurrent(cfg, env, err, &table, &origin)) return 1;
   out << "# " << (origin == "embedded" ? "embedded table" : origin);
   if (!table.updated().empty()) out << ", updated " << table.updated();
   out << "; USD per million tokens; web search $" << FormatUsd(table.web_search_cost()) << "\n";
@@ -147,14 +147,14 @@ int Show(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
-int Cost(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
+int Cost(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& err) {
   if (cfg.model.empty()) {
     err << "ccmon-pricing: cost needs a MODEL\n";
     return 2;
   }
   PriceTable table;
   std::string origin;
-  if (!LoadCurrent(cfg, err, &table, &origin)) return 1;
+  if (!LoadCurrent(cfg, env, err, &table, &origin)) return 1;
   std::string canonical = CanonicalModel(cfg.model);
   const ModelPrice* p = table.Find(canonical);
   if (p == nullptr) {
@@ -203,9 +203,9 @@ int RunPricing(const PricingConfig& cfg, std::ostream& out, std::ostream& err, E
   if (cfg.command == "update") {
     code = Update(cfg, env, out, err);
   } else if (cfg.command == "show") {
-    code = Show(cfg, out, err);
+    code = Show(cfg, env, out, err);
   } else if (cfg.command == "cost") {
-    code = Cost(cfg, out, err);
+    code = Cost(cfg, env, out, err);
   } else {
     err << "ccmon-pricing: unknown command '" << cfg.command << "' (update, show, cost)\n";
     return 2;

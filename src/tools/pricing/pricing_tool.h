@@ -35,7 +35,8 @@ struct PricingConfig {
 
 // Runs one command. Returns the process exit code (0 ok, 1 failure, including a failed write to
 // `out`, 2 usage error); results go to `out`, diagnostics to `err`. `env` (borrowed) reads the
-// source file and writes the pricing file; the overload without it uses Env::Default().
+// price tables and the source file and writes the pricing file; the overload without it uses
+// Env::Default().
 int RunPricing(const PricingConfig& config, std::ostream& out, std::ostream& err, Env* env);
 int RunPricing(const PricingConfig& config, std::ostream& out, std::ostream& err);
 

@@ -23,7 +23,8 @@ const char kUsage[] =
     "  remote-write  the whole history, with its timestamps, to a remote-write receiver\n"
     "                that accepts old samples (--url URL)\n\n"
     "A flag given to a command it does not apply to is an error. Exit status: 0 ok, 1 failure\n"
-    "(including a failed write), 2 usage error, 3 no projects directory.\n";
+    "(including a failed write), 2 usage error, 3 no projects directory, 4 done but some\n"
+    "transcripts could not be read (the figures are incomplete).\n";
 
 // The numeric flags, taken as text and parsed strictly (tools/common/flags.h).
 struct NumericText {

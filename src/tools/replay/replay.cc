@@ -119,27 +119,32 @@ bool ParseStep(const std::string& s, int64_t* ms) {
   return true;
 }
 
-int LoadReplayHistory(const ReplayConfig& cfg, std::ostream& err, ReplayHistory* h) {
+int LoadReplayHistory(const ReplayConfig& cfg, Env* env, std::ostream& err, ReplayHistory* h) {
   h->started = std::chrono::steady_clock::now();
-  Status s = LocalDays::Select(cfg.timezone, &h->days);
+  Status s = LocalDays::Select(env, cfg.timezone, &h->days);
   if (!s.ok()) {
     err << "ccmon-replay: " << s.message() << "\n";
     return 2;
   }
   ScanOptions scan;
+  scan.env = env;
   scan.threads = cfg.threads;
   scan.max_line_bytes = cfg.max_line_bytes;
   if (int code = SelectDays(cfg, &h->days, &scan, err); code != 0) return code;
-  s = PriceTable::LoadConfigured(cfg.pricing_file, &h->prices, &h->price_origin);
+  s = PriceTable::LoadConfigured(env, cfg.pricing_file, &h->prices, &h->price_origin);
   if (!s.ok()) {
     err << "ccmon-replay: " << s.message() << "\n";
     return 2;
   }
 
-  const DiscoveryEnv denv = DiscoveryEnv::FromProcess();
-  std::vector<std::string> dirs =
-      cfg.config_dirs.empty() ? ProjectDirs(denv) : ProjectDirsFrom(cfg.config_dirs, denv.home);
+  const DiscoveryEnv denv = DiscoveryEnv::FromEnv(env);
+  // Directories and files that could not be read: each is named, and the exit status is 4.
+  std::vector<std::string> warnings;
+  std::vector<std::string> dirs = cfg.config_dirs.empty()
+                                      ? ProjectDirs(denv, env, &warnings)
+                                      : ProjectDirsFrom(cfg.config_dirs, denv.home, env, &warnings);
   if (dirs.empty()) {
+    for (const auto& w : warnings) err << "ccmon-replay: warning: " << w << "\n";
     err << "ccmon-replay: no Claude Code projects/ directory found"
         << (cfg.config_dirs.empty() ? " (looked at CLAUDE_CONFIG_DIR, ~/.config/claude, ~/.claude)"
                                     : "")
@@ -148,8 +153,7 @@ int LoadReplayHistory(const ReplayConfig& cfg, std::ostream& err, ReplayHistory*
   }
   PhaseTimer phase(err, h->started);
   phase.Done("setup");
-  std::vector<std::string> warnings;
-  std::vector<TranscriptFile> files = ListTranscripts(dirs, &warnings);
+  std::vector<TranscriptFile> files = ListTranscripts(dirs, &warnings, env);
   phase.Done("discovery");
   for (const auto& w : warnings) err << "ccmon-replay: warning: " << w << "\n";
   uint64_t total_bytes = 0;
@@ -164,6 +168,11 @@ int LoadReplayHistory(const ReplayConfig& cfg, std::ostream& err, ReplayHistory*
   }
   phase.Done("scan");
   for (const auto& e : h->scan.errors) err << "ccmon-replay: warning: " << e << "\n";
+  h->incomplete = !warnings.empty() || h->scan.incomplete();
+  if (h->incomplete) {
+    err << "ccmon-replay: some transcripts could not be read (see the warnings above): the "
+           "figures are incomplete\n";
+  }
 
   h->device = cfg.device.empty() ? Hostname() : cfg.device;
   const std::string& origin = h->price_origin;
@@ -255,7 +264,7 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err, Env
   int code = 0;
   {
     ReplayHistory history;
-    code = LoadReplayHistory(cfg, err, &history);
+    code = LoadReplayHistory(cfg, env, err, &history);
     if (code == 0) {
       switch (cfg.command) {
         case ReplayCommand::kSummary:
@@ -271,12 +280,15 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err, Env
           code = RunRemoteWrite(cfg, history, err);
           break;
       }
+      // Done, but on incomplete figures: the output is still written (and worth having).
+      if (code == 0 && history.incomplete) code = 4;
     }
   }
-  // A report cut short by a full disk must not look like a complete one.
+  // A report cut short by a full disk must not look like a complete one (nor like one that is
+  // merely incomplete).
   if (Status s = FlushOutput(out, "standard output"); !s.ok()) {
     err << "ccmon-replay: " << s.message() << "\n";
-    if (code == 0) code = 1;
+    if (code == 0 || code == 4) code = 1;
   }
   return code;
 }

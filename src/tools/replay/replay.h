@@ -79,13 +79,18 @@ struct ReplayHistory {
   ScanResult scan;
   std::string device;  // the device label
   std::optional<Accounting> accounting;
+  // Some directories or transcripts could not be read (the warnings say which): the figures
+  // are incomplete, and a run that is otherwise fine exits 4.
+  bool incomplete = false;
 };
 
-// The shared step: zone, --since/--until, price table, discovery, scan and accounting. Warnings
-// (unreadable files, unknown models) go to `err`. Returns 0, or the exit code after saying why
-// on `err`: 2 for a bad zone, day, day range (--since after --until) or price table, 3 when no
-// projects directory is found.
-int LoadReplayHistory(const ReplayConfig& config, std::ostream& err, ReplayHistory* history);
+// The shared step: zone, --since/--until, price table, discovery, scan and accounting, every
+// file read through `env` (borrowed). Warnings (unreadable directories and files, unknown
+// models) go to `err`; unreadable ones also set history->incomplete. Returns 0, or the exit code
+// after saying why on `err`: 2 for a bad zone, day, day range (--since after --until) or price
+// table, 3 when no projects directory is found.
+int LoadReplayHistory(const ReplayConfig& config, Env* env, std::ostream& err,
+                      ReplayHistory* history);
 
 // The subcommands. Each returns the process exit code (0, or 1 after saying why on `err`);
 // reports go to `out` (whose write errors are the caller's to check: RunReplay does).
@@ -98,9 +103,10 @@ int RunOpenMetrics(const ReplayConfig& config, const ReplayHistory& history, Env
 int RunRemoteWrite(const ReplayConfig& config, const ReplayHistory& history, std::ostream& err);
 
 // Loads the history and runs `config.command`, then flushes `out` and fails (exit 1) if any write
-// to it failed. Returns the process exit code (README: 0 ok, 1 failure, 2 usage, 3 no projects
-// directory). `env` (borrowed) is used for the files the run writes; the overload without it
-// uses Env::Default().
+// to it failed. Returns the process exit code (README): 0 done; 1 the output could not be
+// written or sent; 2 bad arguments; 3 no projects/ directory; 4 done, but some transcripts could
+// not be read whole, as the warnings say: the figures are incomplete. Every file is read and
+// written through `env` (borrowed); the overload without it uses Env::Default().
 int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err, Env* env);
 int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err);
 
