@@ -373,6 +373,26 @@ TEST_F(ReplayTest, EveryCommandFailsWhenItsOutputCannotBeWritten) {
   }
 }
 
+TEST_F(ReplayTest, EveryFileIsReadThroughTheRunsEnv) {
+  FaultEnv env(Env::Default());
+  env.Inject(Fault(FaultOp::kNewSequentialFile, EACCES).OnPath("s1.jsonl"));
+  Out r = Replay(Config(), &env);
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_NE(r.err.find("s1.jsonl"), std::string::npos) << r.err;
+  EXPECT_EQ(r.json()["totals"]["requests"], 1);  // s2 only
+  EXPECT_GT(env.calls(FaultOp::kGetChildren), 0) << "discovery walks through the Env";
+}
+
+TEST_F(ReplayTest, AFailedWriteOutranksIncompleteFigures) {
+  ASSERT_EQ(::symlink("loop.jsonl", (dir_ + "/projects/-w-a/loop.jsonl").c_str()), 0);
+  ReplayConfig cfg = Config();
+  ASSERT_EQ(Replay(cfg).code, 4);
+  RefusingBuf refusing;
+  std::ostream out(&refusing);
+  std::ostringstream err;
+  EXPECT_EQ(RunReplay(Defaults(cfg), out, err), 1) << err.str();
+}
+
 // The command line, parsed without a process.
 ReplayFlags Flags(std::vector<std::string> args) { return ParseReplayFlags(args); }
 
