@@ -12,7 +12,7 @@
 //    compiled here is exported and preempts the shared library's own copy (which may run on any
 //    CPU).
 // LineParser constructs the FastParser and calls FastParse only when FastPathSupported().
-// tests/tools/old_cpu_test.sh runs ccmon-replay under qemu-x86_64 -cpu Westmere to prove it.
+// tests/tools/replay_old_cpu_test.py runs ccmon-replay under qemu-x86_64 -cpu Westmere to prove it.
 #include <algorithm>
 #include <atomic>
 #include <cassert>
