@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <stdexcept>
-#include <tuple>
 #include <vector>
 
 #include "transcript/model_id.h"
@@ -92,14 +91,6 @@ uint32_t Ledger::InternModel(std::string_view raw) {
   return id;
 }
 
-bool Ledger::Prefer(const RequestEntry& a, const RequestEntry& b) const {
-  if (a.sidechain != b.sidechain) return !a.sidechain;
-  if (a.timestamp_ms != b.timestamp_ms) return a.timestamp_ms < b.timestamp_ms;
-  const auto& s = strings_;
-  return std::tie(s.Get(a.session), s.Get(a.model), s.Get(a.cwd)) <
-         std::tie(s.Get(b.session), s.Get(b.model), s.Get(b.cwd));
-}
-
 void Ledger::MergeRequest(std::string_view key, const RequestEntry& e, Change* change) {
   bool inserted = false;
   change->index = keys_.Insert(key, &inserted);
@@ -108,23 +99,10 @@ void Ledger::MergeRequest(std::string_view key, const RequestEntry& e, Change* c
     Store(change->index, e);
     return;
   }
-  RequestEntry cur = Unpack(change->index);
-  change->before = cur;
-  if (Prefer(e, cur)) {
-    cur.timestamp_ms = e.timestamp_ms;
-    cur.model = e.model;
-    cur.cwd = e.cwd;
-    cur.session = e.session;
-    cur.sidechain = e.sidechain;
-  }
-  cur.tokens.MaxWith(e.tokens);
-  cur.web_search_requests = std::max(cur.web_search_requests, e.web_search_requests);
-  if (e.has_cost_usd) {
-    cur.cost_usd = cur.has_cost_usd ? std::max(cur.cost_usd, e.cost_usd) : e.cost_usd;
-    cur.has_cost_usd = true;
-  }
-  cur.fast = cur.fast || e.fast;
-  Store(change->index, cur);
+  change->before = Unpack(change->index);
+  CopyMergeResult merged = MergeCopy(change->before, e, strings_);
+  change->effect = merged.effect;
+  if (merged.effect.changed()) Store(change->index, merged.entry);
 }
 
 void Ledger::MergeSession(uint32_t session, int64_t ts, uint32_t cwd) {

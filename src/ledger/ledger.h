@@ -1,11 +1,10 @@
 // Ledger: the deduplicated requests of one device (docs/accounting.md, "Dedup" and "Attribution").
 //
 // Feed it every kUsage line; it keeps one entry per dedup key (message.id + requestId, or
-// message.id alone) whose token fields are the maximum over all copies seen. Attribution
-// (timestamp, model, project, session) comes from the preferred copy: a non-sidechain copy over a
-// sidechain one, then the earliest timestamp, then the smallest sessionId/model/cwd. Every rule is
-// commutative, so the result does not depend on file order or threads: ledgers built from disjoint
-// file sets can be merged. Not thread-safe.
+// message.id alone) and folds every further copy into it with MergeCopy (ledger/copy_merge.h: token
+// fields are the maximum over all copies seen, attribution comes from the preferred copy). Every
+// rule is commutative, so the result does not depend on file order or threads: ledgers built from
+// disjoint file sets can be merged. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ledger/copy_merge.h"
 #include "ledger/id_codec.h"
 #include "base/index_iterator.h"
 #include "base/string_pool.h"
@@ -22,20 +22,6 @@
 #include "transcript/usage.h"
 
 namespace ccmon {
-
-// What the ledger knows about one request, as a value (Ledger::requests()[i]).
-struct RequestEntry {
-  int64_t timestamp_ms = 0;
-  Pico cost_usd = 0;  // legacy costUSD (valid when has_cost_usd)
-  StoredTokens tokens;
-  uint32_t model = 0;    // canonical model id, in Ledger::strings()
-  uint32_t cwd = 0;      // raw cwd
-  uint32_t session = 0;  // sessionId
-  uint64_t web_search_requests = 0;
-  bool has_cost_usd = false;
-  bool fast = false;
-  bool sidechain = false;
-};
 
 struct SessionEntry {
   int64_t first_ms = 0;  // earliest counted line
@@ -61,6 +47,7 @@ class Ledger {
     bool new_request = false;
     uint32_t index = 0;   // into requests()
     RequestEntry before;  // the entry before this line (valid if !new_request)
+    CopyMergeEffect effect;  // what this copy changed in the entry (all false if new_request)
   };
 
   // Precondition: line.kind == LineKind::kUsage.
@@ -155,8 +142,6 @@ class Ledger {
   void Store(uint32_t index, const RequestEntry& e);  // index == size appends
   std::string tool_id(uint32_t index) const;
   uint32_t InternModel(std::string_view raw);
-  // True if the copy (ts, sidechain, session, model, cwd) should own the attribution of `e`.
-  bool Prefer(const RequestEntry& candidate, const RequestEntry& current) const;
   void MergeRequest(std::string_view key, const RequestEntry& e, Change* change);
   void MergeSession(uint32_t session, int64_t ts, uint32_t cwd);
   void MergeToolUse(std::string_view id, int64_t ts, uint32_t name);

@@ -1,128 +1,95 @@
 #include "metrics/metrics.h"
 
-#include <algorithm>
-#include <map>
+#include <functional>
+#include <span>
+#include <string_view>
 #include <unordered_map>
 
 namespace ccmon {
 namespace {
 
-// Interns label tuples per family.
+// Interns label tuples per family, so that CollectEvents allocates only for new series.
 class SeriesIndex {
  public:
   explicit SeriesIndex(FamilyEvents* f) : f_(f) {}
-  uint32_t Get(std::vector<std::string> labels) {
-    std::string key;
-    for (const auto& l : labels) {
-      key += l;
-      key.push_back('\0');
+  uint32_t Get(std::span<const std::string_view> labels) {
+    // Length-prefixed values: distinct tuples give distinct keys whatever bytes they hold.
+    key_.clear();
+    for (std::string_view l : labels) {
+      const uint32_t n = uint32_t(l.size());
+      key_.append(reinterpret_cast<const char*>(&n), sizeof n);
+      key_.append(l);
     }
-    auto [it, inserted] = ids_.try_emplace(key, uint32_t(f_->series_labels.size()));
-    if (inserted) f_->series_labels.push_back(std::move(labels));
-    return it->second;
+    auto it = ids_.find(std::string_view(key_));
+    if (it != ids_.end()) return it->second;
+    const uint32_t id = uint32_t(f_->series_labels.size());
+    f_->series_labels.emplace_back(labels.begin(), labels.end());
+    ids_.emplace(key_, id);
+    return id;
   }
 
  private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   FamilyEvents* f_;
-  std::unordered_map<std::string, uint32_t> ids_;
+  std::string key_;  // reused
+  std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> ids_;
 };
 
-FamilyEvents Family(std::string name, MetricType type, std::string help, std::string unit,
-                    bool usd, std::vector<std::string> labels) {
-  FamilyEvents f;
-  f.desc = FamilyDesc{std::move(name), type, std::move(help), std::move(unit), usd,
-                      std::move(labels), {}};
-  if (type == MetricType::kHistogram) f.desc.buckets = CostPerRequestBuckets();
-  return f;
-}
+// The families being collected, with a series index each.
+class Collector {
+ public:
+  explicit Collector(size_t family_count) : families_(family_count) {
+    index_.reserve(family_count);
+    for (size_t f = 0; f < family_count; ++f) {
+      families_[f].desc = DescribeFamily(MetricFamily(f));
+      index_.emplace_back(&families_[f]);
+    }
+  }
+  FamilyEvents& family(MetricFamily f) { return families_[size_t(f)]; }
+  uint32_t Series(const SeriesIncrement& i) { return index_[size_t(i.family)].Get(i.labels()); }
+  void Add(const SeriesIncrement& i, int64_t timestamp_ms) {
+    families_[size_t(i.family)].events.push_back({Series(i), timestamp_ms, i.delta});
+  }
+  std::vector<FamilyEvents> Take() { return std::move(families_); }
+
+ private:
+  std::vector<FamilyEvents> families_;
+  std::vector<SeriesIndex> index_;
+};
 
 }  // namespace
 
-const std::vector<Pico>& CostPerRequestBuckets() {
-  static const std::vector<Pico> b = [] {
-    std::vector<Pico> v;
-    // $0.001 … $10
-    for (Pico micro : {1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
-                       2500000, 5000000, 10000000})
-      v.push_back(micro * 1'000'000);
-    return v;
-  }();
-  return b;
-}
-
 std::vector<FamilyEvents> CollectEvents(const Accounting& a, const std::string& device) {
-  std::vector<FamilyEvents> fams;
-  fams.push_back(Family("claude_tokens", MetricType::kCounter,
-                        "Tokens used by Claude Code requests, by billing type.", "tokens", false,
-                        {"device", "model", "project", "type"}));
-  fams.push_back(Family("claude_cost_usd", MetricType::kCounter,
-                        "Cost of Claude Code requests in USD at list prices.", "usd", true,
-                        {"device", "model", "project"}));
-  fams.push_back(Family("claude_requests", MetricType::kCounter,
-                        "Deduplicated Claude API requests.", "", false,
-                        {"device", "model", "project"}));
-  fams.push_back(Family("claude_cost_per_request_usd", MetricType::kHistogram,
-                        "Cost of one priced request in USD.", "usd", true, {"device", "model"}));
-  fams.push_back(Family("claude_cache_savings_usd", MetricType::kCounter,
-                        "USD saved by cache reads compared with uncached input.", "usd", true,
-                        {"device", "model"}));
-  fams.push_back(Family("claude_sessions", MetricType::kCounter,
-                        "Claude Code sessions with at least one request, at their first request.",
-                        "", false, {"device", "project"}));
-  fams.push_back(Family("claude_tool_calls", MetricType::kCounter,
-                        "tool_use blocks in requests, by tool name.", "", false,
-                        {"device", "tool"}));
-  fams.push_back(Family("claude_web_search_requests", MetricType::kCounter,
-                        "Server-side web searches.", "", false, {"device", "model"}));
-  fams.push_back(Family("claude_api_errors", MetricType::kCounter,
-                        "API error messages recorded in transcripts.", "", false, {"device"}));
-  fams.push_back(Family("claude_unpriced_tokens", MetricType::kCounter,
-                        "Tokens of requests whose model has no price (their cost is counted as 0).",
-                        "tokens", false, {"device", "model"}));
-  enum { kTokens, kCost, kRequests, kHist, kSavings, kSessions, kTools, kSearch, kErrors, kUnpriced };
-  std::vector<SeriesIndex> idx;
-  for (auto& f : fams) idx.emplace_back(&f);
-
+  using F = MetricFamily;
+  Collector c(kClaudeFamilyCount);
+  const size_t n = a.requests().size();
+  c.family(F::kTokens).events.reserve(5 * n);
+  for (F f : {F::kCostUsd, F::kRequests, F::kWebSearchRequests}) c.family(f).events.reserve(n);
   for (const PricedRequest& r : a.requests()) {
-    const std::string& model = a.label(r.model);
-    const std::string& project = a.label(r.project);
-    int64_t ts = r.timestamp_ms;
-    for (int t = 0; t < 5; ++t) {
-      uint32_t s = idx[kTokens].Get({device, model, project, std::string(kTokenTypes[t])});
-      fams[kTokens].events.push_back({s, ts, TokenOfType(r.tokens, t)});
-    }
-    fams[kCost].events.push_back({idx[kCost].Get({device, model, project}), ts, r.cost.cost});
-    fams[kRequests].events.push_back({idx[kRequests].Get({device, model, project}), ts, 1});
-    if (r.cost.priced) {
-      fams[kHist].events.push_back({idx[kHist].Get({device, model}), ts, r.cost.cost});
-      fams[kSavings].events.push_back({idx[kSavings].Get({device, model}), ts, r.cost.cache_savings});
-    } else {
-      fams[kUnpriced].events.push_back({idx[kUnpriced].Get({device, model}), ts, r.tokens.Total()});
-    }
-    fams[kSearch].events.push_back({idx[kSearch].Get({device, model}), ts, r.web_search_requests});
+    const LabelledRequest labelled{device,   a.label(r.model),      a.label(r.project),
+                                   r.tokens, r.web_search_requests, r.cost};
+    for (const SeriesIncrement& i : RequestContributions(labelled)) c.Add(i, r.timestamp_ms);
   }
   for (const SessionStart& s : a.sessions()) {
-    fams[kSessions].events.push_back(
-        {idx[kSessions].Get({device, a.label(s.project)}), s.timestamp_ms, 1});
+    c.Add(SessionStartContribution(device, a.label(s.project)), s.timestamp_ms);
   }
   for (const ToolCall& t : a.tool_calls()) {
-    fams[kTools].events.push_back({idx[kTools].Get({device, a.label(t.tool)}), t.timestamp_ms, 1});
+    c.Add(ToolCallContribution(device, a.label(t.tool)), t.timestamp_ms);
   }
-  idx[kErrors].Get({device});  // a device with no errors still shows 0
-  for (int64_t ts : a.api_errors()) {
-    fams[kErrors].events.push_back({idx[kErrors].Get({device}), ts, 1});
-  }
-  return fams;
+  c.Series(ApiErrorContribution(device));  // a device with no errors still shows 0
+  for (int64_t ts : a.api_errors()) c.Add(ApiErrorContribution(device), ts);
+  return c.Take();
 }
 
 FamilyEvents SkippedLinesFamily(const SkipCounts& skipped) {
-  FamilyEvents f = Family("ccmon_skipped_lines", MetricType::kCounter,
-                          "Transcript lines skipped as malformed, by reason.", "", false,
-                          {"reason"});
-  SeriesIndex idx(&f);
+  FamilyEvents f;
+  f.desc = DescribeFamily(MetricFamily::kSkippedLines);
   for (int r = 0; r < kSkipReasonCount; ++r) {
-    uint32_t s = idx.Get({std::string(SkipReasonName(SkipReason(r)))});
-    f.events.push_back({s, 0, skipped.by_reason[r]});
+    f.series_labels.push_back({std::string(SkipReasonName(SkipReason(r)))});
+    f.events.push_back({uint32_t(r), 0, skipped.by_reason[r]});
   }
   return f;
 }
