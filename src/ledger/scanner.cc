@@ -94,6 +94,11 @@ void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, P
         w->local.Add(*line);
         if (++w->local_lines >= kLocalBatch) w->Flush();
       }
+    } else if (line->kind == LineKind::kPrompt) {
+      if (line->timestamp_ms >= opt.since_ms && line->timestamp_ms < opt.until_ms) {
+        w->local.AddPrompt(*line);
+        if (++w->local_lines >= kLocalBatch) w->Flush();
+      }
     }
     if (progress && reader.consumed_offset() - reported >= (1u << 20)) {
       progress->bytes_done += reader.consumed_offset() - reported;

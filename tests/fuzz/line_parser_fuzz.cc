@@ -16,7 +16,8 @@
 //          line was copied or read in place (nor on the padding bytes).
 //      Parse (every route, including the long-line pre-filter reached through a parser with a
 //      small fast-path limit) never loses or alters a usage record the reference finds.
-//  (c) kUsage lines go into Ledgers: in file order, in reverse order, and as two halves merged.
+//  (c) kUsage and kPrompt lines go into Ledgers: in file order, in reverse order, and as two halves
+//      merged.
 //      Ledger rules are documented as commutative, so the three ledgers must be identical.
 //  (d) the id encoding of dedup keys (core/id_codec.h): the input's two halves, encoded one after
 //      the other, decode back to the same two byte strings; decoding arbitrary bytes never crashes.
@@ -359,11 +360,12 @@ void CheckParse(const char* route, std::string_view line, const OwnedLine& got,
 
 struct LedgerSnapshot {
   using Request = std::tuple<int64_t, std::string, std::string, std::string, uint64_t, uint64_t,
-                             uint64_t, uint64_t, uint64_t, uint64_t, bool, Pico, bool, bool>;
+                             uint64_t, uint64_t, uint64_t, uint64_t, bool, Pico, bool, bool, bool>;
   std::map<std::string, Request> requests;
   std::map<std::string, std::pair<int64_t, std::string>> sessions;
   std::map<std::string, std::pair<int64_t, std::string>> tool_uses;
   std::map<std::string, int64_t> api_errors;
+  std::map<std::string, std::tuple<int64_t, std::string, std::string>> prompts;
   bool operator==(const LedgerSnapshot&) const = default;
 };
 
@@ -376,13 +378,16 @@ LedgerSnapshot Snapshot(const Ledger& l) {
         e.timestamp_ms, st.Get(e.model), st.Get(e.cwd), st.Get(e.session), e.tokens.input,
         e.tokens.output, e.tokens.cache_write_5m, e.tokens.cache_write_1h, e.tokens.cache_read,
         e.web_search_requests, e.has_cost_usd, e.has_cost_usd ? e.cost_usd : 0, e.fast,
-        e.sidechain);
+        e.sidechain, e.us_inference);
   }
   for (const auto& [session, se] : l.sessions()) {
     s.sessions[st.Get(session)] = {se.first_ms, st.Get(se.cwd)};
   }
   for (const auto& [id, t] : l.tool_uses()) s.tool_uses[std::string(id)] = {t.timestamp_ms, st.Get(t.name)};
   for (const auto& [key, ts] : l.api_errors()) s.api_errors[key] = ts;
+  for (const auto& [uuid, p] : l.prompts()) {
+    s.prompts[uuid] = {p.timestamp_ms, st.Get(p.session), st.Get(p.cwd)};
+  }
   return s;
 }
 
@@ -392,8 +397,20 @@ void CheckLedgers(const std::vector<OwnedLine>& usage) {
   views.reserve(usage.size());
   for (const OwnedLine& u : usage) views.push_back(u.View());
 
+  // Usage records go through Add, prompts through AddPrompt.
+  auto add = [](Ledger* l, const ParsedLine& v) {
+    if (v.kind == LineKind::kPrompt) {
+      l->AddPrompt(v);
+    } else {
+      l->Add(v);
+    }
+  };
   Ledger forward, backward, first, second;
   for (const ParsedLine& v : views) {
+    if (v.kind == LineKind::kPrompt) {
+      forward.AddPrompt(v);
+      continue;
+    }
     Ledger::Change c = forward.Add(v);
     if (c.counted != !v.IsSynthetic()) {
       Fail("Ledger::Add counted a <synthetic> line (or not a real one)", v.message_id, nullptr,
@@ -404,14 +421,14 @@ void CheckLedgers(const std::vector<OwnedLine>& usage) {
            nullptr);
     }
   }
-  for (size_t i = views.size(); i-- > 0;) backward.Add(views[i]);
+  for (size_t i = views.size(); i-- > 0;) add(&backward, views[i]);
   size_t half = views.size() / 2;
-  for (size_t i = 0; i < views.size(); ++i) (i < half ? first : second).Add(views[i]);
+  for (size_t i = 0; i < views.size(); ++i) add(i < half ? &first : &second, views[i]);
   first.Merge(second);
   // Adding every line again must change nothing (max/min rules are idempotent).
   Ledger twice;
-  for (const ParsedLine& v : views) twice.Add(v);
-  for (const ParsedLine& v : views) twice.Add(v);
+  for (const ParsedLine& v : views) add(&twice, v);
+  for (const ParsedLine& v : views) add(&twice, v);
 
   LedgerSnapshot f = Snapshot(forward);
   if (!(Snapshot(backward) == f)) {
@@ -482,7 +499,9 @@ void ReadAsFile(std::string_view input, const LineReader::Options& options, size
       volatile char sink = line.data()[readable - 1];
       (void)sink;
       P().parse.Parse(line, readable, &out, /*first_in_file=*/line_start == 0);
-      if (out.kind == LineKind::kUsage && usage != nullptr) usage->emplace_back(out);
+      if ((out.kind == LineKind::kUsage || out.kind == LineKind::kPrompt) && usage != nullptr) {
+        usage->emplace_back(out);
+      }
       if (differential) Differential(line, uint8_t(pos));
     }
     if (reader.consumed_offset() != pos) {

@@ -233,7 +233,7 @@ inline std::string DumpLedger(const Ledger& l) {
       << "/" << e.tokens.output << "/" << e.tokens.cache_write_5m << "/" << e.tokens.cache_write_1h
       << "/" << e.tokens.cache_read << " web=" << e.web_search_requests
       << " cost=" << (e.has_cost_usd ? std::to_string(e.cost_usd) : "-") << " fast=" << e.fast
-      << " side=" << e.sidechain;
+      << " us=" << e.us_inference << " side=" << e.sidechain;
     rows.push_back(o.str());
   }
   for (const auto& [sid, se] : l.sessions()) {
@@ -244,6 +244,10 @@ inline std::string DumpLedger(const Ledger& l) {
   }
   for (const auto& [key, ts] : l.api_errors()) {
     rows.push_back("E " + Printable(key) + " ts=" + std::to_string(ts));
+  }
+  for (const auto& [uuid, p] : l.prompts()) {
+    rows.push_back("P " + Printable(uuid) + " ts=" + std::to_string(p.timestamp_ms) +
+                   " session=" + s.Get(p.session) + " cwd=" + s.Get(p.cwd));
   }
   std::sort(rows.begin(), rows.end());
   std::string out;
