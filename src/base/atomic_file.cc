@@ -10,7 +10,7 @@ Status AtomicFileWriter::Open(Env* env, const std::string& path, unsigned mode,
                               std::unique_ptr<AtomicFileWriter>* out) {
   if (path.empty()) return Status::InvalidArgument("empty output path");
   Status s = env->CreateDirs(DirName(path));
-  if (!s.ok()) return s;
+  if (!s.ok()) return Status::IoError("cannot write " + path + ": " + s.message());
   std::string temp = path + ".tmp";
   std::unique_ptr<WritableFile> file;
   s = env->NewWritableFile(temp, &file, mode);
@@ -52,7 +52,10 @@ Status AtomicFileWriter::Commit() {
   done_ = true;
   file_.reset();
   // The rename is done; a failed directory sync means it may not survive a crash.
-  return env_->SyncDir(DirName(path_));
+  s = env_->SyncDir(DirName(path_));
+  if (!s.ok())
+    return Status::IoError(path_ + ": replaced, but may not survive a crash: " + s.message());
+  return s;
 }
 
 Status WriteFileAtomically(Env* env, const std::string& path, std::string_view content,

@@ -1,7 +1,9 @@
 // Atomic file replacement: readers see either the old file or the complete new one, never a
 // part, even after a crash or a full disk. Content is written to "<path>.tmp"; Commit() fsyncs
 // it, renames it over `path` and fsyncs the directory. A writer destroyed (or failing) before
-// Commit() removes its temporary file. Not thread-safe.
+// Commit() removes its temporary file. Every error names `path` (or its temporary file). If only
+// the final directory sync fails, Commit() reports it although the new content is in place (the
+// rename cannot be undone; it may just not survive a crash). Not thread-safe.
 #pragma once
 
 #include <memory>

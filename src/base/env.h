@@ -5,7 +5,9 @@
 //
 // Env::Default() is the POSIX implementation: process-wide, never destroyed, thread-safe.
 // Files returned by an Env are used by one thread at a time. Errors are Status values that name
-// the path and the failing call; no method throws.
+// the path and the failing call ("<path>: open: Permission denied"); a path that does not exist
+// (ENOENT, or ENOTDIR: a component of it is a file) is kNotFound, every other failure kIoError.
+// No method throws.
 #pragma once
 
 #include <cstddef>
@@ -48,8 +50,8 @@ struct FileInfo {
 };
 
 struct DirEntry {
-  std::string name;                     // without the directory; never "." or ".."
-  FileType type = FileType::kUnknown;   // from readdir; kUnknown: the caller must stat
+  std::string name;                    // without the directory; never "." or ".."
+  FileType type = FileType::kUnknown;  // from readdir; kUnknown: the caller must stat
 };
 
 class Env {

@@ -13,8 +13,12 @@
 namespace ccmon {
 namespace {
 
+// ENOENT and ENOTDIR are kNotFound (a file or directory that is not there, or vanished, or a
+// path through a file), everything else kIoError; the message names the path and the call.
 Status PosixError(const std::string& context, int err) {
-  return Status::IoError(context + ": " + std::strerror(err));
+  std::string message = context + ": " + std::strerror(err);
+  if (err == ENOENT || err == ENOTDIR) return Status::NotFound(std::move(message));
+  return Status::IoError(std::move(message));
 }
 
 class PosixSequentialFile final : public SequentialFile {
@@ -162,11 +166,21 @@ class PosixEnv final : public Env {
       DirEntry entry;
       entry.name = e->d_name;
       switch (e->d_type) {
-        case DT_REG: entry.type = FileType::kRegular; break;
-        case DT_DIR: entry.type = FileType::kDirectory; break;
-        case DT_LNK: entry.type = FileType::kSymlink; break;
-        case DT_UNKNOWN: entry.type = FileType::kUnknown; break;
-        default: entry.type = FileType::kOther; break;
+        case DT_REG:
+          entry.type = FileType::kRegular;
+          break;
+        case DT_DIR:
+          entry.type = FileType::kDirectory;
+          break;
+        case DT_LNK:
+          entry.type = FileType::kSymlink;
+          break;
+        case DT_UNKNOWN:
+          entry.type = FileType::kUnknown;
+          break;
+        default:
+          entry.type = FileType::kOther;
+          break;
       }
       out->push_back(std::move(entry));
     }
@@ -189,7 +203,8 @@ class PosixEnv final : public Env {
   bool IsReadable(const std::string& path) override { return ::access(path.c_str(), R_OK) == 0; }
 
   Status RenameFile(const std::string& from, const std::string& to) override {
-    if (::rename(from.c_str(), to.c_str()) != 0) return PosixError("rename " + from + " to " + to, errno);
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      return PosixError("rename " + from + " to " + to, errno);
     return Status::Ok();
   }
 
@@ -210,7 +225,8 @@ class PosixEnv final : public Env {
       Status s = CreateDirs(parent);
       if (!s.ok()) return s;
     }
-    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return PosixError(path + ": mkdir", errno);
+    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+      return PosixError(path + ": mkdir", errno);
     return Status::Ok();
   }
 
@@ -238,21 +254,28 @@ Env* Env::Default() {
 }
 
 Status ReadFileToString(Env* env, const std::string& path, size_t max_bytes, std::string* out) {
+  out->clear();
+  auto too_large = [&] {
+    out->clear();
+    return Status::InvalidArgument(path + ": larger than " + std::to_string(max_bytes) +
+                                   " bytes, not read");
+  };
+  // A regular file's size is known: one over the cap is refused without reading. Devices and
+  // pipes (/dev/zero) report no size and are cut off by the read loop below.
+  FileInfo info;
+  if (env->Stat(path, &info).ok() && info.type == FileType::kRegular && info.size > max_bytes) {
+    return too_large();
+  }
   std::unique_ptr<SequentialFile> file;
   Status s = env->NewSequentialFile(path, 0, &file);
   if (!s.ok()) return s;
-  out->clear();
   char buf[64 << 10];
   for (;;) {
     size_t got = 0;
     s = file->Read(buf, sizeof buf, &got);
     if (!s.ok()) return s;
     if (got == 0) return Status::Ok();
-    if (out->size() + got > max_bytes) {
-      out->clear();
-      return Status::InvalidArgument(path + ": larger than " + std::to_string(max_bytes) +
-                                     " bytes, not read");
-    }
+    if (out->size() + got > max_bytes) return too_large();
     out->append(buf, got);
   }
 }

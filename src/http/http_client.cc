@@ -1,6 +1,9 @@
 #include "http/http_client.h"
 
+#include <openssl/crypto.h>
+
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -8,6 +11,9 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/version.hpp>
 #include <optional>
+
+#include "http/header.h"
+#include "http/url.h"
 
 namespace ccmon {
 namespace {
@@ -17,41 +23,6 @@ namespace http = beast::http;
 namespace net = boost::asio;
 namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
-
-struct Url {
-  bool tls = false;
-  std::string host, port, target;
-};
-
-bool ParseUrl(const std::string& url, Url* out) {
-  std::string rest;
-  if (url.rfind("https://", 0) == 0) {
-    out->tls = true;
-    rest = url.substr(8);
-  } else if (url.rfind("http://", 0) == 0) {
-    rest = url.substr(7);
-  } else {
-    return false;
-  }
-  const size_t slash = rest.find('/');
-  const std::string authority = rest.substr(0, slash);
-  out->target = slash == std::string::npos ? "/" : rest.substr(slash);
-  out->port = out->tls ? "443" : "80";
-  if (!authority.empty() && authority[0] == '[') {  // [IPv6]:port
-    const size_t close = authority.find(']');
-    if (close == std::string::npos) return false;
-    out->host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') return false;
-      out->port = authority.substr(close + 2);
-    }
-  } else {
-    const size_t colon = authority.rfind(':');
-    out->host = authority.substr(0, colon);
-    if (colon != std::string::npos) out->port = authority.substr(colon + 1);
-  }
-  return !out->host.empty() && !out->port.empty();
-}
 
 // Runs one asynchronous operation to completion on `ioc`. Beast's tcp_stream applies its
 // expiry only to asynchronous operations, so every step goes through here: a stalled peer ends
@@ -65,12 +36,80 @@ beast::error_code RunOne(net::io_context& ioc, Start start) {
   return result;
 }
 
+// Everything about a request that can be wrong without the network, checked before it.
+Status ValidateRequest(const HttpRequest& request, HttpUrl* url) {
+  if (Status s = ParseHttpUrl(request.url, url); !s.ok()) return s;
+  if (!IsHttpToken(request.method) || http::string_to_verb(request.method) == http::verb::unknown) {
+    return Status::InvalidArgument("unknown HTTP method '" + request.method + "'");
+  }
+  for (const auto& [name, value] : request.headers) {
+    if (Status s = ValidateHeaderField(name, value); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+// A PEM file for the TLS context, read through the Env with a cap.
+Status ReadPem(Env* env, const char* what, const std::string& path, std::string* out) {
+  Status s = ReadFileToString(env, path, kMaxPemFileBytes, out);
+  if (!s.ok()) return Status::InvalidArgument(std::string(what) + ": " + s.message());
+  return Status::Ok();
+}
+
+Status ConfigureTls(const HttpClientOptions& opt, ssl::context& ctx) {
+  Env* env = opt.env ? opt.env : Env::Default();
+  beast::error_code ec;
+  if (opt.insecure_skip_verify) {
+    ctx.set_verify_mode(ssl::verify_none);
+  } else {
+    if (opt.ca_file.empty()) {
+      ctx.set_default_verify_paths();  // the system CAs (or $SSL_CERT_FILE / $SSL_CERT_DIR)
+    } else {
+      std::string pem;
+      if (Status s = ReadPem(env, "CA file", opt.ca_file, &pem); !s.ok()) return s;
+      ctx.add_certificate_authority(net::buffer(pem), ec);
+      if (ec) {
+        return Status::InvalidArgument("CA file " + opt.ca_file + ": no PEM certificate in it (" +
+                                       ec.message() + ")");
+      }
+    }
+    ctx.set_verify_mode(ssl::verify_peer);
+  }
+  if (opt.client_cert_file.empty() != opt.client_key_file.empty()) {
+    return Status::InvalidArgument(
+        "a client certificate needs both a certificate file and a key file");
+  }
+  if (!opt.client_cert_file.empty()) {
+    std::string cert, key;
+    if (Status s = ReadPem(env, "client certificate", opt.client_cert_file, &cert); !s.ok())
+      return s;
+    if (Status s = ReadPem(env, "client key", opt.client_key_file, &key); !s.ok()) return s;
+    // The key first: OpenSSL then drops a key that does not match the certificate loaded after
+    // it, and the check below can say so plainly.
+    ctx.use_private_key(net::buffer(key), ssl::context::pem, ec);
+    OPENSSL_cleanse(key.data(), key.size());  // the key's bytes do not outlive the exchange
+    if (ec) {
+      return Status::InvalidArgument("client key " + opt.client_key_file +
+                                     ": not a PEM private key (" + ec.message() + ")");
+    }
+    ctx.use_certificate_chain(net::buffer(cert), ec);
+    if (ec) {
+      return Status::InvalidArgument("client certificate " + opt.client_cert_file +
+                                     ": not a PEM certificate (" + ec.message() + ")");
+    }
+    if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+      return Status::InvalidArgument("client key " + opt.client_key_file +
+                                     " does not match the certificate " + opt.client_cert_file);
+    }
+  }
+  return Status::Ok();
+}
+
 template <class Stream>
-Status Exchange(net::io_context& ioc, Stream& stream, beast::tcp_stream& tcp_layer, const Url& u,
-                const HttpRequest& request, const HttpGetOptions& opt,
+Status Exchange(net::io_context& ioc, Stream& stream, beast::tcp_stream& tcp_layer,
+                const HttpUrl& u, const HttpRequest& request, const HttpClientOptions& opt,
                 http::response<http::string_body>* res) {
   http::request<http::string_body> req{http::string_to_verb(request.method), u.target, 11};
-  req.set(http::field::host, u.host);
+  req.set(http::field::host, u.HostHeader());
   req.set(http::field::user_agent, "ccmon/0.1");
   for (const auto& [name, value] : request.headers) req.set(name, value);
   if (!request.body.empty() || req.method() == http::verb::post) {
@@ -105,14 +144,15 @@ Status Exchange(net::io_context& ioc, Stream& stream, beast::tcp_stream& tcp_lay
   return Status::Ok();
 }
 
-Status Resolve(net::io_context& ioc, const Url& u, const HttpGetOptions& opt,
+Status Resolve(net::io_context& ioc, const HttpUrl& u, const HttpClientOptions& opt,
                tcp::resolver::results_type* out) {
   tcp::resolver resolver(ioc);
   std::optional<beast::error_code> result;
-  resolver.async_resolve(u.host, u.port, [&](beast::error_code ec, tcp::resolver::results_type r) {
-    result = ec;
-    *out = std::move(r);
-  });
+  resolver.async_resolve(u.host, std::to_string(u.port),
+                         [&](beast::error_code ec, tcp::resolver::results_type r) {
+                           result = ec;
+                           *out = std::move(r);
+                         });
   ioc.restart();
   ioc.run_for(opt.timeout);
   if (!result) {
@@ -125,15 +165,22 @@ Status Resolve(net::io_context& ioc, const Url& u, const HttpGetOptions& opt,
   return Status::Ok();
 }
 
+bool IsIpLiteral(const std::string& host) {
+  beast::error_code ec;
+  net::ip::make_address(host, ec);
+  return !ec;
+}
+
 }  // namespace
 
-Status HttpExchange(const HttpRequest& request, const HttpGetOptions& opt, HttpResponse* response) {
-  Url u;
-  if (!ParseUrl(request.url, &u)) {
-    return Status::InvalidArgument("not an http(s) URL: " + request.url);
-  }
-  if (http::string_to_verb(request.method) == http::verb::unknown) {
-    return Status::InvalidArgument("unknown HTTP method " + request.method);
+Status HttpExchange(const HttpRequest& request, const HttpClientOptions& opt,
+                    HttpResponse* response) {
+  HttpUrl u;
+  if (Status s = ValidateRequest(request, &u); !s.ok()) return s;
+  std::optional<ssl::context> ctx;
+  if (u.tls) {
+    ctx.emplace(ssl::context::tls_client);
+    if (Status s = ConfigureTls(opt, *ctx); !s.ok()) return s;
   }
   net::io_context ioc;
   tcp::resolver::results_type endpoints;
@@ -142,13 +189,12 @@ Status HttpExchange(const HttpRequest& request, const HttpGetOptions& opt, HttpR
   Status s;
   beast::error_code ec;
   if (u.tls) {
-    ssl::context ctx(ssl::context::tls_client);
-    ctx.set_default_verify_paths();  // the system CAs (or $SSL_CERT_FILE / $SSL_CERT_DIR)
-    ctx.set_verify_mode(ssl::verify_peer);
-    beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
-    if (!SSL_set_tlsext_host_name(stream.native_handle(), u.host.c_str()))
+    beast::ssl_stream<beast::tcp_stream> stream(ioc, *ctx);
+    // SNI carries host names only (RFC 6066); an IP literal is verified against the
+    // certificate's IP addresses without it.
+    if (!IsIpLiteral(u.host) && !SSL_set_tlsext_host_name(stream.native_handle(), u.host.c_str()))
       return Status::IoError(u.host + ": cannot set SNI");
-    stream.set_verify_callback(ssl::host_name_verification(u.host));
+    if (!opt.insecure_skip_verify) stream.set_verify_callback(ssl::host_name_verification(u.host));
     beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
     tcp_layer.expires_after(opt.timeout);
     ec = RunOne(ioc, [&](auto handler) { tcp_layer.async_connect(endpoints, std::move(handler)); });
@@ -168,27 +214,37 @@ Status HttpExchange(const HttpRequest& request, const HttpGetOptions& opt, HttpR
   }
   if (!s.ok()) return Status::IoError(u.host + ": " + s.message());
   response->status = res.result_int();
-  response->location = std::string(res[http::field::location]);
-  response->retry_after = std::string(res[http::field::retry_after]);
-  response->body = std::move(res.body());
-  // Relative redirects are resolved against the request's origin.
-  if (response->location.rfind("/", 0) == 0) {
-    const std::string host = u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
-    response->location =
-        (u.tls ? "https://" : "http://") + host + ":" + u.port + response->location;
+  response->headers.clear();
+  for (const auto& field : res) {
+    response->headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
   }
+  response->body = std::move(res.body());
   return Status::Ok();
 }
 
-Status HttpGet(const std::string& url_text, const HttpGetOptions& opt, std::string* body) {
+Status HttpGet(const std::string& url_text, const HttpClientOptions& opt, std::string* body) {
   HttpRequest request;
   request.url = url_text;
   request.headers = {{"Accept", "application/json"}, {"User-Agent", "ccmon-pricing/0.1"}};
   for (int hop = 0; hop <= opt.max_redirects; ++hop) {
     HttpResponse res;
     if (Status s = HttpExchange(request, opt, &res); !s.ok()) return s;
-    if (res.status >= 300 && res.status < 400 && !res.location.empty()) {
-      request.url = res.location;
+    const std::string location(res.Header("Location"));
+    if (res.status >= 300 && res.status < 400 && !location.empty()) {
+      HttpUrl from;
+      if (Status s = ParseHttpUrl(request.url, &from); !s.ok()) return s;
+      // Relative redirects ("/path") are resolved against the request's origin.
+      std::string next = location.rfind("/", 0) == 0 && location.rfind("//", 0) != 0
+                             ? from.Origin() + location
+                             : location;
+      HttpUrl to;
+      if (Status s = ParseHttpUrl(next, &to); !s.ok()) {
+        return Status::IoError(request.url + ": redirect to an unusable location: " + s.message());
+      }
+      if (from.tls && !to.tls) {
+        return Status::IoError(request.url + ": refusing a redirect from https to http");
+      }
+      request.url = std::move(next);
       continue;
     }
     if (res.status != 200)

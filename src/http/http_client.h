@@ -1,63 +1,68 @@
-// Blocking HTTP(S) exchanges on Boost.Beast (system CA store, timeouts on every step), one
-// connection per exchange. Used by ccmon-pricing (GET of LiteLLM's price file) and by
-// ccmon-replay's remote-write backfill (POST); the agent's keep-alive client comes later.
-// Thread-safe: no shared state.
+// Blocking HTTP(S) exchanges on Boost.Beast, one connection per exchange, every step under a
+// timeout. Used by ccmon-pricing (GET of LiteLLM's price file) and by ccmon-replay's
+// remote-write backfill (POST through RealHttpTransport); the agent's keep-alive client comes
+// later. Thread-safe: no shared state.
+//
+// Every request is checked before anything is sent: the URL by ParseHttpUrl (http/url.h), the
+// method, and every header by ValidateHeaderField (http/header.h), so a caller can never send
+// a header line it did not mean to (CR/LF injection), whatever it passes.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <utility>
-#include <vector>
 
+#include "base/env.h"
 #include "base/status.h"
+#include "http/transport.h"
 
 namespace ccmon {
 
-struct HttpGetOptions {
-  std::chrono::seconds timeout{30};  // per step: resolve, connect, handshake, write, read
-  size_t max_body_bytes = size_t(64) << 20;
-  int max_redirects = 5;
+struct HttpClientOptions {
+  std::chrono::seconds timeout{30};          // per step: resolve, connect, handshake, write, read
+  size_t max_body_bytes = size_t(64) << 20;  // response bodies; larger ones are an error
+  int max_redirects = 5;                     // HttpGet only; HttpExchange never follows them
+
+  // TLS (https:// only). The PEM files are read through `env` at each exchange (so a renewed
+  // certificate is picked up), each at most kMaxPemFileBytes.
+  // ca_file: the CAs to trust *instead of* the system store (empty: the system store, or
+  //   $SSL_CERT_FILE / $SSL_CERT_DIR).
+  std::string ca_file;
+  // client_cert_file / client_key_file: a client certificate (chain) and its private key for
+  //   mutual TLS; both or neither.
+  std::string client_cert_file;
+  std::string client_key_file;
+  // insecure_skip_verify: accept any server certificate and host name (testing only: the
+  //   connection is then open to interception).
+  bool insecure_skip_verify = false;
+  Env* env = nullptr;  // nullptr: Env::Default()
 };
 
-struct HttpRequest {
-  std::string method = "GET";
-  std::string url;  // http://host[:port]/path or https://...; [IPv6] hosts allowed
-  std::vector<std::pair<std::string, std::string>> headers;  // added as given
-  std::string body;
-};
+inline constexpr size_t kMaxPemFileBytes = size_t(4) << 20;
 
-struct HttpResponse {
-  unsigned status = 0;
-  std::string body;
-  std::string location;     // Location header, if any
-  std::string retry_after;  // Retry-After header, if any
-};
-
-// One request and its response (no redirects). A non-OK Status means no response: bad URL,
-// resolve/connect/TLS failure, a timeout, or a body over options.max_body_bytes. Every HTTP
-// status, 4xx and 5xx included, is a response.
-Status HttpExchange(const HttpRequest& request, const HttpGetOptions& options,
+// One request and its response (no redirects). A non-OK Status means no response: an invalid
+// request (kInvalidArgument: bad URL, method or header, unreadable TLS files; nothing was
+// sent), or resolve/connect/TLS failure, a timeout, or a body over options.max_body_bytes
+// (kIoError). Every HTTP status, 4xx and 5xx included, is a response.
+Status HttpExchange(const HttpRequest& request, const HttpClientOptions& options,
                     HttpResponse* response);
 
-// Fetches `url` (http:// or https://) and returns the body of a 200 response. Follows redirects.
-Status HttpGet(const std::string& url, const HttpGetOptions& options, std::string* body);
+// Fetches `url` (http:// or https://) and returns the body of a 200 response. Follows up to
+// options.max_redirects redirects (relative ones against the current origin), never from
+// https to http.
+Status HttpGet(const std::string& url, const HttpClientOptions& options, std::string* body);
 
-// Sends one HTTP request. The real one is HttpExchange; tests use fakes.
-class HttpTransport {
- public:
-  virtual ~HttpTransport() = default;
-  virtual Status Exchange(const HttpRequest& request, HttpResponse* response) = 0;
-};
-
+// The transport over HttpExchange. Thread-safe.
 class RealHttpTransport : public HttpTransport {
  public:
-  explicit RealHttpTransport(HttpGetOptions options) : options_(options) {}
+  explicit RealHttpTransport(HttpClientOptions options) : options_(std::move(options)) {}
   Status Exchange(const HttpRequest& request, HttpResponse* response) override {
     return HttpExchange(request, options_, response);
   }
 
  private:
-  HttpGetOptions options_;
+  HttpClientOptions options_;
 };
 
 }  // namespace ccmon

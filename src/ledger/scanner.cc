@@ -1,6 +1,7 @@
 #include "ledger/scanner.h"
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -11,7 +12,8 @@
 namespace ccmon {
 
 // The reader's padding is what lets the parser use lines in place (no copy per line).
-static_assert(LineReader::kPadding >= LineParser::kPadding, "reader padding must cover the parser's");
+static_assert(LineReader::kPadding >= LineParser::kPadding,
+              "reader padding must cover the parser's");
 
 namespace {
 
@@ -41,6 +43,8 @@ struct Worker {
   SkipCounts skipped;
   uint64_t files = 0, bytes = 0, lines = 0, usage_lines = 0;
   std::vector<std::string> errors;
+  // Files found shorter than discovered: the file and the end of file seen.
+  std::vector<std::pair<const TranscriptFile*, uint64_t>> shrunk;
 };
 
 // A piece of a file: the lines that start in [begin, end). Big files are cut into pieces so
@@ -58,7 +62,7 @@ void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, P
   // (the previous piece reads it through).
   const uint64_t open_at = first ? 0 : piece.begin - 1;
   std::unique_ptr<SequentialFile> file;
-  Status s = Env::Default()->NewSequentialFile(f.path, open_at, &file);
+  Status s = opt.env->NewSequentialFile(f.path, open_at, &file);
   if (!s.ok()) {
     w->errors.push_back(s.message());
     return;
@@ -67,10 +71,22 @@ void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, P
   ro.max_line_bytes = opt.max_line_bytes;
   ro.end_offset = last ? UINT64_MAX : piece.end;
   LineReader reader(file.get(), open_at, ro, &w->read_buffer);
+  // A file that ended before the size it had at discovery shrank while it was read (truncated,
+  // or rewritten shorter): what is missing cannot be counted, and the line cut at the new end is
+  // not an unfinished last line (A4).
+  auto check_shrunk = [&] {
+    const uint64_t eof = reader.consumed_offset() + reader.pending_bytes();
+    if (!reader.at_eof() || eof >= f.size) return false;
+    w->shrunk.emplace_back(&f, eof);
+    return true;
+  };
   std::string_view text;
   size_t readable = 0;
-  if (!first && reader.Next(&text, &readable) == LineReader::Result::kEnd) {
-    return;  // no line starts in this piece (an unfinished tail is the earlier piece's)
+  if (!first && !reader.SkipPartialLine()) {
+    // No line starts in this piece (an unfinished tail is the earlier piece's).
+    if (!reader.status().ok()) w->errors.push_back(reader.status().message());
+    check_shrunk();
+    return;
   }
   const uint64_t start = reader.consumed_offset();
   uint64_t reported = start;
@@ -110,8 +126,9 @@ void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, P
   // The reader stopped at the end of the file, not at the piece's limit: an unfinished last line
   // (which starts in this piece) is this piece's.
   const bool at_eof = last || end < piece.end;
+  const bool shrunk = check_shrunk();
   if (at_eof && reader.pending_bytes() > 0) {
-    ++w->skipped.by_reason[int(SkipReason::kIncomplete)];
+    if (!shrunk) ++w->skipped.by_reason[int(SkipReason::kIncomplete)];
     end += reader.pending_bytes();
   }
   if (first) {
@@ -175,9 +192,28 @@ ScanResult ScanFiles(const std::vector<TranscriptFile>& files, const ScanOptions
   for (auto& t : threads) t.join();
 
   result.ledger = std::move(shared.ledger);
+  // Each piece of a shrunk file that reached its end saw it: one warning per file, at the
+  // earliest end seen (the piece in which the file now ends sees it exactly).
+  std::map<const TranscriptFile*, uint64_t> shrunk;
+  for (const Worker& w : workers) {
+    for (const auto& [file, eof] : w.shrunk) {
+      auto [it, inserted] = shrunk.emplace(file, eof);
+      if (!inserted) it->second = std::min(it->second, eof);
+    }
+  }
+  for (auto [file, eof] : shrunk) {
+    // A piece that had read past the new end before the cut saw no end there: the size now
+    // says where the file ends.
+    FileInfo now;
+    if (opt.env->Stat(file->path, &now).ok()) eof = std::min(eof, now.size);
+    result.errors.push_back(file->path + ": shrank from " + std::to_string(file->size) + " to " +
+                            std::to_string(eof) + " bytes while being read");
+  }
+  result.files_shrunk = shrunk.size();
   for (unsigned t = 0; t < n; ++t) {
     Worker& w = workers[t];
-    for (int r = 0; r < kSkipReasonCount; ++r) result.skipped.by_reason[r] += w.skipped.by_reason[r];
+    for (int r = 0; r < kSkipReasonCount; ++r)
+      result.skipped.by_reason[r] += w.skipped.by_reason[r];
     result.files += w.files;
     result.bytes += w.bytes;
     result.lines += w.lines;

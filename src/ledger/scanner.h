@@ -13,8 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "transcript/discovery.h"
+#include "base/env.h"
 #include "ledger/ledger.h"
+#include "transcript/discovery.h"
 #include "transcript/usage.h"
 
 namespace ccmon {
@@ -28,6 +29,8 @@ struct ScanOptions {
   // since_ms are not opened at all (a line is never newer than its file).
   int64_t since_ms = std::numeric_limits<int64_t>::min();
   int64_t until_ms = std::numeric_limits<int64_t>::max();
+  // Files are opened through it (borrowed; thread-safe as every Env is).
+  Env* env = Env::Default();
 };
 
 struct ScanProgress {
@@ -41,9 +44,15 @@ struct ScanResult {
   uint64_t files = 0;          // files read
   uint64_t files_skipped = 0;  // not opened (mtime before --since)
   uint64_t bytes = 0;
-  uint64_t lines = 0;               // complete lines
-  uint64_t usage_lines = 0;         // usage records (before dedup)
-  std::vector<std::string> errors;  // files that could not be read
+  uint64_t lines = 0;        // complete lines
+  uint64_t usage_lines = 0;  // usage records (before dedup)
+  // Files that could not be read, or not whole, one printable line each, naming the file (sorted):
+  // a failed open or read, or a file that shrank while it was read ("<path>: shrank from X to Y
+  // bytes while being read"; its cut last line is not counted as `incomplete`).
+  std::vector<std::string> errors;
+  uint64_t files_shrunk = 0;
+  // Some transcripts were not read whole: the figures are incomplete.
+  bool incomplete() const { return !errors.empty(); }
 };
 
 ScanResult ScanFiles(const std::vector<TranscriptFile>& files, const ScanOptions& options,

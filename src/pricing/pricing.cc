@@ -1,12 +1,10 @@
 #include "pricing/pricing.h"
 
-#include "base/env.h"
-
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+
+#include "base/env.h"
 
 namespace ccmon {
 
@@ -127,29 +125,35 @@ Status PriceTable::FromJson(std::string_view text, PriceTable* out) {
   return Status::Ok();
 }
 
-Status PriceTable::FromFile(const std::string& path, PriceTable* out) {
+Status PriceTable::FromFile(Env* env, const std::string& path, PriceTable* out) {
   std::string text;
-  Status s = ReadFileToString(Env::Default(), path, kMaxSmallFileBytes, &text);
-  if (!s.ok()) return Status::IoError("cannot read pricing file: " + s.message());
+  Status s = ReadFileToString(env, path, kMaxSmallFileBytes, &text);
+  if (!s.ok()) {
+    // Too large keeps its code (the file is wrong, not the disk); every other failure is I/O.
+    std::string message = "cannot read pricing file: " + s.message();
+    if (s.code() == Status::Code::kInvalidArgument) {
+      return Status::InvalidArgument(message + " (a pricing file is a few kB)");
+    }
+    return Status::IoError(message);
+  }
   s = FromJson(text, out);
   if (!s.ok()) return Status::InvalidArgument(path + ": " + s.message());
   return s;
 }
 
-std::string PriceTable::DefaultFilePath() {
-  const char* xdg = std::getenv("XDG_CONFIG_HOME");
-  const char* home = std::getenv("HOME");
-  if (xdg && *xdg) return std::string(xdg) + "/ccmon/pricing.json";
-  return std::string(home ? home : ".") + "/.config/ccmon/pricing.json";
+std::string PriceTable::DefaultFilePath(Env* env) {
+  const std::string xdg = env->GetEnvVar("XDG_CONFIG_HOME").value_or("");
+  if (!xdg.empty()) return xdg + "/ccmon/pricing.json";
+  return env->GetEnvVar("HOME").value_or(".") + "/.config/ccmon/pricing.json";
 }
 
-Status PriceTable::LoadConfigured(const std::string& flag, PriceTable* out, std::string* origin) {
+Status PriceTable::LoadConfigured(Env* env, const std::string& flag, PriceTable* out,
+                                  std::string* origin) {
   std::string path = flag;
-  const char* env = std::getenv("CCMON_PRICING");
-  if (path.empty() && env && *env) path = env;
+  if (path.empty()) path = env->GetEnvVar("CCMON_PRICING").value_or("");
   if (path.empty()) {
-    const std::string user_file = DefaultFilePath();
-    if (::access(user_file.c_str(), R_OK) == 0) path = user_file;
+    const std::string user_file = DefaultFilePath(env);
+    if (env->IsReadable(user_file)) path = user_file;
   }
   if (path.empty()) {
     *out = Embedded();
@@ -157,7 +161,7 @@ Status PriceTable::LoadConfigured(const std::string& flag, PriceTable* out, std:
     return Status::Ok();
   }
   *origin = path;
-  return FromFile(path, out);
+  return FromFile(env, path, out);
 }
 
 const ModelPrice* PriceTable::Find(std::string_view model) const {

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/env.h"
 #include "base/money.h"
 #include "base/status.h"
 #include "transcript/usage.h"
@@ -50,13 +51,26 @@ class PriceTable {
   static const PriceTable& Embedded();
   // Parses a ccmon pricing file (the embedded format). Errors name the model and field.
   static Status FromJson(std::string_view json_text, PriceTable* out);
-  static Status FromFile(const std::string& path, PriceTable* out);
+  // Reads a pricing file through `env` (borrowed; default the POSIX Env). A file over
+  // kMaxSmallFileBytes (64 MiB; /dev/zero) is refused with kInvalidArgument without being read
+  // whole; a missing or unreadable one is kIoError. Errors name the path.
+  static Status FromFile(Env* env, const std::string& path, PriceTable* out);
+  static Status FromFile(const std::string& path, PriceTable* out) {
+    return FromFile(Env::Default(), path, out);
+  }
   // The table the tools use (docs/accounting.md A29): `flag` (--pricing) if set, else
-  // $CCMON_PRICING, else $XDG_CONFIG_HOME/ccmon/pricing.json (~/.config/ccmon/…) when it exists,
-  // else the embedded table. *origin names what was used.
-  static Status LoadConfigured(const std::string& flag, PriceTable* out, std::string* origin);
-  // Where `ccmon-pricing update` writes by default: $XDG_CONFIG_HOME/ccmon/pricing.json.
-  static std::string DefaultFilePath();
+  // $CCMON_PRICING, else $XDG_CONFIG_HOME/ccmon/pricing.json (~/.config/ccmon/…) when it exists
+  // and is readable, else the embedded table. *origin names what was used. Variables and files
+  // are read through `env`.
+  static Status LoadConfigured(Env* env, const std::string& flag, PriceTable* out,
+                               std::string* origin);
+  static Status LoadConfigured(const std::string& flag, PriceTable* out, std::string* origin) {
+    return LoadConfigured(Env::Default(), flag, out, origin);
+  }
+  // Where `ccmon-pricing update` writes by default: $XDG_CONFIG_HOME/ccmon/pricing.json, else
+  // $HOME/.config/ccmon/pricing.json.
+  static std::string DefaultFilePath(Env* env);
+  static std::string DefaultFilePath() { return DefaultFilePath(Env::Default()); }
   // Parses one model's entry (a JSON object with LiteLLM's field names, as in the file format).
   // Used by the LiteLLM importer of ccmon-pricing, which selects and checks the entries.
   static Status ParseModelSpec(const std::string& model, std::string_view spec_json,

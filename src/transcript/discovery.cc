@@ -1,21 +1,13 @@
 #include "transcript/discovery.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cstdlib>
-#include <filesystem>
 #include <set>
 #include <utility>
 
 namespace ccmon {
-namespace fs = std::filesystem;
 namespace {
 
-std::string Getenv(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
+using Identity = std::pair<uint64_t, uint64_t>;  // device, inode
 
 std::string ExpandHome(std::string p, const std::string& home) {
   if (!p.empty() && p[0] == '~' && (p.size() == 1 || p[1] == '/')) p = home + p.substr(1);
@@ -28,46 +20,67 @@ std::string Trim(const std::string& s) {
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
-bool IsDir(const std::string& p) {
-  std::error_code ec;
-  return fs::is_directory(p, ec);
+std::string StripTrailingSlashes(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+std::string BaseName(const std::string& p) {
+  size_t cut = p.find_last_of('/');
+  return cut == std::string::npos ? p : p.substr(cut + 1);
+}
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Is `path` a directory? Absent (kNotFound) is a plain no; any other failure is a problem.
+bool IsDir(Env* env, const std::string& path, FileInfo* info, std::vector<std::string>* problems) {
+  Status s = env->Stat(path, info);
+  if (s.ok()) return info->type == FileType::kDirectory;
+  if (s.code() != Status::Code::kNotFound && problems) {
+    problems->push_back(s.message() + " (skipped)");
+  }
+  return false;
 }
 
 }  // namespace
 
-DiscoveryEnv DiscoveryEnv::FromProcess() {
-  return {Getenv("HOME"), Getenv("XDG_CONFIG_HOME"), Getenv("CLAUDE_CONFIG_DIR")};
+DiscoveryEnv DiscoveryEnv::FromEnv(Env* env) {
+  return {env->GetEnvVar("HOME").value_or(""), env->GetEnvVar("XDG_CONFIG_HOME").value_or(""),
+          env->GetEnvVar("CLAUDE_CONFIG_DIR").value_or("")};
 }
 
 std::vector<std::string> ProjectDirsFrom(const std::vector<std::string>& dirs,
-                                         const std::string& home) {
+                                         const std::string& home, Env* env,
+                                         std::vector<std::string>* problems) {
   std::vector<std::string> out;
-  std::set<std::pair<uint64_t, uint64_t>> seen;
+  std::set<Identity> seen;
   for (std::string d : dirs) {
-    d = ExpandHome(Trim(d), home);
+    d = StripTrailingSlashes(ExpandHome(Trim(d), home));
     if (d.empty()) continue;
-    while (d.size() > 1 && d.back() == '/') d.pop_back();
+    FileInfo info;
     std::string projects;
-    if (fs::path(d).filename() == "projects" && IsDir(d)) {
+    if (BaseName(d) == "projects" && IsDir(env, d, &info, problems)) {
       projects = d;
-    } else if (IsDir(d + "/projects")) {
+    } else if (IsDir(env, d + "/projects", &info, problems)) {
       projects = d + "/projects";
     } else {
       continue;
     }
-    struct stat st;
-    if (::stat(projects.c_str(), &st) != 0) continue;
-    if (!seen.insert({uint64_t(st.st_dev), uint64_t(st.st_ino)}).second) continue;
+    if (!seen.insert({info.device, info.inode}).second) continue;
     out.push_back(projects);
   }
   return out;
 }
 
-std::vector<std::string> ProjectDirs(const DiscoveryEnv& env) {
+std::vector<std::string> ProjectDirs(const DiscoveryEnv& denv, Env* env,
+                                     std::vector<std::string>* problems) {
   std::vector<std::string> dirs;
-  if (!Trim(env.claude_config_dir).empty()) {
+  if (!Trim(denv.claude_config_dir).empty()) {
     size_t start = 0;
-    const std::string& s = env.claude_config_dir;
+    const std::string& s = denv.claude_config_dir;
     while (start <= s.size()) {
       size_t comma = s.find(',', start);
       if (comma == std::string::npos) comma = s.size();
@@ -75,47 +88,84 @@ std::vector<std::string> ProjectDirs(const DiscoveryEnv& env) {
       start = comma + 1;
     }
   } else {
-    std::string xdg = env.xdg_config_home.empty() ? env.home + "/.config" : env.xdg_config_home;
+    std::string xdg = denv.xdg_config_home.empty() ? denv.home + "/.config" : denv.xdg_config_home;
     dirs.push_back(xdg + "/claude");
-    dirs.push_back(env.home + "/.claude");
+    dirs.push_back(denv.home + "/.claude");
   }
-  return ProjectDirsFrom(dirs, env.home);
+  return ProjectDirsFrom(dirs, denv.home, env, problems);
+}
+
+DiscoveryResult FindTranscripts(const std::vector<std::string>& project_dirs, Env* env) {
+  DiscoveryResult result;
+  std::set<Identity> seen;
+  auto problem = [&](const Status& s, const char* consequence) {
+    result.problems.push_back(s.message() + " (" + consequence + ")");
+  };
+  std::vector<std::string> todo;  // directories still to list (depth-first, no recursion)
+  std::vector<DirEntry> entries;
+  for (const std::string& root : project_dirs) {
+    todo.push_back(StripTrailingSlashes(root));
+    while (!todo.empty()) {
+      const std::string dir = std::move(todo.back());
+      todo.pop_back();
+      // One failing directory (gone since it was listed, unreadable, out of descriptors, a path
+      // too long) costs only what is below it: it is reported and the walk goes on.
+      Status s = env->GetChildren(dir, &entries);
+      if (!s.ok()) {
+        problem(s, "not searched: transcripts below it are not counted");
+        continue;
+      }
+      for (DirEntry& e : entries) {
+        std::string path = dir == "/" ? "/" + e.name : dir + "/" + e.name;
+        FileType type = e.type;
+        if (type == FileType::kUnknown) {  // the file system does not say: ask
+          FileInfo info;
+          s = env->LinkStat(path, &info);
+          if (!s.ok()) {
+            // Gone since the directory was read: nothing to count.
+            if (s.code() != Status::Code::kNotFound) problem(s, "skipped");
+            continue;
+          }
+          type = info.type;
+        }
+        if (type == FileType::kDirectory) {  // never a symlink: those are not followed (A2)
+          todo.push_back(std::move(path));
+          continue;
+        }
+        // "*.jsonl": a name that is only ".jsonl" has no stem (as before: path::extension()).
+        if (e.name.size() <= 6 || !EndsWith(e.name, ".jsonl")) continue;
+        FileInfo info;
+        s = env->Stat(path, &info);  // follows a symlinked file
+        if (!s.ok()) {
+          // A dangling symlink, or a file removed since the directory was read, holds nothing.
+          if (s.code() != Status::Code::kNotFound) problem(s, "skipped");
+          continue;
+        }
+        if (info.type != FileType::kRegular) continue;
+        if (!seen.insert({info.device, info.inode}).second) continue;
+        TranscriptFile f;
+        f.path = std::move(path);
+        f.size = info.size;
+        f.mtime_ms = info.mtime_ms;
+        f.device = info.device;
+        f.inode = info.inode;
+        result.files.push_back(std::move(f));
+      }
+    }
+  }
+  std::sort(result.files.begin(), result.files.end(),
+            [](const TranscriptFile& a, const TranscriptFile& b) { return a.path < b.path; });
+  std::sort(result.problems.begin(), result.problems.end());
+  return result;
 }
 
 std::vector<TranscriptFile> ListTranscripts(const std::vector<std::string>& project_dirs,
-                                            std::vector<std::string>* warnings) {
-  std::vector<TranscriptFile> out;
-  std::set<std::pair<uint64_t, uint64_t>> seen;
-  for (const std::string& root : project_dirs) {
-    std::error_code ec;
-    fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec);
-    if (ec) {
-      if (warnings) warnings->push_back(root + ": " + ec.message());
-      continue;
-    }
-    for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (ec) {
-        if (warnings) warnings->push_back(root + ": " + ec.message());
-        break;
-      }
-      const fs::directory_entry& e = *it;
-      const fs::path& p = e.path();
-      if (p.extension() != ".jsonl") continue;
-      struct stat st;
-      if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-      if (!seen.insert({uint64_t(st.st_dev), uint64_t(st.st_ino)}).second) continue;
-      TranscriptFile f;
-      f.path = p.string();
-      f.size = uint64_t(st.st_size);
-      f.mtime_ms = int64_t(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
-      f.device = uint64_t(st.st_dev);
-      f.inode = uint64_t(st.st_ino);
-      out.push_back(std::move(f));
-    }
+                                            std::vector<std::string>* warnings, Env* env) {
+  DiscoveryResult r = FindTranscripts(project_dirs, env);
+  if (warnings) {
+    for (std::string& p : r.problems) warnings->push_back(std::move(p));
   }
-  std::sort(out.begin(), out.end(),
-            [](const TranscriptFile& a, const TranscriptFile& b) { return a.path < b.path; });
-  return out;
+  return std::move(r.files);
 }
 
 }  // namespace ccmon

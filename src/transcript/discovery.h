@@ -1,10 +1,15 @@
 // Discovery of Claude Code transcript files (docs/accounting.md, "Where transcripts are").
+//
+// Every file-system access and environment lookup goes through an Env (default: the POSIX one),
+// so that tests can serve trees from memory and inject failures. Thread-compatible: nothing is
+// shared between calls.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "base/env.h"
 #include "base/status.h"
 
 namespace ccmon {
@@ -20,19 +25,42 @@ struct DiscoveryEnv {
   std::string home;               // $HOME
   std::string xdg_config_home;    // $XDG_CONFIG_HOME ("" -> $HOME/.config)
   std::string claude_config_dir;  // $CLAUDE_CONFIG_DIR (comma-separated)
-  static DiscoveryEnv FromProcess();
+  // Reads the three variables through env->GetEnvVar (unset is "").
+  static DiscoveryEnv FromEnv(Env* env);
+  static DiscoveryEnv FromProcess() { return FromEnv(Env::Default()); }
 };
 
 // The `projects/` directories to scan, existing ones only, without duplicates.
 // CLAUDE_CONFIG_DIR entries may name a config dir or its projects/ dir; "~" is expanded.
 // Without it: $XDG_CONFIG_HOME/claude (default ~/.config/claude) and ~/.claude.
-std::vector<std::string> ProjectDirs(const DiscoveryEnv& env);
+// An entry whose projects/ dir cannot be examined for another reason than its absence (e.g. a
+// config dir without search permission) is skipped and described in *problems, if given.
+std::vector<std::string> ProjectDirs(const DiscoveryEnv& denv, Env* env = Env::Default(),
+                                     std::vector<std::string>* problems = nullptr);
 // Same, for explicit --config-dir values.
-std::vector<std::string> ProjectDirsFrom(const std::vector<std::string>& dirs, const std::string& home);
+std::vector<std::string> ProjectDirsFrom(const std::vector<std::string>& dirs,
+                                         const std::string& home, Env* env = Env::Default(),
+                                         std::vector<std::string>* problems = nullptr);
 
-// Every regular *.jsonl file below the given dirs, recursively (subagents/ included),
-// sorted by path. Unreadable subdirectories are reported in *warnings and skipped.
+struct DiscoveryResult {
+  // Every regular *.jsonl file found, sorted by path.
+  std::vector<TranscriptFile> files;
+  // What could not be searched or examined (an unreadable or vanished directory, a directory
+  // that could not be opened for lack of file descriptors, a path too long, a file that could not
+  // be stat'ed), one printable line each, naming the path and the reason, sorted. The walk goes on
+  // past each of them; when there is any, `files` may lack transcripts that exist.
+  std::vector<std::string> problems;
+  bool complete() const { return problems.empty(); }
+};
+
+// Walks the given dirs recursively (subagents/ included; symlinked directories are not followed,
+// symlinked files are), listing every regular *.jsonl file once (by device and inode).
+DiscoveryResult FindTranscripts(const std::vector<std::string>& project_dirs,
+                                Env* env = Env::Default());
+
+// FindTranscripts, with the problems appended to *warnings (if given).
 std::vector<TranscriptFile> ListTranscripts(const std::vector<std::string>& project_dirs,
-                                            std::vector<std::string>* warnings);
+                                            std::vector<std::string>* warnings,
+                                            Env* env = Env::Default());
 
 }  // namespace ccmon

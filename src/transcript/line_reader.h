@@ -4,6 +4,11 @@
 // Only '\n' ends a line (U+2028, U+2029, U+0085 and '\r' are ordinary bytes). A final line without
 // '\n' is not consumed: it is reported through pending_bytes() so that a tailer can re-read it
 // once it is complete. Lines longer than max_line_bytes are skipped without being buffered.
+//
+// Work is linear in the bytes read: every byte is read once and scanned once; a line is copied
+// only while it is assembled (compaction, and growth of the buffer by doubling up to the cap), and
+// a line over the cap is dropped chunk by chunk into the same buffer, without growing or
+// shrinking it again (a 1 GiB crash-zeroed tail costs one pass). stats() counts the work.
 // Not thread-safe.
 #pragma once
 
@@ -47,16 +52,35 @@ class LineReader {
   // kTooLong: a line over the cap was consumed and dropped. kEnd: no complete line is left.
   Result Next(std::string_view* line, size_t* readable);
 
+  // For a reader of a later piece of a file, started inside a line that belongs to the previous
+  // piece: drops the bytes up to and including the next '\n'. Returns true when a line starts
+  // there, before end_offset; false when none does: no '\n' before end_offset (the reader stops
+  // looking there, so that a long last line is not read once per piece), end of file, or an
+  // error. Call before the first Next(); after false, Next() returns kEnd (or kError).
+  bool SkipPartialLine();
+
   // File offset just past the last consumed line (the resume point for a tailer).
   uint64_t consumed_offset() const { return consumed_; }
   // Bytes after consumed_offset() that form an incomplete last line (valid after kEnd).
   uint64_t pending_bytes() const { return uint64_t(end_ - begin_) + discarded_; }
+  // True once a read returned end of file; the file ended at consumed_offset() + pending_bytes()
+  // (a tailer compares that with the size it expected, to see a file that shrank).
+  bool at_eof() const { return eof_; }
   const Status& status() const { return status_; }
+
+  // The work done so far, for tests that bound it.
+  struct Stats {
+    uint64_t reads = 0;  // SequentialFile::Read calls
+    uint64_t bytes_read = 0;
+    uint64_t bytes_copied = 0;  // moved within the buffer or into a grown one
+  };
+  const Stats& stats() const { return stats_; }
 
   static constexpr size_t kPadding = 64;
 
  private:
-  bool Fill();  // reads more data; false on EOF or error
+  bool Fill();         // reads more data; false on EOF or error
+  void DropScanned();  // inside a dropped line: forget the buffered bytes, keep counting them
 
   SequentialFile* file_;
   Options options_;
@@ -66,8 +90,10 @@ class LineReader {
   uint64_t consumed_;
   bool eof_ = false;
   bool discarding_ = false;  // inside a line over the cap
+  bool stopped_ = false;     // SkipPartialLine found no line start
   uint64_t discarded_ = 0;   // bytes of that line dropped so far
   Status status_;
+  Stats stats_;
 };
 
 }  // namespace ccmon

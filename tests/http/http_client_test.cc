@@ -1,6 +1,6 @@
-// HttpGet (src/net/http_client.h) against real servers on the loopback: plain HTTP, TLS with a
-// self-signed certificate made here (trusted through $SSL_CERT_FILE, or not), redirects, errors,
-// body limits and a server that never answers.
+// HttpGet and HttpExchange (src/http/http_client.h) against real servers on the loopback: plain
+// HTTP, TLS with a self-signed certificate made here (trusted through $SSL_CERT_FILE, or not),
+// redirects, errors, body limits and a server that never answers.
 #include "http/http_client.h"
 
 #include <gtest/gtest.h>
@@ -54,11 +54,20 @@ class TestCertificate {
     FILE* f = ::fdopen(fd, "w");
     PEM_write_X509(f, x);
     std::fclose(f);
+    key_path_ = ::testing::TempDir() + "ccmon_net_test_key_XXXXXX";
+    fd = ::mkstemp(key_path_.data());
+    f = ::fdopen(fd, "w");
+    PEM_write_PrivateKey(f, key_.get(), nullptr, nullptr, 0, nullptr, nullptr);
+    std::fclose(f);
   }
-  ~TestCertificate() { std::remove(path_.c_str()); }
+  ~TestCertificate() {
+    std::remove(path_.c_str());
+    std::remove(key_path_.c_str());
+  }
   X509* cert() const { return cert_.get(); }
   EVP_PKEY* key() const { return key_.get(); }
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return path_; }          // the certificate (PEM)
+  const std::string& key_path() const { return key_path_; }  // its private key (PEM)
 
  private:
   struct FreeKey {
@@ -70,6 +79,7 @@ class TestCertificate {
   std::unique_ptr<EVP_PKEY, FreeKey> key_;
   std::unique_ptr<X509, FreeCert> cert_;
   std::string path_;
+  std::string key_path_;
 };
 
 // Sets an environment variable for the life of the object.
@@ -92,18 +102,27 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
-// A server on 127.0.0.1:0 for `connections` sequential connections. `respond` gets the request
-// head and returns the raw response; std::nullopt means "never answer": the server then waits
-// until the client hangs up. With a certificate it speaks TLS; failed handshakes are expected
-// in some tests and end that connection only.
+// A server on `address`:0 (127.0.0.1 unless given) for `connections` sequential connections.
+// `respond` gets the request head and returns the raw response; std::nullopt means "never
+// answer": the server then waits until the client hangs up. With a certificate it speaks TLS;
+// with `client_ca` too it demands a client certificate issued by it. Failed handshakes are
+// expected in some tests and end that connection only.
 class TestServer {
  public:
   using Respond = std::function<std::optional<std::string>(const std::string& request)>;
-  TestServer(int connections, Respond respond, const TestCertificate* cert = nullptr)
-      : acceptor_(io_, {net::ip::make_address("127.0.0.1"), 0}), tls_(ssl::context::tls_server) {
+  TestServer(int connections, Respond respond, const TestCertificate* cert = nullptr,
+             const TestCertificate* client_ca = nullptr, const std::string& address = "127.0.0.1")
+      : acceptor_(io_, {net::ip::make_address(address), 0}),
+        tls_(ssl::context::tls_server),
+        host_(address.find(':') != std::string::npos ? "[" + address + "]" : address) {
     if (cert) {
       SSL_CTX_use_certificate(tls_.native_handle(), cert->cert());
       SSL_CTX_use_PrivateKey(tls_.native_handle(), cert->key());
+    }
+    if (client_ca) {
+      X509_STORE_add_cert(SSL_CTX_get_cert_store(tls_.native_handle()), client_ca->cert());
+      SSL_CTX_set_verify(tls_.native_handle(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                         nullptr);
     }
     thread_ = std::thread([this, connections, respond, tls = cert != nullptr] {
       for (int i = 0; i < connections; ++i) {
@@ -123,7 +142,7 @@ class TestServer {
   }
   ~TestServer() { thread_.join(); }
   std::string url(const std::string& scheme, const std::string& path) const {
-    return scheme + "://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + path;
+    return scheme + "://" + host_ + ":" + std::to_string(acceptor_.local_endpoint().port()) + path;
   }
   int requests() const { return requests_; }
 
@@ -158,6 +177,7 @@ class TestServer {
   net::io_context io_;
   tcp::acceptor acceptor_;
   ssl::context tls_;
+  std::string host_;
   std::thread thread_;
   std::atomic<int> requests_{0};
 };
@@ -174,7 +194,7 @@ TEST(HttpGet, PlainGetReturnsTheBodyAndSendsAHead) {
     return Ok("{\"a\":1}");
   });
   std::string body;
-  Status s = HttpGet(server.url("http", "/prices.json"), HttpGetOptions{}, &body);
+  Status s = HttpGet(server.url("http", "/prices.json"), HttpClientOptions{}, &body);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(body, "{\"a\":1}");
   EXPECT_EQ(seen.rfind("GET /prices.json HTTP/1.1\r\n", 0), 0u) << seen;
@@ -197,7 +217,7 @@ TEST(HttpExchange, PostsTheBodyWithTheGivenHeadersAndReturnsAnyStatus) {
   req.headers = {{"Content-Encoding", "snappy"}, {"X-Scope-OrgID", "team-a"}};
   req.body = std::string("first\0body", 10);
   HttpResponse res;
-  ASSERT_TRUE(HttpExchange(req, HttpGetOptions{}, &res).ok());
+  ASSERT_TRUE(HttpExchange(req, HttpClientOptions{}, &res).ok());
   EXPECT_EQ(res.status, 204u);
   EXPECT_EQ(seen.rfind("POST /api/v1/write HTTP/1.1\r\n", 0), 0u) << seen;
   EXPECT_NE(seen.find("Content-Encoding: snappy\r\n"), std::string::npos) << seen;
@@ -206,9 +226,9 @@ TEST(HttpExchange, PostsTheBodyWithTheGivenHeadersAndReturnsAnyStatus) {
   EXPECT_EQ(seen.substr(seen.size() - 10), std::string("first\0body", 10));
 
   req.body = "second";
-  ASSERT_TRUE(HttpExchange(req, HttpGetOptions{}, &res).ok());
+  ASSERT_TRUE(HttpExchange(req, HttpClientOptions{}, &res).ok());
   EXPECT_EQ(res.status, 503u);
-  EXPECT_EQ(res.retry_after, "7");
+  EXPECT_EQ(res.Header("retry-after"), "7");
   EXPECT_EQ(res.body, "busy");
 }
 
@@ -222,7 +242,7 @@ TEST(HttpExchange, NoServerIsAnErrorNotAResponse) {
   HttpRequest req;
   req.url = "http://127.0.0.1:" + std::to_string(port) + "/";
   HttpResponse res;
-  Status s = HttpExchange(req, HttpGetOptions{}, &res);
+  Status s = HttpExchange(req, HttpClientOptions{}, &res);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("connect"), std::string::npos) << s.message();
 }
@@ -235,7 +255,7 @@ TEST(HttpGet, FollowsARelativeRedirect) {
     return Ok(req.rfind("GET /new ", 0) == 0 ? "moved here" : "wrong path");
   });
   std::string body;
-  Status s = HttpGet(server.url("http", "/old"), HttpGetOptions{}, &body);
+  Status s = HttpGet(server.url("http", "/old"), HttpClientOptions{}, &body);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(body, "moved here");
 }
@@ -246,7 +266,7 @@ TEST(HttpGet, ErrorsNameTheProblem) {
       return std::string("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
     });
     std::string body;
-    Status s = HttpGet(server.url("http", "/missing"), HttpGetOptions{}, &body);
+    Status s = HttpGet(server.url("http", "/missing"), HttpClientOptions{}, &body);
     EXPECT_FALSE(s.ok());
     EXPECT_NE(s.message().find("HTTP 404"), std::string::npos) << s.message();
   }
@@ -256,7 +276,7 @@ TEST(HttpGet, ErrorsNameTheProblem) {
        {Ok(std::string(5000, 'x')),
         "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + std::string(5000, 'x')}) {
     TestServer server(1, [&](const std::string&) { return response; });
-    HttpGetOptions small;
+    HttpClientOptions small;
     small.max_body_bytes = 1000;
     std::string body;
     Status s = HttpGet(server.url("http", "/big"), small, &body);
@@ -264,14 +284,14 @@ TEST(HttpGet, ErrorsNameTheProblem) {
     EXPECT_NE(s.message().find("body limit"), std::string::npos) << s.message();
   }
   std::string body;
-  EXPECT_FALSE(HttpGet("ftp://example.com/x", HttpGetOptions{}, &body).ok());
-  EXPECT_FALSE(HttpGet("http://", HttpGetOptions{}, &body).ok());
-  EXPECT_FALSE(HttpGet("http://[::1/x", HttpGetOptions{}, &body).ok());
+  EXPECT_FALSE(HttpGet("ftp://example.com/x", HttpClientOptions{}, &body).ok());
+  EXPECT_FALSE(HttpGet("http://", HttpClientOptions{}, &body).ok());
+  EXPECT_FALSE(HttpGet("http://[::1/x", HttpClientOptions{}, &body).ok());
 }
 
 TEST(HttpGet, AServerThatNeverAnswersTimesOut) {
   TestServer server(1, [](const std::string&) { return std::nullopt; });
-  HttpGetOptions opt;
+  HttpClientOptions opt;
   opt.timeout = std::chrono::seconds(1);
   std::string body;
   const auto start = std::chrono::steady_clock::now();
@@ -294,7 +314,7 @@ TlsResult GetOverTls(const TestCertificate& served, const TestCertificate& trust
   TestServer server(
       1, [](const std::string&) { return Ok("secret prices"); }, &served);
   TlsResult r;
-  r.status = HttpGet(server.url("https", "/p.json"), HttpGetOptions{}, &r.body);
+  r.status = HttpGet(server.url("https", "/p.json"), HttpClientOptions{}, &r.body);
   r.requests_seen = server.requests();
   return r;
 }
@@ -321,6 +341,251 @@ TEST(HttpGet, HttpsRejectsACertificateForAnotherHost) {
   EXPECT_FALSE(r.status.ok());
   EXPECT_NE(r.status.message().find("TLS handshake"), std::string::npos) << r.status.message();
   EXPECT_EQ(r.requests_seen, 0);
+}
+
+// Issue #6, 8.9: whatever the caller passes, no header line is injected and nothing is sent.
+TEST(HttpExchange, RefusesInjectedHeadersBadMethodsAndFramingBeforeConnecting) {
+  std::string seen;
+  TestServer server(1, [&](const std::string& req) {
+    seen = req;
+    return std::string("HTTP/1.1 204 No Content\r\n\r\n");
+  });
+  const std::vector<std::pair<std::string, std::string>> bad_headers = {
+      {"X-Evil", "a\r\nInjected: 1"},
+      {"X-Evil", "a\nInjected: 1"},
+      {"X-Evil", "a\rInjected: 1"},
+      {"X-Evil", std::string("a\0Injected: 1", 13)},
+      {"X-Evil\r\nInjected", "1"},
+      {"X-Evil: a\r\nInjected", "1"},
+      {"", "1"},
+      {"Content-Length", "0"},
+      {"Transfer-Encoding", "chunked"},
+  };
+  for (const auto& h : bad_headers) {
+    HttpRequest req;
+    req.method = "POST";
+    req.url = server.url("http", "/api/v1/write");
+    req.headers = {{"X-Ok", "1"}, h};
+    req.body = "B";
+    HttpResponse res;
+    Status s = HttpExchange(req, HttpClientOptions{}, &res);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << h.first << ": " << s.message();
+  }
+  for (const char* method : {"", "GET\r\nX: 1", "FROB", "G T"}) {
+    HttpRequest req;
+    req.method = method;
+    req.url = server.url("http", "/");
+    HttpResponse res;
+    EXPECT_EQ(HttpExchange(req, HttpClientOptions{}, &res).code(), Status::Code::kInvalidArgument)
+        << method;
+  }
+  for (const std::string& url :
+       {server.url("http", "/a b"), server.url("http", "/a\r\nX: 1"),
+        std::string("http://127.0.0.1:99999/"), std::string("http://u:p@127.0.0.1/")}) {
+    HttpRequest req;
+    req.url = url;
+    HttpResponse res;
+    EXPECT_EQ(HttpExchange(req, HttpClientOptions{}, &res).code(), Status::Code::kInvalidArgument)
+        << url;
+  }
+  EXPECT_EQ(server.requests(), 0);
+  // The one connection the server takes: a valid request, which goes through unchanged.
+  HttpRequest ok;
+  ok.url = server.url("http", "/fine");
+  ok.headers = {{"X-Ok", "a\tb"}};
+  HttpResponse res;
+  ASSERT_TRUE(HttpExchange(ok, HttpClientOptions{}, &res).ok());
+  EXPECT_EQ(server.requests(), 1);
+  EXPECT_NE(seen.find("\r\nX-Ok: a\tb\r\n"), std::string::npos) << seen;
+  EXPECT_EQ(seen.find("Injected"), std::string::npos) << seen;
+}
+
+TEST(HttpExchange, SendsHostWithThePortAndReturnsAllResponseHeaders) {
+  std::string seen;
+  TestServer server(1, [&](const std::string& req) {
+    seen = req;
+    return std::string(
+        "HTTP/1.1 200 OK\r\nX-Prometheus-Remote-Write-Samples-Written: 5\r\n"
+        "X-Two: a\r\nX-Two: b\r\nContent-Length: 0\r\n\r\n");
+  });
+  HttpRequest req;
+  req.url = server.url("http", "/p?q=1");
+  HttpResponse res;
+  ASSERT_TRUE(HttpExchange(req, HttpClientOptions{}, &res).ok());
+  const std::string port = server.url("", "").substr(std::string("://127.0.0.1:").size());
+  EXPECT_EQ(seen.rfind("GET /p?q=1 HTTP/1.1\r\n", 0), 0u) << seen;
+  EXPECT_NE(seen.find("Host: 127.0.0.1:" + port + "\r\n"), std::string::npos) << seen;
+  EXPECT_EQ(res.Header("x-prometheus-remote-write-samples-written"), "5");
+  int twos = 0;
+  for (const auto& [k, v] : res.headers) twos += k == "X-Two";
+  EXPECT_EQ(twos, 2);
+}
+
+TEST(HttpExchange, IPv6LiteralUrls) {
+  try {
+    net::io_context io;
+    tcp::acceptor probe(io, {net::ip::make_address("::1"), 0});
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << "no IPv6 loopback here: " << e.what();
+  }
+  std::string seen;
+  TestServer server(
+      1,
+      [&](const std::string& req) {
+        seen = req;
+        return std::string("HTTP/1.1 204 No Content\r\n\r\n");
+      },
+      nullptr, nullptr, "::1");
+  HttpRequest req;
+  req.url = server.url("http", "/api/v1/write");
+  ASSERT_EQ(req.url.rfind("http://[::1]:", 0), 0u);
+  HttpResponse res;
+  Status s = HttpExchange(req, HttpClientOptions{}, &res);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(res.status, 204u);
+  EXPECT_NE(seen.find("Host: [::1]:"), std::string::npos) << seen;
+}
+
+TEST(HttpGet, RefusesARedirectFromHttpsToHttp) {
+  TestCertificate cert("IP:127.0.0.1");
+  HttpClientOptions opt;
+  opt.ca_file = cert.path();
+  TestServer server(
+      1,
+      [](const std::string&) {
+        return std::string(
+            "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/p.json\r\nContent-Length: "
+            "0\r\n\r\n");
+      },
+      &cert);
+  std::string body;
+  Status s = HttpGet(server.url("https", "/p.json"), opt, &body);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("refusing a redirect from https to http"), std::string::npos)
+      << s.message();
+}
+
+// TLS options: a CA file instead of the system store, insecure_skip_verify, client
+// certificates; each checked against servers that accept and refuse.
+struct TlsCase {
+  Status status;
+  int requests_seen = 0;
+};
+TlsCase PostOverTls(const TestCertificate& served, const HttpClientOptions& opt,
+                    const TestCertificate* client_ca = nullptr) {
+  TestServer server(
+      1, [](const std::string&) { return std::string("HTTP/1.1 204 No Content\r\n\r\n"); }, &served,
+      client_ca);
+  HttpRequest req;
+  req.method = "POST";
+  req.url = server.url("https", "/api/v1/write");
+  req.body = "B";
+  HttpResponse res;
+  TlsCase c;
+  c.status = HttpExchange(req, opt, &res);
+  if (c.status.ok() && res.status != 204) c.status = Status::IoError("unexpected status");
+  c.requests_seen = server.requests();
+  return c;
+}
+
+TEST(HttpClientTls, CaFileReplacesTheSystemStore) {
+  TestCertificate cert("IP:127.0.0.1");
+  TestCertificate other("IP:127.0.0.1");
+  ScopedEnv trust("SSL_CERT_FILE", other.path());  // the "system store" trusts `other` only
+  HttpClientOptions opt;
+  opt.ca_file = cert.path();
+  TlsCase c = PostOverTls(cert, opt);
+  EXPECT_TRUE(c.status.ok()) << c.status.message();
+  EXPECT_EQ(c.requests_seen, 1);
+  // The CA file is all that is trusted: a server the system store trusts is refused.
+  opt.ca_file = cert.path();
+  c = PostOverTls(other, opt);
+  EXPECT_FALSE(c.status.ok());
+  EXPECT_NE(c.status.message().find("TLS handshake"), std::string::npos) << c.status.message();
+  EXPECT_EQ(c.requests_seen, 0);
+}
+
+TEST(HttpClientTls, UnreadableOrEmptyCaFilesAreInvalidArguments) {
+  TestCertificate cert("IP:127.0.0.1");
+  HttpRequest req;
+  req.url = "https://127.0.0.1:1/";  // nothing is contacted: the options fail first
+  HttpResponse res;
+  HttpClientOptions opt;
+  opt.ca_file = "/nonexistent/ca.pem";
+  Status s = HttpExchange(req, opt, &res);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("CA file"), std::string::npos) << s.message();
+  opt.ca_file = cert.key_path();  // PEM, but no certificate in it
+  s = HttpExchange(req, opt, &res);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("no PEM certificate"), std::string::npos) << s.message();
+  opt.ca_file = "/dev/zero";
+  s = HttpExchange(req, opt, &res);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("larger than"), std::string::npos) << s.message();
+}
+
+TEST(HttpClientTls, InsecureSkipVerifyAcceptsAnyCertificate) {
+  TestCertificate cert("DNS:prices.example.com");  // untrusted, and for another host
+  TestCertificate other("IP:127.0.0.1");
+  ScopedEnv trust("SSL_CERT_FILE", other.path());
+  HttpClientOptions opt;
+  TlsCase c = PostOverTls(cert, opt);
+  EXPECT_FALSE(c.status.ok());  // refused by default
+  opt.insecure_skip_verify = true;
+  c = PostOverTls(cert, opt);
+  EXPECT_TRUE(c.status.ok()) << c.status.message();
+  EXPECT_EQ(c.requests_seen, 1);
+}
+
+TEST(HttpClientTls, ClientCertificateForMutualTls) {
+  TestCertificate server_cert("IP:127.0.0.1");
+  TestCertificate client("DNS:ccmon-agent");
+  TestCertificate stranger("DNS:ccmon-agent");
+  HttpClientOptions opt;
+  opt.ca_file = server_cert.path();
+  // Without a client certificate the server refuses the connection.
+  TlsCase c = PostOverTls(server_cert, opt, &client);
+  EXPECT_FALSE(c.status.ok());
+  EXPECT_EQ(c.requests_seen, 0);
+  // With one the server trusts, the request goes through.
+  opt.client_cert_file = client.path();
+  opt.client_key_file = client.key_path();
+  c = PostOverTls(server_cert, opt, &client);
+  EXPECT_TRUE(c.status.ok()) << c.status.message();
+  EXPECT_EQ(c.requests_seen, 1);
+  // With one the server does not trust, it is refused.
+  opt.client_cert_file = stranger.path();
+  opt.client_key_file = stranger.key_path();
+  c = PostOverTls(server_cert, opt, &client);
+  EXPECT_FALSE(c.status.ok());
+  EXPECT_EQ(c.requests_seen, 0);
+}
+
+TEST(HttpClientTls, ClientCertificateOptionsAreChecked) {
+  TestCertificate a("DNS:a");
+  TestCertificate b("DNS:b");
+  HttpRequest req;
+  req.url = "https://127.0.0.1:1/";
+  HttpResponse res;
+  HttpClientOptions opt;
+  opt.client_cert_file = a.path();  // no key
+  Status s = HttpExchange(req, opt, &res);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("both a certificate file and a key file"), std::string::npos);
+  opt.client_key_file = b.key_path();  // someone else's key
+  s = HttpExchange(req, opt, &res);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("does not match"), std::string::npos) << s.message();
+  opt.client_key_file = a.path();  // a certificate where the key should be
+  s = HttpExchange(req, opt, &res);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("not a PEM private key"), std::string::npos) << s.message();
+  opt.client_cert_file = a.key_path();  // a key where the certificate should be
+  opt.client_key_file = a.key_path();
+  s = HttpExchange(req, opt, &res);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("not a PEM certificate"), std::string::npos) << s.message();
 }
 
 }  // namespace

@@ -10,13 +10,21 @@ The fixture's history is sent with its original timestamps to:
 Also: a second backfill into the same Prometheus is refused (400) with a hint and changes
 nothing; a receiver that rejects the request (404) makes replay exit 1 with the status in its
 message; no receiver at all makes it give up after --max-retry-time.
+Against a scripted receiver on 127.0.0.1 (what Debian's Prometheus cannot be made to answer):
+the headers and credentials arrive exactly as configured (a token file's CRLF is not sent), a
+503 with Retry-After is waited out and retried, and a 500 "too old sample" is final (one request,
+exit 1, the promtool hint). Bad flags (a port out of range, a header with CR/LF, a token file
+that is /dev/zero) are refused with exit 2 before anything is sent.
 """
 
+import base64
+import http.server
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -36,6 +44,112 @@ def replay_remote_write(args, root, device, url, extra=(), ok_codes=(0,)):
     if p.returncode not in ok_codes:
         raise ic.TestError("ccmon-replay remote-write exited %d:\n%s" % (p.returncode, err))
     return p.returncode, err
+
+
+class ScriptedReceiver:
+    """A remote-write receiver on 127.0.0.1 that records each request (arrival time, headers)
+    and answers from a script of (status, headers, body), then 204 to everything."""
+
+    def __init__(self, script=()):
+        self.script = list(script)
+        self.requests = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                self.rfile.read(n)
+                with outer.lock:
+                    outer.requests.append((time.monotonic(), self.headers.items()))
+                    status, headers, text = outer.script.pop(0) if outer.script else (204, {}, "")
+                data = text.encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def url(self):
+        return "http://127.0.0.1:%d/api/v1/write" % self.server.server_address[1]
+
+
+def scripted_receiver_checks(args, ck, fx, device, tmp):
+    token = os.path.join(tmp, "token")
+    with open(token, "wb") as f:
+        f.write(b"s3cret-t0k\r\n")
+    with ScriptedReceiver() as rcv:
+        replay_remote_write(args, fx, device, rcv.url(),
+                            ["--header", "X-Scope-OrgID: team-a", "--bearer-token-file", token])
+        heads = [dict((k.lower(), v) for k, v in h) for _, h in rcv.requests]
+        ck.check(heads and all(h.get("authorization") == "Bearer s3cret-t0k" and
+                               h.get("x-scope-orgid") == "team-a" for h in heads),
+                 "the token file's CRLF is trimmed; headers arrive as configured",
+                 repr(heads[:1]))
+        ck.check(all(h.get("content-encoding") == "snappy" and
+                     h.get("x-prometheus-remote-write-version") == "0.1.0" for h in heads),
+                 "remote-write headers on every request", repr(heads[:1]))
+    password = os.path.join(tmp, "password")
+    with open(password, "wb") as f:
+        f.write(b"open sesame\n")
+    with ScriptedReceiver() as rcv:
+        replay_remote_write(args, fx, device, rcv.url(),
+                            ["--basic-auth-user", "Aladdin", "--basic-auth-password-file",
+                             password])
+        want = "Basic " + base64.b64encode(b"Aladdin:open sesame").decode()
+        ck.check(rcv.requests and all(dict((k.lower(), v) for k, v in h).get("authorization") ==
+                                      want for _, h in rcv.requests),
+                 "basic auth from a user and a password file", repr(rcv.requests[:1]))
+
+    # 503 with Retry-After: 1 -> waited out (about 1 s, not the 30 ms backoff), then retried.
+    with ScriptedReceiver([(503, {"Retry-After": "1"}, "busy")]) as rcv:
+        _, err = replay_remote_write(args, fx, device, rcv.url())
+        gap = rcv.requests[1][0] - rcv.requests[0][0] if len(rcv.requests) > 1 else 0
+        ck.check("sent " in err and gap >= 0.9,
+                 "a 503 with Retry-After: 1 is retried after about a second",
+                 "gap %.3f s; %s" % (gap, err.strip()))
+
+    # Prometheus 2.42's 500 "too old sample": final, not retried, with the promtool hint.
+    with ScriptedReceiver([(500, {}, "too old sample\n")]) as rcv:
+        _, err = replay_remote_write(args, fx, device, rcv.url(), ok_codes=(1,))
+        ck.check(len(rcv.requests) == 1 and "rejected: HTTP 500: too old sample" in err and
+                 "promtool" in err,
+                 "a 500 'too old sample' is final (one request) and gets the promtool hint",
+                 "%d requests; %s" % (len(rcv.requests), err.strip()))
+
+    # Bad flags: exit 2 before anything is sent.
+    with ScriptedReceiver() as rcv:
+        port = rcv.server.server_address[1]
+        cases = [
+            ("a port out of range", "http://127.0.0.1:99999/api/v1/write", [],
+             "out of range (1..65535)"),
+            ("a header with CR/LF", rcv.url(), ["--header", "X-Evil: a\r\nInjected: 1"],
+             "has CR at byte 2"),
+            ("a token file that is /dev/zero", rcv.url(), ["--bearer-token-file", "/dev/zero"],
+             "larger than 65536 bytes"),
+            ("a header name with a space", rcv.url(), ["--header", "X Evil: 1"], "has 0x20"),
+            ("user info in the URL", "http://u:p@127.0.0.1:%d/api/v1/write" % port, [],
+             "user info"),
+        ]
+        for what, url, extra, want in cases:
+            code, err = replay_remote_write(args, fx, device, url, extra, ok_codes=(2,))
+            ck.check(want in err, "refused with exit 2: " + what, err.strip())
+        ck.eq("requests sent with bad flags", len(rcv.requests), 0)
 
 
 def body(args, ck):
@@ -125,6 +239,8 @@ def body(args, ck):
                                         ["--max-retry-time", "2"], ok_codes=(1,))
         ck.check("not delivered: gave up after" in err and time.monotonic() - t0 < 60,
                  "an unreachable receiver: retried, then given up (exit 1)", err.strip())
+
+        scripted_receiver_checks(args, ck, fx, device, tmp)
 
 
 if __name__ == "__main__":

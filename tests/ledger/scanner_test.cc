@@ -10,13 +10,18 @@
 
 #include "base/timeutil.h"
 #include "base/timezone.h"
+#include "testing/fault_env.h"
+#include "testing/mem_env.h"
 #include "testing/test_util.h"
 
 namespace ccmon {
 namespace {
 
 using testing_util::DumpLedger;
+using testing_util::FaultEnv;
+using testing_util::FaultOp;
 using testing_util::Line;
+using testing_util::MemEnv;
 using testing_util::Msg;
 using testing_util::TempDir;
 using testing_util::WriteFile;
@@ -64,13 +69,17 @@ class ScannerTest : public ::testing::Test {
     Msg m1_final = m1;
     m1_final.output = 136;
     std::string f1;
-    f1 += R"J({"parentUuid":null,"isSidechain":false,"cwd":"/Users/x/app","sessionId":"sess-1","type":"user","message":{"role":"user","content":"fix it"},"uuid":"u1","timestamp":"2025-09-28T06:17:20.153Z"})J" "\n";
+    f1 +=
+        R"J({"parentUuid":null,"isSidechain":false,"cwd":"/Users/x/app","sessionId":"sess-1","type":"user","message":{"role":"user","content":"fix it"},"uuid":"u1","timestamp":"2025-09-28T06:17:20.153Z"})J"
+        "\n";
     f1 += Line(m1) + "\n";
     f1 += Line(m1_final) + "\n";
     f1 += "garbage\n";
     f1 += "\n";
     f1 += Line(At("m2", kT0 + 3600000)) + "\n";
-    f1 += R"J({"type":"assistant","message":{"id":"mx","usage":{"input_tokens":-1}},"timestamp":"2025-09-28T06:17:20.153Z"})J" "\n";
+    f1 +=
+        R"J({"type":"assistant","message":{"id":"mx","usage":{"input_tokens":-1}},"timestamp":"2025-09-28T06:17:20.153Z"})J"
+        "\n";
     f1 += "[1,2]\n";
     f1 += R"J({"type":"assistant","mess)J";  // still being written
     WriteFile(root() + "/-Users-x-app/sess-1.jsonl", f1);
@@ -82,14 +91,19 @@ class ScannerTest : public ::testing::Test {
     synthetic.request_id.reset();
     synthetic.model = "<synthetic>";
     synthetic.api_error = true;
-    std::string f2 = Line(resumed_copy) + "\n" + Line(At("m3", kT0 + kDay, "sess-2")) + "\n" + Line(synthetic) + "\n";
+    std::string f2 = Line(resumed_copy) + "\n" + Line(At("m3", kT0 + kDay, "sess-2")) + "\n" +
+                     Line(synthetic) + "\n";
     WriteFile(root() + "/-Users-x-app/sess-2.jsonl", f2);
 
     Msg sub = At("m4", kT0 + 60000);
     sub.sidechain = true;
     std::string f3 = Line(sub) + "\n";
-    f3 += R"J({"type":"assistant","message":{"model":"claude-x","usage":{"input_tokens":1}},"timestamp":"2025-09-28T06:17:20.153Z"})J" "\n";
-    f3 += R"J({"type":"assistant","message":{"id":"my","usage":{"input_tokens":1}},"timestamp":"28/09/2025"})J" "\n";
+    f3 +=
+        R"J({"type":"assistant","message":{"model":"claude-x","usage":{"input_tokens":1}},"timestamp":"2025-09-28T06:17:20.153Z"})J"
+        "\n";
+    f3 +=
+        R"J({"type":"assistant","message":{"id":"my","usage":{"input_tokens":1}},"timestamp":"28/09/2025"})J"
+        "\n";
     f3 += "{\"type\":\"user\",\"x\":\"\xff\xfe\"}\n";
     WriteFile(root() + "/-Users-x-app/sess-1/subagents/agent-a.jsonl", f3);
   }
@@ -176,7 +190,8 @@ TEST_F(ScannerTest, A18_ThreadCountDoesNotChangeTheResult) {
       content += Line(m) + "\n";
       if (k % 9 == 0) content += "not json\n";
     }
-    WriteFile(root() + "/-Users-x-p" + std::to_string(f % 3) + "/f" + std::to_string(f) + ".jsonl", content);
+    WriteFile(root() + "/-Users-x-p" + std::to_string(f % 3) + "/f" + std::to_string(f) + ".jsonl",
+              content);
   }
   auto files = List();
   ASSERT_EQ(files.size(), 19u);
@@ -287,7 +302,8 @@ TEST_F(ScannerTest, A36_InclusiveLocalDayWindow) {
   ScanResult r = ScanFiles(List(), o, nullptr);
   EXPECT_EQ(r.usage_lines, 4u);
   ASSERT_EQ(r.ledger.requests().size(), 2u);
-  std::vector<std::string> keys = {std::string(r.ledger.request_key(0)), std::string(r.ledger.request_key(1))};
+  std::vector<std::string> keys = {std::string(r.ledger.request_key(0)),
+                                   std::string(r.ledger.request_key(1))};
   std::sort(keys.begin(), keys.end());
   std::vector<std::string> want = {Ledger::DedupKey("first", true, "req_first"),
                                    Ledger::DedupKey("last", true, "req_last")};
@@ -300,7 +316,8 @@ TEST_F(ScannerTest, A5_LinesOverTheCapAreTooLong) {
   Msg big = At("m_big", kT0);
   std::string big_line = Line(big);
   big_line.insert(big_line.find("Let me look"), std::string(5000, 'x'));
-  WriteFile(root() + "/p/s.jsonl", Line(At("m1", kT0)) + "\n" + big_line + "\n" + Line(At("m2", kT0)) + "\n");
+  WriteFile(root() + "/p/s.jsonl",
+            Line(At("m1", kT0)) + "\n" + big_line + "\n" + Line(At("m2", kT0)) + "\n");
   ScanOptions o = Threads(1);
   o.max_line_bytes = 4096;
   ScanResult r = ScanFiles(List(), o, nullptr);
@@ -332,6 +349,190 @@ TEST_F(ScannerTest, EmptyFileListIsEmptyResult) {
   EXPECT_EQ(r.files, 0u);
   EXPECT_TRUE(r.ledger.requests().empty());
   EXPECT_EQ(r.skipped.total(), 0u);
+}
+
+// --- Through an Env: long tails (hostile-trial defect 3) and shrinking files (defect 13)
+
+TranscriptFile Discovered(Env* env, const std::string& path) {
+  FileInfo info;
+  EXPECT_TRUE(env->Stat(path, &info).ok()) << path;
+  TranscriptFile f;
+  f.path = path;
+  f.size = info.size;
+  f.mtime_ms = info.mtime_ms;
+  f.device = info.device;
+  f.inode = info.inode;
+  return f;
+}
+
+ScanOptions Through(Env* env, unsigned threads) {
+  ScanOptions o = Threads(threads);
+  o.env = env;
+  return o;
+}
+
+// A valid line and 256 MiB of NUL bytes (a crash-zeroed tail), cut into 16 pieces of 16 MiB: the
+// old scanner made every later piece read the tail to the end of the file (8.5 x the file, 16.7 s
+// for this size, 495 s for 1 GiB); each piece now stops at its end.
+TEST(ScannerEnv, A5_CrashZeroedTailIsReadAboutTwiceNotOncePerPiece) {
+  MemEnv mem;
+  const std::string first = Line(At("m1", kT0)) + "\n";
+  const uint64_t size = first.size() + (uint64_t(256) << 20);
+  mem.AddGeneratedFile("/p/-x/s.jsonl", first, size, '\0', kT0);
+  FaultEnv env(&mem);
+  ScanOptions o = Through(&env, 2);
+  ScanResult r = ScanFiles({Discovered(&mem, "/p/-x/s.jsonl")}, o, nullptr);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.files, 1u);
+  EXPECT_EQ(r.lines, 1u);
+  EXPECT_EQ(r.ledger.requests().size(), 1u);
+  EXPECT_EQ(r.skipped.by_reason[int(SkipReason::kIncomplete)], 1u);
+  EXPECT_EQ(r.skipped.total(), 1u);
+  EXPECT_EQ(r.bytes, size);
+  // The first piece reads the whole tail (its last line starts there); each later piece reads
+  // its own range to learn that no line starts in it, and at most a chunk more.
+  const uint64_t pieces = size / o.piece_bytes + 1;
+  EXPECT_LE(env.bytes_read(), 2 * size + pieces * ((256 << 10) + 1));
+  EXPECT_LE(env.calls(FaultOp::kNewSequentialFile), int(pieces));
+}
+
+TEST(ScannerEnv, A5_OverCapLinesAcrossPiecesAreDroppedOnce) {
+  // s.jsonl: a request, then a 256 MiB line of 'x' that runs to the end of the file (over the cap
+  // and unfinished). t.jsonl: a 3 MiB line of 'y' (over the cap) and a request. Both are cut into
+  // 1 MiB pieces.
+  MemEnv mem;
+  const std::string first = Line(At("m1", kT0)) + "\n";
+  const uint64_t run = uint64_t(256) << 20;
+  mem.AddGeneratedFile("/p/-x/s.jsonl", first, first.size() + run, 'x', kT0);
+  const std::string t = std::string(3 << 20, 'y') + "\n" + Line(At("m3", kT0)) + "\n";
+  mem.AddFile("/p/-x/t.jsonl", t, kT0);
+  FaultEnv env(&mem);
+  ScanOptions o = Through(&env, 2);
+  o.max_line_bytes = size_t(1) << 20;
+  o.piece_bytes = 1 << 20;
+  ScanResult r =
+      ScanFiles({Discovered(&mem, "/p/-x/s.jsonl"), Discovered(&mem, "/p/-x/t.jsonl")}, o, nullptr);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.ledger.requests().size(), 2u);
+  EXPECT_EQ(r.skipped.by_reason[int(SkipReason::kTooLong)], 1u);     // t.jsonl's long line
+  EXPECT_EQ(r.skipped.by_reason[int(SkipReason::kIncomplete)], 1u);  // s.jsonl's unfinished one
+  const uint64_t total = first.size() + run + t.size();
+  const uint64_t pieces = total / o.piece_bytes + 2;
+  EXPECT_LE(env.bytes_read(), 2 * total + pieces * ((256 << 10) + 1));
+}
+
+// A file of `n` lines, each a request with its own id.
+std::string Requests(int n, const std::string& prefix) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += Line(At(prefix + std::to_string(i), kT0 + i)) + "\n";
+  return out;
+}
+
+TEST(ScannerEnv, A4_FileTruncatedWhileBeingReadIsReported) {
+  MemEnv mem;
+  const std::string content = Requests(6000, "m");  // ~3.7 MiB: many reads
+  ASSERT_GT(content.size(), size_t(3) << 20);
+  mem.AddFile("/p/-x/s.jsonl", content, kT0);
+  mem.AddFile("/p/-x/ok.jsonl", Requests(3, "k"), kT0);
+  const std::vector<TranscriptFile> files = {Discovered(&mem, "/p/-x/ok.jsonl"),
+                                             Discovered(&mem, "/p/-x/s.jsonl")};
+  // Cut in the middle of a line, past what the first read returned.
+  const size_t cut = content.find('\n', size_t(3) << 20) - 100;
+  FaultEnv env(&mem);
+  int reads = 0;
+  env.OnCall(FaultOp::kRead, "/s.jsonl", [&](const std::string&) {
+    if (++reads == 2) {
+      ASSERT_TRUE(mem.Truncate("/p/-x/s.jsonl", cut).ok());
+    }
+  });
+  ScanOptions o = Through(&env, 1);
+  o.piece_bytes = uint64_t(1) << 30;  // one piece
+  ScanResult r = ScanFiles(files, o, nullptr);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0], "/p/-x/s.jsonl: shrank from " + std::to_string(content.size()) + " to " +
+                             std::to_string(cut) + " bytes while being read");
+  EXPECT_EQ(r.files_shrunk, 1u);
+  EXPECT_TRUE(r.incomplete());
+  // The cut line is not an unfinished last line: it is not counted as incomplete.
+  EXPECT_EQ(r.skipped.total(), 0u);
+  const uint64_t complete_lines = std::count(content.begin(), content.begin() + cut, '\n');
+  EXPECT_EQ(r.lines, complete_lines + 3);
+  EXPECT_EQ(r.ledger.requests().size(), complete_lines + 3);
+}
+
+TEST(ScannerEnv, A4_TruncatedBeforeItsLaterPiecesAreRead) {
+  // Cut below what the first read already returned (the reader cannot see where): the size the
+  // file has now is reported. Pieces and threads: still one warning.
+  MemEnv mem;
+  const std::string content = Requests(2000, "m");
+  mem.AddFile("/p/-x/s.jsonl", content, kT0);
+  const TranscriptFile f = Discovered(&mem, "/p/-x/s.jsonl");
+  for (unsigned threads : {1u, 3u}) {
+    const size_t cut = 100000 + threads;
+    ASSERT_TRUE(mem.Truncate("/p/-x/s.jsonl", cut).ok());
+    ScanOptions o = Through(&mem, threads);
+    o.piece_bytes = 64 << 10;
+    ScanResult r = ScanFiles({f}, o, nullptr);
+    ASSERT_EQ(r.errors.size(), 1u) << threads;
+    EXPECT_EQ(r.errors[0], "/p/-x/s.jsonl: shrank from " + std::to_string(content.size()) + " to " +
+                               std::to_string(cut) + " bytes while being read");
+    EXPECT_EQ(r.skipped.total(), 0u);
+    EXPECT_EQ(r.lines, uint64_t(std::count(content.begin(), content.begin() + cut, '\n')));
+    mem.AddFile("/p/-x/s.jsonl", content, kT0);  // restore for the next round
+  }
+}
+
+TEST(ScannerEnv, A4_AGrowingFileIsNotAShrunkOne) {
+  MemEnv mem;
+  const std::string content = Requests(10, "m");
+  mem.AddFile("/p/-x/s.jsonl", content + "{\"partial", kT0);
+  const TranscriptFile f = Discovered(&mem, "/p/-x/s.jsonl");
+  mem.AddFile("/p/-x/s.jsonl", content + "{\"partial\":1}\n" + Requests(2, "n"), kT0);
+  ScanResult r = ScanFiles({f}, Through(&mem, 1), nullptr);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_FALSE(r.incomplete());
+  EXPECT_EQ(r.ledger.requests().size(), 12u);
+}
+
+TEST_F(ScannerTest, A4_RealFileTruncatedAfterDiscovery) {
+  const std::string path = root() + "/p/s.jsonl";
+  const std::string content = Requests(50, "m");
+  WriteFile(path, content);
+  auto files = List();
+  ASSERT_EQ(::truncate(path.c_str(), 1000), 0);
+  ScanResult r = ScanFiles(files, Threads(1), nullptr);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0], path + ": shrank from " + std::to_string(content.size()) +
+                             " to 1000 bytes while being read");
+  EXPECT_EQ(r.skipped.by_reason[int(SkipReason::kIncomplete)], 0u);
+}
+
+TEST(ScannerEnv, OutOfFileDescriptorsOnOneFileIsReportedAndOthersStillCount) {
+  MemEnv mem;
+  mem.AddFile("/p/-x/a.jsonl", Requests(3, "a"), kT0);
+  mem.AddFile("/p/-x/b.jsonl", Requests(4, "b"), kT0);
+  mem.AddFile("/p/-x/c.jsonl", Requests(5, "c"), kT0);
+  FaultEnv env(&mem);
+  env.Inject(testing_util::Fault(FaultOp::kNewSequentialFile, EMFILE).OnPath("/b.jsonl"));
+  DiscoveryResult found = FindTranscripts({"/p"}, &env);
+  ASSERT_TRUE(found.complete());
+  ScanResult r = ScanFiles(found.files, Through(&env, 2), nullptr);
+  EXPECT_EQ(r.errors, (std::vector<std::string>{"/p/-x/b.jsonl: open: Too many open files"}));
+  EXPECT_TRUE(r.incomplete());
+  EXPECT_EQ(r.files, 2u);
+  EXPECT_EQ(r.ledger.requests().size(), 8u);
+}
+
+TEST(ScannerEnv, ReadErrorIsReportedAndTheFileIsIncomplete) {
+  MemEnv mem;
+  mem.AddFile("/p/-x/s.jsonl", Requests(2000, "m"), kT0);
+  FaultEnv env(&mem);
+  env.Inject(testing_util::Fault(FaultOp::kRead, EIO).Nth(3));
+  ScanResult r = ScanFiles({Discovered(&mem, "/p/-x/s.jsonl")}, Through(&env, 1), nullptr);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0], "/p/-x/s.jsonl: read: Input/output error");
+  EXPECT_TRUE(r.incomplete());
+  EXPECT_GT(r.ledger.requests().size(), 0u);
 }
 
 }  // namespace

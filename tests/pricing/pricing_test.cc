@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "testing/fault_env.h"
+#include "testing/mem_env.h"
 #include "testing/test_util.h"
 
 namespace ccmon {
@@ -263,6 +265,70 @@ TEST(Pricing, A29_FromFile) {
   EXPECT_EQ(t.updated(), "2026-01-02");
   ASSERT_EQ(t.models().size(), 1u);  // replaces, not merges
   EXPECT_EQ(t.models().at("claude-x").base, (Rates{2 * kM, 10 * kM, 2500000, 200000}));
+}
+
+TEST(Pricing, A29_FromFileRefusesAnEndlessFile) {
+  // --pricing /dev/zero used to grow until bad_alloc.
+  testing_util::FaultEnv env(Env::Default());
+  PriceTable t;
+  Status s = PriceTable::FromFile(&env, "/dev/zero", &t);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "cannot read pricing file: /dev/zero: larger than 67108864 bytes, not read (a pricing "
+            "file is a few kB)");
+  EXPECT_LE(env.bytes_read(), kMaxSmallFileBytes + (64 << 10));
+  // A regular file over the cap is refused without being read.
+  testing_util::MemEnv mem;
+  mem.AddGeneratedFile("/big.json", "{", uint64_t(1) << 32, ' ');
+  testing_util::FaultEnv counted(&mem);
+  s = PriceTable::FromFile(&counted, "/big.json", &t);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(counted.bytes_read(), 0u);
+}
+
+TEST(Pricing, A29_LoadConfiguredOrderOfPrecedence) {
+  const std::string kFile =
+      R"({"source":"%s","models":{"claude-x":{"input_cost_per_token":2e-06,"output_cost_per_token":1e-05}}})";
+  auto file = [&](const std::string& source) {
+    std::string f = kFile;
+    return f.replace(f.find("%s"), 2, source);
+  };
+  testing_util::MemEnv env;
+  env.SetEnvVar("HOME", "/home/u");
+  PriceTable t;
+  std::string origin;
+  // Nothing configured: the embedded table.
+  ASSERT_TRUE(PriceTable::LoadConfigured(&env, "", &t, &origin).ok());
+  EXPECT_EQ(origin, "embedded");
+  EXPECT_EQ(t.models(), PriceTable::Embedded().models());
+  EXPECT_EQ(PriceTable::DefaultFilePath(&env), "/home/u/.config/ccmon/pricing.json");
+  // The user file, when present and readable.
+  env.AddFile("/home/u/.config/ccmon/pricing.json", file("user"));
+  ASSERT_TRUE(PriceTable::LoadConfigured(&env, "", &t, &origin).ok());
+  EXPECT_EQ(origin, "/home/u/.config/ccmon/pricing.json");
+  EXPECT_EQ(t.source(), "user");
+  ASSERT_TRUE(env.SetReadable("/home/u/.config/ccmon/pricing.json", false).ok());
+  ASSERT_TRUE(PriceTable::LoadConfigured(&env, "", &t, &origin).ok());
+  EXPECT_EQ(origin, "embedded");
+  // $XDG_CONFIG_HOME moves it.
+  env.SetEnvVar("XDG_CONFIG_HOME", "/xdg");
+  env.AddFile("/xdg/ccmon/pricing.json", file("xdg"));
+  EXPECT_EQ(PriceTable::DefaultFilePath(&env), "/xdg/ccmon/pricing.json");
+  ASSERT_TRUE(PriceTable::LoadConfigured(&env, "", &t, &origin).ok());
+  EXPECT_EQ(t.source(), "xdg");
+  // $CCMON_PRICING before it; the flag before everything.
+  env.AddFile("/etc/p.json", file("env"));
+  env.SetEnvVar("CCMON_PRICING", "/etc/p.json");
+  ASSERT_TRUE(PriceTable::LoadConfigured(&env, "", &t, &origin).ok());
+  EXPECT_EQ(t.source(), "env");
+  env.AddFile("/flag.json", file("flag"));
+  ASSERT_TRUE(PriceTable::LoadConfigured(&env, "/flag.json", &t, &origin).ok());
+  EXPECT_EQ(t.source(), "flag");
+  EXPECT_EQ(origin, "/flag.json");
+  // A named file that is missing is an error, not a fallback.
+  Status s = PriceTable::LoadConfigured(&env, "/missing.json", &t, &origin);
+  EXPECT_EQ(s.code(), Status::Code::kIoError);
+  EXPECT_EQ(s.message(), "cannot read pricing file: /missing.json: open: No such file or directory");
 }
 
 TEST(Pricing, A29_ToJsonRoundTrip) {

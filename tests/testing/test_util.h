@@ -22,35 +22,11 @@
 #include "ledger/ledger.h"
 #include "transcript/line_parser.h"
 #include "base/money.h"
+#include "testing/temp_dir.h"
 #include "transcript/usage.h"
 
 namespace ccmon {
 namespace testing_util {
-
-// A fresh directory under /tmp, removed recursively at destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/ccmon_core_test_XXXXXX";
-    char* p = ::mkdtemp(tmpl.data());
-    if (p == nullptr) {
-      ADD_FAILURE() << "mkdtemp failed";
-      return;
-    }
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
-
- private:
-  std::string path_;
-};
 
 inline void MakeDirs(const std::string& path) {
   std::error_code ec;

@@ -6,9 +6,11 @@
 
 #include <map>
 #include <sstream>
+#include <stop_token>
 
 #include "exposition/history.h"
 #include "remote_write/write_request.h"
+#include "testing/fake_clock.h"
 
 namespace ccmon {
 namespace {
@@ -20,41 +22,42 @@ class DecodingTransport : public HttpTransport {
     Status s = rw::Decode(request.body, 64 << 20, &req);
     EXPECT_TRUE(s.ok()) << s.message();
     requests.push_back(req);
-    response->status = reject_from && requests.size() >= reject_from ? 400 : 204;
-    if (response->status == 400) response->body = "out of bounds";
+    const bool reject = reject_from && requests.size() >= reject_from;
+    response->status = reject ? reject_status : 204;
+    if (reject) response->body = reject_body;
+    if (stop_at && requests.size() == stop_at) stop->request_stop();
     return Status::Ok();
   }
   std::vector<rw::WriteRequest> requests;
-  size_t reject_from = 0;  // 1-based request number from which to answer 400
+  size_t reject_from = 0;  // 1-based request number from which to answer reject_status
+  unsigned reject_status = 400;
+  std::string reject_body = "out of bounds";
+  size_t stop_at = 0;  // 1-based request number after which to request `stop`
+  std::stop_source* stop = nullptr;
 };
 
-class NoSleep : public SenderClock {
- public:
-  std::chrono::steady_clock::time_point Now() override { return {}; }
-  void SleepFor(std::chrono::milliseconds) override { ADD_FAILURE() << "no retry expected"; }
-};
-
-// A sender over `transport` that must never need to retry.
+// A sender over `transport` on the fake clock; no test here expects a retry.
 struct Harness {
   explicit Harness(DecodingTransport* transport)
       : sender(Options(), transport, &clock, [] { return 0.5; }) {}
+  ~Harness() { EXPECT_TRUE(clock.waits().empty()) << "no retry expected"; }
   static RemoteWriteSenderOptions Options() {
     RemoteWriteSenderOptions o;
     o.url = "http://x/api/v1/write";
     return o;
   }
-  NoSleep clock;
+  testing_util::FakeClock clock;
   RemoteWriteSender sender;
 };
 
 std::vector<FamilyEvents> Families() {
   FamilyEvents tokens;
-  tokens.desc = FamilyDesc{"claude_tokens", MetricType::kCounter,         "Tokens.", "tokens",
-                           false,           {"device", "project", "type"}};
+  tokens.desc = FamilyDesc{"claude_tokens", MetricType::kCounter,          "Tokens.", "tokens",
+                           false,           {"device", "project", "type"}, {}};
   tokens.series_labels = {{"d", "p1", "input"}, {"d", "", "output"}};  // empty project label
   FamilyEvents cost;
   cost.desc = FamilyDesc{
-      "claude_cost_per_request_usd", MetricType::kHistogram, "Cost.", "usd", true, {"device"}};
+      "claude_cost_per_request_usd", MetricType::kHistogram, "Cost.", "usd", true, {"device"}, {}};
   cost.series_labels = {{"d"}};
   const int64_t t0 = 1767225600000;  // 2026-01-01
   for (int i = 0; i < 40; ++i) {
@@ -131,6 +134,52 @@ TEST(RemoteWriteBackfill, StopsAtARejectedRequestAndSaysHowFarItGot) {
   EXPECT_NE(s.message().find("the 100 samples before it were stored"), std::string::npos);
   EXPECT_EQ(transport.requests.size(), 3u);
   EXPECT_EQ(stats.samples_sent, 100u);
+  // The typed answer, for replay's hint (no searching in the message).
+  EXPECT_EQ(stats.failed_send.outcome, SendOutcome::kRejected);
+  EXPECT_EQ(stats.failed_send.last.status, 400u);
+  EXPECT_EQ(stats.failed_send.last.reason, RejectReason::kOutOfBounds);
+}
+
+TEST(RemoteWriteBackfill, APrometheusTooOldSample500StopsItWithItsReason) {
+  DecodingTransport transport;
+  transport.reject_from = 1;
+  transport.reject_status = 500;
+  transport.reject_body = "too old sample";
+  Harness h(&transport);
+  BackfillStats stats;
+  Status s = BackfillRemoteWrite(Families(), 60000, 50, &h.sender, &stats);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("rejected: HTTP 500: too old sample"), std::string::npos)
+      << s.message();
+  EXPECT_EQ(transport.requests.size(), 1u);  // not retried
+  EXPECT_TRUE(IsTooOldForReceiver(stats.failed_send.last.reason));
+}
+
+TEST(RemoteWriteBackfill, AnAcceptedBackfillHasNoFailedSend) {
+  DecodingTransport transport;
+  Harness h(&transport);
+  BackfillStats stats;
+  ASSERT_TRUE(BackfillRemoteWrite(Families(), 60000, 50, &h.sender, &stats).ok());
+  EXPECT_EQ(stats.failed_send.outcome, SendOutcome::kSent);
+  EXPECT_EQ(stats.failed_send.last.reason, RejectReason::kNone);
+}
+
+TEST(RemoteWriteBackfill, AStopEndsItAfterTheCurrentRequest) {
+  DecodingTransport transport;
+  std::stop_source stop;
+  transport.stop_at = 2;
+  transport.stop = &stop;
+  Harness h(&transport);
+  BackfillStats stats;
+  Status s = BackfillRemoteWrite(Families(), 60000, 50, &h.sender, &stats, stop.get_token());
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("remote-write request 3 (samples 101-150) was not delivered: "
+                             "stopped after 0 attempts"),
+            std::string::npos)
+      << s.message();
+  EXPECT_EQ(transport.requests.size(), 2u);
+  EXPECT_EQ(stats.samples_sent, 100u);
+  EXPECT_EQ(stats.failed_send.outcome, SendOutcome::kStopped);
 }
 
 TEST(RemoteWriteBackfill, AnEmptyHistorySendsOneEmptyRequestThatChecksTheTarget) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -254,6 +255,26 @@ TEST_F(ReplayTest, BadArgumentsAreClearErrors) {
   r = Replay(cfg);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("missing-pricing.json"), std::string::npos) << r.err;
+}
+
+// Hostile-trial defects 1, 2 and 13: what cannot be read is named, the report is still written,
+// and the exit status says the figures are incomplete.
+TEST_F(ReplayTest, UnreadableTranscriptGivesTheReportAndExitStatus4) {
+  ReplayConfig cfg = Config();
+  Out clean = Replay(cfg);
+  ASSERT_EQ(clean.code, 0) << clean.err;
+  // A transcript name that cannot be examined (a symlink to itself: ELOOP, even for root).
+  const std::string loop = dir_ + "/projects/-w-a/loop.jsonl";
+  ASSERT_EQ(::symlink("loop.jsonl", loop.c_str()), 0);
+  Out r = Replay(cfg);
+  EXPECT_EQ(r.code, 4);
+  EXPECT_EQ(r.json()["totals"], clean.json()["totals"]);
+  EXPECT_NE(r.err.find("warning: " + loop + ": stat: Too many levels of symbolic links"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("the figures are incomplete"), std::string::npos) << r.err;
+  cfg.command = ReplayCommand::kMetrics;
+  EXPECT_EQ(Replay(cfg).code, 4);
 }
 
 TEST_F(ReplayTest, UnknownModelIsWarnedOnceAndUnpriced) {

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "base/env.h"
+#include "testing/fault_env.h"
+#include "testing/mem_env.h"
 #include "testing/test_util.h"
 
 namespace ccmon {
@@ -28,7 +30,8 @@ class ChunkedFile : public SequentialFile {
 
   Status Read(char* buf, size_t n, size_t* got) override {
     ++reads_;
-    if (fail_at_ && pos_ >= *fail_at_) return Status::IoError("fake.jsonl: read: Input/output error");
+    if (fail_at_ && pos_ >= *fail_at_)
+      return Status::IoError("fake.jsonl: read: Input/output error");
     size_t k = std::min({n, pattern_[call_++ % pattern_.size()], data_.size() - pos_});
     if (fail_at_) k = std::min(k, *fail_at_ - pos_);
     std::memcpy(buf, data_.data() + pos_, k);
@@ -90,12 +93,13 @@ LineReader::Options Opts(size_t chunk, size_t max_line = size_t(64) << 20) {
 }
 
 TEST(LineReader, A3_OnlyNewlineEndsALine) {
-  const std::string data = "a\rb\n"
-                           "x\xe2\x80\xa8y\n"
-                           "p\xe2\x80\xa9q\xc2\x85r\n"
-                           "\r\n"
-                           "\n"
-                           "last\n";
+  const std::string data =
+      "a\rb\n"
+      "x\xe2\x80\xa8y\n"
+      "p\xe2\x80\xa9q\xc2\x85r\n"
+      "\r\n"
+      "\n"
+      "last\n";
   for (size_t chunk : {1, 3, 8, 4096}) {
     ChunkedFile f(data);
     LineReader r(&f, 0, Opts(chunk));
@@ -118,8 +122,9 @@ TEST(LineReader, A3_LinesAssembleAcrossTinyChunks) {
     want.push_back(l);
     data += l + "\n";
   }
-  for (std::vector<size_t> pattern : {std::vector<size_t>{1}, std::vector<size_t>{1, 2, 3, 4, 5, 6, 7},
-                                      std::vector<size_t>{7, 1, 5}, std::vector<size_t>{4096}}) {
+  for (std::vector<size_t> pattern :
+       {std::vector<size_t>{1}, std::vector<size_t>{1, 2, 3, 4, 5, 6, 7},
+        std::vector<size_t>{7, 1, 5}, std::vector<size_t>{4096}}) {
     for (size_t chunk : {1, 2, 7, 64, 1024}) {
       ChunkedFile f(data, pattern);
       LineReader r(&f, 0, Opts(chunk));
@@ -180,8 +185,8 @@ TEST(LineReader, A4_StartOffsetIsTheResumePoint) {
 }
 
 TEST(LineReader, A5_LinesOverTheCapAreSkipped) {
-  const std::string data = "short\n" + std::string(25, 'x') + "\n" + "0123456789\n" +
-                           "01234567890\n" + "ok\n";
+  const std::string data =
+      "short\n" + std::string(25, 'x') + "\n" + "0123456789\n" + "01234567890\n" + "ok\n";
   for (size_t chunk : {1, 4, 16, 4096}) {
     ChunkedFile f(data);
     size_t max_readable = 0;
@@ -196,7 +201,8 @@ TEST(LineReader, A5_LinesOverTheCapAreSkipped) {
     EXPECT_EQ(items[5].result, LineReader::Result::kEnd);
     EXPECT_EQ(r.pending_bytes(), 0u);
     // The buffer never grew past the cap (+1 byte to see it is over) or the chunk size.
-    EXPECT_LE(max_readable, std::max<size_t>(chunk, 11) + LineReader::kPadding) << "chunk " << chunk;
+    EXPECT_LE(max_readable, std::max<size_t>(chunk, 11) + LineReader::kPadding)
+        << "chunk " << chunk;
   }
 }
 
@@ -330,13 +336,168 @@ TEST(FileSource, A4_RealFileFromOffset) {
   EXPECT_EQ(r2.consumed_offset(), 13u);
 }
 
-TEST(FileSource, MissingFileIsAnIoErrorNamingThePath) {
+TEST(FileSource, MissingFileIsNotFoundNamingThePath) {
   TempDir dir;
   std::unique_ptr<SequentialFile> file;
   Status s = Env::Default()->NewSequentialFile(dir / "nope.jsonl", 0, &file);
-  EXPECT_EQ(s.code(), Status::Code::kIoError);
+  EXPECT_EQ(s.code(), Status::Code::kNotFound);
   EXPECT_NE(s.message().find(dir / "nope.jsonl"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("open"), std::string::npos) << s.message();
+}
+
+// --- Linear work on long lines (hostile-trial defect 3)
+
+std::unique_ptr<SequentialFile> Open(Env* env, const std::string& path, uint64_t offset = 0) {
+  std::unique_ptr<SequentialFile> f;
+  Status s = env->NewSequentialFile(path, offset, &f);
+  EXPECT_TRUE(s.ok()) << s.message();
+  return f;
+}
+
+// A valid line, then 256 MiB of NUL bytes without a newline (a crash-zeroed tail), read with the
+// default options (64 MiB cap): every byte is read once, the buffer grows once to the cap, and the
+// bytes copied are those of that one growth (the old reader shrank and regrew the buffer for each
+// 64 MiB dropped).
+TEST(LineReader, A5_CrashZeroedTailCostsOnePass) {
+  testing_util::MemEnv mem;
+  const std::string first = testing_util::Line(testing_util::Msg{}) + "\n";
+  const uint64_t size = first.size() + (uint64_t(256) << 20);
+  mem.AddGeneratedFile("/t.jsonl", first, size, '\0');
+  testing_util::FaultEnv env(&mem);
+  auto file = Open(&env, "/t.jsonl");
+  LineReader::Options o;
+  LineReader r(file.get(), 0, o);
+  auto items = ReadAll(r);
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0].line + "\n", first);
+  EXPECT_EQ(items[1].result, LineReader::Result::kEnd);
+  EXPECT_EQ(r.consumed_offset(), first.size());
+  EXPECT_EQ(r.pending_bytes(), uint64_t(256) << 20);
+  EXPECT_TRUE(r.at_eof());
+  EXPECT_EQ(r.stats().bytes_read, size);
+  EXPECT_EQ(env.bytes_read(), size);
+  // Growth by doubling to the cap copies less than twice the cap, once.
+  EXPECT_LE(r.stats().bytes_copied, 2 * o.max_line_bytes + o.chunk_bytes);
+  // Reads: the growth phase, then a chunk at a time.
+  EXPECT_LE(r.stats().reads, 20 + ((uint64_t(256) << 20) - o.max_line_bytes) / o.chunk_bytes + 2);
+  EXPECT_LE(env.max_read_request(), o.max_line_bytes + 1);
+}
+
+TEST(LineReader, A5_OverCapLineIsDroppedInOnePass) {
+  testing_util::MemEnv mem;
+  const std::string first = "{\"first\":1}\n";
+  const uint64_t long_line = uint64_t(256) << 20;
+  // A first line, then a 256 MiB line of 'x' (over a 1 MiB cap) that runs to the end of the file.
+  mem.AddGeneratedFile("/over.jsonl", first, first.size() + long_line, 'x');
+  testing_util::FaultEnv env(&mem);
+  auto file = Open(&env, "/over.jsonl");
+  LineReader::Options o;
+  o.max_line_bytes = size_t(1) << 20;
+  LineReader r(file.get(), 0, o);
+  auto items = ReadAll(r);
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[1].result, LineReader::Result::kEnd);
+  EXPECT_EQ(r.pending_bytes(), long_line);
+  EXPECT_EQ(env.bytes_read(), first.size() + long_line);
+  EXPECT_LE(r.stats().bytes_copied, 2 * o.max_line_bytes + o.chunk_bytes);
+  // The cap bounds the memory: no read asks for more than the cap + 1.
+  EXPECT_LE(env.max_read_request(), o.max_line_bytes + 1);
+}
+
+TEST(LineReader, A5_OverCapLineFollowedByLinesWorkStaysLinear) {
+  // Many over-cap lines with short lines between them: each is dropped without regrowing.
+  std::string data;
+  const size_t cap = 4096;
+  for (int i = 0; i < 200; ++i)
+    data += std::string(50000, 'x') + "\nshort" + std::to_string(i) + "\n";
+  ChunkedFile f(data, {1 << 20});
+  LineReader::Options o = Opts(1024, cap);
+  LineReader r(&f, 0, o);
+  auto items = ReadAll(r);
+  size_t too_long = 0;
+  for (const auto& i : items) too_long += i.result == LineReader::Result::kTooLong;
+  EXPECT_EQ(too_long, 200u);
+  EXPECT_EQ(Lines(items).size(), 200u);
+  EXPECT_EQ(r.stats().bytes_read, data.size());
+  // Each over-cap line costs at most one growth to the cap (< 2 x cap copied) and a compaction.
+  EXPECT_LE(r.stats().bytes_copied, 200 * (2 * cap + 1024));
+}
+
+// --- SkipPartialLine: where a later piece of a file begins
+
+LineReader::Options Piece(uint64_t end_offset, size_t chunk = 4) {
+  LineReader::Options o = Opts(chunk);
+  o.end_offset = end_offset;
+  return o;
+}
+
+TEST(LineReader, SkipPartialLineFindsTheFirstLineStart) {
+  // The piece [10, 29) of this file, opened one byte early (at 9).
+  const std::string data = "0123456789abcdef\nline2\nline3\nline4\n";
+  ChunkedFile f(data.substr(9));
+  LineReader r(&f, 9, Piece(29));
+  ASSERT_TRUE(r.SkipPartialLine());
+  EXPECT_EQ(r.consumed_offset(), 17u);
+  auto items = ReadAll(r);
+  EXPECT_EQ(Lines(items), (std::vector<std::string>{"line2", "line3"}));  // line4 starts at 29
+  EXPECT_EQ(r.consumed_offset(), 29u);
+}
+
+TEST(LineReader, SkipPartialLineWhenTheByteBeforeIsANewline) {
+  // A line starting exactly at the piece start belongs to this piece.
+  const std::string data = "abc\ndef\n";
+  ChunkedFile f(data.substr(3));
+  LineReader r(&f, 3, Piece(100));
+  ASSERT_TRUE(r.SkipPartialLine());
+  EXPECT_EQ(r.consumed_offset(), 4u);
+  EXPECT_EQ(Lines(ReadAll(r)), (std::vector<std::string>{"def"}));
+}
+
+TEST(LineReader, SkipPartialLineStopsAtTheEndOffset) {
+  // No newline inside the piece: the reader must not read on through the rest of the line (the
+  // quadratic cost of defect 3: every piece read the tail to the end of the file).
+  testing_util::MemEnv mem;
+  mem.AddGeneratedFile("/z", "x", uint64_t(64) << 20, '\0');
+  testing_util::FaultEnv env(&mem);
+  const uint64_t begin = uint64_t(16) << 20, end = uint64_t(32) << 20;
+  auto file = Open(&env, "/z", begin - 1);
+  LineReader::Options o;
+  o.end_offset = end;
+  LineReader r(file.get(), begin - 1, o);
+  EXPECT_FALSE(r.SkipPartialLine());
+  EXPECT_TRUE(r.status().ok());
+  EXPECT_FALSE(r.at_eof());
+  EXPECT_LE(env.bytes_read(), end - begin + 1 + o.chunk_bytes);
+  std::string_view line;
+  size_t readable;
+  EXPECT_EQ(r.Next(&line, &readable), LineReader::Result::kEnd);
+  EXPECT_LE(env.bytes_read(), end - begin + 1 + o.chunk_bytes);  // Next() did not read on
+}
+
+TEST(LineReader, SkipPartialLineNewlineRightBeforeTheEnd) {
+  // "\n" at end_offset - 1: the next line starts at end_offset, which is the next piece's.
+  const std::string data = "aaaa\nbbbb\n";
+  ChunkedFile f(data.substr(1));
+  LineReader r(&f, 1, Piece(5));
+  EXPECT_FALSE(r.SkipPartialLine());
+  EXPECT_EQ(r.consumed_offset(), 5u);
+}
+
+TEST(LineReader, SkipPartialLineAtEndOfFileAndOnError) {
+  ChunkedFile tail("no newline here");
+  LineReader r(&tail, 40, Piece(1000));
+  EXPECT_FALSE(r.SkipPartialLine());
+  EXPECT_TRUE(r.at_eof());
+  EXPECT_TRUE(r.status().ok());
+  EXPECT_EQ(r.consumed_offset() + r.pending_bytes(), 55u);
+
+  ChunkedFile failing("abcdefgh\nij\n", {3}, /*fail_at=*/4);
+  LineReader e(&failing, 0, Piece(1000));
+  EXPECT_FALSE(e.SkipPartialLine());
+  EXPECT_EQ(e.status().message(), "fake.jsonl: read: Input/output error");
+  std::string_view line;
+  size_t readable;
+  EXPECT_EQ(e.Next(&line, &readable), LineReader::Result::kError);
 }
 
 }  // namespace

@@ -46,7 +46,7 @@ std::string PriceText(const ModelPrice& p) {
 
 Status ReadSource(const std::string& from, std::string* text) {
   if (from.rfind("http://", 0) == 0 || from.rfind("https://", 0) == 0) {
-    return HttpGet(from, HttpGetOptions{}, text);
+    return HttpGet(from, HttpClientOptions{}, text);
   }
   return ReadFileToString(Env::Default(), from, kMaxSmallFileBytes, text);
 }

@@ -2,9 +2,11 @@
 #include <malloc.h>
 
 #include <boost/program_options.hpp>
-#include <fstream>
 #include <iostream>
 
+#include "base/env.h"
+#include "http/endpoint_headers.h"
+#include "http/url.h"
 #include "tools/replay/replay.h"
 
 namespace po = boost::program_options;
@@ -15,8 +17,7 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   ccmon::ReplayConfig cfg;
   std::string command = "summary", by = "day", project_label = "basename", step = "1m";
-  std::vector<std::string> headers;
-  std::string bearer_file;
+  ccmon::EndpointHeaderOptions auth;  // --header, --bearer-token-file, --basic-auth-*
   po::options_description opts("Options");
   opts.add_options()("help,h", "show this help")(
       "config-dir", po::value<std::vector<std::string>>(&cfg.config_dirs),
@@ -44,10 +45,14 @@ int main(int argc, char** argv) {
                                             "auto | always | never")(
       "url", po::value<std::string>(&cfg.remote_write_url),
       "remote-write: receiver URL, e.g. http://127.0.0.1:8428/api/v1/write")(
-      "header", po::value<std::vector<std::string>>(&headers),
+      "header", po::value<std::vector<std::string>>(&auth.headers),
       "remote-write: extra header 'Name: value' (repeatable), e.g. 'X-Scope-OrgID: team'")(
-      "bearer-token-file", po::value<std::string>(&bearer_file),
+      "bearer-token-file", po::value<std::string>(&auth.bearer_token_file),
       "remote-write: send 'Authorization: Bearer <file content>'")(
+      "basic-auth-user", po::value<std::string>(&auth.basic_auth_user),
+      "remote-write: basic auth user (with --basic-auth-password-file)")(
+      "basic-auth-password-file", po::value<std::string>(&auth.basic_auth_password_file),
+      "remote-write: file holding the basic auth password")(
       "max-samples-per-send", po::value<size_t>(&cfg.max_samples_per_send),
       "remote-write: samples per request (default 2000)")(
       "max-retry-time", po::value<int64_t>(&cfg.max_retry_seconds),
@@ -122,24 +127,16 @@ int main(int argc, char** argv) {
       std::cerr << "ccmon-replay: --max-samples-per-send must be > 0 and --max-retry-time >= 0\n";
       return 2;
     }
-    for (const std::string& h : headers) {
-      const size_t colon = h.find(':');
-      if (colon == std::string::npos || colon == 0) {
-        std::cerr << "ccmon-replay: --header wants 'Name: value', got '" << h << "'\n";
-        return 2;
-      }
-      std::string value = h.substr(colon + 1);
-      value.erase(0, value.find_first_not_of(" \t"));
-      cfg.remote_write_headers.emplace_back(h.substr(0, colon), value);
+    ccmon::HttpUrl url;
+    if (ccmon::Status s = ccmon::ParseHttpUrl(cfg.remote_write_url, &url); !s.ok()) {
+      std::cerr << "ccmon-replay: --url: " << s.message() << "\n";
+      return 2;
     }
-    if (!bearer_file.empty()) {
-      std::ifstream in(bearer_file);
-      std::string token;
-      if (!in || !std::getline(in, token) || token.empty()) {
-        std::cerr << "ccmon-replay: cannot read a token from " << bearer_file << "\n";
-        return 2;
-      }
-      cfg.remote_write_headers.emplace_back("Authorization", "Bearer " + token);
+    if (ccmon::Status s =
+            ccmon::BuildEndpointHeaders(ccmon::Env::Default(), auth, &cfg.remote_write_headers);
+        !s.ok()) {
+      std::cerr << "ccmon-replay: " << s.message() << "\n";
+      return 2;
     }
   }
   return ccmon::RunReplay(cfg, std::cout, std::cerr);

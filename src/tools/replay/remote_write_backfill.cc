@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "exposition/history.h"
 #include "remote_write/write_request.h"
@@ -14,8 +15,9 @@ namespace {
 // as soon as it is full, so memory stays at one request plus the series' label sets.
 class BatchingSink : public HistorySink {
  public:
-  BatchingSink(size_t per_request, RemoteWriteSender* sender, BackfillStats* stats)
-      : per_request_(per_request), sender_(sender), stats_(stats) {}
+  BatchingSink(size_t per_request, RemoteWriteSender* sender, BackfillStats* stats,
+               std::stop_token stop)
+      : per_request_(per_request), sender_(sender), stats_(stats), stop_(std::move(stop)) {}
 
   void BeginFamily(const FamilyDesc& d) override {
     metadata_.push_back(rw::Metadata{
@@ -66,15 +68,16 @@ class BatchingSink : public HistorySink {
     std::string body;
     status_ = rw::Encode(request_, &body);
     if (status_.ok()) {
-      SendResult r = sender_->Send(body);
-      if (r.outcome != SendResult::Outcome::kSent) {
+      SendResult r = sender_->Send(body, stop_);
+      if (r.outcome != SendOutcome::kSent) {
         const uint64_t first = stats_->samples_sent + 1;
         status_ = Status::IoError(
             "remote-write request " + std::to_string(stats_->requests + 1) + " (samples " +
             std::to_string(first) + "-" + std::to_string(first + pending_ - 1) + ") was " +
-            (r.outcome == SendResult::Outcome::kRejected ? "rejected: " : "not delivered: ") +
-            r.message + "; the " + std::to_string(stats_->samples_sent) +
+            (r.outcome == SendOutcome::kRejected ? "rejected: " : "not delivered: ") +
+            r.Describe() + "; the " + std::to_string(stats_->samples_sent) +
             " samples before it were stored");
+        stats_->failed_send = std::move(r);
       } else {
         metadata_sent_ = true;
         ++stats_->requests;
@@ -90,6 +93,7 @@ class BatchingSink : public HistorySink {
   size_t per_request_;
   RemoteWriteSender* sender_;
   BackfillStats* stats_;
+  std::stop_token stop_;
   Status status_;
   std::vector<rw::Metadata> metadata_;
   bool metadata_sent_ = false;
@@ -107,8 +111,8 @@ class BatchingSink : public HistorySink {
 
 Status BackfillRemoteWrite(const std::vector<FamilyEvents>& families, int64_t step_ms,
                            size_t max_samples_per_send, RemoteWriteSender* sender,
-                           BackfillStats* stats) {
-  BatchingSink sink(std::max<size_t>(1, max_samples_per_send), sender, stats);
+                           BackfillStats* stats, std::stop_token stop) {
+  BatchingSink sink(std::max<size_t>(1, max_samples_per_send), sender, stats, std::move(stop));
   HistoryStats hs = EmitHistoryInTimeOrder(families, step_ms, &sink);
   stats->end_ms = hs.end_ms;
   return sink.Finish();

@@ -7,12 +7,12 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
-#include "metrics/metrics.h"
 #include "base/status.h"
+#include "metrics/metrics.h"
 #include "remote_write/remote_write_sender.h"
 
 namespace ccmon {
@@ -23,12 +23,16 @@ struct BackfillStats {
   uint64_t requests = 0;  // requests sent (2xx)
   uint64_t samples_sent = 0;
   int64_t end_ms = 0;  // the history's common end time
+  // The request that stopped the backfill (outcome kSent when none did): its answer, typed,
+  // e.g. failed_send.last.reason for a receiver that refuses old samples.
+  SendResult failed_send;
 };
 
-// Sends the history; stops at the first request that is rejected or given up on (the error names
-// it and says how much was already stored). `sender` is borrowed.
+// Sends the history; stops at the first request that is rejected, given up on or stopped (the
+// error names it and says how much was already stored; stats->failed_send has its result).
+// `sender` is borrowed; `stop` is passed to every Send().
 Status BackfillRemoteWrite(const std::vector<FamilyEvents>& families, int64_t step_ms,
                            size_t max_samples_per_send, RemoteWriteSender* sender,
-                           BackfillStats* stats);
+                           BackfillStats* stats, std::stop_token stop = {});
 
 }  // namespace ccmon

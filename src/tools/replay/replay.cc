@@ -21,7 +21,9 @@
 #include "pricing/pricing.h"
 #include "ledger/scanner.h"
 #include "base/timeutil.h"
+#include "base/clock.h"
 #include "base/timezone.h"
+#include "http/http_client.h"
 #include "remote_write/remote_write_sender.h"
 #include "tools/replay/progress.h"
 #include "tools/replay/remote_write_backfill.h"
@@ -112,9 +114,14 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
   }
 
   const DiscoveryEnv env = DiscoveryEnv::FromProcess();
+  // Directories and files that could not be read: each is named, and the exit status is 4.
+  std::vector<std::string> warnings;
   std::vector<std::string> dirs =
-      cfg.config_dirs.empty() ? ProjectDirs(env) : ProjectDirsFrom(cfg.config_dirs, env.home);
+      cfg.config_dirs.empty()
+          ? ProjectDirs(env, Env::Default(), &warnings)
+          : ProjectDirsFrom(cfg.config_dirs, env.home, Env::Default(), &warnings);
   if (dirs.empty()) {
+    for (const auto& w : warnings) err << "ccmon-replay: warning: " << w << "\n";
     err << "ccmon-replay: no Claude Code projects/ directory found"
         << (cfg.config_dirs.empty() ? " (looked at CLAUDE_CONFIG_DIR, ~/.config/claude, ~/.claude)"
                                     : "")
@@ -138,7 +145,6 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
     last = now;
   };
   phase("setup");
-  std::vector<std::string> warnings;
   std::vector<TranscriptFile> files = ListTranscripts(dirs, &warnings);
   phase("discovery");
   for (const auto& w : warnings) err << "ccmon-replay: warning: " << w << "\n";
@@ -155,6 +161,12 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
   }
   phase("scan");
   for (const auto& e : result.errors) err << "ccmon-replay: warning: " << e << "\n";
+  const bool incomplete = !warnings.empty() || result.incomplete();
+  if (incomplete) {
+    err << "ccmon-replay: some transcripts could not be read (see the warnings above): the "
+           "figures are incomplete\n";
+  }
+  const int done = incomplete ? 4 : 0;  // the report is still written
 
   const std::string device = cfg.device.empty() ? Hostname() : cfg.device;
   Accounting acc = Accounting::Build(result.ledger, prices, cfg.labels, [&](const std::string& m) {
@@ -179,13 +191,13 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
         WriteReportJson(rep, in, out);
       else
         WriteReportTable(rep, in, out);
-      return 0;
+      return done;
     }
     case ReplayCommand::kMetrics: {
       auto fams = CollectEvents(acc, device);
       fams.push_back(SkippedLinesFamily(result.skipped));
       out << (cfg.metrics_format == "openmetrics" ? SnapshotOpenMetrics(fams) : SnapshotText(fams));
-      return 0;
+      return done;
     }
     case ReplayCommand::kRemoteWrite: {
       auto fams = CollectEvents(acc, device);
@@ -194,20 +206,16 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
       so.headers = cfg.remote_write_headers;
       so.user_agent = "ccmon-replay/0.1";
       so.max_retry_time = std::chrono::seconds(cfg.max_retry_seconds);
-      RealHttpTransport transport(HttpGetOptions{});
-      RealSenderClock clock;
+      RealHttpTransport transport(HttpClientOptions{});
       std::random_device seed;
       std::mt19937_64 rng(seed());
       std::uniform_real_distribution<double> uniform(0.0, 1.0);
-      RemoteWriteSender sender(so, &transport, &clock, [&] { return uniform(rng); });
+      RemoteWriteSender sender(so, &transport, Clock::Real(), [&] { return uniform(rng); });
       BackfillStats bs;
       Status st = BackfillRemoteWrite(fams, cfg.step_ms, cfg.max_samples_per_send, &sender, &bs);
       if (!st.ok()) {
         err << "ccmon-replay: " << st.message() << "\n";
-        const std::string& m = st.message();
-        if (m.find("out of bounds") != std::string::npos ||
-            m.find("out of order") != std::string::npos ||
-            m.find("too old sample") != std::string::npos) {
+        if (IsTooOldForReceiver(bs.failed_send.last.reason)) {
           err << "ccmon-replay: this Prometheus does not take samples older than its newest data "
                  "(or its out-of-order window); backfill it with `ccmon-replay openmetrics` and "
                  "`promtool tsdb create-blocks-from openmetrics` instead (README)\n";
@@ -217,7 +225,7 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
       err << "ccmon-replay: sent " << bs.series << " series, " << bs.samples_sent << " samples in "
           << bs.requests << " requests to " << cfg.remote_write_url << " (history ends at "
           << bs.end_ms / 1000 << ")\n";
-      return 0;
+      return done;
     }
     case ReplayCommand::kOpenMetrics: {
       auto fams = CollectEvents(acc, device);
@@ -256,7 +264,7 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err) {
         err << "ccmon-replay: wrote " << hs.series << " series, " << hs.samples << " samples to "
             << cfg.output << " (history ends at " << hs.end_ms / 1000 << ")\n";
       }
-      return 0;
+      return done;
     }
   }
   return 0;

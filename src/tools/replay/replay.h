@@ -39,7 +39,10 @@ struct ReplayConfig {
   int64_t max_retry_seconds = 300;
 };
 
-// Runs one command. Returns the process exit code; reports go to `out`, diagnostics to `err`.
+// Runs one command. Returns the process exit code (0 done; 1 the output could not be written or
+// sent; 2 bad arguments; 3 no projects/ directory; 4 done, but some transcripts could not be read
+// whole, as the warnings say: the figures are incomplete); reports go to `out`, diagnostics to
+// `err`.
 int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err);
 
 // "1m", "30s", "1h", "15m" -> ms (whole seconds, >= 1s).

@@ -1,0 +1,183 @@
+// AtomicFileWriter (base/atomic_file.h): a failure at any step leaves the target as it was (old
+// content, or still absent) and no temporary file behind; the error names the path.
+#include "base/atomic_file.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "testing/fault_env.h"
+#include "testing/mem_env.h"
+#include "testing/temp_dir.h"
+
+namespace ccmon {
+namespace {
+
+using testing_util::Fault;
+using testing_util::FaultEnv;
+using testing_util::FaultOp;
+using testing_util::MemEnv;
+using testing_util::TempDir;
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+const std::string kTarget = "/home/u/.config/ccmon/pricing.json";
+const std::string kTemp = kTarget + ".tmp";
+
+// Writes "new content" in two appends through a FaultEnv over a MemEnv; the target holds
+// `old_content` before (nullopt: absent).
+class AtomicFileFaults
+    : public ::testing::TestWithParam<std::tuple<FaultOp, std::optional<std::string>>> {
+ protected:
+  void SetUp() override {
+    mem_.AddDir("/home/u");
+    if (old()) mem_.AddFile(kTarget, *old());
+  }
+  const std::optional<std::string>& old() const { return std::get<1>(GetParam()); }
+  FaultOp op() const { return std::get<0>(GetParam()); }
+
+  Status WriteNew() {
+    std::unique_ptr<AtomicFileWriter> w;
+    Status s = AtomicFileWriter::Open(&env_, kTarget, 0644, &w);
+    if (!s.ok()) return s;
+    s = w->Append("new ");
+    if (!s.ok()) return w->Commit().ok() ? Status::IoError("commit after a failed append") : s;
+    s = w->Append("content");
+    if (!s.ok()) return s;  // the writer is destroyed: the temp file must go
+    return w->Commit();
+  }
+
+  MemEnv mem_;
+  FaultEnv env_{&mem_};
+};
+
+TEST_P(AtomicFileFaults, FailureLeavesTheTargetAsItWasAndNoTempFile) {
+  const int error = op() == FaultOp::kAppend            ? ENOSPC
+                    : op() == FaultOp::kNewWritableFile ? EMFILE
+                                                        : EIO;
+  env_.Inject(Fault(op(), error));
+  Status s = WriteNew();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), Status::Code::kIoError);
+  EXPECT_TRUE(Contains(s.message(), kTarget)) << s.message();
+  EXPECT_TRUE(Contains(s.message(), std::strerror(error))) << s.message();
+  EXPECT_EQ(env_.failures(op()), 1);
+  EXPECT_FALSE(mem_.Exists(kTemp));
+  if (op() == FaultOp::kSyncDir) {
+    // The rename happened: the new content is in place, but may not survive a crash, which the
+    // error reports.
+    EXPECT_EQ(mem_.Contents(kTarget), "new content");
+    EXPECT_TRUE(Contains(s.message(), "/home/u/.config/ccmon")) << s.message();
+  } else {
+    EXPECT_EQ(mem_.Contents(kTarget), old());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryStep, AtomicFileFaults,
+    ::testing::Combine(::testing::Values(FaultOp::kCreateDirs, FaultOp::kNewWritableFile,
+                                         FaultOp::kAppend, FaultOp::kSync, FaultOp::kClose,
+                                         FaultOp::kRename, FaultOp::kSyncDir),
+                       ::testing::Values(std::optional<std::string>(),
+                                         std::optional<std::string>("old content"))));
+
+TEST(AtomicFileWriter, SecondAppendFailingKillsTheWriter) {
+  MemEnv mem;
+  mem.AddFile(kTarget, "old");
+  FaultEnv env(&mem);
+  env.Inject(Fault(FaultOp::kAppend, ENOSPC).Nth(2));
+  std::unique_ptr<AtomicFileWriter> w;
+  ASSERT_TRUE(AtomicFileWriter::Open(&env, kTarget, 0644, &w).ok());
+  EXPECT_EQ(w->temp_path(), kTemp);
+  ASSERT_TRUE(w->Append("a").ok());
+  Status s = w->Append("b");
+  EXPECT_EQ(s.message(), kTemp + ": write: No space left on device");
+  EXPECT_EQ(w->Append("c").message(), s.message());  // stays failed, no further writes
+  EXPECT_EQ(env.calls(FaultOp::kAppend), 2);
+  EXPECT_EQ(w->Commit().message(), s.message());
+  EXPECT_FALSE(mem.Exists(kTemp));
+  EXPECT_EQ(mem.Contents(kTarget), "old");
+  EXPECT_EQ(env.calls(FaultOp::kRename), 0);
+}
+
+TEST(AtomicFileWriter, SuccessReplacesTheTargetAndCreatesParents) {
+  MemEnv mem;
+  FaultEnv env(&mem);
+  ASSERT_TRUE(WriteFileAtomically(&env, kTarget, "v1").ok());
+  EXPECT_EQ(mem.Contents(kTarget), "v1");
+  ASSERT_TRUE(WriteFileAtomically(&env, kTarget, "version two").ok());
+  EXPECT_EQ(mem.Contents(kTarget), "version two");
+  EXPECT_FALSE(mem.Exists(kTemp));
+  EXPECT_EQ(env.calls(FaultOp::kSync), 2);
+  EXPECT_EQ(env.calls(FaultOp::kSyncDir), 2);
+  EXPECT_EQ(mem.AllPaths(), (std::vector<std::string>{"/", "/home", "/home/u", "/home/u/.config",
+                                                      "/home/u/.config/ccmon", kTarget}));
+}
+
+TEST(AtomicFileWriter, AbandonedWriterRemovesItsTempFile) {
+  MemEnv mem;
+  mem.AddFile(kTarget, "old");
+  {
+    std::unique_ptr<AtomicFileWriter> w;
+    ASSERT_TRUE(AtomicFileWriter::Open(&mem, kTarget, 0644, &w).ok());
+    ASSERT_TRUE(w->Append("half of it").ok());
+    EXPECT_TRUE(mem.Exists(kTemp));
+  }
+  EXPECT_FALSE(mem.Exists(kTemp));
+  EXPECT_EQ(mem.Contents(kTarget), "old");
+}
+
+TEST(AtomicFileWriter, CommitTwiceAndAppendAfterCommitAreErrors) {
+  MemEnv mem;
+  std::unique_ptr<AtomicFileWriter> w;
+  ASSERT_TRUE(AtomicFileWriter::Open(&mem, "/out", 0644, &w).ok());
+  ASSERT_TRUE(w->Append("x").ok());
+  ASSERT_TRUE(w->Commit().ok());
+  EXPECT_EQ(w->Commit().message(), "/out: committed twice");
+  EXPECT_EQ(w->Append("y").message(), "/out: write after commit");
+  EXPECT_EQ(mem.Contents("/out"), "x");
+  std::unique_ptr<AtomicFileWriter> none;
+  EXPECT_EQ(AtomicFileWriter::Open(&mem, "", 0644, &none).code(), Status::Code::kInvalidArgument);
+}
+
+TEST(AtomicFileWriter, RealFilesystem) {
+  TempDir tmp;
+  const std::string path = tmp / "a/b/history.om";
+  ASSERT_TRUE(WriteFileAtomically(Env::Default(), path, "# EOF\n", 0600).ok());
+  FileInfo info;
+  ASSERT_TRUE(Env::Default()->Stat(path, &info).ok());
+  EXPECT_EQ(info.size, 6u);
+  EXPECT_FALSE(Env::Default()->IsReadable(path + ".tmp"));
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(AtomicFileWriter, RealFullDiskKeepsTheOldFile) {
+  // The temporary file is a symlink to /dev/full: every write to it fails with ENOSPC, as on a
+  // full file system.
+  TempDir tmp;
+  const std::string path = tmp / "pricing.json";
+  ASSERT_TRUE(WriteFileAtomically(Env::Default(), path, "old").ok());
+  ASSERT_EQ(::symlink("/dev/full", (path + ".tmp").c_str()), 0);
+  std::unique_ptr<AtomicFileWriter> w;
+  ASSERT_TRUE(AtomicFileWriter::Open(Env::Default(), path, 0644, &w).ok());
+  Status s = w->Append(std::string(1 << 20, 'x'));  // larger than the buffer: written at once
+  EXPECT_EQ(s.message(), path + ".tmp: write: No space left on device");
+  EXPECT_FALSE(w->Commit().ok());
+  FileInfo info;
+  EXPECT_EQ(Env::Default()->LinkStat(path + ".tmp", &info).code(), Status::Code::kNotFound);
+  std::string content;
+  ASSERT_TRUE(ReadFileToString(Env::Default(), path, 100, &content).ok());
+  EXPECT_EQ(content, "old");
+}
+
+}  // namespace
+}  // namespace ccmon

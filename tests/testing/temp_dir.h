@@ -1,0 +1,39 @@
+// A fresh directory under /tmp for tests that use real files, removed recursively at destruction.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+namespace ccmon {
+namespace testing_util {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = "/tmp/ccmon_core_test_XXXXXX";
+    char* p = ::mkdtemp(tmpl.data());
+    if (p == nullptr) {
+      ADD_FAILURE() << "mkdtemp failed";
+      return;
+    }
+    path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace testing_util
+}  // namespace ccmon
