@@ -95,8 +95,8 @@ bool PreferredCopy(const RequestEntry& a, const RequestEntry& b, const Strings& 
 
 // A17 + A18: the entry of `current` and `copy` together. Each token field and
 // web_search_requests is the maximum of the two; cost_usd is the maximum over those that have one;
-// fast if either is, US-only inference if either is; timestamp, sidechain, session, model and cwd come from the preferred copy.
-// `effect` says what changed in `current`.
+// fast if either is, US-only inference if either is; timestamp, sidechain, session, model and cwd
+// come from the preferred copy. `effect` says what changed in `current`.
 template <StringResolver Strings>
 CopyMergeResult MergeCopy(const RequestEntry& current, const RequestEntry& copy,
                           const Strings& strings) {

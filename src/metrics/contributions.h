@@ -3,10 +3,10 @@
 //
 // Every claude_* series is a sum of contributions: one request adds to its tokens, cost, request,
 // histogram, savings or unpriced, and web-search series; a session start, a tool call, an API
-// error and a prompt add 1 to one series each. These functions say which series (family and label values) and
-// by how much. CollectEvents (metrics/metrics.h) is a loop over the accounting's events calling
-// them; the agent calls the same functions for each request it counts, so that live counters and
-// replay agree by construction.
+// error and a prompt add 1 to one series each. These functions say which series (family and label
+// values) and by how much. CollectEvents (metrics/metrics.h) is a loop over the accounting's events
+// calling them; the agent calls the same functions for each request it counts, so that live
+// counters and replay agree by construction.
 //
 // Pure functions, thread-safe. Label values are string_views into the arguments (and into static
 // storage for the `type` label): valid as long as the arguments' strings are.

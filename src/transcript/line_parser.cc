@@ -460,6 +460,13 @@ bool IsPromptPlumbing(std::string_view text) {
   return false;
 }
 
+bool MayBePromptPlumbing(std::string_view prefix) {
+  for (std::string_view p : kPromptPlumbing) {
+    if (p.substr(0, prefix.size()) == prefix.substr(0, p.size())) return true;
+  }
+  return false;
+}
+
 }  // namespace line_parser_internal
 
 struct LineParser::FastState {

@@ -130,7 +130,8 @@ bool FastCount(od::value& v, uint64_t* out) {
 
 // The first TextPrefix::kBytes bytes of a JSON string, decoded from its raw token (which starts
 // at the opening quote) without unescaping the rest: user prompts and, above all, assistant text
-// blocks can be long. A \u escape is left to the reference path (undecided).
+// blocks can be long. A \u escape is left to the reference path (undecided), unless the bytes
+// before it already tell that the text is not plumbing (A38: that is all the prefix is for).
 TextPrefix RawTextPrefix(std::string_view raw) {
   TextPrefix t;
   t.empty = false;
@@ -176,7 +177,7 @@ TextPrefix RawTextPrefix(std::string_view raw) {
           c = '\t';
           break;
         default:
-          t.undecided = true;
+          t.undecided = t.size == 0 || MayBePromptPlumbing(t.view());
           return t;
       }
       i += 2;

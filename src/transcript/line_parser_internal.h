@@ -45,6 +45,9 @@ struct TextPrefix {
 
 // True when text starting with `prefix` is command plumbing, not something a person typed (A38).
 bool IsPromptPlumbing(std::string_view prefix);
+// True when some text starting with `prefix` could be plumbing (a plumbing marker starts with it,
+// or it starts with one): the rest of the text is needed to tell.
+bool MayBePromptPlumbing(std::string_view prefix);
 
 // One assistant record: the line's own, or the subagent record an agent_progress line nests at
 // data.message. Both parser paths fill it; Extract::Finish turns it into a ParsedLine.

@@ -377,8 +377,8 @@ LedgerSnapshot Snapshot(const Ledger& l) {
     s.requests[std::string(l.request_key(uint32_t(i)))] = LedgerSnapshot::Request(
         e.timestamp_ms, st.Get(e.model), st.Get(e.cwd), st.Get(e.session), e.tokens.input,
         e.tokens.output, e.tokens.cache_write_5m, e.tokens.cache_write_1h, e.tokens.cache_read,
-        e.web_search_requests, e.has_cost_usd, e.has_cost_usd ? e.cost_usd : 0, e.fast,
-        e.sidechain, e.us_inference);
+        e.web_search_requests, e.has_cost_usd, e.has_cost_usd ? e.cost_usd : 0, e.fast, e.sidechain,
+        e.us_inference);
   }
   for (const auto& [session, se] : l.sessions()) {
     s.sessions[st.Get(session)] = {se.first_ms, st.Get(se.cwd)};

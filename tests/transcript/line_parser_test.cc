@@ -1154,6 +1154,12 @@ TEST_F(LineParserTest, A38_EscapesAndRepeatsDecideLikeJson) {
   EXPECT_EQ(Check(UserLine(R"J("\"<bash-input>\" is a tag")J")).kind, LineKind::kPrompt);
   EXPECT_EQ(Check(UserLine(R"J("tab\there, \ud83d lone surrogate")J")).kind, LineKind::kPrompt);
   EXPECT_EQ(Check(UserLine(R"J("\ud83d")J")).kind, LineKind::kPrompt);
+  EXPECT_EQ(Check(UserLine(R"J("<bash\u002dinput>ls</bash-input>")J")).kind, LineKind::kOther);
+  // The fast path decides an escape it does not decode when the text before it cannot be plumbing.
+  EXPECT_EQ(Check(UserLine(R"J("caf\u00e9 au lait")J")).kind, LineKind::kPrompt);
+  if (FastSupported()) {
+    EXPECT_TRUE(last_fast_decided_);
+  }
   Owned o = Check(UserLine(R"J("typed")J", "", R"J(a\"b)J"));
   ASSERT_EQ(o.kind, LineKind::kPrompt);
   EXPECT_EQ(o.uuid, "a\"b");
