@@ -149,6 +149,24 @@ TEST(PricingCost, PricesAHandMadeRequest) {
   EXPECT_NE(r.out.find("cost $0.48\n"), std::string::npos) << r.out;
 }
 
+TEST(PricingCost, A39_UsFlagMultipliesTheTokenCost) {
+  PricingConfig cfg;
+  cfg.command = "cost";
+  cfg.pricing_file = std::string(CCMON_DEFAULT_PRICES);
+  cfg.model = "claude-opus-4-6";
+  cfg.input = 1000000;
+  ToolRun r = Pricing(cfg);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("cost $5\n"), std::string::npos) << r.out;
+  cfg.us = true;
+  r = Pricing(cfg);
+  EXPECT_NE(r.out.find("US-only inference"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cost $5.5\n"), std::string::npos) << r.out;
+  cfg.fast = true;  // 1M input: $5 x 6 x 1.1
+  r = Pricing(cfg);
+  EXPECT_NE(r.out.find("cost $33\n"), std::string::npos) << r.out;
+}
+
 TEST(PricingCost, UnknownModelIsAnError) {
   PricingConfig cfg;
   cfg.command = "cost";
@@ -166,7 +184,7 @@ TEST(PricingShow, ShowsOneModelPerMillion) {
   cfg.model = "us.anthropic.claude-opus-4-6-v1:0";
   ToolRun r = Pricing(cfg);
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("claude-opus-4-6: in 5 out 25 write5m 6.25 write1h 10 read 0.5 | fast x6"),
+  EXPECT_NE(r.out.find("claude-opus-4-6: in 5 out 25 write5m 6.25 write1h 10 read 0.5 | fast x6 | us x1.1"),
             std::string::npos)
       << r.out;
 }

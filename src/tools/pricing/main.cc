@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
       ("cache-write-1h", po::value<uint64_t>(&cfg.cache_write_1h), "cost: 1-hour cache writes")
       ("cache-read", po::value<uint64_t>(&cfg.cache_read), "cost: cache reads")
       ("web-search", po::value<uint64_t>(&cfg.web_search), "cost: web searches")
-      ("fast", po::bool_switch(&cfg.fast), "cost: fast mode");
+      ("fast", po::bool_switch(&cfg.fast), "cost: fast mode")
+      ("us", po::bool_switch(&cfg.us), "cost: US-only inference (usage.inference_geo \"us\")");
   po::options_description hidden;
   hidden.add_options()("command", po::value<std::string>(&cfg.command))("model", po::value<std::string>(&cfg.model));
   po::options_description all;
@@ -41,7 +42,7 @@ int main(int argc, char** argv) {
     std::cout << "usage: ccmon-pricing update --from FILE|URL [--dry-run] [--prune] [--to FILE]\n"
                  "       ccmon-pricing show [MODEL]\n"
                  "       ccmon-pricing cost MODEL [--input N] [--output N] [--cache-write-5m N]\n"
-                 "                               [--cache-write-1h N] [--cache-read N] [--web-search N] [--fast]\n\n"
+                 "                               [--cache-write-1h N] [--cache-read N] [--web-search N] [--fast] [--us]\n\n"
               << opts << "\n";
     return cfg.command.empty() && !vm.count("help") ? 2 : 0;
   }

@@ -39,6 +39,8 @@ std::string PriceText(const ModelPrice& p) {
   if (p.above_200k) s += " | above 200k: " + RatesText(*p.above_200k);
   if (p.fast_multiplier_milli != 1000)
     s += " | fast x" + FormatUsd(PicoSum(p.fast_multiplier_milli) * 1'000'000'000);
+  if (p.us_multiplier_milli != 1000)
+    s += " | us x" + FormatUsd(PicoSum(p.us_multiplier_milli) * 1'000'000'000);
   return s;
 }
 
@@ -178,9 +180,11 @@ int Cost(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
     return 1;
   }
   TokenCounts t{cfg.input, cfg.output_tokens, cfg.cache_write_5m, cfg.cache_write_1h, cfg.cache_read};
-  CostBreakdown c = PriceRequest(p, table.web_search_cost(), t, cfg.web_search, cfg.fast, false, 0);
+  CostBreakdown c =
+      PriceRequest(p, table.web_search_cost(), t, cfg.web_search, cfg.fast, cfg.us, false, 0);
   out << canonical << (c.premium ? " (above-200k rates: prompt " : " (base rates: prompt ")
-      << t.PromptTokens() << " tokens)" << (cfg.fast ? ", fast" : "") << "\n";
+      << t.PromptTokens() << " tokens)" << (cfg.fast ? ", fast" : "")
+      << (cfg.us ? ", US-only inference" : "") << "\n";
   out << "cost $" << FormatUsd(c.cost) << "\n";
   out << "cache savings $" << FormatUsd(c.cache_savings) << "\n";
   return 0;

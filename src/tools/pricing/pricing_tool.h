@@ -15,6 +15,7 @@ struct PricingConfig {
   uint64_t input = 0, output_tokens = 0, cache_write_5m = 0, cache_write_1h = 0, cache_read = 0,
            web_search = 0;
   bool fast = false;
+  bool us = false;                // cost: US-only inference (usage.inference_geo "us")
 };
 int RunPricing(const PricingConfig& config, std::ostream& out, std::ostream& err);
 }  // namespace ccmon
