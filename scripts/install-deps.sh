@@ -13,8 +13,9 @@ packages=(
   python3
 )
 if [ "${1:-}" = "--test" ]; then
-  # Test-only: a real Prometheus/promtool and VictoriaMetrics, clang + libFuzzer.
-  packages+=(prometheus victoria-metrics clang libclang-rt-14-dev)
+  # Test-only: a real Prometheus/promtool and VictoriaMetrics, clang + libFuzzer, and qemu-user
+  # (ccmon-replay under qemu-x86_64 -cpu Westmere: a CPU without AVX2).
+  packages+=(prometheus victoria-metrics clang libclang-rt-14-dev qemu-user)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -226,11 +226,13 @@ TEST(PricingCost, HugeCountsAreExact) {
   ToolRun r = Pricing(cfg);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("cost $15000000\n"), std::string::npos) << r.out;
-  // Every count at its maximum, long-context tier and fast mode (opus-4-6: x6).
+  // Every count at its maximum, long-context tier, fast mode and US-only inference (opus-4-6:
+  // x6 and x1.1).
   cfg.model = "claude-opus-4-6";
   cfg.input = cfg.output_tokens = cfg.cache_write_5m = cfg.cache_write_1h = cfg.cache_read =
       cfg.web_search = kMaxCostCount;
   cfg.fast = true;
+  cfg.us = true;
   r = Pricing(cfg);
   ASSERT_EQ(r.code, 0) << r.err;
   const ModelPrice& p = *PriceTable::Embedded().Find("claude-opus-4-6");
@@ -238,8 +240,9 @@ TEST(PricingCost, HugeCountsAreExact) {
   const PicoSum n = kMaxCostCount;
   const PicoSum tokens = n * (rates.input + rates.output + rates.cache_write_5m +
                               rates.cache_write_1h() + rates.cache_read);
-  const PicoSum want = (tokens * p.fast_multiplier_milli + 500) / 1000 +
-                       n * PriceTable::Embedded().web_search_cost();
+  const PicoSum want =
+      (tokens * p.fast_multiplier_milli * p.us_multiplier_milli + 500'000) / 1'000'000 +
+      n * PriceTable::Embedded().web_search_cost();
   EXPECT_NE(r.out.find("cost $" + FormatUsd(want) + "\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("prompt 4000000000000000 tokens"), std::string::npos) << r.out;
   cfg.cache_read = kMaxCostCount + 1;  // beyond what the flags take: refused, not wrapped
@@ -250,7 +253,7 @@ TEST(PricingCost, HugeCountsAreExact) {
 
 TEST(PricingCost, TheExactCostIsPriceRequestsRule) {
   // PriceTokensExactly must stay PriceRequest's rule: compare them wherever PriceRequest's 64-bit
-  // arithmetic holds (counts below 2^31), on every model, tier and speed.
+  // arithmetic holds (counts below 2^31), on every model, tier, speed and inference region.
   const PriceTable& table = PriceTable::Embedded();
   std::mt19937_64 rng(6);
   auto count = [&] {
@@ -271,8 +274,10 @@ TEST(PricingCost, TheExactCostIsPriceRequestsRule) {
       TokenCounts t{count(), count(), count(), count(), count()};
       const uint64_t web = rng() % 50;
       const bool fast = rng() % 2 == 0;
-      CostBreakdown want = PriceRequest(&price, table.web_search_cost(), t, web, fast, false, 0);
-      ExactCost got = PriceTokensExactly(price, table.web_search_cost(), t, web, fast);
+      const bool us = rng() % 2 == 0;
+      CostBreakdown want =
+          PriceRequest(&price, table.web_search_cost(), t, web, fast, us, false, 0);
+      ExactCost got = PriceTokensExactly(price, table.web_search_cost(), t, web, fast, us);
       ASSERT_EQ(got.premium, want.premium) << name;
       ASSERT_TRUE(got.cost == want.cost)
           << name << " " << FormatUsd(got.cost) << " " << FormatUsd(want.cost);
@@ -281,6 +286,24 @@ TEST(PricingCost, TheExactCostIsPriceRequestsRule) {
     }
   }
   EXPECT_GT(compared, 1000);
+}
+
+TEST(PricingCost, A39_UsFlagMultipliesTheTokenCost) {
+  PricingConfig cfg;
+  cfg.command = "cost";
+  cfg.pricing_file = std::string(CCMON_DEFAULT_PRICES);
+  cfg.model = "claude-opus-4-6";
+  cfg.input = 1000000;
+  ToolRun r = Pricing(cfg);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("cost $5\n"), std::string::npos) << r.out;
+  cfg.us = true;
+  r = Pricing(cfg);
+  EXPECT_NE(r.out.find("US-only inference"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cost $5.5\n"), std::string::npos) << r.out;
+  cfg.fast = true;  // 1M input: $5 x 6 x 1.1
+  r = Pricing(cfg);
+  EXPECT_NE(r.out.find("cost $33\n"), std::string::npos) << r.out;
 }
 
 TEST(PricingCost, UnknownModelIsAnError) {
@@ -300,8 +323,10 @@ TEST(PricingShow, ShowsOneModelPerMillion) {
   cfg.model = "us.anthropic.claude-opus-4-6-v1:0";
   ToolRun r = Pricing(cfg);
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("claude-opus-4-6: in 5 out 25 write5m 6.25 write1h 10 read 0.5 | fast x6"),
-            std::string::npos)
+  EXPECT_NE(
+      r.out.find(
+          "claude-opus-4-6: in 5 out 25 write5m 6.25 write1h 10 read 0.5 | fast x6 | us x1.1"),
+      std::string::npos)
       << r.out;
 }
 
@@ -344,7 +369,7 @@ TEST(PricingFlagsTest, ParsesEachCommand) {
   ASSERT_EQ(f.action, PricingFlags::Action::kRun) << f.text;
   EXPECT_EQ(f.config.model, "claude-opus-4-6");
   f = Flags({"cost", "m", "--input", "1", "--output", "1000000000000000", "--cache-write-5m", "3",
-             "--cache-write-1h", "4", "--cache-read", "5", "--web-search", "6", "--fast"});
+             "--cache-write-1h", "4", "--cache-read", "5", "--web-search", "6", "--fast", "--us"});
   ASSERT_EQ(f.action, PricingFlags::Action::kRun) << f.text;
   EXPECT_EQ(f.config.model, "m");
   EXPECT_EQ(f.config.input, 1u);
@@ -354,6 +379,7 @@ TEST(PricingFlagsTest, ParsesEachCommand) {
   EXPECT_EQ(f.config.cache_read, 5u);
   EXPECT_EQ(f.config.web_search, 6u);
   EXPECT_TRUE(f.config.fast);
+  EXPECT_TRUE(f.config.us);
 }
 
 TEST(PricingFlagsTest, NegativeAndHugeCountsAreRefused) {
@@ -371,6 +397,7 @@ TEST(PricingFlagsTest, FlagsOfAnotherCommandAreRefused) {
   ExpectUsageError({"update", "--from", "x", "--input", "5"},
                    "--input does not apply to update (only to cost)");
   ExpectUsageError({"show", "--fast"}, "--fast does not apply to show (only to cost)");
+  ExpectUsageError({"show", "--us"}, "--us does not apply to show (only to cost)");
   ExpectUsageError({"cost", "m", "--to", "p.json"}, "--to does not apply to cost (only to update)");
   ExpectUsageError({"show", "--dry-run"}, "--dry-run does not apply to show (only to update)");
   ExpectUsageError({"update", "--from", "x", "claude-opus-4-6"},

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -181,6 +182,86 @@ TEST_F(ReplayTest, TableOutputHasTotalsAndSkippedLines) {
   EXPECT_NE(r.out.find("total "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("invalid_json 1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("incomplete 1"), std::string::npos) << r.out;
+}
+
+// A prompt a person typed (docs/accounting.md A38).
+std::string Prompt(const std::string& uuid, const std::string& ts, const std::string& session,
+                   const std::string& cwd, const std::string& text = "please fix it") {
+  return R"({"type":"user","isSidechain":false,"sessionId":")" + session + R"(","cwd":")" + cwd +
+         R"(","message":{"role":"user","content":")" + text + R"("},"uuid":")" + uuid +
+         R"(","timestamp":")" + ts + R"("})" + "\n";
+}
+
+TEST_F(ReplayTest, A38_PromptsColumnInReports) {
+  // s1 (/w/a): two prompts on 09-01, one copied into a resumed file (one uuid); a command echo.
+  // s4 (/w/c): a prompt on 09-05 with no request at all (its request failed).
+  Write(dir_ + "/projects/-w-a/s1b.jsonl",
+        Prompt("18b7c636-19c0-4199-8f42-ee2f5e8d22a2", "2026-09-01T09:59:00.000Z", "s1", "/w/a") +
+            Prompt("u-2", "2026-09-01T23:29:00.000Z", "s1", "/w/a") +
+            Prompt("u-cmd", "2026-09-01T23:29:30.000Z", "s1", "/w/a", "<command-name>/model</command-name>"));
+  Write(dir_ + "/projects/-w-a/s1c.jsonl",
+        Prompt("18b7c636-19c0-4199-8f42-ee2f5e8d22a2", "2026-09-01T09:59:00.000Z", "s1-resumed", "/w/a"));
+  Write(dir_ + "/projects/-w-c/s4.jsonl", Prompt("u-4", "2026-09-05T08:00:00.000Z", "s4", "/w/c"));
+  Out r = Replay(Config());
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = r.json();
+  EXPECT_EQ(j["totals"]["prompts"], 3);
+  EXPECT_EQ(j["totals"]["requests"], 3);
+  EXPECT_EQ(j["totals"]["sessions"], 2) << "a prompt does not make a session (A32)";
+  ASSERT_EQ(j["rows"].size(), 3u);
+  EXPECT_EQ(j["rows"][0]["key"], "2026-09-01");
+  EXPECT_EQ(j["rows"][0]["prompts"], 2);
+  EXPECT_EQ(j["rows"][1]["key"], "2026-09-03");
+  EXPECT_EQ(j["rows"][1]["prompts"], 0);
+  EXPECT_EQ(j["rows"][2]["key"], "2026-09-05");  // prompts, no request
+  EXPECT_EQ(j["rows"][2]["prompts"], 1);
+  EXPECT_EQ(j["rows"][2]["requests"], 0);
+
+  ReplayConfig cfg = Config();
+  cfg.group_by = GroupBy::kSession;
+  j = Replay(cfg).json();
+  std::map<std::string, nlohmann::json> rows;
+  for (const auto& row : j["rows"]) rows[row["key"]] = row;
+  EXPECT_EQ(rows["s1"]["prompts"], 2);
+  EXPECT_EQ(rows.count("s1-resumed"), 0u) << "the copy's uuid is the original prompt's";
+  EXPECT_EQ(rows["s4"]["prompts"], 1);
+  EXPECT_EQ(rows["s4"]["project"], "c");
+
+  cfg.group_by = GroupBy::kProject;
+  j = Replay(cfg).json();
+  rows.clear();
+  for (const auto& row : j["rows"]) rows[row["key"]] = row;
+  EXPECT_EQ(rows["a"]["prompts"], 2);
+  EXPECT_EQ(rows["b"]["prompts"], 0);
+  EXPECT_EQ(rows["c"]["prompts"], 1);
+
+  // A prompt has no model: --by model rows carry no prompts, the totals do.
+  cfg.group_by = GroupBy::kModel;
+  j = Replay(cfg).json();
+  ASSERT_EQ(j["rows"].size(), 1u);
+  EXPECT_FALSE(j["rows"][0].contains("prompts"));
+  EXPECT_EQ(j["totals"]["prompts"], 3);
+
+  // The table has a prompts column ("-" for model rows).
+  cfg.json = false;
+  std::string table = Replay(cfg).out;
+  EXPECT_NE(table.find(" prompts "), std::string::npos) << table;
+  EXPECT_NE(table.find("         -"), std::string::npos) << table;
+  cfg.group_by = GroupBy::kDay;
+  table = Replay(cfg).out;
+  EXPECT_NE(table.find("2026-09-05"), std::string::npos) << table;
+
+  // --since/--until apply to prompts by their timestamp.
+  cfg = Config();
+  cfg.until = "2026-09-03";
+  EXPECT_EQ(Replay(cfg).json()["totals"]["prompts"], 2);
+
+  // The metrics family.
+  cfg = Config();
+  cfg.command = ReplayCommand::kMetrics;
+  std::string text = Replay(cfg).out;
+  EXPECT_NE(text.find("claude_user_prompts_total{device=\"dev\",project=\"a\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("claude_user_prompts_total{device=\"dev\",project=\"c\"} 1\n"), std::string::npos) << text;
 }
 
 TEST_F(ReplayTest, BadArgumentsAreClearErrors) {

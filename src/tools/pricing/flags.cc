@@ -17,7 +17,7 @@ const char kUsage[] =
     "       ccmon-pricing show [MODEL]\n"
     "       ccmon-pricing cost MODEL [--input N] [--output N] [--cache-write-5m N]\n"
     "                               [--cache-write-1h N] [--cache-read N] [--web-search N] "
-    "[--fast]\n\n"
+    "[--fast] [--us]\n\n"
     "A flag given to a command it does not apply to is an error. Exit status: 0 ok, 1 failure\n"
     "(including a failed write), 2 usage error.\n";
 
@@ -60,7 +60,8 @@ PricingFlags ParsePricingFlags(const std::vector<std::string>& args) {
                                                po::value<std::string>(&cache_read)->value_name("N"),
                                                ("cache reads" + range).c_str())(
       "web-search", po::value<std::string>(&web_search)->value_name("N"),
-      ("web searches" + range).c_str())("fast", po::bool_switch(&cfg.fast), "fast mode");
+      ("web searches" + range).c_str())("fast", po::bool_switch(&cfg.fast), "fast mode")(
+      "us", po::bool_switch(&cfg.us), "US-only inference (usage.inference_geo \"us\")");
   po::options_description visible;
   visible.add(common).add(update).add(cost);
 

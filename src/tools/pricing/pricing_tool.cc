@@ -37,6 +37,8 @@ std::string PriceText(const ModelPrice& p) {
   if (p.above_200k) s += " | above 200k: " + RatesText(*p.above_200k);
   if (p.fast_multiplier_milli != 1000)
     s += " | fast x" + FormatUsd(PicoSum(p.fast_multiplier_milli) * 1'000'000'000);
+  if (p.us_multiplier_milli != 1000)
+    s += " | us x" + FormatUsd(PicoSum(p.us_multiplier_milli) * 1'000'000'000);
   return s;
 }
 
@@ -170,9 +172,11 @@ int Cost(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& er
       return 2;
     }
   }
-  ExactCost c = PriceTokensExactly(*p, table.web_search_cost(), t, cfg.web_search, cfg.fast);
+  ExactCost c =
+      PriceTokensExactly(*p, table.web_search_cost(), t, cfg.web_search, cfg.fast, cfg.us);
   out << canonical << (c.premium ? " (above-200k rates: prompt " : " (base rates: prompt ")
-      << t.PromptTokens() << " tokens)" << (cfg.fast ? ", fast" : "") << "\n";
+      << t.PromptTokens() << " tokens)" << (cfg.fast ? ", fast" : "")
+      << (cfg.us ? ", US-only inference" : "") << "\n";
   out << "cost $" << FormatUsd(c.cost) << "\n";
   out << "cache savings $" << FormatUsd(c.cache_savings) << "\n";
   return 0;
@@ -181,7 +185,7 @@ int Cost(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& er
 }  // namespace
 
 ExactCost PriceTokensExactly(const ModelPrice& price, Pico web_search_cost, const TokenCounts& t,
-                             uint64_t web_search_requests, bool fast) {
+                             uint64_t web_search_requests, bool fast, bool us_inference) {
   ExactCost out;
   out.premium = price.above_200k.has_value() && t.PromptTokens() > kLongContextThreshold;
   const Rates& r = out.premium ? *price.above_200k : price.base;
@@ -189,9 +193,12 @@ ExactCost PriceTokensExactly(const ModelPrice& price, Pico web_search_cost, cons
               PicoSum(t.cache_write_5m) * r.cache_write_5m +
               PicoSum(t.cache_write_1h) * r.cache_write_1h() + PicoSum(t.cache_read) * r.cache_read;
   PicoSum savings = PicoSum(t.cache_read) * (r.input - r.cache_read);
-  if (fast && price.fast_multiplier_milli != 1000) {
-    c = (c * price.fast_multiplier_milli + 500) / 1000;
-    savings = (savings * price.fast_multiplier_milli + 500) / 1000;
+  // Fast mode and US-only inference: both factors together, rounded once (A23, A39).
+  const int64_t f = fast ? price.fast_multiplier_milli : 1000;
+  const int64_t u = us_inference ? price.us_multiplier_milli : 1000;
+  if (f != 1000 || u != 1000) {
+    c = (c * f * u + 500'000) / 1'000'000;
+    savings = (savings * f * u + 500'000) / 1'000'000;
   }
   out.cost = c + PicoSum(web_search_requests) * web_search_cost;
   out.cache_savings = savings;

@@ -31,6 +31,7 @@ struct PricingConfig {
   uint64_t input = 0, output_tokens = 0, cache_write_5m = 0, cache_write_1h = 0, cache_read = 0,
            web_search = 0;
   bool fast = false;
+  bool us = false;  // US-only inference (usage.inference_geo "us")
 };
 
 // Runs one command. Returns the process exit code (0 ok, 1 failure, including a failed write to
@@ -49,6 +50,7 @@ struct ExactCost {
   PicoSum cache_savings = 0;
 };
 ExactCost PriceTokensExactly(const ModelPrice& price, Pico web_search_cost,
-                             const TokenCounts& tokens, uint64_t web_search_requests, bool fast);
+                             const TokenCounts& tokens, uint64_t web_search_requests, bool fast,
+                             bool us_inference);
 
 }  // namespace ccmon
