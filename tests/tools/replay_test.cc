@@ -198,9 +198,11 @@ TEST_F(ReplayTest, A38_PromptsColumnInReports) {
   Write(dir_ + "/projects/-w-a/s1b.jsonl",
         Prompt("18b7c636-19c0-4199-8f42-ee2f5e8d22a2", "2026-09-01T09:59:00.000Z", "s1", "/w/a") +
             Prompt("u-2", "2026-09-01T23:29:00.000Z", "s1", "/w/a") +
-            Prompt("u-cmd", "2026-09-01T23:29:30.000Z", "s1", "/w/a", "<command-name>/model</command-name>"));
+            Prompt("u-cmd", "2026-09-01T23:29:30.000Z", "s1", "/w/a",
+                   "<command-name>/model</command-name>"));
   Write(dir_ + "/projects/-w-a/s1c.jsonl",
-        Prompt("18b7c636-19c0-4199-8f42-ee2f5e8d22a2", "2026-09-01T09:59:00.000Z", "s1-resumed", "/w/a"));
+        Prompt("18b7c636-19c0-4199-8f42-ee2f5e8d22a2", "2026-09-01T09:59:00.000Z", "s1-resumed",
+               "/w/a"));
   Write(dir_ + "/projects/-w-c/s4.jsonl", Prompt("u-4", "2026-09-05T08:00:00.000Z", "s4", "/w/c"));
   Out r = Replay(Config());
   ASSERT_EQ(r.code, 0) << r.err;
@@ -260,8 +262,12 @@ TEST_F(ReplayTest, A38_PromptsColumnInReports) {
   cfg = Config();
   cfg.command = ReplayCommand::kMetrics;
   std::string text = Replay(cfg).out;
-  EXPECT_NE(text.find("claude_user_prompts_total{device=\"dev\",project=\"a\"} 2\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("claude_user_prompts_total{device=\"dev\",project=\"c\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("claude_user_prompts_total{device=\"dev\",project=\"a\"} 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("claude_user_prompts_total{device=\"dev\",project=\"c\"} 1\n"),
+            std::string::npos)
+      << text;
 }
 
 TEST_F(ReplayTest, BadArgumentsAreClearErrors) {
