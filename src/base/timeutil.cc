@@ -96,12 +96,14 @@ bool ParseIso8601Ms(std::string_view s, int64_t* out_ms) {
   if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
     ++i;
   } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    // RFC 3339 time-numoffset (hours 00-23, minutes 00-59), or ISO 8601's basic +hhmm.
     int oh, om;
     bool neg = s[i] == '-';
     if (!Digits(s, i + 1, 2, &oh)) return false;
     size_t j = i + 3;
     if (j < s.size() && s[j] == ':') ++j;
     if (!Digits(s, j, 2, &om)) return false;
+    if (oh > 23 || om > 59) return false;
     i = j + 2;
     offset_min = (neg ? -1 : 1) * (oh * 60 + om);
   } else {

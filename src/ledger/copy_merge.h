@@ -40,6 +40,7 @@ struct RequestEntry {
   uint64_t web_search_requests = 0;
   bool has_cost_usd = false;
   bool fast = false;
+  bool us_inference = false;  // US-only inference (A39)
   bool sidechain = false;
   bool operator==(const RequestEntry&) const = default;
 };
@@ -51,6 +52,7 @@ struct CopyMergeEffect {
   bool web_searches_rose = false;  // web_search_requests rose
   bool cost_usd_changed = false;   // a costUSD appeared or rose (the cost becomes it, A25)
   bool became_fast = false;        // fast was false and is now true (A23)
+  bool became_us = false;          // us_inference was false and is now true (A39)
   // The copy became the preferred one (A18): at least one of timestamp, sidechain, session, model
   // and cwd changed.
   bool attribution_moved = false;
@@ -58,7 +60,8 @@ struct CopyMergeEffect {
   bool labels_moved = false;
 
   bool changed() const {
-    return tokens_rose || web_searches_rose || cost_usd_changed || became_fast || attribution_moved;
+    return tokens_rose || web_searches_rose || cost_usd_changed || became_fast || became_us ||
+           attribution_moved;
   }
   bool operator==(const CopyMergeEffect&) const = default;
 };
@@ -92,8 +95,8 @@ bool PreferredCopy(const RequestEntry& a, const RequestEntry& b, const Strings& 
 
 // A17 + A18: the entry of `current` and `copy` together. Each token field and
 // web_search_requests is the maximum of the two; cost_usd is the maximum over those that have one;
-// fast if either is; timestamp, sidechain, session, model and cwd come from the preferred copy.
-// `effect` says what changed in `current`.
+// fast if either is, US-only inference if either is; timestamp, sidechain, session, model and cwd
+// come from the preferred copy. `effect` says what changed in `current`.
 template <StringResolver Strings>
 CopyMergeResult MergeCopy(const RequestEntry& current, const RequestEntry& copy,
                           const Strings& strings) {
@@ -124,6 +127,10 @@ CopyMergeResult MergeCopy(const RequestEntry& current, const RequestEntry& copy,
   if (copy.fast && !current.fast) {
     e.fast = true;
     effect.became_fast = true;
+  }
+  if (copy.us_inference && !current.us_inference) {
+    e.us_inference = true;
+    effect.became_us = true;
   }
   return r;
 }

@@ -42,19 +42,23 @@ void AppendEncodedId(std::string_view id, std::string* out) {
     if (!id.starts_with(prefix)) continue;
     std::string_view tail = id.substr(prefix.size());
     if (tail.size() >= kMaxPackedTail || !AllDigits(tail)) continue;
-    out->push_back(char(p * kMaxPackedTail + tail.size()));
+    // Sized once and written in place: every usage line encodes its key (no push_back per byte).
+    const size_t at = out->size();
+    out->resize(at + 1 + PackedBytes(tail.size()));
+    char* dst = out->data() + at;
+    *dst++ = char(p * kMaxPackedTail + tail.size());
     uint32_t acc = 0;
     int bits = 0;
     for (char c : tail) {
       acc |= uint32_t(kDigitValue[static_cast<unsigned char>(c)]) << bits;
       bits += 6;
       if (bits >= 8) {
-        out->push_back(char(acc & 0xff));
+        *dst++ = char(acc & 0xff);
         acc >>= 8;
         bits -= 8;
       }
     }
-    if (bits > 0) out->push_back(char(acc));
+    if (bits > 0) *dst++ = char(acc);
     return;
   }
   AppendRaw(id, out);

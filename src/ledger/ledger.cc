@@ -33,8 +33,6 @@ uint32_t Ledger::InternContext(const Context& c) {
   return it->second;
 }
 
-// Timestamps are within four-digit years (the parser rejects others): under 2^48 ms either side of
-// 1970.
 RequestEntry Ledger::Unpack(uint32_t index) const {
   const PackedRequest& p = packed_[index];
   const Context& c = contexts_[p.context];
@@ -48,6 +46,7 @@ RequestEntry Ledger::Unpack(uint32_t index) const {
   e.sidechain = p.ts_flags & kSidechain;
   e.fast = p.ts_flags & kFast;
   e.has_cost_usd = p.ts_flags & kHasCostUsd;
+  e.us_inference = p.ts_flags & kUsInference;
   if (p.ts_flags & kHasWebSearches) e.web_search_requests = web_searches_.at(index);
   return e;
 }
@@ -57,6 +56,7 @@ void Ledger::Store(uint32_t index, const RequestEntry& e) {
   if (e.sidechain) flags |= kSidechain;
   if (e.fast) flags |= kFast;
   if (e.has_cost_usd) flags |= kHasCostUsd;
+  if (e.us_inference) flags |= kUsInference;
   if (e.web_search_requests != 0) flags |= kHasWebSearches;
   PackedRequest p;
   p.ts_flags = int64_t(uint64_t(e.timestamp_ms) << kFlagBits) | flags;
@@ -168,6 +168,7 @@ Ledger::Change Ledger::Add(const ParsedLine& line) {
   e.has_cost_usd = line.has_cost_usd;
   e.cost_usd = line.cost_usd;
   e.fast = line.fast;
+  e.us_inference = line.us_inference;
   e.sidechain = line.is_sidechain;
   MergeRequest(key, e, &change);
   MergeSession(e.session, e.timestamp_ms, e.cwd);
@@ -175,6 +176,84 @@ Ledger::Change Ledger::Add(const ParsedLine& line) {
     MergeToolUse(t.id, line.timestamp_ms, strings_.Intern(t.name));
   }
   return change;
+}
+
+namespace {
+
+constexpr char kPromptUuidTag = 0;  // then 16 bytes
+constexpr char kPromptRawTag = 1;   // then the uuid's bytes as they are
+
+int LowerHexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+bool IsUuidDash(size_t i) { return i == 8 || i == 13 || i == 18 || i == 23; }
+
+}  // namespace
+
+void Ledger::AppendPromptKey(std::string_view uuid, std::string* out) {
+  bool canonical = uuid.size() == 36;
+  for (size_t i = 0; canonical && i < 36; ++i) {
+    canonical = IsUuidDash(i) ? uuid[i] == '-' : LowerHexValue(uuid[i]) >= 0;
+  }
+  if (!canonical) {
+    out->push_back(kPromptRawTag);
+    out->append(uuid);
+    return;
+  }
+  out->push_back(kPromptUuidTag);
+  int high = -1;
+  for (size_t i = 0; i < 36; ++i) {
+    if (IsUuidDash(i)) continue;
+    const int v = LowerHexValue(uuid[i]);
+    if (high < 0) {
+      high = v;
+    } else {
+      out->push_back(char(high << 4 | v));
+      high = -1;
+    }
+  }
+}
+
+std::string Ledger::DecodePromptKey(std::string_view key) {
+  if (key.empty()) return {};
+  if (key[0] != kPromptUuidTag) return std::string(key.substr(1));
+  static const char* hex = "0123456789abcdef";
+  std::string uuid;
+  for (size_t b = 1; b < key.size(); ++b) {
+    if (IsUuidDash(uuid.size())) uuid.push_back('-');
+    uuid.push_back(hex[uint8_t(key[b]) >> 4]);
+    if (IsUuidDash(uuid.size())) uuid.push_back('-');
+    uuid.push_back(hex[uint8_t(key[b]) & 15]);
+  }
+  return uuid;
+}
+
+void Ledger::MergePrompt(std::string_view key, const PromptEntry& p) {
+  bool inserted = false;
+  const uint32_t idx = prompt_keys_.Insert(key, &inserted);
+  if (inserted) {
+    prompt_entries_.push_back(p);
+    return;
+  }
+  PromptEntry& cur = prompt_entries_[idx];
+  const auto& s = strings_;
+  if (p.timestamp_ms != cur.timestamp_ms ? p.timestamp_ms < cur.timestamp_ms
+      : p.session != cur.session         ? s.Get(p.session) < s.Get(cur.session)
+                                         : s.Get(p.cwd) < s.Get(cur.cwd)) {
+    cur = p;
+  }
+}
+
+bool Ledger::AddPrompt(const ParsedLine& line) {
+  key_scratch_.clear();
+  AppendPromptKey(line.uuid, &key_scratch_);
+  const size_t before = prompt_keys_.size();
+  MergePrompt(key_scratch_, PromptEntry{line.timestamp_ms, strings_.Intern(line.cwd),
+                                        strings_.Intern(line.session_id)});
+  return prompt_keys_.size() != before;
 }
 
 void Ledger::Merge(const Ledger& o) {
@@ -199,6 +278,10 @@ void Ledger::Merge(const Ledger& o) {
     MergeToolUseEncoded(o.tool_ids_.Get(i), t.timestamp_ms, remap(t.name));
   }
   for (const auto& [key, ts] : o.api_errors_) MergeApiError(key, ts);
+  for (uint32_t i = 0; i < o.prompt_entries_.size(); ++i) {
+    const PromptEntry& p = o.prompt_entries_[i];
+    MergePrompt(o.prompt_keys_.Get(i), PromptEntry{p.timestamp_ms, remap(p.cwd), remap(p.session)});
+  }
 }
 
 }  // namespace ccmon

@@ -33,6 +33,14 @@ struct ToolUseEntry {
   uint32_t name = 0;
 };
 
+// A prompt a person typed (docs/accounting.md A38), once per line uuid: its earliest copy.
+struct PromptEntry {
+  int64_t timestamp_ms = 0;
+  uint32_t cwd = 0;      // cwd of that copy (its project)
+  uint32_t session = 0;  // sessionId of that copy (reports only)
+  bool operator==(const PromptEntry&) const = default;
+};
+
 // Transparent hashing so that maps keyed by std::string can be probed with a string_view.
 struct StringViewHash {
   using is_transparent = void;
@@ -52,6 +60,9 @@ class Ledger {
 
   // Precondition: line.kind == LineKind::kUsage.
   Change Add(const ParsedLine& line);
+  // Precondition: line.kind == LineKind::kPrompt. Counts the prompt once per uuid (A38): the
+  // earliest copy (then the smallest sessionId, then cwd) places it. True if the uuid was new.
+  bool AddPrompt(const ParsedLine& line);
   // Moves every entry of `other` in (same rules as Add).
   void Merge(const Ledger& other);
 
@@ -98,6 +109,25 @@ class Ledger {
     const Ledger* l_;
   };
   ToolUses tool_uses() const { return ToolUses(this); }
+  // Distinct prompts (by uuid) -> entry.
+  class Prompts {
+   public:
+    explicit Prompts(const Ledger* l) : l_(l) {}
+    size_t size() const { return l_->prompt_keys_.size(); }
+    bool empty() const { return size() == 0; }
+    // The entries alone, in key order (no uuid decoding).
+    const std::deque<PromptEntry>& entries() const { return l_->prompt_entries_; }
+    // (uuid, entry); the uuid is decoded on access.
+    std::pair<std::string, const PromptEntry&> operator[](size_t i) const {
+      return {DecodePromptKey(l_->prompt_keys_.Get(uint32_t(i))), l_->prompt_entries_[i]};
+    }
+    IndexIterator<Prompts> begin() const { return {this, 0}; }
+    IndexIterator<Prompts> end() const { return {this, size()}; }
+
+   private:
+    const Ledger* l_;
+  };
+  Prompts prompts() const { return Prompts(this); }
   // API-error lines by dedup key -> earliest timestamp.
   const std::unordered_map<std::string, int64_t, StringViewHash, std::equal_to<>>& api_errors()
       const {
@@ -110,6 +140,11 @@ class Ledger {
                               std::string_view request_id);
   static void AppendDedupKey(std::string_view message_id, bool has_request_id,
                              std::string_view request_id, std::string* out);
+  // The key of a prompt's uuid (docs/store-format.md, "Prompts"): a canonical lowercase UUID
+  // (8-4-4-4-12 hex digits) packs into a tag byte and 16 bytes; any other string is kept as is
+  // after another tag. Injective; DecodePromptKey gives the uuid back.
+  static void AppendPromptKey(std::string_view uuid, std::string* out);
+  static std::string DecodePromptKey(std::string_view key);
 
  private:
   // 40 bytes per distinct request (replay keeps them all): flags share the timestamp's word,
@@ -134,8 +169,16 @@ class Ledger {
                                    c.session);
     }
   };
-  static constexpr int kFlagBits = 4;
-  enum Flag : int64_t { kSidechain = 1, kFast = 2, kHasCostUsd = 4, kHasWebSearches = 8 };
+  // Timestamps have four-digit years (the parser rejects others): under 2^48 ms either side of
+  // 1970, so 5 flag bits still leave the sign bit alone (docs/store-format.md).
+  static constexpr int kFlagBits = 5;
+  enum Flag : int64_t {
+    kSidechain = 1,
+    kFast = 2,
+    kHasCostUsd = 4,
+    kHasWebSearches = 8,
+    kUsInference = 16
+  };
 
   uint32_t InternContext(const Context& c);
   RequestEntry Unpack(uint32_t index) const;
@@ -147,6 +190,7 @@ class Ledger {
   void MergeToolUse(std::string_view id, int64_t ts, uint32_t name);
   void MergeToolUseEncoded(std::string_view encoded_id, int64_t ts, uint32_t name);
   void MergeApiError(std::string_view key, int64_t ts);
+  void MergePrompt(std::string_view key, const PromptEntry& p);
 
   StringPool strings_;
   std::unordered_map<std::string, uint32_t, StringViewHash, std::equal_to<>>
@@ -161,6 +205,8 @@ class Ledger {
   std::deque<ToolUseEntry> tool_entries_;
   std::string key_scratch_;   // reused for dedup keys
   std::string tool_scratch_;  // reused for encoded tool_use ids
+  StringSet prompt_keys_;     // index i <-> prompt_entries_[i]
+  std::deque<PromptEntry> prompt_entries_;
   std::unordered_map<std::string, int64_t, StringViewHash, std::equal_to<>> api_errors_;
 };
 

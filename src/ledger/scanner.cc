@@ -90,21 +90,29 @@ void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, P
   }
   const uint64_t start = reader.consumed_offset();
   uint64_t reported = start;
+  bool file_start = first;  // the next line starts at offset 0 (a byte order mark is allowed)
   for (;;) {
     LineReader::Result r = reader.Next(&text, &readable);
     if (r == LineReader::Result::kEnd || r == LineReader::Result::kError) break;
     ++w->lines;
+    const bool first_in_file = file_start;
+    file_start = false;
     if (r == LineReader::Result::kTooLong) {
       ++w->skipped.by_reason[int(SkipReason::kTooLong)];
       continue;
     }
-    parser->Parse(text, readable, line);
+    parser->Parse(text, readable, line, first_in_file);
     if (line->kind == LineKind::kSkipped) {
       ++w->skipped.by_reason[int(line->skip_reason)];
     } else if (line->kind == LineKind::kUsage) {
       ++w->usage_lines;
       if (line->timestamp_ms >= opt.since_ms && line->timestamp_ms < opt.until_ms) {
         w->local.Add(*line);
+        if (++w->local_lines >= kLocalBatch) w->Flush();
+      }
+    } else if (line->kind == LineKind::kPrompt) {
+      if (line->timestamp_ms >= opt.since_ms && line->timestamp_ms < opt.until_ms) {
+        w->local.AddPrompt(*line);
         if (++w->local_lines >= kLocalBatch) w->Flush();
       }
     }

@@ -78,7 +78,7 @@ PricedRequest Accounting::RequestAt(size_t i) const {
   p.web_search_requests = e.web_search_requests;
   p.sidechain = e.sidechain;
   p.cost = PriceRequest(m.price, web_search_cost_, e.tokens, e.web_search_requests, e.fast,
-                        e.has_cost_usd, e.cost_usd);
+                        e.us_inference, e.has_cost_usd, e.cost_usd);
   return p;
 }
 
@@ -161,6 +161,21 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
   a.api_errors_.reserve(ledger.api_errors().size());
   for (const auto& [key, ts] : ledger.api_errors()) a.api_errors_.push_back(ts);
   std::sort(a.api_errors_.begin(), a.api_errors_.end());
+
+  // Prompts rank their projects after every request and session (A31, A38): adding a family must
+  // not change which projects the cap keeps for the others.
+  std::vector<const PromptEntry*> prompts;
+  prompts.reserve(ledger.prompts().size());
+  for (const PromptEntry& p : ledger.prompts().entries()) prompts.push_back(&p);
+  std::sort(prompts.begin(), prompts.end(), [&](const PromptEntry* x, const PromptEntry* y) {
+    if (x->timestamp_ms != y->timestamp_ms) return x->timestamp_ms < y->timestamp_ms;
+    if (x->session != y->session) return ls.Get(x->session) < ls.Get(y->session);
+    return ls.Get(x->cwd) < ls.Get(y->cwd);
+  });
+  a.prompts_.reserve(prompts.size());
+  for (const PromptEntry* p : prompts) {
+    a.prompts_.push_back({p->timestamp_ms, project_of(p->cwd), label(p->session)});
+  }
   return a;
 }
 

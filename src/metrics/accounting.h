@@ -27,7 +27,8 @@ std::string ProjectLabel(std::string_view cwd, ProjectLabelMode mode);
 
 struct LabelOptions {
   ProjectLabelMode project_mode = ProjectLabelMode::kBasename;
-  // Distinct project labels per device; later ones (by first request time) become "other".
+  // Distinct project labels per device; later ones (by first use: session starts and requests by
+  // time, then prompts by time) become "other".
   size_t max_projects = 100;
 };
 
@@ -70,6 +71,13 @@ struct ToolCall {
   uint32_t tool = 0;  // label id
 };
 
+// A prompt a person typed (docs/accounting.md A38).
+struct PromptEvent {
+  int64_t timestamp_ms = 0;
+  uint32_t project = 0;  // label id (after mode and cap)
+  uint32_t session = 0;  // label id (sessionId; reports only, never a metric label)
+};
+
 class Accounting {
  public:
   // `warn` is called once per unknown model (may be empty). `ledger` and `prices` must outlive
@@ -96,6 +104,8 @@ class Accounting {
   const std::vector<SessionStart>& sessions() const { return sessions_; }
   const std::vector<ToolCall>& tool_calls() const { return tool_calls_; }
   const std::vector<int64_t>& api_errors() const { return api_errors_; }  // timestamps, sorted
+  // Prompts in (timestamp, session, project) order.
+  const std::vector<PromptEvent>& prompts() const { return prompts_; }
   const std::string& label(uint32_t id) const { return labels_.Get(id); }
 
  private:
@@ -114,6 +124,7 @@ class Accounting {
   std::vector<SessionStart> sessions_;
   std::vector<ToolCall> tool_calls_;
   std::vector<int64_t> api_errors_;
+  std::vector<PromptEvent> prompts_;
 };
 
 }  // namespace ccmon

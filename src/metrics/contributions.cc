@@ -62,6 +62,10 @@ const std::array<FamilyDesc, kMetricFamilyCount>& FamilyCatalogue() {
       Desc("claude_unpriced_tokens", T::kCounter,
            "Tokens of requests whose model has no price (their cost is counted as 0).", "tokens",
            false, {"device", "model"}),
+      Desc("claude_user_prompts", T::kCounter,
+           "Prompts a person typed (user lines with text, not tool results, commands or subagent "
+           "prompts), once per line uuid.",
+           "", false, {"device", "project"}),
       Desc("ccmon_skipped_lines", T::kCounter, "Transcript lines skipped as malformed, by reason.",
            "", false, {"reason"}),
   };
@@ -97,6 +101,10 @@ SeriesIncrement ToolCallContribution(std::string_view device, std::string_view t
 
 SeriesIncrement ApiErrorContribution(std::string_view device) {
   return Increment(MetricFamily::kApiErrors, {device}, 1);
+}
+
+SeriesIncrement UserPromptContribution(std::string_view device, std::string_view project) {
+  return Increment(MetricFamily::kUserPrompts, {device, project}, 1);
 }
 
 }  // namespace ccmon

@@ -1,12 +1,12 @@
 // The metric family catalogue and what one event contributes to it (docs/accounting.md A19,
-// A24-A26, A28, A32-A35; README "Metrics").
+// A24-A26, A28, A32-A35, A38; README "Metrics").
 //
 // Every claude_* series is a sum of contributions: one request adds to its tokens, cost, request,
-// histogram, savings or unpriced, and web-search series; a session start, a tool call and an API
-// error add 1 to one series each. These functions say which series (family and label values) and
-// by how much. CollectEvents (metrics/metrics.h) is a loop over the accounting's events calling
-// them; the agent calls the same functions for each request it counts, so that live counters and
-// replay agree by construction.
+// histogram, savings or unpriced, and web-search series; a session start, a tool call, an API
+// error and a prompt add 1 to one series each. These functions say which series (family and label
+// values) and by how much. CollectEvents (metrics/metrics.h) is a loop over the accounting's events
+// calling them; the agent calls the same functions for each request it counts, so that live
+// counters and replay agree by construction.
 //
 // Pure functions, thread-safe. Label values are string_views into the arguments (and into static
 // storage for the `type` label): valid as long as the arguments' strings are.
@@ -38,10 +38,11 @@ enum class MetricFamily : uint8_t {
   kWebSearchRequests,  // claude_web_search_requests_total{device,model}
   kApiErrors,          // claude_api_errors_total{device}
   kUnpricedTokens,     // claude_unpriced_tokens_total{device,model}
+  kUserPrompts,        // claude_user_prompts_total{device,project}
   kSkippedLines,       // ccmon_skipped_lines_total{reason}
 };
-inline constexpr size_t kClaudeFamilyCount = 10;  // MetricFamily values before kSkippedLines
-inline constexpr size_t kMetricFamilyCount = 11;
+inline constexpr size_t kClaudeFamilyCount = 11;  // MetricFamily values before kSkippedLines
+inline constexpr size_t kMetricFamilyCount = 12;
 
 // Upper bounds of claude_cost_per_request_usd, in pico-dollars (+Inf is implicit; A34).
 const std::vector<Pico>& CostPerRequestBuckets();
@@ -111,5 +112,8 @@ SeriesIncrement ToolCallContribution(std::string_view device, std::string_view t
 // claude_api_errors_total{device} += 1, per API-error dedup key (A15). The series exists, at 0,
 // for every device (CollectEvents creates it with no error).
 SeriesIncrement ApiErrorContribution(std::string_view device);
+// claude_user_prompts_total{device,project} += 1, per prompt a person typed (distinct line uuid),
+// at its line's time, in the project of its cwd (A38).
+SeriesIncrement UserPromptContribution(std::string_view device, std::string_view project);
 
 }  // namespace ccmon

@@ -81,6 +81,9 @@ std::vector<FamilyEvents> CollectEvents(const Accounting& a, const std::string& 
   }
   c.Series(ApiErrorContribution(device));  // a device with no errors still shows 0
   for (int64_t ts : a.api_errors()) c.Add(ApiErrorContribution(device), ts);
+  for (const PromptEvent& p : a.prompts()) {
+    c.Add(UserPromptContribution(device, a.label(p.project)), p.timestamp_ms);
+  }
   return c.Take();
 }
 

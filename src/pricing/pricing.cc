@@ -64,6 +64,16 @@ Status ParseModelPrice(const json& spec, const std::string& model, ModelPrice* o
       if (!(m >= 1 && m <= 100)) return Status::InvalidArgument("model " + model + ": fast multiplier out of range");
       p.fast_multiplier_milli = std::llround(m * 1000);
     }
+    // US-only inference (usage.inference_geo "us"): 1.1 on Opus 4.6 and later. A factor below 1
+    // or above 2 is not a data-residency surcharge.
+    auto us = pse->find("us");
+    if (us != pse->end() && us->is_number()) {
+      double m = us->get<double>();
+      if (!(m >= 1 && m <= 2)) {
+        return Status::InvalidArgument("model " + model + ": us (US-only inference) multiplier out of range [1, 2]");
+      }
+      p.us_multiplier_milli = std::llround(m * 1000);
+    }
   }
   *out = p;
   return Status::Ok();
@@ -189,9 +199,10 @@ std::string PriceTable::ToJson() const {
       m["cache_creation_input_token_cost_above_200k_tokens"] = RateToJson(p.above_200k->cache_write_5m);
       m["cache_read_input_token_cost_above_200k_tokens"] = RateToJson(p.above_200k->cache_read);
     }
-    if (p.fast_multiplier_milli != 1000) {
-      m["provider_specific_entry"] = {{"fast", double(p.fast_multiplier_milli) / 1000}};
-    }
+    json pse = json::object();
+    if (p.fast_multiplier_milli != 1000) pse["fast"] = double(p.fast_multiplier_milli) / 1000;
+    if (p.us_multiplier_milli != 1000) pse["us"] = double(p.us_multiplier_milli) / 1000;
+    if (!pse.empty()) m["provider_specific_entry"] = pse;
     models[name] = m;
   }
   doc["models"] = models;
@@ -199,8 +210,8 @@ std::string PriceTable::ToJson() const {
 }
 
 CostBreakdown PriceRequest(const ModelPrice* price, Pico web_search_cost, const TokenCounts& t,
-                           uint64_t web_search_requests, bool fast, bool has_cost_usd,
-                           Pico cost_usd) {
+                           uint64_t web_search_requests, bool fast, bool us_inference,
+                           bool has_cost_usd, Pico cost_usd) {
   CostBreakdown out;
   if (price != nullptr) {
     out.premium = price->above_200k.has_value() && t.PromptTokens() > kLongContextThreshold;
@@ -210,9 +221,14 @@ CostBreakdown PriceRequest(const ModelPrice* price, Pico web_search_cost, const 
                  __int128(t.cache_write_1h) * r.cache_write_1h() +
                  __int128(t.cache_read) * r.cache_read;
     __int128 savings = __int128(t.cache_read) * (r.input - r.cache_read);
-    if (fast && price->fast_multiplier_milli != 1000) {
-      c = (c * price->fast_multiplier_milli + 500) / 1000;
-      savings = (savings * price->fast_multiplier_milli + 500) / 1000;
+    // Fast mode (A23) and US-only inference (A39) multiply every token price; both factors are
+    // applied together and rounded once, so the result does not depend on their order. With one
+    // factor this is (c * f + 500) / 1000, as before.
+    const int64_t f = fast ? price->fast_multiplier_milli : 1000;
+    const int64_t u = us_inference ? price->us_multiplier_milli : 1000;
+    if (f != 1000 || u != 1000) {
+      c = (c * f * u + 500'000) / 1'000'000;
+      savings = (savings * f * u + 500'000) / 1'000'000;
     }
     out.priced = true;
     out.cost = Pico(c) + Pico(web_search_requests) * web_search_cost;

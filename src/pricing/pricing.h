@@ -32,6 +32,7 @@ struct ModelPrice {
   Rates base;
   std::optional<Rates> above_200k;  // whole-request long-context tier
   int64_t fast_multiplier_milli = 1000;  // provider_specific_entry.fast x 1000
+  int64_t us_multiplier_milli = 1000;    // provider_specific_entry.us x 1000 (US-only inference)
   bool operator==(const ModelPrice&) const = default;
 };
 
@@ -96,9 +97,13 @@ class PriceTable {
   std::string updated_;
 };
 
-// The cost rule for one deduplicated request. `price` may be null (unknown model).
+// The cost rule for one deduplicated request (docs/accounting.md A20-A28, A39). `price` may be
+// null (unknown model). The token cost at the request's tier is multiplied by the fast factor when
+// `fast` and by the US-only factor when `us_inference` (one rounding, to the nearest pico-dollar);
+// cache savings follow the same factors; web searches are added unmultiplied; a costUSD replaces
+// everything.
 CostBreakdown PriceRequest(const ModelPrice* price, Pico web_search_cost, const TokenCounts& tokens,
-                           uint64_t web_search_requests, bool fast, bool has_cost_usd,
-                           Pico cost_usd);
+                           uint64_t web_search_requests, bool fast, bool us_inference,
+                           bool has_cost_usd, Pico cost_usd);
 
 }  // namespace ccmon

@@ -1,44 +1,103 @@
 #include "transcript/line_parser.h"
 
-#include <simdjson.h>  // validate_utf8 only (runtime-dispatched, not inline)
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "transcript/line_parser_internal.h"
 #include "base/timeutil.h"
+#include "transcript/line_parser_internal.h"
 
 namespace ccmon {
 using namespace line_parser_internal;
 namespace {
 
 constexpr std::string_view kUsageNeedle = "\"usage\"";
+constexpr std::string_view kUserNeedle = "\"user\"";
+constexpr std::string_view kToolResultNeedle = "\"tool_result\"";
 
 // ---------------------------------------------------------------------------------------------
 // Reference path: nlohmann SAX.
 
+// A JSON number literal (RFC 8259 grammar, as nlohmann_json reports it) that denotes a
+// non-negative integer of at most `max`, exactly: 5.0, 50e-1 and 0e-400 do, 1e-400 and
+// 1.0000000000000000001 do not (a double would round them to integers, A9).
+bool ExactCount(std::string_view lit, uint64_t max, uint64_t* out) {
+  size_t i = 0;
+  bool negative = i < lit.size() && lit[i] == '-';
+  if (negative) ++i;
+  std::string digits;  // significant digits of the mantissa, leading zeros dropped
+  int64_t exp10 = 0;   // value = digits x 10^exp10
+  bool any = false;
+  for (; i < lit.size() && lit[i] >= '0' && lit[i] <= '9'; ++i) {
+    any = true;
+    if (!digits.empty() || lit[i] != '0') digits.push_back(lit[i]);
+  }
+  if (i < lit.size() && lit[i] == '.') {
+    for (++i; i < lit.size() && lit[i] >= '0' && lit[i] <= '9'; ++i) {
+      any = true;
+      if (!digits.empty() || lit[i] != '0') digits.push_back(lit[i]);
+      --exp10;
+    }
+  }
+  if (!any) return false;
+  if (i < lit.size() && (lit[i] == 'e' || lit[i] == 'E')) {
+    ++i;
+    bool neg_exp = i < lit.size() && lit[i] == '-';
+    if (i < lit.size() && (lit[i] == '-' || lit[i] == '+')) ++i;
+    int64_t e = 0;
+    bool exp_digits = false;
+    for (; i < lit.size() && lit[i] >= '0' && lit[i] <= '9'; ++i) {
+      exp_digits = true;
+      if (e < 1'000'000'000) e = e * 10 + (lit[i] - '0');  // saturates far beyond any count
+    }
+    if (!exp_digits) return false;
+    exp10 += neg_exp ? -e : e;
+  }
+  if (i != lit.size()) return false;
+  if (digits.empty()) {  // zero, whatever its sign and exponent
+    *out = 0;
+    return true;
+  }
+  if (negative) return false;
+  while (digits.back() == '0') {
+    digits.pop_back();
+    ++exp10;
+  }
+  if (exp10 < 0) return false;  // a fraction remains
+  if (int64_t(digits.size()) + exp10 > 20) return false;
+  unsigned __int128 v = 0;
+  for (char c : digits) v = v * 10 + unsigned(c - '0');
+  for (int64_t k = 0; k < exp10; ++k) v *= 10;
+  if (v > max) return false;
+  *out = uint64_t(v);
+  return true;
+}
+
 class RefHandler {
  public:
   using json = nlohmann::json;
-  RefHandler(Extract* x, ParsedLine* out, LineParser* owner,
-             std::string_view (*keep)(LineParser*, std::string_view))
-      : x_(x), out_(out), owner_(owner), keep_(keep) {}
+  RefHandler(Extract* x, LineParser* owner, std::string_view (*keep)(LineParser*, std::string_view))
+      : x_(x), owner_(owner), keep_(keep) {}
 
   bool failed() const { return failed_; }
 
-  bool null() { return Scalar(Val::kNull, 0, 0, {}); }
-  bool boolean(bool b) { return Scalar(Val::kBool, b, 0, {}); }
+  bool null() { return Scalar(Val::kNull, 0, {}); }
+  bool boolean(bool b) { return Scalar(Val::kBool, b, {}); }
   bool number_integer(json::number_integer_t v) {
-    return v >= 0 ? Scalar(Val::kUint, uint64_t(v), 0, {}) : Scalar(Val::kBadNumber, 0, 0, {});
+    return v >= 0 ? Scalar(Val::kUint, uint64_t(v), {}) : Scalar(Val::kBadNumber, 0, {});
   }
-  bool number_unsigned(json::number_unsigned_t v) { return Scalar(Val::kUint, v, 0, {}); }
+  bool number_unsigned(json::number_unsigned_t v) { return Scalar(Val::kUint, v, {}); }
   bool number_float(json::number_float_t v, const json::string_t& s) {
-    return Scalar(Val::kFloat, 0, v, s);
+    // Out of a double's range (1e400): not a number JSON parsers agree on, so not valid JSON.
+    if (!std::isfinite(v)) {
+      failed_ = true;
+      return false;
+    }
+    return Scalar(Val::kFloat, 0, s);
   }
-  bool string(json::string_t& s) { return Scalar(Val::kString, 0, 0, s); }
-  bool binary(json::binary_t&) { return Scalar(Val::kNull, 0, 0, {}); }
+  bool string(json::string_t& s) { return Scalar(Val::kString, 0, s); }
+  bool binary(json::binary_t&) { return Scalar(Val::kNull, 0, {}); }
   bool key(json::string_t& k) {
     stack_.back().key = k;
     return true;
@@ -52,54 +111,80 @@ class RefHandler {
     return false;
   }
 
-  bool saw_top() const { return saw_top_; }
-
  private:
-  enum class Frame { kTop, kMessage, kUsage, kCacheCreation, kServerToolUse, kContent, kBlock, kSkip };
+  // kTop and kNested are records (kNested: the subagent record of an agent_progress line, at
+  // data.message); kMessage and below belong to the record of the level that opened them.
+  enum class Frame {
+    kTop,
+    kData,
+    kNested,
+    kMessage,
+    kUsage,
+    kCacheCreation,
+    kServerToolUse,
+    kContent,
+    kBlock,
+    kSkip
+  };
   enum class Val { kNull, kBool, kUint, kFloat, kString, kBadNumber, kContainer };
   struct Level {
     Frame frame;
+    RecordExtract* rec;
     std::string key;
-    std::string block_type, block_id, block_name;  // kBlock only
+    // kBlock only: the block's members (the last occurrence of each).
+    std::string block_type, block_id, block_name, block_text;
+    bool text_is_string = false;
   };
 
   bool Open(bool is_object) {
     Frame next = Frame::kSkip;
+    RecordExtract* rec = nullptr;
     if (stack_.empty()) {
-      saw_top_ = true;
       if (is_object) {
         x_->top_is_object = true;
         next = Frame::kTop;
+        rec = &x_->top;
       }
     } else {
       Level& p = stack_.back();
       const std::string& k = p.key;
-      if (p.frame == Frame::kTop && k == "message") {
-        x_->ResetMessage(out_);
+      rec = p.rec;
+      const bool record = p.frame == Frame::kTop || p.frame == Frame::kNested;
+      if (record && k == "message") {
+        rec->ResetMessage();
         if (is_object) {
-          x_->message_is_object = true;
+          rec->message_is_object = true;
           next = Frame::kMessage;
         }
-      } else if (p.frame == Frame::kMessage && k == "usage") {
-        x_->ResetUsage(out_);
+      } else if (p.frame == Frame::kTop && k == "data") {
+        x_->ResetData();
+        if (is_object) next = Frame::kData;
+      } else if (p.frame == Frame::kData && k == "message") {
+        x_->nested.ResetAll();
         if (is_object) {
-          x_->usage_is_object = true;
+          next = Frame::kNested;
+          rec = &x_->nested;
+        }
+      } else if (p.frame == Frame::kMessage && k == "usage") {
+        rec->ResetUsage();
+        if (is_object) {
+          rec->usage_is_object = true;
           next = Frame::kUsage;
         }
       } else if (p.frame == Frame::kMessage && k == "content") {
-        out_->tool_uses.clear();
+        rec->ResetContent();
         if (!is_object) next = Frame::kContent;
       } else if (p.frame == Frame::kUsage && k == "cache_creation") {
         if (is_object) {
-          x_->has_split = true;
-          x_->eph_5m = x_->eph_1h = 0;
+          rec->has_split = true;
+          rec->eph_5m = rec->eph_1h = 0;
           next = Frame::kCacheCreation;
         } else {
-          x_->has_split = false;
+          rec->has_split = false;
         }
       } else if (p.frame == Frame::kUsage && k == "server_tool_use") {
         if (is_object) {
-          out_->web_search_requests = 0;
+          rec->web_search_requests = 0;
           next = Frame::kServerToolUse;
         }
       } else if (p.frame == Frame::kContent && is_object) {
@@ -108,124 +193,179 @@ class RefHandler {
       // Any other container where a field of ours is expected counts as a wrong-typed value
       // (e.g. a repeated "type":{} overrides an earlier "type":"assistant", as in the fast path).
       if (next == Frame::kSkip && p.frame != Frame::kContent && p.frame != Frame::kSkip) {
-        Scalar(Val::kContainer, 0, 0, {});
+        Scalar(Val::kContainer, 0, {});
       }
     }
-    stack_.push_back({next, {}, {}, {}, {}});
+    stack_.push_back({next, rec, {}, {}, {}, {}, {}, false});
     return true;
   }
 
   bool Close() {
     Level& l = stack_.back();
-    if (l.frame == Frame::kBlock && l.block_type == "tool_use" && !l.block_id.empty()) {
-      out_->tool_uses.push_back({keep_(owner_, l.block_id), keep_(owner_, l.block_name)});
+    if (l.frame == Frame::kBlock) {
+      RecordExtract* rec = l.rec;
+      if (l.block_type == "tool_use" && !l.block_id.empty()) {
+        rec->tool_uses->push_back({keep_(owner_, l.block_id), keep_(owner_, l.block_name)});
+      } else if (l.block_type == "tool_result") {
+        rec->content_has_tool_result = true;
+      } else if (l.block_type == "text" && !rec->content_is_text) {
+        rec->content_is_text = true;  // the first text block holds the prompt's text
+        rec->text.Set(l.text_is_string ? std::string_view(l.block_text) : std::string_view());
+      }
     }
     stack_.pop_back();
     return true;
   }
 
-  // A count: non-negative integer, integral float, or null (0). Anything else is a bad number.
-  void Count(Val t, uint64_t u, double d, uint64_t* dst) {
+  // A count: a non-negative integer below 2^32, written as an integer or as a number literal that
+  // is exactly one (5.0, 1e2), or null (0). Anything else is a bad number.
+  void Count(Val t, uint64_t u, std::string_view s, RecordExtract* rec, uint64_t* dst) {
     if (t == Val::kNull) {
       *dst = 0;
     } else if (t == Val::kUint && u <= kMaxTokenCount) {
       *dst = u;
-    } else if (t == Val::kFloat && d >= 0 && d <= double(kMaxTokenCount) && std::floor(d) == d) {
-      *dst = uint64_t(d);
+    } else if (t == Val::kFloat && ExactCount(s, kMaxTokenCount, dst)) {
     } else {
-      x_->bad_number = true;
+      rec->bad_number = true;
     }
   }
 
-  bool Scalar(Val t, uint64_t u, double d, std::string_view s) {
-    if (stack_.empty()) {
-      saw_top_ = true;
-      return true;
+  // Members every record has (the line itself, or the nested copy). Returns true if `k` is one.
+  bool RecordScalar(RecordExtract* r, const std::string& k, Val t, uint64_t u, std::string_view s) {
+    if (k == "message") {
+      r->ResetMessage();
+    } else if (k == "requestId") {
+      r->has_request_id = t == Val::kString;
+      r->request_id = t == Val::kString ? keep_(owner_, s) : std::string_view();
+    } else if (k == "timestamp") {
+      r->timestamp = t == Val::kString ? keep_(owner_, s) : std::string_view();
+    } else if (k == "isApiErrorMessage") {
+      r->is_api_error = t == Val::kBool && u;
+    } else if (k == "costUSD") {
+      r->has_cost_usd = false;
+      r->bad_cost = false;  // the last costUSD member decides
+      if (t == Val::kUint) {
+        if (u <= 1000000) {
+          r->cost_usd = Pico(u) * kPicoPerUsd;
+          r->has_cost_usd = true;
+        } else {
+          r->bad_cost = true;
+        }
+      } else if (t == Val::kFloat) {
+        if (ParseUsdDecimal(s, &r->cost_usd)) {
+          r->has_cost_usd = true;
+        } else {
+          r->bad_cost = true;
+        }
+      } else if (t == Val::kBadNumber) {
+        r->bad_cost = true;
+      }
+    } else {
+      return false;
     }
+    return true;
+  }
+
+  bool Scalar(Val t, uint64_t u, std::string_view s) {
+    if (stack_.empty()) return true;
     Level& l = stack_.back();
     const std::string& k = l.key;
+    RecordExtract* rec = l.rec;
     switch (l.frame) {
       case Frame::kTop:
         if (k == "type") {
-          x_->is_assistant = t == Val::kString && s == "assistant";
-        } else if (k == "message") {
-          x_->ResetMessage(out_);
-        } else if (k == "requestId") {
-          out_->has_request_id = t == Val::kString;
-          out_->request_id = t == Val::kString ? keep_(owner_, s) : std::string_view();
+          x_->type = t != Val::kString  ? LineType::kOther
+                     : s == "assistant" ? LineType::kAssistant
+                     : s == "user"      ? LineType::kUser
+                     : s == "progress"  ? LineType::kProgress
+                                        : LineType::kOther;
+        } else if (RecordScalar(rec, k, t, u, s)) {
+        } else if (k == "data") {
+          x_->ResetData();
         } else if (k == "sessionId") {
-          out_->session_id = t == Val::kString ? keep_(owner_, s) : std::string_view();
+          x_->session_id = t == Val::kString ? keep_(owner_, s) : std::string_view();
         } else if (k == "cwd") {
-          out_->cwd = t == Val::kString ? keep_(owner_, s) : std::string_view();
-        } else if (k == "timestamp") {
-          x_->timestamp = t == Val::kString ? keep_(owner_, s) : std::string_view();
+          x_->cwd = t == Val::kString ? keep_(owner_, s) : std::string_view();
+        } else if (k == "uuid") {
+          x_->uuid = t == Val::kString ? keep_(owner_, s) : std::string_view();
         } else if (k == "isSidechain") {
-          out_->is_sidechain = t == Val::kBool && u;
-        } else if (k == "isApiErrorMessage") {
-          out_->is_api_error = t == Val::kBool && u;
-        } else if (k == "costUSD") {
-          out_->has_cost_usd = false;
-          x_->bad_cost = false;  // the last costUSD member decides
-          if (t == Val::kUint) {
-            if (u <= 1000000) {
-              out_->cost_usd = Pico(u) * kPicoPerUsd;
-              out_->has_cost_usd = true;
-            } else {
-              x_->bad_cost = true;
-            }
-          } else if (t == Val::kFloat) {
-            if (ParseUsdDecimal(s, &out_->cost_usd)) {
-              out_->has_cost_usd = true;
-            } else {
-              x_->bad_cost = true;
-            }
-          } else if (t == Val::kBadNumber) {
-            x_->bad_cost = true;
-          }
+          x_->is_sidechain = t == Val::kBool && u;
+        } else if (k == "isMeta") {
+          x_->is_meta = t == Val::kBool && u;
+        } else if (k == "isCompactSummary") {
+          x_->is_compact_summary = t == Val::kBool && u;
+        }
+        break;
+      case Frame::kData:
+        if (k == "type") {
+          x_->agent_progress = t == Val::kString && s == "agent_progress";
+        } else if (k == "message") {
+          x_->nested.ResetAll();
+        }
+        break;
+      case Frame::kNested:
+        if (k == "type") {
+          rec->is_assistant = t == Val::kString && s == "assistant";
+        } else {
+          RecordScalar(rec, k, t, u, s);
         }
         break;
       case Frame::kMessage:
         if (k == "id") {
-          out_->message_id = t == Val::kString ? keep_(owner_, s) : std::string_view();
+          rec->message_id = t == Val::kString ? keep_(owner_, s) : std::string_view();
         } else if (k == "model") {
-          out_->model = t == Val::kString ? keep_(owner_, s) : std::string_view();
+          rec->model = t == Val::kString ? keep_(owner_, s) : std::string_view();
         } else if (k == "usage") {
-          x_->ResetUsage(out_);
+          rec->ResetUsage();
         } else if (k == "content") {
-          out_->tool_uses.clear();
+          rec->ResetContent();
+          if (t == Val::kString) {
+            rec->content_is_text = true;
+            rec->text.Set(s);
+          }
         }
         break;
       case Frame::kUsage:
         if (k == "input_tokens") {
-          Count(t, u, d, &x_->input);
+          Count(t, u, s, rec, &rec->input);
         } else if (k == "output_tokens") {
-          Count(t, u, d, &x_->output);
+          Count(t, u, s, rec, &rec->output);
         } else if (k == "cache_creation_input_tokens") {
-          Count(t, u, d, &x_->cache_creation);
+          Count(t, u, s, rec, &rec->cache_creation);
         } else if (k == "cache_read_input_tokens") {
-          Count(t, u, d, &x_->cache_read);
+          Count(t, u, s, rec, &rec->cache_read);
         } else if (k == "cache_creation") {
-          x_->has_split = false;
+          rec->has_split = false;
         } else if (k == "speed") {
-          out_->fast = t == Val::kString && s == "fast";
+          rec->fast = t == Val::kString && s == "fast";
+        } else if (k == "inference_geo") {
+          rec->us_inference = t == Val::kString && s == "us";
         }
         break;
       case Frame::kCacheCreation:
-        if (k == "ephemeral_5m_input_tokens") Count(t, u, d, &x_->eph_5m);
-        if (k == "ephemeral_1h_input_tokens") Count(t, u, d, &x_->eph_1h);
+        if (k == "ephemeral_5m_input_tokens") Count(t, u, s, rec, &rec->eph_5m);
+        if (k == "ephemeral_1h_input_tokens") Count(t, u, s, rec, &rec->eph_1h);
         break;
       case Frame::kServerToolUse:
-        if (k == "web_search_requests") Count(t, u, d, &out_->web_search_requests);
+        if (k == "web_search_requests") Count(t, u, s, rec, &rec->web_search_requests);
         break;
       case Frame::kBlock:
         if (t == Val::kString) {
           if (k == "type") l.block_type = s;
           if (k == "id") l.block_id = s;
           if (k == "name") l.block_name = s;
+          if (k == "text") {
+            l.block_text = s;
+            l.text_is_string = true;
+          }
         } else {
           if (k == "type") l.block_type.clear();
           if (k == "id") l.block_id.clear();
           if (k == "name") l.block_name.clear();
+          if (k == "text") {
+            l.block_text.clear();
+            l.text_is_string = false;
+          }
         }
         break;
       default:
@@ -235,12 +375,10 @@ class RefHandler {
   }
 
   Extract* x_;
-  ParsedLine* out_;
   LineParser* owner_;
   std::string_view (*keep_)(LineParser*, std::string_view);
   std::vector<Level> stack_;
   bool failed_ = false;
-  bool saw_top_ = false;
 };
 
 int HexValue(char c) {
@@ -295,19 +433,61 @@ bool ReplaceLoneSurrogates(std::string& s) {
   return changed;
 }
 
+// Text a person did not type: slash-command echoes and their output, `!` shell mode, the caveat
+// before local command output, background task notifications and interruption markers (A38).
+constexpr std::string_view kPromptPlumbing[] = {
+    "<command-name>",
+    "<command-message>",
+    "<command-args>",
+    "<local-command-stdout>",
+    "<local-command-stderr>",
+    "<local-command-caveat>",
+    "<bash-input>",
+    "<bash-stdout>",
+    "<bash-stderr>",
+    "<task-notification>",
+    "[Request interrupted by user",
+};
+
 }  // namespace
+
+namespace line_parser_internal {
+
+bool IsPromptPlumbing(std::string_view text) {
+  for (std::string_view p : kPromptPlumbing) {
+    if (text.substr(0, p.size()) == p) return true;
+  }
+  return false;
+}
+
+bool MayBePromptPlumbing(std::string_view prefix) {
+  for (std::string_view p : kPromptPlumbing) {
+    if (p.substr(0, prefix.size()) == prefix.substr(0, p.size())) return true;
+  }
+  return false;
+}
+
+}  // namespace line_parser_internal
 
 struct LineParser::FastState {
   std::unique_ptr<FastParser, void (*)(FastParser*)> parser = NewFastParser();
-  bool supported = FastPathSupported();
 };
 
-bool MayHoldUsage(std::string_view line) {
-  return ::memmem(line.data(), line.size(), kUsageNeedle.data(), kUsageNeedle.size()) != nullptr;
+bool MayHoldRecord(std::string_view line) {
+  auto contains = [&](std::string_view needle) {
+    return ::memmem(line.data(), line.size(), needle.data(), needle.size()) != nullptr;
+  };
+  // A prompt pasted in full can be long; a big tool result (the usual long line) is a user line
+  // too, but it holds a "tool_result" block.
+  return contains(kUsageNeedle) || (contains(kUserNeedle) && !contains(kToolResultNeedle));
 }
 
-LineParser::LineParser(size_t fast_path_max_bytes)
-    : fast_path_max_bytes_(fast_path_max_bytes), fast_(std::make_unique<FastState>()) {}
+bool LineParser::FastPathEnabled() { return FastPathSupported(); }
+
+LineParser::LineParser(size_t fast_path_max_bytes) : fast_path_max_bytes_(fast_path_max_bytes) {
+  // The fast parser's constructor is AVX2 code too: build it only where it may run.
+  if (FastPathSupported()) fast_ = std::make_unique<FastState>();
+}
 
 LineParser::~LineParser() = default;
 
@@ -318,9 +498,14 @@ std::string_view LineParser::Keep(std::string_view s) {
   return dst;
 }
 
-void LineParser::Parse(std::string_view line, size_t readable, ParsedLine* out) {
+void LineParser::Parse(std::string_view line, size_t readable, ParsedLine* out,
+                       bool first_in_file) {
   out->Reset();
   kept_used_ = 0;
+  if (first_in_file && StartsWithBom(line)) {
+    line.remove_prefix(kUtf8Bom.size());
+    readable -= kUtf8Bom.size();
+  }
   std::string_view trimmed = TrimSpace(line);
   if (trimmed.empty()) {
     out->kind = LineKind::kSkipped;
@@ -332,17 +517,20 @@ void LineParser::Parse(std::string_view line, size_t readable, ParsedLine* out) 
     if (!ParseFast(line, readable, out)) ParseReference(line, out);
     return;
   }
-  if (!MayHoldUsage(line)) {
-    // A long line without the bytes "usage" (a big tool result): shape and UTF-8 check only.
-    if (!simdjson::validate_utf8(line.data(), line.size())) {
+  if (!MayHoldRecord(line)) {
+    // A long line that cannot be a record (a big tool result): shape and UTF-8 check only.
+    if (!ValidUtf8(line)) {
       out->kind = LineKind::kSkipped;
       out->skip_reason = SkipReason::kInvalidUtf8;
+    } else if (StartsWithBom(line) || std::memchr(line.data(), 0, line.size()) != nullptr) {
+      out->kind = LineKind::kSkipped;
+      out->skip_reason = SkipReason::kInvalidJson;
     } else if (trimmed.front() == '{' && trimmed.back() == '}') {
       out->kind = LineKind::kOther;
     } else {
       out->kind = LineKind::kSkipped;
       out->skip_reason = trimmed.front() == '[' && trimmed.back() == ']' ? SkipReason::kNotObject
-                                                                       : SkipReason::kInvalidJson;
+                                                                         : SkipReason::kInvalidJson;
     }
     return;
   }
@@ -352,7 +540,9 @@ void LineParser::Parse(std::string_view line, size_t readable, ParsedLine* out) 
 bool LineParser::ParseFast(std::string_view line, size_t readable, ParsedLine* out) {
   out->Reset();
   kept_used_ = 0;
-  if (!fast_->supported) return false;
+  if (fast_ == nullptr) return false;
+  // simdjson would skip a byte order mark; only a file's first line may have one (Parse strips it).
+  if (StartsWithBom(line)) return false;
   const char* data = line.data();
   size_t capacity = readable;
   if (readable < line.size() + kPadding) {
@@ -361,8 +551,10 @@ bool LineParser::ParseFast(std::string_view line, size_t readable, ParsedLine* o
     data = padded_.data();
     capacity = padded_.size();
   }
-  Extract x;
-  if (!FastParse(fast_->parser.get(), data, line.size(), capacity, &x, out)) return false;
+  Extract x(out, &nested_tool_uses_);
+  if (!FastParse(fast_->parser.get(), data, line.size(), capacity, &x) || !x.Decidable()) {
+    return false;
+  }
   x.Finish(out);
   // Only the common outcomes are decided here; every rejection is re-examined by the reference.
   return out->kind != LineKind::kSkipped;
@@ -371,9 +563,16 @@ bool LineParser::ParseFast(std::string_view line, size_t readable, ParsedLine* o
 void LineParser::ParseReference(std::string_view line, ParsedLine* out) {
   out->Reset();
   kept_used_ = 0;
-  if (!simdjson::validate_utf8(line.data(), line.size())) {
+  if (!ValidUtf8(line)) {
     out->kind = LineKind::kSkipped;
     out->skip_reason = SkipReason::kInvalidUtf8;
+    return;
+  }
+  // nlohmann_json skips a leading byte order mark and treats a NUL byte as the end of the input
+  // (so {...}\0garbage would parse): neither is JSON text here (A6, A11).
+  if (StartsWithBom(line) || std::memchr(line.data(), 0, line.size()) != nullptr) {
+    out->kind = LineKind::kSkipped;
+    out->skip_reason = SkipReason::kInvalidJson;
     return;
   }
   std::string_view input = line;
@@ -381,8 +580,8 @@ void LineParser::ParseReference(std::string_view line, ParsedLine* out) {
     sanitized_.assign(line.data(), line.size());
     if (ReplaceLoneSurrogates(sanitized_)) input = sanitized_;
   }
-  Extract x;
-  RefHandler handler(&x, out, this, [](LineParser* p, std::string_view s) { return p->Keep(s); });
+  Extract x(out, &nested_tool_uses_);
+  RefHandler handler(&x, this, [](LineParser* p, std::string_view s) { return p->Keep(s); });
   bool ok = nlohmann::json::sax_parse(input.begin(), input.end(), &handler,
                                       nlohmann::json::input_format_t::json, /*strict=*/true);
   if (!ok || handler.failed()) {

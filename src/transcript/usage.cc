@@ -54,10 +54,10 @@ std::string_view SkipReasonName(SkipReason r) {
 void ParsedLine::Reset() {
   kind = LineKind::kOther;
   skip_reason = SkipReason::kInvalidJson;
-  message_id = request_id = model = session_id = cwd = {};
+  message_id = request_id = model = session_id = cwd = uuid = {};
   has_request_id = false;
   timestamp_ms = 0;
-  is_sidechain = is_api_error = fast = has_cost_usd = false;
+  is_sidechain = is_api_error = fast = us_inference = progress_copy = has_cost_usd = false;
   cost_usd = 0;
   web_search_requests = 0;
   tokens = TokenCounts{};

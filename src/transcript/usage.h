@@ -79,9 +79,11 @@ struct SkipCounts {
 };
 
 enum class LineKind : uint8_t {
-  kOther,    // a valid line that carries no usage record (user, summary, progress, …)
-  kUsage,    // a usage record (may be <synthetic> and/or an API error; see flags)
+  kOther,    // a valid line that carries neither a usage record nor a prompt (summary, …)
+  kUsage,    // a usage record (may be <synthetic> and/or an API error; see flags), or the copy
+             // of a subagent's record in an agent_progress line (progress_copy)
   kSkipped,  // malformed; see skip_reason
+  kPrompt,   // a prompt a person typed (docs/accounting.md A38): uuid, timestamp, cwd, session
 };
 
 struct ToolUse {
@@ -105,11 +107,16 @@ struct ParsedLine {
   bool is_sidechain = false;
   bool is_api_error = false;
   bool fast = false;          // usage.speed == "fast"
+  bool us_inference = false;  // usage.inference_geo == "us" (US-only inference, A39)
+  // kUsage: the record is a subagent request copied into the parent's agent_progress line
+  // (data.message); is_sidechain is then true and session_id/cwd are the outer line's (A7).
+  bool progress_copy = false;
   bool has_cost_usd = false;  // top-level costUSD present (legacy lines)
   Pico cost_usd = 0;
   uint64_t web_search_requests = 0;
   TokenCounts tokens;
   std::vector<ToolUse> tool_uses;  // tool_use blocks of message.content
+  std::string_view uuid;           // kPrompt: the line's uuid (never empty)
 
   bool IsSynthetic() const { return model == "<synthetic>"; }
   void Reset();

@@ -44,6 +44,28 @@ TEST(TimeUtil, A10_ParseIso8601RejectsUnzonedAndMalformed) {
   }
 }
 
+TEST(TimeUtil, A10_OffsetsAreValidTimeOffsets) {
+  // RFC 3339 time-numoffset: hours 00-23, minutes 00-59 (so +24:00 and +99:99 are not offsets).
+  for (const char* bad : {"2025-09-28T06:17:23+24:00", "2025-09-28T06:17:23-24:00",
+                          "2025-09-28T06:17:23+99:99", "2025-09-28T06:17:23+23:60",
+                          "2025-09-28T06:17:23+2400", "2025-09-28T06:17:23+0960"}) {
+    int64_t ms = 0;
+    EXPECT_FALSE(ParseIso8601Ms(bad, &ms)) << bad;
+  }
+  struct Case {
+    const char* text;
+    int64_t ms;
+  } ok[] = {{"2025-09-28T06:17:23+23:59", 1759040243000 - (23 * 60 + 59) * 60000LL},
+            {"2025-09-28T06:17:23-23:59", 1759040243000 + (23 * 60 + 59) * 60000LL},
+            {"2025-09-28T06:17:23-00:00", 1759040243000},
+            {"2025-09-28T06:17:23+0000", 1759040243000}};
+  for (const Case& c : ok) {
+    int64_t ms = 0;
+    ASSERT_TRUE(ParseIso8601Ms(c.text, &ms)) << c.text;
+    EXPECT_EQ(ms, c.ms) << c.text;
+  }
+}
+
 TEST(TimeUtil, A36_CivilDays) {
   EXPECT_EQ(DaysFromCivil(1970, 1, 1), 0);
   EXPECT_EQ(DaysFromCivil(1969, 12, 31), -1);

@@ -8,14 +8,16 @@
 //      LineReader must yield exactly the '\n'-separated lines of the input (kTooLong for lines
 //      over the cap) and account for every byte (consumed_offset + pending_bytes == size).
 //  (b) differential: ParseFast against ParseReference (the authoritative path).
-//        - reference kUsage  => fast undecided, or fast kUsage with identical fields;
+//        - reference kUsage or kPrompt => fast undecided, or fast the same kind with identical
+//                               fields (agent_progress copies and prompts included);
 //        - both decide       => same kind, unless the reference says kSkipped/kInvalidJson
 //                               (documented: the fast path does not validate skipped values);
 //        - for JSON the reference accepts, ParseFast's answer does not depend on whether the
 //          line was copied or read in place (nor on the padding bytes).
 //      Parse (every route, including the long-line pre-filter reached through a parser with a
 //      small fast-path limit) never loses or alters a usage record the reference finds.
-//  (c) kUsage lines go into Ledgers: in file order, in reverse order, and as two halves merged.
+//  (c) kUsage and kPrompt lines go into Ledgers: in file order, in reverse order, and as two halves
+//      merged.
 //      Ledger rules are documented as commutative, so the three ledgers must be identical.
 //  (d) the id encoding of dedup keys (core/id_codec.h): the input's two halves, encoded one after
 //      the other, decode back to the same two byte strings; decoding arbitrary bytes never crashes.
@@ -74,10 +76,12 @@ struct OwnedLine {
   bool has_request_id = false;
   int64_t timestamp_ms = 0;
   bool is_sidechain = false, is_api_error = false, fast = false, has_cost_usd = false;
+  bool us_inference = false, progress_copy = false;
   Pico cost_usd = 0;
   uint64_t web_search_requests = 0;
   TokenCounts tokens;
   std::vector<std::pair<std::string, std::string>> tool_uses;
+  std::string uuid;
 
   explicit OwnedLine(const ParsedLine& p)
       : kind(p.kind),
@@ -93,9 +97,12 @@ struct OwnedLine {
         is_api_error(p.is_api_error),
         fast(p.fast),
         has_cost_usd(p.has_cost_usd),
+        us_inference(p.us_inference),
+        progress_copy(p.progress_copy),
         cost_usd(p.cost_usd),
         web_search_requests(p.web_search_requests),
-        tokens(p.tokens) {
+        tokens(p.tokens),
+        uuid(p.uuid) {
     for (const ToolUse& t : p.tool_uses) tool_uses.emplace_back(t.id, t.name);
   }
 
@@ -114,6 +121,9 @@ struct OwnedLine {
     p.is_sidechain = is_sidechain;
     p.is_api_error = is_api_error;
     p.fast = fast;
+    p.us_inference = us_inference;
+    p.progress_copy = progress_copy;
+    p.uuid = uuid;
     p.has_cost_usd = has_cost_usd;
     p.cost_usd = cost_usd;
     p.web_search_requests = web_search_requests;
@@ -131,6 +141,8 @@ const char* KindName(LineKind k) {
       return "kUsage";
     case LineKind::kSkipped:
       return "kSkipped";
+    case LineKind::kPrompt:
+      return "kPrompt";
   }
   return "?";
 }
@@ -166,7 +178,9 @@ void Dump(const char* label, const OwnedLine& l) {
   PrintEscaped(l.session_id);
   std::fprintf(stderr, " cwd=");
   PrintEscaped(l.cwd);
-  std::fprintf(stderr, " timestamp_ms=%lld\n", static_cast<long long>(l.timestamp_ms));
+  std::fprintf(stderr, " timestamp_ms=%lld uuid=", static_cast<long long>(l.timestamp_ms));
+  PrintEscaped(l.uuid);
+  std::fprintf(stderr, "\n    us=%d progress_copy=%d\n", l.us_inference, l.progress_copy);
   std::fprintf(
       stderr,
       "    sidechain=%d api_error=%d fast=%d has_cost_usd=%d cost_usd=%lld web_search=%llu\n",
@@ -206,7 +220,20 @@ bool SameUsageFields(const OwnedLine& a, const OwnedLine& b) {
          a.is_sidechain == b.is_sidechain && a.is_api_error == b.is_api_error && a.fast == b.fast &&
          a.has_cost_usd == b.has_cost_usd && (!a.has_cost_usd || a.cost_usd == b.cost_usd) &&
          a.web_search_requests == b.web_search_requests && a.tokens == b.tokens &&
-         a.tool_uses == b.tool_uses;
+         a.tool_uses == b.tool_uses && a.us_inference == b.us_inference &&
+         a.progress_copy == b.progress_copy;
+}
+
+// The fields of a kPrompt line (docs/accounting.md A38).
+bool SamePromptFields(const OwnedLine& a, const OwnedLine& b) {
+  return a.kind == b.kind && a.uuid == b.uuid && a.timestamp_ms == b.timestamp_ms &&
+         a.session_id == b.session_id && a.cwd == b.cwd && a.is_sidechain == b.is_sidechain;
+}
+
+// The fields the contract requires for a line of kind kUsage or kPrompt.
+bool SameRecord(const OwnedLine& a, const OwnedLine& b) {
+  if (a.kind != b.kind) return false;
+  return a.kind == LineKind::kPrompt ? SamePromptFields(a, b) : SameUsageFields(a, b);
 }
 
 // Everything a decided result carries (for the copy vs zero-copy comparison of one path).
@@ -214,7 +241,7 @@ bool SameResult(const OwnedLine& a, const OwnedLine& b) {
   if (a.kind != b.kind) return false;
   if (a.kind == LineKind::kSkipped) return a.skip_reason == b.skip_reason;
   if (a.kind == LineKind::kOther) return true;
-  return SameUsageFields(a, b);
+  return SameRecord(a, b);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,9 +310,10 @@ void Differential(std::string_view line, uint8_t salt) {
   if (fast.kind == LineKind::kSkipped) {
     Fail("ParseFast returned true for a kSkipped line", line, &fast, "fast", &ref, "reference");
   }
-  if (ref.kind == LineKind::kUsage) {
-    if (!SameUsageFields(ref, fast)) {
-      Fail("reference kUsage, fast decided differently", line, &ref, "reference", &fast, "fast");
+  if (ref.kind == LineKind::kUsage || ref.kind == LineKind::kPrompt) {
+    if (!SameRecord(ref, fast)) {
+      Fail("reference found a record, fast decided differently", line, &ref, "reference", &fast,
+           "fast");
     }
     return;
   }
@@ -314,12 +342,12 @@ void CheckParse(const char* route, std::string_view line, const OwnedLine& got,
   }
   bool ok = true;
   if (prefiltered) {
-    ok = got.kind != LineKind::kUsage &&
+    ok = got.kind != LineKind::kUsage && got.kind != LineKind::kPrompt &&
          (ref.kind != LineKind::kSkipped || ref.skip_reason != SkipReason::kInvalidUtf8 ||
           (got.kind == LineKind::kSkipped && got.skip_reason == SkipReason::kInvalidUtf8));
-  } else if (ref.kind == LineKind::kUsage) {
-    ok = SameUsageFields(ref, got);
-  } else if (got.kind == LineKind::kUsage) {
+  } else if (ref.kind == LineKind::kUsage || ref.kind == LineKind::kPrompt) {
+    ok = SameRecord(ref, got);
+  } else if (got.kind == LineKind::kUsage || got.kind == LineKind::kPrompt) {
     ok = ref.kind == LineKind::kSkipped && ref.skip_reason == SkipReason::kInvalidJson;
   } else if (ref.kind == LineKind::kSkipped && ref.skip_reason == SkipReason::kInvalidUtf8) {
     ok = got.kind == LineKind::kSkipped && got.skip_reason == SkipReason::kInvalidUtf8;
@@ -332,11 +360,12 @@ void CheckParse(const char* route, std::string_view line, const OwnedLine& got,
 
 struct LedgerSnapshot {
   using Request = std::tuple<int64_t, std::string, std::string, std::string, uint64_t, uint64_t,
-                             uint64_t, uint64_t, uint64_t, uint64_t, bool, Pico, bool, bool>;
+                             uint64_t, uint64_t, uint64_t, uint64_t, bool, Pico, bool, bool, bool>;
   std::map<std::string, Request> requests;
   std::map<std::string, std::pair<int64_t, std::string>> sessions;
   std::map<std::string, std::pair<int64_t, std::string>> tool_uses;
   std::map<std::string, int64_t> api_errors;
+  std::map<std::string, std::tuple<int64_t, std::string, std::string>> prompts;
   bool operator==(const LedgerSnapshot&) const = default;
 };
 
@@ -348,14 +377,17 @@ LedgerSnapshot Snapshot(const Ledger& l) {
     s.requests[std::string(l.request_key(uint32_t(i)))] = LedgerSnapshot::Request(
         e.timestamp_ms, st.Get(e.model), st.Get(e.cwd), st.Get(e.session), e.tokens.input,
         e.tokens.output, e.tokens.cache_write_5m, e.tokens.cache_write_1h, e.tokens.cache_read,
-        e.web_search_requests, e.has_cost_usd, e.has_cost_usd ? e.cost_usd : 0, e.fast,
-        e.sidechain);
+        e.web_search_requests, e.has_cost_usd, e.has_cost_usd ? e.cost_usd : 0, e.fast, e.sidechain,
+        e.us_inference);
   }
   for (const auto& [session, se] : l.sessions()) {
     s.sessions[st.Get(session)] = {se.first_ms, st.Get(se.cwd)};
   }
   for (const auto& [id, t] : l.tool_uses()) s.tool_uses[std::string(id)] = {t.timestamp_ms, st.Get(t.name)};
   for (const auto& [key, ts] : l.api_errors()) s.api_errors[key] = ts;
+  for (const auto& [uuid, p] : l.prompts()) {
+    s.prompts[uuid] = {p.timestamp_ms, st.Get(p.session), st.Get(p.cwd)};
+  }
   return s;
 }
 
@@ -365,8 +397,20 @@ void CheckLedgers(const std::vector<OwnedLine>& usage) {
   views.reserve(usage.size());
   for (const OwnedLine& u : usage) views.push_back(u.View());
 
+  // Usage records go through Add, prompts through AddPrompt.
+  auto add = [](Ledger* l, const ParsedLine& v) {
+    if (v.kind == LineKind::kPrompt) {
+      l->AddPrompt(v);
+    } else {
+      l->Add(v);
+    }
+  };
   Ledger forward, backward, first, second;
   for (const ParsedLine& v : views) {
+    if (v.kind == LineKind::kPrompt) {
+      forward.AddPrompt(v);
+      continue;
+    }
     Ledger::Change c = forward.Add(v);
     if (c.counted != !v.IsSynthetic()) {
       Fail("Ledger::Add counted a <synthetic> line (or not a real one)", v.message_id, nullptr,
@@ -377,14 +421,14 @@ void CheckLedgers(const std::vector<OwnedLine>& usage) {
            nullptr);
     }
   }
-  for (size_t i = views.size(); i-- > 0;) backward.Add(views[i]);
+  for (size_t i = views.size(); i-- > 0;) add(&backward, views[i]);
   size_t half = views.size() / 2;
-  for (size_t i = 0; i < views.size(); ++i) (i < half ? first : second).Add(views[i]);
+  for (size_t i = 0; i < views.size(); ++i) add(i < half ? &first : &second, views[i]);
   first.Merge(second);
   // Adding every line again must change nothing (max/min rules are idempotent).
   Ledger twice;
-  for (const ParsedLine& v : views) twice.Add(v);
-  for (const ParsedLine& v : views) twice.Add(v);
+  for (const ParsedLine& v : views) add(&twice, v);
+  for (const ParsedLine& v : views) add(&twice, v);
 
   LedgerSnapshot f = Snapshot(forward);
   if (!(Snapshot(backward) == f)) {
@@ -431,6 +475,7 @@ void ReadAsFile(std::string_view input, const LineReader::Options& options, size
            nullptr, nullptr);
     }
     std::string_view expected = input.substr(pos, nl - pos);
+    const size_t line_start = pos;
     pos = nl + 1;
     if (r == LineReader::Result::kTooLong) {
       if (expected.size() <= options.max_line_bytes) {
@@ -453,8 +498,10 @@ void ReadAsFile(std::string_view input, const LineReader::Options& options, size
       // Touch the promised padding so ASan checks that it is really there.
       volatile char sink = line.data()[readable - 1];
       (void)sink;
-      P().parse.Parse(line, readable, &out);
-      if (out.kind == LineKind::kUsage && usage != nullptr) usage->emplace_back(out);
+      P().parse.Parse(line, readable, &out, /*first_in_file=*/line_start == 0);
+      if ((out.kind == LineKind::kUsage || out.kind == LineKind::kPrompt) && usage != nullptr) {
+        usage->emplace_back(out);
+      }
       if (differential) Differential(line, uint8_t(pos));
     }
     if (reader.consumed_offset() != pos) {
@@ -512,9 +559,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool long_line = size > Parsers::kSmallFastPathMaxBytes;
   CheckParse(long_line ? "Parse (long-line route) disagrees with the reference"
                        : "Parse (small parser, fast route) disagrees with the reference",
-             input, OwnedLine(out), ref, long_line && !MayHoldUsage(input));
+             input, OwnedLine(out), ref, long_line && !MayHoldRecord(input));
 
   Differential(input, uint8_t(size * 31));
+
+  // A byte order mark is allowed on a file's first line only (docs/accounting.md A6): there the
+  // result is that of the rest of the line; elsewhere the reference rejects it (invalid_json, or
+  // invalid_utf8 when other bytes are not UTF-8: that check comes first).
+  if (input.substr(0, 3) == "\xEF\xBB\xBF") {
+    if (ref.kind != LineKind::kSkipped || (ref.skip_reason != SkipReason::kInvalidJson &&
+                                           ref.skip_reason != SkipReason::kInvalidUtf8)) {
+      Fail("a line starting with a byte order mark is not rejected", input, &ref, "reference",
+           nullptr, nullptr);
+    }
+    p.ref.ParseReference(input.substr(3), &out);
+    OwnedLine rest(out);
+    p.whole.Parse(input, &out, /*first_in_file=*/true);
+    CheckParse("Parse (first line, byte order mark) disagrees with the reference of the rest",
+               input.substr(3), OwnedLine(out), rest);
+  }
 
   std::vector<OwnedLine> usage;
   bool multi_line = input.find('\n') != std::string_view::npos;

@@ -159,6 +159,8 @@ def check_device(prom, ck, where, sel, end, first, series, n_samples, totals, ex
     ck.eq("%s: sum(claude_web_search_requests_total) at end" % where,
           prom.scalar("sum(claude_web_search_requests_total%s)" % sel, end),
           float(totals["web_search_requests"]))
+    ck.eq("%s: sum(claude_user_prompts_total) at end" % where,
+          prom.scalar("sum(claude_user_prompts_total%s)" % sel, end), float(totals["prompts"]))
     if expected is not None:
         ck.eq("%s: sum by (tool) (claude_tool_calls_total) at end" % where,
               prom.by("sum by (tool) (claude_tool_calls_total%s)" % sel, "tool", end),
@@ -198,11 +200,16 @@ def check_device(prom, ck, where, sel, end, first, series, n_samples, totals, ex
              prom.scalar("sum(increase(claude_cost_usd_total%s[%s]))" % (sel, span), end),
              totals["cost_pusd"] / 1e12)
 
-    # Nothing before the history starts; zero at its first instant.
-    ck.eq("%s: count(claude_requests_total) one second before the first sample" % where,
-          prom.scalar("count(claude_requests_total%s)" % sel, first - 1), None)
-    ck.eq("%s: sum(claude_requests_total) at the first sample" % where,
-          prom.scalar("sum(claude_requests_total%s)" % sel, first), 0.0)
+    # Nothing before the history starts; zero at the first instant of claude_requests_total
+    # (another family, such as claude_user_prompts_total, may start earlier: a prompt comes
+    # before its request).
+    first_req = int(min(s.ts for k, ss in series.items() if k[0] == "claude_requests_total"
+                        for s in ss))
+    ck.eq("%s: count(claude_* series) one second before the first sample" % where,
+          prom.scalar("count(%s)" % (sel[:-1] + ',__name__=~"claude_.+"}' if sel
+                                     else '{__name__=~"claude_.+"}'), first - 1), None)
+    ck.eq("%s: sum(claude_requests_total) at its first sample" % where,
+          prom.scalar("sum(claude_requests_total%s)" % sel, first_req), 0.0)
 
     # Earlier instants (sample times of claude_requests_total, so the 5m lookback finds
     # something): never above the total; both the instant value and last_over_time agree

@@ -62,6 +62,8 @@ def check_totals(ck, where, samples, expected, device):
           ic.sum_where(samples, "claude_api_errors_total"), tot["api_errors"])
     ck.eq("%s: sum(claude_web_search_requests_total)" % where,
           ic.sum_where(samples, "claude_web_search_requests_total"), tot["web_search_requests"])
+    ck.eq("%s: sum(claude_user_prompts_total)" % where,
+          ic.sum_where(samples, "claude_user_prompts_total"), tot["prompts"])
     ck.eq("%s: claude_tool_calls_total by tool" % where,
           ic.group_sum(samples, "claude_tool_calls_total", "tool"), expected["tool_calls"])
     ck.eq("%s: claude_unpriced_tokens_total by model" % where,
@@ -97,7 +99,7 @@ def check_totals(ck, where, samples, expected, device):
     want_proj = {}
     for cwd, v in expected["per_project"].items():
         b = ic.project_basename(cwd)
-        w = want_proj.setdefault(b, {"requests": 0, "sessions": 0, "cost_pusd": 0})
+        w = want_proj.setdefault(b, {"requests": 0, "sessions": 0, "cost_pusd": 0, "prompts": 0})
         for k in w:
             w[k] += v[k]
     ck.eq("%s: claude_requests_total by project" % where,
@@ -106,6 +108,9 @@ def check_totals(ck, where, samples, expected, device):
     ck.eq("%s: claude_sessions_total by project" % where,
           ic.group_sum(samples, "claude_sessions_total", "project"),
           {b: v["sessions"] for b, v in want_proj.items() if v["sessions"]})
+    ck.eq("%s: claude_user_prompts_total by project" % where,
+          ic.group_sum(samples, "claude_user_prompts_total", "project"),
+          {b: v["prompts"] for b, v in want_proj.items() if v["prompts"]})
 
     # Histogram: per (device, model) buckets cumulative, +Inf == _count == priced requests,
     # _sum == the model's cost.
@@ -242,7 +247,8 @@ def test_summary(args, ck, fx, expected):
     js = ic.replay_summary(args, fx, DEVICE)
     t = js.get("totals", {})
     want = expected["totals"]
-    keys = list(ic.TOKEN_TYPES) + ["requests", "sessions", "api_errors", "web_search_requests"]
+    keys = list(ic.TOKEN_TYPES) + ["requests", "sessions", "api_errors", "web_search_requests",
+                                   "prompts"]
     ck.eq("summary: totals", {k: t.get(k) for k in keys}, {k: want[k] for k in keys})
     ck.eq("summary: totals.cost_pusd (exact decimal string)", t.get("cost_pusd"),
           str(want["cost_pusd"]))

@@ -23,7 +23,7 @@ TOKEN_TYPES = ("input", "output", "cache_creation_5m", "cache_creation_1h", "cac
 SKIP_EXIT = 77
 
 # Families every complete fixture must produce (the fixture always has an unknown model,
-# API errors, web searches and tool calls).
+# API errors, web searches, tool calls and prompts).
 CLAUDE_FAMILIES = {
     # family name in OpenMetrics -> (type, unit or None, label names without le)
     "claude_tokens": ("counter", "tokens", ("device", "model", "project", "type")),
@@ -36,6 +36,7 @@ CLAUDE_FAMILIES = {
     "claude_web_search_requests": ("counter", None, ("device", "model")),
     "claude_api_errors": ("counter", None, ("device",)),
     "claude_unpriced_tokens": ("counter", "tokens", ("device", "model")),
+    "claude_user_prompts": ("counter", None, ("device", "project")),
 }
 METRICS_ONLY_FAMILIES = {"ccmon_skipped_lines": ("counter", None, ("reason",))}
 

@@ -81,6 +81,20 @@ TEST_F(CopyMergeTest, A17_EachTokenFieldAndWebSearchesAreTheMaximum) {
   EXPECT_FALSE(w.effect.tokens_rose);
 }
 
+TEST_F(CopyMergeTest, A39_UsInferenceOnAnyCopyMakesTheRequestUs) {
+  RequestEntry plain = Copy(1000, "sess-a", "claude-opus-4-6", "/cwd/a");
+  RequestEntry us = plain;
+  us.us_inference = true;
+  CopyMergeResult r = Merge(plain, us);
+  EXPECT_TRUE(r.entry.us_inference);
+  EXPECT_TRUE(r.effect.became_us);
+  EXPECT_TRUE(r.effect.changed());
+  r = Merge(r.entry, plain);  // a copy without it does not undo it
+  EXPECT_TRUE(r.entry.us_inference);
+  EXPECT_FALSE(r.effect.changed());
+  EXPECT_TRUE(Merge(us, plain).entry.us_inference);
+}
+
 TEST_F(CopyMergeTest, A17_CostUsdIsTheMaximumOverCopiesThatHaveItAndFastIsSticky) {
   RequestEntry plain = Copy(1000, "sess-a", "model-a", "/cwd/a");
   RequestEntry zero = plain;
@@ -107,6 +121,7 @@ TEST_F(CopyMergeTest, A17_CostUsdIsTheMaximumOverCopiesThatHaveItAndFastIsSticky
   r = Merge(r.entry, low);
   EXPECT_EQ(r.entry.cost_usd, 500);
   EXPECT_TRUE(r.entry.fast);  // a standard copy does not undo fast
+  EXPECT_FALSE(r.entry.us_inference);
   EXPECT_FALSE(r.effect.changed());
   r = Merge(r.entry, plain);  // a copy without costUSD keeps it
   EXPECT_TRUE(r.entry.has_cost_usd);
@@ -199,6 +214,7 @@ std::vector<RequestEntry> RandomCopies(std::mt19937* rng, Strings* s, size_t n) 
     e.has_cost_usd = pick(3) == 0;
     e.cost_usd = e.has_cost_usd ? pick(4) : 0;
     e.fast = pick(4) == 0;
+    e.us_inference = pick(4) == 0;
     copies.push_back(e);
   }
   return copies;
@@ -258,6 +274,7 @@ TEST_F(CopyMergeTest, EffectMatchesTheDifference) {
     EXPECT_EQ(r.effect.cost_usd_changed,
               e.has_cost_usd != a.has_cost_usd || e.cost_usd != a.cost_usd);
     EXPECT_EQ(r.effect.became_fast, e.fast != a.fast);
+    EXPECT_EQ(r.effect.became_us, e.us_inference != a.us_inference);
     EXPECT_EQ(r.effect.attribution_moved,
               e.timestamp_ms != a.timestamp_ms || e.sidechain != a.sidechain ||
                   e.session != a.session || e.model != a.model || e.cwd != a.cwd);

@@ -4,13 +4,16 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <deque>
 #include <iterator>
+#include <map>
 #include <numeric>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "base/timeutil.h"
 #include "testing/test_util.h"
 
 namespace ccmon {
@@ -206,6 +209,7 @@ TEST_F(LedgerTest, PackedEntriesKeepEveryFieldAtTheExtremes) {
     m.sidechain = c.flags;
     if (c.flags) {
       m.speed = "fast";
+      m.inference_geo = "us";
       m.cost_usd = "12345.678901234567";
       m.web_search = 7;
     }
@@ -220,6 +224,7 @@ TEST_F(LedgerTest, PackedEntriesKeepEveryFieldAtTheExtremes) {
     EXPECT_EQ(e.tokens.input, kMaxTokenCount) << c.id;
     EXPECT_EQ(e.sidechain, c.flags) << c.id;
     EXPECT_EQ(e.fast, c.flags) << c.id;
+    EXPECT_EQ(e.us_inference, c.flags) << c.id;
     EXPECT_EQ(e.has_cost_usd, c.flags) << c.id;
     EXPECT_EQ(e.cost_usd, c.flags ? 12345678901234567 : 0) << c.id;
     EXPECT_EQ(e.web_search_requests, c.flags ? 7u : 0u) << c.id;
@@ -371,10 +376,10 @@ TEST_F(LedgerTest, A18_ResultDoesNotDependOnOrder) {
                       "E " + k("msg_err", false, "") + " ts=1776742200000",
                       "R " + k("msg_01", true, "req_01") +
                           " ts=1776731394704 model=claude-opus-4-6 cwd=/Users/USER/src/webapp "
-                          "session=sess-a tok=4/136/0/0/99 web=0 cost=250000000000 fast=0 side=0",
+                          "session=sess-a tok=4/136/0/0/99 web=0 cost=250000000000 fast=0 us=0 side=0",
                       "R " + k("msg_02", false, "") +
                           " ts=1776740400000 model=claude-opus-4-6 cwd=/Users/USER/src/webapp session=sess-a "
-                          "tok=4/6/0/0/0 web=1 cost=- fast=1 side=0",
+                          "tok=4/6/0/0/0 web=1 cost=- fast=1 us=0 side=0",
                       "S sess-a first=1776643200000 cwd=/Users/USER/src/webapp",
                       "S sess-b first=1776731394704 cwd=/Users/USER/other",
                       "T toolu_1 ts=1776643200000 name=Read",
@@ -499,6 +504,196 @@ TEST_F(LedgerTest, A27_ModelIsCanonicalInTheLedger) {
   ASSERT_EQ(l.requests().size(), 2u);
   EXPECT_EQ(S(l, l.requests()[0].model), "claude-sonnet-4-5-20250929");
   EXPECT_EQ(l.requests()[0].model, l.requests()[1].model);
+}
+
+// ---- A39: US-only inference ----------------------------------------------------------------------
+
+TEST_F(LedgerTest, A39_AnyUsCopyMakesTheRequestUsInEveryOrder) {
+  Msg plain = Base();
+  Msg us = Base();
+  us.inference_geo = "us";
+  us.output = 2;
+  for (bool us_first : {false, true}) {
+    Ledger l;
+    Add(&l, us_first ? us : plain);
+    Ledger::Change c = Add(&l, us_first ? plain : us);
+    EXPECT_TRUE(Only(l).us_inference);
+    EXPECT_EQ(c.effect.became_us, !us_first);
+  }
+  Ledger a, b;
+  Add(&a, plain);
+  Add(&b, us);
+  a.Merge(b);
+  EXPECT_TRUE(Only(a).us_inference);
+  Ledger none;
+  Add(&none, plain);
+  EXPECT_FALSE(Only(none).us_inference);
+}
+
+// ---- A7: agent_progress copies --------------------------------------------------------------------
+
+// The parent's agent_progress copy of a subagent line (docs/accounting.md A7).
+std::string ProgressCopy(const Msg& sub, const std::string& outer_session, const std::string& outer_cwd) {
+  std::string own = Line(sub);
+  // The nested record: type, message, requestId, uuid, timestamp of the subagent's line.
+  size_t msg = own.find(R"("message":)");
+  size_t req = own.find(R"(,"requestId")");
+  std::string message = own.substr(msg, (req == std::string::npos ? own.find(R"(,"type":"assistant")") : req) - msg);
+  std::string nested = R"({"type":"assistant",)" + message +
+                       (sub.request_id ? R"(,"requestId":")" + *sub.request_id + R"(")" : std::string()) +
+                       R"(,"uuid":"n1","timestamp":")" + sub.timestamp + R"("})";
+  return R"({"parentUuid":"p","isSidechain":false,"cwd":")" + outer_cwd + R"(","sessionId":")" +
+         outer_session + R"(","type":"progress","data":{"message":)" + nested +
+         R"(,"type":"agent_progress","agentId":"a1"},"uuid":"u9","timestamp":"2030-01-01T00:00:00.000Z"})";
+}
+
+TEST_F(LedgerTest, A7_ProgressCopyAndTheSubagentsOwnLineAreOneRequest) {
+  Msg sub = Base();
+  sub.sidechain = true;
+  sub.model = "claude-haiku-4-5-20251001";
+  sub.output = 3;  // the copy was written while the response streamed
+  sub.tools = {{"toolu_sub1", "Grep"}};
+  Msg final_line = sub;
+  final_line.output = 40;
+  for (int order = 0; order < 2; ++order) {
+    Ledger l;
+    ParsedLine out;
+    parser_.Parse(ProgressCopy(sub, sub.session, sub.cwd), &out);
+    ASSERT_EQ(out.kind, LineKind::kUsage);
+    ASSERT_TRUE(out.progress_copy);
+    if (order == 0) l.Add(out);
+    Add(&l, final_line);
+    if (order == 1) {
+      parser_.Parse(ProgressCopy(sub, sub.session, sub.cwd), &out);
+      l.Add(out);
+    }
+    RequestEntry e = Only(l);
+    EXPECT_EQ(e.tokens.output, 40u) << order;  // the maximum over copies (A17)
+    EXPECT_TRUE(e.sidechain);
+    EXPECT_EQ(S(l, e.model), "claude-haiku-4-5-20251001");
+    EXPECT_EQ(l.tool_uses().size(), 1u);
+    EXPECT_EQ(l.sessions().size(), 1u);
+  }
+}
+
+TEST_F(LedgerTest, A7_ProgressCopyAloneCountsWhenTheSubagentTranscriptIsMissing) {
+  Msg sub = Base();
+  sub.sidechain = true;
+  sub.input = 9;
+  sub.output = 77;
+  Ledger l;
+  ParsedLine out;
+  parser_.Parse(ProgressCopy(sub, "parent-session", "/Users/USER/src/parent"), &out);
+  ASSERT_EQ(out.kind, LineKind::kUsage);
+  l.Add(out);
+  RequestEntry e = Only(l);
+  EXPECT_EQ(e.tokens.input, 9u);
+  EXPECT_EQ(e.tokens.output, 77u);
+  EXPECT_TRUE(e.sidechain);
+  EXPECT_EQ(S(l, e.session), "parent-session");  // the outer line's
+  EXPECT_EQ(S(l, e.cwd), "/Users/USER/src/parent");
+  EXPECT_EQ(e.timestamp_ms, 1776731394704);  // the nested record's
+  ASSERT_EQ(l.sessions().size(), 1u);
+  EXPECT_EQ(S(l, l.sessions().begin()->first), "parent-session");
+}
+
+TEST_F(LedgerTest, A7_A18_MainTranscriptCopyWinsAttributionOverAProgressCopy) {
+  // A request in a main transcript (isSidechain:false) that a progress line also copied (a /btw
+  // style replay): the main copy is preferred, even when the progress copy is earlier.
+  Msg main_line = Base();
+  main_line.timestamp = "2026-04-21T00:29:55.000Z";
+  main_line.session = "sess-main";
+  Msg earlier = main_line;
+  earlier.timestamp = "2026-04-21T00:29:50.000Z";
+  Ledger l;
+  ParsedLine out;
+  parser_.Parse(ProgressCopy(earlier, "sess-progress", "/elsewhere"), &out);
+  l.Add(out);
+  Add(&l, main_line);
+  RequestEntry e = Only(l);
+  EXPECT_FALSE(e.sidechain);
+  EXPECT_EQ(S(l, e.session), "sess-main");
+  EXPECT_EQ(e.timestamp_ms, 1776731395000);
+}
+
+// ---- A38: prompts ----------------------------------------------------------------------------------
+
+ParsedLine PromptLine(const std::string& uuid, const std::string& ts, const std::string& session,
+                      const std::string& cwd) {
+  static std::deque<std::string> keep;  // the views of a ParsedLine must outlive it
+  ParsedLine p;
+  p.kind = LineKind::kPrompt;
+  p.uuid = keep.emplace_back(uuid);
+  EXPECT_TRUE(ParseIso8601Ms(ts, &p.timestamp_ms));
+  p.session_id = keep.emplace_back(session);
+  p.cwd = keep.emplace_back(cwd);
+  return p;
+}
+
+TEST_F(LedgerTest, A38_PromptsOncePerUuidAtTheirEarliestCopy) {
+  const std::string u1 = "18b7c636-19c0-4199-8f42-ee2f5e8d22a2";
+  const std::string u2 = "7dc49413-9085-4129-bdce-2e3beed562f1";
+  std::vector<ParsedLine> lines = {
+      PromptLine(u1, "2026-04-21T00:00:05Z", "sess-b", "/w/a"),
+      PromptLine(u1, "2026-04-21T00:00:01Z", "sess-z", "/w/late"),  // earliest copy wins
+      PromptLine(u1, "2026-04-21T00:00:01Z", "sess-c", "/w/b"),     // tie: smallest session
+      PromptLine(u2, "2026-04-21T00:00:09Z", "sess-b", "/w/a"),
+      PromptLine(u2, "2026-04-21T00:00:09Z", "sess-b", "/w/0"),     // tie: smallest cwd
+      PromptLine("not-a-uuid", "2026-04-21T00:00:02Z", "sess-b", "/w/a"),
+  };
+  std::vector<size_t> order(lines.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::string want;
+  do {
+    Ledger l;
+    for (size_t i : order) l.AddPrompt(lines[i]);
+    // Also as two ledgers merged.
+    Ledger left, right;
+    for (size_t k = 0; k < order.size(); ++k) (k % 2 ? left : right).AddPrompt(lines[order[k]]);
+    left.Merge(right);
+    for (const Ledger* x : {&l, &left}) {
+      std::map<std::string, std::string> got;
+      for (const auto& [uuid, p] : x->prompts()) {
+        got[uuid] = std::to_string(p.timestamp_ms) + " " + x->strings().Get(p.session) + " " +
+                    x->strings().Get(p.cwd);
+      }
+      ASSERT_EQ(got.size(), 3u);
+      EXPECT_EQ(got[u1], "1776729601000 sess-c /w/b");
+      EXPECT_EQ(got[u2], "1776729609000 sess-b /w/0");
+      EXPECT_EQ(got["not-a-uuid"], "1776729602000 sess-b /w/a");
+      if (want.empty()) want = DumpLedger(*x);
+      EXPECT_EQ(DumpLedger(*x), want);
+    }
+  } while (std::next_permutation(order.begin(), order.end()));
+  Ledger l;
+  EXPECT_TRUE(l.AddPrompt(lines[0]));
+  EXPECT_FALSE(l.AddPrompt(lines[1]));
+}
+
+TEST(PromptKey, A38_UuidsPackInto17BytesAndEveryKeyDecodes) {
+  std::string k;
+  Ledger::AppendPromptKey("18b7c636-19c0-4199-8f42-ee2f5e8d22a2", &k);
+  EXPECT_EQ(k.size(), 17u);
+  EXPECT_EQ(Ledger::DecodePromptKey(k), "18b7c636-19c0-4199-8f42-ee2f5e8d22a2");
+  // Anything else is kept as is (uppercase too, so that different strings stay different).
+  std::vector<std::string> ids = {"18B7C636-19C0-4199-8F42-EE2F5E8D22A2",
+                                  "18b7c636-19c0-4199-8f42-ee2f5e8d22a",
+                                  "18b7c636-19c0-4199-8f42-ee2f5e8d22a2x",
+                                  "18b7c636x19c0-4199-8f42-ee2f5e8d22a2",
+                                  "u1",
+                                  "",
+                                  std::string("\0\x01", 2),
+                                  "00000000-0000-0000-0000-000000000000",
+                                  "ffffffff-ffff-ffff-ffff-ffffffffffff",
+                                  std::string("\x00", 1) + std::string(16, 'a')};
+  std::set<std::string> keys;
+  for (const std::string& id : ids) {
+    std::string key;
+    Ledger::AppendPromptKey(id, &key);
+    EXPECT_EQ(Ledger::DecodePromptKey(key), id);
+    keys.insert(key);
+  }
+  EXPECT_EQ(keys.size(), ids.size());
 }
 
 }  // namespace

@@ -54,7 +54,7 @@ LabelledRequest RequestOf(Case c) {
   r.web_search_requests = c == kWebSearch ? 2 : 0;
   const ModelPrice* p = c == kUnpriced || c == kCostUsd ? nullptr : &price;
   r.cost = PriceRequest(p, kWebSearchCost, r.tokens, r.web_search_requests, c == kFast,
-                        c == kCostUsd, c == kCostUsd ? 500'000'000'000 : 0);
+                        /*us_inference=*/false, c == kCostUsd, c == kCostUsd ? 500'000'000'000 : 0);
   return r;
 }
 
@@ -151,7 +151,7 @@ TEST(RequestContributions, A24_WebSearchSeriesExistsForEveryRequest) {
 
 TEST(RequestContributions, SessionsToolCallsAndErrorsAreNotPerRequest) {
   for (Case c : {kPriced, kUnpriced, kCostUsd, kFast, kWebSearch}) {
-    for (F f : {F::kSessions, F::kToolCalls, F::kApiErrors, F::kSkippedLines})
+    for (F f : {F::kSessions, F::kToolCalls, F::kApiErrors, F::kUserPrompts, F::kSkippedLines})
       EXPECT_TRUE(Rows(c, f).empty()) << kCaseNames[c];
     // 5 token types, cost, requests, web searches, and histogram + savings or unpriced tokens.
     EXPECT_EQ(RequestContributions(RequestOf(c)).size(), c == kUnpriced ? 9u : 10u)
@@ -171,11 +171,20 @@ TEST(EventContributions, A32_A33_A15_OnePerEvent) {
   EXPECT_EQ(Row(e), "dev1=1");
 }
 
+TEST(EventContributions, A38_OnePerPrompt) {
+  SeriesIncrement p = UserPromptContribution("dev1", "webapp");
+  EXPECT_EQ(p.family, F::kUserPrompts);
+  EXPECT_EQ(Row(p), "dev1,webapp=1");
+  EXPECT_EQ(DescribeFamily(F::kUserPrompts).name, "claude_user_prompts");
+  EXPECT_EQ(DescribeFamily(F::kUserPrompts).label_names, (std::vector<std::string>{"device", "project"}));
+}
+
 // Every increment has one value per label name of its family, in the catalogue.
 TEST(FamilyCatalogue, IncrementsMatchTheirFamilysLabels) {
   const auto& catalogue = FamilyCatalogue();
   std::vector<SeriesIncrement> all = {SessionStartContribution("d", "p"),
-                                      ToolCallContribution("d", "t"), ApiErrorContribution("d")};
+                                      ToolCallContribution("d", "t"), ApiErrorContribution("d"),
+                                      UserPromptContribution("d", "p")};
   for (Case c : {kPriced, kUnpriced, kCostUsd, kFast, kWebSearch})
     for (const SeriesIncrement& i : RequestContributions(RequestOf(c))) all.push_back(i);
   std::set<std::string> families;
@@ -249,6 +258,17 @@ TEST(CollectEvents, TotalsAreTheSumOfContributions) {
   err.tools = {};
   add(err);
 
+  // Two prompts, one of them copied into a resumed session (one uuid: counted once).
+  for (const char* line :
+       {R"J({"type":"user","isSidechain":false,"cwd":"/w/webapp","sessionId":"s1","message":{"role":"user","content":"fix it"},"uuid":"18b7c636-19c0-4199-8f42-ee2f5e8d22a2","timestamp":"2025-09-28T06:00:00.000Z"})J",
+        R"J({"type":"user","isSidechain":false,"cwd":"/w/webapp","sessionId":"s2","message":{"role":"user","content":"fix it"},"uuid":"18b7c636-19c0-4199-8f42-ee2f5e8d22a2","timestamp":"2025-09-28T06:00:00.000Z"})J",
+        R"J({"type":"user","isSidechain":false,"cwd":"/w/api","sessionId":"s2","message":{"role":"user","content":"and this"},"uuid":"u-2","timestamp":"2025-09-28T08:00:00.000Z"})J"}) {
+    ParsedLine out;
+    parser.Parse(line, &out);
+    ASSERT_EQ(out.kind, LineKind::kPrompt) << line;
+    ledger.AddPrompt(out);
+  }
+
   Accounting a = Accounting::Build(ledger, PriceTable::Embedded(), LabelOptions{}, {});
   const std::string device = "dev1";
   std::map<std::string, PicoSum> want;  // "family|labels" -> sum
@@ -267,6 +287,7 @@ TEST(CollectEvents, TotalsAreTheSumOfContributions) {
     sum(SessionStartContribution(device, a.label(s.project)));
   for (const ToolCall& t : a.tool_calls()) sum(ToolCallContribution(device, a.label(t.tool)));
   for (size_t i = 0; i < a.api_errors().size(); ++i) sum(ApiErrorContribution(device));
+  for (const PromptEvent& p : a.prompts()) sum(UserPromptContribution(device, a.label(p.project)));
 
   std::map<std::string, PicoSum> got;
   for (const FamilyEvents& f : CollectEvents(a, device)) {
@@ -284,6 +305,8 @@ TEST(CollectEvents, TotalsAreTheSumOfContributions) {
   for (const auto& [key, v] : want) families.insert(key.substr(0, key.find('|')));
   EXPECT_EQ(families.size(), kClaudeFamilyCount);
   EXPECT_EQ(want.at("claude_tool_calls|dev1,Read,"), 1);
+  EXPECT_EQ(want.at("claude_user_prompts|dev1,webapp,"), 1);
+  EXPECT_EQ(want.at("claude_user_prompts|dev1,api,"), 1);
   EXPECT_EQ(want.at("claude_requests|dev1,claude-sonnet-4-5-20250929,webapp,"), 1);
 }
 

@@ -119,7 +119,9 @@ TEST_F(MetricsTest, A34_SnapshotTextOfOneRequestExactly) {
       "# TYPE claude_api_errors_total counter\n"
       "claude_api_errors_total{device=\"dev1\"} 0\n"
       "# HELP claude_unpriced_tokens_total Tokens of requests whose model has no price (their cost is counted as 0).\n"
-      "# TYPE claude_unpriced_tokens_total counter\n";
+      "# TYPE claude_unpriced_tokens_total counter\n"
+      "# HELP claude_user_prompts_total Prompts a person typed (user lines with text, not tool results, commands or subagent prompts), once per line uuid.\n"
+      "# TYPE claude_user_prompts_total counter\n";
   EXPECT_EQ(SnapshotText(Collect()), want);
 }
 

@@ -15,9 +15,9 @@ namespace {
 constexpr Pico kM = 1000000;  // $1e-6 per token = 1,000,000 pico
 
 CostBreakdown Price(const char* model, TokenCounts t, uint64_t web = 0, bool fast = false,
-                    bool has_cost = false, Pico cost = 0) {
+                    bool has_cost = false, Pico cost = 0, bool us = false) {
   const PriceTable& table = PriceTable::Embedded();
-  return PriceRequest(table.Find(model), table.web_search_cost(), t, web, fast, has_cost, cost);
+  return PriceRequest(table.Find(model), table.web_search_cost(), t, web, fast, us, has_cost, cost);
 }
 
 TEST(Pricing, A29_EmbeddedTableHasTheCurrentModels) {
@@ -106,7 +106,7 @@ TEST(Pricing, A23_FastModeMultipliesTokenCost) {
   ModelPrice p;
   p.base = Rates{7, 0, 0, 0};
   p.fast_multiplier_milli = 1500;
-  EXPECT_EQ(PriceRequest(&p, 0, TokenCounts{1, 0, 0, 0, 0}, 0, true, false, 0).cost, 11);
+  EXPECT_EQ(PriceRequest(&p, 0, TokenCounts{1, 0, 0, 0, 0}, 0, true, false, false, 0).cost, 11);
 }
 
 TEST(Pricing, A24_WebSearchAddsOneCentEach) {
@@ -122,7 +122,7 @@ TEST(Pricing, A24_WebSearchAddsOneCentEach) {
                   &t)
                   .ok());
   EXPECT_EQ(t.web_search_cost(), 20000000000);
-  EXPECT_EQ(PriceRequest(t.Find("claude-x"), t.web_search_cost(), TokenCounts{}, 2, false, false, 0).cost,
+  EXPECT_EQ(PriceRequest(t.Find("claude-x"), t.web_search_cost(), TokenCounts{}, 2, false, false, false, 0).cost,
             40000000000);
 }
 
@@ -200,6 +200,8 @@ TEST(Pricing, A29_MissingCacheRatesDefault) {
   ASSERT_TRUE(t.models().at("claude-c").above_200k.has_value());
   EXPECT_EQ(*t.models().at("claude-c").above_200k, (Rates{8 * kM, 20 * kM, 10 * kM, 800000}));
   EXPECT_EQ(t.models().at("claude-d").fast_multiplier_milli, 2500);
+  EXPECT_EQ(t.models().at("claude-d").us_multiplier_milli, 1100);
+  EXPECT_EQ(t.models().at("claude-a").us_multiplier_milli, 1000);
   EXPECT_EQ(t.web_search_cost(), 10000000000);  // default $0.01
 }
 
@@ -225,6 +227,10 @@ TEST(Pricing, A29_FromJsonErrorsNameModelAndField) {
        "model claude-x: cache_read_input_token_cost is not a number"},
       {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"fast":0.5}}}})",
        "model claude-x: fast multiplier out of range"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"us":0.9}}}})",
+       "model claude-x: us (US-only inference) multiplier out of range [1, 2]"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"us":11}}}})",
+       "model claude-x: us (US-only inference) multiplier out of range [1, 2]"},
       {R"({"web_search_cost_per_request":-1,"models":{}})", "pricing file: bad web_search_cost_per_request"},
       {R"({"web_search_cost_per_request":"0.01","models":{}})", "pricing file: bad web_search_cost_per_request"},
   };
@@ -341,12 +347,18 @@ TEST(Pricing, A29_ToJsonRoundTrip) {
   p.base = Rates{3, 15, 4, 1};
   p.above_200k = Rates{6, 22, 8, 2};
   p.fast_multiplier_milli = 1500;
+  p.us_multiplier_milli = 1125;
   custom.Set("claude-odd", p);
+  ModelPrice us_only;
+  us_only.base = Rates{3, 15, 4, 1};
+  us_only.us_multiplier_milli = 1100;
+  custom.Set("claude-us-only", us_only);
   custom.set_source("unit");
   PriceTable custom_back;
   ASSERT_TRUE(PriceTable::FromJson(custom.ToJson(), &custom_back).ok());
   EXPECT_EQ(custom_back.models(), custom.models());
   EXPECT_NE(custom.ToJson().find("\"format\": \"ccmon-pricing/1\""), std::string::npos) << custom.ToJson();
+  EXPECT_NE(custom.ToJson().find("\"us\": 1.125"), std::string::npos) << custom.ToJson();
 }
 
 TEST(Pricing, A20_CostsAreIntegerPico) {
@@ -361,6 +373,68 @@ TEST(Pricing, A20_CostsAreIntegerPico) {
   EXPECT_EQ(cb, 60003000000);
   EXPECT_EQ(PicoSum(ca) + cb, PicoSum(cb) + ca);
   EXPECT_EQ(FormatUsd(PicoSum(ca) + cb), "0.34542425");
+}
+
+// ---- A39: US-only inference ----------------------------------------------------------------------
+
+TEST(Pricing, A39_EmbeddedTableHasTheUsFactorOnOpus46AndLater) {
+  const PriceTable& t = PriceTable::Embedded();
+  for (const char* m : {"claude-opus-4-6", "claude-opus-4-7", "claude-opus-4-8"}) {
+    EXPECT_EQ(t.models().at(m).us_multiplier_milli, 1100) << m;
+  }
+  for (const char* m : {"claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"}) {
+    EXPECT_EQ(t.models().at(m).us_multiplier_milli, 1000) << m;
+  }
+}
+
+TEST(Pricing, A39_UsMultipliesEveryTokenTypeAndTheSavings) {
+  // opus-4-6: 1000 in, 100 out, 2000 5m writes, 3000 1h writes, 10000 reads.
+  TokenCounts t{1000, 100, 2000, 3000, 10000};
+  const Pico base = 1000 * 5 * kM + 100 * 25 * kM + 2000 * Pico(6250000) + 3000 * 10 * kM +
+                    10000 * Pico(500000);
+  ASSERT_EQ(Price("claude-opus-4-6", t).cost, base);
+  CostBreakdown us = Price("claude-opus-4-6", t, 0, false, false, 0, /*us=*/true);
+  EXPECT_EQ(us.cost, base * 11 / 10);
+  EXPECT_EQ(us.cache_savings, 10000 * Pico(4500000) * 11 / 10);
+  // Each token type on its own is multiplied.
+  for (int type = 0; type < 5; ++type) {
+    TokenCounts one;
+    (&one.input)[type] = 1000;
+    EXPECT_EQ(Price("claude-opus-4-6", one, 0, false, false, 0, true).cost,
+              Price("claude-opus-4-6", one).cost * 11 / 10)
+        << kTokenTypes[type];
+  }
+  // A model without the factor: unchanged.
+  EXPECT_EQ(Price("claude-sonnet-4-5-20250929", t, 0, false, false, 0, true).cost,
+            Price("claude-sonnet-4-5-20250929", t).cost);
+}
+
+TEST(Pricing, A39_UsCombinesWithFastLongContextWebSearchAndCostUsd) {
+  TokenCounts t{1000, 100, 0, 0, 0};
+  const Pico base = Price("claude-opus-4-6", t).cost;  // 7,500,000,000
+  // With fast: both factors (6 x 1.1).
+  EXPECT_EQ(Price("claude-opus-4-6", t, 0, true, false, 0, true).cost, base * 66 / 10);
+  // Web searches are not token prices: added after the factors.
+  EXPECT_EQ(Price("claude-opus-4-6", t, 2, true, false, 0, true).cost,
+            base * 66 / 10 + 2 * 10000000000);
+  // A costUSD replaces everything.
+  EXPECT_EQ(Price("claude-opus-4-6", t, 2, true, true, 123, true).cost, 123);
+  // Long context: the factor applies to the above-200k rates.
+  ModelPrice p;
+  p.base = Rates{10, 50, 12, 1};
+  p.above_200k = Rates{20, 75, 25, 2};
+  p.us_multiplier_milli = 1100;
+  TokenCounts big{200001, 10, 0, 0, 0};
+  EXPECT_EQ(PriceRequest(&p, 0, big, 0, false, true, false, 0).cost, (200001 * 20 + 10 * 75) * 11 / 10);
+  // One rounding for both factors, to the nearest: 3 x 1.5 x 1.1 = 4.95 -> 5 (rounding after each
+  // factor would give 3 x 1.5 = 4.5 -> 5, then 5 x 1.1 = 5.5 -> 6); 7 x 1.5 x 1.1 = 11.55 -> 12.
+  ModelPrice q;
+  q.base = Rates{3, 0, 0, 0};
+  q.fast_multiplier_milli = 1500;
+  q.us_multiplier_milli = 1100;
+  EXPECT_EQ(PriceRequest(&q, 0, TokenCounts{1, 0, 0, 0, 0}, 0, true, true, false, 0).cost, 5);
+  q.base = Rates{7, 0, 0, 0};
+  EXPECT_EQ(PriceRequest(&q, 0, TokenCounts{1, 0, 0, 0, 0}, 0, true, true, false, 0).cost, 12);
 }
 
 }  // namespace

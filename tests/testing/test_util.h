@@ -64,6 +64,7 @@ struct Msg {
   bool sidechain = false;
   bool api_error = false;
   std::string speed;        // "" = absent
+  std::string inference_geo;  // "" = absent
   uint64_t web_search = 0;  // > 0 adds server_tool_use
   std::string cost_usd;     // raw JSON number token; "" = absent
   std::vector<std::pair<std::string, std::string>> tools;  // tool_use blocks (id, name)
@@ -101,6 +102,7 @@ inline std::string Line(const Msg& m) {
   }
   o << R"(,"service_tier":"standard")";
   if (!m.speed.empty()) o << R"(,"speed":")" << m.speed << R"(")";
+  if (!m.inference_geo.empty()) o << R"(,"inference_geo":")" << m.inference_geo << R"(")";
   o << "}}";
   if (m.request_id) o << R"(,"requestId":")" << *m.request_id << R"(")";
   o << R"(,"type":"assistant","uuid":"73820097-c377-4b90-997f-c6bbc6575f80","timestamp":")"
@@ -117,10 +119,12 @@ struct Owned {
   std::string model, session, cwd;
   int64_t timestamp_ms = 0;
   bool sidechain = false, api_error = false, fast = false, has_cost = false;
+  bool us = false, progress_copy = false;
   Pico cost = 0;
   uint64_t web_search = 0;
   TokenCounts tokens;
   std::vector<std::pair<std::string, std::string>> tools;
+  std::string uuid;
   bool operator==(const Owned&) const = default;
 };
 
@@ -138,6 +142,9 @@ inline Owned Own(const ParsedLine& p) {
   o.sidechain = p.is_sidechain;
   o.api_error = p.is_api_error;
   o.fast = p.fast;
+  o.us = p.us_inference;
+  o.progress_copy = p.progress_copy;
+  o.uuid = std::string(p.uuid);
   o.has_cost = p.has_cost_usd;
   o.cost = p.cost_usd;
   o.web_search = p.web_search_requests;
@@ -151,6 +158,7 @@ inline const char* KindName(LineKind k) {
     case LineKind::kOther: return "other";
     case LineKind::kUsage: return "usage";
     case LineKind::kSkipped: return "skipped";
+    case LineKind::kPrompt: return "prompt";
   }
   return "?";
 }
@@ -161,7 +169,8 @@ inline std::ostream& operator<<(std::ostream& os, const Owned& o) {
   os << " id=" << o.id << " req=" << (o.has_request_id ? o.request_id : "<none>")
      << " model=" << o.model << " session=" << o.session << " cwd=" << o.cwd
      << " ts=" << o.timestamp_ms << " side=" << o.sidechain << " err=" << o.api_error
-     << " fast=" << o.fast << " cost=" << (o.has_cost ? std::to_string(o.cost) : "-")
+     << " fast=" << o.fast << " us=" << o.us << " copy=" << o.progress_copy << " uuid=" << o.uuid
+     << " cost=" << (o.has_cost ? std::to_string(o.cost) : "-")
      << " web=" << o.web_search << " tok=" << o.tokens.input << "/" << o.tokens.output << "/"
      << o.tokens.cache_write_5m << "/" << o.tokens.cache_write_1h << "/" << o.tokens.cache_read
      << " tools=" << o.tools.size() << "}";
@@ -200,7 +209,7 @@ inline std::string DumpLedger(const Ledger& l) {
       << "/" << e.tokens.output << "/" << e.tokens.cache_write_5m << "/" << e.tokens.cache_write_1h
       << "/" << e.tokens.cache_read << " web=" << e.web_search_requests
       << " cost=" << (e.has_cost_usd ? std::to_string(e.cost_usd) : "-") << " fast=" << e.fast
-      << " side=" << e.sidechain;
+      << " us=" << e.us_inference << " side=" << e.sidechain;
     rows.push_back(o.str());
   }
   for (const auto& [sid, se] : l.sessions()) {
@@ -211,6 +220,10 @@ inline std::string DumpLedger(const Ledger& l) {
   }
   for (const auto& [key, ts] : l.api_errors()) {
     rows.push_back("E " + Printable(key) + " ts=" + std::to_string(ts));
+  }
+  for (const auto& [uuid, p] : l.prompts()) {
+    rows.push_back("P " + Printable(uuid) + " ts=" + std::to_string(p.timestamp_ms) +
+                   " session=" + s.Get(p.session) + " cwd=" + s.Get(p.cwd));
   }
   std::sort(rows.begin(), rows.end());
   std::string out;

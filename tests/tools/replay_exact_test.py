@@ -2,8 +2,8 @@
 """ccmon-replay against the project's own fixture generator (tests/fixtures/gen_fixture.py).
 
 For several seeds: totals, per model, per UTC day, per project (cwd), per session, tool calls,
-unpriced tokens and skipped lines must equal expected.json exactly (cost in pico-dollars), and
-the result must not depend on the thread count. Exit 1 with the differences on failure.
+unpriced tokens, skipped lines and prompts (docs/accounting.md A38) must equal expected.json
+exactly (cost in pico-dollars), and the result must not depend on the thread count. Exit 1 with the differences on failure.
 
 usage: replay_exact_test.py --replay BIN --fixture-gen GEN [--seeds 1,2,3]
 """
@@ -43,13 +43,15 @@ def check_seed(binary, gen, seed, sessions):
         by_model, stderr = replay(binary, corpus, "model")
         t = by_model["totals"]
         compare("totals", t, exp["totals"], TOKENS + ["requests", "web_search_requests",
-                                                      "api_errors", "sessions"], diffs)
+                                                      "api_errors", "sessions", "prompts"], diffs)
         rows = {r["key"]: r for r in by_model["rows"]}
         if set(rows) != set(exp["per_model"]):
             diffs.append(f"models: {sorted(rows)} != {sorted(exp['per_model'])}")
         for m, want in exp["per_model"].items():
             if m in rows:
                 compare(f"model[{m}]", rows[m], want, TOKENS + ["requests", "web_search_requests"], diffs)
+                if "prompts" in rows[m]:
+                    diffs.append(f"model[{m}] has prompts: a prompt has no model")
         if by_model["tool_calls"] != exp["tool_calls"]:
             diffs.append(f"tool_calls: {by_model['tool_calls']} != {exp['tool_calls']}")
         if by_model["unpriced_tokens"] != exp["unpriced_tokens"]:
@@ -70,21 +72,22 @@ def check_seed(binary, gen, seed, sessions):
             diffs.append(f"days: {sorted(days)} != {sorted(exp['per_day_utc'])}")
         for d, want in exp["per_day_utc"].items():
             if d in days:
-                compare(f"day[{d}]", days[d], want, TOKENS + ["requests"], diffs)
+                compare(f"day[{d}]", days[d], want, TOKENS + ["requests", "prompts"], diffs)
         projects = {r["key"]: r for r in replay(binary, corpus, "project", "--project-label", "path")[0]["rows"]}
         for p, want in exp["per_project"].items():
             if p not in projects:
                 diffs.append(f"project {p} missing from {sorted(projects)}")
             else:
-                compare(f"project[{p}]", projects[p], want, TOKENS + ["requests"], diffs)
+                compare(f"project[{p}]", projects[p], want, TOKENS + ["requests", "prompts"], diffs)
         sessions_rep = {r["key"]: r for r in replay(binary, corpus, "session")[0]["rows"]}
         for s, want in exp["per_session"].items():
             if s not in sessions_rep:
-                # A resumed session whose lines are all copies owns no request: no report row.
-                if want["requests"] != 0:
+                # A resumed session whose lines are all copies owns no request and no prompt: no
+                # report row.
+                if want["requests"] != 0 or want["prompts"] != 0:
                     diffs.append(f"session {s} missing")
             else:
-                compare(f"session[{s}]", sessions_rep[s], want, ["requests"], diffs)
+                compare(f"session[{s}]", sessions_rep[s], want, ["requests", "prompts"], diffs)
         # --progress always draws the bar (files, bytes, rate, ETA) on stderr; never keeps quiet.
         bar = subprocess.run([binary, "--config-dir", corpus, "-z", "UTC", "--progress", "always"],
                              capture_output=True, text=True)

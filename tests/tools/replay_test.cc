@@ -7,13 +7,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "testing/fault_env.h"
+#include "tools/replay/flags.h"
+
 namespace ccmon {
 namespace {
+
+using testing_util::Fault;
+using testing_util::FaultEnv;
+using testing_util::FaultOp;
 
 std::string TempDir() {
   std::string tmpl = ::testing::TempDir() + "ccmon_replay_XXXXXX";
@@ -26,8 +35,8 @@ std::string Line(const std::string& id, const std::string& ts, const std::string
                  const std::string& cwd, int input, int output,
                  const std::string& model = "claude-sonnet-4-5-20250929") {
   return R"({"type":"assistant","sessionId":")" + session + R"(","cwd":")" + cwd +
-         R"(","timestamp":")" + ts + R"(","requestId":"req_)" + id +
-         R"(","message":{"id":"msg_)" + id + R"(","model":")" + model +
+         R"(","timestamp":")" + ts + R"(","requestId":"req_)" + id + R"(","message":{"id":"msg_)" +
+         id + R"(","model":")" + model +
          R"(","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":)" +
          std::to_string(input) + R"(,"output_tokens":)" + std::to_string(output) +
          R"(,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}})" + "\n";
@@ -49,14 +58,33 @@ struct Out {
   nlohmann::json json() const { return nlohmann::json::parse(out); }
 };
 
-Out Replay(ReplayConfig cfg) {
+ReplayConfig Defaults(ReplayConfig cfg) {
   cfg.progress = "never";
   if (cfg.device.empty()) cfg.device = "dev";
   if (cfg.timezone.empty()) cfg.timezone = "UTC";
   if (cfg.pricing_file.empty()) cfg.pricing_file = CCMON_DEFAULT_PRICES;
+  return cfg;
+}
+
+Out Replay(ReplayConfig cfg, Env* env = Env::Default()) {
   std::ostringstream out, err;
-  int code = RunReplay(cfg, out, err);
+  int code = RunReplay(Defaults(cfg), out, err, env);
   return {code, out.str(), err.str()};
+}
+
+// A stream whose every write fails, as standard output on a full disk does.
+class RefusingBuf : public std::streambuf {
+ protected:
+  int_type overflow(int_type) override { return traits_type::eof(); }
+  std::streamsize xsputn(const char*, std::streamsize) override { return 0; }
+};
+
+std::vector<std::string> Listing(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 class ReplayTest : public ::testing::Test {
@@ -68,7 +96,8 @@ class ReplayTest : public ::testing::Test {
     Write(old_, Line("1", "2026-09-01T10:00:00.000Z", "s1", "/w/a", 100, 10) +
                     Line("2", "2026-09-01T23:30:00.000Z", "s1", "/w/a", 200, 20));
     SetMtime(old_, 1788307200);  // 2026-09-02T00:00:00Z
-    Write(dir_ + "/projects/-w-b/s2.jsonl", Line("3", "2026-09-03T01:00:00.000Z", "s2", "/w/b", 400, 40));
+    Write(dir_ + "/projects/-w-b/s2.jsonl",
+          Line("3", "2026-09-03T01:00:00.000Z", "s2", "/w/b", 400, 40));
     SetMtime(dir_ + "/projects/-w-b/s2.jsonl", 1788397200);  // 2026-09-03T01:00:00Z
   }
   ReplayConfig Config() {
@@ -143,7 +172,9 @@ TEST_F(ReplayTest, GroupByModelProjectSessionMonthDevice) {
 }
 
 TEST_F(ReplayTest, TableOutputHasTotalsAndSkippedLines) {
-  Write(dir_ + "/projects/-w-b/s3.jsonl", "not json\n" + Line("4", "2026-09-04T01:00:00Z", "s3", "/w/b", 1, 1) + "{\"type\":\"assistant\"");
+  Write(dir_ + "/projects/-w-b/s3.jsonl",
+        "not json\n" + Line("4", "2026-09-04T01:00:00Z", "s3", "/w/b", 1, 1) +
+            "{\"type\":\"assistant\"");
   ReplayConfig cfg = Config();
   cfg.json = false;
   Out r = Replay(cfg);
@@ -151,6 +182,92 @@ TEST_F(ReplayTest, TableOutputHasTotalsAndSkippedLines) {
   EXPECT_NE(r.out.find("total "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("invalid_json 1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("incomplete 1"), std::string::npos) << r.out;
+}
+
+// A prompt a person typed (docs/accounting.md A38).
+std::string Prompt(const std::string& uuid, const std::string& ts, const std::string& session,
+                   const std::string& cwd, const std::string& text = "please fix it") {
+  return R"({"type":"user","isSidechain":false,"sessionId":")" + session + R"(","cwd":")" + cwd +
+         R"(","message":{"role":"user","content":")" + text + R"("},"uuid":")" + uuid +
+         R"(","timestamp":")" + ts + R"("})" + "\n";
+}
+
+TEST_F(ReplayTest, A38_PromptsColumnInReports) {
+  // s1 (/w/a): two prompts on 09-01, one copied into a resumed file (one uuid); a command echo.
+  // s4 (/w/c): a prompt on 09-05 with no request at all (its request failed).
+  Write(dir_ + "/projects/-w-a/s1b.jsonl",
+        Prompt("18b7c636-19c0-4199-8f42-ee2f5e8d22a2", "2026-09-01T09:59:00.000Z", "s1", "/w/a") +
+            Prompt("u-2", "2026-09-01T23:29:00.000Z", "s1", "/w/a") +
+            Prompt("u-cmd", "2026-09-01T23:29:30.000Z", "s1", "/w/a",
+                   "<command-name>/model</command-name>"));
+  Write(dir_ + "/projects/-w-a/s1c.jsonl",
+        Prompt("18b7c636-19c0-4199-8f42-ee2f5e8d22a2", "2026-09-01T09:59:00.000Z", "s1-resumed",
+               "/w/a"));
+  Write(dir_ + "/projects/-w-c/s4.jsonl", Prompt("u-4", "2026-09-05T08:00:00.000Z", "s4", "/w/c"));
+  Out r = Replay(Config());
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = r.json();
+  EXPECT_EQ(j["totals"]["prompts"], 3);
+  EXPECT_EQ(j["totals"]["requests"], 3);
+  EXPECT_EQ(j["totals"]["sessions"], 2) << "a prompt does not make a session (A32)";
+  ASSERT_EQ(j["rows"].size(), 3u);
+  EXPECT_EQ(j["rows"][0]["key"], "2026-09-01");
+  EXPECT_EQ(j["rows"][0]["prompts"], 2);
+  EXPECT_EQ(j["rows"][1]["key"], "2026-09-03");
+  EXPECT_EQ(j["rows"][1]["prompts"], 0);
+  EXPECT_EQ(j["rows"][2]["key"], "2026-09-05");  // prompts, no request
+  EXPECT_EQ(j["rows"][2]["prompts"], 1);
+  EXPECT_EQ(j["rows"][2]["requests"], 0);
+
+  ReplayConfig cfg = Config();
+  cfg.group_by = GroupBy::kSession;
+  j = Replay(cfg).json();
+  std::map<std::string, nlohmann::json> rows;
+  for (const auto& row : j["rows"]) rows[row["key"]] = row;
+  EXPECT_EQ(rows["s1"]["prompts"], 2);
+  EXPECT_EQ(rows.count("s1-resumed"), 0u) << "the copy's uuid is the original prompt's";
+  EXPECT_EQ(rows["s4"]["prompts"], 1);
+  EXPECT_EQ(rows["s4"]["project"], "c");
+
+  cfg.group_by = GroupBy::kProject;
+  j = Replay(cfg).json();
+  rows.clear();
+  for (const auto& row : j["rows"]) rows[row["key"]] = row;
+  EXPECT_EQ(rows["a"]["prompts"], 2);
+  EXPECT_EQ(rows["b"]["prompts"], 0);
+  EXPECT_EQ(rows["c"]["prompts"], 1);
+
+  // A prompt has no model: --by model rows carry no prompts, the totals do.
+  cfg.group_by = GroupBy::kModel;
+  j = Replay(cfg).json();
+  ASSERT_EQ(j["rows"].size(), 1u);
+  EXPECT_FALSE(j["rows"][0].contains("prompts"));
+  EXPECT_EQ(j["totals"]["prompts"], 3);
+
+  // The table has a prompts column ("-" for model rows).
+  cfg.json = false;
+  std::string table = Replay(cfg).out;
+  EXPECT_NE(table.find(" prompts "), std::string::npos) << table;
+  EXPECT_NE(table.find("         -"), std::string::npos) << table;
+  cfg.group_by = GroupBy::kDay;
+  table = Replay(cfg).out;
+  EXPECT_NE(table.find("2026-09-05"), std::string::npos) << table;
+
+  // --since/--until apply to prompts by their timestamp.
+  cfg = Config();
+  cfg.until = "2026-09-03";
+  EXPECT_EQ(Replay(cfg).json()["totals"]["prompts"], 2);
+
+  // The metrics family.
+  cfg = Config();
+  cfg.command = ReplayCommand::kMetrics;
+  std::string text = Replay(cfg).out;
+  EXPECT_NE(text.find("claude_user_prompts_total{device=\"dev\",project=\"a\"} 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("claude_user_prompts_total{device=\"dev\",project=\"c\"} 1\n"),
+            std::string::npos)
+      << text;
 }
 
 TEST_F(ReplayTest, BadArgumentsAreClearErrors) {
@@ -228,7 +345,8 @@ TEST_F(ReplayTest, MetricsAndOpenMetricsCommands) {
   std::ifstream in(cfg.output);
   std::stringstream ss;
   ss << in.rdbuf();
-  EXPECT_NE(ss.str().find("# TYPE claude_tokens counter\n# UNIT claude_tokens tokens\n"), std::string::npos);
+  EXPECT_NE(ss.str().find("# TYPE claude_tokens counter\n# UNIT claude_tokens tokens\n"),
+            std::string::npos);
   EXPECT_NE(r.err.find("history ends at 1788397200"), std::string::npos) << r.err;
 }
 
@@ -238,7 +356,286 @@ TEST_F(ReplayTest, AFullDiskIsAClearError) {
   cfg.output = "/dev/full";  // every write fails with ENOSPC
   Out r = Replay(cfg);
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("write failed for /dev/full"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot write /dev/full: /dev/full: write: No space left on device"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(ReplayTest, SinceAfterUntilIsAUsageError) {
+  ReplayConfig cfg = Config();
+  cfg.since = "2026-09-03";
+  cfg.until = "2026-09-01";
+  Out r = Replay(cfg);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--since 2026-09-03 is after --until 2026-09-01"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.out, "");
+  cfg.until = "2026-09-03";  // one day: fine
+  r = Replay(cfg);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.json()["totals"]["requests"], 1);
+}
+
+TEST_F(ReplayTest, OpenMetricsReplacesTheFileAtomically) {
+  ReplayConfig cfg = Config();
+  cfg.command = ReplayCommand::kOpenMetrics;
+  cfg.output = dir_ + "/out/history.om";
+  Write(cfg.output, "old history");
+  FaultEnv env(Env::Default());
+  Out r = Replay(cfg, &env);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(env.calls(FaultOp::kRename), 1);
+  std::ifstream in(cfg.output);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_EQ(ss.str().substr(ss.str().size() - 6), "# EOF\n");
+  EXPECT_EQ(Listing(dir_ + "/out"), std::vector<std::string>{"history.om"});
+}
+
+TEST_F(ReplayTest, OpenMetricsOnAFullDiskKeepsTheOldFileAndLeavesNoTemporary) {
+  ReplayConfig cfg = Config();
+  cfg.command = ReplayCommand::kOpenMetrics;
+  cfg.output = dir_ + "/out/history.om";
+  Write(cfg.output, "old history");
+  FaultEnv env(Env::Default());
+  env.Inject(Fault(FaultOp::kAppend, ENOSPC).OnPath("history.om"));
+  Out r = Replay(cfg, &env);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("cannot write " + cfg.output + ": " + cfg.output +
+                       ".tmp: write: No space left on device"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("wrote "), std::string::npos) << r.err;
+  std::ifstream in(cfg.output);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_EQ(ss.str(), "old history");
+  EXPECT_EQ(Listing(dir_ + "/out"), std::vector<std::string>{"history.om"});
+
+  env.ClearFaults();
+  env.Inject(Fault(FaultOp::kRename, EXDEV));
+  r = Replay(cfg, &env);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(
+      r.err.find("rename " + cfg.output + ".tmp to " + cfg.output + ": Invalid cross-device link"),
+      std::string::npos)
+      << r.err;
+  EXPECT_EQ(Listing(dir_ + "/out"), std::vector<std::string>{"history.om"});
+}
+
+TEST_F(ReplayTest, OpenMetricsToAPathUnderAFileFails) {
+  ReplayConfig cfg = Config();
+  cfg.command = ReplayCommand::kOpenMetrics;
+  Write(dir_ + "/out/plain", "x");
+  cfg.output = dir_ + "/out/plain/history.om";
+  Out r = Replay(cfg);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("cannot write " + cfg.output), std::string::npos) << r.err;
+  EXPECT_EQ(Listing(dir_ + "/out"), std::vector<std::string>{"plain"});
+}
+
+TEST_F(ReplayTest, OpenMetricsToStdoutWithDash) {
+  ReplayConfig cfg = Config();
+  cfg.command = ReplayCommand::kOpenMetrics;
+  cfg.output = "-";
+  Out r = Replay(cfg);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(r.out.size() - 6), "# EOF\n");
+}
+
+TEST_F(ReplayTest, EveryCommandFailsWhenItsOutputCannotBeWritten) {
+  for (ReplayCommand command :
+       {ReplayCommand::kSummary, ReplayCommand::kMetrics, ReplayCommand::kOpenMetrics}) {
+    ReplayConfig cfg = Config();
+    cfg.command = command;
+    cfg.json = false;
+    cfg.output = "-";
+    RefusingBuf refusing;
+    std::ostream out(&refusing);
+    std::ostringstream err;
+    int code = RunReplay(Defaults(cfg), out, err);
+    EXPECT_EQ(code, 1) << int(command);
+    EXPECT_NE(err.str().find("ccmon-replay: write failed for standard output"), std::string::npos)
+        << err.str();
+  }
+}
+
+TEST_F(ReplayTest, EveryFileIsReadThroughTheRunsEnv) {
+  FaultEnv env(Env::Default());
+  env.Inject(Fault(FaultOp::kNewSequentialFile, EACCES).OnPath("s1.jsonl"));
+  Out r = Replay(Config(), &env);
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_NE(r.err.find("s1.jsonl"), std::string::npos) << r.err;
+  EXPECT_EQ(r.json()["totals"]["requests"], 1);  // s2 only
+  EXPECT_GT(env.calls(FaultOp::kGetChildren), 0) << "discovery walks through the Env";
+}
+
+TEST_F(ReplayTest, AFailedWriteOutranksIncompleteFigures) {
+  ASSERT_EQ(::symlink("loop.jsonl", (dir_ + "/projects/-w-a/loop.jsonl").c_str()), 0);
+  ReplayConfig cfg = Config();
+  ASSERT_EQ(Replay(cfg).code, 4);
+  RefusingBuf refusing;
+  std::ostream out(&refusing);
+  std::ostringstream err;
+  EXPECT_EQ(RunReplay(Defaults(cfg), out, err), 1) << err.str();
+}
+
+// The command line, parsed without a process.
+ReplayFlags Flags(std::vector<std::string> args) { return ParseReplayFlags(args); }
+
+TEST(ReplayFlagsTest, DefaultsAreTheConfigDefaults) {
+  ReplayFlags f = Flags({});
+  ASSERT_EQ(f.action, ReplayFlags::Action::kRun) << f.text;
+  const ReplayConfig d;
+  EXPECT_EQ(f.config.command, ReplayCommand::kSummary);
+  EXPECT_EQ(f.config.threads, d.threads);
+  EXPECT_EQ(f.config.max_line_bytes, d.max_line_bytes);
+  EXPECT_EQ(f.config.labels.max_projects, d.labels.max_projects);
+  EXPECT_EQ(f.config.step_ms, d.step_ms);
+  EXPECT_EQ(f.config.max_samples_per_send, d.max_samples_per_send);
+  EXPECT_EQ(f.config.max_retry_seconds, d.max_retry_seconds);
+  EXPECT_EQ(f.config.progress, "auto");
+  EXPECT_EQ(f.config.metrics_format, "text");
+}
+
+TEST(ReplayFlagsTest, ParsesEveryFlagOfEachCommand) {
+  ReplayFlags f = Flags({"summary",    "--config-dir",
+                         "/a",         "--config-dir",
+                         "/b",         "--device",
+                         "d",          "--pricing",
+                         "p.json",     "--project-label",
+                         "hash",       "--max-projects",
+                         "7",          "--since",
+                         "2026-01-01", "--until",
+                         "20260102",   "-z",
+                         "UTC",        "--threads",
+                         "3",          "--max-line-bytes",
+                         "1024",       "--progress",
+                         "never",      "--by",
+                         "model",      "--json"});
+  ASSERT_EQ(f.action, ReplayFlags::Action::kRun) << f.text;
+  EXPECT_EQ(f.config.config_dirs, (std::vector<std::string>{"/a", "/b"}));
+  EXPECT_EQ(f.config.labels.max_projects, 7u);
+  EXPECT_EQ(f.config.labels.project_mode, ProjectLabelMode::kHash);
+  EXPECT_EQ(f.config.threads, 3u);
+  EXPECT_EQ(f.config.max_line_bytes, 1024u);
+  EXPECT_EQ(f.config.group_by, GroupBy::kModel);
+  EXPECT_TRUE(f.config.json);
+  EXPECT_EQ(f.config.since, "2026-01-01");
+  EXPECT_EQ(f.config.until, "20260102");
+
+  f = Flags({"metrics", "--format", "openmetrics"});
+  ASSERT_EQ(f.action, ReplayFlags::Action::kRun) << f.text;
+  EXPECT_EQ(f.config.command, ReplayCommand::kMetrics);
+  EXPECT_EQ(f.config.metrics_format, "openmetrics");
+
+  f = Flags({"openmetrics", "-o", "h.om", "--step", "1d"});
+  ASSERT_EQ(f.action, ReplayFlags::Action::kRun) << f.text;
+  EXPECT_EQ(f.config.output, "h.om");
+  EXPECT_EQ(f.config.step_ms, 86400000);
+
+  f = Flags({"remote-write", "--url", "http://x/w", "--header", "X-Scope-OrgID:  team",
+             "--max-samples-per-send", "1000000", "--max-retry-time", "0", "--step", "1s"});
+  ASSERT_EQ(f.action, ReplayFlags::Action::kRun) << f.text;
+  EXPECT_EQ(f.config.remote_write_url, "http://x/w");
+  EXPECT_EQ(f.config.remote_write_headers,
+            (std::vector<std::pair<std::string, std::string>>{{"X-Scope-OrgID", "team"}}));
+  EXPECT_EQ(f.config.max_samples_per_send, 1000000u);
+  EXPECT_EQ(f.config.max_retry_seconds, 0);
+  EXPECT_EQ(f.config.step_ms, 1000);
+}
+
+void ExpectUsageError(const std::vector<std::string>& args, const std::string& message) {
+  ReplayFlags f = Flags(args);
+  std::string joined;
+  for (const auto& a : args) joined += a + " ";
+  EXPECT_EQ(f.action, ReplayFlags::Action::kUsageError) << joined;
+  EXPECT_EQ(f.text, message) << joined;
+}
+
+TEST(ReplayFlagsTest, NegativeHugeAndMalformedNumbersAreRefusedWithTheirRange) {
+  ExpectUsageError({"--max-line-bytes", "-1"},
+                   "--max-line-bytes wants an integer from 1024 to 1073741824 bytes, got '-1'");
+  ExpectUsageError({"--max-line-bytes", "18446744073709551615"},
+                   "--max-line-bytes wants an integer from 1024 to 1073741824 bytes, got "
+                   "'18446744073709551615'");
+  ExpectUsageError({"--max-line-bytes", "1023"},
+                   "--max-line-bytes wants an integer from 1024 to 1073741824 bytes, got '1023'");
+  ExpectUsageError({"--max-line-bytes", "1073741825"},
+                   "--max-line-bytes wants an integer from 1024 to 1073741824 bytes, got "
+                   "'1073741825'");
+  ExpectUsageError({"--threads", "-1"}, "--threads wants an integer from 0 to 1024, got '-1'");
+  ExpectUsageError({"--threads", "1025"}, "--threads wants an integer from 0 to 1024, got '1025'");
+  ExpectUsageError({"--threads", "4294967297"},
+                   "--threads wants an integer from 0 to 1024, got '4294967297'");
+  ExpectUsageError({"--threads", "2x"}, "--threads wants an integer from 0 to 1024, got '2x'");
+  ExpectUsageError({"--max-projects", "-1"},
+                   "--max-projects wants an integer from 1 to 1000000, got '-1'");
+  ExpectUsageError({"--max-projects", "0"},
+                   "--max-projects wants an integer from 1 to 1000000, got '0'");
+  ExpectUsageError({"remote-write", "--url", "http://x", "--max-samples-per-send", "-1"},
+                   "--max-samples-per-send wants an integer from 1 to 1000000, got '-1'");
+  ExpectUsageError({"remote-write", "--url", "http://x", "--max-samples-per-send", "0"},
+                   "--max-samples-per-send wants an integer from 1 to 1000000, got '0'");
+  ExpectUsageError({"remote-write", "--url", "http://x", "--max-retry-time", "-1"},
+                   "--max-retry-time wants an integer from 0 to 1000000 seconds, got '-1'");
+  ExpectUsageError({"remote-write", "--url", "http://x", "--max-retry-time", "1000001"},
+                   "--max-retry-time wants an integer from 0 to 1000000 seconds, got '1000001'");
+  for (const char* step : {"0s", "2d", "-1m", "1", "1.5m", "1441m", "90000s"}) {
+    ExpectUsageError(
+        {"openmetrics", "-o", "x", "--step", step},
+        std::string("--step wants a duration from 1s to 1d such as 30s, 1m, 1h, got '") + step +
+            "'");
+  }
+}
+
+TEST(ReplayFlagsTest, FlagsOfAnotherCommandAreRefused) {
+  ExpectUsageError({"metrics", "-o", "FILE"},
+                   "--output does not apply to metrics (only to openmetrics)");
+  ExpectUsageError({"summary", "--step", "1h"},
+                   "--step does not apply to summary (only to openmetrics, remote-write)");
+  ExpectUsageError({"--step", "1h"},  // summary is the default command
+                   "--step does not apply to summary (only to openmetrics, remote-write)");
+  ExpectUsageError({"metrics", "--json"}, "--json does not apply to metrics (only to summary)");
+  ExpectUsageError({"openmetrics", "-o", "x", "--by", "model"},
+                   "--by does not apply to openmetrics (only to summary)");
+  ExpectUsageError({"summary", "--format", "openmetrics"},
+                   "--format does not apply to summary (only to metrics)");
+  ExpectUsageError({"openmetrics", "-o", "x", "--url", "http://x"},
+                   "--url does not apply to openmetrics (only to remote-write)");
+  ExpectUsageError({"metrics", "--max-retry-time", "5"},
+                   "--max-retry-time does not apply to metrics (only to remote-write)");
+  ExpectUsageError({"remote-write", "--url", "http://x", "-o", "x"},
+                   "--output does not apply to remote-write (only to openmetrics)");
+}
+
+TEST(ReplayFlagsTest, OtherUsageErrors) {
+  ExpectUsageError({"frobnicate"},
+                   "unknown command 'frobnicate' (summary, openmetrics, metrics, remote-write)");
+  ExpectUsageError({"openmetrics"}, "openmetrics needs -o FILE (or -o - for stdout)");
+  ExpectUsageError({"remote-write"}, "remote-write needs --url URL");
+  ExpectUsageError({"remote-write", "--url", "http://x", "--header", "novalue"},
+                   "a header is 'Name: value'; this one has no ':'");
+  ReplayFlags f = Flags({"remote-write", "--url", "ftp://x/w"});
+  EXPECT_EQ(f.action, ReplayFlags::Action::kUsageError);
+  EXPECT_EQ(f.text.rfind("--url: ", 0), 0u) << f.text;
+  f = Flags({"metrics", "--basic-auth-user", "u"});
+  EXPECT_EQ(f.text, "--basic-auth-user does not apply to metrics (only to remote-write)");
+  ExpectUsageError({"--by", "week"}, "--by must be day, month, session, project, model or device");
+  ExpectUsageError({"--progress", "sometimes"}, "--progress must be auto, always or never");
+  ExpectUsageError({"--project-label", "x"},
+                   "--project-label must be basename, path, hash or none");
+  EXPECT_EQ(Flags({"--no-such-flag"}).action, ReplayFlags::Action::kUsageError);
+  EXPECT_EQ(Flags({"summary", "extra"}).action, ReplayFlags::Action::kUsageError);
+}
+
+TEST(ReplayFlagsTest, HelpListsTheCommandsAndTheRanges) {
+  ReplayFlags f = Flags({"--help"});
+  ASSERT_EQ(f.action, ReplayFlags::Action::kHelp);
+  for (const char* want : {"usage: ccmon-replay", "remote-write options:", "--max-line-bytes N",
+                           "1024..1073741824", "--step DURATION", "1s..1d", "3 no projects"}) {
+    EXPECT_NE(f.text.find(want), std::string::npos) << want << "\n" << f.text;
+  }
 }
 
 TEST(ReplayStep, ParsesDurations) {
@@ -253,6 +650,12 @@ TEST(ReplayStep, ParsesDurations) {
   EXPECT_FALSE(ParseStep("m", &ms));
   EXPECT_FALSE(ParseStep("5x", &ms));
   EXPECT_FALSE(ParseStep("-1m", &ms));
+  EXPECT_TRUE(ParseStep("1d", &ms));
+  EXPECT_EQ(ms, 86400000);
+  EXPECT_TRUE(ParseStep("86400s", &ms));
+  EXPECT_FALSE(ParseStep("86401s", &ms));
+  EXPECT_FALSE(ParseStep("25h", &ms));
+  EXPECT_FALSE(ParseStep("99999999999999999999s", &ms));
 }
 
 }  // namespace

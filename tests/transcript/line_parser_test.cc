@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -143,7 +144,7 @@ TEST_F(LineParserTest, A6_DuplicateKeysLastOccurrenceWins) {
   std::string to_assistant = R"J({"type":"user",)J" + kAssistant.substr(1);
   EXPECT_EQ(Check(to_assistant).kind, LineKind::kUsage);
   std::string to_user = kAssistant.substr(0, kAssistant.size() - 1) + R"J(,"type":"user"})J";
-  EXPECT_EQ(Check(to_user).kind, LineKind::kOther);
+  EXPECT_EQ(Check(to_user).kind, LineKind::kPrompt);  // a user line with text (A38)
 
   // usage fields repeated.
   Owned o = Check(WithUsage(R"J({"input_tokens":1,"output_tokens":2,"input_tokens":7})J"));
@@ -194,7 +195,7 @@ TEST_F(LineParserTest, A6_DuplicateKeyWhoseLastValueIsAContainerWins) {
 }
 
 TEST_F(LineParserTest, A6_NonAssistantLinesAreOther) {
-  for (const std::string& l : {kSummary, kUser, kSnapshot,
+  for (const std::string& l : {kSummary, kToolUseResult, kSnapshot,
                                std::string(R"J({"type":"system","subtype":"compact_boundary","compactMetadata":{"preTokens":120000},"timestamp":"2025-09-28T06:17:20.153Z"})J"),
                                std::string("{}")}) {
     Owned o = Check(l);
@@ -233,10 +234,134 @@ TEST_F(LineParserTest, A7_ToolUseResultUsageIsNotARecord) {
             LineKind::kOther);
 }
 
-TEST_F(LineParserTest, A7_ProgressNestedUsageIsNotARecord) {
-  Owned o = Check(kProgress);
-  EXPECT_EQ(o.kind, LineKind::kOther);
-  EXPECT_TRUE(o.tools.empty());
+// A real-shaped agent_progress line (2.1.x): the parent's copy of a subagent's assistant line.
+const std::string kAgentProgress =
+    R"J({"parentUuid":"p1","isSidechain":false,"userType":"external","cwd":"/Users/USER/src/webapp","sessionId":"455218e7-0000","version":"2.1.29","gitBranch":"main","slug":"s","type":"progress","data":{"message":{"type":"assistant","message":{"model":"claude-haiku-4-5-20251001","id":"msg_01Sub","type":"message","role":"assistant","content":[{"type":"tool_use","id":"toolu_03","name":"Grep","input":{"pattern":"TODO"}}],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":10,"cache_creation_input_tokens":200,"cache_read_input_tokens":3000,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":200},"output_tokens":3,"service_tier":"standard","inference_geo":"us"}},"requestId":"req_011CSub","uuid":"u2","timestamp":"2026-04-21T00:30:20.004Z"},"normalizedMessages":[],"type":"agent_progress","prompt":"p","agentId":"a6a6af7"},"toolUseID":"agent_msg_1","parentToolUseID":"toolu_02","uuid":"u3","timestamp":"2026-04-21T00:30:20.010Z"})J";
+
+TEST_F(LineParserTest, A7_AgentProgressCopyIsASubagentRequest) {
+  Owned o = Check(kAgentProgress);
+  ASSERT_EQ(o.kind, LineKind::kUsage);
+  EXPECT_TRUE(o.progress_copy);
+  EXPECT_EQ(o.id, "msg_01Sub");
+  EXPECT_TRUE(o.has_request_id);
+  EXPECT_EQ(o.request_id, "req_011CSub");
+  EXPECT_EQ(o.model, "claude-haiku-4-5-20251001");
+  EXPECT_EQ(o.tokens, (TokenCounts{10, 3, 0, 200, 3000}));
+  EXPECT_TRUE(o.us);
+  // The nested record's timestamp; the outer line's session and cwd; always a sidechain request.
+  EXPECT_EQ(o.timestamp_ms, 1776731420004);
+  EXPECT_EQ(o.session, "455218e7-0000");
+  EXPECT_EQ(o.cwd, "/Users/USER/src/webapp");
+  EXPECT_TRUE(o.sidechain);
+  ASSERT_EQ(o.tools.size(), 1u);
+  EXPECT_EQ(o.tools[0], std::make_pair(std::string("toolu_03"), std::string("Grep")));
+  if (FastSupported()) {
+    EXPECT_TRUE(last_fast_decided_) << "progress lines are the common case";
+  }
+  // The transcripts doc's anonymised example (data.type first, no requestId).
+  o = Check(kProgress);
+  ASSERT_EQ(o.kind, LineKind::kUsage);
+  EXPECT_EQ(o.id, "msg_nested");
+  EXPECT_FALSE(o.has_request_id);
+  EXPECT_EQ(o.tokens, (TokenCounts{10, 3, 0, 0, 0}));
+}
+
+TEST_F(LineParserTest, A7_AgentProgressMemberOrderAndRepeatsFollowA6) {
+  Owned want = Check(kAgentProgress);
+  // "type":"progress" after data, data.type before data.message: the same record.
+  std::string reordered = kAgentProgress;
+  reordered.erase(reordered.find(R"J("type":"progress",)J"), 18);
+  reordered.insert(reordered.size() - 1, R"J(,"type":"progress")J");
+  EXPECT_EQ(Check(reordered), want);
+  // A later "type" that is not progress: not a copy (and not a prompt).
+  std::string retyped = kAgentProgress.substr(0, kAgentProgress.size() - 1) + R"J(,"type":"system"})J";
+  EXPECT_EQ(Check(retyped).kind, LineKind::kOther);
+  // A repeated data member replaces the first one entirely.
+  std::string redata = kAgentProgress.substr(0, kAgentProgress.size() - 1) +
+                       R"J(,"data":{"type":"agent_progress","message":{"type":"user","message":{"role":"user","content":"x"}}}})J";
+  EXPECT_EQ(Check(redata).kind, LineKind::kOther);
+  std::string redata_null = kAgentProgress.substr(0, kAgentProgress.size() - 1) + R"J(,"data":null})J";
+  EXPECT_EQ(Check(redata_null).kind, LineKind::kOther);
+  // A repeated data.type decides.
+  std::string rekind = kAgentProgress;
+  rekind.insert(rekind.find(R"J("prompt":"p")J"), R"J("type":"bash_progress",)J");
+  EXPECT_EQ(Check(rekind).kind, LineKind::kOther);
+}
+
+TEST_F(LineParserTest, A7_OtherProgressKindsAndNonAssistantCopiesAreNotRecords) {
+  for (const char* kind : {"bash_progress", "mcp_progress", "hook_progress", "waiting_for_task", "Agent_progress"}) {
+    std::string l = kAgentProgress;
+    l.replace(l.find("\"agent_progress\""), 16, std::string("\"") + kind + "\"");
+    EXPECT_EQ(Check(l).kind, LineKind::kOther) << kind;
+  }
+  std::string no_kind = kAgentProgress;
+  no_kind.erase(no_kind.find(R"J("type":"agent_progress",)J"), 24);
+  EXPECT_EQ(Check(no_kind).kind, LineKind::kOther);
+  // The subagent's own user lines are copied too: they are neither requests nor prompts.
+  std::string user_copy = kAgentProgress;
+  const std::string nested_type = R"J({"type":"assistant","message":{)J";
+  user_copy.replace(user_copy.find(nested_type), nested_type.size(), R"J({"type":"user","message":{)J");
+  EXPECT_EQ(Check(user_copy).kind, LineKind::kOther);
+  // A nested record without usage is not a record.
+  EXPECT_EQ(Check(R"J({"type":"progress","data":{"type":"agent_progress","message":{"type":"assistant","message":{"id":"m","content":[]},"timestamp":"2026-04-21T00:30:20.004Z"}},"timestamp":"2026-04-21T00:30:20.004Z"})J").kind,
+            LineKind::kOther);
+}
+
+TEST_F(LineParserTest, A7_UsageBelowDataOfNonProgressLinesIsNotARecord) {
+  // The same data on a user line, an assistant line without its own usage, and a summary.
+  size_t at = kAgentProgress.find(R"J("data":)J");
+  std::string data = kAgentProgress.substr(at, kAgentProgress.find(R"J(,"toolUseID")J") - at);
+  for (const char* type : {"user", "assistant", "summary", "system"}) {
+    std::string l = std::string(R"J({"type":")J") + type + R"J(","sessionId":"s","uuid":"u","timestamp":"2026-04-21T00:30:20.004Z",)J" + data + "}";
+    EXPECT_EQ(Check(l).kind, LineKind::kOther) << type;
+  }
+  // An assistant line with its own usage is its own record; its data is ignored.
+  Msg m;
+  std::string own = Line(m);
+  own.insert(own.size() - 1, "," + data);
+  Owned o = Check(own);
+  ASSERT_EQ(o.kind, LineKind::kUsage);
+  EXPECT_FALSE(o.progress_copy);
+  EXPECT_EQ(o.id, m.id);
+}
+
+TEST_F(LineParserTest, A7_EnvelopeOfTheCopyIsTheOuterLines) {
+  // sessionId/cwd/isSidechain inside the nested record are not read; an outer isSidechain:true
+  // (a progress line in a subagent's own transcript) keeps it a sidechain copy.
+  std::string l = kAgentProgress;
+  l.insert(l.find(R"J("requestId":"req_011CSub")J"), R"J("sessionId":"inner","cwd":"/inner","isSidechain":false,)J");
+  Owned o = Check(l);
+  ASSERT_EQ(o.kind, LineKind::kUsage);
+  EXPECT_EQ(o.session, "455218e7-0000");
+  EXPECT_EQ(o.cwd, "/Users/USER/src/webapp");
+  EXPECT_TRUE(o.sidechain);
+  std::string side = kAgentProgress;
+  side.replace(side.find(R"J("isSidechain":false)J"), 19, R"J("isSidechain":true)J");
+  EXPECT_TRUE(Check(side).sidechain);
+  // The outer timestamp does not matter; the nested one does.
+  std::string outer_bad = kAgentProgress;
+  outer_bad.replace(outer_bad.rfind("2026-04-21T00:30:20.010Z"), 24, "junk");
+  EXPECT_EQ(Check(outer_bad), Check(kAgentProgress));
+}
+
+// A copy is classified like a line of its own (A9-A11): the outer line is valid JSON, so a bad
+// nested record is bad_usage / missing_id / bad_timestamp, never invalid_json.
+TEST_F(LineParserTest, A7_MalformedNestedRecordIsSkippedWithTheRecordsReason) {
+  std::string bad_count = kAgentProgress;
+  bad_count.replace(bad_count.find(R"J("output_tokens":3)J"), 17, R"J("output_tokens":-3)J");
+  ExpectSkipped(bad_count, SkipReason::kBadUsage);
+  std::string float_count = kAgentProgress;
+  float_count.replace(float_count.find(R"J("output_tokens":3)J"), 17, R"J("output_tokens":3.5)J");
+  ExpectSkipped(float_count, SkipReason::kBadUsage);
+  std::string no_id = kAgentProgress;
+  no_id.erase(no_id.find(R"J("id":"msg_01Sub",)J"), 17);
+  ExpectSkipped(no_id, SkipReason::kMissingId);
+  std::string bad_ts = kAgentProgress;
+  bad_ts.replace(bad_ts.find("2026-04-21T00:30:20.004Z"), 24, "2026-04-21T00:30:20.004");
+  ExpectSkipped(bad_ts, SkipReason::kBadTimestamp);
+  std::string bad_cost = kAgentProgress;
+  bad_cost.insert(bad_cost.find(R"J("requestId":"req_011CSub")J"), R"J("costUSD":-1,)J");
+  ExpectSkipped(bad_cost, SkipReason::kBadUsage);
 }
 
 TEST_F(LineParserTest, A7_UsageInsideToolInputIsIgnored) {
@@ -478,6 +603,20 @@ TEST_F(LineParserTest, A12_MalformedScalarInUnreadMemberIsTheKnownDifference) {
   }
 }
 
+TEST_F(LineParserTest, A12_FastPathOffMeansReferenceOnly) {
+  // CCMON_FAST_PATH=off (ctest runs this binary once more with it, as reference_only.*): the
+  // fast parser is never built nor called, and every line still gets its answer.
+  const char* env = std::getenv("CCMON_FAST_PATH");
+  const bool off = env != nullptr && std::string(env) == "off";
+  EXPECT_EQ(LineParser::FastPathEnabled(), !off && line_parser_internal::CpuHasFastPath());
+  ParsedLine out;
+  if (!LineParser::FastPathEnabled()) {
+    EXPECT_FALSE(parser_.ParseFast(kAssistant, kAssistant.size(), &out));
+  }
+  parser_.Parse(kAssistant, &out);
+  EXPECT_EQ(out.kind, LineKind::kUsage);
+}
+
 TEST_F(LineParserTest, A12_ZeroCopyWithPaddingGivesSameResult) {
   // A line inside a larger buffer with >= kPadding readable bytes after it (the reader's case).
   std::string buf = kOpusToolUse + "\n" + kUser + std::string(LineParser::kPadding, ' ');
@@ -510,12 +649,12 @@ TEST(LineParserBigLines, A13_LongLineWithoutUsageIsShapeCheckedOnly) {
   LineParser parser(/*fast_path_max_bytes=*/1024);
   const std::string pad(2000, 'x');
   // Well-formed: other.
-  std::string user = R"J({"type":"user","message":{"role":"user","content":")J" + pad + R"J("}})J";
+  std::string user = R"J({"type":"summary","summary":")J" + pad + R"J("})J";
   ParsedLine out;
   parser.Parse(user, &out);
   EXPECT_EQ(out.kind, LineKind::kOther);
   // Malformed inside, but {...}: still other (not parsed); the reference would say invalid_json.
-  std::string broken = R"J({"type":"user", broken )J" + pad + " }";
+  std::string broken = R"J({"type":"summary", broken )J" + pad + " }";
   parser.Parse(broken, &out);
   EXPECT_EQ(out.kind, LineKind::kOther);
   parser.ParseReference(broken, &out);
@@ -577,8 +716,22 @@ TEST(LineParserBigLines, A13_EscapedUsageKeyIsNotRecognisedInLongLines) {
   std::string long_line = short_line;
   long_line.insert(1, R"J("pad":")J" + std::string(2000, 'p') + "\",");
   EXPECT_EQ(testing_util::ParseOwned(small, long_line).kind, LineKind::kOther);
-  EXPECT_FALSE(MayHoldUsage(long_line));
-  EXPECT_TRUE(MayHoldUsage(R"J({"usage":1})J"));
+  EXPECT_FALSE(MayHoldRecord(long_line));
+  EXPECT_TRUE(MayHoldRecord(R"J({"usage":1})J"));
+}
+
+TEST(LineParserBigLines, A13_LongPromptIsParsedLongToolResultIsNot) {
+  LineParser small(/*fast_path_max_bytes=*/1024);
+  // A pasted prompt longer than the fast path's size is still a prompt (A38).
+  std::string prompt = R"J({"type":"user","isSidechain":false,"cwd":"/w","sessionId":"s","message":{"role":"user","content":")J" +
+                       std::string(5000, 'p') + R"J("},"uuid":"u1","timestamp":"2025-09-28T06:17:20.153Z"})J";
+  EXPECT_TRUE(MayHoldRecord(prompt));
+  EXPECT_EQ(testing_util::ParseOwned(small, prompt).kind, LineKind::kPrompt);
+  // A big tool result (a user line too) is only shape-checked.
+  std::string result = R"J({"type":"user","message":{"role":"user","content":[{"type":"tool_result","content":")J" +
+                       std::string(5000, 'r') + R"J(" "}]},"uuid":"u2","timestamp":"2025-09-28T06:17:20.153Z"})J";
+  EXPECT_FALSE(MayHoldRecord(result));
+  EXPECT_EQ(testing_util::ParseOwned(small, result).kind, LineKind::kOther);
 }
 
 TEST(LineParserBigLines, A13_SizeBoundaryIsInclusive) {
@@ -798,6 +951,248 @@ TEST_F(LineParserTest, A11_NulByteInsideAStringIsInvalidJson) {
     EXPECT_EQ(out.kind, LineKind::kSkipped);
     EXPECT_EQ(out.skip_reason, SkipReason::kInvalidJson);
   }
+}
+
+// ---- Parser strictness (A6, A9, A10, A11) -------------------------------------------------------
+
+TEST_F(LineParserTest, A6_ByteOrderMarkOnlyAtTheStartOfAFile) {
+  const std::string bom = "\xEF\xBB\xBF";
+  ParsedLine out;
+  // A file's first line may start with a BOM: it is ignored.
+  parser_.Parse(bom + kAssistant, &out, /*first_in_file=*/true);
+  EXPECT_EQ(Own(out), Check(kAssistant));
+  parser_.Parse(bom, &out, /*first_in_file=*/true);
+  EXPECT_EQ(out.kind, LineKind::kSkipped);
+  EXPECT_EQ(out.skip_reason, SkipReason::kEmpty);
+  // Anywhere else it is not JSON text, in every path (nlohmann_json and simdjson skip one).
+  for (const std::string& l : {bom + kAssistant, bom + kUser, bom + "{}"}) {
+    ExpectSkipped(l, SkipReason::kInvalidJson);
+    EXPECT_FALSE(FastDecides(l));
+  }
+  // Only one, and only at the very start.
+  parser_.Parse(bom + bom + kAssistant, &out, true);
+  EXPECT_EQ(out.skip_reason, SkipReason::kInvalidJson);
+  parser_.Parse(" " + bom + kAssistant, &out, true);
+  EXPECT_EQ(out.skip_reason, SkipReason::kInvalidJson);
+  // The long-line route (no "usage": shape check only) applies the same rule.
+  LineParser small(/*fast_path_max_bytes=*/16);
+  small.Parse(bom + kSummary, &out, false);
+  EXPECT_EQ(out.kind, LineKind::kSkipped);
+  EXPECT_EQ(out.skip_reason, SkipReason::kInvalidJson);
+  small.Parse(bom + kSummary, &out, true);
+  EXPECT_EQ(out.kind, LineKind::kOther);
+}
+
+TEST_F(LineParserTest, A11_NulByteAfterTheValueIsInvalidJson) {
+  // nlohmann_json stops at a NUL as if the input ended there: {valid}\0garbage used to count.
+  for (const std::string& tail : {std::string(1, '\0'), std::string("\0garbage", 8), std::string("\0\0\0", 3)}) {
+    std::string line = kAssistant + tail;
+    SCOPED_TRACE(testing_util::Printable(line.substr(line.size() - 12)));
+    ExpectSkipped(line, SkipReason::kInvalidJson);
+    EXPECT_FALSE(FastDecides(line));
+  }
+  ExpectSkipped(std::string("{\"a\":1,\0\"b\":2}", 14), SkipReason::kInvalidJson);
+  ExpectSkipped(std::string("\0", 1) + kAssistant, SkipReason::kInvalidJson);
+}
+
+TEST_F(LineParserTest, A9_OutOfRangeNumberIsInvalidJson) {
+  // 1e400 is beyond a double: not a number JSON parsers agree on, wherever it is.
+  for (const char* v : {"1e400", "-1e400", "1E+400", "123456789e999999999999"}) {
+    SCOPED_TRACE(v);
+    ExpectSkipped(WithUsage(std::string(R"J({"input_tokens":)J") + v + "}"), SkipReason::kInvalidJson);
+    ExpectSkipped(WithUsage("{}", std::string(R"J("costUSD":)J") + v + ","), SkipReason::kInvalidJson);
+    // In a member the fast path does not read, A12's known difference applies.
+    Owned ref = Reference(WithUsage("{}", std::string(R"J("other":)J") + v + ","));
+    EXPECT_EQ(ref.kind, LineKind::kSkipped);
+    EXPECT_EQ(ref.reason, SkipReason::kInvalidJson);
+  }
+}
+
+TEST_F(LineParserTest, A9_OnlyExactIntegersAreCounts) {
+  // A double would round these to integers; their decimal value is not one.
+  for (const char* v : {"1e-400", "1.0000000000000000001", "4294967295.00000000001",
+                        "0.99999999999999999999", "5e-1", "-1e-400", "1.5"}) {
+    SCOPED_TRACE(v);
+    ExpectSkipped(WithUsage(std::string(R"J({"input_tokens":)J") + v + "}"), SkipReason::kBadUsage);
+  }
+  // These are integers, however they are written.
+  struct Case {
+    const char* literal;
+    uint64_t value;
+  } ok[] = {{"0e-400", 0},   {"0.000", 0},         {"-0", 0},          {"-0.0", 0},
+            {"50e-1", 5},    {"1.5e1", 15},        {"2.50e1", 25},     {"100E-2", 1},
+            {"1e9", 1000000000}, {"4294967295.0", 4294967295}, {"42949672950e-1", 4294967295},
+            {"0.0000000000000000000000000000000000001e37", 1}};
+  for (const Case& c : ok) {
+    SCOPED_TRACE(c.literal);
+    Owned o = Check(WithUsage(std::string(R"J({"input_tokens":)J") + c.literal + "}"));
+    ASSERT_EQ(o.kind, LineKind::kUsage);
+    EXPECT_EQ(o.tokens.input, c.value);
+  }
+  ExpectSkipped(WithUsage(R"J({"input_tokens":4294967296e0})J"), SkipReason::kBadUsage);
+  ExpectSkipped(WithUsage(R"J({"input_tokens":1e10})J"), SkipReason::kBadUsage);
+}
+
+TEST_F(LineParserTest, A10_TimestampOffsetsMustBeValidTimeOffsets) {
+  const std::string head = R"J({"type":"assistant","message":{"id":"m1","usage":{"input_tokens":1}},"timestamp":")J";
+  for (const char* ts : {"2025-09-28T06:17:23.678+99:99", "2025-09-28T06:17:23.678+24:00",
+                         "2025-09-28T06:17:23.678-24:00", "2025-09-28T06:17:23.678+23:60",
+                         "2025-09-28T06:17:23.678+2400", "2025-09-28T06:17:23+05:7",
+                         "2025-09-28T06:17:23+05:"}) {
+    SCOPED_TRACE(ts);
+    ExpectSkipped(head + ts + "\"}", SkipReason::kBadTimestamp);
+  }
+  struct Case {
+    const char* ts;
+    int64_t ms;
+  } ok[] = {{"2025-09-28T06:17:23.678+23:59", 1759040243678 - (23 * 60 + 59) * 60000},
+            {"2025-09-28T06:17:23.678-23:59", 1759040243678 + (23 * 60 + 59) * 60000},
+            {"2025-09-28T06:17:23.678-00:00", 1759040243678},
+            {"2025-09-28T11:47:23.678+0530", 1759040243678}};
+  for (const Case& c : ok) {
+    SCOPED_TRACE(c.ts);
+    Owned o = Check(head + c.ts + "\"}");
+    ASSERT_EQ(o.kind, LineKind::kUsage);
+    EXPECT_EQ(o.timestamp_ms, c.ms);
+  }
+}
+
+// ---- A38: prompts a person typed ------------------------------------------------------------------
+
+std::string UserLine(const std::string& content, const std::string& extra = "",
+                     const std::string& uuid = "18b7c636-19c0-4199-8f42-ee2f5e8d22a2") {
+  return R"J({"parentUuid":null,"isSidechain":false,"userType":"external","cwd":"/Users/USER/src/webapp","sessionId":"ed8cd0a3-962b-4a71-aebd-73edfe16cdd3","version":"2.1.29","gitBranch":"main",)J" +
+         extra + R"J("type":"user","message":{"role":"user","content":)J" + content +
+         R"J(},"uuid":")J" + uuid + R"J(","timestamp":"2025-09-28T06:17:20.153Z"})J";
+}
+
+TEST_F(LineParserTest, A38_TypedTextIsAPrompt) {
+  Owned o = Check(kUser);
+  ASSERT_EQ(o.kind, LineKind::kPrompt);
+  EXPECT_EQ(o.uuid, "18b7c636-19c0-4199-8f42-ee2f5e8d22a2");
+  EXPECT_EQ(o.timestamp_ms, 1759040240153);
+  EXPECT_EQ(o.cwd, "/Users/USER/src/webapp");
+  EXPECT_EQ(o.session, "ed8cd0a3-962b-4a71-aebd-73edfe16cdd3");
+  if (FastSupported()) {
+    EXPECT_TRUE(last_fast_decided_);
+  }
+  // Array content with a text block (an image pasted with text), in any order.
+  for (const char* content :
+       {R"J([{"type":"text","text":"what is wrong here?"},{"type":"image","source":{"type":"base64","data":"AAAA"}}])J",
+        R"J([{"type":"image","source":{}},{"type":"text","text":"this"}])J",
+        R"J("<commandline> is not a command tag")J", R"J("  <command-name> after spaces is typed text")J",
+        R"J("\n[Request interrupted by user] pasted after a newline")J", R"J("x")J"}) {
+    SCOPED_TRACE(content);
+    EXPECT_EQ(Check(UserLine(content)).kind, LineKind::kPrompt);
+  }
+}
+
+TEST_F(LineParserTest, A38_ToolResultsMetaSummariesAndSubagentsAreNotPrompts) {
+  EXPECT_EQ(Check(kToolUseResult).kind, LineKind::kOther);
+  // A text block next to a tool result (text typed while a tool ran is sent with it) is not one.
+  EXPECT_EQ(Check(UserLine(R"J([{"type":"text","text":"hi"},{"type":"tool_result","tool_use_id":"t","content":"ok"}])J")).kind,
+            LineKind::kOther);
+  EXPECT_EQ(Check(UserLine(R"J("expanded slash command")J", R"J("isMeta":true,)J")).kind, LineKind::kOther);
+  EXPECT_EQ(Check(UserLine(R"J("This session is being continued from a previous conversation")J",
+                           R"J("isCompactSummary":true,"isVisibleInTranscriptOnly":true,)J")).kind,
+            LineKind::kOther);
+  // A subagent's prompt comes from the Task tool, not a person.
+  std::string side = kUser;
+  side.replace(side.find(R"J("isSidechain":false)J"), 19, R"J("isSidechain":true)J");
+  EXPECT_EQ(Check(side).kind, LineKind::kOther);
+  // Flags only count when they are true.
+  EXPECT_EQ(Check(UserLine(R"J("typed")J", R"J("isMeta":false,"isCompactSummary":null,)J")).kind, LineKind::kPrompt);
+  EXPECT_EQ(Check(UserLine(R"J("typed")J", R"J("isMeta":"true",)J")).kind, LineKind::kPrompt);
+}
+
+TEST_F(LineParserTest, A38_CommandPlumbingIsNotAPrompt) {
+  for (const char* content :
+       {R"J("<command-message>init is analyzing your codebase…</command-message>\n<command-name>/init</command-name>")J",
+        R"J("<command-name>/model</command-name>\n<command-message>model</command-message>\n<command-args>opus</command-args>")J",
+        R"J("<command-args></command-args>")J",
+        R"J("<local-command-stdout>Set model to opus</local-command-stdout>")J",
+        R"J("<local-command-stderr>Error</local-command-stderr>")J",
+        R"J("<local-command-caveat>Caveat: The messages below were generated by the user while running local commands.</local-command-caveat>")J",
+        R"J("<bash-input>git status</bash-input>")J",
+        R"J("<bash-stdout>clean</bash-stdout><bash-stderr></bash-stderr>")J",
+        R"J("<bash-stderr>not found</bash-stderr>")J",
+        R"J("<task-notification>\n<task-id>b1</task-id>\n<status>completed</status>\n</task-notification>")J",
+        R"J("[Request interrupted by user]")J", R"J("[Request interrupted by user for tool use]")J",
+        R"J([{"type":"text","text":"[Request interrupted by user for tool use]"}])J",
+        R"J([{"type":"text","text":"<bash-input>ls</bash-input>"},{"type":"text","text":"typed"}])J"}) {
+    SCOPED_TRACE(content);
+    EXPECT_EQ(Check(UserLine(content)).kind, LineKind::kOther);
+  }
+}
+
+TEST_F(LineParserTest, A38_EmptyOrMissingTextOrUuidIsNotAPrompt) {
+  for (const char* content : {R"J("")J", "[]", R"J([{"type":"image","source":{}}])J",
+                              R"J([{"type":"text","text":""},{"type":"text","text":"second"}])J",
+                              R"J([{"type":"text","text":null}])J", R"J([{"type":"text"}])J", "null",
+                              "42", "{}"}) {
+    SCOPED_TRACE(content);
+    EXPECT_EQ(Check(UserLine(content)).kind, LineKind::kOther);
+  }
+  // Without a uuid the line cannot be deduplicated against resume copies: not counted.
+  std::string no_uuid = kUser;
+  const std::string uuid_member = R"J(,"uuid":"18b7c636-19c0-4199-8f42-ee2f5e8d22a2")J";
+  no_uuid.erase(no_uuid.find(uuid_member), uuid_member.size());
+  EXPECT_EQ(Check(no_uuid).kind, LineKind::kOther);
+  EXPECT_EQ(Check(UserLine(R"J("typed")J", "", "")).kind, LineKind::kOther);
+  std::string uuid_num = kUser;
+  uuid_num.replace(uuid_num.find(R"J("18b7c636-19c0-4199-8f42-ee2f5e8d22a2")J"), 38, "7");
+  EXPECT_EQ(Check(uuid_num).kind, LineKind::kOther);
+  // Without a valid timestamp it cannot be placed in time (the line is not skipped either).
+  std::string no_ts = kUser;
+  no_ts.replace(no_ts.find("2025-09-28T06:17:20.153Z"), 24, "yesterday");
+  EXPECT_EQ(Check(no_ts).kind, LineKind::kOther);
+}
+
+TEST_F(LineParserTest, A38_EscapesAndRepeatsDecideLikeJson) {
+  // Escapes in the first bytes are decoded before the plumbing test, in both paths.
+  EXPECT_EQ(Check(UserLine(R"J("\u003cbash-input>ls</bash-input>")J")).kind, LineKind::kOther);
+  EXPECT_EQ(Check(UserLine(R"J("\"<bash-input>\" is a tag")J")).kind, LineKind::kPrompt);
+  EXPECT_EQ(Check(UserLine(R"J("tab\there, \ud83d lone surrogate")J")).kind, LineKind::kPrompt);
+  EXPECT_EQ(Check(UserLine(R"J("\ud83d")J")).kind, LineKind::kPrompt);
+  EXPECT_EQ(Check(UserLine(R"J("<bash\u002dinput>ls</bash-input>")J")).kind, LineKind::kOther);
+  // The fast path decides an escape it does not decode when the text before it cannot be plumbing.
+  EXPECT_EQ(Check(UserLine(R"J("caf\u00e9 au lait")J")).kind, LineKind::kPrompt);
+  if (FastSupported()) {
+    EXPECT_TRUE(last_fast_decided_);
+  }
+  Owned o = Check(UserLine(R"J("typed")J", "", R"J(a\"b)J"));
+  ASSERT_EQ(o.kind, LineKind::kPrompt);
+  EXPECT_EQ(o.uuid, "a\"b");
+  // The last content / uuid / type member decides.
+  EXPECT_EQ(Check(UserLine(R"J("<bash-input>x</bash-input>","content":"typed")J")).kind, LineKind::kPrompt);
+  EXPECT_EQ(Check(UserLine(R"J("typed","content":[{"type":"tool_result","content":"x"}])J")).kind, LineKind::kOther);
+  EXPECT_EQ(Check(kUser.substr(0, kUser.size() - 1) + R"J(,"type":"assistant"})J").kind, LineKind::kOther);
+  EXPECT_EQ(Check(kUser.substr(0, kUser.size() - 1) + R"J(,"uuid":"u2"})J").uuid, "u2");
+  // A long prompt: only its start is looked at.
+  std::string long_text = "\"" + std::string(5000, 'a') + "\"";
+  EXPECT_EQ(Check(UserLine(long_text)).kind, LineKind::kPrompt);
+}
+
+// ---- A39: US-only inference ---------------------------------------------------------------------
+
+TEST_F(LineParserTest, A39_InferenceGeoUsIsRead) {
+  Msg m;
+  m.inference_geo = "us";
+  Owned o = Check(Line(m));
+  ASSERT_EQ(o.kind, LineKind::kUsage);
+  EXPECT_TRUE(o.us);
+  for (const char* geo : {"global", "not_available", "US", "eu"}) {
+    m.inference_geo = geo;
+    EXPECT_FALSE(Check(Line(m)).us) << geo;
+  }
+  EXPECT_FALSE(Check(WithUsage(R"J({"inference_geo":null})J")).us);
+  EXPECT_FALSE(Check(WithUsage(R"J({"inference_geo":""})J")).us);
+  EXPECT_FALSE(Check(WithUsage(R"J({"inference_geo":["us"]})J")).us);
+  EXPECT_FALSE(Check(WithUsage(R"J({"inference_geo":"us","inference_geo":"global"})J")).us);
+  // Outside usage it is not read.
+  EXPECT_FALSE(Check(WithUsage("{}", R"J("inference_geo":"us",)J")).us);
+  // The usage object repeated: nothing of the first one survives.
+  EXPECT_FALSE(Check(WithUsage(R"J({"inference_geo":"us"},"usage":{"input_tokens":1})J")).us);
 }
 
 }  // namespace

@@ -40,8 +40,14 @@ Status PricesFromLiteLlm(std::string_view text, PriceTable* out,
     if (provider == spec.end() || *provider != "anthropic") continue;
     ModelPrice p;
     Status s = PriceTable::ParseModelSpec(name, spec.dump(), &p);
-    if (s.ok() && (!spec.contains("cache_creation_input_token_cost") ||
-                   !spec.contains("cache_read_input_token_cost"))) {
+    // LiteLLM lists both cache rates for every Claude model; one that is missing or null (the
+    // same thing, as in the pricing file) means the entry is incomplete, not "use the default".
+    auto listed = [&](const char* field) {
+      auto it = spec.find(field);
+      return it != spec.end() && !it->is_null();
+    };
+    if (s.ok() && (!listed("cache_creation_input_token_cost") ||
+                   !listed("cache_read_input_token_cost"))) {
       s = Status::InvalidArgument("model " + name + ": missing cache prices");
     }
     if (s.ok()) s = CheckModelPrice(name, p);

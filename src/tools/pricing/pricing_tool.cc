@@ -1,26 +1,24 @@
 #include "tools/pricing/pricing_tool.h"
 
-#include <unistd.h>
-
-#include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 
+#include "base/atomic_file.h"
 #include "base/env.h"
-#include "transcript/model_id.h"
-#include "pricing/pricing.h"
-#include "tools/pricing/litellm.h"
 #include "http/http_client.h"
+#include "pricing/pricing.h"
+#include "tools/common/output.h"
+#include "tools/pricing/litellm.h"
+#include "transcript/model_id.h"
 
 namespace ccmon {
 namespace {
 
 // The table the other tools would use, or an error on `err`.
-bool LoadCurrent(const PricingConfig& cfg, std::ostream& err, PriceTable* table, std::string* origin) {
-  Status s = PriceTable::LoadConfigured(cfg.pricing_file, table, origin);
+bool LoadCurrent(const PricingConfig& cfg, Env* env, std::ostream& err, PriceTable* table,
+                 std::string* origin) {
+  Status s = PriceTable::LoadConfigured(env, cfg.pricing_file, table, origin);
   if (!s.ok()) err << "ccmon-pricing: " << s.message() << "\n";
   return s.ok();
 }
@@ -39,31 +37,16 @@ std::string PriceText(const ModelPrice& p) {
   if (p.above_200k) s += " | above 200k: " + RatesText(*p.above_200k);
   if (p.fast_multiplier_milli != 1000)
     s += " | fast x" + FormatUsd(PicoSum(p.fast_multiplier_milli) * 1'000'000'000);
+  if (p.us_multiplier_milli != 1000)
+    s += " | us x" + FormatUsd(PicoSum(p.us_multiplier_milli) * 1'000'000'000);
   return s;
 }
 
-Status ReadSource(const std::string& from, std::string* text) {
+Status ReadSource(Env* env, const std::string& from, std::string* text) {
   if (from.rfind("http://", 0) == 0 || from.rfind("https://", 0) == 0) {
     return HttpGet(from, HttpClientOptions{}, text);
   }
-  return ReadFileToString(Env::Default(), from, kMaxSmallFileBytes, text);
-}
-
-Status WriteAtomically(const std::string& path, const std::string& content) {
-  std::filesystem::path p(path);
-  std::error_code ec;
-  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return Status::IoError("cannot write " + tmp);
-    out << content;
-    out.flush();
-    if (!out) return Status::IoError("write failed: " + tmp);
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Status::IoError("rename " + tmp + " -> " + path + ": " + ec.message());
-  return Status::Ok();
+  return ReadFileToString(env, from, kMaxSmallFileBytes, text);
 }
 
 std::string Today() {
@@ -75,16 +58,17 @@ std::string Today() {
   return buf;
 }
 
-int Update(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
+int Update(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& err) {
   if (cfg.from.empty()) {
-    err << "ccmon-pricing: update needs --from FILE|URL (LiteLLM's model_prices_and_context_window.json)\n";
+    err << "ccmon-pricing: update needs --from FILE|URL (LiteLLM's "
+           "model_prices_and_context_window.json)\n";
     return 2;
   }
   PriceTable current;
   std::string origin;
-  if (!LoadCurrent(cfg, err, &current, &origin)) return 1;
+  if (!LoadCurrent(cfg, env, err, &current, &origin)) return 1;
   std::string text;
-  Status s = ReadSource(cfg.from, &text);
+  Status s = ReadSource(env, cfg.from, &text);
   if (!s.ok()) {
     err << "ccmon-pricing: " << s.message() << "\n";
     return 1;
@@ -106,7 +90,8 @@ int Update(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
       out << "added     " << name << ": " << PriceText(p) << "\n";
       ++added;
     } else if (!(it->second == p)) {
-      out << "changed   " << name << ": " << PriceText(it->second) << "  ->  " << PriceText(p) << "\n";
+      out << "changed   " << name << ": " << PriceText(it->second) << "  ->  " << PriceText(p)
+          << "\n";
       ++changed;
     }
     next.Set(name, p);
@@ -133,19 +118,20 @@ int Update(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
     return 0;
   }
   std::string path = cfg.output.empty() ? PriceTable::DefaultFilePath() : cfg.output;
-  s = WriteAtomically(path, next.ToJson());
+  // PATH.tmp, renamed when complete: a failed write leaves the old table and no temporary file.
+  s = WriteFileAtomically(env, path, next.ToJson(), 0644);
   if (!s.ok()) {
-    err << "ccmon-pricing: " << s.message() << "\n";
+    err << "ccmon-pricing: cannot write " << path << ": " << s.message() << "\n";
     return 1;
   }
   out << "wrote " << path << " (" << next.models().size() << " models)\n";
   return 0;
 }
 
-int Show(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
+int Show(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& err) {
   PriceTable table;
   std::string origin;
-  if (!LoadCurrent(cfg, err, &table, &origin)) return 1;
+  if (!LoadCurrent(cfg, env, err, &table, &origin)) return 1;
   out << "# " << (origin == "embedded" ? "embedded table" : origin);
   if (!table.updated().empty()) out << ", updated " << table.updated();
   out << "; USD per million tokens; web search $" << FormatUsd(table.web_search_cost()) << "\n";
@@ -163,24 +149,34 @@ int Show(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
-int Cost(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
+int Cost(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& err) {
   if (cfg.model.empty()) {
     err << "ccmon-pricing: cost needs a MODEL\n";
     return 2;
   }
   PriceTable table;
   std::string origin;
-  if (!LoadCurrent(cfg, err, &table, &origin)) return 1;
+  if (!LoadCurrent(cfg, env, err, &table, &origin)) return 1;
   std::string canonical = CanonicalModel(cfg.model);
   const ModelPrice* p = table.Find(canonical);
   if (p == nullptr) {
     err << "ccmon-pricing: no price for " << cfg.model << " (canonical id " << canonical << ")\n";
     return 1;
   }
-  TokenCounts t{cfg.input, cfg.output_tokens, cfg.cache_write_5m, cfg.cache_write_1h, cfg.cache_read};
-  CostBreakdown c = PriceRequest(p, table.web_search_cost(), t, cfg.web_search, cfg.fast, false, 0);
+  TokenCounts t{cfg.input, cfg.output_tokens, cfg.cache_write_5m, cfg.cache_write_1h,
+                cfg.cache_read};
+  for (uint64_t n :
+       {t.input, t.output, t.cache_write_5m, t.cache_write_1h, t.cache_read, cfg.web_search}) {
+    if (n > kMaxCostCount) {
+      err << "ccmon-pricing: cost takes at most " << kMaxCostCount << " of each count\n";
+      return 2;
+    }
+  }
+  ExactCost c =
+      PriceTokensExactly(*p, table.web_search_cost(), t, cfg.web_search, cfg.fast, cfg.us);
   out << canonical << (c.premium ? " (above-200k rates: prompt " : " (base rates: prompt ")
-      << t.PromptTokens() << " tokens)" << (cfg.fast ? ", fast" : "") << "\n";
+      << t.PromptTokens() << " tokens)" << (cfg.fast ? ", fast" : "")
+      << (cfg.us ? ", US-only inference" : "") << "\n";
   out << "cost $" << FormatUsd(c.cost) << "\n";
   out << "cache savings $" << FormatUsd(c.cache_savings) << "\n";
   return 0;
@@ -188,12 +184,49 @@ int Cost(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
 
 }  // namespace
 
+ExactCost PriceTokensExactly(const ModelPrice& price, Pico web_search_cost, const TokenCounts& t,
+                             uint64_t web_search_requests, bool fast, bool us_inference) {
+  ExactCost out;
+  out.premium = price.above_200k.has_value() && t.PromptTokens() > kLongContextThreshold;
+  const Rates& r = out.premium ? *price.above_200k : price.base;
+  PicoSum c = PicoSum(t.input) * r.input + PicoSum(t.output) * r.output +
+              PicoSum(t.cache_write_5m) * r.cache_write_5m +
+              PicoSum(t.cache_write_1h) * r.cache_write_1h() + PicoSum(t.cache_read) * r.cache_read;
+  PicoSum savings = PicoSum(t.cache_read) * (r.input - r.cache_read);
+  // Fast mode and US-only inference: both factors together, rounded once (A23, A39).
+  const int64_t f = fast ? price.fast_multiplier_milli : 1000;
+  const int64_t u = us_inference ? price.us_multiplier_milli : 1000;
+  if (f != 1000 || u != 1000) {
+    c = (c * f * u + 500'000) / 1'000'000;
+    savings = (savings * f * u + 500'000) / 1'000'000;
+  }
+  out.cost = c + PicoSum(web_search_requests) * web_search_cost;
+  out.cache_savings = savings;
+  return out;
+}
+
+int RunPricing(const PricingConfig& cfg, std::ostream& out, std::ostream& err, Env* env) {
+  int code = 0;
+  if (cfg.command == "update") {
+    code = Update(cfg, env, out, err);
+  } else if (cfg.command == "show") {
+    code = Show(cfg, env, out, err);
+  } else if (cfg.command == "cost") {
+    code = Cost(cfg, env, out, err);
+  } else {
+    err << "ccmon-pricing: unknown command '" << cfg.command << "' (update, show, cost)\n";
+    return 2;
+  }
+  // What was printed must have arrived (a full disk or /dev/full is a failure, not a success).
+  if (Status s = FlushOutput(out, "standard output"); !s.ok()) {
+    err << "ccmon-pricing: " << s.message() << "\n";
+    if (code == 0) code = 1;
+  }
+  return code;
+}
+
 int RunPricing(const PricingConfig& cfg, std::ostream& out, std::ostream& err) {
-  if (cfg.command == "update") return Update(cfg, out, err);
-  if (cfg.command == "show") return Show(cfg, out, err);
-  if (cfg.command == "cost") return Cost(cfg, out, err);
-  err << "ccmon-pricing: unknown command '" << cfg.command << "' (update, show, cost)\n";
-  return 2;
+  return RunPricing(cfg, out, err, Env::Default());
 }
 
 }  // namespace ccmon

@@ -52,7 +52,7 @@ std::string Money(PicoSum pico) {
   return buf;
 }
 
-nlohmann::json RowJson(const ReportRow& r, bool with_key) {
+nlohmann::json RowJson(const ReportRow& r, bool with_key, bool with_prompts) {
   nlohmann::json j;
   if (with_key) j["key"] = r.key;
   j["models"] = std::vector<std::string>(r.models.begin(), r.models.end());
@@ -64,6 +64,7 @@ nlohmann::json RowJson(const ReportRow& r, bool with_key) {
   j["cache_read"] = r.tokens.cache_read;
   j["total_tokens"] = r.tokens.Total();
   j["requests"] = r.requests;
+  if (with_prompts) j["prompts"] = r.prompts;
   j["subagent_requests"] = r.subagent_requests;
   j["web_search_requests"] = r.web_search_requests;
   j["cost_usd"] = PicoToUsd(r.cost);
@@ -80,16 +81,19 @@ Report BuildReport(const Accounting& a, GroupBy by, const std::string& device, L
   std::map<std::string, ReportRow> rows;
   std::unordered_map<uint32_t, uint32_t> session_project;
   for (const SessionStart& s : a.sessions()) session_project[s.session] = s.project;
-  for (const PricedRequest& r : a.requests()) {
-    std::string key;
+  auto key_of = [&](int64_t ts, uint32_t session, uint32_t project, uint32_t model) {
     switch (by) {
-      case GroupBy::kDay: key = FormatDay(days->DayOf(r.timestamp_ms)); break;
-      case GroupBy::kMonth: key = FormatDay(days->DayOf(r.timestamp_ms)).substr(0, 7); break;
-      case GroupBy::kSession: key = a.label(r.session); break;
-      case GroupBy::kProject: key = a.label(r.project); break;
-      case GroupBy::kModel: key = a.label(r.model); break;
-      case GroupBy::kDevice: key = device; break;
+      case GroupBy::kDay: return FormatDay(days->DayOf(ts));
+      case GroupBy::kMonth: return FormatDay(days->DayOf(ts)).substr(0, 7);
+      case GroupBy::kSession: return a.label(session);
+      case GroupBy::kProject: return a.label(project);
+      case GroupBy::kModel: return a.label(model);
+      case GroupBy::kDevice: return device;
     }
+    return std::string();
+  };
+  for (const PricedRequest& r : a.requests()) {
+    const std::string key = key_of(r.timestamp_ms, r.session, r.project, r.model);
     const std::string& model = a.label(r.model);
     ReportRow& row = rows[key];
     row.key = key;
@@ -101,6 +105,20 @@ Report BuildReport(const Accounting& a, GroupBy by, const std::string& device, L
     AddTo(&rep.totals, r, model);
     if (!r.cost.priced) rep.unpriced_tokens[model] += r.tokens.Total();
   }
+  // Prompts (A38): in the row of their day, session, project or device; a prompt has no model.
+  rep.prompts_by_row = by != GroupBy::kModel;
+  for (const PromptEvent& p : a.prompts()) {
+    ++rep.totals.prompts;
+    if (!rep.prompts_by_row) continue;
+    const std::string key = key_of(p.timestamp_ms, p.session, p.project, 0);
+    ReportRow& row = rows[key];
+    if (row.key.empty()) row.key = key;
+    if (by == GroupBy::kSession && row.requests == 0 && row.prompts == 0) {
+      auto it = session_project.find(p.session);
+      row.project = a.label(it != session_project.end() ? it->second : p.project);
+    }
+    ++row.prompts;
+  }
   for (auto& [k, row] : rows) rep.rows.push_back(std::move(row));
   rep.sessions = a.sessions().size();
   rep.api_errors = a.api_errors().size();
@@ -110,25 +128,26 @@ Report BuildReport(const Accounting& a, GroupBy by, const std::string& device, L
 
 void WriteReportTable(const Report& r, const ReportInputs& in, std::ostream& out) {
   char line[512];
-  const char* fmt = "%-38s %12s %12s %13s %13s %15s %16s %9s %11s\n";
+  const char* fmt = "%-38s %12s %12s %13s %13s %15s %16s %9s %9s %11s\n";
   std::snprintf(line, sizeof line, fmt, r.group_by.c_str(), "input", "output", "cache w 5m",
-                "cache w 1h", "cache read", "total tokens", "requests", "cost");
+                "cache w 1h", "cache read", "total tokens", "requests", "prompts", "cost");
   out << line;
-  auto print = [&](const std::string& key, const ReportRow& row) {
+  auto print = [&](const std::string& key, const ReportRow& row, bool with_prompts) {
     std::snprintf(line, sizeof line, fmt, key.c_str(), Thousands(row.tokens.input).c_str(),
                   Thousands(row.tokens.output).c_str(),
                   Thousands(row.tokens.cache_write_5m).c_str(),
                   Thousands(row.tokens.cache_write_1h).c_str(),
                   Thousands(row.tokens.cache_read).c_str(), Thousands(row.tokens.Total()).c_str(),
-                  Thousands(row.requests).c_str(), Money(row.cost).c_str());
+                  Thousands(row.requests).c_str(),
+                  with_prompts ? Thousands(row.prompts).c_str() : "-", Money(row.cost).c_str());
     out << line;
   };
   for (const auto& row : r.rows) {
     std::string key = row.key.size() > 38 ? row.key.substr(0, 35) + "..." : row.key;
-    print(key, row);
+    print(key, row, r.prompts_by_row);
   }
-  out << std::string(146, '-') << "\n";
-  print("total", r.totals);
+  out << std::string(156, '-') << "\n";
+  print("total", r.totals, true);
   out << "\n" << Thousands(r.sessions) << " sessions, " << Thousands(r.api_errors)
       << " API errors, " << Thousands(r.totals.web_search_requests) << " web searches; "
       << Thousands(in.files) << " files, " << Thousands(in.bytes) << " bytes, "
@@ -159,9 +178,9 @@ void WriteReportJson(const Report& r, const ReportInputs& in, std::ostream& out)
   j["group_by"] = r.group_by;
   j["timezone"] = r.timezone;
   nlohmann::json rows = nlohmann::json::array();
-  for (const auto& row : r.rows) rows.push_back(RowJson(row, true));
+  for (const auto& row : r.rows) rows.push_back(RowJson(row, true, r.prompts_by_row));
   j["rows"] = rows;
-  nlohmann::json totals = RowJson(r.totals, false);
+  nlohmann::json totals = RowJson(r.totals, false, true);
   totals["sessions"] = r.sessions;
   totals["api_errors"] = r.api_errors;
   j["totals"] = totals;

@@ -21,6 +21,7 @@ struct ReportRow {
   int64_t first_ms = 0, last_ms = 0;
   TokenCounts tokens;
   uint64_t requests = 0;
+  uint64_t prompts = 0;  // prompts a person typed (A38)
   uint64_t subagent_requests = 0;
   uint64_t web_search_requests = 0;
   PicoSum cost = 0;
@@ -29,7 +30,9 @@ struct ReportRow {
 struct Report {
   std::string group_by;
   std::string timezone;
-  std::vector<ReportRow> rows;  // sorted by key
+  std::vector<ReportRow> rows;  // sorted by key: rows with requests or prompts
+  // False for --by model: a prompt has no model, so rows carry no prompts (the totals do).
+  bool prompts_by_row = true;
   ReportRow totals;
   uint64_t sessions = 0;
   uint64_t api_errors = 0;
