@@ -23,11 +23,15 @@ jobs="${CCMON_TEST_JOBS:-$(nproc)}"
 all_jobs=(format build fuzz asan tsan ctest)
 if [ $# -eq 0 ]; then set -- "${all_jobs[@]}"; fi
 for j in "$@"; do
-  [[ " ${all_jobs[*]} " == *" $j "* ]] || { echo "test.sh: unknown job '$j' (${all_jobs[*]})" >&2; exit 2; }
+  if [[ " ${all_jobs[*]} " != *" $j "* ]]; then
+    echo "test.sh: unknown job '$j' (jobs: ${all_jobs[*]})" >&2
+    exit 2
+  fi
 done
 
 # Prints how long each job took: wall clock, and the CPU time (user + system) of the processes
-# it waited for, which says more when the machine is shared.
+# that ended during it, which says more when the machine is shared (the background fuzz job's
+# CPU time counts in the job during which it ends).
 started=$SECONDS
 clk_tck=$(getconf CLK_TCK)
 children_cpu() {  # whole seconds of CPU used by this shell's finished children so far
