@@ -57,8 +57,8 @@ if [ "$rc" = 0 ]; then
   echo "check-format.sh: ${#files[@]} files formatted as .clang-format says"
   exit 0
 fi
-mapfile -t bad < <(sed -n 's/^\([^:]*\):[0-9]*:[0-9]*: error: code should be clang-formatted.*/\1/p' \
-                     <<<"$report" | sort -u)
+unformatted_re='^\([^:]*\):[0-9]*:[0-9]*: error: code should be clang-formatted.*'
+mapfile -t bad < <(sed -n "s/${unformatted_re}/\\1/p" <<<"$report" | sort -u)
 if [ ${#bad[@]} -eq 0 ]; then  # clang-format itself failed (e.g. a bad .clang-format)
   echo "$report" >&2
   exit 2
