@@ -13,9 +13,11 @@ packages=(
   python3
 )
 if [ "${1:-}" = "--test" ]; then
-  # Test-only: a real Prometheus/promtool and VictoriaMetrics, clang + libFuzzer, and qemu-user
-  # (ccmon-replay under qemu-x86_64 -cpu Westmere: a CPU without AVX2).
-  packages+=(prometheus victoria-metrics clang libclang-rt-14-dev qemu-user)
+  # Test-only: a real Prometheus/promtool and VictoriaMetrics; clang with libFuzzer and the
+  # sanitizer runtimes; llvm-symbolizer (package llvm) for sanitizer stack traces; clang-format
+  # for scripts/check-format.sh; qemu-user (ccmon-replay under qemu-x86_64 -cpu Westmere: a CPU
+  # without AVX2).
+  packages+=(prometheus victoria-metrics clang libclang-rt-14-dev llvm clang-format qemu-user)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -20,8 +20,10 @@ class RealClock final : public Clock {
     std::mutex mu;
     std::condition_variable_any cv;
     std::unique_lock<std::mutex> lock(mu);
-    // Returns early (true) only when stop is requested; the predicate never holds otherwise.
-    return !cv.wait_for(lock, stop, d, [] { return false; });
+    // wait_for returns the predicate, false here, both when the time is up and when a stop ends
+    // the wait early: the token tells which.
+    cv.wait_for(lock, stop, d, [] { return false; });
+    return !stop.stop_requested();
   }
 };
 

@@ -4,6 +4,7 @@
 # request decoder for a third of that (at least 5 s) on a copy of tests/fuzz/corpus_rw.
 #   tests/fuzz/run_fuzz.sh [SECONDS]
 # Environment: CCMON_FUZZ_BUILD_DIR (default <repo>/build-fuzz), CCMON_FUZZ_JOBS (build -j),
+# CCMON_WERROR=ON (warnings are errors, as scripts/test.sh sets it),
 # CCMON_FUZZ_ARGS (extra libFuzzer flags), CCMON_FUZZ_KEEP_CORPUS=1 (keep the grown corpus of the
 # previous run instead of starting again from the seeds).
 # Exits non-zero if the build fails or the fuzzer finds a crash, leak, timeout or failed check;
@@ -24,7 +25,7 @@ CC=clang CXX=clang++ cmake -S "${root}" -B "${build}" \
   -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_CXX_FLAGS="${flags}" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
-  -DCCMON_FUZZ=ON -DCCMON_BUILD_TESTS=OFF >/dev/null
+  -DCCMON_FUZZ=ON -DCCMON_BUILD_TESTS=OFF -DCCMON_WERROR="${CCMON_WERROR:-OFF}" >/dev/null
 cmake --build "${build}" --target line_parser_fuzz remote_write_fuzz -j "${jobs}"
 
 corpus="${build}/fuzz-corpus"

@@ -42,9 +42,10 @@ Status PricesFromLiteLlm(std::string_view text, PriceTable* out,
     Status s = PriceTable::ParseModelSpec(name, spec.dump(), &p);
     // LiteLLM lists both cache rates for every Claude model; one that is missing or null (the
     // same thing, as in the pricing file) means the entry is incomplete, not "use the default".
-    auto listed = [&](const char* field) {
-      auto it = spec.find(field);
-      return it != spec.end() && !it->is_null();
+    // (An init-capture: clang before 16 cannot capture a structured binding.)
+    auto listed = [&entry = spec](const char* field) {
+      auto it = entry.find(field);
+      return it != entry.end() && !it->is_null();
     };
     if (s.ok() && (!listed("cache_creation_input_token_cost") ||
                    !listed("cache_read_input_token_cost"))) {
