@@ -58,7 +58,8 @@ std::string Today() {
   return buf;
 }
 
-int Update(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& err) {
+int Update(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& err,
+           StopSignals* signals) {
   if (cfg.from.empty()) {
     err << "ccmon-pricing: update needs --from FILE|URL (LiteLLM's "
            "model_prices_and_context_window.json)\n";
@@ -119,6 +120,8 @@ int Update(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& 
   }
   std::string path = cfg.output.empty() ? PriceTable::DefaultFilePath() : cfg.output;
   // PATH.tmp, renamed when complete: a failed write leaves the old table and no temporary file.
+  // A signal now waits for the write (a few kB) to finish: main then ends by it.
+  StopSignals::Scope scope(signals);
   s = WriteFileAtomically(env, path, next.ToJson(), 0644);
   if (!s.ok()) {
     err << "ccmon-pricing: cannot write " << path << ": " << s.message() << "\n";
@@ -205,10 +208,11 @@ ExactCost PriceTokensExactly(const ModelPrice& price, Pico web_search_cost, cons
   return out;
 }
 
-int RunPricing(const PricingConfig& cfg, std::ostream& out, std::ostream& err, Env* env) {
+int RunPricing(const PricingConfig& cfg, std::ostream& out, std::ostream& err, Env* env,
+               StopSignals* signals) {
   int code = 0;
   if (cfg.command == "update") {
-    code = Update(cfg, env, out, err);
+    code = Update(cfg, env, out, err, signals);
   } else if (cfg.command == "show") {
     code = Show(cfg, env, out, err);
   } else if (cfg.command == "cost") {

@@ -211,19 +211,23 @@ int RunMetrics(const ReplayConfig& cfg, const ReplayHistory& h, std::ostream& ou
 }
 
 int RunOpenMetrics(const ReplayConfig& cfg, const ReplayHistory& h, Env* env, std::ostream& out,
-                   std::ostream& err) {
+                   std::ostream& err, StopSignals* signals) {
   auto fams = CollectEvents(*h.accounting, h.device);
   if (cfg.output.empty() || cfg.output == "-") {
     WriteOpenMetricsHistory(fams, cfg.step_ms, out);  // RunReplay checks `out`
     return 0;
   }
   HistoryStats hs;
+  StopSignals::Scope scope(signals);
   // Permission bits as any new file of the user's (0666 less the umask).
-  Status s = WriteOutputFile(env, cfg.output, 0666, [&](std::ostream& file) {
-    hs = WriteOpenMetricsHistory(fams, cfg.step_ms, file);
-  });
+  Status s = WriteOutputFile(
+      env, cfg.output, 0666,
+      [&](std::ostream& file) { hs = WriteOpenMetricsHistory(fams, cfg.step_ms, file); },
+      scope.token());
   if (!s.ok()) {
-    err << "ccmon-replay: cannot write " << cfg.output << ": " << s.message() << "\n";
+    err << "ccmon-replay: cannot write " << cfg.output << ": " << s.message();
+    if (scope.token().stop_requested()) err << " (stopped by a signal)";
+    err << "\n";
     return 1;
   }
   err << "ccmon-replay: wrote " << hs.series << " series, " << hs.samples << " samples to "
@@ -231,7 +235,8 @@ int RunOpenMetrics(const ReplayConfig& cfg, const ReplayHistory& h, Env* env, st
   return 0;
 }
 
-int RunRemoteWrite(const ReplayConfig& cfg, const ReplayHistory& h, std::ostream& err) {
+int RunRemoteWrite(const ReplayConfig& cfg, const ReplayHistory& h, std::ostream& err,
+                   StopSignals* signals) {
   auto fams = CollectEvents(*h.accounting, h.device);
   RemoteWriteSenderOptions so;
   so.url = cfg.remote_write_url;
@@ -244,7 +249,9 @@ int RunRemoteWrite(const ReplayConfig& cfg, const ReplayHistory& h, std::ostream
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   RemoteWriteSender sender(so, &transport, Clock::Real(), [&] { return uniform(rng); });
   BackfillStats bs;
-  Status st = BackfillRemoteWrite(fams, cfg.step_ms, cfg.max_samples_per_send, &sender, &bs);
+  StopSignals::Scope scope(signals);
+  Status st =
+      BackfillRemoteWrite(fams, cfg.step_ms, cfg.max_samples_per_send, &sender, &bs, scope.token());
   if (!st.ok()) {
     err << "ccmon-replay: " << st.message() << "\n";
     if (IsTooOldForReceiver(bs.failed_send.last.reason)) {
@@ -260,7 +267,8 @@ int RunRemoteWrite(const ReplayConfig& cfg, const ReplayHistory& h, std::ostream
   return 0;
 }
 
-int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err, Env* env) {
+int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err, Env* env,
+              StopSignals* signals) {
   int code = 0;
   {
     ReplayHistory history;
@@ -274,10 +282,10 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err, Env
           code = RunMetrics(cfg, history, out);
           break;
         case ReplayCommand::kOpenMetrics:
-          code = RunOpenMetrics(cfg, history, env, out, err);
+          code = RunOpenMetrics(cfg, history, env, out, err, signals);
           break;
         case ReplayCommand::kRemoteWrite:
-          code = RunRemoteWrite(cfg, history, err);
+          code = RunRemoteWrite(cfg, history, err, signals);
           break;
       }
       // Done, but on incomplete figures: the output is still written (and worth having).
