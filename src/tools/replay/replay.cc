@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "base/timeutil.h"
+#include "base/utf8.h"
 #include "exposition/history.h"
 #include "exposition/text_format.h"
 #include "http/http_client.h"
@@ -144,7 +145,7 @@ int LoadReplayHistory(const ReplayConfig& cfg, Env* env, std::ostream& err, Repl
                                       ? ProjectDirs(denv, env, &warnings)
                                       : ProjectDirsFrom(cfg.config_dirs, denv.home, env, &warnings);
   if (dirs.empty()) {
-    for (const auto& w : warnings) err << "ccmon-replay: warning: " << w << "\n";
+    for (const auto& w : warnings) err << "ccmon-replay: warning: " << TerminalSafe(w) << "\n";
     err << "ccmon-replay: no Claude Code projects/ directory found"
         << (cfg.config_dirs.empty() ? " (looked at CLAUDE_CONFIG_DIR, ~/.config/claude, ~/.claude)"
                                     : "")
@@ -155,7 +156,7 @@ int LoadReplayHistory(const ReplayConfig& cfg, Env* env, std::ostream& err, Repl
   phase.Done("setup");
   std::vector<TranscriptFile> files = ListTranscripts(dirs, &warnings, env);
   phase.Done("discovery");
-  for (const auto& w : warnings) err << "ccmon-replay: warning: " << w << "\n";
+  for (const auto& w : warnings) err << "ccmon-replay: warning: " << TerminalSafe(w) << "\n";
   uint64_t total_bytes = 0;
   for (const auto& f : files) total_bytes += f.size;
 
@@ -167,7 +168,7 @@ int LoadReplayHistory(const ReplayConfig& cfg, Env* env, std::ostream& err, Repl
     h->scan = ScanFiles(files, scan, &progress);
   }
   phase.Done("scan");
-  for (const auto& e : h->scan.errors) err << "ccmon-replay: warning: " << e << "\n";
+  for (const auto& e : h->scan.errors) err << "ccmon-replay: warning: " << TerminalSafe(e) << "\n";
   h->incomplete = !warnings.empty() || h->scan.incomplete();
   if (h->incomplete) {
     err << "ccmon-replay: some transcripts could not be read (see the warnings above): the "
@@ -178,7 +179,7 @@ int LoadReplayHistory(const ReplayConfig& cfg, Env* env, std::ostream& err, Repl
   const std::string& origin = h->price_origin;
   h->accounting.emplace(
       Accounting::Build(h->scan.ledger, h->prices, cfg.labels, [&](const std::string& m) {
-        err << "ccmon-replay: warning: no price for model '" << m
+        err << "ccmon-replay: warning: no price for model '" << TerminalSafe(m)
             << "': its cost is counted as $0 and its tokens as claude_unpriced_tokens_total "
                "(pricing: "
             << origin << ")\n";
@@ -253,7 +254,7 @@ int RunRemoteWrite(const ReplayConfig& cfg, const ReplayHistory& h, std::ostream
   Status st =
       BackfillRemoteWrite(fams, cfg.step_ms, cfg.max_samples_per_send, &sender, &bs, scope.token());
   if (!st.ok()) {
-    err << "ccmon-replay: " << st.message() << "\n";
+    err << "ccmon-replay: " << TerminalSafe(st.message()) << "\n";
     if (IsTooOldForReceiver(bs.failed_send.last.reason)) {
       err << "ccmon-replay: this Prometheus does not take samples older than its newest data "
              "(or its out-of-order window); backfill it with `ccmon-replay openmetrics` and "
