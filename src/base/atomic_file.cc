@@ -12,8 +12,14 @@ Status AtomicFileWriter::Open(Env* env, const std::string& path, unsigned mode,
   Status s = env->CreateDirs(DirName(path));
   if (!s.ok()) return Status::IoError("cannot write " + path + ": " + s.message());
   std::string temp = path + ".tmp";
+  // A PATH.tmp left by a killed run is replaced; so is anything else found there, a symlink
+  // included, which is removed itself rather than followed: the temporary file is then created
+  // exclusively, so a link planted there (in /tmp, by another user) cannot redirect the write to
+  // its target, even if it reappears between the two calls (that fails instead).
+  s = env->RemoveFile(temp);
+  if (!s.ok() && s.code() != Status::Code::kNotFound) return s;
   std::unique_ptr<WritableFile> file;
-  s = env->NewWritableFile(temp, &file, mode);
+  s = env->NewExclusiveFile(temp, &file, mode);
   if (!s.ok()) return s;
   out->reset(new AtomicFileWriter(env, path, std::move(temp), std::move(file)));
   return Status::Ok();

@@ -17,7 +17,9 @@ namespace ccmon {
 
 class AtomicFileWriter {
  public:
-  // Creates the temporary file (and the parent directories of `path`). `env` is borrowed.
+  // Creates the temporary file (and the parent directories of `path`). Whatever is at
+  // "<path>.tmp" already (a temporary file of a killed run, a symlink) is removed first, and the
+  // temporary file is created exclusively, never through a symlink. `env` is borrowed.
   static Status Open(Env* env, const std::string& path, unsigned mode,
                      std::unique_ptr<AtomicFileWriter>* out);
   ~AtomicFileWriter();

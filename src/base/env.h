@@ -66,6 +66,11 @@ class Env {
   // Creates or truncates `path` for writing with permission bits `mode` (before the umask).
   virtual Status NewWritableFile(const std::string& path, std::unique_ptr<WritableFile>* out,
                                  unsigned mode = 0644) = 0;
+  // Creates `path`, which must not exist yet (O_CREAT | O_EXCL): an existing entry of any kind is
+  // an error, and a symlink at `path` is never followed, so a link planted where a temporary file
+  // is about to be written cannot redirect the write to its target.
+  virtual Status NewExclusiveFile(const std::string& path, std::unique_ptr<WritableFile>* out,
+                                  unsigned mode = 0644) = 0;
   // The entries of a directory, in no particular order. A directory that cannot be opened or
   // read is an error (partial results are discarded).
   virtual Status GetChildren(const std::string& dir, std::vector<DirEntry>* out) = 0;

@@ -146,6 +146,15 @@ class PosixEnv final : public Env {
     return Status::Ok();
   }
 
+  Status NewExclusiveFile(const std::string& path, std::unique_ptr<WritableFile>* out,
+                          unsigned mode) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                    mode_t(mode));
+    if (fd < 0) return PosixError(path + ": create", errno);
+    *out = std::make_unique<PosixWritableFile>(fd, path);
+    return Status::Ok();
+  }
+
   Status GetChildren(const std::string& dir, std::vector<DirEntry>* out) override {
     out->clear();
     DIR* d = ::opendir(dir.c_str());

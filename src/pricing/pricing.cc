@@ -231,8 +231,8 @@ CostBreakdown PriceRequest(const ModelPrice* price, Pico web_search_cost, const 
       savings = (savings * f * u + 500'000) / 1'000'000;
     }
     out.priced = true;
-    out.cost = Pico(c) + Pico(web_search_requests) * web_search_cost;
-    out.cache_savings = Pico(savings);
+    out.cost = c + PicoSum(web_search_requests) * web_search_cost;
+    out.cache_savings = savings;
   }
   if (has_cost_usd) {
     out.priced = true;

@@ -38,11 +38,15 @@ struct ModelPrice {
 
 inline constexpr uint64_t kLongContextThreshold = 200000;
 
+// Costs are 128-bit: one request's token counts (each below 2^32, A9), rates up to $0.01 per
+// token, the fast and US-only factors and up to 2^32 web searches can exceed 2^63 pico-dollars
+// ($9.2M), and a request's cost must never wrap around to a negative number.
 struct CostBreakdown {
-  bool priced = false;     // false: unknown model and no costUSD (cost 0, tokens unpriced)
-  bool premium = false;    // the above-200k tier applied
-  Pico cost = 0;           // what the request cost
-  Pico cache_savings = 0;  // cache_read x (input rate - read rate) at the request's tier and speed
+  bool priced = false;   // false: unknown model and no costUSD (cost 0, tokens unpriced)
+  bool premium = false;  // the above-200k tier applied
+  PicoSum cost = 0;      // what the request cost
+  // cache_read x (input rate - read rate) at the request's tier and speed
+  PicoSum cache_savings = 0;
 };
 
 class PriceTable {

@@ -161,15 +161,15 @@ TEST(AtomicFileWriter, RealFilesystem) {
 }
 
 TEST(AtomicFileWriter, RealFullDiskKeepsTheOldFile) {
-  // The temporary file is a symlink to /dev/full: every write to it fails with ENOSPC, as on a
-  // full file system.
+  // Every write to the temporary file fails with ENOSPC, as on a full file system.
   TempDir tmp;
   const std::string path = tmp / "pricing.json";
   ASSERT_TRUE(WriteFileAtomically(Env::Default(), path, "old").ok());
-  ASSERT_EQ(::symlink("/dev/full", (path + ".tmp").c_str()), 0);
+  FaultEnv env(Env::Default());
+  env.Inject(Fault(FaultOp::kAppend, ENOSPC));
   std::unique_ptr<AtomicFileWriter> w;
-  ASSERT_TRUE(AtomicFileWriter::Open(Env::Default(), path, 0644, &w).ok());
-  Status s = w->Append(std::string(1 << 20, 'x'));  // larger than the buffer: written at once
+  ASSERT_TRUE(AtomicFileWriter::Open(&env, path, 0644, &w).ok());
+  Status s = w->Append(std::string(1 << 20, 'x'));
   EXPECT_EQ(s.message(), path + ".tmp: write: No space left on device");
   EXPECT_FALSE(w->Commit().ok());
   FileInfo info;
@@ -177,6 +177,73 @@ TEST(AtomicFileWriter, RealFullDiskKeepsTheOldFile) {
   std::string content;
   ASSERT_TRUE(ReadFileToString(Env::Default(), path, 100, &content).ok());
   EXPECT_EQ(content, "old");
+}
+
+TEST(AtomicFileWriter, RealSymlinkAtTheTempPathIsNotFollowed) {
+  // Another user plants PATH.tmp -> a file of the victim's (in /tmp, or any shared directory)
+  // before the victim writes PATH: the write must neither truncate nor fill the link's target,
+  // and PATH must become a regular file, not the planted link.
+  TempDir tmp;
+  const std::string path = tmp / "history.om";
+  const std::string victim = tmp / "victim";
+  ASSERT_TRUE(WriteFileAtomically(Env::Default(), victim, "precious").ok());
+  ASSERT_EQ(::symlink(victim.c_str(), (path + ".tmp").c_str()), 0);
+  ASSERT_TRUE(WriteFileAtomically(Env::Default(), path, "new content").ok());
+  std::string content;
+  ASSERT_TRUE(ReadFileToString(Env::Default(), victim, 100, &content).ok());
+  EXPECT_EQ(content, "precious");
+  FileInfo info;
+  ASSERT_TRUE(Env::Default()->LinkStat(path, &info).ok());
+  EXPECT_EQ(info.type, FileType::kRegular);
+  ASSERT_TRUE(ReadFileToString(Env::Default(), path, 100, &content).ok());
+  EXPECT_EQ(content, "new content");
+  EXPECT_EQ(Env::Default()->LinkStat(path + ".tmp", &info).code(), Status::Code::kNotFound);
+
+  // A link to a path that does not exist yet is not followed either (O_CREAT would create it).
+  const std::string nowhere = tmp / "created-through-the-link";
+  ASSERT_EQ(::symlink(nowhere.c_str(), (path + ".tmp").c_str()), 0);
+  ASSERT_TRUE(WriteFileAtomically(Env::Default(), path, "third").ok());
+  EXPECT_EQ(Env::Default()->LinkStat(nowhere, &info).code(), Status::Code::kNotFound);
+}
+
+TEST(AtomicFileWriter, StaleTempFileIsReplacedAndAnUnremovableOneIsAnError) {
+  MemEnv mem;
+  mem.AddFile(kTarget, "old");
+  mem.AddFile(kTemp, "left by a killed run");
+  ASSERT_TRUE(WriteFileAtomically(&mem, kTarget, "new").ok());
+  EXPECT_EQ(mem.Contents(kTarget), "new");
+  EXPECT_FALSE(mem.Exists(kTemp));
+
+  // A directory at PATH.tmp cannot be removed: nothing is written, the target stays.
+  mem.AddDir(kTemp);
+  Status s = WriteFileAtomically(&mem, kTarget, "newer");
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(Contains(s.message(), kTemp)) << s.message();
+  EXPECT_EQ(mem.Contents(kTarget), "new");
+}
+
+TEST(Env, NewExclusiveFileNeverOpensWhatExists) {
+  TempDir tmp;
+  Env* env = Env::Default();
+  std::unique_ptr<WritableFile> f;
+  ASSERT_TRUE(env->NewExclusiveFile(tmp / "a", &f).ok());
+  ASSERT_TRUE(f->Append("x").ok());
+  ASSERT_TRUE(f->Close().ok());
+  Status s = env->NewExclusiveFile(tmp / "a", &f);
+  EXPECT_EQ(s.message(), tmp / "a" + ": create: File exists");
+  ASSERT_EQ(::symlink((tmp / "b").c_str(), (tmp / "link").c_str()), 0);
+  EXPECT_FALSE(env->NewExclusiveFile(tmp / "link", &f).ok());
+  FileInfo info;
+  EXPECT_EQ(env->Stat(tmp / "b", &info).code(), Status::Code::kNotFound);
+
+  MemEnv mem;
+  mem.AddFile("/d/a", "x");
+  mem.AddSymlink("/d/b", "/d/link");
+  EXPECT_EQ(mem.NewExclusiveFile("/d/a", &f).message(), "/d/a: create: File exists");
+  EXPECT_FALSE(mem.NewExclusiveFile("/d/link", &f).ok());
+  EXPECT_FALSE(mem.Exists("/d/b"));
+  ASSERT_TRUE(mem.NewExclusiveFile("/d/c", &f).ok());
+  EXPECT_TRUE(mem.Exists("/d/c"));
 }
 
 }  // namespace

@@ -49,5 +49,31 @@ TEST(Utf8, AgreesWithSimdjsonOnRandomInput) {
   }
 }
 
+TEST(TerminalSafe, EscapesControlsAndInvalidBytesKeepsPrintableText) {
+  EXPECT_EQ(TerminalSafe("claude-opus-4-6"), "claude-opus-4-6");
+  EXPECT_EQ(TerminalSafe("C:\\work\\proj \"x\""), "C:\\work\\proj \"x\"");
+  EXPECT_EQ(TerminalSafe("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  // ESC sequences (clear screen, window title), BEL, NUL, DEL, line ends and tabs.
+  EXPECT_EQ(TerminalSafe("a\x1b[2Jb\x1b]0;pwned\x07"), "a\\x1b[2Jb\\x1b]0;pwned\\x07");
+  EXPECT_EQ(TerminalSafe(std::string("n\0ul\x7f", 5)), "n\\x00ul\\x7f");
+  EXPECT_EQ(TerminalSafe("two\nlines\r\tx"), "two\\nlines\\r\\tx");
+  // C1 controls (U+009B is a one-byte CSI on some terminals) and bytes that are not UTF-8.
+  EXPECT_EQ(TerminalSafe("x\xc2\x9b"
+                         "2Jy\xc2\xa0z"),
+            "x\\xc2\\x9b2Jy\xc2\xa0z");
+  EXPECT_EQ(TerminalSafe("bad\xff\xc3(\xe2\x82"), "bad\\xff\\xc3(\\xe2\\x82");
+  EXPECT_EQ(TerminalSafe("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // a surrogate
+}
+
+TEST(Utf8Prefix, NeverCutsASequence) {
+  EXPECT_EQ(Utf8Prefix("abc", 5), "abc");
+  EXPECT_EQ(Utf8Prefix("abcdef", 3), "abc");
+  EXPECT_EQ(Utf8Prefix("ab\xc3\xa9", 3), "ab");
+  EXPECT_EQ(Utf8Prefix("ab\xc3\xa9x", 4), "ab\xc3\xa9");
+  EXPECT_EQ(Utf8Prefix("a\xf0\x9f\x98\x80", 4), "a");
+  EXPECT_EQ(Utf8Prefix("a\xf0\x9f\x98\x80", 5), "a\xf0\x9f\x98\x80");
+}
+
 }  // namespace
 }  // namespace ccmon

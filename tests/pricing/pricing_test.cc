@@ -365,14 +365,38 @@ TEST(Pricing, A20_CostsAreIntegerPico) {
   // A realistic mixed request is an exact integer; summing in any order gives the same total.
   TokenCounts a{3, 1234, 25277, 8837, 16410};
   TokenCounts b{6, 136, 0, 8837, 16410};
-  Pico ca = Price("claude-opus-4-6", a).cost;
-  Pico cb = Price("claude-sonnet-4-5-20250929", b).cost;
+  PicoSum ca = Price("claude-opus-4-6", a).cost;
+  PicoSum cb = Price("claude-sonnet-4-5-20250929", b).cost;
   EXPECT_EQ(ca, 3 * 5 * kM + 1234 * 25 * kM + 25277 * Pico(6250000) + 8837 * 10 * kM + 16410 * Pico(500000));
   EXPECT_EQ(ca, 285421250000);
   EXPECT_EQ(cb, 6 * 3 * kM + 136 * 15 * kM + 8837 * 6 * kM + 16410 * Pico(300000));
   EXPECT_EQ(cb, 60003000000);
   EXPECT_EQ(PicoSum(ca) + cb, PicoSum(cb) + ca);
   EXPECT_EQ(FormatUsd(PicoSum(ca) + cb), "0.34542425");
+}
+
+TEST(Pricing, A20_OneRequestBeyond2To63PicoDoesNotWrap) {
+  // Every count of one request may be up to 2^32 - 1 (A9), web searches included, and a price
+  // file may hold rates up to $0.01 per token (the importer's limit) with fast and US factors:
+  // such a request costs more than 2^63 pico-dollars ($9.2M), which must not wrap to a negative
+  // number (a hostile or corrupt line would otherwise subtract millions from every total).
+  const uint64_t web = 1000000000;  // 1e9 web searches at $0.01: $1e7 = 1e19 pico > 2^63
+  CostBreakdown c = Price("claude-sonnet-4-5-20250929", TokenCounts{1, 1, 0, 0, 0}, web);
+  EXPECT_EQ(c.cost, PicoSum(3 * kM + 15 * kM) + PicoSum(web) * 10000000000);
+  EXPECT_GT(c.cost, PicoSum(INT64_MAX));
+  EXPECT_EQ(FormatUsd(c.cost), "10000000.000018");
+
+  const uint64_t max = 4294967295;  // the largest count a line may carry
+  ModelPrice absurd;
+  absurd.base = Rates{10000000000, 10000000000, 10000000000, 10000000000};  // $0.01 per token
+  absurd.fast_multiplier_milli = 6000;
+  absurd.us_multiplier_milli = 2000;
+  const PicoSum per_token_sum = PicoSum(max) * 10000000000 * 6;  // 5 types, 1h writes at 2x
+  c = PriceRequest(&absurd, 10000000000, TokenCounts{max, max, max, max, max}, max, true, true,
+                   false, 0);
+  EXPECT_EQ(c.cost, per_token_sum * 12 + PicoSum(max) * 10000000000);
+  EXPECT_EQ(c.cache_savings, 0);
+  EXPECT_GT(c.cost, PicoSum(INT64_MAX));
 }
 
 // ---- A39: US-only inference ----------------------------------------------------------------------

@@ -182,6 +182,18 @@ Status FaultEnv::NewWritableFile(const std::string& path, std::unique_ptr<Writab
   return Status::Ok();
 }
 
+// Faults of FaultOp::kNewWritableFile apply to both ways of creating a file.
+Status FaultEnv::NewExclusiveFile(const std::string& path, std::unique_ptr<WritableFile>* out,
+                                  unsigned mode) {
+  Status s = Check(FaultOp::kNewWritableFile, path);
+  if (!s.ok()) return s;
+  std::unique_ptr<WritableFile> base;
+  s = base_->NewExclusiveFile(path, &base, mode);
+  if (!s.ok()) return s;
+  *out = std::make_unique<FaultWritableFile>(this, path, std::move(base));
+  return Status::Ok();
+}
+
 Status FaultEnv::GetChildren(const std::string& dir, std::vector<DirEntry>* out) {
   out->clear();
   Status s = Check(FaultOp::kGetChildren, dir);

@@ -33,7 +33,7 @@ namespace testing_util {
 
 enum class FaultOp {
   kNewSequentialFile,
-  kNewWritableFile,
+  kNewWritableFile,  // NewWritableFile and NewExclusiveFile
   kRead,
   kAppend,
   kSync,
@@ -92,6 +92,8 @@ class FaultEnv final : public Env {
   // --- Env
   Status NewSequentialFile(const std::string& path, uint64_t offset,
                            std::unique_ptr<SequentialFile>* out) override;
+  Status NewExclusiveFile(const std::string& path, std::unique_ptr<WritableFile>* out,
+                          unsigned mode = 0644) override;
   Status NewWritableFile(const std::string& path, std::unique_ptr<WritableFile>* out,
                          unsigned mode = 0644) override;
   Status GetChildren(const std::string& dir, std::vector<DirEntry>* out) override;

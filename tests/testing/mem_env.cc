@@ -398,6 +398,22 @@ Status MemEnv::NewWritableFile(const std::string& path, std::unique_ptr<Writable
   return Status::Ok();
 }
 
+Status MemEnv::NewExclusiveFile(const std::string& path, std::unique_ptr<WritableFile>* out,
+                                unsigned /*mode*/) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string p;
+  // The last component is not followed: a symlink there exists, as with O_EXCL.
+  Status s = Resolve(path, false, false, "create", &p);
+  if (!s.ok()) return s;
+  if (Lookup(p) != nullptr) return Error(path + ": create", EEXIST);
+  std::shared_ptr<Inode> node = std::make_shared<Inode>();
+  node->inode = next_inode_++;
+  node->mtime_ms = now_ms_;
+  entries_[p] = node;
+  *out = std::make_unique<MemWritableFile>(node, path, now_ms_);
+  return Status::Ok();
+}
+
 Status MemEnv::GetChildren(const std::string& dir, std::vector<DirEntry>* out) {
   out->clear();
   std::lock_guard<std::mutex> lock(mu_);

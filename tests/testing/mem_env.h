@@ -65,6 +65,8 @@ class MemEnv final : public Env {
                            std::unique_ptr<SequentialFile>* out) override;
   Status NewWritableFile(const std::string& path, std::unique_ptr<WritableFile>* out,
                          unsigned mode = 0644) override;
+  Status NewExclusiveFile(const std::string& path, std::unique_ptr<WritableFile>* out,
+                          unsigned mode = 0644) override;
   Status GetChildren(const std::string& dir, std::vector<DirEntry>* out) override;
   Status Stat(const std::string& path, FileInfo* out) override;
   Status LinkStat(const std::string& path, FileInfo* out) override;

@@ -3,17 +3,23 @@
 
 Standard output on a full device (/dev/full) must make every command exit 1 with a message (a
 report cut short must not look complete); usage errors exit 2 and create nothing; `-o /dev/stdout`
-streams into whatever standard output is; `ccmon-pricing cost` prices huge counts exactly.
+streams into whatever standard output is; `ccmon-pricing cost` prices huge counts exactly; a
+SIGTERM while `openmetrics -o FILE` writes leaves FILE as it was and no FILE.tmp, and a SIGINT
+during a remote-write backfill says how many samples were stored (both then end by the signal).
 Exit 1 with the failed checks listed.
 
 usage: cli_test.py --replay BIN --pricing BIN --prices DEFAULT_PRICES_JSON
 """
 import argparse
+import http.server
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 
 def line(i, ts, session, cwd, inp, out):
@@ -119,10 +125,88 @@ def main():
         check(code == 2 and "--input does not apply to show" in err,
               "ccmon-pricing show --input 5: exit 2 (got %d)" % code, err)
 
+        signal_checks(a, check, tmp)
+
     if failures:
         print("\n%d check(s) failed:\n%s" % (len(failures), "\n".join(failures)))
         return 1
     return 0
+
+
+def wait_for(condition, seconds):
+    """Polls `condition` until it holds or `seconds` pass; returns whether it held."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return condition()
+
+
+def signal_checks(a, check, tmp):
+    # A history with many series (one project each), so that writing it takes a while.
+    big = os.path.join(tmp, "big")
+    proj = os.path.join(big, "projects", "-w")
+    os.makedirs(proj)
+    with open(os.path.join(proj, "s.jsonl"), "w") as f:
+        for i in range(40000):
+            f.write(line(100000 + i, "2026-09-01T%02d:%02d:00.000Z" % (i // 60 % 24, i % 60),
+                         "s%d" % i, "/w/p%d" % i, 100, 10) + "\n")
+    common = ["--config-dir", big, "--device", "dev", "-z", "UTC", "--progress", "never",
+              "--pricing", a.prices, "--max-projects", "1000000"]
+
+    # SIGTERM while the history is being written: the old file stays, no FILE.tmp is left, the
+    # run says so and ends by the signal.
+    out = os.path.join(tmp, "history.om")
+    with open(out, "w") as f:
+        f.write("old history\n")
+    p = subprocess.Popen([a.replay, "openmetrics", "-o", out] + common,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    writing = wait_for(lambda: os.path.exists(out + ".tmp"), 120)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    err = err.decode()
+    with open(out) as f:
+        content = f.read()
+    check(writing and p.returncode == -signal.SIGTERM and content == "old history\n"
+          and not os.path.exists(out + ".tmp") and "stopped by a signal" in err,
+          "SIGTERM during openmetrics -o FILE: FILE kept, no FILE.tmp, ended by SIGTERM "
+          "(got %s, tmp left: %s)" % (p.returncode, os.path.exists(out + ".tmp")), err)
+
+    # SIGINT while remote-write waits to retry: it stops at once and says what was stored.
+    got_request = threading.Event()
+
+    class Busy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(503)
+            self.send_header("Retry-After", "200")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            got_request.set()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d/api/v1/write" % server.server_address[1]
+        p = subprocess.Popen([a.replay, "remote-write", "--url", url, "--max-retry-time", "0"]
+                             + common, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        asked = got_request.wait(120)
+        start = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        took = time.monotonic() - start
+        err = err.decode()
+        check(asked and p.returncode == -signal.SIGINT and took < 10
+              and "was not delivered: stopped after 1 attempts: HTTP 503" in err
+              and "the 0 samples before it were stored" in err,
+              "SIGINT during remote-write: stops at once, says what was stored, ends by SIGINT "
+              "(got %s after %.1fs)" % (p.returncode, took), err)
+    finally:
+        server.shutdown()
 
 
 if __name__ == "__main__":

@@ -163,6 +163,40 @@ TEST(PricingUpdate, RejectsANonLiteLlmFile) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/pricing.json"));
 }
 
+TEST(PricingUpdate, NamesFromTheSourcePrintWithoutControlCharacters) {
+  // LiteLLM's file comes from the network: a key with ESC sequences must not reach the terminal
+  // as such, whether the model is added or rejected; the file written keeps the name as it is.
+  std::string dir = TempDir();
+  std::ofstream(dir + "/evil.json") << R"({
+    "claude-evil\u001b[2J\u001b]0;x\u0007": {"litellm_provider": "anthropic",
+      "input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05,
+      "cache_creation_input_token_cost": 3.75e-06, "cache_read_input_token_cost": 3e-07},
+    "claude-bad\u009b31m": {"litellm_provider": "anthropic", "input_cost_per_token": null}})";
+  PricingConfig cfg = Update(dir + "/pricing.json");
+  cfg.from = dir + "/evil.json";
+  ToolRun r = Pricing(cfg);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const std::string* text : {&r.out, &r.err}) {
+    EXPECT_EQ(text->find('\x1b'), std::string::npos) << *text;
+    EXPECT_EQ(text->find('\x07'), std::string::npos) << *text;
+    EXPECT_EQ(text->find("\xc2\x9b"), std::string::npos) << *text;
+  }
+  EXPECT_NE(r.out.find("added     claude-evil\\x1b[2J\\x1b]0;x\\x07: "), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("rejected  model claude-bad\\xc2\\x9b31m"), std::string::npos) << r.out;
+
+  PricingConfig show;
+  show.command = "show";
+  show.pricing_file = dir + "/pricing.json";
+  r = Pricing(show);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("claude-evil\\x1b[2J\\x1b]0;x\\x07: "), std::string::npos) << r.out;
+  PriceTable written;
+  ASSERT_TRUE(PriceTable::FromFile(dir + "/pricing.json", &written).ok());
+  EXPECT_TRUE(written.models().count("claude-evil\x1b[2J\x1b]0;x\x07"));
+}
+
 // A one-shot HTTP server on 127.0.0.1:0 that answers every request with `response`.
 class OneShotServer {
  public:

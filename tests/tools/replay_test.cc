@@ -658,5 +658,48 @@ TEST(ReplayStep, ParsesDurations) {
   EXPECT_FALSE(ParseStep("99999999999999999999s", &ms));
 }
 
+TEST_F(ReplayTest, NamesFromTranscriptsReachTheTerminalWithoutControlCharacters) {
+  // A published or copied transcript set can hold any string: a model or cwd with ESC sequences
+  // (clear the screen, set the window title), a raw CR or a C1 CSI must not act on the terminal
+  // of whoever prints the report, nor split its lines. JSON output keeps them (JSON-escaped).
+  const std::string evil_model = R"(claude-x\u001b[2J\u001b]0;owned\u0007)";
+  const std::string evil_cwd = R"(/w/evil\r\u009b31mred)";
+  Write(dir_ + "/projects/-w-e/s3.jsonl",
+        Line("9", "2026-09-03T02:00:00.000Z", "s3", evil_cwd, 5, 5, evil_model));
+  Write(dir_ + "/projects/bad\x1b[2Jdir\n/x.jsonl", "");
+  ::chmod((dir_ + "/projects/bad\x1b[2Jdir\n").c_str(), 0);
+  const bool root = ::geteuid() == 0;
+  for (const char* by : {"model", "project"}) {
+    ReplayConfig cfg = Config();
+    cfg.json = false;
+    ASSERT_TRUE(ParseGroupBy(by, &cfg.group_by));
+    Out r = Replay(cfg);
+    ASSERT_EQ(r.code, root ? 0 : 4) << r.err;
+    for (const std::string* text : {&r.out, &r.err}) {
+      EXPECT_EQ(text->find('\x1b'), std::string::npos) << *text;
+      EXPECT_EQ(text->find('\x07'), std::string::npos) << *text;
+      EXPECT_EQ(text->find('\r'), std::string::npos) << *text;
+      EXPECT_EQ(text->find("\xc2\x9b"), std::string::npos) << *text;
+    }
+    EXPECT_NE(r.err.find("no price for model 'claude-x\\x1b[2J\\x1b]0;owned\\x07'"),
+              std::string::npos)
+        << r.err;
+    if (!root) {
+      EXPECT_NE(r.err.find("bad\\x1b[2Jdir\\n"), std::string::npos) << r.err;
+    }
+    // No name splits a line: the header, 2 models or 3 projects, the rule, the totals, a blank
+    // line, the files line and the unpriced line.
+    const size_t rows = std::string(by) == "model" ? 2 : 3;
+    const size_t lines = size_t(std::count(r.out.begin(), r.out.end(), '\n'));
+    EXPECT_EQ(lines, 1 + rows + 5) << r.out;
+  }
+  ReplayConfig cfg = Config();
+  cfg.group_by = GroupBy::kModel;
+  Out r = Replay(cfg);
+  ASSERT_EQ(r.code, root ? 0 : 4) << r.err;
+  EXPECT_EQ(r.json()["rows"][1]["key"], "claude-x\x1b[2J\x1b]0;owned\x07");
+  ::chmod((dir_ + "/projects/bad\x1b[2Jdir\n").c_str(), 0755);
+}
+
 }  // namespace
 }  // namespace ccmon

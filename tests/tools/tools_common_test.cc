@@ -1,6 +1,7 @@
 // Tests of what the tools share (src/tools/common): strict numeric flags, flag scopes, and
 // output that does not lose write errors.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "testing/temp_dir.h"
 #include "tools/common/flags.h"
 #include "tools/common/output.h"
+#include "tools/common/stop_signals.h"
 
 namespace ccmon {
 namespace {
@@ -215,6 +217,68 @@ TEST(WriteOutputFile, StreamsAreWrittenDirectly) {
   EXPECT_EQ(received, "through the fifo\n");
   EXPECT_EQ(env.calls(FaultOp::kRename), 0);
   EXPECT_EQ(Listing(dir.path()), std::vector<std::string>{"fifo"});
+}
+
+TEST(WriteOutputFile, AStopDuringTheWriteLeavesTheOldFileAndNoTemporary) {
+  // A signal (StopSignals) in the middle of a long history: the next write fails, the temporary
+  // file goes, the old file stays.
+  TempDir dir;
+  const std::string path = dir / "out.om";
+  WriteFile(path, "old");
+  std::stop_source stop;
+  bool saw_temp = false;
+  Status s = WriteOutputFile(
+      Env::Default(), path, 0644,
+      [&](std::ostream& o) {
+        for (int i = 0; i < 100000; ++i) {
+          if (i == 50000) {
+            saw_temp = std::filesystem::exists(path + ".tmp");
+            stop.request_stop();
+          }
+          o << "line " << i << "\n";
+        }
+      },
+      stop.get_token());
+  EXPECT_TRUE(saw_temp) << "the stop came while the temporary file was being written";
+  EXPECT_EQ(s.message(), "interrupted before the end");
+  EXPECT_EQ(ReadAll(path), "old");
+  EXPECT_EQ(Listing(dir.path()), std::vector<std::string>{"out.om"});
+
+  // A stop after the last write (before the rename) still keeps the old file.
+  std::stop_source late;
+  s = WriteOutputFile(
+      Env::Default(), path, 0644,
+      [&](std::ostream& o) {
+        o << "short\n";
+        late.request_stop();
+      },
+      late.get_token());
+  EXPECT_EQ(s.message(), "interrupted before the end");
+  EXPECT_EQ(ReadAll(path), "old");
+  EXPECT_EQ(Listing(dir.path()), std::vector<std::string>{"out.om"});
+}
+
+TEST(StopSignals, OnlyTheFirstSignalInsideAScopeStops) {
+  StopSignals signals;
+  EXPECT_FALSE(signals.Deliver(SIGINT)) << "outside every scope a signal ends the process";
+  EXPECT_EQ(signals.caught(), 0);
+  {
+    StopSignals::Scope outer(&signals);
+    {
+      StopSignals::Scope inner(&signals);
+      EXPECT_FALSE(inner.token().stop_requested());
+    }
+    EXPECT_TRUE(signals.Deliver(SIGTERM));
+    EXPECT_TRUE(outer.token().stop_requested());
+    EXPECT_EQ(signals.caught(), SIGTERM);
+    EXPECT_FALSE(signals.Deliver(SIGINT)) << "a second signal ends the process at once";
+    EXPECT_EQ(signals.caught(), SIGTERM);
+  }
+  EXPECT_FALSE(signals.Deliver(SIGTERM));
+  signals.ReraiseIfCaught();  // not installed (a test): returns
+
+  StopSignals::Scope none(nullptr);
+  EXPECT_FALSE(none.token().stop_possible());
 }
 
 }  // namespace

@@ -85,20 +85,27 @@ Status Produce(AppendStreamBuf::AppendFn append,
 }  // namespace
 
 Status WriteOutputFile(Env* env, const std::string& path, unsigned mode,
-                       const std::function<void(std::ostream&)>& produce) {
+                       const std::function<void(std::ostream&)>& produce, std::stop_token stop) {
+  const auto interrupted = [&] { return Status::IoError("interrupted before the end"); };
   if (NamesAStream(env, path)) {
     std::unique_ptr<WritableFile> file;
     Status s = env->NewWritableFile(path, &file, mode);
     if (!s.ok()) return s;
-    s = Produce([&](std::string_view d) { return file->Append(d); }, produce);
+    s = Produce(
+        [&](std::string_view d) { return stop.stop_requested() ? interrupted() : file->Append(d); },
+        produce);
     Status closed = file->Close();
     return s.ok() ? closed : s;
   }
   std::unique_ptr<AtomicFileWriter> writer;
   Status s = AtomicFileWriter::Open(env, path, mode, &writer);
   if (!s.ok()) return s;
-  s = Produce([&](std::string_view d) { return writer->Append(d); }, produce);
+  s = Produce(
+      [&](std::string_view d) { return stop.stop_requested() ? interrupted() : writer->Append(d); },
+      produce);
   if (!s.ok()) return s;  // the writer, destroyed uncommitted, removes PATH.tmp
+  // The last check: a stop requested after the last write still leaves the old file.
+  if (stop.stop_requested()) return interrupted();
   return writer->Commit();
 }
 

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <ostream>
+#include <stop_token>
 #include <streambuf>
 #include <string>
 #include <string_view>
@@ -54,8 +55,11 @@ Status FlushOutput(std::ostream& out, std::string_view what);
 //  - anything else directly, as a stream: a FIFO, a terminal, a device, and every path under
 //    /dev/ or /proc/ (/dev/stdout, /dev/fd/N, /proc/self/fd/N), which name streams rather than
 //    files to replace, so a temporary file next to them would be wrong.
+// A stop requested on `stop` (a signal, tools/common/stop_signals.h) makes the next write fail
+// with "interrupted", so that a regular file is left as it was, without PATH.tmp.
 // `env` is borrowed.
 Status WriteOutputFile(Env* env, const std::string& path, unsigned mode,
-                       const std::function<void(std::ostream&)>& produce);
+                       const std::function<void(std::ostream&)>& produce,
+                       std::stop_token stop = {});
 
 }  // namespace ccmon

@@ -4,10 +4,13 @@
 #include <vector>
 
 #include "tools/common/output.h"
+#include "tools/common/stop_signals.h"
 #include "tools/pricing/flags.h"
 #include "tools/pricing/pricing_tool.h"
 
 int main(int argc, char** argv) {
+  static ccmon::StopSignals signals;
+  signals.Install();
   const ccmon::PricingFlags flags =
       ccmon::ParsePricingFlags(std::vector<std::string>(argv + 1, argv + argc));
   switch (flags.action) {
@@ -24,5 +27,10 @@ int main(int argc, char** argv) {
     case ccmon::PricingFlags::Action::kRun:
       break;
   }
-  return ccmon::RunPricing(flags.config, std::cout, std::cerr);
+  const int code =
+      ccmon::RunPricing(flags.config, std::cout, std::cerr, ccmon::Env::Default(), &signals);
+  std::cout.flush();
+  std::cerr.flush();
+  signals.ReraiseIfCaught();  // a signal came while the pricing file was written
+  return code;
 }

@@ -6,6 +6,7 @@
 
 #include "base/atomic_file.h"
 #include "base/env.h"
+#include "base/utf8.h"
 #include "http/http_client.h"
 #include "pricing/pricing.h"
 #include "tools/common/output.h"
@@ -58,7 +59,8 @@ std::string Today() {
   return buf;
 }
 
-int Update(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& err) {
+int Update(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& err,
+           StopSignals* signals) {
   if (cfg.from.empty()) {
     err << "ccmon-pricing: update needs --from FILE|URL (LiteLLM's "
            "model_prices_and_context_window.json)\n";
@@ -70,28 +72,29 @@ int Update(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& 
   std::string text;
   Status s = ReadSource(env, cfg.from, &text);
   if (!s.ok()) {
-    err << "ccmon-pricing: " << s.message() << "\n";
+    err << "ccmon-pricing: " << TerminalSafe(s.message()) << "\n";
     return 1;
   }
   PriceTable source;
   std::vector<std::string> rejected;
   s = PricesFromLiteLlm(text, &source, &rejected);
   if (!s.ok()) {
-    err << "ccmon-pricing: " << cfg.from << ": " << s.message() << "\n";
+    err << "ccmon-pricing: " << TerminalSafe(cfg.from) << ": " << TerminalSafe(s.message()) << "\n";
     return 1;
   }
-  for (const auto& r : rejected) out << "rejected  " << r << "\n";
+  // Names and reasons come from the source file: printed safe for a terminal.
+  for (const auto& r : rejected) out << "rejected  " << TerminalSafe(r) << "\n";
 
   PriceTable next = current;
   int added = 0, changed = 0, removed = 0, kept = 0;
   for (const auto& [name, p] : source.models()) {
     auto it = current.models().find(name);
     if (it == current.models().end()) {
-      out << "added     " << name << ": " << PriceText(p) << "\n";
+      out << "added     " << TerminalSafe(name) << ": " << PriceText(p) << "\n";
       ++added;
     } else if (!(it->second == p)) {
-      out << "changed   " << name << ": " << PriceText(it->second) << "  ->  " << PriceText(p)
-          << "\n";
+      out << "changed   " << TerminalSafe(name) << ": " << PriceText(it->second) << "  ->  "
+          << PriceText(p) << "\n";
       ++changed;
     }
     next.Set(name, p);
@@ -99,7 +102,7 @@ int Update(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& 
   for (const auto& [name, p] : current.models()) {
     if (source.models().count(name)) continue;
     if (cfg.prune) {
-      out << "removed   " << name << "\n";
+      out << "removed   " << TerminalSafe(name) << "\n";
       next.Erase(name);
       ++removed;
     } else {
@@ -119,6 +122,8 @@ int Update(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& 
   }
   std::string path = cfg.output.empty() ? PriceTable::DefaultFilePath() : cfg.output;
   // PATH.tmp, renamed when complete: a failed write leaves the old table and no temporary file.
+  // A signal now waits for the write (a few kB) to finish: main then ends by it.
+  StopSignals::Scope scope(signals);
   s = WriteFileAtomically(env, path, next.ToJson(), 0644);
   if (!s.ok()) {
     err << "ccmon-pricing: cannot write " << path << ": " << s.message() << "\n";
@@ -132,8 +137,8 @@ int Show(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& er
   PriceTable table;
   std::string origin;
   if (!LoadCurrent(cfg, env, err, &table, &origin)) return 1;
-  out << "# " << (origin == "embedded" ? "embedded table" : origin);
-  if (!table.updated().empty()) out << ", updated " << table.updated();
+  out << "# " << (origin == "embedded" ? "embedded table" : TerminalSafe(origin));
+  if (!table.updated().empty()) out << ", updated " << TerminalSafe(table.updated());
   out << "; USD per million tokens; web search $" << FormatUsd(table.web_search_cost()) << "\n";
   if (!cfg.model.empty()) {
     std::string canonical = CanonicalModel(cfg.model);
@@ -145,7 +150,9 @@ int Show(const PricingConfig& cfg, Env* env, std::ostream& out, std::ostream& er
     out << canonical << ": " << PriceText(*p) << "\n";
     return 0;
   }
-  for (const auto& [name, p] : table.models()) out << name << ": " << PriceText(p) << "\n";
+  for (const auto& [name, p] : table.models()) {
+    out << TerminalSafe(name) << ": " << PriceText(p) << "\n";
+  }
   return 0;
 }
 
@@ -205,10 +212,11 @@ ExactCost PriceTokensExactly(const ModelPrice& price, Pico web_search_cost, cons
   return out;
 }
 
-int RunPricing(const PricingConfig& cfg, std::ostream& out, std::ostream& err, Env* env) {
+int RunPricing(const PricingConfig& cfg, std::ostream& out, std::ostream& err, Env* env,
+               StopSignals* signals) {
   int code = 0;
   if (cfg.command == "update") {
-    code = Update(cfg, env, out, err);
+    code = Update(cfg, env, out, err, signals);
   } else if (cfg.command == "show") {
     code = Show(cfg, env, out, err);
   } else if (cfg.command == "cost") {

@@ -9,6 +9,7 @@
 #include "base/env.h"
 #include "base/money.h"
 #include "pricing/pricing.h"
+#include "tools/common/stop_signals.h"
 #include "transcript/usage.h"
 
 namespace ccmon {
@@ -37,13 +38,15 @@ struct PricingConfig {
 // Runs one command. Returns the process exit code (0 ok, 1 failure, including a failed write to
 // `out`, 2 usage error); results go to `out`, diagnostics to `err`. `env` (borrowed) reads the
 // price tables and the source file and writes the pricing file; the overload without it uses
-// Env::Default().
-int RunPricing(const PricingConfig& config, std::ostream& out, std::ostream& err, Env* env);
+// Env::Default(). `signals` (borrowed, may be null): a signal while the pricing file is written
+// lets the write finish (tools/common/stop_signals.h), so it never leaves PATH.tmp behind.
+int RunPricing(const PricingConfig& config, std::ostream& out, std::ostream& err, Env* env,
+               StopSignals* signals = nullptr);
 int RunPricing(const PricingConfig& config, std::ostream& out, std::ostream& err);
 
 // One request's cost by PriceRequest's rule (pricing/pricing.h), in 128-bit arithmetic, so that
-// counts up to kMaxCostCount cannot overflow (PriceRequest's Pico is 64-bit, enough for real
-// requests but not for `cost --output 1000000000000`). PricingCost tests hold the two equal.
+// counts up to kMaxCostCount cannot overflow (PriceRequest computes in 128 bits as well).
+// PricingCost tests hold the two equal.
 struct ExactCost {
   bool premium = false;  // the above-200k tier applied
   PicoSum cost = 0;

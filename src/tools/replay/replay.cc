@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "base/timeutil.h"
+#include "base/utf8.h"
 #include "exposition/history.h"
 #include "exposition/text_format.h"
 #include "http/http_client.h"
@@ -144,7 +145,7 @@ int LoadReplayHistory(const ReplayConfig& cfg, Env* env, std::ostream& err, Repl
                                       ? ProjectDirs(denv, env, &warnings)
                                       : ProjectDirsFrom(cfg.config_dirs, denv.home, env, &warnings);
   if (dirs.empty()) {
-    for (const auto& w : warnings) err << "ccmon-replay: warning: " << w << "\n";
+    for (const auto& w : warnings) err << "ccmon-replay: warning: " << TerminalSafe(w) << "\n";
     err << "ccmon-replay: no Claude Code projects/ directory found"
         << (cfg.config_dirs.empty() ? " (looked at CLAUDE_CONFIG_DIR, ~/.config/claude, ~/.claude)"
                                     : "")
@@ -155,7 +156,7 @@ int LoadReplayHistory(const ReplayConfig& cfg, Env* env, std::ostream& err, Repl
   phase.Done("setup");
   std::vector<TranscriptFile> files = ListTranscripts(dirs, &warnings, env);
   phase.Done("discovery");
-  for (const auto& w : warnings) err << "ccmon-replay: warning: " << w << "\n";
+  for (const auto& w : warnings) err << "ccmon-replay: warning: " << TerminalSafe(w) << "\n";
   uint64_t total_bytes = 0;
   for (const auto& f : files) total_bytes += f.size;
 
@@ -167,7 +168,7 @@ int LoadReplayHistory(const ReplayConfig& cfg, Env* env, std::ostream& err, Repl
     h->scan = ScanFiles(files, scan, &progress);
   }
   phase.Done("scan");
-  for (const auto& e : h->scan.errors) err << "ccmon-replay: warning: " << e << "\n";
+  for (const auto& e : h->scan.errors) err << "ccmon-replay: warning: " << TerminalSafe(e) << "\n";
   h->incomplete = !warnings.empty() || h->scan.incomplete();
   if (h->incomplete) {
     err << "ccmon-replay: some transcripts could not be read (see the warnings above): the "
@@ -178,7 +179,7 @@ int LoadReplayHistory(const ReplayConfig& cfg, Env* env, std::ostream& err, Repl
   const std::string& origin = h->price_origin;
   h->accounting.emplace(
       Accounting::Build(h->scan.ledger, h->prices, cfg.labels, [&](const std::string& m) {
-        err << "ccmon-replay: warning: no price for model '" << m
+        err << "ccmon-replay: warning: no price for model '" << TerminalSafe(m)
             << "': its cost is counted as $0 and its tokens as claude_unpriced_tokens_total "
                "(pricing: "
             << origin << ")\n";
@@ -211,19 +212,23 @@ int RunMetrics(const ReplayConfig& cfg, const ReplayHistory& h, std::ostream& ou
 }
 
 int RunOpenMetrics(const ReplayConfig& cfg, const ReplayHistory& h, Env* env, std::ostream& out,
-                   std::ostream& err) {
+                   std::ostream& err, StopSignals* signals) {
   auto fams = CollectEvents(*h.accounting, h.device);
   if (cfg.output.empty() || cfg.output == "-") {
     WriteOpenMetricsHistory(fams, cfg.step_ms, out);  // RunReplay checks `out`
     return 0;
   }
   HistoryStats hs;
+  StopSignals::Scope scope(signals);
   // Permission bits as any new file of the user's (0666 less the umask).
-  Status s = WriteOutputFile(env, cfg.output, 0666, [&](std::ostream& file) {
-    hs = WriteOpenMetricsHistory(fams, cfg.step_ms, file);
-  });
+  Status s = WriteOutputFile(
+      env, cfg.output, 0666,
+      [&](std::ostream& file) { hs = WriteOpenMetricsHistory(fams, cfg.step_ms, file); },
+      scope.token());
   if (!s.ok()) {
-    err << "ccmon-replay: cannot write " << cfg.output << ": " << s.message() << "\n";
+    err << "ccmon-replay: cannot write " << cfg.output << ": " << s.message();
+    if (scope.token().stop_requested()) err << " (stopped by a signal)";
+    err << "\n";
     return 1;
   }
   err << "ccmon-replay: wrote " << hs.series << " series, " << hs.samples << " samples to "
@@ -231,7 +236,8 @@ int RunOpenMetrics(const ReplayConfig& cfg, const ReplayHistory& h, Env* env, st
   return 0;
 }
 
-int RunRemoteWrite(const ReplayConfig& cfg, const ReplayHistory& h, std::ostream& err) {
+int RunRemoteWrite(const ReplayConfig& cfg, const ReplayHistory& h, std::ostream& err,
+                   StopSignals* signals) {
   auto fams = CollectEvents(*h.accounting, h.device);
   RemoteWriteSenderOptions so;
   so.url = cfg.remote_write_url;
@@ -244,9 +250,11 @@ int RunRemoteWrite(const ReplayConfig& cfg, const ReplayHistory& h, std::ostream
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   RemoteWriteSender sender(so, &transport, Clock::Real(), [&] { return uniform(rng); });
   BackfillStats bs;
-  Status st = BackfillRemoteWrite(fams, cfg.step_ms, cfg.max_samples_per_send, &sender, &bs);
+  StopSignals::Scope scope(signals);
+  Status st =
+      BackfillRemoteWrite(fams, cfg.step_ms, cfg.max_samples_per_send, &sender, &bs, scope.token());
   if (!st.ok()) {
-    err << "ccmon-replay: " << st.message() << "\n";
+    err << "ccmon-replay: " << TerminalSafe(st.message()) << "\n";
     if (IsTooOldForReceiver(bs.failed_send.last.reason)) {
       err << "ccmon-replay: this Prometheus does not take samples older than its newest data "
              "(or its out-of-order window); backfill it with `ccmon-replay openmetrics` and "
@@ -260,7 +268,8 @@ int RunRemoteWrite(const ReplayConfig& cfg, const ReplayHistory& h, std::ostream
   return 0;
 }
 
-int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err, Env* env) {
+int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err, Env* env,
+              StopSignals* signals) {
   int code = 0;
   {
     ReplayHistory history;
@@ -274,10 +283,10 @@ int RunReplay(const ReplayConfig& cfg, std::ostream& out, std::ostream& err, Env
           code = RunMetrics(cfg, history, out);
           break;
         case ReplayCommand::kOpenMetrics:
-          code = RunOpenMetrics(cfg, history, env, out, err);
+          code = RunOpenMetrics(cfg, history, env, out, err, signals);
           break;
         case ReplayCommand::kRemoteWrite:
-          code = RunRemoteWrite(cfg, history, err);
+          code = RunRemoteWrite(cfg, history, err, signals);
           break;
       }
       // Done, but on incomplete figures: the output is still written (and worth having).

@@ -19,6 +19,7 @@
 #include "ledger/scanner.h"
 #include "metrics/accounting.h"
 #include "pricing/pricing.h"
+#include "tools/common/stop_signals.h"
 
 namespace ccmon {
 
@@ -96,18 +97,25 @@ int LoadReplayHistory(const ReplayConfig& config, Env* env, std::ostream& err,
 // reports go to `out` (whose write errors are the caller's to check: RunReplay does).
 int RunSummary(const ReplayConfig& config, ReplayHistory& history, std::ostream& out);
 int RunMetrics(const ReplayConfig& config, const ReplayHistory& history, std::ostream& out);
+// `signals` (may be null) lets a signal stop the two that must not be cut short: the output
+// file and the remote-write backfill run in a StopSignals::Scope.
 // Writes `config.output` through WriteOutputFile (atomically for a regular file), or to `out`
-// when it is "" or "-".
+// when it is "" or "-". A signal during the write leaves a regular file as it was (exit 1).
 int RunOpenMetrics(const ReplayConfig& config, const ReplayHistory& history, Env* env,
-                   std::ostream& out, std::ostream& err);
-int RunRemoteWrite(const ReplayConfig& config, const ReplayHistory& history, std::ostream& err);
+                   std::ostream& out, std::ostream& err, StopSignals* signals = nullptr);
+// A signal during the backfill stops it after the exchange in flight (bounded by the HTTP
+// timeouts) and says how many samples were stored (exit 1).
+int RunRemoteWrite(const ReplayConfig& config, const ReplayHistory& history, std::ostream& err,
+                   StopSignals* signals = nullptr);
 
 // Loads the history and runs `config.command`, then flushes `out` and fails (exit 1) if any write
 // to it failed. Returns the process exit code (README): 0 done; 1 the output could not be
 // written or sent; 2 bad arguments; 3 no projects/ directory; 4 done, but some transcripts could
 // not be read whole, as the warnings say: the figures are incomplete. Every file is read and
-// written through `env` (borrowed); the overload without it uses Env::Default().
-int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err, Env* env);
+// written through `env` (borrowed); the overload without it uses Env::Default(). `signals`
+// (borrowed, may be null): see RunOpenMetrics and RunRemoteWrite.
+int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err, Env* env,
+              StopSignals* signals = nullptr);
 int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err);
 
 // "1m", "30s", "1h", "1d" -> ms: whole seconds, from 1s to 1d.

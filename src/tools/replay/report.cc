@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "base/timeutil.h"
+#include "base/utf8.h"
 
 namespace ccmon {
 namespace {
@@ -143,7 +144,10 @@ void WriteReportTable(const Report& r, const ReportInputs& in, std::ostream& out
     out << line;
   };
   for (const auto& row : r.rows) {
-    std::string key = row.key.size() > 38 ? row.key.substr(0, 35) + "..." : row.key;
+    // Keys are transcript text (projects, sessions, models): no control character reaches the
+    // terminal, and a long key is cut between characters.
+    std::string key = TerminalSafe(row.key);
+    if (key.size() > 38) key = std::string(Utf8Prefix(key, 35)) + "...";
     print(key, row, r.prompts_by_row);
   }
   out << std::string(156, '-') << "\n";
@@ -168,7 +172,9 @@ void WriteReportTable(const Report& r, const ReportInputs& in, std::ostream& out
   out << secs << "; days in " << r.timezone << "\n";
   if (!r.unpriced_tokens.empty()) {
     out << "unpriced (cost counted as $0):";
-    for (const auto& [m, n] : r.unpriced_tokens) out << " " << m << " " << Thousands(n) << " tokens;";
+    for (const auto& [m, n] : r.unpriced_tokens) {
+      out << " " << TerminalSafe(m) << " " << Thousands(n) << " tokens;";
+    }
     out << " add them with ccmon-pricing\n";
   }
 }
