@@ -41,14 +41,17 @@ int main(int argc, char** argv) {
         fn(l);
         usage += out.kind == ccmon::LineKind::kUsage;
       }
-      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      best = std::min(best,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     std::printf("%-28s %8.0f MB/s  %8.3f s  %zu usage records\n", name, double(bytes) / best / 1e6,
                 best, usage);
     return usage;
   };
   std::printf("%zu lines, %.1f MB\n", lines.size(), double(bytes) / 1e6);
-  size_t a = time("Parse (simdjson fast path)", [&](const std::string& l) { parser.Parse(l, &out); });
-  size_t b = time("ParseReference (nlohmann)", [&](const std::string& l) { parser.ParseReference(l, &out); });
+  size_t a =
+      time("Parse (simdjson fast path)", [&](const std::string& l) { parser.Parse(l, &out); });
+  size_t b = time("ParseReference (nlohmann)",
+                  [&](const std::string& l) { parser.ParseReference(l, &out); });
   return a == b ? 0 : 1;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick start, step 2, and CI (.ci/run): installs what is missing, builds from scratch with
 # warnings as errors, and runs every check. The jobs, in order:
-#   format  scripts/check-format.sh; enforced once .ci/format-enforced exists, reported until then
+#   format  scripts/check-format.sh (every tracked C++ file as clang-format 14 formats it)
 #   build   the whole tree: GCC, RelWithDebInfo, -Werror                          tree <dir>
 #   fuzz    tests/fuzz/run_fuzz.sh: both libFuzzer targets (clang, ASan+UBSan)    tree <dir>-fuzz
 #           In the background, alongside the jobs after it up to ctest (the fuzzer runs on one
@@ -59,13 +59,7 @@ ubsan_options="halt_on_error=1:print_stacktrace=1"
 tsan_options="halt_on_error=1:second_deadlock_stack=1"
 
 format() {
-  if [ -e "$root/.ci/format-enforced" ]; then
-    "$root/scripts/check-format.sh"
-  else
-    # Until the tree is formatted once (then .ci/format-enforced is added), only report.
-    "$root/scripts/check-format.sh" || [ $? = 1 ]
-    echo "test.sh: format check not enforced yet (no .ci/format-enforced)"
-  fi
+  "$root/scripts/check-format.sh"
 }
 
 main_build() {

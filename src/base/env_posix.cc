@@ -148,8 +148,8 @@ class PosixEnv final : public Env {
 
   Status NewExclusiveFile(const std::string& path, std::unique_ptr<WritableFile>* out,
                           unsigned mode) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                    mode_t(mode));
+    int fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode));
     if (fd < 0) return PosixError(path + ": create", errno);
     *out = std::make_unique<PosixWritableFile>(fd, path);
     return Status::Ok();

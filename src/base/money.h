@@ -11,8 +11,8 @@
 
 namespace ccmon {
 
-using Pico = int64_t;        // one request's cost, or one rate per token
-using PicoSum = __int128;    // totals
+using Pico = int64_t;      // one request's cost, or one rate per token
+using PicoSum = __int128;  // totals
 constexpr Pico kPicoPerUsd = 1'000'000'000'000;
 
 // Exact decimal text of `pico / 1e12` with trailing zeros trimmed ("1.25", "0", "-0.000001").

@@ -17,6 +17,8 @@ std::string FormatDay(int64_t epoch_day);
 // Parses "YYYY-MM-DD" or "YYYYMMDD" into an epoch day.
 bool ParseDay(std::string_view s, int64_t* epoch_day);
 // floor division for negative-safe bucketing
-inline int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+inline int64_t FloorDiv(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
 
 }  // namespace ccmon

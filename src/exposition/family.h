@@ -28,7 +28,7 @@ struct FamilyDesc {
 struct MetricEvent {
   uint32_t series = 0;  // index into FamilyEvents::series_labels
   int64_t timestamp_ms = 0;
-  __int128 delta = 0;   // counter increment; for histograms the observed value
+  __int128 delta = 0;  // counter increment; for histograms the observed value
 };
 
 // One family with its series (label values in FamilyDesc::label_names order) and its events in

@@ -83,10 +83,14 @@ std::string EscapeLabelValue(const std::string& v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out.push_back(c);
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -94,15 +98,19 @@ std::string EscapeLabelValue(const std::string& v) {
 std::string EscapeHelp(const std::string& v) {
   std::string out;
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else out.push_back(c);
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out.push_back(c);
   }
   return out;
 }
 
-std::string LabelString(const std::vector<std::string>& names, const std::vector<std::string>& values,
-                        const char* extra_name, const std::string* extra_value) {
+std::string LabelString(const std::vector<std::string>& names,
+                        const std::vector<std::string>& values, const char* extra_name,
+                        const std::string* extra_value) {
   std::string out = "{";
   for (size_t i = 0; i < names.size(); ++i) {
     if (i) out.push_back(',');

@@ -20,7 +20,8 @@ std::string FormatValue(__int128 v, bool usd);
 std::string EscapeLabelValue(const std::string& v);
 std::string EscapeHelp(const std::string& v);
 // {name="value",…} with an optional extra label last (histograms' "le").
-std::string LabelString(const std::vector<std::string>& names, const std::vector<std::string>& values,
-                        const char* extra_name = nullptr, const std::string* extra_value = nullptr);
+std::string LabelString(const std::vector<std::string>& names,
+                        const std::vector<std::string>& values, const char* extra_name = nullptr,
+                        const std::string* extra_value = nullptr);
 
 }  // namespace ccmon

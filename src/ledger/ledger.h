@@ -14,11 +14,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "ledger/copy_merge.h"
-#include "ledger/id_codec.h"
 #include "base/index_iterator.h"
 #include "base/string_pool.h"
 #include "base/string_set.h"
+#include "ledger/copy_merge.h"
+#include "ledger/id_codec.h"
 #include "transcript/usage.h"
 
 namespace ccmon {
@@ -53,8 +53,8 @@ class Ledger {
   struct Change {
     bool counted = false;  // the line is a request (not <synthetic>)
     bool new_request = false;
-    uint32_t index = 0;   // into requests()
-    RequestEntry before;  // the entry before this line (valid if !new_request)
+    uint32_t index = 0;      // into requests()
+    RequestEntry before;     // the entry before this line (valid if !new_request)
     CopyMergeEffect effect;  // what this copy changed in the entry (all false if new_request)
   };
 

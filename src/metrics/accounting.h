@@ -8,15 +8,15 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
-#include <string>
 #include <vector>
 
 #include "base/index_iterator.h"
+#include "base/string_pool.h"
 #include "ledger/ledger.h"
 #include "pricing/pricing.h"
-#include "base/string_pool.h"
 
 namespace ccmon {
 
@@ -111,15 +111,15 @@ class Accounting {
  private:
   PricedRequest RequestAt(size_t i) const;
 
-  struct PerString {  // by ledger string id
-    uint32_t label = UINT32_MAX;    // label id of the string itself (model, cwd, session)
-    uint32_t project = UINT32_MAX;  // cwd strings: project label id
+  struct PerString {                    // by ledger string id
+    uint32_t label = UINT32_MAX;        // label id of the string itself (model, cwd, session)
+    uint32_t project = UINT32_MAX;      // cwd strings: project label id
     const ModelPrice* price = nullptr;  // model strings
   };
   StringPool labels_;
   const Ledger* ledger_ = nullptr;
   Pico web_search_cost_ = 0;
-  std::vector<uint32_t> order_;         // ledger request indices in output order
+  std::vector<uint32_t> order_;  // ledger request indices in output order
   std::vector<PerString> by_ledger_id_;
   std::vector<SessionStart> sessions_;
   std::vector<ToolCall> tool_calls_;

@@ -1,10 +1,10 @@
 // The public metric families (README "Metrics"): the catalogue and the events of one device.
 //
 // Every family is derived from timestamped events (one per request, token type, session start,
-// tool call, API error, prompt): the contributions of metrics/contributions.h, stamped with the time of
-// the request, session start, tool call or error. The exposition writers (exposition/text_format.h,
-// exposition/history.h) sum them or turn them into cumulative samples. Label values are never
-// session ids or dates.
+// tool call, API error, prompt): the contributions of metrics/contributions.h, stamped with the
+// time of the request, session start, tool call or error. The exposition writers
+// (exposition/text_format.h, exposition/history.h) sum them or turn them into cumulative samples.
+// Label values are never session ids or dates.
 #pragma once
 
 #include <array>

@@ -22,11 +22,13 @@ Status ReadRate(const json& spec, const std::string& model, const char* field, b
     out->reset();
     return Status::Ok();
   }
-  if (!it->is_number()) return Status::InvalidArgument("model " + model + ": " + field + " is not a number");
+  if (!it->is_number())
+    return Status::InvalidArgument("model " + model + ": " + field + " is not a number");
   double v = it->get<double>();
   if (!(v >= 0)) return Status::InvalidArgument("model " + model + ": negative " + field);
   if (v > 1e-2) {
-    return Status::InvalidArgument("model " + model + ": absurd " + field + " (over $10000/M tokens)");
+    return Status::InvalidArgument("model " + model + ": absurd " + field +
+                                   " (over $10000/M tokens)");
   }
   *out = UsdToPico(v);
   return Status::Ok();
@@ -45,10 +47,16 @@ Status ParseModelPrice(const json& spec, const std::string& model, ModelPrice* o
   if (!(s = ReadRate(spec, model, "output_cost_per_token", true, &o)).ok()) return s;
   if (!(s = ReadRate(spec, model, "cache_creation_input_token_cost", false, &cw)).ok()) return s;
   if (!(s = ReadRate(spec, model, "cache_read_input_token_cost", false, &cr)).ok()) return s;
-  if (!(s = ReadRate(spec, model, "input_cost_per_token_above_200k_tokens", false, &in2)).ok()) return s;
-  if (!(s = ReadRate(spec, model, "output_cost_per_token_above_200k_tokens", false, &o2)).ok()) return s;
-  if (!(s = ReadRate(spec, model, "cache_creation_input_token_cost_above_200k_tokens", false, &cw2)).ok()) return s;
-  if (!(s = ReadRate(spec, model, "cache_read_input_token_cost_above_200k_tokens", false, &cr2)).ok()) return s;
+  if (!(s = ReadRate(spec, model, "input_cost_per_token_above_200k_tokens", false, &in2)).ok())
+    return s;
+  if (!(s = ReadRate(spec, model, "output_cost_per_token_above_200k_tokens", false, &o2)).ok())
+    return s;
+  if (!(s = ReadRate(spec, model, "cache_creation_input_token_cost_above_200k_tokens", false, &cw2))
+           .ok())
+    return s;
+  if (!(s = ReadRate(spec, model, "cache_read_input_token_cost_above_200k_tokens", false, &cr2))
+           .ok())
+    return s;
   ModelPrice p;
   // Anthropic's multipliers when a cache rate is not listed: 1.25x input (5m write), 0.1x (read).
   p.base = Rates{*in, *o, cw ? *cw : *in * 5 / 4, cr ? *cr : *in / 10};
@@ -61,7 +69,8 @@ Status ParseModelPrice(const json& spec, const std::string& model, ModelPrice* o
     auto f = pse->find("fast");
     if (f != pse->end() && f->is_number()) {
       double m = f->get<double>();
-      if (!(m >= 1 && m <= 100)) return Status::InvalidArgument("model " + model + ": fast multiplier out of range");
+      if (!(m >= 1 && m <= 100))
+        return Status::InvalidArgument("model " + model + ": fast multiplier out of range");
       p.fast_multiplier_milli = std::llround(m * 1000);
     }
     // US-only inference (usage.inference_geo "us"): 1.1 on Opus 4.6 and later. A factor below 1
@@ -70,7 +79,8 @@ Status ParseModelPrice(const json& spec, const std::string& model, ModelPrice* o
     if (us != pse->end() && us->is_number()) {
       double m = us->get<double>();
       if (!(m >= 1 && m <= 2)) {
-        return Status::InvalidArgument("model " + model + ": us (US-only inference) multiplier out of range [1, 2]");
+        return Status::InvalidArgument("model " + model +
+                                       ": us (US-only inference) multiplier out of range [1, 2]");
       }
       p.us_multiplier_milli = std::llround(m * 1000);
     }
@@ -196,7 +206,8 @@ std::string PriceTable::ToJson() const {
     if (p.above_200k) {
       m["input_cost_per_token_above_200k_tokens"] = RateToJson(p.above_200k->input);
       m["output_cost_per_token_above_200k_tokens"] = RateToJson(p.above_200k->output);
-      m["cache_creation_input_token_cost_above_200k_tokens"] = RateToJson(p.above_200k->cache_write_5m);
+      m["cache_creation_input_token_cost_above_200k_tokens"] =
+          RateToJson(p.above_200k->cache_write_5m);
       m["cache_read_input_token_cost_above_200k_tokens"] = RateToJson(p.above_200k->cache_read);
     }
     json pse = json::object();

@@ -30,7 +30,7 @@ struct Rates {
 
 struct ModelPrice {
   Rates base;
-  std::optional<Rates> above_200k;  // whole-request long-context tier
+  std::optional<Rates> above_200k;       // whole-request long-context tier
   int64_t fast_multiplier_milli = 1000;  // provider_specific_entry.fast x 1000
   int64_t us_multiplier_milli = 1000;    // provider_specific_entry.us x 1000 (US-only inference)
   bool operator==(const ModelPrice&) const = default;

@@ -68,7 +68,7 @@ TEST(Money, A25_ParseUsdDecimalExact) {
                {"1E+2", 100 * kPicoPerUsd},
                {"2.5e-1", 250000000000},
                {"0.000000000001", 1},
-               {"0.0000000000005", 1},   // half rounds away from zero
+               {"0.0000000000005", 1},  // half rounds away from zero
                {"0.0000000000004999", 0},
                {"1.0000000000004999", kPicoPerUsd},
                {"0.30000000000000004", 300000000000},

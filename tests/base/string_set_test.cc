@@ -14,9 +14,14 @@ TEST(StringSet, A16_InsertFindAndGetAreExactForAnyBytesAndLengths) {
   StringSet set;
   std::unordered_map<std::string, uint32_t> want;
   std::mt19937 rng(7);
-  std::vector<std::string> samples = {"", std::string("a\0b", 3), std::string(1, '\0'), "msg_01",
-                                      std::string(127, 'x'), std::string(128, 'x'),
-                                      std::string(16383, 'y'), std::string(16384, 'y'),
+  std::vector<std::string> samples = {"",
+                                      std::string("a\0b", 3),
+                                      std::string(1, '\0'),
+                                      "msg_01",
+                                      std::string(127, 'x'),
+                                      std::string(128, 'x'),
+                                      std::string(16383, 'y'),
+                                      std::string(16384, 'y'),
                                       std::string((1 << 20) - 1, 'z'),  // fills a block exactly
                                       std::string((1 << 20) + 5, 'w'),  // a block of its own
                                       "after-the-big-one"};

@@ -14,24 +14,24 @@ namespace {
 TEST(Utf8, EdgeCases) {
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("plain ascii, longer than eight bytes"));
-  EXPECT_TRUE(IsValidUtf8("\xC2\x80"));              // U+0080
-  EXPECT_TRUE(IsValidUtf8("\xDF\xBF"));              // U+07FF
-  EXPECT_TRUE(IsValidUtf8("\xE0\xA0\x80"));          // U+0800
-  EXPECT_TRUE(IsValidUtf8("\xED\x9F\xBF"));          // U+D7FF
-  EXPECT_TRUE(IsValidUtf8("\xEE\x80\x80"));          // U+E000
-  EXPECT_TRUE(IsValidUtf8("\xF0\x90\x80\x80"));      // U+10000
-  EXPECT_TRUE(IsValidUtf8("\xF4\x8F\xBF\xBF"));      // U+10FFFF
+  EXPECT_TRUE(IsValidUtf8("\xC2\x80"));               // U+0080
+  EXPECT_TRUE(IsValidUtf8("\xDF\xBF"));               // U+07FF
+  EXPECT_TRUE(IsValidUtf8("\xE0\xA0\x80"));           // U+0800
+  EXPECT_TRUE(IsValidUtf8("\xED\x9F\xBF"));           // U+D7FF
+  EXPECT_TRUE(IsValidUtf8("\xEE\x80\x80"));           // U+E000
+  EXPECT_TRUE(IsValidUtf8("\xF0\x90\x80\x80"));       // U+10000
+  EXPECT_TRUE(IsValidUtf8("\xF4\x8F\xBF\xBF"));       // U+10FFFF
   EXPECT_TRUE(IsValidUtf8("\xE2\x80\xA8 \xC2\x85"));  // U+2028, U+0085
-  EXPECT_FALSE(IsValidUtf8("\x80"));                 // lone continuation
-  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));             // overlong '/'
+  EXPECT_FALSE(IsValidUtf8("\x80"));                  // lone continuation
+  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));              // overlong '/'
   EXPECT_FALSE(IsValidUtf8("\xC1\xBF"));
-  EXPECT_FALSE(IsValidUtf8("\xE0\x9F\xBF"));         // overlong
-  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));         // surrogate U+D800
-  EXPECT_FALSE(IsValidUtf8("\xF0\x8F\xBF\xBF"));     // overlong
-  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));     // above U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("\xE0\x9F\xBF"));      // overlong
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // surrogate U+D800
+  EXPECT_FALSE(IsValidUtf8("\xF0\x8F\xBF\xBF"));  // overlong
+  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // above U+10FFFF
   EXPECT_FALSE(IsValidUtf8("\xF5\x80\x80\x80"));
   EXPECT_FALSE(IsValidUtf8("\xFF"));
-  EXPECT_FALSE(IsValidUtf8("abc\xE2\x82"));          // truncated at the end
+  EXPECT_FALSE(IsValidUtf8("abc\xE2\x82"));  // truncated at the end
   EXPECT_FALSE(IsValidUtf8("abcdefgh\xC2"));
   EXPECT_FALSE(IsValidUtf8(std::string("\xC2\x41", 2)));
 }
@@ -39,8 +39,8 @@ TEST(Utf8, EdgeCases) {
 TEST(Utf8, AgreesWithSimdjsonOnRandomInput) {
   std::mt19937_64 rng(42);
   // Bytes that start, continue or break sequences at the boundaries of the valid ranges.
-  const char alphabet[] = {'a', '\0', '\x80', '\xBF', '\xC2', '\xDF', '\xE0', '\xED', '\xEF',
-                           '\xF0', '\xF4', '\xF5', '\xA0', '\x9F', '\x90', '\x8F'};
+  const char alphabet[] = {'a',    '\0',   '\x80', '\xBF', '\xC2', '\xDF', '\xE0', '\xED',
+                           '\xEF', '\xF0', '\xF4', '\xF5', '\xA0', '\x9F', '\x90', '\x8F'};
   for (int i = 0; i < 200000; ++i) {
     std::string s;
     const int n = int(rng() % 24);

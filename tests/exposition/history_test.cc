@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-
 namespace ccmon {
 namespace {
 
 FamilyEvents Counter(const std::string& name, const std::string& unit, bool usd,
-                     std::vector<std::string> label_names, std::vector<std::vector<std::string>> series,
+                     std::vector<std::string> label_names,
+                     std::vector<std::vector<std::string>> series,
                      std::vector<MetricEvent> events) {
   FamilyEvents f;
   f.desc.name = name;
@@ -31,12 +31,22 @@ std::vector<FamilyEvents> Sample() {
   std::vector<FamilyEvents> fams;
   // Series are declared out of label order on purpose (b, a, c).
   fams.push_back(Counter("x_events", "", false, {"k"}, {{"b"}, {"a"}, {"c"}, {"f"}, {"e"}, {"d"}},
-                         {{1, 20001, 4}, {1, 12000, 2}, {0, 45000, 1}, {1, 15000, 3}, {2, 25000, 0},
-                          {1, 20000, 1}, {2, 5000, 1}, {5, 5000, 1}, {5, 45000, 2}, {4, 5000, 0},
-                          {3, 35000, 2}, {3, 5000, 0}}));
+                         {{1, 20001, 4},
+                          {1, 12000, 2},
+                          {0, 45000, 1},
+                          {1, 15000, 3},
+                          {2, 25000, 0},
+                          {1, 20000, 1},
+                          {2, 5000, 1},
+                          {5, 5000, 1},
+                          {5, 45000, 2},
+                          {4, 5000, 0},
+                          {3, 35000, 2},
+                          {3, 5000, 0}}));
   fams.push_back(Counter("y_usd", "usd", true, {"m"}, {{"m1"}}, {{0, 31000, 1500000000000}}));
-  FamilyEvents h = Counter("z_hist", "usd", true, {"m"}, {{"m1"}},
-                           {{0, 35000, 20000000000 /* $0.02 */}, {0, 12000, 2000000000 /* $0.002 */}});
+  FamilyEvents h =
+      Counter("z_hist", "usd", true, {"m"}, {{"m1"}},
+              {{0, 35000, 20000000000 /* $0.02 */}, {0, 12000, 2000000000 /* $0.002 */}});
   h.desc.type = MetricType::kHistogram;
   for (Pico micro : {1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
                      2500000, 5000000, 10000000})
@@ -135,8 +145,10 @@ TEST(History, A37_HistogramPointsPerStep) {
   EXPECT_EQ(at40[15], "z_hist_sum{m=\"m1\"} 0.022 40");
   // The restated point equals the one before; the end repeats the final point.
   for (size_t i = 0; i < 16; ++i) {
-    EXPECT_EQ(by_ts["30"][i].substr(0, by_ts["30"][i].rfind(' ')), at20[i].substr(0, at20[i].rfind(' ')));
-    EXPECT_EQ(by_ts["50"][i].substr(0, by_ts["50"][i].rfind(' ')), at40[i].substr(0, at40[i].rfind(' ')));
+    EXPECT_EQ(by_ts["30"][i].substr(0, by_ts["30"][i].rfind(' ')),
+              at20[i].substr(0, at20[i].rfind(' ')));
+    EXPECT_EQ(by_ts["50"][i].substr(0, by_ts["50"][i].rfind(' ')),
+              at40[i].substr(0, at40[i].rfind(' ')));
   }
 }
 
@@ -161,13 +173,14 @@ TEST(History, A37_SeriesContiguousAndAscending) {
     EXPECT_GE(ts, last_ts[series]) << l;
     last_ts[series] = ts;
   }
-  for (const auto& [series, ts] : last_ts) EXPECT_EQ(ts, 50) << series << " must end at the common end";
+  for (const auto& [series, ts] : last_ts)
+    EXPECT_EQ(ts, 50) << series << " must end at the common end";
 }
 
 TEST(History, A37_GapRestatementOnlyForGapsOverOneStep) {
   // Changes in consecutive steps: no restatement. A gap of exactly one empty step: restated.
-  std::vector<FamilyEvents> f = {
-      Counter("g", "", false, {"k"}, {{"x"}}, {{0, 1000, 1}, {0, 2000, 1}, {0, 4000, 1}, {0, 9000, 1}})};
+  std::vector<FamilyEvents> f = {Counter("g", "", false, {"k"}, {{"x"}},
+                                         {{0, 1000, 1}, {0, 2000, 1}, {0, 4000, 1}, {0, 9000, 1}})};
   std::ostringstream out;
   HistoryStats st = WriteOpenMetricsHistory(f, 1000, out);
   EXPECT_EQ(out.str(),
@@ -198,7 +211,8 @@ TEST(History, A37_EmptyInputIsJustEof) {
 
 TEST(History, A37_StepBoundaries) {
   // Events exactly on a boundary belong to the step ending there; one ms later to the next.
-  std::vector<FamilyEvents> f = {Counter("s", "", false, {}, {{}}, {{0, 60000, 1}, {0, 60001, 1}, {0, 180000, 5}})};
+  std::vector<FamilyEvents> f = {
+      Counter("s", "", false, {}, {{}}, {{0, 60000, 1}, {0, 60001, 1}, {0, 180000, 5}})};
   std::ostringstream out;
   HistoryStats st = WriteOpenMetricsHistory(f, 60000, out);
   EXPECT_EQ(out.str(),

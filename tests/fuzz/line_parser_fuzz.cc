@@ -36,11 +36,11 @@
 #include <vector>
 
 #include "base/env.h"
+#include "base/status.h"
 #include "ledger/id_codec.h"
 #include "ledger/ledger.h"
 #include "transcript/line_parser.h"
 #include "transcript/line_reader.h"
-#include "base/status.h"
 #include "transcript/usage.h"
 
 namespace ccmon {
@@ -383,7 +383,8 @@ LedgerSnapshot Snapshot(const Ledger& l) {
   for (const auto& [session, se] : l.sessions()) {
     s.sessions[st.Get(session)] = {se.first_ms, st.Get(se.cwd)};
   }
-  for (const auto& [id, t] : l.tool_uses()) s.tool_uses[std::string(id)] = {t.timestamp_ms, st.Get(t.name)};
+  for (const auto& [id, t] : l.tool_uses())
+    s.tool_uses[std::string(id)] = {t.timestamp_ms, st.Get(t.name)};
   for (const auto& [key, ts] : l.api_errors()) s.api_errors[key] = ts;
   for (const auto& [uuid, p] : l.prompts()) {
     s.prompts[uuid] = {p.timestamp_ms, st.Get(p.session), st.Get(p.cwd)};

@@ -92,7 +92,9 @@ TEST(IdCodecTest, MalformedInputIsRejectedAndNotConsumed) {
   std::string out;
   for (std::string bad :
        {std::string(""), std::string(1, char(kAbsentTag)), std::string(1, char(kRawTag)),
-        std::string("\xff\x05" "abc"), Encode("msg_01XFDUDYJgAACzvnptvVoYEL").substr(0, 10),
+        std::string("\xff\x05"
+                    "abc"),
+        Encode("msg_01XFDUDYJgAACzvnptvVoYEL").substr(0, 10),
         std::string("\x02\xff\x0f")}) {  // packed digit value 63 is not base-62
     std::string_view in = bad;
     EXPECT_FALSE(DecodeId(&in, &out));

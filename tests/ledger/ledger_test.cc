@@ -59,15 +59,16 @@ TEST_F(LedgerTest, A16_DedupKeyForms) {
     const char* id;
     bool has_req;
     const char* req;
-  } forms[] = {{"msg_1", true, "req_1"}, {"msg_1", false, ""},      {"msg_1req_1", false, ""},
-               {"msg_1", true, ""},      {"msg_", true, "1req_1"},  {"msg_1r", true, "eq_1"},
-               {"", true, "msg_1req_1"}, {"msg_1", true, "req_2"},  {"", false, ""}};
+  } forms[] = {{"msg_1", true, "req_1"}, {"msg_1", false, ""},     {"msg_1req_1", false, ""},
+               {"msg_1", true, ""},      {"msg_", true, "1req_1"}, {"msg_1r", true, "eq_1"},
+               {"", true, "msg_1req_1"}, {"msg_1", true, "req_2"}, {"", false, ""}};
   std::set<std::string> keys;
   for (const Form& f : forms) keys.insert(Ledger::DedupKey(f.id, f.has_req, f.req));
   EXPECT_EQ(keys.size(), std::size(forms));
   // Ids may hold any byte (JSON can spell NUL as \u0000).
   EXPECT_NE(Ledger::DedupKey(std::string("m\0r", 3), false, ""), Ledger::DedupKey("m", true, "r"));
-  EXPECT_NE(Ledger::DedupKey(std::string("m\0", 2), true, "r"), Ledger::DedupKey("m", true, std::string("\0r", 2)));
+  EXPECT_NE(Ledger::DedupKey(std::string("m\0", 2), true, "r"),
+            Ledger::DedupKey("m", true, std::string("\0r", 2)));
   // AppendDedupKey appends the same bytes.
   std::string out = "prefix";
   Ledger::AppendDedupKey("msg_1", true, "req_1", &out);
@@ -110,7 +111,8 @@ TEST_F(LedgerTest, A16_IdWithAndWithoutRequestIdAreDistinctKeys) {
   ASSERT_EQ(l.requests().size(), 4u);
   std::vector<std::string> keys;
   for (uint32_t i = 0; i < 4; ++i) keys.push_back(std::string(l.request_key(i)));
-  EXPECT_EQ(keys, (std::vector<std::string>{Ledger::DedupKey("msg_1", true, "req_1"), Ledger::DedupKey("msg_1", false, ""),
+  EXPECT_EQ(keys, (std::vector<std::string>{Ledger::DedupKey("msg_1", true, "req_1"),
+                                            Ledger::DedupKey("msg_1", false, ""),
                                             Ledger::DedupKey("msg_1req_1", false, ""),
                                             Ledger::DedupKey("msg_1", true, "req_2")}));
 }
@@ -355,7 +357,8 @@ TEST_F(LedgerTest, A18_ResultDoesNotDependOnOrder) {
     // Split across two ledgers at every point, merged both ways.
     for (size_t cut = 0; cut <= perm.size(); ++cut) {
       Ledger left, right;
-      for (size_t k = 0; k < perm.size(); ++k) AddLine(k < cut ? &left : &right, parser_, lines[perm[k]]);
+      for (size_t k = 0; k < perm.size(); ++k)
+        AddLine(k < cut ? &left : &right, parser_, lines[perm[k]]);
       Ledger l2 = left, r2 = right;
       l2.Merge(right);
       r2.Merge(left);
@@ -372,19 +375,21 @@ TEST_F(LedgerTest, A18_ResultDoesNotDependOnOrder) {
   std::set<std::string> rows;
   std::istringstream in(want);
   for (std::string row; std::getline(in, row);) rows.insert(row);
-  EXPECT_EQ(rows, (std::set<std::string>{
-                      "E " + k("msg_err", false, "") + " ts=1776742200000",
-                      "R " + k("msg_01", true, "req_01") +
-                          " ts=1776731394704 model=claude-opus-4-6 cwd=/Users/USER/src/webapp "
-                          "session=sess-a tok=4/136/0/0/99 web=0 cost=250000000000 fast=0 us=0 side=0",
-                      "R " + k("msg_02", false, "") +
-                          " ts=1776740400000 model=claude-opus-4-6 cwd=/Users/USER/src/webapp session=sess-a "
-                          "tok=4/6/0/0/0 web=1 cost=- fast=1 us=0 side=0",
-                      "S sess-a first=1776643200000 cwd=/Users/USER/src/webapp",
-                      "S sess-b first=1776731394704 cwd=/Users/USER/other",
-                      "T toolu_1 ts=1776643200000 name=Read",
-                      "T toolu_2 ts=1776731394704 name=Bash",
-                  }));
+  EXPECT_EQ(
+      rows,
+      (std::set<std::string>{
+          "E " + k("msg_err", false, "") + " ts=1776742200000",
+          "R " + k("msg_01", true, "req_01") +
+              " ts=1776731394704 model=claude-opus-4-6 cwd=/Users/USER/src/webapp "
+              "session=sess-a tok=4/136/0/0/99 web=0 cost=250000000000 fast=0 us=0 side=0",
+          "R " + k("msg_02", false, "") +
+              " ts=1776740400000 model=claude-opus-4-6 cwd=/Users/USER/src/webapp session=sess-a "
+              "tok=4/6/0/0/0 web=1 cost=- fast=1 us=0 side=0",
+          "S sess-a first=1776643200000 cwd=/Users/USER/src/webapp",
+          "S sess-b first=1776731394704 cwd=/Users/USER/other",
+          "T toolu_1 ts=1776643200000 name=Read",
+          "T toolu_2 ts=1776731394704 name=Bash",
+      }));
 }
 
 TEST_F(LedgerTest, A14_SyntheticLinesAreNotRequests) {
@@ -506,7 +511,8 @@ TEST_F(LedgerTest, A27_ModelIsCanonicalInTheLedger) {
   EXPECT_EQ(l.requests()[0].model, l.requests()[1].model);
 }
 
-// ---- A39: US-only inference ----------------------------------------------------------------------
+// ---- A39: US-only inference
+// ----------------------------------------------------------------------
 
 TEST_F(LedgerTest, A39_AnyUsCopyMakesTheRequestUsInEveryOrder) {
   Msg plain = Base();
@@ -530,18 +536,22 @@ TEST_F(LedgerTest, A39_AnyUsCopyMakesTheRequestUsInEveryOrder) {
   EXPECT_FALSE(Only(none).us_inference);
 }
 
-// ---- A7: agent_progress copies --------------------------------------------------------------------
+// ---- A7: agent_progress copies
+// --------------------------------------------------------------------
 
 // The parent's agent_progress copy of a subagent line (docs/accounting.md A7).
-std::string ProgressCopy(const Msg& sub, const std::string& outer_session, const std::string& outer_cwd) {
+std::string ProgressCopy(const Msg& sub, const std::string& outer_session,
+                         const std::string& outer_cwd) {
   std::string own = Line(sub);
   // The nested record: type, message, requestId, uuid, timestamp of the subagent's line.
   size_t msg = own.find(R"("message":)");
   size_t req = own.find(R"(,"requestId")");
-  std::string message = own.substr(msg, (req == std::string::npos ? own.find(R"(,"type":"assistant")") : req) - msg);
-  std::string nested = R"({"type":"assistant",)" + message +
-                       (sub.request_id ? R"(,"requestId":")" + *sub.request_id + R"(")" : std::string()) +
-                       R"(,"uuid":"n1","timestamp":")" + sub.timestamp + R"("})";
+  std::string message =
+      own.substr(msg, (req == std::string::npos ? own.find(R"(,"type":"assistant")") : req) - msg);
+  std::string nested =
+      R"({"type":"assistant",)" + message +
+      (sub.request_id ? R"(,"requestId":")" + *sub.request_id + R"(")" : std::string()) +
+      R"(,"uuid":"n1","timestamp":")" + sub.timestamp + R"("})";
   return R"({"parentUuid":"p","isSidechain":false,"cwd":")" + outer_cwd + R"(","sessionId":")" +
          outer_session + R"(","type":"progress","data":{"message":)" + nested +
          R"(,"type":"agent_progress","agentId":"a1"},"uuid":"u9","timestamp":"2030-01-01T00:00:00.000Z"})";
@@ -616,7 +626,8 @@ TEST_F(LedgerTest, A7_A18_MainTranscriptCopyWinsAttributionOverAProgressCopy) {
   EXPECT_EQ(e.timestamp_ms, 1776731395000);
 }
 
-// ---- A38: prompts ----------------------------------------------------------------------------------
+// ---- A38: prompts
+// ----------------------------------------------------------------------------------
 
 ParsedLine PromptLine(const std::string& uuid, const std::string& ts, const std::string& session,
                       const std::string& cwd) {
@@ -638,7 +649,7 @@ TEST_F(LedgerTest, A38_PromptsOncePerUuidAtTheirEarliestCopy) {
       PromptLine(u1, "2026-04-21T00:00:01Z", "sess-z", "/w/late"),  // earliest copy wins
       PromptLine(u1, "2026-04-21T00:00:01Z", "sess-c", "/w/b"),     // tie: smallest session
       PromptLine(u2, "2026-04-21T00:00:09Z", "sess-b", "/w/a"),
-      PromptLine(u2, "2026-04-21T00:00:09Z", "sess-b", "/w/0"),     // tie: smallest cwd
+      PromptLine(u2, "2026-04-21T00:00:09Z", "sess-b", "/w/0"),  // tie: smallest cwd
       PromptLine("not-a-uuid", "2026-04-21T00:00:02Z", "sess-b", "/w/a"),
   };
   std::vector<size_t> order(lines.size());

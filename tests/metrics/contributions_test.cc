@@ -176,7 +176,8 @@ TEST(EventContributions, A38_OnePerPrompt) {
   EXPECT_EQ(p.family, F::kUserPrompts);
   EXPECT_EQ(Row(p), "dev1,webapp=1");
   EXPECT_EQ(DescribeFamily(F::kUserPrompts).name, "claude_user_prompts");
-  EXPECT_EQ(DescribeFamily(F::kUserPrompts).label_names, (std::vector<std::string>{"device", "project"}));
+  EXPECT_EQ(DescribeFamily(F::kUserPrompts).label_names,
+            (std::vector<std::string>{"device", "project"}));
 }
 
 // Every increment has one value per label name of its family, in the catalogue.
@@ -259,10 +260,11 @@ TEST(CollectEvents, TotalsAreTheSumOfContributions) {
   add(err);
 
   // Two prompts, one of them copied into a resumed session (one uuid: counted once).
-  for (const char* line :
-       {R"J({"type":"user","isSidechain":false,"cwd":"/w/webapp","sessionId":"s1","message":{"role":"user","content":"fix it"},"uuid":"18b7c636-19c0-4199-8f42-ee2f5e8d22a2","timestamp":"2025-09-28T06:00:00.000Z"})J",
-        R"J({"type":"user","isSidechain":false,"cwd":"/w/webapp","sessionId":"s2","message":{"role":"user","content":"fix it"},"uuid":"18b7c636-19c0-4199-8f42-ee2f5e8d22a2","timestamp":"2025-09-28T06:00:00.000Z"})J",
-        R"J({"type":"user","isSidechain":false,"cwd":"/w/api","sessionId":"s2","message":{"role":"user","content":"and this"},"uuid":"u-2","timestamp":"2025-09-28T08:00:00.000Z"})J"}) {
+  for (
+      const char* line :
+      {R"J({"type":"user","isSidechain":false,"cwd":"/w/webapp","sessionId":"s1","message":{"role":"user","content":"fix it"},"uuid":"18b7c636-19c0-4199-8f42-ee2f5e8d22a2","timestamp":"2025-09-28T06:00:00.000Z"})J",
+       R"J({"type":"user","isSidechain":false,"cwd":"/w/webapp","sessionId":"s2","message":{"role":"user","content":"fix it"},"uuid":"18b7c636-19c0-4199-8f42-ee2f5e8d22a2","timestamp":"2025-09-28T06:00:00.000Z"})J",
+       R"J({"type":"user","isSidechain":false,"cwd":"/w/api","sessionId":"s2","message":{"role":"user","content":"and this"},"uuid":"u-2","timestamp":"2025-09-28T08:00:00.000Z"})J"}) {
     ParsedLine out;
     parser.Parse(line, &out);
     ASSERT_EQ(out.kind, LineKind::kPrompt) << line;

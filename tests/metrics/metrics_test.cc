@@ -1,5 +1,4 @@
 // Metric families and their exposition (docs/accounting.md A11, A15, A17, A19, A24, A26, A32-A35).
-#include "exposition/text_format.h"
 #include "metrics/metrics.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "exposition/text_format.h"
 #include "testing/test_util.h"
 
 namespace ccmon {
@@ -18,7 +18,6 @@ std::vector<FamilyEvents> WithSkipped(std::vector<FamilyEvents> families, const 
   families.push_back(SkippedLinesFamily(s));
   return families;
 }
-
 
 using testing_util::Line;
 using testing_util::Msg;
@@ -38,7 +37,8 @@ std::set<std::string> Totals(const FamilyEvents& f) {
   std::set<std::string> out;
   for (size_t s = 0; s < sums.size(); ++s) {
     std::string k;
-    for (size_t i = 0; i < f.series_labels[s].size(); ++i) k += (i ? "," : "") + f.series_labels[s][i];
+    for (size_t i = 0; i < f.series_labels[s].size(); ++i)
+      k += (i ? "," : "") + f.series_labels[s][i];
     out.insert(k + "=" + FormatInt(sums[s]));
   }
   return out;
@@ -46,7 +46,9 @@ std::set<std::string> Totals(const FamilyEvents& f) {
 
 class MetricsTest : public ::testing::Test {
  protected:
-  void Add(const Msg& m) { ASSERT_EQ(testing_util::AddLine(&ledger_, parser_, Line(m)), LineKind::kUsage); }
+  void Add(const Msg& m) {
+    ASSERT_EQ(testing_util::AddLine(&ledger_, parser_, Line(m)), LineKind::kUsage);
+  }
   std::vector<FamilyEvents> Collect(const PriceTable& prices = PriceTable::Embedded(),
                                     const std::string& device = "dev1") {
     Accounting a = Accounting::Build(ledger_, prices, LabelOptions{}, {});
@@ -75,39 +77,63 @@ TEST_F(MetricsTest, A34_SnapshotTextOfOneRequestExactly) {
   const std::string want =
       "# HELP claude_tokens_total Tokens used by Claude Code requests, by billing type.\n"
       "# TYPE claude_tokens_total counter\n"
-      "claude_tokens_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\",type=\"cache_creation_1h\"} 0\n"
-      "claude_tokens_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\",type=\"cache_creation_5m\"} 0\n"
-      "claude_tokens_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\",type=\"cache_read\"} 0\n"
-      "claude_tokens_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\",type=\"input\"} 4\n"
-      "claude_tokens_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\",type=\"output\"} 6\n"
+      "claude_tokens_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\",type="
+      "\"cache_creation_1h\"} 0\n"
+      "claude_tokens_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\",type="
+      "\"cache_creation_5m\"} 0\n"
+      "claude_tokens_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\",type="
+      "\"cache_read\"} 0\n"
+      "claude_tokens_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\",type="
+      "\"input\"} 4\n"
+      "claude_tokens_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\",type="
+      "\"output\"} 6\n"
       "# HELP claude_cost_usd_total Cost of Claude Code requests in USD at list prices.\n"
       "# TYPE claude_cost_usd_total counter\n"
-      "claude_cost_usd_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\"} 0.000102\n"
+      "claude_cost_usd_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\"} "
+      "0.000102\n"
       "# HELP claude_requests_total Deduplicated Claude API requests.\n"
       "# TYPE claude_requests_total counter\n"
-      "claude_requests_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\"} 1\n"
+      "claude_requests_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\"} "
+      "1\n"
       "# HELP claude_cost_per_request_usd Cost of one priced request in USD.\n"
       "# TYPE claude_cost_per_request_usd histogram\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"0.001\"} 1\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"0.0025\"} 1\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"0.005\"} 1\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"0.01\"} 1\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"0.025\"} 1\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"0.05\"} 1\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"0.1\"} 1\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"0.25\"} 1\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"0.5\"} 1\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"1\"} 1\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"2.5\"} 1\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"5\"} 1\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"10\"} 1\n"
-      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"+Inf\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"0.001\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"0.0025\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"0.005\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"0.01\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"0.025\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"0.05\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"0.1\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"0.25\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"0.5\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"1\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"2.5\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"5\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"10\"} 1\n"
+      "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le="
+      "\"+Inf\"} 1\n"
       "claude_cost_per_request_usd_count{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\"} 1\n"
-      "claude_cost_per_request_usd_sum{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\"} 0.000102\n"
-      "# HELP claude_cache_savings_usd_total USD saved by cache reads compared with uncached input.\n"
+      "claude_cost_per_request_usd_sum{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\"} "
+      "0.000102\n"
+      "# HELP claude_cache_savings_usd_total USD saved by cache reads compared with uncached "
+      "input.\n"
       "# TYPE claude_cache_savings_usd_total counter\n"
       "claude_cache_savings_usd_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\"} 0\n"
-      "# HELP claude_sessions_total Claude Code sessions with at least one request, at their first request.\n"
+      "# HELP claude_sessions_total Claude Code sessions with at least one request, at their first "
+      "request.\n"
       "# TYPE claude_sessions_total counter\n"
       "claude_sessions_total{device=\"dev1\",project=\"p\"} 1\n"
       "# HELP claude_tool_calls_total tool_use blocks in requests, by tool name.\n"
@@ -118,9 +144,11 @@ TEST_F(MetricsTest, A34_SnapshotTextOfOneRequestExactly) {
       "# HELP claude_api_errors_total API error messages recorded in transcripts.\n"
       "# TYPE claude_api_errors_total counter\n"
       "claude_api_errors_total{device=\"dev1\"} 0\n"
-      "# HELP claude_unpriced_tokens_total Tokens of requests whose model has no price (their cost is counted as 0).\n"
+      "# HELP claude_unpriced_tokens_total Tokens of requests whose model has no price (their cost "
+      "is counted as 0).\n"
       "# TYPE claude_unpriced_tokens_total counter\n"
-      "# HELP claude_user_prompts_total Prompts a person typed (user lines with text, not tool results, commands or subagent prompts), once per line uuid.\n"
+      "# HELP claude_user_prompts_total Prompts a person typed (user lines with text, not tool "
+      "results, commands or subagent prompts), once per line uuid.\n"
       "# TYPE claude_user_prompts_total counter\n";
   EXPECT_EQ(SnapshotText(Collect()), want);
 }
@@ -137,14 +165,19 @@ TEST_F(MetricsTest, A11_SnapshotOpenMetricsFormatAndSkippedLines) {
   EXPECT_NE(om.find("# TYPE claude_tokens counter\n"
                     "# UNIT claude_tokens tokens\n"
                     "# HELP claude_tokens Tokens used by Claude Code requests, by billing type.\n"
-                    "claude_tokens_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",project=\"p\",type=\"cache_creation_1h\"} 0\n"),
+                    "claude_tokens_total{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\","
+                    "project=\"p\",type=\"cache_creation_1h\"} 0\n"),
             std::string::npos)
       << om;
-  EXPECT_NE(om.find("# TYPE claude_cost_usd counter\n# UNIT claude_cost_usd usd\n"), std::string::npos);
-  EXPECT_NE(om.find("# TYPE claude_requests counter\n# HELP claude_requests "), std::string::npos);
-  EXPECT_NE(om.find("# TYPE claude_cost_per_request_usd histogram\n# UNIT claude_cost_per_request_usd usd\n"),
+  EXPECT_NE(om.find("# TYPE claude_cost_usd counter\n# UNIT claude_cost_usd usd\n"),
             std::string::npos);
-  EXPECT_NE(om.find("claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-20250929\",le=\"+Inf\"} 1\n"),
+  EXPECT_NE(om.find("# TYPE claude_requests counter\n# HELP claude_requests "), std::string::npos);
+  EXPECT_NE(
+      om.find(
+          "# TYPE claude_cost_per_request_usd histogram\n# UNIT claude_cost_per_request_usd usd\n"),
+      std::string::npos);
+  EXPECT_NE(om.find("claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-sonnet-4-5-"
+                    "20250929\",le=\"+Inf\"} 1\n"),
             std::string::npos);
   EXPECT_NE(om.find("# TYPE ccmon_skipped_lines counter\n"
                     "# HELP ccmon_skipped_lines Transcript lines skipped as malformed, by reason.\n"
@@ -167,10 +200,12 @@ TEST_F(MetricsTest, A11_SnapshotOpenMetricsFormatAndSkippedLines) {
   // The text format has no EOF and names the families with _total.
   std::string text = SnapshotText(WithSkipped(Collect(), skipped));
   EXPECT_EQ(text.find("# EOF"), std::string::npos);
-  EXPECT_NE(text.find("# HELP ccmon_skipped_lines_total Transcript lines skipped as malformed, by reason.\n"
-                      "# TYPE ccmon_skipped_lines_total counter\n"
-                      "ccmon_skipped_lines_total{reason=\"bad_timestamp\"} 0\n"),
-            std::string::npos);
+  EXPECT_NE(
+      text.find(
+          "# HELP ccmon_skipped_lines_total Transcript lines skipped as malformed, by reason.\n"
+          "# TYPE ccmon_skipped_lines_total counter\n"
+          "ccmon_skipped_lines_total{reason=\"bad_timestamp\"} 0\n"),
+      std::string::npos);
   EXPECT_EQ(text.find("# UNIT"), std::string::npos);
 }
 
@@ -199,7 +234,8 @@ TEST_F(MetricsTest, A35_EscapedLabelsInSnapshot) {
   n.cwd = "/w/new\\nline";  // a real newline in the cwd
   Add(n);
   std::string text = SnapshotText(Collect(PriceTable::Embedded(), "dev\"1\\x"));
-  EXPECT_NE(text.find("claude_requests_total{device=\"dev\\\"1\\\\x\",model=\"claude-sonnet-4-5-20250929\",project=\"we\\\"ird\"} 1\n"),
+  EXPECT_NE(text.find("claude_requests_total{device=\"dev\\\"1\\\\x\",model=\"claude-sonnet-4-5-"
+                      "20250929\",project=\"we\\\"ird\"} 1\n"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("project=\"new\\nline\"} 1\n"), std::string::npos) << text;
@@ -210,16 +246,20 @@ TEST_F(MetricsTest, A34_HistogramBuckets) {
   ASSERT_EQ(b.size(), 13u);
   std::vector<std::string> les;
   for (Pico p : b) les.push_back(FormatUsd(p));
-  EXPECT_EQ(les, (std::vector<std::string>{"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
-                                           "0.5", "1", "2.5", "5", "10"}));
+  EXPECT_EQ(les, (std::vector<std::string>{"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+                                           "0.1", "0.25", "0.5", "1", "2.5", "5", "10"}));
   // A model priced at 1e6 pico per input token and 1 pico per output token: a cost of c pico is
   // c / 1e6 input tokens plus c % 1e6 output tokens (counts stay below 2^32, A9).
   PriceTable prices;
   ModelPrice unit;
   unit.base = Rates{1'000'000, 1, 0, 0};
   prices.Set("claude-unit", unit);
-  const uint64_t costs[] = {1000000000 /* exactly 0.001: in le=0.001 */, 1000000001, 2500000000,
-                            10000000000000 /* $10 */, 10000000000001, 0};
+  const uint64_t costs[] = {1000000000 /* exactly 0.001: in le=0.001 */,
+                            1000000001,
+                            2500000000,
+                            10000000000000 /* $10 */,
+                            10000000000001,
+                            0};
   int i = 0;
   for (uint64_t c : costs) {
     Msg m = One();
@@ -235,7 +275,10 @@ TEST_F(MetricsTest, A34_HistogramBuckets) {
   Add(unpriced);
   std::string text = SnapshotText(Collect(prices));
   auto bucket = [&](const char* le) {
-    std::string key = std::string("claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-unit\",le=\"") + le + "\"} ";
+    std::string key =
+        std::string(
+            "claude_cost_per_request_usd_bucket{device=\"dev1\",model=\"claude-unit\",le=\"") +
+        le + "\"} ";
     size_t at = text.find(key);
     if (at == std::string::npos) return std::string("missing");
     return text.substr(at + key.size(), text.find('\n', at) - at - key.size());
@@ -246,13 +289,17 @@ TEST_F(MetricsTest, A34_HistogramBuckets) {
   EXPECT_EQ(bucket("5"), "4");
   EXPECT_EQ(bucket("10"), "5");
   EXPECT_EQ(bucket("+Inf"), "6");
-  EXPECT_NE(text.find("claude_cost_per_request_usd_count{device=\"dev1\",model=\"claude-unit\"} 6\n"), std::string::npos);
-  EXPECT_NE(text.find("claude_cost_per_request_usd_sum{device=\"dev1\",model=\"claude-unit\"} 20.004500000002\n"),
+  EXPECT_NE(
+      text.find("claude_cost_per_request_usd_count{device=\"dev1\",model=\"claude-unit\"} 6\n"),
+      std::string::npos);
+  EXPECT_NE(text.find("claude_cost_per_request_usd_sum{device=\"dev1\",model=\"claude-unit\"} "
+                      "20.004500000002\n"),
             std::string::npos)
       << text;
   // The unpriced request is not observed.
-  EXPECT_EQ(text.find("claude_cost_per_request_usd_count{device=\"dev1\",model=\"claude-unknown-9\"}"),
-            std::string::npos);
+  EXPECT_EQ(
+      text.find("claude_cost_per_request_usd_count{device=\"dev1\",model=\"claude-unknown-9\"}"),
+      std::string::npos);
 }
 
 TEST_F(MetricsTest, A26_UnpricedTokensAndZeroCost) {
@@ -264,9 +311,12 @@ TEST_F(MetricsTest, A26_UnpricedTokensAndZeroCost) {
   u.cache_creation = 7;
   Add(u);
   auto fams = Collect();
-  EXPECT_EQ(Totals(Fam(fams, "claude_unpriced_tokens")), (std::set<std::string>{"dev1,claude-unknown-9=130"}));
-  EXPECT_EQ(Totals(Fam(fams, "claude_cost_usd")), (std::set<std::string>{"dev1,claude-unknown-9,p=0"}));
-  EXPECT_EQ(Totals(Fam(fams, "claude_requests")), (std::set<std::string>{"dev1,claude-unknown-9,p=1"}));
+  EXPECT_EQ(Totals(Fam(fams, "claude_unpriced_tokens")),
+            (std::set<std::string>{"dev1,claude-unknown-9=130"}));
+  EXPECT_EQ(Totals(Fam(fams, "claude_cost_usd")),
+            (std::set<std::string>{"dev1,claude-unknown-9,p=0"}));
+  EXPECT_EQ(Totals(Fam(fams, "claude_requests")),
+            (std::set<std::string>{"dev1,claude-unknown-9,p=1"}));
   EXPECT_TRUE(Fam(fams, "claude_cost_per_request_usd").events.empty());
   EXPECT_TRUE(Fam(fams, "claude_cache_savings_usd").events.empty());
 }
@@ -327,16 +377,19 @@ TEST_F(MetricsTest, A15_ApiErrorsA32_SessionsA33_ToolCalls) {
   Add(other);
   auto fams = Collect();
   EXPECT_EQ(Totals(Fam(fams, "claude_api_errors")), (std::set<std::string>{"dev1=2"}));
-  EXPECT_EQ(Totals(Fam(fams, "claude_tool_calls")), (std::set<std::string>{"dev1,Read=2", "dev1,Bash=1"}));
+  EXPECT_EQ(Totals(Fam(fams, "claude_tool_calls")),
+            (std::set<std::string>{"dev1,Read=2", "dev1,Bash=1"}));
   // The resumed session only holds a copy of a request line; the ledger counts it as a session
   // (its sessionId has a request line), in the project of that line.
   EXPECT_EQ(Totals(Fam(fams, "claude_sessions")), (std::set<std::string>{"dev1,p=2", "dev1,q=1"}));
   EXPECT_EQ(Totals(Fam(fams, "claude_requests")),
-            (std::set<std::string>{"dev1,claude-sonnet-4-5-20250929,p=1", "dev1,claude-sonnet-4-5-20250929,q=1"}));
+            (std::set<std::string>{"dev1,claude-sonnet-4-5-20250929,p=1",
+                                   "dev1,claude-sonnet-4-5-20250929,q=1"}));
 }
 
 TEST_F(MetricsTest, A35_NoSessionIdDateOrTimestampInLabels) {
-  std::vector<std::string> sessions = {"ed8cd0a3-962b-4a71-aebd-73edfe16cdd3", "455218e7-aaaa-bbbb-cccc-000000000001",
+  std::vector<std::string> sessions = {"ed8cd0a3-962b-4a71-aebd-73edfe16cdd3",
+                                       "455218e7-aaaa-bbbb-cccc-000000000001",
                                        "f0de89b8-aaaa-bbbb-cccc-000000000002"};
   int i = 0;
   for (const auto& s : sessions) {
@@ -367,7 +420,8 @@ TEST_F(MetricsTest, A35_NoSessionIdDateOrTimestampInLabels) {
     for (const auto& labels : f.series_labels) {
       for (const auto& v : labels) {
         ++values;
-        for (const auto& s : sessions) EXPECT_EQ(v.find(s), std::string::npos) << f.desc.name << ": " << v;
+        for (const auto& s : sessions)
+          EXPECT_EQ(v.find(s), std::string::npos) << f.desc.name << ": " << v;
         EXPECT_FALSE(std::regex_search(v, date)) << f.desc.name << ": " << v;
         EXPECT_FALSE(std::regex_search(v, long_number)) << f.desc.name << ": " << v;
       }

@@ -95,10 +95,12 @@ TEST(Pricing, A23_FastModeMultipliesTokenCost) {
   EXPECT_EQ(slow.cost, 7500000000);
   EXPECT_EQ(fast.cost, 45000000000);
   // ccusage's measured case: 1M input on opus-4-6 fast is $30.
-  EXPECT_EQ(FormatUsd(Price("claude-opus-4-6", TokenCounts{1000000, 0, 0, 0, 0}, 0, true).cost), "30");
+  EXPECT_EQ(FormatUsd(Price("claude-opus-4-6", TokenCounts{1000000, 0, 0, 0, 0}, 0, true).cost),
+            "30");
   // opus-4-8: x2; a model without a fast factor: unchanged.
   EXPECT_EQ(Price("claude-opus-4-8", TokenCounts{1000, 100, 0, 0, 0}, 0, true).cost, 15000000000);
-  EXPECT_EQ(Price("claude-sonnet-4-5-20250929", TokenCounts{1000, 0, 0, 0, 0}, 0, true).cost, 3000000000);
+  EXPECT_EQ(Price("claude-sonnet-4-5-20250929", TokenCounts{1000, 0, 0, 0, 0}, 0, true).cost,
+            3000000000);
   // Web searches are not multiplied.
   EXPECT_EQ(Price("claude-opus-4-6", TokenCounts{1000, 100, 0, 0, 0}, 2, true).cost,
             45000000000 + 20000000000);
@@ -117,12 +119,15 @@ TEST(Pricing, A24_WebSearchAddsOneCentEach) {
   EXPECT_EQ(c.cost, 3000000000 + 10000000000);
   // The price file's web_search_cost_per_request is used.
   PriceTable t;
-  ASSERT_TRUE(PriceTable::FromJson(
-                  R"J({"web_search_cost_per_request":0.02,"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":2e-06}}})J",
-                  &t)
-                  .ok());
+  ASSERT_TRUE(
+      PriceTable::FromJson(
+          R"J({"web_search_cost_per_request":0.02,"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":2e-06}}})J",
+          &t)
+          .ok());
   EXPECT_EQ(t.web_search_cost(), 20000000000);
-  EXPECT_EQ(PriceRequest(t.Find("claude-x"), t.web_search_cost(), TokenCounts{}, 2, false, false, false, 0).cost,
+  EXPECT_EQ(PriceRequest(t.Find("claude-x"), t.web_search_cost(), TokenCounts{}, 2, false, false,
+                         false, 0)
+                .cost,
             40000000000);
 }
 
@@ -163,8 +168,8 @@ TEST(Pricing, A27_DatedIdFallsBackToUndatedAlias) {
   custom.Set("claude-x", p);
   EXPECT_EQ(custom.Find("claude-x-20990101"), &custom.models().at("claude-x"));
   EXPECT_EQ(custom.Find("claude-x"), &custom.models().at("claude-x"));
-  for (const char* miss : {"claude-x-2099010a", "claude-x20990101", "claude-x-2099010", "claude-x-209901011",
-                           "claude-y-20990101", "20990101"}) {
+  for (const char* miss : {"claude-x-2099010a", "claude-x20990101", "claude-x-2099010",
+                           "claude-x-209901011", "claude-y-20990101", "20990101"}) {
     EXPECT_EQ(custom.Find(miss), nullptr) << miss;
   }
   custom.Erase("claude-x");
@@ -173,13 +178,16 @@ TEST(Pricing, A27_DatedIdFallsBackToUndatedAlias) {
 
 TEST(Pricing, A28_CacheSavingsAtTheRequestsTierAndSpeed) {
   // sonnet-4-5 base: 10000 reads * (3e6 - 0.3e6).
-  EXPECT_EQ(Price("claude-sonnet-4-5-20250929", TokenCounts{1000, 500, 2000, 3000, 10000}).cache_savings,
-            27000000000);
+  EXPECT_EQ(
+      Price("claude-sonnet-4-5-20250929", TokenCounts{1000, 500, 2000, 3000, 10000}).cache_savings,
+      27000000000);
   // Premium: 25000 reads * (6e6 - 0.6e6).
-  EXPECT_EQ(Price("claude-sonnet-4-5-20250929", TokenCounts{100001, 1000, 50000, 25000, 25000}).cache_savings,
+  EXPECT_EQ(Price("claude-sonnet-4-5-20250929", TokenCounts{100001, 1000, 50000, 25000, 25000})
+                .cache_savings,
             135000000000);
   // Fast opus-4-6: 10000 * (5e6 - 0.5e6) * 6.
-  EXPECT_EQ(Price("claude-opus-4-6", TokenCounts{0, 0, 0, 0, 10000}, 0, true).cache_savings, 270000000000);
+  EXPECT_EQ(Price("claude-opus-4-6", TokenCounts{0, 0, 0, 0, 10000}, 0, true).cache_savings,
+            270000000000);
   EXPECT_EQ(Price("claude-opus-4-6", TokenCounts{0, 0, 0, 0, 10000}).cache_savings, 45000000000);
   // No reads, no savings.
   EXPECT_EQ(Price("claude-opus-4-6", TokenCounts{5, 5, 5, 5, 0}).cache_savings, 0);
@@ -215,8 +223,10 @@ TEST(Pricing, A29_FromJsonErrorsNameModelAndField) {
       {R"({"format":"ccmon-pricing/1"})", "pricing file: no \"models\" object"},
       {R"({"models":[]})", "pricing file: no \"models\" object"},
       {R"({"models":{"claude-x":5}})", "model claude-x: not an object"},
-      {R"({"models":{"claude-x":{"output_cost_per_token":1e-06}}})", "model claude-x: missing input_cost_per_token"},
-      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06}}})", "model claude-x: missing output_cost_per_token"},
+      {R"({"models":{"claude-x":{"output_cost_per_token":1e-06}}})",
+       "model claude-x: missing input_cost_per_token"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06}}})",
+       "model claude-x: missing output_cost_per_token"},
       {R"({"models":{"claude-x":{"input_cost_per_token":"1e-06","output_cost_per_token":1e-06}}})",
        "model claude-x: input_cost_per_token is not a number"},
       {R"({"models":{"claude-x":{"input_cost_per_token":-1e-06,"output_cost_per_token":1e-06}}})",
@@ -231,8 +241,10 @@ TEST(Pricing, A29_FromJsonErrorsNameModelAndField) {
        "model claude-x: us (US-only inference) multiplier out of range [1, 2]"},
       {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"us":11}}}})",
        "model claude-x: us (US-only inference) multiplier out of range [1, 2]"},
-      {R"({"web_search_cost_per_request":-1,"models":{}})", "pricing file: bad web_search_cost_per_request"},
-      {R"({"web_search_cost_per_request":"0.01","models":{}})", "pricing file: bad web_search_cost_per_request"},
+      {R"({"web_search_cost_per_request":-1,"models":{}})",
+       "pricing file: bad web_search_cost_per_request"},
+      {R"({"web_search_cost_per_request":"0.01","models":{}})",
+       "pricing file: bad web_search_cost_per_request"},
   };
   for (const Case& c : cases) {
     PriceTable t;
@@ -258,8 +270,9 @@ TEST(Pricing, A29_FromFile) {
   EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
   EXPECT_EQ(s.message(), (dir / "bad.json") + ": model claude-x: missing input_cost_per_token");
 
-  testing_util::WriteFile(dir / "ok.json",
-                          R"({"source":"test","updated":"2026-01-02","models":{"claude-x":{"input_cost_per_token":2e-06,"output_cost_per_token":1e-05}}})");
+  testing_util::WriteFile(
+      dir / "ok.json",
+      R"({"source":"test","updated":"2026-01-02","models":{"claude-x":{"input_cost_per_token":2e-06,"output_cost_per_token":1e-05}}})");
   ASSERT_TRUE(PriceTable::FromFile(dir / "ok.json", &t).ok());
   EXPECT_EQ(t.source(), "test");
   EXPECT_EQ(t.updated(), "2026-01-02");
@@ -328,7 +341,8 @@ TEST(Pricing, A29_LoadConfiguredOrderOfPrecedence) {
   // A named file that is missing is an error, not a fallback.
   Status s = PriceTable::LoadConfigured(&env, "/missing.json", &t, &origin);
   EXPECT_EQ(s.code(), Status::Code::kIoError);
-  EXPECT_EQ(s.message(), "cannot read pricing file: /missing.json: open: No such file or directory");
+  EXPECT_EQ(s.message(),
+            "cannot read pricing file: /missing.json: open: No such file or directory");
 }
 
 TEST(Pricing, A29_ToJsonRoundTrip) {
@@ -357,7 +371,8 @@ TEST(Pricing, A29_ToJsonRoundTrip) {
   PriceTable custom_back;
   ASSERT_TRUE(PriceTable::FromJson(custom.ToJson(), &custom_back).ok());
   EXPECT_EQ(custom_back.models(), custom.models());
-  EXPECT_NE(custom.ToJson().find("\"format\": \"ccmon-pricing/1\""), std::string::npos) << custom.ToJson();
+  EXPECT_NE(custom.ToJson().find("\"format\": \"ccmon-pricing/1\""), std::string::npos)
+      << custom.ToJson();
   EXPECT_NE(custom.ToJson().find("\"us\": 1.125"), std::string::npos) << custom.ToJson();
 }
 
@@ -367,7 +382,8 @@ TEST(Pricing, A20_CostsAreIntegerPico) {
   TokenCounts b{6, 136, 0, 8837, 16410};
   PicoSum ca = Price("claude-opus-4-6", a).cost;
   PicoSum cb = Price("claude-sonnet-4-5-20250929", b).cost;
-  EXPECT_EQ(ca, 3 * 5 * kM + 1234 * 25 * kM + 25277 * Pico(6250000) + 8837 * 10 * kM + 16410 * Pico(500000));
+  EXPECT_EQ(ca, 3 * 5 * kM + 1234 * 25 * kM + 25277 * Pico(6250000) + 8837 * 10 * kM +
+                    16410 * Pico(500000));
   EXPECT_EQ(ca, 285421250000);
   EXPECT_EQ(cb, 6 * 3 * kM + 136 * 15 * kM + 8837 * 6 * kM + 16410 * Pico(300000));
   EXPECT_EQ(cb, 60003000000);
@@ -399,14 +415,16 @@ TEST(Pricing, A20_OneRequestBeyond2To63PicoDoesNotWrap) {
   EXPECT_GT(c.cost, PicoSum(INT64_MAX));
 }
 
-// ---- A39: US-only inference ----------------------------------------------------------------------
+// ---- A39: US-only inference
+// ----------------------------------------------------------------------
 
 TEST(Pricing, A39_EmbeddedTableHasTheUsFactorOnOpus46AndLater) {
   const PriceTable& t = PriceTable::Embedded();
   for (const char* m : {"claude-opus-4-6", "claude-opus-4-7", "claude-opus-4-8"}) {
     EXPECT_EQ(t.models().at(m).us_multiplier_milli, 1100) << m;
   }
-  for (const char* m : {"claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"}) {
+  for (const char* m :
+       {"claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"}) {
     EXPECT_EQ(t.models().at(m).us_multiplier_milli, 1000) << m;
   }
 }
@@ -414,8 +432,8 @@ TEST(Pricing, A39_EmbeddedTableHasTheUsFactorOnOpus46AndLater) {
 TEST(Pricing, A39_UsMultipliesEveryTokenTypeAndTheSavings) {
   // opus-4-6: 1000 in, 100 out, 2000 5m writes, 3000 1h writes, 10000 reads.
   TokenCounts t{1000, 100, 2000, 3000, 10000};
-  const Pico base = 1000 * 5 * kM + 100 * 25 * kM + 2000 * Pico(6250000) + 3000 * 10 * kM +
-                    10000 * Pico(500000);
+  const Pico base =
+      1000 * 5 * kM + 100 * 25 * kM + 2000 * Pico(6250000) + 3000 * 10 * kM + 10000 * Pico(500000);
   ASSERT_EQ(Price("claude-opus-4-6", t).cost, base);
   CostBreakdown us = Price("claude-opus-4-6", t, 0, false, false, 0, /*us=*/true);
   EXPECT_EQ(us.cost, base * 11 / 10);
@@ -449,7 +467,8 @@ TEST(Pricing, A39_UsCombinesWithFastLongContextWebSearchAndCostUsd) {
   p.above_200k = Rates{20, 75, 25, 2};
   p.us_multiplier_milli = 1100;
   TokenCounts big{200001, 10, 0, 0, 0};
-  EXPECT_EQ(PriceRequest(&p, 0, big, 0, false, true, false, 0).cost, (200001 * 20 + 10 * 75) * 11 / 10);
+  EXPECT_EQ(PriceRequest(&p, 0, big, 0, false, true, false, 0).cost,
+            (200001 * 20 + 10 * 75) * 11 / 10);
   // One rounding for both factors, to the nearest: 3 x 1.5 x 1.1 = 4.95 -> 5 (rounding after each
   // factor would give 3 x 1.5 = 4.5 -> 5, then 5 x 1.1 = 5.5 -> 6); 7 x 1.5 x 1.1 = 11.55 -> 12.
   ModelPrice q;

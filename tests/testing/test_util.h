@@ -2,8 +2,8 @@
 // ParsedLine and a canonical dump of a Ledger (for order-independence comparisons).
 #pragma once
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,10 +19,10 @@
 #include <utility>
 #include <vector>
 
-#include "ledger/ledger.h"
-#include "transcript/line_parser.h"
 #include "base/money.h"
+#include "ledger/ledger.h"
 #include "testing/temp_dir.h"
+#include "transcript/line_parser.h"
 #include "transcript/usage.h"
 
 namespace ccmon {
@@ -63,10 +63,10 @@ struct Msg {
   std::optional<std::pair<uint64_t, uint64_t>> split;  // ephemeral 5m / 1h
   bool sidechain = false;
   bool api_error = false;
-  std::string speed;        // "" = absent
-  std::string inference_geo;  // "" = absent
-  uint64_t web_search = 0;  // > 0 adds server_tool_use
-  std::string cost_usd;     // raw JSON number token; "" = absent
+  std::string speed;                                       // "" = absent
+  std::string inference_geo;                               // "" = absent
+  uint64_t web_search = 0;                                 // > 0 adds server_tool_use
+  std::string cost_usd;                                    // raw JSON number token; "" = absent
   std::vector<std::pair<std::string, std::string>> tools;  // tool_use blocks (id, name)
 };
 
@@ -89,8 +89,8 @@ inline std::string Line(const Msg& m) {
     }
   }
   o << R"(],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":)" << m.input
-    << R"(,"cache_creation_input_tokens":)" << m.cache_creation
-    << R"(,"cache_read_input_tokens":)" << m.cache_read;
+    << R"(,"cache_creation_input_tokens":)" << m.cache_creation << R"(,"cache_read_input_tokens":)"
+    << m.cache_read;
   if (m.split) {
     o << R"(,"cache_creation":{"ephemeral_5m_input_tokens":)" << m.split->first
       << R"(,"ephemeral_1h_input_tokens":)" << m.split->second << "}";
@@ -155,10 +155,14 @@ inline Owned Own(const ParsedLine& p) {
 
 inline const char* KindName(LineKind k) {
   switch (k) {
-    case LineKind::kOther: return "other";
-    case LineKind::kUsage: return "usage";
-    case LineKind::kSkipped: return "skipped";
-    case LineKind::kPrompt: return "prompt";
+    case LineKind::kOther:
+      return "other";
+    case LineKind::kUsage:
+      return "usage";
+    case LineKind::kSkipped:
+      return "skipped";
+    case LineKind::kPrompt:
+      return "prompt";
   }
   return "?";
 }
@@ -170,10 +174,9 @@ inline std::ostream& operator<<(std::ostream& os, const Owned& o) {
      << " model=" << o.model << " session=" << o.session << " cwd=" << o.cwd
      << " ts=" << o.timestamp_ms << " side=" << o.sidechain << " err=" << o.api_error
      << " fast=" << o.fast << " us=" << o.us << " copy=" << o.progress_copy << " uuid=" << o.uuid
-     << " cost=" << (o.has_cost ? std::to_string(o.cost) : "-")
-     << " web=" << o.web_search << " tok=" << o.tokens.input << "/" << o.tokens.output << "/"
-     << o.tokens.cache_write_5m << "/" << o.tokens.cache_write_1h << "/" << o.tokens.cache_read
-     << " tools=" << o.tools.size() << "}";
+     << " cost=" << (o.has_cost ? std::to_string(o.cost) : "-") << " web=" << o.web_search
+     << " tok=" << o.tokens.input << "/" << o.tokens.output << "/" << o.tokens.cache_write_5m << "/"
+     << o.tokens.cache_write_1h << "/" << o.tokens.cache_read << " tools=" << o.tools.size() << "}";
   return os;
 }
 
@@ -204,19 +207,22 @@ inline std::string DumpLedger(const Ledger& l) {
   for (uint32_t i = 0; i < l.requests().size(); ++i) {
     const RequestEntry& e = l.requests()[i];
     std::ostringstream o;
-    o << "R " << Printable(std::string(l.request_key(i))) << " ts=" << e.timestamp_ms << " model=" << s.Get(e.model)
-      << " cwd=" << s.Get(e.cwd) << " session=" << s.Get(e.session) << " tok=" << e.tokens.input
-      << "/" << e.tokens.output << "/" << e.tokens.cache_write_5m << "/" << e.tokens.cache_write_1h
-      << "/" << e.tokens.cache_read << " web=" << e.web_search_requests
+    o << "R " << Printable(std::string(l.request_key(i))) << " ts=" << e.timestamp_ms
+      << " model=" << s.Get(e.model) << " cwd=" << s.Get(e.cwd) << " session=" << s.Get(e.session)
+      << " tok=" << e.tokens.input << "/" << e.tokens.output << "/" << e.tokens.cache_write_5m
+      << "/" << e.tokens.cache_write_1h << "/" << e.tokens.cache_read
+      << " web=" << e.web_search_requests
       << " cost=" << (e.has_cost_usd ? std::to_string(e.cost_usd) : "-") << " fast=" << e.fast
       << " us=" << e.us_inference << " side=" << e.sidechain;
     rows.push_back(o.str());
   }
   for (const auto& [sid, se] : l.sessions()) {
-    rows.push_back("S " + s.Get(sid) + " first=" + std::to_string(se.first_ms) + " cwd=" + s.Get(se.cwd));
+    rows.push_back("S " + s.Get(sid) + " first=" + std::to_string(se.first_ms) +
+                   " cwd=" + s.Get(se.cwd));
   }
   for (const auto& [id, t] : l.tool_uses()) {
-    rows.push_back("T " + std::string(id) + " ts=" + std::to_string(t.timestamp_ms) + " name=" + s.Get(t.name));
+    rows.push_back("T " + std::string(id) + " ts=" + std::to_string(t.timestamp_ms) +
+                   " name=" + s.Get(t.name));
   }
   for (const auto& [key, ts] : l.api_errors()) {
     rows.push_back("E " + Printable(key) + " ts=" + std::to_string(ts));

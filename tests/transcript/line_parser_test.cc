@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "transcript/line_parser_internal.h"
 #include "testing/test_util.h"
+#include "transcript/line_parser_internal.h"
 
 namespace ccmon {
 namespace {
@@ -61,7 +61,8 @@ std::string WithUsage(const std::string& usage, const std::string& extra_top = "
                       const std::string& message_extra = "") {
   return R"J({"type":"assistant","sessionId":"s1","cwd":"/w/p",)J" + extra_top +
          R"J("message":{"id":"msg_1","model":"claude-sonnet-4-5-20250929",)J" + message_extra +
-         R"J("usage":)J" + usage + R"J(},"requestId":"req_1","timestamp":"2025-09-28T06:17:23.678Z"})J";
+         R"J("usage":)J" + usage +
+         R"J(},"requestId":"req_1","timestamp":"2025-09-28T06:17:23.678Z"})J";
 }
 
 class LineParserTest : public ::testing::Test {
@@ -152,13 +153,15 @@ TEST_F(LineParserTest, A6_DuplicateKeysLastOccurrenceWins) {
   EXPECT_EQ(o.tokens, (TokenCounts{7, 2, 0, 0, 0}));
 
   // The whole usage object repeated: nothing of the first one survives.
-  o = Check(WithUsage(R"J({"input_tokens":1,"cache_read_input_tokens":100,"speed":"fast"},"usage":{"output_tokens":9})J"));
+  o = Check(WithUsage(
+      R"J({"input_tokens":1,"cache_read_input_tokens":100,"speed":"fast"},"usage":{"output_tokens":9})J"));
   ASSERT_EQ(o.kind, LineKind::kUsage);
   EXPECT_EQ(o.tokens, (TokenCounts{0, 9, 0, 0, 0}));
   EXPECT_FALSE(o.fast);
 
   // message.id, requestId, timestamp, sessionId repeated.
-  o = Check(R"J({"type":"assistant","sessionId":"s1","sessionId":"s2","requestId":"r1","message":{"id":"m1","id":"m2","model":"claude-x","usage":{"input_tokens":1}},"timestamp":"2025-01-01T00:00:00Z","requestId":"r2","timestamp":"2025-01-01T00:00:01Z"})J");
+  o = Check(
+      R"J({"type":"assistant","sessionId":"s1","sessionId":"s2","requestId":"r1","message":{"id":"m1","id":"m2","model":"claude-x","usage":{"input_tokens":1}},"timestamp":"2025-01-01T00:00:00Z","requestId":"r2","timestamp":"2025-01-01T00:00:01Z"})J");
   ASSERT_EQ(o.kind, LineKind::kUsage);
   EXPECT_EQ(o.id, "m2");
   EXPECT_EQ(o.request_id, "r2");
@@ -166,10 +169,12 @@ TEST_F(LineParserTest, A6_DuplicateKeysLastOccurrenceWins) {
   EXPECT_EQ(o.timestamp_ms, 1735689601000);
 
   // The whole message repeated: the second one (without usage) wins.
-  o = Check(R"J({"type":"assistant","message":{"id":"m1","usage":{"input_tokens":1}},"message":{"id":"m2"},"timestamp":"2025-01-01T00:00:00Z"})J");
+  o = Check(
+      R"J({"type":"assistant","message":{"id":"m1","usage":{"input_tokens":1}},"message":{"id":"m2"},"timestamp":"2025-01-01T00:00:00Z"})J");
   EXPECT_EQ(o.kind, LineKind::kOther);
   // A repeated requestId that is not a string removes it.
-  o = Check(R"J({"type":"assistant","requestId":"r1","requestId":null,"message":{"id":"m1","usage":{}},"timestamp":"2025-01-01T00:00:00Z"})J");
+  o = Check(
+      R"J({"type":"assistant","requestId":"r1","requestId":null,"message":{"id":"m1","usage":{}},"timestamp":"2025-01-01T00:00:00Z"})J");
   ASSERT_EQ(o.kind, LineKind::kUsage);
   EXPECT_FALSE(o.has_request_id);
 }
@@ -195,17 +200,25 @@ TEST_F(LineParserTest, A6_DuplicateKeyWhoseLastValueIsAContainerWins) {
 }
 
 TEST_F(LineParserTest, A6_NonAssistantLinesAreOther) {
-  for (const std::string& l : {kSummary, kToolUseResult, kSnapshot,
-                               std::string(R"J({"type":"system","subtype":"compact_boundary","compactMetadata":{"preTokens":120000},"timestamp":"2025-09-28T06:17:20.153Z"})J"),
-                               std::string("{}")}) {
+  for (
+      const std::string& l :
+      {kSummary, kToolUseResult, kSnapshot,
+       std::string(
+           R"J({"type":"system","subtype":"compact_boundary","compactMetadata":{"preTokens":120000},"timestamp":"2025-09-28T06:17:20.153Z"})J"),
+       std::string("{}")}) {
     Owned o = Check(l);
     EXPECT_EQ(o.kind, LineKind::kOther) << l;
   }
   // "type" must be the string "assistant".
-  EXPECT_EQ(Check(R"J({"type":"Assistant","message":{"id":"m","usage":{}},"timestamp":"2025-01-01T00:00:00Z"})J").kind,
-            LineKind::kOther);
-  EXPECT_EQ(Check(R"J({"type":null,"message":{"id":"m","usage":{}},"timestamp":"2025-01-01T00:00:00Z"})J").kind,
-            LineKind::kOther);
+  EXPECT_EQ(
+      Check(
+          R"J({"type":"Assistant","message":{"id":"m","usage":{}},"timestamp":"2025-01-01T00:00:00Z"})J")
+          .kind,
+      LineKind::kOther);
+  EXPECT_EQ(
+      Check(R"J({"type":null,"message":{"id":"m","usage":{}},"timestamp":"2025-01-01T00:00:00Z"})J")
+          .kind,
+      LineKind::kOther);
 }
 
 TEST_F(LineParserTest, A6_UsageMustBeAnObjectAtMessageUsage) {
@@ -214,8 +227,9 @@ TEST_F(LineParserTest, A6_UsageMustBeAnObjectAtMessageUsage) {
     EXPECT_EQ(o.kind, LineKind::kOther) << usage;
   }
   // message that is not an object.
-  EXPECT_EQ(Check(R"J({"type":"assistant","message":"hello","timestamp":"2025-01-01T00:00:00Z"})J").kind,
-            LineKind::kOther);
+  EXPECT_EQ(
+      Check(R"J({"type":"assistant","message":"hello","timestamp":"2025-01-01T00:00:00Z"})J").kind,
+      LineKind::kOther);
   // An empty usage object is a record with zero tokens.
   Owned o = Check(WithUsage("{}"));
   ASSERT_EQ(o.kind, LineKind::kUsage);
@@ -228,10 +242,16 @@ TEST_F(LineParserTest, A7_ToolUseResultUsageIsNotARecord) {
   Owned o = Check(kToolUseResult);
   EXPECT_EQ(o.kind, LineKind::kOther);
   // Even on an assistant line, top-level usage (not under message) is not a record.
-  EXPECT_EQ(Check(R"J({"type":"assistant","usage":{"input_tokens":5},"message":{"id":"m1"},"timestamp":"2025-01-01T00:00:00Z"})J").kind,
-            LineKind::kOther);
-  EXPECT_EQ(Check(R"J({"type":"assistant","toolUseResult":{"usage":{"input_tokens":5}},"message":{"id":"m1"},"timestamp":"2025-01-01T00:00:00Z"})J").kind,
-            LineKind::kOther);
+  EXPECT_EQ(
+      Check(
+          R"J({"type":"assistant","usage":{"input_tokens":5},"message":{"id":"m1"},"timestamp":"2025-01-01T00:00:00Z"})J")
+          .kind,
+      LineKind::kOther);
+  EXPECT_EQ(
+      Check(
+          R"J({"type":"assistant","toolUseResult":{"usage":{"input_tokens":5}},"message":{"id":"m1"},"timestamp":"2025-01-01T00:00:00Z"})J")
+          .kind,
+      LineKind::kOther);
 }
 
 // A real-shaped agent_progress line (2.1.x): the parent's copy of a subagent's assistant line.
@@ -274,13 +294,16 @@ TEST_F(LineParserTest, A7_AgentProgressMemberOrderAndRepeatsFollowA6) {
   reordered.insert(reordered.size() - 1, R"J(,"type":"progress")J");
   EXPECT_EQ(Check(reordered), want);
   // A later "type" that is not progress: not a copy (and not a prompt).
-  std::string retyped = kAgentProgress.substr(0, kAgentProgress.size() - 1) + R"J(,"type":"system"})J";
+  std::string retyped =
+      kAgentProgress.substr(0, kAgentProgress.size() - 1) + R"J(,"type":"system"})J";
   EXPECT_EQ(Check(retyped).kind, LineKind::kOther);
   // A repeated data member replaces the first one entirely.
-  std::string redata = kAgentProgress.substr(0, kAgentProgress.size() - 1) +
-                       R"J(,"data":{"type":"agent_progress","message":{"type":"user","message":{"role":"user","content":"x"}}}})J";
+  std::string redata =
+      kAgentProgress.substr(0, kAgentProgress.size() - 1) +
+      R"J(,"data":{"type":"agent_progress","message":{"type":"user","message":{"role":"user","content":"x"}}}})J";
   EXPECT_EQ(Check(redata).kind, LineKind::kOther);
-  std::string redata_null = kAgentProgress.substr(0, kAgentProgress.size() - 1) + R"J(,"data":null})J";
+  std::string redata_null =
+      kAgentProgress.substr(0, kAgentProgress.size() - 1) + R"J(,"data":null})J";
   EXPECT_EQ(Check(redata_null).kind, LineKind::kOther);
   // A repeated data.type decides.
   std::string rekind = kAgentProgress;
@@ -289,7 +312,8 @@ TEST_F(LineParserTest, A7_AgentProgressMemberOrderAndRepeatsFollowA6) {
 }
 
 TEST_F(LineParserTest, A7_OtherProgressKindsAndNonAssistantCopiesAreNotRecords) {
-  for (const char* kind : {"bash_progress", "mcp_progress", "hook_progress", "waiting_for_task", "Agent_progress"}) {
+  for (const char* kind :
+       {"bash_progress", "mcp_progress", "hook_progress", "waiting_for_task", "Agent_progress"}) {
     std::string l = kAgentProgress;
     l.replace(l.find("\"agent_progress\""), 16, std::string("\"") + kind + "\"");
     EXPECT_EQ(Check(l).kind, LineKind::kOther) << kind;
@@ -300,11 +324,15 @@ TEST_F(LineParserTest, A7_OtherProgressKindsAndNonAssistantCopiesAreNotRecords) 
   // The subagent's own user lines are copied too: they are neither requests nor prompts.
   std::string user_copy = kAgentProgress;
   const std::string nested_type = R"J({"type":"assistant","message":{)J";
-  user_copy.replace(user_copy.find(nested_type), nested_type.size(), R"J({"type":"user","message":{)J");
+  user_copy.replace(user_copy.find(nested_type), nested_type.size(),
+                    R"J({"type":"user","message":{)J");
   EXPECT_EQ(Check(user_copy).kind, LineKind::kOther);
   // A nested record without usage is not a record.
-  EXPECT_EQ(Check(R"J({"type":"progress","data":{"type":"agent_progress","message":{"type":"assistant","message":{"id":"m","content":[]},"timestamp":"2026-04-21T00:30:20.004Z"}},"timestamp":"2026-04-21T00:30:20.004Z"})J").kind,
-            LineKind::kOther);
+  EXPECT_EQ(
+      Check(
+          R"J({"type":"progress","data":{"type":"agent_progress","message":{"type":"assistant","message":{"id":"m","content":[]},"timestamp":"2026-04-21T00:30:20.004Z"}},"timestamp":"2026-04-21T00:30:20.004Z"})J")
+          .kind,
+      LineKind::kOther);
 }
 
 TEST_F(LineParserTest, A7_UsageBelowDataOfNonProgressLinesIsNotARecord) {
@@ -312,7 +340,9 @@ TEST_F(LineParserTest, A7_UsageBelowDataOfNonProgressLinesIsNotARecord) {
   size_t at = kAgentProgress.find(R"J("data":)J");
   std::string data = kAgentProgress.substr(at, kAgentProgress.find(R"J(,"toolUseID")J") - at);
   for (const char* type : {"user", "assistant", "summary", "system"}) {
-    std::string l = std::string(R"J({"type":")J") + type + R"J(","sessionId":"s","uuid":"u","timestamp":"2026-04-21T00:30:20.004Z",)J" + data + "}";
+    std::string l = std::string(R"J({"type":")J") + type +
+                    R"J(","sessionId":"s","uuid":"u","timestamp":"2026-04-21T00:30:20.004Z",)J" +
+                    data + "}";
     EXPECT_EQ(Check(l).kind, LineKind::kOther) << type;
   }
   // An assistant line with its own usage is its own record; its data is ignored.
@@ -329,7 +359,8 @@ TEST_F(LineParserTest, A7_EnvelopeOfTheCopyIsTheOuterLines) {
   // sessionId/cwd/isSidechain inside the nested record are not read; an outer isSidechain:true
   // (a progress line in a subagent's own transcript) keeps it a sidechain copy.
   std::string l = kAgentProgress;
-  l.insert(l.find(R"J("requestId":"req_011CSub")J"), R"J("sessionId":"inner","cwd":"/inner","isSidechain":false,)J");
+  l.insert(l.find(R"J("requestId":"req_011CSub")J"),
+           R"J("sessionId":"inner","cwd":"/inner","isSidechain":false,)J");
   Owned o = Check(l);
   ASSERT_EQ(o.kind, LineKind::kUsage);
   EXPECT_EQ(o.session, "455218e7-0000");
@@ -371,7 +402,9 @@ TEST_F(LineParserTest, A7_UsageInsideToolInputIsIgnored) {
   // Put a usage object inside the tool input.
   size_t at = line.find(R"J("input":{)J");
   ASSERT_NE(at, std::string::npos);
-  line.insert(at + 9, R"J("usage":{"input_tokens":999,"output_tokens":999},"message":{"usage":{"input_tokens":5}},)J");
+  line.insert(
+      at + 9,
+      R"J("usage":{"input_tokens":999,"output_tokens":999},"message":{"usage":{"input_tokens":5}},)J");
   Owned o = Check(line);
   ASSERT_EQ(o.kind, LineKind::kUsage);
   EXPECT_EQ(o.tokens, (TokenCounts{4, 6, 0, 0, 0}));
@@ -379,41 +412,54 @@ TEST_F(LineParserTest, A7_UsageInsideToolInputIsIgnored) {
   EXPECT_EQ(o.tools[0].first, "toolu_01A");
   EXPECT_EQ(o.tools[0].second, "Task");
   // The same inside a user line's tool_use input: still not a record.
-  EXPECT_EQ(Check(R"J({"type":"user","message":{"role":"user","content":[{"type":"tool_use","id":"t","name":"X","input":{"usage":{"input_tokens":5}}}]},"timestamp":"2025-01-01T00:00:00Z"})J").kind,
-            LineKind::kOther);
+  EXPECT_EQ(
+      Check(
+          R"J({"type":"user","message":{"role":"user","content":[{"type":"tool_use","id":"t","name":"X","input":{"usage":{"input_tokens":5}}}]},"timestamp":"2025-01-01T00:00:00Z"})J")
+          .kind,
+      LineKind::kOther);
 }
 
 // ---- A8: surrogates and UTF-8 -------------------------------------------------------------------
 
 TEST_F(LineParserTest, A8_LoneSurrogateEscapeStillCounts) {
-  for (const char* text : {R"(\ud83d)", R"(\udc00 tail)", R"(a\ud83d\ud83d b)", R"(\ud83d\ude00 pair)",
-                           R"(\\ud83d literal)", R"(x\uD83D)", R"(end \ud83d)"}) {
-    std::string line = R"J({"type":"assistant","message":{"id":"msg_1","content":[{"type":"text","text":")J" +
-                       std::string(text) +
-                       R"J("}],"usage":{"input_tokens":3,"output_tokens":4}},"timestamp":"2025-09-28T06:17:23.678Z"})J";
+  for (const char* text :
+       {R"(\ud83d)", R"(\udc00 tail)", R"(a\ud83d\ud83d b)", R"(\ud83d\ude00 pair)",
+        R"(\\ud83d literal)", R"(x\uD83D)", R"(end \ud83d)"}) {
+    std::string line =
+        R"J({"type":"assistant","message":{"id":"msg_1","content":[{"type":"text","text":")J" +
+        std::string(text) +
+        R"J("}],"usage":{"input_tokens":3,"output_tokens":4}},"timestamp":"2025-09-28T06:17:23.678Z"})J";
     Owned o = Check(line);
     ASSERT_EQ(o.kind, LineKind::kUsage) << text;
     EXPECT_EQ(o.tokens, (TokenCounts{3, 4, 0, 0, 0})) << text;
     EXPECT_EQ(o.id, "msg_1");
   }
   // A lone surrogate inside a value the record uses (the model name) does not drop the line.
-  Owned o = Check(R"J({"type":"assistant","message":{"id":"msg_1","model":"claude-\ud83d","usage":{"input_tokens":3}},"timestamp":"2025-09-28T06:17:23.678Z"})J");
+  Owned o = Check(
+      R"J({"type":"assistant","message":{"id":"msg_1","model":"claude-\ud83d","usage":{"input_tokens":3}},"timestamp":"2025-09-28T06:17:23.678Z"})J");
   EXPECT_EQ(o.kind, LineKind::kUsage);
 }
 
 TEST_F(LineParserTest, A8_RawInvalidUtf8MakesTheLineInvalid) {
-  for (const std::string& bad : {std::string("\xff"), std::string("\xc0\xaf"), std::string("\xe2\x80"),
-                                std::string("\xed\xa0\x80"), std::string("\xf8\x88\x80\x80\x80"),
-                                std::string("\x80")}) {
-    std::string line = R"J({"type":"assistant","message":{"id":"msg_1","content":[{"type":"text","text":"a)J" +
-                       bad + R"J(b"}],"usage":{"input_tokens":3}},"timestamp":"2025-09-28T06:17:23.678Z"})J";
+  for (const std::string& bad :
+       {std::string("\xff"), std::string("\xc0\xaf"), std::string("\xe2\x80"),
+        std::string("\xed\xa0\x80"), std::string("\xf8\x88\x80\x80\x80"), std::string("\x80")}) {
+    std::string line =
+        R"J({"type":"assistant","message":{"id":"msg_1","content":[{"type":"text","text":"a)J" +
+        bad + R"J(b"}],"usage":{"input_tokens":3}},"timestamp":"2025-09-28T06:17:23.678Z"})J";
     ExpectSkipped(line, SkipReason::kInvalidUtf8);
     EXPECT_FALSE(FastDecides(line));
   }
   // Invalid UTF-8 on a non-usage line is skipped too (the line is not valid JSON text).
   ExpectSkipped("{\"type\":\"user\",\"x\":\"\xfe\"}", SkipReason::kInvalidUtf8);
   // Valid multi-byte UTF-8 is fine, including U+2028/U+2029/U+0085 raw inside a string.
-  Owned o = Check("{\"type\":\"assistant\",\"message\":{\"id\":\"msg_\xc3\xa9\",\"content\":[{\"type\":\"text\",\"text\":\"a\xe2\x80\xa8" "b\xe2\x80\xa9" "c\xc2\x85" "d\xf0\x9f\x98\x80\"}],\"usage\":{\"input_tokens\":3}},\"timestamp\":\"2025-09-28T06:17:23.678Z\"}");
+  Owned o = Check(
+      "{\"type\":\"assistant\",\"message\":{\"id\":\"msg_\xc3\xa9\",\"content\":[{\"type\":"
+      "\"text\",\"text\":\"a\xe2\x80\xa8"
+      "b\xe2\x80\xa9"
+      "c\xc2\x85"
+      "d\xf0\x9f\x98\x80\"}],\"usage\":{\"input_tokens\":3}},\"timestamp\":\"2025-09-28T06:17:23."
+      "678Z\"}");
   ASSERT_EQ(o.kind, LineKind::kUsage);
   EXPECT_EQ(o.id, "msg_\xc3\xa9");
 }
@@ -421,18 +467,21 @@ TEST_F(LineParserTest, A8_RawInvalidUtf8MakesTheLineInvalid) {
 // ---- A9: token counts ---------------------------------------------------------------------------
 
 TEST_F(LineParserTest, A9_AbsentAndNullFieldsAreZero) {
-  Owned o = Check(WithUsage(R"J({"input_tokens":null,"output_tokens":3,"cache_creation_input_tokens":null,"cache_read_input_tokens":null,"cache_creation":null,"server_tool_use":null,"speed":null,"service_tier":null})J"));
+  Owned o = Check(WithUsage(
+      R"J({"input_tokens":null,"output_tokens":3,"cache_creation_input_tokens":null,"cache_read_input_tokens":null,"cache_creation":null,"server_tool_use":null,"speed":null,"service_tier":null})J"));
   ASSERT_EQ(o.kind, LineKind::kUsage);
   EXPECT_EQ(o.tokens, (TokenCounts{0, 3, 0, 0, 0}));
   EXPECT_EQ(o.web_search, 0u);
   EXPECT_FALSE(o.fast);
-  o = Check(WithUsage(R"J({"output_tokens":3,"cache_creation":{"ephemeral_5m_input_tokens":null,"ephemeral_1h_input_tokens":7}})J"));
+  o = Check(WithUsage(
+      R"J({"output_tokens":3,"cache_creation":{"ephemeral_5m_input_tokens":null,"ephemeral_1h_input_tokens":7}})J"));
   ASSERT_EQ(o.kind, LineKind::kUsage);
   EXPECT_EQ(o.tokens, (TokenCounts{0, 3, 0, 7, 0}));
 }
 
 TEST_F(LineParserTest, A9_IntegralFloatTokensAreAccepted) {
-  Owned o = Check(WithUsage(R"J({"input_tokens":5.0,"output_tokens":1e2,"cache_read_input_tokens":0.0,"cache_creation_input_tokens":2.50e1})J"));
+  Owned o = Check(WithUsage(
+      R"J({"input_tokens":5.0,"output_tokens":1e2,"cache_read_input_tokens":0.0,"cache_creation_input_tokens":2.50e1})J"));
   ASSERT_EQ(o.kind, LineKind::kUsage);
   EXPECT_EQ(o.tokens, (TokenCounts{5, 100, 25, 0, 0}));
   o = Check(WithUsage(R"J({"input_tokens":4294967295})J"));
@@ -449,40 +498,51 @@ TEST_F(LineParserTest, A9_CountsOf2To32OrMoreAreBadUsage) {
 TEST_F(LineParserTest, A9_BadTokenCountsSkipTheLine) {
   for (const char* field : {"input_tokens", "output_tokens", "cache_creation_input_tokens",
                             "cache_read_input_tokens"}) {
-    for (const char* value : {"-1", "5.5", "\"5\"", "true", "{}", "[1]", "1e300", "-0.5",
-                              "18446744073709551616"}) {
+    for (const char* value :
+         {"-1", "5.5", "\"5\"", "true", "{}", "[1]", "1e300", "-0.5", "18446744073709551616"}) {
       std::string usage = std::string(R"J({"output_tokens":1,")J") + field + "\":" + value + "}";
       SCOPED_TRACE(usage);
       ExpectSkipped(WithUsage(usage), SkipReason::kBadUsage);
     }
   }
-  ExpectSkipped(WithUsage(R"J({"cache_creation":{"ephemeral_5m_input_tokens":-3}})J"), SkipReason::kBadUsage);
-  ExpectSkipped(WithUsage(R"J({"cache_creation":{"ephemeral_1h_input_tokens":1.5}})J"), SkipReason::kBadUsage);
-  ExpectSkipped(WithUsage(R"J({"server_tool_use":{"web_search_requests":-1}})J"), SkipReason::kBadUsage);
+  ExpectSkipped(WithUsage(R"J({"cache_creation":{"ephemeral_5m_input_tokens":-3}})J"),
+                SkipReason::kBadUsage);
+  ExpectSkipped(WithUsage(R"J({"cache_creation":{"ephemeral_1h_input_tokens":1.5}})J"),
+                SkipReason::kBadUsage);
+  ExpectSkipped(WithUsage(R"J({"server_tool_use":{"web_search_requests":-1}})J"),
+                SkipReason::kBadUsage);
   // The negative count is reported as bad_usage even when id and timestamp are missing too.
-  ExpectSkipped(R"J({"type":"assistant","message":{"usage":{"input_tokens":-1}}})J", SkipReason::kBadUsage);
+  ExpectSkipped(R"J({"type":"assistant","message":{"usage":{"input_tokens":-1}}})J",
+                SkipReason::kBadUsage);
 }
 
 // ---- A10: id and timestamp ----------------------------------------------------------------------
 
 TEST_F(LineParserTest, A10_MissingMessageIdIsSkipped) {
-  ExpectSkipped(R"J({"type":"assistant","message":{"model":"claude-x","usage":{"input_tokens":1}},"timestamp":"2025-01-01T00:00:00Z"})J",
-                SkipReason::kMissingId);
-  ExpectSkipped(R"J({"type":"assistant","message":{"id":null,"usage":{"input_tokens":1}},"timestamp":"2025-01-01T00:00:00Z"})J",
-                SkipReason::kMissingId);
-  ExpectSkipped(R"J({"type":"assistant","message":{"id":12345,"usage":{"input_tokens":1}},"timestamp":"2025-01-01T00:00:00Z"})J",
-                SkipReason::kMissingId);
-  ExpectSkipped(R"J({"type":"assistant","message":{"id":"","usage":{"input_tokens":1}},"timestamp":"2025-01-01T00:00:00Z"})J",
-                SkipReason::kMissingId);
+  ExpectSkipped(
+      R"J({"type":"assistant","message":{"model":"claude-x","usage":{"input_tokens":1}},"timestamp":"2025-01-01T00:00:00Z"})J",
+      SkipReason::kMissingId);
+  ExpectSkipped(
+      R"J({"type":"assistant","message":{"id":null,"usage":{"input_tokens":1}},"timestamp":"2025-01-01T00:00:00Z"})J",
+      SkipReason::kMissingId);
+  ExpectSkipped(
+      R"J({"type":"assistant","message":{"id":12345,"usage":{"input_tokens":1}},"timestamp":"2025-01-01T00:00:00Z"})J",
+      SkipReason::kMissingId);
+  ExpectSkipped(
+      R"J({"type":"assistant","message":{"id":"","usage":{"input_tokens":1}},"timestamp":"2025-01-01T00:00:00Z"})J",
+      SkipReason::kMissingId);
   // A top-level "id" is not message.id; missing id wins over a bad timestamp.
-  ExpectSkipped(R"J({"type":"assistant","id":"m1","message":{"usage":{"input_tokens":1}}})J", SkipReason::kMissingId);
+  ExpectSkipped(R"J({"type":"assistant","id":"m1","message":{"usage":{"input_tokens":1}}})J",
+                SkipReason::kMissingId);
 }
 
 TEST_F(LineParserTest, A10_BadTimestampIsSkipped) {
-  const std::string head = R"J({"type":"assistant","message":{"id":"m1","usage":{"input_tokens":1}})J";
+  const std::string head =
+      R"J({"type":"assistant","message":{"id":"m1","usage":{"input_tokens":1}})J";
   ExpectSkipped(head + "}", SkipReason::kBadTimestamp);
-  for (const char* ts : {R"("2025-09-28T06:17:23.678")", R"("2025-09-28")", R"("yesterday")", "1759040243678",
-                         "null", R"("")", R"("2025-13-28T06:17:23Z")", R"("2025-09-28T06:17:23.678Zjunk")"}) {
+  for (const char* ts :
+       {R"("2025-09-28T06:17:23.678")", R"("2025-09-28")", R"("yesterday")", "1759040243678",
+        "null", R"("")", R"("2025-13-28T06:17:23Z")", R"("2025-09-28T06:17:23.678Zjunk")"}) {
     SCOPED_TRACE(ts);
     ExpectSkipped(head + R"J(,"timestamp":)J" + ts + "}", SkipReason::kBadTimestamp);
   }
@@ -495,13 +555,14 @@ TEST_F(LineParserTest, A10_BadTimestampIsSkipped) {
 
 TEST(SkipReasons, A11_StableReasonNames) {
   ASSERT_EQ(kSkipReasonCount, 9);
-  const char* names[] = {"empty", "invalid_json", "invalid_utf8", "not_object", "bad_usage",
-                         "missing_id", "bad_timestamp", "too_long", "incomplete"};
+  const char* names[] = {"empty",      "invalid_json",  "invalid_utf8", "not_object", "bad_usage",
+                         "missing_id", "bad_timestamp", "too_long",     "incomplete"};
   for (int i = 0; i < kSkipReasonCount; ++i) EXPECT_EQ(SkipReasonName(SkipReason(i)), names[i]);
 }
 
 TEST_F(LineParserTest, A11_EmptyLines) {
-  for (const std::string& l : {std::string(""), std::string(" "), std::string("\t \t"), std::string("\r")}) {
+  for (const std::string& l :
+       {std::string(""), std::string(" "), std::string("\t \t"), std::string("\r")}) {
     ParsedLine out;
     parser_.Parse(l, &out);
     EXPECT_EQ(out.kind, LineKind::kSkipped);
@@ -513,8 +574,8 @@ TEST_F(LineParserTest, A11_InvalidJson) {
   std::string truncated = kAssistant.substr(0, kAssistant.size() / 2);
   for (const std::string& l :
        {std::string("hello world"), std::string("{"), truncated, std::string("\0\0\0\0", 4),
-        std::string(R"J({"a":1} x)J"), std::string(R"J({"a":1}{"b":2})J"), std::string(R"J({"a":1,})J"),
-        std::string(R"J({'a':1})J"), std::string(R"J({"type":NaN})J"),
+        std::string(R"J({"a":1} x)J"), std::string(R"J({"a":1}{"b":2})J"),
+        std::string(R"J({"a":1,})J"), std::string(R"J({'a':1})J"), std::string(R"J({"type":NaN})J"),
         kAssistant + "}", kAssistant + ",", std::string("{\"a\":\"x\0y\"}", 11)}) {
     SCOPED_TRACE(testing_util::Printable(l.substr(0, 80)));
     ExpectSkipped(l, SkipReason::kInvalidJson);
@@ -538,9 +599,10 @@ TEST_F(LineParserTest, A11_TruncatedUsageLineIsInvalidJsonNotUsage) {
 // ---- A12: the two paths -------------------------------------------------------------------------
 
 TEST_F(LineParserTest, A12_PathsAgreeOnRealShapedCorpus) {
-  std::vector<std::string> corpus = {kSummary, kUser, kAssistant, kAssistantSpaced, kAssistantReordered,
-                                     kOpusToolUse, kToolUseResult, kProgress, kSidechain, kSynthetic,
-                                     kSnapshot};
+  std::vector<std::string> corpus = {
+      kSummary,     kUser,          kAssistant, kAssistantSpaced, kAssistantReordered,
+      kOpusToolUse, kToolUseResult, kProgress,  kSidechain,       kSynthetic,
+      kSnapshot};
   Msg m;
   corpus.push_back(Line(m));
   m.request_id.reset();
@@ -554,15 +616,17 @@ TEST_F(LineParserTest, A12_PathsAgreeOnRealShapedCorpus) {
   for (const auto& l : corpus) {
     Check(l);
     if (FastSupported() && l != kAssistantSpaced) {  // spaced lines may fall back; that is fine
-      EXPECT_TRUE(last_fast_decided_) << "a real-shaped line should be decided by the fast path: " << l;
+      EXPECT_TRUE(last_fast_decided_)
+          << "a real-shaped line should be decided by the fast path: " << l;
     }
   }
 }
 
 TEST_F(LineParserTest, A12_FastPathNeverAssignsSkipReasons) {
-  for (const std::string& l : {std::string("[1]"), std::string("{"), WithUsage(R"J({"input_tokens":-1})J"),
-                              std::string(R"J({"type":"assistant","message":{"usage":{}}})J"),
-                              std::string(R"J({"type":"assistant","message":{"id":"m","usage":{}}})J")}) {
+  for (const std::string& l :
+       {std::string("[1]"), std::string("{"), WithUsage(R"J({"input_tokens":-1})J"),
+        std::string(R"J({"type":"assistant","message":{"usage":{}}})J"),
+        std::string(R"J({"type":"assistant","message":{"id":"m","usage":{}}})J")}) {
     ParsedLine out;
     EXPECT_FALSE(parser_.ParseFast(l, l.size(), &out)) << l;
   }
@@ -689,7 +753,8 @@ TEST(LineParserBigLines, A13_LongLineWithUsageIsFullyParsed) {
   EXPECT_EQ(big, fast);
   EXPECT_EQ(big.tokens, (TokenCounts{4, 6, 100, 23, 0}));
   // Over the size, a malformed usage line gets its real reason.
-  std::string bad = WithUsage(R"J({"input_tokens":-4})J", R"J("pad":")J" + std::string(2000, 'p') + "\",");
+  std::string bad =
+      WithUsage(R"J({"input_tokens":-4})J", R"J("pad":")J" + std::string(2000, 'p') + "\",");
   EXPECT_EQ(testing_util::ParseOwned(small, bad).reason, SkipReason::kBadUsage);
   // "usage" only inside a text value: parsed, and it is not a record.
   std::string talk = R"J({"type":"user","message":{"role":"user","content":"my \"usage\" )J" +
@@ -723,13 +788,15 @@ TEST(LineParserBigLines, A13_EscapedUsageKeyIsNotRecognisedInLongLines) {
 TEST(LineParserBigLines, A13_LongPromptIsParsedLongToolResultIsNot) {
   LineParser small(/*fast_path_max_bytes=*/1024);
   // A pasted prompt longer than the fast path's size is still a prompt (A38).
-  std::string prompt = R"J({"type":"user","isSidechain":false,"cwd":"/w","sessionId":"s","message":{"role":"user","content":")J" +
-                       std::string(5000, 'p') + R"J("},"uuid":"u1","timestamp":"2025-09-28T06:17:20.153Z"})J";
+  std::string prompt =
+      R"J({"type":"user","isSidechain":false,"cwd":"/w","sessionId":"s","message":{"role":"user","content":")J" +
+      std::string(5000, 'p') + R"J("},"uuid":"u1","timestamp":"2025-09-28T06:17:20.153Z"})J";
   EXPECT_TRUE(MayHoldRecord(prompt));
   EXPECT_EQ(testing_util::ParseOwned(small, prompt).kind, LineKind::kPrompt);
   // A big tool result (a user line too) is only shape-checked.
-  std::string result = R"J({"type":"user","message":{"role":"user","content":[{"type":"tool_result","content":")J" +
-                       std::string(5000, 'r') + R"J(" "}]},"uuid":"u2","timestamp":"2025-09-28T06:17:20.153Z"})J";
+  std::string result =
+      R"J({"type":"user","message":{"role":"user","content":[{"type":"tool_result","content":")J" +
+      std::string(5000, 'r') + R"J(" "}]},"uuid":"u2","timestamp":"2025-09-28T06:17:20.153Z"})J";
   EXPECT_FALSE(MayHoldRecord(result));
   EXPECT_EQ(testing_util::ParseOwned(small, result).kind, LineKind::kOther);
 }
@@ -766,12 +833,14 @@ TEST(LineParserBigLines, A13_OverOneMiBWithDefaultParser) {
   Owned o = testing_util::ParseOwned(parser, line);
   ASSERT_EQ(o.kind, LineKind::kUsage);
   EXPECT_EQ(o.tokens, (TokenCounts{11, 22, 0, 0, 0}));
-  std::string tool_result = R"J({"type":"user","message":{"role":"user","content":[{"type":"tool_result","content":")J" +
-                            std::string((1 << 20) + 100, 'r') + R"J("}]}})J";
+  std::string tool_result =
+      R"J({"type":"user","message":{"role":"user","content":[{"type":"tool_result","content":")J" +
+      std::string((1 << 20) + 100, 'r') + R"J("}]}})J";
   EXPECT_EQ(testing_util::ParseOwned(parser, tool_result).kind, LineKind::kOther);
 }
 
-// ---- Fields the ledger and pricing read (A14-A19, A25) -------------------------------------------
+// ---- Fields the ledger and pricing read (A14-A19, A25)
+// -------------------------------------------
 
 TEST_F(LineParserTest, A14_SyntheticLineIsParsedAsUsageMarkedSynthetic) {
   ParsedLine out;
@@ -840,10 +909,12 @@ TEST_F(LineParserTest, A17_SpeedWebSearchAndSidechain) {
 
 TEST_F(LineParserTest, A19_CacheCreationSplit) {
   // Object present: the split decides (even when it disagrees with the total).
-  Owned o = Check(WithUsage(R"J({"cache_creation_input_tokens":100,"cache_creation":{"ephemeral_5m_input_tokens":30,"ephemeral_1h_input_tokens":70}})J"));
+  Owned o = Check(WithUsage(
+      R"J({"cache_creation_input_tokens":100,"cache_creation":{"ephemeral_5m_input_tokens":30,"ephemeral_1h_input_tokens":70}})J"));
   EXPECT_EQ(o.tokens, (TokenCounts{0, 0, 30, 70, 0}));
   // Object first, total after: same.
-  o = Check(WithUsage(R"J({"cache_creation":{"ephemeral_1h_input_tokens":70},"cache_creation_input_tokens":100})J"));
+  o = Check(WithUsage(
+      R"J({"cache_creation":{"ephemeral_1h_input_tokens":70},"cache_creation_input_tokens":100})J"));
   EXPECT_EQ(o.tokens, (TokenCounts{0, 0, 0, 70, 0}));
   // Empty object: the split is present and empty.
   o = Check(WithUsage(R"J({"cache_creation_input_tokens":100,"cache_creation":{}})J"));
@@ -853,7 +924,8 @@ TEST_F(LineParserTest, A19_CacheCreationSplit) {
   EXPECT_EQ(o.tokens, (TokenCounts{0, 0, 100, 0, 0}));
   o = Check(WithUsage(R"J({"cache_creation_input_tokens":100,"cache_creation":null})J"));
   EXPECT_EQ(o.tokens, (TokenCounts{0, 0, 100, 0, 0}));
-  o = Check(WithUsage(R"J({"cache_creation":{"ephemeral_1h_input_tokens":70},"cache_creation":null,"cache_creation_input_tokens":100})J"));
+  o = Check(WithUsage(
+      R"J({"cache_creation":{"ephemeral_1h_input_tokens":70},"cache_creation":null,"cache_creation_input_tokens":100})J"));
   EXPECT_EQ(o.tokens, (TokenCounts{0, 0, 100, 0, 0}));
   // The real opus line: 1h writes.
   o = Check(kOpusToolUse);
@@ -864,8 +936,13 @@ TEST_F(LineParserTest, A25_CostUsdIsParsedAsExactDecimal) {
   struct Case {
     const char* token;
     Pico pico;
-  } cases[] = {{"0.123456789", 123456789000}, {"0.0123", 12300000000}, {"1e-3", 1000000000},
-               {"1.5E+1", 15000000000000}, {"0", 0}, {"2", 2000000000000}, {"0.000000000001", 1},
+  } cases[] = {{"0.123456789", 123456789000},
+               {"0.0123", 12300000000},
+               {"1e-3", 1000000000},
+               {"1.5E+1", 15000000000000},
+               {"0", 0},
+               {"2", 2000000000000},
+               {"0.000000000001", 1},
                {"1000000", 1000000 * kPicoPerUsd}};
   for (const Case& c : cases) {
     Msg m;
@@ -927,7 +1004,12 @@ TEST_F(LineParserTest, A33_ToolUseBlocksOfContent) {
 
 TEST_F(LineParserTest, A3_LineSeparatorsInsideTextAreOrdinary) {
   // Raw U+2028 / U+2029 / U+0085 and '\r' inside strings, and their escapes.
-  std::string line = "{\"type\":\"assistant\",\"message\":{\"id\":\"msg_1\",\"content\":[{\"type\":\"text\",\"text\":\"a\xe2\x80\xa8" "b\xe2\x80\xa9" "c\xc2\x85" "d\\r\\u2028\"}],\"usage\":{\"input_tokens\":3}},\"timestamp\":\"2025-09-28T06:17:23.678Z\"}";
+  std::string line =
+      "{\"type\":\"assistant\",\"message\":{\"id\":\"msg_1\",\"content\":[{\"type\":\"text\","
+      "\"text\":\"a\xe2\x80\xa8"
+      "b\xe2\x80\xa9"
+      "c\xc2\x85"
+      "d\\r\\u2028\"}],\"usage\":{\"input_tokens\":3}},\"timestamp\":\"2025-09-28T06:17:23.678Z\"}";
   Owned o = Check(line);
   ASSERT_EQ(o.kind, LineKind::kUsage);
   EXPECT_EQ(o.tokens.input, 3u);
@@ -935,8 +1017,10 @@ TEST_F(LineParserTest, A3_LineSeparatorsInsideTextAreOrdinary) {
 
 TEST_F(LineParserTest, A11_NulByteInsideAStringIsInvalidJson) {
   // A raw NUL is a control character: not allowed inside a JSON string.
-  std::string line = R"J({"type":"assistant","message":{"id":"msg_1","content":[{"type":"text","text":"a)J" +
-                     std::string(1, '\0') + R"J(b"}],"usage":{"input_tokens":3}},"timestamp":"2025-09-28T06:17:23.678Z"})J";
+  std::string line =
+      R"J({"type":"assistant","message":{"id":"msg_1","content":[{"type":"text","text":"a)J" +
+      std::string(1, '\0') +
+      R"J(b"}],"usage":{"input_tokens":3}},"timestamp":"2025-09-28T06:17:23.678Z"})J";
   Owned ref = Reference(line);
   EXPECT_EQ(ref.kind, LineKind::kSkipped);
   EXPECT_EQ(ref.reason, SkipReason::kInvalidJson);
@@ -985,7 +1069,8 @@ TEST_F(LineParserTest, A6_ByteOrderMarkOnlyAtTheStartOfAFile) {
 
 TEST_F(LineParserTest, A11_NulByteAfterTheValueIsInvalidJson) {
   // nlohmann_json stops at a NUL as if the input ended there: {valid}\0garbage used to count.
-  for (const std::string& tail : {std::string(1, '\0'), std::string("\0garbage", 8), std::string("\0\0\0", 3)}) {
+  for (const std::string& tail :
+       {std::string(1, '\0'), std::string("\0garbage", 8), std::string("\0\0\0", 3)}) {
     std::string line = kAssistant + tail;
     SCOPED_TRACE(testing_util::Printable(line.substr(line.size() - 12)));
     ExpectSkipped(line, SkipReason::kInvalidJson);
@@ -999,8 +1084,10 @@ TEST_F(LineParserTest, A9_OutOfRangeNumberIsInvalidJson) {
   // 1e400 is beyond a double: not a number JSON parsers agree on, wherever it is.
   for (const char* v : {"1e400", "-1e400", "1E+400", "123456789e999999999999"}) {
     SCOPED_TRACE(v);
-    ExpectSkipped(WithUsage(std::string(R"J({"input_tokens":)J") + v + "}"), SkipReason::kInvalidJson);
-    ExpectSkipped(WithUsage("{}", std::string(R"J("costUSD":)J") + v + ","), SkipReason::kInvalidJson);
+    ExpectSkipped(WithUsage(std::string(R"J({"input_tokens":)J") + v + "}"),
+                  SkipReason::kInvalidJson);
+    ExpectSkipped(WithUsage("{}", std::string(R"J("costUSD":)J") + v + ","),
+                  SkipReason::kInvalidJson);
     // In a member the fast path does not read, A12's known difference applies.
     Owned ref = Reference(WithUsage("{}", std::string(R"J("other":)J") + v + ","));
     EXPECT_EQ(ref.kind, LineKind::kSkipped);
@@ -1019,9 +1106,17 @@ TEST_F(LineParserTest, A9_OnlyExactIntegersAreCounts) {
   struct Case {
     const char* literal;
     uint64_t value;
-  } ok[] = {{"0e-400", 0},   {"0.000", 0},         {"-0", 0},          {"-0.0", 0},
-            {"50e-1", 5},    {"1.5e1", 15},        {"2.50e1", 25},     {"100E-2", 1},
-            {"1e9", 1000000000}, {"4294967295.0", 4294967295}, {"42949672950e-1", 4294967295},
+  } ok[] = {{"0e-400", 0},
+            {"0.000", 0},
+            {"-0", 0},
+            {"-0.0", 0},
+            {"50e-1", 5},
+            {"1.5e1", 15},
+            {"2.50e1", 25},
+            {"100E-2", 1},
+            {"1e9", 1000000000},
+            {"4294967295.0", 4294967295},
+            {"42949672950e-1", 4294967295},
             {"0.0000000000000000000000000000000000001e37", 1}};
   for (const Case& c : ok) {
     SCOPED_TRACE(c.literal);
@@ -1034,11 +1129,12 @@ TEST_F(LineParserTest, A9_OnlyExactIntegersAreCounts) {
 }
 
 TEST_F(LineParserTest, A10_TimestampOffsetsMustBeValidTimeOffsets) {
-  const std::string head = R"J({"type":"assistant","message":{"id":"m1","usage":{"input_tokens":1}},"timestamp":")J";
-  for (const char* ts : {"2025-09-28T06:17:23.678+99:99", "2025-09-28T06:17:23.678+24:00",
-                         "2025-09-28T06:17:23.678-24:00", "2025-09-28T06:17:23.678+23:60",
-                         "2025-09-28T06:17:23.678+2400", "2025-09-28T06:17:23+05:7",
-                         "2025-09-28T06:17:23+05:"}) {
+  const std::string head =
+      R"J({"type":"assistant","message":{"id":"m1","usage":{"input_tokens":1}},"timestamp":")J";
+  for (const char* ts :
+       {"2025-09-28T06:17:23.678+99:99", "2025-09-28T06:17:23.678+24:00",
+        "2025-09-28T06:17:23.678-24:00", "2025-09-28T06:17:23.678+23:60",
+        "2025-09-28T06:17:23.678+2400", "2025-09-28T06:17:23+05:7", "2025-09-28T06:17:23+05:"}) {
     SCOPED_TRACE(ts);
     ExpectSkipped(head + ts + "\"}", SkipReason::kBadTimestamp);
   }
@@ -1057,7 +1153,8 @@ TEST_F(LineParserTest, A10_TimestampOffsetsMustBeValidTimeOffsets) {
   }
 }
 
-// ---- A38: prompts a person typed ------------------------------------------------------------------
+// ---- A38: prompts a person typed
+// ------------------------------------------------------------------
 
 std::string UserLine(const std::string& content, const std::string& extra = "",
                      const std::string& uuid = "18b7c636-19c0-4199-8f42-ee2f5e8d22a2") {
@@ -1077,11 +1174,13 @@ TEST_F(LineParserTest, A38_TypedTextIsAPrompt) {
     EXPECT_TRUE(last_fast_decided_);
   }
   // Array content with a text block (an image pasted with text), in any order.
-  for (const char* content :
-       {R"J([{"type":"text","text":"what is wrong here?"},{"type":"image","source":{"type":"base64","data":"AAAA"}}])J",
-        R"J([{"type":"image","source":{}},{"type":"text","text":"this"}])J",
-        R"J("<commandline> is not a command tag")J", R"J("  <command-name> after spaces is typed text")J",
-        R"J("\n[Request interrupted by user] pasted after a newline")J", R"J("x")J"}) {
+  for (
+      const char* content :
+      {R"J([{"type":"text","text":"what is wrong here?"},{"type":"image","source":{"type":"base64","data":"AAAA"}}])J",
+       R"J([{"type":"image","source":{}},{"type":"text","text":"this"}])J",
+       R"J("<commandline> is not a command tag")J",
+       R"J("  <command-name> after spaces is typed text")J",
+       R"J("\n[Request interrupted by user] pasted after a newline")J", R"J("x")J"}) {
     SCOPED_TRACE(content);
     EXPECT_EQ(Check(UserLine(content)).kind, LineKind::kPrompt);
   }
@@ -1090,46 +1189,54 @@ TEST_F(LineParserTest, A38_TypedTextIsAPrompt) {
 TEST_F(LineParserTest, A38_ToolResultsMetaSummariesAndSubagentsAreNotPrompts) {
   EXPECT_EQ(Check(kToolUseResult).kind, LineKind::kOther);
   // A text block next to a tool result (text typed while a tool ran is sent with it) is not one.
-  EXPECT_EQ(Check(UserLine(R"J([{"type":"text","text":"hi"},{"type":"tool_result","tool_use_id":"t","content":"ok"}])J")).kind,
+  EXPECT_EQ(
+      Check(
+          UserLine(
+              R"J([{"type":"text","text":"hi"},{"type":"tool_result","tool_use_id":"t","content":"ok"}])J"))
+          .kind,
+      LineKind::kOther);
+  EXPECT_EQ(Check(UserLine(R"J("expanded slash command")J", R"J("isMeta":true,)J")).kind,
             LineKind::kOther);
-  EXPECT_EQ(Check(UserLine(R"J("expanded slash command")J", R"J("isMeta":true,)J")).kind, LineKind::kOther);
   EXPECT_EQ(Check(UserLine(R"J("This session is being continued from a previous conversation")J",
-                           R"J("isCompactSummary":true,"isVisibleInTranscriptOnly":true,)J")).kind,
+                           R"J("isCompactSummary":true,"isVisibleInTranscriptOnly":true,)J"))
+                .kind,
             LineKind::kOther);
   // A subagent's prompt comes from the Task tool, not a person.
   std::string side = kUser;
   side.replace(side.find(R"J("isSidechain":false)J"), 19, R"J("isSidechain":true)J");
   EXPECT_EQ(Check(side).kind, LineKind::kOther);
   // Flags only count when they are true.
-  EXPECT_EQ(Check(UserLine(R"J("typed")J", R"J("isMeta":false,"isCompactSummary":null,)J")).kind, LineKind::kPrompt);
+  EXPECT_EQ(Check(UserLine(R"J("typed")J", R"J("isMeta":false,"isCompactSummary":null,)J")).kind,
+            LineKind::kPrompt);
   EXPECT_EQ(Check(UserLine(R"J("typed")J", R"J("isMeta":"true",)J")).kind, LineKind::kPrompt);
 }
 
 TEST_F(LineParserTest, A38_CommandPlumbingIsNotAPrompt) {
-  for (const char* content :
-       {R"J("<command-message>init is analyzing your codebase…</command-message>\n<command-name>/init</command-name>")J",
-        R"J("<command-name>/model</command-name>\n<command-message>model</command-message>\n<command-args>opus</command-args>")J",
-        R"J("<command-args></command-args>")J",
-        R"J("<local-command-stdout>Set model to opus</local-command-stdout>")J",
-        R"J("<local-command-stderr>Error</local-command-stderr>")J",
-        R"J("<local-command-caveat>Caveat: The messages below were generated by the user while running local commands.</local-command-caveat>")J",
-        R"J("<bash-input>git status</bash-input>")J",
-        R"J("<bash-stdout>clean</bash-stdout><bash-stderr></bash-stderr>")J",
-        R"J("<bash-stderr>not found</bash-stderr>")J",
-        R"J("<task-notification>\n<task-id>b1</task-id>\n<status>completed</status>\n</task-notification>")J",
-        R"J("[Request interrupted by user]")J", R"J("[Request interrupted by user for tool use]")J",
-        R"J([{"type":"text","text":"[Request interrupted by user for tool use]"}])J",
-        R"J([{"type":"text","text":"<bash-input>ls</bash-input>"},{"type":"text","text":"typed"}])J"}) {
+  for (
+      const char* content :
+      {R"J("<command-message>init is analyzing your codebase…</command-message>\n<command-name>/init</command-name>")J",
+       R"J("<command-name>/model</command-name>\n<command-message>model</command-message>\n<command-args>opus</command-args>")J",
+       R"J("<command-args></command-args>")J",
+       R"J("<local-command-stdout>Set model to opus</local-command-stdout>")J",
+       R"J("<local-command-stderr>Error</local-command-stderr>")J",
+       R"J("<local-command-caveat>Caveat: The messages below were generated by the user while running local commands.</local-command-caveat>")J",
+       R"J("<bash-input>git status</bash-input>")J",
+       R"J("<bash-stdout>clean</bash-stdout><bash-stderr></bash-stderr>")J",
+       R"J("<bash-stderr>not found</bash-stderr>")J",
+       R"J("<task-notification>\n<task-id>b1</task-id>\n<status>completed</status>\n</task-notification>")J",
+       R"J("[Request interrupted by user]")J", R"J("[Request interrupted by user for tool use]")J",
+       R"J([{"type":"text","text":"[Request interrupted by user for tool use]"}])J",
+       R"J([{"type":"text","text":"<bash-input>ls</bash-input>"},{"type":"text","text":"typed"}])J"}) {
     SCOPED_TRACE(content);
     EXPECT_EQ(Check(UserLine(content)).kind, LineKind::kOther);
   }
 }
 
 TEST_F(LineParserTest, A38_EmptyOrMissingTextOrUuidIsNotAPrompt) {
-  for (const char* content : {R"J("")J", "[]", R"J([{"type":"image","source":{}}])J",
-                              R"J([{"type":"text","text":""},{"type":"text","text":"second"}])J",
-                              R"J([{"type":"text","text":null}])J", R"J([{"type":"text"}])J", "null",
-                              "42", "{}"}) {
+  for (const char* content :
+       {R"J("")J", "[]", R"J([{"type":"image","source":{}}])J",
+        R"J([{"type":"text","text":""},{"type":"text","text":"second"}])J",
+        R"J([{"type":"text","text":null}])J", R"J([{"type":"text"}])J", "null", "42", "{}"}) {
     SCOPED_TRACE(content);
     EXPECT_EQ(Check(UserLine(content)).kind, LineKind::kOther);
   }
@@ -1164,9 +1271,12 @@ TEST_F(LineParserTest, A38_EscapesAndRepeatsDecideLikeJson) {
   ASSERT_EQ(o.kind, LineKind::kPrompt);
   EXPECT_EQ(o.uuid, "a\"b");
   // The last content / uuid / type member decides.
-  EXPECT_EQ(Check(UserLine(R"J("<bash-input>x</bash-input>","content":"typed")J")).kind, LineKind::kPrompt);
-  EXPECT_EQ(Check(UserLine(R"J("typed","content":[{"type":"tool_result","content":"x"}])J")).kind, LineKind::kOther);
-  EXPECT_EQ(Check(kUser.substr(0, kUser.size() - 1) + R"J(,"type":"assistant"})J").kind, LineKind::kOther);
+  EXPECT_EQ(Check(UserLine(R"J("<bash-input>x</bash-input>","content":"typed")J")).kind,
+            LineKind::kPrompt);
+  EXPECT_EQ(Check(UserLine(R"J("typed","content":[{"type":"tool_result","content":"x"}])J")).kind,
+            LineKind::kOther);
+  EXPECT_EQ(Check(kUser.substr(0, kUser.size() - 1) + R"J(,"type":"assistant"})J").kind,
+            LineKind::kOther);
   EXPECT_EQ(Check(kUser.substr(0, kUser.size() - 1) + R"J(,"uuid":"u2"})J").uuid, "u2");
   // A long prompt: only its start is looked at.
   std::string long_text = "\"" + std::string(5000, 'a') + "\"";

@@ -15,12 +15,17 @@ TEST(ModelId, A27_ProviderPrefixesAreDropped) {
 }
 
 TEST(ModelId, A27_BedrockIdsAreUnwrapped) {
-  EXPECT_EQ(CanonicalModel("us.anthropic.claude-sonnet-4-5-20250929-v1:0"), "claude-sonnet-4-5-20250929");
-  EXPECT_EQ(CanonicalModel("eu.anthropic.claude-haiku-4-5-20251001-v1:0"), "claude-haiku-4-5-20251001");
+  EXPECT_EQ(CanonicalModel("us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+            "claude-sonnet-4-5-20250929");
+  EXPECT_EQ(CanonicalModel("eu.anthropic.claude-haiku-4-5-20251001-v1:0"),
+            "claude-haiku-4-5-20251001");
   EXPECT_EQ(CanonicalModel("global.anthropic.claude-opus-4-6-v1"), "claude-opus-4-6");
-  EXPECT_EQ(CanonicalModel("apac.anthropic.claude-3-haiku-20240307-v2:0"), "claude-3-haiku-20240307");
-  EXPECT_EQ(CanonicalModel("anthropic.claude-3-5-haiku-20241022-v1:0"), "claude-3-5-haiku-20241022");
-  EXPECT_EQ(CanonicalModel("bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0"), "claude-sonnet-4-5-20250929");
+  EXPECT_EQ(CanonicalModel("apac.anthropic.claude-3-haiku-20240307-v2:0"),
+            "claude-3-haiku-20240307");
+  EXPECT_EQ(CanonicalModel("anthropic.claude-3-5-haiku-20241022-v1:0"),
+            "claude-3-5-haiku-20241022");
+  EXPECT_EQ(CanonicalModel("bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+            "claude-sonnet-4-5-20250929");
   // A "-v" that is not a version suffix stays.
   EXPECT_EQ(CanonicalModel("anthropic.claude-vx"), "claude-vx");
   EXPECT_EQ(CanonicalModel("anthropic.claude-x-v1:a"), "claude-x-v1:a");
@@ -36,7 +41,8 @@ TEST(ModelId, A27_VertexDateAndContextSuffix) {
 }
 
 TEST(ModelId, A27_OtherIdsAreUnchanged) {
-  for (const char* id : {"claude-opus-4-6", "<synthetic>", "gpt-4o", "", "[1m]", "claude-unknown-9"}) {
+  for (const char* id :
+       {"claude-opus-4-6", "<synthetic>", "gpt-4o", "", "[1m]", "claude-unknown-9"}) {
     EXPECT_EQ(CanonicalModel(id), id);
   }
 }

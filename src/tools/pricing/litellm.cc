@@ -12,10 +12,14 @@ Status CheckModelPrice(const std::string& model, const ModelPrice& p) {
     if (r.input <= 0 || r.output <= 0 || r.cache_write_5m <= 0 || r.cache_read <= 0)
       return Status::InvalidArgument("model " + model + ": zero or missing " + tier + " price");
     if (r.input > kMax || r.output > kMax || r.cache_write_5m > kMax || r.cache_read > kMax)
-      return Status::InvalidArgument("model " + model + ": absurd " + tier + " price (over $1000/M tokens)");
-    if (r.cache_read > r.input) return Status::InvalidArgument("model " + model + ": cache read dearer than input");
-    if (r.cache_write_5m < r.input) return Status::InvalidArgument("model " + model + ": cache write cheaper than input");
-    if (r.output < r.input) return Status::InvalidArgument("model " + model + ": output cheaper than input");
+      return Status::InvalidArgument("model " + model + ": absurd " + tier +
+                                     " price (over $1000/M tokens)");
+    if (r.cache_read > r.input)
+      return Status::InvalidArgument("model " + model + ": cache read dearer than input");
+    if (r.cache_write_5m < r.input)
+      return Status::InvalidArgument("model " + model + ": cache write cheaper than input");
+    if (r.output < r.input)
+      return Status::InvalidArgument("model " + model + ": output cheaper than input");
     return Status::Ok();
   };
   Status s = check(p.base, "base");
@@ -47,8 +51,8 @@ Status PricesFromLiteLlm(std::string_view text, PriceTable* out,
       auto it = entry.find(field);
       return it != entry.end() && !it->is_null();
     };
-    if (s.ok() && (!listed("cache_creation_input_token_cost") ||
-                   !listed("cache_read_input_token_cost"))) {
+    if (s.ok() &&
+        (!listed("cache_creation_input_token_cost") || !listed("cache_read_input_token_cost"))) {
       s = Status::InvalidArgument("model " + name + ": missing cache prices");
     }
     if (s.ok()) s = CheckModelPrice(name, p);
@@ -58,10 +62,10 @@ Status PricesFromLiteLlm(std::string_view text, PriceTable* out,
     }
     t.Set(name, p);
   }
-  if (t.models().empty()) return Status::InvalidArgument("no usable Claude model prices in the file");
+  if (t.models().empty())
+    return Status::InvalidArgument("no usable Claude model prices in the file");
   *out = std::move(t);
   return Status::Ok();
 }
-
 
 }  // namespace ccmon

@@ -13,12 +13,18 @@ namespace {
 
 const char* GroupName(GroupBy by) {
   switch (by) {
-    case GroupBy::kDay: return "day";
-    case GroupBy::kMonth: return "month";
-    case GroupBy::kSession: return "session";
-    case GroupBy::kProject: return "project";
-    case GroupBy::kModel: return "model";
-    case GroupBy::kDevice: return "device";
+    case GroupBy::kDay:
+      return "day";
+    case GroupBy::kMonth:
+      return "month";
+    case GroupBy::kSession:
+      return "session";
+    case GroupBy::kProject:
+      return "project";
+    case GroupBy::kModel:
+      return "model";
+    case GroupBy::kDevice:
+      return "device";
   }
   return "day";
 }
@@ -84,12 +90,18 @@ Report BuildReport(const Accounting& a, GroupBy by, const std::string& device, L
   for (const SessionStart& s : a.sessions()) session_project[s.session] = s.project;
   auto key_of = [&](int64_t ts, uint32_t session, uint32_t project, uint32_t model) {
     switch (by) {
-      case GroupBy::kDay: return FormatDay(days->DayOf(ts));
-      case GroupBy::kMonth: return FormatDay(days->DayOf(ts)).substr(0, 7);
-      case GroupBy::kSession: return a.label(session);
-      case GroupBy::kProject: return a.label(project);
-      case GroupBy::kModel: return a.label(model);
-      case GroupBy::kDevice: return device;
+      case GroupBy::kDay:
+        return FormatDay(days->DayOf(ts));
+      case GroupBy::kMonth:
+        return FormatDay(days->DayOf(ts)).substr(0, 7);
+      case GroupBy::kSession:
+        return a.label(session);
+      case GroupBy::kProject:
+        return a.label(project);
+      case GroupBy::kModel:
+        return a.label(model);
+      case GroupBy::kDevice:
+        return device;
     }
     return std::string();
   };
@@ -134,13 +146,12 @@ void WriteReportTable(const Report& r, const ReportInputs& in, std::ostream& out
                 "cache w 1h", "cache read", "total tokens", "requests", "prompts", "cost");
   out << line;
   auto print = [&](const std::string& key, const ReportRow& row, bool with_prompts) {
-    std::snprintf(line, sizeof line, fmt, key.c_str(), Thousands(row.tokens.input).c_str(),
-                  Thousands(row.tokens.output).c_str(),
-                  Thousands(row.tokens.cache_write_5m).c_str(),
-                  Thousands(row.tokens.cache_write_1h).c_str(),
-                  Thousands(row.tokens.cache_read).c_str(), Thousands(row.tokens.Total()).c_str(),
-                  Thousands(row.requests).c_str(),
-                  with_prompts ? Thousands(row.prompts).c_str() : "-", Money(row.cost).c_str());
+    std::snprintf(
+        line, sizeof line, fmt, key.c_str(), Thousands(row.tokens.input).c_str(),
+        Thousands(row.tokens.output).c_str(), Thousands(row.tokens.cache_write_5m).c_str(),
+        Thousands(row.tokens.cache_write_1h).c_str(), Thousands(row.tokens.cache_read).c_str(),
+        Thousands(row.tokens.Total()).c_str(), Thousands(row.requests).c_str(),
+        with_prompts ? Thousands(row.prompts).c_str() : "-", Money(row.cost).c_str());
     out << line;
   };
   for (const auto& row : r.rows) {
@@ -152,10 +163,11 @@ void WriteReportTable(const Report& r, const ReportInputs& in, std::ostream& out
   }
   out << std::string(156, '-') << "\n";
   print("total", r.totals, true);
-  out << "\n" << Thousands(r.sessions) << " sessions, " << Thousands(r.api_errors)
-      << " API errors, " << Thousands(r.totals.web_search_requests) << " web searches; "
-      << Thousands(in.files) << " files, " << Thousands(in.bytes) << " bytes, "
-      << Thousands(in.lines) << " complete lines";
+  out << "\n"
+      << Thousands(r.sessions) << " sessions, " << Thousands(r.api_errors) << " API errors, "
+      << Thousands(r.totals.web_search_requests) << " web searches; " << Thousands(in.files)
+      << " files, " << Thousands(in.bytes) << " bytes, " << Thousands(in.lines)
+      << " complete lines";
   if (in.skipped && in.skipped->total() > 0) {
     out << ", " << Thousands(in.skipped->total()) << " skipped (";
     bool first = true;

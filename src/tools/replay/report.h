@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "base/timezone.h"
 #include "metrics/accounting.h"
 #include "metrics/metrics.h"
-#include "base/timezone.h"
 #include "tools/replay/replay.h"
 
 namespace ccmon {
@@ -17,7 +17,7 @@ namespace ccmon {
 struct ReportRow {
   std::string key;
   std::set<std::string> models;
-  std::string project;     // session rows: the session's project label
+  std::string project;  // session rows: the session's project label
   int64_t first_ms = 0, last_ms = 0;
   TokenCounts tokens;
   uint64_t requests = 0;
