@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace ccmon {
 namespace testing_util {
@@ -34,6 +36,15 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The names in a directory, sorted (to check what a command left behind).
+inline std::vector<std::string> Listing(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 }  // namespace testing_util
 }  // namespace ccmon

@@ -15,6 +15,7 @@
 
 #include "pricing/pricing.h"
 #include "testing/fault_env.h"
+#include "testing/refusing_stream.h"
 #include "testing/temp_dir.h"
 #include "tools/pricing/flags.h"
 
@@ -24,6 +25,8 @@ namespace {
 using testing_util::Fault;
 using testing_util::FaultEnv;
 using testing_util::FaultOp;
+using testing_util::Listing;
+using testing_util::RefusingBuf;
 
 std::string DataFile() { return std::string(CCMON_TEST_DATA) + "/litellm_sample.json"; }
 
@@ -43,21 +46,6 @@ ToolRun Pricing(PricingConfig cfg, Env* env = Env::Default()) {
   int code = RunPricing(cfg, out, err, env);
   return {code, out.str(), err.str()};
 }
-
-std::vector<std::string> Listing(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(dir))
-    names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-// A stream whose every write fails, as standard output on a full disk does.
-class RefusingBuf : public std::streambuf {
- protected:
-  int_type overflow(int_type) override { return traits_type::eof(); }
-  std::streamsize xsputn(const char*, std::streamsize) override { return 0; }
-};
 
 PricingConfig Update(const std::string& to) {
   PricingConfig cfg;

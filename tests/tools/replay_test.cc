@@ -15,6 +15,8 @@
 #include <sstream>
 
 #include "testing/fault_env.h"
+#include "testing/refusing_stream.h"
+#include "testing/temp_dir.h"
 #include "tools/replay/flags.h"
 
 namespace ccmon {
@@ -23,6 +25,8 @@ namespace {
 using testing_util::Fault;
 using testing_util::FaultEnv;
 using testing_util::FaultOp;
+using testing_util::Listing;
+using testing_util::RefusingBuf;
 
 std::string TempDir() {
   std::string tmpl = ::testing::TempDir() + "ccmon_replay_XXXXXX";
@@ -70,21 +74,6 @@ Out Replay(ReplayConfig cfg, Env* env = Env::Default()) {
   std::ostringstream out, err;
   int code = RunReplay(Defaults(cfg), out, err, env);
   return {code, out.str(), err.str()};
-}
-
-// A stream whose every write fails, as standard output on a full disk does.
-class RefusingBuf : public std::streambuf {
- protected:
-  int_type overflow(int_type) override { return traits_type::eof(); }
-  std::streamsize xsputn(const char*, std::streamsize) override { return 0; }
-};
-
-std::vector<std::string> Listing(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(dir))
-    names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
 }
 
 class ReplayTest : public ::testing::Test {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "testing/fault_env.h"
+#include "testing/refusing_stream.h"
 #include "testing/temp_dir.h"
 #include "tools/common/flags.h"
 #include "tools/common/output.h"
@@ -23,6 +24,8 @@ namespace {
 using testing_util::Fault;
 using testing_util::FaultEnv;
 using testing_util::FaultOp;
+using testing_util::Listing;
+using testing_util::RefusingBuf;
 using testing_util::TempDir;
 
 void WriteFile(const std::string& path, const std::string& content) {
@@ -35,21 +38,6 @@ std::string ReadAll(const std::string& path) {
   ss << in.rdbuf();
   return ss.str();
 }
-
-std::vector<std::string> Listing(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(dir))
-    names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-// A stream whose every write fails, as standard output on a full disk does.
-class RefusingBuf : public std::streambuf {
- protected:
-  int_type overflow(int_type) override { return traits_type::eof(); }
-  std::streamsize xsputn(const char*, std::streamsize) override { return 0; }
-};
 
 TEST(ParseUnsignedFlag, AcceptsDecimalsInRange) {
   uint64_t v = 7;
