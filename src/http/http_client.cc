@@ -120,14 +120,30 @@ Status Exchange(net::io_context& ioc, Stream& stream, beast::tcp_stream& tcp_lay
   beast::error_code ec =
       RunOne(ioc, [&](auto handler) { http::async_write(stream, req, std::move(handler)); });
   if (ec) return Status::IoError("write: " + ec.message());
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(opt.max_body_bytes);
+  beast::flat_buffer buffer;  // kept across responses: it may hold the start of the next one
+  std::optional<http::response_parser<http::string_body>> parser_storage;
+  // Interim (1xx) responses may precede the final one (RFC 9110 section 15.2), e.g. a
+  // "100 Continue" nobody asked for: they are skipped. The final header must arrive within one
+  // timeout however many come first, so a server dripping interim responses cannot hold the
+  // exchange open. 101 switches protocols, which was never asked for: an error.
   tcp_layer.expires_after(opt.timeout);
-  ec = RunOne(ioc, [&](auto handler) {
-    http::async_read_header(stream, buffer, parser, std::move(handler));
-  });
-  if (ec) return Status::IoError("read: " + ec.message());
+  for (int interim = 0;; ++interim) {
+    auto& p = parser_storage.emplace();
+    p.body_limit(opt.max_body_bytes);
+    ec = RunOne(
+        ioc, [&](auto handler) { http::async_read_header(stream, buffer, p, std::move(handler)); });
+    if (ec) return Status::IoError("read: " + ec.message());
+    const unsigned status = p.get().result_int();
+    if (status < 100 || status > 199) break;
+    if (status == 101) {
+      return Status::IoError("read: HTTP 101 (Switching Protocols), which was not asked for");
+    }
+    if (interim + 1 > kMaxInterimResponses) {
+      return Status::IoError("read: more than " + std::to_string(kMaxInterimResponses) +
+                             " interim (1xx) responses");
+    }
+  }
+  http::response_parser<http::string_body>& parser = *parser_storage;
   // Boost 1.74's parser skips its Content-Length check against body_limit when it parses eagerly
   // (as async_read does), so the declared length is checked here; chunked and read-to-EOF
   // bodies are limited by the parser itself.

@@ -40,11 +40,16 @@ struct HttpClientOptions {
 };
 
 inline constexpr size_t kMaxPemFileBytes = size_t(4) << 20;
+// Interim (1xx) responses skipped before the final one; more is an error.
+inline constexpr int kMaxInterimResponses = 32;
 
 // One request and its response (no redirects). A non-OK Status means no response: an invalid
 // request (kInvalidArgument: bad URL, method or header, unreadable TLS files; nothing was
 // sent), or resolve/connect/TLS failure, a timeout, or a body over options.max_body_bytes
-// (kIoError). Every HTTP status, 4xx and 5xx included, is a response.
+// (kIoError). Every final HTTP status, 4xx and 5xx included, is a response. Interim responses
+// (100 Continue, 103 Early Hints, …) are skipped: the response is the final one, whose header
+// must arrive within one options.timeout of the request being sent, interim responses included
+// (at most kMaxInterimResponses of them). 101 Switching Protocols is never asked for: kIoError.
 Status HttpExchange(const HttpRequest& request, const HttpClientOptions& options,
                     HttpResponse* response);
 

@@ -106,15 +106,11 @@ void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, P
       ++w->skipped.by_reason[int(line->skip_reason)];
     } else if (line->kind == LineKind::kUsage) {
       ++w->usage_lines;
-      if (line->timestamp_ms >= opt.since_ms && line->timestamp_ms < opt.until_ms) {
-        w->local.Add(*line);
-        if (++w->local_lines >= kLocalBatch) w->Flush();
-      }
+      w->local.Add(*line);
+      if (++w->local_lines >= kLocalBatch) w->Flush();
     } else if (line->kind == LineKind::kPrompt) {
-      if (line->timestamp_ms >= opt.since_ms && line->timestamp_ms < opt.until_ms) {
-        w->local.AddPrompt(*line);
-        if (++w->local_lines >= kLocalBatch) w->Flush();
-      }
+      w->local.AddPrompt(*line);
+      if (++w->local_lines >= kLocalBatch) w->Flush();
     }
     if (progress && reader.consumed_offset() - reported >= (1u << 20)) {
       progress->bytes_done += reader.consumed_offset() - reported;
@@ -146,7 +142,7 @@ ScanResult ScanFiles(const std::vector<TranscriptFile>& files, const ScanOptions
   ScanResult result;
   std::vector<const TranscriptFile*> todo;
   for (const auto& f : files) {
-    if (f.mtime_ms < opt.since_ms) {
+    if (f.mtime_ms < opt.skip_modified_before_ms) {
       ++result.files_skipped;
       if (progress) {
         progress->bytes_done += f.size;

@@ -25,10 +25,10 @@ struct ScanOptions {
   size_t max_line_bytes = size_t(64) << 20;
   // Files over twice this size are read as pieces of this size, in parallel (tests make it tiny).
   uint64_t piece_bytes = uint64_t(16) << 20;
-  // Only usage at or after since_ms and before until_ms counts. Files last modified before
-  // since_ms are not opened at all (a line is never newer than its file).
-  int64_t since_ms = std::numeric_limits<int64_t>::min();
-  int64_t until_ms = std::numeric_limits<int64_t>::max();
+  // Files last modified before this instant are not opened (replay: a margin before --since).
+  // Every line of the files that are read goes into the ledger, whatever its time: a time window
+  // applies to deduplicated requests (metrics/accounting.h), never to the copies of one.
+  int64_t skip_modified_before_ms = std::numeric_limits<int64_t>::min();
   // Files are opened through it (borrowed; thread-safe as every Env is).
   Env* env = Env::Default();
 };
@@ -42,7 +42,7 @@ struct ScanResult {
   Ledger ledger;
   SkipCounts skipped;          // kIncomplete counts final lines without '\n'
   uint64_t files = 0;          // files read
-  uint64_t files_skipped = 0;  // not opened (mtime before --since)
+  uint64_t files_skipped = 0;  // not opened (mtime before skip_modified_before_ms)
   uint64_t bytes = 0;
   uint64_t lines = 0;        // complete lines
   uint64_t usage_lines = 0;  // usage records (before dedup)

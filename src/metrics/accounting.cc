@@ -51,17 +51,25 @@ std::string ProjectLabel(std::string_view cwd, ProjectLabelMode mode) {
   return base.empty() ? "unknown" : std::string(base);
 }
 
-const std::string& ProjectLabeler::Label(std::string_view cwd) {
-  auto it = by_cwd_.find(std::string(cwd));
-  if (it != by_cwd_.end()) return it->second;
-  std::string label = ProjectLabel(cwd, options_.project_mode);
-  if (!kept_.count(label)) {
-    if (kept_.size() >= options_.max_projects)
-      label = other_;
-    else
-      kept_.insert(label);
+const std::string& CappedLabeler::Other() {
+  static const std::string other = "other";
+  return other;
+}
+
+const std::string& CappedLabeler::Label(std::string_view key) {
+  auto it = by_key_.find(std::string(key));
+  if (it != by_key_.end()) return *it->second;
+  std::string value = value_of_ ? value_of_(key) : std::string(key);
+  const std::string* label = &Other();
+  if (auto kept = kept_.find(value); kept != kept_.end()) {
+    label = &*kept;
+  } else if (kept_.size() < max_values_) {
+    label = &*kept_.insert(std::move(value)).first;  // set nodes do not move
+  } else {
+    ++refused_keys_;
   }
-  return by_cwd_.emplace(std::string(cwd), std::move(label)).first->second;
+  by_key_.emplace(std::string(key), label);
+  return *label;
 }
 
 PricedRequest Accounting::RequestAt(size_t i) const {
@@ -70,7 +78,7 @@ PricedRequest Accounting::RequestAt(size_t i) const {
   const PerString& c = by_ledger_id_[e.cwd];
   PricedRequest p;
   p.timestamp_ms = e.timestamp_ms;
-  p.model = m.label;
+  p.model = m.model;
   p.project = c.project;
   p.session = by_ledger_id_[e.session].label;
   p.cwd = c.label;
@@ -83,15 +91,20 @@ PricedRequest Accounting::RequestAt(size_t i) const {
 }
 
 Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
-                             const LabelOptions& options,
+                             const AccountingOptions& options,
                              const std::function<void(const std::string&)>& warn) {
   Accounting a;
   const StringPool& ls = ledger.strings();
   const auto& reqs = ledger.requests();
+  const TimeWindow& window = options.window;
 
-  // Deterministic order: timestamp, then dedup key.
-  std::vector<uint32_t> order(reqs.size());
-  std::iota(order.begin(), order.end(), 0u);
+  // The requests of the window (at their preferred copy's time, A18), in a deterministic order:
+  // timestamp, then dedup key.
+  std::vector<uint32_t> order;
+  order.reserve(reqs.size());
+  for (uint32_t i = 0; i < reqs.size(); ++i) {
+    if (window.Contains(ledger.request_timestamp_ms(i))) order.push_back(i);
+  }
   std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
     const int64_t tx = ledger.request_timestamp_ms(x), ty = ledger.request_timestamp_ms(y);
     if (tx != ty) return tx < ty;
@@ -108,16 +121,27 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
     return l;
   };
   // Project labels with the cap, ranked by first use (requests and sessions share the ranking).
-  ProjectLabeler labeler(options);
+  ProjectLabeler projects(options.labels);
   auto project_of = [&](uint32_t cwd) {
     uint32_t& p = a.by_ledger_id_[cwd].project;
-    if (p == UINT32_MAX) p = a.labels_.Intern(labeler.Label(ls.Get(cwd)));
+    if (p == UINT32_MAX) p = a.labels_.Intern(projects.Label(ls.Get(cwd)));
     return p;
   };
+  // Model and tool labels with their caps, ranked by first request and first tool call.
+  CappedLabeler models(options.labels.max_models);
+  CappedLabeler tools(options.labels.max_tools);
+  auto tool_of = [&](uint32_t name) {
+    uint32_t& t = a.by_ledger_id_[name].tool;
+    if (t == UINT32_MAX) t = a.labels_.Intern(tools.Label(ls.Get(name)));
+    return t;
+  };
 
-  // Sessions, in start order, take part in the project ranking too.
-  std::vector<std::pair<uint32_t, SessionEntry>> sessions(ledger.sessions().begin(),
-                                                          ledger.sessions().end());
+  // Sessions of the window (counted at their earliest line, A32), in start order, take part in
+  // the project ranking too.
+  std::vector<std::pair<uint32_t, SessionEntry>> sessions;
+  for (const auto& [sid, s] : ledger.sessions()) {
+    if (window.Contains(s.first_ms)) sessions.emplace_back(sid, s);
+  }
   std::sort(sessions.begin(), sessions.end(), [&](const auto& x, const auto& y) {
     if (x.second.first_ms != y.second.first_ms) return x.second.first_ms < y.second.first_ms;
     return ls.Get(x.first) < ls.Get(y.first);
@@ -133,9 +157,10 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
       ++si;
     }
     PerString& m = a.by_ledger_id_[e.model];
-    if (m.label == UINT32_MAX) {
-      label(e.model);
-      m.price = prices.Find(ls.Get(e.model));
+    if (m.model == UINT32_MAX) {
+      const std::string& id = ls.Get(e.model);
+      m.model = a.labels_.Intern(models.Label(id));
+      m.price = prices.Find(id);  // by the model's own id, whatever its label
     }
     label(e.cwd);
     project_of(e.cwd);
@@ -150,23 +175,33 @@ Accounting Accounting::Build(const Ledger& ledger, const PriceTable& prices,
   for (const auto& [sid, s] : sessions) {
     a.sessions_.push_back({s.first_ms, label(sid), project_of(s.cwd)});
   }
-  a.tool_calls_.reserve(ledger.tool_uses().size());
+
+  // Tool calls of the window (at their earliest line, A33), ranked by time, then name.
+  std::vector<const ToolUseEntry*> tool_uses;
   for (const ToolUseEntry& t : ledger.tool_uses().entries()) {
-    a.tool_calls_.push_back({t.timestamp_ms, label(t.name)});
+    if (window.Contains(t.timestamp_ms)) tool_uses.push_back(&t);
   }
-  std::sort(a.tool_calls_.begin(), a.tool_calls_.end(), [&](const ToolCall& x, const ToolCall& y) {
-    if (x.timestamp_ms != y.timestamp_ms) return x.timestamp_ms < y.timestamp_ms;
-    return a.labels_.Get(x.tool) < a.labels_.Get(y.tool);
+  std::sort(tool_uses.begin(), tool_uses.end(), [&](const ToolUseEntry* x, const ToolUseEntry* y) {
+    if (x->timestamp_ms != y->timestamp_ms) return x->timestamp_ms < y->timestamp_ms;
+    return ls.Get(x->name) < ls.Get(y->name);
   });
-  a.api_errors_.reserve(ledger.api_errors().size());
-  for (const auto& [key, ts] : ledger.api_errors()) a.api_errors_.push_back(ts);
+  a.tool_calls_.reserve(tool_uses.size());
+  for (const ToolUseEntry* t : tool_uses)
+    a.tool_calls_.push_back({t->timestamp_ms, tool_of(t->name)});
+
+  // API errors of the window (at their earliest line, A15).
+  for (const auto& [key, ts] : ledger.api_errors()) {
+    if (window.Contains(ts)) a.api_errors_.push_back(ts);
+  }
   std::sort(a.api_errors_.begin(), a.api_errors_.end());
 
-  // Prompts rank their projects after every request and session (A31, A38): adding a family must
-  // not change which projects the cap keeps for the others.
+  // Prompts of the window (at their earliest copy) rank their projects after every request and
+  // session (A31, A38): adding a family must not change which projects the cap keeps for the
+  // others.
   std::vector<const PromptEntry*> prompts;
-  prompts.reserve(ledger.prompts().size());
-  for (const PromptEntry& p : ledger.prompts().entries()) prompts.push_back(&p);
+  for (const PromptEntry& p : ledger.prompts().entries()) {
+    if (window.Contains(p.timestamp_ms)) prompts.push_back(&p);
+  }
   std::sort(prompts.begin(), prompts.end(), [&](const PromptEntry* x, const PromptEntry* y) {
     if (x->timestamp_ms != y->timestamp_ms) return x->timestamp_ms < y->timestamp_ms;
     if (x->session != y->session) return ls.Get(x->session) < ls.Get(y->session);

@@ -1,16 +1,21 @@
 // Accounting: a Ledger priced and labelled for output (docs/accounting.md, "Attribution").
 //
 // Built once from a finished Ledger (replay) and consumed by the snapshot, history and report
-// writers. Requests are sorted by (timestamp, dedup key), so every output is deterministic.
+// writers, so that a time window (--since/--until, A36) and the label caps (A31) are applied in
+// one place for every output. Requests are sorted by (timestamp, dedup key), so every output is
+// deterministic.
 #pragma once
 
 #include <climits>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "base/index_iterator.h"
@@ -25,32 +30,79 @@ bool ParseProjectLabelMode(std::string_view s, ProjectLabelMode* out);
 // The project label of one cwd in a mode (before the per-device cap).
 std::string ProjectLabel(std::string_view cwd, ProjectLabelMode mode);
 
-struct LabelOptions {
-  ProjectLabelMode project_mode = ProjectLabelMode::kBasename;
-  // Distinct project labels per device; later ones (by first use: session starts and requests by
-  // time, then prompts by time) become "other".
-  size_t max_projects = 100;
+// The instants whose usage a run counts: [since_ms, until_ms), unbounded by default. Replay's
+// --since/--until (inclusive local days) become the start of the first day and the start of the
+// day after the last.
+struct TimeWindow {
+  int64_t since_ms = std::numeric_limits<int64_t>::min();
+  int64_t until_ms = std::numeric_limits<int64_t>::max();
+  bool Contains(int64_t timestamp_ms) const {
+    return timestamp_ms >= since_ms && timestamp_ms < until_ms;
+  }
 };
 
-// Assigns project labels with the per-device cap: the first `max_projects` distinct labels, in
-// the order they are asked for, are kept; later ones become "other". Callers ask in time order
-// (replay: by first use; the agent: as lines arrive). Not thread-safe.
-class ProjectLabeler {
+// The per-device caps on label values that come from transcripts (A31): beyond each, values
+// become "other" (their figures still count there, so totals stay exact). The defaults are the
+// tools' (README).
+struct LabelOptions {
+  ProjectLabelMode project_mode = ProjectLabelMode::kBasename;
+  // Distinct project labels; ranked by first use (session starts and requests by time, then
+  // prompts by time).
+  size_t max_projects = 100;
+  // Distinct model labels (canonical ids), ranked by their first request. A model beyond the cap
+  // is still priced by its own id; only its label is "other".
+  size_t max_models = 50;
+  // Distinct tool labels, ranked by their first tool call.
+  size_t max_tools = 200;
+};
+
+struct AccountingOptions {
+  LabelOptions labels;
+  // Only what is attributed to an instant in the window counts, and only that ranks labels.
+  TimeWindow window;
+};
+
+// Caps the distinct values of one label (A31): values are admitted in the order they are asked
+// for; the first `max_values` distinct ones are kept, later ones become "other". A key (a cwd, a
+// model id, a tool name) is turned into its value by `value_of` (the key itself when empty) once
+// and always gets the same label. Callers ask in ranking order (replay: by first use within the
+// window; the agent: as lines arrive). Not thread-safe. Movable, not copyable (labels point into
+// it).
+class CappedLabeler {
  public:
-  explicit ProjectLabeler(const LabelOptions& options) : options_(options) {}
-  // The label of `cwd`; the same cwd always gets the same label.
-  const std::string& Label(std::string_view cwd);
+  using ValueOf = std::function<std::string(std::string_view key)>;
+  explicit CappedLabeler(size_t max_values, ValueOf value_of = nullptr)
+      : max_values_(max_values), value_of_(std::move(value_of)) {}
+  CappedLabeler(const CappedLabeler&) = delete;
+  CappedLabeler& operator=(const CappedLabeler&) = delete;
+  CappedLabeler(CappedLabeler&&) = default;
+  CappedLabeler& operator=(CappedLabeler&&) = default;
+  // The label of `key`: its value, or "other". The reference stays valid while the labeler does.
+  const std::string& Label(std::string_view key);
+  // Distinct keys whose value was refused (labelled "other" beyond the cap).
+  size_t refused_keys() const { return refused_keys_; }
 
  private:
-  LabelOptions options_;
-  std::unordered_map<std::string, std::string> by_cwd_;
-  std::unordered_set<std::string> kept_;
-  const std::string other_ = "other";
+  size_t max_values_;
+  ValueOf value_of_;
+  std::unordered_map<std::string, const std::string*> by_key_;  // into kept_, or Other()
+  std::unordered_set<std::string> kept_;  // nodes: their addresses survive rehashing and moves
+  size_t refused_keys_ = 0;
+  static const std::string& Other();
+};
+
+// Project labels (A30, A31): the cwd's label in `project_mode`, at most `max_projects` of them.
+class ProjectLabeler : public CappedLabeler {
+ public:
+  explicit ProjectLabeler(const LabelOptions& options)
+      : CappedLabeler(options.max_projects, [mode = options.project_mode](std::string_view cwd) {
+          return ProjectLabel(cwd, mode);
+        }) {}
 };
 
 struct PricedRequest {
   int64_t timestamp_ms = 0;
-  uint32_t model = 0;    // label id (canonical model)
+  uint32_t model = 0;    // label id (canonical model, after the cap)
   uint32_t project = 0;  // label id (after mode and cap)
   uint32_t session = 0;  // label id (sessionId; reports only, never a metric label)
   uint32_t cwd = 0;      // label id (raw cwd; reports only)
@@ -68,7 +120,7 @@ struct SessionStart {
 
 struct ToolCall {
   int64_t timestamp_ms = 0;
-  uint32_t tool = 0;  // label id
+  uint32_t tool = 0;  // label id (after the cap)
 };
 
 // A prompt a person typed (docs/accounting.md A38).
@@ -80,11 +132,16 @@ struct PromptEvent {
 
 class Accounting {
  public:
-  // `warn` is called once per unknown model (may be empty). `ledger` and `prices` must outlive
-  // the result: requests are priced and labelled when read, so that the accounting costs a few
-  // bytes per request on top of the ledger.
+  // Everything the ledger holds that is attributed to an instant in `options.window` (A36):
+  // requests at their preferred copy's timestamp (A18), sessions at their earliest line (A32),
+  // tool calls at their earliest line (A33), prompts at their earliest copy (A38), API errors
+  // at their earliest line (A15). Labels are capped (A31) and ranked over that alone.
+  // `warn` is called once per model without a price among those requests, by its canonical id,
+  // in the order of first use (may be empty). `ledger` and `prices` must outlive the result:
+  // requests are priced and labelled when read, so that the accounting costs a few bytes per
+  // request on top of the ledger.
   static Accounting Build(const Ledger& ledger, const PriceTable& prices,
-                          const LabelOptions& options,
+                          const AccountingOptions& options,
                           const std::function<void(const std::string&)>& warn);
 
   // The requests in (timestamp, dedup key) order, as PricedRequest values computed on access.
@@ -111,9 +168,13 @@ class Accounting {
  private:
   PricedRequest RequestAt(size_t i) const;
 
+  // One ledger string can be a cwd, a session, a model and a tool name at once: each use has its
+  // own field.
   struct PerString {                    // by ledger string id
-    uint32_t label = UINT32_MAX;        // label id of the string itself (model, cwd, session)
+    uint32_t label = UINT32_MAX;        // label id of the string itself (cwd, session)
     uint32_t project = UINT32_MAX;      // cwd strings: project label id
+    uint32_t model = UINT32_MAX;        // model strings: model label id (after the cap)
+    uint32_t tool = UINT32_MAX;         // tool names: tool label id (after the cap)
     const ModelPrice* price = nullptr;  // model strings
   };
   StringPool labels_;

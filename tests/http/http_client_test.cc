@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <chrono>
@@ -419,6 +421,132 @@ TEST(HttpExchange, SendsHostWithThePortAndReturnsAllResponseHeaders) {
   int twos = 0;
   for (const auto& [k, v] : res.headers) twos += k == "X-Two";
   EXPECT_EQ(twos, 2);
+}
+
+// ---- Interim (1xx) responses
+
+constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+HttpResponse ExchangeWith(const std::string& raw_response, Status* status,
+                          const TestCertificate* cert = nullptr) {
+  std::optional<ScopedEnv> trust;
+  if (cert) trust.emplace("SSL_CERT_FILE", cert->path());
+  TestServer server(
+      1, [&](const std::string&) { return raw_response; }, cert);
+  HttpRequest req;
+  req.method = "POST";
+  req.url = server.url(cert ? "https" : "http", "/api/v1/write");
+  req.body = "samples";
+  HttpResponse res;
+  *status = HttpExchange(req, HttpClientOptions{}, &res);
+  return res;
+}
+
+TEST(HttpExchange, InterimResponsesAreSkippedForTheFinalOne) {
+  Status s;
+  HttpResponse res = ExchangeWith(std::string(kContinue) + "HTTP/1.1 204 No Content\r\n\r\n", &s);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(res.status, 204u);
+  // Several kinds, with headers of their own (not the final response's), then a body.
+  res = ExchangeWith(std::string(kContinue) +
+                         "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                         "HTTP/1.1 102 Processing\r\n\r\n"
+                         "HTTP/1.1 200 OK\r\nX-Final: yes\r\nContent-Length: 4\r\n\r\ndone",
+                     &s);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(res.status, 200u);
+  EXPECT_EQ(res.body, "done");
+  EXPECT_EQ(res.Header("X-Final"), "yes");
+  EXPECT_EQ(res.Header("Link"), "");
+  // The same over TLS, and through HttpGet.
+  TestCertificate cert("IP:127.0.0.1");
+  res = ExchangeWith(std::string(kContinue) + "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n", &s,
+                     &cert);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(res.status, 503u);
+  TestServer server(1, [](const std::string&) { return kContinue + Ok("prices"); });
+  std::string body;
+  s = HttpGet(server.url("http", "/p.json"), HttpClientOptions{}, &body);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(body, "prices");
+}
+
+TEST(HttpExchange, SwitchingProtocolsIsAnErrorNotAResponse) {
+  Status s;
+  ExchangeWith(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", &s);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("HTTP 101 (Switching Protocols), which was not asked for"),
+            std::string::npos)
+      << s.message();
+}
+
+TEST(HttpExchange, AtMost32InterimResponses) {
+  std::string interim;
+  for (int i = 0; i < kMaxInterimResponses; ++i) interim += kContinue;
+  Status s;
+  HttpResponse res = ExchangeWith(interim + "HTTP/1.1 204 No Content\r\n\r\n", &s);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(res.status, 204u);
+  ExchangeWith(interim + kContinue + "HTTP/1.1 204 No Content\r\n\r\n", &s);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("more than 32 interim (1xx) responses"), std::string::npos)
+      << s.message();
+}
+
+TEST(HttpExchange, AnInterimResponseAloneIsNoResponse) {
+  // The server sends "100 Continue" and hangs up: there is no final response, so the exchange
+  // fails (a sender retries it) instead of taking the 100 for an answer.
+  TestServer server(
+      1, [](const std::string&) -> std::optional<std::string> { return std::string(kContinue); });
+  HttpClientOptions opt;
+  opt.timeout = std::chrono::seconds(5);
+  HttpRequest req;
+  req.url = server.url("http", "/");
+  HttpResponse res;
+  Status s = HttpExchange(req, opt, &res);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), Status::Code::kIoError) << s.message();
+  EXPECT_NE(s.message().find("read"), std::string::npos) << s.message();
+}
+
+TEST(HttpExchange, AServerDrippingInterimResponsesTimesOutWithinOneTimeout) {
+  // A 100 Continue every 100 ms, for up to a minute: each arrives well within the 1 s timeout,
+  // but the final response must arrive within one timeout of the request.
+  net::io_context io;
+  tcp::acceptor acceptor(io, {net::ip::make_address("127.0.0.1"), 0});
+  std::atomic<int> sent{0};
+  std::thread drip([&] {
+    boost::system::error_code ec;
+    tcp::socket sock(io);
+    acceptor.accept(sock, ec);
+    if (ec) return;
+    net::streambuf buf;
+    net::read_until(sock, buf, "\r\n\r\n", ec);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (!ec && std::chrono::steady_clock::now() < give_up) {
+      net::write(sock, net::buffer(std::string(kContinue)), ec);
+      if (ec) break;
+      ++sent;
+      // Wait up to 100 ms for the client to hang up (readable: its close).
+      pollfd p{sock.native_handle(), POLLIN, 0};
+      if (::poll(&p, 1, 100) > 0) break;
+    }
+  });
+  HttpClientOptions opt;
+  opt.timeout = std::chrono::seconds(1);
+  HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/";
+  HttpResponse res;
+  const auto start = std::chrono::steady_clock::now();
+  Status s = HttpExchange(req, opt, &res);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  drip.join();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("timeout"), std::string::npos) << s.message();
+  EXPECT_LT(elapsed, std::chrono::seconds(30));
+  EXPECT_GE(sent.load(), 2);                     // it did drip
+  EXPECT_LE(sent.load(), kMaxInterimResponses);  // and the timeout, not the count, ended it
 }
 
 TEST(HttpExchange, IPv6LiteralUrls) {

@@ -258,14 +258,14 @@ TEST_F(ScannerTest, A5_PiecesOfBigFilesGiveTheSameResultAsWholeFiles) {
   }
 }
 
-TEST_F(ScannerTest, A36_FilesModifiedBeforeSinceAreNotOpened) {
+TEST_F(ScannerTest, A36_FilesModifiedBeforeTheThresholdAreNotOpened) {
   WriteFile(root() + "/p/old.jsonl", Line(At("m_old", kT0)) + "\n");  // a line newer than its mtime
   WriteFile(root() + "/p/new.jsonl", Line(At("m_new", kT0)) + "\n");
   testing_util::SetMtimeMs(root() + "/p/old.jsonl", kT0 - 10 * kDay);
   testing_util::SetMtimeMs(root() + "/p/new.jsonl", kT0 + 1000);
   auto files = List();
   ScanOptions o = Threads(2);
-  o.since_ms = kT0 - kDay;
+  o.skip_modified_before_ms = kT0 - kDay;
   ScanProgress progress;
   ScanResult r = ScanFiles(files, o, &progress);
   EXPECT_EQ(r.files_skipped, 1u);
@@ -274,42 +274,30 @@ TEST_F(ScannerTest, A36_FilesModifiedBeforeSinceAreNotOpened) {
   EXPECT_EQ(r.ledger.request_key(0), Ledger::DedupKey("m_new", true, "req_m_new"));
   EXPECT_EQ(progress.files_done.load(), 2u);
   EXPECT_EQ(progress.bytes_done.load(), files[0].size + files[1].size);
-  // A file modified exactly at since is opened.
-  o.since_ms = kT0 + 1000;
+  // A file modified exactly at the threshold is opened.
+  o.skip_modified_before_ms = kT0 + 1000;
   EXPECT_EQ(ScanFiles(files, o, nullptr).files, 1u);
-  o.since_ms = kT0 - 10 * kDay;
+  o.skip_modified_before_ms = kT0 - 10 * kDay;
   EXPECT_EQ(ScanFiles(files, o, nullptr).files, 2u);
 }
 
-TEST_F(ScannerTest, A36_InclusiveLocalDayWindow) {
-  LocalDays tz;
-  ASSERT_TRUE(LocalDays::Select("America/St_Johns", &tz).ok());
-  int64_t day = 0;
-  ASSERT_TRUE(ParseDay("2025-09-28", &day));
-  // --since 2025-09-28 --until 2025-09-28 in St. John's (UTC-2:30 in September).
-  const int64_t since = tz.StartOfDay(day), until = tz.StartOfDay(day + 1);
-  ASSERT_EQ(since, 1759026600000);  // 2025-09-28T02:30:00Z
-  ASSERT_EQ(until - since, kDay);
-  std::string content;
-  content += Line(At("before", since - 1)) + "\n";
-  content += Line(At("first", since)) + "\n";
-  content += Line(At("last", until - 1)) + "\n";
-  content += Line(At("after", until)) + "\n";
-  WriteFile(root() + "/p/s.jsonl", content);
+TEST_F(ScannerTest, A36_A17_EveryCopyOfAReadFileIsKeptWhateverItsTime) {
+  // The scanner has no time window: a window applies to deduplicated requests, at their
+  // preferred copy's time (A18), so a copy written long before the threshold still merges into
+  // its request (here it carries the larger output).
+  Msg early = At("m1", kT0 - 5 * kDay);
+  early.output = 100;
+  Msg late = At("m1", kT0 + 1000);
+  late.output = 5;
+  WriteFile(root() + "/p/s.jsonl", Line(early) + "\n" + Line(late) + "\n");
+  testing_util::SetMtimeMs(root() + "/p/s.jsonl", kT0 + 2000);
   ScanOptions o = Threads(1);
-  o.since_ms = since;
-  o.until_ms = until;
+  o.skip_modified_before_ms = kT0;
   ScanResult r = ScanFiles(List(), o, nullptr);
-  EXPECT_EQ(r.usage_lines, 4u);
-  ASSERT_EQ(r.ledger.requests().size(), 2u);
-  std::vector<std::string> keys = {std::string(r.ledger.request_key(0)),
-                                   std::string(r.ledger.request_key(1))};
-  std::sort(keys.begin(), keys.end());
-  std::vector<std::string> want = {Ledger::DedupKey("first", true, "req_first"),
-                                   Ledger::DedupKey("last", true, "req_last")};
-  std::sort(want.begin(), want.end());
-  EXPECT_EQ(keys, want);
-  for (const auto& e : r.ledger.requests()) EXPECT_EQ(tz.DayOf(e.timestamp_ms), day);
+  EXPECT_EQ(r.usage_lines, 2u);
+  ASSERT_EQ(r.ledger.requests().size(), 1u);
+  EXPECT_EQ(r.ledger.requests()[0].tokens.output, 100u);
+  EXPECT_EQ(r.ledger.requests()[0].timestamp_ms, kT0 - 5 * kDay);
 }
 
 TEST_F(ScannerTest, A5_LinesOverTheCapAreTooLong) {

@@ -271,7 +271,7 @@ TEST(CollectEvents, TotalsAreTheSumOfContributions) {
     ledger.AddPrompt(out);
   }
 
-  Accounting a = Accounting::Build(ledger, PriceTable::Embedded(), LabelOptions{}, {});
+  Accounting a = Accounting::Build(ledger, PriceTable::Embedded(), AccountingOptions{}, {});
   const std::string device = "dev1";
   std::map<std::string, PicoSum> want;  // "family|labels" -> sum
   auto sum = [&](const SeriesIncrement& i) {
@@ -329,7 +329,7 @@ TEST(CollectEvents, LabelTuplesWithNulBytesStayDistinct) {
   b.cwd = "/w/\\u0000p";
   ASSERT_EQ(testing_util::AddLine(&ledger, parser, Line(a)), LineKind::kUsage);
   ASSERT_EQ(testing_util::AddLine(&ledger, parser, Line(b)), LineKind::kUsage);
-  Accounting acc = Accounting::Build(ledger, PriceTable::Embedded(), LabelOptions{}, {});
+  Accounting acc = Accounting::Build(ledger, PriceTable::Embedded(), AccountingOptions{}, {});
   for (const FamilyEvents& f : CollectEvents(acc, "dev1")) {
     if (f.desc.name == "claude_requests") {
       EXPECT_EQ(f.series_labels.size(), 2u);

@@ -19,7 +19,7 @@ TEST(History, A37_FromCollectedEventsWithOneMinuteSteps) {
   m.model = "claude-sonnet-4-5-20250929";
   m.timestamp = "2025-09-28T06:17:23.678Z";  // 1759040243678 ms
   ASSERT_EQ(testing_util::AddLine(&ledger, parser, testing_util::Line(m)), LineKind::kUsage);
-  Accounting a = Accounting::Build(ledger, PriceTable::Embedded(), LabelOptions{}, {});
+  Accounting a = Accounting::Build(ledger, PriceTable::Embedded(), AccountingOptions{}, {});
   std::ostringstream out;
   HistoryStats st = WriteOpenMetricsHistory(CollectEvents(a, "dev1"), 60000, out);
   EXPECT_EQ(st.end_ms, 1759040280000);

@@ -50,8 +50,9 @@ class MetricsTest : public ::testing::Test {
     ASSERT_EQ(testing_util::AddLine(&ledger_, parser_, Line(m)), LineKind::kUsage);
   }
   std::vector<FamilyEvents> Collect(const PriceTable& prices = PriceTable::Embedded(),
-                                    const std::string& device = "dev1") {
-    Accounting a = Accounting::Build(ledger_, prices, LabelOptions{}, {});
+                                    const std::string& device = "dev1",
+                                    const LabelOptions& labels = {}) {
+    Accounting a = Accounting::Build(ledger_, prices, AccountingOptions{labels, {}}, {});
     return CollectEvents(a, device);
   }
   Ledger ledger_;
@@ -428,6 +429,51 @@ TEST_F(MetricsTest, A35_NoSessionIdDateOrTimestampInLabels) {
     }
   }
   EXPECT_GT(values, 50u);
+}
+
+TEST_F(MetricsTest, A31_EveryLabelFromTranscriptsIsBoundedAndTotalsStayExact) {
+  // 300 made-up models, 300 tools and 300 projects: each family has at most cap + 1 values of
+  // each label ("other"), and the sums over series are those of the uncapped run.
+  for (int i = 0; i < 300; ++i) {
+    Msg m = One();
+    m.id = "msg_" + std::to_string(i);
+    m.request_id = "req_" + std::to_string(i);
+    m.model = "claude-made-up-" + std::to_string(i % 150);
+    m.cwd = "/w/p" + std::to_string(i);
+    m.session = "s" + std::to_string(i);
+    m.tools = {{"toolu_" + std::to_string(i), "mcp__tool_" + std::to_string(i)}};
+    Add(m);
+  }
+  LabelOptions caps;
+  caps.max_projects = 3;
+  caps.max_models = 4;
+  caps.max_tools = 5;
+  const auto capped = Collect(PriceTable::Embedded(), "dev1", caps);
+  LabelOptions no_caps;
+  no_caps.max_projects = no_caps.max_models = no_caps.max_tools = 1000;
+  const auto free = Collect(PriceTable::Embedded(), "dev1", no_caps);
+  auto distinct = [](const FamilyEvents& f, const std::string& label) {
+    size_t at = 0;
+    while (f.desc.label_names[at] != label) ++at;
+    std::set<std::string> values;
+    for (const auto& l : f.series_labels) values.insert(l[at]);
+    return values.size();
+  };
+  auto sum = [](const FamilyEvents& f) {
+    __int128 total = 0;
+    for (const auto& e : f.events) total += e.delta;
+    return FormatInt(total);
+  };
+  EXPECT_EQ(distinct(Fam(capped, "claude_tokens"), "model"), 5u);
+  EXPECT_EQ(distinct(Fam(capped, "claude_tokens"), "project"), 4u);
+  EXPECT_EQ(distinct(Fam(capped, "claude_unpriced_tokens"), "model"), 5u);
+  EXPECT_EQ(distinct(Fam(capped, "claude_tool_calls"), "tool"), 6u);
+  EXPECT_EQ(distinct(Fam(free, "claude_tool_calls"), "tool"), 300u);
+  EXPECT_EQ(distinct(Fam(Collect(), "claude_tool_calls"), "tool"), 201u);  // the default cap
+  for (const char* family : {"claude_tokens", "claude_requests", "claude_unpriced_tokens",
+                             "claude_tool_calls", "claude_sessions", "claude_cost_usd"}) {
+    EXPECT_EQ(sum(Fam(capped, family)), sum(Fam(free, family))) << family;
+  }
 }
 
 }  // namespace

@@ -125,16 +125,91 @@ TEST_F(ReplayTest, A36_TimezoneMovesRequestsAcrossDays) {
   EXPECT_EQ(j["timezone"], "Europe/Helsinki");
 }
 
-TEST_F(ReplayTest, A36_SinceSkipsOldFilesWithoutOpeningThem) {
+TEST_F(ReplayTest, A36_SinceSkipsFilesLastModifiedOverADayBeforeItWithoutOpeningThem) {
   ReplayConfig cfg = Config();
   cfg.since = "2026-09-03";
+  // s1.jsonl was last written at 2026-09-02T00:00:00Z, a day before --since: within the margin,
+  // it is read (its requests are all before the window).
   Out r = Replay(cfg);
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = r.json();
+  EXPECT_EQ(j["files_not_opened"], 0);
+  EXPECT_EQ(j["files"], 2);
+  EXPECT_EQ(j["totals"]["requests"], 1);
+  EXPECT_EQ(j["totals"]["input"], 400);
+  // A second earlier, it is not opened; the figures are the same.
+  SetMtime(old_, 1788307199);
+  r = Replay(cfg);
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = r.json();
   EXPECT_EQ(j["files_not_opened"], 1);
   EXPECT_EQ(j["files"], 1);
   EXPECT_EQ(j["totals"]["requests"], 1);
   EXPECT_EQ(j["totals"]["input"], 400);
+}
+
+// Two block lines of one streamed response, either side of midnight: the request is counted
+// once, on the day of its preferred copy (the earlier one), with the final output.
+TEST_F(ReplayTest, A36_A18_ARequestWhoseCopiesStraddleMidnightCountsOnceOnItsDay) {
+  for (bool two_files : {false, true}) {
+    const std::string dir = TempDir();
+    const std::string before = Line("s", "2025-06-01T23:59:59.900Z", "s9", "/w/a", 10, 5);
+    const std::string after = Line("s", "2025-06-02T00:00:00.500Z", "s9", "/w/a", 10, 100);
+    const std::string first = dir + "/projects/-w-a/s9.jsonl";
+    if (two_files) {
+      Write(first, before);
+      Write(dir + "/projects/-w-a/s10.jsonl", after);  // a resumed session's copy
+    } else {
+      Write(first, before + after);
+    }
+    auto run = [&](const std::string& since, const std::string& until) {
+      ReplayConfig cfg;
+      cfg.config_dirs = {dir};
+      cfg.json = true;
+      cfg.since = since;
+      cfg.until = until;
+      Out r = Replay(cfg);
+      EXPECT_EQ(r.code, 0) << r.err;
+      return r.json();
+    };
+    auto whole = run("", "");
+    ASSERT_EQ(whole["rows"].size(), 1u) << two_files;
+    EXPECT_EQ(whole["rows"][0]["key"], "2025-06-01");
+    EXPECT_EQ(whole["totals"]["output"], 100);
+    for (auto [since, until] : {std::pair<std::string, std::string>{"", "2025-06-01"},
+                                {"2025-06-01", "2025-06-01"},
+                                {"2025-05-31", "2025-06-01"}}) {
+      auto j = run(since, until);
+      EXPECT_EQ(j["totals"]["requests"], 1) << since << ".." << until << " " << two_files;
+      EXPECT_EQ(j["totals"]["output"], 100) << since << ".." << until << " " << two_files;
+      EXPECT_EQ(j["totals"]["sessions"], 1) << since << ".." << until << " " << two_files;
+      EXPECT_EQ(j["totals"]["cost_pusd"], whole["totals"]["cost_pusd"]);
+    }
+    for (auto [since, until] :
+         {std::pair<std::string, std::string>{"2025-06-02", ""}, {"2025-06-02", "2025-06-02"}}) {
+      auto j = run(since, until);
+      EXPECT_EQ(j["totals"]["requests"], 0) << since << ".." << until << " " << two_files;
+      EXPECT_EQ(j["totals"]["output"], 0) << since << ".." << until << " " << two_files;
+      EXPECT_EQ(j["totals"]["sessions"], 0) << since << ".." << until << " " << two_files;
+      EXPECT_TRUE(j["rows"].empty());
+    }
+    // Every output sees the same window: the metrics of June 2 have no request either.
+    ReplayConfig cfg;
+    cfg.config_dirs = {dir};
+    cfg.command = ReplayCommand::kMetrics;
+    cfg.since = "2025-06-02";
+    Out m = Replay(cfg);
+    ASSERT_EQ(m.code, 0) << m.err;
+    EXPECT_EQ(m.out.find("claude_requests_total{"), std::string::npos) << m.out;
+    cfg.since = "";
+    cfg.until = "2025-06-01";
+    m = Replay(cfg);
+    ASSERT_EQ(m.code, 0) << m.err;
+    EXPECT_NE(m.out.find("claude_tokens_total{device=\"dev\",model=\"claude-sonnet-4-5-20250929\","
+                         "project=\"a\",type=\"output\"} 100\n"),
+              std::string::npos)
+        << m.out;
+  }
 }
 
 TEST_F(ReplayTest, A36_UntilIsInclusiveAndFiltersByTimestamp) {
@@ -314,6 +389,64 @@ TEST_F(ReplayTest, UnknownModelIsWarnedOnceAndUnpriced) {
   EXPECT_EQ(r.json()["unpriced_tokens"]["claude-unknown-9"], 40);
 }
 
+TEST_F(ReplayTest, A26_UnpricedModelWarningsNameTenModelsThenCountTheRest) {
+  std::string lines;
+  for (int i = 0; i < 13; ++i) {
+    lines += Line("u" + std::to_string(i), "2026-09-05T01:00:00Z", "s4", "/w/c", 10, 5,
+                  "claude-made-up-" + std::to_string(100 + i));
+  }
+  Write(dir_ + "/projects/-w-c/s4.jsonl", lines);
+  Out r = Replay(Config());
+  ASSERT_EQ(r.code, 0) << r.err;
+  size_t named = 0;
+  for (size_t at = 0; (at = r.err.find("no price for model '", at)) != std::string::npos; ++at)
+    ++named;
+  EXPECT_EQ(named, kMaxUnpricedModelWarnings) << r.err;
+  // In the order of first use (the dedup keys' order at one instant): u0..u9 are named.
+  EXPECT_NE(r.err.find("no price for model 'claude-made-up-109'"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("'claude-made-up-110'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ccmon-replay: warning: and 3 more models without a price (pricing: "),
+            std::string::npos)
+      << r.err;
+  // Every one of them is still counted as unpriced.
+  EXPECT_EQ(r.json()["unpriced_tokens"].size(), 13u);
+}
+
+TEST_F(ReplayTest, A31_ModelLabelsAreCappedInReportsAndMetrics) {
+  std::string lines;
+  for (int i = 0; i < 4; ++i) {
+    lines += Line("c" + std::to_string(i), "2026-09-05T01:00:0" + std::to_string(i) + "Z", "s4",
+                  "/w/c", 10, 5, "claude-made-up-" + std::to_string(i));
+  }
+  Write(dir_ + "/projects/-w-c/s4.jsonl", lines);
+  ReplayConfig cfg = Config();
+  cfg.group_by = GroupBy::kModel;
+  Out whole = Replay(cfg);
+  ASSERT_EQ(whole.code, 0) << whole.err;
+  cfg.labels.max_models = 2;
+  Out capped = Replay(cfg);
+  ASSERT_EQ(capped.code, 0) << capped.err;
+  const nlohmann::json capped_json = capped.json();
+  std::vector<std::string> keys;
+  for (const auto& row : capped_json["rows"]) keys.push_back(row["key"]);
+  // sonnet (2026-09-01) and the first made-up model are admitted; the rest is "other".
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"claude-made-up-0", "claude-sonnet-4-5-20250929", "other"}));
+  // The same totals (tokens, requests, cost), with "other" among the models.
+  nlohmann::json capped_totals = capped_json["totals"], whole_totals = whole.json()["totals"];
+  capped_totals.erase("models");
+  whole_totals.erase("models");
+  EXPECT_EQ(capped_totals, whole_totals);
+  cfg.command = ReplayCommand::kMetrics;
+  Out metrics = Replay(cfg);
+  ASSERT_EQ(metrics.code, 0) << metrics.err;
+  EXPECT_NE(
+      metrics.out.find("claude_requests_total{device=\"dev\",model=\"other\",project=\"c\"} 3"),
+      std::string::npos)
+      << metrics.out;
+  EXPECT_EQ(metrics.out.find("claude-made-up-1"), std::string::npos) << metrics.out;
+}
+
 TEST_F(ReplayTest, MetricsAndOpenMetricsCommands) {
   ReplayConfig cfg = Config();
   cfg.command = ReplayCommand::kMetrics;
@@ -480,6 +613,8 @@ TEST(ReplayFlagsTest, DefaultsAreTheConfigDefaults) {
   EXPECT_EQ(f.config.threads, d.threads);
   EXPECT_EQ(f.config.max_line_bytes, d.max_line_bytes);
   EXPECT_EQ(f.config.labels.max_projects, d.labels.max_projects);
+  EXPECT_EQ(f.config.labels.max_models, 50u);
+  EXPECT_EQ(f.config.labels.max_tools, 200u);
   EXPECT_EQ(f.config.step_ms, d.step_ms);
   EXPECT_EQ(f.config.max_samples_per_send, d.max_samples_per_send);
   EXPECT_EQ(f.config.max_retry_seconds, d.max_retry_seconds);
@@ -494,7 +629,9 @@ TEST(ReplayFlagsTest, ParsesEveryFlagOfEachCommand) {
                          "d",          "--pricing",
                          "p.json",     "--project-label",
                          "hash",       "--max-projects",
-                         "7",          "--since",
+                         "7",          "--max-models",
+                         "8",          "--max-tools",
+                         "9",          "--since",
                          "2026-01-01", "--until",
                          "20260102",   "-z",
                          "UTC",        "--threads",
@@ -505,6 +642,8 @@ TEST(ReplayFlagsTest, ParsesEveryFlagOfEachCommand) {
   ASSERT_EQ(f.action, ReplayFlags::Action::kRun) << f.text;
   EXPECT_EQ(f.config.config_dirs, (std::vector<std::string>{"/a", "/b"}));
   EXPECT_EQ(f.config.labels.max_projects, 7u);
+  EXPECT_EQ(f.config.labels.max_models, 8u);
+  EXPECT_EQ(f.config.labels.max_tools, 9u);
   EXPECT_EQ(f.config.labels.project_mode, ProjectLabelMode::kHash);
   EXPECT_EQ(f.config.threads, 3u);
   EXPECT_EQ(f.config.max_line_bytes, 1024u);
@@ -562,6 +701,14 @@ TEST(ReplayFlagsTest, NegativeHugeAndMalformedNumbersAreRefusedWithTheirRange) {
                    "--max-projects wants an integer from 1 to 1000000, got '-1'");
   ExpectUsageError({"--max-projects", "0"},
                    "--max-projects wants an integer from 1 to 1000000, got '0'");
+  for (const char* flag : {"--max-models", "--max-tools"}) {
+    for (const char* bad : {"0", "-1", "1000001", "+5", "5k", "", "18446744073709551616"}) {
+      ExpectUsageError({flag, bad}, std::string(flag) +
+                                        " wants an integer from 1 to 1000000, got '" + bad + "'");
+    }
+    EXPECT_EQ(Flags({flag, "1000000"}).action, ReplayFlags::Action::kRun);
+    EXPECT_EQ(Flags({"metrics", flag, "1"}).action, ReplayFlags::Action::kRun);
+  }
   ExpectUsageError({"remote-write", "--url", "http://x", "--max-samples-per-send", "-1"},
                    "--max-samples-per-send wants an integer from 1 to 1000000, got '-1'");
   ExpectUsageError({"remote-write", "--url", "http://x", "--max-samples-per-send", "0"},
@@ -622,7 +769,8 @@ TEST(ReplayFlagsTest, HelpListsTheCommandsAndTheRanges) {
   ReplayFlags f = Flags({"--help"});
   ASSERT_EQ(f.action, ReplayFlags::Action::kHelp);
   for (const char* want : {"usage: ccmon-replay", "remote-write options:", "--max-line-bytes N",
-                           "1024..1073741824", "--step DURATION", "1s..1d", "3 no projects"}) {
+                           "1024..1073741824", "--step DURATION", "1s..1d", "3 no projects",
+                           "--max-models N", "(default 50)", "--max-tools N", "(default 200)"}) {
     EXPECT_NE(f.text.find(want), std::string::npos) << want << "\n" << f.text;
   }
 }

@@ -28,7 +28,8 @@ const char kUsage[] =
 
 // The numeric flags, taken as text and parsed strictly (tools/common/flags.h).
 struct NumericText {
-  std::string max_projects, threads, max_line_bytes, max_samples_per_send, max_retry_time;
+  std::string max_projects, max_models, max_tools, threads, max_line_bytes, max_samples_per_send,
+      max_retry_time;
 };
 
 ReplayFlags Usage(std::string message) {
@@ -60,6 +61,10 @@ ReplayFlags ParseReplayFlags(const std::vector<std::string>& args) {
       "project label: basename | path | hash | none")(
       "max-projects", po::value<std::string>(&num.max_projects)->value_name("N"),
       "distinct project labels before 'other', 1..1000000 (default 100)")(
+      "max-models", po::value<std::string>(&num.max_models)->value_name("N"),
+      "distinct model labels before 'other', 1..1000000 (default 50)")(
+      "max-tools", po::value<std::string>(&num.max_tools)->value_name("N"),
+      "distinct tool labels before 'other', 1..1000000 (default 200)")(
       "since", po::value<std::string>(&cfg.since)->value_name("DAY"),
       "first day (YYYY-MM-DD or YYYYMMDD), inclusive")(
       "until", po::value<std::string>(&cfg.until)->value_name("DAY"),
@@ -164,6 +169,10 @@ ReplayFlags ParseReplayFlags(const std::vector<std::string>& args) {
   const Numeric numerics[] = {
       {"max-projects", num.max_projects, 1, kMaxProjectsLimit, "",
        [&](uint64_t v) { cfg.labels.max_projects = size_t(v); }},
+      {"max-models", num.max_models, 1, kMaxModelsLimit, "",
+       [&](uint64_t v) { cfg.labels.max_models = size_t(v); }},
+      {"max-tools", num.max_tools, 1, kMaxToolsLimit, "",
+       [&](uint64_t v) { cfg.labels.max_tools = size_t(v); }},
       {"threads", num.threads, 0, kMaxThreads, "", [&](uint64_t v) { cfg.threads = unsigned(v); }},
       {"max-line-bytes", num.max_line_bytes, kMinLineBytes, kMaxLineBytes, "bytes",
        [&](uint64_t v) { cfg.max_line_bytes = size_t(v); }},

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
@@ -60,8 +61,8 @@ class PhaseTimer {
   std::chrono::steady_clock::time_point last_;
 };
 
-// --since/--until as a scan window. Returns 0 or 2 (after saying why on `err`).
-int SelectDays(const ReplayConfig& cfg, LocalDays* days, ScanOptions* scan, std::ostream& err) {
+// --since/--until as a time window. Returns 0 or 2 (after saying why on `err`).
+int SelectDays(const ReplayConfig& cfg, LocalDays* days, TimeWindow* window, std::ostream& err) {
   int64_t since_day = 0, until_day = 0;
   if (!cfg.since.empty() && !ParseDay(cfg.since, &since_day)) {
     err << "ccmon-replay: --since wants YYYY-MM-DD or YYYYMMDD, got '" << cfg.since << "'\n";
@@ -75,10 +76,40 @@ int SelectDays(const ReplayConfig& cfg, LocalDays* days, ScanOptions* scan, std:
     err << "ccmon-replay: --since " << cfg.since << " is after --until " << cfg.until << "\n";
     return 2;
   }
-  if (!cfg.since.empty()) scan->since_ms = days->StartOfDay(since_day);
-  if (!cfg.until.empty()) scan->until_ms = days->StartOfDay(until_day + 1);
+  if (!cfg.since.empty()) window->since_ms = days->StartOfDay(since_day);
+  if (!cfg.until.empty()) window->until_ms = days->StartOfDay(until_day + 1);
   return 0;
 }
+
+// Names the first few models without a price, then says how many more there were: a history
+// with thousands of made-up model ids must not bury the other warnings.
+class UnpricedModelWarnings {
+ public:
+  UnpricedModelWarnings(std::ostream& err, const std::string& price_origin)
+      : err_(err), origin_(price_origin) {}
+  void Warn(const std::string& model) {
+    if (named_ == kMaxUnpricedModelWarnings) {
+      ++more_;
+      return;
+    }
+    ++named_;
+    err_ << "ccmon-replay: warning: no price for model '" << TerminalSafe(model)
+         << "': its cost is counted as $0 and its tokens as claude_unpriced_tokens_total "
+            "(pricing: "
+         << origin_ << ")\n";
+  }
+  void Finish() {
+    if (more_ == 0) return;
+    err_ << "ccmon-replay: warning: and " << more_ << " more model" << (more_ == 1 ? "" : "s")
+         << " without a price (pricing: " << origin_ << ")\n";
+  }
+
+ private:
+  std::ostream& err_;
+  const std::string& origin_;
+  size_t named_ = 0;
+  uint64_t more_ = 0;
+};
 
 }  // namespace
 
@@ -131,7 +162,11 @@ int LoadReplayHistory(const ReplayConfig& cfg, Env* env, std::ostream& err, Repl
   scan.env = env;
   scan.threads = cfg.threads;
   scan.max_line_bytes = cfg.max_line_bytes;
-  if (int code = SelectDays(cfg, &h->days, &scan, err); code != 0) return code;
+  if (int code = SelectDays(cfg, &h->days, &h->window, err); code != 0) return code;
+  // Copies of one request may sit in files last written a little before the window starts: only
+  // files older than the margin are left unread (A36).
+  if (h->window.since_ms != std::numeric_limits<int64_t>::min())
+    scan.skip_modified_before_ms = h->window.since_ms - kSinceFileMarginMs;
   s = PriceTable::LoadConfigured(env, cfg.pricing_file, &h->prices, &h->price_origin);
   if (!s.ok()) {
     err << "ccmon-replay: " << s.message() << "\n";
@@ -176,14 +211,11 @@ int LoadReplayHistory(const ReplayConfig& cfg, Env* env, std::ostream& err, Repl
   }
 
   h->device = cfg.device.empty() ? Hostname() : cfg.device;
-  const std::string& origin = h->price_origin;
-  h->accounting.emplace(
-      Accounting::Build(h->scan.ledger, h->prices, cfg.labels, [&](const std::string& m) {
-        err << "ccmon-replay: warning: no price for model '" << TerminalSafe(m)
-            << "': its cost is counted as $0 and its tokens as claude_unpriced_tokens_total "
-               "(pricing: "
-            << origin << ")\n";
-      }));
+  UnpricedModelWarnings unpriced(err, h->price_origin);
+  h->accounting.emplace(Accounting::Build(h->scan.ledger, h->prices,
+                                          AccountingOptions{cfg.labels, h->window},
+                                          [&](const std::string& m) { unpriced.Warn(m); }));
+  unpriced.Finish();
   phase.Done("accounting");
   return 0;
 }

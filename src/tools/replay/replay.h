@@ -33,10 +33,18 @@ inline constexpr uint64_t kMaxThreads = 1024;
 inline constexpr uint64_t kMinLineBytes = uint64_t(1) << 10;  // 1 KiB
 inline constexpr uint64_t kMaxLineBytes = uint64_t(1) << 30;  // 1 GiB
 inline constexpr uint64_t kMaxProjectsLimit = 1'000'000;
+inline constexpr uint64_t kMaxModelsLimit = 1'000'000;
+inline constexpr uint64_t kMaxToolsLimit = 1'000'000;
 inline constexpr uint64_t kMaxSamplesPerSendLimit = 1'000'000;
 inline constexpr uint64_t kMaxRetrySecondsLimit = 1'000'000;
 inline constexpr int64_t kMinStepMs = 1000;      // 1s
 inline constexpr int64_t kMaxStepMs = 86400000;  // 1d
+// With --since, files last modified more than this before the window starts are not opened
+// (A36): copies of one response are written within seconds of each other, and resume copies go
+// to newer files, so a copy that decides a request of the window is not in such a file.
+inline constexpr int64_t kSinceFileMarginMs = 86400000;  // 1 day
+// The unpriced-model warnings name at most this many models, then say how many more (A26).
+inline constexpr size_t kMaxUnpricedModelWarnings = 10;
 
 struct ReplayConfig {
   ReplayCommand command = ReplayCommand::kSummary;
@@ -75,6 +83,7 @@ struct ReplayHistory {
 
   std::chrono::steady_clock::time_point started;  // when the run began (summary's timing)
   LocalDays days;                                 // the zone of --since/--until and of days
+  TimeWindow window;                              // --since/--until as instants
   PriceTable prices;
   std::string price_origin;
   ScanResult scan;
@@ -86,8 +95,11 @@ struct ReplayHistory {
 };
 
 // The shared step: zone, --since/--until, price table, discovery, scan and accounting, every
-// file read through `env` (borrowed). Warnings (unreadable directories and files, unknown
-// models) go to `err`; unreadable ones also set history->incomplete. Returns 0, or the exit code
+// file read through `env` (borrowed). --since/--until are applied to the accounting (every
+// output sees the same window); the scan skips only files last modified more than
+// kSinceFileMarginMs before --since. Warnings (unreadable directories and files, unknown models,
+// at most kMaxUnpricedModelWarnings of them by name) go to `err`; unreadable ones also set
+// history->incomplete. Returns 0, or the exit code
 // after saying why on `err`: 2 for a bad zone, day, day range (--since after --until) or price
 // table, 3 when no projects directory is found.
 int LoadReplayHistory(const ReplayConfig& config, Env* env, std::ostream& err,
