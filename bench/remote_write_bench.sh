@@ -6,7 +6,7 @@
 # usage: bench/remote_write_bench.sh CORPUS_DIR [--runs N]
 #
 # Needs: victoria-metrics, hyperfine, curl, GNU time. Binary: $CCMON_REPLAY or
-# build/src/tools/ccmon-replay. Prints a markdown table (wall median, peak RSS of ccmon-replay).
+# build/src/tools/replay/ccmon-replay. Prints a markdown table (wall median, peak RSS of ccmon-replay).
 # Both commands send the same samples; VictoriaMetrics stores repeated runs as duplicates, which
 # costs both sides alike. Note: VictoriaMetrics drops samples more than 2 days in the future and
 # older than its retention (set to 100y here); choose a corpus whose history ends before today.
@@ -18,7 +18,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in --runs) RUNS=$2; shift 2 ;; *) echo "unknown option $1" >&2; exit 2 ;; esac
 done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${CCMON_REPLAY:-$ROOT/build/src/tools/ccmon-replay}
+BIN=${CCMON_REPLAY:-$ROOT/build/src/tools/replay/ccmon-replay}
 WORK=$(mktemp -d /tmp/ccmon-rwbench.XXXXXX)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 victoria-metrics -httpListenAddr=127.0.0.1:$PORT -storageDataPath="$WORK/vm" -retentionPeriod=100y \

@@ -12,7 +12,7 @@
 #
 # Needs: python3, hyperfine, GNU time (/usr/bin/time), npm+node (ccusage is skipped if the
 # install fails), ../shared/corpus/ccgen.py next to the repository. The ccmon-replay binary is
-# $CCMON_REPLAY, else build-bench/src/tools/ccmon-replay, (re)built (Release) at each run.
+# $CCMON_REPLAY, else build-bench/src/tools/replay/ccmon-replay, (re)built (Release) at each run.
 # Output: markdown on stdout, also saved to WORKDIR/results/report.md; raw hyperfine JSON and
 # RSS samples in WORKDIR/results/<case>/.
 set -euo pipefail
@@ -44,7 +44,7 @@ exec > >(tee "$RES/report.md") 2>&1
 if [[ -n ${CCMON_REPLAY:-} ]]; then
   BIN=$CCMON_REPLAY
 else
-  BIN=$ROOT/build-bench/src/tools/ccmon-replay
+  BIN=$ROOT/build-bench/src/tools/replay/ccmon-replay
   echo "building $BIN (Release) ..." >&2
   [[ -f $ROOT/build-bench/CMakeCache.txt ]] ||
     cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release -DCCMON_BUILD_TESTS=OFF >/dev/null

@@ -6,7 +6,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
 cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release -DCCMON_BUILD_TESTS=OFF > /dev/null
 cmake --build "$root/build" -j"$(nproc)" --target ccmon-replay ccmon-pricing
-replay="$root/build/src/tools/ccmon-replay"
+replay="$root/build/src/tools/replay/ccmon-replay"
 # This machine's history, if it has any requests (CLAUDE_CONFIG_DIR, ~/.config/claude, ~/.claude).
 requests=$("$replay" summary --json --progress never 2>/dev/null |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["requests"])' 2>/dev/null || echo 0)
