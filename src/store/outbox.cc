@@ -87,9 +87,8 @@ Status Outbox::Open(KvStore* store, const OutboxOptions& options, int shards,
                     std::unique_ptr<Outbox>* out) {
   if (store == nullptr) return Status::InvalidArgument("outbox: no store");
   if (shards < 1 || shards > kMaxOutboxShards) {
-    return Status::InvalidArgument("outbox: " + std::to_string(shards) +
-                                   " shards (must be 1.." + std::to_string(kMaxOutboxShards) +
-                                   ")");
+    return Status::InvalidArgument("outbox: " + std::to_string(shards) + " shards (must be 1.." +
+                                   std::to_string(kMaxOutboxShards) + ")");
   }
   if (options.max_age.count() < 0) return Status::InvalidArgument("outbox: negative max_age");
   std::unique_ptr<Outbox> outbox(new Outbox(store, options, shards));
@@ -353,8 +352,7 @@ bool Outbox::WaitForEntries(uint32_t shard, std::chrono::steady_clock::time_poin
 }
 
 bool Outbox::WaitForSamples(uint32_t shard, uint64_t min_samples,
-                            std::chrono::steady_clock::time_point deadline,
-                            std::stop_token stop) {
+                            std::chrono::steady_clock::time_point deadline, std::stop_token stop) {
   if (shard >= uint32_t(shard_count_)) return false;
   ShardState& s = *shards_[shard];
   std::unique_lock<std::mutex> lock(mu_);

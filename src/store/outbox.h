@@ -95,9 +95,9 @@ struct OutboxShardStats {
 
 struct OutboxStats {
   std::vector<OutboxShardStats> shards;
-  OutboxShardStats total;           // sums; the oldest over all shards
-  OutboxDropStats dropped_total;    // everything EnforceLimits dropped since Open
-  uint64_t corrupt_dropped = 0;     // damaged entries Open removed
+  OutboxShardStats total;         // sums; the oldest over all shards
+  OutboxDropStats dropped_total;  // everything EnforceLimits dropped since Open
+  uint64_t corrupt_dropped = 0;   // damaged entries Open removed
 };
 
 class Outbox {

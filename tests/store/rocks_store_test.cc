@@ -143,8 +143,7 @@ TEST(RocksStoreTest, PathThatIsAFileCannotBeCreated) {
   s = OpenRocksStore(tmp / "file/below", RocksStoreOptions(), &store);
   EXPECT_FALSE(s.ok());
   EXPECT_TRUE(Contains(s.message(), tmp / "file/below")) << s.message();
-  EXPECT_EQ(OpenRocksStore("", RocksStoreOptions(), &store).code(),
-            Status::Code::kInvalidArgument);
+  EXPECT_EQ(OpenRocksStore("", RocksStoreOptions(), &store).code(), Status::Code::kInvalidArgument);
 }
 
 TEST(RocksStoreTest, GarbageCurrentFileIsCorruption) {

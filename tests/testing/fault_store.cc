@@ -1,5 +1,7 @@
 #include "testing/fault_store.h"
 
+#include <gtest/gtest.h>
+
 #include <string>
 #include <utility>
 
@@ -61,9 +63,20 @@ void FaultStore::FailWritesAfter(int n) {
   std::lock_guard<std::mutex> lock(mu_);
   fail_writes_from_ = writes_ + n + 1;
 }
-void FaultStore::set_apply_failed_writes(bool apply) {
+void FaultStore::set_keep_failed_writes(bool keep) {
   std::lock_guard<std::mutex> lock(mu_);
-  apply_failed_writes_ = apply;
+  keep_failed_writes_ = keep;
+}
+void FaultStore::LandFailedWrites() {
+  std::vector<WriteBatch> batches;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batches.swap(failed_batches_);
+  }
+  for (const WriteBatch& b : batches) {
+    Status s = base_->Write(b, true);
+    if (!s.ok()) ADD_FAILURE() << "landing a failed write: " << s.ToString();
+  }
 }
 void FaultStore::FailGets(bool fail) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -77,7 +90,7 @@ void FaultStore::FailIterators(bool fail, int after_entries) {
 void FaultStore::ClearFaults() {
   std::lock_guard<std::mutex> lock(mu_);
   fail_write_at_ = fail_writes_from_ = -1;
-  apply_failed_writes_ = fail_gets_ = fail_iterators_ = false;
+  keep_failed_writes_ = fail_gets_ = fail_iterators_ = false;
 }
 
 int FaultStore::writes() const {
@@ -107,20 +120,17 @@ Status FaultStore::Get(std::string_view key, std::string* value) {
 }
 
 Status FaultStore::Write(const WriteBatch& batch, bool sync) {
-  bool fail, apply;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const int index = ++writes_;
     if (sync) ++sync_writes_;
-    fail = index == fail_write_at_ || (fail_writes_from_ > 0 && index >= fail_writes_from_);
-    apply = apply_failed_writes_;
-    if (fail) ++failed_writes_;
+    if (index == fail_write_at_ || (fail_writes_from_ > 0 && index >= fail_writes_from_)) {
+      ++failed_writes_;
+      if (keep_failed_writes_) failed_batches_.push_back(batch);
+      return Injected("write");
+    }
   }
-  if (!fail) return base_->Write(batch, sync);
-  if (apply) {
-    if (Status s = base_->Write(batch, sync); !s.ok()) return s;
-  }
-  return Injected("write");
+  return base_->Write(batch, sync);
 }
 
 std::unique_ptr<KvIterator> FaultStore::NewIterator() {

@@ -5,8 +5,9 @@
 //   FaultStore store(mem.get());
 //   store.FailNthWrite(2);          // the second Write from now fails, nothing applied
 //   store.FailWritesAfter(3);       // the 4th Write from now and every one after it fail
-//   store.set_apply_failed_writes(true);  // failing writes reach the base store first, and
-//                                          // still report an error (a lost acknowledgement)
+//   store.set_keep_failed_writes(true);   // failing writes are kept aside, and
+//   store.LandFailedWrites();             // applied now: as after a crash, when the WAL record
+//                                         // of a write that reported an error survived
 //   store.FailGets(true);
 //   store.FailIterators(true, 5);   // new iterators fail after yielding 5 entries
 //
@@ -18,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <string_view>
+#include <vector>
 
 #include "store/kv_store.h"
 
@@ -32,7 +34,11 @@ class FaultStore final : public KvStore {
   void FailNthWrite(int n);
   // The next `n` writes succeed, every one after them fails (n = 0: all of them).
   void FailWritesAfter(int n);
-  void set_apply_failed_writes(bool apply);
+  // Failed writes leave the store as it was, as the KvStore contract says; kept, they can be
+  // applied later by LandFailedWrites(), in the order they failed (a restart after which such a
+  // write turned out durable). Without a keep, they are lost.
+  void set_keep_failed_writes(bool keep);
+  void LandFailedWrites();
   void FailGets(bool fail);
   // Iterators created from now on yield at most `after_entries` entries, then end with an error.
   void FailIterators(bool fail, int after_entries = 0);
@@ -53,9 +59,10 @@ class FaultStore final : public KvStore {
   KvStore* base_;
   mutable std::mutex mu_;
   int writes_ = 0, sync_writes_ = 0, failed_writes_ = 0, gets_ = 0;
-  int fail_write_at_ = -1;    // the write with this index (1-based, all writes) fails
+  int fail_write_at_ = -1;     // the write with this index (1-based, all writes) fails
   int fail_writes_from_ = -1;  // writes from this index on fail
-  bool apply_failed_writes_ = false;
+  bool keep_failed_writes_ = false;
+  std::vector<WriteBatch> failed_batches_;
   bool fail_gets_ = false;
   bool fail_iterators_ = false;
   int iterator_entries_ = 0;
