@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
         records.map.erase(k);
     }
   }
-  (void)live->Settle(INT64_MAX / 2);
+  (void)live->Settle(INT64_MAX / 2, true);
   std::cout << live->series().Exposition(false);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

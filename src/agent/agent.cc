@@ -122,10 +122,10 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   eo.live.static_labels = config.labels;
   eo.shards = shards;
   eo.max_samples_per_send = config.max_samples_per_send;
-  eo.max_sample_age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             config.max_sample_age).count();
-  eo.resend_interval_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              config.resend_interval).count();
+  eo.max_sample_age_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.max_sample_age).count();
+  eo.resend_interval_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.resend_interval).count();
 
   // Sending: one queue shard per outbox shard.
   EndpointHeaderOptions ho;
@@ -213,14 +213,13 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     TailerOptions to;
     to.project_dirs = project_dirs;
     to.watch_mode = config.watch == AgentWatchMode::kPoll ? WatchMode::kPoll : WatchMode::kInotify;
-    to.rescan_interval = std::chrono::duration_cast<std::chrono::milliseconds>(
-        config.rescan_interval);
+    to.rescan_interval =
+        std::chrono::duration_cast<std::chrono::milliseconds>(config.rescan_interval);
     to.env = env;
     to.clock = clock;
     Tailer tailer(to, std::move(restored));
-    Ingestor ingest({}, engine.get(), &tailer, env, clock, [&](const std::string& line) {
-      log.Info(line);
-    });
+    Ingestor ingest({}, engine.get(), &tailer, env, clock,
+                    [&](const std::string& line) { log.Info(line); });
     bool was_caught_up = engine->caught_up();
     while (!stop.stop_requested()) {
       // Wake at least every few seconds: settle the histogram, resend, publish the status.
@@ -239,10 +238,11 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
         exposition_om.swap(om);
       }
       OutboxDropStats dropped;
-      if (Status ls = outbox->EnforceLimits(clock->NowUnixMs(), &dropped); ls.ok() && !dropped.empty()) {
-        log.Warn("outbox over its limits: oldest entries dropped",
-                 {{"entries", dropped.entries}, {"samples", dropped.samples},
-                  {"bytes", dropped.bytes}});
+      if (Status ls = outbox->EnforceLimits(clock->NowUnixMs(), &dropped);
+          ls.ok() && !dropped.empty()) {
+        log.Warn(
+            "outbox over its limits: oldest entries dropped",
+            {{"entries", dropped.entries}, {"samples", dropped.samples}, {"bytes", dropped.bytes}});
       }
       const OutboxStats os = outbox->Stats();
       const QueueStats qs = queue.stats();
@@ -254,10 +254,9 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       status.outbox_requests = int64_t(os.total.entries);
       status.outbox_bytes = int64_t(os.total.bytes);
       status.last_push_unix = std::max(qs.last_success_unix_ms, qs.last_error_unix_ms) / 1000;
-      status.last_push_status =
-          qs.last_success_unix_ms == 0 && qs.last_error_unix_ms == 0 ? ""
-          : qs.last_success_unix_ms >= qs.last_error_unix_ms        ? "ok"
-                                                                    : qs.last_error;
+      status.last_push_status = qs.last_success_unix_ms == 0 && qs.last_error_unix_ms == 0 ? ""
+                                : qs.last_success_unix_ms >= qs.last_error_unix_ms         ? "ok"
+                                                                                   : qs.last_error;
       hooks.publish_status(status);
     }
     if (stop.stop_requested()) break;

@@ -78,6 +78,10 @@ void FaultStore::LandFailedWrites() {
     if (!s.ok()) ADD_FAILURE() << "landing a failed write: " << s.ToString();
   }
 }
+void FaultStore::DropFailedWrites() {
+  std::lock_guard<std::mutex> lock(mu_);
+  failed_batches_.clear();
+}
 void FaultStore::FailGets(bool fail) {
   std::lock_guard<std::mutex> lock(mu_);
   fail_gets_ = fail;

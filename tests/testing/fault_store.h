@@ -39,6 +39,8 @@ class FaultStore final : public KvStore {
   // write turned out durable). Without a keep, they are lost.
   void set_keep_failed_writes(bool keep);
   void LandFailedWrites();
+  // Forgets the kept failed writes (they never reached the disk).
+  void DropFailedWrites();
   void FailGets(bool fail);
   // Iterators created from now on yield at most `after_entries` entries, then end with an error.
   void FailIterators(bool fail, int after_entries = 0);

@@ -29,8 +29,8 @@ inline void PutBytes(std::string* out, std::string_view s) {
 }
 // A 128-bit signed amount (pico-dollars or counts) as two zig-zag halves: high then low.
 inline void PutInt128(std::string* out, __int128 v) {
-  const unsigned __int128 u = (static_cast<unsigned __int128>(v) << 1) ^
-                              static_cast<unsigned __int128>(v >> 127);
+  const unsigned __int128 u =
+      (static_cast<unsigned __int128>(v) << 1) ^ static_cast<unsigned __int128>(v >> 127);
   PutVarint(out, uint64_t(u >> 64));
   PutVarint(out, uint64_t(u));
 }

@@ -10,9 +10,7 @@ const char kCaughtUpKey[] = "mcaught_up";
 class Engine::StoreReader : public RecordReader {
  public:
   explicit StoreReader(KvStore* store) : store_(store) {}
-  Status Read(std::string_view key, std::string* value) override {
-    return store_->Get(key, value);
-  }
+  Status Read(std::string_view key, std::string* value) override { return store_->Get(key, value); }
   Status Scan(std::string_view prefix,
               const std::function<Status(std::string_view, std::string_view)>& f) override {
     std::unique_ptr<KvIterator> it = store_->NewIterator();
@@ -28,6 +26,8 @@ class Engine::StoreReader : public RecordReader {
 
 Engine::Engine(const EngineOptions& options, KvStore* store, Outbox* outbox)
     : options_(options), store_(store), outbox_(outbox), reader_(new StoreReader(store)) {}
+
+Engine::~Engine() = default;
 
 Status Engine::Open(const EngineOptions& options, KvStore* store, Outbox* outbox,
                     std::unique_ptr<Engine>* out) {
@@ -70,7 +70,9 @@ Status Engine::MarkCaughtUp(int64_t now_ms) {
 }
 
 Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_series) {
-  if (Status s = live_->Settle(now_ms); !s.ok()) return s;
+  // At the end of the catch-up every file has been read to its end: requests whose copies are
+  // all old are settled now, so the histogram's first samples hold them too.
+  if (Status s = live_->Settle(now_ms, /*by_event_time_only=*/all_series); !s.ok()) return s;
   WriteBatch batch;
   uint64_t queued = 0;
   SampleStats sample_stats;

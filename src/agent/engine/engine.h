@@ -44,9 +44,9 @@ struct EngineOptions {
 
 struct EngineStats {
   uint64_t commits = 0;
-  uint64_t lines = 0;               // lines given to AddLine
-  uint64_t samples_queued = 0;      // remote-write samples put in the outbox
-  uint64_t samples_stamped_now = 0; // older than max_sample_age: stamped at commit time
+  uint64_t lines = 0;                // lines given to AddLine
+  uint64_t samples_queued = 0;       // remote-write samples put in the outbox
+  uint64_t samples_stamped_now = 0;  // older than max_sample_age: stamped at commit time
   uint64_t samples_resent = 0;
 };
 
@@ -58,6 +58,7 @@ class Engine {
   // `store` and `outbox` are borrowed and must outlive the engine.
   static Status Open(const EngineOptions& options, KvStore* store, Outbox* outbox,
                      std::unique_ptr<Engine>* out);
+  ~Engine();
 
   // See LiveAccounting::AddLine. An error means the engine must be reopened.
   Status AddLine(const ParsedLine& line);

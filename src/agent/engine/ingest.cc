@@ -37,8 +37,7 @@ Status Ingestor::RestoredFiles(Engine* engine, std::vector<TrackedFile>* out) {
                              });
 }
 
-Status Ingestor::ReadOne(const TailWork& work, size_t budget, uint64_t* new_offset,
-                         bool* to_end) {
+Status Ingestor::ReadOne(const TailWork& work, size_t budget, uint64_t* new_offset, bool* to_end) {
   *new_offset = work.start_offset;
   *to_end = false;
   std::unique_ptr<SequentialFile> file;

@@ -23,7 +23,9 @@ enum Slot : size_t {
   kSavings = 7,
   kUnpriced = 8,
   kWebSearches = 9,
-  kSlotCount = 10,
+  kSlotCount = 10,     // the slots of RequestContributions' counters
+  kObservedCost = 10,  // the cost the histogram observed (when observed)
+  kRecordSlots = 11,
 };
 
 size_t SlotOf(const SeriesIncrement& inc) {
@@ -34,12 +36,18 @@ size_t SlotOf(const SeriesIncrement& inc) {
         if (kTokenTypes[i] == type) return kTokens0 + i;
       return kSlotCount;
     }
-    case MetricFamily::kCostUsd: return kCost;
-    case MetricFamily::kRequests: return kRequests;
-    case MetricFamily::kCacheSavingsUsd: return kSavings;
-    case MetricFamily::kUnpricedTokens: return kUnpriced;
-    case MetricFamily::kWebSearchRequests: return kWebSearches;
-    default: return kSlotCount;  // the histogram: observed when settled
+    case MetricFamily::kCostUsd:
+      return kCost;
+    case MetricFamily::kRequests:
+      return kRequests;
+    case MetricFamily::kCacheSavingsUsd:
+      return kSavings;
+    case MetricFamily::kUnpricedTokens:
+      return kUnpriced;
+    case MetricFamily::kWebSearchRequests:
+      return kWebSearches;
+    default:
+      return kSlotCount;  // the histogram: observed when settled
   }
 }
 
@@ -73,7 +81,7 @@ struct LiveAccounting::RequestRecord {
   std::string model, cwd, session;
   // What was counted: the labels of its first copy and the amount added to each slot.
   std::string model_label, project_label;
-  std::array<PicoSum, kSlotCount> emitted{};
+  std::array<PicoSum, kRecordSlots> emitted{};
   bool observed = false;  // in the histogram
   int64_t newest_event_ms = 0;
 
@@ -132,10 +140,9 @@ Status LiveAccounting::Open(const LiveOptions& options, RecordReader* reader,
                             std::unique_ptr<LiveAccounting>* out) {
   if (!options.prices) return Status::InvalidArgument("live accounting: no price table");
   std::unique_ptr<LiveAccounting> a(new LiveAccounting(options, reader));
-  Status s = reader->Scan(std::string(1, SeriesTable::kRecordPrefix),
-                          [&](std::string_view k, std::string_view v) {
-                            return a->series_.Load(k, v);
-                          });
+  Status s =
+      reader->Scan(std::string(1, SeriesTable::kRecordPrefix),
+                   [&](std::string_view k, std::string_view v) { return a->series_.Load(k, v); });
   if (!s.ok()) return s;
   // Admitted labels, by kind, in key order (the order of admission is not needed: a restored
   // value is simply kept).
@@ -143,10 +150,17 @@ Status LiveAccounting::Open(const LiveOptions& options, RecordReader* reader,
     if (k.size() < 2) return Status::Corruption("agent state: malformed label record");
     std::string value(k.substr(2));
     switch (k[1]) {
-      case 'p': a->projects_.Admit(std::move(value)); break;
-      case 'm': a->models_.Admit(std::move(value)); break;
-      case 't': a->tools_.Admit(std::move(value)); break;
-      default: return Status::Corruption("agent state: unknown label kind");
+      case 'p':
+        a->projects_.Admit(std::move(value));
+        break;
+      case 'm':
+        a->models_.Admit(std::move(value));
+        break;
+      case 't':
+        a->tools_.Admit(std::move(value));
+        break;
+      default:
+        return Status::Corruption("agent state: unknown label kind");
     }
     return Status::Ok();
   });
@@ -355,9 +369,8 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
     rec.model = std::string(strings(e.model));
     rec.cwd = std::string(strings(e.cwd));
     rec.session = std::string(strings(e.session));
-    if (m.effect.labels_moved &&
-        (LabelOf(models_, 'm', rec.model) != rec.model_label ||
-         LabelOf(projects_, 'p', rec.cwd) != rec.project_label)) {
+    if (m.effect.labels_moved && (LabelOf(models_, 'm', rec.model) != rec.model_label ||
+                                  LabelOf(projects_, 'p', rec.cwd) != rec.project_label)) {
       ++stats_.conflicts;  // replay would count it under the preferred copy's labels
     }
   }
@@ -365,10 +378,10 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
 
   // The request's contributions now, under the labels it was first counted with; each slot
   // rises by the difference from what it has added so far.
-  const CostBreakdown cost = PriceRequest(
-      options_.prices->Find(rec.model), options_.prices->web_search_cost(), rec.tokens,
-      rec.web_search_requests, rec.fast, rec.us, rec.has_cost_usd, rec.cost_usd);
-  const LabelledRequest labelled{options_.device, rec.model_label, rec.project_label,
+  const CostBreakdown cost =
+      PriceRequest(options_.prices->Find(rec.model), options_.prices->web_search_cost(), rec.tokens,
+                   rec.web_search_requests, rec.fast, rec.us, rec.has_cost_usd, rec.cost_usd);
+  const LabelledRequest labelled{options_.device, rec.model_label,         rec.project_label,
                                  rec.tokens,      rec.web_search_requests, cost};
   bool lowered = false;
   for (SeriesIncrement inc : RequestContributions(labelled)) {
@@ -385,8 +398,9 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
     series_.Apply(inc, line.timestamp_ms);
     rec.emitted[slot] = target;
   }
+  // A change of cost after the histogram observed the request cannot be shown there.
+  if (rec.observed && cost.cost != rec.emitted[kObservedCost]) lowered = true;
   if (lowered) ++stats_.conflicts;
-  if (rec.observed && !is_new) ++stats_.conflicts;  // it changed after its histogram observation
 
   // A request of this session read after earlier ones settles them (the session moved on).
   if (is_new) {
@@ -406,6 +420,7 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
     }
     p.session = rec.session;
     p.newest_event_ms = rec.newest_event_ms;
+    p.seen_ms = 0;
     std::string pv;
     PutBytes(&pv, p.session);
     PutSignedVarint(&pv, p.newest_event_ms);
@@ -425,23 +440,27 @@ Status LiveAccounting::Observe(const std::string& dedup_key) {
   if (!stored || !rec.Decode(*stored))
     return Status::Corruption("agent state: pending request without its record");
   if (rec.observed) return Status::Ok();
-  const CostBreakdown cost = PriceRequest(
-      options_.prices->Find(rec.model), options_.prices->web_search_cost(), rec.tokens,
-      rec.web_search_requests, rec.fast, rec.us, rec.has_cost_usd, rec.cost_usd);
-  const LabelledRequest labelled{options_.device, rec.model_label, rec.project_label,
+  const CostBreakdown cost =
+      PriceRequest(options_.prices->Find(rec.model), options_.prices->web_search_cost(), rec.tokens,
+                   rec.web_search_requests, rec.fast, rec.us, rec.has_cost_usd, rec.cost_usd);
+  const LabelledRequest labelled{options_.device, rec.model_label,         rec.project_label,
                                  rec.tokens,      rec.web_search_requests, cost};
   for (const SeriesIncrement& inc : RequestContributions(labelled)) {
     if (inc.family == MetricFamily::kCostPerRequestUsd) series_.Apply(inc, rec.newest_event_ms);
   }
   rec.observed = true;
+  rec.emitted[kObservedCost] = cost.cost;
   ++stats_.observed;
   Put(key, rec.Encode());
   return Status::Ok();
 }
 
-Status LiveAccounting::Settle(int64_t now_ms) {
-  for (const auto& [k, p] : pending_) {
-    if (now_ms - p.newest_event_ms >= options_.settle_after_ms) settle_now_.push_back(k);
+Status LiveAccounting::Settle(int64_t now_ms, bool by_event_time_only) {
+  for (auto& [k, p] : pending_) {
+    if (p.seen_ms == 0) p.seen_ms = now_ms;
+    const int64_t quiet_since =
+        by_event_time_only ? p.newest_event_ms : std::max(p.newest_event_ms, p.seen_ms);
+    if (now_ms - quiet_since >= options_.settle_after_ms) settle_now_.push_back(k);
   }
   // Settled keys leave their session's list lazily: Observe() skips keys no longer pending.
   std::vector<std::string> keys;

@@ -13,7 +13,8 @@
 // labels or lower a series is not done: it is counted in conflicts() (exported as
 // ccmon_agent_attribution_conflicts_total) so the difference from replay is visible. The
 // cost-per-request histogram observes a request once it is settled: a later request of its
-// session was read, or its newest copy's event time is `settle_after` old.
+// session was read, or it has been quiet for `settle_after` (its newest copy's event time, and
+// the time it was read).
 //
 // Not thread-safe: the engine's thread owns it.
 #pragma once
@@ -47,9 +48,9 @@ class RecordReader {
   // kNotFound when absent.
   virtual Status Read(std::string_view key, std::string* value) = 0;
   // Calls `f` for every record whose key starts with `prefix`, in key order.
-  virtual Status Scan(std::string_view prefix,
-                      const std::function<Status(std::string_view key, std::string_view value)>&
-                          f) = 0;
+  virtual Status Scan(
+      std::string_view prefix,
+      const std::function<Status(std::string_view key, std::string_view value)>& f) = 0;
 };
 
 struct LiveOptions {
@@ -62,12 +63,12 @@ struct LiveOptions {
 };
 
 struct LiveStats {
-  uint64_t requests = 0;          // distinct requests counted
-  uint64_t copies = 0;            // further copies merged
-  uint64_t conflicts = 0;         // disagreements with replay's rule (see the file comment)
-  uint64_t observed = 0;          // requests observed in the histogram
-  uint64_t pending = 0;           // requests waiting to be settled
-  uint64_t record_reads = 0;      // cache misses that went to the store
+  uint64_t requests = 0;      // distinct requests counted
+  uint64_t copies = 0;        // further copies merged
+  uint64_t conflicts = 0;     // disagreements with replay's rule (see the file comment)
+  uint64_t observed = 0;      // requests observed in the histogram
+  uint64_t pending = 0;       // requests waiting to be settled
+  uint64_t record_reads = 0;  // cache misses that went to the store
 };
 
 class LiveAccounting {
@@ -82,7 +83,10 @@ class LiveAccounting {
   // in-memory state is then ahead of the store).
   Status AddLine(const ParsedLine& line);
   // Observes settled requests (see the file comment) in the histogram. `now_ms` is wall time.
-  Status Settle(int64_t now_ms);
+  // A request is quiet when both its newest copy's timestamp and the first Settle after its
+  // last change are `settle_after` old; `by_event_time_only` drops the second condition, for
+  // the end of the catch-up (every file was read to its end, so no copy is still on its way).
+  Status Settle(int64_t now_ms, bool by_event_time_only = false);
 
   // Every record changed since the last call, to be written in one batch with the file offsets
   // and the outbox entries: (key, value), value nullopt = delete.
@@ -131,6 +135,7 @@ class LiveAccounting {
   struct Pending {
     std::string session;
     int64_t newest_event_ms = 0;
+    int64_t seen_ms = 0;  // the first Settle's time after its last change; 0: not yet
   };
   std::map<std::string, Pending> pending_;
   // The pending keys of each session (may still list keys settled by the quiet rule since;

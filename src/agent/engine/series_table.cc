@@ -67,13 +67,13 @@ void SeriesTable::Apply(const SeriesIncrement& inc, int64_t event_ms) {
 }
 
 void SeriesTable::TakeSamples(const SampleOptions& o,
-                              std::vector<std::vector<rw::WriteRequest>>* out,
-                              SampleStats* stats) {
+                              std::vector<std::vector<rw::WriteRequest>>* out, SampleStats* stats) {
   const uint32_t shards = std::max<uint32_t>(o.shards, 1);
   out->assign(shards, {});
   std::vector<size_t> in_last(shards, 0);  // samples in each shard's last request
   for (auto& [key, s] : series_) {
-    const bool resend = o.all || (o.resend_before_ms != kNever && s.last_queued_ms <= o.resend_before_ms);
+    const bool resend =
+        o.all || (o.resend_before_ms != kNever && s.last_queued_ms <= o.resend_before_ms);
     if (!s.unsent && !resend) continue;
     // The timestamp rule of the file comment.
     int64_t ts = o.now_ms;
@@ -172,7 +172,8 @@ Status SeriesTable::Load(std::string_view key, std::string_view record) {
   uint8_t version = 0, unsent = 0;
   uint64_t nb = 0;
   if (!r.Byte(&version) || version != kRecordVersion || !r.Int128(&s.value) ||
-      !r.Varint(&s.count) || !r.Varint(&nb) || nb != (d.type == MetricType::kHistogram ? d.buckets.size() : 0)) {
+      !r.Varint(&s.count) || !r.Varint(&nb) ||
+      nb != (d.type == MetricType::kHistogram ? d.buckets.size() : 0)) {
     return bad();
   }
   s.buckets.resize(nb);

@@ -24,9 +24,9 @@
 #include <limits>
 #include <map>
 #include <span>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/money.h"
@@ -40,15 +40,15 @@ inline constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
 
 struct SeriesState {
   MetricFamily family = MetricFamily::kTokens;
-  std::vector<std::string> labels;  // values, in the family's label_names order
-  PicoSum value = 0;                // counter value; histogram sum
-  uint64_t count = 0;               // histogram: observations
-  std::vector<uint64_t> buckets;    // histogram: observations <= bound i (cumulative)
-  int64_t last_sample_ms = kNever;  // timestamp of the last queued sample
+  std::vector<std::string> labels;    // values, in the family's label_names order
+  PicoSum value = 0;                  // counter value; histogram sum
+  uint64_t count = 0;                 // histogram: observations
+  std::vector<uint64_t> buckets;      // histogram: observations <= bound i (cumulative)
+  int64_t last_sample_ms = kNever;    // timestamp of the last queued sample
   int64_t pending_event_ms = kNever;  // newest event among changes not yet queued
-  int64_t last_queued_ms = kNever;  // when (wall clock) the last sample was queued
-  bool unsent = false;              // changed since its last sample
-  bool unsaved = false;             // changed since its record was last taken
+  int64_t last_queued_ms = kNever;    // when (wall clock) the last sample was queued
+  bool unsent = false;                // changed since its last sample
+  bool unsaved = false;               // changed since its record was last taken
 };
 
 struct SampleOptions {
@@ -64,10 +64,10 @@ struct SampleOptions {
 };
 
 struct SampleStats {
-  uint64_t series = 0;        // series given a sample
-  uint64_t samples = 0;       // remote-write samples (a histogram makes buckets + 3)
-  uint64_t stamped_now = 0;   // changes older than max_sample_age, stamped now
-  uint64_t resent = 0;        // unchanged series resent
+  uint64_t series = 0;       // series given a sample
+  uint64_t samples = 0;      // remote-write samples (a histogram makes buckets + 3)
+  uint64_t stamped_now = 0;  // changes older than max_sample_age, stamped now
+  uint64_t resent = 0;       // unchanged series resent
 };
 
 class SeriesTable {
@@ -86,8 +86,8 @@ class SeriesTable {
   // Samples per shard (shard = ShardOf(series key)), each shard's series cut into requests of at
   // most max_samples_per_request samples (a histogram's samples stay together). Marks the series
   // sent. `out` gets one vector of requests per shard.
-  void TakeSamples(const SampleOptions& options,
-                   std::vector<std::vector<rw::WriteRequest>>* out, SampleStats* stats);
+  void TakeSamples(const SampleOptions& options, std::vector<std::vector<rw::WriteRequest>>* out,
+                   SampleStats* stats);
 
   // (store key, record) of every series changed since the last call.
   void TakeRecords(std::vector<std::pair<std::string, std::string>>* out);
