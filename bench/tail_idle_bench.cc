@@ -139,10 +139,11 @@ int main(int argc, char** argv) {
   const double idle_s = std::chrono::duration<double>(Clock::now() - idle_start).count();
   const int64_t thread_us = CpuUs(RUSAGE_THREAD) - thread_before;
   const int64_t self_us = CpuUs(RUSAGE_SELF) - self_before;
-  std::printf("idle %.1f s: thread CPU %lld us (%.4f%% of a core), process CPU %lld us "
-              "(%.4f%%), RSS %ld KiB, work offered %zu\n",
-              idle_s, (long long)thread_us, 100.0 * thread_us / (idle_s * 1e6),
-              (long long)self_us, 100.0 * self_us / (idle_s * 1e6), RssKiB(), work.size());
+  std::printf(
+      "idle %.1f s: thread CPU %lld us (%.4f%% of a core), process CPU %lld us "
+      "(%.4f%%), RSS %ld KiB, work offered %zu\n",
+      idle_s, (long long)thread_us, 100.0 * thread_us / (idle_s * 1e6), (long long)self_us,
+      100.0 * self_us / (idle_s * 1e6), RssKiB(), work.size());
 
   // 2. Latency from append to Next() returning it.
   std::mutex mu;

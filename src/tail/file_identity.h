@@ -67,9 +67,9 @@ Status ReadFileHead(Env* env, const std::string& path, FileHead* out);
 
 // Opens `path` for reading at `offset` if it is still the file `identity` describes. *is_same is
 // false (and *out empty, status OK) when the path names another file by now: replaced, truncated
-// and rewritten, shorter than the fingerprinted head, or shorter than `offset` (truncated). The caller of a tailer opens the files it
-// is offered this way, so that a file replaced between the offer and the open is never read from
-// the old file's offset.
+// and rewritten, shorter than the fingerprinted head, or shorter than `offset` (truncated). The
+// caller of a tailer opens the files it is offered this way, so that a file replaced between the
+// offer and the open is never read from the old file's offset.
 Status OpenIfSameFile(Env* env, const std::string& path, const FileIdentity& identity,
                       uint64_t offset, std::unique_ptr<SequentialFile>* out, bool* is_same);
 

@@ -116,8 +116,8 @@ void Tailer::Forget(const Key& key, TailEvent::Kind kind, const std::string& pat
                   " of the old one); reading the new one from the start";
       break;
     case TailEvent::Kind::kTruncated:
-      e.message = path + ": truncated below its offset (" + progress +
-                  "); reading it from the start";
+      e.message =
+          path + ": truncated below its offset (" + progress + "); reading it from the start";
       break;
     default:
       e.message = path + ": deleted (" + progress + "); forgotten, counters kept";
@@ -157,8 +157,8 @@ void Tailer::Look(const Found& f, std::set<Key>* seen) {
         e.old_path = st.file.path;
         e.path = f.path;
         e.previous = st.file;
-        e.message = e.old_path + ": renamed to " + f.path + " (" +
-                    std::to_string(st.file.offset) + " bytes read, kept)";
+        e.message = e.old_path + ": renamed to " + f.path + " (" + std::to_string(st.file.offset) +
+                    " bytes read, kept)";
         events_.push_back(std::move(e));
         st.file.path = f.path;
       }

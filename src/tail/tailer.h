@@ -61,7 +61,7 @@ struct TailerOptions {
   WatchMode watch_mode = WatchMode::kInotify;  // kInotify falls back to kPoll when unavailable
   std::chrono::milliseconds rescan_interval = std::chrono::minutes(5);
   std::chrono::milliseconds poll_interval = std::chrono::seconds(1);  // kPoll, and watch limits
-  Env* env = Env::Default();     // borrowed
+  Env* env = Env::Default();                                          // borrowed
   Clock* clock = Clock::Real();  // borrowed; all deadlines are on its steady time
 };
 
@@ -105,12 +105,12 @@ class Tailer {
   Tailer(const Tailer&) = delete;
   Tailer& operator=(const Tailer&) = delete;
 
-  // Replaces *work and *events (if given) with files that have bytes to read and what happened
-  // since the previous call. Blocks (without CPU in inotify mode) until there is either, `deadline`
-  // (on options.clock's steady time) passes or `stop` is requested; empty results then. The first
-  // call scans everything. A work item not Consumed() before the next call is offered again.
-  // Errors: none today for file problems (they are kProblem events); a watcher that fails is
-  // replaced by a poller (kProblem).
+  // Replaces *work and *events (if given; without it events are dropped) with files that have
+  // bytes to read and what happened since the previous call. Blocks (without CPU in inotify mode)
+  // until there is either, `deadline` (on options.clock's steady time) passes or `stop` is
+  // requested; empty results then. The first call scans everything. A work item not Consumed()
+  // before the next call is offered again. Errors: none today for file problems (they are kProblem
+  // events); a watcher that fails is replaced by a poller (kProblem).
   Status Next(std::chrono::steady_clock::time_point deadline, std::stop_token stop,
               std::vector<TailWork>* work, std::vector<TailEvent>* events = nullptr);
 

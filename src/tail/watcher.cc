@@ -65,9 +65,8 @@ int TimeoutMs(SteadyTime now, SteadyTime until) {
 }
 
 bool IsUnder(const std::string& path, const std::string& dir) {
-  return path == dir ||
-         (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
-          (path[dir.size()] == '/' || dir == "/"));
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                         (path[dir.size()] == '/' || dir == "/"));
 }
 
 std::string Child(const std::string& dir, const std::string& name) {
@@ -95,7 +94,8 @@ class PollWatcher final : public Watcher {
         if (!dirty->empty()) return Status::Ok();
       }
       if (now >= deadline) return Status::Ok();
-      auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::min(deadline, next_poll_) - now);
+      auto wait =
+          std::chrono::ceil<std::chrono::milliseconds>(std::min(deadline, next_poll_) - now);
       if (!options_.clock->WaitFor(wait, stop)) return Status::Ok();
     }
   }
@@ -110,8 +110,8 @@ class PollWatcher final : public Watcher {
 };
 
 constexpr uint32_t kTreeMask = IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM |
-                               IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF |
-                               IN_ATTRIB | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK;
+                               IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB |
+                               IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK;
 // On the nearest existing ancestor of a missing root: something appeared or the ancestor went.
 // IN_MASK_ADD: the ancestor may also be a watched tree directory (nested roots).
 constexpr uint32_t kAncestorMask =
@@ -146,9 +146,10 @@ InotifyWatcher::InotifyWatcher(const WatcherOptions& options, InotifyHooks hooks
       fd_(inotify_fd),
       wake_fd_(wake_fd),
       poll_(std::make_unique<PollState>()) {
-  if (!hooks_.add_watch) hooks_.add_watch = [](int fd, const char* path, uint32_t mask) {
-    return ::inotify_add_watch(fd, path, mask);
-  };
+  if (!hooks_.add_watch)
+    hooks_.add_watch = [](int fd, const char* path, uint32_t mask) {
+      return ::inotify_add_watch(fd, path, mask);
+    };
 }
 
 InotifyWatcher::~InotifyWatcher() {

@@ -56,8 +56,8 @@ struct WatcherOptions {
   std::vector<std::string> roots;
   // PollWatcher's period, and InotifyWatcher's for roots it could not watch (watch limit).
   std::chrono::milliseconds poll_interval{1000};
-  Env* env = Env::Default();      // borrowed; directory walks and stats
-  Clock* clock = Clock::Real();   // borrowed; deadlines (and PollWatcher's waits)
+  Env* env = Env::Default();     // borrowed; directory walks and stats
+  Clock* clock = Clock::Real();  // borrowed; deadlines (and PollWatcher's waits)
 };
 
 class Watcher {
@@ -144,7 +144,7 @@ class InotifyWatcher final : public Watcher {
   std::map<int, std::string> dir_of_wd_;  // directories of the trees
   std::map<std::string, int> wd_of_dir_;
   std::map<int, std::vector<Root*>> ancestor_wds_;  // where missing roots are waited for
-  std::unique_ptr<PollState> poll_;  // roots polled for lack of watches
+  std::unique_ptr<PollState> poll_;                 // roots polled for lack of watches
   std::vector<std::string> warnings_;
   std::atomic<bool> overflow_requested_{false};
 };

@@ -389,8 +389,8 @@ TEST_P(TailerTest, ConsumedChecksWhatItIsGiven) {
   WriteNew(path, "f1\nf2\n");
   Tailer tailer(Options(), {});
   std::vector<TailWork> work;
-  ASSERT_TRUE(tailer.Next(std::chrono::steady_clock::now() + std::chrono::seconds(10), {}, &work)
-                  .ok());
+  ASSERT_TRUE(
+      tailer.Next(std::chrono::steady_clock::now() + std::chrono::seconds(10), {}, &work).ok());
   ASSERT_EQ(work.size(), 1u);
   EXPECT_EQ(work[0].start_offset, 0u);
   EXPECT_EQ(work[0].size, 6u);
@@ -549,7 +549,8 @@ struct Scripted {
     watcher = w.get();
     tailer = std::make_unique<Tailer>(o, std::move(restored), std::move(w));
   }
-  std::vector<TailWork> Next(std::chrono::milliseconds wait, std::vector<TailEvent>* events = nullptr) {
+  std::vector<TailWork> Next(std::chrono::milliseconds wait,
+                             std::vector<TailEvent>* events = nullptr) {
     std::vector<TailWork> work;
     EXPECT_TRUE(tailer->Next(clock.Now() + wait, {}, &work, events).ok());
     return work;
@@ -596,7 +597,7 @@ TEST(TailerRules, APendingLineIsNotOfferedAgainUntilTheFileGrows) {
 TEST(TailerRules, SinglePathsFollowDiscoveryRules) {
   Scripted t;
   EXPECT_TRUE(t.Next(milliseconds(10)).empty());
-  const std::vector<std::string> names = {"a.jsonl", ".jsonl", "x.JSONL", "b.jsonl.tmp",
+  const std::vector<std::string> names = {"a.jsonl", ".jsonl",  "x.JSONL", "b.jsonl.tmp",
                                           "c.json",  "d.jsonl", "e.jsonl"};
   std::vector<DirtyPath> batch;
   for (const std::string& n : names) {
@@ -654,6 +655,35 @@ TEST(TailerRules, RestoredStatesOfReplacedFilesAreReported) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, Kind::kReplaced);
   EXPECT_EQ(events[0].previous, saved[0]);
+}
+
+TEST(TailerRules, AnUnreadableFileIsReportedOnceAndReadWhenItCanBe) {
+  MemEnv mem;
+  FakeClock clock;
+  FaultEnv env(&mem);
+  env.Inject(Fault(FaultOp::kNewSequentialFile, EACCES).OnPath("secret").Times(-1));
+  mem.AddFile("/c/projects/p/secret.jsonl", "s1\n");
+  TailerOptions o;
+  o.project_dirs = {"/c/projects"};
+  o.env = &env;
+  o.clock = &clock;
+  auto owned = std::make_unique<ScriptedWatcher>(&clock);
+  ScriptedWatcher* watcher = owned.get();
+  Tailer tailer(o, {}, std::move(owned));
+  std::vector<TailWork> work;
+  std::vector<TailEvent> events;
+  ASSERT_TRUE(tailer.Next(clock.Now() + milliseconds(10), {}, &work, &events).ok());
+  EXPECT_TRUE(work.empty());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].message, "/c/projects/p/secret.jsonl: open: Permission denied (not read)");
+  watcher->batches.push_back({{DirtyPath::Kind::kFile, "/c/projects/p/secret.jsonl"}});
+  ASSERT_TRUE(tailer.Next(clock.Now() + milliseconds(10), {}, &work, &events).ok());
+  EXPECT_TRUE(events.empty());
+  env.ClearFaults();
+  watcher->batches.push_back({{DirtyPath::Kind::kFile, "/c/projects/p/secret.jsonl"}});
+  ASSERT_TRUE(tailer.Next(clock.Now() + milliseconds(10), {}, &work, &events).ok());
+  ASSERT_EQ(work.size(), 1u);
+  EXPECT_EQ(work[0].size, 3u);
 }
 
 }  // namespace

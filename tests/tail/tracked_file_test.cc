@@ -49,14 +49,14 @@ TEST(TrackedFile, TheLayoutIsStable) {
   f.offset = 127;
   f.size_seen = 128;
   EXPECT_EQ(Hex(EncodeTrackedFile(f)),
-            "01"                  // version
-            "01"                  // device
-            "ac02"                // inode 300
-            "8877665544332211"    // fingerprint, little-endian
-            "8008"                // 1024 bytes fingerprinted
-            "7f"                  // offset 127
-            "8001"                // size seen 128
-            "0a"                  // path length
+            "01"                // version
+            "01"                // device
+            "ac02"              // inode 300
+            "8877665544332211"  // fingerprint, little-endian
+            "8008"              // 1024 bytes fingerprinted
+            "7f"                // offset 127
+            "8001"              // size seen 128
+            "0a"                // path length
             "2f702f612e6a736f6e6c");
 }
 
@@ -121,7 +121,8 @@ TEST(TrackedFile, InvalidFieldsAreCorruption) {
             "tracked file record: fingerprint over 1025 bytes");
   f = Sample();
   f.size_seen = f.offset - 1;
-  EXPECT_EQ(decode(EncodeTrackedFile(f)).message(), "tracked file record: size seen below the offset");
+  EXPECT_EQ(decode(EncodeTrackedFile(f)).message(),
+            "tracked file record: size seen below the offset");
   f = Sample();
   f.path.clear();
   EXPECT_EQ(decode(EncodeTrackedFile(f)).message(), "tracked file record: path length 0");

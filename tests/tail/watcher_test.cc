@@ -80,9 +80,8 @@ TEST(InotifyWatcher, ReportsFilesAndWatchesNewDirectories) {
   // The subagents/ dir may have been created before the watch on s/ existed: the walk that added
   // the watches found it, so it is watched either way.
   Append(root + "/p1/s/subagents/agent-1.jsonl", "{}\n");
-  got = WaitUntil(*w, [&](auto& v) {
-    return Has(v, Kind::kFile, root + "/p1/s/subagents/agent-1.jsonl");
-  });
+  got = WaitUntil(
+      *w, [&](auto& v) { return Has(v, Kind::kFile, root + "/p1/s/subagents/agent-1.jsonl"); });
   EXPECT_TRUE(Has(got, Kind::kFile, root + "/p1/s/subagents/agent-1.jsonl"));
   EXPECT_EQ(w->watched_dirs(), 4u);
 
@@ -118,6 +117,25 @@ TEST(InotifyWatcher, ARootThatAppearsLaterIsWatchedFromThen) {
   Append(root + "/b.jsonl", "{}\n");
   got = WaitUntil(*w, [&](auto& v) { return Has(v, Kind::kFile, root + "/b.jsonl"); });
   EXPECT_TRUE(Has(got, Kind::kFile, root + "/b.jsonl"));
+}
+
+TEST(InotifyWatcher, ARootReplacedByAnotherDirectoryIsWatchedAnew) {
+  TempDir tmp;
+  const std::string root = tmp / "projects";
+  std::filesystem::create_directories(root);
+  auto w = MakeInotify({root});
+  std::filesystem::rename(root, tmp / "projects.old");
+  std::filesystem::create_directories(root + "/p");
+  auto got = WaitUntil(*w, [&](auto& v) { return Has(v, Kind::kTree, root); });
+  ASSERT_TRUE(Has(got, Kind::kTree, root));
+  Append(root + "/p/x.jsonl", "{}\n");
+  got = WaitUntil(*w, [&](auto& v) { return Has(v, Kind::kFile, root + "/p/x.jsonl"); });
+  EXPECT_TRUE(Has(got, Kind::kFile, root + "/p/x.jsonl"));
+  // The old directory's events are not reported under the root's name.
+  Append(tmp / "projects.old/y.jsonl", "{}\n");
+  Append(root + "/p/z.jsonl", "{}\n");
+  got = WaitUntil(*w, [&](auto& v) { return Has(v, Kind::kFile, root + "/p/z.jsonl"); });
+  EXPECT_FALSE(Has(got, Kind::kFile, root + "/y.jsonl"));
 }
 
 TEST(InotifyWatcher, DeadlineAndStopEndAWaitWithNothing) {
@@ -193,7 +211,8 @@ TEST(InotifyWatcher, ASimulatedOverflowMeansRescanEverything) {
   auto w = MakeInotify({tmp / "a", tmp / "b"});
   w->SimulateOverflow();
   std::vector<DirtyPath> dirty;
-  ASSERT_TRUE(w->Wait(std::chrono::steady_clock::now() + std::chrono::seconds(10), {}, &dirty).ok());
+  ASSERT_TRUE(
+      w->Wait(std::chrono::steady_clock::now() + std::chrono::seconds(10), {}, &dirty).ok());
   EXPECT_EQ(dirty, (std::vector<DirtyPath>{{Kind::kTree, tmp / "a"}, {Kind::kTree, tmp / "b"}}));
 }
 
