@@ -74,6 +74,21 @@ TEST(OutboxTest, KeyLayout) {
   EXPECT_LT(OutboxKey(254, 0), OutboxKey(255, 0));
 }
 
+// The example of docs/store-format.md, "Outbox keys", byte for byte.
+TEST(OutboxTest, DocumentedExample) {
+  auto store = NewMemStore();
+  auto outbox = OpenOrDie(store.get(), 3);
+  WriteBatch batch;
+  for (uint64_t i = 0; i < 301; ++i) {
+    ASSERT_TRUE(outbox->Stage(2, kT0, 12, "PPPPP", &batch).ok());
+  }
+  const WriteBatch::Op& op = batch.ops().back();
+  EXPECT_EQ(op.key, std::string("\x6f\x02\x00\x00\x00\x00\x00\x00\x01\x2c", 10));
+  EXPECT_EQ(op.value, std::string("\x01\x00\xa8\xda\x76\x9b\x01\x00\x00\x0c\x00\x00\x00"
+                                  "\x05\x00\x00\x00PPPPP",
+                                  22));
+}
+
 TEST(OutboxTest, EntriesComeOutInOrderWithTheirHeader) {
   auto store = NewMemStore();
   auto outbox = OpenOrDie(store.get(), 1);
