@@ -103,8 +103,7 @@ int main(int argc, char** argv) {
 
   int64_t seq = 0;
   const double t_nosync = WriteBatches(store.get(), outbox.get(), batches, false, payload, &seq);
-  const double t_sync =
-      WriteBatches(store.get(), outbox.get(), sync_batches, true, payload, &seq);
+  const double t_sync = WriteBatches(store.get(), outbox.get(), sync_batches, true, payload, &seq);
   const uint64_t entries = outbox->Stats().total.entries;
   const uint64_t disk = store->ApproximateBytes();
 
@@ -131,8 +130,7 @@ int main(int argc, char** argv) {
   std::filesystem::remove_all(tmpl, ec);
 
   std::printf("directory: %s (removed)\n", tmpl.c_str());
-  std::printf("batch: 1 outbox entry (%zu B payload, 50 samples) + 5 small keys\n",
-              payload_bytes);
+  std::printf("batch: 1 outbox entry (%zu B payload, 50 samples) + 5 small keys\n", payload_bytes);
   std::printf("%-34s %10d batches %8.2f s %10.0f batches/s\n", "commit, sync off", batches,
               t_nosync, batches / t_nosync);
   std::printf("%-34s %10d batches %8.2f s %10.0f batches/s\n", "commit, sync on", sync_batches,
