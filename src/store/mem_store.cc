@@ -1,5 +1,6 @@
 #include "store/mem_store.h"
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -44,8 +45,10 @@ class MemStore final : public KvStore {
   Status Write(const WriteBatch& batch, bool /*sync*/) override {
     if (Status s = batch.Validate(); !s.ok()) return s;
     std::unique_lock lock(mu_);
-    // Iterators hold the other references: give them the old map, write a copy.
-    if (map_.use_count() > 1) map_ = std::make_shared<Map>(*map_);
+    // An iterator may still read this map: leave it to the iterators and write a copy. (Not
+    // map_.use_count(): a relaxed load, which does not order an iterator's last reads before
+    // this write.)
+    if (snapshot_taken_.exchange(false)) map_ = std::make_shared<Map>(*map_);
     for (const WriteBatch::Op& op : batch.ops()) {
       if (op.type == WriteBatch::OpType::kPut) {
         auto [it, inserted] = map_->try_emplace(op.key, op.value);
@@ -69,6 +72,7 @@ class MemStore final : public KvStore {
 
   std::unique_ptr<KvIterator> NewIterator() override {
     std::shared_lock lock(mu_);
+    snapshot_taken_ = true;
     return std::make_unique<MemIterator>(map_);
   }
 
@@ -80,6 +84,7 @@ class MemStore final : public KvStore {
  private:
   std::shared_mutex mu_;
   std::shared_ptr<Map> map_ = std::make_shared<Map>();
+  std::atomic<bool> snapshot_taken_{false};  // set by NewIterator under the shared lock
   uint64_t bytes_ = 0;
 };
 

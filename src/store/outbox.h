@@ -30,7 +30,11 @@
 // Threading: one writer thread calls Stage/Committed/Abandon; one reader thread per shard calls
 // Peek/Remove/WaitForEntries for that shard (different shards' readers run in parallel);
 // EnforceLimits and Stats may be called from any thread (EnforceLimits excludes the shards'
-// Remove while it runs). The store is borrowed and must outlive the outbox.
+// Remove while it runs). The store is borrowed and must outlive the outbox; the outbox must
+// outlive every call into it (stop and join the waiting readers first).
+//
+// Memory is O(shards), not O(entries): the outbox keeps per-shard counts and sequence bounds,
+// and reads entries from the store when it needs them (Peek, Remove, EnforceLimits).
 #pragma once
 
 #include <chrono>

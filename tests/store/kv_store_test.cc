@@ -236,6 +236,8 @@ TYPED_TEST(KvStoreTest, ReopenKeepsSyncedAndUnsyncedWrites) {
 
 // Readers never see half a batch: every batch sets both keys to the same value.
 TYPED_TEST(KvStoreTest, ConcurrentReadersSeeWholeBatches) {
+  if (TypeParam::kPersistent && testing_util::kUnderTsan)
+    GTEST_SKIP() << testing_util::kRocksUnderTsan;
   this->Put("left", "0");
   this->Put("right", "0");
   std::atomic<bool> done{false};
@@ -271,6 +273,8 @@ TYPED_TEST(KvStoreTest, ConcurrentReadersSeeWholeBatches) {
 }
 
 TYPED_TEST(KvStoreTest, ConcurrentWritersLoseNothing) {
+  if (TypeParam::kPersistent && testing_util::kUnderTsan)
+    GTEST_SKIP() << testing_util::kRocksUnderTsan;
   constexpr int kThreads = 4, kPerThread = 500;
   std::vector<std::thread> writers;
   for (int t = 0; t < kThreads; ++t) {

@@ -74,6 +74,21 @@ TEST(OutboxTest, KeyLayout) {
   EXPECT_LT(OutboxKey(254, 0), OutboxKey(255, 0));
 }
 
+// The example of docs/store-format.md, "Outbox keys", byte for byte.
+TEST(OutboxTest, DocumentedExample) {
+  auto store = NewMemStore();
+  auto outbox = OpenOrDie(store.get(), 3);
+  WriteBatch batch;
+  for (uint64_t i = 0; i < 301; ++i) {
+    ASSERT_TRUE(outbox->Stage(2, kT0, 12, "PPPPP", &batch).ok());
+  }
+  const WriteBatch::Op& op = batch.ops().back();
+  EXPECT_EQ(op.key, std::string("\x6f\x02\x00\x00\x00\x00\x00\x00\x01\x2c", 10));
+  EXPECT_EQ(op.value, std::string("\x01\x00\xa8\xda\x76\x9b\x01\x00\x00\x0c\x00\x00\x00"
+                                  "\x05\x00\x00\x00PPPPP",
+                                  22));
+}
+
 TEST(OutboxTest, EntriesComeOutInOrderWithTheirHeader) {
   auto store = NewMemStore();
   auto outbox = OpenOrDie(store.get(), 1);
@@ -595,15 +610,14 @@ TEST(OutboxTest, WaitForEntriesEndsOnStopAndDeadline) {
   EXPECT_FALSE(outbox->WaitForEntries(0, steady_clock::now() - milliseconds(1), {}));
 }
 
-// One writer, a reader per shard, limits and stats from another thread, on RocksDB: every entry
-// arrives once, in order per shard.
-TEST(OutboxTest, ConcurrentWriterReadersAndMaintenance) {
-  RocksStoreHolder rocks;
+// One writer, a reader per shard, limits and stats from another thread: every entry arrives
+// once, in order per shard.
+void RunConcurrentWriterReadersAndMaintenance(KvStore* store) {
   constexpr int kShards = 3, kEntries = 600;
   OutboxOptions no_limits;
   no_limits.max_bytes = 0;
   no_limits.max_age = milliseconds(0);
-  auto outbox = OpenOrDie(rocks.store(), kShards, no_limits);
+  auto outbox = OpenOrDie(store, kShards, no_limits);
   std::vector<std::vector<int>> received(kShards);
   std::atomic<bool> failed{false};
   std::vector<std::thread> readers;
@@ -641,7 +655,7 @@ TEST(OutboxTest, ConcurrentWriterReadersAndMaintenance) {
   for (int i = 0; i < kEntries; ++i) {
     WriteBatch batch;
     ASSERT_TRUE(outbox->Stage(i % kShards, kT0 + i, 1, "<" + std::to_string(i) + ">", &batch).ok());
-    ASSERT_TRUE(rocks.store()->Write(batch, false).ok());
+    ASSERT_TRUE(store->Write(batch, false).ok());
     outbox->Committed();
   }
   for (auto& t : readers) t.join();
@@ -654,6 +668,17 @@ TEST(OutboxTest, ConcurrentWriterReadersAndMaintenance) {
     EXPECT_EQ(received[shard], want) << "shard " << shard;
   }
   EXPECT_EQ(outbox->Stats().total.entries, 0u);
+}
+
+TEST(OutboxTest, ConcurrentWriterReadersAndMaintenanceOnMem) {
+  auto store = NewMemStore();
+  RunConcurrentWriterReadersAndMaintenance(store.get());
+}
+
+TEST(OutboxTest, ConcurrentWriterReadersAndMaintenanceOnRocks) {
+  if (testing_util::kUnderTsan) GTEST_SKIP() << testing_util::kRocksUnderTsan;
+  RocksStoreHolder rocks;
+  RunConcurrentWriterReadersAndMaintenance(rocks.store());
 }
 
 }  // namespace
