@@ -135,9 +135,8 @@ TEST(Engine, A40_NoSamplesBeforeTheCatchUpThenEverySeriesAtItsTotal) {
       parser.Parse(l, &line);
       ASSERT_TRUE(h.engine->AddLine(line).ok());
     }
-    ASSERT_TRUE(h.engine->Commit({{"f" + std::to_string(i), std::to_string(files[i].size())}},
-                                 kNow)
-                    .ok());
+    ASSERT_TRUE(
+        h.engine->Commit({{"f" + std::to_string(i), std::to_string(files[i].size())}}, kNow).ok());
   }
   EXPECT_EQ(h.outbox->Stats().total.entries, 0u);
   ASSERT_TRUE(h.engine->MarkCaughtUp(kNow).ok());
@@ -263,9 +262,9 @@ TEST(Engine, UnchangedSeriesAreResentAfterTheIntervalOnlyWhenTheOutboxIsEmpty) {
   h.Reopen();
   LineParser parser;
   ParsedLine line;
-  parser.Parse(Assistant("s1", "/w/p", kNow - 1000, "m1", "claude-opus-4-6", 10, 0, false, {}, 0)
-                   .dump(),
-               &line);
+  parser.Parse(
+      Assistant("s1", "/w/p", kNow - 1000, "m1", "claude-opus-4-6", 10, 0, false, {}, 0).dump(),
+      &line);
   ASSERT_TRUE(h.engine->AddLine(line).ok());
   ASSERT_TRUE(h.engine->MarkCaughtUp(kNow).ok());
   const size_t series = LastValues(h.Drain(false)).size();

@@ -68,12 +68,14 @@ inline std::string Ts(int64_t ms) {
 }
 
 inline json Assistant(const std::string& session, const std::string& cwd, int64_t ts,
-               const std::string& msg_id, const std::string& model, uint64_t out_tokens,
-               uint64_t cache_read, bool sidechain, const std::vector<std::string>& tools,
-               uint64_t web_searches) {
+                      const std::string& msg_id, const std::string& model, uint64_t out_tokens,
+                      uint64_t cache_read, bool sidechain, const std::vector<std::string>& tools,
+                      uint64_t web_searches) {
   json content = json::array();
   for (const auto& t : tools)
-    content.push_back({{"type", "tool_use"}, {"id", t}, {"name", "Tool" + t.substr(t.size() - 1)},
+    content.push_back({{"type", "tool_use"},
+                       {"id", t},
+                       {"name", "Tool" + t.substr(t.size() - 1)},
                        {"input", json::object()}});
   if (content.empty()) content.push_back({{"type", "text"}, {"text", "ok"}});
   json usage = {{"input_tokens", 12},
@@ -88,7 +90,10 @@ inline json Assistant(const std::string& session, const std::string& cwd, int64_
           {"requestId", "req_" + msg_id},
           {"isSidechain", sidechain},
           {"message",
-           {{"id", msg_id}, {"model", model}, {"role", "assistant"}, {"content", content},
+           {{"id", msg_id},
+            {"model", model},
+            {"role", "assistant"},
+            {"content", content},
             {"usage", usage}}}};
 }
 
@@ -128,14 +133,19 @@ inline std::vector<std::vector<std::string>> MakeHistory(uint32_t seed, int sess
       ts += 1000 + pick(90000);
       char uid[40];
       snprintf(uid, sizeof uid, "%08x-0000-4000-8000-%012x", seed, ++uuid);
-      file.push_back(json{{"type", "user"}, {"sessionId", session}, {"cwd", cwd},
-                          {"timestamp", Ts(ts)}, {"uuid", uid}, {"isSidechain", false},
+      file.push_back(json{{"type", "user"},
+                          {"sessionId", session},
+                          {"cwd", cwd},
+                          {"timestamp", Ts(ts)},
+                          {"uuid", uid},
+                          {"isSidechain", false},
                           {"message", {{"role", "user"}, {"content", "go on"}}}}
                          .dump());
       const std::string id = "msg_" + std::to_string(seed) + "_" + std::to_string(++msg);
       const std::string& model = models[pick(int(models.size()))];
       std::vector<std::string> tools;
-      if (pick(2) == 0) tools.push_back("toolu_" + std::to_string(seed) + "_" + std::to_string(++tool));
+      if (pick(2) == 0)
+        tools.push_back("toolu_" + std::to_string(seed) + "_" + std::to_string(++tool));
       const uint64_t web = pick(5) == 0 ? uint64_t(1 + pick(3)) : 0;
       const uint64_t cache_read = uint64_t(pick(4) == 0 ? 250000 : 20000);  // some over 200k
       const int copies = 1 + pick(3);
@@ -150,13 +160,19 @@ inline std::vector<std::vector<std::string>> MakeHistory(uint32_t seed, int sess
         const std::string sid = "msg_sub_" + std::to_string(seed) + "_" + std::to_string(++msg);
         json a = Assistant(session, cwd, ts + 500, sid, models[2], 77, 1000, true, {}, 0);
         sub.push_back(a.dump());
-        json progress = {{"type", "progress"}, {"sessionId", session}, {"cwd", cwd},
-                         {"timestamp", Ts(ts + 501)}, {"isSidechain", false}, {"uuid", "pu" + sid},
+        json progress = {{"type", "progress"},
+                         {"sessionId", session},
+                         {"cwd", cwd},
+                         {"timestamp", Ts(ts + 501)},
+                         {"isSidechain", false},
+                         {"uuid", "pu" + sid},
                          {"data",
                           {{"type", "agent_progress"},
                            {"message",
-                            {{"type", "assistant"}, {"message", a["message"]},
-                             {"requestId", a["requestId"]}, {"timestamp", a["timestamp"]},
+                            {{"type", "assistant"},
+                             {"message", a["message"]},
+                             {"requestId", a["requestId"]},
+                             {"timestamp", a["timestamp"]},
                              {"uuid", "u" + sid}}}}}};
         file.push_back(progress.dump());
       }
@@ -174,7 +190,7 @@ inline std::vector<std::vector<std::string>> MakeHistory(uint32_t seed, int sess
 }
 
 inline std::string ReplayText(const std::vector<std::vector<std::string>>& files,
-                       const std::string& device) {
+                              const std::string& device) {
   Ledger ledger;
   LineParser parser;
   ParsedLine line;
