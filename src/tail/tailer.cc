@@ -337,6 +337,10 @@ Status Tailer::Next(SteadyTime deadline, std::stop_token stop, std::vector<TailW
   if (events != nullptr) events->clear();
   if (!started_) {
     started_ = true;
+    // The watcher's view starts where the first scan's does: a poller that listed the files at
+    // construction would otherwise never report a file created and removed in between, which
+    // this scan tracks (found by the agent's ingest tests).
+    watcher_->Resync();
     FullScan();
     next_rescan_ = options_.clock->Now() + options_.rescan_interval;
   }

@@ -99,7 +99,8 @@ class PollWatcher final : public Watcher {
       if (!options_.clock->WaitFor(wait, stop)) return Status::Ok();
     }
   }
-  void Resync() override {}
+  // A fresh baseline: changes are reported relative to the listing taken now.
+  void Resync() override { stamps_ = TakeStamps(options_.env, options_.roots); }
   std::vector<std::string> TakeWarnings() override { return {}; }
   const char* mode() const override { return "poll"; }
 

@@ -75,8 +75,9 @@ class Watcher {
 
   // Re-checks what is watched against the file system (roots that appeared, vanished or were
   // replaced by another directory, directories a lost event left unwatched, roots polled after
-  // the watch limit that can now be watched). The tailer calls it at each full rescan. Cost: a
-  // walk of the directories (not the files) for InotifyWatcher; nothing for PollWatcher.
+  // the watch limit that can now be watched); a PollWatcher takes a fresh baseline listing. The
+  // tailer calls it before its first scan and at each full rescan. Cost: a walk of the
+  // directories (not the files) for InotifyWatcher; a listing of the files for PollWatcher.
   virtual void Resync() = 0;
 
   // Warnings since the previous call, one printable line each (a root polled because the

@@ -254,6 +254,23 @@ TEST_P(TailerTest, DeletedFilesAndDirectoriesAreForgotten) {
   }
 }
 
+// Found by the agent's ingest tests: a rename to a new directory and a deletion in one go.
+TEST_P(TailerTest, ARenameToANewDirectoryAndADeletionTogether) {
+  WriteNew(root_ + "/p/f0.jsonl", "a\n");
+  WriteNew(root_ + "/p/f1.jsonl", "b\n");
+  WriteNew(root_ + "/p/f2.jsonl", "c\n");
+  for (int i = 3; i < 12; ++i) WriteNew(root_ + "/p/f" + std::to_string(i) + ".jsonl", "x\n");
+  Tailer tailer(Options(), {});
+  Caller c(&tailer, Env::Default());
+  ASSERT_TRUE(c.RunUntil([&] { return c.Saw({"a", "b", "c"}); }));
+  fs::create_directories(root_ + "/q");
+  fs::rename(root_ + "/p/f0.jsonl", root_ + "/q/moved.jsonl");
+  ASSERT_TRUE(c.RunUntil([&] { return c.HasEvent(Kind::kRenamed, root_ + "/q/moved.jsonl"); }));
+  fs::remove(root_ + "/p/f1.jsonl");  // seen by a later look than the rename
+  ASSERT_TRUE(c.RunUntil([&] { return c.HasEvent(Kind::kDeleted, root_ + "/p/f1.jsonl"); }));
+  EXPECT_EQ(tailer.files_tracked(), 11u);
+}
+
 TEST_P(TailerTest, AProjectsDirectoryCreatedAfterStartIsPickedUp) {
   root_ = tmp_ / "config/claude/projects";
   Tailer tailer(Options(), {});
@@ -567,7 +584,7 @@ TEST(TailerRules, TheRescanIsTheSafetyNet) {
   ASSERT_EQ(work.size(), 1u);
   EXPECT_EQ(t.clock.Now() - before, std::chrono::minutes(5) - milliseconds(1000));
   EXPECT_EQ(t.tailer->full_scans(), 2u);
-  EXPECT_EQ(t.watcher->resyncs, 1);
+  EXPECT_EQ(t.watcher->resyncs, 2);  // at the first scan and at the rescan
 }
 
 TEST(TailerRules, APendingLineIsNotOfferedAgainUntilTheFileGrows) {

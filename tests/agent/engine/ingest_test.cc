@@ -52,7 +52,8 @@ class IngestTest : public ::testing::TestWithParam<WatchMode> {
     io.step_bytes = 4096;  // small steps: files are cut between commits
     ingest_ = std::make_unique<Ingestor>(io, engine_.get(), tailer_.get(), Env::Default(),
                                          Clock::Real(), [](const std::string& m) {
-                                           if (getenv("INGEST_LOG")) fprintf(stderr, "log: %s\n", m.c_str());
+                                           if (getenv("INGEST_LOG"))
+                                             fprintf(stderr, "log: %s\n", m.c_str());
                                          });
   }
   // Steps until the committed cursors cover every complete line written (a condition on the
@@ -62,9 +63,9 @@ class IngestTest : public ::testing::TestWithParam<WatchMode> {
     while (CommittedBytes() != complete_bytes_) {
       ASSERT_LT(std::chrono::steady_clock::now(), give_up)
           << "committed " << CommittedBytes() << " of " << complete_bytes_ << " bytes";
-      ASSERT_TRUE(ingest_->Step(std::chrono::steady_clock::now() + std::chrono::milliseconds(200),
-                                {})
-                      .ok());
+      ASSERT_TRUE(
+          ingest_->Step(std::chrono::steady_clock::now() + std::chrono::milliseconds(200), {})
+              .ok());
     }
   }
   uint64_t CommittedBytes() {
@@ -114,7 +115,8 @@ TEST_P(IngestTest, A40_HistoryThenAppendsInPiecesWithRestartsEqualReplay) {
   const auto files = MakeHistory(41, 24);
   const size_t half = files.size() / 2;
   // The first half exists before the agent starts.
-  for (size_t i = 0; i < half; ++i) Write("p/f" + std::to_string(i) + ".jsonl", Join(files[i], 0, files[i].size()));
+  for (size_t i = 0; i < half; ++i)
+    Write("p/f" + std::to_string(i) + ".jsonl", Join(files[i], 0, files[i].size()));
   Drain();
   EXPECT_TRUE(engine_->caught_up());
   // The second half arrives line by line, each line in two pieces (a partial line first), with
