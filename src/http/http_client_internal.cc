@@ -117,6 +117,9 @@ Status ConnectPlain(net::io_context& ioc, const HttpUrl& u, const HttpClientOpti
   beast::error_code ec =
       RunOne(ioc, [&](auto handler) { stream.async_connect(endpoints, std::move(handler)); });
   if (ec) return Status::IoError(u.host + ": connect: " + ec.message());
+  // Requests and responses alternate: Nagle's algorithm would hold a request's last segment
+  // back for the delayed ACK of the previous one on a reused connection.
+  stream.socket().set_option(tcp::no_delay(true), ec);
   return Status::Ok();
 }
 

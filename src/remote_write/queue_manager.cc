@@ -147,6 +147,11 @@ void QueueManager::RunShard(Shard* shard, std::stop_token stop) {
   std::unique_ptr<HttpTransport> transport =
       options_.transport_factory ? options_.transport_factory(shard->index, stop)
                                  : std::make_unique<PersistentHttpTransport>(options_.http, stop);
+  if (!transport) {
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    RecordError(name + "the transport factory made no transport; the shard does not send");
+    return;
+  }
   RemoteWriteSender sender(options_.sender, transport.get(), clock_, options_.random01);
   auto pause = [&](std::chrono::milliseconds d) { clock_->WaitFor(d, stop); };
   auto source_error = [&](const char* what, const Status& s) {
@@ -156,6 +161,10 @@ void QueueManager::RunShard(Shard* shard, std::stop_token stop) {
   };
 
   uint64_t last_acked = 0;
+  // When the current head (the first entry after last_acked) was first peeked.
+  bool head_seen = false;
+  uint64_t head_seen_after = 0;
+  std::chrono::steady_clock::time_point head_seen_at;
   SourceBatch batch;
   std::string body;
   while (!stop.stop_requested()) {
@@ -167,6 +176,7 @@ void QueueManager::RunShard(Shard* shard, std::stop_token stop) {
     shard->pending_samples.store(batch.samples, std::memory_order_relaxed);
     shard->pending_more.store(batch.more, std::memory_order_relaxed);
     if (batch.empty()) {
+      head_seen = false;
       source->WaitForData(last_acked, std::chrono::steady_clock::time_point::max(), stop);
       continue;
     }
@@ -174,7 +184,17 @@ void QueueManager::RunShard(Shard* shard, std::stop_token stop) {
       // A small batch waits for company until its oldest entry is batch_send_deadline old.
       const int64_t due_unix_ms =
           batch.oldest_created_unix_ms + int64_t(options_.batch_send_deadline.count());
-      const int64_t wait_ms = due_unix_ms - clock_->NowUnixMs();
+      // And at most one deadline after this shard first saw the head entry: one stamped in
+      // the future (the wall clock stepped back since) must not hold the batch back longer.
+      if (head_seen_after != last_acked || !head_seen) {
+        head_seen = true;
+        head_seen_after = last_acked;
+        head_seen_at = clock_->Now();
+      }
+      const auto seen_for =
+          std::chrono::duration_cast<std::chrono::milliseconds>(clock_->Now() - head_seen_at);
+      const int64_t wait_ms = std::min<int64_t>(due_unix_ms - clock_->NowUnixMs(),
+                                                (options_.batch_send_deadline - seen_for).count());
       if (wait_ms > 0) {
         source->WaitForData(batch.through_cursor,
                             clock_->Now() + std::chrono::milliseconds(wait_ms), stop);

@@ -125,7 +125,8 @@ struct QueueManagerOptions {
   size_t max_samples_per_send = 2000;           // 1..; as Prometheus's default
   size_t max_bytes_per_send = size_t(8) << 20;  // uncompressed payload; 1..
   // A batch smaller than the limits waits at most this long after its oldest entry's creation
-  // for more to join it (Prometheus's default 5 s); 0 sends every entry at once.
+  // for more to join it (Prometheus's default 5 s), and never longer than this after the shard
+  // first saw it (an entry stamped in the future); 0 sends every entry at once.
   std::chrono::milliseconds batch_send_deadline{5000};
   // After a batch was given up on (sender.max_retry_time), before it is tried again.
   std::chrono::milliseconds pause_after_give_up{10000};

@@ -396,6 +396,35 @@ TEST(QueueManager, ATrickleWaitsForTheDeadlineFromItsOldestEntry) {
   EXPECT_EQ(sent[1].at_unix_ms, t1 + 5000);
 }
 
+TEST(QueueManager, AnEntryStampedInTheFutureWaitsOneDeadlineAtMost) {
+  FakeClock clock;
+  Receiver receiver(&clock, 1);
+  std::vector<std::unique_ptr<MemSource>> sources;
+  sources.push_back(std::make_unique<MemSource>(&clock));
+  const int64_t t0 = clock.NowUnixMs();
+  sources[0]->Append(Payload("a", 1, 1), 1, t0 + 3600 * 1000);  // the wall clock stepped back
+  QueueManager qm(Options(1, &receiver), Sources(sources), &clock);
+  ASSERT_TRUE(qm.Start().ok());
+  ASSERT_TRUE(sources[0]->WaitUntilDrainedAndIdle());
+  qm.Stop();
+  ASSERT_EQ(receiver.sent().size(), 1u);
+  EXPECT_EQ(receiver.sent()[0].at_unix_ms, t0 + 5000);
+}
+
+TEST(QueueManager, AFactoryWithoutATransportIsAnErrorNotACrash) {
+  FakeClock clock;
+  MemSource source(&clock);
+  source.Append(Payload("a", 1, 1), 1, 0);
+  QueueManagerOptions opt;
+  opt.sender.url = "http://receiver.test/api/v1/write";
+  opt.transport_factory = [](size_t, std::stop_token) { return std::unique_ptr<HttpTransport>(); };
+  QueueManager qm(opt, {&source}, &clock);
+  ASSERT_TRUE(qm.Start().ok());
+  qm.Stop();
+  EXPECT_EQ(qm.stats().errors, 1u);
+  EXPECT_EQ(source.pending(), 1u);
+}
+
 TEST(QueueManager, ZeroDeadlineSendsEveryEntryAtOnce) {
   FakeClock clock;
   Receiver receiver(&clock, 1);
