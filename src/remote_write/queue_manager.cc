@@ -108,6 +108,7 @@ QueueStats QueueManager::stats() const {
     s.rejected_by_reason[i] = counters_.rejected_by_reason[i].load(std::memory_order_relaxed);
   }
   s.retries = counters_.retries.load(std::memory_order_relaxed);
+  s.samples_retried = counters_.samples_retried.load(std::memory_order_relaxed);
   s.gave_up = counters_.gave_up.load(std::memory_order_relaxed);
   s.errors = counters_.errors.load(std::memory_order_relaxed);
   s.last_success_unix_ms = counters_.last_success_unix_ms.load(std::memory_order_relaxed);
@@ -208,6 +209,8 @@ void QueueManager::RunShard(Shard* shard, std::stop_token stop) {
     const SendResult r = sender.Send(body, stop);
     shard->in_flight.store(false, std::memory_order_relaxed);
     counters_.retries.fetch_add(uint64_t(r.retries()), std::memory_order_relaxed);
+    counters_.samples_retried.fetch_add(uint64_t(r.retries()) * batch.samples,
+                                        std::memory_order_relaxed);
 
     switch (r.outcome) {
       case SendOutcome::kSent: {

@@ -159,6 +159,7 @@ struct QueueStats {
   uint64_t batches_rejected = 0, samples_rejected = 0;
   std::array<uint64_t, kRejectReasonCount> rejected_by_reason{};  // index: RejectReason
   uint64_t retries = 0;              // exchanges that repeated an earlier one (of finished sends)
+  uint64_t samples_retried = 0;      // the samples those exchanges carried again
   uint64_t gave_up = 0;              // sends given up on (the batch kept and tried again)
   uint64_t errors = 0;               // source failures and requests refused as invalid
   int64_t last_success_unix_ms = 0;  // 0: never
@@ -208,7 +209,7 @@ class QueueManager {
     std::atomic<uint64_t> batches_sent{0}, samples_sent{0}, bytes_sent{0};
     std::atomic<uint64_t> batches_rejected{0}, samples_rejected{0};
     std::array<std::atomic<uint64_t>, kRejectReasonCount> rejected_by_reason{};
-    std::atomic<uint64_t> retries{0}, gave_up{0}, errors{0};
+    std::atomic<uint64_t> retries{0}, samples_retried{0}, gave_up{0}, errors{0};
     std::atomic<int64_t> last_success_unix_ms{0};
   } counters_;
   mutable std::mutex error_mu_;

@@ -123,7 +123,10 @@ class KeepAliveServer {
     return scheme + "://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + path;
   }
   int connections() const { return connections_; }
-  int requests() const { return requests_; }
+  int requests() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
   // Waits until `n` requests arrived (true), or 10 s passed.
   bool WaitForRequests(int n) {
     std::unique_lock<std::mutex> lock(mu_);
@@ -207,7 +210,7 @@ class KeepAliveServer {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> connections_{0};
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   int requests_ = 0;
 };

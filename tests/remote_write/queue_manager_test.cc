@@ -461,6 +461,7 @@ TEST(QueueManager, RetriesServerErrorsAndHonoursRetryAfter) {
                                                       milliseconds(7000), milliseconds(60)}));
   const QueueStats st = qm.stats();
   EXPECT_EQ(st.retries, 4u);
+  EXPECT_EQ(st.samples_retried, 12u);
   EXPECT_EQ(st.batches_sent, 1u);
   EXPECT_EQ(st.batches_rejected, 0u);
   ASSERT_EQ(sources[0]->acks().size(), 1u);
