@@ -8,9 +8,8 @@
 // that; with --url it loads another server the same way (bench/server_bench.sh: Prometheus's
 // own /metrics). Prints one line: requests/s, MB/s, body bytes.
 #include <atomic>
-#include <utility>  // before Boost 1.74 asio, whose awaitable.hpp uses std::exchange
-
-#include <boost/asio.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -35,11 +34,16 @@ int main(int argc, char** argv) {
   std::string url;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
-    if (flag == "--body-bytes") body_bytes = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (flag == "--connections") connections = std::atoi(argv[i + 1]);
-    else if (flag == "--seconds") seconds = std::atoi(argv[i + 1]);
-    else if (flag == "--io-threads") io_threads = std::atoi(argv[i + 1]);
-    else if (flag == "--url") url = argv[i + 1];
+    if (flag == "--body-bytes")
+      body_bytes = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (flag == "--connections")
+      connections = std::atoi(argv[i + 1]);
+    else if (flag == "--seconds")
+      seconds = std::atoi(argv[i + 1]);
+    else if (flag == "--io-threads")
+      io_threads = std::atoi(argv[i + 1]);
+    else if (flag == "--url")
+      url = argv[i + 1];
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
@@ -114,9 +118,10 @@ int main(int argc, char** argv) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   server.Stop();
   uint64_t n = requests;
-  std::printf("%s: %.0f requests/s, %.1f MB/s, body %llu bytes, %d connections, %d s, errors %llu\n",
-              url.empty() ? "ccmon HttpServer" : url.c_str(), n / secs, bytes / secs / 1e6,
-              (unsigned long long)(n ? bytes / n : 0), connections, seconds,
-              (unsigned long long)errors.load());
+  std::printf(
+      "%s: %.0f requests/s, %.1f MB/s, body %llu bytes, %d connections, %d s, errors %llu\n",
+      url.empty() ? "ccmon HttpServer" : url.c_str(), n / secs, bytes / secs / 1e6,
+      (unsigned long long)(n ? bytes / n : 0), connections, seconds,
+      (unsigned long long)errors.load());
   return errors ? 1 : 0;
 }

@@ -97,8 +97,10 @@ std::optional<Range> ParseRange(std::string_view text) {
     std::string value = Unquote(Trim(part.substr(eq + 1)));
     if (name == "q") {
       std::optional<int> q = ParseQ(value);
-      if (!q) ok = false;
-      else r.q = *q;
+      if (!q)
+        ok = false;
+      else
+        r.q = *q;
     } else if (name == "version") {
       r.version = value;
     }
@@ -155,8 +157,9 @@ Negotiated NegotiateExposition(std::string_view accept) {
       continue;
     }
     const Best& w = best[chosen];
-    if (b.q > w.q || (b.q == w.q && (b.specificity > w.specificity ||
-                                     (b.specificity == w.specificity && b.position < w.position)))) {
+    if (b.q > w.q ||
+        (b.q == w.q && (b.specificity > w.specificity ||
+                        (b.specificity == w.specificity && b.position < w.position)))) {
       chosen = c;
     }
   }

@@ -192,7 +192,8 @@ bool BuildResponse(ServerResponse&& in, bool head, unsigned version,
 }
 
 std::string PeerString(const tcp::endpoint& ep) {
-  if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+  if (ep.address().is_v6())
+    return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
@@ -226,9 +227,7 @@ class Session final : public SessionBase {
  private:
   enum class Phase { kHandshake, kIdle, kHeader, kBody, kWriting, kLinger, kClosed };
 
-  std::shared_ptr<Session> Self() {
-    return std::static_pointer_cast<Session>(shared_from_this());
-  }
+  std::shared_ptr<Session> Self() { return std::static_pointer_cast<Session>(shared_from_this()); }
   beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
   const ServerOptions& Opt() const { return st_->options; }
 
@@ -263,10 +262,9 @@ class Session final : public SessionBase {
     if constexpr (kTls) {
       phase_ = Phase::kHandshake;
       Tcp().expires_after(Opt().read_timeout);
-      stream_.async_handshake(ssl::stream_base::server,
-                              [self = Self()](beast::error_code ec) {
-                                self->Guarded([&] { self->OnHandshake(ec); });
-                              });
+      stream_.async_handshake(ssl::stream_base::server, [self = Self()](beast::error_code ec) {
+        self->Guarded([&] { self->OnHandshake(ec); });
+      });
     } else {
       WaitRequest();
     }
@@ -287,17 +285,16 @@ class Session final : public SessionBase {
     phase_ = Phase::kIdle;
     if (buffer_.size() > 0) return ReadHeader();  // pipelined
     Tcp().expires_after(Opt().idle_timeout);
-    stream_.async_read_some(
-        buffer_.prepare(4096), [self = Self()](beast::error_code ec, size_t n) {
-          self->Guarded([&] {
-            if (ec) {
-              if (ec == beast::error::timeout) ++self->st_->timeouts;
-              return self->CloseNow();
-            }
-            self->buffer_.commit(n);
-            self->ReadHeader();
-          });
-        });
+    stream_.async_read_some(buffer_.prepare(4096), [self = Self()](beast::error_code ec, size_t n) {
+      self->Guarded([&] {
+        if (ec) {
+          if (ec == beast::error::timeout) ++self->st_->timeouts;
+          return self->CloseNow();
+        }
+        self->buffer_.commit(n);
+        self->ReadHeader();
+      });
+    });
   }
 
   // The rest of the request, header and body, under one read_timeout.
@@ -469,16 +466,15 @@ class Session final : public SessionBase {
 
   void Drain() {
     // Raw TCP bytes, also under TLS: they are discarded unread.
-    Tcp().async_read_some(
-        net::buffer(scratch_), [self = Self()](beast::error_code ec, size_t n) {
-          self->Guarded([&] {
-            self->lingered_ += n;
-            if (ec || self->lingered_ > kLingerBytes || self->phase_ != Phase::kLinger) {
-              return self->CloseNow();
-            }
-            self->Drain();
-          });
-        });
+    Tcp().async_read_some(net::buffer(scratch_), [self = Self()](beast::error_code ec, size_t n) {
+      self->Guarded([&] {
+        self->lingered_ += n;
+        if (ec || self->lingered_ > kLingerBytes || self->phase_ != Phase::kLinger) {
+          return self->CloseNow();
+        }
+        self->Drain();
+      });
+    });
   }
 
   void CloseNow() {
@@ -526,7 +522,8 @@ Status ParseListen(const std::string& listen, std::string* host, bool* v6, uint1
     port_text = s.substr(colon + 1);
   }
   if (port_text.empty() || port_text.size() > 5 ||
-      !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      !std::all_of(port_text.begin(), port_text.end(),
+                   [](char c) { return c >= '0' && c <= '9'; })) {
     return Status::InvalidArgument("listen address '" + listen +
                                    "': the port must be a number from 0 to 65535");
   }
@@ -646,10 +643,9 @@ void OnAccept(State* st, beast::error_code ec, tcp::socket socket) {
 }
 
 void DoAccept(State* st) {
-  st->acceptor.async_accept(net::make_strand(st->ioc),
-                            [st](beast::error_code ec, tcp::socket socket) {
-                              OnAccept(st, ec, std::move(socket));
-                            });
+  st->acceptor.async_accept(
+      net::make_strand(st->ioc),
+      [st](beast::error_code ec, tcp::socket socket) { OnAccept(st, ec, std::move(socket)); });
 }
 
 }  // namespace

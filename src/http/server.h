@@ -82,14 +82,14 @@ struct ServerOptions {
   // "host:port": an IPv4 address, "[IPv6]", a host name resolved once at Start (its first
   // address), or "" for every IPv4 interface (":9100"). Port 0 picks a free port (see port()).
   std::string listen = "127.0.0.1:0";
-  size_t max_header_bytes = 16 << 10;  // request line + header fields
-  size_t max_body_bytes = 1 << 20;     // after chunked decoding
-  std::chrono::milliseconds idle_timeout{60'000};  // waiting for a request's first byte
-  std::chrono::milliseconds read_timeout{30'000};  // the rest of the request (and TLS handshake)
+  size_t max_header_bytes = 16 << 10;               // request line + header fields
+  size_t max_body_bytes = 1 << 20;                  // after chunked decoding
+  std::chrono::milliseconds idle_timeout{60'000};   // waiting for a request's first byte
+  std::chrono::milliseconds read_timeout{30'000};   // the rest of the request (and TLS handshake)
   std::chrono::milliseconds write_timeout{30'000};  // one response
   size_t max_connections = 1024;                    // served at once (>= 1)
-  bool keep_alive = true;  // false: every response closes its connection
-  int io_threads = 2;      // >= 1
+  bool keep_alive = true;                           // false: every response closes its connection
+  int io_threads = 2;                               // >= 1
   // Stop(): how long in-flight responses may take before their connections are closed.
   std::chrono::milliseconds shutdown_grace{5'000};
   // Methods handed to the handler; others are answered 405 with "Allow: <these>". HEAD is

@@ -110,8 +110,8 @@ std::vector<std::string> LabelValues(const prometheus::ClientMetric& m,
   return values;
 }
 
-void WriteOpenMetricsFamily(const prometheus::MetricFamily& fam, const std::string& name,
-                            int kind, const std::string& unit, std::string* out) {
+void WriteOpenMetricsFamily(const prometheus::MetricFamily& fam, const std::string& name, int kind,
+                            const std::string& unit, std::string* out) {
   *out += "# TYPE " + name + " " + KindName(kind) + "\n";
   if (!unit.empty()) *out += "# UNIT " + name + " " + unit + "\n";
   *out += "# HELP " + name + " " + EscapeHelp(fam.help) + "\n";
@@ -143,7 +143,8 @@ void WriteOpenMetricsFamily(const prometheus::MetricFamily& fam, const std::stri
 
 void StripEof(std::string_view* s) {
   for (std::string_view eof : {"# EOF\n", "# EOF"}) {
-    if (EndsWith(*s, eof) && (s->size() == eof.size() || (*s)[s->size() - eof.size() - 1] == '\n')) {
+    if (EndsWith(*s, eof) &&
+        (s->size() == eof.size() || (*s)[s->size() - eof.size() - 1] == '\n')) {
       s->remove_suffix(eof.size());
       return;
     }
@@ -195,8 +196,8 @@ Status SelfMetrics::Register(const SelfFamily& family_in, int kind,
   if (kind == kCounter && EndsWith(f.name, "_total")) f.name.resize(f.name.size() - 6);
   if (Status s = Validate(f, kind); !s.ok()) return s;
   if (values.size() != f.label_names.size()) {
-    return Status::InvalidArgument("self-metric family '" + f.name + "': " +
-                                   std::to_string(values.size()) + " label values for " +
+    return Status::InvalidArgument("self-metric family '" + f.name +
+                                   "': " + std::to_string(values.size()) + " label values for " +
                                    std::to_string(f.label_names.size()) + " label names");
   }
   for (const auto& v : values) {
@@ -294,9 +295,9 @@ Status SelfMetrics::AddHistogram(const SelfFamily& family, const std::vector<std
   Family* f;
   if (Status s = Register(family, kHistogram, values, &f); !s.ok()) return s;
   try {
-    *out = SelfHistogram(&f->histograms->Add(ToLabels(f->spec.label_names, values),
-                                             prometheus::Histogram::BucketBoundaries(
-                                                 f->spec.buckets.begin(), f->spec.buckets.end())));
+    *out = SelfHistogram(&f->histograms->Add(
+        ToLabels(f->spec.label_names, values),
+        prometheus::Histogram::BucketBoundaries(f->spec.buckets.begin(), f->spec.buckets.end())));
   } catch (const std::exception& e) {
     return Status::InvalidArgument("self-metric " + f->spec.name + ": " + e.what());
   }
@@ -327,8 +328,7 @@ void SelfMetrics::WriteSelfMetrics(ExpositionFormat format, std::string* out) co
   }
   for (const auto& h : hooks) h();
   std::vector<prometheus::MetricFamily> fams = registry_->Collect();
-  std::sort(fams.begin(), fams.end(),
-            [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::sort(fams.begin(), fams.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   for (auto& fam : fams) {
     std::sort(fam.metric.begin(), fam.metric.end(), [](const auto& a, const auto& b) {
       return a.label < b.label;  // same names (the family's) in the same order: by values
@@ -359,8 +359,8 @@ std::string FormatSelfValue(double v) {
   return os.str();
 }
 
-void ComposeRenderedMetricsBody(ExpositionFormat format, std::string_view rendered, const SelfMetrics* self,
-                        std::string* out) {
+void ComposeRenderedMetricsBody(ExpositionFormat format, std::string_view rendered,
+                                const SelfMetrics* self, std::string* out) {
   if (format == ExpositionFormat::kOpenMetrics) StripEof(&rendered);
   out->append(rendered);
   if (self != nullptr) self->WriteSelfMetrics(format, out);
@@ -372,8 +372,8 @@ Status ComposeMetricsBody(ExpositionFormat format, const std::vector<FamilyEvent
   if (self != nullptr) {
     std::set<std::string> theirs;
     for (const auto& f : families) {
-      for (auto& n : SamplesOf(f.desc.name, f.desc.type == MetricType::kCounter ? kCounter
-                                                                                : kHistogram)) {
+      for (auto& n :
+           SamplesOf(f.desc.name, f.desc.type == MetricType::kCounter ? kCounter : kHistogram)) {
         theirs.insert(std::move(n));
       }
     }

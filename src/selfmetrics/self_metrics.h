@@ -148,8 +148,8 @@ Status ComposeMetricsBody(ExpositionFormat format, const std::vector<FamilyEvent
 // The same for families already written by another writer: `rendered` in `format` (an
 // OpenMetrics text may or may not end with "# EOF"; it is moved to the end). The caller keeps
 // the names apart.
-void ComposeRenderedMetricsBody(ExpositionFormat format, std::string_view rendered, const SelfMetrics* self,
-                        std::string* out);
+void ComposeRenderedMetricsBody(ExpositionFormat format, std::string_view rendered,
+                                const SelfMetrics* self, std::string* out);
 
 // A double as both writers print it: integers without a fraction, otherwise up to 16
 // significant digits ("0.1", "2.5", "1e+20"), "+Inf", "-Inf", "NaN"; never locale-dependent.

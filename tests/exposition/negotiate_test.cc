@@ -63,8 +63,7 @@ TEST(Negotiate, VersionsMatchExactly) {
   EXPECT_EQ(F("application/openmetrics-text;version=2.0.0"), kText);
   EXPECT_EQ(F("text/plain;version=1.0.0,application/openmetrics-text;q=0.1"), kOm);
   // A more specific range sets the q even when a wildcard is listed first.
-  EXPECT_EQ(F("*/*;q=1,text/plain;version=0.0.4;q=0.2,application/openmetrics-text;q=0.5"),
-            kOm);
+  EXPECT_EQ(F("*/*;q=1,text/plain;version=0.0.4;q=0.2,application/openmetrics-text;q=0.5"), kOm);
 }
 
 TEST(Negotiate, SpellingVariants) {

@@ -240,8 +240,9 @@ TEST(HttpServer, ChunkedBodyOverTheLimitIs413) {
 
   // A chunked body within the limit is decoded for the handler.
   RawConn ok(f.server->port());
-  ASSERT_TRUE(ok.Send("POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
+  ASSERT_TRUE(
+      ok.Send("POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
   ASSERT_TRUE(ok.ReadResponse(&res));
   EXPECT_EQ(res.result_int(), 200);
   EXPECT_EQ(res.body(), "POST /c abcde");
@@ -339,7 +340,8 @@ TEST(HttpServer, ExpectContinueGets100ThenTheAnswer) {
   Fixture f;
   ASSERT_TRUE(f.status.ok());
   RawConn c(f.server->port());
-  ASSERT_TRUE(c.Send("POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"));
   Response interim;
   ASSERT_TRUE(c.ReadResponse(&interim, /*head=*/true));
   EXPECT_EQ(interim.result_int(), 100);
@@ -646,9 +648,9 @@ TEST(HttpServer, StartErrorsAreClear) {
     HttpServer s(opt, &h);
     return s.Start();
   };
-  for (const char* bad : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:-1",
-                          "127.0.0.1:80x", "::1:80", "[::1]", "[::1]80", "[nonsense]:0",
-                          "127.0.0.1:123456"}) {
+  for (const char* bad :
+       {"127.0.0.1", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:80x", "::1:80",
+        "[::1]", "[::1]80", "[nonsense]:0", "127.0.0.1:123456"}) {
     Status s = start(bad);
     EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << bad << ": " << s.ToString();
   }
@@ -702,7 +704,8 @@ TEST(HttpServer, ListensOnIpv6Loopback) {
     return Echo(r);
   });
   ASSERT_TRUE(f.status.ok()) << f.status.ToString();
-  HttpResponse res = MustExchange(GetRequest("http://[::1]:" + std::to_string(f.server->port()) + "/6"));
+  HttpResponse res =
+      MustExchange(GetRequest("http://[::1]:" + std::to_string(f.server->port()) + "/6"));
   EXPECT_EQ(res.body, "GET /6 ");
   std::lock_guard<std::mutex> lock(mu);
   EXPECT_EQ(seen.peer.rfind("[::1]:", 0), 0u) << seen.peer;

@@ -39,7 +39,8 @@ using std::chrono::milliseconds;
 
 // Polls `pred` until it holds or `timeout` passes (a condition with a deadline, not a sleep
 // standing in for one).
-inline bool WaitUntil(const std::function<bool()>& pred, milliseconds timeout = milliseconds(10000)) {
+inline bool WaitUntil(const std::function<bool()>& pred,
+                      milliseconds timeout = milliseconds(10000)) {
   auto deadline = Clock::now() + timeout;
   while (!pred()) {
     if (Clock::now() > deadline) return false;
@@ -152,7 +153,7 @@ class RawConn {
     for (;;) {
       int r = ReadSome(deadline);
       if (r == 0) return true;
-      if (r == -1) return true;  // reset
+      if (r == -1) return true;   // reset
       if (r == -2) return false;  // deadline
     }
   }

@@ -4,8 +4,8 @@
 // Skipped when the prometheus binary is missing (Debian package prometheus).
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -151,9 +151,9 @@ TEST(ServerScrape, Prometheus242ScrapesOpenMetricsAndQueriesTheValuesBack) {
           .ok());
   behind.Set(0.5);
   SelfHistogram lag;
-  ASSERT_TRUE(self.AddHistogram({"ccmon_agent_send_lag_seconds", "Lag.", {}, "seconds", {0.1, 1}},
-                                {}, &lag)
-                  .ok());
+  ASSERT_TRUE(
+      self.AddHistogram({"ccmon_agent_send_lag_seconds", "Lag.", {}, "seconds", {0.1, 1}}, {}, &lag)
+          .ok());
   lag.Observe(0.05);
   lag.Observe(0.5);
 

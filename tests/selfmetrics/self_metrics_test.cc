@@ -82,14 +82,17 @@ TEST(SelfMetrics, AllTypesInBothFormats) {
   empty.Increment(2);
   invalid.Increment(1);
   SelfGauge behind;
-  ASSERT_TRUE(m.AddGauge({"ccmon_agent_behind_bytes", "Bytes not read yet.", {}, "bytes"}, {},
-                         &behind)
-                  .ok());
+  ASSERT_TRUE(
+      m.AddGauge({"ccmon_agent_behind_bytes", "Bytes not read yet.", {}, "bytes"}, {}, &behind)
+          .ok());
   behind.Set(1234.5);
   behind.Add(-0.5);
   SelfHistogram lag;
-  ASSERT_TRUE(m.AddHistogram({"ccmon_agent_send_lag_seconds", "Append to send.", {"target"},
-                              "seconds", {0.1, 1, 2.5}},
+  ASSERT_TRUE(m.AddHistogram({"ccmon_agent_send_lag_seconds",
+                              "Append to send.",
+                              {"target"},
+                              "seconds",
+                              {0.1, 1, 2.5}},
                              {"prom"}, &lag)
                   .ok());
   lag.Observe(0.05);
@@ -198,10 +201,10 @@ TEST(SelfMetrics, RegistrationErrors) {
   EXPECT_EQ(counter({"ccmon_x", "h", {"__reserved"}}, {"v"}), kBad);
   EXPECT_EQ(counter({"ccmon_x", "h", {"a", "a"}}, {"v", "w"}), kBad);
   EXPECT_EQ(counter({"ccmon_x", "h", {"a:b"}}, {"v"}), kBad);
-  EXPECT_EQ(counter({"ccmon_x", "h", {"a"}}, {}), kBad);          // too few values
-  EXPECT_EQ(counter({"ccmon_x", "h", {}}, {"extra"}), kBad);      // too many
+  EXPECT_EQ(counter({"ccmon_x", "h", {"a"}}, {}), kBad);            // too few values
+  EXPECT_EQ(counter({"ccmon_x", "h", {}}, {"extra"}), kBad);        // too many
   EXPECT_EQ(counter({"ccmon_x_seconds", "h", {}, "bytes"}), kBad);  // unit not the suffix
-  EXPECT_EQ(counter({"ccmon_x", "h", {}, "", {1.0}}), kBad);       // buckets on a counter
+  EXPECT_EQ(counter({"ccmon_x", "h", {}, "", {1.0}}), kBad);        // buckets on a counter
   EXPECT_FALSE(m.AddCounter({"ccmon_x", "h"}, {"extra"}, &c).ok());
   EXPECT_EQ(m.AddHistogram({"ccmon_h", "h", {"le"}, "", {1}}, {"1"}, &h).code(), kBad);
   EXPECT_EQ(m.AddHistogram({"ccmon_h", "h", {}, "", {2, 1}}, {}, &h).code(), kBad);
@@ -306,14 +309,17 @@ void AddSelf(SelfMetrics* m) {
   ASSERT_TRUE(m->AddCounter({"ccmon_agent_lines_read", "Lines read."}, {}, &c).ok());
   c.Increment(42);
   SelfGauge g;
-  ASSERT_TRUE(m->AddGauge({"ccmon_agent_last_push_timestamp_seconds", "Last 2xx push.", {},
-                           "seconds"},
-                          {}, &g)
-                  .ok());
+  ASSERT_TRUE(
+      m->AddGauge({"ccmon_agent_last_push_timestamp_seconds", "Last 2xx push.", {}, "seconds"}, {},
+                  &g)
+          .ok());
   g.Set(1767225600.5);
   SelfHistogram h;
-  ASSERT_TRUE(m->AddHistogram({"ccmon_agent_push_duration_seconds", "Push time.", {"result"},
-                               "seconds", {0.01, 0.1, 1}},
+  ASSERT_TRUE(m->AddHistogram({"ccmon_agent_push_duration_seconds",
+                               "Push time.",
+                               {"result"},
+                               "seconds",
+                               {0.01, 0.1, 1}},
                               {"2xx"}, &h)
                   .ok());
   h.Observe(0.05);
@@ -333,9 +339,10 @@ TEST(ComposeMetricsBody, OneBodyOneEofAtTheEnd) {
   std::string text;
   ASSERT_TRUE(ComposeMetricsBody(ExpositionFormat::kText, ClaudeFamilies(), &m, &text).ok());
   EXPECT_EQ(Count(text, "# EOF"), 0u);
-  EXPECT_NE(text.find("claude_cost_usd_total{device=\"laptop\",model=\"anthropic/claude-sonnet-4-5\"}"
-                      " 1.234567890123\n"),
-            std::string::npos);
+  EXPECT_NE(
+      text.find("claude_cost_usd_total{device=\"laptop\",model=\"anthropic/claude-sonnet-4-5\"}"
+                " 1.234567890123\n"),
+      std::string::npos);
   EXPECT_NE(text.find("ccmon_agent_lines_read_total 42\n"), std::string::npos);
   // Without self-metrics, and with nothing at all.
   std::string alone;
@@ -360,7 +367,8 @@ TEST(ComposeMetricsBody, PreRenderedBodiesWithOrWithoutEof) {
   }
   // A help text that merely ends in "# EOF" is not the marker.
   std::string out;
-  ComposeRenderedMetricsBody(ExpositionFormat::kOpenMetrics, "# HELP x says # EOF\n", nullptr, &out);
+  ComposeRenderedMetricsBody(ExpositionFormat::kOpenMetrics, "# HELP x says # EOF\n", nullptr,
+                             &out);
   EXPECT_EQ(out, "# HELP x says # EOF\n# EOF\n");
 }
 
@@ -429,15 +437,15 @@ TEST(SelfMetricsPromtool, OpenMetricsBodyPassesPrometheusParser) {
   std::ofstream(dir / "m.om") << stamped;
   std::string out;
   EXPECT_EQ(RunCommand(Promtool() + " tsdb create-blocks-from openmetrics " + (dir / "m.om") + " " +
-                    (dir / "blocks"),
-                &out),
+                           (dir / "blocks"),
+                       &out),
             0)
       << out << stamped;
   // And a broken body is refused, so the check above can fail.
   std::ofstream(dir / "bad.om") << "# TYPE a counter\na_total 1 1767225600\n";  // no # EOF
-  EXPECT_NE(RunCommand(Promtool() + " tsdb create-blocks-from openmetrics " + (dir / "bad.om") + " " +
-                    (dir / "blocks2"),
-                &out),
+  EXPECT_NE(RunCommand(Promtool() + " tsdb create-blocks-from openmetrics " + (dir / "bad.om") +
+                           " " + (dir / "blocks2"),
+                       &out),
             0);
 }
 
