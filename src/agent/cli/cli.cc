@@ -61,8 +61,8 @@ const char kUsage[] =
 // Which commands take which of the non-setting flags; settings go to setup, start, restart and
 // test; --state-dir also to the commands that only need the state directory.
 const std::vector<std::string> kCommands = {
-    "setup", "start",  "stop",  "restart",         "status",   "logs",
-    "test",  "reset",  "help",  "install-service", "uninstall"};
+    "setup", "start", "stop", "restart",         "status",   "logs",
+    "test",  "reset", "help", "install-service", "uninstall"};
 const std::vector<std::string> kSettingCommands = {"setup", "start", "restart", "test"};
 
 struct Parsed {
@@ -123,11 +123,10 @@ int ParseArgs(const std::vector<std::string>& args, std::ostream& out, std::ostr
                                  ->value_name("true|false"),
                              help.c_str());
     } else {
-      settings.add_options()(
-          spec.name.c_str(),
-          po::value<std::vector<std::string>>(&setting_values[spec.name])
-              ->value_name(spec.value_name),
-          help.c_str());
+      settings.add_options()(spec.name.c_str(),
+                             po::value<std::vector<std::string>>(&setting_values[spec.name])
+                                 ->value_name(spec.value_name),
+                             help.c_str());
     }
   }
   po::options_description general("Other options", kHelpColumns);
@@ -139,8 +138,8 @@ int ParseArgs(const std::vector<std::string>& args, std::ostream& out, std::ostr
       "config file (default $CCMON_AGENT_CONFIG, else $XDG_CONFIG_HOME/ccmon/agent.conf or "
       "~/.config/ccmon/agent.conf); reset: --config[=FILE] also removes it")(
       "foreground", po::bool_switch(&p->foreground), "start: run in this process")(
-      "json", po::bool_switch(&p->json), "status: as JSON")(
-      "follow,f", po::bool_switch(&p->follow), "logs: keep printing new lines")(
+      "json", po::bool_switch(&p->json), "status: as JSON")("follow,f", po::bool_switch(&p->follow),
+                                                            "logs: keep printing new lines")(
       "errors", po::bool_switch(&p->errors_only), "logs: warnings and errors only");
   po::options_description visible;
   visible.add(general).add(settings);
@@ -157,10 +156,8 @@ int ParseArgs(const std::vector<std::string>& args, std::ostream& out, std::ostr
     return FlushOutput(out, "standard output").ok() ? kExitOk : kExitFailure;
   }
 
-  std::vector<FlagScope> scopes = {{"foreground", {"start"}},
-                                   {"json", {"status"}},
-                                   {"follow", {"logs"}},
-                                   {"errors", {"logs"}}};
+  std::vector<FlagScope> scopes = {
+      {"foreground", {"start"}}, {"json", {"status"}}, {"follow", {"logs"}}, {"errors", {"logs"}}};
   for (const SettingSpec& spec : AgentSettings()) {
     std::vector<std::string> commands = kSettingCommands;
     if (spec.name == "state-dir")
@@ -168,8 +165,9 @@ int ParseArgs(const std::vector<std::string>& args, std::ostream& out, std::ostr
         commands.push_back(c);
     scopes.push_back({spec.name, commands});
   }
-  scopes.push_back({"config", {"setup", "start", "stop", "restart", "status", "logs", "test",
-                               "reset", "install-service"}});
+  scopes.push_back({"config",
+                    {"setup", "start", "stop", "restart", "status", "logs", "test", "reset",
+                     "install-service"}});
   std::vector<std::string> given;
   for (const auto& [name, value] : vm)
     if (!value.defaulted() && !(value.value().type() == typeid(bool) && !value.as<bool>()))
@@ -275,8 +273,8 @@ int CmdSetup(const Parsed& p, Ctx& c) {
   if (!cfg.key.empty()) auth = "device key (hidden)";
   if (!cfg.bearer_token_file.empty()) auth = "bearer token from " + cfg.bearer_token_file;
   if (!cfg.basic_auth_user.empty())
-    auth = "basic auth as " + cfg.basic_auth_user + ", password from " +
-           cfg.basic_auth_password_file;
+    auth =
+        "basic auth as " + cfg.basic_auth_user + ", password from " + cfg.basic_auth_password_file;
   c.out << (replaced ? "replaced " : "wrote ") << path << " (mode 0600)\n"
         << "  url     " << cfg.url << "\n"
         << "  auth    " << auth << "\n"
@@ -326,7 +324,8 @@ class StatusPublisher {
     s.updated_unix = clock_->NowUnixMs() / 1000;
     Status w = WriteStatusFile(env_, path_, s);
     // Log a failing status write once per distinct error, and its recovery, not every second.
-    if (!w.ok() && w.message() != last_error_) log_->Warn("cannot write the status file", {{"error", w.message()}});
+    if (!w.ok() && w.message() != last_error_)
+      log_->Warn("cannot write the status file", {{"error", w.message()}});
     if (w.ok() && !last_error_.empty()) log_->Info("status file written again");
     last_error_ = w.ok() ? "" : w.message();
     if (notifier_ != nullptr && notifier_->Observe(s))
@@ -453,8 +452,8 @@ int StartBackground(const Parsed& p, Ctx& c, const std::vector<std::string>& fla
   if (Status s = StartInBackground(argv, kStartTimeout, &bs); !s.ok())
     return Failure(c.err, "could not start the agent: " + s.message());
   if (!bs.ready)
-    return Failure(c.err, "the agent did not start: " + bs.message +
-                              (proc.stale_pid ? "" : "") + "\n(log: " + LogPath(cfg) + ")");
+    return Failure(c.err, "the agent did not start: " + bs.message + (proc.stale_pid ? "" : "") +
+                              "\n(log: " + LogPath(cfg) + ")");
   c.out << "ccmon-agent started (pid " << bs.pid << ")";
   if (proc.stale_pid) c.out << "; a stale pid file of pid " << proc.stale_pid << " was replaced";
   c.out << "\n  state dir " << cfg.state_dir << "\n  log       " << LogPath(cfg) << "\n";
@@ -518,13 +517,14 @@ int CmdStatus(const Parsed& p, Ctx& c) {
             << "  outbox          " << st.outbox_requests << " requests, " << st.outbox_bytes
             << " bytes\n"
             << "  last push       "
-            << (st.last_push_unix ? FormatUnix(st.last_push_unix) + " " +
-                                        TerminalSafe(st.last_push_status)
-                                  : std::string("none yet"))
+            << (st.last_push_unix
+                    ? FormatUnix(st.last_push_unix) + " " + TerminalSafe(st.last_push_status)
+                    : std::string("none yet"))
             << "\n";
       if (st.consecutive_push_failures)
         c.out << "  failing pushes  " << st.consecutive_push_failures << " in a row\n";
-      if (!st.last_error.empty()) c.out << "  last error      " << TerminalSafe(st.last_error) << "\n";
+      if (!st.last_error.empty())
+        c.out << "  last error      " << TerminalSafe(st.last_error) << "\n";
       c.out << "  updated         " << FormatUnix(st.updated_unix) << "\n";
     }
   }
@@ -641,7 +641,8 @@ int CmdReset(const Parsed& p, Ctx& c) {
     const bool empty = fs::is_empty(dir, ec);
     if (ec) return Failure(c.err, cfg.state_dir + ": " + ec.message());
     if (!marked && !empty)
-      return Failure(c.err, cfg.state_dir + " does not look like a ccmon-agent state directory (no " +
+      return Failure(c.err, cfg.state_dir +
+                                " does not look like a ccmon-agent state directory (no " +
                                 kStateMarkerFileName + " file); remove it yourself if you mean it");
     const std::uintmax_t n = fs::remove_all(dir, ec);
     if (ec) return Failure(c.err, "removing " + cfg.state_dir + ": " + ec.message());
@@ -700,8 +701,7 @@ int CmdInstallService(const Parsed& p, Ctx& c) {
       kind == ServiceKind::kSystemdUser ? SystemdUserUnit(spec) : LaunchAgentPlist(spec);
   if (Status s = WriteFileAtomically(c.env, path, text, 0644); !s.ok())
     return Failure(c.err, s.message());
-  c.out << "wrote " << path << "\nenable and start it with:\n"
-        << ServiceEnableCommands(kind, path);
+  c.out << "wrote " << path << "\nenable and start it with:\n" << ServiceEnableCommands(kind, path);
   PosixCommandRunner runner(c.env);
   CommandRunner* commands = c.seams.commands ? c.seams.commands : &runner;
   const char* tool = kind == ServiceKind::kSystemdUser ? "systemctl" : "launchctl";
@@ -715,8 +715,8 @@ int CmdInstallService(const Parsed& p, Ctx& c) {
 int CmdUninstall(const Parsed& p, Ctx& c) {
   ServiceKind kind;
   if (!ServiceKindFor(c.seams.os, &kind))
-    return Failure(c.err, "uninstall knows Linux (systemd) and macOS (launchd), not '" +
-                              c.seams.os + "'");
+    return Failure(c.err,
+                   "uninstall knows Linux (systemd) and macOS (launchd), not '" + c.seams.os + "'");
   std::string path;
   if (Status s = ServiceFilePath(c.env, kind, &path); !s.ok()) return Failure(c.err, s.message());
   FileInfo info;
@@ -741,7 +741,8 @@ int RunAgentCli(const std::vector<std::string>& args, Env* env, std::ostream& ou
   Ctx c{env, out, err, seams, seams.clock ? seams.clock : Clock::Real(), args};
   const std::vector<std::string> flags(args.begin() + 1, args.end());
   if (p.command == "setup") return CmdSetup(p, c);
-  if (p.command == "start") return p.foreground ? CmdStartForeground(p, c) : StartBackground(p, c, flags);
+  if (p.command == "start")
+    return p.foreground ? CmdStartForeground(p, c) : StartBackground(p, c, flags);
   if (p.command == "stop") return CmdStop(p, c, false);
   if (p.command == "restart") {
     if (int rc = CmdStop(p, c, true); rc != kExitOk) return rc;

@@ -43,15 +43,15 @@ inline constexpr const char kStateMarkerFileName[] = "CCMON_AGENT_STATE";
 // The seams. Borrowed pointers must outlive the call; null ones get the real thing where one
 // exists.
 struct CliSeams {
-  AgentRunner run_agent;                 // the engine (RunAgent); required for start --foreground
-  Clock* clock = nullptr;                // Clock::Real()
-  StopSignals* signals = nullptr;        // null: nothing stops a foreground run or logs --follow
-  CommandRunner* commands = nullptr;     // notifications; null: a PosixCommandRunner
-  HttpTransport* transport = nullptr;    // `test`; null: the real client with the TLS settings
-  std::string self_exe;                  // absolute path of ccmon-agent (start, install-service)
-  std::string hostname;                  // the default device
-  std::string os;                        // uname sysname: "Linux", "Darwin"
-  int ready_fd = -1;                     // start --foreground in the background: report here
+  AgentRunner run_agent;               // the engine (RunAgent); required for start --foreground
+  Clock* clock = nullptr;              // Clock::Real()
+  StopSignals* signals = nullptr;      // null: nothing stops a foreground run or logs --follow
+  CommandRunner* commands = nullptr;   // notifications; null: a PosixCommandRunner
+  HttpTransport* transport = nullptr;  // `test`; null: the real client with the TLS settings
+  std::string self_exe;                // absolute path of ccmon-agent (start, install-service)
+  std::string hostname;                // the default device
+  std::string os;                      // uname sysname: "Linux", "Darwin"
+  int ready_fd = -1;                   // start --foreground in the background: report here
   // Standard error is a terminal the user reads (foreground runs log there too).
   bool log_to_err = true;
 };

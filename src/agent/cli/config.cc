@@ -74,10 +74,10 @@ std::vector<SettingSpec> MakeSettings() {
   v.push_back(Bool("insecure-skip-verify", "accept any server certificate (testing only)"));
   v.push_back(Str("device", "NAME", "device label (default: the host name)"));
   v.push_back(Repeatable(Str("label", "NAME=VALUE", "static label on every series")));
-  v.push_back(Repeatable(Str(
-      "config-dir", "DIR",
-      "Claude config dir or projects/ dir (default: CLAUDE_CONFIG_DIR, ~/.config/claude, "
-      "~/.claude)")));
+  v.push_back(Repeatable(
+      Str("config-dir", "DIR",
+          "Claude config dir or projects/ dir (default: CLAUDE_CONFIG_DIR, ~/.config/claude, "
+          "~/.claude)")));
   v.push_back(Str("state-dir", "DIR",
                   "state directory (default $XDG_STATE_HOME/ccmon/agent, else "
                   "~/.local/state/ccmon/agent)"));
@@ -149,14 +149,13 @@ bool IsLabelName(std::string_view s) {
   if (s.empty()) return false;
   auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
   if (!alpha(s[0])) return false;
-  return std::all_of(s.begin(), s.end(), [&](char c) { return alpha(c) || (c >= '0' && c <= '9'); });
+  return std::all_of(s.begin(), s.end(),
+                     [&](char c) { return alpha(c) || (c >= '0' && c <= '9'); });
 }
 
 }  // namespace
 
-const char* WatchModeName(WatchMode mode) {
-  return mode == WatchMode::kPoll ? "poll" : "inotify";
-}
+const char* WatchModeName(WatchMode mode) { return mode == WatchMode::kPoll ? "poll" : "inotify"; }
 
 const std::vector<SettingSpec>& AgentSettings() {
   static const std::vector<SettingSpec> settings = MakeSettings();
@@ -309,8 +308,8 @@ std::string FormatDurationMs(uint64_t ms) {
 
 Status ValidateDeviceKey(std::string_view key) {
   const bool chars_ok = std::all_of(key.begin(), key.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
   });
   if (key.substr(0, 3) != "dk_" || key.size() < 3 + 16 || key.size() > 3 + 256 || !chars_ok)
     return Status::InvalidArgument(
@@ -414,8 +413,7 @@ Status BuildAgentConfig(const ConfigLayers& layers, Env* env, const std::string&
                                            TerminalSafe(Utf8Prefix(text, 40)) + "'");
           }
           if (name == "watch") c.watch = text == "poll" ? WatchMode::kPoll : WatchMode::kInotify;
-          if (name == "project-label")
-            ParseProjectLabelMode(text, &c.label_options.project_mode);
+          if (name == "project-label") ParseProjectLabelMode(text, &c.label_options.project_mode);
           break;
         }
         case SettingKind::kString: {
@@ -449,8 +447,7 @@ Status BuildAgentConfig(const ConfigLayers& layers, Env* env, const std::string&
               return Status::InvalidArgument(v->origin + ": " + s.message());
             for (const auto& l : c.labels)
               if (l.first == label.first)
-                return Status::InvalidArgument(v->origin + ": label '" + l.first +
-                                               "' given twice");
+                return Status::InvalidArgument(v->origin + ": label '" + l.first + "' given twice");
             if (c.labels.size() == kMaxStaticLabels)
               return Status::InvalidArgument(v->origin + ": at most " +
                                              std::to_string(kMaxStaticLabels) + " labels");

@@ -90,8 +90,8 @@ struct AgentConfig {
 // The ranges (also in the help text and README).
 inline constexpr uint64_t kMaxShards = 64;
 inline constexpr uint64_t kMaxSamplesPerSendLimit = 1'000'000;
-inline constexpr uint64_t kMinOutboxBytes = uint64_t(1) << 20;   // 1 MiB
-inline constexpr uint64_t kMaxOutboxBytes = uint64_t(1) << 40;   // 1 TiB
+inline constexpr uint64_t kMinOutboxBytes = uint64_t(1) << 20;  // 1 MiB
+inline constexpr uint64_t kMaxOutboxBytes = uint64_t(1) << 40;  // 1 TiB
 inline constexpr uint64_t kMaxLabelCap = 1'000'000;
 inline constexpr size_t kMaxStaticLabels = 32;
 inline constexpr size_t kMaxLabelValueBytes = 1024;
@@ -108,8 +108,8 @@ struct SettingSpec {
   std::string name;  // flag / key name, e.g. "max-samples-per-send"
   SettingKind kind = SettingKind::kString;
   bool repeatable = false;
-  bool secret = false;  // never echoed (key): printed as "(hidden)"
-  bool in_env = true;   // has a CCMON_AGENT_* variable
+  bool secret = false;               // never echoed (key): printed as "(hidden)"
+  bool in_env = true;                // has a CCMON_AGENT_* variable
   uint64_t min = 0, max = 0;         // kUnsigned (the value), kDuration (milliseconds)
   std::vector<std::string> choices;  // kChoice
   std::string value_name;            // for --help, e.g. "N", "DURATION"

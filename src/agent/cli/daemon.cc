@@ -36,8 +36,8 @@ int64_t ReadPid(int fd) {
 
 }  // namespace
 
-Status PidFileLock::Acquire(const std::string& path, int64_t pid,
-                            std::unique_ptr<PidFileLock>* out, int64_t* holder_pid) {
+Status PidFileLock::Acquire(const std::string& path, int64_t pid, std::unique_ptr<PidFileLock>* out,
+                            int64_t* holder_pid) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Status::IoError(Errno(path + ": open"));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -53,7 +53,8 @@ Status PidFileLock::Acquire(const std::string& path, int64_t pid,
     return Status::IoError(Errno(path + ": flock"));
   }
   const std::string text = std::to_string(pid) + "\n";
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, text.data(), text.size(), 0) != ssize_t(text.size())) {
+  if (::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, text.data(), text.size(), 0) != ssize_t(text.size())) {
     const Status s = Status::IoError(Errno(path + ": write"));
     ::close(fd);
     return s;
@@ -93,8 +94,8 @@ Status ProbeAgent(const std::string& pid_path, AgentProcess* out) {
   return Status::Ok();
 }
 
-Status StopAgent(const std::string& pid_path, std::chrono::milliseconds timeout,
-                 bool* was_running, int64_t* pid) {
+Status StopAgent(const std::string& pid_path, std::chrono::milliseconds timeout, bool* was_running,
+                 int64_t* pid) {
   AgentProcess p;
   if (Status s = ProbeAgent(pid_path, &p); !s.ok()) return s;
   *was_running = p.running;
@@ -154,8 +155,8 @@ Status StartInBackground(const std::vector<std::string>& argv, std::chrono::mill
   posix_spawn_file_actions_adddup2(&actions, fds[1], kChildFd);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   sigset_t none, defaults;
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);
@@ -221,8 +222,8 @@ Status StartInBackground(const std::vector<std::string>& argv, std::chrono::mill
   }
   int status = 0;
   if (!eof) {
-    out->message = "no answer within " + std::to_string(timeout.count() / 1000) +
-                   " s (pid " + std::to_string(pid) + " still starting?)";
+    out->message = "no answer within " + std::to_string(timeout.count() / 1000) + " s (pid " +
+                   std::to_string(pid) + " still starting?)";
     return Status::Ok();
   }
   // Collect the exit status when it has ended (it closes the pipe just before exiting).

@@ -41,8 +41,8 @@ class PidFileLock {
 
 struct AgentProcess {
   bool running = false;
-  int64_t pid = 0;          // running: the agent's pid
-  int64_t stale_pid = 0;    // not running, but a pid file names this pid (a killed agent)
+  int64_t pid = 0;        // running: the agent's pid
+  int64_t stale_pid = 0;  // not running, but a pid file names this pid (a killed agent)
 };
 
 // Looks at `pid_path` without disturbing a running agent. A missing file is "not running".
@@ -51,8 +51,8 @@ Status ProbeAgent(const std::string& pid_path, AgentProcess* out);
 // Sends SIGTERM to the agent holding `pid_path` and waits up to `timeout` for its lock to be
 // released. *was_running says whether there was one; kIoError when it is still running at the
 // deadline ("pid N did not stop within 5 s").
-Status StopAgent(const std::string& pid_path, std::chrono::milliseconds timeout,
-                 bool* was_running, int64_t* pid);
+Status StopAgent(const std::string& pid_path, std::chrono::milliseconds timeout, bool* was_running,
+                 int64_t* pid);
 
 // Readiness: the background child reports through a pipe whose write end it finds in
 // $CCMON_AGENT_READY_FD. "ok\n" means up; anything else is the reason it is not (then EOF).

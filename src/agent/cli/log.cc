@@ -156,8 +156,7 @@ Status FileLogger::Open(FileLoggerOptions options, std::unique_ptr<FileLogger>* 
 
 Status FileLogger::OpenFileLocked() {
   if (fd_ >= 0) ::close(fd_);
-  fd_ = ::open(options_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-               0600);
+  fd_ = ::open(options_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd_ < 0) return Status::IoError(options_.path + ": open: " + std::strerror(errno));
   struct stat st;
   if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {

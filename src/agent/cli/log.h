@@ -46,7 +46,8 @@ class Logger {
  public:
   virtual ~Logger() = default;
   // Writes one entry. Thread-safe.
-  virtual void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) = 0;
+  virtual void Log(LogLevel level, std::string_view msg,
+                   std::initializer_list<LogField> fields) = 0;
 
   void Debug(std::string_view msg, std::initializer_list<LogField> fields = {}) {
     Log(LogLevel::kDebug, msg, fields);
@@ -74,12 +75,12 @@ bool ParseLogLevel(std::string_view line, LogLevel* out);
 inline constexpr const char kLogFileName[] = "agent.log";
 
 struct FileLoggerOptions {
-  std::string path;                             // appended to (created 0600 if absent)
-  uint64_t max_bytes = uint64_t(10) << 20;      // rotate before a line would pass this size
-  int keep = 3;                                 // rotated files kept: path.1 (newest) … path.N
-  LogLevel min_level = LogLevel::kInfo;         // lower levels are dropped
-  std::ostream* also_to = nullptr;              // e.g. &std::cerr in --foreground; borrowed
-  Clock* clock = nullptr;                       // nullptr: Clock::Real()
+  std::string path;                         // appended to (created 0600 if absent)
+  uint64_t max_bytes = uint64_t(10) << 20;  // rotate before a line would pass this size
+  int keep = 3;                             // rotated files kept: path.1 (newest) … path.N
+  LogLevel min_level = LogLevel::kInfo;     // lower levels are dropped
+  std::ostream* also_to = nullptr;          // e.g. &std::cerr in --foreground; borrowed
+  Clock* clock = nullptr;                   // nullptr: Clock::Real()
 };
 
 // Appends with O_APPEND (several writers' lines never interleave within a line). Rotation:

@@ -42,8 +42,8 @@ std::string AppleScriptString(const std::string& s) {
 
 bool PosixCommandRunner::InPath(const std::string& program) {
   if (program.empty() || program.find('/') != std::string::npos) return false;
-  std::optional<std::string> path = env_->GetEnvVar("PATH");
-  std::string_view rest = path ? *path : "/usr/local/bin:/usr/bin:/bin";
+  const std::string path = env_->GetEnvVar("PATH").value_or("/usr/local/bin:/usr/bin:/bin");
+  std::string_view rest = path;
   while (true) {
     const size_t colon = rest.find(':');
     std::string dir(rest.substr(0, colon));
@@ -101,10 +101,10 @@ bool PushFailureNotifier::Observe(const AgentStatus& status) {
   if (status.consecutive_push_failures < kNotifyAfterFailures) return false;
   const auto now = clock_->Now();
   if (last_ && now - *last_ < kNotifyMinInterval) return false;
-  std::optional<std::vector<std::string>> argv = NotificationCommand(
-      os_, "ccmon-agent: pushes failing",
-      std::to_string(status.consecutive_push_failures) +
-          " pushes failed in a row: " + status.last_push_status);
+  std::optional<std::vector<std::string>> argv =
+      NotificationCommand(os_, "ccmon-agent: pushes failing",
+                          std::to_string(status.consecutive_push_failures) +
+                              " pushes failed in a row: " + status.last_push_status);
   if (!argv || !runner_->InPath((*argv)[0])) return false;
   last_ = now;  // also when starting fails: do not retry it every second
   if (!runner_->Start(*argv).ok()) return false;

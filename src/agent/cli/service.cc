@@ -61,7 +61,8 @@ Status ServiceFilePath(Env* env, ServiceKind kind, std::string* out) {
       *out = *xdg + "/systemd/user/" + kSystemdUnitName;
       return Status::Ok();
     }
-    if (!home || home->empty()) return Status::NotFound("neither $XDG_CONFIG_HOME nor $HOME is set");
+    if (!home || home->empty())
+      return Status::NotFound("neither $XDG_CONFIG_HOME nor $HOME is set");
     *out = *home + "/.config/systemd/user/" + kSystemdUnitName;
     return Status::Ok();
   }

@@ -1,5 +1,6 @@
 #include "agent/cli/status_file.h"
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "base/atomic_file.h"
@@ -53,7 +54,8 @@ Status StatusFromJson(std::string_view json, AgentStatus* out) {
       }
       field = it->get<std::string>();
     } else {
-      if (!it->is_number_integer()) {
+      if (!it->is_number_integer() ||
+          (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX))) {
         error = Status::Corruption(std::string("status file: ") + name + " is not an integer");
         return;
       }

@@ -45,13 +45,15 @@ TargetTestResult TestTarget(const std::string& url, const std::vector<HttpHeader
     r.summary = head + ": ok, the target accepts remote-write requests from this agent";
   } else if (s == 401 || s == 403) {
     r.summary = head + ": authentication refused";
-    r.advice = "check the credentials: --key, --bearer-token-file or basic auth (and for Mimir "
-               "the X-Scope-OrgID header)";
+    r.advice =
+        "check the credentials: --key, --bearer-token-file or basic auth (and for Mimir "
+        "the X-Scope-OrgID header)";
   } else if (s == 404) {
     r.summary = head + ": not found";
-    r.advice = "wrong path, or the receiver is off: Prometheus needs "
-               "--web.enable-remote-write-receiver and the path /api/v1/write; Mimir "
-               "/api/v1/push; VictoriaMetrics /api/v1/write";
+    r.advice =
+        "wrong path, or the receiver is off: Prometheus needs "
+        "--web.enable-remote-write-receiver and the path /api/v1/write; Mimir "
+        "/api/v1/push; VictoriaMetrics /api/v1/write";
   } else if (s == 405) {
     r.summary = head + ": method not allowed";
     r.advice = "the URL is not a remote-write endpoint (it does not take POST)";
