@@ -146,7 +146,13 @@ int ParseArgs(const std::vector<std::string>& args, std::ostream& out, std::ostr
   std::vector<std::string> rest(args.begin() + 1, args.end());
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(rest).options(visible).run(), vm);
+    const po::parsed_options parsed = po::command_line_parser(rest).options(visible).run();
+    const std::vector<std::string> extra =
+        po::collect_unrecognized(parsed.options, po::include_positional);
+    if (!extra.empty())
+      return UsageError(err, "unexpected argument '" + TerminalSafe(Utf8Prefix(extra[0], 60)) +
+                                 "' (one command, then options)");
+    po::store(parsed, vm);
     po::notify(vm);
   } catch (const std::exception& e) {
     return UsageError(err, e.what());
