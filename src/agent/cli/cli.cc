@@ -355,6 +355,10 @@ class StatusPublisher {
 };
 
 int CmdStartForeground(const Parsed& p, Ctx& c) {
+  // From the first moment: a SIGTERM during start-up (a script that saw the pid file) requests a
+  // stop instead of killing the process halfway, and the engine then starts already stopped.
+  StopSignals::Scope scope(c.seams.signals);
+  const std::stop_token stop = scope.token();
   const int ready_fd = c.seams.ready_fd;
   auto fail = [&](int code, const std::string& msg) {
     ReportReady(ready_fd, msg);
@@ -396,8 +400,6 @@ int CmdStartForeground(const Parsed& p, Ctx& c) {
                                  {"config_file", cfg.config_file}});
   ReportReady(ready_fd, "ok");
 
-  StopSignals::Scope scope(c.seams.signals);
-  const std::stop_token stop = scope.token();
   AgentRunHooks hooks;
   hooks.log = logger.get();
   hooks.publish_status = [&publisher](const AgentStatus& s) { publisher.Publish(s); };
@@ -422,8 +424,9 @@ int CmdStartForeground(const Parsed& p, Ctx& c) {
     std::unique_lock<std::mutex> l(mu);
     std::stop_token wait_stop = stop;
     cv.wait(l, wait_stop, [&] { return done; });
-    if (!done) {
+    if (stop.stop_requested())
       logger->Info("stopping", {{"signal", c.seams.signals ? c.seams.signals->caught() : 0}});
+    if (!done) {
       if (!cv.wait_for(l, kAgentStopGrace, [&] { return done; })) {
         logger->Error("the engine did not stop in time; exiting without it",
                       {{"grace_ms", int64_t(kAgentStopGrace.count())}});
