@@ -246,7 +246,8 @@ std::string LogPath(const AgentConfig& cfg) { return cfg.state_dir + "/" + kLogF
 
 std::string FormatUnix(int64_t unix_s) {
   if (unix_s <= 0) return "never";
-  return FormatLogLine(unix_s * 1000, LogLevel::kInfo, "", {}).substr(3, 24);
+  // "ts=2026-11-26T12:45:51.000Z …" -> "2026-11-26T12:45:51Z"
+  return FormatLogLine(unix_s * 1000, LogLevel::kInfo, "", {}).substr(3, 19) + "Z";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -461,8 +462,8 @@ int StartBackground(const Parsed& p, Ctx& c, const std::vector<std::string>& fla
   if (Status s = StartInBackground(argv, kStartTimeout, &bs); !s.ok())
     return Failure(c.err, "could not start the agent: " + s.message());
   if (!bs.ready)
-    return Failure(c.err, "the agent did not start: " + bs.message + (proc.stale_pid ? "" : "") +
-                              "\n(log: " + LogPath(cfg) + ")");
+    return Failure(c.err,
+                   "the agent did not start: " + bs.message + "\n(log: " + LogPath(cfg) + ")");
   c.out << "ccmon-agent started (pid " << bs.pid << ")";
   if (proc.stale_pid) c.out << "; a stale pid file of pid " << proc.stale_pid << " was replaced";
   c.out << "\n  state dir " << cfg.state_dir << "\n  log       " << LogPath(cfg) << "\n";
