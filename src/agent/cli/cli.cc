@@ -120,7 +120,7 @@ int ParseArgs(const std::vector<std::string>& args, std::ostream& out, std::ostr
       settings.add_options()(spec.name.c_str(),
                              po::value<std::vector<std::string>>(&setting_values[spec.name])
                                  ->implicit_value({"true"}, "")
-                                 ->value_name("true|false"),
+                                 ->value_name("[=true|false]"),
                              help.c_str());
     } else {
       settings.add_options()(spec.name.c_str(),

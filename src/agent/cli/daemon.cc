@@ -40,7 +40,14 @@ Status PidFileLock::Acquire(const std::string& path, int64_t pid, std::unique_pt
                             int64_t* holder_pid) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Status::IoError(Errno(path + ": open"));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  // A probe (status, stop) holds a shared lock for microseconds: retry briefly before deciding
+  // that another agent holds it.
+  int rc = ::flock(fd, LOCK_EX | LOCK_NB);
+  for (int i = 0; rc != 0 && errno == EWOULDBLOCK && i < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    rc = ::flock(fd, LOCK_EX | LOCK_NB);
+  }
+  if (rc != 0) {
     const int e = errno;
     const int64_t holder = ReadPid(fd);
     ::close(fd);
