@@ -124,6 +124,12 @@ def lifecycle(t, state):
     rc, out, err = t.run("status")
     t.check(rc == 0 and "is running (pid %d)" % pid in out, "status (text) while running", out)
 
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run([t.agent, "status", "--json"], stdout=full, stderr=subprocess.PIPE,
+                           env=t.env, timeout=30)
+    t.check(p.returncode == 1 and b"write failed" in p.stderr,
+            "status --json > /dev/full: exit 1, says the write failed", p.stderr.decode())
+
     rc, out, err = t.run("logs")
     t.check(rc == 0 and 'msg="agent started"' in out and "device=it-dev" in out,
             "logs shows the agent's structured start line", out + err)
