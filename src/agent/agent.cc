@@ -25,6 +25,7 @@
 #include "http/server.h"
 #include "pricing/pricing.h"
 #include "remote_write/queue_manager.h"
+#include "selfmetrics/metrics_handler.h"
 #include "store/outbox.h"
 #include "store/rocks_store.h"
 #include "tail/tailer.h"
@@ -60,29 +61,6 @@ std::vector<std::string> WatchedProjectDirs(const AgentConfig& config, Env* env)
   }
   return dirs;
 }
-
-// GET /metrics (and /healthz) in pull mode.
-class MetricsHandler : public HttpHandler {
- public:
-  explicit MetricsHandler(std::function<std::string(bool openmetrics)> body)
-      : body_(std::move(body)) {}
-  ServerResponse Handle(const ServerRequest& r) override {
-    const std::string_view path = r.Path();
-    if (path == "/healthz") return ServerResponse::Text(200, "ok\n");
-    if (path != "/metrics") return ServerResponse::Text(404, "not found\n");
-    if (r.method != "GET") {
-      ServerResponse res = ServerResponse::Text(405, "method not allowed\n");
-      res.headers.emplace_back("Allow", "GET, HEAD");
-      return res;
-    }
-    const ExpositionFormat f = NegotiateExposition(r.Header("Accept"));
-    return ServerResponse::Text(200, body_(f == ExpositionFormat::kOpenMetrics),
-                                std::string(ExpositionContentType(f)));
-  }
-
- private:
-  std::function<std::string(bool)> body_;
-};
 
 }  // namespace
 
@@ -120,6 +98,8 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   eo.live.labels = config.label_options;
   eo.live.prices = &prices;
   eo.live.static_labels = config.labels;
+  eo.live.settle_after_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.settle_after).count();
   eo.shards = shards;
   eo.max_samples_per_send = config.max_samples_per_send;
   eo.max_sample_age_ms =
@@ -162,19 +142,19 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     return 1;
   }
 
-  // Pull mode.
+  // Pull mode: the claude_* families as the ingest thread last published them, and the
+  // self-metrics.
   std::mutex exposition_mu;
   std::string exposition_text, exposition_om;
   agent::AgentSelfMetrics self;
-  MetricsHandler handler([&](bool om) {
-    std::string body;
+  MetricsHandler handler([&](ExpositionFormat format, std::string* body) {
+    std::string rendered;
     {
       std::lock_guard<std::mutex> lock(exposition_mu);
-      body = om ? exposition_om : exposition_text;
+      rendered = format == ExpositionFormat::kOpenMetrics ? exposition_om : exposition_text;
     }
-    body += self.Text(om);
-    if (om) body += "# EOF\n";
-    return body;
+    ComposeRenderedMetricsBody(format, rendered, &self.registry(), body);
+    return Status::Ok();
   });
   std::unique_ptr<HttpServer> server;
   if (!config.listen.empty()) {
@@ -246,8 +226,8 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       }
       const OutboxStats os = outbox->Stats();
       const QueueStats qs = queue.stats();
-      self.Update(ingest.stats(), engine->stats(), engine->live_stats(), os, qs,
-                  tailer.files_tracked(), tailer.bytes_behind());
+      self.Update(ingest.stats(), engine->stats(), engine->live_stats(), engine->caught_up(), os,
+                  qs, tailer.files_tracked(), tailer.bytes_behind());
       status.files_tracked = int64_t(tailer.files_tracked());
       status.bytes_behind = int64_t(tailer.bytes_behind());
       status.lines_read = int64_t(ingest.stats().lines);
@@ -267,6 +247,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     status.last_error = s.message();
     hooks.publish_status(status);
     clock->WaitFor(std::chrono::seconds(5), stop);
+    self.Rebase();
   }
   if (server) server->Stop();
   queue.Stop();

@@ -17,6 +17,7 @@ Through the fixed command line `ccmon-agent start --foreground --url URL --confi
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,7 +105,8 @@ def wait_equal(server, want, what, deadline_s=90):
 class Agent:
     def __init__(self, args, url, config_dir, state_dir, work):
         self.argv = [args.agent, "start", "--foreground", "--url", url, "--config-dir",
-                     config_dir, "--state-dir", state_dir, "--device", DEVICE]
+                     config_dir, "--state-dir", state_dir, "--device", DEVICE,
+                     "--settle-after", "2s", "--batch-send-deadline", "100ms"]
         self.args, self.state_dir, self.work = args, state_dir, work
         self.proc, self.runs = None, 0
 
@@ -148,9 +150,11 @@ class Agent:
 
 def timestamp_of(line):
     try:
-        return json.loads(line).get("timestamp") or ""
+        v = json.loads(line)
     except ValueError:
         return ""
+    ts = v.get("timestamp") if isinstance(v, dict) else None
+    return ts if isinstance(ts, str) else ""
 
 
 def appends_in_time_order(src_root, dst_root, prefix):
@@ -202,10 +206,9 @@ def body(args, ck):
     ic.make_fixture(args, a_dir)
     args_b.seed = args.seed + 1000
     ic.make_fixture(args_b, b_dir)
-    for dst, data in appends_in_time_order(a_dir, config, "a-"):
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        with open(dst, "ab") as fh:
-            fh.write(data)
+    for entry in os.listdir(os.path.join(a_dir, "projects")):
+        shutil.copytree(os.path.join(a_dir, "projects", entry),
+                        os.path.join(config, "projects", "a-" + entry))
     appends = appends_in_time_order(b_dir, config, "b-")
 
     if args.target == "prometheus":

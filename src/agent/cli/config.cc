@@ -85,13 +85,16 @@ std::vector<SettingSpec> MakeSettings() {
   v.push_back(Dur("rescan-interval", 10 * kSecondMs, kDayMs,
                   "safety-net rescan of the transcript dirs, 10s..1d (default 5m)"));
   v.push_back(Str("listen", "ADDR", "serve /metrics on HOST:PORT (pull mode; default off)"));
-  v.push_back(Num("shards", 1, kMaxShards, "parallel senders, 1..64 (default 1)"));
+  v.push_back(Num("shards", 1, kMaxAgentShards, "parallel senders, 1..64 (default 1)"));
   v.push_back(Num("max-samples-per-send", 1, kMaxSamplesPerSendLimit,
                   "samples per request, 1..1000000 (default 2000)"));
   v.push_back(Dur("batch-send-deadline", 10, 60 * kSecondMs,
                   "longest wait to fill a request, 10ms..60s (default 1s)"));
   v.push_back(Dur("resend-interval", kSecondMs, kHourMs,
                   "re-send every series' value, 1s..1h (default 15s)"));
+  v.push_back(Dur("settle-after", kSecondMs, kHourMs,
+                  "quiet time before a request's cost is observed in "
+                  "claude_cost_per_request_usd, 1s..1h (default 60s)"));
   v.push_back(Dur("max-sample-age", kMinuteMs, 365 * kDayMs,
                   "older lines are stamped at read time, 1m..365d (default 1h)"));
   v.push_back(Num("outbox-max-bytes", kMinOutboxBytes, kMaxOutboxBytes,
@@ -155,7 +158,9 @@ bool IsLabelName(std::string_view s) {
 
 }  // namespace
 
-const char* WatchModeName(WatchMode mode) { return mode == WatchMode::kPoll ? "poll" : "inotify"; }
+const char* AgentWatchModeName(AgentWatchMode mode) {
+  return mode == AgentWatchMode::kPoll ? "poll" : "inotify";
+}
 
 const std::vector<SettingSpec>& AgentSettings() {
   static const std::vector<SettingSpec> settings = MakeSettings();
@@ -399,6 +404,7 @@ Status BuildAgentConfig(const ConfigLayers& layers, Env* env, const std::string&
           if (name == "batch-send-deadline") c.batch_send_deadline = std::chrono::milliseconds(ms);
           if (name == "resend-interval") c.resend_interval = secs;
           if (name == "max-sample-age") c.max_sample_age = secs;
+          if (name == "settle-after") c.settle_after = secs;
           if (name == "outbox-max-age") c.outbox_max_age = secs;
           // Whole seconds only where the setting is kept in seconds.
           if (name != "batch-send-deadline" && ms % 1000 != 0)
@@ -412,7 +418,8 @@ Status BuildAgentConfig(const ConfigLayers& layers, Env* env, const std::string&
             return Status::InvalidArgument(v->origin + " must be one of " + all + ", got '" +
                                            TerminalSafe(Utf8Prefix(text, 40)) + "'");
           }
-          if (name == "watch") c.watch = text == "poll" ? WatchMode::kPoll : WatchMode::kInotify;
+          if (name == "watch")
+            c.watch = text == "poll" ? AgentWatchMode::kPoll : AgentWatchMode::kInotify;
           if (name == "project-label") ParseProjectLabelMode(text, &c.label_options.project_mode);
           break;
         }

@@ -42,8 +42,8 @@
 
 namespace ccmon {
 
-enum class WatchMode : uint8_t { kInotify, kPoll };
-const char* WatchModeName(WatchMode mode);
+enum class AgentWatchMode : uint8_t { kInotify, kPoll };
+const char* AgentWatchModeName(AgentWatchMode mode);
 
 struct AgentConfig {
   // --- target ---
@@ -67,7 +67,7 @@ struct AgentConfig {
   // --- input and state ---
   std::vector<std::string> config_dirs;  // Claude config dirs (empty: replay's discovery rules)
   std::string state_dir;                 // default $XDG_STATE_HOME/ccmon/agent
-  WatchMode watch = WatchMode::kInotify;
+  AgentWatchMode watch = AgentWatchMode::kInotify;
   std::chrono::seconds rescan_interval{300};  // the safety-net rescan
   std::string listen;                         // pull mode: "host:port" serving /metrics; "" off
   std::string pricing_file;                   // "" = $CCMON_PRICING, pricing.json, embedded
@@ -80,6 +80,9 @@ struct AgentConfig {
   std::chrono::milliseconds batch_send_deadline{1000};
   std::chrono::seconds resend_interval{15};
   std::chrono::seconds max_sample_age{3600};
+  // A request is observed in claude_cost_per_request_usd once its session moved on or it has
+  // been quiet this long (docs/accounting.md A40).
+  std::chrono::seconds settle_after{60};
   uint64_t outbox_max_bytes = uint64_t(256) << 20;
   std::chrono::seconds outbox_max_age{7 * 24 * 3600};
 
@@ -88,7 +91,7 @@ struct AgentConfig {
 };
 
 // The ranges (also in the help text and README).
-inline constexpr uint64_t kMaxShards = 64;
+inline constexpr uint64_t kMaxAgentShards = 64;
 inline constexpr uint64_t kMaxSamplesPerSendLimit = 1'000'000;
 inline constexpr uint64_t kMinOutboxBytes = uint64_t(1) << 20;  // 1 MiB
 inline constexpr uint64_t kMaxOutboxBytes = uint64_t(1) << 40;  // 1 TiB

@@ -40,7 +40,7 @@ TEST(AgentConfigTest, Defaults) {
   ASSERT_TRUE(Build({}, &cfg).ok());
   EXPECT_EQ(cfg.device, "host1");
   EXPECT_EQ(cfg.state_dir, "/home/u/.local/state/ccmon/agent");
-  EXPECT_EQ(cfg.watch, WatchMode::kInotify);
+  EXPECT_EQ(cfg.watch, AgentWatchMode::kInotify);
   EXPECT_EQ(cfg.resend_interval, std::chrono::seconds(15));
   EXPECT_EQ(cfg.max_sample_age, std::chrono::seconds(3600));
   EXPECT_EQ(cfg.max_samples_per_send, 2000u);
@@ -235,7 +235,7 @@ TEST(AgentConfigTest, ChoicesAndBooleans) {
                            {"insecure-skip-verify", "yes"}}),
                     &cfg)
                   .ok());
-  EXPECT_EQ(cfg.watch, WatchMode::kPoll);
+  EXPECT_EQ(cfg.watch, AgentWatchMode::kPoll);
   EXPECT_EQ(cfg.label_options.project_mode, ProjectLabelMode::kHash);
   EXPECT_TRUE(cfg.backfill);
   EXPECT_TRUE(cfg.insecure_skip_verify);
