@@ -22,12 +22,22 @@
 
 namespace ccmon {
 
+struct FileInfo;
+
 // Sequential reads from one open file.
 class SequentialFile {
  public:
   virtual ~SequentialFile() = default;
   // Reads up to `n` bytes into `buf`; *got == 0 means end of file.
   virtual Status Read(char* buf, size_t n, size_t* got) = 0;
+  // fstat(2) of the open file: the type, size, mtime, device and inode of what was opened,
+  // whatever its path names by now (a tailer checks that the file it opened is the one it
+  // listed, not one that replaced it since). Implementations that cannot tell return kIoError
+  // (the default).
+  virtual Status Stat(FileInfo* out) { return Status::IoError("fstat: not supported"); }
+  // Moves the read position to byte `offset` from the start (lseek(2) SEEK_SET); a position
+  // past the end is allowed, and reads there return end of file. Default: kIoError.
+  virtual Status Seek(uint64_t offset) { return Status::IoError("lseek: not supported"); }
 };
 
 // Appends to a newly created file. Nothing is durable before Sync() returns OK; Close() is

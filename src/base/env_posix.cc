@@ -38,6 +38,12 @@ class PosixSequentialFile final : public SequentialFile {
     }
   }
 
+  Status Stat(FileInfo* out) override;  // below FillInfo
+  Status Seek(uint64_t offset) override {
+    if (::lseek(fd_, off_t(offset), SEEK_SET) < 0) return PosixError(path_ + ": seek", errno);
+    return Status::Ok();
+  }
+
  private:
   int fd_;
   std::string path_;
@@ -121,6 +127,13 @@ void FillInfo(const struct stat& st, FileInfo* out) {
   out->mtime_ms = int64_t(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
   out->device = uint64_t(st.st_dev);
   out->inode = uint64_t(st.st_ino);
+}
+
+Status PosixSequentialFile::Stat(FileInfo* out) {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return PosixError(path_ + ": fstat", errno);
+  FillInfo(st, out);
+  return Status::Ok();
 }
 
 class PosixEnv final : public Env {

@@ -9,13 +9,31 @@ std::string SampleName(const FamilyDesc& d, bool /*openmetrics*/) {
   return d.type == MetricType::kCounter ? d.name + "_total" : d.name;
 }
 
-struct HistogramTotals {
-  std::vector<uint64_t> buckets;  // cumulative, per bound
-  uint64_t count = 0;
-  __int128 sum = 0;
-};
+// Sums a family's events per series.
+FamilyTotals Totals(const FamilyEvents& f) {
+  const FamilyDesc& d = f.desc;
+  FamilyTotals t;
+  t.desc = d;
+  t.series.resize(f.series_labels.size());
+  for (size_t i = 0; i < t.series.size(); ++i) {
+    t.series[i].labels = f.series_labels[i];
+    if (d.type == MetricType::kHistogram) t.series[i].buckets.assign(d.buckets.size(), 0);
+  }
+  for (const MetricEvent& e : f.events) {
+    SeriesTotal& st = t.series[e.series];
+    if (d.type == MetricType::kCounter) {
+      st.value += e.delta;
+      continue;
+    }
+    for (size_t b = 0; b < d.buckets.size(); ++b)
+      if (e.delta <= d.buckets[b]) ++st.buckets[b];
+    ++st.count;
+    st.value += e.delta;
+  }
+  return t;
+}
 
-void WriteFamily(const FamilyEvents& f, bool openmetrics, std::string* out) {
+void WriteFamily(const FamilyTotals& f, bool openmetrics, std::string* out) {
   const FamilyDesc& d = f.desc;
   if (openmetrics) {
     *out += "# TYPE " + d.name + (d.type == MetricType::kCounter ? " counter\n" : " histogram\n");
@@ -26,56 +44,48 @@ void WriteFamily(const FamilyEvents& f, bool openmetrics, std::string* out) {
     *out += "# HELP " + n + " " + EscapeHelp(d.help) + "\n";
     *out += "# TYPE " + n + (d.type == MetricType::kCounter ? " counter\n" : " histogram\n");
   }
+  std::vector<const SeriesTotal*> order;
+  order.reserve(f.series.size());
+  for (const SeriesTotal& st : f.series) order.push_back(&st);
+  std::sort(order.begin(), order.end(),
+            [](const SeriesTotal* a, const SeriesTotal* b) { return a->labels < b->labels; });
   if (d.type == MetricType::kCounter) {
-    std::vector<__int128> totals(f.series_labels.size(), 0);
-    for (const MetricEvent& e : f.events) totals[e.series] += e.delta;
-    std::vector<uint32_t> order(totals.size());
-    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(),
-              [&](uint32_t a, uint32_t b) { return f.series_labels[a] < f.series_labels[b]; });
-    for (uint32_t s : order) {
-      *out += SampleName(d, openmetrics) + LabelString(d.label_names, f.series_labels[s]) + " " +
-              FormatValue(totals[s], d.usd) + "\n";
+    for (const SeriesTotal* st : order) {
+      *out += SampleName(d, openmetrics) + LabelString(d.label_names, st->labels) + " " +
+              FormatValue(st->value, d.usd) + "\n";
     }
     return;
   }
   const auto& bounds = d.buckets;
-  std::vector<HistogramTotals> h(f.series_labels.size());
-  for (auto& t : h) t.buckets.assign(bounds.size(), 0);
-  for (const MetricEvent& e : f.events) {
-    HistogramTotals& t = h[e.series];
-    for (size_t b = 0; b < bounds.size(); ++b)
-      if (e.delta <= bounds[b]) ++t.buckets[b];
-    ++t.count;
-    t.sum += e.delta;
-  }
-  std::vector<uint32_t> order(h.size());
-  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](uint32_t a, uint32_t b) { return f.series_labels[a] < f.series_labels[b]; });
-  for (uint32_t s : order) {
-    const auto& labels = f.series_labels[s];
+  for (const SeriesTotal* st : order) {
+    const auto& labels = st->labels;
     for (size_t b = 0; b <= bounds.size(); ++b) {
       std::string le = b < bounds.size() ? FormatValue(bounds[b], true) : "+Inf";
-      uint64_t v = b < bounds.size() ? h[s].buckets[b] : h[s].count;
+      uint64_t v = b < bounds.size() ? st->buckets[b] : st->count;
       *out += d.name + "_bucket" + LabelString(d.label_names, labels, "le", &le) + " " +
               std::to_string(v) + "\n";
     }
     *out += d.name + "_count" + LabelString(d.label_names, labels) + " " +
-            std::to_string(h[s].count) + "\n";
+            std::to_string(st->count) + "\n";
     *out += d.name + "_sum" + LabelString(d.label_names, labels) + " " +
-            FormatValue(h[s].sum, true) + "\n";
+            FormatValue(st->value, true) + "\n";
   }
 }
 
 std::string Snapshot(const std::vector<FamilyEvents>& families, bool openmetrics) {
   std::string out;
-  for (const auto& f : families) WriteFamily(f, openmetrics, &out);
+  for (const auto& f : families) WriteFamily(Totals(f), openmetrics, &out);
   if (openmetrics) out += "# EOF\n";
   return out;
 }
 
 }  // namespace
+
+std::string TotalsText(const std::vector<FamilyTotals>& families, bool openmetrics) {
+  std::string out;
+  for (const auto& f : families) WriteFamily(f, openmetrics, &out);
+  return out;
+}
 
 std::string FormatValue(__int128 v, bool usd) { return usd ? FormatUsd(v) : FormatInt(v); }
 

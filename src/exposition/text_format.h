@@ -2,6 +2,7 @@
 // Pure functions; thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,23 @@ namespace ccmon {
 // without timestamps. OpenMetrics output has TYPE/UNIT/HELP and ends with "# EOF".
 std::string SnapshotText(const std::vector<FamilyEvents>& families);
 std::string SnapshotOpenMetrics(const std::vector<FamilyEvents>& families);
+
+// Families as current totals rather than events: what a process that keeps running counters
+// (the agent, the gateway) has. Counters: `value`; histograms: `buckets` (observations <= each
+// bound: cumulative, as exposed), `count` and `value` (the sum).
+struct SeriesTotal {
+  std::vector<std::string> labels;  // values, in FamilyDesc::label_names order
+  __int128 value = 0;
+  std::vector<uint64_t> buckets;
+  uint64_t count = 0;
+};
+struct FamilyTotals {
+  FamilyDesc desc;
+  std::vector<SeriesTotal> series;
+};
+// The same text as SnapshotText/SnapshotOpenMetrics would write for events with these totals,
+// without the final "# EOF" (the caller may append other families first).
+std::string TotalsText(const std::vector<FamilyTotals>& families, bool openmetrics);
 
 // A value as exposition text: an integer, or pico-dollars as exact USD decimal when `usd`.
 std::string FormatValue(__int128 v, bool usd);

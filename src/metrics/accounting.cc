@@ -56,6 +56,13 @@ const std::string& CappedLabeler::Other() {
   return other;
 }
 
+bool CappedLabeler::Admit(std::string value) {
+  if (kept_.count(value)) return true;
+  if (kept_.size() >= max_values_) return false;
+  kept_.insert(std::move(value));
+  return true;
+}
+
 const std::string& CappedLabeler::Label(std::string_view key) {
   auto it = by_key_.find(std::string(key));
   if (it != by_key_.end()) return *it->second;

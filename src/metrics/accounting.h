@@ -81,6 +81,11 @@ class CappedLabeler {
   const std::string& Label(std::string_view key);
   // Distinct keys whose value was refused (labelled "other" beyond the cap).
   size_t refused_keys() const { return refused_keys_; }
+  // Admits `value` as kept (up to the cap): the agent restores the values an earlier run admitted,
+  // so that labels stay stable across restarts. Call before the first Label(). False when the cap
+  // is full.
+  bool Admit(std::string value);
+  size_t kept() const { return kept_.size(); }
 
  private:
   size_t max_values_;

@@ -81,7 +81,7 @@ size_t WriteRequest::sample_count() const {
 bool IsValidLabelName(std::string_view name) { return ValidName(name, false); }
 bool IsValidMetricName(std::string_view name) { return ValidName(name, true); }
 
-Status Encode(const WriteRequest& request, std::string* body) {
+Status Serialize(const WriteRequest& request, std::string* proto) {
   prometheus::WriteRequest msg;
   std::set<std::vector<std::pair<std::string, std::string>>> seen;
   for (const Series& s : request.series) {
@@ -152,9 +152,21 @@ Status Encode(const WriteRequest& request, std::string* body) {
   std::string raw;
   if (!msg.SerializeToString(&raw))
     return Status::InvalidArgument("remote-write: serialize failed");
+  *proto = std::move(raw);
+  return Status::Ok();
+}
+
+void Compress(std::string_view proto, std::string* body) {
   std::string compressed;
-  snappy::Compress(raw.data(), raw.size(), &compressed);
+  snappy::Compress(proto.data(), proto.size(), &compressed);
   *body = std::move(compressed);
+}
+
+Status Encode(const WriteRequest& request, std::string* body) {
+  std::string raw;
+  Status s = Serialize(request, &raw);
+  if (!s.ok()) return s;
+  Compress(raw, body);
   return Status::Ok();
 }
 

@@ -59,6 +59,13 @@ struct WriteRequest {
 // InvalidArgument names the first offending series; *body is untouched then.
 Status Encode(const WriteRequest& request, std::string* body);
 
+// The same validation, and the uncompressed protobuf to *proto. Serialized WriteRequests can be
+// concatenated: the bytes of two form one WriteRequest holding the series and metadata of both
+// (the agent's outbox keeps them so, and a sender merges a backlog into full batches).
+Status Serialize(const WriteRequest& request, std::string* proto);
+// Snappy block compression of a serialized WriteRequest (what Encode sends).
+void Compress(std::string_view proto, std::string* body);
+
 // Decodes a body: snappy block format whose declared uncompressed length must not exceed
 // `max_decoded_bytes` (checked before decompressing), then the protobuf. Labels are returned as
 // sent; beyond the wire format only UTF-8 is checked (a receiver decides what else it accepts).

@@ -33,6 +33,10 @@ const char* FaultOpName(FaultOp op) {
       return "mkdir";
     case FaultOp::kSyncDir:
       return "fsync directory";
+    case FaultOp::kFileStat:
+      return "fstat";
+    case FaultOp::kSeek:
+      return "seek";
   }
   return "?";
 }
@@ -50,6 +54,14 @@ class FaultSequentialFile final : public SequentialFile {
     s = base_->Read(buf, n, got);
     if (s.ok()) env_->CountRead(n, *got);
     return s;
+  }
+  Status Stat(FileInfo* out) override {
+    Status s = env_->Check(FaultOp::kFileStat, path_);
+    return s.ok() ? base_->Stat(out) : s;
+  }
+  Status Seek(uint64_t offset) override {
+    Status s = env_->Check(FaultOp::kSeek, path_);
+    return s.ok() ? base_->Seek(offset) : s;
   }
 
  private:

@@ -45,6 +45,8 @@ enum class FaultOp {
   kRemoveFile,
   kCreateDirs,
   kSyncDir,
+  kFileStat,  // SequentialFile::Stat (fstat of an open file)
+  kSeek,      // SequentialFile::Seek
 };
 const char* FaultOpName(FaultOp op);
 // gtest prints parameters with it.

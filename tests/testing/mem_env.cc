@@ -80,6 +80,21 @@ class MemSequentialFile final : public SequentialFile {
     *got = k;
     return Status::Ok();
   }
+  // What MemEnv::Stat reports for the entry, from the open inode (it may have been renamed,
+  // replaced or removed since).
+  Status Stat(FileInfo* out) override {
+    std::lock_guard<std::mutex> lock(node_->mu);
+    out->type = node_->type;
+    out->size = node_->SizeLocked();
+    out->mtime_ms = node_->mtime_ms;
+    out->device = kDevice;
+    out->inode = node_->inode;
+    return Status::Ok();
+  }
+  Status Seek(uint64_t offset) override {
+    pos_ = offset;
+    return Status::Ok();
+  }
 
  private:
   std::shared_ptr<MemEnv::Inode> node_;

@@ -1,0 +1,258 @@
+// RunAgent (agent/agent.h): the agent's threads and their wiring (docs/agent-design.md).
+//
+//   ingest thread (this one)  Tailer -> Ingestor -> Engine -> RocksDB batch (+ outbox entries)
+//   shard threads             QueueManager: outbox shard -> remote-write -> ack (Remove)
+//   io threads (pull mode)    HttpServer: GET /metrics -> the last published exposition
+// The store is the only thing they share (thread-safe); the exposition text is published under
+// a mutex after each commit.
+#include "agent/agent.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "agent/engine/engine.h"
+#include "agent/engine/ingest.h"
+#include "agent/engine/outbox_source.h"
+#include "agent/self_metrics.h"
+#include "base/clock.h"
+#include "base/env.h"
+#include "exposition/negotiate.h"
+#include "http/endpoint_headers.h"
+#include "http/server.h"
+#include "pricing/pricing.h"
+#include "remote_write/queue_manager.h"
+#include "selfmetrics/metrics_handler.h"
+#include "store/outbox.h"
+#include "store/rocks_store.h"
+#include "tail/tailer.h"
+#include "transcript/discovery.h"
+
+namespace ccmon {
+namespace {
+
+using agent::Engine;
+using agent::Ingestor;
+
+// Project dirs to watch: replay's discovery, plus the default dirs that do not exist yet (a
+// first Claude Code run creates them while the agent runs).
+std::vector<std::string> WatchedProjectDirs(const AgentConfig& config, Env* env) {
+  std::vector<std::string> dirs;
+  if (!config.config_dirs.empty()) {
+    for (const std::string& d : config.config_dirs) {
+      std::string p = d;
+      while (p.size() > 1 && p.back() == '/') p.pop_back();
+      if (!p.ends_with("/projects")) p += "/projects";
+      dirs.push_back(p);
+    }
+    return dirs;
+  }
+  const DiscoveryEnv denv = DiscoveryEnv::FromEnv(env);
+  dirs = ProjectDirs(denv, env);
+  if (denv.claude_config_dir.empty()) {
+    const std::string xdg =
+        denv.xdg_config_home.empty() ? denv.home + "/.config" : denv.xdg_config_home;
+    for (std::string p : {xdg + "/claude/projects", denv.home + "/.claude/projects"}) {
+      if (std::find(dirs.begin(), dirs.end(), p) == dirs.end()) dirs.push_back(p);
+    }
+  }
+  return dirs;
+}
+
+}  // namespace
+
+int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHooks& hooks) {
+  Logger& log = *hooks.log;
+  Env* env = Env::Default();
+  Clock* clock = Clock::Real();
+
+  PriceTable prices;
+  std::string price_origin;
+  if (Status s = PriceTable::LoadConfigured(env, config.pricing_file, &prices, &price_origin);
+      !s.ok()) {
+    log.Error("cannot load the price table", {{"error", s.message()}});
+    return 1;
+  }
+
+  // The state: RocksDB under the state dir, and the outbox in it.
+  std::unique_ptr<KvStore> store;
+  if (Status s = OpenRocksStore(config.state_dir + "/db", RocksStoreOptions{}, &store); !s.ok()) {
+    log.Error("cannot open the agent's state", {{"error", s.message()}});
+    return 1;
+  }
+  std::unique_ptr<Outbox> outbox;
+  OutboxOptions oo;
+  oo.max_bytes = config.outbox_max_bytes;
+  oo.max_age = std::chrono::duration_cast<std::chrono::milliseconds>(config.outbox_max_age);
+  if (Status s = Outbox::Open(store.get(), oo, int(config.shards), &outbox); !s.ok()) {
+    log.Error("cannot open the outbox", {{"error", s.message()}});
+    return 1;
+  }
+  const uint32_t shards = uint32_t(outbox->shard_count());
+
+  agent::EngineOptions eo;
+  eo.live.device = config.device;
+  eo.live.labels = config.label_options;
+  eo.live.prices = &prices;
+  eo.live.static_labels = config.labels;
+  eo.live.settle_after_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.settle_after).count();
+  eo.shards = shards;
+  eo.max_samples_per_send = config.max_samples_per_send;
+  eo.max_sample_age_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.max_sample_age).count();
+  eo.resend_interval_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.resend_interval).count();
+
+  // Sending: one queue shard per outbox shard.
+  EndpointHeaderOptions ho;
+  ho.headers = config.headers;
+  ho.bearer_token_file = config.bearer_token_file;
+  ho.basic_auth_user = config.basic_auth_user;
+  ho.basic_auth_password_file = config.basic_auth_password_file;
+  QueueManagerOptions qo;
+  qo.shards = shards;
+  qo.max_samples_per_send = config.max_samples_per_send;
+  qo.batch_send_deadline = config.batch_send_deadline;
+  qo.sender.url = config.url;
+  qo.sender.max_retry_time = std::chrono::seconds(0);  // never give up: the outbox keeps it
+  if (Status s = BuildEndpointHeaders(env, ho, &qo.sender.headers); !s.ok()) {
+    log.Error("bad target headers or credentials", {{"error", s.message()}});
+    return 1;
+  }
+  if (!config.key.empty()) {  // a gateway device key is a bearer token
+    qo.sender.headers.emplace_back("Authorization", "Bearer " + config.key);
+  }
+  qo.http.ca_file = config.ca_file;
+  qo.http.client_cert_file = config.client_cert_file;
+  qo.http.client_key_file = config.client_key_file;
+  qo.http.insecure_skip_verify = config.insecure_skip_verify;
+  std::vector<std::unique_ptr<agent::OutboxShardSource>> sources;
+  std::vector<ShardSource*> source_ptrs;
+  for (uint32_t i = 0; i < shards; ++i) {
+    sources.push_back(std::make_unique<agent::OutboxShardSource>(outbox.get(), i));
+    source_ptrs.push_back(sources.back().get());
+  }
+  QueueManager queue(qo, source_ptrs, clock);
+  if (Status s = queue.Start(); !s.ok()) {
+    log.Error("cannot start sending", {{"error", s.message()}});
+    return 1;
+  }
+
+  // Pull mode: the claude_* families as the ingest thread last published them, and the
+  // self-metrics.
+  std::mutex exposition_mu;
+  std::string exposition_text, exposition_om;
+  agent::AgentSelfMetrics self;
+  MetricsHandler handler([&](ExpositionFormat format, std::string* body) {
+    std::string rendered;
+    {
+      std::lock_guard<std::mutex> lock(exposition_mu);
+      rendered = format == ExpositionFormat::kOpenMetrics ? exposition_om : exposition_text;
+    }
+    ComposeRenderedMetricsBody(format, rendered, &self.registry(), body);
+    return Status::Ok();
+  });
+  std::unique_ptr<HttpServer> server;
+  if (!config.listen.empty()) {
+    ServerOptions so;
+    so.listen = config.listen;
+    so.allowed_methods = {"GET"};
+    so.io_threads = 1;
+    server = std::make_unique<HttpServer>(so, &handler);
+    if (Status s = server->Start(); !s.ok()) {
+      log.Error("cannot listen", {{"listen", config.listen}, {"error", s.message()}});
+      return 1;
+    }
+    log.Info("serving /metrics", {{"listen", config.listen}, {"port", int(server->port())}});
+  }
+
+  const std::vector<std::string> project_dirs = WatchedProjectDirs(config, env);
+  log.Info("agent started", {{"device", config.device},
+                             {"url", config.url},
+                             {"shards", int(shards)},
+                             {"pricing", price_origin},
+                             {"project_dirs", int(project_dirs.size())}});
+
+  AgentStatus status;
+  int exit_code = 0;
+  while (!stop.stop_requested()) {
+    // (Re)build the engine and the tailer from the store: at start, and after a failed commit.
+    std::unique_ptr<Engine> engine;
+    Status s = Engine::Open(eo, store.get(), outbox.get(), &engine);
+    std::vector<TrackedFile> restored;
+    if (s.ok()) s = Ingestor::RestoredFiles(engine.get(), &restored);
+    if (!s.ok()) {
+      log.Error("cannot read the agent's state", {{"error", s.message()}});
+      exit_code = 1;
+      break;
+    }
+    TailerOptions to;
+    to.project_dirs = project_dirs;
+    to.watch_mode = config.watch == AgentWatchMode::kPoll ? WatchMode::kPoll : WatchMode::kInotify;
+    to.rescan_interval =
+        std::chrono::duration_cast<std::chrono::milliseconds>(config.rescan_interval);
+    to.env = env;
+    to.clock = clock;
+    Tailer tailer(to, std::move(restored));
+    Ingestor ingest({}, engine.get(), &tailer, env, clock,
+                    [&](const std::string& line) { log.Info(line); });
+    bool was_caught_up = engine->caught_up();
+    while (!stop.stop_requested()) {
+      // Wake at least every few seconds: settle the histogram, resend, publish the status.
+      const auto deadline = clock->Now() + std::chrono::seconds(5);
+      s = ingest.Step(deadline, stop);
+      if (!s.ok()) break;
+      if (!was_caught_up && engine->caught_up()) {
+        was_caught_up = true;
+        log.Info("caught up with the existing history",
+                 {{"lines", ingest.stats().lines}, {"bytes", ingest.stats().bytes}});
+      }
+      {
+        std::string text = engine->Exposition(false), om = engine->Exposition(true);
+        std::lock_guard<std::mutex> lock(exposition_mu);
+        exposition_text.swap(text);
+        exposition_om.swap(om);
+      }
+      OutboxDropStats dropped;
+      if (Status ls = outbox->EnforceLimits(clock->NowUnixMs(), &dropped);
+          ls.ok() && !dropped.empty()) {
+        log.Warn(
+            "outbox over its limits: oldest entries dropped",
+            {{"entries", dropped.entries}, {"samples", dropped.samples}, {"bytes", dropped.bytes}});
+      }
+      const OutboxStats os = outbox->Stats();
+      const QueueStats qs = queue.stats();
+      self.Update(ingest.stats(), engine->stats(), engine->live_stats(), engine->caught_up(), os,
+                  qs, tailer.files_tracked(), tailer.bytes_behind());
+      status.files_tracked = int64_t(tailer.files_tracked());
+      status.bytes_behind = int64_t(tailer.bytes_behind());
+      status.lines_read = int64_t(ingest.stats().lines);
+      status.outbox_requests = int64_t(os.total.entries);
+      status.outbox_bytes = int64_t(os.total.bytes);
+      status.last_push_unix = std::max(qs.last_success_unix_ms, qs.last_error_unix_ms) / 1000;
+      status.last_push_status = qs.last_success_unix_ms == 0 && qs.last_error_unix_ms == 0 ? ""
+                                : qs.last_success_unix_ms >= qs.last_error_unix_ms         ? "ok"
+                                                                                   : qs.last_error;
+      hooks.publish_status(status);
+    }
+    if (stop.stop_requested()) break;
+    // A failed commit (a full disk, an I/O error): nothing was lost; wait and start over from
+    // the store.
+    log.Error("cannot commit; reading stops until it can (nothing is lost)",
+              {{"error", s.message()}});
+    status.last_error = s.message();
+    hooks.publish_status(status);
+    clock->WaitFor(std::chrono::seconds(5), stop);
+    self.Rebase();
+  }
+  if (server) server->Stop();
+  queue.Stop();
+  log.Info("agent stopped");
+  return exit_code;
+}
+
+}  // namespace ccmon

@@ -1,0 +1,131 @@
+#include "agent/engine/engine.h"
+
+#include "remote_write/write_request.h"
+
+namespace ccmon::agent {
+namespace {
+const char kCaughtUpKey[] = "mcaught_up";
+}  // namespace
+
+class Engine::StoreReader : public RecordReader {
+ public:
+  explicit StoreReader(KvStore* store) : store_(store) {}
+  Status Read(std::string_view key, std::string* value) override { return store_->Get(key, value); }
+  Status Scan(std::string_view prefix,
+              const std::function<Status(std::string_view, std::string_view)>& f) override {
+    std::unique_ptr<KvIterator> it = store_->NewIterator();
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      if (Status s = f(it->key(), it->value()); !s.ok()) return s;
+    }
+    return it->status();
+  }
+
+ private:
+  KvStore* store_;
+};
+
+Engine::Engine(const EngineOptions& options, KvStore* store, Outbox* outbox)
+    : options_(options), store_(store), outbox_(outbox), reader_(new StoreReader(store)) {}
+
+Engine::~Engine() = default;
+
+Status Engine::Open(const EngineOptions& options, KvStore* store, Outbox* outbox,
+                    std::unique_ptr<Engine>* out) {
+  if (options.shards == 0 || int(options.shards) > outbox->shard_count())
+    return Status::InvalidArgument("agent: shard count does not match the outbox");
+  std::unique_ptr<Engine> e(new Engine(options, store, outbox));
+  Status s = LiveAccounting::Open(options.live, e->reader_.get(), &e->live_);
+  if (!s.ok()) return s;
+  std::string v;
+  s = store->Get(kCaughtUpKey, &v);
+  if (s.ok()) {
+    e->caught_up_ = true;
+  } else if (s.code() != Status::Code::kNotFound) {
+    return s;
+  }
+  *out = std::move(e);
+  return Status::Ok();
+}
+
+Status Engine::AddLine(const ParsedLine& line) {
+  ++stats_.lines;
+  return live_->AddLine(line);
+}
+
+Status Engine::ScanRecords(std::string_view prefix,
+                           const std::function<Status(std::string_view, std::string_view)>& f) {
+  return reader_->Scan(prefix, f);
+}
+
+Status Engine::Commit(const std::vector<Record>& extra, int64_t now_ms) {
+  return Write(extra, now_ms, false);
+}
+
+Status Engine::MarkCaughtUp(int64_t now_ms) {
+  if (caught_up_) return Status::Ok();
+  caught_up_ = true;
+  Status s = Write({{kCaughtUpKey, std::string("1")}}, now_ms, true);
+  if (!s.ok()) caught_up_ = false;
+  return s;
+}
+
+Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_series) {
+  // At the end of the catch-up every file has been read to its end: requests whose copies are
+  // all old are settled now, so the histogram's first samples hold them too.
+  if (Status s = live_->Settle(now_ms, /*by_event_time_only=*/all_series); !s.ok()) return s;
+  WriteBatch batch;
+  uint64_t queued = 0;
+  SampleStats sample_stats;
+  if (caught_up_) {
+    SampleOptions so;
+    so.now_ms = now_ms;
+    so.max_sample_age_ms = options_.max_sample_age_ms;
+    so.shards = options_.shards;
+    so.max_samples_per_request = options_.max_samples_per_send;
+    so.all = all_series;
+    // Resends: at most once per interval, for the series not queued within it, and only while
+    // the outbox is empty (a backlog is being sent anyway, and must not grow with resends).
+    if (now_ms - last_resend_check_ms_ >= options_.resend_interval_ms &&
+        outbox_->Stats().total.entries == 0) {
+      so.resend_before_ms = now_ms - options_.resend_interval_ms;
+      last_resend_check_ms_ = now_ms;
+    }
+    std::vector<std::vector<rw::WriteRequest>> per_shard;
+    live_->series().TakeSamples(so, &per_shard, &sample_stats);
+    for (uint32_t shard = 0; shard < per_shard.size(); ++shard) {
+      for (const rw::WriteRequest& req : per_shard[shard]) {
+        std::string proto;
+        if (Status s = rw::Serialize(req, &proto); !s.ok()) return s;
+        const uint64_t n = req.sample_count();
+        if (Status s = outbox_->Stage(shard, now_ms, uint32_t(n), proto, &batch); !s.ok()) {
+          outbox_->Abandon();
+          return s;
+        }
+        queued += n;
+      }
+    }
+  }
+  std::vector<Record> changes;
+  live_->TakeChanges(&changes);
+  for (const Record& r : extra) changes.push_back(r);
+  for (const auto& [k, v] : changes) {
+    if (v)
+      batch.Put(k, *v);
+    else
+      batch.Delete(k);
+  }
+  if (batch.empty()) return Status::Ok();
+  Status s = store_->Write(batch, options_.sync);
+  if (!s.ok()) {
+    outbox_->Abandon();
+    return s;
+  }
+  outbox_->Committed();
+  ++stats_.commits;
+  stats_.samples_queued += queued;
+  stats_.samples_stamped_now += sample_stats.stamped_now;
+  stats_.samples_resent += sample_stats.resent;
+  return Status::Ok();
+}
+
+}  // namespace ccmon::agent

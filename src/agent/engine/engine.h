@@ -1,0 +1,101 @@
+// Engine: the agent's counting and its durable state, one commit at a time
+// (docs/agent-design.md "Commits").
+//
+// The caller reads complete lines from transcript files and hands each parsed line to AddLine();
+// then Commit() writes, in ONE atomic store batch: the records the lines changed (requests,
+// sessions, tool calls, prompts, errors, labels, series values), the caller's file cursors
+// (offsets advance only together with what their lines produced), and the outbox entries
+// carrying the new samples. A crash at any point leaves the store at the previous commit, and the
+// lines after it are read again: nothing is lost or counted twice.
+//
+// First start over an existing history: until MarkCaughtUp(), commits queue no samples (the
+// counters are persisted, so a crash during the catch-up resumes it); MarkCaughtUp() then queues
+// every series at its historical total, so each series' first sample is its total and
+// increase() shows no spike (issue 7 §4).
+//
+// After a failed Commit the in-memory state is ahead of the store: the Engine must be destroyed
+// and reopened (Open reads everything back from the store), and the caller must re-read from
+// its committed cursors. Not thread-safe: one thread (the agent's ingest loop) owns it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "agent/engine/live_accounting.h"
+#include "agent/engine/series_table.h"
+#include "base/status.h"
+#include "store/kv_store.h"
+#include "store/outbox.h"
+
+namespace ccmon::agent {
+
+struct EngineOptions {
+  LiveOptions live;
+  uint32_t shards = 1;                  // must equal the outbox's shard count
+  size_t max_samples_per_send = 2000;   // samples per outbox entry at most
+  int64_t max_sample_age_ms = 3600000;  // older changes are stamped at commit time
+  int64_t resend_interval_ms = 15000;   // unchanged series are re-sent this often
+  bool sync = true;                     // fsync each commit (a power loss loses nothing)
+};
+
+struct EngineStats {
+  uint64_t commits = 0;
+  uint64_t lines = 0;                // lines given to AddLine
+  uint64_t samples_queued = 0;       // remote-write samples put in the outbox
+  uint64_t samples_stamped_now = 0;  // older than max_sample_age: stamped at commit time
+  uint64_t samples_resent = 0;
+};
+
+// A record the caller commits with the engine's (a file cursor): value nullopt deletes it.
+using Record = std::pair<std::string, std::optional<std::string>>;
+
+class Engine {
+ public:
+  // `store` and `outbox` are borrowed and must outlive the engine.
+  static Status Open(const EngineOptions& options, KvStore* store, Outbox* outbox,
+                     std::unique_ptr<Engine>* out);
+  ~Engine();
+
+  // See LiveAccounting::AddLine. An error means the engine must be reopened.
+  Status AddLine(const ParsedLine& line);
+  // Settles what can be settled and writes one batch (see the file comment) at wall time
+  // `now_ms`: `extra` (file cursors) + changed records + outbox entries of the new samples
+  // (after MarkCaughtUp) + unchanged series due for a resend. Nothing to write: no write.
+  Status Commit(const std::vector<Record>& extra, int64_t now_ms);
+  // Ends the first catch-up: from now on commits queue samples, starting with every series.
+  // Persisted. Idempotent.
+  Status MarkCaughtUp(int64_t now_ms);
+  bool caught_up() const { return caught_up_; }
+
+  const EngineStats& stats() const { return stats_; }
+  const LiveStats& live_stats() const { return live_->stats(); }
+  // The claude_* families as text (0.0.4, or OpenMetrics without "# EOF"), for pull mode.
+  std::string Exposition(bool openmetrics) const { return live_->series().Exposition(openmetrics); }
+
+  // Reads the caller's records (file cursors) by prefix.
+  Status ScanRecords(std::string_view prefix,
+                     const std::function<Status(std::string_view, std::string_view)>& f);
+
+  static constexpr char kMetaPrefix = 'm';
+  static constexpr char kFilePrefix = 'f';  // the caller's file cursors
+
+ private:
+  Engine(const EngineOptions& options, KvStore* store, Outbox* outbox);
+  Status Write(const std::vector<Record>& extra, int64_t now_ms, bool all_series);
+
+  class StoreReader;
+  EngineOptions options_;
+  KvStore* store_;
+  Outbox* outbox_;
+  std::unique_ptr<StoreReader> reader_;
+  std::unique_ptr<LiveAccounting> live_;
+  bool caught_up_ = false;
+  int64_t last_resend_check_ms_ = 0;
+  EngineStats stats_;
+};
+
+}  // namespace ccmon::agent

@@ -1,0 +1,506 @@
+#include "agent/engine/live_accounting.h"
+
+#include <algorithm>
+#include <array>
+
+#include "agent/engine/codec.h"
+#include "ledger/copy_merge.h"
+#include "ledger/id_codec.h"
+#include "ledger/ledger.h"
+#include "metrics/contributions.h"
+#include "transcript/model_id.h"
+
+namespace ccmon::agent {
+namespace {
+
+constexpr uint8_t kRecordVersion = 1;
+
+// What a request has added to its series so far, one slot per kind of increment.
+enum Slot : size_t {
+  kTokens0 = 0,  // .. kTokens0 + 4: the token types in kTokenTypes order
+  kCost = 5,
+  kRequests = 6,
+  kSavings = 7,
+  kUnpriced = 8,
+  kWebSearches = 9,
+  kSlotCount = 10,     // the slots of RequestContributions' counters
+  kObservedCost = 10,  // the cost the histogram observed (when observed)
+  kRecordSlots = 11,
+};
+
+size_t SlotOf(const SeriesIncrement& inc) {
+  switch (inc.family) {
+    case MetricFamily::kTokens: {
+      const std::string_view type = inc.labels().back();
+      for (size_t i = 0; i < 5; ++i)
+        if (kTokenTypes[i] == type) return kTokens0 + i;
+      return kSlotCount;
+    }
+    case MetricFamily::kCostUsd:
+      return kCost;
+    case MetricFamily::kRequests:
+      return kRequests;
+    case MetricFamily::kCacheSavingsUsd:
+      return kSavings;
+    case MetricFamily::kUnpricedTokens:
+      return kUnpriced;
+    case MetricFamily::kWebSearchRequests:
+      return kWebSearches;
+    default:
+      return kSlotCount;  // the histogram: observed when settled
+  }
+}
+
+// Strings of the copies being merged, interned so that equal strings get equal ids (MergeCopy
+// compares ids first, and PreferredCopy takes equal ids as equal strings).
+class MergeStrings {
+ public:
+  uint32_t Intern(std::string_view s) {
+    for (uint32_t i = 0; i < n_; ++i)
+      if (s_[i] == s) return i;
+    s_[n_] = s;
+    return n_++;
+  }
+  std::string_view operator()(uint32_t id) const { return s_[id]; }
+
+ private:
+  std::array<std::string_view, 6> s_{};
+  uint32_t n_ = 0;
+};
+
+}  // namespace
+
+// A request's record (docs/store-format.md, "Agent state": r<dedup key>).
+struct LiveAccounting::RequestRecord {
+  // The merge of its copies so far (A17, A18), strings inline.
+  int64_t timestamp_ms = 0;
+  StoredTokens tokens;
+  uint64_t web_search_requests = 0;
+  bool has_cost_usd = false, fast = false, us = false, sidechain = false;
+  Pico cost_usd = 0;
+  std::string model, cwd, session;
+  // What was counted: the labels of its first copy and the amount added to each slot.
+  std::string model_label, project_label;
+  std::array<PicoSum, kRecordSlots> emitted{};
+  bool observed = false;  // in the histogram
+  int64_t newest_event_ms = 0;
+
+  std::string Encode() const {
+    std::string r;
+    r.push_back(char(kRecordVersion));
+    PutSignedVarint(&r, timestamp_ms);
+    for (uint32_t t : {tokens.input, tokens.output, tokens.cache_write_5m, tokens.cache_write_1h,
+                       tokens.cache_read})
+      PutVarint(&r, t);
+    PutVarint(&r, web_search_requests);
+    r.push_back(char(has_cost_usd | fast << 1 | us << 2 | sidechain << 3 | observed << 4));
+    PutSignedVarint(&r, cost_usd);
+    PutBytes(&r, model);
+    PutBytes(&r, cwd);
+    PutBytes(&r, session);
+    PutBytes(&r, model_label);
+    PutBytes(&r, project_label);
+    for (PicoSum e : emitted) PutInt128(&r, e);
+    PutSignedVarint(&r, newest_event_ms);
+    return r;
+  }
+  bool Decode(std::string_view in) {
+    Reader r(in);
+    uint8_t version = 0, flags = 0;
+    if (!r.Byte(&version) || version != kRecordVersion || !r.SignedVarint(&timestamp_ms))
+      return false;
+    for (uint32_t* t : {&tokens.input, &tokens.output, &tokens.cache_write_5m,
+                        &tokens.cache_write_1h, &tokens.cache_read})
+      if (!r.Varint32(t)) return false;
+    if (!r.Varint(&web_search_requests) || !r.Byte(&flags) || !r.SignedVarint(&cost_usd) ||
+        !r.Bytes(&model) || !r.Bytes(&cwd) || !r.Bytes(&session) || !r.Bytes(&model_label) ||
+        !r.Bytes(&project_label))
+      return false;
+    for (PicoSum& e : emitted)
+      if (!r.Int128(&e)) return false;
+    if (!r.SignedVarint(&newest_event_ms) || !r.done()) return false;
+    has_cost_usd = flags & 1;
+    fast = flags & 2;
+    us = flags & 4;
+    sidechain = flags & 8;
+    observed = flags & 16;
+    return true;
+  }
+};
+
+LiveAccounting::LiveAccounting(const LiveOptions& options, RecordReader* reader)
+    : options_(options),
+      reader_(reader),
+      series_(options.static_labels),
+      projects_(options.labels),
+      models_(options.labels.max_models),
+      tools_(options.labels.max_tools) {}
+
+Status LiveAccounting::Open(const LiveOptions& options, RecordReader* reader,
+                            std::unique_ptr<LiveAccounting>* out) {
+  if (!options.prices) return Status::InvalidArgument("live accounting: no price table");
+  std::unique_ptr<LiveAccounting> a(new LiveAccounting(options, reader));
+  Status s =
+      reader->Scan(std::string(1, SeriesTable::kRecordPrefix),
+                   [&](std::string_view k, std::string_view v) { return a->series_.Load(k, v); });
+  if (!s.ok()) return s;
+  // Admitted labels, by kind, in key order (the order of admission is not needed: a restored
+  // value is simply kept).
+  s = reader->Scan(std::string(1, kLabelPrefix), [&](std::string_view k, std::string_view) {
+    if (k.size() < 2) return Status::Corruption("agent state: malformed label record");
+    std::string value(k.substr(2));
+    switch (k[1]) {
+      case 'p':
+        a->projects_.Admit(std::move(value));
+        break;
+      case 'm':
+        a->models_.Admit(std::move(value));
+        break;
+      case 't':
+        a->tools_.Admit(std::move(value));
+        break;
+      default:
+        return Status::Corruption("agent state: unknown label kind");
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  s = reader->Scan(std::string(1, kPendingPrefix), [&](std::string_view k, std::string_view v) {
+    Reader r(v);
+    Pending p;
+    if (!r.Bytes(&p.session) || !r.SignedVarint(&p.newest_event_ms))
+      return Status::Corruption("agent state: malformed pending record");
+    a->pending_by_session_[p.session].push_back(std::string(k.substr(1)));
+    ++a->pending_listed_;
+    a->pending_[std::string(k.substr(1))] = std::move(p);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  // The API-error series exists for every device, at 0 without errors (as replay writes it).
+  a->series_.Ensure(ApiErrorContribution(options.device));
+  *out = std::move(a);
+  return Status::Ok();
+}
+
+Status LiveAccounting::Lookup(const std::string& key, const std::string** value) {
+  auto it = cache_.find(key);
+  if (it == cache_.end()) {
+    std::string v;
+    Status s = reader_->Read(key, &v);
+    ++stats_.record_reads;
+    if (!s.ok() && s.code() != Status::Code::kNotFound) return s;
+    lru_.push_front(key);
+    Cached c;
+    if (s.ok()) c.value = std::move(v);
+    c.lru = lru_.begin();
+    it = cache_.emplace(key, std::move(c)).first;
+  } else {
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+  }
+  *value = it->second.value ? &*it->second.value : nullptr;
+  return Status::Ok();
+}
+
+void LiveAccounting::Put(const std::string& key, std::string value) {
+  auto it = cache_.find(key);
+  if (it == cache_.end()) {
+    lru_.push_front(key);
+    Cached c;
+    c.lru = lru_.begin();
+    it = cache_.emplace(key, std::move(c)).first;
+  }
+  it->second.value = std::move(value);
+  if (!it->second.dirty) dirty_.push_back(&*it);
+  it->second.dirty = true;
+}
+
+void LiveAccounting::Erase(const std::string& key) {
+  auto it = cache_.find(key);
+  if (it == cache_.end()) {
+    lru_.push_front(key);
+    Cached c;
+    c.lru = lru_.begin();
+    it = cache_.emplace(key, std::move(c)).first;
+  }
+  it->second.value.reset();
+  if (!it->second.dirty) dirty_.push_back(&*it);
+  it->second.dirty = true;
+}
+
+const std::string& LiveAccounting::LabelOf(CappedLabeler& labeler, char kind,
+                                           std::string_view key) {
+  const size_t before = labeler.kept();
+  const std::string& label = labeler.Label(key);
+  if (labeler.kept() != before) {  // newly admitted: remembered across restarts
+    std::string k(1, kLabelPrefix);
+    k.push_back(kind);
+    k += label;
+    Put(k, "");
+  }
+  return label;
+}
+
+Status LiveAccounting::AddLine(const ParsedLine& line) {
+  if (line.kind == LineKind::kUsage) return AddUsage(line);
+  if (line.kind != LineKind::kPrompt) return Status::Ok();
+  // A38: once per uuid, in the project of its first copy read.
+  std::string key(1, kPromptPrefix);
+  Ledger::AppendPromptKey(line.uuid, &key);
+  const std::string* rec = nullptr;
+  if (Status s = Lookup(key, &rec); !s.ok()) return s;
+  const std::string& project = LabelOf(projects_, 'p', line.cwd);
+  if (rec) {
+    if (*rec != project) ++stats_.conflicts;  // an earlier copy elsewhere would move it
+    return Status::Ok();
+  }
+  series_.Apply(UserPromptContribution(options_.device, project), line.timestamp_ms);
+  Put(key, project);
+  return Status::Ok();
+}
+
+Status LiveAccounting::AddUsage(const ParsedLine& line) {
+  // A15: an API error once per dedup key, synthetic or not.
+  if (line.is_api_error) {
+    std::string key(1, kErrorPrefix);
+    Ledger::AppendDedupKey(line.message_id, line.has_request_id, line.request_id, &key);
+    const std::string* rec = nullptr;
+    if (Status s = Lookup(key, &rec); !s.ok()) return s;
+    if (!rec) {
+      series_.Apply(ApiErrorContribution(options_.device), line.timestamp_ms);
+      Put(key, "");
+    }
+  }
+  if (line.IsSynthetic()) return Status::Ok();
+  if (Status s = AddRequestLine(line); !s.ok()) return s;
+  // A32: a session once, in the project of its first request line read.
+  {
+    std::string key(1, kSessionPrefix);
+    key += line.session_id;
+    const std::string* rec = nullptr;
+    if (Status s = Lookup(key, &rec); !s.ok()) return s;
+    const std::string& project = LabelOf(projects_, 'p', line.cwd);
+    if (!rec) {
+      series_.Apply(SessionStartContribution(options_.device, project), line.timestamp_ms);
+      Put(key, project);
+    } else if (*rec != project) {
+      ++stats_.conflicts;
+    }
+  }
+  // A33: a tool call once per tool_use id, under the name of its first copy read.
+  for (const ToolUse& t : line.tool_uses) {
+    std::string key(1, kToolPrefix);
+    AppendEncodedId(t.id, &key);
+    const std::string* rec = nullptr;
+    if (Status s = Lookup(key, &rec); !s.ok()) return s;
+    if (!rec) {
+      const std::string& tool = LabelOf(tools_, 't', t.name);
+      series_.Apply(ToolCallContribution(options_.device, tool), line.timestamp_ms);
+      Put(key, std::string(t.name));
+    } else if (*rec != t.name) {
+      ++stats_.conflicts;
+    }
+  }
+  return Status::Ok();
+}
+
+Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
+  std::string key(1, kRequestPrefix);
+  Ledger::AppendDedupKey(line.message_id, line.has_request_id, line.request_id, &key);
+  const std::string* stored = nullptr;
+  if (Status s = Lookup(key, &stored); !s.ok()) return s;
+
+  RequestRecord rec;
+  const std::string model = CanonicalModel(line.model);
+  const bool is_new = stored == nullptr;
+  if (is_new) {
+    rec.timestamp_ms = line.timestamp_ms;
+    rec.tokens = line.tokens;
+    rec.web_search_requests = line.web_search_requests;
+    rec.has_cost_usd = line.has_cost_usd;
+    rec.cost_usd = line.has_cost_usd ? line.cost_usd : 0;
+    rec.fast = line.fast;
+    rec.us = line.us_inference;
+    rec.sidechain = line.is_sidechain;
+    rec.model = model;
+    rec.cwd = std::string(line.cwd);
+    rec.session = std::string(line.session_id);
+    rec.model_label = LabelOf(models_, 'm', model);
+    rec.project_label = LabelOf(projects_, 'p', line.cwd);
+    ++stats_.requests;
+  } else {
+    if (!rec.Decode(*stored)) return Status::Corruption("agent state: malformed request record");
+    ++stats_.copies;
+    // A17/A18 through the shared rule.
+    MergeStrings strings;
+    RequestEntry current, copy;
+    current.timestamp_ms = rec.timestamp_ms;
+    current.tokens = rec.tokens;
+    current.web_search_requests = rec.web_search_requests;
+    current.has_cost_usd = rec.has_cost_usd;
+    current.cost_usd = rec.cost_usd;
+    current.fast = rec.fast;
+    current.us_inference = rec.us;
+    current.sidechain = rec.sidechain;
+    current.model = strings.Intern(rec.model);
+    current.cwd = strings.Intern(rec.cwd);
+    current.session = strings.Intern(rec.session);
+    copy.timestamp_ms = line.timestamp_ms;
+    copy.tokens = line.tokens;
+    copy.web_search_requests = line.web_search_requests;
+    copy.has_cost_usd = line.has_cost_usd;
+    copy.cost_usd = line.has_cost_usd ? line.cost_usd : 0;
+    copy.fast = line.fast;
+    copy.us_inference = line.us_inference;
+    copy.sidechain = line.is_sidechain;
+    copy.model = strings.Intern(model);
+    copy.cwd = strings.Intern(line.cwd);
+    copy.session = strings.Intern(line.session_id);
+    const CopyMergeResult m = MergeCopy(current, copy, strings);
+    if (!m.effect.changed()) return Status::Ok();
+    const RequestEntry& e = m.entry;
+    rec.timestamp_ms = e.timestamp_ms;
+    rec.tokens = e.tokens;
+    rec.web_search_requests = e.web_search_requests;
+    rec.has_cost_usd = e.has_cost_usd;
+    rec.cost_usd = e.cost_usd;
+    rec.fast = e.fast;
+    rec.us = e.us_inference;
+    rec.sidechain = e.sidechain;
+    rec.model = std::string(strings(e.model));
+    rec.cwd = std::string(strings(e.cwd));
+    rec.session = std::string(strings(e.session));
+    if (m.effect.labels_moved && (LabelOf(models_, 'm', rec.model) != rec.model_label ||
+                                  LabelOf(projects_, 'p', rec.cwd) != rec.project_label)) {
+      ++stats_.conflicts;  // replay would count it under the preferred copy's labels
+    }
+  }
+  rec.newest_event_ms = std::max(rec.newest_event_ms, line.timestamp_ms);
+
+  // The request's contributions now, under the labels it was first counted with; each slot
+  // rises by the difference from what it has added so far.
+  const CostBreakdown cost =
+      PriceRequest(options_.prices->Find(rec.model), options_.prices->web_search_cost(), rec.tokens,
+                   rec.web_search_requests, rec.fast, rec.us, rec.has_cost_usd, rec.cost_usd);
+  const LabelledRequest labelled{options_.device, rec.model_label,         rec.project_label,
+                                 rec.tokens,      rec.web_search_requests, cost};
+  bool lowered = false;
+  for (SeriesIncrement inc : RequestContributions(labelled)) {
+    const size_t slot = SlotOf(inc);
+    if (slot == kSlotCount) continue;  // the histogram: observed when settled
+    const PicoSum target = inc.delta;
+    const PicoSum delta = target - rec.emitted[slot];
+    if (delta < 0) {
+      lowered = true;
+      continue;
+    }
+    if (delta == 0 && !is_new) continue;
+    inc.delta = delta;
+    series_.Apply(inc, line.timestamp_ms);
+    rec.emitted[slot] = target;
+  }
+  // A change of cost after the histogram observed the request cannot be shown there.
+  if (rec.observed && cost.cost != rec.emitted[kObservedCost]) lowered = true;
+  if (lowered) ++stats_.conflicts;
+
+  // A request of this session read after earlier ones settles them (the session moved on).
+  if (is_new) {
+    auto it = pending_by_session_.find(rec.session);
+    if (it != pending_by_session_.end()) {
+      pending_listed_ -= it->second.size();
+      for (std::string& k : it->second) settle_now_.push_back(std::move(k));
+      pending_by_session_.erase(it);
+    }
+  }
+  if (!rec.observed) {
+    auto [pit, inserted] = pending_.try_emplace(key.substr(1));
+    Pending& p = pit->second;
+    if (inserted) {
+      pending_by_session_[rec.session].push_back(key.substr(1));
+      ++pending_listed_;
+    }
+    p.session = rec.session;
+    p.newest_event_ms = rec.newest_event_ms;
+    p.seen_ms = 0;
+    std::string pv;
+    PutBytes(&pv, p.session);
+    PutSignedVarint(&pv, p.newest_event_ms);
+    Put(std::string(1, kPendingPrefix) + key.substr(1), std::move(pv));
+  }
+  Put(key, rec.Encode());
+  return Status::Ok();
+}
+
+Status LiveAccounting::Observe(const std::string& dedup_key) {
+  const std::string key = std::string(1, kRequestPrefix) + dedup_key;
+  const std::string* stored = nullptr;
+  if (Status s = Lookup(key, &stored); !s.ok()) return s;
+  pending_.erase(dedup_key);
+  Erase(std::string(1, kPendingPrefix) + dedup_key);
+  RequestRecord rec;
+  if (!stored || !rec.Decode(*stored))
+    return Status::Corruption("agent state: pending request without its record");
+  if (rec.observed) return Status::Ok();
+  const CostBreakdown cost =
+      PriceRequest(options_.prices->Find(rec.model), options_.prices->web_search_cost(), rec.tokens,
+                   rec.web_search_requests, rec.fast, rec.us, rec.has_cost_usd, rec.cost_usd);
+  const LabelledRequest labelled{options_.device, rec.model_label,         rec.project_label,
+                                 rec.tokens,      rec.web_search_requests, cost};
+  for (const SeriesIncrement& inc : RequestContributions(labelled)) {
+    if (inc.family == MetricFamily::kCostPerRequestUsd) series_.Apply(inc, rec.newest_event_ms);
+  }
+  rec.observed = true;
+  rec.emitted[kObservedCost] = cost.cost;
+  ++stats_.observed;
+  Put(key, rec.Encode());
+  return Status::Ok();
+}
+
+Status LiveAccounting::Settle(int64_t now_ms, bool by_event_time_only) {
+  for (auto& [k, p] : pending_) {
+    if (p.seen_ms == 0) p.seen_ms = now_ms;
+    const int64_t quiet_since =
+        by_event_time_only ? p.newest_event_ms : std::max(p.newest_event_ms, p.seen_ms);
+    if (now_ms - quiet_since >= options_.settle_after_ms) settle_now_.push_back(k);
+  }
+  // Settled keys leave their session's list lazily: Observe() skips keys no longer pending.
+  std::vector<std::string> keys;
+  keys.swap(settle_now_);
+  for (const std::string& k : keys) {
+    if (!pending_.count(k)) continue;
+    if (Status s = Observe(k); !s.ok()) return s;
+  }
+  stats_.pending = pending_.size();
+  if (pending_listed_ > 2 * pending_.size() + 1024) {  // drop the settled keys from the lists
+    pending_by_session_.clear();
+    for (const auto& [k, p] : pending_) pending_by_session_[p.session].push_back(k);
+    pending_listed_ = pending_.size();
+  }
+  return Status::Ok();
+}
+
+void LiveAccounting::TakeChanges(
+    std::vector<std::pair<std::string, std::optional<std::string>>>* out) {
+  for (auto* entry : dirty_) {  // dirty entries are never evicted: the pointers are valid
+    out->emplace_back(entry->first, entry->second.value);
+    entry->second.dirty = false;
+  }
+  dirty_.clear();
+  std::vector<std::pair<std::string, std::string>> series;
+  series_.TakeRecords(&series);
+  for (auto& [k, v] : series) out->emplace_back(std::move(k), std::move(v));
+  Trim();
+}
+
+void LiveAccounting::Trim() {
+  // Evict clean records, least recently used first; dirty ones stay until written.
+  auto it = lru_.end();
+  while (cache_.size() > options_.cache_records && it != lru_.begin()) {
+    --it;
+    auto c = cache_.find(*it);
+    if (c->second.dirty) continue;
+    cache_.erase(c);
+    it = lru_.erase(it);
+  }
+}
+
+}  // namespace ccmon::agent

@@ -1,0 +1,149 @@
+// LiveAccounting: replay's accounting rules (docs/accounting.md) applied one line at a time, as
+// monotonic counters in a SeriesTable (docs/accounting.md A40, docs/agent-design.md "Counting").
+//
+// Every request, session, tool call, prompt and API error is deduplicated exactly as the ledger
+// does (same keys, same MergeCopy), but its state lives in records of the agent's store, read
+// through a bounded cache: memory does not grow with history. What a request has added to each
+// series so far is kept in its record, so a later copy adds only the difference and a restart
+// resumes exactly.
+//
+// The live rule (A40): a request is counted when its first copy is read, under that copy's
+// labels (model, project); later copies raise its tokens, cost, savings, unpriced tokens and web
+// searches by the difference (those only rise under A17). What would move a request to other
+// labels or lower a series is not done: it is counted in conflicts() (exported as
+// ccmon_agent_attribution_conflicts_total) so the difference from replay is visible. The
+// cost-per-request histogram observes a request once it is settled: a later request of its
+// session was read, or it has been quiet for `settle_after` (its newest copy's event time, and
+// the time it was read).
+//
+// Not thread-safe: the engine's thread owns it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "agent/engine/series_table.h"
+#include "base/status.h"
+#include "metrics/accounting.h"
+#include "pricing/pricing.h"
+#include "transcript/usage.h"
+
+namespace ccmon::agent {
+
+// Where the accounting's records live (the agent's store). Keys are the record keys of
+// docs/store-format.md ("Agent state"), prefix byte included.
+class RecordReader {
+ public:
+  virtual ~RecordReader() = default;
+  // kNotFound when absent.
+  virtual Status Read(std::string_view key, std::string* value) = 0;
+  // Calls `f` for every record whose key starts with `prefix`, in key order.
+  virtual Status Scan(
+      std::string_view prefix,
+      const std::function<Status(std::string_view key, std::string_view value)>& f) = 0;
+};
+
+struct LiveOptions {
+  std::string device;
+  LabelOptions labels;
+  const PriceTable* prices = nullptr;  // borrowed
+  std::vector<std::pair<std::string, std::string>> static_labels;
+  int64_t settle_after_ms = 60000;
+  size_t cache_records = 200000;  // clean records kept in memory
+};
+
+struct LiveStats {
+  uint64_t requests = 0;      // distinct requests counted
+  uint64_t copies = 0;        // further copies merged
+  uint64_t conflicts = 0;     // disagreements with replay's rule (see the file comment)
+  uint64_t observed = 0;      // requests observed in the histogram
+  uint64_t pending = 0;       // requests waiting to be settled
+  uint64_t record_reads = 0;  // cache misses that went to the store
+};
+
+class LiveAccounting {
+ public:
+  // Restores series, admitted labels and pending requests through `reader` (borrowed; must
+  // outlive the result).
+  static Status Open(const LiveOptions& options, RecordReader* reader,
+                     std::unique_ptr<LiveAccounting>* out);
+
+  // Applies one parsed line (kUsage or kPrompt; others are ignored). kIoError/kCorruption when a
+  // record could not be read: the caller must drop this object and reopen from the store (its
+  // in-memory state is then ahead of the store).
+  Status AddLine(const ParsedLine& line);
+  // Observes settled requests (see the file comment) in the histogram. `now_ms` is wall time.
+  // A request is quiet when both its newest copy's timestamp and the first Settle after its
+  // last change are `settle_after` old; `by_event_time_only` drops the second condition, for
+  // the end of the catch-up (every file was read to its end, so no copy is still on its way).
+  Status Settle(int64_t now_ms, bool by_event_time_only = false);
+
+  // Every record changed since the last call, to be written in one batch with the file offsets
+  // and the outbox entries: (key, value), value nullopt = delete.
+  void TakeChanges(std::vector<std::pair<std::string, std::optional<std::string>>>* out);
+
+  SeriesTable& series() { return series_; }
+  const LiveStats& stats() const { return stats_; }
+
+  // Record key prefixes (docs/store-format.md).
+  static constexpr char kRequestPrefix = 'r', kPendingPrefix = 'h', kSessionPrefix = 's',
+                        kToolPrefix = 't', kPromptPrefix = 'p', kErrorPrefix = 'e',
+                        kLabelPrefix = 'l';
+
+ private:
+  explicit LiveAccounting(const LiveOptions& options, RecordReader* reader);
+  struct RequestRecord;
+  Status Lookup(const std::string& key, const std::string** value);
+  void Put(const std::string& key, std::string value);
+  void Erase(const std::string& key);
+  const std::string& LabelOf(CappedLabeler& labeler, char kind, std::string_view key);
+  Status AddUsage(const ParsedLine& line);
+  Status AddRequestLine(const ParsedLine& line);
+  Status Observe(const std::string& key);
+  void Trim();
+
+  LiveOptions options_;
+  RecordReader* reader_;
+  SeriesTable series_;
+  LiveStats stats_;
+  ProjectLabeler projects_;
+  CappedLabeler models_, tools_;
+
+  // The record cache: key -> value (nullopt: known absent). Dirty keys are written at the next
+  // TakeChanges; clean ones are evicted oldest first beyond cache_records.
+  struct Cached {
+    std::optional<std::string> value;
+    bool dirty = false;
+    std::list<std::string>::iterator lru;
+  };
+  std::unordered_map<std::string, Cached> cache_;
+  std::list<std::string> lru_;  // front: most recent
+  // The dirty entries (unordered_map nodes keep their address across rehashing).
+  std::vector<std::pair<const std::string, Cached>*> dirty_;
+
+  // Requests not yet observed in the histogram: key -> (session, newest copy's event time).
+  struct Pending {
+    std::string session;
+    int64_t newest_event_ms = 0;
+    int64_t seen_ms = 0;  // the first Settle's time after its last change; 0: not yet
+  };
+  std::map<std::string, Pending> pending_;
+  // The pending keys of each session (may still list keys settled by the quiet rule since;
+  // rebuilt when those outnumber the pending ones).
+  std::unordered_map<std::string, std::vector<std::string>> pending_by_session_;
+  size_t pending_listed_ = 0;
+  std::vector<std::string> settle_now_;  // keys whose session moved on
+  std::string scratch_;
+};
+
+}  // namespace ccmon::agent

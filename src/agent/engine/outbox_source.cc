@@ -1,0 +1,40 @@
+#include "agent/engine/outbox_source.h"
+
+namespace ccmon::agent {
+
+Status OutboxShardSource::Peek(size_t max_samples, size_t max_bytes, SourceBatch* out) {
+  const OutboxStats before = outbox_->Stats();
+  samples_before_peek_ = shard_ < before.shards.size() ? before.shards[shard_].samples : 0;
+  OutboxBatch batch;
+  Status s = outbox_->Peek(shard_, max_samples, max_bytes, &batch);
+  if (!s.ok()) return s;
+  *out = SourceBatch();
+  if (batch.empty()) {
+    last_cursor_ = 0;
+    return Status::Ok();
+  }
+  out->payload = std::move(batch.payload);
+  out->through_cursor = batch.last_seq;
+  out->entries = batch.entries;
+  out->samples = batch.samples;
+  out->oldest_created_unix_ms = batch.oldest_created_ms;
+  out->more = batch.samples < samples_before_peek_;
+  last_cursor_ = batch.last_seq;
+  return Status::Ok();
+}
+
+bool OutboxShardSource::WaitForData(uint64_t after_cursor,
+                                    std::chrono::steady_clock::time_point deadline,
+                                    std::stop_token stop) {
+  if (after_cursor == 0 || after_cursor != last_cursor_) {
+    return outbox_->WaitForEntries(shard_, deadline, stop);
+  }
+  return outbox_->WaitForSamples(shard_, samples_before_peek_ + 1, deadline, stop);
+}
+
+Status OutboxShardSource::Ack(uint64_t through_cursor, const AckResult& result) {
+  if (result.kind == AckResult::Kind::kRejected) ++rejected_;
+  return outbox_->Remove(shard_, through_cursor);
+}
+
+}  // namespace ccmon::agent

@@ -1,0 +1,211 @@
+#include "agent/engine/series_table.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "agent/engine/codec.h"
+#include "exposition/text_format.h"
+
+namespace ccmon::agent {
+namespace {
+
+constexpr uint8_t kRecordVersion = 1;
+
+double ToDouble(PicoSum v, bool usd) {
+  // The exact decimal, then the nearest double (as replay's remote-write does).
+  return std::strtod(FormatValue(v, usd).c_str(), nullptr);
+}
+
+}  // namespace
+
+std::string SeriesTable::Key(MetricFamily family, std::span<const std::string_view> labels) {
+  std::string k;
+  k.push_back(char(family));
+  for (std::string_view l : labels) PutBytes(&k, l);
+  return k;
+}
+
+uint32_t SeriesTable::ShardOf(std::string_view series_key, uint32_t shards) {
+  return shards <= 1 ? 0 : uint32_t(StableHash(series_key) % shards);
+}
+
+SeriesState& SeriesTable::Get(const SeriesIncrement& inc, bool* created) {
+  std::string key = Key(inc.family, inc.labels());
+  auto [it, inserted] = series_.try_emplace(std::move(key));
+  SeriesState& s = it->second;
+  *created = inserted;
+  if (inserted) {
+    s.family = inc.family;
+    for (std::string_view l : inc.labels()) s.labels.emplace_back(l);
+    const FamilyDesc& d = DescribeFamily(inc.family);
+    if (d.type == MetricType::kHistogram) s.buckets.assign(d.buckets.size(), 0);
+    s.unsent = s.unsaved = true;
+  }
+  return s;
+}
+
+void SeriesTable::Ensure(const SeriesIncrement& inc) {
+  bool created = false;
+  Get(inc, &created);
+}
+
+void SeriesTable::Apply(const SeriesIncrement& inc, int64_t event_ms) {
+  bool created = false;
+  SeriesState& s = Get(inc, &created);
+  const FamilyDesc& d = DescribeFamily(inc.family);
+  if (d.type == MetricType::kHistogram) {
+    ++s.count;
+    s.value += inc.delta;
+    for (size_t b = 0; b < d.buckets.size(); ++b)
+      if (inc.delta <= d.buckets[b]) ++s.buckets[b];
+  } else {
+    if (inc.delta == 0 && !created) return;  // nothing changed
+    s.value += inc.delta;
+  }
+  s.pending_event_ms = std::max(s.pending_event_ms, event_ms);
+  s.unsent = s.unsaved = true;
+}
+
+void SeriesTable::TakeSamples(const SampleOptions& o,
+                              std::vector<std::vector<rw::WriteRequest>>* out, SampleStats* stats) {
+  const uint32_t shards = std::max<uint32_t>(o.shards, 1);
+  out->assign(shards, {});
+  std::vector<size_t> in_last(shards, 0);  // samples in each shard's last request
+  for (auto& [key, s] : series_) {
+    const bool resend =
+        o.all || (o.resend_before_ms != kNever && s.last_queued_ms <= o.resend_before_ms);
+    if (!s.unsent && !resend) continue;
+    // The timestamp rule of the file comment.
+    int64_t ts = o.now_ms;
+    if (s.unsent && s.pending_event_ms != kNever) {
+      if (s.pending_event_ms < o.now_ms - o.max_sample_age_ms) {
+        ++stats->stamped_now;
+      } else {
+        ts = std::min(s.pending_event_ms, o.now_ms);
+      }
+    }
+    if (s.last_sample_ms != kNever && ts <= s.last_sample_ms) ts = s.last_sample_ms + 1;
+    if (!s.unsent) ++stats->resent;
+
+    const FamilyDesc& d = DescribeFamily(s.family);
+    std::vector<std::pair<std::string, std::string>> base;
+    for (size_t i = 0; i < d.label_names.size() && i < s.labels.size(); ++i) {
+      // An empty value is no label in Prometheus; remote-write must not send it.
+      if (!s.labels[i].empty()) base.emplace_back(d.label_names[i], s.labels[i]);
+    }
+    for (const auto& l : static_labels_) base.push_back(l);
+    std::vector<rw::Series> made;
+    auto add = [&](const std::string& name, const char* extra, const std::string& extra_value,
+                   double v) {
+      rw::Series series;
+      series.labels = base;
+      series.labels.emplace_back("__name__", name);
+      if (extra) series.labels.emplace_back(extra, extra_value);
+      series.samples.push_back({ts, v});
+      made.push_back(std::move(series));
+    };
+    if (d.type == MetricType::kHistogram) {
+      for (size_t b = 0; b < d.buckets.size(); ++b)
+        add(d.name + "_bucket", "le", FormatValue(d.buckets[b], d.usd), double(s.buckets[b]));
+      add(d.name + "_bucket", "le", "+Inf", double(s.count));
+      add(d.name + "_count", nullptr, "", double(s.count));
+      add(d.name + "_sum", nullptr, "", ToDouble(s.value, d.usd));
+    } else {
+      add(d.name + "_total", nullptr, "", ToDouble(s.value, d.usd));
+    }
+
+    const uint32_t shard = ShardOf(key, shards);
+    auto& requests = (*out)[shard];
+    if (requests.empty() ||
+        (in_last[shard] > 0 && in_last[shard] + made.size() > o.max_samples_per_request)) {
+      requests.emplace_back();
+      in_last[shard] = 0;
+    }
+    for (auto& m : made) requests.back().series.push_back(std::move(m));
+    in_last[shard] += made.size();
+    stats->samples += made.size();
+    ++stats->series;
+
+    s.last_sample_ms = ts;
+    s.last_queued_ms = o.now_ms;
+    s.pending_event_ms = kNever;
+    s.unsent = false;
+    s.unsaved = true;
+  }
+}
+
+void SeriesTable::TakeRecords(std::vector<std::pair<std::string, std::string>>* out) {
+  for (auto& [key, s] : series_) {
+    if (!s.unsaved) continue;
+    std::string rec;
+    rec.push_back(char(kRecordVersion));
+    PutInt128(&rec, s.value);
+    PutVarint(&rec, s.count);
+    PutVarint(&rec, s.buckets.size());
+    for (uint64_t b : s.buckets) PutVarint(&rec, b);
+    PutSignedVarint(&rec, s.last_sample_ms);
+    PutSignedVarint(&rec, s.pending_event_ms);
+    PutSignedVarint(&rec, s.last_queued_ms);
+    rec.push_back(char(s.unsent ? 1 : 0));
+    out->emplace_back(std::string(1, kRecordPrefix) + key, std::move(rec));
+    s.unsaved = false;
+  }
+}
+
+Status SeriesTable::Load(std::string_view key, std::string_view record) {
+  auto bad = [&] { return Status::Corruption("agent state: malformed series record"); };
+  if (key.size() < 2 || key[0] != kRecordPrefix) return bad();
+  key.remove_prefix(1);
+  const uint8_t family = uint8_t(key[0]);
+  if (family >= kClaudeFamilyCount) return bad();
+  SeriesState s;
+  s.family = MetricFamily(family);
+  Reader lr(key.substr(1));
+  const FamilyDesc& d = DescribeFamily(s.family);
+  while (!lr.done()) {
+    std::string v;
+    if (!lr.Bytes(&v)) return bad();
+    s.labels.push_back(std::move(v));
+  }
+  if (s.labels.size() != d.label_names.size()) return bad();
+  Reader r(record);
+  uint8_t version = 0, unsent = 0;
+  uint64_t nb = 0;
+  if (!r.Byte(&version) || version != kRecordVersion || !r.Int128(&s.value) ||
+      !r.Varint(&s.count) || !r.Varint(&nb) ||
+      nb != (d.type == MetricType::kHistogram ? d.buckets.size() : 0)) {
+    return bad();
+  }
+  s.buckets.resize(nb);
+  for (auto& b : s.buckets)
+    if (!r.Varint(&b)) return bad();
+  if (!r.SignedVarint(&s.last_sample_ms) || !r.SignedVarint(&s.pending_event_ms) ||
+      !r.SignedVarint(&s.last_queued_ms) || !r.Byte(&unsent) || !r.done()) {
+    return bad();
+  }
+  s.unsent = unsent != 0;
+  series_[std::string(key)] = std::move(s);
+  return Status::Ok();
+}
+
+PicoSum SeriesTable::Value(MetricFamily family, const std::vector<std::string>& labels) const {
+  std::vector<std::string_view> views(labels.begin(), labels.end());
+  auto it = series_.find(Key(family, views));
+  return it == series_.end() ? 0 : it->second.value;
+}
+
+std::string SeriesTable::Exposition(bool openmetrics) const {
+  std::vector<FamilyTotals> families(kClaudeFamilyCount);
+  for (size_t f = 0; f < kClaudeFamilyCount; ++f) families[f].desc = FamilyCatalogue()[f];
+  for (const auto& [key, s] : series_) {
+    SeriesTotal t;
+    t.labels = s.labels;
+    t.value = s.value;
+    t.buckets = s.buckets;
+    t.count = s.count;
+    families[size_t(s.family)].series.push_back(std::move(t));
+  }
+  return TotalsText(families, openmetrics);
+}
+
+}  // namespace ccmon::agent

@@ -1,0 +1,118 @@
+// SeriesTable: the current value of every claude_* series of one device, as the agent counts
+// them, and the samples that carry them to a remote-write receiver (docs/agent-design.md,
+// "Samples").
+//
+// A counter holds its cumulative value (a count, or pico-dollars for USD families); the
+// histogram claude_cost_per_request_usd holds its bucket counts, count and sum. Values only
+// rise: Apply() takes non-negative increments (the caller, LiveAccounting, never lowers a
+// counter). Each series remembers the timestamp of the last sample it queued, so that its
+// samples strictly ascend across commits and restarts, and the latest event time of the changes
+// not yet queued.
+//
+// Sample timestamps (issue 7 §4): the event time of the latest change, clamped to at most `now`
+// (a clock ahead of ours must not put samples in the future) and to at least the series'
+// previous sample + 1 ms (strictly ascending: Prometheus refuses out-of-order and same-time
+// samples with another value); a change whose event is older than max_sample_age is stamped
+// `now` instead (Prometheus refuses samples before its head block without an out-of-order
+// window) and counted.
+//
+// Not thread-safe: the engine's thread owns it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/money.h"
+#include "base/status.h"
+#include "metrics/contributions.h"
+#include "remote_write/write_request.h"
+
+namespace ccmon::agent {
+
+inline constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
+
+struct SeriesState {
+  MetricFamily family = MetricFamily::kTokens;
+  std::vector<std::string> labels;    // values, in the family's label_names order
+  PicoSum value = 0;                  // counter value; histogram sum
+  uint64_t count = 0;                 // histogram: observations
+  std::vector<uint64_t> buckets;      // histogram: observations <= bound i (cumulative)
+  int64_t last_sample_ms = kNever;    // timestamp of the last queued sample
+  int64_t pending_event_ms = kNever;  // newest event among changes not yet queued
+  int64_t last_queued_ms = kNever;    // when (wall clock) the last sample was queued
+  bool unsent = false;                // changed since its last sample
+  bool unsaved = false;               // changed since its record was last taken
+};
+
+struct SampleOptions {
+  int64_t now_ms = 0;
+  int64_t max_sample_age_ms = 3600000;
+  uint32_t shards = 1;
+  size_t max_samples_per_request = 2000;
+  // Also every series whose last sample was queued resend_before_ms or earlier (a resend at
+  // `now` of its current value), changed or not. kNever: only changed series.
+  int64_t resend_before_ms = kNever;
+  // Also every series, changed or not (first samples after a catch-up).
+  bool all = false;
+};
+
+struct SampleStats {
+  uint64_t series = 0;       // series given a sample
+  uint64_t samples = 0;      // remote-write samples (a histogram makes buckets + 3)
+  uint64_t stamped_now = 0;  // changes older than max_sample_age, stamped now
+  uint64_t resent = 0;       // unchanged series resent
+};
+
+class SeriesTable {
+ public:
+  // `static_labels` (--label k=v) are added to every sample; the device is a label of each
+  // series already (the contributions carry it).
+  explicit SeriesTable(std::vector<std::pair<std::string, std::string>> static_labels = {})
+      : static_labels_(std::move(static_labels)) {}
+
+  // Adds `inc` (delta >= 0; for the histogram the observed value) at event time `event_ms`.
+  // Creates the series at 0 first when new.
+  void Apply(const SeriesIncrement& inc, int64_t event_ms);
+  // Creates the series at 0 when absent (it is then sent like any change).
+  void Ensure(const SeriesIncrement& inc);
+
+  // Samples per shard (shard = ShardOf(series key)), each shard's series cut into requests of at
+  // most max_samples_per_request samples (a histogram's samples stay together). Marks the series
+  // sent. `out` gets one vector of requests per shard.
+  void TakeSamples(const SampleOptions& options, std::vector<std::vector<rw::WriteRequest>>* out,
+                   SampleStats* stats);
+
+  // (store key, record) of every series changed since the last call.
+  void TakeRecords(std::vector<std::pair<std::string, std::string>>* out);
+  // Loads one record written by TakeRecords (key with its prefix). kCorruption when malformed.
+  Status Load(std::string_view key, std::string_view record);
+
+  // Text exposition 0.0.4 (or OpenMetrics without the final "# EOF") of every claude_* family,
+  // in catalogue order, series in label order: the text replay's `metrics` writes for the same
+  // totals (exposition/text_format.h TotalsText).
+  std::string Exposition(bool openmetrics) const;
+
+  const std::map<std::string, SeriesState>& series() const { return series_; }
+  // The value of one counter series (tests, status); 0 when absent.
+  PicoSum Value(MetricFamily family, const std::vector<std::string>& labels) const;
+
+  // The series' key: family byte + label values (length-prefixed). Store keys add a prefix.
+  static std::string Key(MetricFamily family, std::span<const std::string_view> labels);
+  // The shard of a series key: a stable hash, so a series keeps its shard across restarts.
+  static uint32_t ShardOf(std::string_view series_key, uint32_t shards);
+  static constexpr char kRecordPrefix = 'c';
+
+ private:
+  SeriesState& Get(const SeriesIncrement& inc, bool* created);
+  std::vector<std::pair<std::string, std::string>> static_labels_;
+  std::map<std::string, SeriesState> series_;  // by Key()
+};
+
+}  // namespace ccmon::agent

@@ -1,0 +1,255 @@
+#include "store/rocks_store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/transaction_log.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/env.h"
+
+namespace ccmon {
+namespace {
+
+rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+// A RocksDB status as ours, its message prefixed with the directory (and `what` failed).
+Status FromRocks(const rocksdb::Status& s, const std::string& dir, std::string_view what = {}) {
+  if (s.ok()) return Status::Ok();
+  std::string where = "state dir " + dir + ": ";
+  if (!what.empty()) where += std::string(what) + ": ";
+  if (s.IsNotFound()) return Status::NotFound(where + s.ToString());
+  if (s.IsCorruption()) {
+    return Status::Corruption("state dir " + dir + " is corrupted: " +
+                              (what.empty() ? "" : std::string(what) + ": ") + s.ToString());
+  }
+  if (s.IsNoSpace()) return Status::IoError(where + "disk full: " + s.ToString());
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(where + s.ToString());
+  return Status::IoError(where + s.ToString());
+}
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// Names RocksDB itself creates in a database directory, so that a directory holding only these
+// (a database whose creation was interrupted before CURRENT) is still taken as ours.
+bool IsRocksFileName(std::string_view name) {
+  return name == "CURRENT" || name == "IDENTITY" || name == "LOCK" || name == "LOG" ||
+         StartsWith(name, "LOG.old.") || StartsWith(name, "MANIFEST-") ||
+         StartsWith(name, "OPTIONS-") || EndsWith(name, ".log") || EndsWith(name, ".sst") ||
+         EndsWith(name, ".blob") || EndsWith(name, ".dbtmp");
+}
+
+// Refuses a directory that holds something else and no database (e.g. --state-dir ~).
+Status CheckDirIsOurs(Env* env, const std::string& dir) {
+  std::vector<DirEntry> entries;
+  if (Status s = env->GetChildren(dir, &entries); !s.ok()) {
+    return Status::IoError("state dir " + dir + " cannot be listed: " + s.message());
+  }
+  bool has_current = false;
+  std::string foreign;
+  for (const DirEntry& e : entries) {
+    if (e.name == "CURRENT") has_current = true;
+    if (!IsRocksFileName(e.name) && foreign.empty()) foreign = e.name;
+  }
+  if (!has_current && !foreign.empty()) {
+    return Status::InvalidArgument("state dir " + dir +
+                                   " is not a RocksDB database: it holds other files (\"" +
+                                   foreign + "\") and no CURRENT file; choose an empty directory");
+  }
+  return Status::Ok();
+}
+
+class RocksIterator final : public KvIterator {
+ public:
+  RocksIterator(std::unique_ptr<rocksdb::Iterator> it, const std::string* dir)
+      : it_(std::move(it)), dir_(dir) {}
+
+  void SeekToFirst() override { it_->SeekToFirst(); }
+  void Seek(std::string_view target) override { it_->Seek(ToSlice(target)); }
+  bool Valid() const override { return it_->Valid(); }
+  void Next() override { it_->Next(); }
+  std::string_view key() const override { return it_->key().ToStringView(); }
+  std::string_view value() const override { return it_->value().ToStringView(); }
+  Status status() const override { return FromRocks(it_->status(), *dir_, "iterator"); }
+
+ private:
+  std::unique_ptr<rocksdb::Iterator> it_;
+  const std::string* dir_;  // the store's; the iterator must not outlive it
+};
+
+class RocksStore final : public KvStore {
+ public:
+  RocksStore(std::string dir, std::unique_ptr<rocksdb::DB> db)
+      : dir_(std::move(dir)), db_(std::move(db)) {}
+  ~RocksStore() override {
+    db_->Close();  // errors here have no one to go to; the WAL holds every acknowledged write
+  }
+
+  Status Get(std::string_view key, std::string* value) override {
+    std::string got;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ToSlice(key), &got);
+    if (s.IsNotFound()) return Status::NotFound("key not found");
+    if (!s.ok()) return FromRocks(s, dir_, "read");
+    *value = std::move(got);
+    return Status::Ok();
+  }
+
+  Status Write(const WriteBatch& batch, bool sync) override {
+    if (Status s = batch.Validate(); !s.ok()) return s;
+    if (batch.empty()) return Status::Ok();
+    // An earlier write failed, so RocksDB may be in its background-error (read-only) state:
+    // try to leave it first. Resume() is a no-op when there is no such error.
+    if (needs_resume_.load(std::memory_order_acquire)) {
+      rocksdb::Status r = db_->Resume();
+      if (!r.ok()) return FromRocks(r, dir_, "write (resuming after an earlier error)");
+      needs_resume_.store(false, std::memory_order_release);
+    }
+    rocksdb::WriteBatch wb(batch.ApproximateBytes() + 16 * batch.count() + 16);
+    for (const WriteBatch::Op& op : batch.ops()) {
+      rocksdb::Status s = op.type == WriteBatch::OpType::kPut
+                              ? wb.Put(ToSlice(op.key), ToSlice(op.value))
+                              : wb.Delete(ToSlice(op.key));
+      if (!s.ok()) return FromRocks(s, dir_, "write");
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    rocksdb::Status s = db_->Write(wo, &wb);
+    if (!s.ok()) {
+      needs_resume_.store(true, std::memory_order_release);
+      return FromRocks(s, dir_, "write");
+    }
+    return Status::Ok();
+  }
+
+  std::unique_ptr<KvIterator> NewIterator() override {
+    return std::make_unique<RocksIterator>(
+        std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(rocksdb::ReadOptions())), &dir_);
+  }
+
+  uint64_t ApproximateBytes() override {
+    uint64_t sst = 0;
+    db_->GetIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &sst);
+    uint64_t wal = 0;
+    rocksdb::VectorLogPtr logs;
+    if (db_->GetSortedWalFiles(logs).ok()) {
+      for (const auto& log : logs) wal += log->SizeFileBytes();
+    }
+    return sst + wal;
+  }
+
+ private:
+  const std::string dir_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::atomic<bool> needs_resume_{false};
+};
+
+// RocksDB's diagnostics to the caller's function instead of a LOG file (see rocks_store.h).
+class CallbackLogger final : public rocksdb::Logger {
+ public:
+  explicit CallbackLogger(std::function<void(std::string_view)> fn)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), fn_(std::move(fn)) {}
+
+  using rocksdb::Logger::Logv;
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (!fn_ || level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
+    char buf[1024];
+    int n = std::vsnprintf(buf, sizeof(buf), format, ap);
+    if (n < 0) return;
+    std::string_view msg(buf, std::min(size_t(n), sizeof(buf) - 1));
+    while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+    fn_(msg);
+  }
+
+ private:
+  const std::function<void(std::string_view)> fn_;
+};
+
+// Turns off RocksDB's own recovery from a full disk (its SstFileManager polls the free space
+// from a thread of its own, and meanwhile refuses DB::Resume() as Busy): RocksStore::Write resumes
+// instead, on the caller's next write, so that recovery happens when and where the caller expects.
+class NoAutoRecovery final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
+
+rocksdb::Options MakeOptions(const RocksStoreOptions& options) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.paranoid_checks = true;
+  o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  o.write_buffer_size = options.write_buffer_bytes;
+  o.max_write_buffer_number = 2;
+  o.max_open_files = options.max_open_files;
+  o.max_background_jobs = 2;
+  o.level_compaction_dynamic_level_bytes = true;
+  o.max_manifest_file_size = size_t(16) << 20;
+  o.max_bgerror_resume_count = 0;  // no automatic resume of other I/O errors either
+  o.listeners.push_back(std::make_shared<NoAutoRecovery>());
+  o.info_log = std::make_shared<CallbackLogger>(options.log);
+  o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  t.cache_index_and_filter_blocks = true;  // index and filters count against the cache
+  t.pin_l0_filter_and_index_blocks_in_cache = true;
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));  // Get of absent dedup keys
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return o;
+}
+
+}  // namespace
+
+Status OpenRocksStore(const std::string& dir, const RocksStoreOptions& options,
+                      std::unique_ptr<KvStore>* out) {
+  Env* env = Env::Default();
+  if (dir.empty()) return Status::InvalidArgument("state dir: empty path");
+  if (Status s = env->CreateDirs(dir); !s.ok()) {
+    return Status::IoError("state dir " + dir + " cannot be created: " + s.message());
+  }
+  if (Status s = CheckDirIsOurs(env, dir); !s.ok()) return s;
+
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(MakeOptions(options), dir, &raw);
+  if (!s.ok()) {
+    delete raw;
+    std::string msg = s.ToString();
+    if (s.IsIOError() && msg.find("/LOCK") != std::string::npos) {
+      if (msg.find("lock hold by current process") != std::string::npos) {
+        return Status::IoError("state dir " + dir +
+                               " is in use by another store in this process (RocksDB LOCK)");
+      }
+      return Status::IoError("state dir " + dir +
+                             " is in use by another process (RocksDB LOCK): " + msg);
+    }
+    if (s.IsCorruption()) {
+      return Status::Corruption("state dir " + dir + " is corrupted: " + msg +
+                                " (move it aside to start afresh)");
+    }
+    return FromRocks(s, dir, "open");
+  }
+  *out = std::make_unique<RocksStore>(dir, std::unique_ptr<rocksdb::DB>(raw));
+  return Status::Ok();
+}
+
+}  // namespace ccmon

@@ -1,0 +1,62 @@
+// OpenRocksStore: the KvStore (store/kv_store.h) on RocksDB, for the agent's state directory.
+//
+// Durability: every Write goes through RocksDB's write-ahead log; sync = true fsyncs it before
+// returning. After a crash, recovery replays the log up to the last intact record
+// (kPointInTimeRecovery): a batch is recovered whole or not at all.
+//
+// Memory is small and bounded, sized for a desktop agent (docs/store-format.md, "Store"): a
+// block cache of `block_cache_bytes` that also holds index and filter blocks, and at most two
+// memtables of `write_buffer_bytes`.
+//
+// Errors at open (each names the directory):
+//   - another process (or another store in this process) has it open: kIoError
+//     "state dir DIR is in use by another process (RocksDB LOCK)";
+//   - DIR holds other files and no RocksDB database: kInvalidArgument "state dir DIR is not a
+//     RocksDB database ...", so a mistyped --state-dir cannot spray RocksDB files into a
+//     home directory;
+//   - damaged files (CURRENT, MANIFEST, tables): kCorruption "state dir DIR is corrupted: ...";
+//   - cannot be created, read or written (permissions, read-only file system, full disk):
+//     kIoError with RocksDB's reason.
+//
+// A full disk: a Write that fails returns kIoError ("state dir DIR: disk full: ...") and
+// loses nothing written before it. RocksDB then stops accepting writes (its background error
+// state; reads still work). The next Write calls DB::Resume() first, which flushes the memtable
+// and clears the error if space has been freed, so the caller recovers by retrying its write;
+// while the disk is still full that Write fails again, with the same kind of message. The
+// failed batch itself is not applied in this process; after a Resume it is gone for good, and
+// if the process dies before one it may come back whole at the next open (see kv_store.h).
+//
+// Threading: the store is thread-safe (as every KvStore). Destroy iterators before the store.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "store/kv_store.h"
+
+namespace ccmon {
+
+struct RocksStoreOptions {
+  // LRU cache of uncompressed blocks, index and filter blocks included (bounds read memory).
+  size_t block_cache_bytes = size_t(4) << 20;
+  // Size of one memtable; RocksDB keeps at most two (one being flushed). Also the WAL size at
+  // which a flush is due, so it bounds the log replayed at start.
+  size_t write_buffer_bytes = size_t(4) << 20;
+  // Table files kept open at once (each holds a file descriptor); -1: all.
+  int max_open_files = 64;
+  // RocksDB's warnings and errors, one message at a time (no line end), from any of RocksDB's
+  // threads, possibly at once; empty: dropped. RocksDB writes no LOG file into the directory:
+  // Debian's RocksDB 7.8 is built with assertions, and aborts the process when it writes to its
+  // LOG after a write there failed, which a full disk makes happen.
+  std::function<void(std::string_view message)> log;
+};
+
+// Opens (creating it and its parents when missing, mode 0755) the RocksDB database in `dir`.
+Status OpenRocksStore(const std::string& dir, const RocksStoreOptions& options,
+                      std::unique_ptr<KvStore>* out);
+
+}  // namespace ccmon

@@ -1,0 +1,180 @@
+// Tailer: which transcript files have bytes to read, and how far each has been read.
+//
+// The agent's reader thread asks Next() for work, reads complete lines from each TailWork's start
+// offset (transcript/line_reader.h; open the file with OpenIfSameFile, tail/file_identity.h) and
+// reports how far it got with Consumed(). The tailer watches the project directories
+// (tail/watcher.h: inotify, or a stat poller), finds files with discovery's rules
+// (transcript/discovery.h: every *.jsonl below projects/, subagent files included) and keeps per
+// file a TrackedFile (tail/tracked_file.h): its identity (device, inode, head fingerprint), the
+// offset consumed and the bytes seen. The caller persists Snapshot() with what the lines
+// produced, and hands the states back to the next process.
+//
+// What happens to a file:
+//   new file                 offered from offset 0 once it has bytes
+//   append                   offered from its offset once it is larger than the bytes seen; an
+//                            incomplete last line stays unconsumed and is offered again only when
+//                            more bytes arrive (not before)
+//   rename (same device,     the same state under the new path (kRenamed): nothing read twice
+//   inode and head)
+//   replaced under its name  another inode at the path, the same inode with a different head, or
+//                            a file shorter than its offset: the old state is forgotten
+//                            (kReplaced / kTruncated, with it) and the file read from 0
+//   deleted                  forgotten (kDeleted, with its last state); the caller keeps its
+//                            counters: a deleted transcript never lowers one
+//   unreadable dir or file   kProblem, once (again only after it was fixed and broke again)
+// A full rescan every rescan_interval (default 5 min) is the safety net for anything the watcher
+// missed; it is the only timer in inotify mode, so an idle tailer uses no CPU.
+//
+// Threading: one thread calls Next, Consumed and Snapshot. bytes_behind() and files_tracked()
+// may be read from any thread. A stop requested on Next's token (from any thread) ends it at once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <stop_token>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/env.h"
+#include "base/status.h"
+#include "tail/file_identity.h"
+#include "tail/tracked_file.h"
+#include "tail/watcher.h"
+#include "transcript/discovery.h"
+
+namespace ccmon {
+
+enum class WatchMode : uint8_t { kInotify, kPoll };
+
+struct TailerOptions {
+  // The projects/ directories to watch (ProjectDirs / ProjectDirsFrom, plus the projects/ dirs of
+  // config dirs that do not exist yet, so that they are picked up when they appear). Absolute,
+  // without trailing '/'.
+  std::vector<std::string> project_dirs;
+  WatchMode watch_mode = WatchMode::kInotify;  // kInotify falls back to kPoll when unavailable
+  std::chrono::milliseconds rescan_interval = std::chrono::minutes(5);
+  std::chrono::milliseconds poll_interval = std::chrono::seconds(1);  // kPoll, and watch limits
+  Env* env = Env::Default();                                          // borrowed
+  Clock* clock = Clock::Real();  // borrowed; all deadlines are on its steady time
+};
+
+// A file with bytes to read.
+struct TailWork {
+  std::string path;
+  FileIdentity identity;
+  uint64_t start_offset = 0;  // read complete lines from here
+  uint64_t size = 0;          // the file's size when offered (it may have grown since)
+  uint64_t generation = 0;    // which tracking of this inode (for Consumed)
+};
+
+// Something the caller may log or must persist (a forgotten state's record is deleted).
+struct TailEvent {
+  enum class Kind : uint8_t {
+    kRenamed,    // `previous` (at old_path) is now at `path`, same offsets
+    kReplaced,   // another file is at `path`; `previous` forgotten, the new one read from 0
+    kTruncated,  // the file at `path` shrank below its offset; `previous` forgotten, read from 0
+    kDeleted,    // `previous` (at `path`) is gone and forgotten
+    kProblem,    // `message`: a directory or file that cannot be read, a watcher fallback
+  };
+  Kind kind = Kind::kProblem;
+  std::string path;
+  std::string old_path;
+  TrackedFile previous;
+  std::string message;  // one printable line, for every kind
+};
+const char* TailEventKindName(TailEvent::Kind kind);
+
+class Tailer {
+ public:
+  // `restored`: the states a previous process persisted (Snapshot()). They are checked against
+  // the files at the first Next: a file still there resumes at its offset, one renamed meanwhile
+  // follows its inode, one replaced or gone is reported. No I/O happens here except setting up the
+  // watcher (inotify watches, or the poller's first listing): changes from then on are seen.
+  Tailer(TailerOptions options, std::vector<TrackedFile> restored);
+  // With a watcher of the caller's (tests inject events through it).
+  Tailer(TailerOptions options, std::vector<TrackedFile> restored,
+         std::unique_ptr<Watcher> watcher);
+  ~Tailer();
+  Tailer(const Tailer&) = delete;
+  Tailer& operator=(const Tailer&) = delete;
+
+  // Replaces *work and *events (if given; without it events are dropped) with files that have
+  // bytes to read and what happened since the previous call. Blocks (without CPU in inotify mode)
+  // until there is either, `deadline` (on options.clock's steady time) passes or `stop` is
+  // requested; empty results then. The first call scans everything. A work item not Consumed()
+  // before the next call is offered again. Errors: none today for file problems (they are kProblem
+  // events); a watcher that fails is replaced by a poller (kProblem).
+  Status Next(std::chrono::steady_clock::time_point deadline, std::stop_token stop,
+              std::vector<TailWork>* work, std::vector<TailEvent>* events = nullptr);
+
+  // The caller read `work`'s file up to `new_offset` (LineReader::consumed_offset()): every
+  // complete line before it is counted. `read_to_end`: the reader reached the end of the file, so
+  // whatever follows new_offset up to work.size is an incomplete line, offered again only once
+  // the file grows past both; false (a read error, a stop midway): offered again at the next Next
+  // from new_offset. Call it for every work item (with work.start_offset when nothing could be
+  // read), or the item is offered again at the next Next.
+  // kNotFound: the file was replaced, truncated or deleted since the offer (nothing recorded).
+  // kInvalidArgument: new_offset below work.start_offset.
+  Status Consumed(const TailWork& work, uint64_t new_offset, bool read_to_end = true);
+
+  // Every tracked file, sorted by path: what to persist.
+  std::vector<TrackedFile> Snapshot() const;
+  // Sum over tracked files of (size - offset): bytes not read yet. Thread-safe.
+  uint64_t bytes_behind() const { return bytes_behind_.load(std::memory_order_relaxed); }
+  size_t files_tracked() const { return files_tracked_.load(std::memory_order_relaxed); }
+  // "inotify" or "poll" (after a fallback: "poll").
+  const char* watch_mode() const { return watcher_->mode(); }
+  // Full rescans done (the first scan included), for tests and self-metrics.
+  uint64_t full_scans() const { return full_scans_; }
+
+ private:
+  using Key = std::pair<uint64_t, uint64_t>;  // device, inode
+  struct State {
+    TrackedFile file;
+    uint64_t size_now = 0;  // at the last look
+    int64_t mtime_ms = -1;  // at the last look (-1: never looked: a restored state)
+    uint64_t generation = 0;
+  };
+  struct Found {
+    std::string path;
+    FileInfo info;
+  };
+
+  void FullScan();
+  // Returns false when a full scan must decide (a tracked file vanished from its path).
+  bool PartialScan(const std::vector<DirtyPath>& dirty);
+  // Matches what was found to the states by inode and head. States that should have been found
+  // (all, or those at one of files_in_scope or below one of trees_in_scope) and were not are
+  // returned in *missing.
+  void Reconcile(const std::vector<Found>& found, const std::set<std::string>& files_in_scope,
+                 const std::vector<std::string>& trees_in_scope, bool all_in_scope,
+                 std::vector<Key>* missing);
+  void Look(const Found& f, std::set<Key>* seen);
+  void Forget(const Key& key, TailEvent::Kind kind, const std::string& path);
+  void Problem(const std::string& message);
+  void Offer(std::vector<TailWork>* work);
+  void UpdateGauges();
+  void TakeWatcherWarnings();
+
+  TailerOptions options_;
+  std::unique_ptr<Watcher> watcher_;
+  std::map<Key, State> states_;
+  std::vector<TailEvent> events_;  // not yet returned
+  std::set<std::string> problems_reported_;
+  std::set<std::string>* collecting_ = nullptr;  // during a full scan: its problems
+  bool started_ = false;
+  uint64_t next_generation_ = 1;
+  uint64_t full_scans_ = 0;
+  std::chrono::steady_clock::time_point next_rescan_{};
+  std::atomic<uint64_t> bytes_behind_{0};
+  std::atomic<size_t> files_tracked_{0};
+};
+
+}  // namespace ccmon

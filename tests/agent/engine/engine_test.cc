@@ -1,0 +1,289 @@
+// Engine: commits are atomic (records, cursors and outbox entries together), a failed commit
+// loses nothing and counts nothing twice once the engine is reopened from the store, the first
+// samples after the catch-up are the totals, and sample timestamps follow the rule of
+// agent/engine/series_table.h.
+#include "agent/engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include "engine_test_util.h"
+#include "remote_write/write_request.h"
+#include "store/mem_store.h"
+#include "store/outbox.h"
+#include "testing/fault_store.h"
+
+namespace ccmon::agent {
+namespace {
+
+using namespace ccmon::agent::testing;
+using ccmon::testing_util::FaultStore;
+
+constexpr int64_t kNow = 1767225600000 + 400LL * 86400000;  // well after the generated history
+
+struct Harness {
+  std::unique_ptr<KvStore> mem = NewMemStore();
+  FaultStore store{mem.get()};
+  std::unique_ptr<Outbox> outbox;
+  std::unique_ptr<Engine> engine;
+  EngineOptions options;
+  uint32_t shards = 3;
+
+  Harness() {
+    options.live.device = "dev";
+    options.live.prices = &PriceTable::Embedded();
+    options.shards = shards;
+    options.max_samples_per_send = 50;
+    Reopen();
+  }
+  void Reopen() {
+    engine.reset();
+    outbox.reset();
+    Status s = Outbox::Open(&store, OutboxOptions{}, int(shards), &outbox);
+    ASSERT_TRUE(s.ok()) << s.message();
+    s = Engine::Open(options, &store, outbox.get(), &engine);
+    ASSERT_TRUE(s.ok()) << s.message();
+  }
+  // The committed cursor of file i (lines consumed), from the store.
+  size_t Cursor(size_t i) {
+    std::string v;
+    if (!store.Get("f" + std::to_string(i), &v).ok()) return 0;
+    return size_t(std::stoull(v));
+  }
+  // Every outbox entry, decoded, shard by shard in order.
+  std::vector<rw::WriteRequest> Drain(bool remove) {
+    std::vector<rw::WriteRequest> out;
+    for (uint32_t shard = 0; shard < shards; ++shard) {
+      for (;;) {
+        OutboxBatch b;
+        EXPECT_TRUE(outbox->Peek(shard, 1, 1 << 30, &b).ok());  // one entry at a time
+        if (b.empty()) break;
+        std::string body;
+        rw::Compress(b.payload, &body);
+        rw::WriteRequest req;
+        Status s = rw::Decode(body, 1 << 30, &req);
+        EXPECT_TRUE(s.ok()) << s.message();
+        out.push_back(std::move(req));
+        if (!remove) break;
+        EXPECT_TRUE(outbox->Remove(shard, b.last_seq).ok());
+      }
+    }
+    return out;
+  }
+};
+
+// The last sample of every series in `requests`, keyed by its labels as text; also checks
+// that each series' samples strictly ascend.
+std::map<std::string, double> LastValues(const std::vector<rw::WriteRequest>& requests) {
+  std::map<std::string, std::pair<int64_t, double>> last;
+  for (const auto& r : requests) {
+    for (const auto& s : r.series) {
+      std::string key;
+      for (const auto& [n, v] : s.labels) key += n + "=" + v + ",";
+      for (const auto& sample : s.samples) {
+        auto it = last.find(key);
+        if (it != last.end()) {
+          EXPECT_GT(sample.timestamp_ms, it->second.first) << key;
+        }
+        last[key] = {sample.timestamp_ms, sample.value};
+      }
+    }
+  }
+  std::map<std::string, double> values;
+  for (auto& [k, v] : last) values[k] = v.second;
+  return values;
+}
+
+// The values of replay's text exposition, keyed the same way.
+std::map<std::string, double> ReplayValues(const std::string& text) {
+  std::map<std::string, double> values;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t brace = line.find('{'), space = line.rfind(' ');
+    std::vector<std::pair<std::string, std::string>> labels;
+    labels.emplace_back("__name__", line.substr(0, brace));
+    std::string body = line.substr(brace + 1, line.rfind('}') - brace - 1);
+    size_t pos = 0;
+    while (pos < body.size()) {
+      const size_t eq = body.find('=', pos);
+      const size_t close = body.find('"', eq + 2);
+      const std::string value = body.substr(eq + 2, close - eq - 2);
+      if (!value.empty()) labels.emplace_back(body.substr(pos, eq - pos), value);
+      pos = close + 2;
+    }
+    std::sort(labels.begin(), labels.end());
+    std::string key;
+    for (const auto& [n, v] : labels) key += n + "=" + v + ",";
+    values[key] = std::stod(line.substr(space + 1));
+  }
+  return values;
+}
+
+TEST(Engine, A40_NoSamplesBeforeTheCatchUpThenEverySeriesAtItsTotal) {
+  Harness h;
+  const auto files = MakeHistory(21, 20);
+  LineParser parser;
+  ParsedLine line;
+  for (size_t i = 0; i < files.size(); ++i) {
+    for (const auto& l : files[i]) {
+      parser.Parse(l, &line);
+      ASSERT_TRUE(h.engine->AddLine(line).ok());
+    }
+    ASSERT_TRUE(
+        h.engine->Commit({{"f" + std::to_string(i), std::to_string(files[i].size())}}, kNow).ok());
+  }
+  EXPECT_EQ(h.outbox->Stats().total.entries, 0u);
+  ASSERT_TRUE(h.engine->MarkCaughtUp(kNow).ok());
+  const auto requests = h.Drain(true);
+  ASSERT_FALSE(requests.empty());
+  for (const auto& r : requests) {
+    EXPECT_LE(r.sample_count(), 50u + 16u);  // one histogram series may overflow a cut
+    for (const auto& s : r.series)
+      for (const auto& sample : s.samples) EXPECT_EQ(sample.timestamp_ms, kNow);
+  }
+  EXPECT_EQ(LastValues(requests), ReplayValues(ReplayText(files, "dev")));
+  // Restarted: caught up already, nothing re-queued, the same totals.
+  h.Reopen();
+  EXPECT_TRUE(h.engine->caught_up());
+  EXPECT_EQ(h.outbox->Stats().total.entries, 0u);
+  EXPECT_EQ(h.engine->Exposition(false), ReplayText(files, "dev"));
+}
+
+TEST(Engine, A40_FailedCommitsLoseNothingAndCountNothingTwice) {
+  for (uint32_t seed : {31u, 32u, 33u}) {
+    SCOPED_TRACE(seed);
+    Harness h;
+    const auto files = MakeHistory(seed, 30);
+    std::mt19937 rng(seed);
+    LineParser parser;
+    ParsedLine line;
+    ASSERT_TRUE(h.engine->MarkCaughtUp(kNow).ok());  // live from the start: samples queued too
+    std::vector<rw::WriteRequest> sent;
+    int failures = 0;
+    size_t i = 0;
+    std::string committed = h.engine->Exposition(false);
+    while (i < files.size()) {
+      // Read a few lines from the committed cursor, then commit.
+      const size_t from = h.Cursor(i);
+      const size_t to = std::min(files[i].size(), from + 1 + rng() % 4);
+      for (size_t j = from; j < to; ++j) {
+        parser.Parse(files[i][j], &line);
+        ASSERT_TRUE(h.engine->AddLine(line).ok());
+      }
+      if (rng() % 5 == 0) {
+        h.store.set_keep_failed_writes(true);
+        h.store.FailNthWrite(1);
+      }
+      Status s = h.engine->Commit({{"f" + std::to_string(i), std::to_string(to)}}, kNow);
+      const bool fault_fired = h.store.failed_writes() > failures;
+      h.store.ClearFaults();  // an armed fault that did not fire (nothing to write) is disarmed
+      ASSERT_EQ(!s.ok(), fault_fired);
+      if (!s.ok()) {
+        ++failures;
+        // The write may still have reached the disk (a WAL record that survived): half the time.
+        // Half the time the failed write reached the disk after all (its WAL record survived).
+        const bool landed = rng() % 2;
+        if (landed)
+          h.store.LandFailedWrites();
+        else
+          h.store.DropFailedWrites();
+        h.Reopen();  // the engine is ahead of the store: start over from it
+        // Reopened, it holds exactly what the last successful commit held, or the failed one's.
+        if (!landed) {
+          ASSERT_EQ(h.engine->Exposition(false), committed) << "after failure " << failures;
+        }
+        committed = h.engine->Exposition(false);
+        continue;
+      }
+      committed = h.engine->Exposition(false);
+      auto drained = h.Drain(true);
+      sent.insert(sent.end(), drained.begin(), drained.end());
+      if (to == files[i].size()) ++i;
+    }
+    ASSERT_TRUE(h.engine->Commit({}, kNow + 120000).ok());
+    auto drained = h.Drain(true);
+    sent.insert(sent.end(), drained.begin(), drained.end());
+    EXPECT_GT(failures, 3);
+    EXPECT_EQ(h.engine->live_stats().conflicts, 0u);
+    EXPECT_EQ(h.engine->Exposition(false), ReplayText(files, "dev"));
+    EXPECT_EQ(LastValues(sent), ReplayValues(ReplayText(files, "dev")));
+  }
+}
+
+TEST(Engine, SampleTimestampsAreEventTimesClampedToNowAndAscending) {
+  Harness h;
+  h.options.max_sample_age_ms = 3600000;
+  h.Reopen();
+  ASSERT_TRUE(h.engine->MarkCaughtUp(kNow).ok());
+  h.Drain(true);
+  LineParser parser;
+  ParsedLine line;
+  auto add = [&](int64_t ts, const std::string& id) {
+    parser.Parse(Assistant("s1", "/w/p", ts, id, "claude-opus-4-6", 10, 0, false, {}, 0).dump(),
+                 &line);
+    ASSERT_TRUE(h.engine->AddLine(line).ok());
+  };
+  auto requests_sample = [&](const std::vector<rw::WriteRequest>& reqs) {
+    for (const auto& r : reqs)
+      for (const auto& s : r.series)
+        for (const auto& [n, v] : s.labels)
+          if (n == "__name__" && v == "claude_requests_total") return s.samples.back();
+    ADD_FAILURE() << "no claude_requests_total sample";
+    return rw::Sample{};
+  };
+  // A recent line: stamped at its own time.
+  add(kNow - 5000, "m1");
+  ASSERT_TRUE(h.engine->Commit({}, kNow).ok());
+  EXPECT_EQ(requests_sample(h.Drain(true)).timestamp_ms, kNow - 5000);
+  // A line from the future (a clock ahead of ours): stamped now.
+  add(kNow + 3600000, "m2");
+  ASSERT_TRUE(h.engine->Commit({}, kNow + 1000).ok());
+  EXPECT_EQ(requests_sample(h.Drain(true)).timestamp_ms, kNow + 1000);
+  // An old line (beyond max_sample_age): stamped now, and counted.
+  add(kNow - 2 * 3600000, "m3");
+  ASSERT_TRUE(h.engine->Commit({}, kNow + 2000).ok());
+  EXPECT_EQ(requests_sample(h.Drain(true)).timestamp_ms, kNow + 2000);
+  EXPECT_GE(h.engine->stats().samples_stamped_now, 1u);
+  // A line older than the series' last sample (but recent): just after that sample.
+  add(kNow - 1000, "m4");
+  ASSERT_TRUE(h.engine->Commit({}, kNow + 3000).ok());
+  EXPECT_EQ(requests_sample(h.Drain(true)).timestamp_ms, kNow + 2001);
+}
+
+TEST(Engine, UnchangedSeriesAreResentAfterTheIntervalOnlyWhenTheOutboxIsEmpty) {
+  Harness h;
+  h.options.resend_interval_ms = 15000;
+  h.Reopen();
+  LineParser parser;
+  ParsedLine line;
+  parser.Parse(
+      Assistant("s1", "/w/p", kNow - 1000, "m1", "claude-opus-4-6", 10, 0, false, {}, 0).dump(),
+      &line);
+  ASSERT_TRUE(h.engine->AddLine(line).ok());
+  ASSERT_TRUE(h.engine->MarkCaughtUp(kNow).ok());
+  const size_t series = LastValues(h.Drain(false)).size();
+  // Not drained: the outbox holds a backlog, so a commit after the interval resends nothing.
+  ASSERT_TRUE(h.engine->Commit({}, kNow + 20000).ok());
+  const uint64_t entries = h.outbox->Stats().total.entries;
+  h.Drain(true);
+  EXPECT_EQ(h.engine->stats().samples_resent, 0u);
+  // Empty outbox and the interval passed: every series again, at the commit's time.
+  ASSERT_TRUE(h.engine->Commit({}, kNow + 40000).ok());
+  const auto resent = h.Drain(true);
+  EXPECT_EQ(LastValues(resent).size(), series);
+  for (const auto& r : resent)
+    for (const auto& s : r.series) EXPECT_EQ(s.samples.back().timestamp_ms, kNow + 40000);
+  EXPECT_GT(entries, 0u);
+  // Within the interval: nothing.
+  ASSERT_TRUE(h.engine->Commit({}, kNow + 41000).ok());
+  EXPECT_EQ(h.outbox->Stats().total.entries, 0u);
+}
+
+}  // namespace
+}  // namespace ccmon::agent
