@@ -167,7 +167,9 @@ class CallbackLogger final : public rocksdb::Logger {
   explicit CallbackLogger(std::function<void(std::string_view)> fn)
       : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), fn_(std::move(fn)) {}
 
-  using rocksdb::Logger::Logv;
+  // Messages without a level are INFO (RocksDB's convention), below what is passed on. The base
+  // class's version asserts, and Debian's RocksDB keeps assertions on.
+  void Logv(const char* /*format*/, va_list /*ap*/) override {}
   void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
     if (!fn_ || level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
     char buf[1024];

@@ -16,7 +16,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "store/store_test_util.h"
@@ -299,8 +301,15 @@ TEST(RocksStoreTest, FullDiskFailsWritesLosesNothingAndRecovers) {
     ASSERT_TRUE(ballast.good());
   }
   const std::string dir = fs / "state";
+  std::mutex log_mu;
+  std::vector<std::string> log;
+  RocksStoreOptions options;
+  options.log = [&](std::string_view msg) {
+    std::lock_guard<std::mutex> lock(log_mu);
+    log.emplace_back(msg);
+  };
   std::unique_ptr<KvStore> store;
-  ASSERT_TRUE(OpenRocksStore(dir, RocksStoreOptions(), &store).ok());
+  ASSERT_TRUE(OpenRocksStore(dir, options, &store).ok());
 
   // Compressible values: the WAL holds them raw, so the disk fills, while the table file the
   // recovery flush writes is small.
@@ -322,6 +331,15 @@ TEST(RocksStoreTest, FullDiskFailsWritesLosesNothingAndRecovers) {
   EXPECT_EQ(failure.code(), Status::Code::kIoError);
   EXPECT_TRUE(Contains(failure.message(), "state dir " + dir)) << failure.message();
   EXPECT_TRUE(Contains(failure.message(), "disk full")) << failure.message();
+  {
+    // RocksDB's own warning reached the log function (and no LOG file was written).
+    std::lock_guard<std::mutex> lock(log_mu);
+    bool seen = false;
+    for (const std::string& line : log) seen = seen || Contains(line, "No space left on device");
+    EXPECT_TRUE(seen) << log.size() << " messages";
+    for (const std::string& line : log) EXPECT_TRUE(line.empty() || line.back() != '\n');
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/LOG"));
 
   // Reads go on; every acknowledged write is there.
   for (const std::string& k : acked) {
@@ -345,7 +363,7 @@ TEST(RocksStoreTest, FullDiskFailsWritesLosesNothingAndRecovers) {
   EXPECT_EQ(v, "recovered");
 
   store.reset();
-  ASSERT_TRUE(OpenRocksStore(dir, RocksStoreOptions(), &store).ok());
+  ASSERT_TRUE(OpenRocksStore(dir, options, &store).ok());
   std::vector<std::string> keys;
   for (const auto& [k, val] : Dump(store.get())) keys.push_back(k);
   std::vector<std::string> want = acked;
