@@ -9,7 +9,16 @@ AtomicFileWriter::AtomicFileWriter(Env* env, std::string path, std::string temp_
 Status AtomicFileWriter::Open(Env* env, const std::string& path, unsigned mode,
                               std::unique_ptr<AtomicFileWriter>* out) {
   if (path.empty()) return Status::InvalidArgument("empty output path");
-  Status s = env->CreateDirs(DirName(path));
+  // Only a regular file (or nothing) is replaced: renaming over a device, a FIFO or a directory
+  // would destroy it (as root, `-o /dev/null` would turn /dev/null into a regular file).
+  FileInfo existing;
+  Status s = env->Stat(path, &existing);
+  if (s.ok() && existing.type != FileType::kRegular) {
+    return Status::InvalidArgument(path +
+                                   " is not a regular file (a device, FIFO or directory): "
+                                   "refusing to replace it");
+  }
+  s = env->CreateDirs(DirName(path));
   if (!s.ok()) return Status::IoError("cannot write " + path + ": " + s.message());
   std::string temp = path + ".tmp";
   // A PATH.tmp left by a killed run is replaced; so is anything else found there, a symlink

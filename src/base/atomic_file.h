@@ -19,7 +19,9 @@ class AtomicFileWriter {
  public:
   // Creates the temporary file (and the parent directories of `path`). Whatever is at
   // "<path>.tmp" already (a temporary file of a killed run, a symlink) is removed first, and the
-  // temporary file is created exclusively, never through a symlink. `env` is borrowed.
+  // temporary file is created exclusively, never through a symlink. `path` must be a regular
+  // file or absent: anything else there (a device such as /dev/full, a FIFO, a directory, or a
+  // symlink to one) is kInvalidArgument, and left alone. `env` is borrowed.
   static Status Open(Env* env, const std::string& path, unsigned mode,
                      std::unique_ptr<AtomicFileWriter>* out);
   ~AtomicFileWriter();

@@ -160,6 +160,32 @@ TEST(AtomicFileWriter, RealFilesystem) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
+// Found when a test wrote a status file to /dev/full as root: the rename replaced the device
+// node with a regular file. Tested on a FIFO and a directory made here (never on /dev itself).
+TEST(AtomicFileWriter, RefusesToReplaceAnythingButARegularFile) {
+  TempDir tmp;
+  const std::string fifo = tmp / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string dir = tmp / "dir";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  const std::string link = tmp / "link-to-fifo";
+  ASSERT_EQ(::symlink(fifo.c_str(), link.c_str()), 0);
+  for (const std::string& path : {fifo, dir, link}) {
+    SCOPED_TRACE(path);
+    Status s = WriteFileAtomically(Env::Default(), path, "x", 0600);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+    EXPECT_NE(s.message().find("not a regular file"), std::string::npos) << s.message();
+    EXPECT_FALSE(Env::Default()->IsReadable(path + ".tmp"));
+  }
+  struct stat st;
+  ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  ASSERT_EQ(::lstat(link.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+}
+
 TEST(AtomicFileWriter, RealFullDiskKeepsTheOldFile) {
   // Every write to the temporary file fails with ENOSPC, as on a full file system.
   TempDir tmp;
