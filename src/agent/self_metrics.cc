@@ -30,16 +30,16 @@ AgentSelfMetrics::AgentSelfMetrics() {
       Counter(m, "ccmon_agent_samples_queued", "Remote-write samples put in the outbox.");
   stamped_now_ = Counter(m, "ccmon_agent_samples_stamped_at_read_time",
                          "Changes older than --max-sample-age, stamped when read.");
-  resent_ = Counter(m, "ccmon_agent_samples_resent",
-                    "Unchanged series re-sent after --resend-interval.");
+  resent_ =
+      Counter(m, "ccmon_agent_samples_resent", "Unchanged series re-sent after --resend-interval.");
   conflicts_ = Counter(m, "ccmon_agent_attribution_conflicts",
                        "Copies whose effect replay's rules would count differently (A40).");
   requests_ = Counter(m, "ccmon_agent_requests_counted", "Distinct requests counted.");
   copies_ = Counter(m, "ccmon_agent_request_copies", "Further copies of requests merged.");
-  pushes_ok_ = Counter(m, "ccmon_agent_pushes", "Remote-write requests by result.", {"result"},
-                       {"ok"});
-  pushes_rejected_ =
-      Counter(m, "ccmon_agent_pushes", "Remote-write requests by result.", {"result"}, {"rejected"});
+  pushes_ok_ =
+      Counter(m, "ccmon_agent_pushes", "Remote-write requests by result.", {"result"}, {"ok"});
+  pushes_rejected_ = Counter(m, "ccmon_agent_pushes", "Remote-write requests by result.",
+                             {"result"}, {"rejected"});
   pushes_retried_ =
       Counter(m, "ccmon_agent_pushes", "Remote-write requests by result.", {"result"}, {"retried"});
   samples_sent_ = Counter(m, "ccmon_agent_samples_sent", "Samples acknowledged by the target.");
@@ -48,7 +48,8 @@ AgentSelfMetrics::AgentSelfMetrics() {
   outbox_dropped_ = Counter(m, "ccmon_agent_outbox_dropped_samples",
                             "Samples dropped because the outbox was over its size or age limit.");
   files_replaced_ = Counter(m, "ccmon_agent_files_replaced", "Files replaced under their name.");
-  files_truncated_ = Counter(m, "ccmon_agent_files_truncated", "Files that shrank below their offset.");
+  files_truncated_ =
+      Counter(m, "ccmon_agent_files_truncated", "Files that shrank below their offset.");
   files_deleted_ = Counter(m, "ccmon_agent_files_deleted", "Tracked files deleted.");
   read_errors_ = Counter(m, "ccmon_agent_read_errors", "Transcript reads that failed.");
   for (int r = 0; r < kSkipReasonCount; ++r) {
@@ -79,7 +80,8 @@ void AgentSelfMetrics::Rebase() {
 }
 
 void AgentSelfMetrics::Mirror(SelfCounter& c, uint64_t since_rebuild) {
-  auto it = std::find_if(bases_.begin(), bases_.end(), [&](const auto& b) { return b.first == &c; });
+  auto it =
+      std::find_if(bases_.begin(), bases_.end(), [&](const auto& b) { return b.first == &c; });
   if (it == bases_.end()) it = bases_.insert(bases_.end(), {&c, 0.0});
   c.AdvanceTo(it->second + double(since_rebuild));
 }
