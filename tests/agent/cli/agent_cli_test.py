@@ -178,6 +178,10 @@ def lifecycle(t, state):
     pid = st["pid"]
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: not alive(pid), 5, "the killed agent to disappear")
+    # The group leader turns zombie before its other threads (one may be in an fsync) are gone;
+    # the pid lock is released with the last of them.
+    wait_until(lambda: not os.path.isdir("/proc/%d/task" % pid)
+               or len(os.listdir("/proc/%d/task" % pid)) <= 1, 5, "the killed agent's threads to end")
     t.check(os.path.exists(os.path.join(state, "agent.pid")),
             "a SIGKILLed agent leaves its pid file")
     rc, out, err = t.run("status")
