@@ -171,7 +171,15 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   }
 
   const std::vector<std::string> project_dirs = WatchedProjectDirs(config, env);
-  log.Info("agent started", {{"device", config.device},
+  for (const std::string& d : project_dirs) {
+    FileInfo info;
+    if (!env->Stat(d, &info).ok()) {
+      log.Warn("no transcripts directory yet; watching for it to appear", {{"dir", d}});
+    } else if (info.type != FileType::kDirectory) {
+      log.Warn("not a directory; watching for a directory to replace it", {{"dir", d}});
+    }
+  }
+  log.Info("counting", {{"device", config.device},
                              {"url", config.url},
                              {"shards", int(shards)},
                              {"pricing", price_origin},
