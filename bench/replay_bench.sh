@@ -124,6 +124,8 @@ if [[ ! -x $CCUSAGE_NATIVE ]]; then
   mkdir -p "$CCDIR"
   echo '{"name":"x","private":true}' > "$CCDIR/package.json"
   (cd "$CCDIR" && timeout 600 npm install --no-audit --no-fund ccusage@20.0.24) || true
+  # npm (offline, from its cache) can leave the platform package's binary without its execute bit.
+  [[ -f $CCUSAGE_NATIVE ]] && chmod +x "$CCUSAGE_NATIVE"
 fi
 HAVE_CC=0
 if [[ -x $CCUSAGE_NATIVE ]] && "$CCUSAGE_NATIVE" --version 2>/dev/null | grep -q '20.0.24'; then

@@ -7,6 +7,8 @@
 // a mutex after each commit.
 #include "agent/agent.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -66,6 +68,11 @@ std::vector<std::string> WatchedProjectDirs(const AgentConfig& config, Env* env)
 
 int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHooks& hooks) {
   Logger& log = *hooks.log;
+#ifdef __GLIBC__
+  // glibc gives each thread its own malloc arena; the agent's threads (ingest, shards, RocksDB's,
+  // the server's) would each keep freed memory. Two arenas are plenty for a desktop agent.
+  mallopt(M_ARENA_MAX, 2);
+#endif
   Env* env = Env::Default();
   Clock* clock = Clock::Real();
 
@@ -78,8 +85,14 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   }
 
   // The state: RocksDB under the state dir, and the outbox in it.
+  // Small caches: the agent's reads are mostly misses of new keys (bloom filters answer them)
+  // and its writes are small batches; measured in bench/agent_bench.py (BENCHMARKS.md, Agent).
+  RocksStoreOptions ro;
+  ro.block_cache_bytes = size_t(2) << 20;
+  ro.write_buffer_bytes = size_t(2) << 20;
+  ro.log = [&log](std::string_view m) { log.Warn("rocksdb", {{"message", m}}); };
   std::unique_ptr<KvStore> store;
-  if (Status s = OpenRocksStore(config.state_dir + "/db", RocksStoreOptions{}, &store); !s.ok()) {
+  if (Status s = OpenRocksStore(config.state_dir + "/db", ro, &store); !s.ok()) {
     log.Error("cannot open the agent's state", {{"error", s.message()}});
     return 1;
   }
@@ -180,10 +193,10 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     }
   }
   log.Info("counting", {{"device", config.device},
-                             {"url", config.url},
-                             {"shards", int(shards)},
-                             {"pricing", price_origin},
-                             {"project_dirs", int(project_dirs.size())}});
+                        {"url", config.url},
+                        {"shards", int(shards)},
+                        {"pricing", price_origin},
+                        {"project_dirs", int(project_dirs.size())}});
 
   AgentStatus status;
   int exit_code = 0;

@@ -59,7 +59,7 @@ struct LiveOptions {
   const PriceTable* prices = nullptr;  // borrowed
   std::vector<std::pair<std::string, std::string>> static_labels;
   int64_t settle_after_ms = 60000;
-  size_t cache_records = 200000;  // clean records kept in memory
+  size_t cache_records = 10000;  // clean records kept in memory (~250 B each)
 };
 
 struct LiveStats {
