@@ -131,7 +131,10 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   qo.max_samples_per_send = config.max_samples_per_send;
   qo.batch_send_deadline = config.batch_send_deadline;
   qo.sender.url = config.url;
-  qo.sender.max_retry_time = std::chrono::seconds(0);  // never give up: the outbox keeps it
+  // A batch that still fails after 30 s is handed back (kept at the head of its shard and tried
+  // again after a pause, never dropped): that makes the failure visible in the status and the
+  // log, and counts towards the desktop notification.
+  qo.sender.max_retry_time = std::chrono::seconds(30);
   if (Status s = BuildEndpointHeaders(env, ho, &qo.sender.headers); !s.ok()) {
     log.Error("bad target headers or credentials", {{"error", s.message()}});
     return 1;
@@ -199,6 +202,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
                         {"project_dirs", int(project_dirs.size())}});
 
   AgentStatus status;
+  int64_t seen_success_ms = 0, seen_error_ms = 0;
   int exit_code = 0;
   while (!stop.stop_requested()) {
     // (Re)build the engine and the tailer from the store: at start, and after a failed commit.
@@ -258,6 +262,22 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       status.last_push_status = qs.last_success_unix_ms == 0 && qs.last_error_unix_ms == 0 ? ""
                                 : qs.last_success_unix_ms >= qs.last_error_unix_ms         ? "ok"
                                                                                    : qs.last_error;
+      // Failed pushes in a row, as this loop sees them (at most one per step): a new error after
+      // the last success counts one, a new success resets it. The CLI notifies at 3.
+      if (qs.last_success_unix_ms > seen_success_ms) {
+        seen_success_ms = qs.last_success_unix_ms;
+        status.consecutive_push_failures = 0;
+      }
+      if (qs.last_error_unix_ms > seen_error_ms) {
+        seen_error_ms = qs.last_error_unix_ms;
+        if (qs.last_error_unix_ms > qs.last_success_unix_ms) {
+          ++status.consecutive_push_failures;
+          log.Warn("push failed; the samples stay in the outbox",
+                   {{"error", qs.last_error},
+                    {"failures", status.consecutive_push_failures},
+                    {"outbox_requests", int64_t(os.total.entries)}});
+        }
+      }
       hooks.publish_status(status);
     }
     if (stop.stop_requested()) break;
