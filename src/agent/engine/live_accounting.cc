@@ -85,6 +85,63 @@ struct LiveAccounting::RequestRecord {
   bool observed = false;  // in the histogram
   int64_t newest_event_ms = 0;
 
+  // A first copy's fields (labels and amounts are the caller's).
+  static RequestRecord FromLine(const ParsedLine& line, std::string canonical_model) {
+    RequestRecord r;
+    r.timestamp_ms = line.timestamp_ms;
+    r.tokens = line.tokens;
+    r.web_search_requests = line.web_search_requests;
+    r.has_cost_usd = line.has_cost_usd;
+    r.cost_usd = line.has_cost_usd ? line.cost_usd : 0;
+    r.fast = line.fast;
+    r.us = line.us_inference;
+    r.sidechain = line.is_sidechain;
+    r.model = std::move(canonical_model);
+    r.cwd = std::string(line.cwd);
+    r.session = std::string(line.session_id);
+    return r;
+  }
+  // Its cost now (A20-A28, A39), as replay prices the same entry.
+  CostBreakdown Price(const PriceTable& prices) const {
+    return PriceRequest(prices.Find(model), prices.web_search_cost(), tokens, web_search_requests,
+                        fast, us, has_cost_usd, cost_usd);
+  }
+  // What RequestContributions takes: the request under the labels it was counted with.
+  LabelledRequest Labelled(std::string_view device, const CostBreakdown& cost) const {
+    return LabelledRequest{device, model_label, project_label, tokens, web_search_requests, cost};
+  }
+  // The merged fields as a RequestEntry for MergeCopy (strings interned in `strings`), and back.
+  RequestEntry ToEntry(MergeStrings* strings) const {
+    RequestEntry e;
+    e.timestamp_ms = timestamp_ms;
+    e.tokens = tokens;
+    e.web_search_requests = web_search_requests;
+    e.has_cost_usd = has_cost_usd;
+    e.cost_usd = cost_usd;
+    e.fast = fast;
+    e.us_inference = us;
+    e.sidechain = sidechain;
+    e.model = strings->Intern(model);
+    e.cwd = strings->Intern(cwd);
+    e.session = strings->Intern(session);
+    return e;
+  }
+  void SetMerged(const RequestEntry& e, const MergeStrings& strings) {
+    timestamp_ms = e.timestamp_ms;
+    tokens = e.tokens;
+    web_search_requests = e.web_search_requests;
+    has_cost_usd = e.has_cost_usd;
+    cost_usd = e.cost_usd;
+    fast = e.fast;
+    us = e.us_inference;
+    sidechain = e.sidechain;
+    // Copies first: the views point into this record's own strings.
+    std::string m(strings(e.model)), c(strings(e.cwd)), se(strings(e.session));
+    model = std::move(m);
+    cwd = std::move(c);
+    session = std::move(se);
+  }
+
   std::string Encode() const {
     std::string r;
     r.push_back(char(kRecordVersion));
@@ -310,20 +367,10 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
   if (Status s = Lookup(key, &stored); !s.ok()) return s;
 
   RequestRecord rec;
-  const std::string model = CanonicalModel(line.model);
+  std::string model = CanonicalModel(line.model);
   const bool is_new = stored == nullptr;
   if (is_new) {
-    rec.timestamp_ms = line.timestamp_ms;
-    rec.tokens = line.tokens;
-    rec.web_search_requests = line.web_search_requests;
-    rec.has_cost_usd = line.has_cost_usd;
-    rec.cost_usd = line.has_cost_usd ? line.cost_usd : 0;
-    rec.fast = line.fast;
-    rec.us = line.us_inference;
-    rec.sidechain = line.is_sidechain;
-    rec.model = model;
-    rec.cwd = std::string(line.cwd);
-    rec.session = std::string(line.session_id);
+    rec = RequestRecord::FromLine(line, model);
     rec.model_label = LabelOf(models_, 'm', model);
     rec.project_label = LabelOf(projects_, 'p', line.cwd);
     ++stats_.requests;
@@ -331,44 +378,13 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
     if (!rec.Decode(*stored)) return Status::Corruption("agent state: malformed request record");
     ++stats_.copies;
     // A17/A18 through the shared rule.
+    const RequestRecord copy_rec = RequestRecord::FromLine(line, std::move(model));
     MergeStrings strings;
-    RequestEntry current, copy;
-    current.timestamp_ms = rec.timestamp_ms;
-    current.tokens = rec.tokens;
-    current.web_search_requests = rec.web_search_requests;
-    current.has_cost_usd = rec.has_cost_usd;
-    current.cost_usd = rec.cost_usd;
-    current.fast = rec.fast;
-    current.us_inference = rec.us;
-    current.sidechain = rec.sidechain;
-    current.model = strings.Intern(rec.model);
-    current.cwd = strings.Intern(rec.cwd);
-    current.session = strings.Intern(rec.session);
-    copy.timestamp_ms = line.timestamp_ms;
-    copy.tokens = line.tokens;
-    copy.web_search_requests = line.web_search_requests;
-    copy.has_cost_usd = line.has_cost_usd;
-    copy.cost_usd = line.has_cost_usd ? line.cost_usd : 0;
-    copy.fast = line.fast;
-    copy.us_inference = line.us_inference;
-    copy.sidechain = line.is_sidechain;
-    copy.model = strings.Intern(model);
-    copy.cwd = strings.Intern(line.cwd);
-    copy.session = strings.Intern(line.session_id);
+    const RequestEntry current = rec.ToEntry(&strings);
+    const RequestEntry copy = copy_rec.ToEntry(&strings);
     const CopyMergeResult m = MergeCopy(current, copy, strings);
     if (!m.effect.changed()) return Status::Ok();
-    const RequestEntry& e = m.entry;
-    rec.timestamp_ms = e.timestamp_ms;
-    rec.tokens = e.tokens;
-    rec.web_search_requests = e.web_search_requests;
-    rec.has_cost_usd = e.has_cost_usd;
-    rec.cost_usd = e.cost_usd;
-    rec.fast = e.fast;
-    rec.us = e.us_inference;
-    rec.sidechain = e.sidechain;
-    rec.model = std::string(strings(e.model));
-    rec.cwd = std::string(strings(e.cwd));
-    rec.session = std::string(strings(e.session));
+    rec.SetMerged(m.entry, strings);
     if (m.effect.labels_moved && (LabelOf(models_, 'm', rec.model) != rec.model_label ||
                                   LabelOf(projects_, 'p', rec.cwd) != rec.project_label)) {
       ++stats_.conflicts;  // replay would count it under the preferred copy's labels
@@ -378,11 +394,8 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
 
   // The request's contributions now, under the labels it was first counted with; each slot
   // rises by the difference from what it has added so far.
-  const CostBreakdown cost =
-      PriceRequest(options_.prices->Find(rec.model), options_.prices->web_search_cost(), rec.tokens,
-                   rec.web_search_requests, rec.fast, rec.us, rec.has_cost_usd, rec.cost_usd);
-  const LabelledRequest labelled{options_.device, rec.model_label,         rec.project_label,
-                                 rec.tokens,      rec.web_search_requests, cost};
+  const CostBreakdown cost = rec.Price(*options_.prices);
+  const LabelledRequest labelled = rec.Labelled(options_.device, cost);
   bool lowered = false;
   for (SeriesIncrement inc : RequestContributions(labelled)) {
     const size_t slot = SlotOf(inc);
@@ -440,11 +453,8 @@ Status LiveAccounting::Observe(const std::string& dedup_key) {
   if (!stored || !rec.Decode(*stored))
     return Status::Corruption("agent state: pending request without its record");
   if (rec.observed) return Status::Ok();
-  const CostBreakdown cost =
-      PriceRequest(options_.prices->Find(rec.model), options_.prices->web_search_cost(), rec.tokens,
-                   rec.web_search_requests, rec.fast, rec.us, rec.has_cost_usd, rec.cost_usd);
-  const LabelledRequest labelled{options_.device, rec.model_label,         rec.project_label,
-                                 rec.tokens,      rec.web_search_requests, cost};
+  const CostBreakdown cost = rec.Price(*options_.prices);
+  const LabelledRequest labelled = rec.Labelled(options_.device, cost);
   for (const SeriesIncrement& inc : RequestContributions(labelled)) {
     if (inc.family == MetricFamily::kCostPerRequestUsd) series_.Apply(inc, rec.newest_event_ms);
   }
