@@ -39,31 +39,6 @@ namespace {
 using agent::Engine;
 using agent::Ingestor;
 
-// Project dirs to watch: replay's discovery, plus the default dirs that do not exist yet (a
-// first Claude Code run creates them while the agent runs).
-std::vector<std::string> WatchedProjectDirs(const AgentConfig& config, Env* env) {
-  std::vector<std::string> dirs;
-  if (!config.config_dirs.empty()) {
-    for (const std::string& d : config.config_dirs) {
-      std::string p = d;
-      while (p.size() > 1 && p.back() == '/') p.pop_back();
-      if (!p.ends_with("/projects")) p += "/projects";
-      dirs.push_back(p);
-    }
-    return dirs;
-  }
-  const DiscoveryEnv denv = DiscoveryEnv::FromEnv(env);
-  dirs = ProjectDirs(denv, env);
-  if (denv.claude_config_dir.empty()) {
-    const std::string xdg =
-        denv.xdg_config_home.empty() ? denv.home + "/.config" : denv.xdg_config_home;
-    for (std::string p : {xdg + "/claude/projects", denv.home + "/.claude/projects"}) {
-      if (std::find(dirs.begin(), dirs.end(), p) == dirs.end()) dirs.push_back(p);
-    }
-  }
-  return dirs;
-}
-
 }  // namespace
 
 int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHooks& hooks) {
@@ -186,7 +161,11 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     log.Info("serving /metrics", {{"listen", config.listen}, {"port", int(server->port())}});
   }
 
-  const std::vector<std::string> project_dirs = WatchedProjectDirs(config, env);
+  // Replay's discovery, plus the projects/ dirs that do not exist yet (a first Claude Code run
+  // creates them while the agent runs).
+  const DiscoveryEnv denv = DiscoveryEnv::FromEnv(env);
+  const std::vector<std::string> project_dirs = WatchedProjectDirs(
+      config.config_dirs.empty() ? ConfigDirs(denv) : config.config_dirs, denv.home, env);
   for (const std::string& d : project_dirs) {
     FileInfo info;
     if (!env->Stat(d, &info).ok()) {
@@ -236,7 +215,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
         log.Info("caught up with the existing history",
                  {{"lines", ingest.stats().lines}, {"bytes", ingest.stats().bytes}});
       }
-      {
+      if (server) {  // only pull mode reads it
         std::string text = engine->Exposition(false), om = engine->Exposition(true);
         std::lock_guard<std::mutex> lock(exposition_mu);
         exposition_text.swap(text);

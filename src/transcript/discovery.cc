@@ -75,8 +75,7 @@ std::vector<std::string> ProjectDirsFrom(const std::vector<std::string>& dirs,
   return out;
 }
 
-std::vector<std::string> ProjectDirs(const DiscoveryEnv& denv, Env* env,
-                                     std::vector<std::string>* problems) {
+std::vector<std::string> ConfigDirs(const DiscoveryEnv& denv) {
   std::vector<std::string> dirs;
   if (!Trim(denv.claude_config_dir).empty()) {
     size_t start = 0;
@@ -92,7 +91,30 @@ std::vector<std::string> ProjectDirs(const DiscoveryEnv& denv, Env* env,
     dirs.push_back(xdg + "/claude");
     dirs.push_back(denv.home + "/.claude");
   }
-  return ProjectDirsFrom(dirs, denv.home, env, problems);
+  return dirs;
+}
+
+std::vector<std::string> ProjectDirs(const DiscoveryEnv& denv, Env* env,
+                                     std::vector<std::string>* problems) {
+  return ProjectDirsFrom(ConfigDirs(denv), denv.home, env, problems);
+}
+
+std::vector<std::string> WatchedProjectDirs(const std::vector<std::string>& config_dirs,
+                                            const std::string& home, Env* env,
+                                            std::vector<std::string>* problems) {
+  std::vector<std::string> out = ProjectDirsFrom(config_dirs, home, env, problems);
+  for (std::string d : config_dirs) {
+    d = StripTrailingSlashes(ExpandHome(Trim(d), home));
+    if (d.empty()) continue;
+    FileInfo info;
+    if ((BaseName(d) == "projects" && env->Stat(d, &info).ok()) ||
+        env->Stat(d + "/projects", &info).ok()) {
+      continue;  // exists: ProjectDirsFrom has it (or described why it could not use it)
+    }
+    std::string projects = BaseName(d) == "projects" ? d : d + "/projects";
+    if (std::find(out.begin(), out.end(), projects) == out.end()) out.push_back(projects);
+  }
+  return out;
 }
 
 DiscoveryResult FindTranscripts(const std::vector<std::string>& project_dirs, Env* env) {

@@ -42,6 +42,17 @@ std::vector<std::string> ProjectDirsFrom(const std::vector<std::string>& dirs,
                                          const std::string& home, Env* env = Env::Default(),
                                          std::vector<std::string>* problems = nullptr);
 
+// The config dirs ProjectDirs looks in: the CLAUDE_CONFIG_DIR entries, or
+// $XDG_CONFIG_HOME/claude (default ~/.config/claude) and ~/.claude.
+std::vector<std::string> ConfigDirs(const DiscoveryEnv& denv);
+// The projects/ directories a watcher follows for `config_dirs` (explicit --config-dir values, or
+// ConfigDirs): the existing ones, as ProjectDirsFrom finds them, then, for each entry with none
+// yet, the projects/ dir it would have (the entry itself when it is named `projects`), so that the
+// watcher sees it appear. "~" is expanded as in ProjectDirsFrom.
+std::vector<std::string> WatchedProjectDirs(const std::vector<std::string>& config_dirs,
+                                            const std::string& home, Env* env = Env::Default(),
+                                            std::vector<std::string>* problems = nullptr);
+
 struct DiscoveryResult {
   // Every regular *.jsonl file found, sorted by path.
   std::vector<TranscriptFile> files;

@@ -60,6 +60,22 @@ class DiscoveryTest : public ::testing::Test {
   std::string home_;
 };
 
+// The agent watches the projects/ dirs that exist and the ones that may appear later.
+TEST_F(DiscoveryTest, A1_WatchedDirsAreTheExistingOnesThenTheOnesToCome) {
+  const std::string xdg_default = home_ + "/.config/claude/projects";
+  const std::string dot = home_ + "/.claude/projects";
+  EXPECT_EQ(ConfigDirs(Vars()),
+            (std::vector<std::string>{home_ + "/.config/claude", home_ + "/.claude"}));
+  EXPECT_EQ(WatchedProjectDirs(ConfigDirs(Vars()), home_),
+            (std::vector<std::string>{xdg_default, dot}));
+  Projects(home_ + "/.claude");
+  EXPECT_EQ(WatchedProjectDirs(ConfigDirs(Vars()), home_),
+            (std::vector<std::string>{dot, xdg_default}));
+  // Explicit dirs: "~" expanded, a dir named projects is taken as it is.
+  EXPECT_EQ(WatchedProjectDirs({"~/new", "~/other/projects/"}, home_),
+            (std::vector<std::string>{home_ + "/new/projects", home_ + "/other/projects"}));
+}
+
 TEST_F(DiscoveryTest, A1_DefaultsAreXdgClaudeAndDotClaude) {
   EXPECT_TRUE(ProjectDirs(Vars()).empty());  // nothing exists yet
   std::string dot = Projects(home_ + "/.claude");
