@@ -110,6 +110,9 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   // again after a pause, never dropped): that makes the failure visible in the status and the
   // log, and counts towards the desktop notification.
   qo.sender.max_retry_time = std::chrono::seconds(30);
+  // The outbox is the samples' only copy: a refused credential (401/403: expired, rotated,
+  // revoked) keeps them until it is fixed, like an outage; the status and log say why.
+  qo.sender.retry_auth_failures = true;
   if (Status s = BuildEndpointHeaders(env, ho, &qo.sender.headers); !s.ok()) {
     log.Error("bad target headers or credentials", {{"error", s.message()}});
     return 1;
@@ -251,7 +254,11 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
         seen_error_ms = qs.last_error_unix_ms;
         if (qs.last_error_unix_ms > qs.last_success_unix_ms) {
           ++status.consecutive_push_failures;
-          log.Warn("push failed; the samples stay in the outbox",
+          const bool auth = qs.last_error.find("HTTP 401") != std::string::npos ||
+                            qs.last_error.find("HTTP 403") != std::string::npos;
+          log.Warn(auth ? "push refused: the target does not accept our credentials; the "
+                          "samples stay in the outbox until it does (ccmon-agent test)"
+                        : "push failed; the samples stay in the outbox",
                    {{"error", qs.last_error},
                     {"failures", status.consecutive_push_failures},
                     {"outbox_requests", int64_t(os.total.entries)}});

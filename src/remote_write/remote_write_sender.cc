@@ -114,7 +114,8 @@ std::string SendAnswer::Describe() const {
 }
 
 SendAnswer ClassifyAnswer(const Status& transport_status, const HttpResponse& response,
-                          int64_t now_unix_ms, std::chrono::seconds max_retry_after) {
+                          int64_t now_unix_ms, std::chrono::seconds max_retry_after,
+                          bool retry_auth_failures) {
   SendAnswer a;
   if (!transport_status.ok()) {
     const bool invalid = transport_status.code() == Status::Code::kInvalidArgument;
@@ -141,7 +142,8 @@ SendAnswer ClassifyAnswer(const Status& transport_status, const HttpResponse& re
   }
   a.reason = ReasonFromBody(response.body);
   a.retryable =
-      (a.status_class() == 5 || a.status == 429) && a.reason != RejectReason::kSampleTooOld;
+      ((a.status_class() == 5 || a.status == 429) && a.reason != RejectReason::kSampleTooOld) ||
+      (retry_auth_failures && IsAuthFailure(a));
   return a;
 }
 
@@ -217,7 +219,8 @@ SendResult RemoteWriteSender::Send(const std::string& body, std::stop_token stop
     counters_.attempts.fetch_add(1, std::memory_order_relaxed);
     HttpResponse res;
     const Status s = transport_->Exchange(req, &res);
-    result.last = ClassifyAnswer(s, res, clock_->NowUnixMs(), options_.max_retry_after);
+    result.last = ClassifyAnswer(s, res, clock_->NowUnixMs(), options_.max_retry_after,
+                                 options_.retry_auth_failures);
     if (result.last.kind == AnswerKind::kHttp && result.last.status_class() == 2) {
       return finish(SendOutcome::kSent);
     }

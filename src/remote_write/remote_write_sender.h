@@ -8,6 +8,7 @@
 //   network error (no response)          -> retried
 //   5xx, 429                             -> retried, after Retry-After when the answer has one
 //   500 "too old sample"                 -> kRejected (RejectReason::kSampleTooOld)
+//   401, 403 with retry_auth_failures    -> retried (see the option)
 //   anything else (3xx, other 4xx, ...)  -> kRejected at once: the spec forbids retrying them
 // Retrying ends after `max_retry_time` (kGaveUp) or when the caller's stop token is requested
 // (kStopped); the caller decides what then happens to the request (replay reports it and
@@ -61,6 +62,11 @@ struct RemoteWriteSenderOptions {
   std::chrono::milliseconds max_backoff{5000};  // backoff cap (Prometheus's default)
   std::chrono::seconds max_retry_time{300};     // give up after this much retrying; 0 = never
   std::chrono::seconds max_retry_after{300};    // a longer Retry-After is clamped to this
+  // 401 and 403 are retried like a 5xx instead of being final. For a sender whose data has no
+  // other copy (the agent's outbox): an expired or rotated credential must not make it drop
+  // what it was refused for; the samples wait until the credential is fixed. Off by default
+  // (the spec's rule: a 4xx is not retried).
+  bool retry_auth_failures = false;
 };
 
 enum class SendOutcome : uint8_t {
@@ -122,9 +128,15 @@ struct SendAnswer {
 };
 
 // Interprets one exchange: the transport's Status and, when OK, its response. `now_unix_ms` is
-// the wall clock for an HTTP-date Retry-After.
+// the wall clock for an HTTP-date Retry-After. `retry_auth_failures`: see
+// RemoteWriteSenderOptions.
 SendAnswer ClassifyAnswer(const Status& transport_status, const HttpResponse& response,
-                          int64_t now_unix_ms, std::chrono::seconds max_retry_after);
+                          int64_t now_unix_ms, std::chrono::seconds max_retry_after,
+                          bool retry_auth_failures = false);
+// 401 or 403: the receiver refused the credentials, not the data.
+inline bool IsAuthFailure(const SendAnswer& a) {
+  return a.kind == AnswerKind::kHttp && (a.status == 401 || a.status == 403);
+}
 
 struct SendResult {
   SendOutcome outcome = SendOutcome::kSent;

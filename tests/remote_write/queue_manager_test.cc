@@ -556,6 +556,41 @@ TEST(QueueManager, AGiveUpKeepsTheBatchAtTheHeadAndTriesAgainAfterAPause) {
   EXPECT_EQ(acks[0].through, 1u);
 }
 
+// The agent's setting: a refused credential keeps the batch (given up on after the retry time,
+// kept at the head, tried again after the pause) until the receiver takes it; nothing is acked
+// as rejected.
+TEST(QueueManager, AnAuthFailureWithRetryAuthFailuresKeepsTheBatchUntilAccepted) {
+  FakeClock clock;
+  Receiver receiver(&clock, 1);
+  std::deque<Answer> script;
+  for (int i = 0; i < 4; ++i) script.push_back(Http(401, "token expired"));
+  script.push_back(Http(204));
+  receiver.Script(0, script);
+  std::vector<std::unique_ptr<MemSource>> sources;
+  sources.push_back(std::make_unique<MemSource>(&clock));
+  sources[0]->Append(Payload("a", 1, 1), 1, 0);
+  QueueManagerOptions opt = Options(1, &receiver);
+  opt.sender.retry_auth_failures = true;
+  opt.sender.max_retry_time = seconds(1);
+  opt.sender.min_backoff = milliseconds(1000);
+  opt.sender.max_backoff = milliseconds(1000);
+  opt.pause_after_give_up = seconds(10);
+  QueueManager qm(opt, Sources(sources), &clock);
+  ASSERT_TRUE(qm.Start().ok());
+  ASSERT_TRUE(sources[0]->WaitUntilDrainedAndIdle());
+  qm.Stop();
+  const QueueStats st = qm.stats();
+  EXPECT_EQ(receiver.sent().size(), 5u);
+  EXPECT_EQ(st.batches_sent, 1u);
+  EXPECT_EQ(st.batches_rejected, 0u);
+  EXPECT_EQ(st.gave_up, 1u);
+  EXPECT_NE(st.last_error.find("HTTP 401: token expired"), std::string::npos) << st.last_error;
+  const std::vector<AckRecord> acks = sources[0]->acks();
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(acks[0].through, 1u);
+  EXPECT_EQ(acks[0].result.kind, AckResult::Kind::kSent);
+}
+
 TEST(QueueManager, ARequestRefusedAsInvalidIsKeptNotRejected) {
   FakeClock clock;
   Receiver receiver(&clock, 1);

@@ -178,6 +178,40 @@ TEST(RemoteWriteSender, RetryTableForEveryStatusClass) {
   }
 }
 
+// retry_auth_failures (the agent's): 401 and 403 are retried like an outage, other 4xx stay
+// final, and without the option they are final as the spec says.
+TEST(RemoteWriteSender, AuthFailuresAreRetriedOnlyWhenAsked) {
+  for (unsigned status : {401u, 403u}) {
+    ScriptedTransport t({Http(status, "bad token"), Http(status, "bad token"), Http(204)});
+    FakeClock clock;
+    RemoteWriteSenderOptions o = Options();
+    o.retry_auth_failures = true;
+    RemoteWriteSender sender(o, &t, &clock, [] { return 0.5; });
+    SendResult r = sender.Send("B");
+    EXPECT_EQ(r.outcome, SendOutcome::kSent) << status;
+    EXPECT_EQ(r.attempts, 3) << status;
+    EXPECT_EQ(clock.waits(), (std::vector<milliseconds>{milliseconds(50), milliseconds(100)}))
+        << status;
+
+    ScriptedTransport final_t({Http(status, "bad token"), Http(204)});
+    RemoteWriteSender strict(Options(), &final_t, &clock, [] { return 0.5; });
+    EXPECT_EQ(strict.Send("B").outcome, SendOutcome::kRejected) << status;
+  }
+  for (unsigned status : {400u, 404u, 407u, 413u}) {
+    HttpResponse res;
+    res.status = status;
+    const SendAnswer a = ClassifyAnswer(Status::Ok(), res, 0, seconds(300), true);
+    EXPECT_FALSE(a.retryable) << status;
+    EXPECT_FALSE(IsAuthFailure(a)) << status;
+  }
+  HttpResponse forbidden;
+  forbidden.status = 403;
+  EXPECT_TRUE(IsAuthFailure(ClassifyAnswer(Status::Ok(), forbidden, 0, seconds(300))));
+  // A transport error is never an auth failure, whatever its text.
+  EXPECT_FALSE(IsAuthFailure(
+      ClassifyAnswer(Status::IoError("HTTP 401"), HttpResponse{}, 0, seconds(300), true)));
+}
+
 TEST(RemoteWriteSender, RejectionsDescribeTheAnswer) {
   ScriptedTransport t({Http(400, "out of bounds\n")});
   FakeClock clock;
