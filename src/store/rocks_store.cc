@@ -206,6 +206,15 @@ rocksdb::Options MakeOptions(const RocksStoreOptions& options) {
   o.max_background_jobs = 2;
   o.level_compaction_dynamic_level_bytes = true;
   o.max_manifest_file_size = size_t(16) << 20;
+  // A bloom filter over the memtable's whole keys: most of the agent's reads are of keys that
+  // do not exist yet (a new request's dedup key), and without it each such Get walks the
+  // memtable's skiplist (measured: a third of the first start's store reads).
+  o.memtable_prefix_bloom_size_ratio = 0.05;
+  o.memtable_whole_key_filtering = true;
+  // RocksDB buffers up to 1 MiB per file it writes (WAL, flush, compaction output); the
+  // agent's writes are small batches, and 3.7 MiB of its first start's peak heap was these
+  // buffers (heaptrack, BENCHMARKS.md "Agent").
+  o.writable_file_max_buffer_size = size_t(128) << 10;
   o.max_bgerror_resume_count = 0;  // no automatic resume of other I/O errors either
   o.listeners.push_back(std::make_shared<NoAutoRecovery>());
   o.info_log = std::make_shared<CallbackLogger>(options.log);

@@ -115,7 +115,11 @@ Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_
       batch.Delete(k);
   }
   if (batch.empty()) return Status::Ok();
-  Status s = store_->Write(batch, options_.sync);
+  // Commits of the first catch-up are not synced: they queue no samples, so nothing outside
+  // depends on them, and a power loss that takes their tail (RocksDB recovers a consistent
+  // prefix) only makes the catch-up read those lines again. MarkCaughtUp's write is synced and
+  // makes every earlier one durable with it (one WAL, written in order).
+  Status s = store_->Write(batch, options_.sync && caught_up_);
   if (!s.ok()) {
     outbox_->Abandon();
     return s;

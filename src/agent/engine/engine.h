@@ -39,7 +39,7 @@ struct EngineOptions {
   size_t max_samples_per_send = 2000;   // samples per outbox entry at most
   int64_t max_sample_age_ms = 3600000;  // older changes are stamped at commit time
   int64_t resend_interval_ms = 15000;   // unchanged series are re-sent this often
-  bool sync = true;                     // fsync each commit (a power loss loses nothing)
+  bool sync = true;  // fsync each commit after the first catch-up (a power loss loses nothing)
 };
 
 struct EngineStats {

@@ -35,7 +35,7 @@
 namespace ccmon::agent {
 
 struct IngestOptions {
-  size_t step_bytes = size_t(16) << 20;      // read at most this much per commit
+  size_t step_bytes = size_t(4) << 20;       // read at most this much per commit
   size_t max_line_bytes = size_t(64) << 20;  // longer lines are skipped (too_long)
 };
 

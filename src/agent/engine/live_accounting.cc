@@ -249,6 +249,7 @@ Status LiveAccounting::Lookup(const std::string& key, const std::string** value)
     lru_.push_front(key);
     Cached c;
     if (s.ok()) c.value = std::move(v);
+    c.stored = s.ok() ? 1 : 0;
     c.lru = lru_.begin();
     it = cache_.emplace(key, std::move(c)).first;
   } else {
@@ -258,12 +259,13 @@ Status LiveAccounting::Lookup(const std::string& key, const std::string** value)
   return Status::Ok();
 }
 
-void LiveAccounting::Put(const std::string& key, std::string value) {
+void LiveAccounting::Put(const std::string& key, std::string value, bool absent_from_store) {
   auto it = cache_.find(key);
   if (it == cache_.end()) {
     lru_.push_front(key);
     Cached c;
     c.lru = lru_.begin();
+    if (absent_from_store) c.stored = 0;
     it = cache_.emplace(key, std::move(c)).first;
   }
   it->second.value = std::move(value);
@@ -437,7 +439,9 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
     std::string pv;
     PutBytes(&pv, p.session);
     PutSignedVarint(&pv, p.newest_event_ms);
-    Put(std::string(1, kPendingPrefix) + key.substr(1), std::move(pv));
+    // A new request has no pending entry in the store yet (one exists only beside its request
+    // record): settled before the next commit, the entry is never written.
+    Put(std::string(1, kPendingPrefix) + key.substr(1), std::move(pv), is_new);
   }
   Put(key, rec.Encode());
   return Status::Ok();
@@ -491,8 +495,11 @@ Status LiveAccounting::Settle(int64_t now_ms, bool by_event_time_only) {
 void LiveAccounting::TakeChanges(
     std::vector<std::pair<std::string, std::optional<std::string>>>* out) {
   for (auto* entry : dirty_) {  // dirty entries are never evicted: the pointers are valid
-    out->emplace_back(entry->first, entry->second.value);
-    entry->second.dirty = false;
+    Cached& c = entry->second;
+    c.dirty = false;
+    if (!c.value && c.stored == 0) continue;  // nothing stored, nothing to delete
+    out->emplace_back(entry->first, c.value);
+    c.stored = c.value ? 1 : 0;
   }
   dirty_.clear();
   std::vector<std::pair<std::string, std::string>> series;

@@ -104,7 +104,9 @@ class LiveAccounting {
   explicit LiveAccounting(const LiveOptions& options, RecordReader* reader);
   struct RequestRecord;
   Status Lookup(const std::string& key, const std::string** value);
-  void Put(const std::string& key, std::string value);
+  // `absent_from_store`: the caller knows the key has no stored record (a pending entry of a
+  // request seen for the first time), so erasing it before it is written writes nothing.
+  void Put(const std::string& key, std::string value, bool absent_from_store = false);
   void Erase(const std::string& key);
   const std::string& LabelOf(CappedLabeler& labeler, char kind, std::string_view key);
   Status AddUsage(const ParsedLine& line);
@@ -124,6 +126,9 @@ class LiveAccounting {
   struct Cached {
     std::optional<std::string> value;
     bool dirty = false;
+    // Whether the store holds the key (as of the last write or read): -1 unknown. A dirty
+    // deletion of a key known absent is not written (no tombstone).
+    int8_t stored = -1;
     std::list<std::string>::iterator lru;
   };
   std::unordered_map<std::string, Cached> cache_;

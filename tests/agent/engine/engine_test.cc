@@ -139,7 +139,11 @@ TEST(Engine, A40_NoSamplesBeforeTheCatchUpThenEverySeriesAtItsTotal) {
         h.engine->Commit({{"f" + std::to_string(i), std::to_string(files[i].size())}}, kNow).ok());
   }
   EXPECT_EQ(h.outbox->Stats().total.entries, 0u);
+  // The catch-up's commits queue nothing and are not synced; the write that ends it is.
+  EXPECT_EQ(h.store.writes(), int(files.size()));
+  EXPECT_EQ(h.store.sync_writes(), 0);
   ASSERT_TRUE(h.engine->MarkCaughtUp(kNow).ok());
+  EXPECT_EQ(h.store.sync_writes(), 1);
   const auto requests = h.Drain(true);
   ASSERT_FALSE(requests.empty());
   for (const auto& r : requests) {
@@ -148,6 +152,12 @@ TEST(Engine, A40_NoSamplesBeforeTheCatchUpThenEverySeriesAtItsTotal) {
       for (const auto& sample : s.samples) EXPECT_EQ(sample.timestamp_ms, kNow);
   }
   EXPECT_EQ(LastValues(requests), ReplayValues(ReplayText(files, "dev")));
+  // After it, every commit is synced.
+  const int synced = h.store.sync_writes();
+  parser.Parse(files[0][0], &line);
+  ASSERT_TRUE(h.engine->AddLine(line).ok());
+  ASSERT_TRUE(h.engine->Commit({{"f0", "1"}}, kNow + 1).ok());
+  EXPECT_EQ(h.store.sync_writes(), synced + 1);
   // Restarted: caught up already, nothing re-queued, the same totals.
   h.Reopen();
   EXPECT_TRUE(h.engine->caught_up());
