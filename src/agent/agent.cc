@@ -124,10 +124,12 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   qo.http.client_cert_file = config.client_cert_file;
   qo.http.client_key_file = config.client_key_file;
   qo.http.insecure_skip_verify = config.insecure_skip_verify;
+  agent::AgentSelfMetrics self;
   std::vector<std::unique_ptr<agent::OutboxShardSource>> sources;
   std::vector<ShardSource*> source_ptrs;
   for (uint32_t i = 0; i < shards; ++i) {
-    sources.push_back(std::make_unique<agent::OutboxShardSource>(outbox.get(), i));
+    sources.push_back(std::make_unique<agent::OutboxShardSource>(
+        outbox.get(), i, clock, [&self](double seconds) { self.ObserveLag(seconds); }));
     source_ptrs.push_back(sources.back().get());
   }
   QueueManager queue(qo, source_ptrs, clock);
@@ -140,7 +142,6 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   // self-metrics.
   std::mutex exposition_mu;
   std::string exposition_text, exposition_om;
-  agent::AgentSelfMetrics self;
   MetricsHandler handler([&](ExpositionFormat format, std::string* body) {
     std::string rendered;
     {

@@ -67,11 +67,13 @@ AgentSelfMetrics::AgentSelfMetrics() {
                             "Requests not yet observed in claude_cost_per_request_usd.");
   caught_up_ = Gauge(m, "ccmon_agent_caught_up", "1 once the history present at start is read.");
   (void)metrics_.AddHistogram(
-      SelfFamily{"ccmon_agent_append_to_ack_seconds",
-                 "From a transcript line's append to its samples' acknowledgement.",
-                 {},
-                 "seconds",
-                 {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}},
+      SelfFamily{
+          "ccmon_agent_append_to_ack_seconds",
+          "From reading transcript lines (the commit of their samples) to the target's 2xx for "
+          "them; one observation per request sent, its oldest entry.",
+          {},
+          "seconds",
+          {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}},
       {}, &lag_);
 }
 

@@ -106,7 +106,8 @@ class Agent:
     def __init__(self, args, url, config_dir, state_dir, work):
         self.argv = [args.agent, "start", "--foreground", "--url", url, "--config-dir",
                      config_dir, "--state-dir", state_dir, "--device", DEVICE,
-                     "--settle-after", "2s", "--batch-send-deadline", "100ms"]
+                     "--settle-after", "2s", "--batch-send-deadline", "100ms",
+                     "--listen", "127.0.0.1:0"]
         self.args, self.state_dir, self.work = args, state_dir, work
         self.proc, self.runs = None, 0
 
@@ -125,6 +126,24 @@ class Agent:
             return json.loads(p.stdout.decode())
         except ValueError:
             return None
+
+    def self_metrics(self):
+        """The running agent's /metrics (pull mode on a port it chose), as {name: value} of
+        the unlabelled and summed ccmon_agent_* samples."""
+        import re
+        with open(os.path.join(self.work, "agent-%d.log" % self.runs), "rb") as fh:
+            m = re.search(rb'msg="serving /metrics".* port=(\d+)', fh.read())
+        if not m:
+            raise ic.TestError("the agent did not log its /metrics port")
+        url = "http://127.0.0.1:%d/metrics" % int(m.group(1))
+        with urllib.request.urlopen(url, timeout=10) as r:
+            text = r.read().decode()
+        _, samples = ic.parse_prom_text(text)
+        out = {}
+        for smp in samples:
+            if smp.name.startswith("ccmon_agent_"):
+                out[smp.name] = out.get(smp.name, 0.0) + smp.value
+        return out
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -276,6 +295,14 @@ def body(args, ck):
             time.sleep(0.2)
             st = agent.status()
         ck.eq("outbox drained", (st or {}).get("outbox_requests"), 0)
+        sm = agent.self_metrics()
+        ck.check(sm.get("ccmon_agent_append_to_ack_seconds_count", 0) > 0,
+                 "the append->ack lag histogram observed the pushes",
+                 repr({k: v for k, v in sm.items() if "ack" in k}))
+        ck.check(sm.get("ccmon_agent_lines_read_total", 0) > 0 and
+                 sm.get("ccmon_agent_attribution_conflicts_total", -1) == 0,
+                 "self-metrics: lines read, no attribution conflicts",
+                 repr({k: v for k, v in sm.items() if "lines" in k or "conflict" in k}))
         took = agent.stop()
         ck.check(took < 5.0, "SIGTERM stops the agent within 5 s (%.2f s)" % took)
     except ic.TestError:

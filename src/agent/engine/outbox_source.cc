@@ -1,5 +1,7 @@
 #include "agent/engine/outbox_source.h"
 
+#include <algorithm>
+
 namespace ccmon::agent {
 
 Status OutboxShardSource::Peek(size_t max_samples, size_t max_bytes, SourceBatch* out) {
@@ -18,6 +20,7 @@ Status OutboxShardSource::Peek(size_t max_samples, size_t max_bytes, SourceBatch
   out->entries = batch.entries;
   out->samples = batch.samples;
   out->oldest_created_unix_ms = batch.oldest_created_ms;
+  peeked_oldest_ms_ = batch.oldest_created_ms;
   out->more = batch.samples < samples_before_peek_;
   last_cursor_ = batch.last_seq;
   return Status::Ok();
@@ -34,7 +37,14 @@ bool OutboxShardSource::WaitForData(uint64_t after_cursor,
 
 Status OutboxShardSource::Ack(uint64_t through_cursor, const AckResult& result) {
   if (result.kind == AckResult::Kind::kRejected) ++rejected_;
-  return outbox_->Remove(shard_, through_cursor);
+  Status s = outbox_->Remove(shard_, through_cursor);
+  if (s.ok() && result.kind == AckResult::Kind::kSent && observe_lag_ && clock_ != nullptr &&
+      through_cursor == last_cursor_) {
+    // A clock stepped back gives 0, not a negative lag.
+    const int64_t lag_ms = std::max<int64_t>(0, clock_->NowUnixMs() - peeked_oldest_ms_);
+    observe_lag_(double(lag_ms) / 1000.0);
+  }
+  return s;
 }
 
 }  // namespace ccmon::agent

@@ -7,8 +7,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <stop_token>
+#include <utility>
 
+#include "base/clock.h"
 #include "remote_write/queue_manager.h"
 #include "store/outbox.h"
 
@@ -16,8 +19,16 @@ namespace ccmon::agent {
 
 class OutboxShardSource : public ShardSource {
  public:
-  // `outbox` is borrowed and must outlive the source.
-  OutboxShardSource(Outbox* outbox, uint32_t shard) : outbox_(outbox), shard_(shard) {}
+  // Called with the lag of each request the receiver took (2xx): wall time of the ack minus
+  // its oldest entry's creation (the commit of the lines read), in seconds. From the shard's
+  // thread.
+  using LagObserver = std::function<void(double seconds)>;
+
+  // `outbox` and `clock` are borrowed and must outlive the source; `clock` may be null when
+  // `observe_lag` is empty.
+  OutboxShardSource(Outbox* outbox, uint32_t shard, Clock* clock = nullptr,
+                    LagObserver observe_lag = {})
+      : outbox_(outbox), shard_(shard), clock_(clock), observe_lag_(std::move(observe_lag)) {}
 
   Status Peek(size_t max_samples, size_t max_bytes, SourceBatch* out) override;
   bool WaitForData(uint64_t after_cursor, std::chrono::steady_clock::time_point deadline,
@@ -29,6 +40,9 @@ class OutboxShardSource : public ShardSource {
  private:
   Outbox* outbox_;
   uint32_t shard_;
+  Clock* clock_;
+  LagObserver observe_lag_;
+  int64_t peeked_oldest_ms_ = 0;  // the last Peek's oldest entry creation time
   std::atomic<uint64_t> rejected_{0};
   // The shard's sample total just before the last Peek, and that Peek's cursor: WaitForData
   // after it waits for the total to grow past it (the outbox's own wait, no polling).
