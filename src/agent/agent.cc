@@ -12,10 +12,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 
+#include "agent/backfill.h"
 #include "agent/engine/engine.h"
 #include "agent/engine/ingest.h"
 #include "agent/engine/outbox_source.h"
@@ -38,6 +42,73 @@ namespace {
 
 using agent::Engine;
 using agent::Ingestor;
+
+// Present once --backfill sent the history (value: its end, unix ms): never sent twice, and
+// the live samples wait until after its end.
+constexpr std::string_view kBackfilledKey = "mbackfilled";
+
+// --backfill on a first start (docs/agent-design.md "Backfill"). 0: go on counting live;
+// otherwise the exit status.
+// *history_end_ms: the backfilled history's end (kNever: none), after which live samples go.
+int MaybeBackfill(const AgentConfig& config, const agent::BackfillOptions& options, KvStore* store,
+                  Clock* clock, std::stop_token stop, Logger& log, int64_t* history_end_ms) {
+  *history_end_ms = agent::kNever;
+  std::string v;
+  if (store->Get(Engine::kCaughtUpKey, &v).ok()) {
+    if (config.backfill) {
+      log.Info(
+          "--backfill ignored: this state has sent live samples already (a backfill now "
+          "would be refused as out of order); `ccmon-agent reset` starts over");
+    }
+    return 0;
+  }
+  int64_t end_ms = 0;
+  if (store->Get(kBackfilledKey, &v).ok()) {
+    end_ms = std::atoll(v.c_str());
+  } else if (config.backfill) {
+    log.Info("backfill: sending the history with its timestamps", {{"url", config.url}});
+    agent::BackfillResult r;
+    const Status s = agent::BackfillHistory(options, stop, &r);
+    for (const std::string& w : r.warnings) log.Warn("backfill: " + w);
+    if (stop.stop_requested()) return -1;
+    if (!s.ok()) {
+      log.Error(
+          "backfill failed; nothing is counted live until it succeeds (restart to try "
+          "again, or start without --backfill)",
+          {{"error", s.message()}, {"samples_stored", r.samples_sent}});
+      if (IsTooOldForReceiver(r.failed_send.last.reason)) {
+        log.Error(
+            "the target does not take samples this old: give Prometheus an out-of-order "
+            "window, or backfill it with `ccmon-replay openmetrics` and promtool (README)");
+      }
+      return 1;
+    }
+    end_ms = r.end_ms;
+    WriteBatch batch;
+    batch.Put(kBackfilledKey, std::to_string(end_ms));
+    if (Status ws = store->Write(batch, true); !ws.ok()) {
+      log.Error("cannot record the backfill", {{"error", ws.message()}});
+      return 1;
+    }
+    log.Info("backfill done", {{"files", r.files},
+                               {"series", r.series},
+                               {"samples", r.samples_sent},
+                               {"requests", r.requests},
+                               {"history_ends_unix", end_ms / 1000}});
+  }
+  if (end_ms <= 0) return 0;
+  *history_end_ms = end_ms;
+  // The history's last samples are at the end of its newest event's step, which may be up to
+  // a step ahead of now: the first live samples must come after them.
+  const int64_t wait_ms = end_ms + 1000 - clock->NowUnixMs();
+  if (wait_ms > 0) {
+    log.Info("waiting for the backfilled history's end before counting live",
+             {{"seconds", int64_t((wait_ms + 999) / 1000)}});
+    clock->WaitFor(std::chrono::milliseconds(wait_ms), stop);
+    if (stop.stop_requested()) return -1;
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -183,6 +254,29 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
                         {"shards", int(shards)},
                         {"pricing", price_origin},
                         {"project_dirs", int(project_dirs.size())}});
+
+  {
+    agent::BackfillOptions bo;
+    bo.project_dirs = project_dirs;
+    bo.device = config.device;
+    bo.labels = config.label_options;
+    bo.prices = &prices;
+    bo.static_labels = config.labels;
+    bo.max_samples_per_send = config.max_samples_per_send;
+    bo.sender = qo.sender;
+    bo.sender.user_agent = "ccmon-agent/backfill";
+    bo.sender.max_retry_time = std::chrono::seconds(300);
+    bo.http = qo.http;
+    bo.env = env;
+    bo.clock = clock;
+    const int code = MaybeBackfill(config, bo, store.get(), clock, stop, log, &eo.samples_after_ms);
+    if (code != 0) {
+      if (server) server->Stop();
+      queue.Stop();
+      log.Info("agent stopped");
+      return code < 0 ? 0 : code;
+    }
+  }
 
   AgentStatus status;
   int64_t seen_success_ms = 0, seen_error_ms = 0;

@@ -37,10 +37,15 @@ def extra(ap):
     ap.add_argument("--target", choices=["prometheus", "victoria"], default="prometheus")
     ap.add_argument("--victoria", default="", help="victoria-metrics binary (default: PATH)")
     ap.add_argument("--kills", type=int, default=0)
+    ap.add_argument("--backfill", action="store_true",
+                    help="start the agent with --backfill and check the history's samples")
 
 
-def query(server, promql):
-    url = server.url("/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
+def query(server, promql, at=None):
+    params = {"query": promql}
+    if at is not None:
+        params["time"] = "%.3f" % at
+    url = server.url("/api/v1/query?" + urllib.parse.urlencode(params))
     with urllib.request.urlopen(url, timeout=10) as r:
         body = json.load(r)
     if body.get("status") != "success":
@@ -107,7 +112,7 @@ class Agent:
         self.argv = [args.agent, "start", "--foreground", "--url", url, "--config-dir",
                      config_dir, "--state-dir", state_dir, "--device", DEVICE,
                      "--settle-after", "2s", "--batch-send-deadline", "100ms",
-                     "--listen", "127.0.0.1:0"]
+                     "--listen", "127.0.0.1:0"] + (["--backfill"] if args.backfill else [])
         self.args, self.state_dir, self.work = args, state_dir, work
         self.proc, self.runs = None, 0
 
@@ -206,6 +211,42 @@ def appends_in_time_order(src_root, dst_root, prefix):
     return [(dst, data) for _, _, dst, data in items]
 
 
+def history_span(config_dir):
+    """(first, last) event time, unix seconds, of the transcripts under config_dir."""
+    import datetime
+    times = []
+    for dirpath, _, files in os.walk(os.path.join(config_dir, "projects")):
+        for f in files:
+            if f.endswith(".jsonl"):
+                with open(os.path.join(dirpath, f), "rb") as fh:
+                    for line in fh:
+                        ts = timestamp_of(line)
+                        if ts:
+                            times.append(datetime.datetime.fromisoformat(
+                                ts.replace("Z", "+00:00")).timestamp())
+    return min(times), max(times)
+
+
+def check_backfilled_history(server, ck, config_dir):
+    """--backfill: the receiver holds the history with its own timestamps — requests are
+    counted at instants inside it, fewer in the middle than at its end — not only totals."""
+    first, last = history_span(config_dir)
+    # A history has samples only where series changed: an instant query needs last_over_time
+    # (README, "Backfill Prometheus").
+    promql = 'sum(last_over_time(claude_requests_total{device="%s"}[3650d]))' % DEVICE
+
+    def at(t):
+        r = query(server, promql, at=t)
+        return float(r[0]["value"][1]) if r else 0.0
+
+    total = at(time.time())
+    middle = at((first + last) / 2)
+    before = at(first - 3600)
+    ck.check(0 < middle < total, "backfill: the history's middle shows part of the requests "
+             "(%g of %g)" % (middle, total))
+    ck.eq("backfill: nothing before the history's first event", before, 0.0)
+
+
 def write_rejections(server, target):
     if target != "prometheus":
         return 0.0
@@ -257,6 +298,8 @@ def body(args, ck):
         wait_equal(server, want, "history at start")
         ck.check(True, "history at start: every series equals replay (%.1f s)"
                  % (time.monotonic() - t0))
+        if args.backfill:
+            check_backfilled_history(server, ck, config)
         st = agent.status()
         ck.check(st is not None and all(k in st for k in (
             "files_tracked", "bytes_behind", "outbox_requests", "last_push_unix",

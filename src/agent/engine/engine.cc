@@ -3,9 +3,6 @@
 #include "remote_write/write_request.h"
 
 namespace ccmon::agent {
-namespace {
-const char kCaughtUpKey[] = "mcaught_up";
-}  // namespace
 
 class Engine::StoreReader : public RecordReader {
  public:
@@ -64,7 +61,7 @@ Status Engine::Commit(const std::vector<Record>& extra, int64_t now_ms) {
 Status Engine::MarkCaughtUp(int64_t now_ms) {
   if (caught_up_) return Status::Ok();
   caught_up_ = true;
-  Status s = Write({{kCaughtUpKey, std::string("1")}}, now_ms, true);
+  Status s = Write({{std::string(kCaughtUpKey), std::string("1")}}, now_ms, true);
   if (!s.ok()) caught_up_ = false;
   return s;
 }
@@ -83,6 +80,7 @@ Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_
     so.shards = options_.shards;
     so.max_samples_per_request = options_.max_samples_per_send;
     so.all = all_series;
+    so.after_ms = options_.samples_after_ms;
     // Resends: at most once per interval, for the series not queued within it, and only while
     // the outbox is empty (a backlog is being sent anyway, and must not grow with resends).
     if (now_ms - last_resend_check_ms_ >= options_.resend_interval_ms &&

@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -40,6 +41,7 @@ struct EngineOptions {
   int64_t max_sample_age_ms = 3600000;  // older changes are stamped at commit time
   int64_t resend_interval_ms = 15000;   // unchanged series are re-sent this often
   bool sync = true;  // fsync each commit after the first catch-up (a power loss loses nothing)
+  int64_t samples_after_ms = kNever;  // SampleOptions::after_ms (a --backfill history's end)
 };
 
 struct EngineStats {
@@ -81,6 +83,8 @@ class Engine {
                      const std::function<Status(std::string_view, std::string_view)>& f);
 
   static constexpr char kMetaPrefix = 'm';
+  // Present once the first catch-up ended (MarkCaughtUp): samples have been queued since.
+  static constexpr std::string_view kCaughtUpKey = "mcaught_up";
   static constexpr char kFilePrefix = 'f';  // the caller's file cursors
 
  private:

@@ -84,6 +84,7 @@ void SeriesTable::TakeSamples(const SampleOptions& o,
         ts = std::min(s.pending_event_ms, o.now_ms);
       }
     }
+    if (o.after_ms != kNever && ts <= o.after_ms) ts = o.after_ms + 1;
     if (s.last_sample_ms != kNever && ts <= s.last_sample_ms) ts = s.last_sample_ms + 1;
     if (!s.unsent) ++stats->resent;
 

@@ -61,6 +61,9 @@ struct SampleOptions {
   int64_t resend_before_ms = kNever;
   // Also every series, changed or not (first samples after a catch-up).
   bool all = false;
+  // Every sample is stamped after this instant (the end of a history sent by --backfill, whose
+  // samples the live ones must follow). kNever: no floor.
+  int64_t after_ms = kNever;
 };
 
 struct SampleStats {

@@ -18,10 +18,10 @@
 #include "exposition/text_format.h"
 #include "http/http_client.h"
 #include "metrics/metrics.h"
+#include "remote_write/history_backfill.h"
 #include "remote_write/remote_write_sender.h"
 #include "tools/common/output.h"
 #include "tools/replay/progress.h"
-#include "tools/replay/remote_write_backfill.h"
 #include "tools/replay/report.h"
 #include "transcript/discovery.h"
 

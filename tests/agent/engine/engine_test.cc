@@ -266,6 +266,34 @@ TEST(Engine, SampleTimestampsAreEventTimesClampedToNowAndAscending) {
   EXPECT_EQ(requests_sample(h.Drain(true)).timestamp_ms, kNow + 2001);
 }
 
+// After a --backfill, the live samples follow the history's end: a recent line's sample (its
+// event time would go before that end) is stamped just after it.
+TEST(Engine, SamplesFollowABackfilledHistorysEnd) {
+  Harness h;
+  h.options.samples_after_ms = kNow - 1000;
+  h.Reopen();
+  LineParser parser;
+  ParsedLine line;
+  parser.Parse(
+      Assistant("s1", "/w/p", kNow - 30000, "m1", "claude-opus-4-6", 10, 0, false, {}, 0).dump(),
+      &line);
+  ASSERT_TRUE(h.engine->AddLine(line).ok());
+  ASSERT_TRUE(h.engine->Commit({}, kNow).ok());
+  ASSERT_TRUE(h.engine->MarkCaughtUp(kNow).ok());
+  size_t samples = 0, at_floor = 0;
+  for (const auto& r : h.Drain(true)) {
+    for (const auto& series : r.series) {
+      for (const auto& sample : series.samples) {
+        EXPECT_GT(sample.timestamp_ms, kNow - 1000);    // never at or before the history's end
+        at_floor += sample.timestamp_ms == kNow - 999;  // the line's series (others: now)
+        ++samples;
+      }
+    }
+  }
+  EXPECT_GT(samples, 0u);
+  EXPECT_GT(at_floor, 0u);
+}
+
 TEST(Engine, UnchangedSeriesAreResentAfterTheIntervalOnlyWhenTheOutboxIsEmpty) {
   Harness h;
   h.options.resend_interval_ms = 15000;

@@ -1,4 +1,4 @@
-#include "tools/replay/remote_write_backfill.h"
+#include "remote_write/history_backfill.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -16,8 +16,13 @@ namespace {
 class BatchingSink : public HistorySink {
  public:
   BatchingSink(size_t per_request, RemoteWriteSender* sender, BackfillStats* stats,
-               std::stop_token stop)
-      : per_request_(per_request), sender_(sender), stats_(stats), stop_(std::move(stop)) {}
+               std::stop_token stop,
+               const std::vector<std::pair<std::string, std::string>>* extra_labels)
+      : per_request_(per_request),
+        sender_(sender),
+        stats_(stats),
+        stop_(std::move(stop)),
+        extra_labels_(extra_labels) {}
 
   void BeginFamily(const FamilyDesc& d) override {
     metadata_.push_back(rw::Metadata{
@@ -37,6 +42,7 @@ class BatchingSink : public HistorySink {
         if (!v.empty()) ps.labels.emplace_back((*hs.label_names)[i], v);
       }
       if (hs.extra_name) ps.labels.emplace_back(hs.extra_name, hs.extra_value);
+      for (const auto& l : *extra_labels_) ps.labels.push_back(l);
     }
     if (ps.slot == kNoSlot) {
       ps.slot = uint32_t(request_.series.size());
@@ -94,6 +100,7 @@ class BatchingSink : public HistorySink {
   RemoteWriteSender* sender_;
   BackfillStats* stats_;
   std::stop_token stop_;
+  const std::vector<std::pair<std::string, std::string>>* extra_labels_;
   Status status_;
   std::vector<rw::Metadata> metadata_;
   bool metadata_sent_ = false;
@@ -111,8 +118,10 @@ class BatchingSink : public HistorySink {
 
 Status BackfillRemoteWrite(const std::vector<FamilyEvents>& families, int64_t step_ms,
                            size_t max_samples_per_send, RemoteWriteSender* sender,
-                           BackfillStats* stats, std::stop_token stop) {
-  BatchingSink sink(std::max<size_t>(1, max_samples_per_send), sender, stats, std::move(stop));
+                           BackfillStats* stats, std::stop_token stop,
+                           const std::vector<std::pair<std::string, std::string>>& extra_labels) {
+  BatchingSink sink(std::max<size_t>(1, max_samples_per_send), sender, stats, std::move(stop),
+                    &extra_labels);
   HistoryStats hs = EmitHistoryInTimeOrder(families, step_ms, &sink);
   stats->end_ms = hs.end_ms;
   return sink.Finish();

@@ -1,6 +1,6 @@
 // BackfillRemoteWrite with a transport that decodes what it receives: the requests carry exactly
 // the history's samples, in time order across requests, each series ascending, metadata first.
-#include "tools/replay/remote_write_backfill.h"
+#include "remote_write/history_backfill.h"
 
 #include <gtest/gtest.h>
 
@@ -119,6 +119,28 @@ TEST(RemoteWriteBackfill, SendsTheHistoryInTimeOrderAndNothingElse) {
   EXPECT_EQ(stats.requests, transport.requests.size());
   EXPECT_EQ(transport.requests[0].metadata[0],
             (rw::Metadata{rw::MetricKind::kCounter, "claude_tokens", "Tokens.", "tokens"}));
+}
+
+// The agent's --label k=v: every series carries them, besides its own labels.
+TEST(RemoteWriteBackfill, ExtraLabelsAreOnEverySeries) {
+  DecodingTransport transport;
+  Harness h(&transport);
+  BackfillStats stats;
+  ASSERT_TRUE(
+      BackfillRemoteWrite(Families(), 60000, 50, &h.sender, &stats, {}, {{"team", "core"}}).ok());
+  size_t series = 0;
+  for (const rw::WriteRequest& req : transport.requests) {
+    for (const rw::Series& s : req.series) {
+      ++series;
+      EXPECT_NE(std::find(s.labels.begin(), s.labels.end(),
+                          std::pair<std::string, std::string>("team", "core")),
+                s.labels.end());
+      EXPECT_NE(std::find_if(s.labels.begin(), s.labels.end(),
+                             [](const auto& l) { return l.first == "device"; }),
+                s.labels.end());
+    }
+  }
+  EXPECT_GT(series, 0u);
 }
 
 TEST(RemoteWriteBackfill, StopsAtARejectedRequestAndSaysHowFarItGot) {

@@ -2,17 +2,19 @@
 // sent in ascending time order in requests of at most `max_samples_per_send` samples, so that
 // each series' samples arrive in order across requests, as the remote-write spec requires and
 // as a Prometheus without an out-of-order window needs when its TSDB holds nothing newer.
-// The first request also carries the families' metadata (TYPE/HELP/UNIT).
+// The first request also carries the families' metadata (TYPE/HELP/UNIT). Shared by
+// `ccmon-replay remote-write` and `ccmon-agent --backfill`.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <stop_token>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
-#include "metrics/metrics.h"
+#include "exposition/family.h"
 #include "remote_write/remote_write_sender.h"
 
 namespace ccmon {
@@ -31,8 +33,10 @@ struct BackfillStats {
 // Sends the history; stops at the first request that is rejected, given up on or stopped (the
 // error names it and says how much was already stored; stats->failed_send has its result).
 // `sender` is borrowed; `stop` is passed to every Send().
-Status BackfillRemoteWrite(const std::vector<FamilyEvents>& families, int64_t step_ms,
-                           size_t max_samples_per_send, RemoteWriteSender* sender,
-                           BackfillStats* stats, std::stop_token stop = {});
+// `extra_labels` (e.g. the agent's --label k=v) are added to every series.
+Status BackfillRemoteWrite(
+    const std::vector<FamilyEvents>& families, int64_t step_ms, size_t max_samples_per_send,
+    RemoteWriteSender* sender, BackfillStats* stats, std::stop_token stop = {},
+    const std::vector<std::pair<std::string, std::string>>& extra_labels = {});
 
 }  // namespace ccmon
