@@ -32,11 +32,10 @@ Status BackfillHistory(const BackfillOptions& options, std::stop_token stop,
   RealHttpTransport transport(options.http);
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
-  RemoteWriteSender sender(options.sender, &transport, options.clock,
-                           [&] { return uniform(rng); });
+  RemoteWriteSender sender(options.sender, &transport, options.clock, [&] { return uniform(rng); });
   BackfillStats stats;
-  Status s = BackfillRemoteWrite(families, options.step_ms, options.max_samples_per_send,
-                                 &sender, &stats, stop, options.static_labels);
+  Status s = BackfillRemoteWrite(families, options.step_ms, options.max_samples_per_send, &sender,
+                                 &stats, stop, options.static_labels);
   result->series = stats.series;
   result->samples_sent = stats.samples_sent;
   result->requests = stats.requests;

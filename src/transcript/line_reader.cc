@@ -1,6 +1,7 @@
 #include "transcript/line_reader.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 namespace ccmon {
@@ -9,7 +10,8 @@ LineReader::LineReader(SequentialFile* file, uint64_t start_offset, Options opti
                        LineBuffer* buffer)
     : file_(file), options_(options), buffer_(buffer ? buffer : &own_), consumed_(start_offset) {
   if (buffer_->data == nullptr || buffer_->capacity < options_.chunk_bytes) {
-    buffer_->data.reset(new char[options_.chunk_bytes + kPadding]);
+    buffer_->data.reset(static_cast<char*>(std::malloc(options_.chunk_bytes + kPadding)));
+    if (buffer_->data == nullptr) std::abort();  // as new[] would throw: out of memory
     buffer_->capacity = options_.chunk_bytes;
   }
 }
@@ -36,10 +38,11 @@ bool LineReader::Fill() {
       new_capacity = options_.chunk_bytes;  // a long line is behind us: give the memory back
     }
     if (new_capacity != capacity) {
-      std::unique_ptr<char[]> grown(new char[new_capacity + kPadding]);
-      std::memcpy(grown.get(), buffer_->data.get(), end_);
-      stats_.bytes_copied += end_;
-      buffer_->data = std::move(grown);
+      char* grown = static_cast<char*>(std::realloc(buffer_->data.get(), new_capacity + kPadding));
+      if (grown == nullptr) std::abort();  // as new[] would throw: out of memory
+      (void)buffer_->data.release();       // realloc took it
+      buffer_->data.reset(grown);
+      stats_.bytes_copied += end_;  // at most (realloc may move the bytes)
       buffer_->capacity = capacity = new_capacity;
     }
   }
