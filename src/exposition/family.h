@@ -11,7 +11,9 @@
 
 namespace ccmon {
 
-enum class MetricType { kCounter, kHistogram };
+// A gauge is a current value that may fall (written without "_total"); only the agent has one
+// (claude_active_sessions), and only as totals (text_format.h TotalsText).
+enum class MetricType { kCounter, kHistogram, kGauge };
 
 struct FamilyDesc {
   std::string name;  // OpenMetrics family name; counters get "_total" on their samples

@@ -9,6 +9,18 @@ std::string SampleName(const FamilyDesc& d, bool /*openmetrics*/) {
   return d.type == MetricType::kCounter ? d.name + "_total" : d.name;
 }
 
+const char* TypeName(MetricType t) {
+  switch (t) {
+    case MetricType::kCounter:
+      return " counter\n";
+    case MetricType::kGauge:
+      return " gauge\n";
+    case MetricType::kHistogram:
+      break;
+  }
+  return " histogram\n";
+}
+
 // Sums a family's events per series.
 FamilyTotals Totals(const FamilyEvents& f) {
   const FamilyDesc& d = f.desc;
@@ -21,7 +33,7 @@ FamilyTotals Totals(const FamilyEvents& f) {
   }
   for (const MetricEvent& e : f.events) {
     SeriesTotal& st = t.series[e.series];
-    if (d.type == MetricType::kCounter) {
+    if (d.type != MetricType::kHistogram) {  // a gauge's events add up to its value too
       st.value += e.delta;
       continue;
     }
@@ -36,20 +48,20 @@ FamilyTotals Totals(const FamilyEvents& f) {
 void WriteFamily(const FamilyTotals& f, bool openmetrics, std::string* out) {
   const FamilyDesc& d = f.desc;
   if (openmetrics) {
-    *out += "# TYPE " + d.name + (d.type == MetricType::kCounter ? " counter\n" : " histogram\n");
+    *out += "# TYPE " + d.name + TypeName(d.type);
     if (!d.unit.empty()) *out += "# UNIT " + d.name + " " + d.unit + "\n";
     *out += "# HELP " + d.name + " " + EscapeHelp(d.help) + "\n";
   } else {
     std::string n = SampleName(d, false);
     *out += "# HELP " + n + " " + EscapeHelp(d.help) + "\n";
-    *out += "# TYPE " + n + (d.type == MetricType::kCounter ? " counter\n" : " histogram\n");
+    *out += "# TYPE " + n + TypeName(d.type);
   }
   std::vector<const SeriesTotal*> order;
   order.reserve(f.series.size());
   for (const SeriesTotal& st : f.series) order.push_back(&st);
   std::sort(order.begin(), order.end(),
             [](const SeriesTotal* a, const SeriesTotal* b) { return a->labels < b->labels; });
-  if (d.type == MetricType::kCounter) {
+  if (d.type != MetricType::kHistogram) {
     for (const SeriesTotal* st : order) {
       *out += SampleName(d, openmetrics) + LabelString(d.label_names, st->labels) + " " +
               FormatValue(st->value, d.usd) + "\n";
@@ -60,7 +72,7 @@ void WriteFamily(const FamilyTotals& f, bool openmetrics, std::string* out) {
   for (const SeriesTotal* st : order) {
     const auto& labels = st->labels;
     for (size_t b = 0; b <= bounds.size(); ++b) {
-      std::string le = b < bounds.size() ? FormatValue(bounds[b], true) : "+Inf";
+      std::string le = b < bounds.size() ? FormatValue(bounds[b], d.usd) : "+Inf";
       uint64_t v = b < bounds.size() ? st->buckets[b] : st->count;
       *out += d.name + "_bucket" + LabelString(d.label_names, labels, "le", &le) + " " +
               std::to_string(v) + "\n";
@@ -68,7 +80,7 @@ void WriteFamily(const FamilyTotals& f, bool openmetrics, std::string* out) {
     *out += d.name + "_count" + LabelString(d.label_names, labels) + " " +
             std::to_string(st->count) + "\n";
     *out += d.name + "_sum" + LabelString(d.label_names, labels) + " " +
-            FormatValue(st->value, true) + "\n";
+            FormatValue(st->value, d.usd) + "\n";
   }
 }
 

@@ -36,6 +36,11 @@ const std::vector<Pico>& CostPerRequestBuckets() {
   return b;
 }
 
+const std::vector<Pico>& SessionDurationBuckets() {
+  static const std::vector<Pico> b = {60, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400};
+  return b;
+}
+
 const std::array<FamilyDesc, kMetricFamilyCount>& FamilyCatalogue() {
   using T = MetricType;
   static const std::array<FamilyDesc, kMetricFamilyCount> catalogue = {
@@ -68,6 +73,27 @@ const std::array<FamilyDesc, kMetricFamilyCount>& FamilyCatalogue() {
            "", false, {"device", "project"}),
       Desc("ccmon_skipped_lines", T::kCounter, "Transcript lines skipped as malformed, by reason.",
            "", false, {"reason"}),
+  };
+  return catalogue;
+}
+
+const std::array<FamilyDesc, kAgentFamilyCount>& AgentFamilyCatalogue() {
+  static const std::array<FamilyDesc, kAgentFamilyCount> catalogue = {
+      FamilyDesc{"claude_active_sessions",
+                 MetricType::kGauge,
+                 "Claude Code sessions with a request in the last 5 minutes (ccmon-agent only).",
+                 "",
+                 false,
+                 {"device"},
+                 {}},
+      FamilyDesc{"claude_session_duration_seconds",
+                 MetricType::kHistogram,
+                 "Claude Code session durations (first to last line), observed once a session has "
+                 "been idle for 30 minutes (ccmon-agent only).",
+                 "seconds",
+                 false,
+                 {"device"},
+                 SessionDurationBuckets()},
   };
   return catalogue;
 }
@@ -105,6 +131,14 @@ SeriesIncrement ApiErrorContribution(std::string_view device) {
 
 SeriesIncrement UserPromptContribution(std::string_view device, std::string_view project) {
   return Increment(MetricFamily::kUserPrompts, {device, project}, 1);
+}
+
+SeriesIncrement ActiveSessionsValue(std::string_view device, uint64_t sessions) {
+  return Increment(MetricFamily::kActiveSessions, {device}, PicoSum(sessions));
+}
+
+SeriesIncrement SessionDurationObservation(std::string_view device, int64_t seconds) {
+  return Increment(MetricFamily::kSessionDuration, {device}, seconds < 0 ? 0 : seconds);
 }
 
 }  // namespace ccmon

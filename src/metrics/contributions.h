@@ -40,17 +40,34 @@ enum class MetricFamily : uint8_t {
   kUnpricedTokens,     // claude_unpriced_tokens_total{device,model}
   kUserPrompts,        // claude_user_prompts_total{device,project}
   kSkippedLines,       // ccmon_skipped_lines_total{reason}
+  // The agent's own claude_* families (docs/accounting.md A41): live state that a history
+  // cannot give, so replay never writes them. Their values follow the others so that the
+  // replay families keep their numbers (the agent persists series keys by this byte).
+  kActiveSessions,   // claude_active_sessions{device} (gauge)
+  kSessionDuration,  // claude_session_duration_seconds{device} (histogram, seconds)
 };
 inline constexpr size_t kClaudeFamilyCount = 11;  // MetricFamily values before kSkippedLines
-inline constexpr size_t kMetricFamilyCount = 12;
+inline constexpr size_t kMetricFamilyCount = 12;  // the families of FamilyCatalogue()
+inline constexpr size_t kAgentFamilyCount = 2;    // kActiveSessions, kSessionDuration
 
 // Upper bounds of claude_cost_per_request_usd, in pico-dollars (+Inf is implicit; A34).
 const std::vector<Pico>& CostPerRequestBuckets();
 
+// Upper bounds of claude_session_duration_seconds, in whole seconds (+Inf is implicit; A41):
+// 1, 5, 10 and 30 minutes, 1, 2, 4 and 8 hours, 1 day.
+const std::vector<Pico>& SessionDurationBuckets();
+
 // The descriptor (name, type, help, unit, label names, buckets) of every family, indexed by
 // MetricFamily. Built once; the reference is valid for the life of the program.
 const std::array<FamilyDesc, kMetricFamilyCount>& FamilyCatalogue();
-inline const FamilyDesc& DescribeFamily(MetricFamily f) { return FamilyCatalogue()[size_t(f)]; }
+// The agent-only families, indexed by MetricFamily minus kMetricFamilyCount.
+const std::array<FamilyDesc, kAgentFamilyCount>& AgentFamilyCatalogue();
+inline bool IsAgentFamily(MetricFamily f) { return size_t(f) >= kMetricFamilyCount; }
+// Any family, agent-only ones included. Precondition: `f` is a MetricFamily value.
+inline const FamilyDesc& DescribeFamily(MetricFamily f) {
+  return IsAgentFamily(f) ? AgentFamilyCatalogue()[size_t(f) - kMetricFamilyCount]
+                          : FamilyCatalogue()[size_t(f)];
+}
 
 // The most label values of any family (claude_tokens_total).
 inline constexpr size_t kMaxLabelValues = 4;
@@ -115,5 +132,12 @@ SeriesIncrement ApiErrorContribution(std::string_view device);
 // claude_user_prompts_total{device,project} += 1, per prompt a person typed (distinct line uuid),
 // at its line's time, in the project of its cwd (A38).
 SeriesIncrement UserPromptContribution(std::string_view device, std::string_view project);
+
+// The agent's session series (A41). claude_active_sessions{device} is a gauge: `delta` is its
+// new value (sessions with a request in the last 5 minutes), not an increment.
+SeriesIncrement ActiveSessionsValue(std::string_view device, uint64_t sessions);
+// claude_session_duration_seconds{device} observes one session's duration, in whole seconds
+// (its last line's time minus its first's, rounded down; negative counts as 0).
+SeriesIncrement SessionDurationObservation(std::string_view device, int64_t seconds);
 
 }  // namespace ccmon

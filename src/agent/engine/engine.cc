@@ -37,6 +37,9 @@ Status Engine::Open(const EngineOptions& options, KvStore* store, Outbox* outbox
   s = store->Get(kCaughtUpKey, &v);
   if (s.ok()) {
     e->caught_up_ = true;
+    // A41: after the catch-up the open sessions are the recent ones; all of them are tracked in
+    // memory (during it they are read back as their lines come, and at its end).
+    if (Status rs = e->live_->RestoreOpenSessions(); !rs.ok()) return rs;
   } else if (s.code() != Status::Code::kNotFound) {
     return s;
   }
@@ -70,6 +73,12 @@ Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_
   // At the end of the catch-up every file has been read to its end: requests whose copies are
   // all old are settled now, so the histogram's first samples hold them too.
   if (Status s = live_->Settle(now_ms, /*by_event_time_only=*/all_series); !s.ok()) return s;
+  // A41, in the same batch: sessions idle for 30 minutes are observed and leave the open set;
+  // the active-sessions gauge is recomputed (so it falls by itself at the resend ticks).
+  const SessionPhase phase = all_series   ? SessionPhase::kCatchUpEnd
+                             : caught_up_ ? SessionPhase::kLive
+                                          : SessionPhase::kCatchingUp;
+  if (Status s = live_->UpdateSessions(now_ms, phase); !s.ok()) return s;
   WriteBatch batch;
   uint64_t queued = 0;
   SampleStats sample_stats;

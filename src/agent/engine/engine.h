@@ -11,7 +11,13 @@
 // First start over an existing history: until MarkCaughtUp(), commits queue no samples (the
 // counters are persisted, so a crash during the catch-up resumes it); MarkCaughtUp() then queues
 // every series at its historical total, so each series' first sample is its total and
-// increase() shows no spike (issue 7 §4).
+// increase() shows no spike (issue 7 §4). The session series follow the same principle (A41):
+// the sessions of the history are all open until MarkCaughtUp(), which observes every one idle
+// for 30 minutes at once, in the batch that queues the first samples.
+//
+// Every commit also recomputes claude_active_sessions and closes the sessions that went idle, so
+// the caller's commits at the resend interval (with or without new lines) make the gauge fall
+// to 0 by itself; no timer of its own.
 //
 // After a failed Commit the in-memory state is ahead of the store: the Engine must be destroyed
 // and reopened (Open reads everything back from the store), and the caller must re-read from
@@ -75,8 +81,13 @@ class Engine {
 
   const EngineStats& stats() const { return stats_; }
   const LiveStats& live_stats() const { return live_->stats(); }
-  // The claude_* families as text (0.0.4, or OpenMetrics without "# EOF"), for pull mode.
-  std::string Exposition(bool openmetrics) const { return live_->series().Exposition(openmetrics); }
+  // The current series (tests, status).
+  const SeriesTable& series() const { return live_->series(); }
+  // The claude_* families as text (0.0.4, or OpenMetrics without "# EOF"), for pull mode: replay's
+  // families, then (with `agent_families`) the agent's session series (A41).
+  std::string Exposition(bool openmetrics, bool agent_families = true) const {
+    return live_->series().Exposition(openmetrics, agent_families);
+  }
 
   // Reads the caller's records (file cursors) by prefix.
   Status ScanRecords(std::string_view prefix,

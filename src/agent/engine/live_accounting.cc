@@ -302,6 +302,9 @@ const std::string& LiveAccounting::LabelOf(CappedLabeler& labeler, char kind,
 Status LiveAccounting::AddLine(const ParsedLine& line) {
   if (line.kind == LineKind::kUsage) return AddUsage(line);
   if (line.kind != LineKind::kPrompt) return Status::Ok();
+  // A41: every prompt line, copies included, extends its session's span.
+  if (Status s = TouchSession(line.session_id, line.timestamp_ms, false, std::nullopt); !s.ok())
+    return s;
   // A38: once per uuid, in the project of its first copy read.
   std::string key(1, kPromptPrefix);
   Ledger::AppendPromptKey(line.uuid, &key);
@@ -338,12 +341,15 @@ Status LiveAccounting::AddUsage(const ParsedLine& line) {
     const std::string* rec = nullptr;
     if (Status s = Lookup(key, &rec); !s.ok()) return s;
     const std::string& project = LabelOf(projects_, 'p', line.cwd);
+    const bool known = rec != nullptr;
     if (!rec) {
       series_.Apply(SessionStartContribution(options_.device, project), line.timestamp_ms);
       Put(key, project);
     } else if (*rec != project) {
       ++stats_.conflicts;
     }
+    // A41: every request line, copies included, extends its session's span.
+    if (Status s = TouchSession(line.session_id, line.timestamp_ms, true, known); !s.ok()) return s;
   }
   // A33: a tool call once per tool_use id, under the name of its first copy read.
   for (const ToolUse& t : line.tool_uses) {
@@ -489,6 +495,177 @@ Status LiveAccounting::Settle(int64_t now_ms, bool by_event_time_only) {
     for (const auto& [k, p] : pending_) pending_by_session_[p.session].push_back(k);
     pending_listed_ = pending_.size();
   }
+  return Status::Ok();
+}
+
+// An open session's record (docs/store-format.md, "Agent state": d<sessionId>).
+std::string LiveAccounting::OpenSession::Encode() const {
+  std::string r;
+  r.push_back(char(kRecordVersion));
+  PutSignedVarint(&r, first_ms);
+  PutSignedVarint(&r, last_ms);
+  PutSignedVarint(&r, last_request_ms);
+  r.push_back(char(has_request | observed << 1));
+  return r;
+}
+
+bool LiveAccounting::OpenSession::Decode(std::string_view in) {
+  Reader r(in);
+  uint8_t version = 0, flags = 0;
+  if (!r.Byte(&version) || version != kRecordVersion || !r.SignedVarint(&first_ms) ||
+      !r.SignedVarint(&last_ms) || !r.SignedVarint(&last_request_ms) || !r.Byte(&flags) ||
+      !r.done() || flags > 3 || first_ms > last_ms) {
+    return false;
+  }
+  has_request = flags & 1;
+  observed = flags & 2;
+  changed = false;
+  seen_ms = kNever;
+  return true;
+}
+
+Status LiveAccounting::TouchSession(std::string_view session, int64_t event_ms, bool is_request,
+                                    std::optional<bool> known) {
+  scratch_.assign(session);
+  auto it = open_sessions_.find(scratch_);
+  if (it == open_sessions_.end()) {
+    // Not in memory: open in the store (an old session during the catch-up), closed, or new.
+    const std::string key = std::string(1, kOpenSessionPrefix) + scratch_;
+    const std::string* rec = nullptr;
+    if (Status s = Lookup(key, &rec); !s.ok()) return s;
+    OpenSession open;
+    if (rec) {
+      if (!open.Decode(*rec)) return Status::Corruption("agent state: malformed session record");
+    } else {
+      if (!known) {  // a prompt line: was the session counted (A32) before?
+        const std::string* counted = nullptr;
+        if (Status s = Lookup(std::string(1, kSessionPrefix) + scratch_, &counted); !s.ok())
+          return s;
+        known = counted != nullptr;
+      }
+      // Counted but not open: its duration was observed (or it predates A41). It comes back
+      // for claude_active_sessions only.
+      open.observed = *known;
+      if (open.observed) ++stats_.sessions_reopened;
+      open.first_ms = open.last_ms = event_ms;
+    }
+    it = open_sessions_.emplace(std::string(session), open).first;
+  }
+  OpenSession& o = it->second;
+  o.first_ms = std::min(o.first_ms, event_ms);
+  o.last_ms = std::max(o.last_ms, event_ms);
+  if (is_request) {
+    o.has_request = true;
+    o.last_request_ms = std::max(o.last_request_ms, event_ms);
+  }
+  o.changed = true;
+  o.seen_ms = kNever;
+  return Status::Ok();
+}
+
+bool LiveAccounting::IsActive(const OpenSession& s, int64_t now_ms) const {
+  return s.has_request && now_ms - std::min(s.last_request_ms, now_ms) < options_.active_window_ms;
+}
+
+void LiveAccounting::CloseSession(const std::string& session, const OpenSession& s,
+                                  int64_t now_ms) {
+  // Once per session: a session with a request (A32) that was not observed before. The
+  // observation's event time is when the session became idle (at most now).
+  if (s.has_request && !s.observed) {
+    const int64_t seconds = (s.last_ms - s.first_ms) / 1000;
+    series_.Apply(SessionDurationObservation(options_.device, seconds),
+                  std::min(s.last_ms + options_.session_idle_ms, now_ms));
+    ++stats_.sessions_observed;
+  }
+  Erase(std::string(1, kOpenSessionPrefix) + session);
+}
+
+Status LiveAccounting::UpdateSessions(int64_t now_ms, SessionPhase phase) {
+  if (!session_series_ensured_) {
+    series_.Ensure(SessionDurationObservation(options_.device, 0));
+    session_series_ensured_ = true;
+  }
+  stats_.max_sessions_in_memory =
+      std::max<uint64_t>(stats_.max_sessions_in_memory, open_sessions_.size());
+  uint64_t active = 0;
+  for (auto it = open_sessions_.begin(); it != open_sessions_.end();) {
+    OpenSession& s = it->second;
+    if (s.changed) {
+      // A clock ahead of ours must not keep a session open (or active) into the future.
+      s.first_ms = std::min(s.first_ms, now_ms);
+      s.last_ms = std::min(s.last_ms, now_ms);
+      if (s.has_request) s.last_request_ms = std::min(s.last_request_ms, now_ms);
+      Put(std::string(1, kOpenSessionPrefix) + it->first, s.Encode());
+      s.changed = false;
+    }
+    if (s.seen_ms == kNever) s.seen_ms = now_ms;
+    const bool idle = now_ms - s.last_ms >= options_.session_idle_ms;
+    bool close = false, forget = false;
+    switch (phase) {
+      case SessionPhase::kCatchingUp:
+        forget = idle;  // stays open in the store until the catch-up's end
+        break;
+      case SessionPhase::kCatchUpEnd:
+        close = idle;
+        break;
+      case SessionPhase::kLive:
+        close = idle && now_ms - s.seen_ms >= options_.settle_after_ms;
+        break;
+    }
+    if (close) CloseSession(it->first, s, now_ms);
+    if (close || forget) {
+      it = open_sessions_.erase(it);
+      continue;
+    }
+    if (IsActive(s, now_ms)) ++active;
+    ++it;
+  }
+  if (phase == SessionPhase::kCatchUpEnd) {
+    // The open sessions of the store that are not in memory (those forgotten during the
+    // catch-up): idle ones are closed, recent ones come back to memory. A record changed since
+    // the last write is in the cache (dirty), which overrides the store.
+    const std::string prefix(1, kOpenSessionPrefix);
+    Status s = reader_->Scan(prefix, [&](std::string_view key, std::string_view value) {
+      std::string session(key.substr(1));
+      if (open_sessions_.count(session)) return Status::Ok();
+      auto c = cache_.find(std::string(key));
+      if (c != cache_.end() && c->second.dirty) {
+        if (!c->second.value) return Status::Ok();  // closed in this commit
+        value = *c->second.value;
+      }
+      OpenSession o;
+      if (!o.Decode(value)) return Status::Corruption("agent state: malformed session record");
+      if (now_ms - o.last_ms >= options_.session_idle_ms) {
+        CloseSession(session, o, now_ms);
+        return Status::Ok();
+      }
+      o.seen_ms = now_ms;
+      if (IsActive(o, now_ms)) ++active;
+      open_sessions_.emplace(std::move(session), o);
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+  }
+  series_.Set(ActiveSessionsValue(options_.device, active), now_ms);
+  stats_.active_sessions = active;
+  stats_.sessions_in_memory = open_sessions_.size();
+  stats_.max_sessions_in_memory =
+      std::max<uint64_t>(stats_.max_sessions_in_memory, open_sessions_.size());
+  return Status::Ok();
+}
+
+Status LiveAccounting::RestoreOpenSessions() {
+  Status s = reader_->Scan(
+      std::string(1, kOpenSessionPrefix), [&](std::string_view key, std::string_view value) {
+        OpenSession o;
+        if (!o.Decode(value)) return Status::Corruption("agent state: malformed session record");
+        open_sessions_[std::string(key.substr(1))] = o;  // seen_ms: at the next UpdateSessions
+        return Status::Ok();
+      });
+  if (!s.ok()) return s;
+  series_.Ensure(SessionDurationObservation(options_.device, 0));
+  session_series_ensured_ = true;
+  stats_.sessions_in_memory = open_sessions_.size();
   return Status::Ok();
 }
 

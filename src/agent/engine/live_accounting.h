@@ -16,6 +16,12 @@
 // session was read, or it has been quiet for `settle_after` (its newest copy's event time, and
 // the time it was read).
 //
+// Sessions (A41): every request line and prompt line extends the span (first and last event
+// time) of the session it names, and its newest request time. The open sessions (not yet
+// observed in claude_session_duration_seconds) are records of the store too; in memory are only
+// the recent ones. UpdateSessions(), at each commit, closes the sessions idle for 30 minutes
+// (observing their duration once) and sets claude_active_sessions.
+//
 // Not thread-safe: the engine's thread owns it.
 #pragma once
 
@@ -60,6 +66,24 @@ struct LiveOptions {
   std::vector<std::pair<std::string, std::string>> static_labels;
   int64_t settle_after_ms = 60000;
   size_t cache_records = 10000;  // clean records kept in memory (~250 B each)
+  // A41: a session is active while its newest request is this recent, and is closed (its
+  // duration observed) once its newest line is this old.
+  int64_t active_window_ms = 5 * 60000;
+  int64_t session_idle_ms = 30 * 60000;
+};
+
+// Where the agent is in its life, for the session rules (A41).
+enum class SessionPhase {
+  // The first catch-up: no session is closed (a file not read yet may still extend it), and
+  // sessions idle for session_idle_ms leave memory (their records stay in the store).
+  kCatchingUp,
+  // Its end (every file was read): every open session idle for session_idle_ms by its event
+  // times is closed at once, those of the store included.
+  kCatchUpEnd,
+  // Afterwards: a session is closed once idle for session_idle_ms by its event times and no line
+  // of it has been read for settle_after_ms (a backlog read over several commits may still hold
+  // some of its lines).
+  kLive,
 };
 
 struct LiveStats {
@@ -69,6 +93,12 @@ struct LiveStats {
   uint64_t observed = 0;      // requests observed in the histogram
   uint64_t pending = 0;       // requests waiting to be settled
   uint64_t record_reads = 0;  // cache misses that went to the store
+  // A41
+  uint64_t sessions_in_memory = 0;      // open sessions held in memory (the recent ones)
+  uint64_t sessions_observed = 0;       // durations observed (by this process)
+  uint64_t sessions_reopened = 0;       // closed sessions that had lines again (not re-observed)
+  uint64_t active_sessions = 0;         // the gauge's value at the last UpdateSessions
+  uint64_t max_sessions_in_memory = 0;  // the most open sessions in memory at a commit
 };
 
 class LiveAccounting {
@@ -88,17 +118,29 @@ class LiveAccounting {
   // the end of the catch-up (every file was read to its end, so no copy is still on its way).
   Status Settle(int64_t now_ms, bool by_event_time_only = false);
 
+  // A41 at wall time `now_ms` (see SessionPhase): writes the changed open-session records (event
+  // times later than `now_ms` count as `now_ms`: a clock ahead of ours), closes the idle
+  // sessions (observing each duration at most once, removing its open record: both in the next
+  // TakeChanges), and sets claude_active_sessions. kCatchUpEnd scans the store's open sessions.
+  // Errors as AddLine's.
+  Status UpdateSessions(int64_t now_ms, SessionPhase phase);
+  // Loads every open session of the store into memory (once the first catch-up is over there
+  // are few: those of the last 30 minutes), and creates both session series. Call once after
+  // Open when the catch-up is over.
+  Status RestoreOpenSessions();
+
   // Every record changed since the last call, to be written in one batch with the file offsets
   // and the outbox entries: (key, value), value nullopt = delete.
   void TakeChanges(std::vector<std::pair<std::string, std::optional<std::string>>>* out);
 
   SeriesTable& series() { return series_; }
+  const SeriesTable& series() const { return series_; }
   const LiveStats& stats() const { return stats_; }
 
   // Record key prefixes (docs/store-format.md).
   static constexpr char kRequestPrefix = 'r', kPendingPrefix = 'h', kSessionPrefix = 's',
                         kToolPrefix = 't', kPromptPrefix = 'p', kErrorPrefix = 'e',
-                        kLabelPrefix = 'l';
+                        kLabelPrefix = 'l', kOpenSessionPrefix = 'd';
 
  private:
   explicit LiveAccounting(const LiveOptions& options, RecordReader* reader);
@@ -113,6 +155,13 @@ class LiveAccounting {
   Status AddRequestLine(const ParsedLine& line);
   Status Observe(const std::string& key);
   void Trim();
+  struct OpenSession;
+  // A41: a request line (`is_request`) or prompt line of `session` at `event_ms`; `known`: the
+  // session has its A32 record (it was counted), nullopt when the caller did not look.
+  Status TouchSession(std::string_view session, int64_t event_ms, bool is_request,
+                      std::optional<bool> known);
+  void CloseSession(const std::string& session, const OpenSession& s, int64_t now_ms);
+  bool IsActive(const OpenSession& s, int64_t now_ms) const;
 
   LiveOptions options_;
   RecordReader* reader_;
@@ -149,6 +198,21 @@ class LiveAccounting {
   size_t pending_listed_ = 0;
   std::vector<std::string> settle_now_;  // keys whose session moved on
   std::string scratch_;
+
+  // A41: the open sessions held in memory, by sessionId (the store holds all of them: d<id>).
+  struct OpenSession {
+    int64_t first_ms = 0;
+    int64_t last_ms = 0;
+    int64_t last_request_ms = kNever;  // kNever: no request line yet (prompts only)
+    bool has_request = false;
+    bool observed = false;  // its duration was observed: lines after that reopen, never re-observe
+    bool changed = false;   // since its record was last written
+    int64_t seen_ms = kNever;  // the first UpdateSessions' time after its last change
+    std::string Encode() const;
+    bool Decode(std::string_view in);
+  };
+  std::unordered_map<std::string, OpenSession> open_sessions_;
+  bool session_series_ensured_ = false;
 };
 
 }  // namespace ccmon::agent

@@ -66,6 +66,16 @@ void SeriesTable::Apply(const SeriesIncrement& inc, int64_t event_ms) {
   s.unsent = s.unsaved = true;
 }
 
+void SeriesTable::Set(const SeriesIncrement& inc, int64_t event_ms) {
+  bool created = false;
+  SeriesState& s = Get(inc, &created);
+  if (s.value == inc.delta && !created) return;  // nothing changed
+  s.value = inc.delta;
+  // The newest change is this one: a gauge states its value as of `event_ms`.
+  s.pending_event_ms = event_ms;
+  s.unsent = s.unsaved = true;
+}
+
 void SeriesTable::TakeSamples(const SampleOptions& o,
                               std::vector<std::vector<rw::WriteRequest>>* out, SampleStats* stats) {
   const uint32_t shards = std::max<uint32_t>(o.shards, 1);
@@ -112,7 +122,8 @@ void SeriesTable::TakeSamples(const SampleOptions& o,
       add(d.name + "_count", nullptr, "", double(s.count));
       add(d.name + "_sum", nullptr, "", ToDouble(s.value, d.usd));
     } else {
-      add(d.name + "_total", nullptr, "", ToDouble(s.value, d.usd));
+      add(d.type == MetricType::kGauge ? d.name : d.name + "_total", nullptr, "",
+          ToDouble(s.value, d.usd));
     }
 
     const uint32_t shard = ShardOf(key, shards);
@@ -158,7 +169,10 @@ Status SeriesTable::Load(std::string_view key, std::string_view record) {
   if (key.size() < 2 || key[0] != kRecordPrefix) return bad();
   key.remove_prefix(1);
   const uint8_t family = uint8_t(key[0]);
-  if (family >= kClaudeFamilyCount) return bad();
+  if (family >= kClaudeFamilyCount &&
+      (family < kMetricFamilyCount || family >= kMetricFamilyCount + kAgentFamilyCount)) {
+    return bad();
+  }
   SeriesState s;
   s.family = MetricFamily(family);
   Reader lr(key.substr(1));
@@ -195,16 +209,27 @@ PicoSum SeriesTable::Value(MetricFamily family, const std::vector<std::string>& 
   return it == series_.end() ? 0 : it->second.value;
 }
 
-std::string SeriesTable::Exposition(bool openmetrics) const {
+std::string SeriesTable::Exposition(bool openmetrics, bool agent_families) const {
   std::vector<FamilyTotals> families(kClaudeFamilyCount);
   for (size_t f = 0; f < kClaudeFamilyCount; ++f) families[f].desc = FamilyCatalogue()[f];
+  std::vector<FamilyTotals> agent(kAgentFamilyCount);
+  for (size_t f = 0; f < kAgentFamilyCount; ++f) agent[f].desc = AgentFamilyCatalogue()[f];
   for (const auto& [key, s] : series_) {
     SeriesTotal t;
     t.labels = s.labels;
     t.value = s.value;
     t.buckets = s.buckets;
     t.count = s.count;
-    families[size_t(s.family)].series.push_back(std::move(t));
+    if (IsAgentFamily(s.family))
+      agent[size_t(s.family) - kMetricFamilyCount].series.push_back(std::move(t));
+    else
+      families[size_t(s.family)].series.push_back(std::move(t));
+  }
+  // Replay's families always (a family without series still has its HELP and TYPE, as replay
+  // writes it); the agent's only once they exist, so that text without them stays replay's.
+  if (agent_families) {
+    for (FamilyTotals& f : agent)
+      if (!f.series.empty()) families.push_back(std::move(f));
   }
   return TotalsText(families, openmetrics);
 }

@@ -2,12 +2,13 @@
 // them, and the samples that carry them to a remote-write receiver (docs/agent-design.md,
 // "Samples").
 //
-// A counter holds its cumulative value (a count, or pico-dollars for USD families); the
-// histogram claude_cost_per_request_usd holds its bucket counts, count and sum. Values only
-// rise: Apply() takes non-negative increments (the caller, LiveAccounting, never lowers a
-// counter). Each series remembers the timestamp of the last sample it queued, so that its
-// samples strictly ascend across commits and restarts, and the latest event time of the changes
-// not yet queued.
+// A counter holds its cumulative value (a count, or pico-dollars for USD families); a histogram
+// (claude_cost_per_request_usd, claude_session_duration_seconds) holds its bucket counts, count
+// and sum. Counters and histograms only rise: Apply() takes non-negative increments (the caller,
+// LiveAccounting, never lowers a counter). The one gauge, claude_active_sessions (A41), has its
+// own path, Set(): its value may fall, and a fall is no conflict. Each series remembers the
+// timestamp of the last sample it queued, so that its samples strictly ascend across commits and
+// restarts, and the latest event time of the changes not yet queued.
 //
 // Sample timestamps (issue 7 §4): the event time of the latest change, clamped to at most `now`
 // (a clock ahead of ours must not put samples in the future) and to at least the series'
@@ -80,9 +81,13 @@ class SeriesTable {
   explicit SeriesTable(std::vector<std::pair<std::string, std::string>> static_labels = {})
       : static_labels_(std::move(static_labels)) {}
 
-  // Adds `inc` (delta >= 0; for the histogram the observed value) at event time `event_ms`.
-  // Creates the series at 0 first when new.
+  // Adds `inc` (delta >= 0; for a histogram the observed value) at event time `event_ms`.
+  // Creates the series at 0 first when new. Precondition: `inc` is not a gauge's (use Set).
   void Apply(const SeriesIncrement& inc, int64_t event_ms);
+  // A gauge's new value (inc.delta, any sign) at event time `event_ms`: a change (or a new
+  // series) is sent like any other, with the same timestamp rule; an unchanged value is not.
+  // Precondition: `inc` is a gauge's.
+  void Set(const SeriesIncrement& inc, int64_t event_ms);
   // Creates the series at 0 when absent (it is then sent like any change).
   void Ensure(const SeriesIncrement& inc);
 
@@ -98,9 +103,10 @@ class SeriesTable {
   Status Load(std::string_view key, std::string_view record);
 
   // Text exposition 0.0.4 (or OpenMetrics without the final "# EOF") of every claude_* family,
-  // in catalogue order, series in label order: the text replay's `metrics` writes for the same
-  // totals (exposition/text_format.h TotalsText).
-  std::string Exposition(bool openmetrics) const;
+  // in catalogue order, series in label order: first replay's families, the text replay's
+  // `metrics` writes for the same totals (exposition/text_format.h TotalsText), then, with
+  // `agent_families`, the agent-only ones (A41) that have a series, with HELP and TYPE lines.
+  std::string Exposition(bool openmetrics, bool agent_families = true) const;
 
   const std::map<std::string, SeriesState>& series() const { return series_; }
   // The value of one counter series (tests, status); 0 when absent.

@@ -79,7 +79,7 @@ class IngestTest : public ::testing::TestWithParam<WatchMode> {
     // Settle everything, as at the end of a catch-up, then read the series.
     EXPECT_TRUE(engine_->Commit({}, kFarFuture).ok());
     EXPECT_TRUE(engine_->Commit({}, kFarFuture + 3600000).ok());
-    return engine_->Exposition(false);
+    return engine_->Exposition(false, /*agent_families=*/false);  // replay's families
   }
   // Appends `text`; complete_bytes_ counts the bytes up to each file's last newline.
   void Write(const std::string& rel, const std::string& text) {
