@@ -12,6 +12,10 @@ Through the fixed command line `ccmon-agent start --foreground --url URL --confi
      equality at the end, and the receiver refused nothing (no 4xx on its write handler, no
      out-of-order or duplicate samples): nothing lost, nothing counted twice.
 `ccmon-agent status --json --state-dir DIR` is read while the agent runs.
+The agent-only session series (docs/accounting.md A41) are left out of the equality; instead,
+after 1 and after 2, claude_session_duration_seconds_count equals the number of sessions
+(claude_sessions_total: every fixture session's last line is long past, so each is observed
+once) and claude_active_sessions is 0.
 """
 
 import json
@@ -57,13 +61,34 @@ def key_of(name, labels):
     return (name,) + tuple(sorted((k, v) for k, v in labels.items() if v != ""))
 
 
+AGENT_ONLY = ("claude_active_sessions", "claude_session_duration_seconds")
+
+
 def stored_series(server):
     out = {}
     for r in query(server, '{__name__=~"claude_.+",device="%s"}' % DEVICE):
         labels = dict(r["metric"])
         name = labels.pop("__name__")
+        if name.startswith(AGENT_ONLY):
+            continue
         out[key_of(name, labels)] = float(r["value"][1])
     return out
+
+
+def check_sessions(server, want, what, ck, deadline_s=30):
+    """A41: each session observed once (the fixtures' sessions are all long over), none active."""
+    sessions = sum(v for k, v in want.items() if k[0] == "claude_sessions_total")
+    deadline = time.monotonic() + deadline_s
+    got = None
+    while time.monotonic() < deadline:
+        count = query(server, 'claude_session_duration_seconds_count{device="%s"}' % DEVICE)
+        active = query(server, 'claude_active_sessions{device="%s"}' % DEVICE)
+        got = (float(count[0]["value"][1]) if count else None,
+               float(active[0]["value"][1]) if active else None)
+        if got == (sessions, 0.0):
+            break
+        time.sleep(0.2)
+    ck.eq("%s: session durations observed, active sessions" % what, got, (sessions, 0.0))
 
 
 def expected_series(args, config_dir):
@@ -300,6 +325,7 @@ def body(args, ck):
                  % (time.monotonic() - t0))
         if args.backfill:
             check_backfilled_history(server, ck, config)
+        check_sessions(server, want, "history at start", ck)
         st = agent.status()
         ck.check(st is not None and all(k in st for k in (
             "files_tracked", "bytes_behind", "outbox_requests", "last_push_unix",
@@ -331,6 +357,7 @@ def body(args, ck):
         wait_equal(server, want, "after the appends")
         ck.check(True, "after appends%s: every series equals replay (%.1f s)"
                  % (" and %d SIGKILLs" % kills if kills else "", time.monotonic() - t0))
+        check_sessions(server, want, "after the appends", ck)
         ck.eq("write requests the receiver refused", write_rejections(server, args.target), 0.0)
         deadline = time.monotonic() + 30
         st = agent.status()

@@ -212,7 +212,8 @@ TEST(Sessions, A41_ActiveSessionsRiseAndFallToZeroByThemselvesThroughResendCommi
   h.options.resend_interval_ms = 15000;
   h.Reopen();
   ASSERT_TRUE(h.engine->MarkCaughtUp(kNow).ok());
-  EXPECT_EQ(h.Drain("claude_active_sessions"), (std::vector<std::pair<int64_t, double>>{{kNow, 0}}));
+  EXPECT_EQ(h.Drain("claude_active_sessions"),
+            (std::vector<std::pair<int64_t, double>>{{kNow, 0}}));
   // Three sessions with a request, one with only a prompt (not a session, A32): 3 active.
   h.Add(Request("s1", kNow + 1000, "m1"));
   h.Add(Request("s2", kNow + kMin, "m2"));
@@ -610,8 +611,9 @@ TEST(Sessions, A41_RemoteWriteCarriesTheGaugeUnderItsOwnNameAndTheHistogramsBuck
 }
 
 TEST(Sessions, A41_AMalformedOpenSessionRecordIsCorruptionNotACrash) {
-  for (const std::string& bad : {std::string(""), std::string("\x01"), std::string("\x02\x00\x00\x00\x00", 5),
-                                std::string("\x01\x04\x02\x01\x07", 5)}) {
+  for (const std::string& bad :
+       {std::string(""), std::string("\x01"), std::string("\x02\x00\x00\x00\x00", 5),
+        std::string("\x01\x04\x02\x01\x07", 5)}) {
     Harness h;
     ASSERT_TRUE(h.engine->MarkCaughtUp(kNow).ok());
     WriteBatch batch;
