@@ -514,7 +514,15 @@ bool LiveAccounting::OpenSession::Decode(std::string_view in) {
   uint8_t version = 0, flags = 0;
   if (!r.Byte(&version) || version != kRecordVersion || !r.SignedVarint(&first_ms) ||
       !r.SignedVarint(&last_ms) || !r.SignedVarint(&last_request_ms) || !r.Byte(&flags) ||
-      !r.done() || flags > 3 || first_ms > last_ms) {
+      !r.done() || flags > 3) {
+    return false;
+  }
+  // Times as lines carry them (4-digit years); anything else would overflow the differences.
+  constexpr int64_t kFar = int64_t(1) << 50;  // ~35,000 years of milliseconds
+  const bool request = flags & 1;
+  if (first_ms < -kFar || last_ms > kFar || first_ms > last_ms ||
+      (request ? last_request_ms < first_ms || last_request_ms > last_ms
+               : last_request_ms != kNever)) {
     return false;
   }
   has_request = flags & 1;

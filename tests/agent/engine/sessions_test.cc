@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 
+#include "agent/engine/codec.h"
 #include "agent/engine/engine.h"
 #include "engine_test_util.h"
 #include "remote_write/write_request.h"
@@ -610,21 +611,53 @@ TEST(Sessions, A41_RemoteWriteCarriesTheGaugeUnderItsOwnNameAndTheHistogramsBuck
   EXPECT_EQ(values.count("claude_active_sessions_total;"), 0u);
 }
 
+// An open-session record as LiveAccounting writes it (docs/store-format.md).
+std::string SessionRecord(int64_t first, int64_t last, int64_t last_request, uint8_t flags,
+                          uint8_t version = 1) {
+  std::string r(1, char(version));
+  PutSignedVarint(&r, first);
+  PutSignedVarint(&r, last);
+  PutSignedVarint(&r, last_request);
+  r.push_back(char(flags));
+  return r;
+}
+
 TEST(Sessions, A41_AMalformedOpenSessionRecordIsCorruptionNotACrash) {
-  for (const std::string& bad :
-       {std::string(""), std::string("\x01"), std::string("\x02\x00\x00\x00\x00", 5),
-        std::string("\x01\x04\x02\x01\x07", 5)}) {
+  const int64_t t = kNow - 10 * kMin;
+  const std::vector<std::pair<std::string, bool>> records = {
+      {SessionRecord(t, kNow - kMin, kNow - kMin, 1), true},  // well-formed, active
+      {SessionRecord(t, t, kNever, 0), true},                 // prompts only: not active
+      {"", false},
+      {"\x01", false},
+      {SessionRecord(t, t, t, 1, /*version=*/2), false},
+      {SessionRecord(t, t, t, 7), false},          // unknown flag
+      {SessionRecord(t + 1, t, t, 1), false},      // first after last
+      {SessionRecord(t, t, kNever, 1), false},     // a request without its time
+      {SessionRecord(t, t + 5, t + 6, 1), false},  // newest request after the last
+      {SessionRecord(t, t, t, 0), false},          // no request, yet a time
+      {SessionRecord(kNever, t, t, 1), false},     // would overflow a difference
+      {SessionRecord(t, INT64_MAX, INT64_MAX, 1), false},
+      {SessionRecord(t, t, t, 1) + "x", false},  // trailing bytes
+  };
+  for (const auto& [record, good] : records) {
+    SCOPED_TRACE(::testing::PrintToString(record));
     Harness h;
     ASSERT_TRUE(h.engine->MarkCaughtUp(kNow).ok());
     WriteBatch batch;
-    batch.Put("dsess", bad);
+    batch.Put("dsess", record);
     ASSERT_TRUE(h.store->Write(batch, false).ok());
     h.engine.reset();
     h.outbox.reset();
     ASSERT_TRUE(Outbox::Open(h.store.get(), OutboxOptions{}, 2, &h.outbox).ok());
-    std::unique_ptr<Engine> e;
-    Status s = Engine::Open(h.options, h.store.get(), h.outbox.get(), &e);
-    EXPECT_EQ(s.code(), Status::Code::kCorruption) << s.message();
+    Status s = Engine::Open(h.options, h.store.get(), h.outbox.get(), &h.engine);
+    if (good) {
+      ASSERT_TRUE(s.ok()) << s.message();
+      h.Commit(kNow);
+      EXPECT_EQ(h.Active(), record.back() & 1);
+      EXPECT_EQ(h.engine->live_stats().sessions_in_memory, 1u);
+    } else {
+      EXPECT_EQ(s.code(), Status::Code::kCorruption) << s.message();
+    }
   }
 }
 
