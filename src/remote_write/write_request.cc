@@ -3,7 +3,9 @@
 #include <snappy.h>
 
 #include <algorithm>
+#include <limits>
 #include <set>
+#include <unordered_set>
 
 #include "base/utf8.h"
 #include "prometheus/remote.pb.h"
@@ -167,6 +169,41 @@ Status Encode(const WriteRequest& request, std::string* body) {
   Status s = Serialize(request, &raw);
   if (!s.ok()) return s;
   Compress(raw, body);
+  return Status::Ok();
+}
+
+Status SamplesBeforeRepeatedSeries(std::string_view proto, size_t* samples_before, bool* repeat) {
+  prometheus::WriteRequest msg;
+  if (proto.size() > size_t(std::numeric_limits<int>::max()) ||
+      !msg.ParseFromArray(proto.data(), int(proto.size()))) {
+    return Status::InvalidArgument("remote-write: not a protobuf WriteRequest");
+  }
+  *samples_before = 0;
+  *repeat = false;
+  std::unordered_set<std::string> seen;
+  std::vector<std::pair<std::string_view, std::string_view>> labels;
+  std::string key;
+  for (const prometheus::TimeSeries& ts : msg.timeseries()) {
+    if (ts.samples_size() == 0) continue;
+    labels.clear();
+    for (const prometheus::Label& l : ts.labels()) labels.emplace_back(l.name(), l.value());
+    std::sort(labels.begin(), labels.end());
+    key.clear();
+    for (const auto& [name, value] : labels) {  // 0xFF never occurs in UTF-8 text
+      key.append(name).push_back('\xff');
+      key.append(value).push_back('\xff');
+    }
+    if (!seen.insert(key).second) {
+      *repeat = true;
+      return Status::Ok();
+    }
+    if (ts.samples_size() > 1) {  // the second sample repeats the series
+      *samples_before += 1;
+      *repeat = true;
+      return Status::Ok();
+    }
+    *samples_before += 1;
+  }
   return Status::Ok();
 }
 

@@ -71,6 +71,16 @@ void Compress(std::string_view proto, std::string* body);
 // sent; beyond the wire format only UTF-8 is checked (a receiver decides what else it accepts).
 Status Decode(std::string_view body, size_t max_decoded_bytes, WriteRequest* request);
 
+// For a sender that merges serialized requests (Serialize output, concatenated: the agent's
+// outbox backlog) into one: how many samples of `proto` come before the first sample of a series
+// that already has a sample earlier in it (same label set, in any order, whether in the same
+// TimeSeries message or another). *repeat is false, and *samples_before the request's sample
+// count, when every series has one sample. A request that may be sent twice must hold each
+// series once: a receiver takes a re-sent sample as a duplicate of itself only while it is the
+// series' newest, and Prometheus 2.42 answers an older one "out of order" with a 400 that rolls
+// the whole request back. InvalidArgument when `proto` is not a WriteRequest.
+Status SamplesBeforeRepeatedSeries(std::string_view proto, size_t* samples_before, bool* repeat);
+
 // True for a valid Prometheus label name: [a-zA-Z_][a-zA-Z0-9_]*.
 bool IsValidLabelName(std::string_view name);
 // True for a valid metric name: [a-zA-Z_:][a-zA-Z0-9_:]*.

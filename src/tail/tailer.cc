@@ -107,20 +107,20 @@ void Tailer::Forget(const Key& key, TailEvent::Kind kind, const std::string& pat
   if (it == states_.end()) return;
   TailEvent e;
   e.kind = kind;
-  e.path = path;
+  e.path = path;  // `path` may be the state's own path, which the move below empties: use e.path
   e.previous = std::move(it->second.file);
   const std::string progress = std::to_string(e.previous.offset) + " bytes read";
   switch (kind) {
     case TailEvent::Kind::kReplaced:
-      e.message = path + ": replaced by another file (" + progress +
+      e.message = e.path + ": replaced by another file (" + progress +
                   " of the old one); reading the new one from the start";
       break;
     case TailEvent::Kind::kTruncated:
       e.message =
-          path + ": truncated below its offset (" + progress + "); reading it from the start";
+          e.path + ": truncated below its offset (" + progress + "); reading it from the start";
       break;
     default:
-      e.message = path + ": deleted (" + progress + "); forgotten, counters kept";
+      e.message = e.path + ": deleted (" + progress + "); forgotten, counters kept";
       break;
   }
   states_.erase(it);

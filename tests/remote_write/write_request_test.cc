@@ -164,6 +164,46 @@ TEST(RemoteWrite, DecodeRejectsLabelsThatAreNotUtf8) {
   EXPECT_NE(s.message().find("not UTF-8"), std::string::npos) << s.message();
 }
 
+// A merged backlog (serialized requests concatenated) must be cut before a series repeats.
+TEST(RemoteWrite, SamplesBeforeRepeatedSeriesFindsTheFirstRepeat) {
+  auto serialized = [](std::vector<Series> series) {
+    WriteRequest r;
+    r.series = std::move(series);
+    std::string proto;
+    EXPECT_TRUE(Serialize(r, &proto).ok());
+    return proto;
+  };
+  const std::string a = serialized({MakeSeries({{"__name__", "m"}, {"k", "a"}}, {{1000, 1}}),
+                                    MakeSeries({{"__name__", "m"}, {"k", "b"}}, {{1000, 2}})});
+  const std::string b = serialized({MakeSeries({{"__name__", "m"}, {"k", "c"}}, {{2000, 3}})});
+  // The same series as a's first, its labels given in another order.
+  const std::string a_again =
+      serialized({MakeSeries({{"k", "a"}, {"__name__", "m"}}, {{3000, 4}})});
+  const std::string two_samples =
+      serialized({MakeSeries({{"__name__", "n"}}, {{1000, 1}, {2000, 2}})});
+  size_t before = 99;
+  bool repeat = true;
+  ASSERT_TRUE(SamplesBeforeRepeatedSeries(a + b, &before, &repeat).ok());
+  EXPECT_FALSE(repeat);
+  EXPECT_EQ(before, 3u);
+  ASSERT_TRUE(SamplesBeforeRepeatedSeries(a + b + a_again + b, &before, &repeat).ok());
+  EXPECT_TRUE(repeat);
+  EXPECT_EQ(before, 3u);
+  ASSERT_TRUE(SamplesBeforeRepeatedSeries(b + two_samples, &before, &repeat).ok());
+  EXPECT_TRUE(repeat);
+  EXPECT_EQ(before, 2u);  // c, then n's first sample; n's second repeats it
+  // A label value that differs only by where a name ends is another series.
+  const std::string x = serialized({MakeSeries({{"__name__", "m"}, {"ab", "c"}}, {{1, 1}})});
+  const std::string y = serialized({MakeSeries({{"__name__", "m"}, {"a", "bc"}}, {{1, 1}})});
+  ASSERT_TRUE(SamplesBeforeRepeatedSeries(x + y, &before, &repeat).ok());
+  EXPECT_FALSE(repeat);
+  ASSERT_TRUE(SamplesBeforeRepeatedSeries("", &before, &repeat).ok());
+  EXPECT_FALSE(repeat);
+  EXPECT_EQ(before, 0u);
+  EXPECT_EQ(SamplesBeforeRepeatedSeries("\xff\xff\xff", &before, &repeat).code(),
+            Status::Code::kInvalidArgument);
+}
+
 TEST(RemoteWrite, NameRules) {
   EXPECT_TRUE(IsValidMetricName("claude:cost_usd_total"));
   EXPECT_FALSE(IsValidLabelName("a:b"));

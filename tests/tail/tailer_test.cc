@@ -674,6 +674,32 @@ TEST(TailerRules, RestoredStatesOfReplacedFilesAreReported) {
   EXPECT_EQ(events[0].previous, saved[0]);
 }
 
+// A file deleted while the agent was down whose inode number another file now has (common after
+// a delete on ext4 and tmpfs): the event and its message name the deleted file.
+TEST(TailerRules, AFileWhoseInodeAnotherPathReusedIsReportedDeletedByName) {
+  Scripted first;
+  first.env.AddFile("/c/projects/p/a.jsonl", "a1\n");
+  auto work = first.Next(milliseconds(10));
+  ASSERT_EQ(work.size(), 1u);
+  ASSERT_TRUE(first.tailer->Consumed(work[0], 3).ok());
+  std::vector<TrackedFile> saved = first.tailer->Snapshot();
+
+  Scripted second(saved);
+  // MemEnv numbers inodes from 2 in each instance: b.jsonl gets a.jsonl's inode.
+  second.env.AddFile("/c/projects/p/b.jsonl", "bb\n");
+  std::vector<TailEvent> events;
+  work = second.Next(milliseconds(10), &events);
+  ASSERT_EQ(work.size(), 1u);
+  EXPECT_EQ(work[0].path, "/c/projects/p/b.jsonl");
+  EXPECT_EQ(work[0].start_offset, 0u);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, Kind::kDeleted);
+  EXPECT_EQ(events[0].path, "/c/projects/p/a.jsonl");
+  EXPECT_EQ(events[0].previous, saved[0]);
+  EXPECT_EQ(events[0].message,
+            "/c/projects/p/a.jsonl: deleted (3 bytes read); forgotten, counters kept");
+}
+
 TEST(TailerRules, AnUnreadableFileIsReportedOnceAndReadWhenItCanBe) {
   MemEnv mem;
   FakeClock clock;

@@ -2,14 +2,32 @@
 
 #include <algorithm>
 
+#include "remote_write/write_request.h"
+
 namespace ccmon::agent {
 
 Status OutboxShardSource::Peek(size_t max_samples, size_t max_bytes, SourceBatch* out) {
   const OutboxStats before = outbox_->Stats();
   samples_before_peek_ = shard_ < before.shards.size() ? before.shards[shard_].samples : 0;
   OutboxBatch batch;
-  Status s = outbox_->Peek(shard_, max_samples, max_bytes, &batch);
-  if (!s.ok()) return s;
+  // A batch ends before an entry that would repeat one of its series, so that sending it twice
+  // (an answer lost after the receiver stored it, a crash before the Remove) stores duplicates
+  // of each series' newest sample and nothing out of order (rw::SamplesBeforeRepeatedSeries).
+  // The outbox's Peek is greedy from the head, so peeking again with the samples before the
+  // repeat as the limit returns the entries wholly before it (at least the head entry). The
+  // limit shrinks with each try; it converges even if EnforceLimits moves the head meanwhile.
+  size_t limit = max_samples;
+  for (;;) {
+    if (Status s = outbox_->Peek(shard_, limit, max_bytes, &batch); !s.ok()) return s;
+    if (batch.entries <= 1) break;
+    size_t before = 0;
+    bool repeat = false;
+    // A payload that does not parse (it came from rw::Serialize, so it should) goes as it is:
+    // the receiver judges it.
+    if (!rw::SamplesBeforeRepeatedSeries(batch.payload, &before, &repeat).ok() || !repeat) break;
+    if (before >= batch.samples) break;  // cannot shrink (entries without samples): as it is
+    limit = std::max<size_t>(before, 1);
+  }
   *out = SourceBatch();
   if (batch.empty()) {
     last_cursor_ = 0;

@@ -1,6 +1,11 @@
 // OutboxShardSource: one shard of the agent's outbox (store/outbox.h) as the queue manager's
 // ShardSource (remote_write/queue_manager.h). Cursors are the outbox's sequence numbers; an
 // acked batch (sent, or finally rejected) is removed from the outbox with a sync write.
+// A peeked batch holds each series at most once: it ends before the first entry that would
+// repeat one (that entry starts the next batch; `more` is set, so it goes at once). Delivery is
+// at least once, and only a request whose every sample is its series' newest can be sent again
+// without a receiver refusing it as out of order (Prometheus 2.42 then rolls the whole request
+// back with a 400, a final answer: its new samples would be dropped too).
 // Thread-safe as the outbox is (one reader per shard: the shard's thread).
 #pragma once
 

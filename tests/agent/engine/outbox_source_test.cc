@@ -1,12 +1,18 @@
 // OutboxShardSource: the agent's outbox as the queue manager's source; what it reports for the
-// append -> ack lag histogram.
+// append -> ack lag histogram; a peeked batch never holds a series twice, so that a batch sent
+// twice (an answer lost after the receiver stored it) is taken as duplicates of each series'
+// newest sample instead of refused as out of order.
 #include "agent/engine/outbox_source.h"
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <string>
 #include <vector>
 
+#include "remote_write/write_request.h"
 #include "store/mem_store.h"
+#include "store/outbox.h"
 #include "testing/fake_clock.h"
 
 namespace ccmon::agent {
@@ -75,6 +81,112 @@ TEST(OutboxShardSource, WithoutAnObserverNothingIsObserved) {
   ASSERT_TRUE(source.Peek(100, 1 << 20, &b).ok());
   EXPECT_TRUE(source.Ack(b.through_cursor, Ack(AckResult::Kind::kSent)).ok());
   EXPECT_EQ(f.outbox->Stats().total.entries, 0u);
+}
+
+constexpr int64_t kT0 = 1767225600000;  // 2026-01-01T00:00:00Z
+
+// A serialized request with one sample per named series (series "a" is {__name__="m",k="a"}).
+std::string Entry(const std::vector<std::string>& series, int64_t ts) {
+  rw::WriteRequest r;
+  for (const std::string& k : series) {
+    r.series.push_back(rw::Series{{{"__name__", "m"}, {"k", k}}, {{ts, 1.0}}});
+  }
+  std::string proto;
+  EXPECT_TRUE(rw::Serialize(r, &proto).ok());
+  return proto;
+}
+
+class OutboxSourceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = NewMemStore();
+    ASSERT_TRUE(Outbox::Open(store_.get(), OutboxOptions{}, 1, &outbox_).ok());
+    source_ = std::make_unique<OutboxShardSource>(outbox_.get(), 0);
+  }
+  void Append(const std::string& payload, uint32_t samples) {
+    WriteBatch batch;
+    ASSERT_TRUE(outbox_->Stage(0, kT0, samples, payload, &batch).ok());
+    ASSERT_TRUE(store_->Write(batch, true).ok());
+    outbox_->Committed();
+  }
+  SourceBatch Peek(size_t max_samples = 2000) {
+    SourceBatch b;
+    EXPECT_TRUE(source_->Peek(max_samples, size_t(8) << 20, &b).ok());
+    return b;
+  }
+  void Ack(const SourceBatch& b) { ASSERT_TRUE(source_->Ack(b.through_cursor, AckResult()).ok()); }
+
+  std::unique_ptr<KvStore> store_;
+  std::unique_ptr<Outbox> outbox_;
+  std::unique_ptr<OutboxShardSource> source_;
+};
+
+TEST_F(OutboxSourceTest, EntriesOfDistinctSeriesMergeUpToTheLimits) {
+  const std::string e1 = Entry({"a", "b"}, 1000), e2 = Entry({"c"}, 2000), e3 = Entry({"d"}, 3000);
+  Append(e1, 2);
+  Append(e2, 1);
+  Append(e3, 1);
+  SourceBatch b = Peek();
+  EXPECT_EQ(b.entries, 3u);
+  EXPECT_EQ(b.samples, 4u);
+  EXPECT_EQ(b.payload, e1 + e2 + e3);
+  EXPECT_FALSE(b.more);
+  b = Peek(3);  // the sample limit still rules
+  EXPECT_EQ(b.entries, 2u);
+  EXPECT_EQ(b.payload, e1 + e2);
+  EXPECT_TRUE(b.more);
+}
+
+TEST_F(OutboxSourceTest, ABatchEndsBeforeAnEntryThatRepeatsOneOfItsSeries) {
+  const std::string e1 = Entry({"a", "b"}, 1000), e2 = Entry({"c"}, 2000);
+  const std::string e3 = Entry({"d", "a"}, 3000), e4 = Entry({"e"}, 4000);
+  const std::string e5 = Entry({"e", "a"}, 5000);
+  Append(e1, 2);
+  Append(e2, 1);
+  Append(e3, 2);
+  Append(e4, 1);
+  Append(e5, 2);
+  SourceBatch b = Peek();
+  EXPECT_EQ(b.entries, 2u);
+  EXPECT_EQ(b.samples, 3u);
+  EXPECT_EQ(b.payload, e1 + e2);
+  EXPECT_TRUE(b.more);  // the rest waits: send this one now
+  // Peeking again (a retry after a restart) gives the same batch: resending it is harmless.
+  EXPECT_EQ(Peek().payload, e1 + e2);
+  Ack(b);
+  b = Peek();
+  EXPECT_EQ(b.payload, e3 + e4);
+  EXPECT_TRUE(b.more);
+  Ack(b);
+  b = Peek();
+  EXPECT_EQ(b.payload, e5);
+  EXPECT_FALSE(b.more);
+  size_t before = 0;
+  bool repeat = true;
+  ASSERT_TRUE(rw::SamplesBeforeRepeatedSeries(b.payload, &before, &repeat).ok());
+  EXPECT_FALSE(repeat);
+}
+
+TEST_F(OutboxSourceTest, AnEntryIsNeverSplitEvenIfItRepeatsASeriesItself) {
+  rw::WriteRequest r;
+  r.series.push_back(rw::Series{{{"__name__", "n"}}, {{1000, 1.0}, {2000, 2.0}}});
+  std::string twice;
+  ASSERT_TRUE(rw::Serialize(r, &twice).ok());
+  const std::string e2 = Entry({"a"}, 3000);
+  Append(twice, 2);
+  Append(e2, 1);
+  SourceBatch b = Peek();
+  EXPECT_EQ(b.entries, 1u);
+  EXPECT_EQ(b.payload, twice);
+  Ack(b);
+  EXPECT_EQ(Peek().payload, e2);
+}
+
+TEST_F(OutboxSourceTest, AnUnparsablePayloadGoesAsItIs) {
+  Append("\xff\xff", 1);
+  Append(Entry({"a"}, 1000), 1);
+  SourceBatch b = Peek();
+  EXPECT_EQ(b.entries, 2u);  // the receiver judges it; nothing is lost or stuck here
 }
 
 }  // namespace
