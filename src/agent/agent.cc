@@ -279,7 +279,8 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   }
 
   AgentStatus status;
-  int64_t seen_success_ms = 0, seen_error_ms = 0;
+  int64_t seen_success_ms = 0, seen_error_ms = 0, logged_error_ms = 0;
+  uint64_t seen_failed_sends = 0;
   int exit_code = 0;
   while (!stop.stop_requested()) {
     // (Re)build the engine and the tailer from the store: at start, and after a failed commit.
@@ -339,16 +340,25 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       status.last_push_status = qs.last_success_unix_ms == 0 && qs.last_error_unix_ms == 0 ? ""
                                 : qs.last_success_unix_ms >= qs.last_error_unix_ms         ? "ok"
                                                                                    : qs.last_error;
-      // Failed pushes in a row, as this loop sees them (at most one per step): a new error after
-      // the last success counts one, a new success resets it. The CLI notifies at 3.
+      // Failed pushes in a row: sends that ended without the target taking them (given up on
+      // after 30 s of retries, rejected, or refused before sending), reset by a success. The
+      // CLI notifies at 3, so a target restarting for a few seconds does not. A failed attempt
+      // that is still being retried shows at once in last_push_status and the log.
+      const uint64_t failed_sends = qs.gave_up + qs.batches_rejected + qs.errors;
       if (qs.last_success_unix_ms > seen_success_ms) {
         seen_success_ms = qs.last_success_unix_ms;
         status.consecutive_push_failures = 0;
       }
+      if (failed_sends > seen_failed_sends) {
+        status.consecutive_push_failures += int64_t(failed_sends - seen_failed_sends);
+        seen_failed_sends = failed_sends;
+      }
+      // A long outage is logged once a minute, not once per attempt.
       if (qs.last_error_unix_ms > seen_error_ms) {
         seen_error_ms = qs.last_error_unix_ms;
-        if (qs.last_error_unix_ms > qs.last_success_unix_ms) {
-          ++status.consecutive_push_failures;
+        if (qs.last_error_unix_ms > qs.last_success_unix_ms &&
+            qs.last_error_unix_ms - logged_error_ms >= 60000) {
+          logged_error_ms = qs.last_error_unix_ms;
           const bool auth = qs.last_error.find("HTTP 401") != std::string::npos ||
                             qs.last_error.find("HTTP 403") != std::string::npos;
           log.Warn(auth ? "push refused: the target does not accept our credentials; the "

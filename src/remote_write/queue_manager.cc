@@ -153,7 +153,13 @@ void QueueManager::RunShard(Shard* shard, std::stop_token stop) {
     RecordError(name + "the transport factory made no transport; the shard does not send");
     return;
   }
-  RemoteWriteSender sender(options_.sender, transport.get(), clock_, options_.random01);
+  RemoteWriteSenderOptions sender_options = options_.sender;
+  // A failing receiver shows in last_error at once (status, log), not only after the give-up.
+  sender_options.on_retry = [this, &name](const SendAnswer& answer, int attempt) {
+    RecordError(name + "attempt " + std::to_string(attempt) + " failed: " + answer.Describe() +
+                " (retrying)");
+  };
+  RemoteWriteSender sender(sender_options, transport.get(), clock_, options_.random01);
   auto pause = [&](std::chrono::milliseconds d) { clock_->WaitFor(d, stop); };
   auto source_error = [&](const char* what, const Status& s) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);

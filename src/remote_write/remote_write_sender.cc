@@ -237,6 +237,7 @@ SendResult RemoteWriteSender::Send(const std::string& body, std::stop_token stop
     if (options_.max_retry_time.count() > 0 && elapsed + wait > options_.max_retry_time) {
       return finish(SendOutcome::kGaveUp);
     }
+    if (options_.on_retry) options_.on_retry(result.last, result.attempts);
     if (!clock_->WaitFor(wait, stop)) return finish(SendOutcome::kStopped);
     result.waited += wait;
   }

@@ -54,6 +54,8 @@
 
 namespace ccmon {
 
+struct SendAnswer;  // below
+
 struct RemoteWriteSenderOptions {
   std::string url;                  // e.g. http://127.0.0.1:9090/api/v1/write
   std::vector<HttpHeader> headers;  // auth, X-Scope-OrgID, ... (after the remote-write ones)
@@ -67,6 +69,9 @@ struct RemoteWriteSenderOptions {
   // what it was refused for; the samples wait until the credential is fixed. Off by default
   // (the spec's rule: a 4xx is not retried).
   bool retry_auth_failures = false;
+  // Called after each failed attempt that will be retried, before the wait (from Send's
+  // thread): a caller can show a failure as it happens, not only when retrying ends.
+  std::function<void(const SendAnswer& answer, int attempt)> on_retry;
 };
 
 enum class SendOutcome : uint8_t {

@@ -467,6 +467,10 @@ TEST(QueueManager, RetriesServerErrorsAndHonoursRetryAfter) {
   ASSERT_EQ(sources[0]->acks().size(), 1u);
   EXPECT_EQ(sources[0]->acks()[0].result.kind, AckResult::Kind::kSent);
   EXPECT_EQ(sources[0]->acks()[0].result.http_status, 204u);
+  // Each failed attempt was shown as it happened; the success came after the last of them.
+  EXPECT_EQ(st.last_error.rfind("shard 0: attempt 4 failed: ", 0), 0u) << st.last_error;
+  EXPECT_NE(st.last_error.find("(retrying)"), std::string::npos) << st.last_error;
+  EXPECT_GE(st.last_success_unix_ms, st.last_error_unix_ms);
 }
 
 TEST(QueueManager, A400IsNotRetriedButAckedAsRejectedWithItsReasonAndTheQueueMovesOn) {

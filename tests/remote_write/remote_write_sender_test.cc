@@ -212,6 +212,26 @@ TEST(RemoteWriteSender, AuthFailuresAreRetriedOnlyWhenAsked) {
       ClassifyAnswer(Status::IoError("HTTP 401"), HttpResponse{}, 0, seconds(300), true)));
 }
 
+TEST(RemoteWriteSender, OnRetrySeesEveryRetriedAnswerButNotTheLast) {
+  ScriptedTransport t({Http(503, "busy"), Net(), Http(204)});
+  FakeClock clock;
+  RemoteWriteSenderOptions o = Options();
+  std::vector<std::pair<int, std::string>> seen;
+  o.on_retry = [&](const SendAnswer& a, int attempt) { seen.emplace_back(attempt, a.Describe()); };
+  RemoteWriteSender sender(o, &t, &clock, [] { return 0.5; });
+  EXPECT_EQ(sender.Send("B").outcome, SendOutcome::kSent);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], (std::pair<int, std::string>(1, "HTTP 503: busy")));
+  EXPECT_EQ(seen[1].first, 2);
+
+  // A final answer is not a retry.
+  ScriptedTransport final_t({Http(400, "bad")});
+  seen.clear();
+  RemoteWriteSender strict(o, &final_t, &clock, [] { return 0.5; });
+  EXPECT_EQ(strict.Send("B").outcome, SendOutcome::kRejected);
+  EXPECT_TRUE(seen.empty());
+}
+
 TEST(RemoteWriteSender, RejectionsDescribeTheAnswer) {
   ScriptedTransport t({Http(400, "out of bounds\n")});
   FakeClock clock;
