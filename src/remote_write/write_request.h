@@ -81,6 +81,42 @@ Status Decode(std::string_view body, size_t max_decoded_bytes, WriteRequest* req
 // the whole request back. InvalidArgument when `proto` is not a WriteRequest.
 Status SamplesBeforeRepeatedSeries(std::string_view proto, size_t* samples_before, bool* repeat);
 
+// --- Remote-write 2.0 (io.prometheus.write.v2.Request, proto/prometheus/write_v2.proto)
+
+// The Content-Type of a 2.0 request (a 1.0 request may also say
+// "application/x-protobuf;proto=prometheus.WriteRequest"), the version a 2.0 sender puts in
+// kVersionHeader, and the response headers a 2.0 receiver must send with its answer.
+inline constexpr std::string_view kProtoParamV1 = "prometheus.WriteRequest";
+inline constexpr std::string_view kProtoParamV2 = "io.prometheus.write.v2.Request";
+inline constexpr std::string_view kVersionV2 = "2.0.0";
+inline constexpr std::string_view kSamplesWrittenHeader =
+    "X-Prometheus-Remote-Write-Samples-Written";
+inline constexpr std::string_view kHistogramsWrittenHeader =
+    "X-Prometheus-Remote-Write-Histograms-Written";
+inline constexpr std::string_view kExemplarsWrittenHeader =
+    "X-Prometheus-Remote-Write-Exemplars-Written";
+
+// What a 2.0 request carried beyond float samples and metadata (not decoded, only counted).
+struct V2Extras {
+  size_t histograms = 0;  // native histogram samples
+  size_t exemplars = 0;
+};
+
+// Decodes a 2.0 body into the 1.0 model: the same snappy framing and declared-length check as
+// Decode, then the protobuf; label and metadata references are resolved through the symbols
+// table. A series' metadata becomes a Metadata whose family is the series' __name__ (2.0 has no
+// family names), once per name (the first one wins); a series without a __name__ or with type,
+// help and unit all unset gives none. kInvalidArgument for: bad snappy or protobuf, a reference
+// out of the symbols table, an odd number of label references, a non-empty symbols[0], text
+// that is not UTF-8. Labels are returned as sent, like Decode.
+Status DecodeV2(std::string_view body, size_t max_decoded_bytes, WriteRequest* request,
+                V2Extras* extras);
+
+// Encodes `request` as a snappy-compressed 2.0 body, with the validation of Encode; each
+// series gets the metadata of request.metadata whose family equals its __name__. For senders
+// and tests.
+Status EncodeV2(const WriteRequest& request, std::string* body);
+
 // True for a valid Prometheus label name: [a-zA-Z_][a-zA-Z0-9_]*.
 bool IsValidLabelName(std::string_view name);
 // True for a valid metric name: [a-zA-Z_:][a-zA-Z0-9_:]*.

@@ -1,0 +1,171 @@
+#include "gateway/gateway.h"
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+#include "gateway/ingest/gateway_handler.h"
+#include "gateway/store/exposition.h"
+#include "selfmetrics/metrics_handler.h"
+#include "store/rocks_store.h"
+
+namespace ccmon::gateway {
+namespace {
+
+SelfCounter Counter(SelfMetrics* m, const std::string& name, const std::string& help,
+                    std::vector<std::string> label_names = {},
+                    const std::vector<std::string>& values = {}) {
+  SelfCounter c;
+  (void)m->AddCounter(SelfFamily{name, help, std::move(label_names)}, values, &c);
+  return c;
+}
+
+SelfGauge Gauge(SelfMetrics* m, const std::string& name, const std::string& help,
+                const std::string& unit = "") {
+  SelfGauge g;
+  (void)m->AddGauge(SelfFamily{name, help, {}, unit}, {}, &g);
+  return g;
+}
+
+}  // namespace
+
+GatewaySelfMetrics::GatewaySelfMetrics(const WriteHandler* write, const SeriesStore* store)
+    : write_(write), store_(store) {
+  for (size_t i = 0; i < kWriteStatusCodes.size(); ++i) {
+    requests_[i] = Counter(&metrics_, "ccmon_gateway_write_requests",
+                           "Remote-write requests answered, by status code", {"code"},
+                           {std::to_string(kWriteStatusCodes[i])});
+  }
+  for (size_t i = 0; i < kRejectReasonCount; ++i) {
+    rejected_[i] = Counter(&metrics_, "ccmon_gateway_samples_rejected",
+                           "Samples of refused write requests, by reason", {"reason"},
+                           {std::string(RejectReasonName(RejectReason(i)))});
+  }
+  accepted_ = Counter(&metrics_, "ccmon_gateway_samples_accepted", "Samples stored");
+  duplicate_ = Counter(&metrics_, "ccmon_gateway_samples_duplicate",
+                       "Samples at or before their series' last sample, dropped");
+  resets_ = Counter(&metrics_, "ccmon_gateway_counter_resets",
+                    "Accepted counter samples below the series' previous value");
+  created_ = Counter(&metrics_, "ccmon_gateway_series_created", "Series stored for the first time");
+  v2_ = Counter(&metrics_, "ccmon_gateway_write_requests_v2", "Remote-write 2.0 requests received");
+  bad_http_ = Counter(&metrics_, "ccmon_gateway_http_bad_requests",
+                      "HTTP requests refused before the handler (400, 413, 431)");
+  timeouts_ = Counter(&metrics_, "ccmon_gateway_http_timeouts",
+                      "Connections dropped by a read, write or idle timeout");
+  series_ = Gauge(&metrics_, "ccmon_gateway_series", "Series held");
+  families_ = Gauge(&metrics_, "ccmon_gateway_metric_families", "Metric families with metadata");
+  store_bytes_ = Gauge(&metrics_, "ccmon_gateway_store_bytes", "Size of the store on disk",
+                       "bytes");
+  connections_ = Gauge(&metrics_, "ccmon_gateway_http_connections", "Open HTTP connections");
+  metrics_.OnCollect([this] { Collect(); });
+}
+
+void GatewaySelfMetrics::Collect() {
+  const WriteStats w = write_->stats();
+  for (size_t i = 0; i < requests_.size(); ++i) requests_[i].AdvanceTo(double(w.requests_by_code[i]));
+  for (size_t i = 0; i < rejected_.size(); ++i) rejected_[i].AdvanceTo(double(w.samples_rejected[i]));
+  accepted_.AdvanceTo(double(w.samples_accepted));
+  duplicate_.AdvanceTo(double(w.samples_duplicate));
+  resets_.AdvanceTo(double(w.counter_resets));
+  created_.AdvanceTo(double(w.series_created));
+  v2_.AdvanceTo(double(w.v2_requests));
+  const SeriesStoreStats s = store_->Stats();
+  series_.Set(double(s.series));
+  families_.Set(double(s.families));
+  store_bytes_.Set(double(s.store_bytes));
+  if (const HttpServer* server = server_.load(); server != nullptr) {
+    const ServerStats ss = server->stats();
+    bad_http_.AdvanceTo(double(ss.bad_requests));
+    timeouts_.AdvanceTo(double(ss.timeouts));
+    connections_.Set(double(ss.active_connections));
+  }
+}
+
+Status GatewayMetricsBody(const SeriesStore& store, const GatewaySelfMetrics& self,
+                          ExpositionFormat format, std::string* body) {
+  std::string rendered;
+  store.Read([&](const SeriesTable& table) {
+    WriteSeriesExposition(
+        table, format,
+        [](std::string_view name) { return name.starts_with("ccmon_gateway_"); }, &rendered);
+  });
+  ComposeRenderedMetricsBody(format, rendered, &self.registry(), body);
+  return Status::Ok();
+}
+
+int RunGateway(const GatewayConfig& config, std::stop_token stop,
+               const std::function<void(std::string_view line)>& log) {
+  RocksStoreOptions ro;
+  ro.block_cache_bytes = size_t(32) << 20;
+  ro.write_buffer_bytes = size_t(16) << 20;
+  ro.log = [&log](std::string_view m) { log("level=warn msg=\"rocksdb\" detail=\"" + std::string(m) + "\""); };
+  std::unique_ptr<KvStore> kv;
+  if (Status s = OpenRocksStore(config.data_dir, ro, &kv); !s.ok()) {
+    log("level=error msg=\"cannot open the data dir\" error=\"" + s.message() + "\"");
+    return 1;
+  }
+  std::unique_ptr<GatewayStore> store;
+  if (Status s = GatewayStore::Open(kv.get(), &store); !s.ok()) {
+    log("level=error msg=\"cannot read the data dir\" dir=\"" + config.data_dir + "\" error=\"" +
+        s.message() + "\"");
+    return 1;
+  }
+  {
+    const SeriesStoreStats st = store->Stats();
+    log("level=info msg=\"store opened\" dir=\"" + config.data_dir +
+        "\" series=" + std::to_string(st.series) + " families=" + std::to_string(st.families));
+  }
+  WriteHandlerOptions wo;
+  wo.limits = config.limits;
+  wo.allow_anonymous = config.allow_anonymous;
+  wo.log = [&log](std::string_view m) {
+    log("level=error msg=\"" + std::string(m) + "\"");
+  };
+  WriteHandler write(store.get(), wo);
+  GatewaySelfMetrics self(&write, store.get());
+  MetricsHandlerOptions mo;
+  mo.metrics_paths = {"/metrics", "/api/metrics"};
+  MetricsHandler metrics(
+      [&](ExpositionFormat format, std::string* body) {
+        return GatewayMetricsBody(*store, self, format, body);
+      },
+      mo);
+  std::atomic<bool> ready{true};
+  GatewayHandler handler(&write, &metrics, [&ready] { return ready.load(); });
+
+  ServerOptions so;
+  so.listen = config.listen;
+  so.max_body_bytes = config.limits.max_body_bytes;
+  so.max_connections = config.max_connections;
+  so.io_threads = config.io_threads;
+  so.idle_timeout = config.idle_timeout;
+  so.read_timeout = config.read_timeout;
+  so.allowed_methods = {"GET", "HEAD", "POST"};
+  so.log = [&log](std::string_view m) { log("level=warn msg=\"" + std::string(m) + "\""); };
+  HttpServer server(so, &handler);
+  if (Status s = server.Start(); !s.ok()) {
+    log("level=error msg=\"cannot listen\" listen=\"" + config.listen + "\" error=\"" +
+        s.message() + "\"");
+    return 1;
+  }
+  self.set_server(&server);
+  log("level=info msg=\"listening\" listen=\"" + config.listen +
+      "\" port=" + std::to_string(server.port()) +
+      (config.allow_anonymous ? " anonymous_writes=true" : " anonymous_writes=false"));
+
+  std::mutex mu;
+  std::condition_variable_any cv;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, stop, [] { return false; });
+  }
+  ready = false;
+  log("level=info msg=\"stopping\"");
+  server.Stop();  // in-flight writes finish (and are durable) before the store closes
+  self.set_server(nullptr);
+  log("level=info msg=\"stopped\"");
+  return 0;
+}
+
+}  // namespace ccmon::gateway

@@ -1,0 +1,72 @@
+// RunGateway: ccmon-gateway's serve command — the RocksDB series store, the remote-write
+// receiver, /metrics with the received series and the ccmon_gateway_* self-metrics, /healthz and
+// /readyz on one HttpServer — until a stop is requested. And GatewaySelfMetrics.
+//
+// Threads: the server's io threads run the handlers; RunGateway's thread only starts, waits for
+// the stop and shuts down (the server first, so every answered write is durable before the
+// store closes).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <ostream>
+#include <stop_token>
+#include <string>
+#include <string_view>
+
+#include "gateway/ingest/write_handler.h"
+#include "gateway/store/series_store.h"
+#include "http/server.h"
+#include "selfmetrics/self_metrics.h"
+
+namespace ccmon::gateway {
+
+struct GatewayConfig {
+  std::string listen = "127.0.0.1:9464";
+  std::string data_dir = "./data";
+  bool allow_anonymous = false;
+  IngestLimits limits;
+  size_t max_connections = 1024;
+  int io_threads = 2;
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds read_timeout{30'000};
+};
+
+// The ccmon_gateway_* families in a prometheus-cpp registry (selfmetrics), refreshed from the
+// handler's, the store's and the server's counters each time /metrics is written. Thread-safe.
+class GatewaySelfMetrics {
+ public:
+  // The pointers are borrowed; `server` may be null (tests) and may be set later.
+  GatewaySelfMetrics(const WriteHandler* write, const SeriesStore* store);
+  void set_server(const HttpServer* server) { server_.store(server); }
+  const SelfMetrics& registry() const { return metrics_; }
+
+ private:
+  void Collect();
+
+  const WriteHandler* write_;
+  const SeriesStore* store_;
+  std::atomic<const HttpServer*> server_{nullptr};
+  SelfMetrics metrics_;
+  std::array<SelfCounter, kWriteStatusCodes.size()> requests_;
+  std::array<SelfCounter, kRejectReasonCount> rejected_;
+  SelfCounter accepted_, duplicate_, resets_, created_, v2_, bad_http_, timeouts_;
+  SelfGauge series_, families_, store_bytes_, connections_;
+};
+
+// The /metrics body: the received series (gateway/store/exposition.h; names starting with
+// "ccmon_gateway_" are left out, they are the gateway's own), then the self-metrics.
+Status GatewayMetricsBody(const SeriesStore& store, const GatewaySelfMetrics& self,
+                          ExpositionFormat format, std::string* body);
+
+// Runs until `stop` is requested. Log lines (no line end) go to `log`, from several threads at
+// once; the line "listening" names the bound port (port=N), for scripts that listen on port 0.
+// Returns 0 after a clean stop, 1 when the store or the listener cannot be opened (said in the
+// log).
+int RunGateway(const GatewayConfig& config, std::stop_token stop,
+               const std::function<void(std::string_view line)>& log);
+
+}  // namespace ccmon::gateway

@@ -1,0 +1,37 @@
+#include "gateway/ingest/gateway_handler.h"
+
+#include <utility>
+
+namespace ccmon::gateway {
+
+GatewayHandler::GatewayHandler(WriteHandler* write, HttpHandler* metrics,
+                               std::function<bool()> ready)
+    : write_(write), metrics_(metrics), ready_(std::move(ready)) {}
+
+ServerResponse GatewayHandler::Handle(const ServerRequest& request) {
+  const std::string_view path = request.Path();
+  if (path == kWritePath) {
+    if (request.method != "POST") {
+      write_->CountStatus(405);
+      ServerResponse r = ServerResponse::Text(405, "use POST\n");
+      r.headers.emplace_back("Allow", "POST");
+      return r;
+    }
+    return write_->Handle(request);
+  }
+  if (path == "/readyz") {
+    if (request.method != "GET") {
+      ServerResponse r = ServerResponse::Text(405, "use GET\n");
+      r.headers.emplace_back("Allow", "GET, HEAD");
+      return r;
+    }
+    const bool ready = !ready_ || ready_();
+    return ServerResponse::Text(ready ? 200 : 503, ready ? "ready\n" : "not ready\n");
+  }
+  if (path == "/metrics" || path == "/api/metrics" || path == "/healthz") {
+    return metrics_->Handle(request);
+  }
+  return ServerResponse::Text(404, "not found\n");
+}
+
+}  // namespace ccmon::gateway

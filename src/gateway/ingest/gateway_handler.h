@@ -1,0 +1,31 @@
+// GatewayHandler: the gateway's routes, as one HttpHandler for HttpServer (http/server.h).
+//   POST /api/v1/write           WriteHandler (write_handler.h); other methods: 405, Allow: POST
+//   GET  /metrics, /api/metrics  `metrics` (a MetricsHandler, selfmetrics/metrics_handler.h;
+//                                /api/metrics so that the seed server's scrape configs work)
+//   GET  /healthz                200 "ok" while the process serves
+//   GET  /readyz                 200 "ready" while `ready` says so, else 503
+//   anything else                404
+// Thread-safe when its parts are. Borrowed pointers must outlive the handler.
+#pragma once
+
+#include <functional>
+
+#include "gateway/ingest/write_handler.h"
+#include "http/server.h"
+
+namespace ccmon::gateway {
+
+inline constexpr std::string_view kWritePath = "/api/v1/write";
+
+class GatewayHandler : public HttpHandler {
+ public:
+  GatewayHandler(WriteHandler* write, HttpHandler* metrics, std::function<bool()> ready);
+  ServerResponse Handle(const ServerRequest& request) override;
+
+ private:
+  WriteHandler* write_;
+  HttpHandler* metrics_;
+  std::function<bool()> ready_;
+};
+
+}  // namespace ccmon::gateway

@@ -1,0 +1,293 @@
+#include "gateway/ingest/write_handler.h"
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+#include <vector>
+
+#include "remote_write/write_request.h"
+
+namespace ccmon::gateway {
+namespace {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+enum class Version { kV1, kV2, kUnsupported };
+
+// application/x-protobuf with proto= absent, prometheus.WriteRequest (1.0) or
+// io.prometheus.write.v2.Request (2.0); absent altogether: 1.0.
+Version VersionOf(std::string_view content_type) {
+  content_type = Trim(content_type);
+  if (content_type.empty()) return Version::kV1;
+  size_t semi = content_type.find(';');
+  if (Lower(Trim(content_type.substr(0, semi))) != "application/x-protobuf") {
+    return Version::kUnsupported;
+  }
+  Version v = Version::kV1;
+  while (semi != std::string_view::npos) {
+    content_type.remove_prefix(semi + 1);
+    semi = content_type.find(';');
+    std::string_view param = Trim(content_type.substr(0, semi));
+    if (param.empty()) continue;
+    const size_t eq = param.find('=');
+    if (eq == std::string_view::npos) return Version::kUnsupported;
+    if (Lower(Trim(param.substr(0, eq))) != "proto") continue;  // e.g. charset: ignored
+    std::string_view value = Trim(param.substr(eq + 1));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+    }
+    if (value == rw::kProtoParamV1) {
+      v = Version::kV1;
+    } else if (value == rw::kProtoParamV2) {
+      v = Version::kV2;
+    } else {
+      return Version::kUnsupported;
+    }
+  }
+  return v;
+}
+
+std::string Clip(std::string_view s) {
+  std::string out(s.substr(0, 64));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return s.size() > 64 ? out + "..." : out;
+}
+
+// Validates one series and turns it into its canonical form (sorted, empty values dropped).
+// "" when fine, else the 400 message; *over_limit says whether a limit was the reason.
+std::string CanonicalSeries(const rw::Series& in, const IngestLimits& limits,
+                            IncomingSeries* out, bool* over_limit) {
+  *over_limit = false;
+  if (in.labels.size() > limits.max_labels_per_series) {
+    *over_limit = true;
+    return "a series has " + std::to_string(in.labels.size()) + " labels, over the limit of " +
+           std::to_string(limits.max_labels_per_series);
+  }
+  Labels labels;
+  labels.reserve(in.labels.size());
+  for (const auto& [name, value] : in.labels) {
+    if (name.size() > limits.max_label_name_bytes) {
+      *over_limit = true;
+      return "a label name of " + std::to_string(name.size()) + " bytes, over the limit of " +
+             std::to_string(limits.max_label_name_bytes);
+    }
+    if (value.size() > limits.max_label_value_bytes) {
+      *over_limit = true;
+      return "label \"" + Clip(name) + "\" has a value of " + std::to_string(value.size()) +
+             " bytes, over the limit of " + std::to_string(limits.max_label_value_bytes);
+    }
+    if (name == "__name__") {
+      if (!rw::IsValidMetricName(value)) return "invalid metric name \"" + Clip(value) + "\"";
+    } else if (!rw::IsValidLabelName(name) || name.starts_with("__")) {
+      return "invalid label name \"" + Clip(name) + "\"";
+    }
+    if (value.empty()) continue;
+    labels.emplace_back(name, value);
+  }
+  std::sort(labels.begin(), labels.end());
+  bool has_name = false;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (i > 0 && labels[i].first == labels[i - 1].first) {
+      return "duplicate label name \"" + Clip(labels[i].first) + "\"";
+    }
+    if (labels[i].first == "__name__") has_name = true;
+  }
+  if (!has_name) return "a series has no __name__";
+  out->labels = std::move(labels);
+  out->samples = in.samples;
+  return "";
+}
+
+std::string_view NameOf(const Labels& labels) {
+  for (const auto& [n, v] : labels) {
+    if (n == "__name__") return v;
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string_view RejectReasonName(RejectReason r) {
+  switch (r) {
+    case RejectReason::kBadBody:
+      return "bad_body";
+    case RejectReason::kOverLimit:
+      return "over_limit";
+    case RejectReason::kInvalidSeries:
+      return "invalid_series";
+    case RejectReason::kFuture:
+      return "future_timestamp";
+    case RejectReason::kStorage:
+      return "storage_failed";
+    case RejectReason::kUnauthorized:
+      return "unauthorized";
+  }
+  return "unknown";
+}
+
+WriteHandler::WriteHandler(SeriesStore* store, WriteHandlerOptions options)
+    : store_(store), options_(std::move(options)) {
+  if (options_.clock == nullptr) options_.clock = Clock::Real();
+}
+
+void WriteHandler::CountStatus(unsigned status) {
+  for (size_t i = 0; i < kWriteStatusCodes.size(); ++i) {
+    if (kWriteStatusCodes[i] == status) {
+      by_code_[i].fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  by_code_.back().fetch_add(1, std::memory_order_relaxed);
+}
+
+void WriteHandler::Reject(RejectReason reason, uint64_t samples) {
+  rejected_[size_t(reason)].fetch_add(samples, std::memory_order_relaxed);
+}
+
+ServerResponse WriteHandler::Answer(unsigned status, std::string body, bool v2,
+                                    uint64_t written) {
+  CountStatus(status);
+  ServerResponse r;
+  r.status = status;
+  if (!body.empty()) {
+    r = ServerResponse::Text(status, std::move(body) + "\n");
+  }
+  if (v2) {
+    r.headers.emplace_back(std::string(rw::kSamplesWrittenHeader), std::to_string(written));
+    r.headers.emplace_back(std::string(rw::kHistogramsWrittenHeader), "0");
+    r.headers.emplace_back(std::string(rw::kExemplarsWrittenHeader), "0");
+  }
+  if (status == 503) r.headers.emplace_back("Retry-After", "5");
+  return r;
+}
+
+ServerResponse WriteHandler::Handle(const ServerRequest& request) {
+  const Version version = VersionOf(request.Header("Content-Type"));
+  const bool v2 = version == Version::kV2;
+  if (!options_.allow_anonymous) {
+    Reject(RejectReason::kUnauthorized, 0);
+    ServerResponse r = Answer(401,
+                              "device keys are not implemented yet: this gateway accepts writes "
+                              "only when started with --allow-anonymous",
+                              v2, 0);
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"ccmon-gateway\"");
+    return r;
+  }
+  if (version == Version::kUnsupported) {
+    return Answer(415,
+                  "unsupported Content-Type \"" + Clip(request.Header("Content-Type")) +
+                      "\": want application/x-protobuf (proto=prometheus.WriteRequest or "
+                      "io.prometheus.write.v2.Request)",
+                  false, 0);
+  }
+  if (std::string_view enc = Trim(request.Header("Content-Encoding"));
+      !enc.empty() && Lower(enc) != "snappy") {
+    return Answer(415, "unsupported Content-Encoding \"" + Clip(enc) + "\": want snappy", v2, 0);
+  }
+  const IngestLimits& limits = options_.limits;
+  if (request.body.size() > limits.max_body_bytes) {
+    Reject(RejectReason::kOverLimit, 0);
+    return Answer(413,
+                  "body of " + std::to_string(request.body.size()) +
+                      " bytes over the limit of " + std::to_string(limits.max_body_bytes),
+                  v2, 0);
+  }
+  if (v2) v2_.fetch_add(1, std::memory_order_relaxed);
+
+  rw::WriteRequest decoded;
+  Status s = v2 ? rw::DecodeV2(request.body, limits.max_decoded_bytes, &decoded, nullptr)
+                : rw::Decode(request.body, limits.max_decoded_bytes, &decoded);
+  if (!s.ok()) {
+    Reject(RejectReason::kBadBody, 0);
+    return Answer(400, s.message(), v2, 0);
+  }
+  const uint64_t samples = decoded.sample_count();
+  if (decoded.series.size() > limits.max_series_per_request ||
+      decoded.metadata.size() > limits.max_series_per_request) {
+    Reject(RejectReason::kOverLimit, samples);
+    return Answer(400,
+                  "request with " + std::to_string(decoded.series.size()) + " series and " +
+                      std::to_string(decoded.metadata.size()) +
+                      " metadata entries, over the limit of " +
+                      std::to_string(limits.max_series_per_request) + " each",
+                  v2, 0);
+  }
+
+  const int64_t now_ms = options_.clock->NowUnixMs();
+  const int64_t latest_ms = now_ms + limits.max_future.count();
+  std::vector<IncomingSeries> series;
+  series.reserve(decoded.series.size());
+  for (const rw::Series& in : decoded.series) {
+    if (in.samples.empty()) continue;  // e.g. a 2.0 series of native histograms
+    IncomingSeries out;
+    bool over_limit = false;
+    if (std::string why = CanonicalSeries(in, limits, &out, &over_limit); !why.empty()) {
+      Reject(over_limit ? RejectReason::kOverLimit : RejectReason::kInvalidSeries, samples);
+      return Answer(400, "remote-write: " + why, v2, 0);
+    }
+    for (const rw::Sample& sample : out.samples) {
+      if (sample.timestamp_ms > latest_ms) {
+        Reject(RejectReason::kFuture, samples);
+        return Answer(400,
+                      "remote-write: a sample of " + Clip(NameOf(out.labels)) + " at " +
+                          std::to_string(sample.timestamp_ms) + " ms is " +
+                          std::to_string((sample.timestamp_ms - now_ms) / 1000) +
+                          " s ahead of the gateway's clock (at most " +
+                          std::to_string(limits.max_future.count() / 1000) + " s allowed)",
+                      v2, 0);
+      }
+    }
+    series.push_back(std::move(out));
+  }
+  for (const rw::Metadata& m : decoded.metadata) {
+    if (!rw::IsValidMetricName(m.family) || m.family.size() > limits.max_label_value_bytes) {
+      Reject(RejectReason::kInvalidSeries, samples);
+      return Answer(400, "remote-write: invalid metadata family name \"" + Clip(m.family) + "\"",
+                    v2, 0);
+    }
+    if (m.help.size() > limits.max_label_value_bytes ||
+        m.unit.size() > limits.max_label_value_bytes) {
+      Reject(RejectReason::kOverLimit, samples);
+      return Answer(400, "remote-write: metadata text of " + m.family + " over the limit", v2, 0);
+    }
+  }
+
+  ApplyResult result;
+  s = store_->Apply(series, decoded.metadata, &result);
+  if (!s.ok()) {
+    Reject(RejectReason::kStorage, samples);
+    if (options_.log) options_.log("cannot store a write request: " + s.message());
+    return Answer(503, "storage unavailable: " + s.message(), v2, 0);
+  }
+  accepted_.fetch_add(result.accepted, std::memory_order_relaxed);
+  duplicate_.fetch_add(result.duplicates, std::memory_order_relaxed);
+  resets_.fetch_add(result.counter_resets, std::memory_order_relaxed);
+  created_.fetch_add(result.new_series, std::memory_order_relaxed);
+  return Answer(204, "", v2, result.accepted + result.duplicates);
+}
+
+WriteStats WriteHandler::stats() const {
+  WriteStats st;
+  for (size_t i = 0; i < by_code_.size(); ++i) st.requests_by_code[i] = by_code_[i].load();
+  st.samples_accepted = accepted_.load();
+  st.samples_duplicate = duplicate_.load();
+  for (size_t i = 0; i < rejected_.size(); ++i) st.samples_rejected[i] = rejected_[i].load();
+  st.counter_resets = resets_.load();
+  st.series_created = created_.load();
+  st.v2_requests = v2_.load();
+  return st;
+}
+
+}  // namespace ccmon::gateway

@@ -1,0 +1,116 @@
+// WriteHandler: the gateway's POST /api/v1/write, remote-write 1.0 (prometheus.WriteRequest) and
+// 2.0 (io.prometheus.write.v2.Request), as a pure request -> response function over a
+// SeriesStore (gateway/store/series_store.h). No sockets here: HttpServer (http/server.h) calls
+// it, tests call it directly.
+//
+// The status contract (issue 8 §1; the remote-write specs: a sender retries 5xx and 429 and
+// drops the batch on any other 4xx, so only what a retry can fix is a 5xx):
+//   204  stored: the request's changes are durable (SeriesStore::Apply returned OK). Samples at
+//        or before their series' last one are duplicates: dropped, counted, still a 204.
+//        A request with no samples (metadata only, or only native histograms) is a 204 too.
+//   400  what a retry cannot fix, with the reason in the body: a body that is not snappy or not
+//        the protobuf; a decoded size (snappy's declared length, read before decompressing)
+//        over max_decoded_bytes; more series or metadata entries than allowed; a series
+//        without a valid __name__, with an invalid, duplicate or "__"-prefixed label name, more
+//        labels than allowed, a label name or value too long, text that is not UTF-8; a sample
+//        more than max_future ahead of the clock; metadata with an invalid family name or a
+//        help or unit text too long; a 2.0 symbol reference out of its table. Nothing of a
+//        rejected request is stored.
+//   401  no device key: until device keys exist (next slice) every write is refused unless the
+//        gateway runs with --allow-anonymous.
+//   413  a body over max_body_bytes (HttpServer answers it first when its limit is the same).
+//   415  a Content-Type other than application/x-protobuf (with proto= absent,
+//        prometheus.WriteRequest or io.prometheus.write.v2.Request), or a Content-Encoding other
+//        than snappy. An absent Content-Type is read as 1.0 (old senders send none).
+//   503  the store failed (a full or failing disk): nothing was stored, retry later
+//        (Retry-After: 5).
+// Labels with an empty value are dropped (the same series as without them). Labels are stored
+// sorted, as received otherwise: the `device` label is left as sent in this slice.
+// 2.0 answers carry X-Prometheus-Remote-Write-Samples-Written (samples stored or already held:
+// accepted + duplicates), -Histograms-Written (0: native histograms are not stored yet) and
+// -Exemplars-Written (0: exemplars are not stored), on 204 and on 4xx/5xx (all 0 there).
+//
+// Thread-safety: Handle may run concurrently (the store serializes applies); stats are atomic.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "base/clock.h"
+#include "gateway/store/series_store.h"
+#include "http/server.h"
+
+namespace ccmon::gateway {
+
+struct IngestLimits {
+  size_t max_body_bytes = size_t(16) << 20;     // compressed, as received
+  size_t max_decoded_bytes = size_t(64) << 20;  // snappy's declared length
+  size_t max_series_per_request = 50'000;       // TimeSeries entries (and metadata entries)
+  size_t max_labels_per_series = 64;            // __name__ included
+  size_t max_label_name_bytes = 256;
+  size_t max_label_value_bytes = 4096;          // also help and unit texts
+  std::chrono::milliseconds max_future{10 * 60 * 1000};  // samples ahead of the clock
+};
+
+// Why samples were refused (ccmon_gateway_samples_rejected_total{reason}).
+enum class RejectReason : uint8_t {
+  kBadBody,        // not snappy / not the protobuf (samples unknown: counted as requests only)
+  kOverLimit,      // a request or series over a limit
+  kInvalidSeries,  // labels, names, UTF-8, metadata
+  kFuture,         // a sample beyond max_future
+  kStorage,        // the store failed (503)
+  kUnauthorized,   // 401 (samples unknown: the body is not decoded)
+};
+inline constexpr size_t kRejectReasonCount = 6;
+std::string_view RejectReasonName(RejectReason r);
+
+// The status codes the handler answers, counted by code.
+inline constexpr std::array<unsigned, 8> kWriteStatusCodes = {204, 400, 401, 405,
+                                                              413, 415, 503, 500};
+
+struct WriteStats {
+  std::array<uint64_t, kWriteStatusCodes.size()> requests_by_code{};  // kWriteStatusCodes order
+  uint64_t samples_accepted = 0;
+  uint64_t samples_duplicate = 0;
+  std::array<uint64_t, kRejectReasonCount> samples_rejected{};  // by RejectReason
+  uint64_t counter_resets = 0;
+  uint64_t series_created = 0;
+  uint64_t v2_requests = 0;
+};
+
+struct WriteHandlerOptions {
+  IngestLimits limits;
+  bool allow_anonymous = false;
+  Clock* clock = nullptr;  // Clock::Real()
+  // Storage failures, one line each (no line end). Empty: not reported.
+  std::function<void(std::string_view)> log;
+};
+
+class WriteHandler {
+ public:
+  // `store` is borrowed and must outlive the handler.
+  WriteHandler(SeriesStore* store, WriteHandlerOptions options);
+  // A POST to the write path (the caller routes; any method is treated as a write).
+  ServerResponse Handle(const ServerRequest& request);
+  // Counts a response the router gave for the write path itself (405).
+  void CountStatus(unsigned status);
+  WriteStats stats() const;
+
+ private:
+  ServerResponse Answer(unsigned status, std::string body, bool v2, uint64_t written);
+  void Reject(RejectReason reason, uint64_t samples);
+
+  SeriesStore* store_;
+  WriteHandlerOptions options_;
+  std::array<std::atomic<uint64_t>, kWriteStatusCodes.size()> by_code_{};
+  std::atomic<uint64_t> accepted_{0}, duplicate_{0}, resets_{0}, created_{0}, v2_{0};
+  std::array<std::atomic<uint64_t>, kRejectReasonCount> rejected_{};
+};
+
+}  // namespace ccmon::gateway

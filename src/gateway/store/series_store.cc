@@ -1,0 +1,177 @@
+#include "gateway/store/series_store.h"
+
+#include <bit>
+#include <cstring>
+#include <mutex>
+
+namespace ccmon::gateway {
+namespace {
+
+constexpr char kRecordVersion = 1;
+
+void PutFixed64(uint64_t v, std::string* out) {
+  for (int i = 0; i < 8; ++i) out->push_back(char(uint8_t(v >> (8 * i))));
+}
+
+uint64_t GetFixed64(std::string_view in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t(uint8_t(in[size_t(i)])) << (8 * i);
+  return v;
+}
+
+void PutString(std::string_view s, std::string* out) {
+  uint64_t n = s.size();
+  while (n >= 0x80) {
+    out->push_back(char(uint8_t(n) | 0x80));
+    n >>= 7;
+  }
+  out->push_back(char(uint8_t(n)));
+  out->append(s);
+}
+
+bool GetString(std::string_view* in, std::string* s) {
+  uint64_t n = 0;
+  int shift = 0;
+  while (true) {
+    if (in->empty() || shift > 63) return false;
+    const uint8_t b = uint8_t((*in)[0]);
+    in->remove_prefix(1);
+    n |= uint64_t(b & 0x7f) << shift;
+    if (!(b & 0x80)) break;
+    shift += 7;
+  }
+  if (n > in->size()) return false;
+  s->assign(in->substr(0, size_t(n)));
+  in->remove_prefix(size_t(n));
+  return true;
+}
+
+std::string PrefixedKey(char prefix, std::string_view rest) {
+  std::string k(1, prefix);
+  k.append(rest);
+  return k;
+}
+
+}  // namespace
+
+std::string GatewayStore::EncodeState(const SeriesState& state) {
+  std::string v(1, kRecordVersion);
+  PutFixed64(uint64_t(state.timestamp_ms), &v);
+  PutFixed64(std::bit_cast<uint64_t>(state.value), &v);
+  return v;
+}
+
+Status GatewayStore::DecodeState(std::string_view value, SeriesState* state) {
+  if (value.size() != 17 || value[0] != kRecordVersion) {
+    return Status::Corruption("gateway: malformed series record");
+  }
+  state->timestamp_ms = int64_t(GetFixed64(value.substr(1)));
+  state->value = std::bit_cast<double>(GetFixed64(value.substr(9)));
+  return Status::Ok();
+}
+
+std::string GatewayStore::EncodeMetadata(const rw::Metadata& m) {
+  std::string v(1, kRecordVersion);
+  v.push_back(char(m.kind));
+  PutString(m.help, &v);
+  PutString(m.unit, &v);
+  return v;
+}
+
+Status GatewayStore::DecodeMetadata(std::string_view family, std::string_view value,
+                                    rw::Metadata* m) {
+  if (value.size() < 2 || value[0] != kRecordVersion ||
+      uint8_t(value[1]) > uint8_t(rw::MetricKind::kInfo)) {
+    return Status::Corruption("gateway: malformed metadata record");
+  }
+  rw::Metadata out;
+  out.family = std::string(family);
+  out.kind = rw::MetricKind(uint8_t(value[1]));
+  value.remove_prefix(2);
+  if (!GetString(&value, &out.help) || !GetString(&value, &out.unit) || !value.empty()) {
+    return Status::Corruption("gateway: malformed metadata record");
+  }
+  *m = std::move(out);
+  return Status::Ok();
+}
+
+Status GatewayStore::Open(KvStore* kv, std::unique_ptr<GatewayStore>* out) {
+  std::unique_ptr<GatewayStore> store(new GatewayStore(kv));
+  std::string version;
+  Status s = kv->Get(kFormatKey, &version);
+  if (s.code() == Status::Code::kNotFound) {
+    auto it = kv->NewIterator();
+    it->SeekToFirst();
+    if (!it->status().ok()) return it->status();
+    if (it->Valid()) {
+      return Status::InvalidArgument(
+          "the data dir holds a store that is not a ccmon-gateway's (no format key)");
+    }
+    WriteBatch init;
+    init.Put(kFormatKey, kFormatVersion);
+    if (s = kv->Write(init, /*sync=*/true); !s.ok()) return s;
+  } else if (!s.ok()) {
+    return s;
+  } else if (version != kFormatVersion) {
+    return Status::InvalidArgument("the data dir's gateway format is version " + version +
+                                   ", this ccmon-gateway reads version " +
+                                   std::string(kFormatVersion));
+  }
+  auto it = kv->NewIterator();
+  for (it->Seek(std::string(1, kMetadataKeyPrefix));
+       it->Valid() && it->key()[0] == kMetadataKeyPrefix; it->Next()) {
+    rw::Metadata m;
+    if (s = DecodeMetadata(it->key().substr(1), it->value(), &m); !s.ok()) return s;
+    store->table_.PutMetadata(std::move(m));
+  }
+  if (!it->status().ok()) return it->status();
+  for (it->Seek(std::string(1, kSeriesKeyPrefix)); it->Valid() && it->key()[0] == kSeriesKeyPrefix;
+       it->Next()) {
+    SeriesState state;
+    std::string name;
+    if (s = DecodeState(it->value(), &state); !s.ok()) return s;
+    if (s = NameOfKey(it->key().substr(1), &name); !s.ok()) return s;
+    store->table_.Put(std::string(it->key().substr(1)), state);
+  }
+  if (!it->status().ok()) return it->status();
+  *out = std::move(store);
+  return Status::Ok();
+}
+
+Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
+                           const std::vector<rw::Metadata>& metadata, ApplyResult* result) {
+  std::lock_guard<std::mutex> apply_lock(apply_mu_);
+  PlannedChanges changes;
+  // Only this thread changes table_ (apply_mu_), so planning needs no read lock.
+  table_.Plan(series, metadata, &changes, result);
+  if (changes.series.empty() && changes.metadata.empty()) return Status::Ok();
+  WriteBatch batch;
+  for (const rw::Metadata& m : changes.metadata) {
+    batch.Put(PrefixedKey(kMetadataKeyPrefix, m.family), EncodeMetadata(m));
+  }
+  for (const auto& [key, state] : changes.series) {
+    batch.Put(PrefixedKey(kSeriesKeyPrefix, key), EncodeState(state));
+  }
+  if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) return s;
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  table_.Commit(changes);
+  return Status::Ok();
+}
+
+void GatewayStore::Read(const std::function<void(const SeriesTable& table)>& fn) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  fn(table_);
+}
+
+SeriesStoreStats GatewayStore::Stats() const {
+  SeriesStoreStats st;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    st.series = table_.size();
+    st.families = table_.metadata().size();
+  }
+  st.store_bytes = kv_->ApproximateBytes();
+  return st;
+}
+
+}  // namespace ccmon::gateway

@@ -1,0 +1,231 @@
+#include "gateway/store/series_table.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+
+namespace ccmon::gateway {
+namespace {
+
+constexpr uint64_t kStaleNaNBits = 0x7ff0000000000002ull;
+
+void PutVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(char(uint8_t(v) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(char(uint8_t(v)));
+}
+
+bool GetVarint(std::string_view* in, uint64_t* v) {
+  uint64_t result = 0;
+  for (int shift = 0; shift <= 63 && !in->empty(); shift += 7) {
+    const uint8_t b = uint8_t((*in)[0]);
+    in->remove_prefix(1);
+    result |= uint64_t(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;
+}
+
+void PutString(std::string_view s, std::string* out) {
+  PutVarint(s.size(), out);
+  out->append(s);
+}
+
+bool GetString(std::string_view* in, std::string* s) {
+  uint64_t n = 0;
+  if (!GetVarint(in, &n) || n > in->size()) return false;
+  s->assign(in->substr(0, size_t(n)));
+  in->remove_prefix(size_t(n));
+  return true;
+}
+
+bool EndsWith(std::string_view s, std::string_view suffix, std::string_view* base) {
+  if (s.size() <= suffix.size() || !s.ends_with(suffix)) return false;
+  *base = s.substr(0, s.size() - suffix.size());
+  return true;
+}
+
+}  // namespace
+
+std::string SeriesKey(const Labels& labels) {
+  std::string key;
+  for (const auto& [n, v] : labels) {
+    if (n == "__name__") PutString(v, &key);
+  }
+  for (const auto& [n, v] : labels) {
+    if (n == "__name__") continue;
+    PutString(n, &key);
+    PutString(v, &key);
+  }
+  return key;
+}
+
+Status LabelsOfKey(std::string_view key, Labels* labels) {
+  Labels out;
+  std::string name;
+  if (!GetString(&key, &name)) return Status::Corruption("gateway: malformed series key");
+  out.emplace_back("__name__", std::move(name));
+  while (!key.empty()) {
+    std::string n, v;
+    if (!GetString(&key, &n) || !GetString(&key, &v)) {
+      return Status::Corruption("gateway: malformed series key");
+    }
+    out.emplace_back(std::move(n), std::move(v));
+  }
+  std::sort(out.begin(), out.end());
+  *labels = std::move(out);
+  return Status::Ok();
+}
+
+Status NameOfKey(std::string_view key, std::string* name) {
+  if (!GetString(&key, name)) return Status::Corruption("gateway: malformed series key");
+  return Status::Ok();
+}
+
+bool IsStaleMarker(double v) { return std::bit_cast<uint64_t>(v) == kStaleNaNBits; }
+
+void SeriesTable::PutMetadata(rw::Metadata m) {
+  std::string family = m.family;
+  metadata_[std::move(family)] = std::move(m);
+}
+
+FamilyOf SeriesTable::Family(std::string_view name) const {
+  FamilyOf f;
+  const auto lookup = [&](std::string_view n) -> const rw::Metadata* {
+    auto it = metadata_.find(std::string(n));
+    return it == metadata_.end() ? nullptr : &it->second;
+  };
+  if (const rw::Metadata* m = lookup(name)) {
+    f.family = std::string(name);
+    f.kind = m->kind;
+    f.metadata = m;
+    return f;
+  }
+  std::string_view base;
+  const auto take = [&](const rw::Metadata* m) {
+    f.family = std::string(base);
+    f.kind = m->kind;
+    f.metadata = m;
+  };
+  if (EndsWith(name, "_total", &base)) {
+    if (const rw::Metadata* m = lookup(base); m && m->kind == rw::MetricKind::kCounter) {
+      take(m);
+      return f;
+    }
+  }
+  if (EndsWith(name, "_bucket", &base)) {
+    if (const rw::Metadata* m = lookup(base); m && m->kind == rw::MetricKind::kHistogram) {
+      take(m);
+      return f;
+    }
+  }
+  if (EndsWith(name, "_count", &base) || EndsWith(name, "_sum", &base)) {
+    if (const rw::Metadata* m = lookup(base);
+        m && (m->kind == rw::MetricKind::kHistogram || m->kind == rw::MetricKind::kSummary)) {
+      take(m);
+      return f;
+    }
+  }
+  f.family = std::string(name);
+  return f;
+}
+
+bool SeriesTable::IsCounter(std::string_view name) const {
+  const FamilyOf f = Family(name);
+  std::string_view base;
+  switch (f.kind) {
+    case rw::MetricKind::kCounter:
+      return true;
+    case rw::MetricKind::kHistogram:
+      return EndsWith(name, "_bucket", &base) || EndsWith(name, "_count", &base);
+    case rw::MetricKind::kSummary:
+      return EndsWith(name, "_count", &base);
+    case rw::MetricKind::kUnknown:
+      return f.metadata == nullptr && EndsWith(name, "_total", &base);
+    default:
+      return false;
+  }
+}
+
+void SeriesTable::Plan(const std::vector<IncomingSeries>& series,
+                       const std::vector<rw::Metadata>& metadata, PlannedChanges* changes,
+                       ApplyResult* result) const {
+  *result = ApplyResult{};
+  changes->series.clear();
+  changes->metadata.clear();
+  // Metadata first, so that a request's own TYPE decides what its series are (the table is
+  // consulted through a copy only when metadata changes; usually it does not).
+  std::map<std::string, rw::Metadata> seen;
+  for (const rw::Metadata& m : metadata) {
+    auto it = metadata_.find(m.family);
+    if (it != metadata_.end() && it->second == m) continue;
+    seen[m.family] = m;  // the last of several in one request wins
+  }
+  for (auto& [family, m] : seen) changes->metadata.push_back(m);
+  result->metadata_changed = changes->metadata.size();
+  const SeriesTable* rules = this;
+  SeriesTable with_new;
+  if (!seen.empty()) {
+    with_new.metadata_ = metadata_;
+    for (const rw::Metadata& m : changes->metadata) with_new.metadata_[m.family] = m;
+    rules = &with_new;
+  }
+
+  std::unordered_map<std::string, size_t> index;  // key -> position in changes->series
+  for (const IncomingSeries& in : series) {
+    std::string key = SeriesKey(in.labels);
+    auto pos = index.find(key);
+    SeriesState state;
+    bool exists = true;
+    if (pos != index.end()) {
+      state = changes->series[pos->second].second;
+    } else if (auto it = series_.find(key); it != series_.end()) {
+      state = it->second;
+    } else {
+      exists = false;
+    }
+    std::string_view name;
+    for (const auto& [ln, lv] : in.labels) {
+      if (ln == "__name__") name = lv;
+    }
+    bool counter = false, counter_known = false;
+    bool changed = false;
+    for (const rw::Sample& s : in.samples) {
+      if (exists && s.timestamp_ms <= state.timestamp_ms) {
+        ++result->duplicates;
+        continue;
+      }
+      if (exists && s.value < state.value) {  // false for NaNs
+        if (!counter_known) {
+          counter = rules->IsCounter(name);
+          counter_known = true;
+        }
+        if (counter) ++result->counter_resets;
+      }
+      if (!exists && pos == index.end()) ++result->new_series;
+      exists = true;
+      state = SeriesState{s.timestamp_ms, s.value};
+      ++result->accepted;
+      changed = true;
+    }
+    if (!changed) continue;
+    if (pos != index.end()) {
+      changes->series[pos->second].second = state;
+    } else {
+      index.emplace(key, changes->series.size());
+      changes->series.emplace_back(std::move(key), state);
+    }
+  }
+}
+
+void SeriesTable::Commit(const PlannedChanges& changes) {
+  for (const rw::Metadata& m : changes.metadata) metadata_[m.family] = m;
+  for (const auto& [key, state] : changes.series) series_[key] = state;
+}
+
+}  // namespace ccmon::gateway
