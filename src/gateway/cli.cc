@@ -15,7 +15,8 @@ constexpr char kUsage[] =
     "Receives Prometheus remote-write (1.0 and 2.0) on POST /api/v1/write, keeps every series'\n"
     "last sample in RocksDB (--data-dir) and serves them on /metrics.\n"
     "\n"
-    "  --listen ADDR                host:port to listen on (default 127.0.0.1:9464; port 0 picks one)\n"
+    "  --listen ADDR                host:port to listen on (default 127.0.0.1:9464; port 0 picks "
+    "one)\n"
     "  --data-dir DIR               the gateway's RocksDB (default ./data)\n"
     "  --allow-anonymous            accept writes without a device key (device keys are not\n"
     "                               implemented yet: without this flag every write gets 401)\n"
@@ -60,10 +61,9 @@ Status ParseDuration(std::string_view flag, std::string_view text, uint64_t max_
   uint64_t n = 0;
   Status s = ParseUnsignedFlag(flag, digits, 0, max_seconds / unit, &n);
   if (!s.ok()) {
-    return Status::InvalidArgument("--" + std::string(flag) +
-                                   " wants a duration such as 30s, 10m or 1h, at most " +
-                                   std::to_string(max_seconds) + "s, got '" + std::string(text) +
-                                   "'");
+    return Status::InvalidArgument(
+        "--" + std::string(flag) + " wants a duration such as 30s, 10m or 1h, at most " +
+        std::to_string(max_seconds) + "s, got '" + std::string(text) + "'");
   }
   *out = std::chrono::milliseconds(int64_t(n * unit * 1000));
   return Status::Ok();

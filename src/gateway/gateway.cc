@@ -45,7 +45,7 @@ GatewaySelfMetrics::GatewaySelfMetrics(const WriteHandler* write, const SeriesSt
   accepted_ = Counter(&metrics_, "ccmon_gateway_samples_accepted", "Samples stored");
   duplicate_ = Counter(&metrics_, "ccmon_gateway_samples_duplicate",
                        "Samples at or before their series' last sample, dropped");
-  resets_ = Counter(&metrics_, "ccmon_gateway_counter_resets",
+  resets_ = Counter(&metrics_, "ccmon_gateway_series_resets",
                     "Accepted counter samples below the series' previous value");
   created_ = Counter(&metrics_, "ccmon_gateway_series_created", "Series stored for the first time");
   v2_ = Counter(&metrics_, "ccmon_gateway_write_requests_v2", "Remote-write 2.0 requests received");
@@ -55,16 +55,18 @@ GatewaySelfMetrics::GatewaySelfMetrics(const WriteHandler* write, const SeriesSt
                       "Connections dropped by a read, write or idle timeout");
   series_ = Gauge(&metrics_, "ccmon_gateway_series", "Series held");
   families_ = Gauge(&metrics_, "ccmon_gateway_metric_families", "Metric families with metadata");
-  store_bytes_ = Gauge(&metrics_, "ccmon_gateway_store_bytes", "Size of the store on disk",
-                       "bytes");
+  store_bytes_ =
+      Gauge(&metrics_, "ccmon_gateway_store_bytes", "Size of the store on disk", "bytes");
   connections_ = Gauge(&metrics_, "ccmon_gateway_http_connections", "Open HTTP connections");
   metrics_.OnCollect([this] { Collect(); });
 }
 
 void GatewaySelfMetrics::Collect() {
   const WriteStats w = write_->stats();
-  for (size_t i = 0; i < requests_.size(); ++i) requests_[i].AdvanceTo(double(w.requests_by_code[i]));
-  for (size_t i = 0; i < rejected_.size(); ++i) rejected_[i].AdvanceTo(double(w.samples_rejected[i]));
+  for (size_t i = 0; i < requests_.size(); ++i)
+    requests_[i].AdvanceTo(double(w.requests_by_code[i]));
+  for (size_t i = 0; i < rejected_.size(); ++i)
+    rejected_[i].AdvanceTo(double(w.samples_rejected[i]));
   accepted_.AdvanceTo(double(w.samples_accepted));
   duplicate_.AdvanceTo(double(w.samples_duplicate));
   resets_.AdvanceTo(double(w.counter_resets));
@@ -87,8 +89,8 @@ Status GatewayMetricsBody(const SeriesStore& store, const GatewaySelfMetrics& se
   std::string rendered;
   store.Read([&](const SeriesTable& table) {
     WriteSeriesExposition(
-        table, format,
-        [](std::string_view name) { return name.starts_with("ccmon_gateway_"); }, &rendered);
+        table, format, [](std::string_view name) { return name.starts_with("ccmon_gateway_"); },
+        &rendered);
   });
   ComposeRenderedMetricsBody(format, rendered, &self.registry(), body);
   return Status::Ok();
@@ -99,7 +101,9 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   RocksStoreOptions ro;
   ro.block_cache_bytes = size_t(32) << 20;
   ro.write_buffer_bytes = size_t(16) << 20;
-  ro.log = [&log](std::string_view m) { log("level=warn msg=\"rocksdb\" detail=\"" + std::string(m) + "\""); };
+  ro.log = [&log](std::string_view m) {
+    log("level=warn msg=\"rocksdb\" detail=\"" + std::string(m) + "\"");
+  };
   std::unique_ptr<KvStore> kv;
   if (Status s = OpenRocksStore(config.data_dir, ro, &kv); !s.ok()) {
     log("level=error msg=\"cannot open the data dir\" error=\"" + s.message() + "\"");
@@ -119,9 +123,7 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   WriteHandlerOptions wo;
   wo.limits = config.limits;
   wo.allow_anonymous = config.allow_anonymous;
-  wo.log = [&log](std::string_view m) {
-    log("level=error msg=\"" + std::string(m) + "\"");
-  };
+  wo.log = [&log](std::string_view m) { log("level=error msg=\"" + std::string(m) + "\""); };
   WriteHandler write(store.get(), wo);
   GatewaySelfMetrics self(&write, store.get());
   MetricsHandlerOptions mo;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang + ASan/UBSan in build-fuzz/ and fuzzes the transcript
 # line parser for SECONDS (default 60) on a copy of tests/fuzz/corpus, then the remote-write
-# request decoder for a third of that (at least 5 s) on a copy of tests/fuzz/corpus_rw.
+# request decoder for a third of that (at least 5 s) on a copy of tests/fuzz/corpus_rw, then the
+# gateway's write handler as long on another copy.
 #   tests/fuzz/run_fuzz.sh [SECONDS]
 # Environment: CCMON_FUZZ_BUILD_DIR (default <repo>/build-fuzz), CCMON_FUZZ_JOBS (build -j),
 # CCMON_WERROR=ON (warnings are errors, as scripts/test.sh sets it),
@@ -26,7 +27,7 @@ CC=clang CXX=clang++ cmake -S "${root}" -B "${build}" \
   -DCMAKE_CXX_FLAGS="${flags}" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
   -DCCMON_FUZZ=ON -DCCMON_BUILD_TESTS=OFF -DCCMON_WERROR="${CCMON_WERROR:-OFF}" >/dev/null
-cmake --build "${build}" --target line_parser_fuzz remote_write_fuzz -j "${jobs}"
+cmake --build "${build}" --target line_parser_fuzz remote_write_fuzz gateway_write_fuzz -j "${jobs}"
 
 corpus="${build}/fuzz-corpus"
 artifacts="${build}/fuzz-artifacts"
@@ -54,3 +55,14 @@ cp -n "${here}"/corpus_rw/* "${rw_corpus}/" 2>/dev/null || true
   -max_total_time="${rw_secs}" -max_len=65536 -timeout=10 -rss_limit_mb=4096 \
   -print_final_stats=1 -artifact_prefix="${artifacts}/" ${CCMON_FUZZ_ARGS:-} \
   "${rw_corpus}"
+
+# The gateway's write handler, as long as the decoder, on its own copy of the same seeds.
+gw_corpus="${build}/fuzz-corpus-gateway"
+if [[ "${CCMON_FUZZ_KEEP_CORPUS:-0}" != 1 ]]; then rm -rf "${gw_corpus}"; fi
+mkdir -p "${gw_corpus}"
+cp -n "${here}"/corpus_rw/* "${gw_corpus}/" 2>/dev/null || true
+# shellcheck disable=SC2086
+"${build}/tests/fuzz/gateway_write_fuzz" \
+  -max_total_time="${rw_secs}" -max_len=65536 -timeout=10 -rss_limit_mb=4096 \
+  -print_final_stats=1 -artifact_prefix="${artifacts}/" ${CCMON_FUZZ_ARGS:-} \
+  "${gw_corpus}"

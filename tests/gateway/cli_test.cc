@@ -25,11 +25,27 @@ TEST(ParseServeFlagsTest, DefaultsAndEveryFlag) {
   EXPECT_EQ(c.data_dir, "./data");
   EXPECT_FALSE(c.allow_anonymous);
   EXPECT_EQ(c.limits.max_future, std::chrono::minutes(10));
-  Status s = ParseServeFlags({"--listen", "0.0.0.0:1", "--data-dir=/tmp/x", "--allow-anonymous",
-                              "--max-body-bytes", "2048", "--max-decoded-bytes", "4096",
-                              "--max-series-per-request", "7", "--max-labels-per-series", "8",
-                              "--max-label-name-bytes", "9", "--max-label-value-bytes", "10",
-                              "--max-future", "90s", "--max-connections", "3", "--io-threads",
+  Status s = ParseServeFlags({"--listen",
+                              "0.0.0.0:1",
+                              "--data-dir=/tmp/x",
+                              "--allow-anonymous",
+                              "--max-body-bytes",
+                              "2048",
+                              "--max-decoded-bytes",
+                              "4096",
+                              "--max-series-per-request",
+                              "7",
+                              "--max-labels-per-series",
+                              "8",
+                              "--max-label-name-bytes",
+                              "9",
+                              "--max-label-value-bytes",
+                              "10",
+                              "--max-future",
+                              "90s",
+                              "--max-connections",
+                              "3",
+                              "--io-threads",
                               "4"},
                              &c);
   ASSERT_TRUE(s.ok()) << s.message();
@@ -49,13 +65,19 @@ TEST(ParseServeFlagsTest, DefaultsAndEveryFlag) {
 
 TEST(ParseServeFlagsTest, RefusesWhatIsWrong) {
   const std::vector<std::vector<std::string>> bad = {
-      {"--max-body-bytes", "-1"},      {"--max-body-bytes", "10"},
+      {"--max-body-bytes", "-1"},
+      {"--max-body-bytes", "10"},
       {"--max-body-bytes", "99999999999999999999"},
-      {"--max-future", "2d"},          {"--max-future", "10x"},
-      {"--max-future", ""},            {"--io-threads", "0"},
-      {"--listen"},                    {"--listen", ""},
-      {"--bogus", "1"},                {"serve"},
-      {"--allow-anonymous=yes"},       {"--data-dir", "a", "--data-dir", "b"},
+      {"--max-future", "2d"},
+      {"--max-future", "10x"},
+      {"--max-future", ""},
+      {"--io-threads", "0"},
+      {"--listen"},
+      {"--listen", ""},
+      {"--bogus", "1"},
+      {"serve"},
+      {"--allow-anonymous=yes"},
+      {"--data-dir", "a", "--data-dir", "b"},
   };
   for (const auto& args : bad) {
     GatewayConfig c;
@@ -152,9 +174,7 @@ TEST(RunGatewayTest, ServesAndStopsCleanlyAndReleasesTheDataDir) {
 
 TEST(RunGatewayTest, ADataDirThatIsNotADatabaseFails) {
   testing_util::TempDir dir;
-  {
-    std::ofstream(dir.path() + "/notes.txt") << "my files";
-  }
+  { std::ofstream(dir.path() + "/notes.txt") << "my files"; }
   GatewayConfig c;
   c.listen = "127.0.0.1:0";
   c.data_dir = dir.path();

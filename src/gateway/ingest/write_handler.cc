@@ -67,8 +67,8 @@ std::string Clip(std::string_view s) {
 
 // Validates one series and turns it into its canonical form (sorted, empty values dropped).
 // "" when fine, else the 400 message; *over_limit says whether a limit was the reason.
-std::string CanonicalSeries(const rw::Series& in, const IngestLimits& limits,
-                            IncomingSeries* out, bool* over_limit) {
+std::string CanonicalSeries(const rw::Series& in, const IngestLimits& limits, IncomingSeries* out,
+                            bool* over_limit) {
   *over_limit = false;
   if (in.labels.size() > limits.max_labels_per_series) {
     *over_limit = true;
@@ -156,8 +156,7 @@ void WriteHandler::Reject(RejectReason reason, uint64_t samples) {
   rejected_[size_t(reason)].fetch_add(samples, std::memory_order_relaxed);
 }
 
-ServerResponse WriteHandler::Answer(unsigned status, std::string body, bool v2,
-                                    uint64_t written) {
+ServerResponse WriteHandler::Answer(unsigned status, std::string body, bool v2, uint64_t written) {
   CountStatus(status);
   ServerResponse r;
   r.status = status;
@@ -200,8 +199,8 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
   if (request.body.size() > limits.max_body_bytes) {
     Reject(RejectReason::kOverLimit, 0);
     return Answer(413,
-                  "body of " + std::to_string(request.body.size()) +
-                      " bytes over the limit of " + std::to_string(limits.max_body_bytes),
+                  "body of " + std::to_string(request.body.size()) + " bytes over the limit of " +
+                      std::to_string(limits.max_body_bytes),
                   v2, 0);
   }
   if (v2) v2_.fetch_add(1, std::memory_order_relaxed);

@@ -54,7 +54,7 @@ struct IngestLimits {
   size_t max_series_per_request = 50'000;       // TimeSeries entries (and metadata entries)
   size_t max_labels_per_series = 64;            // __name__ included
   size_t max_label_name_bytes = 256;
-  size_t max_label_value_bytes = 4096;          // also help and unit texts
+  size_t max_label_value_bytes = 4096;                   // also help and unit texts
   std::chrono::milliseconds max_future{10 * 60 * 1000};  // samples ahead of the clock
 };
 

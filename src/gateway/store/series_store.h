@@ -77,8 +77,8 @@ class GatewayStore final : public SeriesStore {
   explicit GatewayStore(KvStore* kv) : kv_(kv) {}
 
   KvStore* kv_;
-  std::mutex apply_mu_;            // one Apply at a time: plan, write, commit
-  mutable std::shared_mutex mu_;   // guards table_
+  std::mutex apply_mu_;           // one Apply at a time: plan, write, commit
+  mutable std::shared_mutex mu_;  // guards table_
   SeriesTable table_;
 };
 

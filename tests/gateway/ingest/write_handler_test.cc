@@ -218,12 +218,10 @@ TEST_F(WriteHandlerTest, ContentTypes) {
   const std::string body = Snappy(RawV1({Up()}));
   EXPECT_EQ(Post(body, "").status, 204u);  // old senders send none
   EXPECT_EQ(Post(body, "application/x-protobuf;proto=prometheus.WriteRequest").status, 204u);
-  EXPECT_EQ(Post(body, "Application/X-Protobuf ; proto=\"prometheus.WriteRequest\"").status,
-            204u);
+  EXPECT_EQ(Post(body, "Application/X-Protobuf ; proto=\"prometheus.WriteRequest\"").status, 204u);
   EXPECT_EQ(Post(body, "text/plain").status, 415u);
   EXPECT_EQ(Post(body, "application/json").status, 415u);
-  EXPECT_EQ(Post(body, "application/x-protobuf;proto=io.prometheus.write.v3.Request").status,
-            415u);
+  EXPECT_EQ(Post(body, "application/x-protobuf;proto=io.prometheus.write.v3.Request").status, 415u);
   EXPECT_EQ(Post(body, "application/x-protobuf;garbage").status, 415u);
   EXPECT_EQ(Post(body, "application/x-protobuf", "gzip").status, 415u);
   EXPECT_EQ(Post(body, "application/x-protobuf", "").status, 204u);
@@ -297,33 +295,33 @@ TEST_F(WriteHandlerTest, TenThousandLabelsAre400AndTheLimitItselfIsFine) {
 }
 
 TEST_F(WriteHandlerTest, OneMegabyteLabelValueIs400) {
-  ServerResponse r = PostV1({RawSeries{{{"__name__", "m"}, {"big", std::string(1 << 20, 'x')}},
-                                       {{kNow, 1}}}});
+  ServerResponse r =
+      PostV1({RawSeries{{{"__name__", "m"}, {"big", std::string(1 << 20, 'x')}}, {{kNow, 1}}}});
   EXPECT_EQ(r.status, 400u);
   EXPECT_NE(r.body.find("over the limit of 4096"), std::string::npos);
-  EXPECT_EQ(PostV1({RawSeries{{{"__name__", "m"}, {"big", std::string(4096, 'x')}}, {{kNow, 1}}}})
-                .status,
-            204u);
-  EXPECT_EQ(PostV1({RawSeries{{{"__name__", "m"}, {std::string(257, 'n'), "v"}}, {{kNow, 1}}}})
-                .status,
-            400u);
-  EXPECT_EQ(PostV1({RawSeries{{{"__name__", "m"}, {std::string(256, 'n'), "v"}}, {{kNow, 2}}}})
-                .status,
-            204u);
+  EXPECT_EQ(
+      PostV1({RawSeries{{{"__name__", "m"}, {"big", std::string(4096, 'x')}}, {{kNow, 1}}}}).status,
+      204u);
+  EXPECT_EQ(
+      PostV1({RawSeries{{{"__name__", "m"}, {std::string(257, 'n'), "v"}}, {{kNow, 1}}}}).status,
+      400u);
+  EXPECT_EQ(
+      PostV1({RawSeries{{{"__name__", "m"}, {std::string(256, 'n'), "v"}}, {{kNow, 2}}}}).status,
+      204u);
 }
 
 TEST_F(WriteHandlerTest, InvalidLabelsAre400) {
   const std::vector<RawSeries> bad = {
-      {{{"__name__", "m"}, {"v", "\xff\xfe"}}, {{kNow, 1}}},           // invalid UTF-8 value
-      {{{"__name__", "m"}, {"\xc3\x28", "v"}}, {{kNow, 1}}},           // invalid UTF-8 name
-      {{{"__name__", "m"}, {"a", "1"}, {"a", "2"}}, {{kNow, 1}}},      // duplicate name
-      {{{"__name__", "m"}, {"__name__", "n"}}, {{kNow, 1}}},           // two names
-      {{{"job", "a"}}, {{kNow, 1}}},                                   // no __name__
-      {{{"__name__", ""}}, {{kNow, 1}}},                               // empty name
-      {{{"__name__", "1bad"}}, {{kNow, 1}}},                           // invalid metric name
-      {{{"__name__", "m"}, {"1bad", "v"}}, {{kNow, 1}}},               // invalid label name
-      {{{"__name__", "m"}, {"__reserved", "v"}}, {{kNow, 1}}},         // reserved prefix
-      {{{"__name__", "m"}, {"", "v"}}, {{kNow, 1}}},                   // empty label name
+      {{{"__name__", "m"}, {"v", "\xff\xfe"}}, {{kNow, 1}}},       // invalid UTF-8 value
+      {{{"__name__", "m"}, {"\xc3\x28", "v"}}, {{kNow, 1}}},       // invalid UTF-8 name
+      {{{"__name__", "m"}, {"a", "1"}, {"a", "2"}}, {{kNow, 1}}},  // duplicate name
+      {{{"__name__", "m"}, {"__name__", "n"}}, {{kNow, 1}}},       // two names
+      {{{"job", "a"}}, {{kNow, 1}}},                               // no __name__
+      {{{"__name__", ""}}, {{kNow, 1}}},                           // empty name
+      {{{"__name__", "1bad"}}, {{kNow, 1}}},                       // invalid metric name
+      {{{"__name__", "m"}, {"1bad", "v"}}, {{kNow, 1}}},           // invalid label name
+      {{{"__name__", "m"}, {"__reserved", "v"}}, {{kNow, 1}}},     // reserved prefix
+      {{{"__name__", "m"}, {"", "v"}}, {{kNow, 1}}},               // empty label name
   };
   for (size_t i = 0; i < bad.size(); ++i) {
     ServerResponse r = PostV1({Up(), bad[i]});

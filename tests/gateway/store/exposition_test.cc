@@ -33,7 +33,8 @@ TEST(FormatSampleValueTest, ShortestRoundTrip) {
   EXPECT_EQ(FormatSampleValue(NAN), "NaN");
   const double tiny = std::numeric_limits<double>::denorm_min();
   EXPECT_EQ(std::strtod(FormatSampleValue(tiny).c_str(), nullptr), tiny);
-  EXPECT_EQ(std::strtod(FormatSampleValue(123456.78901234567).c_str(), nullptr), 123456.78901234567);
+  EXPECT_EQ(std::strtod(FormatSampleValue(123456.78901234567).c_str(), nullptr),
+            123456.78901234567);
 }
 
 TEST(SeriesExpositionTest, TextWithTypesFromMetadata) {

@@ -40,9 +40,8 @@ std::string Exposed(const SeriesStore& store, ExpositionFormat f = ExpositionFor
 }
 
 TEST(SeriesKeyTest, RoundTripsAnyBytesAndPutsTheNameFirst) {
-  Labels labels = {{"A", "upper sorts before __name__"},
-                   {"__name__", "m"},
-                   {"z", std::string("nul\0byte", 8)}};
+  Labels labels = {
+      {"A", "upper sorts before __name__"}, {"__name__", "m"}, {"z", std::string("nul\0byte", 8)}};
   const std::string key = SeriesKey(labels);
   std::string name;
   ASSERT_TRUE(NameOfKey(key, &name).ok());
@@ -51,16 +50,20 @@ TEST(SeriesKeyTest, RoundTripsAnyBytesAndPutsTheNameFirst) {
   ASSERT_TRUE(LabelsOfKey(key, &back).ok());
   EXPECT_EQ(back, labels);
   EXPECT_EQ(LabelsOfKey(key.substr(0, key.size() - 1), &back).code(), Status::Code::kCorruption);
-  EXPECT_EQ(LabelsOfKey("\x05" "ab", &back).code(), Status::Code::kCorruption);
+  EXPECT_EQ(LabelsOfKey("\x05"
+                        "ab",
+                        &back)
+                .code(),
+            Status::Code::kCorruption);
 }
 
 TEST(SeriesTableTest, DuplicatesAreDroppedAndCountedResetsOnlyForCounters) {
   SeriesTable t;
   PlannedChanges c;
   ApplyResult r;
-  t.Plan({S({{"__name__", "x_total"}}, {{1000, 5}, {2000, 7}}),
-          S({{"__name__", "g"}}, {{1000, 9}})},
-         {}, &c, &r);
+  t.Plan(
+      {S({{"__name__", "x_total"}}, {{1000, 5}, {2000, 7}}), S({{"__name__", "g"}}, {{1000, 9}})},
+      {}, &c, &r);
   EXPECT_EQ(r.accepted, 3u);
   EXPECT_EQ(r.new_series, 2u);
   t.Commit(c);
@@ -163,15 +166,13 @@ TEST_F(GatewayStoreTest, ARestartedStoreServesExactlyWhatItServedBefore) {
   Open();
   ApplyResult r;
   const double nan_payload = std::bit_cast<double>(uint64_t(0x7ff8000000000123ull));
-  ASSERT_TRUE(store_
-                  ->Apply({S({{"__name__", "claude_cost_usd_total"}, {"device", "a"}},
-                             {{1000, 0.1 + 0.2}}),
-                           S({{"__name__", "weird"}, {"v", "quote\" back\\ nl\n"}},
-                             {{1000, nan_payload}}),
-                           S({{"__name__", "big"}}, {{-5, 1e300}})},
-                          {Meta("claude_cost_usd", rw::MetricKind::kCounter, "Cost\nin USD")},
-                          &r)
-                  .ok());
+  ASSERT_TRUE(
+      store_
+          ->Apply({S({{"__name__", "claude_cost_usd_total"}, {"device", "a"}}, {{1000, 0.1 + 0.2}}),
+                   S({{"__name__", "weird"}, {"v", "quote\" back\\ nl\n"}}, {{1000, nan_payload}}),
+                   S({{"__name__", "big"}}, {{-5, 1e300}})},
+                  {Meta("claude_cost_usd", rw::MetricKind::kCounter, "Cost\nin USD")}, &r)
+          .ok());
   const auto before = Snapshot(*store_);
   const std::string text = Exposed(*store_);
   const std::string om = Exposed(*store_, ExpositionFormat::kOpenMetrics);
@@ -188,10 +189,11 @@ TEST_F(GatewayStoreTest, ARestartedStoreServesExactlyWhatItServedBefore) {
   EXPECT_EQ(Exposed(*store_), text);
   EXPECT_EQ(Exposed(*store_, ExpositionFormat::kOpenMetrics), om);
   // And dedup continues from the stored state.
-  ASSERT_TRUE(store_->Apply({S({{"__name__", "claude_cost_usd_total"}, {"device", "a"}},
-                               {{1000, 7}})},
-                            {}, &r)
-                  .ok());
+  ASSERT_TRUE(
+      store_
+          ->Apply({S({{"__name__", "claude_cost_usd_total"}, {"device", "a"}}, {{1000, 7}})}, {},
+                  &r)
+          .ok());
   EXPECT_EQ(r.duplicates, 1u);
   EXPECT_EQ(store_->Stats().series, 3u);
   EXPECT_EQ(store_->Stats().families, 1u);
