@@ -101,6 +101,26 @@ TEST(RunGatewayCliTest, UsageAndVersion) {
   EXPECT_NE(out.str().find("--allow-anonymous"), std::string::npos);
 }
 
+// One raw request over a plain socket; returns the whole response (until the server closes).
+std::string HttpRaw(int port, const std::string& req) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return "";
+  }
+  (void)!write(fd, req.data(), req.size());
+  std::string resp;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) resp.append(buf, size_t(n));
+  close(fd);
+  return resp;
+}
+
 // One HTTP/1.0 request over a plain socket; returns the whole response.
 std::string HttpGet(int port, const std::string& path) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -165,6 +185,19 @@ TEST(RunGatewayTest, ServesAndStopsCleanlyAndReleasesTheDataDir) {
     EXPECT_NE(metrics.find("ccmon_gateway_series 0"), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("ccmon_gateway_write_requests_total{code=\"204\"} 0"),
               std::string::npos);
+    // Over a real socket: a body announced over --max-body-bytes is refused from its
+    // Content-Length (413, nothing read), a write without a key is 401, and the gateway keeps
+    // serving.
+    const std::string big = HttpRaw(std::stoi(port),
+                                    "POST /api/v1/write HTTP/1.1\r\nHost: x\r\n"
+                                    "Content-Type: application/x-protobuf\r\n"
+                                    "Content-Length: 99999999999\r\n\r\n");
+    EXPECT_NE(big.find(" 413 "), std::string::npos) << big;
+    const std::string anon = HttpRaw(std::stoi(port),
+                                     "POST /api/v1/write HTTP/1.1\r\nHost: x\r\n"
+                                     "Connection: close\r\nContent-Length: 1\r\n\r\nx");
+    EXPECT_NE(anon.find(" 401 "), std::string::npos) << anon;
+    EXPECT_NE(HttpGet(std::stoi(port), "/healthz").find("200 OK"), std::string::npos);
     stop.request_stop();
     t.join();
     EXPECT_EQ(code, 0) << logs.text();

@@ -67,7 +67,7 @@ std::string Clip(std::string_view s) {
 
 // Validates one series and turns it into its canonical form (sorted, empty values dropped).
 // "" when fine, else the 400 message; *over_limit says whether a limit was the reason.
-std::string CanonicalSeries(const rw::Series& in, const IngestLimits& limits, IncomingSeries* out,
+std::string CanonicalSeries(rw::Series&& in, const IngestLimits& limits, IncomingSeries* out,
                             bool* over_limit) {
   *over_limit = false;
   if (in.labels.size() > limits.max_labels_per_series) {
@@ -77,7 +77,7 @@ std::string CanonicalSeries(const rw::Series& in, const IngestLimits& limits, In
   }
   Labels labels;
   labels.reserve(in.labels.size());
-  for (const auto& [name, value] : in.labels) {
+  for (auto& [name, value] : in.labels) {
     if (name.size() > limits.max_label_name_bytes) {
       *over_limit = true;
       return "a label name of " + std::to_string(name.size()) + " bytes, over the limit of " +
@@ -94,7 +94,7 @@ std::string CanonicalSeries(const rw::Series& in, const IngestLimits& limits, In
       return "invalid label name \"" + Clip(name) + "\"";
     }
     if (value.empty()) continue;
-    labels.emplace_back(name, value);
+    labels.emplace_back(std::move(name), std::move(value));
   }
   std::sort(labels.begin(), labels.end());
   bool has_name = false;
@@ -106,7 +106,7 @@ std::string CanonicalSeries(const rw::Series& in, const IngestLimits& limits, In
   }
   if (!has_name) return "a series has no __name__";
   out->labels = std::move(labels);
-  out->samples = in.samples;
+  out->samples = std::move(in.samples);
   return "";
 }
 
@@ -228,11 +228,11 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
   const int64_t latest_ms = now_ms + limits.max_future.count();
   std::vector<IncomingSeries> series;
   series.reserve(decoded.series.size());
-  for (const rw::Series& in : decoded.series) {
+  for (rw::Series& in : decoded.series) {
     if (in.samples.empty()) continue;  // e.g. a 2.0 series of native histograms
     IncomingSeries out;
     bool over_limit = false;
-    if (std::string why = CanonicalSeries(in, limits, &out, &over_limit); !why.empty()) {
+    if (std::string why = CanonicalSeries(std::move(in), limits, &out, &over_limit); !why.empty()) {
       Reject(over_limit ? RejectReason::kOverLimit : RejectReason::kInvalidSeries, samples);
       return Answer(400, "remote-write: " + why, v2, 0);
     }

@@ -8,7 +8,9 @@
 #include <mutex>
 
 #include "gateway/ingest/gateway_handler.h"
+#include "store/mem_store.h"
 #include "testing/fake_clock.h"
+#include "testing/fault_store.h"
 
 namespace ccmon::gateway {
 namespace {
@@ -466,6 +468,47 @@ TEST_F(WriteHandlerTest, Routes) {
   r.body = Snappy(RawV1({Up()}));
   EXPECT_EQ(h.Handle(r).status, 204u);
   EXPECT_EQ(handler_->stats().requests_by_code[3], 1u);  // the 405
+}
+
+}  // namespace
+}  // namespace ccmon::gateway
+
+namespace ccmon::gateway {
+namespace {
+
+// The handler over the real store on a failing disk: 503, and nothing of the request applied —
+// not its series, not its metadata — until a retry succeeds.
+TEST(WriteHandlerOnGatewayStoreTest, AFailedWriteIs503AndNothingIsHalfApplied) {
+  auto mem = NewMemStore();
+  testing_util::FaultStore fault(mem.get());
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&fault, &store).ok());
+  FakeClock clock(kNow);
+  WriteHandlerOptions o;
+  o.allow_anonymous = true;
+  o.clock = &clock;
+  WriteHandler handler(store.get(), o);
+  ServerRequest r;
+  r.method = "POST";
+  r.headers.emplace_back("Content-Type", "application/x-protobuf");
+  r.body = Snappy(RawV1({Up(kNow - 1000, 1), RawSeries{{{"__name__", "b_total"}}, {{kNow, 5}}}},
+                        {{rw::MetricKind::kCounter, "b", "B", ""}}));
+  fault.FailWritesAfter(0);
+  ServerResponse resp = handler.Handle(r);
+  EXPECT_EQ(resp.status, 503u);
+  EXPECT_EQ(store->Stats().series, 0u);
+  EXPECT_EQ(store->Stats().families, 0u);
+  auto it = mem->NewIterator();
+  size_t keys = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++keys;
+  EXPECT_EQ(keys, 1u);  // only the format key
+  fault.ClearFaults();
+  resp = handler.Handle(r);
+  EXPECT_EQ(resp.status, 204u);
+  EXPECT_EQ(store->Stats().series, 2u);
+  EXPECT_EQ(store->Stats().families, 1u);
+  EXPECT_EQ(handler.stats().samples_accepted, 2u);
+  EXPECT_EQ(handler.stats().samples_rejected[size_t(RejectReason::kStorage)], 2u);
 }
 
 }  // namespace
