@@ -15,7 +15,7 @@ constexpr char kUsage[] =
     "Receives Prometheus remote-write (1.0 and 2.0) on POST /api/v1/write, keeps every series'\n"
     "last sample in RocksDB (--data-dir) and serves them on /metrics.\n"
     "\n"
-    "  --listen ADDR                host:port to listen on (default 127.0.0.1:9464; port 0 picks "
+    "  --listen ADDR                host:port to listen on (default 127.0.0.1:9469; port 0 picks "
     "one)\n"
     "  --data-dir DIR               the gateway's RocksDB (default ./data)\n"
     "  --allow-anonymous            accept writes without a device key (device keys are not\n"

@@ -25,7 +25,8 @@
 namespace ccmon::gateway {
 
 struct GatewayConfig {
-  std::string listen = "127.0.0.1:9464";
+  // Not 9464: Claude Code's own Prometheus exporter (OTEL_METRICS_EXPORTER=prometheus) takes it.
+  std::string listen = "127.0.0.1:9469";
   std::string data_dir = "./data";
   bool allow_anonymous = false;
   IngestLimits limits;

@@ -314,6 +314,10 @@ Status Uncompress(std::string_view body, size_t max_decoded_bytes, std::string* 
 
 }  // namespace
 
+bool DeclaredDecodedLength(std::string_view body, size_t* length) {
+  return snappy::GetUncompressedLength(body.data(), body.size(), length);
+}
+
 Status DecodeV2(std::string_view body, size_t max_decoded_bytes, WriteRequest* request,
                 V2Extras* extras) {
   std::string raw;

@@ -81,6 +81,10 @@ Status Decode(std::string_view body, size_t max_decoded_bytes, WriteRequest* req
 // the whole request back. InvalidArgument when `proto` is not a WriteRequest.
 Status SamplesBeforeRepeatedSeries(std::string_view proto, size_t* samples_before, bool* repeat);
 
+// The uncompressed length a snappy block body declares (its header), without decompressing:
+// what Decode and DecodeV2 compare with their limit first. False when the header is malformed.
+bool DeclaredDecodedLength(std::string_view body, size_t* length);
+
 // --- Remote-write 2.0 (io.prometheus.write.v2.Request, proto/prometheus/write_v2.proto)
 
 // The Content-Type of a 2.0 request (a 1.0 request may also say

@@ -205,6 +205,17 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
   }
   if (v2) v2_.fetch_add(1, std::memory_order_relaxed);
 
+  // A decoded size over the limit is an over-limit request (a decompression bomb, or a sender
+  // whose batches are too large), told apart from a malformed body for the self-metrics; Decode
+  // checks the same declared length again.
+  if (size_t declared = 0;
+      rw::DeclaredDecodedLength(request.body, &declared) && declared > limits.max_decoded_bytes) {
+    Reject(RejectReason::kOverLimit, 0);
+    return Answer(400,
+                  "remote-write: decoded size " + std::to_string(declared) + " over the limit of " +
+                      std::to_string(limits.max_decoded_bytes),
+                  v2, 0);
+  }
   rw::WriteRequest decoded;
   Status s = v2 ? rw::DecodeV2(request.body, limits.max_decoded_bytes, &decoded, nullptr)
                 : rw::Decode(request.body, limits.max_decoded_bytes, &decoded);

@@ -61,7 +61,8 @@ struct IngestLimits {
 // Why samples were refused (ccmon_gateway_samples_rejected_total{reason}).
 enum class RejectReason : uint8_t {
   kBadBody,        // not snappy / not the protobuf (samples unknown: counted as requests only)
-  kOverLimit,      // a request or series over a limit
+  kOverLimit,      // a request or series over a limit (samples unknown for a body or decoded
+                   // size over its limit: counted as requests only)
   kInvalidSeries,  // labels, names, UTF-8, metadata
   kFuture,         // a sample beyond max_future
   kStorage,        // the store failed (503)

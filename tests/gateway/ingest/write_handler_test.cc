@@ -252,6 +252,8 @@ TEST_F(WriteHandlerTest, DecompressionBombIsRefusedFromTheDeclaredLength) {
   ServerResponse r = Post(bomb);
   EXPECT_EQ(r.status, 400u);
   EXPECT_NE(r.body.find("over the limit"), std::string::npos) << r.body;
+  EXPECT_EQ(handler_->stats().requests_by_code[1], 1u);  // 400
+  EXPECT_EQ(store_.applies, 0);
   // The decoded limit at and over its edge.
   const std::string raw = RawV1({Up()});
   IngestLimits l;
