@@ -63,19 +63,33 @@ bool LabelLess(const LabelView& a, const LabelView& b) {
   return a.second < b.second;
 }
 
+bool Ordinal(const LabelView& l) { return l.first == "le" || l.first == "quantile"; }
+
+// Label sets compared without their le/quantile labels, so that a histogram's buckets of one
+// series stay together (and then ascend, by LabelLess). No allocation: it runs n log n times.
+bool RestLess(const std::vector<LabelView>& a, const std::vector<LabelView>& b, bool* equal) {
+  size_t i = 0, k = 0;
+  while (true) {
+    while (i < a.size() && Ordinal(a[i])) ++i;
+    while (k < b.size() && Ordinal(b[k])) ++k;
+    if (i == a.size() || k == b.size()) {
+      *equal = i == a.size() && k == b.size();
+      return i == a.size() && k != b.size();
+    }
+    if (a[i] != b[k]) {
+      *equal = false;
+      return a[i] < b[k];
+    }
+    ++i;
+    ++k;
+  }
+}
+
 bool EntryLess(const Entry& a, const Entry& b) {
   if (a.name != b.name) return a.name < b.name;
-  // Compare label sets without le/quantile first, so that a histogram's buckets of one series
-  // stay together and ascend.
-  const auto rest = [](const Entry& e) {
-    std::vector<LabelView> v;
-    for (const LabelView& l : e.labels) {
-      if (l.first != "le" && l.first != "quantile") v.push_back(l);
-    }
-    return v;
-  };
-  const auto ra = rest(a), rb = rest(b);
-  if (ra != rb) return std::lexicographical_compare(ra.begin(), ra.end(), rb.begin(), rb.end());
+  bool equal = false;
+  const bool less = RestLess(a.labels, b.labels, &equal);
+  if (!equal) return less;
   return std::lexicographical_compare(a.labels.begin(), a.labels.end(), b.labels.begin(),
                                       b.labels.end(), LabelLess);
 }

@@ -116,6 +116,28 @@ TEST(SeriesExpositionTest, StaleAndHiddenSeriesAreLeftOut) {
             "kept 1\nnan NaN\n");
 }
 
+TEST(SeriesExpositionTest, BucketsStayWithTheirSeriesAndAscend) {
+  SeriesTable t;
+  t.PutMetadata({rw::MetricKind::kHistogram, "h", "", ""});
+  for (const char* dev : {"b", "a"}) {
+    for (const char* le : {"+Inf", "10", "2", "0.5"}) {
+      Add(&t, {{"__name__", "h_bucket"}, {"device", dev}, {"le", le}}, 1);
+    }
+  }
+  Add(&t, {{"__name__", "h_bucket"}, {"le", "1"}}, 1);  // fewer labels: first
+  EXPECT_EQ(Render(t, ExpositionFormat::kText),
+            "# TYPE h histogram\n"
+            "h_bucket{le=\"1\"} 1\n"
+            "h_bucket{device=\"a\",le=\"0.5\"} 1\n"
+            "h_bucket{device=\"a\",le=\"2\"} 1\n"
+            "h_bucket{device=\"a\",le=\"10\"} 1\n"
+            "h_bucket{device=\"a\",le=\"+Inf\"} 1\n"
+            "h_bucket{device=\"b\",le=\"0.5\"} 1\n"
+            "h_bucket{device=\"b\",le=\"2\"} 1\n"
+            "h_bucket{device=\"b\",le=\"10\"} 1\n"
+            "h_bucket{device=\"b\",le=\"+Inf\"} 1\n");
+}
+
 TEST(SeriesExpositionTest, EmptyTableIsEmpty) {
   SeriesTable t;
   EXPECT_EQ(Render(t, ExpositionFormat::kText), "");
