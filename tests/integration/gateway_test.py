@@ -5,7 +5,8 @@
   (a) `ccmon-agent start --foreground --url http://127.0.0.1:PORT/api/v1/write ...` pushes a
       generated history, then a second one appended in time order; each time the gateway's
       /metrics holds exactly `ccmon-replay metrics`'s claude_* series and values (the same
-      doubles), and its write requests were all 204. Restarted (SIGTERM, same --data-dir), the
+      doubles; the agent-only session series are checked as agent_test does), and its write
+      requests were all 204. Restarted (SIGTERM, same --data-dir), the
       gateway serves the same series and values as before. Without --allow-anonymous a write
       gets 401 and nothing is stored.
   (b) a real Prometheus 2.42 scraping itself with `remote_write:` pointed at the gateway (and
@@ -53,10 +54,12 @@ class Gateway(ic.ServerProcess):
         _, samples = ic.parse_prom_text(get(self.url("/metrics")))
         return samples
 
-    def claude_series(self):
+    def claude_series(self, agent_only=False):
+        """The claude_* series replay also computes ({key: value}); with agent_only, the
+        agent's own session series (docs/accounting.md A41) instead."""
         out = {}
         for s in self.samples():
-            if s.name.startswith("claude_"):
+            if s.name.startswith("claude_") and s.name.startswith(at.AGENT_ONLY) == agent_only:
                 out[at.key_of(s.name, dict(s.labels))] = s.value
         return out
 
@@ -87,6 +90,23 @@ def wait_gateway_equal(gw, want, what, deadline_s=90):
         time.sleep(0.2)
     raise ic.TestError("%s: the gateway never served replay's series exactly: %s"
                        % (what, at.describe_diff(got, want)))
+
+
+def check_sessions(gw, want, what, ck, deadline_s=30):
+    """As agent_test.check_sessions, on the gateway: every fixture session observed once in
+    claude_session_duration_seconds_count, none active (claude_active_sessions, a gauge)."""
+    sessions = sum(v for k, v in want.items() if k[0] == "claude_sessions_total")
+    deadline = time.monotonic() + deadline_s
+    got = None
+    while time.monotonic() < deadline:
+        series = gw.claude_series(agent_only=True)
+        count = [v for k, v in series.items() if k[0] == "claude_session_duration_seconds_count"]
+        active = [v for k, v in series.items() if k[0] == "claude_active_sessions"]
+        got = (sum(count) if count else None, sum(active) if active else None)
+        if got == (sessions, 0.0):
+            break
+        time.sleep(0.2)
+    ck.eq("%s: session durations observed, active sessions" % what, got, (sessions, 0.0))
 
 
 def refused_writes(gw):
@@ -137,6 +157,7 @@ def part_agent(args, ck, work):
         wait_gateway_equal(gw, want, "history at start")
         ck.check(True, "history at start: the gateway's /metrics equals replay exactly (%.1f s)"
                  % (time.monotonic() - t0))
+        check_sessions(gw, want, "history at start", ck)
         for dst, data in appends:
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             with open(dst, "ab") as fh:
@@ -146,19 +167,20 @@ def part_agent(args, ck, work):
         wait_gateway_equal(gw, want, "after the appends")
         ck.check(True, "after %d appended lines: /metrics equals replay exactly (%d series, %.1f s)"
                  % (len(appends), len(want), time.monotonic() - t0))
+        check_sessions(gw, want, "after the appends", ck)
         ck.eq("write requests the gateway refused", refused_writes(gw), 0.0)
         ck.check(gw.self_metric("ccmon_gateway_samples_accepted_total") > 0,
                  "ccmon_gateway_samples_accepted_total counts the agent's samples")
         took = agent.stop()
         ck.check(took < 5.0, "the agent stops within 5 s (%.2f s)" % took)
         before_text = get(gw.url("/metrics"))
-        before = gw.claude_series()
+        before = {**gw.claude_series(), **gw.claude_series(agent_only=True)}
         code, took = gw.sigterm()
         ck.check(code in (0, -signal.SIGTERM, 128 + signal.SIGTERM),
                  "SIGTERM stops the gateway cleanly (exit %s, %.2f s)" % (code, took))
         gw.start()
-        after = gw.claude_series()
-        ck.check(after == before and len(after) == len(want),
+        after = {**gw.claude_series(), **gw.claude_series(agent_only=True)}
+        ck.check(after == before and len(after) > len(want),
                  "restarted on the same --data-dir: the same %d series and values" % len(after),
                  at.describe_diff(after, before))
         claude_lines = lambda t: [l for l in t.splitlines() if "claude_" in l]  # noqa: E731
