@@ -25,9 +25,10 @@ class BatchingSink : public HistorySink {
         extra_labels_(extra_labels) {}
 
   void BeginFamily(const FamilyDesc& d) override {
-    metadata_.push_back(rw::Metadata{
-        d.type == MetricType::kCounter ? rw::MetricKind::kCounter : rw::MetricKind::kHistogram,
-        d.name, d.help, d.unit});
+    const rw::MetricKind kind = d.type == MetricType::kCounter ? rw::MetricKind::kCounter
+                                : d.type == MetricType::kGauge ? rw::MetricKind::kGauge
+                                                               : rw::MetricKind::kHistogram;
+    metadata_.push_back(rw::Metadata{kind, d.name, d.help, d.unit});
   }
 
   void Sample(const HistorySeries& hs, __int128 value, int64_t timestamp_ms) override {
