@@ -75,8 +75,9 @@ AdminHandler::AdminHandler(DeviceRegistry* devices, AdminOptions options)
 
 ServerResponse AdminHandler::Handle(const ServerRequest& request) {
   if (options_.admin_token.empty()) {
-    return Error(403, "no admin token configured (--admin-token-file or "
-                      "CCMON_GATEWAY_ADMIN_TOKEN)");
+    return Error(403,
+                 "no admin token configured (--admin-token-file or "
+                 "CCMON_GATEWAY_ADMIN_TOKEN)");
   }
   if (!HashesEqual(HashDeviceKey(BearerToken(request.Header("Authorization"))), token_hash_)) {
     return Error(401, "a valid admin token is required: Authorization: Bearer <token>");
@@ -90,8 +91,8 @@ ServerResponse AdminHandler::Handle(const ServerRequest& request) {
       for (const DeviceInfo& d : devices_->List()) {
         list.push_back({{"name", d.name},
                         {"created", FormatRfc3339(d.created_ms)},
-                        {"last_seen", d.last_seen_ms > 0 ? json(FormatRfc3339(d.last_seen_ms))
-                                                         : json(nullptr)},
+                        {"last_seen",
+                         d.last_seen_ms > 0 ? json(FormatRfc3339(d.last_seen_ms)) : json(nullptr)},
                         {"revoked", d.revoked}});
       }
       return Json(200, json{{"devices", std::move(list)}});
@@ -110,7 +111,9 @@ ServerResponse AdminHandler::Handle(const ServerRequest& request) {
       if (s.code() == Status::Code::kInvalidArgument) return Error(409, s.message());
       return StoreError(s);
     }
-    return Json(201, json{{"name", name}, {"key", key}, {"setup", AgentSetupCommand(WriteUrl(request), key, name)}});
+    return Json(201, json{{"name", name},
+                          {"key", key},
+                          {"setup", AgentSetupCommand(WriteUrl(request), key, name)}});
   }
   rest.remove_prefix(1);  // the '/'
   std::string_view name = rest;
@@ -125,7 +128,9 @@ ServerResponse AdminHandler::Handle(const ServerRequest& request) {
     if (request.method != "POST") return MethodNotAllowed("POST");
     std::string key;
     if (Status s = devices_->Rotate(name, &key); !s.ok()) return StoreError(s);
-    return Json(200, json{{"name", name}, {"key", key}, {"setup", AgentSetupCommand(WriteUrl(request), key, name)}});
+    return Json(200, json{{"name", name},
+                          {"key", key},
+                          {"setup", AgentSetupCommand(WriteUrl(request), key, name)}});
   }
   if (request.method != "DELETE") return MethodNotAllowed("DELETE");
   if (Status s = devices_->Revoke(name); !s.ok()) return StoreError(s);

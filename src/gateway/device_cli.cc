@@ -1,5 +1,6 @@
 // ccmon-gateway device add|list|revoke|rotate: over a running gateway's admin API (--server) or
 // on a stopped gateway's --data-dir (cli.h).
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -33,8 +34,7 @@ Status ParseDeviceArgs(const std::vector<std::string>& args, DeviceArgs* out) {
   DeviceArgs a;
   if (args.empty()) return Status::InvalidArgument("device wants add, list, revoke or rotate");
   a.command = args[0];
-  if (a.command != "add" && a.command != "list" && a.command != "revoke" &&
-      a.command != "rotate") {
+  if (a.command != "add" && a.command != "list" && a.command != "revoke" && a.command != "rotate") {
     return Status::InvalidArgument("unknown device command '" + a.command +
                                    "' (add, list, revoke, rotate)");
   }
@@ -51,7 +51,8 @@ Status ParseDeviceArgs(const std::vector<std::string>& args, DeviceArgs* out) {
   }
   for (; i < args.size(); ++i) {
     std::string name = args[i], value;
-    if (!name.starts_with("--")) return Status::InvalidArgument("unexpected argument '" + name + "'");
+    if (!name.starts_with("--"))
+      return Status::InvalidArgument("unexpected argument '" + name + "'");
     name = name.substr(2);
     if (size_t eq = name.find('='); eq != std::string::npos) {
       value = name.substr(eq + 1);
@@ -196,11 +197,11 @@ int RunOffline(const DeviceArgs& a, std::ostream& out, std::ostream& err) {
   } else {
     json list = json::array();
     for (const DeviceInfo& d : devices->List()) {
-      list.push_back({{"name", d.name},
-                      {"created", FormatRfc3339(d.created_ms)},
-                      {"last_seen", d.last_seen_ms > 0 ? json(FormatRfc3339(d.last_seen_ms))
-                                                       : json(nullptr)},
-                      {"revoked", d.revoked}});
+      list.push_back(
+          {{"name", d.name},
+           {"created", FormatRfc3339(d.created_ms)},
+           {"last_seen", d.last_seen_ms > 0 ? json(FormatRfc3339(d.last_seen_ms)) : json(nullptr)},
+           {"revoked", d.revoked}});
     }
     reply["devices"] = std::move(list);
   }

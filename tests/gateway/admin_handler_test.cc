@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -53,8 +54,8 @@ TEST_F(AdminHandlerTest, AddListRevokeRotate) {
   const std::string key = b["key"];
   EXPECT_TRUE(IsWellFormedDeviceKey(key));
   EXPECT_EQ(b["name"], "laptop");
-  EXPECT_EQ(b["setup"], "ccmon-agent setup --url http://gw.example:9469/api/v1/write --key " +
-                            key + " --device laptop");
+  EXPECT_EQ(b["setup"], "ccmon-agent setup --url http://gw.example:9469/api/v1/write --key " + key +
+                            " --device laptop");
   std::string device;
   EXPECT_TRUE(devices_->Authenticate(key, &device));
 
@@ -165,6 +166,24 @@ TEST(AdminTokenTest, Parse) {
   EXPECT_TRUE(ParseAdminToken(std::string(4096, 'a'), &t).ok());
 }
 
+TEST(AdminTokenTest, ServeFlag) {
+  testing_util::TempDir dir;
+  {
+    std::ofstream(dir / "token") << "tok-1\n";
+    std::ofstream(dir / "empty") << "\n";
+  }
+  GatewayConfig c;
+  ASSERT_TRUE(ParseServeFlags({"--admin-token-file", dir / "token"}, &c).ok());
+  EXPECT_EQ(c.admin_token, "tok-1");
+  GatewayConfig d;
+  Status s = ParseServeFlags({"--admin-token-file", dir / "empty"}, &d);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("empty"), std::string::npos);
+  EXPECT_FALSE(ParseServeFlags({"--admin-token-file", dir / "absent"}, &d).ok());
+  EXPECT_FALSE(ParseServeFlags({"--admin-token-file", dir.path()}, &d).ok());  // a directory
+  EXPECT_EQ(d.admin_token, "");
+}
+
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
@@ -184,8 +203,8 @@ TEST(DeviceCliTest, OfflineOnADataDir) {
   ASSERT_EQ(lines.size(), 2u) << out.str();
   const std::string key = lines.back();
   EXPECT_TRUE(IsWellFormedDeviceKey(key)) << key;
-  EXPECT_EQ(lines[0], "ccmon-agent setup --url http://gw:9469/api/v1/write --key " + key +
-                          " --device box");
+  EXPECT_EQ(lines[0],
+            "ccmon-agent setup --url http://gw:9469/api/v1/write --key " + key + " --device box");
   // Duplicate: a failure on stderr, nothing on stdout.
   out.str("");
   err.str("");
@@ -268,8 +287,8 @@ TEST(DeviceCliTest, ServerModeWithoutATokenOrUnreachable) {
             kExitFailure);
   EXPECT_NE(err.str().find("admin token is empty"), std::string::npos) << err.str();
   err.str("");
-  EXPECT_EQ(RunGatewayCli({"device", "list", "--server", "http://127.0.0.1:1",
-                           "--admin-token-file", dir / "absent"},
+  EXPECT_EQ(RunGatewayCli({"device", "list", "--server", "http://127.0.0.1:1", "--admin-token-file",
+                           dir / "absent"},
                           out, err, nullptr),
             kExitFailure);
   EXPECT_NE(err.str().find("cannot read"), std::string::npos) << err.str();

@@ -55,10 +55,10 @@ TEST(DeviceKeyTest, MalformedKeysAreRefused) {
   EXPECT_FALSE(IsWellFormedDeviceKey("DK_" + body));  // wrong prefix
   EXPECT_FALSE(IsWellFormedDeviceKey("dk-" + body));
   EXPECT_FALSE(IsWellFormedDeviceKey("xx_" + body));
-  EXPECT_FALSE(IsWellFormedDeviceKey(good + "A"));       // too long
-  EXPECT_FALSE(IsWellFormedDeviceKey(good.substr(0, 45)));  // too short
+  EXPECT_FALSE(IsWellFormedDeviceKey(good + "A"));                        // too long
+  EXPECT_FALSE(IsWellFormedDeviceKey(good.substr(0, 45)));                // too short
   EXPECT_FALSE(IsWellFormedDeviceKey("dk_" + body.substr(0, 42) + "="));  // padding
-  EXPECT_FALSE(IsWellFormedDeviceKey("dk_+" + body.substr(1)));  // standard alphabet
+  EXPECT_FALSE(IsWellFormedDeviceKey("dk_+" + body.substr(1)));           // standard alphabet
   EXPECT_FALSE(IsWellFormedDeviceKey("dk_/" + body.substr(1)));
   EXPECT_FALSE(IsWellFormedDeviceKey("dk_" + body.substr(0, 42) + "B"));  // stray low bits
   EXPECT_TRUE(IsWellFormedDeviceKey("dk_" + body.substr(0, 42) + "E"));

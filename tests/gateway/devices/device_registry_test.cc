@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "store/mem_store.h"
 #include "store/rocks_store.h"
@@ -65,9 +66,9 @@ TEST_F(DeviceRegistryTest, NamesAreValidatedAndUnique) {
   std::string key;
   EXPECT_TRUE(reg_->Add(std::string(64, 'a'), &key).ok());
   EXPECT_TRUE(reg_->Add("A.b_c-9", &key).ok());
-  for (std::string bad : {std::string(), std::string(65, 'a'), std::string("a b"),
-                          std::string("a/b"), std::string("é"), std::string("a\0b", 3),
-                          std::string("a\nb")}) {
+  for (std::string bad :
+       {std::string(), std::string(65, 'a'), std::string("a b"), std::string("a/b"),
+        std::string("é"), std::string("a\0b", 3), std::string("a\nb")}) {
     Status s = reg_->Add(bad, &key);
     EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << bad;
   }
@@ -186,6 +187,38 @@ TEST_F(DeviceRegistryTest, RecordRoundTrip) {
   enc[17] = 1;
   enc[0] = 2;
   EXPECT_FALSE(DeviceRegistry::DecodeRecord(enc, &back).ok());
+}
+
+TEST_F(DeviceRegistryTest, ConcurrentAuthenticationWhileRotating) {
+  std::string key, other;
+  ASSERT_TRUE(reg_->Add("a", &key).ok());
+  ASSERT_TRUE(reg_->Add("b", &other).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      while (!stop.load()) {
+        std::string d;
+        // b's key is never rotated: it must always authenticate as b, never as a.
+        if (!reg_->Authenticate(other, &d) || d != "b") wrong.fetch_add(1);
+        (void)reg_->Authenticate(key, &d);
+        (void)reg_->List();
+      }
+    });
+  }
+  std::string k = key;
+  for (int i = 0; i < 200; ++i) {
+    std::string next;
+    ASSERT_TRUE(reg_->Rotate("a", &next).ok());
+    k = next;
+  }
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  std::string d;
+  EXPECT_TRUE(reg_->Authenticate(k, &d));
+  EXPECT_FALSE(reg_->Authenticate(key, &d));
 }
 
 TEST(DeviceRegistryRocksTest, DurableOnRealRocksDb) {

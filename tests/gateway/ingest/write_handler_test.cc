@@ -547,6 +547,18 @@ TEST_F(WriteHandlerTest, Routes) {
   r.body = Snappy(RawV1({Up()}));
   EXPECT_EQ(h.Handle(r).status, 204u);
   EXPECT_EQ(handler_->stats().requests_by_code[3], 1u);  // the 405
+  // Without an admin handler the device paths are 404; with one they reach it.
+  r.method = "GET";
+  r.target = "/api/v1/devices";
+  EXPECT_EQ(h.Handle(r).status, 404u);
+  FixedHandler admin;
+  GatewayHandler with_admin(handler_.get(), &metrics, nullptr, &admin);
+  for (const char* target : {"/api/v1/devices", "/api/v1/devices/a/rotate", "/api/v1/devices?x"}) {
+    r.target = target;
+    EXPECT_EQ(with_admin.Handle(r).status, 200u) << target;
+  }
+  r.target = "/api/v1/devicesX";
+  EXPECT_EQ(with_admin.Handle(r).status, 404u);
 }
 
 }  // namespace
