@@ -1,7 +1,10 @@
 #include "gateway/cli.h"
 
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <stop_token>
 
 #include "tools/common/flags.h"
@@ -10,7 +13,9 @@ namespace ccmon::gateway {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: ccmon-gateway serve [--listen ADDR] [--data-dir DIR] [--allow-anonymous] [limits]\n"
+    "usage: ccmon-gateway serve [--listen ADDR] [--data-dir DIR] [--allow-anonymous]\n"
+    "                           [--admin-token-file F] [limits]\n"
+    "       ccmon-gateway device add|list|revoke|rotate ... (ccmon-gateway device --help)\n"
     "\n"
     "Receives Prometheus remote-write (1.0 and 2.0) on POST /api/v1/write, keeps every series'\n"
     "last sample in RocksDB (--data-dir) and serves them on /metrics.\n"
@@ -18,8 +23,10 @@ constexpr char kUsage[] =
     "  --listen ADDR                host:port to listen on (default 127.0.0.1:9469; port 0 picks "
     "one)\n"
     "  --data-dir DIR               the gateway's RocksDB (default ./data)\n"
-    "  --allow-anonymous            accept writes without a device key (device keys are not\n"
-    "                               implemented yet: without this flag every write gets 401)\n"
+    "  --allow-anonymous            accept writes without an Authorization header (a single-\n"
+    "                               user setup); off by default: writes need a device key\n"
+    "  --admin-token-file F         the admin API's token (else $CCMON_GATEWAY_ADMIN_TOKEN;\n"
+    "                               neither: the admin API answers 403)\n"
     "  --max-body-bytes N           1024..1073741824 (default 16777216), larger bodies: 413\n"
     "  --max-decoded-bytes N        1024..4294967296 (default 67108864), checked from snappy's\n"
     "                               declared length before decompressing: 400\n"
@@ -122,6 +129,17 @@ Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* conf
       c.listen = value;
       continue;
     }
+    if (name == "admin-token-file") {
+      std::ifstream f(value, std::ios::binary);
+      std::ostringstream text;
+      if (!f || !(text << f.rdbuf())) {
+        return Status::InvalidArgument("--admin-token-file: cannot read " + value);
+      }
+      if (Status s = ParseAdminToken(text.str(), &c.admin_token); !s.ok()) {
+        return Status::InvalidArgument("--admin-token-file " + value + ": " + s.message());
+      }
+      continue;
+    }
     if (name == "data-dir") {
       if (value.empty()) return Status::InvalidArgument("--data-dir wants a directory");
       c.data_dir = value;
@@ -160,13 +178,20 @@ int RunGatewayCli(const std::vector<std::string>& args, std::ostream& out, std::
     out << "ccmon-gateway " << GatewayVersion() << "\n";
     return kExitOk;
   }
+  if (args[0] == "device") {
+    return RunDeviceCli(std::vector<std::string>(args.begin() + 1, args.end()), out, err);
+  }
   if (args[0] != "serve") {
-    err << "ccmon-gateway: unknown command '" << args[0] << "' (only serve exists yet; device "
-        << "keys come later)\n"
-        << kUsage;
+    err << "ccmon-gateway: unknown command '" << args[0] << "' (serve, device)\n" << kUsage;
     return kExitUsage;
   }
   GatewayConfig config;
+  if (const char* env = std::getenv("CCMON_GATEWAY_ADMIN_TOKEN"); env != nullptr && *env) {
+    if (Status s = ParseAdminToken(env, &config.admin_token); !s.ok()) {
+      err << "ccmon-gateway: CCMON_GATEWAY_ADMIN_TOKEN: " << s.message() << "\n";
+      return kExitUsage;
+    }
+  }
   const std::vector<std::string> flags(args.begin() + 1, args.end());
   for (const std::string& f : flags) {
     if (f == "--help" || f == "-h") {

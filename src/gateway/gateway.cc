@@ -5,6 +5,8 @@
 #include <mutex>
 #include <utility>
 
+#include "gateway/admin_handler.h"
+#include "gateway/devices/device_registry.h"
 #include "gateway/ingest/gateway_handler.h"
 #include "gateway/store/exposition.h"
 #include "selfmetrics/metrics_handler.h"
@@ -115,14 +117,22 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
         s.message() + "\"");
     return 1;
   }
+  std::unique_ptr<DeviceRegistry> devices;
+  if (Status s = DeviceRegistry::Open(kv.get(), nullptr, &devices); !s.ok()) {
+    log("level=error msg=\"cannot read the devices\" dir=\"" + config.data_dir + "\" error=\"" +
+        s.message() + "\"");
+    return 1;
+  }
   {
     const SeriesStoreStats st = store->Stats();
     log("level=info msg=\"store opened\" dir=\"" + config.data_dir +
-        "\" series=" + std::to_string(st.series) + " families=" + std::to_string(st.families));
+        "\" series=" + std::to_string(st.series) + " families=" + std::to_string(st.families) +
+        " devices=" + std::to_string(devices->List().size()));
   }
   WriteHandlerOptions wo;
   wo.limits = config.limits;
   wo.allow_anonymous = config.allow_anonymous;
+  wo.devices = devices.get();
   wo.log = [&log](std::string_view m) { log("level=error msg=\"" + std::string(m) + "\""); };
   WriteHandler write(store.get(), wo);
   GatewaySelfMetrics self(&write, store.get());
@@ -134,7 +144,11 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
       },
       mo);
   std::atomic<bool> ready{true};
-  GatewayHandler handler(&write, &metrics, [&ready] { return ready.load(); });
+  AdminOptions ao;
+  ao.admin_token = config.admin_token;
+  AdminHandler admin(devices.get(), ao);
+  GatewayHandler handler(
+      &write, &metrics, [&ready] { return ready.load(); }, &admin);
 
   ServerOptions so;
   so.listen = config.listen;
@@ -143,7 +157,7 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   so.io_threads = config.io_threads;
   so.idle_timeout = config.idle_timeout;
   so.read_timeout = config.read_timeout;
-  so.allowed_methods = {"GET", "HEAD", "POST"};
+  so.allowed_methods = {"GET", "HEAD", "POST", "DELETE"};
   so.log = [&log](std::string_view m) { log("level=warn msg=\"" + std::string(m) + "\""); };
   HttpServer server(so, &handler);
   if (Status s = server.Start(); !s.ok()) {
@@ -154,7 +168,8 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   self.set_server(&server);
   log("level=info msg=\"listening\" listen=\"" + config.listen +
       "\" port=" + std::to_string(server.port()) +
-      (config.allow_anonymous ? " anonymous_writes=true" : " anonymous_writes=false"));
+      (config.allow_anonymous ? " anonymous_writes=true" : " anonymous_writes=false") +
+      (config.admin_token.empty() ? " admin_api=false" : " admin_api=true"));
 
   std::mutex mu;
   std::condition_variable_any cv;

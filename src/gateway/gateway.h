@@ -29,6 +29,8 @@ struct GatewayConfig {
   std::string listen = "127.0.0.1:9469";
   std::string data_dir = "./data";
   bool allow_anonymous = false;
+  // Guards the admin API (/api/v1/devices); empty: the admin API answers 403.
+  std::string admin_token;
   IngestLimits limits;
   size_t max_connections = 1024;
   int io_threads = 2;

@@ -141,7 +141,7 @@ def part_agent(args, ck, work):
         except urllib.error.HTTPError as e:
             code, body = e.code, e.read().decode()
         ck.eq("a write without --allow-anonymous", code, 401)
-        ck.check("device keys are not implemented yet" in body, "the 401 says why", body)
+        ck.check("device key" in body, "the 401 says why", body)
     finally:
         locked.stop()
 

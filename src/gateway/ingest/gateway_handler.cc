@@ -5,8 +5,8 @@
 namespace ccmon::gateway {
 
 GatewayHandler::GatewayHandler(WriteHandler* write, HttpHandler* metrics,
-                               std::function<bool()> ready)
-    : write_(write), metrics_(metrics), ready_(std::move(ready)) {}
+                               std::function<bool()> ready, HttpHandler* admin)
+    : write_(write), metrics_(metrics), ready_(std::move(ready)), admin_(admin) {}
 
 ServerResponse GatewayHandler::Handle(const ServerRequest& request) {
   const std::string_view path = request.Path();
@@ -18,6 +18,9 @@ ServerResponse GatewayHandler::Handle(const ServerRequest& request) {
       return r;
     }
     return write_->Handle(request);
+  }
+  if (admin_ != nullptr && (path == "/api/v1/devices" || path.starts_with("/api/v1/devices/"))) {
+    return admin_->Handle(request);
   }
   if (path == "/readyz") {
     if (request.method != "GET") {

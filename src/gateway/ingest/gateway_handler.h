@@ -2,6 +2,7 @@
 //   POST /api/v1/write           WriteHandler (write_handler.h); other methods: 405, Allow: POST
 //   GET  /metrics, /api/metrics  `metrics` (a MetricsHandler, selfmetrics/metrics_handler.h;
 //                                /api/metrics so that the seed server's scrape configs work)
+//   /api/v1/devices[/…]          `admin` (gateway/admin_handler.h; nullptr: 404)
 //   GET  /healthz                200 "ok" while the process serves
 //   GET  /readyz                 200 "ready" while `ready` says so, else 503
 //   anything else                404
@@ -19,13 +20,16 @@ inline constexpr std::string_view kWritePath = "/api/v1/write";
 
 class GatewayHandler : public HttpHandler {
  public:
-  GatewayHandler(WriteHandler* write, HttpHandler* metrics, std::function<bool()> ready);
+  // `admin` may be null (no admin API: 404).
+  GatewayHandler(WriteHandler* write, HttpHandler* metrics, std::function<bool()> ready,
+                 HttpHandler* admin = nullptr);
   ServerResponse Handle(const ServerRequest& request) override;
 
  private:
   WriteHandler* write_;
   HttpHandler* metrics_;
   std::function<bool()> ready_;
+  HttpHandler* admin_;
 };
 
 }  // namespace ccmon::gateway

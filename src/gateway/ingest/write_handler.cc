@@ -110,6 +110,19 @@ std::string CanonicalSeries(rw::Series&& in, const IngestLimits& limits, Incomin
   return "";
 }
 
+// Sets `device` in sorted `labels`, replacing a value the sender gave.
+void SetDeviceLabel(const std::string& device, Labels* labels) {
+  auto it = std::lower_bound(labels->begin(), labels->end(), std::string_view("device"),
+                             [](const auto& label, std::string_view name) {
+                               return std::string_view(label.first) < name;
+                             });
+  if (it != labels->end() && it->first == "device") {
+    it->second = device;
+  } else {
+    labels->emplace(it, "device", device);
+  }
+}
+
 std::string_view NameOf(const Labels& labels) {
   for (const auto& [n, v] : labels) {
     if (n == "__name__") return v;
@@ -175,14 +188,22 @@ ServerResponse WriteHandler::Answer(unsigned status, std::string body, bool v2, 
 ServerResponse WriteHandler::Handle(const ServerRequest& request) {
   const Version version = VersionOf(request.Header("Content-Type"));
   const bool v2 = version == Version::kV2;
-  if (!options_.allow_anonymous) {
-    Reject(RejectReason::kUnauthorized, 0);
-    ServerResponse r = Answer(401,
-                              "device keys are not implemented yet: this gateway accepts writes "
-                              "only when started with --allow-anonymous",
-                              v2, 0);
-    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"ccmon-gateway\"");
-    return r;
+  // The device the key names; empty for an anonymous write. One answer for every failure.
+  std::string device;
+  const std::string_view authorization = request.Header("Authorization");
+  const bool anonymous = authorization.empty() && options_.allow_anonymous;
+  if (!anonymous) {
+    const bool ok = options_.devices != nullptr &&
+                    options_.devices->Authenticate(BearerToken(authorization), &device);
+    if (!ok) {
+      Reject(RejectReason::kUnauthorized, 0);
+      ServerResponse r = Answer(401,
+                                "a valid device key is required: Authorization: Bearer dk_... "
+                                "(ccmon-gateway device add NAME)",
+                                v2, 0);
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"ccmon-gateway\"");
+      return r;
+    }
   }
   if (version == Version::kUnsupported) {
     return Answer(415,
@@ -259,6 +280,7 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
                       v2, 0);
       }
     }
+    if (!device.empty()) SetDeviceLabel(device, &out.labels);
     series.push_back(std::move(out));
   }
   for (const rw::Metadata& m : decoded.metadata) {

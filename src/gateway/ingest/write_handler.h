@@ -16,8 +16,10 @@
 //        more than max_future ahead of the clock; metadata with an invalid family name or a
 //        help or unit text too long; a 2.0 symbol reference out of its table. Nothing of a
 //        rejected request is stored.
-//   401  no device key: until device keys exist (next slice) every write is refused unless the
-//        gateway runs with --allow-anonymous.
+//   401  no valid device key: an Authorization header that is not "Bearer <a live device key>"
+//        (absent, another scheme, malformed, unknown, revoked or rotated away: one answer for
+//        all, WWW-Authenticate: Bearer), or none at all unless allow_anonymous. Checked first,
+//        before the body is looked at.
 //   413  a body over max_body_bytes (HttpServer answers it first when its limit is the same).
 //   415  a Content-Type other than application/x-protobuf (with proto= absent,
 //        prometheus.WriteRequest or io.prometheus.write.v2.Request), or a Content-Encoding other
@@ -25,7 +27,10 @@
 //   503  the store failed (a full or failing disk): nothing was stored, retry later
 //        (Retry-After: 5).
 // Labels with an empty value are dropped (the same series as without them). Labels are stored
-// sorted, as received otherwise: the `device` label is left as sent in this slice.
+// sorted, as received otherwise, except `device`: a write authenticated by a device key has
+// every series' `device` label set to the key's device name, whatever the request said (added
+// when absent, replaced when present), so a device can never write another device's series.
+// An anonymous write (allow_anonymous, no Authorization header) keeps its labels as sent.
 // 2.0 answers carry X-Prometheus-Remote-Write-Samples-Written (samples stored or already held:
 // accepted + duplicates), -Histograms-Written (0: native histograms are not stored yet) and
 // -Exemplars-Written (0: exemplars are not stored), on 204 and on 4xx/5xx (all 0 there).
@@ -43,6 +48,7 @@
 #include <string_view>
 
 #include "base/clock.h"
+#include "gateway/devices/device_registry.h"
 #include "gateway/store/series_store.h"
 #include "http/server.h"
 
@@ -87,7 +93,10 @@ struct WriteStats {
 
 struct WriteHandlerOptions {
   IngestLimits limits;
+  // Writes without an Authorization header are accepted (labels as sent). Off by default.
   bool allow_anonymous = false;
+  // The device keys (borrowed; must outlive the handler). nullptr: no key is valid.
+  DeviceRegistry* devices = nullptr;
   Clock* clock = nullptr;  // Clock::Real()
   // Storage failures, one line each (no line end). Empty: not reported.
   std::function<void(std::string_view)> log;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "gateway/devices/device_registry.h"
 #include "gateway/ingest/gateway_handler.h"
 #include "store/mem_store.h"
 #include "testing/fake_clock.h"
@@ -144,14 +145,19 @@ class FakeStore : public SeriesStore {
 };
 
 constexpr int64_t kNow = 1767225600000;
+constexpr const char* kV2Type = "application/x-protobuf;proto=io.prometheus.write.v2.Request";
 
 class WriteHandlerTest : public ::testing::Test {
  protected:
-  WriteHandlerTest() : clock_(kNow) { Reset({}); }
+  WriteHandlerTest() : clock_(kNow), device_kv_(NewMemStore()) {
+    EXPECT_TRUE(DeviceRegistry::Open(device_kv_.get(), &clock_, &devices_).ok());
+    Reset({});
+  }
   void Reset(IngestLimits limits, bool anonymous = true) {
     WriteHandlerOptions o;
     o.limits = limits;
     o.allow_anonymous = anonymous;
+    o.devices = devices_.get();
     o.clock = &clock_;
     o.log = [this](std::string_view l) { logged_.emplace_back(l); };
     handler_ = std::make_unique<WriteHandler>(&store_, o);
@@ -163,6 +169,7 @@ class WriteHandlerTest : public ::testing::Test {
     r.target = "/api/v1/write";
     if (!content_type.empty()) r.headers.emplace_back("Content-Type", content_type);
     if (!encoding.empty()) r.headers.emplace_back("Content-Encoding", encoding);
+    if (!authorization_.empty()) r.headers.emplace_back("Authorization", authorization_);
     r.body = std::move(body);
     return handler_->Handle(r);
   }
@@ -178,6 +185,9 @@ class WriteHandlerTest : public ::testing::Test {
   }
 
   FakeClock clock_;
+  std::unique_ptr<KvStore> device_kv_;
+  std::unique_ptr<DeviceRegistry> devices_;
+  std::string authorization_;  // sent as Authorization when not empty
   FakeStore store_;
   std::vector<std::string> logged_;
   std::unique_ptr<WriteHandler> handler_;
@@ -207,13 +217,82 @@ TEST_F(WriteHandlerTest, DuplicatesAre204AndCounted) {
   EXPECT_EQ(handler_->stats().samples_accepted, 1u);
 }
 
-TEST_F(WriteHandlerTest, WithoutAllowAnonymousEveryWriteIs401) {
+TEST_F(WriteHandlerTest, WithoutAllowAnonymousAWriteWithoutAKeyIs401) {
   Reset({}, /*anonymous=*/false);
   ServerResponse r = PostV1({Up()});
   EXPECT_EQ(r.status, 401u);
-  EXPECT_NE(r.body.find("device keys are not implemented yet"), std::string::npos);
-  EXPECT_NE(r.body.find("--allow-anonymous"), std::string::npos);
+  EXPECT_NE(r.body.find("device key"), std::string::npos);
+  EXPECT_EQ(Header(r, "WWW-Authenticate"), "Bearer realm=\"ccmon-gateway\"");
   EXPECT_EQ(store_.applies, 0);
+  EXPECT_EQ(handler_->stats().requests_by_code[2], 1u);  // 401
+}
+
+TEST_F(WriteHandlerTest, BadKeysAre401WithOneAnswerForAll) {
+  Reset({}, /*anonymous=*/false);
+  std::string key, revoked, rotated_away, rotated;
+  ASSERT_TRUE(devices_->Add("a", &key).ok());
+  ASSERT_TRUE(devices_->Add("r", &revoked).ok());
+  ASSERT_TRUE(devices_->Revoke("r").ok());
+  ASSERT_TRUE(devices_->Add("o", &rotated_away).ok());
+  ASSERT_TRUE(devices_->Rotate("o", &rotated).ok());
+  std::string first_body;
+  for (const std::string& auth : std::vector<std::string>{
+           "Bearer " + revoked, "Bearer " + rotated_away, "Bearer " + key + "x",
+           "Bearer " + key.substr(3), "Bearer xk_" + key.substr(3), "Basic " + key, key,
+           std::string("Bearer "), std::string("Bearer dk_\xc3\xa9\xc3\xa9"),
+           std::string("Bearer dk_!!!not base64!!!"), "Bearer " + std::string(10 << 20, 'A'),
+           "Bearer dk_" + std::string(10 << 20, 'A')}) {
+    authorization_ = auth;
+    ServerResponse r = PostV1({Up()});
+    EXPECT_EQ(r.status, 401u) << auth.substr(0, 60);
+    if (first_body.empty()) first_body = r.body;
+    EXPECT_EQ(r.body, first_body);  // nothing tells which part was wrong
+  }
+  EXPECT_EQ(store_.applies, 0);
+  authorization_ = "Bearer " + rotated;
+  EXPECT_EQ(PostV1({Up()}).status, 204u);
+  authorization_ = "bearer  " + key + " ";
+  EXPECT_EQ(PostV1({Up(kNow + 1)}).status, 204u);
+}
+
+TEST_F(WriteHandlerTest, WithAllowAnonymousABadKeyIsStill401) {
+  authorization_ = "Bearer dk_unknown";
+  EXPECT_EQ(PostV1({Up()}).status, 401u);
+  authorization_.clear();
+  EXPECT_EQ(PostV1({Up()}).status, 204u);
+}
+
+TEST_F(WriteHandlerTest, TheKeysDeviceOverridesTheRequestsDeviceLabel) {
+  Reset({}, /*anonymous=*/false);
+  std::string key_a;
+  ASSERT_TRUE(devices_->Add("A", &key_a).ok());
+  authorization_ = "Bearer " + key_a;
+  ServerResponse r = PostV1(
+      {RawSeries{{{"__name__", "claude_cost_usd_total"}, {"device", "B"}, {"z", "1"}}, {{kNow, 5}}},
+       RawSeries{{{"__name__", "up"}}, {{kNow, 1}}},
+       RawSeries{{{"device", ""}, {"__name__", "x"}}, {{kNow, 1}}}});
+  ASSERT_EQ(r.status, 204u) << r.body;
+  ASSERT_EQ(store_.last_series.size(), 3u);
+  EXPECT_EQ(store_.last_series[0].labels,
+            (Labels{{"__name__", "claude_cost_usd_total"}, {"device", "A"}, {"z", "1"}}));
+  EXPECT_EQ(store_.last_series[1].labels, (Labels{{"__name__", "up"}, {"device", "A"}}));
+  EXPECT_EQ(store_.last_series[2].labels, (Labels{{"__name__", "x"}, {"device", "A"}}));
+  store_.Read([](const SeriesTable& t) {
+    for (const auto& [key, state] : t.series()) {
+      EXPECT_EQ(key.find('B'), std::string::npos) << key;
+    }
+  });
+  // The same through remote-write 2.0. Symbols: "", __name__, up2, device, B
+  const std::vector<std::string> sym = {"", "__name__", "up2", "device", "B"};
+  r = Post(Snappy(RawV2(sym, {{{1, 2, 3, 4}, {{kNow, 1}}}})), kV2Type);
+  ASSERT_EQ(r.status, 204u) << r.body;
+  ASSERT_EQ(store_.last_series.size(), 1u);
+  EXPECT_EQ(store_.last_series[0].labels, (Labels{{"__name__", "up2"}, {"device", "A"}}));
+}
+
+TEST_F(WriteHandlerTest, AnonymousWritesKeepTheirDeviceLabel) {
+  ASSERT_EQ(PostV1({RawSeries{{{"__name__", "up"}, {"device", "B"}}, {{kNow, 1}}}}).status, 204u);
+  EXPECT_EQ(store_.last_series[0].labels, (Labels{{"__name__", "up"}, {"device", "B"}}));
 }
 
 TEST_F(WriteHandlerTest, ContentTypes) {
@@ -370,8 +449,6 @@ TEST_F(WriteHandlerTest, StorageFailureIs503AndNothingIsApplied) {
   EXPECT_EQ(handler_->stats().samples_accepted, 1u);  // the retry is not a duplicate
 }
 
-constexpr const char* kV2Type = "application/x-protobuf;proto=io.prometheus.write.v2.Request";
-
 TEST_F(WriteHandlerTest, V2IsDecodedAndAnsweredWithTheWrittenHeaders) {
   // symbols: "", __name__, up, job, a, help text
   const std::vector<std::string> sym = {"", "__name__", "up", "job", "a", "Is it up"};
@@ -470,6 +547,18 @@ TEST_F(WriteHandlerTest, Routes) {
   r.body = Snappy(RawV1({Up()}));
   EXPECT_EQ(h.Handle(r).status, 204u);
   EXPECT_EQ(handler_->stats().requests_by_code[3], 1u);  // the 405
+  // Without an admin handler the device paths are 404; with one they reach it.
+  r.method = "GET";
+  r.target = "/api/v1/devices";
+  EXPECT_EQ(h.Handle(r).status, 404u);
+  FixedHandler admin;
+  GatewayHandler with_admin(handler_.get(), &metrics, nullptr, &admin);
+  for (const char* target : {"/api/v1/devices", "/api/v1/devices/a/rotate", "/api/v1/devices?x"}) {
+    r.target = target;
+    EXPECT_EQ(with_admin.Handle(r).status, 200u) << target;
+  }
+  r.target = "/api/v1/devicesX";
+  EXPECT_EQ(with_admin.Handle(r).status, 404u);
 }
 
 }  // namespace

@@ -1,0 +1,85 @@
+#include "gateway/devices/device_key.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+namespace ccmon::gateway {
+namespace {
+
+TEST(DeviceKeyTest, GeneratedKeysHaveTheFormAndDiffer) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 200; ++i) {
+    std::string key;
+    ASSERT_TRUE(GenerateDeviceKey(&key).ok());
+    EXPECT_EQ(key.size(), kDeviceKeyLength) << key;
+    EXPECT_TRUE(key.starts_with("dk_")) << key;
+    EXPECT_TRUE(IsWellFormedDeviceKey(key)) << key;
+    EXPECT_EQ(key.find('='), std::string::npos);
+    EXPECT_TRUE(seen.insert(key).second) << "a repeated key " << key;
+  }
+}
+
+TEST(DeviceKeyTest, Base64UrlKnownAnswers) {
+  // RFC 4648 test vectors, unpadded, with the URL alphabet.
+  EXPECT_EQ(Base64UrlEncode(""), "");
+  EXPECT_EQ(Base64UrlEncode("f"), "Zg");
+  EXPECT_EQ(Base64UrlEncode("fo"), "Zm8");
+  EXPECT_EQ(Base64UrlEncode("foo"), "Zm9v");
+  EXPECT_EQ(Base64UrlEncode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(Base64UrlEncode("\xfb\xff\xbf"), "-_-_");  // '+' and '/' in the standard alphabet
+  EXPECT_EQ(Base64UrlEncode(std::string(32, '\0')), std::string(43, 'A'));
+}
+
+TEST(DeviceKeyTest, HashIsSha256OfTheBytes) {
+  // SHA-256("abc"), FIPS 180-2.
+  const DeviceKeyHash h = HashDeviceKey("abc");
+  EXPECT_EQ(h[0], 0xba);
+  EXPECT_EQ(h[1], 0x78);
+  EXPECT_EQ(h[31], 0xad);
+  EXPECT_TRUE(HashesEqual(HashDeviceKey("dk_x"), HashDeviceKey("dk_x")));
+  EXPECT_FALSE(HashesEqual(HashDeviceKey("dk_x"), HashDeviceKey("dk_y")));
+  // NUL bytes and huge inputs are hashed as given.
+  EXPECT_FALSE(HashesEqual(HashDeviceKey(std::string("a\0b", 3)), HashDeviceKey("a")));
+  const std::string huge(10 << 20, 'k');
+  EXPECT_FALSE(HashesEqual(HashDeviceKey(huge), HashDeviceKey(huge + "k")));
+}
+
+TEST(DeviceKeyTest, MalformedKeysAreRefused) {
+  std::string good;
+  ASSERT_TRUE(GenerateDeviceKey(&good).ok());
+  const std::string body = good.substr(3);
+  EXPECT_FALSE(IsWellFormedDeviceKey(""));
+  EXPECT_FALSE(IsWellFormedDeviceKey("dk_"));
+  EXPECT_FALSE(IsWellFormedDeviceKey("DK_" + body));  // wrong prefix
+  EXPECT_FALSE(IsWellFormedDeviceKey("dk-" + body));
+  EXPECT_FALSE(IsWellFormedDeviceKey("xx_" + body));
+  EXPECT_FALSE(IsWellFormedDeviceKey(good + "A"));                        // too long
+  EXPECT_FALSE(IsWellFormedDeviceKey(good.substr(0, 45)));                // too short
+  EXPECT_FALSE(IsWellFormedDeviceKey("dk_" + body.substr(0, 42) + "="));  // padding
+  EXPECT_FALSE(IsWellFormedDeviceKey("dk_+" + body.substr(1)));           // standard alphabet
+  EXPECT_FALSE(IsWellFormedDeviceKey("dk_/" + body.substr(1)));
+  EXPECT_FALSE(IsWellFormedDeviceKey("dk_" + body.substr(0, 42) + "B"));  // stray low bits
+  EXPECT_TRUE(IsWellFormedDeviceKey("dk_" + body.substr(0, 42) + "E"));
+  EXPECT_FALSE(IsWellFormedDeviceKey("dk_\xc3\xa9" + body.substr(2)));  // non-ASCII
+  EXPECT_FALSE(IsWellFormedDeviceKey(std::string("dk_\0", 4) + body.substr(1)));
+  EXPECT_FALSE(IsWellFormedDeviceKey("dk_" + std::string(10 << 20, 'A')));
+}
+
+TEST(DeviceKeyTest, BearerToken) {
+  EXPECT_EQ(BearerToken("Bearer dk_abc"), "dk_abc");
+  EXPECT_EQ(BearerToken("bearer   dk_abc  "), "dk_abc");
+  EXPECT_EQ(BearerToken("BEARER\tdk_abc"), "dk_abc");
+  EXPECT_EQ(BearerToken(""), "");
+  EXPECT_EQ(BearerToken("Bearer"), "");
+  EXPECT_EQ(BearerToken("Bearer "), "");
+  EXPECT_EQ(BearerToken("Bearerdk_abc"), "");
+  EXPECT_EQ(BearerToken("Basic dXNlcjpwYXNz"), "");
+  EXPECT_EQ(BearerToken("Bearér dk_abc"), "");
+  const std::string huge = "Bearer " + std::string(10 << 20, 'x');
+  EXPECT_EQ(BearerToken(huge).size(), size_t(10 << 20));
+}
+
+}  // namespace
+}  // namespace ccmon::gateway
