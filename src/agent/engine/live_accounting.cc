@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <array>
 
-#include "agent/engine/codec.h"
+#include "base/record_codec.h"
 #include "ledger/copy_merge.h"
 #include "ledger/id_codec.h"
 #include "ledger/ledger.h"

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "agent/engine/codec.h"
+#include "base/record_codec.h"
 #include "exposition/text_format.h"
 
 namespace ccmon::agent {

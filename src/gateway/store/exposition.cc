@@ -8,29 +8,12 @@
 #include <utility>
 #include <vector>
 
+#include "base/record_codec.h"
+
 namespace ccmon::gateway {
 namespace {
 
 using LabelView = std::pair<std::string_view, std::string_view>;
-
-// Walks a SeriesKey without copying: the name, then (label name, value) pairs. False for a
-// malformed key (never written by the store; skipped).
-bool GetView(std::string_view* in, std::string_view* s) {
-  uint64_t n = 0;
-  int shift = 0;
-  while (true) {
-    if (in->empty() || shift > 63) return false;
-    const uint8_t b = uint8_t((*in)[0]);
-    in->remove_prefix(1);
-    n |= uint64_t(b & 0x7f) << shift;
-    if (!(b & 0x80)) break;
-    shift += 7;
-  }
-  if (n > in->size()) return false;
-  *s = in->substr(0, size_t(n));
-  in->remove_prefix(size_t(n));
-  return true;
-}
 
 struct Entry {
   std::string_view name;
@@ -164,13 +147,15 @@ void WriteSeriesExposition(const SeriesTable& table, ExpositionFormat format,
   Block* last_block = nullptr;
   for (const auto& [key, state] : table.series()) {
     if (IsStaleMarker(state.value)) continue;
-    std::string_view rest = key;
+    // The key is walked without copying: the name, then (label name, value) pairs. A malformed
+    // key (never written by the store) is skipped.
+    Reader rest(key);
     Entry e;
-    if (!GetView(&rest, &e.name)) continue;
+    if (!rest.Bytes(&e.name)) continue;
     bool ok = true;
-    while (!rest.empty() && ok) {
+    while (!rest.done() && ok) {
       LabelView l;
-      ok = GetView(&rest, &l.first) && GetView(&rest, &l.second);
+      ok = rest.Bytes(&l.first) && rest.Bytes(&l.second);
       e.labels.push_back(l);
     }
     if (!ok) continue;

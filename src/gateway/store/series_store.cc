@@ -4,6 +4,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "base/record_codec.h"
+
 namespace ccmon::gateway {
 namespace {
 
@@ -17,33 +19,6 @@ uint64_t GetFixed64(std::string_view in) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v |= uint64_t(uint8_t(in[size_t(i)])) << (8 * i);
   return v;
-}
-
-void PutString(std::string_view s, std::string* out) {
-  uint64_t n = s.size();
-  while (n >= 0x80) {
-    out->push_back(char(uint8_t(n) | 0x80));
-    n >>= 7;
-  }
-  out->push_back(char(uint8_t(n)));
-  out->append(s);
-}
-
-bool GetString(std::string_view* in, std::string* s) {
-  uint64_t n = 0;
-  int shift = 0;
-  while (true) {
-    if (in->empty() || shift > 63) return false;
-    const uint8_t b = uint8_t((*in)[0]);
-    in->remove_prefix(1);
-    n |= uint64_t(b & 0x7f) << shift;
-    if (!(b & 0x80)) break;
-    shift += 7;
-  }
-  if (n > in->size()) return false;
-  s->assign(in->substr(0, size_t(n)));
-  in->remove_prefix(size_t(n));
-  return true;
 }
 
 std::string PrefixedKey(char prefix, std::string_view rest) {
@@ -73,8 +48,8 @@ Status GatewayStore::DecodeState(std::string_view value, SeriesState* state) {
 std::string GatewayStore::EncodeMetadata(const rw::Metadata& m) {
   std::string v(1, kRecordVersion);
   v.push_back(char(m.kind));
-  PutString(m.help, &v);
-  PutString(m.unit, &v);
+  PutBytes(&v, m.help);
+  PutBytes(&v, m.unit);
   return v;
 }
 
@@ -87,8 +62,8 @@ Status GatewayStore::DecodeMetadata(std::string_view family, std::string_view va
   rw::Metadata out;
   out.family = std::string(family);
   out.kind = rw::MetricKind(uint8_t(value[1]));
-  value.remove_prefix(2);
-  if (!GetString(&value, &out.help) || !GetString(&value, &out.unit) || !value.empty()) {
+  Reader in(value.substr(2));
+  if (!in.Bytes(&out.help) || !in.Bytes(&out.unit) || !in.done()) {
     return Status::Corruption("gateway: malformed metadata record");
   }
   *m = std::move(out);

@@ -4,45 +4,12 @@
 #include <bit>
 #include <cmath>
 
+#include "base/record_codec.h"
+
 namespace ccmon::gateway {
 namespace {
 
 constexpr uint64_t kStaleNaNBits = 0x7ff0000000000002ull;
-
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(char(uint8_t(v) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(char(uint8_t(v)));
-}
-
-bool GetVarint(std::string_view* in, uint64_t* v) {
-  uint64_t result = 0;
-  for (int shift = 0; shift <= 63 && !in->empty(); shift += 7) {
-    const uint8_t b = uint8_t((*in)[0]);
-    in->remove_prefix(1);
-    result |= uint64_t(b & 0x7f) << shift;
-    if (!(b & 0x80)) {
-      *v = result;
-      return true;
-    }
-  }
-  return false;
-}
-
-void PutString(std::string_view s, std::string* out) {
-  PutVarint(s.size(), out);
-  out->append(s);
-}
-
-bool GetString(std::string_view* in, std::string* s) {
-  uint64_t n = 0;
-  if (!GetVarint(in, &n) || n > in->size()) return false;
-  s->assign(in->substr(0, size_t(n)));
-  in->remove_prefix(size_t(n));
-  return true;
-}
 
 bool EndsWith(std::string_view s, std::string_view suffix, std::string_view* base) {
   if (s.size() <= suffix.size() || !s.ends_with(suffix)) return false;
@@ -55,24 +22,25 @@ bool EndsWith(std::string_view s, std::string_view suffix, std::string_view* bas
 std::string SeriesKey(const Labels& labels) {
   std::string key;
   for (const auto& [n, v] : labels) {
-    if (n == "__name__") PutString(v, &key);
+    if (n == "__name__") PutBytes(&key, v);
   }
   for (const auto& [n, v] : labels) {
     if (n == "__name__") continue;
-    PutString(n, &key);
-    PutString(v, &key);
+    PutBytes(&key, n);
+    PutBytes(&key, v);
   }
   return key;
 }
 
 Status LabelsOfKey(std::string_view key, Labels* labels) {
   Labels out;
+  Reader in(key);
   std::string name;
-  if (!GetString(&key, &name)) return Status::Corruption("gateway: malformed series key");
+  if (!in.Bytes(&name)) return Status::Corruption("gateway: malformed series key");
   out.emplace_back("__name__", std::move(name));
-  while (!key.empty()) {
+  while (!in.done()) {
     std::string n, v;
-    if (!GetString(&key, &n) || !GetString(&key, &v)) {
+    if (!in.Bytes(&n) || !in.Bytes(&v)) {
       return Status::Corruption("gateway: malformed series key");
     }
     out.emplace_back(std::move(n), std::move(v));
@@ -83,7 +51,7 @@ Status LabelsOfKey(std::string_view key, Labels* labels) {
 }
 
 Status NameOfKey(std::string_view key, std::string* name) {
-  if (!GetString(&key, name)) return Status::Corruption("gateway: malformed series key");
+  if (!Reader(key).Bytes(name)) return Status::Corruption("gateway: malformed series key");
   return Status::Ok();
 }
 

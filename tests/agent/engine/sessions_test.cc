@@ -10,8 +10,8 @@
 #include <random>
 #include <set>
 
-#include "agent/engine/codec.h"
 #include "agent/engine/engine.h"
+#include "base/record_codec.h"
 #include "engine_test_util.h"
 #include "remote_write/write_request.h"
 #include "store/mem_store.h"

@@ -1,6 +1,7 @@
-// Little helpers for the agent's state records (docs/store-format.md, "Agent state"): varints,
-// length-prefixed bytes and fixed-width integers appended to a std::string, and a reader that
-// fails (returns false) instead of reading past the end. Pure; no allocation beyond the output.
+// Little helpers for store records and keys (docs/store-format.md: the agent's state, the
+// gateway's series keys and metadata): LEB128 varints, length-prefixed bytes and fixed-width
+// integers appended to a std::string, and a reader that fails (returns false) instead of reading
+// past the end. Pure; no allocation beyond the output.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +11,7 @@
 
 #include "base/money.h"
 
-namespace ccmon::agent {
+namespace ccmon {
 
 inline void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
@@ -119,4 +120,4 @@ inline uint64_t StableHash(std::string_view s) {
   return h;
 }
 
-}  // namespace ccmon::agent
+}  // namespace ccmon
