@@ -272,6 +272,23 @@ def check_backfilled_history(server, ck, config_dir):
     ck.eq("backfill: nothing before the history's first event", before, 0.0)
 
 
+def history_and_appends(args, work):
+    """Fixture A copied under WORK/claude/projects (a-… dirs): the history present at start;
+    fixture B (seed + 1000) as (path, line) appends in timestamp order into b-… dirs there.
+    Returns (config_dir, appends)."""
+    config = os.path.join(work, "claude")
+    os.makedirs(os.path.join(config, "projects"))
+    a_dir, b_dir = os.path.join(work, "a"), os.path.join(work, "b")
+    args_b = type(args)(**vars(args))
+    ic.make_fixture(args, a_dir)
+    args_b.seed = args.seed + 1000
+    ic.make_fixture(args_b, b_dir)
+    for entry in os.listdir(os.path.join(a_dir, "projects")):
+        shutil.copytree(os.path.join(a_dir, "projects", entry),
+                        os.path.join(config, "projects", "a-" + entry))
+    return config, appends_in_time_order(b_dir, config, "b-")
+
+
 def write_rejections(server, target):
     """Write requests the receiver refused (4xx/5xx), from its own /metrics: a Prometheus
     started with --config.file=/dev/null does not scrape itself, so a PromQL query would find
@@ -283,18 +300,7 @@ def write_rejections(server, target):
 
 def body(args, ck):
     work = tempfile.mkdtemp(prefix="ccmon-agent-it-")
-    config = os.path.join(work, "claude")
-    os.makedirs(os.path.join(config, "projects"))
-    # Fixture A: the history present at start; B: appended while the agent runs.
-    a_dir, b_dir = os.path.join(work, "a"), os.path.join(work, "b")
-    args_b = type(args)(**vars(args))
-    ic.make_fixture(args, a_dir)
-    args_b.seed = args.seed + 1000
-    ic.make_fixture(args_b, b_dir)
-    for entry in os.listdir(os.path.join(a_dir, "projects")):
-        shutil.copytree(os.path.join(a_dir, "projects", entry),
-                        os.path.join(config, "projects", "a-" + entry))
-    appends = appends_in_time_order(b_dir, config, "b-")
+    config, appends = history_and_appends(args, work)
 
     if args.target == "prometheus":
         prom = ic.find_tool(args.prometheus, "prometheus")

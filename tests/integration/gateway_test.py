@@ -115,17 +115,7 @@ def refused_writes(gw):
 
 
 def part_agent(args, ck, work):
-    config = os.path.join(work, "claude")
-    os.makedirs(os.path.join(config, "projects"))
-    a_dir, b_dir = os.path.join(work, "a"), os.path.join(work, "b")
-    args_b = type(args)(**vars(args))
-    ic.make_fixture(args, a_dir)
-    args_b.seed = args.seed + 1000
-    ic.make_fixture(args_b, b_dir)
-    for entry in os.listdir(os.path.join(a_dir, "projects")):
-        shutil.copytree(os.path.join(a_dir, "projects", entry),
-                        os.path.join(config, "projects", "a-" + entry))
-    appends = at.appends_in_time_order(b_dir, config, "b-")
+    config, appends = at.history_and_appends(args, work)
     data_dir = os.path.join(work, "gw-data")
 
     # Without --allow-anonymous: 401, nothing stored.
