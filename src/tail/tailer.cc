@@ -151,6 +151,12 @@ void Tailer::Look(const Found& f, std::set<Key>* seen) {
   if (it != states_.end()) {
     State& st = it->second;
     if (head.Matches(st.file.identity) && head.info.size >= st.file.offset) {
+      // Rechecked (it could not be read): offered again once it moved or changed since the last
+      // look; as it was, it would fail the same way.
+      if (st.recheck && (st.file.path != f.path || head.info.size != st.size_now ||
+                         head.info.mtime_ms != st.mtime_ms)) {
+        st.recheck = false;
+      }
       if (st.file.path != f.path) {
         TailEvent e;
         e.kind = TailEvent::Kind::kRenamed;
@@ -309,7 +315,7 @@ bool Tailer::PartialScan(const std::vector<DirtyPath>& dirty) {
 
 void Tailer::Offer(std::vector<TailWork>* work) {
   for (const auto& [key, st] : states_) {
-    if (st.size_now <= st.file.size_seen) continue;
+    if (st.size_now <= st.file.size_seen || st.recheck) continue;
     TailWork w;
     w.path = st.file.path;
     w.identity = st.file.identity;
@@ -346,6 +352,12 @@ Status Tailer::Next(SteadyTime deadline, std::stop_token stop, std::vector<TailW
   }
   std::vector<DirtyPath> dirty;
   for (;;) {
+    if (!recheck_paths_.empty()) {
+      dirty.clear();
+      for (std::string& p : recheck_paths_) dirty.push_back({DirtyPath::Kind::kFile, std::move(p)});
+      recheck_paths_.clear();
+      if (!PartialScan(dirty)) FullScan();
+    }
     TakeWatcherWarnings();
     Offer(work);
     if (events != nullptr) {
@@ -372,6 +384,7 @@ Status Tailer::Next(SteadyTime deadline, std::stop_token stop, std::vector<TailW
     }
     if (!dirty.empty() && !PartialScan(dirty)) FullScan();
     if (options_.clock->Now() >= next_rescan_) {
+      for (auto& [key, st] : states_) st.recheck = false;  // everything is looked at anew
       watcher_->Resync();
       FullScan();
       next_rescan_ = options_.clock->Now() + options_.rescan_interval;
@@ -401,6 +414,17 @@ Status Tailer::Consumed(const TailWork& work, uint64_t new_offset, bool read_to_
   // This file's share only (a full UpdateGauges per file made a step over n files O(n^2)).
   const uint64_t total = bytes_behind_.load(std::memory_order_relaxed);
   bytes_behind_.store(total - std::min(total, before) + behind_of(st), std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+Status Tailer::Recheck(const TailWork& work) {
+  auto it = states_.find({work.identity.device, work.identity.inode});
+  if (it == states_.end() || it->second.generation != work.generation) {
+    return Status::NotFound(work.path +
+                            ": no longer tracked (replaced, truncated or deleted since offered)");
+  }
+  it->second.recheck = true;
+  recheck_paths_.push_back(it->second.file.path);
   return Status::Ok();
 }
 

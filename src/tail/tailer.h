@@ -22,6 +22,8 @@
 //   deleted                  forgotten (kDeleted, with its last state); the caller keeps its
 //                            counters: a deleted transcript never lowers one
 //   unreadable dir or file   kProblem, once (again only after it was fixed and broke again)
+//   gone between the offer   handed back by the caller (Recheck): looked for at the next Next,
+//   and the read             offered again once found moved or changed, or at the next rescan
 // A full rescan every rescan_interval (default 5 min) is the safety net for anything the watcher
 // missed; it is the only timer in inotify mode, so an idle tailer uses no CPU.
 //
@@ -108,21 +110,33 @@ class Tailer {
   // Replaces *work and *events (if given; without it events are dropped) with files that have
   // bytes to read and what happened since the previous call. Blocks (without CPU in inotify mode)
   // until there is either, `deadline` (on options.clock's steady time) passes or `stop` is
-  // requested; empty results then. The first call scans everything. A work item not Consumed()
-  // before the next call is offered again. Errors: none today for file problems (they are kProblem
-  // events); a watcher that fails is replaced by a poller (kProblem).
+  // requested; empty results then. The first call scans everything. A work item neither Consumed()
+  // nor Recheck()ed before the next call is offered again. Errors: none today for file problems
+  // (they are kProblem events); a watcher that fails is replaced by a poller (kProblem).
   Status Next(std::chrono::steady_clock::time_point deadline, std::stop_token stop,
               std::vector<TailWork>* work, std::vector<TailEvent>* events = nullptr);
 
   // The caller read `work`'s file up to `new_offset` (LineReader::consumed_offset()): every
   // complete line before it is counted. `read_to_end`: the reader reached the end of the file, so
   // whatever follows new_offset up to work.size is an incomplete line, offered again only once
-  // the file grows past both; false (a read error, a stop midway): offered again at the next Next
-  // from new_offset. Call it for every work item (with work.start_offset when nothing could be
-  // read), or the item is offered again at the next Next.
+  // the file grows past both; false (a stop midway, a step's budget spent): offered again at the
+  // next Next from new_offset. Call it or Recheck() for every work item (a file that could not be
+  // opened as the one offered, or not read: Recheck), or the item is offered again at once.
   // kNotFound: the file was replaced, truncated or deleted since the offer (nothing recorded).
   // kInvalidArgument: new_offset below work.start_offset.
   Status Consumed(const TailWork& work, uint64_t new_offset, bool read_to_end = true);
+
+  // The caller could not read `work` as the file it was offered as: OpenIfSameFile found it gone
+  // from its path (renamed, deleted), replaced or truncated, or opening or reading it failed.
+  // Call it instead of Consumed(work, work.start_offset, false) (after Consumed, for a read
+  // error midway). The file is not offered again until the tailer has looked at it anew: its
+  // path is looked at by the next Next (a rename or a replacement is then found and reported),
+  // and a file still there as it was is offered again only once it changes or at the next full
+  // rescan. Without this, an item that cannot be read would be offered at once again, forever,
+  // and the watcher never consulted (found by integration.agent_faults_files: a file renamed
+  // between an offer and its read stopped every other file's reading).
+  // kNotFound: the file is no longer tracked as offered (nothing to do).
+  Status Recheck(const TailWork& work);
 
   // Every tracked file, sorted by path: what to persist.
   std::vector<TrackedFile> Snapshot() const;
@@ -141,6 +155,8 @@ class Tailer {
     uint64_t size_now = 0;  // at the last look
     int64_t mtime_ms = -1;  // at the last look (-1: never looked: a restored state)
     uint64_t generation = 0;
+    // Recheck()ed: not offered until a look finds it renamed or changed, or a periodic rescan.
+    bool recheck = false;
   };
   struct Found {
     std::string path;
@@ -166,7 +182,8 @@ class Tailer {
   TailerOptions options_;
   std::unique_ptr<Watcher> watcher_;
   std::map<Key, State> states_;
-  std::vector<TailEvent> events_;  // not yet returned
+  std::vector<TailEvent> events_;           // not yet returned
+  std::vector<std::string> recheck_paths_;  // Recheck()ed paths the next Next looks at
   std::set<std::string> problems_reported_;
   std::set<std::string>* collecting_ = nullptr;  // during a full scan: its problems
   bool started_ = false;

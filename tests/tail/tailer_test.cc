@@ -78,7 +78,7 @@ class Caller {
     bool same = false;
     Status s = OpenIfSameFile(env_, w.path, w.identity, w.start_offset, &file, &same);
     if (!s.ok() || !same) {
-      tailer_->Consumed(w, w.start_offset);
+      EXPECT_TRUE(tailer_->Recheck(w).ok());
       return;
     }
     if (before_read) before_read(w);
@@ -727,6 +727,74 @@ TEST(TailerRules, AnUnreadableFileIsReportedOnceAndReadWhenItCanBe) {
   ASSERT_TRUE(tailer.Next(clock.Now() + milliseconds(10), {}, &work, &events).ok());
   ASSERT_EQ(work.size(), 1u);
   EXPECT_EQ(work[0].size, 3u);
+}
+
+// Rewrites `path` in place (same inode) with `content` (MemEnv's open for writing truncates).
+void Rewrite(MemEnv* env, const std::string& path, const std::string& content) {
+  std::unique_ptr<WritableFile> f;
+  ASSERT_TRUE(env->NewWritableFile(path, &f).ok());
+  ASSERT_TRUE(f->Append(content).ok());
+  ASSERT_TRUE(f->Close().ok());
+}
+
+// Found by integration.agent_faults_files: a file renamed after it was offered and before it was
+// opened was offered again at once under its old name (the reader could not open it and gave
+// back its start offset), forever; Next never reached the watcher, so no other file was read
+// again. Recheck makes the next Next look for it: found renamed, offered under the new name.
+TEST(TailerRules, AFileRenamedBetweenItsOfferAndItsReadIsFollowedByTheNextNext) {
+  Scripted t;
+  t.env.AddFile("/c/projects/p/a.jsonl", "a1\na2\n");
+  auto work = t.Next(milliseconds(10));
+  ASSERT_EQ(work.size(), 1u);
+  ASSERT_TRUE(t.env.RenameFile("/c/projects/p/a.jsonl", "/c/projects/p/b.jsonl").ok());
+  std::unique_ptr<SequentialFile> file;
+  bool same = true;
+  ASSERT_EQ(OpenIfSameFile(&t.env, work[0].path, work[0].identity, 0, &file, &same).code(),
+            Status::Code::kNotFound);
+  ASSERT_TRUE(t.tailer->Recheck(work[0]).ok());
+  // No watcher event: the recheck alone finds it.
+  std::vector<TailEvent> events;
+  auto again = t.Next(milliseconds(10), &events);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].path, "/c/projects/p/b.jsonl");
+  EXPECT_EQ(again[0].start_offset, 0u);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, Kind::kRenamed);
+  EXPECT_EQ(events[0].old_path, "/c/projects/p/a.jsonl");
+  EXPECT_EQ(t.tailer->full_scans(), 2u);  // the old path is gone: only a scan can find it
+  // A stale item (another generation) is refused.
+  TailWork stale = work[0];
+  stale.generation += 100;
+  EXPECT_EQ(t.tailer->Recheck(stale).code(), Status::Code::kNotFound);
+}
+
+TEST(TailerRules, AFileThatCannotBeReadIsOfferedAgainOnlyOnceItChangesOrAtTheRescan) {
+  Scripted t;
+  t.env.AddFile("/c/projects/p/a.jsonl", "a1\n");
+  auto work = t.Next(milliseconds(10));
+  ASSERT_EQ(work.size(), 1u);
+  ASSERT_TRUE(t.tailer->Recheck(work[0]).ok());  // e.g. EIO while reading it
+  // Still there as it was: not offered (it would fail the same way), even on events.
+  t.watcher->batches.push_back({{DirtyPath::Kind::kFile, "/c/projects/p/a.jsonl"}});
+  t.watcher->batches.push_back({{DirtyPath::Kind::kTree, "/c/projects/p"}});
+  EXPECT_TRUE(t.Next(milliseconds(10)).empty());
+  EXPECT_EQ(t.tailer->full_scans(), 1u);
+  // It changed: offered again from where it was.
+  t.env.set_now_ms(5000);
+  Rewrite(&t.env, "/c/projects/p/a.jsonl", "a1\na2\n");
+  t.watcher->batches.push_back({{DirtyPath::Kind::kFile, "/c/projects/p/a.jsonl"}});
+  work = t.Next(milliseconds(10));
+  ASSERT_EQ(work.size(), 1u);
+  EXPECT_EQ(work[0].start_offset, 0u);
+  EXPECT_EQ(work[0].size, 6u);
+  // Rechecked again and unchanged: the periodic rescan offers it once more.
+  ASSERT_TRUE(t.tailer->Recheck(work[0]).ok());
+  EXPECT_TRUE(t.Next(milliseconds(10)).empty());
+  const auto before = t.clock.Now();
+  work = t.Next(std::chrono::minutes(30));
+  ASSERT_EQ(work.size(), 1u);
+  EXPECT_GE(t.clock.Now() - before, std::chrono::minutes(4));
+  EXPECT_EQ(t.tailer->full_scans(), 2u);
 }
 
 }  // namespace

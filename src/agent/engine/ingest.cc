@@ -37,14 +37,17 @@ Status Ingestor::RestoredFiles(Engine* engine, std::vector<TrackedFile>* out) {
                              });
 }
 
-Status Ingestor::ReadOne(const TailWork& work, size_t budget, uint64_t* new_offset, bool* to_end) {
+Status Ingestor::ReadOne(const TailWork& work, size_t budget, uint64_t* new_offset, bool* to_end,
+                         bool* unreadable) {
   *new_offset = work.start_offset;
   *to_end = false;
+  *unreadable = false;
   std::unique_ptr<SequentialFile> file;
   bool same = false;
   Status s = OpenIfSameFile(env_, work.path, work.identity, work.start_offset, &file, &same);
   if (!s.ok() || !same) {
-    // Gone or replaced since the offer: the tailer sees it at its next look.
+    // Gone or replaced since the offer: the tailer looks at it again (Recheck).
+    *unreadable = true;
     if (!s.ok() && s.code() != Status::Code::kNotFound) {
       ++stats_.read_errors;
       if (log_) log_("cannot read " + work.path + ": " + s.message());
@@ -65,6 +68,7 @@ Status Ingestor::ReadOne(const TailWork& work, size_t budget, uint64_t* new_offs
       break;
     }
     if (r == LineReader::Result::kError) {
+      *unreadable = true;
       ++stats_.read_errors;
       if (log_) log_("read error in " + work.path);
       break;
@@ -125,6 +129,7 @@ Status Ingestor::Step(std::chrono::steady_clock::time_point deadline, std::stop_
     const TailWork* work;
     uint64_t offset;
     bool to_end;
+    bool unreadable;
   };
   std::vector<Done> done;
   size_t budget = options_.step_bytes;
@@ -139,12 +144,12 @@ Status Ingestor::Step(std::chrono::steady_clock::time_point deadline, std::stop_
       break;
     }
     uint64_t offset = 0;
-    bool to_end = false;
-    if (Status s = ReadOne(w, budget, &offset, &to_end); !s.ok()) return s;
+    bool to_end = false, unreadable = false;
+    if (Status s = ReadOne(w, budget, &offset, &to_end, &unreadable); !s.ok()) return s;
     const uint64_t used = offset - w.start_offset;
     budget = used >= budget ? 0 : budget - used;
     if (!to_end) all_read = false;
-    done.push_back({&w, offset, to_end});
+    done.push_back({&w, offset, to_end, unreadable});
     if (offset != w.start_offset) {
       TrackedFile f{w.path, w.identity, offset, offset};
       records.emplace_back(FileKey(w.path), EncodeTrackedFile(f));
@@ -155,8 +160,13 @@ Status Ingestor::Step(std::chrono::steady_clock::time_point deadline, std::stop_
   Status s = engine_->Commit(records, now_ms);
   if (!s.ok()) return s;
   for (const Done& d : done) {
-    Status cs = tailer_->Consumed(*d.work, d.offset, d.to_end);
-    (void)cs;  // kNotFound: replaced since the offer; the tailer reports it next time
+    // kNotFound: replaced since the offer; the tailer reports it next time.
+    if (d.offset != d.work->start_offset || !d.unreadable) {
+      (void)tailer_->Consumed(*d.work, d.offset, d.to_end);
+    }
+    // Not offered again until the tailer has looked at it: re-offering an item that cannot be
+    // read would spin here and never let the tailer consult its watcher.
+    if (d.unreadable) (void)tailer_->Recheck(*d.work);
   }
   ++stats_.steps;
   if (all_read && !stop.stop_requested() && !engine_->caught_up()) {

@@ -65,7 +65,11 @@ class Ingestor {
   static Status RestoredFiles(Engine* engine, std::vector<TrackedFile>* out);
 
  private:
-  Status ReadOne(const TailWork& work, size_t budget, uint64_t* new_offset, bool* to_end);
+  // Reads `work` from its start offset, at most `budget` bytes (whole lines; a line may run past
+  // it). *unreadable: it could not be opened as the file offered (gone, replaced, truncated) or a
+  // read failed; the caller hands it to Tailer::Recheck.
+  Status ReadOne(const TailWork& work, size_t budget, uint64_t* new_offset, bool* to_end,
+                 bool* unreadable);
 
   IngestOptions options_;
   Engine* engine_;

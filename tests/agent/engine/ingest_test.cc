@@ -14,12 +14,15 @@
 #include "engine_test_util.h"
 #include "store/mem_store.h"
 #include "store/outbox.h"
+#include "testing/fault_env.h"
 #include "testing/temp_dir.h"
 
 namespace ccmon::agent {
 namespace {
 
 using namespace ccmon::agent::testing;
+using ccmon::testing_util::FaultEnv;
+using ccmon::testing_util::FaultOp;
 using ccmon::testing_util::TempDir;
 
 constexpr int64_t kFarFuture = 1767225600000 + 800LL * 86400000;
@@ -50,8 +53,8 @@ class IngestTest : public ::testing::TestWithParam<WatchMode> {
     tailer_ = std::make_unique<Tailer>(to, std::move(restored));
     IngestOptions io;
     io.step_bytes = 4096;  // small steps: files are cut between commits
-    ingest_ = std::make_unique<Ingestor>(io, engine_.get(), tailer_.get(), Env::Default(),
-                                         Clock::Real(), [](const std::string& m) {
+    ingest_ = std::make_unique<Ingestor>(io, engine_.get(), tailer_.get(), read_env_, Clock::Real(),
+                                         [](const std::string& m) {
                                            if (getenv("INGEST_LOG"))
                                              fprintf(stderr, "log: %s\n", m.c_str());
                                          });
@@ -96,6 +99,7 @@ class IngestTest : public ::testing::TestWithParam<WatchMode> {
   uint64_t complete_bytes_ = 0;
   std::map<std::string, std::string> partial_;
 
+  Env* read_env_ = Env::Default();  // the ingestor's (its reads), not the tailer's
   TempDir dir_;
   std::string projects_;
   std::unique_ptr<KvStore> store_ = NewMemStore();
@@ -178,6 +182,39 @@ INSTANTIATE_TEST_SUITE_P(Watchers, IngestTest,
                          [](const auto& info) {
                            return info.param == WatchMode::kInotify ? "inotify" : "poll";
                          });
+
+// Found by integration.agent_faults_files: a file renamed after the tailer offered it and before
+// the reader opened it was offered again under its old name at once, forever, and no other file
+// was read again (the tailer never got back to its watcher). Each Drain below would time out.
+TEST_P(IngestTest, A40_AFileRenamedBetweenItsOfferAndItsReadIsFollowedAndOthersStillRead) {
+  const auto files = MakeHistory(44, 4);
+  const size_t half = files[0].size() / 2, half_b = files[1].size() / 2;
+  Write("p/a.jsonl", Join(files[0], 0, half));
+  Write("p/b.jsonl", Join(files[1], 0, half_b));
+  Drain();
+  // From now on the reader's first open of a.jsonl finds it renamed a moment before.
+  FaultEnv fault(Env::Default());
+  bool renamed = false;
+  fault.OnCall(FaultOp::kNewSequentialFile, "/p/a.jsonl", [&](const std::string&) {
+    if (renamed) return;
+    renamed = true;
+    std::filesystem::rename(projects_ + "/p/a.jsonl", projects_ + "/p/a-moved.jsonl");
+  });
+  read_env_ = &fault;
+  Start();
+  Write("p/a.jsonl", files[0][half] + "\n");
+  Drain();
+  ASSERT_TRUE(renamed);
+  EXPECT_EQ(ingest_->stats().files_renamed, 1u);
+  // Both files go on being read: the moved one under its new name.
+  Write("p/a-moved.jsonl", Join(files[0], half + 1, files[0].size()));
+  Write("p/b.jsonl", Join(files[1], half_b, files[1].size()));
+  Drain();
+  for (size_t i = 2; i < files.size(); ++i)
+    Write("p/f" + std::to_string(i) + ".jsonl", Join(files[i], 0, files[i].size()));
+  Drain();
+  EXPECT_EQ(Live(), ReplayText(files, "dev"));
+}
 
 }  // namespace
 }  // namespace ccmon::agent
