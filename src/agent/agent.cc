@@ -22,7 +22,6 @@
 #include "agent/backfill.h"
 #include "agent/engine/engine.h"
 #include "agent/engine/ingest.h"
-#include "agent/engine/outbox_source.h"
 #include "agent/self_metrics.h"
 #include "base/clock.h"
 #include "base/env.h"
@@ -30,6 +29,7 @@
 #include "http/endpoint_headers.h"
 #include "http/server.h"
 #include "pricing/pricing.h"
+#include "remote_write/outbox/outbox_source.h"
 #include "remote_write/queue_manager.h"
 #include "selfmetrics/metrics_handler.h"
 #include "store/outbox.h"
@@ -196,10 +196,10 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   qo.http.client_key_file = config.client_key_file;
   qo.http.insecure_skip_verify = config.insecure_skip_verify;
   agent::AgentSelfMetrics self;
-  std::vector<std::unique_ptr<agent::OutboxShardSource>> sources;
+  std::vector<std::unique_ptr<OutboxShardSource>> sources;
   std::vector<ShardSource*> source_ptrs;
   for (uint32_t i = 0; i < shards; ++i) {
-    sources.push_back(std::make_unique<agent::OutboxShardSource>(
+    sources.push_back(std::make_unique<OutboxShardSource>(
         outbox.get(), i, clock, [&self](double seconds) { self.ObserveLag(seconds); }));
     source_ptrs.push_back(sources.back().get());
   }

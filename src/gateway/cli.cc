@@ -7,6 +7,9 @@
 #include <sstream>
 #include <stop_token>
 
+#include "base/env.h"
+#include "http/endpoint_headers.h"
+#include "remote_write/queue_manager.h"
 #include "tools/common/flags.h"
 
 namespace ccmon::gateway {
@@ -36,7 +39,25 @@ constexpr char kUsage[] =
     "  --max-label-value-bytes N    1..1048576 (default 4096)\n"
     "  --max-future DURATION        samples further ahead are refused (400); 0s..1d (default 10m)\n"
     "  --max-connections N          1..100000 (default 1024)\n"
-    "  --io-threads N               1..256 (default 2)\n";
+    "  --io-threads N               1..256 (default 2)\n"
+    "\n"
+    "Forwarding (every stored sample is queued durably in --data-dir, in the same synced write\n"
+    "as the series, once per destination, and sent with Prometheus's remote-write rules):\n"
+    "  --forward URL                a remote-write receiver to forward to (repeatable); the\n"
+    "                               --forward-* flags below until the next --forward apply to it:\n"
+    "  --forward-header 'Name: value'     an extra header (repeatable), e.g.\n"
+    "                                     'X-Scope-OrgID: team-a' for Mimir\n"
+    "  --forward-bearer-token-file F      Authorization: Bearer <the file's one line>\n"
+    "  --forward-basic-auth-user U        basic auth, with the password from\n"
+    "  --forward-basic-auth-password-file F\n"
+    "  --forward-queue-max-bytes N  per destination, 0..1099511627776 (default 1073741824; 0: no\n"
+    "                               limit); the oldest queued samples beyond it are dropped,\n"
+    "                               logged and counted (ccmon_gateway_forward_samples_dropped)\n"
+    "  --forward-queue-max-age D    the same for samples queued longer (default 7d; 0s: none)\n"
+    "  --forward-shards N           parallel connections per destination, 1..64 (default 4)\n"
+    "  --forward-max-samples-per-send N   1..100000 (default 2000)\n"
+    "  --forward-batch-send-deadline D    how long a small batch waits to fill (default 5s)\n"
+    "A removed --forward URL's queue is dropped at start (logged); a new one starts empty.\n";
 
 // "30s", "10m", "1h", "1d" or plain seconds, 0 .. max_seconds.
 Status ParseDuration(std::string_view flag, std::string_view text, uint64_t max_seconds,
@@ -88,6 +109,8 @@ Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* conf
     size_t* target;
   };
   size_t io_threads_sz = size_t(c.io_threads);
+  size_t forward_shards = c.forward_shards;
+  size_t forward_max_samples = c.forward_max_samples_per_send;
   const SizeFlag sizes[] = {
       {"max-body-bytes", 1024, uint64_t(1) << 30, &c.limits.max_body_bytes},
       {"max-decoded-bytes", 1024, uint64_t(4) << 30, &c.limits.max_decoded_bytes},
@@ -97,7 +120,17 @@ Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* conf
       {"max-label-value-bytes", 1, 1 << 20, &c.limits.max_label_value_bytes},
       {"max-connections", 1, 100'000, &c.max_connections},
       {"io-threads", 1, 256, &io_threads_sz},
+      {"forward-shards", 1, kMaxShards, &forward_shards},
+      {"forward-max-samples-per-send", 1, 100'000, &forward_max_samples},
   };
+  uint64_t forward_queue_max_bytes = c.forward_queue_max_bytes;
+  // Per --forward: its URL and the credential flags that followed it.
+  struct PendingForward {
+    std::string url;
+    EndpointHeaderOptions auth;
+    std::vector<std::string> seen;  // its once-only flags
+  };
+  std::vector<PendingForward> forwards;
   std::vector<std::string> seen;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
@@ -111,10 +144,15 @@ Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* conf
       name = name.substr(0, eq);
       has_value = true;
     }
-    for (const std::string& s : seen) {
-      if (s == name) return Status::InvalidArgument("--" + name + " given twice");
+    const bool per_destination =
+        name == "forward" || name == "forward-header" || name == "forward-bearer-token-file" ||
+        name == "forward-basic-auth-user" || name == "forward-basic-auth-password-file";
+    if (!per_destination) {
+      for (const std::string& s : seen) {
+        if (s == name) return Status::InvalidArgument("--" + name + " given twice");
+      }
+      seen.push_back(name);
     }
-    seen.push_back(name);
     if (name == "allow-anonymous") {
       if (has_value) return Status::InvalidArgument("--allow-anonymous takes no value");
       c.allow_anonymous = true;
@@ -145,6 +183,62 @@ Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* conf
       c.data_dir = value;
       continue;
     }
+    if (name == "forward") {
+      if (value.empty()) return Status::InvalidArgument("--forward wants a URL");
+      if (!value.starts_with("http://") && !value.starts_with("https://")) {
+        return Status::InvalidArgument("--forward wants an http:// or https:// URL, got '" +
+                                       RedactedUrl(value) + "'");
+      }
+      for (const PendingForward& f : forwards) {
+        if (f.url == value) {
+          return Status::InvalidArgument("--forward " + RedactedUrl(value) + " given twice");
+        }
+      }
+      forwards.push_back(PendingForward{value, {}, {}});
+      continue;
+    }
+    if (per_destination) {  // the credential flags of the last --forward
+      if (forwards.empty()) {
+        return Status::InvalidArgument("--" + name +
+                                       " applies to the --forward before it; give "
+                                       "--forward URL first");
+      }
+      PendingForward& f = forwards.back();
+      if (name == "forward-header") {
+        f.auth.headers.push_back(value);
+        continue;
+      }
+      for (const std::string& s : f.seen) {
+        if (s == name) {
+          return Status::InvalidArgument("--" + name + " given twice for --forward " +
+                                         RedactedUrl(f.url));
+        }
+      }
+      f.seen.push_back(name);
+      if (name == "forward-bearer-token-file") f.auth.bearer_token_file = value;
+      if (name == "forward-basic-auth-user") f.auth.basic_auth_user = value;
+      if (name == "forward-basic-auth-password-file") f.auth.basic_auth_password_file = value;
+      continue;
+    }
+    if (name == "forward-queue-max-bytes") {
+      if (Status s = ParseUnsignedFlag(name, value, 0, uint64_t(1) << 40, &forward_queue_max_bytes);
+          !s.ok()) {
+        return s;
+      }
+      continue;
+    }
+    if (name == "forward-queue-max-age") {
+      if (Status s = ParseDuration(name, value, 365 * 86400, &c.forward_queue_max_age); !s.ok()) {
+        return s;
+      }
+      continue;
+    }
+    if (name == "forward-batch-send-deadline") {
+      if (Status s = ParseDuration(name, value, 3600, &c.forward_batch_send_deadline); !s.ok()) {
+        return s;
+      }
+      continue;
+    }
     if (name == "max-future") {
       if (Status s = ParseDuration(name, value, 86400, &c.limits.max_future); !s.ok()) return s;
       continue;
@@ -160,6 +254,18 @@ Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* conf
     if (!known) return Status::InvalidArgument("unknown flag --" + name);
   }
   c.io_threads = int(io_threads_sz);
+  c.forward_queue_max_bytes = forward_queue_max_bytes;
+  c.forward_shards = forward_shards;
+  c.forward_max_samples_per_send = forward_max_samples;
+  c.forward.clear();
+  for (const PendingForward& f : forwards) {
+    ForwardDestination d;
+    d.url = f.url;
+    if (Status s = BuildEndpointHeaders(Env::Default(), f.auth, &d.headers); !s.ok()) {
+      return Status::InvalidArgument("--forward " + RedactedUrl(f.url) + ": " + s.message());
+    }
+    c.forward.push_back(std::move(d));
+  }
   *config = c;
   return Status::Ok();
 }

@@ -32,8 +32,9 @@ SelfGauge Gauge(SelfMetrics* m, const std::string& name, const std::string& help
 
 }  // namespace
 
-GatewaySelfMetrics::GatewaySelfMetrics(const WriteHandler* write, const SeriesStore* store)
-    : write_(write), store_(store) {
+GatewaySelfMetrics::GatewaySelfMetrics(const WriteHandler* write, const SeriesStore* store,
+                                       const Forwarder* forward)
+    : write_(write), store_(store), forward_(forward) {
   for (size_t i = 0; i < kWriteStatusCodes.size(); ++i) {
     requests_[i] = Counter(&metrics_, "ccmon_gateway_write_requests",
                            "Remote-write requests answered, by status code", {"code"},
@@ -60,6 +61,42 @@ GatewaySelfMetrics::GatewaySelfMetrics(const WriteHandler* write, const SeriesSt
   store_bytes_ =
       Gauge(&metrics_, "ccmon_gateway_store_bytes", "Size of the store on disk", "bytes");
   connections_ = Gauge(&metrics_, "ccmon_gateway_http_connections", "Open HTTP connections");
+  if (forward_ != nullptr) {
+    for (const ForwardDestinationStats& d : forward_->stats()) {
+      const std::vector<std::string> dest = {d.destination};
+      ForwardSeries f;
+      auto gauge = [&](const char* name, const char* help, const char* unit, SelfGauge* g) {
+        (void)metrics_.AddGauge(SelfFamily{name, help, {"destination"}, unit}, dest, g);
+      };
+      gauge("ccmon_gateway_forward_queue_samples", "Samples queued for a forward destination", "",
+            &f.queue_samples);
+      gauge("ccmon_gateway_forward_queue_bytes", "Payload bytes queued for a forward destination",
+            "bytes", &f.queue_bytes);
+      gauge("ccmon_gateway_forward_lag_seconds",
+            "Age of the oldest entry queued for a forward destination (0: none queued)", "seconds",
+            &f.lag);
+      f.queued = Counter(&metrics_, "ccmon_gateway_forward_samples_queued",
+                         "Stored samples queued for a forward destination", {"destination"}, dest);
+      f.sent = Counter(&metrics_, "ccmon_gateway_forward_samples_sent",
+                       "Samples a forward destination took (2xx)", {"destination"}, dest);
+      f.failed = Counter(&metrics_, "ccmon_gateway_forward_samples_failed",
+                         "Samples a forward destination refused for good (a 4xx other than 429)",
+                         {"destination"}, dest);
+      f.dropped_limit =
+          Counter(&metrics_, "ccmon_gateway_forward_samples_dropped",
+                  "Samples never forwarded: queue_limit (the queue's age or size limit), invalid "
+                  "(refused by the remote-write encoder)",
+                  {"destination", "reason"}, {d.destination, "queue_limit"});
+      f.dropped_invalid =
+          Counter(&metrics_, "ccmon_gateway_forward_samples_dropped",
+                  "Samples never forwarded: queue_limit (the queue's age or size limit), invalid "
+                  "(refused by the remote-write encoder)",
+                  {"destination", "reason"}, {d.destination, "invalid"});
+      f.retries = Counter(&metrics_, "ccmon_gateway_forward_retries",
+                          "Requests to a forward destination sent again", {"destination"}, dest);
+      forward_series_.push_back(f);
+    }
+  }
   metrics_.OnCollect([this] { Collect(); });
 }
 
@@ -78,6 +115,21 @@ void GatewaySelfMetrics::Collect() {
   series_.Set(double(s.series));
   families_.Set(double(s.families));
   store_bytes_.Set(double(s.store_bytes));
+  if (forward_ != nullptr) {
+    const std::vector<ForwardDestinationStats> fs = forward_->stats();
+    for (size_t i = 0; i < fs.size() && i < forward_series_.size(); ++i) {
+      ForwardSeries& f = forward_series_[i];
+      f.queue_samples.Set(double(fs[i].queued_samples));
+      f.queue_bytes.Set(double(fs[i].queued_bytes));
+      f.lag.Set(fs[i].lag_seconds);
+      f.queued.AdvanceTo(double(fs[i].samples_queued));
+      f.sent.AdvanceTo(double(fs[i].samples_sent));
+      f.failed.AdvanceTo(double(fs[i].samples_rejected));
+      f.dropped_limit.AdvanceTo(double(fs[i].samples_dropped));
+      f.dropped_invalid.AdvanceTo(double(fs[i].samples_invalid));
+      f.retries.AdvanceTo(double(fs[i].retries));
+    }
+  }
   if (const HttpServer* server = server_.load(); server != nullptr) {
     const ServerStats ss = server->stats();
     bad_http_.AdvanceTo(double(ss.bad_requests));
@@ -129,13 +181,34 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
         "\" series=" + std::to_string(st.series) + " families=" + std::to_string(st.families) +
         " devices=" + std::to_string(devices->List().size()));
   }
+  std::unique_ptr<Forwarder> forwarder;
+  if (!config.forward.empty()) {
+    ForwarderOptions fo;
+    fo.destinations = config.forward;
+    fo.shards = config.forward_shards;
+    fo.max_samples_per_send = config.forward_max_samples_per_send;
+    fo.batch_send_deadline = config.forward_batch_send_deadline;
+    fo.queue.max_bytes = config.forward_queue_max_bytes;
+    fo.queue.max_age = config.forward_queue_max_age;
+    fo.log = log;
+    if (Status s = Forwarder::Open(kv.get(), fo, Clock::Real(), &forwarder); !s.ok()) {
+      log("level=error msg=\"cannot open the forward queues\" dir=\"" + config.data_dir +
+          "\" error=\"" + s.message() + "\"");
+      return 1;
+    }
+    store->set_apply_listener(forwarder.get());
+    if (Status s = forwarder->Start(); !s.ok()) {
+      log("level=error msg=\"cannot start forwarding\" error=\"" + s.message() + "\"");
+      return 1;
+    }
+  }
   WriteHandlerOptions wo;
   wo.limits = config.limits;
   wo.allow_anonymous = config.allow_anonymous;
   wo.devices = devices.get();
   wo.log = [&log](std::string_view m) { log("level=error msg=\"" + std::string(m) + "\""); };
   WriteHandler write(store.get(), wo);
-  GatewaySelfMetrics self(&write, store.get());
+  GatewaySelfMetrics self(&write, store.get(), forwarder.get());
   MetricsHandlerOptions mo;
   mo.metrics_paths = {"/metrics", "/api/metrics"};
   MetricsHandler metrics(
@@ -181,6 +254,9 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   log("level=info msg=\"stopping\"");
   server.Stop();  // in-flight writes finish (and are durable) before the store closes
   self.set_server(nullptr);
+  // After the server: no Apply stages into the queues any more. What is not yet acknowledged
+  // upstream stays queued for the next start.
+  if (forwarder) forwarder->Stop();
   log("level=info msg=\"stopped\"");
   return 0;
 }

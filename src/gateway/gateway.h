@@ -16,7 +16,9 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "gateway/forward/forwarder.h"
 #include "gateway/ingest/write_handler.h"
 #include "gateway/store/series_store.h"
 #include "http/server.h"
@@ -36,14 +38,26 @@ struct GatewayConfig {
   int io_threads = 2;
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds read_timeout{30'000};
+  // --forward URL (repeatable), each with the headers and credentials given after it; empty:
+  // no forwarding. Headers are built (credential files read) when the flags are parsed.
+  std::vector<ForwardDestination> forward;
+  // Per destination: payload bytes queued, and the age of the oldest entry, beyond which the
+  // oldest entries are dropped (logged, counted). 0: no limit.
+  uint64_t forward_queue_max_bytes = uint64_t(1) << 30;
+  std::chrono::milliseconds forward_queue_max_age = std::chrono::hours(24 * 7);
+  size_t forward_shards = 4;
+  size_t forward_max_samples_per_send = 2000;
+  std::chrono::milliseconds forward_batch_send_deadline{5000};
 };
 
 // The ccmon_gateway_* families in a prometheus-cpp registry (selfmetrics), refreshed from the
 // handler's, the store's and the server's counters each time /metrics is written. Thread-safe.
 class GatewaySelfMetrics {
  public:
-  // The pointers are borrowed; `server` may be null (tests) and may be set later.
-  GatewaySelfMetrics(const WriteHandler* write, const SeriesStore* store);
+  // The pointers are borrowed; `server` may be null (tests) and may be set later; `forward`
+  // may be null (no --forward), else its destinations get the ccmon_gateway_forward_* series.
+  GatewaySelfMetrics(const WriteHandler* write, const SeriesStore* store,
+                     const Forwarder* forward = nullptr);
   void set_server(const HttpServer* server) { server_.store(server); }
   const SelfMetrics& registry() const { return metrics_; }
 
@@ -58,6 +72,13 @@ class GatewaySelfMetrics {
   std::array<SelfCounter, kRejectReasonCount> rejected_;
   SelfCounter accepted_, duplicate_, resets_, created_, v2_, bad_http_, timeouts_;
   SelfGauge series_, families_, store_bytes_, connections_;
+  // Per forward destination, in the Forwarder's order.
+  struct ForwardSeries {
+    SelfGauge queue_samples, queue_bytes, lag;
+    SelfCounter queued, sent, failed, dropped_limit, dropped_invalid, retries;
+  };
+  const Forwarder* forward_;
+  std::vector<ForwardSeries> forward_series_;
 };
 
 // The /metrics body: the received series (gateway/store/exposition.h; names starting with

@@ -118,7 +118,8 @@ Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
   std::lock_guard<std::mutex> apply_lock(apply_mu_);
   PlannedChanges changes;
   // Only this thread changes table_ (apply_mu_), so planning needs no read lock.
-  table_.Plan(series, metadata, &changes, result);
+  std::vector<IncomingSeries> stored;
+  table_.Plan(series, metadata, &changes, result, listener_ != nullptr ? &stored : nullptr);
   if (changes.series.empty() && changes.metadata.empty()) return Status::Ok();
   WriteBatch batch;
   for (const rw::Metadata& m : changes.metadata) {
@@ -127,7 +128,14 @@ Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
   for (const auto& [key, state] : changes.series) {
     batch.Put(PrefixedKey(kSeriesKeyPrefix, key), EncodeState(state));
   }
-  if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) return s;
+  if (listener_ != nullptr && !stored.empty()) {
+    Status s = listener_->AddToBatch(stored, &batch);
+    if (s.ok()) s = kv_->Write(batch, /*sync=*/true);
+    listener_->BatchDone(s.ok());
+    if (!s.ok()) return s;
+  } else if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) {
+    return s;
+  }
   std::unique_lock<std::shared_mutex> lock(mu_);
   table_.Commit(changes);
   return Status::Ok();

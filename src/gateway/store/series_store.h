@@ -53,6 +53,21 @@ inline constexpr char kMetadataKeyPrefix = 'M';
 inline constexpr std::string_view kFormatKey = "Vgateway";
 inline constexpr std::string_view kFormatVersion = "1";
 
+// Records that ride in the same synced WriteBatch as a request's changes: the forward queues
+// (gateway/forward/forwarder.h), so that a 2xx means stored AND queued for every destination,
+// and a failed write leaves neither. GatewayStore::Apply calls it under its apply lock, so the
+// calls are serialized, and AddToBatch is always followed by one BatchDone.
+class ApplyListener {
+ public:
+  virtual ~ApplyListener() = default;
+  // `stored`: the request's samples being stored (duplicates left out; see SeriesTable::Plan),
+  // canonical labels, request order; never empty. Adds records to `batch`. A non-OK Status
+  // fails the Apply (nothing is written); BatchDone(false) still follows.
+  virtual Status AddToBatch(const std::vector<IncomingSeries>& stored, WriteBatch* batch) = 0;
+  // The batch of the last AddToBatch was written (true) or not (false).
+  virtual void BatchDone(bool written) = 0;
+};
+
 class GatewayStore final : public SeriesStore {
  public:
   // Loads every series and family from `kv` (borrowed; it must outlive the store). A store with
@@ -66,6 +81,8 @@ class GatewayStore final : public SeriesStore {
                ApplyResult* result) override;
   void Read(const std::function<void(const SeriesTable& table)>& fn) const override;
   SeriesStoreStats Stats() const override;
+  // Borrowed; set before the first Apply (not thread-safe against it). Null: none.
+  void set_apply_listener(ApplyListener* listener) { listener_ = listener; }
 
   // Record codecs (exposed for tests and tools).
   static std::string EncodeState(const SeriesState& state);
@@ -77,6 +94,7 @@ class GatewayStore final : public SeriesStore {
   explicit GatewayStore(KvStore* kv) : kv_(kv) {}
 
   KvStore* kv_;
+  ApplyListener* listener_ = nullptr;
   std::mutex apply_mu_;           // one Apply at a time: plan, write, commit
   mutable std::shared_mutex mu_;  // guards table_
   SeriesTable table_;

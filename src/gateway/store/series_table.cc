@@ -122,8 +122,9 @@ bool SeriesTable::IsCounter(std::string_view name) const {
 
 void SeriesTable::Plan(const std::vector<IncomingSeries>& series,
                        const std::vector<rw::Metadata>& metadata, PlannedChanges* changes,
-                       ApplyResult* result) const {
+                       ApplyResult* result, std::vector<IncomingSeries>* stored) const {
   *result = ApplyResult{};
+  if (stored != nullptr) stored->clear();
   changes->series.clear();
   changes->metadata.clear();
   // Metadata first, so that a request's own TYPE decides what its series are (the table is
@@ -179,6 +180,10 @@ void SeriesTable::Plan(const std::vector<IncomingSeries>& series,
       exists = true;
       state = SeriesState{s.timestamp_ms, s.value};
       ++result->accepted;
+      if (stored != nullptr) {
+        if (!changed) stored->push_back(IncomingSeries{in.labels, {}});
+        stored->back().samples.push_back(s);
+      }
       changed = true;
     }
     if (!changed) continue;

@@ -81,9 +81,12 @@ class SeriesTable {
  public:
   // Computes what `series` and `metadata` change, without changing anything: the new states
   // (one per key, the last of several), the families whose metadata is new or differs, and the
-  // counts (*result is overwritten).
+  // counts (*result is overwritten). `stored` (optional, overwritten): the samples that will be
+  // stored, i.e. `series` without its duplicates and without series left empty, in request order
+  // (what the gateway forwards, gateway/forward).
   void Plan(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
-            PlannedChanges* changes, ApplyResult* result) const;
+            PlannedChanges* changes, ApplyResult* result,
+            std::vector<IncomingSeries>* stored = nullptr) const;
   // Applies what Plan computed (after it was made durable).
   void Commit(const PlannedChanges& changes);
 

@@ -1,5 +1,6 @@
-// OutboxShardSource: one shard of the agent's outbox (store/outbox.h) as the queue manager's
-// ShardSource (remote_write/queue_manager.h). Cursors are the outbox's sequence numbers; an
+// OutboxShardSource: one shard of a durable outbox (store/outbox.h: the agent's, or one of the
+// gateway's forward queues) as the queue manager's ShardSource (remote_write/queue_manager.h).
+// Cursors are the outbox's sequence numbers; an
 // acked batch (sent, or finally rejected) is removed from the outbox with a sync write.
 // A peeked batch holds each series at most once: it ends before the first entry that would
 // repeat one (that entry starts the next batch; `more` is set, so it goes at once). Delivery is
@@ -20,7 +21,7 @@
 #include "remote_write/queue_manager.h"
 #include "store/outbox.h"
 
-namespace ccmon::agent {
+namespace ccmon {
 
 class OutboxShardSource : public ShardSource {
  public:
@@ -55,4 +56,4 @@ class OutboxShardSource : public ShardSource {
   uint64_t last_cursor_ = 0;
 };
 
-}  // namespace ccmon::agent
+}  // namespace ccmon

@@ -1,10 +1,10 @@
-#include "agent/engine/outbox_source.h"
+#include "remote_write/outbox/outbox_source.h"
 
 #include <algorithm>
 
 #include "remote_write/write_request.h"
 
-namespace ccmon::agent {
+namespace ccmon {
 
 Status OutboxShardSource::Peek(size_t max_samples, size_t max_bytes, SourceBatch* out) {
   const OutboxStats before = outbox_->Stats();
@@ -65,4 +65,4 @@ Status OutboxShardSource::Ack(uint64_t through_cursor, const AckResult& result) 
   return s;
 }
 
-}  // namespace ccmon::agent
+}  // namespace ccmon

@@ -2,7 +2,7 @@
 // append -> ack lag histogram; a peeked batch never holds a series twice, so that a batch sent
 // twice (an answer lost after the receiver stored it) is taken as duplicates of each series'
 // newest sample instead of refused as out of order.
-#include "agent/engine/outbox_source.h"
+#include "remote_write/outbox/outbox_source.h"
 
 #include <gtest/gtest.h>
 
@@ -15,7 +15,7 @@
 #include "store/outbox.h"
 #include "testing/fake_clock.h"
 
-namespace ccmon::agent {
+namespace ccmon {
 namespace {
 
 using ccmon::testing_util::FakeClock;
@@ -190,4 +190,4 @@ TEST_F(OutboxSourceTest, AnUnparsablePayloadGoesAsItIs) {
 }
 
 }  // namespace
-}  // namespace ccmon::agent
+}  // namespace ccmon

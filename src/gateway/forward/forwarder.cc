@@ -1,0 +1,335 @@
+#include "gateway/forward/forwarder.h"
+
+#include <algorithm>
+#include <map>
+#include <utility>
+
+#include "base/record_codec.h"
+#include "remote_write/write_request.h"
+
+namespace ccmon::gateway {
+namespace {
+
+// An entry is cut once its series hold this many label bytes, well below the outbox's
+// kMaxOutboxPayloadBytes, so that no request is too large to queue.
+constexpr size_t kMaxEntryLabelBytes = size_t(4) << 20;
+// Deletes per write when a removed destination's queue is dropped.
+constexpr size_t kDropBatchKeys = 10'000;
+
+std::string Quoted(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+size_t LabelBytes(const Labels& labels) {
+  size_t n = 0;
+  for (const auto& [k, v] : labels) n += k.size() + v.size() + 4;
+  return n;
+}
+
+}  // namespace
+
+std::string ForwardQueuePrefix(std::string_view url) {
+  std::string p(1, kForwardKeyPrefix);
+  PutBytes(&p, url);
+  return p;
+}
+
+std::string RedactedUrl(std::string_view url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  const size_t host = scheme + 3;
+  const size_t end = std::min(url.find('/', host), url.size());
+  const size_t at = url.substr(0, end).rfind('@');
+  if (at == std::string_view::npos || at < host) return std::string(url);
+  return std::string(url.substr(0, host)) + std::string(url.substr(at + 1));
+}
+
+struct Forwarder::Destination {
+  ForwardDestination config;
+  std::string name;  // RedactedUrl
+  std::unique_ptr<PrefixedStore> store;
+  std::unique_ptr<Outbox> outbox;
+  std::vector<std::unique_ptr<OutboxShardSource>> sources;
+  std::unique_ptr<QueueManager> queue;
+  std::atomic<uint64_t> samples_queued{0}, samples_invalid{0}, samples_dropped{0};
+};
+
+Forwarder::Forwarder(ForwarderOptions options, Clock* clock)
+    : options_(std::move(options)), clock_(clock) {}
+
+Forwarder::~Forwarder() { Stop(); }
+
+void Forwarder::Log(std::string_view line) const {
+  if (options_.log) options_.log(line);
+}
+
+Status Forwarder::Open(KvStore* kv, ForwarderOptions options, Clock* clock,
+                       std::unique_ptr<Forwarder>* out) {
+  if (options.destinations.empty()) {
+    return Status::InvalidArgument("forwarding needs at least one destination");
+  }
+  if (options.shards < 1 || options.shards > kMaxShards) {
+    return Status::InvalidArgument("forward shards must be 1.." + std::to_string(kMaxShards));
+  }
+  std::map<std::string, bool> configured;
+  for (const ForwardDestination& d : options.destinations) {
+    if (d.url.empty()) return Status::InvalidArgument("a forward destination without a URL");
+    if (!configured.emplace(d.url, true).second) {
+      return Status::InvalidArgument("forward destination given twice: " + RedactedUrl(d.url));
+    }
+  }
+  std::unique_ptr<Forwarder> f(new Forwarder(std::move(options), clock));
+
+  // Queues of destinations no longer configured: dropped, said in the log.
+  {
+    auto it = kv->NewIterator();
+    it->Seek(std::string(1, kForwardKeyPrefix));
+    while (it->Valid() && it->key()[0] == kForwardKeyPrefix) {
+      Reader in(it->key().substr(1));
+      std::string url;
+      if (!in.Bytes(&url)) {
+        return Status::Corruption("gateway: malformed forward queue key");
+      }
+      const std::string prefix = ForwardQueuePrefix(url);
+      if (configured.count(url) != 0) {
+        it->Seek(prefix + "\xff");
+        continue;
+      }
+      uint64_t dropped = 0;
+      WriteBatch batch;
+      for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
+        batch.Delete(it->key());
+        ++dropped;
+        if (batch.count() >= kDropBatchKeys) {
+          if (Status s = kv->Write(batch, /*sync=*/true); !s.ok()) return s;
+          batch.Clear();
+        }
+      }
+      if (!it->status().ok()) return it->status();
+      if (Status s = kv->Write(batch, /*sync=*/true); !s.ok()) return s;
+      f->Log("level=warn msg=\"forward queue dropped: the destination is no longer configured\" "
+             "destination=" +
+             Quoted(RedactedUrl(url)) + " entries=" + std::to_string(dropped));
+    }
+    if (!it->status().ok()) return it->status();
+  }
+
+  for (const ForwardDestination& d : f->options_.destinations) {
+    auto dest = std::make_unique<Destination>();
+    dest->config = d;
+    dest->name = RedactedUrl(d.url);
+    dest->store = std::make_unique<PrefixedStore>(kv, ForwardQueuePrefix(d.url));
+    if (Status s = Outbox::Open(dest->store.get(), f->options_.queue, int(f->options_.shards),
+                                &dest->outbox);
+        !s.ok()) {
+      return s;
+    }
+    const OutboxStats st = dest->outbox->Stats();
+    if (st.corrupt_dropped != 0) {
+      f->Log("level=warn msg=\"forward queue: damaged entries dropped\" destination=" +
+             Quoted(dest->name) + " entries=" + std::to_string(st.corrupt_dropped));
+    }
+    f->Log("level=info msg=\"forwarding\" destination=" + Quoted(dest->name) +
+           " queued_samples=" + std::to_string(st.total.samples) +
+           " queued_entries=" + std::to_string(st.total.entries));
+    f->destinations_.push_back(std::move(dest));
+  }
+  *out = std::move(f);
+  return Status::Ok();
+}
+
+Status Forwarder::Start() {
+  if (started_) return Status::InvalidArgument("the forwarder was started already");
+  started_ = true;
+  for (auto& d : destinations_) {
+    // Shards beyond options_.shards may hold entries from an earlier run with more shards:
+    // each is drained by a shard of its own.
+    const size_t shards = size_t(d->outbox->shard_count());
+    std::vector<ShardSource*> sources;
+    for (size_t i = 0; i < shards; ++i) {
+      d->sources.push_back(std::make_unique<OutboxShardSource>(d->outbox.get(), uint32_t(i)));
+      sources.push_back(d->sources.back().get());
+    }
+    QueueManagerOptions qo;
+    qo.shards = shards;
+    qo.max_samples_per_send = options_.max_samples_per_send;
+    qo.batch_send_deadline = options_.batch_send_deadline;
+    qo.sender.url = d->config.url;
+    qo.sender.headers = d->config.headers;
+    qo.sender.user_agent = "ccmon-gateway/forward";
+    qo.sender.max_retry_time = options_.max_retry_time;
+    // The queue is the samples' only copy on their way upstream: a refused credential keeps
+    // them until it is fixed, like an outage (the log and last_error say why).
+    qo.sender.retry_auth_failures = true;
+    qo.http = options_.http;
+    qo.transport_factory = options_.transport_factory;
+    d->queue = std::make_unique<QueueManager>(qo, sources, clock_);
+    if (Status s = d->queue->Start(); !s.ok()) return s;
+  }
+  EnforceLimits();
+  limits_thread_ = std::jthread([this](std::stop_token stop) {
+    while (clock_->WaitFor(options_.limits_interval, stop)) EnforceLimits();
+  });
+  return Status::Ok();
+}
+
+void Forwarder::Stop() {
+  if (limits_thread_.joinable()) {
+    limits_thread_.request_stop();
+    limits_thread_.join();
+  }
+  for (auto& d : destinations_) {
+    if (d->queue) d->queue->Stop();
+  }
+}
+
+void Forwarder::EnforceLimits() {
+  const int64_t now = clock_->NowUnixMs();
+  for (auto& d : destinations_) {
+    OutboxDropStats dropped;
+    if (Status s = d->outbox->EnforceLimits(now, &dropped); !s.ok()) {
+      Log("level=error msg=\"forward queue: cannot enforce its limits\" destination=" +
+          Quoted(d->name) + " error=" + Quoted(s.message()));
+      continue;
+    }
+    if (dropped.empty()) continue;
+    d->samples_dropped += dropped.samples;
+    Log("level=warn msg=\"forward queue over its limits: oldest entries dropped\" destination=" +
+        Quoted(d->name) + " samples=" + std::to_string(dropped.samples) +
+        " entries=" + std::to_string(dropped.entries) + " by_age=" +
+        std::to_string(dropped.by_age) + " by_size=" + std::to_string(dropped.by_size));
+  }
+}
+
+void Forwarder::BuildEntries(const std::vector<IncomingSeries>& stored, size_t shards,
+                             std::vector<Entry>* entries, uint64_t* invalid_samples) {
+  entries->clear();
+  *invalid_samples = 0;
+  // Per shard, the requests being built: request k holds the k-th sample (of this request) of
+  // each of its series. A series may come several times (Prometheus sends one entry per sample):
+  // `next` says which request its next sample goes to.
+  struct Building {
+    rw::WriteRequest request;
+    size_t label_bytes = 0;
+  };
+  std::vector<std::vector<Building>> by_shard(shards);
+  std::map<std::string_view, size_t> next;  // series key -> index of its next request
+  std::vector<std::string> keys;
+  keys.reserve(stored.size());
+  for (const IncomingSeries& in : stored) keys.push_back(SeriesKey(in.labels));
+  for (size_t i = 0; i < stored.size(); ++i) {
+    const IncomingSeries& in = stored[i];
+    const size_t shard = ShardOf(SeriesHash(in.labels), shards);
+    std::vector<Building>& reqs = by_shard[shard];
+    size_t& k = next[keys[i]];
+    const size_t bytes = LabelBytes(in.labels);
+    for (const rw::Sample& s : in.samples) {
+      // Past a full request: the series' sample goes to the first request after it that has
+      // room (the order of a series' samples is the order of the requests).
+      while (k < reqs.size() && reqs[k].label_bytes + bytes > kMaxEntryLabelBytes &&
+             !reqs[k].request.series.empty()) {
+        ++k;
+      }
+      if (k == reqs.size()) reqs.emplace_back();
+      rw::Series series;
+      series.labels = in.labels;
+      series.samples.push_back(s);
+      reqs[k].request.series.push_back(std::move(series));
+      reqs[k].label_bytes += bytes;
+      ++k;
+    }
+  }
+  for (size_t shard = 0; shard < shards; ++shard) {
+    for (Building& b : by_shard[shard]) {
+      Entry e;
+      e.shard = uint32_t(shard);
+      if (!rw::Serialize(b.request, &e.payload).ok()) {
+        // Validate series by series; leave out those the encoder refuses.
+        rw::WriteRequest valid;
+        for (rw::Series& series : b.request.series) {
+          rw::WriteRequest one;
+          one.series.push_back(std::move(series));
+          std::string ignored;
+          if (rw::Serialize(one, &ignored).ok()) {
+            valid.series.push_back(std::move(one.series[0]));
+          } else {
+            *invalid_samples += one.series[0].samples.size();
+          }
+        }
+        if (valid.series.empty() || !rw::Serialize(valid, &e.payload).ok()) continue;
+        b.request = std::move(valid);
+      }
+      e.samples = uint32_t(b.request.sample_count());
+      entries->push_back(std::move(e));
+    }
+  }
+}
+
+Status Forwarder::AddToBatch(const std::vector<IncomingSeries>& stored, WriteBatch* batch) {
+  std::vector<Entry> entries;
+  BuildEntries(stored, options_.shards, &entries, &staged_invalid_);
+  staged_samples_ = 0;
+  for (const Entry& e : entries) staged_samples_ += e.samples;
+  const int64_t now = clock_->NowUnixMs();
+  WriteBatch staged;
+  for (auto& d : destinations_) {
+    staged.Clear();
+    for (const Entry& e : entries) {
+      if (Status s = d->outbox->Stage(e.shard, now, e.samples, e.payload, &staged); !s.ok()) {
+        return s;
+      }
+    }
+    d->store->AppendPrefixed(staged, batch);
+  }
+  return Status::Ok();
+}
+
+void Forwarder::BatchDone(bool written) {
+  for (auto& d : destinations_) {
+    if (written) {
+      d->outbox->Committed();
+      d->samples_queued += staged_samples_;
+      d->samples_invalid += staged_invalid_;
+    } else {
+      d->outbox->Abandon();
+    }
+  }
+  staged_samples_ = staged_invalid_ = 0;
+}
+
+std::vector<ForwardDestinationStats> Forwarder::stats() const {
+  std::vector<ForwardDestinationStats> out;
+  const int64_t now = clock_->NowUnixMs();
+  for (const auto& d : destinations_) {
+    ForwardDestinationStats s;
+    s.destination = d->name;
+    const OutboxStats o = d->outbox->Stats();
+    s.queued_samples = o.total.samples;
+    s.queued_entries = o.total.entries;
+    s.queued_bytes = o.total.bytes;
+    if (o.total.oldest_created_ms) {
+      s.lag_seconds = double(std::max<int64_t>(0, now - *o.total.oldest_created_ms)) / 1000.0;
+    }
+    s.samples_queued = d->samples_queued.load();
+    s.samples_invalid = d->samples_invalid.load();
+    s.samples_dropped = d->samples_dropped.load();
+    if (d->queue) {
+      const QueueStats q = d->queue->stats();
+      s.samples_sent = q.samples_sent;
+      s.samples_rejected = q.samples_rejected;
+      s.retries = q.retries;
+      s.gave_up = q.gave_up;
+      s.last_error = q.last_error;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace ccmon::gateway

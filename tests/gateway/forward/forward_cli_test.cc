@@ -1,0 +1,128 @@
+// The --forward flags of `ccmon-gateway serve`: per-destination headers and credentials apply to
+// the --forward before them; every misuse is a usage error that names the flag.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gateway/cli.h"
+#include "testing/temp_dir.h"
+
+namespace ccmon::gateway {
+namespace {
+
+using testing_util::TempDir;
+
+std::string WriteFile(const TempDir& dir, const std::string& name, const std::string& text) {
+  const std::string path = dir / name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(ForwardFlagsTest, CredentialsApplyToThePrecedingForward) {
+  TempDir dir;
+  const std::string token = WriteFile(dir, "token", "s3cret\n");
+  const std::string password = WriteFile(dir, "pw", "hunter2\n");
+  GatewayConfig c;
+  Status s = ParseServeFlags(
+      {"--forward", "http://prom:9090/api/v1/write", "--forward-header", "X-Scope-OrgID: t1",
+       "--forward-header=X-Extra: 2", "--forward-bearer-token-file", token, "--forward",
+       "https://vm:8428/api/v1/write", "--forward-basic-auth-user", "alice",
+       "--forward-basic-auth-password-file", password, "--forward-queue-max-bytes", "1048576",
+       "--forward-queue-max-age", "2h", "--forward-shards", "3", "--forward-max-samples-per-send",
+       "500", "--forward-batch-send-deadline", "1s"},
+      &c);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(c.forward.size(), 2u);
+  EXPECT_EQ(c.forward[0].url, "http://prom:9090/api/v1/write");
+  EXPECT_EQ(c.forward[0].headers,
+            (std::vector<HttpHeader>{{"X-Scope-OrgID", "t1"},
+                                     {"X-Extra", "2"},
+                                     {"Authorization", "Bearer s3cret"}}));
+  EXPECT_EQ(c.forward[1].url, "https://vm:8428/api/v1/write");
+  // base64("alice:hunter2")
+  EXPECT_EQ(c.forward[1].headers,
+            (std::vector<HttpHeader>{{"Authorization", "Basic YWxpY2U6aHVudGVyMg=="}}));
+  EXPECT_EQ(c.forward_queue_max_bytes, 1048576u);
+  EXPECT_EQ(c.forward_queue_max_age, std::chrono::hours(2));
+  EXPECT_EQ(c.forward_shards, 3u);
+  EXPECT_EQ(c.forward_max_samples_per_send, 500u);
+  EXPECT_EQ(c.forward_batch_send_deadline, std::chrono::seconds(1));
+}
+
+TEST(ForwardFlagsTest, DefaultsForwardNowhere) {
+  GatewayConfig c;
+  ASSERT_TRUE(ParseServeFlags({}, &c).ok());
+  EXPECT_TRUE(c.forward.empty());
+  EXPECT_EQ(c.forward_queue_max_bytes, uint64_t(1) << 30);
+  EXPECT_EQ(c.forward_queue_max_age, std::chrono::hours(24 * 7));
+  EXPECT_EQ(c.forward_shards, 4u);
+}
+
+TEST(ForwardFlagsTest, MisuseIsRefusedNamingTheFlag) {
+  TempDir dir;
+  const std::string token = WriteFile(dir, "token", "t\n");
+  const std::string pw = WriteFile(dir, "pw", "p\n");
+  const std::string u = "http://h:1/api/v1/write";
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const Case cases[] = {
+      {{"--forward-header", "A: b"}, "give --forward URL first"},
+      {{"--forward-bearer-token-file", token, "--forward", u}, "give --forward URL first"},
+      {{"--forward", u, "--forward", u}, "given twice"},
+      {{"--forward", "prom:9090"}, "http:// or https://"},
+      {{"--forward", ""}, "wants a URL"},
+      {{"--forward"}, "wants a value"},
+      {{"--forward", u, "--forward-header", "no colon"}, "--forward http://h:1/api/v1/write"},
+      {{"--forward", u, "--forward-header", "A: b", "--forward-header", "a: c"}, "--forward"},
+      {{"--forward", u, "--forward-bearer-token-file", token, "--forward-bearer-token-file",
+        token},
+       "given twice for --forward"},
+      {{"--forward", u, "--forward-bearer-token-file", dir / "missing"}, "--forward"},
+      {{"--forward", u, "--forward-bearer-token-file", token, "--forward-basic-auth-user", "a",
+        "--forward-basic-auth-password-file", pw},
+       "--forward"},
+      {{"--forward", u, "--forward-basic-auth-user", "a"}, "--forward"},
+      {{"--forward-shards", "0"}, "forward-shards"},
+      {{"--forward-shards", "65"}, "forward-shards"},
+      {{"--forward-max-samples-per-send", "0"}, "forward-max-samples-per-send"},
+      {{"--forward-queue-max-bytes", "-1"}, "forward-queue-max-bytes"},
+      {{"--forward-queue-max-age", "soon"}, "forward-queue-max-age"},
+      {{"--forward-shards", "2", "--forward-shards", "3"}, "given twice"},
+  };
+  for (const Case& c : cases) {
+    GatewayConfig config;
+    Status s = ParseServeFlags(c.args, &config);
+    std::string joined;
+    for (const std::string& a : c.args) joined += a + " ";
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << joined;
+    EXPECT_NE(s.message().find(c.says), std::string::npos) << joined << "-> " << s.message();
+    EXPECT_TRUE(config.forward.empty()) << joined;  // nothing applied
+  }
+}
+
+TEST(ForwardFlagsTest, CredentialsInTheUrlAreNotEchoed) {
+  GatewayConfig c;
+  Status s = ParseServeFlags({"--forward", "http://bob:pa55@h:1/w", "--forward",
+                              "http://bob:pa55@h:1/w"},
+                             &c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message().find("pa55"), std::string::npos) << s.message();
+}
+
+TEST(ForwardFlagsTest, HelpDocumentsTheForwardFlags) {
+  std::ostringstream out, err;
+  EXPECT_EQ(RunGatewayCli({"serve", "--help"}, out, err, nullptr), kExitOk);
+  for (const char* flag :
+       {"--forward URL", "--forward-header", "--forward-bearer-token-file",
+        "--forward-basic-auth-user", "--forward-basic-auth-password-file",
+        "--forward-queue-max-bytes", "--forward-queue-max-age", "--forward-shards"}) {
+    EXPECT_NE(out.str().find(flag), std::string::npos) << flag;
+  }
+}
+
+}  // namespace
+}  // namespace ccmon::gateway
