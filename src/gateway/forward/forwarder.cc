@@ -113,9 +113,10 @@ Status Forwarder::Open(KvStore* kv, ForwarderOptions options, Clock* clock,
       }
       if (!it->status().ok()) return it->status();
       if (Status s = kv->Write(batch, /*sync=*/true); !s.ok()) return s;
-      f->Log("level=warn msg=\"forward queue dropped: the destination is no longer configured\" "
-             "destination=" +
-             Quoted(RedactedUrl(url)) + " entries=" + std::to_string(dropped));
+      f->Log(
+          "level=warn msg=\"forward queue dropped: the destination is no longer configured\" "
+          "destination=" +
+          Quoted(RedactedUrl(url)) + " entries=" + std::to_string(dropped));
     }
     if (!it->status().ok()) return it->status();
   }
@@ -201,9 +202,9 @@ void Forwarder::EnforceLimits() {
     if (dropped.empty()) continue;
     d->samples_dropped += dropped.samples;
     Log("level=warn msg=\"forward queue over its limits: oldest entries dropped\" destination=" +
-        Quoted(d->name) + " samples=" + std::to_string(dropped.samples) +
-        " entries=" + std::to_string(dropped.entries) + " by_age=" +
-        std::to_string(dropped.by_age) + " by_size=" + std::to_string(dropped.by_size));
+        Quoted(d->name) + " samples=" + std::to_string(dropped.samples) + " entries=" +
+        std::to_string(dropped.entries) + " by_age=" + std::to_string(dropped.by_age) +
+        " by_size=" + std::to_string(dropped.by_size));
   }
 }
 

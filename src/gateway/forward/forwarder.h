@@ -82,9 +82,9 @@ struct ForwarderOptions {
 };
 
 struct ForwardDestinationStats {
-  std::string destination;  // RedactedUrl
+  std::string destination;                                            // RedactedUrl
   uint64_t queued_samples = 0, queued_entries = 0, queued_bytes = 0;  // now
-  double lag_seconds = 0;  // age of the oldest queued entry; 0 when the queue is empty
+  double lag_seconds = 0;         // age of the oldest queued entry; 0 when the queue is empty
   uint64_t samples_queued = 0;    // since start
   uint64_t samples_sent = 0;      // answered 2xx
   uint64_t samples_rejected = 0;  // refused for good by the destination (a 4xx)

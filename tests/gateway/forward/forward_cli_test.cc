@@ -25,21 +25,36 @@ TEST(ForwardFlagsTest, CredentialsApplyToThePrecedingForward) {
   const std::string token = WriteFile(dir, "token", "s3cret\n");
   const std::string password = WriteFile(dir, "pw", "hunter2\n");
   GatewayConfig c;
-  Status s = ParseServeFlags(
-      {"--forward", "http://prom:9090/api/v1/write", "--forward-header", "X-Scope-OrgID: t1",
-       "--forward-header=X-Extra: 2", "--forward-bearer-token-file", token, "--forward",
-       "https://vm:8428/api/v1/write", "--forward-basic-auth-user", "alice",
-       "--forward-basic-auth-password-file", password, "--forward-queue-max-bytes", "1048576",
-       "--forward-queue-max-age", "2h", "--forward-shards", "3", "--forward-max-samples-per-send",
-       "500", "--forward-batch-send-deadline", "1s"},
-      &c);
+  Status s = ParseServeFlags({"--forward",
+                              "http://prom:9090/api/v1/write",
+                              "--forward-header",
+                              "X-Scope-OrgID: t1",
+                              "--forward-header=X-Extra: 2",
+                              "--forward-bearer-token-file",
+                              token,
+                              "--forward",
+                              "https://vm:8428/api/v1/write",
+                              "--forward-basic-auth-user",
+                              "alice",
+                              "--forward-basic-auth-password-file",
+                              password,
+                              "--forward-queue-max-bytes",
+                              "1048576",
+                              "--forward-queue-max-age",
+                              "2h",
+                              "--forward-shards",
+                              "3",
+                              "--forward-max-samples-per-send",
+                              "500",
+                              "--forward-batch-send-deadline",
+                              "1s"},
+                             &c);
   ASSERT_TRUE(s.ok()) << s.message();
   ASSERT_EQ(c.forward.size(), 2u);
   EXPECT_EQ(c.forward[0].url, "http://prom:9090/api/v1/write");
   EXPECT_EQ(c.forward[0].headers,
-            (std::vector<HttpHeader>{{"X-Scope-OrgID", "t1"},
-                                     {"X-Extra", "2"},
-                                     {"Authorization", "Bearer s3cret"}}));
+            (std::vector<HttpHeader>{
+                {"X-Scope-OrgID", "t1"}, {"X-Extra", "2"}, {"Authorization", "Bearer s3cret"}}));
   EXPECT_EQ(c.forward[1].url, "https://vm:8428/api/v1/write");
   // base64("alice:hunter2")
   EXPECT_EQ(c.forward[1].headers,
@@ -78,8 +93,7 @@ TEST(ForwardFlagsTest, MisuseIsRefusedNamingTheFlag) {
       {{"--forward"}, "wants a value"},
       {{"--forward", u, "--forward-header", "no colon"}, "--forward http://h:1/api/v1/write"},
       {{"--forward", u, "--forward-header", "A: b", "--forward-header", "a: c"}, "--forward"},
-      {{"--forward", u, "--forward-bearer-token-file", token, "--forward-bearer-token-file",
-        token},
+      {{"--forward", u, "--forward-bearer-token-file", token, "--forward-bearer-token-file", token},
        "given twice for --forward"},
       {{"--forward", u, "--forward-bearer-token-file", dir / "missing"}, "--forward"},
       {{"--forward", u, "--forward-bearer-token-file", token, "--forward-basic-auth-user", "a",
@@ -106,9 +120,8 @@ TEST(ForwardFlagsTest, MisuseIsRefusedNamingTheFlag) {
 
 TEST(ForwardFlagsTest, CredentialsInTheUrlAreNotEchoed) {
   GatewayConfig c;
-  Status s = ParseServeFlags({"--forward", "http://bob:pa55@h:1/w", "--forward",
-                              "http://bob:pa55@h:1/w"},
-                             &c);
+  Status s = ParseServeFlags(
+      {"--forward", "http://bob:pa55@h:1/w", "--forward", "http://bob:pa55@h:1/w"}, &c);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message().find("pa55"), std::string::npos) << s.message();
 }

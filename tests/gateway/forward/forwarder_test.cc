@@ -75,8 +75,8 @@ TEST(ForwardEntriesTest, EachSeriesAtMostOncePerEntryInOrder) {
     }
     got.push_back(names);
   }
-  EXPECT_EQ(got[0], (std::vector<std::pair<std::string, int64_t>>{{"a_total", 1000},
-                                                                   {"b_total", 1000}}));
+  EXPECT_EQ(got[0],
+            (std::vector<std::pair<std::string, int64_t>>{{"a_total", 1000}, {"b_total", 1000}}));
   EXPECT_EQ(got[1], (std::vector<std::pair<std::string, int64_t>>{{"a_total", 2000}}));
   EXPECT_EQ(got[2], (std::vector<std::pair<std::string, int64_t>>{{"a_total", 3000}}));
 }
@@ -167,8 +167,8 @@ TEST(ForwarderQueueTest, AFailedBatchQueuesNothingAndDuplicatesAreNotQueued) {
   Gateway g;
   ASSERT_TRUE(g.Open(&kv, Options({"http://a/w", "http://b/w"}), &clock).ok());
 
-  ASSERT_TRUE(g.Apply({Series("m", "d", {{1000, 1}, {2000, 2}}), Series("n", "d", {{1000, 1}})})
-                  .ok());
+  ASSERT_TRUE(
+      g.Apply({Series("m", "d", {{1000, 1}, {2000, 2}}), Series("n", "d", {{1000, 1}})}).ok());
   EXPECT_EQ(g.Queued(0), 3u);
   EXPECT_EQ(g.Queued(1), 3u);
 
@@ -423,8 +423,8 @@ TEST(ForwarderSendTest, EveryStoredSampleReachesEveryDestinationInOrderWithItsHe
   ASSERT_TRUE(a.WaitForSamples(expected));
   ASSERT_TRUE(b.WaitForSamples(expected));
   ASSERT_TRUE(WaitForStats(g.forwarder.get(), [&](const std::vector<ForwardDestinationStats>& s) {
-    return s[0].queued_samples == 0 && s[1].queued_samples == 0 &&
-           s[0].samples_sent == expected && s[1].samples_sent == expected;
+    return s[0].queued_samples == 0 && s[1].queued_samples == 0 && s[0].samples_sent == expected &&
+           s[1].samples_sent == expected;
   }));
   g.forwarder->Stop();
   for (Receiver* r : {&a, &b}) {
