@@ -58,6 +58,7 @@ struct Forwarder::Destination {
   std::vector<std::unique_ptr<OutboxShardSource>> sources;
   std::unique_ptr<QueueManager> queue;
   std::atomic<uint64_t> samples_queued{0}, samples_invalid{0}, samples_dropped{0};
+  int64_t logged_error_unix_ms = 0;  // the limits thread's
 };
 
 Forwarder::Forwarder(ForwarderOptions options, Clock* clock)
@@ -139,6 +140,29 @@ Status Forwarder::Open(KvStore* kv, ForwarderOptions options, Clock* clock,
     f->Log("level=info msg=\"forwarding\" destination=" + Quoted(dest->name) +
            " queued_samples=" + std::to_string(st.total.samples) +
            " queued_entries=" + std::to_string(st.total.entries));
+    // Shards beyond options.shards may hold entries from an earlier run with more shards: each
+    // is drained by a queue shard of its own. Built here, so that nothing stats() reads changes
+    // after Open.
+    const size_t shards = size_t(dest->outbox->shard_count());
+    std::vector<ShardSource*> sources;
+    for (size_t i = 0; i < shards; ++i) {
+      dest->sources.push_back(std::make_unique<OutboxShardSource>(dest->outbox.get(), uint32_t(i)));
+      sources.push_back(dest->sources.back().get());
+    }
+    QueueManagerOptions qo;
+    qo.shards = shards;
+    qo.max_samples_per_send = f->options_.max_samples_per_send;
+    qo.batch_send_deadline = f->options_.batch_send_deadline;
+    qo.sender.url = d.url;
+    qo.sender.headers = d.headers;
+    qo.sender.user_agent = "ccmon-gateway/forward";
+    qo.sender.max_retry_time = f->options_.max_retry_time;
+    // The queue is the samples' only copy on their way upstream: a refused credential keeps
+    // them until it is fixed, like an outage (the log and last_error say why).
+    qo.sender.retry_auth_failures = true;
+    qo.http = f->options_.http;
+    qo.transport_factory = f->options_.transport_factory;
+    dest->queue = std::make_unique<QueueManager>(qo, sources, clock);
     f->destinations_.push_back(std::move(dest));
   }
   *out = std::move(f);
@@ -149,33 +173,14 @@ Status Forwarder::Start() {
   if (started_) return Status::InvalidArgument("the forwarder was started already");
   started_ = true;
   for (auto& d : destinations_) {
-    // Shards beyond options_.shards may hold entries from an earlier run with more shards:
-    // each is drained by a shard of its own.
-    const size_t shards = size_t(d->outbox->shard_count());
-    std::vector<ShardSource*> sources;
-    for (size_t i = 0; i < shards; ++i) {
-      d->sources.push_back(std::make_unique<OutboxShardSource>(d->outbox.get(), uint32_t(i)));
-      sources.push_back(d->sources.back().get());
-    }
-    QueueManagerOptions qo;
-    qo.shards = shards;
-    qo.max_samples_per_send = options_.max_samples_per_send;
-    qo.batch_send_deadline = options_.batch_send_deadline;
-    qo.sender.url = d->config.url;
-    qo.sender.headers = d->config.headers;
-    qo.sender.user_agent = "ccmon-gateway/forward";
-    qo.sender.max_retry_time = options_.max_retry_time;
-    // The queue is the samples' only copy on their way upstream: a refused credential keeps
-    // them until it is fixed, like an outage (the log and last_error say why).
-    qo.sender.retry_auth_failures = true;
-    qo.http = options_.http;
-    qo.transport_factory = options_.transport_factory;
-    d->queue = std::make_unique<QueueManager>(qo, sources, clock_);
     if (Status s = d->queue->Start(); !s.ok()) return s;
   }
   EnforceLimits();
   limits_thread_ = std::jthread([this](std::stop_token stop) {
-    while (clock_->WaitFor(options_.limits_interval, stop)) EnforceLimits();
+    while (clock_->WaitFor(options_.limits_interval, stop)) {
+      EnforceLimits();
+      LogNewSendErrors();
+    }
   });
   return Status::Ok();
 }
@@ -186,7 +191,7 @@ void Forwarder::Stop() {
     limits_thread_.join();
   }
   for (auto& d : destinations_) {
-    if (d->queue) d->queue->Stop();
+    d->queue->Stop();
   }
 }
 
@@ -205,6 +210,18 @@ void Forwarder::EnforceLimits() {
         Quoted(d->name) + " samples=" + std::to_string(dropped.samples) + " entries=" +
         std::to_string(dropped.entries) + " by_age=" + std::to_string(dropped.by_age) +
         " by_size=" + std::to_string(dropped.by_size));
+  }
+}
+
+void Forwarder::LogNewSendErrors() {
+  for (auto& d : destinations_) {
+    const QueueStats q = d->queue->stats();
+    if (q.last_error_unix_ms == 0 || q.last_error_unix_ms == d->logged_error_unix_ms) continue;
+    d->logged_error_unix_ms = q.last_error_unix_ms;
+    Log("level=warn msg=\"forwarding failed; the samples stay queued unless refused for good\" "
+        "destination=" +
+        Quoted(d->name) + " error=" + Quoted(q.last_error) + " samples_refused=" +
+        std::to_string(q.samples_rejected) + " gave_up=" + std::to_string(q.gave_up));
   }
 }
 
@@ -320,14 +337,12 @@ std::vector<ForwardDestinationStats> Forwarder::stats() const {
     s.samples_queued = d->samples_queued.load();
     s.samples_invalid = d->samples_invalid.load();
     s.samples_dropped = d->samples_dropped.load();
-    if (d->queue) {
-      const QueueStats q = d->queue->stats();
-      s.samples_sent = q.samples_sent;
-      s.samples_rejected = q.samples_rejected;
-      s.retries = q.retries;
-      s.gave_up = q.gave_up;
-      s.last_error = q.last_error;
-    }
+    const QueueStats q = d->queue->stats();
+    s.samples_sent = q.samples_sent;
+    s.samples_rejected = q.samples_rejected;
+    s.retries = q.retries;
+    s.gave_up = q.gave_up;
+    s.last_error = q.last_error;
     out.push_back(std::move(s));
   }
   return out;

@@ -24,6 +24,7 @@
 // (logged with their size); a new URL starts empty, from the next stored request.
 // Limits: each queue keeps at most queue.max_bytes of payload and entries at most queue.max_age
 // old; older entries are dropped every limits_interval, logged and counted (samples_dropped).
+// A destination's newest send error (a refusal, a give-up) is logged once per limits_interval.
 //
 // Threading: AddToBatch/BatchDone from GatewayStore::Apply (serialized by it); Start/Stop from
 // the controlling thread; stats() from any thread. Per destination, one thread per shard, and
@@ -134,6 +135,8 @@ class Forwarder final : public ApplyListener {
   struct Destination;
   Forwarder(ForwarderOptions options, Clock* clock);
   void Log(std::string_view line) const;
+  // Logs each destination's last send error once (the limits thread, every limits_interval).
+  void LogNewSendErrors();
 
   ForwarderOptions options_;
   Clock* clock_;

@@ -444,12 +444,13 @@ TEST(ForwarderSendTest, EveryStoredSampleReachesEveryDestinationInOrderWithItsHe
   EXPECT_EQ(st[0].samples_rejected, 0u);
 }
 
-TEST(ForwarderSendTest, AFinalRefusalIsCountedAndNotRetriedForever) {
+TEST(ForwarderSendTest, AFinalRefusalIsCountedLoggedAndNotRetriedForever) {
   Receiver a({400});
   std::unique_ptr<KvStore> kv = NewMemStore();
   Gateway g;
-  ASSERT_TRUE(
-      g.Open(kv.get(), SendingOptions({ForwardDestination{a.url(), {}}}), Clock::Real()).ok());
+  ForwarderOptions fo = SendingOptions({ForwardDestination{a.url(), {}}});
+  fo.limits_interval = std::chrono::milliseconds(10);
+  ASSERT_TRUE(g.Open(kv.get(), fo, Clock::Real()).ok());
   ASSERT_TRUE(g.Apply({Series("m", "d", {{1000, 1}})}).ok());
   ASSERT_TRUE(g.forwarder->Start().ok());
   ASSERT_TRUE(WaitForStats(g.forwarder.get(), [](const std::vector<ForwardDestinationStats>& s) {
@@ -458,6 +459,12 @@ TEST(ForwarderSendTest, AFinalRefusalIsCountedAndNotRetriedForever) {
   ASSERT_TRUE(g.Apply({Series("m", "d", {{2000, 2}})}).ok());
   ASSERT_TRUE(a.WaitForSamples(1));
   EXPECT_EQ(a.requests(), 2);
+  // The refusal is said in the log (by the limits thread, within a few of its intervals).
+  ASSERT_TRUE(WaitForStats(g.forwarder.get(), [&](const std::vector<ForwardDestinationStats>&) {
+    return g.Log().find("forwarding failed") != std::string::npos;
+  }));
+  EXPECT_NE(g.Log().find("out of order sample"), std::string::npos) << g.Log();
+  EXPECT_NE(g.Log().find("samples_refused=1"), std::string::npos) << g.Log();
 }
 
 TEST(ForwarderSendTest, QueuedEntriesAreSentAfterARestart) {
