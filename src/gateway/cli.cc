@@ -9,6 +9,7 @@
 
 #include "base/env.h"
 #include "http/endpoint_headers.h"
+#include "http/url.h"
 #include "remote_write/queue_manager.h"
 #include "tools/common/flags.h"
 
@@ -185,9 +186,12 @@ Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* conf
     }
     if (name == "forward") {
       if (value.empty()) return Status::InvalidArgument("--forward wants a URL");
-      if (!value.starts_with("http://") && !value.starts_with("https://")) {
-        return Status::InvalidArgument("--forward wants an http:// or https:// URL, got '" +
-                                       RedactedUrl(value) + "'");
+      // The sender's own rules (credentials never in the URL: use the --forward-* flags).
+      HttpUrl parsed;
+      if (Status s = ParseHttpUrl(value, &parsed); !s.ok()) {
+        return Status::InvalidArgument(
+            "--forward wants the http:// or https:// URL of a remote-write receiver: " +
+            s.message());
       }
       for (const PendingForward& f : forwards) {
         if (f.url == value) {

@@ -278,6 +278,36 @@ TEST(ForwarderQueueTest, QueuesOverTheirLimitsDropTheOldestCountedAndLogged) {
   EXPECT_EQ(g.Log().find("pw@"), std::string::npos);
 }
 
+TEST(ForwarderQueueTest, AQueueOverItsSizeKeepsTheNewestAndCountsTheRest) {
+  std::unique_ptr<KvStore> kv = NewMemStore();
+  FakeClock clock;
+  ForwarderOptions fo = Options({"http://a/w", "http://b/w"});
+  fo.shards = 1;
+  fo.queue.max_age = std::chrono::milliseconds(0);
+  uint64_t entry_bytes = 0;
+  {
+    Gateway first;
+    ASSERT_TRUE(first.Open(kv.get(), fo, &clock).ok());
+    for (int i = 1; i <= 10; ++i) {
+      ASSERT_TRUE(first.Apply({Series("m", "d", {{i * 1000, double(i)}})}).ok());
+      clock.AdvanceBy(std::chrono::seconds(1));
+    }
+    entry_bytes = first.forwarder->stats()[0].queued_bytes / 10;
+    ASSERT_GT(entry_bytes, 0u);
+  }
+  // Reopened with room for 3 entries: the 7 oldest go, in each queue, counted.
+  fo.queue.max_bytes = 3 * entry_bytes;
+  Gateway g;
+  ASSERT_TRUE(g.Open(kv.get(), fo, &clock).ok());
+  g.forwarder->EnforceLimits();
+  for (const ForwardDestinationStats& st : g.forwarder->stats()) {
+    EXPECT_EQ(st.queued_samples, 3u) << st.destination;
+    EXPECT_EQ(st.samples_dropped, 7u) << st.destination;
+    EXPECT_DOUBLE_EQ(st.lag_seconds, 3.0) << st.destination;  // the 8th entry is the head
+  }
+  EXPECT_NE(g.Log().find("by_size=7"), std::string::npos) << g.Log();
+}
+
 TEST(ForwarderQueueTest, BadOptionsAreRefused) {
   std::unique_ptr<KvStore> kv = NewMemStore();
   FakeClock clock;
