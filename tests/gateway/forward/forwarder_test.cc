@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "gateway/gateway.h"
+#include "gateway/ingest/write_handler.h"
 #include "gateway/store/series_store.h"
 #include "http/server.h"
 #include "remote_write/write_request.h"
@@ -306,6 +308,38 @@ TEST(ForwarderQueueTest, AQueueOverItsSizeKeepsTheNewestAndCountsTheRest) {
     EXPECT_DOUBLE_EQ(st.lag_seconds, 3.0) << st.destination;  // the 8th entry is the head
   }
   EXPECT_NE(g.Log().find("by_size=7"), std::string::npos) << g.Log();
+}
+
+TEST(ForwarderQueueTest, TheGatewaysMetricsShowEachDestinationsQueue) {
+  std::unique_ptr<KvStore> kv = NewMemStore();
+  FakeClock clock;
+  ForwarderOptions fo = Options({"http://a/w", "http://u:p@b/w"});
+  fo.queue.max_age = std::chrono::seconds(10);
+  Gateway g;
+  ASSERT_TRUE(g.Open(kv.get(), fo, &clock).ok());
+  WriteHandler write(g.store.get(), WriteHandlerOptions{});
+  GatewaySelfMetrics self(&write, g.store.get(), g.forwarder.get());
+  ASSERT_TRUE(g.Apply({Series("m", "d", {{1000, 1}}), Series("n", "d", {{1000, 1}})}).ok());
+  clock.AdvanceBy(std::chrono::seconds(4));
+  ASSERT_TRUE(g.Apply({Series("m", "d", {{2000, 2}})}).ok());
+  clock.AdvanceBy(std::chrono::seconds(7));  // the first request is now 11 s old: dropped
+  g.forwarder->EnforceLimits();
+  std::string text;
+  ASSERT_TRUE(GatewayMetricsBody(*g.store, self, ExpositionFormat::kText, &text).ok());
+  for (const char* dest : {"http://a/w", "http://b/w"}) {
+    const std::string d = std::string("destination=\"") + dest + "\"";
+    for (const std::string& line :
+         {"ccmon_gateway_forward_queue_samples{" + d + "} 1",
+          "ccmon_gateway_forward_lag_seconds{" + d + "} 7",
+          "ccmon_gateway_forward_samples_queued_total{" + d + "} 3",
+          "ccmon_gateway_forward_samples_sent_total{" + d + "} 0",
+          "ccmon_gateway_forward_samples_failed_total{" + d + "} 0",
+          "ccmon_gateway_forward_samples_dropped_total{" + d + ",reason=\"queue_limit\"} 2",
+          "ccmon_gateway_forward_samples_dropped_total{" + d + ",reason=\"invalid\"} 0"}) {
+      EXPECT_NE(text.find(line + "\n"), std::string::npos) << line << "\n" << text;
+    }
+  }
+  EXPECT_EQ(text.find("u:p@"), std::string::npos);
 }
 
 TEST(ForwarderQueueTest, BadOptionsAreRefused) {
