@@ -334,6 +334,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       status.files_tracked = int64_t(tailer.files_tracked());
       status.bytes_behind = int64_t(tailer.bytes_behind());
       status.lines_read = int64_t(ingest.stats().lines);
+      status.caught_up = engine->caught_up() ? 1 : 0;
       status.outbox_requests = int64_t(os.total.entries);
       status.outbox_bytes = int64_t(os.total.bytes);
       status.last_push_unix = std::max(qs.last_success_unix_ms, qs.last_error_unix_ms) / 1000;
