@@ -201,6 +201,9 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   for (uint32_t i = 0; i < shards; ++i) {
     sources.push_back(std::make_unique<agent::OutboxShardSource>(
         outbox.get(), i, clock, [&self](double seconds) { self.ObserveLag(seconds); }));
+    // One shard carries the families' metadata, every 5 minutes (Prometheus: every minute).
+    if (i == 0)
+      sources.back()->SendMetadata(agent::SerializedFamilyMetadata(), std::chrono::minutes(5));
     source_ptrs.push_back(sources.back().get());
   }
   QueueManager queue(qo, source_ptrs, clock);
