@@ -2,10 +2,13 @@
 // whole-configuration checks (TLS both or neither, readable; tokens).
 #include <gtest/gtest.h>
 
+#include <mutex>
 #include <sstream>
+#include <stop_token>
 
 #include "gateway/cli.h"
 #include "testing/mem_env.h"
+#include "testing/temp_dir.h"
 
 namespace ccmon::gateway {
 namespace {
@@ -44,10 +47,10 @@ TEST_F(ServeConfigTest, FlagsOverEnvironmentOverFileOverDefaults) {
   env_.SetEnvVar("CCMON_GATEWAY_MAX_REQUESTS_PER_DEVICE_PER_SECOND", "20");
   Status s = Parse({"--config", "/etc/gw.conf", "--max-future", "9m", "--device-burst=50"});
   ASSERT_TRUE(s.ok()) << s.message();
-  EXPECT_EQ(config_.listen, "0.0.0.0:9000");            // file only
-  EXPECT_EQ(config_.data_dir, "/var/lib/env");          // env over file
+  EXPECT_EQ(config_.listen, "0.0.0.0:9000");                      // file only
+  EXPECT_EQ(config_.data_dir, "/var/lib/env");                    // env over file
   EXPECT_EQ(config_.limits.max_future, std::chrono::minutes(9));  // flag over env over file
-  EXPECT_FALSE(config_.allow_anonymous);                // env false over file true
+  EXPECT_FALSE(config_.allow_anonymous);                          // env false over file true
   EXPECT_EQ(config_.limits.max_series_per_device, 100u);
   EXPECT_EQ(config_.limits.max_requests_per_device_per_second, 20u);
   EXPECT_EQ(config_.limits.device_burst, 50u);
@@ -158,20 +161,20 @@ TEST_F(ServeConfigTest, TlsFilesBothOrNeitherAndReadable) {
 }
 
 TEST_F(ServeConfigTest, NewLimitFlagsAndTheirRanges) {
-  ASSERT_TRUE(Parse({"--max-pending-writes", "8", "--read-timeout", "2s", "--idle-timeout",
-                     "1m", "--max-series-per-device", "0"})
+  ASSERT_TRUE(Parse({"--max-pending-writes", "8", "--read-timeout", "2s", "--idle-timeout", "1m",
+                     "--max-series-per-device", "0"})
                   .ok());
   EXPECT_EQ(config_.limits.max_pending_writes, 8u);
   EXPECT_EQ(config_.read_timeout, std::chrono::seconds(2));
   EXPECT_EQ(config_.idle_timeout, std::chrono::minutes(1));
   EXPECT_EQ(config_.limits.max_series_per_device, 0u);
-  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
-           {"--read-timeout", "0s"},
-           {"--read-timeout", "2h"},
-           {"--max-requests-per-device-per-second", "1000001"},
-           {"--max-pending-writes", "-1"},
-           {"--config"},
-           {"--tls-cert-file", ""}}) {
+  for (const std::vector<std::string>& bad :
+       std::vector<std::vector<std::string>>{{"--read-timeout", "0s"},
+                                             {"--read-timeout", "2h"},
+                                             {"--max-requests-per-device-per-second", "1000001"},
+                                             {"--max-pending-writes", "-1"},
+                                             {"--config"},
+                                             {"--tls-cert-file", ""}}) {
     EXPECT_FALSE(Parse(bad).ok()) << bad[0];
   }
 }
@@ -186,6 +189,28 @@ TEST(RunGatewayCliTest, AConfigErrorIsExit2WithTheMessage) {
   EXPECT_EQ(RunGatewayCli({"serve", "--tls-cert-file", "/etc/hostname"}, out, err, nullptr),
             kExitUsage);
   EXPECT_NE(err.str().find("go together"), std::string::npos) << err.str();
+}
+
+// TLS files the server cannot use are a configuration error (2), said in the log, whatever let
+// them through (a file that vanished after the flags were checked, or a key of another cert).
+TEST(RunGatewayTest, UnusableTlsFilesAreExit2) {
+  testing_util::TempDir dir;
+  GatewayConfig c;
+  c.listen = "127.0.0.1:0";
+  c.data_dir = dir.path() + "/data";
+  c.tls_cert_file = dir.path() + "/missing.crt";
+  c.tls_key_file = dir.path() + "/missing.key";
+  std::mutex mu;
+  std::string logged;
+  std::stop_source stop;
+  EXPECT_EQ(RunGateway(c, stop.get_token(),
+                       [&](std::string_view l) {
+                         std::lock_guard<std::mutex> lock(mu);
+                         logged += std::string(l) + "\n";
+                       }),
+            2);
+  EXPECT_NE(logged.find("msg=\"invalid server settings\""), std::string::npos) << logged;
+  EXPECT_NE(logged.find("missing.crt"), std::string::npos) << logged;
 }
 
 }  // namespace

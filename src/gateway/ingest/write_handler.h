@@ -50,6 +50,8 @@
 // -Exemplars-Written (0: exemplars are not stored), on 204 and on 4xx/5xx (all 0 there).
 //
 // Thread-safety: Handle may run concurrently (the store serializes applies); stats are atomic.
+// With max_series_per_device set, the budget check and the apply of a request run under one
+// mutex (exact counts; applies are serialized by the store anyway).
 #pragma once
 
 #include <array>

@@ -6,7 +6,8 @@
 // (no quoting, so a value may hold '=' and '#'). A line that is not valid UTF-8, holds a control
 // character, or has no '=' is an error; so is a key the caller does not know, and a second line
 // for a key that is not repeatable. Errors name the file and line ("PATH:LINE: …") and the key;
-// they never echo a value (it may be a secret).
+// they never echo a value (it may be a secret); a line without '=' is quoted, its first 60 bytes
+// made terminal-safe.
 //
 // Pure (no I/O): the caller reads the file. Thread-compatible.
 #pragma once

@@ -109,9 +109,7 @@ class WriteLimitsTest : public ::testing::Test {
     }
     return "<absent>";
   }
-  uint64_t Limited(LimitReason r) const {
-    return handler_->stats().requests_limited[size_t(r)];
-  }
+  uint64_t Limited(LimitReason r) const { return handler_->stats().requests_limited[size_t(r)]; }
 
   FakeClock clock_;
   std::unique_ptr<KvStore> kv_;
@@ -177,7 +175,8 @@ TEST_F(WriteLimitsTest, OverloadIs429WhenTooManyWritesWaitForTheStore) {
   std::vector<std::thread> writers;
   std::vector<unsigned> statuses(2);
   for (int i = 0; i < 2; ++i) {
-    writers.emplace_back([&, i] { statuses[i] = Post({S("up" + std::to_string(i))}, key_a_).status; });
+    writers.emplace_back(
+        [&, i] { statuses[i] = Post({S("up" + std::to_string(i))}, key_a_).status; });
   }
   ASSERT_TRUE(store_.WaitForWaiting(2));
   ServerResponse r = Post({S("up9")}, key_b_);
@@ -280,7 +279,8 @@ TEST(TokenGuardTest, GuardedPathsNeedTheTokenOthersDoNot) {
     ServerResponse r = guard.Handle(Get("/metrics", bad));
     EXPECT_EQ(r.status, 401u) << bad;
     bool www = false;
-    for (const auto& [n, v] : r.headers) www = www || (n == "WWW-Authenticate" && v.starts_with("Bearer"));
+    for (const auto& [n, v] : r.headers)
+      www = www || (n == "WWW-Authenticate" && v.starts_with("Bearer"));
     EXPECT_TRUE(www) << bad;
     EXPECT_EQ(r.body.find("s3cret"), std::string::npos);
   }
