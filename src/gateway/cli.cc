@@ -57,8 +57,9 @@ constexpr char kUsage[] =
     "                               0: no limit; only matters above --io-threads); over: 429\n"
     "  --max-connections N          1..100000 (default 1024)\n"
     "  --io-threads N               1..256 (default 2)\n"
-    "  --read-timeout DURATION      a request's header and body, once begun (default 30s;\n"
-    "                               1s..1h): a client that dribbles bytes is dropped\n"
+    "  --read-timeout DURATION      a request's header and body once begun, and a TLS handshake\n"
+    "                               (default 30s; 1s..1h): a client that dribbles bytes is\n"
+    "                               dropped\n"
     "  --idle-timeout DURATION      an open connection waiting for a request (default 60s;\n"
     "                               1s..1d)\n";
 
