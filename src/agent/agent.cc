@@ -21,6 +21,7 @@
 
 #include "agent/backfill.h"
 #include "agent/engine/engine.h"
+#include "agent/engine/family_metadata.h"
 #include "agent/engine/ingest.h"
 #include "agent/self_metrics.h"
 #include "base/clock.h"
@@ -201,6 +202,9 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   for (uint32_t i = 0; i < shards; ++i) {
     sources.push_back(std::make_unique<OutboxShardSource>(
         outbox.get(), i, clock, [&self](double seconds) { self.ObserveLag(seconds); }));
+    // One shard carries the families' metadata, every 5 minutes (Prometheus: every minute).
+    if (i == 0)
+      sources.back()->SendMetadata(agent::SerializedFamilyMetadata(), std::chrono::minutes(5));
     source_ptrs.push_back(sources.back().get());
   }
   QueueManager queue(qo, source_ptrs, clock);
@@ -334,6 +338,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       status.files_tracked = int64_t(tailer.files_tracked());
       status.bytes_behind = int64_t(tailer.bytes_behind());
       status.lines_read = int64_t(ingest.stats().lines);
+      status.caught_up = engine->caught_up() ? 1 : 0;
       status.outbox_requests = int64_t(os.total.entries);
       status.outbox_bytes = int64_t(os.total.bytes);
       status.last_push_unix = std::max(qs.last_success_unix_ms, qs.last_error_unix_ms) / 1000;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "gateway/forward/forwarder.h"
+#include "gateway/ingest/token_guard.h"
 #include "gateway/ingest/write_handler.h"
 #include "gateway/store/series_store.h"
 #include "http/server.h"
@@ -48,6 +49,12 @@ struct GatewayConfig {
   size_t forward_shards = 4;
   size_t forward_max_samples_per_send = 2000;
   std::chrono::milliseconds forward_batch_send_deadline{5000};
+  // Guards /metrics and /api/metrics (Authorization: Bearer <token>); empty: open.
+  std::string metrics_token;
+  // HTTPS when both are set (PEM files; HttpServer reads them at start).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string config_file;  // where settings were read from ("" when none), for the log
 };
 
 // The ccmon_gateway_* families in a prometheus-cpp registry (selfmetrics), refreshed from the
@@ -59,6 +66,8 @@ class GatewaySelfMetrics {
   GatewaySelfMetrics(const WriteHandler* write, const SeriesStore* store,
                      const Forwarder* forward = nullptr);
   void set_server(const HttpServer* server) { server_.store(server); }
+  // The /metrics token guard whose refusals are counted (may stay null: not counted).
+  void set_metrics_guard(const TokenGuard* guard) { metrics_guard_.store(guard); }
   const SelfMetrics& registry() const { return metrics_; }
 
  private:
@@ -67,10 +76,13 @@ class GatewaySelfMetrics {
   const WriteHandler* write_;
   const SeriesStore* store_;
   std::atomic<const HttpServer*> server_{nullptr};
+  std::atomic<const TokenGuard*> metrics_guard_{nullptr};
   SelfMetrics metrics_;
   std::array<SelfCounter, kWriteStatusCodes.size()> requests_;
   std::array<SelfCounter, kRejectReasonCount> rejected_;
+  std::array<SelfCounter, kLimitReasonCount> limited_;
   SelfCounter accepted_, duplicate_, resets_, created_, v2_, bad_http_, timeouts_;
+  SelfCounter metrics_unauthorized_, tls_failures_;
   SelfGauge series_, families_, store_bytes_, connections_;
   // Per forward destination, in the Forwarder's order.
   struct ForwardSeries {
@@ -89,7 +101,8 @@ Status GatewayMetricsBody(const SeriesStore& store, const GatewaySelfMetrics& se
 // Runs until `stop` is requested. Log lines (no line end) go to `log`, from several threads at
 // once; the line "listening" names the bound port (port=N), for scripts that listen on port 0.
 // Returns 0 after a clean stop, 1 when the store or the listener cannot be opened (said in the
-// log).
+// log), 2 when the server refuses the configuration itself (a malformed listen address, TLS
+// files that cannot be read or do not match).
 int RunGateway(const GatewayConfig& config, std::stop_token stop,
                const std::function<void(std::string_view line)>& log);
 

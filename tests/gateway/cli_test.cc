@@ -185,6 +185,15 @@ TEST(RunGatewayTest, ServesAndStopsCleanlyAndReleasesTheDataDir) {
     EXPECT_NE(metrics.find("ccmon_gateway_series 0"), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("ccmon_gateway_write_requests_total{code=\"204\"} 0"),
               std::string::npos);
+    for (const char* family :
+         {"ccmon_gateway_write_requests_total{code=\"429\"} 0",
+          "ccmon_gateway_write_requests_limited_total{reason=\"rate_limit\"} 0",
+          "ccmon_gateway_write_requests_limited_total{reason=\"overload\"} 0",
+          "ccmon_gateway_write_requests_limited_total{reason=\"series_limit\"} 0",
+          "ccmon_gateway_metrics_unauthorized_total 0",
+          "ccmon_gateway_tls_handshake_failures_total 0"}) {
+      EXPECT_NE(metrics.find(family), std::string::npos) << family;
+    }
     // Over a real socket: a body announced over --max-body-bytes is refused from its
     // Content-Length (413, nothing read), a write without a key is 401, and the gateway keeps
     // serving.
