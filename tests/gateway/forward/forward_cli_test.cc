@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gateway/cli.h"
+#include "testing/mem_env.h"
 #include "testing/temp_dir.h"
 
 namespace ccmon::gateway {
@@ -125,6 +126,30 @@ TEST(ForwardFlagsTest, CredentialsInTheUrlAreRefusedNotEchoed) {
   Status s = ParseServeFlags({"--forward", "http://bob:pa55@h:1/w"}, &c);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message().find("pa55"), std::string::npos) << s.message();
+}
+
+TEST(ForwardFlagsTest, QueueSettingsAreConfigKeysAndVariablesDestinationsCommandLineOnly) {
+  testing_util::MemEnv env;
+  env.AddFile("/etc/gw.conf", "forward-shards = 2\nforward-queue-max-age = 1d\n");
+  env.AddFile("/etc/token", "tok\n");
+  env.SetEnvVar("CCMON_GATEWAY_FORWARD_QUEUE_MAX_AGE", "3h");
+  env.SetEnvVar("CCMON_GATEWAY_FORWARD", "http://ignored:1/w");  // not a variable
+  GatewayConfig c;
+  Status s = ParseServeConfig({"--config", "/etc/gw.conf", "--forward", "http://p:9090/w",
+                               "--forward-bearer-token-file", "/etc/token"},
+                              &env, &c);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(c.forward_shards, 2u);
+  EXPECT_EQ(c.forward_queue_max_age, std::chrono::hours(3));
+  ASSERT_EQ(c.forward.size(), 1u);
+  EXPECT_EQ(c.forward[0].url, "http://p:9090/w");
+  EXPECT_EQ(c.forward[0].headers, (std::vector<HttpHeader>{{"Authorization", "Bearer tok"}}));
+
+  env.AddFile("/etc/bad.conf", "forward = http://p:9090/w\n");
+  GatewayConfig bad;
+  s = ParseServeConfig({"--config", "/etc/bad.conf"}, &env, &bad);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("forward"), std::string::npos) << s.message();
 }
 
 TEST(ForwardFlagsTest, HelpDocumentsTheForwardFlags) {
