@@ -36,7 +36,10 @@ constexpr char kUsage[] =
     "  --max-label-value-bytes N    1..1048576 (default 4096)\n"
     "  --max-future DURATION        samples further ahead are refused (400); 0s..1d (default 10m)\n"
     "  --max-connections N          1..100000 (default 1024)\n"
-    "  --io-threads N               1..256 (default 2)\n";
+    "  --io-threads N               1..256 (default 2)\n"
+    "  --online-window DURATION     claude_device_online is 1 while a device's last write is\n"
+    "                               younger than this; 1s..1d (default 45s: 3x the agent's\n"
+    "                               --resend-interval)\n";
 
 // "30s", "10m", "1h", "1d" or plain seconds, 0 .. max_seconds.
 Status ParseDuration(std::string_view flag, std::string_view text, uint64_t max_seconds,
@@ -143,6 +146,13 @@ Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* conf
     if (name == "data-dir") {
       if (value.empty()) return Status::InvalidArgument("--data-dir wants a directory");
       c.data_dir = value;
+      continue;
+    }
+    if (name == "online-window") {
+      if (Status s = ParseDuration(name, value, 86400, &c.online_window); !s.ok()) return s;
+      if (c.online_window.count() == 0) {
+        return Status::InvalidArgument("--online-window wants a duration from 1s to 1d, got 0");
+      }
       continue;
     }
     if (name == "max-future") {

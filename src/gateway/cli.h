@@ -16,6 +16,7 @@
 // Limits (decimal integers within the range named in --help): --max-body-bytes,
 // --max-decoded-bytes, --max-series-per-request, --max-labels-per-series,
 // --max-label-name-bytes, --max-label-value-bytes, --max-future (a duration: 30s, 10m, 1h),
+// --online-window (a duration, 1s..1d),
 // --max-connections, --io-threads.
 // Exit status: 0 ok (a serve stopped by SIGINT/SIGTERM); 1 failure (said on standard error);
 // 2 usage error.

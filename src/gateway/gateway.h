@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "gateway/computed/computed.h"
 #include "gateway/ingest/write_handler.h"
 #include "gateway/store/series_store.h"
 #include "http/server.h"
@@ -36,6 +37,8 @@ struct GatewayConfig {
   int io_threads = 2;
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds read_timeout{30'000};
+  // claude_device_online: a device is online while its last write is younger than this.
+  std::chrono::milliseconds online_window = kDefaultOnlineWindow;
 };
 
 // The ccmon_gateway_* families in a prometheus-cpp registry (selfmetrics), refreshed from the
@@ -61,9 +64,12 @@ class GatewaySelfMetrics {
 };
 
 // The /metrics body: the received series (gateway/store/exposition.h; names starting with
-// "ccmon_gateway_" are left out, they are the gateway's own), then the self-metrics.
+// "ccmon_gateway_" are left out, they are the gateway's own), the computed series when
+// `computed` is not null (gateway/computed/computed.h; stored series of their names are left
+// out), then the self-metrics.
 Status GatewayMetricsBody(const SeriesStore& store, const GatewaySelfMetrics& self,
-                          ExpositionFormat format, std::string* body);
+                          ExpositionFormat format, std::string* body,
+                          const GatewayComputed* computed = nullptr);
 
 // Runs until `stop` is requested. Log lines (no line end) go to `log`, from several threads at
 // once; the line "listening" names the bound port (port=N), for scripts that listen on port 0.

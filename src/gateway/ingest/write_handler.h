@@ -46,6 +46,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/clock.h"
 #include "gateway/devices/device_registry.h"
@@ -100,6 +101,10 @@ struct WriteHandlerOptions {
   Clock* clock = nullptr;  // Clock::Real()
   // Storage failures, one line each (no line end). Empty: not reported.
   std::function<void(std::string_view)> log;
+  // Called after each stored (204) write, once per device it came from: the key's device, or
+  // for an anonymous write each distinct `device` label of its series (none without one), with
+  // the request's User-Agent. From the handler's threads; must be thread-safe. Empty: not called.
+  std::function<void(std::string_view device, std::string_view user_agent)> on_accepted;
 };
 
 class WriteHandler {
@@ -115,6 +120,8 @@ class WriteHandler {
  private:
   ServerResponse Answer(unsigned status, std::string body, bool v2, uint64_t written);
   void Reject(RejectReason reason, uint64_t samples);
+  void ReportAccepted(const std::string& device, const std::vector<IncomingSeries>& series,
+                      std::string_view user_agent);
 
   SeriesStore* store_;
   WriteHandlerOptions options_;
