@@ -82,7 +82,8 @@ void Header(std::string_view name, std::string_view help, std::string* out) {
   *out += " gauge\n";
 }
 
-void Sample(std::string_view name, std::initializer_list<std::pair<std::string_view, std::string_view>> labels,
+void Sample(std::string_view name,
+            std::initializer_list<std::pair<std::string_view, std::string_view>> labels,
             double value, std::string* out) {
   out->append(name);
   out->push_back('{');
@@ -127,8 +128,8 @@ void GatewayComputed::Write(const SeriesTable& table, ExpositionFormat format,
 
   const std::vector<DeviceActivityInfo> devices = activity_->List();
   if (!devices.empty()) {
-    Header(kOnline,
-           "1 while the device has written within the gateway's --online-window, else 0.", out);
+    Header(kOnline, "1 while the device has written within the gateway's --online-window, else 0.",
+           out);
     for (const DeviceActivityInfo& d : devices) {
       const bool online = now - d.last_seen_ms < options_.online_window.count();
       Sample(kOnline, {{"device", d.device}}, online ? 1 : 0, out);
@@ -145,14 +146,13 @@ void GatewayComputed::Write(const SeriesTable& table, ExpositionFormat format,
 
   const std::vector<DeviceSpend> spend = spend_->Spend(now);
   if (!spend.empty()) {
-    Header(kHourly,
-           "USD of claude_cost_usd_total increases stamped in the last hour (by minute).", out);
+    Header(kHourly, "USD of claude_cost_usd_total increases stamped in the last hour (by minute).",
+           out);
     for (const DeviceSpend& s : spend) {
       Sample(kHourly, {{"device", s.device}}, PicoToUsd(s.last_hour), out);
     }
     Header(kDaily,
-           "USD of claude_cost_usd_total increases stamped in the last 24 hours (by minute).",
-           out);
+           "USD of claude_cost_usd_total increases stamped in the last 24 hours (by minute).", out);
     for (const DeviceSpend& s : spend) {
       Sample(kDaily, {{"device", s.device}}, PicoToUsd(s.last_day), out);
     }
@@ -180,7 +180,7 @@ void GatewayComputed::Write(const SeriesTable& table, ExpositionFormat format,
   for (std::string_view family : {kCostSeriesName, kSavings}) {
     ForEachSeries(table, family, [&](const auto& labels, double value) {
       const std::string_view device = Get(labels, "device");
-      Pico pico = 0;
+      PicoSum pico = 0;
       if (device.empty() || !UsdToPicoExact(value, &pico)) return;
       MoneySums& m = money[device];
       (family == kSavings ? m.savings : m.cost) += pico;

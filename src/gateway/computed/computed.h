@@ -2,8 +2,8 @@
 // series the seed server exported (issue 8 §4), defined exactly in docs/accounting.md
 // ("Gateway-computed series"):
 //
-//   claude_device_online{device}                     1 while now − last seen < online_window, else 0
-//   claude_device_last_seen_timestamp_seconds{device} unix seconds of its last accepted write
+//   claude_device_online{device}                     1 while now − last seen < online_window, else
+//   0 claude_device_last_seen_timestamp_seconds{device} unix seconds of its last accepted write
 //   claude_device_agent_info{device,agent}           1; agent = the User-Agent of that write
 //   claude_hourly_spend_usd{device}                  cost stamped in its buckets of the last hour
 //   claude_daily_spend_usd{device}                   ... of the last 24 hours (spend_windows.h)

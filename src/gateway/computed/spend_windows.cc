@@ -12,7 +12,9 @@ namespace {
 
 constexpr uint8_t kRecordVersion = 1;
 
-int64_t MinuteOf(int64_t ms) { return ms >= 0 ? ms / kMinuteMs : -((-ms + kMinuteMs - 1) / kMinuteMs); }
+int64_t MinuteOf(int64_t ms) {
+  return ms >= 0 ? ms / kMinuteMs : -((-ms + kMinuteMs - 1) / kMinuteMs);
+}
 
 // A bucket of `minute` still counts in a window of `window_ms` at `now_ms`.
 bool InWindow(int64_t minute, int64_t window_ms, int64_t now_ms) {
@@ -28,7 +30,7 @@ std::string_view LabelOf(const Labels& labels, std::string_view name) {
 
 }  // namespace
 
-bool UsdToPicoExact(double usd, Pico* out) {
+bool UsdToPicoExact(double usd, PicoSum* out) {
   if (!std::isfinite(usd) || usd < 0 || usd > kMaxCounterUsd) return false;
   if (usd == 0) {
     *out = 0;
@@ -42,7 +44,7 @@ bool UsdToPicoExact(double usd, Pico* out) {
     mantissa |= uint64_t(1) << 52;
     exponent = exponent_field - 1075;
   }
-  // usd <= 1e9 < 2^52, so exponent < 0; mantissa * 10^12 < 2^93.
+  // usd <= 1e15 < 2^52, so exponent < 0; mantissa * 10^12 < 2^93.
   const unsigned __int128 scaled = static_cast<unsigned __int128>(mantissa) * 1'000'000'000'000ULL;
   const int shift = -exponent;
   if (shift > 100) {
@@ -52,7 +54,7 @@ bool UsdToPicoExact(double usd, Pico* out) {
   unsigned __int128 q = scaled >> shift;
   const unsigned __int128 rem = scaled - (q << shift);
   if (rem >= (static_cast<unsigned __int128>(1) << (shift - 1))) ++q;  // half away from zero
-  *out = Pico(q);
+  *out = PicoSum(q);
   return true;
 }
 
@@ -140,8 +142,7 @@ void SpendWindows::Prepare(const std::vector<IncomingSeries>& series, const Seri
     }
     for (const rw::Sample& sample : in.samples) {
       if (has_previous && sample.timestamp_ms <= previous.timestamp_ms) continue;  // duplicate
-      Pico value = 0, previous_value = 0;
-      PicoSum increase = 0;
+      PicoSum value = 0, previous_value = 0, increase = 0;
       if (UsdToPicoExact(sample.value, &value)) {
         if (!has_previous) {
           increase = value;  // a counter starts at 0

@@ -10,7 +10,7 @@
 //   - a sample below the previous one is a counter reset and brings its whole value;
 //   - values are converted to integer pico-dollars exactly (UsdToPicoExact) and summed as
 //     integers, so a series' increases telescope to exactly its last value minus its first;
-//   - a NaN (a staleness marker), infinite, negative or over-$1e9 value brings nothing, and the
+//   - a NaN (a staleness marker), infinite, negative or over-$1e15 value brings nothing, and the
 //     next valid value after it is a new baseline (brings nothing).
 // A bucket of minute m counts in the last hour while now < m·60 s + 1 h and in the last day
 // while now < m·60 s + 24 h; older buckets are deleted (from memory and, at the device's next
@@ -45,13 +45,14 @@ inline constexpr std::string_view kCostSeriesName = "claude_cost_usd_total";
 inline constexpr int64_t kMinuteMs = 60'000;
 inline constexpr int64_t kHourMs = 3'600'000;
 inline constexpr int64_t kDayMs = 86'400'000;
-inline constexpr double kMaxCounterUsd = 1e9;
+// Larger money values are not counted (kept below 2^52 so that the conversion stays exact).
+inline constexpr double kMaxCounterUsd = 1e15;
 
 // `usd` as pico-dollars, rounded half away from zero from the double's exact value (no
 // intermediate rounding: the agent's values are PicoToUsd of exact sums, so they come back
 // exactly below $4096 and within 1 pico above). False for NaN, infinities, negative values and
 // values over kMaxCounterUsd.
-bool UsdToPicoExact(double usd, Pico* out);
+bool UsdToPicoExact(double usd, PicoSum* out);
 
 struct DeviceSpend {
   std::string device;
