@@ -5,8 +5,8 @@
 #include <atomic>
 #include <bit>
 #include <limits>
-#include <mutex>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -23,8 +23,8 @@
 namespace ccmon::gateway {
 namespace {
 
-using testing_util::FakeClock;
 using std::chrono::milliseconds;
+using testing_util::FakeClock;
 
 // 2026-01-01T00:00:00Z, a minute boundary.
 constexpr int64_t kT0 = 1767225600000;
@@ -46,8 +46,8 @@ std::map<std::string, std::string> Parse(const std::string& text,
   return out;
 }
 
-IncomingSeries Cost(std::string device, std::vector<rw::Sample> samples,
-                    std::string model = "m", std::string name = "claude_cost_usd_total") {
+IncomingSeries Cost(std::string device, std::vector<rw::Sample> samples, std::string model = "m",
+                    std::string name = "claude_cost_usd_total") {
   IncomingSeries s;
   s.labels = {{"__name__", name}, {"device", device}, {"model", model}};
   s.samples = std::move(samples);
@@ -233,8 +233,8 @@ TEST_F(Fixture, IncreasesDuplicatesResetsAndInvalidValues) {
   Apply({Cost("a", {{t + 5000, 1.0}})});
   EXPECT_EQ(Hourly("a"), "3.25");
   // Other names, series without a device, other devices: their own or nothing.
-  Apply({Cost("a", {{t, 100}}, "m", "claude_cost_usd"), Cost("", {{t, 100}}),
-         Cost("b", {{t, 0.1}}), Cost("b", {{t, 0.2}}, "other-model")});
+  Apply({Cost("a", {{t, 100}}, "m", "claude_cost_usd"), Cost("", {{t, 100}}), Cost("b", {{t, 0.1}}),
+         Cost("b", {{t, 0.2}}, "other-model")});
   EXPECT_EQ(Hourly("a"), "3.25");
   EXPECT_EQ(Hourly("b"), "0.3");
   EXPECT_EQ(Metrics().count("claude_hourly_spend_usd{device=\"\"}"), 0u);
