@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ccmon-gateway's computed series (issue 8 §3-§4) with the real agent, through
+"""ccmon-gateway's computed series (issue 8 §3-§4; docs/accounting.md G1-G4) with the real agent, through
 `ccmon-gateway serve --listen ADDR --data-dir DIR --allow-anonymous`:
 
 A generated history, shifted so that its newest event is two minutes ago (so the last hour and

@@ -159,13 +159,21 @@ void GatewayComputed::Write(const SeriesTable& table, ExpositionFormat format,
   }
 
   // Ratios from the stored counters, summed over every other label.
+  // Series of one (device, model) are usually adjacent (labels sort device, model, project,
+  // type): the last sums found are reused without a lookup.
   std::map<std::pair<std::string_view, std::string_view>, TokenSums> tokens;
+  std::pair<std::string_view, std::string_view> last_key;
+  TokenSums* last = nullptr;
   ForEachSeries(table, kTokens, [&](const auto& labels, double value) {
     const std::string_view device = Get(labels, "device"), model = Get(labels, "model"),
                            type = Get(labels, "type");
     uint64_t n = 0;
     if (device.empty() || model.empty() || !AsCount(value, &n)) return;
-    TokenSums& t = tokens[{device, model}];
+    if (last == nullptr || last_key.first != device || last_key.second != model) {
+      last_key = {device, model};
+      last = &tokens[last_key];
+    }
+    TokenSums& t = *last;
     if (type == "input") {
       t.input += n;
     } else if (type == "output") {
@@ -178,11 +186,17 @@ void GatewayComputed::Write(const SeriesTable& table, ExpositionFormat format,
   });
   std::map<std::string_view, MoneySums> money;
   for (std::string_view family : {kCostSeriesName, kSavings}) {
+    std::string_view last_device;
+    MoneySums* last_money = nullptr;
     ForEachSeries(table, family, [&](const auto& labels, double value) {
       const std::string_view device = Get(labels, "device");
       PicoSum pico = 0;
       if (device.empty() || !UsdToPicoExact(value, &pico)) return;
-      MoneySums& m = money[device];
+      if (last_money == nullptr || last_device != device) {
+        last_device = device;
+        last_money = &money[device];
+      }
+      MoneySums& m = *last_money;
       (family == kSavings ? m.savings : m.cost) += pico;
       m.any = true;
     });
