@@ -422,6 +422,9 @@ TEST(OnAcceptedTest, G1_KeyDeviceOrEachDeviceLabelOfAnAnonymousWrite) {
   WriteHandler handler(store.get(), o);
   auto request = [&](std::vector<std::string> device_labels, std::string auth, int64_t ts) {
     rw::WriteRequest wr;
+    if (device_labels.empty()) {
+      wr.metadata.push_back({rw::MetricKind::kGauge, "x0", "help", ""});
+    }
     int i = 0;
     for (const std::string& d : device_labels) {
       rw::Series s;
@@ -444,8 +447,14 @@ TEST(OnAcceptedTest, G1_KeyDeviceOrEachDeviceLabelOfAnAnonymousWrite) {
   EXPECT_EQ(request({"b", "a", "b", ""}, "", kT0), 204u);
   EXPECT_EQ(request({"z"}, "dk_wrong", kT0), 401u);
   EXPECT_EQ(request({"z"}, "", kT0 + 3'600'000), 400u);
-  std::vector<std::pair<std::string, std::string>> want = {
-      {"laptop", "ccmon-agent/9"}, {"a", "ccmon-agent/9"}, {"b", "ccmon-agent/9"}};
+  // Metadata only (Prometheus sends such requests): the key's device wrote; an anonymous one
+  // names no device.
+  EXPECT_EQ(request({}, key, kT0), 204u);
+  EXPECT_EQ(request({}, "", kT0), 204u);
+  std::vector<std::pair<std::string, std::string>> want = {{"laptop", "ccmon-agent/9"},
+                                                           {"a", "ccmon-agent/9"},
+                                                           {"b", "ccmon-agent/9"},
+                                                           {"laptop", "ccmon-agent/9"}};
   EXPECT_EQ(seen, want);
 }
 
