@@ -35,13 +35,13 @@ TEST(GatewayMetricsBodyTest, G1_G2_StoredSeriesOfComputedNamesAreNotExposed) {
     return s;
   };
   ApplyResult r;
-  ASSERT_TRUE(store
-                  ->Apply({series("claude_hourly_spend_usd", "victim", 1e6),
-                           series("claude_device_online", "ghost", 1),
-                           series("claude_cost_usd_total", "a", 2.5),
-                           series("other_metric", "a", 7)},
-                          {}, &r)
-                  .ok());
+  ASSERT_TRUE(
+      store
+          ->Apply({series("claude_hourly_spend_usd", "victim", 1e6),
+                   series("claude_device_online", "ghost", 1),
+                   series("claude_cost_usd_total", "a", 2.5), series("other_metric", "a", 7)},
+                  {}, &r)
+          .ok());
   computed->RecordWrite("a", "ccmon-agent/0.1.0");
   for (ExpositionFormat f : {ExpositionFormat::kText, ExpositionFormat::kOpenMetrics}) {
     std::string body;
