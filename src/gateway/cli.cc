@@ -61,7 +61,10 @@ constexpr char kUsage[] =
     "                               (default 30s; 1s..1h): a client that dribbles bytes is\n"
     "                               dropped\n"
     "  --idle-timeout DURATION      an open connection waiting for a request (default 60s;\n"
-    "                               1s..1d)\n";
+    "                               1s..1d)\n"
+    "  --online-window DURATION     claude_device_online is 1 while a device's last write is\n"
+    "                               younger than this; 1s..1d (default 45s: 3x the agent's\n"
+    "                               --resend-interval)\n";
 
 // "30s", "10m", "1h", "1d" or plain seconds, min_seconds .. max_seconds.
 Status ParseDuration(std::string_view flag, std::string_view text, uint64_t max_seconds,
@@ -141,6 +144,7 @@ const std::vector<ServeSetting>& ServeSettings() {
       {"io-threads"},
       {"read-timeout"},
       {"idle-timeout"},
+      {"online-window"},
   };
   return kSettings;
 }
@@ -219,6 +223,9 @@ Status ApplyServeSetting(Env* env, const GivenSetting& g, GatewayConfig* c) {
   if (name == "max-future") return from(ParseDuration(name, value, 86400, &c->limits.max_future));
   if (name == "read-timeout") return from(ParseDuration(name, value, 3600, &c->read_timeout, 1));
   if (name == "idle-timeout") return from(ParseDuration(name, value, 86400, &c->idle_timeout, 1));
+  if (name == "online-window") {
+    return from(ParseDuration(name, value, 86400, &c->online_window, 1));
+  }
   struct NumberFlag {
     const char* name;
     uint64_t min, max;

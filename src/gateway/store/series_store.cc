@@ -127,9 +127,16 @@ Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
   for (const auto& [key, state] : changes.series) {
     batch.Put(PrefixedKey(kSeriesKeyPrefix, key), EncodeState(state));
   }
-  if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) return s;
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  table_.Commit(changes);
+  if (listener_ != nullptr) listener_->Prepare(series, table_, &batch);
+  if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) {
+    if (listener_ != nullptr) listener_->Aborted();
+    return s;
+  }
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    table_.Commit(changes);
+  }
+  if (listener_ != nullptr) listener_->Committed();
   return Status::Ok();
 }
 

@@ -34,6 +34,21 @@ struct SeriesStoreStats {
   uint64_t store_bytes = 0;
 };
 
+// Keeps state derived from the received samples (the gateway's computed series) durable with
+// them: GatewayStore::Apply calls Prepare with the request's series and the table as it was
+// before the request, under Apply's lock (so calls never overlap), and the listener adds its own
+// records to the request's WriteBatch. Exactly one of Committed (the batch is durable and the
+// table changed) or Aborted (the write failed: nothing of it applies) follows each Prepare. A
+// request that changes no series and no metadata is not written and calls nothing.
+class ApplyListener {
+ public:
+  virtual ~ApplyListener() = default;
+  virtual void Prepare(const std::vector<IncomingSeries>& series, const SeriesTable& before,
+                       WriteBatch* batch) = 0;
+  virtual void Committed() = 0;
+  virtual void Aborted() = 0;
+};
+
 class SeriesStore {
  public:
   virtual ~SeriesStore() = default;
@@ -66,6 +81,9 @@ class GatewayStore final : public SeriesStore {
                ApplyResult* result) override;
   void Read(const std::function<void(const SeriesTable& table)>& fn) const override;
   SeriesStoreStats Stats() const override;
+  // Sets the listener every later Apply calls (borrowed; nullptr: none). Call before the first
+  // Apply (not synchronized with it).
+  void set_apply_listener(ApplyListener* listener) { listener_ = listener; }
 
   // Record codecs (exposed for tests and tools).
   static std::string EncodeState(const SeriesState& state);
@@ -77,6 +95,7 @@ class GatewayStore final : public SeriesStore {
   explicit GatewayStore(KvStore* kv) : kv_(kv) {}
 
   KvStore* kv_;
+  ApplyListener* listener_ = nullptr;
   std::mutex apply_mu_;           // one Apply at a time: plan, write, commit
   mutable std::shared_mutex mu_;  // guards table_
   SeriesTable table_;
