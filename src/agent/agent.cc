@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "agent/backfill.h"
+#include "agent/cli/cli.h"
 #include "agent/engine/engine.h"
 #include "agent/engine/family_metadata.h"
 #include "agent/engine/ingest.h"
@@ -178,6 +179,8 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   qo.max_samples_per_send = config.max_samples_per_send;
   qo.batch_send_deadline = config.batch_send_deadline;
   qo.sender.url = config.url;
+  // The gateway records it as the device's agent (claude_device_agent_info).
+  qo.sender.user_agent = std::string("ccmon-agent/") + AgentVersion();
   // A batch that still fails after 30 s is handed back (kept at the head of its shard and tried
   // again after a pause, never dropped): that makes the failure visible in the status and the
   // log, and counts towards the desktop notification.
@@ -268,7 +271,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     bo.static_labels = config.labels;
     bo.max_samples_per_send = config.max_samples_per_send;
     bo.sender = qo.sender;
-    bo.sender.user_agent = "ccmon-agent/backfill";
+    bo.sender.user_agent = std::string("ccmon-agent/") + AgentVersion() + " (backfill)";
     bo.sender.max_retry_time = std::chrono::seconds(300);
     bo.http = qo.http;
     bo.env = env;

@@ -66,6 +66,9 @@ constexpr char kUsage[] =
     "                               dropped\n"
     "  --idle-timeout DURATION      an open connection waiting for a request (default 60s;\n"
     "                               1s..1d)\n"
+    "  --online-window DURATION     claude_device_online is 1 while a device's last write is\n"
+    "                               younger than this; 1s..1d (default 45s: 3x the agent's\n"
+    "                               --resend-interval)\n"
     "\n"
     "Forwarding (every stored sample is queued durably in --data-dir, in the same synced write\n"
     "as the series, once per destination, and sent with Prometheus's remote-write rules):\n"
@@ -175,6 +178,7 @@ const std::vector<ServeSetting>& ServeSettings() {
       {"forward-shards"},
       {"forward-max-samples-per-send"},
       {"forward-batch-send-deadline"},
+      {"online-window"},
   };
   return kSettings;
 }
@@ -328,6 +332,9 @@ Status ApplyServeSetting(Env* env, const GivenSetting& g, GatewayConfig* c) {
   }
   if (name == "forward-batch-send-deadline") {
     return from(ParseDuration(name, value, 3600, &c->forward_batch_send_deadline));
+  }
+  if (name == "online-window") {
+    return from(ParseDuration(name, value, 86400, &c->online_window, 1));
   }
   struct NumberFlag {
     const char* name;

@@ -17,7 +17,8 @@
 // --max-decoded-bytes, --max-series-per-request, --max-labels-per-series,
 // --max-label-name-bytes, --max-label-value-bytes, --max-future (a duration: 30s, 10m, 1h),
 // --max-series-per-device, --max-requests-per-device-per-second, --device-burst,
-// --max-pending-writes, --max-connections, --io-threads, --read-timeout, --idle-timeout.
+// --max-pending-writes, --max-connections, --io-threads, --read-timeout, --idle-timeout,
+// --online-window (a duration, 1s..1d).
 // Security: --metrics-token-file F (else $CCMON_GATEWAY_METRICS_TOKEN) guards /metrics and
 // /api/metrics; --tls-cert-file F --tls-key-file F (both or neither) serve HTTPS.
 // Settings come from flags, CCMON_GATEWAY_<NAME> variables and a config file (--config FILE,

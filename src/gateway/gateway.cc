@@ -154,12 +154,18 @@ void GatewaySelfMetrics::Collect() {
 }
 
 Status GatewayMetricsBody(const SeriesStore& store, const GatewaySelfMetrics& self,
-                          ExpositionFormat format, std::string* body) {
+                          ExpositionFormat format, std::string* body,
+                          const GatewayComputed* computed) {
   std::string rendered;
   store.Read([&](const SeriesTable& table) {
     WriteSeriesExposition(
-        table, format, [](std::string_view name) { return name.starts_with("ccmon_gateway_"); },
+        table, format,
+        [computed](std::string_view name) {
+          return name.starts_with("ccmon_gateway_") ||
+                 (computed != nullptr && IsComputedFamily(name));
+        },
         &rendered);
+    if (computed != nullptr) computed->Write(table, format, &rendered);
   });
   ComposeRenderedMetricsBody(format, rendered, &self.registry(), body);
   return Status::Ok();
@@ -190,6 +196,15 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
         s.message() + "\"");
     return 1;
   }
+  ComputedOptions co;
+  co.online_window = config.online_window;
+  std::unique_ptr<GatewayComputed> computed;
+  if (Status s = GatewayComputed::Open(kv.get(), co, &computed); !s.ok()) {
+    log("level=error msg=\"cannot read the device state\" dir=\"" + config.data_dir +
+        "\" error=\"" + s.message() + "\"");
+    return 1;
+  }
+  store->set_apply_listener(computed->apply_listener());
   {
     const SeriesStoreStats st = store->Stats();
     log("level=info msg=\"store opened\" dir=\"" + config.data_dir +
@@ -211,7 +226,7 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
           "\" error=\"" + s.message() + "\"");
       return 1;
     }
-    store->set_apply_listener(forwarder.get());
+    store->add_apply_listener(forwarder.get());
     if (Status s = forwarder->Start(); !s.ok()) {
       log("level=error msg=\"cannot start forwarding\" error=\"" + s.message() + "\"");
       return 1;
@@ -222,13 +237,16 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   wo.allow_anonymous = config.allow_anonymous;
   wo.devices = devices.get();
   wo.log = [&log](std::string_view m) { log("level=error msg=\"" + std::string(m) + "\""); };
+  wo.on_accepted = [&computed](std::string_view device, std::string_view user_agent) {
+    computed->RecordWrite(device, user_agent);
+  };
   WriteHandler write(store.get(), wo);
   GatewaySelfMetrics self(&write, store.get(), forwarder.get());
   MetricsHandlerOptions mo;
   mo.metrics_paths = {"/metrics", "/api/metrics"};
   MetricsHandler metrics(
       [&](ExpositionFormat format, std::string* body) {
-        return GatewayMetricsBody(*store, self, format, body);
+        return GatewayMetricsBody(*store, self, format, body, computed.get());
       },
       mo);
   std::atomic<bool> ready{true};
@@ -283,6 +301,9 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   // After the server: no Apply stages into the queues any more. What is not yet acknowledged
   // upstream stays queued for the next start.
   if (forwarder) forwarder->Stop();
+  if (Status s = computed->Flush(); !s.ok()) {
+    log("level=warn msg=\"cannot write the devices' last seen\" error=\"" + s.message() + "\"");
+  }
   log("level=info msg=\"stopped\"");
   return 0;
 }

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/computed/computed.h"
 #include "gateway/forward/forwarder.h"
 #include "gateway/ingest/token_guard.h"
 #include "gateway/ingest/write_handler.h"
@@ -55,6 +56,8 @@ struct GatewayConfig {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string config_file;  // where settings were read from ("" when none), for the log
+  // claude_device_online: a device is online while its last write is younger than this.
+  std::chrono::milliseconds online_window = kDefaultOnlineWindow;
 };
 
 // The ccmon_gateway_* families in a prometheus-cpp registry (selfmetrics), refreshed from the
@@ -94,9 +97,12 @@ class GatewaySelfMetrics {
 };
 
 // The /metrics body: the received series (gateway/store/exposition.h; names starting with
-// "ccmon_gateway_" are left out, they are the gateway's own), then the self-metrics.
+// "ccmon_gateway_" are left out, they are the gateway's own), the computed series when
+// `computed` is not null (gateway/computed/computed.h; stored series of their names are left
+// out), then the self-metrics.
 Status GatewayMetricsBody(const SeriesStore& store, const GatewaySelfMetrics& self,
-                          ExpositionFormat format, std::string* body);
+                          ExpositionFormat format, std::string* body,
+                          const GatewayComputed* computed = nullptr);
 
 // Runs until `stop` is requested. Log lines (no line end) go to `log`, from several threads at
 // once; the line "listening" names the bound port (port=N), for scripts that listen on port 0.

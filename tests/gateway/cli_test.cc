@@ -90,6 +90,17 @@ TEST(ParseServeFlagsTest, RefusesWhatIsWrong) {
       << s.message();
 }
 
+TEST(ParseServeFlagsTest, OnlineWindow) {
+  GatewayConfig c;
+  EXPECT_EQ(c.online_window, std::chrono::seconds(45));  // 3 x the agent's --resend-interval
+  ASSERT_TRUE(ParseServeFlags({"--online-window", "2m"}, &c).ok());
+  EXPECT_EQ(c.online_window, std::chrono::minutes(2));
+  for (const char* bad : {"0s", "0", "2d", "-1s", "x"}) {
+    GatewayConfig d;
+    EXPECT_FALSE(ParseServeFlags({"--online-window", bad}, &d).ok()) << bad;
+  }
+}
+
 TEST(RunGatewayCliTest, UsageAndVersion) {
   std::ostringstream out, err;
   EXPECT_EQ(RunGatewayCli({}, out, err, nullptr), kExitUsage);

@@ -289,35 +289,45 @@ void Forwarder::BuildEntries(const std::vector<IncomingSeries>& stored, size_t s
   }
 }
 
-Status Forwarder::AddToBatch(const std::vector<IncomingSeries>& stored, WriteBatch* batch) {
+void Forwarder::Prepare(const std::vector<IncomingSeries>& series, const SeriesTable& before,
+                        WriteBatch* batch) {
+  staged_samples_ = staged_invalid_ = 0;
+  // What this request stores: the table's own rules (Plan) over the state before it.
+  std::vector<IncomingSeries> stored;
+  PlannedChanges changes;
+  ApplyResult result;
+  before.Plan(series, {}, &changes, &result, &stored);
+  if (stored.empty()) return;
   std::vector<Entry> entries;
   BuildEntries(stored, options_.shards, &entries, &staged_invalid_);
-  staged_samples_ = 0;
-  for (const Entry& e : entries) staged_samples_ += e.samples;
   const int64_t now = clock_->NowUnixMs();
   WriteBatch staged;
   for (auto& d : destinations_) {
     staged.Clear();
     for (const Entry& e : entries) {
       if (Status s = d->outbox->Stage(e.shard, now, e.samples, e.payload, &staged); !s.ok()) {
-        return s;
+        d->samples_invalid += e.samples;
+        Log("level=error msg=\"forward queue: an entry could not be queued\" destination=" +
+            Quoted(d->name) + " samples=" + std::to_string(e.samples) +
+            " error=" + Quoted(s.message()));
       }
     }
     d->store->AppendPrefixed(staged, batch);
   }
-  return Status::Ok();
+  for (const Entry& e : entries) staged_samples_ += e.samples;
 }
 
-void Forwarder::BatchDone(bool written) {
+void Forwarder::Committed() {
   for (auto& d : destinations_) {
-    if (written) {
-      d->outbox->Committed();
-      d->samples_queued += staged_samples_;
-      d->samples_invalid += staged_invalid_;
-    } else {
-      d->outbox->Abandon();
-    }
+    d->outbox->Committed();
+    d->samples_queued += staged_samples_;
+    d->samples_invalid += staged_invalid_;
   }
+  staged_samples_ = staged_invalid_ = 0;
+}
+
+void Forwarder::Aborted() {
+  for (auto& d : destinations_) d->outbox->Abandon();
   staged_samples_ = staged_invalid_ = 0;
 }
 

@@ -26,7 +26,7 @@
 // old; older entries are dropped every limits_interval, logged and counted (samples_dropped).
 // A destination's newest send error (a refusal, a give-up) is logged once per limits_interval.
 //
-// Threading: AddToBatch/BatchDone from GatewayStore::Apply (serialized by it); Start/Stop from
+// Threading: Prepare/Committed/Aborted from GatewayStore::Apply (serialized by it); Start/Stop from
 // the controlling thread; stats() from any thread. Per destination, one thread per shard, and
 // one thread for the limits.
 #pragma once
@@ -111,8 +111,14 @@ class Forwarder final : public ApplyListener {
   // Stops sending; entries not yet acknowledged stay queued. Idempotent.
   void Stop();
 
-  Status AddToBatch(const std::vector<IncomingSeries>& stored, WriteBatch* batch) override;
-  void BatchDone(bool written) override;
+  // ApplyListener: stages what `series` stores (SeriesTable::Plan over `before`: duplicates left
+  // out) into every destination's queue, in `batch`; Committed makes it visible to the senders,
+  // Aborted forgets it. An entry the outbox refuses (none should be: entries are capped well
+  // below its payload limit) is logged and counted in samples_invalid, never fails the write.
+  void Prepare(const std::vector<IncomingSeries>& series, const SeriesTable& before,
+               WriteBatch* batch) override;
+  void Committed() override;
+  void Aborted() override;
 
   std::vector<ForwardDestinationStats> stats() const;
 

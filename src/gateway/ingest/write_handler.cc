@@ -422,6 +422,7 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
   duplicate_.fetch_add(result.duplicates, std::memory_order_relaxed);
   resets_.fetch_add(result.counter_resets, std::memory_order_relaxed);
   created_.fetch_add(result.new_series, std::memory_order_relaxed);
+  if (options_.on_accepted) ReportAccepted(device, series, request.Header("User-Agent"));
   if (refused_series > 0) {
     limited_[size_t(LimitReason::kSeriesLimit)].fetch_add(1, std::memory_order_relaxed);
     Reject(RejectReason::kSeriesLimit, refused_samples);
@@ -435,6 +436,24 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
                   v2, result.accepted + result.duplicates);
   }
   return Answer(204, "", v2, result.accepted + result.duplicates);
+}
+
+void WriteHandler::ReportAccepted(const std::string& device,
+                                  const std::vector<IncomingSeries>& series,
+                                  std::string_view user_agent) {
+  if (!device.empty()) {
+    options_.on_accepted(device, user_agent);
+    return;
+  }
+  std::vector<std::string_view> devices;
+  for (const IncomingSeries& s : series) {
+    for (const auto& [n, v] : s.labels) {
+      if (n == "device") devices.push_back(v);
+    }
+  }
+  std::sort(devices.begin(), devices.end());
+  devices.erase(std::unique(devices.begin(), devices.end()), devices.end());
+  for (std::string_view d : devices) options_.on_accepted(d, user_agent);
 }
 
 WriteStats WriteHandler::stats() const {

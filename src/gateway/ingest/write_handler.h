@@ -136,6 +136,10 @@ struct WriteHandlerOptions {
   Clock* clock = nullptr;  // Clock::Real(); also the rate limiter's
   // Storage failures, one line each (no line end). Empty: not reported.
   std::function<void(std::string_view)> log;
+  // Called after each stored (204) write, once per device it came from: the key's device, or
+  // for an anonymous write each distinct `device` label of its series (none without one), with
+  // the request's User-Agent. From the handler's threads; must be thread-safe. Empty: not called.
+  std::function<void(std::string_view device, std::string_view user_agent)> on_accepted;
 };
 
 class WriteHandler {
@@ -159,6 +163,8 @@ class WriteHandler {
                                  const std::vector<rw::Metadata>& metadata, ApplyResult* result,
                                  size_t* refused_series, uint64_t* refused_samples,
                                  std::string* example_device);
+  void ReportAccepted(const std::string& device, const std::vector<IncomingSeries>& series,
+                      std::string_view user_agent);
 
   SeriesStore* store_;
   WriteHandlerOptions options_;

@@ -118,8 +118,7 @@ Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
   std::lock_guard<std::mutex> apply_lock(apply_mu_);
   PlannedChanges changes;
   // Only this thread changes table_ (apply_mu_), so planning needs no read lock.
-  std::vector<IncomingSeries> stored;
-  table_.Plan(series, metadata, &changes, result, listener_ != nullptr ? &stored : nullptr);
+  table_.Plan(series, metadata, &changes, result);
   if (changes.series.empty() && changes.metadata.empty()) return Status::Ok();
   WriteBatch batch;
   for (const rw::Metadata& m : changes.metadata) {
@@ -128,16 +127,16 @@ Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
   for (const auto& [key, state] : changes.series) {
     batch.Put(PrefixedKey(kSeriesKeyPrefix, key), EncodeState(state));
   }
-  if (listener_ != nullptr && !stored.empty()) {
-    Status s = listener_->AddToBatch(stored, &batch);
-    if (s.ok()) s = kv_->Write(batch, /*sync=*/true);
-    listener_->BatchDone(s.ok());
-    if (!s.ok()) return s;
-  } else if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) {
+  for (ApplyListener* l : listeners_) l->Prepare(series, table_, &batch);
+  if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) {
+    for (ApplyListener* l : listeners_) l->Aborted();
     return s;
   }
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  table_.Commit(changes);
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    table_.Commit(changes);
+  }
+  for (ApplyListener* l : listeners_) l->Committed();
   return Status::Ok();
 }
 

@@ -34,6 +34,21 @@ struct SeriesStoreStats {
   uint64_t store_bytes = 0;
 };
 
+// Keeps state derived from the received samples (the gateway's computed series) durable with
+// them: GatewayStore::Apply calls Prepare with the request's series and the table as it was
+// before the request, under Apply's lock (so calls never overlap), and the listener adds its own
+// records to the request's WriteBatch. Exactly one of Committed (the batch is durable and the
+// table changed) or Aborted (the write failed: nothing of it applies) follows each Prepare. A
+// request that changes no series and no metadata is not written and calls nothing.
+class ApplyListener {
+ public:
+  virtual ~ApplyListener() = default;
+  virtual void Prepare(const std::vector<IncomingSeries>& series, const SeriesTable& before,
+                       WriteBatch* batch) = 0;
+  virtual void Committed() = 0;
+  virtual void Aborted() = 0;
+};
+
 class SeriesStore {
  public:
   virtual ~SeriesStore() = default;
@@ -53,21 +68,6 @@ inline constexpr char kMetadataKeyPrefix = 'M';
 inline constexpr std::string_view kFormatKey = "Vgateway";
 inline constexpr std::string_view kFormatVersion = "1";
 
-// Records that ride in the same synced WriteBatch as a request's changes: the forward queues
-// (gateway/forward/forwarder.h), so that a 2xx means stored AND queued for every destination,
-// and a failed write leaves neither. GatewayStore::Apply calls it under its apply lock, so the
-// calls are serialized, and AddToBatch is always followed by one BatchDone.
-class ApplyListener {
- public:
-  virtual ~ApplyListener() = default;
-  // `stored`: the request's samples being stored (duplicates left out; see SeriesTable::Plan),
-  // canonical labels, request order; never empty. Adds records to `batch`. A non-OK Status
-  // fails the Apply (nothing is written); BatchDone(false) still follows.
-  virtual Status AddToBatch(const std::vector<IncomingSeries>& stored, WriteBatch* batch) = 0;
-  // The batch of the last AddToBatch was written (true) or not (false).
-  virtual void BatchDone(bool written) = 0;
-};
-
 class GatewayStore final : public SeriesStore {
  public:
   // Loads every series and family from `kv` (borrowed; it must outlive the store). A store with
@@ -81,8 +81,16 @@ class GatewayStore final : public SeriesStore {
                ApplyResult* result) override;
   void Read(const std::function<void(const SeriesTable& table)>& fn) const override;
   SeriesStoreStats Stats() const override;
-  // Borrowed; set before the first Apply (not thread-safe against it). Null: none.
-  void set_apply_listener(ApplyListener* listener) { listener_ = listener; }
+  // Sets the listener every later Apply calls (borrowed; nullptr: none), replacing any added
+  // before. Call before the first Apply (not synchronized with it).
+  void set_apply_listener(ApplyListener* listener) {
+    listeners_.clear();
+    if (listener != nullptr) listeners_.push_back(listener);
+  }
+  // Adds one more (borrowed): listeners are called in the order they were set or added, each
+  // adding its records to the same batch (the computed series, the forward queues). Before the
+  // first Apply.
+  void add_apply_listener(ApplyListener* listener) { listeners_.push_back(listener); }
 
   // Record codecs (exposed for tests and tools).
   static std::string EncodeState(const SeriesState& state);
@@ -94,7 +102,7 @@ class GatewayStore final : public SeriesStore {
   explicit GatewayStore(KvStore* kv) : kv_(kv) {}
 
   KvStore* kv_;
-  ApplyListener* listener_ = nullptr;
+  std::vector<ApplyListener*> listeners_;
   std::mutex apply_mu_;           // one Apply at a time: plan, write, commit
   mutable std::shared_mutex mu_;  // guards table_
   SeriesTable table_;
