@@ -193,6 +193,41 @@ TEST(ForwarderQueueTest, AFailedBatchQueuesNothingAndDuplicatesAreNotQueued) {
   EXPECT_EQ(g.Queued(0), 4u);
 }
 
+// Another listener (the computed series) in the same batch: each sees every request, a failed
+// write aborts both, and the forward entries ride in the batch next to its records.
+class CountingListener : public ApplyListener {
+ public:
+  void Prepare(const std::vector<IncomingSeries>&, const SeriesTable&, WriteBatch* batch) override {
+    batch->Put("Tcounting", std::to_string(++prepared));
+  }
+  void Committed() override { ++committed; }
+  void Aborted() override { ++aborted; }
+  int prepared = 0, committed = 0, aborted = 0;
+};
+
+TEST(ForwarderQueueTest, SharesTheBatchWithAnotherListener) {
+  std::unique_ptr<KvStore> mem = NewMemStore();
+  FaultStore kv(mem.get());
+  FakeClock clock;
+  Gateway g;
+  CountingListener other;
+  ASSERT_TRUE(GatewayStore::Open(&kv, &g.store).ok());
+  ASSERT_TRUE(Forwarder::Open(&kv, Options({"http://a/w"}), &clock, &g.forwarder).ok());
+  g.store->set_apply_listener(&other);
+  g.store->add_apply_listener(g.forwarder.get());
+  ASSERT_TRUE(g.Apply({Series("m", "d", {{1000, 1}})}).ok());
+  kv.FailNthWrite(1);
+  EXPECT_FALSE(g.Apply({Series("m", "d", {{2000, 2}})}).ok());
+  ASSERT_TRUE(g.Apply({Series("m", "d", {{3000, 3}})}).ok());
+  EXPECT_EQ(other.prepared, 3);
+  EXPECT_EQ(other.committed, 2);
+  EXPECT_EQ(other.aborted, 1);
+  EXPECT_EQ(g.Queued(0), 2u);
+  std::string v;
+  ASSERT_TRUE(mem->Get("Tcounting", &v).ok());
+  EXPECT_EQ(v, "3");
+}
+
 TEST(ForwarderQueueTest, AFailedBatchThatLandsAfterARestartShowsWhole) {
   std::unique_ptr<KvStore> mem = NewMemStore();
   FaultStore kv(mem.get());
