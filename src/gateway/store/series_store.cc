@@ -115,22 +115,59 @@ Status GatewayStore::Open(KvStore* kv, std::unique_ptr<GatewayStore>* out) {
 
 Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
                            const std::vector<rw::Metadata>& metadata, ApplyResult* result) {
-  std::lock_guard<std::mutex> apply_lock(apply_mu_);
-  PlannedChanges changes;
-  // Only this thread changes table_ (apply_mu_), so planning needs no read lock.
-  table_.Plan(series, metadata, &changes, result);
-  if (changes.series.empty() && changes.metadata.empty()) return Status::Ok();
+  return Apply(series, metadata, AppendRecords(), result);
+}
+
+Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
+                           const std::vector<rw::Metadata>& metadata, const AppendRecords& append,
+                           ApplyResult* result) {
+  PendingApply me{&series, &metadata, append ? &append : nullptr, result, Status::Ok()};
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  queue_.push_back(&me);
+  queue_cv_.wait(lock, [&] { return me.done || !leader_active_; });
+  if (me.done) return me.status;  // a leader wrote it
+  // Lead: take everything queued so far (this request among it), in arrival order.
+  leader_active_ = true;
+  std::vector<PendingApply*> group;
+  group.swap(queue_);
+  lock.unlock();
+  WriteGroup(group);
+  lock.lock();
+  for (PendingApply* p : group) p->done = true;
+  leader_active_ = false;
+  lock.unlock();
+  // Wakes the followers of this group and those queued since, one of which leads next.
+  queue_cv_.notify_all();
+  return me.status;
+}
+
+void GatewayStore::WriteGroup(const std::vector<PendingApply*>& group) {
+  // Only the leader changes table_, so planning needs no read lock.
+  GroupPlan plan(&table_);
   WriteBatch batch;
+  for (PendingApply* p : group) {
+    plan.Add(*p->series, *p->metadata, p->result);
+    if (p->append != nullptr) (*p->append)(*p->result, &batch);
+  }
+  const PlannedChanges& changes = plan.changes();
+  if (changes.series.empty() && changes.metadata.empty() && batch.empty()) return;
   for (const rw::Metadata& m : changes.metadata) {
     batch.Put(PrefixedKey(kMetadataKeyPrefix, m.family), EncodeMetadata(m));
   }
   for (const auto& [key, state] : changes.series) {
     batch.Put(PrefixedKey(kSeriesKeyPrefix, key), EncodeState(state));
   }
-  if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) return s;
+  if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) {
+    for (PendingApply* p : group) p->status = s;
+    return;
+  }
   std::unique_lock<std::shared_mutex> lock(mu_);
   table_.Commit(changes);
-  return Status::Ok();
+}
+
+size_t GatewayStore::queued() const {
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  return queue_.size();
 }
 
 void GatewayStore::Read(const std::function<void(const SeriesTable& table)>& fn) const {

@@ -2,17 +2,28 @@
 // (gateway/ingest/write_handler.h) sees only this interface; GatewayStore is the durable one, on
 // a KvStore (RocksDB in production, docs/store-format.md "Gateway"), and handler tests use a fake.
 //
-// GatewayStore keeps a SeriesTable (series_table.h) in memory, loaded whole at Open, and writes
-// each request's changes as ONE synced WriteBatch before changing the table: when Apply returns
-// OK the request is durable and visible; when it fails nothing of it is applied, in memory or
-// (as far as the KvStore contract goes) on disk, so the sender's retry starts from the same
-// state. A batch that failed but still reached the disk (a WAL record whose fsync failed) can
-// only show after a restart, whole: its samples are then duplicates of the retry.
+// GatewayStore keeps a SeriesTable (series_table.h) in memory, loaded whole at Open. Apply
+// returns OK only once the request's changes are in a synced WriteBatch, and only then are they
+// visible; when it fails nothing of it is applied, in memory or (as far as the KvStore contract
+// goes) on disk, so the sender's retry starts from the same state. A batch that failed but still
+// reached the disk (a WAL record whose fsync failed) can only show after a restart, whole: its
+// samples are then duplicates of the retry.
 //
-// Threading: thread-safe. Applies are serialized (one writer at a time; the sync dominates);
-// Read runs readers concurrently with each other, but not with an Apply's in-memory commit.
+// Group commit: concurrent Applies queue; one of them (the leader) takes every queued request,
+// plans them in arrival order against the table plus the requests planned before them
+// (GroupPlan: the results are exactly those of applying them one after another), writes all
+// their changes as ONE synced batch, commits it to the table, and hands each request its own
+// result. A failed batch fails every request in it with the same error and changes nothing in
+// memory. So the sync, which dominates, is paid once per group rather than once per request,
+// and a request's latency is at most that of two batches.
+//
+// Threading: thread-safe. Applies are serialized in effect (the order of a group is the order
+// in which they queued); Read runs readers concurrently with each other, but not with a
+// group's in-memory commit.
 #pragma once
 
+#include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -64,8 +75,22 @@ class GatewayStore final : public SeriesStore {
 
   Status Apply(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
                ApplyResult* result) override;
+
+  // Appends records of the caller's own (e.g. forward-queue entries) to the batch that carries
+  // a request, given what the request does (`result` as Apply will report it). Called once per
+  // Apply (whether or not the request changes anything), by whichever thread writes the batch:
+  // the calls of all Applies are serialized and made in the order the requests take effect. The
+  // records are durable exactly when the request is (a failed batch writes none of them). Must not
+  // call the store, and must not write keys with the store's prefixes ('S', 'M', 'V').
+  using AppendRecords = std::function<void(const ApplyResult& result, WriteBatch* batch)>;
+  // Apply, with `append` (may be empty) adding records to the request's batch.
+  Status Apply(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
+               const AppendRecords& append, ApplyResult* result);
   void Read(const std::function<void(const SeriesTable& table)>& fn) const override;
   SeriesStoreStats Stats() const override;
+
+  // Applies queued behind the batch being written (for tests and self-metrics).
+  size_t queued() const;
 
   // Record codecs (exposed for tests and tools).
   static std::string EncodeState(const SeriesState& state);
@@ -74,11 +99,28 @@ class GatewayStore final : public SeriesStore {
   static Status DecodeMetadata(std::string_view family, std::string_view value, rw::Metadata* m);
 
  private:
+  // One Apply waiting for (or being written by) a leader; lives on its caller's stack.
+  struct PendingApply {
+    const std::vector<IncomingSeries>* series;
+    const std::vector<rw::Metadata>* metadata;
+    const AppendRecords* append;  // null: none
+    ApplyResult* result;
+    Status status;
+    bool done = false;  // guarded by queue_mu_
+  };
+
   explicit GatewayStore(KvStore* kv) : kv_(kv) {}
+  // The leader's work: plans `group` in order, writes it as one synced batch, commits it to the
+  // table; sets each one's result and status. Only the leader calls it, so it alone changes
+  // table_.
+  void WriteGroup(const std::vector<PendingApply*>& group);
 
   KvStore* kv_;
-  std::mutex apply_mu_;           // one Apply at a time: plan, write, commit
-  mutable std::shared_mutex mu_;  // guards table_
+  mutable std::mutex queue_mu_;
+  std::condition_variable queue_cv_;  // a group is done, or the leader role is free
+  std::vector<PendingApply*> queue_;  // guarded by queue_mu_; arrival order
+  bool leader_active_ = false;        // guarded by queue_mu_
+  mutable std::shared_mutex mu_;      // guards table_ (written only by the leader)
   SeriesTable table_;
 };
 

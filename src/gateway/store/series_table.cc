@@ -123,36 +123,54 @@ bool SeriesTable::IsCounter(std::string_view name) const {
 void SeriesTable::Plan(const std::vector<IncomingSeries>& series,
                        const std::vector<rw::Metadata>& metadata, PlannedChanges* changes,
                        ApplyResult* result) const {
-  *result = ApplyResult{};
-  changes->series.clear();
-  changes->metadata.clear();
-  // Metadata first, so that a request's own TYPE decides what its series are (the table is
-  // consulted through a copy only when metadata changes; usually it does not).
-  std::map<std::string, rw::Metadata> seen;
-  for (const rw::Metadata& m : metadata) {
-    auto it = metadata_.find(m.family);
-    if (it != metadata_.end() && it->second == m) continue;
-    seen[m.family] = m;  // the last of several in one request wins
-  }
-  for (auto& [family, m] : seen) changes->metadata.push_back(m);
-  result->metadata_changed = changes->metadata.size();
-  const SeriesTable* rules = this;
-  SeriesTable with_new;
-  if (!seen.empty()) {
-    with_new.metadata_ = metadata_;
-    for (const rw::Metadata& m : changes->metadata) with_new.metadata_[m.family] = m;
-    rules = &with_new;
-  }
+  GroupPlan plan(this);
+  plan.Add(series, metadata, result);
+  *changes = plan.TakeChanges();
+}
 
-  std::unordered_map<std::string, size_t> index;  // key -> position in changes->series
+GroupPlan::GroupPlan(const SeriesTable* table) : table_(table) {}
+
+void GroupPlan::Add(const std::vector<IncomingSeries>& series,
+                    const std::vector<rw::Metadata>& metadata, ApplyResult* result) {
+  *result = ApplyResult{};
+  // Metadata first, so that a request's own TYPE decides what its series are. Compared with
+  // what the group already changed, else with the table.
+  std::map<std::string_view, const rw::Metadata*> changed;  // the last of several wins
+  for (const rw::Metadata& m : metadata) {
+    const rw::Metadata* current = nullptr;
+    if (auto g = metadata_index_.find(m.family); g != metadata_index_.end()) {
+      current = &changes_.metadata[g->second];
+    } else if (auto it = table_->metadata_.find(m.family); it != table_->metadata_.end()) {
+      current = &it->second;
+    }
+    auto seen = changed.find(m.family);
+    if (seen == changed.end() && current != nullptr && *current == m) continue;
+    changed[m.family] = &m;
+  }
+  for (const auto& [family, m] : changed) {
+    if (rules_ == nullptr) {
+      rules_ = std::make_unique<SeriesTable>();
+      rules_->metadata_ = table_->metadata_;
+    }
+    rules_->metadata_[m->family] = *m;
+    auto [g, inserted] = metadata_index_.emplace(m->family, changes_.metadata.size());
+    if (inserted) {
+      changes_.metadata.push_back(*m);
+    } else {
+      changes_.metadata[g->second] = *m;
+    }
+  }
+  result->metadata_changed = changed.size();
+  const SeriesTable* rules = rules_ != nullptr ? rules_.get() : table_;
+
   for (const IncomingSeries& in : series) {
     std::string key = SeriesKey(in.labels);
-    auto pos = index.find(key);
+    auto pos = series_index_.find(key);
     SeriesState state;
     bool exists = true;
-    if (pos != index.end()) {
-      state = changes->series[pos->second].second;
-    } else if (auto it = series_.find(key); it != series_.end()) {
+    if (pos != series_index_.end()) {
+      state = changes_.series[pos->second].second;
+    } else if (auto it = table_->series_.find(key); it != table_->series_.end()) {
       state = it->second;
     } else {
       exists = false;
@@ -162,7 +180,7 @@ void SeriesTable::Plan(const std::vector<IncomingSeries>& series,
       if (ln == "__name__") name = lv;
     }
     bool counter = false, counter_known = false;
-    bool changed = false;
+    bool changed_state = false;
     for (const rw::Sample& s : in.samples) {
       if (exists && s.timestamp_ms <= state.timestamp_ms) {
         ++result->duplicates;
@@ -175,18 +193,18 @@ void SeriesTable::Plan(const std::vector<IncomingSeries>& series,
         }
         if (counter) ++result->counter_resets;
       }
-      if (!exists && pos == index.end()) ++result->new_series;
+      if (!exists) ++result->new_series;
       exists = true;
       state = SeriesState{s.timestamp_ms, s.value};
       ++result->accepted;
-      changed = true;
+      changed_state = true;
     }
-    if (!changed) continue;
-    if (pos != index.end()) {
-      changes->series[pos->second].second = state;
+    if (!changed_state) continue;
+    if (pos != series_index_.end()) {
+      changes_.series[pos->second].second = state;
     } else {
-      index.emplace(key, changes->series.size());
-      changes->series.emplace_back(std::move(key), state);
+      series_index_.emplace(key, changes_.series.size());
+      changes_.series.emplace_back(std::move(key), state);
     }
   }
 }

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -40,6 +41,7 @@ struct IncomingSeries {
 struct SeriesState {
   int64_t timestamp_ms = 0;
   double value = 0;
+  bool operator==(const SeriesState&) const = default;  // NaN values compare unequal
 };
 
 // What one request did.
@@ -81,7 +83,7 @@ class SeriesTable {
  public:
   // Computes what `series` and `metadata` change, without changing anything: the new states
   // (one per key, the last of several), the families whose metadata is new or differs, and the
-  // counts (*result is overwritten).
+  // counts (*result is overwritten). The same as a GroupPlan of one request.
   void Plan(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
             PlannedChanges* changes, ApplyResult* result) const;
   // Applies what Plan computed (after it was made durable).
@@ -105,8 +107,41 @@ class SeriesTable {
   bool IsCounter(std::string_view name) const;
 
  private:
+  friend class GroupPlan;
+
   std::map<std::string, SeriesState> series_;
   std::map<std::string, rw::Metadata> metadata_;
+};
+
+// The changes of several requests, planned in order as if each had been committed before the
+// next was planned: request i sees the table plus everything requests 0..i-1 changed (a sample
+// of a series that an earlier request of the group advanced is a duplicate when at or before
+// it; an earlier request's metadata decides what a later one's counters are). Each Add gives
+// that request's own counts, exactly what it would get applied alone after its predecessors.
+// changes() merges the group: each series key once with its final state, each family once with
+// its final metadata, so committing it equals committing the requests one by one.
+//
+// Borrows `table`, which must not change while the plan lives. Thread-compatible.
+class GroupPlan {
+ public:
+  explicit GroupPlan(const SeriesTable* table);
+  GroupPlan(const GroupPlan&) = delete;
+  GroupPlan& operator=(const GroupPlan&) = delete;
+
+  // Plans one more request after those already added; *result is overwritten.
+  void Add(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
+           ApplyResult* result);
+  const PlannedChanges& changes() const { return changes_; }
+  PlannedChanges TakeChanges() { return std::move(changes_); }
+
+ private:
+  const SeriesTable* table_;
+  PlannedChanges changes_;
+  std::unordered_map<std::string, size_t> series_index_;    // key -> changes_.series position
+  std::unordered_map<std::string, size_t> metadata_index_;  // family -> changes_.metadata
+  // The table's metadata with the group's changes, for the counter rules; made on the first
+  // metadata change (rare: senders repeat unchanged metadata).
+  std::unique_ptr<SeriesTable> rules_;
 };
 
 }  // namespace ccmon::gateway

@@ -2,8 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <bit>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <random>
 #include <thread>
 
 #include "gateway/store/exposition.h"
@@ -146,6 +151,224 @@ TEST(SeriesTableTest, ARequestsOwnMetadataDecidesWhatIsACounter) {
   t.Commit(c);
   t.Plan({S({{"__name__", "q"}}, {{2000, 1}})}, {Meta("q", rw::MetricKind::kCounter)}, &c, &r);
   EXPECT_EQ(r.counter_resets, 1u);
+}
+
+TEST(GroupPlanTest, EachRequestSeesThoseBeforeItAndTheMergeEqualsOneByOne) {
+  SeriesTable base;
+  ApplyResult r;
+  PlannedChanges c;
+  base.Plan({S({{"__name__", "x_total"}}, {{1000, 10}})}, {}, &c, &r);
+  base.Commit(c);
+  const std::vector<std::vector<IncomingSeries>> requests = {
+      {S({{"__name__", "x_total"}}, {{2000, 20}}), S({{"__name__", "y"}}, {{1000, 5}})},
+      // x at 2000 again: a duplicate of the request before; y lower: not a counter yet.
+      {S({{"__name__", "x_total"}}, {{2000, 1}, {3000, 2}}), S({{"__name__", "y"}}, {{2000, 1}})},
+      // y becomes a counter through this request's metadata: its decrease is now a reset.
+      {S({{"__name__", "y"}}, {{3000, 0}}), S({{"__name__", "z"}}, {{1, 1}})},
+  };
+  const std::vector<std::vector<rw::Metadata>> metadata = {
+      {}, {Meta("y", rw::MetricKind::kGauge)}, {Meta("y", rw::MetricKind::kCounter)}};
+
+  // One by one, each committed before the next is planned.
+  SeriesTable serial = base;
+  std::vector<ApplyResult> serial_results(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    serial.Plan(requests[i], metadata[i], &c, &serial_results[i]);
+    serial.Commit(c);
+  }
+  // As one group.
+  SeriesTable grouped = base;
+  GroupPlan plan(&grouped);
+  std::vector<ApplyResult> group_results(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    plan.Add(requests[i], metadata[i], &group_results[i]);
+  }
+  // Merged: each key and family once.
+  EXPECT_EQ(plan.changes().series.size(), 3u);
+  EXPECT_EQ(plan.changes().metadata.size(), 1u);
+  EXPECT_EQ(plan.changes().metadata[0].kind, rw::MetricKind::kCounter);
+  grouped.Commit(plan.changes());
+
+  for (size_t i = 0; i < requests.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(group_results[i].accepted, serial_results[i].accepted);
+    EXPECT_EQ(group_results[i].duplicates, serial_results[i].duplicates);
+    EXPECT_EQ(group_results[i].counter_resets, serial_results[i].counter_resets);
+    EXPECT_EQ(group_results[i].new_series, serial_results[i].new_series);
+    EXPECT_EQ(group_results[i].metadata_changed, serial_results[i].metadata_changed);
+  }
+  EXPECT_EQ(group_results[1].duplicates, 1u);
+  EXPECT_EQ(group_results[1].counter_resets, 1u);  // x_total 20 -> 2
+  EXPECT_EQ(group_results[2].counter_resets, 1u);  // y 1 -> 0, a counter by then
+  EXPECT_EQ(group_results[0].new_series, 1u);
+  EXPECT_EQ(group_results[1].new_series, 0u);  // y was new in the request before
+  EXPECT_EQ(grouped.series(), serial.series());
+  EXPECT_EQ(grouped.metadata(), serial.metadata());
+}
+
+// A KvStore whose writes can be held at a gate, to line requests up behind a batch in flight.
+class GatedStore final : public KvStore {
+ public:
+  explicit GatedStore(KvStore* base) : base_(base) {}
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = false;
+  }
+  void Open() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+  // Waits (up to 10 s) until `n` writes have started; false on timeout.
+  bool WaitForWrites(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return started_ >= n; });
+  }
+  int writes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return started_;
+  }
+  std::vector<size_t> batch_sizes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return batch_sizes_;
+  }
+
+  Status Get(std::string_view key, std::string* value) override { return base_->Get(key, value); }
+  Status Write(const WriteBatch& batch, bool sync) override {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      ++started_;
+      batch_sizes_.push_back(batch.count());
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return open_; });
+    }
+    return base_->Write(batch, sync);
+  }
+  std::unique_ptr<KvIterator> NewIterator() override { return base_->NewIterator(); }
+  uint64_t ApproximateBytes() override { return base_->ApproximateBytes(); }
+
+ private:
+  KvStore* base_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = true;
+  int started_ = 0;
+  std::vector<size_t> batch_sizes_;
+};
+
+// Waits (up to 10 s) until `store` has `n` applies queued.
+bool WaitForQueued(const GatewayStore& store, size_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store.queued() < n) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// Requests that queue behind a batch in flight go out together, as one batch, planned in the
+// order they queued: a later request sees an earlier one's samples.
+TEST(GatewayStoreGroupTest, QueuedRequestsShareOneBatchInArrivalOrder) {
+  auto mem = NewMemStore();
+  GatedStore gated(mem.get());
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&gated, &store).ok());
+  const int writes_before = gated.writes();
+  gated.Close();
+  ApplyResult ra, rb, rc;
+  Status sa, sb, sc;
+  std::thread a([&] { sa = store->Apply({S({{"__name__", "x"}}, {{1000, 1}})}, {}, &ra); });
+  ASSERT_TRUE(gated.WaitForWrites(writes_before + 1));  // a leads and holds the writer role
+  std::thread b([&] {
+    sb = store->Apply(
+        {S({{"__name__", "x"}}, {{3000, 3}}), S({{"__name__", "y_total"}}, {{1000, 10}})}, {}, &rb);
+  });
+  ASSERT_TRUE(WaitForQueued(*store, 1));
+  std::thread c([&] {
+    sc = store->Apply(
+        {S({{"__name__", "x"}}, {{2000, 2}}), S({{"__name__", "y_total"}}, {{2000, 4}})}, {}, &rc);
+  });
+  ASSERT_TRUE(WaitForQueued(*store, 2));
+  EXPECT_EQ(Snapshot(*store).size(), 0u);  // nothing visible before it is durable
+  gated.Open();
+  a.join();
+  b.join();
+  c.join();
+  ASSERT_TRUE(sa.ok() && sb.ok() && sc.ok());
+  EXPECT_EQ(gated.writes(), writes_before + 2);  // a's batch, then b's and c's together
+  EXPECT_EQ(gated.batch_sizes().back(), 2u);     // x and y_total once each
+  EXPECT_EQ(rb.accepted, 2u);
+  EXPECT_EQ(rb.new_series, 1u);
+  EXPECT_EQ(rc.duplicates, 1u);  // x at 2000 after b's 3000
+  EXPECT_EQ(rc.accepted, 1u);
+  EXPECT_EQ(rc.new_series, 0u);
+  EXPECT_EQ(rc.counter_resets, 1u);  // y_total 10 -> 4
+  auto snap = Snapshot(*store);
+  EXPECT_EQ(snap.at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 3000);
+  EXPECT_EQ(snap.at(SeriesKey({{"__name__", "y_total"}})).value, 4);
+  // And so on disk.
+  std::unique_ptr<GatewayStore> reopened;
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), &reopened).ok());
+  EXPECT_EQ(Snapshot(*reopened), snap);
+}
+
+// A batch that fails fails every request in it, and none of them changes anything in memory;
+// the requests of the batch before and after are not affected.
+TEST(GatewayStoreGroupTest, AFailedBatchFailsEveryRequestInItAndChangesNothing) {
+  auto mem = NewMemStore();
+  FaultStore fault(mem.get());
+  GatedStore gated(&fault);
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&gated, &store).ok());
+  const int writes_before = gated.writes();
+  fault.FailNthWrite(2);  // the second batch from now
+  gated.Close();
+  ApplyResult ra, rb, rc;
+  Status sa, sb, sc;
+  int appended_b = 0;
+  const GatewayStore::AppendRecords append_b = [&](const ApplyResult& r, WriteBatch* batch) {
+    ++appended_b;
+    batch->Put("Fb", std::to_string(r.accepted));
+  };
+  std::thread a([&] { sa = store->Apply({S({{"__name__", "x"}}, {{1000, 1}})}, {}, &ra); });
+  ASSERT_TRUE(gated.WaitForWrites(writes_before + 1));
+  std::thread b([&] {
+    sb = store->Apply({S({{"__name__", "x"}}, {{2000, 2}})}, {Meta("x", rw::MetricKind::kGauge)},
+                      append_b, &rb);
+  });
+  ASSERT_TRUE(WaitForQueued(*store, 1));
+  std::thread c([&] { sc = store->Apply({S({{"__name__", "new"}}, {{1000, 1}})}, {}, &rc); });
+  ASSERT_TRUE(WaitForQueued(*store, 2));
+  gated.Open();
+  a.join();
+  b.join();
+  c.join();
+  EXPECT_TRUE(sa.ok());
+  EXPECT_EQ(sb.code(), Status::Code::kIoError);
+  EXPECT_EQ(sc.code(), Status::Code::kIoError);
+  EXPECT_EQ(appended_b, 1);
+  // What they would have done is still reported.
+  EXPECT_EQ(rb.accepted, 1u);
+  EXPECT_EQ(rc.new_series, 1u);
+  auto snap = Snapshot(*store);
+  ASSERT_EQ(snap.size(), 1u);
+  EXPECT_EQ(snap.at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 1000);
+  EXPECT_EQ(store->Stats().families, 0u);
+  std::string value;
+  EXPECT_EQ(mem->Get("Fb", &value).code(), Status::Code::kNotFound);
+  // The retries start from the same state and succeed, with b's records.
+  ASSERT_TRUE(store
+                  ->Apply({S({{"__name__", "x"}}, {{2000, 2}})},
+                          {Meta("x", rw::MetricKind::kGauge)}, append_b, &rb)
+                  .ok());
+  EXPECT_EQ(rb.accepted, 1u);
+  ASSERT_TRUE(store->Apply({S({{"__name__", "new"}}, {{1000, 1}})}, {}, &rc).ok());
+  EXPECT_EQ(rc.accepted, 1u);
+  ASSERT_TRUE(mem->Get("Fb", &value).ok());
+  EXPECT_EQ(value, "1");
+  EXPECT_EQ(store->Stats().families, 1u);
 }
 
 class GatewayStoreTest : public ::testing::Test {
@@ -312,6 +535,72 @@ TEST_F(GatewayStoreTest, ConcurrentAppliesAndReadsCountEverySampleOnce) {
   EXPECT_EQ(Snapshot(*store_).size(), size_t(kThreads + 1));
   EXPECT_EQ(Snapshot(*store_).at(SeriesKey({{"__name__", "shared"}})).timestamp_ms,
             kRequests * 1000);
+}
+
+// Many threads applying overlapping series: every request's result is exactly what applying the
+// requests one by one in commit order (the order AppendRecords sees them) gives, the table ends
+// as that serial apply, and the appended records are durable with their requests.
+TEST_F(GatewayStoreTest, ConcurrentGroupsEqualASerialApplyInCommitOrder) {
+  Open();
+  constexpr int kThreads = 6, kRequests = 40, kSeries = 8;
+  struct Done {
+    std::vector<IncomingSeries> series;
+    ApplyResult result;
+  };
+  std::vector<std::vector<Done>> done(kThreads, std::vector<Done>(kRequests));
+  std::mutex order_mu;
+  std::vector<std::pair<int, int>> commit_order;  // (thread, request)
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(uint32_t(t) + 1);
+      for (int i = 0; i < kRequests; ++i) {
+        // Shared series at timestamps that collide and go back and forth between threads,
+        // counters that sometimes decrease, and a series of the thread's own.
+        std::vector<IncomingSeries> req;
+        for (int k = 0; k < 3; ++k) {
+          const int series = int(rng() % kSeries);
+          req.push_back(S({{"__name__", "c_total"}, {"k", std::to_string(series)}},
+                          {{int64_t(i * 10 + int(rng() % 15)), double(rng() % 100)}}));
+        }
+        req.push_back(S({{"__name__", "own"}, {"t", std::to_string(t)}}, {{i + 1, double(i)}}));
+        done[size_t(t)][size_t(i)].series = req;
+        const GatewayStore::AppendRecords append = [&, t, i](const ApplyResult&, WriteBatch* b) {
+          std::lock_guard<std::mutex> lock(order_mu);
+          b->Put("F" + std::to_string(t) + "/" + std::to_string(i), "");
+          commit_order.emplace_back(t, i);
+        };
+        Status s = store_->Apply(req, {}, append, &done[size_t(t)][size_t(i)].result);
+        ASSERT_TRUE(s.ok()) << s.message();
+        if (i % 8 == 0) (void)Exposed(*store_);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(commit_order.size(), size_t(kThreads * kRequests));
+  SeriesTable serial;
+  uint64_t accepted = 0;
+  for (const auto& [t, i] : commit_order) {
+    const Done& d = done[size_t(t)][size_t(i)];
+    PlannedChanges c;
+    ApplyResult r;
+    serial.Plan(d.series, {}, &c, &r);
+    serial.Commit(c);
+    SCOPED_TRACE(std::to_string(t) + "/" + std::to_string(i));
+    EXPECT_EQ(d.result.accepted, r.accepted);
+    EXPECT_EQ(d.result.duplicates, r.duplicates);
+    EXPECT_EQ(d.result.counter_resets, r.counter_resets);
+    EXPECT_EQ(d.result.new_series, r.new_series);
+    accepted += r.accepted;
+  }
+  EXPECT_GT(accepted, uint64_t(kThreads * kRequests));  // the shared series took some
+  EXPECT_EQ(Snapshot(*store_), serial.series());
+  Open();  // restart: the same table, and every request's own record
+  EXPECT_EQ(Snapshot(*store_), serial.series());
+  int records = 0;
+  auto it = kv_->NewIterator();
+  for (it->Seek("F"); it->Valid() && it->key()[0] == 'F'; it->Next()) ++records;
+  EXPECT_EQ(records, kThreads * kRequests);
 }
 
 }  // namespace
