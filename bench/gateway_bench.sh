@@ -110,7 +110,7 @@ last_json() { grep '^{' "$1" | tail -1; }
 start_gateway() {
   local dir=$1
   shift
-  mkdir -p "$dir"
+  mkdir -p "$dir/data"
   "$GATEWAY" device add bench --data-dir "$dir/data" >"$dir/device-add.out" 2>&1 ||
     { cat "$dir/device-add.out" >&2; return 1; }
   tail -1 "$dir/device-add.out" >"$dir/key"

@@ -15,9 +15,9 @@
 
 namespace {
 
-constexpr const char* kFamilies[] = {
-    "claude_code_token_usage_tokens", "claude_code_cost_usage_usd", "claude_code_requests",
-    "claude_code_session_count",      "claude_code_lines_of_code",  "claude_code_tool_calls"};
+constexpr const char* kFamilies[] = {"claude_code_token_usage_tokens", "claude_code_cost_usage_usd",
+                                     "claude_code_requests",           "claude_code_session_count",
+                                     "claude_code_lines_of_code",      "claude_code_tool_calls"};
 constexpr const char* kModels[] = {"claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5"};
 constexpr const char* kTypes[] = {"input", "output", "cacheRead", "cacheCreation", "web_search"};
 
@@ -60,8 +60,8 @@ int main(int argc, char** argv) {
     ApplyResult result;
     s = store->Apply(request, d == 0 ? metadata : std::vector<rw::Metadata>{}, &result);
     if (!s.ok() || result.accepted != uint64_t(per_device)) {
-      std::fprintf(stderr, "gateway_fill: device %d: %s (accepted %llu)\n", d,
-                   s.message().c_str(), static_cast<unsigned long long>(result.accepted));
+      std::fprintf(stderr, "gateway_fill: device %d: %s (accepted %llu)\n", d, s.message().c_str(),
+                   static_cast<unsigned long long>(result.accepted));
       return 1;
     }
   }

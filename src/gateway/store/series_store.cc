@@ -70,8 +70,51 @@ Status GatewayStore::DecodeMetadata(std::string_view family, std::string_view va
   return Status::Ok();
 }
 
+std::string GatewayStore::LogKey(uint64_t sequence) {
+  std::string k(1, kLogKeyPrefix);
+  PutFixed64BE(&k, sequence);  // big-endian: keys in sequence order
+  return k;
+}
+
+void GatewayStore::EncodeLog(const PlannedChanges& changes, std::string* value) {
+  value->clear();
+  size_t bytes = 1;
+  for (const auto& [key, state] : changes.series) bytes += key.size() + 5 + 16;
+  value->reserve(bytes);
+  value->push_back(kRecordVersion);
+  for (const auto& [key, state] : changes.series) {
+    PutBytes(value, key);
+    PutFixed64(uint64_t(state.timestamp_ms), value);
+    PutFixed64(std::bit_cast<uint64_t>(state.value), value);
+  }
+}
+
+Status GatewayStore::DecodeLog(std::string_view value,
+                               const std::function<void(std::string_view, SeriesState)>& fn) {
+  if (value.empty() || value[0] != kRecordVersion) {
+    return Status::Corruption("gateway: malformed log record");
+  }
+  Reader in(value.substr(1));
+  while (!in.done()) {
+    std::string_view key;
+    if (!in.Bytes(&key) || in.rest().size() < 16) {
+      return Status::Corruption("gateway: malformed log record");
+    }
+    const std::string_view fixed = in.rest();
+    fn(key,
+       SeriesState{int64_t(GetFixed64(fixed)), std::bit_cast<double>(GetFixed64(fixed.substr(8)))});
+    in = Reader(fixed.substr(16));
+  }
+  return Status::Ok();
+}
+
 Status GatewayStore::Open(KvStore* kv, std::unique_ptr<GatewayStore>* out) {
-  std::unique_ptr<GatewayStore> store(new GatewayStore(kv));
+  return Open(kv, CheckpointPolicy(), out);
+}
+
+Status GatewayStore::Open(KvStore* kv, CheckpointPolicy policy,
+                          std::unique_ptr<GatewayStore>* out) {
+  std::unique_ptr<GatewayStore> store(new GatewayStore(kv, policy));
   std::string version;
   Status s = kv->Get(kFormatKey, &version);
   if (s.code() == Status::Code::kNotFound) {
@@ -87,6 +130,10 @@ Status GatewayStore::Open(KvStore* kv, std::unique_ptr<GatewayStore>* out) {
     if (s = kv->Write(init, /*sync=*/true); !s.ok()) return s;
   } else if (!s.ok()) {
     return s;
+  } else if (version == kFormatVersion1) {
+    WriteBatch mark;  // from now on the store may hold L records, which version 1 would ignore
+    mark.Put(kFormatKey, kFormatVersion);
+    if (s = kv->Write(mark, /*sync=*/true); !s.ok()) return s;
   } else if (version != kFormatVersion) {
     return Status::InvalidArgument("the data dir's gateway format is version " + version +
                                    ", this ccmon-gateway reads version " +
@@ -109,6 +156,25 @@ Status GatewayStore::Open(KvStore* kv, std::unique_ptr<GatewayStore>* out) {
     store->table_.Put(std::string(it->key().substr(1)), state);
   }
   if (!it->status().ok()) return it->status();
+  // The L records, oldest first, over the S records (which are all older).
+  bool any_log = false;
+  for (it->Seek(std::string(1, kLogKeyPrefix)); it->Valid() && it->key()[0] == kLogKeyPrefix;
+       it->Next()) {
+    uint64_t seq = 0;
+    if (Reader key(it->key().substr(1)); !key.Fixed64BE(&seq) || !key.done()) {
+      return Status::Corruption("gateway: malformed log key");
+    }
+    if (!any_log) store->first_log_ = seq;
+    any_log = true;
+    store->next_log_ = seq + 1;
+    store->log_bytes_ += it->value().size();
+    s = DecodeLog(it->value(), [&](std::string_view key, SeriesState state) {
+      store->dirty_.insert(store->table_.Put(std::string(key), state));
+    });
+    if (!s.ok()) return s;
+  }
+  if (!it->status().ok()) return it->status();
+  store->log_records_ = store->next_log_ - store->first_log_;
   *out = std::move(store);
   return Status::Ok();
 }
@@ -142,7 +208,7 @@ Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
 }
 
 void GatewayStore::WriteGroup(const std::vector<PendingApply*>& group) {
-  // Only the leader changes table_, so planning needs no read lock.
+  // Only the leader changes table_ (and the log bookkeeping), so planning needs no read lock.
   GroupPlan plan(&table_);
   WriteBatch batch;
   for (PendingApply* p : group) {
@@ -154,16 +220,45 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& group) {
   for (const rw::Metadata& m : changes.metadata) {
     batch.Put(PrefixedKey(kMetadataKeyPrefix, m.family), EncodeMetadata(m));
   }
-  for (const auto& [key, state] : changes.series) {
-    batch.Put(PrefixedKey(kSeriesKeyPrefix, key), EncodeState(state));
+  std::string log;
+  if (!changes.series.empty()) EncodeLog(changes, &log);
+  // Checkpoint: the S records of every series the L records changed, with the states the table
+  // holds now (before this group), and the L records deleted, in the same batch as this group's
+  // own L record (which stays: it is newer than every S record).
+  const uint64_t records = next_log_ - first_log_;
+  const bool checkpoint = records > 0 && (log_bytes_ + log.size() > policy_.log_bytes ||
+                                          records + 1 > policy_.log_records);
+  if (checkpoint) {
+    for (const SeriesTable::Entry* e : dirty_) {
+      batch.Put(PrefixedKey(kSeriesKeyPrefix, e->first), EncodeState(e->second));
+    }
+    for (uint64_t seq = first_log_; seq < next_log_; ++seq) batch.Delete(LogKey(seq));
   }
+  if (!log.empty()) batch.Put(LogKey(next_log_), log);
   if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) {
     for (PendingApply* p : group) p->status = s;
     return;
   }
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  table_.Commit(changes);
+  if (checkpoint) {
+    dirty_.clear();
+    first_log_ = next_log_;
+    log_bytes_ = 0;
+  }
+  if (!log.empty()) {
+    ++next_log_;
+    log_bytes_ += log.size();
+  }
+  log_records_.store(next_log_ - first_log_, std::memory_order_relaxed);
+  std::vector<const SeriesTable::Entry*> touched;
+  touched.reserve(changes.series.size());
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    table_.Commit(changes, &touched);
+  }
+  dirty_.insert(touched.begin(), touched.end());
 }
+
+uint64_t GatewayStore::log_records() const { return log_records_.load(std::memory_order_relaxed); }
 
 size_t GatewayStore::queued() const {
   std::lock_guard<std::mutex> lock(queue_mu_);

@@ -22,6 +22,7 @@
 // group's in-memory commit.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -30,6 +31,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "base/status.h"
@@ -61,8 +63,18 @@ class SeriesStore {
 // Key prefixes in the gateway's store (docs/store-format.md "Gateway").
 inline constexpr char kSeriesKeyPrefix = 'S';
 inline constexpr char kMetadataKeyPrefix = 'M';
+inline constexpr char kLogKeyPrefix = 'L';
 inline constexpr std::string_view kFormatKey = "Vgateway";
-inline constexpr std::string_view kFormatVersion = "1";
+// 2 added the L records; a version 1 store (no L records) is read, and marked 2 at Open.
+inline constexpr std::string_view kFormatVersion = "2";
+inline constexpr std::string_view kFormatVersion1 = "1";
+
+// When a group's batch also checkpoints (see GatewayStore): once the L records since the last
+// checkpoint hold this many bytes, or are this many.
+struct CheckpointPolicy {
+  size_t log_bytes = size_t(8) << 20;
+  size_t log_records = 4096;
+};
 
 class GatewayStore final : public SeriesStore {
  public:
@@ -72,6 +84,7 @@ class GatewayStore final : public SeriesStore {
   // another format version; kCorruption for a record that does not decode; the KvStore's
   // errors as they are.
   static Status Open(KvStore* kv, std::unique_ptr<GatewayStore>* out);
+  static Status Open(KvStore* kv, CheckpointPolicy policy, std::unique_ptr<GatewayStore>* out);
 
   Status Apply(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
                ApplyResult* result) override;
@@ -91,12 +104,19 @@ class GatewayStore final : public SeriesStore {
 
   // Applies queued behind the batch being written (for tests and self-metrics).
   size_t queued() const;
+  // L records not yet checkpointed (for tests).
+  uint64_t log_records() const;
 
   // Record codecs (exposed for tests and tools).
   static std::string EncodeState(const SeriesState& state);
   static Status DecodeState(std::string_view value, SeriesState* state);
   static std::string EncodeMetadata(const rw::Metadata& m);
   static Status DecodeMetadata(std::string_view family, std::string_view value, rw::Metadata* m);
+  // An L record: the key, and the value holding (series key, state) pairs.
+  static std::string LogKey(uint64_t sequence);
+  static void EncodeLog(const PlannedChanges& changes, std::string* value);
+  static Status DecodeLog(std::string_view value,
+                          const std::function<void(std::string_view key, SeriesState)>& fn);
 
  private:
   // One Apply waiting for (or being written by) a leader; lives on its caller's stack.
@@ -109,13 +129,20 @@ class GatewayStore final : public SeriesStore {
     bool done = false;  // guarded by queue_mu_
   };
 
-  explicit GatewayStore(KvStore* kv) : kv_(kv) {}
+  GatewayStore(KvStore* kv, CheckpointPolicy policy) : kv_(kv), policy_(policy) {}
   // The leader's work: plans `group` in order, writes it as one synced batch, commits it to the
   // table; sets each one's result and status. Only the leader calls it, so it alone changes
   // table_.
   void WriteGroup(const std::vector<PendingApply*>& group);
 
   KvStore* kv_;
+  const CheckpointPolicy policy_;
+  // The L records [first_log_, next_log_) are on disk, log_bytes_ their size; dirty_ the series
+  // they changed, whose S records are older. Leader only (and Open).
+  uint64_t first_log_ = 0, next_log_ = 0;
+  size_t log_bytes_ = 0;
+  std::unordered_set<const SeriesTable::Entry*> dirty_;
+  std::atomic<uint64_t> log_records_{0};
   mutable std::mutex queue_mu_;
   std::condition_variable queue_cv_;  // a group is done, or the leader role is free
   std::vector<PendingApply*> queue_;  // guarded by queue_mu_; arrival order

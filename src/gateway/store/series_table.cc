@@ -209,9 +209,17 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
   }
 }
 
-void SeriesTable::Commit(const PlannedChanges& changes) {
+void SeriesTable::Commit(const PlannedChanges& changes, std::vector<const Entry*>* touched) {
   for (const rw::Metadata& m : changes.metadata) metadata_[m.family] = m;
-  for (const auto& [key, state] : changes.series) series_[key] = state;
+  for (const auto& [key, state] : changes.series) {
+    auto [it, inserted] = series_.try_emplace(key, state);
+    if (!inserted) it->second = state;
+    if (touched != nullptr) touched->push_back(&*it);
+  }
+}
+
+const SeriesTable::Entry* SeriesTable::Put(std::string key, SeriesState state) {
+  return &*series_.insert_or_assign(std::move(key), state).first;
 }
 
 }  // namespace ccmon::gateway

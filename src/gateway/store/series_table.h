@@ -86,11 +86,15 @@ class SeriesTable {
   // counts (*result is overwritten). The same as a GroupPlan of one request.
   void Plan(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
             PlannedChanges* changes, ApplyResult* result) const;
-  // Applies what Plan computed (after it was made durable).
-  void Commit(const PlannedChanges& changes);
+  using Entry = std::map<std::string, SeriesState>::value_type;
 
-  // Loading from the store.
-  void Put(std::string key, SeriesState state) { series_[std::move(key)] = state; }
+  // Applies what Plan computed (after it was made durable). With `touched`, appends the entries
+  // it changed or added (they stay valid, as every entry does, until the table is destroyed:
+  // series are never removed).
+  void Commit(const PlannedChanges& changes, std::vector<const Entry*>* touched = nullptr);
+
+  // Loading from the store: sets a series' state; returns its entry.
+  const Entry* Put(std::string key, SeriesState state);
   void PutMetadata(rw::Metadata m);
 
   // Series ordered by key (so grouped by metric name).

@@ -234,6 +234,10 @@ class GatedStore final : public KvStore {
     std::lock_guard<std::mutex> lock(mu_);
     return batch_sizes_;
   }
+  WriteBatch last_batch() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_batch_;
+  }
 
   Status Get(std::string_view key, std::string* value) override { return base_->Get(key, value); }
   Status Write(const WriteBatch& batch, bool sync) override {
@@ -241,6 +245,7 @@ class GatedStore final : public KvStore {
       std::unique_lock<std::mutex> lock(mu_);
       ++started_;
       batch_sizes_.push_back(batch.count());
+      last_batch_ = batch;
       cv_.notify_all();
       cv_.wait(lock, [&] { return open_; });
     }
@@ -256,7 +261,21 @@ class GatedStore final : public KvStore {
   bool open_ = true;
   int started_ = 0;
   std::vector<size_t> batch_sizes_;
+  WriteBatch last_batch_;
 };
+
+// The series (key -> state) of the L records of `batch`.
+std::map<std::string, SeriesState> LoggedSeries(const WriteBatch& batch) {
+  std::map<std::string, SeriesState> out;
+  for (const WriteBatch::Op& op : batch.ops()) {
+    if (op.type != WriteBatch::OpType::kPut || op.key[0] != kLogKeyPrefix) continue;
+    EXPECT_TRUE(GatewayStore::DecodeLog(op.value, [&](std::string_view key, SeriesState st) {
+                  EXPECT_FALSE(out.contains(std::string(key))) << "logged twice";
+                  out[std::string(key)] = st;
+                }).ok());
+  }
+  return out;
+}
 
 // Waits (up to 10 s) until `store` has `n` applies queued.
 bool WaitForQueued(const GatewayStore& store, size_t n) {
@@ -297,8 +316,9 @@ TEST(GatewayStoreGroupTest, QueuedRequestsShareOneBatchInArrivalOrder) {
   b.join();
   c.join();
   ASSERT_TRUE(sa.ok() && sb.ok() && sc.ok());
-  EXPECT_EQ(gated.writes(), writes_before + 2);  // a's batch, then b's and c's together
-  EXPECT_EQ(gated.batch_sizes().back(), 2u);     // x and y_total once each
+  EXPECT_EQ(gated.writes(), writes_before + 2);            // a's batch, then b's and c's together
+  EXPECT_EQ(gated.batch_sizes().back(), 1u);               // one L record, with
+  EXPECT_EQ(LoggedSeries(gated.last_batch()).size(), 2u);  // x and y_total once each
   EXPECT_EQ(rb.accepted, 2u);
   EXPECT_EQ(rb.new_series, 1u);
   EXPECT_EQ(rc.duplicates, 1u);  // x at 2000 after b's 3000
@@ -601,6 +621,111 @@ TEST_F(GatewayStoreTest, ConcurrentGroupsEqualASerialApplyInCommitOrder) {
   auto it = kv_->NewIterator();
   for (it->Seek("F"); it->Valid() && it->key()[0] == 'F'; it->Next()) ++records;
   EXPECT_EQ(records, kThreads * kRequests);
+}
+
+// Checkpoints: the L records stay few (the policy), every restart in between serves the same
+// table, and the S records end up holding what the log said.
+TEST_F(GatewayStoreTest, CheckpointsBoundTheLogAndEveryRestartServesTheSame) {
+  ASSERT_TRUE(OpenRocksStore(dir_.path() + "/db", {}, &kv_).ok());
+  CheckpointPolicy policy;
+  policy.log_records = 3;
+  ASSERT_TRUE(GatewayStore::Open(kv_.get(), policy, &store_).ok());
+  std::map<std::string, SeriesState> expected;
+  for (int i = 0; i < 20; ++i) {
+    ApplyResult r;
+    const std::vector<IncomingSeries> req = {
+        S({{"__name__", "a_total"}}, {{int64_t(i + 1) * 1000, double(i)}}),
+        S({{"__name__", "b"}, {"i", std::to_string(i % 4)}}, {{int64_t(i + 1) * 1000, -1.0 * i}})};
+    ASSERT_TRUE(store_->Apply(req, {}, &r).ok());
+    EXPECT_EQ(r.accepted, 2u);
+    EXPECT_LE(store_->log_records(), 3u);
+    EXPECT_GE(store_->log_records(), 1u);
+    expected = Snapshot(*store_);
+    if (i % 3 == 0) {
+      store_.reset();
+      ASSERT_TRUE(GatewayStore::Open(kv_.get(), policy, &store_).ok());
+      EXPECT_EQ(Snapshot(*store_), expected) << "restart after request " << i;
+      EXPECT_LE(store_->log_records(), 3u);
+    }
+  }
+  EXPECT_EQ(expected.size(), 5u);
+  // The S records alone hold at least the checkpointed states; with the log, exactly the table.
+  int logs = 0, series = 0;
+  auto it = kv_->NewIterator();
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    logs += it->key()[0] == kLogKeyPrefix;
+    series += it->key()[0] == kSeriesKeyPrefix;
+  }
+  EXPECT_EQ(uint64_t(logs), store_->log_records());
+  EXPECT_EQ(series, 5);
+}
+
+// A failed checkpointing batch fails its requests and leaves the log as it was; the next batch
+// checkpoints, and a restart at any point serves what was acknowledged.
+TEST(GatewayStoreFaultTest, AFailedCheckpointChangesNothing) {
+  auto mem = NewMemStore();
+  FaultStore fault(mem.get());
+  CheckpointPolicy policy;
+  policy.log_records = 2;
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&fault, policy, &store).ok());
+  ApplyResult r;
+  ASSERT_TRUE(store->Apply({S({{"__name__", "x"}}, {{1000, 1}})}, {}, &r).ok());
+  ASSERT_TRUE(store->Apply({S({{"__name__", "y"}}, {{1000, 1}})}, {}, &r).ok());
+  EXPECT_EQ(store->log_records(), 2u);
+  fault.FailNthWrite(1);  // the batch that checkpoints
+  EXPECT_EQ(store->Apply({S({{"__name__", "x"}}, {{2000, 2}})}, {}, &r).code(),
+            Status::Code::kIoError);
+  EXPECT_EQ(store->log_records(), 2u);
+  EXPECT_EQ(Snapshot(*store).at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 1000);
+  std::unique_ptr<GatewayStore> reopened;
+  ASSERT_TRUE(GatewayStore::Open(&fault, policy, &reopened).ok());
+  EXPECT_EQ(Snapshot(*reopened), Snapshot(*store));
+  ASSERT_TRUE(store->Apply({S({{"__name__", "x"}}, {{2000, 2}})}, {}, &r).ok());
+  EXPECT_EQ(store->log_records(), 1u);  // checkpointed: only this request's record is left
+  std::string value;
+  ASSERT_TRUE(
+      mem->Get(std::string(1, kSeriesKeyPrefix) + SeriesKey({{"__name__", "y"}}), &value).ok());
+  ASSERT_TRUE(GatewayStore::Open(&fault, policy, &reopened).ok());
+  EXPECT_EQ(Snapshot(*reopened), Snapshot(*store));
+  EXPECT_EQ(Snapshot(*reopened).at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 2000);
+}
+
+TEST(GatewayStoreFormatTest, AVersion1StoreIsReadAndMarkedVersion2) {
+  auto mem = NewMemStore();
+  WriteBatch v1;
+  v1.Put(kFormatKey, kFormatVersion1);
+  v1.Put(std::string(1, kSeriesKeyPrefix) + SeriesKey({{"__name__", "old"}}),
+         GatewayStore::EncodeState({5000, 7}));
+  ASSERT_TRUE(mem->Write(v1, true).ok());
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());
+  EXPECT_EQ(Snapshot(*store).at(SeriesKey({{"__name__", "old"}})).value, 7);
+  std::string version;
+  ASSERT_TRUE(mem->Get(kFormatKey, &version).ok());
+  EXPECT_EQ(version, kFormatVersion);
+}
+
+TEST(GatewayStoreFormatTest, MalformedLogRecordsAreCorruption) {
+  for (const std::string& bad : {std::string(""), std::string("\x02"),
+                                 std::string("\x01\x03"
+                                             "ab"),
+                                 std::string("\x01\x01k") + std::string(15, '\0')}) {
+    auto mem = NewMemStore();
+    std::unique_ptr<GatewayStore> store;
+    ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());
+    WriteBatch b;
+    b.Put(GatewayStore::LogKey(0), bad);
+    ASSERT_TRUE(mem->Write(b, true).ok());
+    EXPECT_EQ(GatewayStore::Open(mem.get(), &store).code(), Status::Code::kCorruption);
+  }
+  auto mem = NewMemStore();
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());
+  WriteBatch b;
+  b.Put("Lshort", "\x01");
+  ASSERT_TRUE(mem->Write(b, true).ok());
+  EXPECT_EQ(GatewayStore::Open(mem.get(), &store).code(), Status::Code::kCorruption);
 }
 
 }  // namespace
