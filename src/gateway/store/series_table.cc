@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <type_traits>
 
 #include "base/record_codec.h"
 
@@ -54,6 +55,8 @@ Status NameOfKey(std::string_view key, std::string* name) {
   if (!Reader(key).Bytes(name)) return Status::Corruption("gateway: malformed series key");
   return Status::Ok();
 }
+
+static_assert(std::is_same_v<SeriesEntry, std::map<std::string, SeriesState>::value_type>);
 
 bool IsStaleMarker(double v) { return std::bit_cast<uint64_t>(v) == kStaleNaNBits; }
 
@@ -128,7 +131,7 @@ void SeriesTable::Plan(const std::vector<IncomingSeries>& series,
   *changes = plan.TakeChanges();
 }
 
-GroupPlan::GroupPlan(const SeriesTable* table) : table_(table) {}
+GroupPlan::GroupPlan(const SeriesTable* table) : table_(table) { changes_.planned_against = table; }
 
 void GroupPlan::Add(const std::vector<IncomingSeries>& series,
                     const std::vector<rw::Metadata>& metadata, ApplyResult* result) {
@@ -165,13 +168,20 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
 
   for (const IncomingSeries& in : series) {
     std::string key = SeriesKey(in.labels);
-    auto pos = series_index_.find(key);
+    SeriesEntry* entry = table_->Find(key);
+    constexpr size_t kNone = ~size_t(0);
+    size_t pos = kNone;
+    if (entry != nullptr) {
+      if (auto g = existing_index_.find(entry); g != existing_index_.end()) pos = g->second;
+    } else if (auto g = new_index_.find(key); g != new_index_.end()) {
+      pos = g->second;
+    }
     SeriesState state;
     bool exists = true;
-    if (pos != series_index_.end()) {
-      state = changes_.series[pos->second].second;
-    } else if (auto it = table_->series_.find(key); it != table_->series_.end()) {
-      state = it->second;
+    if (pos != kNone) {
+      state = changes_.series[pos].second;
+    } else if (entry != nullptr) {
+      state = entry->second;
     } else {
       exists = false;
     }
@@ -200,26 +210,60 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
       changed_state = true;
     }
     if (!changed_state) continue;
-    if (pos != series_index_.end()) {
-      changes_.series[pos->second].second = state;
-    } else {
-      series_index_.emplace(key, changes_.series.size());
-      changes_.series.emplace_back(std::move(key), state);
+    if (pos != kNone) {
+      changes_.series[pos].second = state;
+      continue;
     }
+    if (entry != nullptr) {
+      existing_index_.emplace(entry, changes_.series.size());
+    } else {
+      new_index_.emplace(key, changes_.series.size());
+    }
+    changes_.series.emplace_back(std::move(key), state);
+    changes_.entries.push_back(entry);
   }
 }
 
 void SeriesTable::Commit(const PlannedChanges& changes, std::vector<const Entry*>* touched) {
   for (const rw::Metadata& m : changes.metadata) metadata_[m.family] = m;
-  for (const auto& [key, state] : changes.series) {
-    auto [it, inserted] = series_.try_emplace(key, state);
-    if (!inserted) it->second = state;
-    if (touched != nullptr) touched->push_back(&*it);
+  const bool planned_here =
+      changes.planned_against == this && changes.entries.size() == changes.series.size();
+  for (size_t i = 0; i < changes.series.size(); ++i) {
+    const auto& [key, state] = changes.series[i];
+    // Entries are never removed, so one found at planning is still the series' entry.
+    Entry* e = planned_here && changes.entries[i] != nullptr ? changes.entries[i] : Find(key);
+    if (e != nullptr) {
+      e->second = state;
+    } else {
+      e = Insert(key, state);
+    }
+    if (touched != nullptr) touched->push_back(e);
   }
 }
 
+SeriesTable::Entry* SeriesTable::Insert(std::string key, SeriesState state) {
+  Entry* e = &*series_.emplace(std::move(key), state).first;
+  index_.emplace(std::string_view(e->first), e);
+  return e;
+}
+
 const SeriesTable::Entry* SeriesTable::Put(std::string key, SeriesState state) {
-  return &*series_.insert_or_assign(std::move(key), state).first;
+  if (Entry* e = Find(key); e != nullptr) {
+    e->second = state;
+    return e;
+  }
+  return Insert(std::move(key), state);
+}
+
+SeriesTable::SeriesTable(const SeriesTable& other)
+    : series_(other.series_), metadata_(other.metadata_) {
+  index_.reserve(series_.size());
+  for (Entry& e : series_) index_.emplace(std::string_view(e.first), &e);
+}
+
+SeriesTable& SeriesTable::operator=(const SeriesTable& other) {
+  if (this != &other) *this = SeriesTable(other);
+  return *this;
 }
 
 }  // namespace ccmon::gateway

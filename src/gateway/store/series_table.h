@@ -53,10 +53,18 @@ struct ApplyResult {
   uint64_t metadata_changed = 0;  // families whose metadata was new or different
 };
 
+// One series of a SeriesTable: its key and state.
+using SeriesEntry = std::pair<const std::string, SeriesState>;
+class SeriesTable;
+
 // The changes one request makes, computed by Plan before anything is written.
 struct PlannedChanges {
   std::vector<std::pair<std::string, SeriesState>> series;  // key -> new state, each key once
   std::vector<rw::Metadata> metadata;                       // new or changed families
+  // Parallel to `series`: the entry of the series in the table planned against (null: the
+  // series was new), so that committing to that table needs no lookup. Ignored by another table.
+  std::vector<SeriesEntry*> entries;
+  const SeriesTable* planned_against = nullptr;
 };
 
 // How a series name relates to the families whose metadata is known.
@@ -81,12 +89,18 @@ bool IsStaleMarker(double v);
 
 class SeriesTable {
  public:
+  SeriesTable() = default;
+  SeriesTable(const SeriesTable& other);
+  SeriesTable& operator=(const SeriesTable& other);
+  SeriesTable(SeriesTable&&) = default;
+  SeriesTable& operator=(SeriesTable&&) = default;
+
   // Computes what `series` and `metadata` change, without changing anything: the new states
   // (one per key, the last of several), the families whose metadata is new or differs, and the
   // counts (*result is overwritten). The same as a GroupPlan of one request.
   void Plan(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
             PlannedChanges* changes, ApplyResult* result) const;
-  using Entry = std::map<std::string, SeriesState>::value_type;
+  using Entry = SeriesEntry;
 
   // Applies what Plan computed (after it was made durable). With `touched`, appends the entries
   // it changed or added (they stay valid, as every entry does, until the table is destroyed:
@@ -113,7 +127,17 @@ class SeriesTable {
  private:
   friend class GroupPlan;
 
+  // The entry of `key`, or null: a hash lookup (the ordered map's would compare long keys that
+  // share their metric-name prefix all the way down).
+  Entry* Find(std::string_view key) const {
+    auto it = index_.find(key);
+    return it == index_.end() ? nullptr : it->second;
+  }
+  Entry* Insert(std::string key, SeriesState state);
+
   std::map<std::string, SeriesState> series_;
+  // Every entry of series_, by its key (views of the map's own keys: nodes never move).
+  std::unordered_map<std::string_view, Entry*> index_;
   std::map<std::string, rw::Metadata> metadata_;
 };
 
@@ -141,7 +165,10 @@ class GroupPlan {
  private:
   const SeriesTable* table_;
   PlannedChanges changes_;
-  std::unordered_map<std::string, size_t> series_index_;    // key -> changes_.series position
+  // changes_.series position: of a series the table holds, by its entry (a pointer hash, no
+  // second hash of a long key); of a new one, by its key.
+  std::unordered_map<const SeriesEntry*, size_t> existing_index_;
+  std::unordered_map<std::string, size_t> new_index_;
   std::unordered_map<std::string, size_t> metadata_index_;  // family -> changes_.metadata
   // The table's metadata with the group's changes, for the counter rules; made on the first
   // metadata change (rare: senders repeat unchanged metadata).
