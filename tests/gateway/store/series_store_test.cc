@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "base/record_codec.h"
 #include "gateway/store/exposition.h"
 #include "store/mem_store.h"
 #include "store/rocks_store.h"
@@ -706,11 +707,48 @@ TEST(GatewayStoreFormatTest, AVersion1StoreIsReadAndMarkedVersion2) {
   EXPECT_EQ(version, kFormatVersion);
 }
 
+TEST(GatewayStoreFormatTest, LogRecordsRoundTripCompressedAndUncompressedOnesAreRead) {
+  PlannedChanges changes;
+  const double nan_payload = std::bit_cast<double>(uint64_t(0x7ff8000000000123ull));
+  changes.series = {{SeriesKey({{"__name__", "a"}}), {1000, 1.5}},
+                    {SeriesKey({{"__name__", "b"}, {"v", std::string(20000, 'x')}}), {-5, 1e300}},
+                    {SeriesKey({{"__name__", "c"}}), {7, nan_payload}}};
+  std::string value;
+  GatewayStore::EncodeLog(changes, &value);
+  EXPECT_EQ(value[0], 2);
+  EXPECT_LT(value.size(), 2000u);  // compressed
+  std::vector<std::pair<std::string, uint64_t>> back;
+  const auto collect = [&](std::string_view key, SeriesState st) {
+    back.emplace_back(std::string(key), std::bit_cast<uint64_t>(st.value));
+  };
+  ASSERT_TRUE(GatewayStore::DecodeLog(value, collect).ok());
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(back[1].first, changes.series[1].first);
+  EXPECT_EQ(back[2].second, 0x7ff8000000000123ull);
+  // Version 1: the entries uncompressed.
+  std::string v1(1, '\x01');
+  PutBytes(&v1, changes.series[0].first);
+  v1.append(std::string_view("\xe8\x03\0\0\0\0\0\0", 8));  // 1000
+  v1.append(std::string(8, '\0'));                         // 0.0
+  auto mem = NewMemStore();
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());
+  WriteBatch b;
+  b.Put(GatewayStore::LogKey(3), v1);
+  ASSERT_TRUE(mem->Write(b, true).ok());
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());
+  EXPECT_EQ(Snapshot(*store).at(changes.series[0].first).timestamp_ms, 1000);
+}
+
 TEST(GatewayStoreFormatTest, MalformedLogRecordsAreCorruption) {
   for (const std::string& bad : {std::string(""), std::string("\x02"),
                                  std::string("\x01\x03"
                                              "ab"),
-                                 std::string("\x01\x01k") + std::string(15, '\0')}) {
+                                 std::string("\x01\x01k") + std::string(15, '\0'),
+                                 std::string("\x03"),  // an unknown version
+                                 std::string("\x02garbage that is not snappy"),
+                                 // snappy claiming 2 GiB: refused before allocating
+                                 std::string("\x02\x80\x80\x80\x80\x08")}) {
     auto mem = NewMemStore();
     std::unique_ptr<GatewayStore> store;
     ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());
