@@ -14,8 +14,16 @@
 // (GroupPlan: the results are exactly those of applying them one after another), writes all
 // their changes as ONE synced batch, commits it to the table, and hands each request its own
 // result. A failed batch fails every request in it with the same error and changes nothing in
-// memory. So the sync, which dominates, is paid once per group rather than once per request,
-// and a request's latency is at most that of two batches.
+// memory (nor in the log bookkeeping below). So the sync is paid once per group rather than
+// once per request, and a request waits for at most the batch in flight and its own.
+//
+// On disk (docs/store-format.md "Gateway"): a group's series changes are ONE snappy-compressed
+// L record (key and new state of each changed series), not a record per series, which is what
+// makes a sample cheap; changed metadata is an M record. When the L records since the last
+// checkpoint pass CheckpointPolicy, the group's batch also checkpoints: the S record (state) of
+// every series those records changed, as the table holds it before the group, and the deletion
+// of those L records. So S records are never newer than a live L record, and Open loads the S
+// records, then replays the L records in sequence order.
 //
 // Threading: thread-safe. Applies are serialized in effect (the order of a group is the order
 // in which they queued); Read runs readers concurrently with each other, but not with a
