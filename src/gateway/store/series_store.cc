@@ -133,12 +133,12 @@ Status GatewayStore::DecodeLog(std::string_view value,
 }
 
 Status GatewayStore::Open(KvStore* kv, std::unique_ptr<GatewayStore>* out) {
-  return Open(kv, CheckpointPolicy(), out);
+  return Open(kv, GatewayStoreOptions(), out);
 }
 
-Status GatewayStore::Open(KvStore* kv, CheckpointPolicy policy,
+Status GatewayStore::Open(KvStore* kv, GatewayStoreOptions options,
                           std::unique_ptr<GatewayStore>* out) {
-  std::unique_ptr<GatewayStore> store(new GatewayStore(kv, policy));
+  std::unique_ptr<GatewayStore> store(new GatewayStore(kv, options));
   std::string version;
   Status s = kv->Get(kFormatKey, &version);
   if (s.code() == Status::Code::kNotFound) {
@@ -214,21 +214,30 @@ Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
   PendingApply me{&series, &metadata, append ? &append : nullptr, result, Status::Ok()};
   std::unique_lock<std::mutex> lock(queue_mu_);
   queue_.push_back(&me);
-  queue_cv_.wait(lock, [&] { return me.done || !leader_active_; });
-  if (me.done) return me.status;  // a leader wrote it
-  // Lead: take everything queued so far (this request among it), in arrival order.
-  leader_active_ = true;
-  std::vector<PendingApply*> group;
-  group.swap(queue_);
-  lock.unlock();
-  WriteGroup(group);
-  lock.lock();
-  for (PendingApply* p : group) p->done = true;
-  leader_active_ = false;
-  lock.unlock();
-  // Wakes the followers of this group and those queued since, one of which leads next.
-  queue_cv_.notify_all();
-  return me.status;
+  while (true) {
+    queue_cv_.wait(lock, [&] { return me.done || !leader_active_; });
+    if (me.done) return me.status;  // a leader wrote it (perhaps this thread, below)
+    // Lead: take the queued requests in arrival order, up to max_group_series. This request
+    // may be left for a later group (when earlier ones fill this one): then this thread
+    // waits, or leads, again.
+    leader_active_ = true;
+    size_t taken = 0, series_in_group = 0;
+    while (taken < queue_.size()) {
+      const size_t n = queue_[taken]->series->size();
+      if (taken > 0 && series_in_group + n > options_.max_group_series) break;
+      series_in_group += n;
+      ++taken;
+    }
+    std::vector<PendingApply*> group(queue_.begin(), queue_.begin() + ptrdiff_t(taken));
+    queue_.erase(queue_.begin(), queue_.begin() + ptrdiff_t(taken));
+    lock.unlock();
+    WriteGroup(group);
+    lock.lock();
+    for (PendingApply* p : group) p->done = true;
+    leader_active_ = false;
+    // Wakes the followers of this group and those queued since, one of which leads next.
+    queue_cv_.notify_all();
+  }
 }
 
 void GatewayStore::WriteGroup(const std::vector<PendingApply*>& group) {
@@ -250,8 +259,8 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& group) {
   // holds now (before this group), and the L records deleted, in the same batch as this group's
   // own L record (which stays: it is newer than every S record).
   const uint64_t records = next_log_ - first_log_;
-  const bool checkpoint = records > 0 && (log_bytes_ + log.size() > policy_.log_bytes ||
-                                          records + 1 > policy_.log_records);
+  const bool checkpoint = records > 0 && (log_bytes_ + log.size() > options_.log_bytes ||
+                                          records + 1 > options_.log_records);
   if (checkpoint) {
     for (const SeriesTable::Entry* e : dirty_) {
       batch.Put(PrefixedKey(kSeriesKeyPrefix, e->first), EncodeState(e->second));

@@ -15,15 +15,16 @@
 // their changes as ONE synced batch, commits it to the table, and hands each request its own
 // result. A failed batch fails every request in it with the same error and changes nothing in
 // memory (nor in the log bookkeeping below). So the sync is paid once per group rather than
-// once per request, and a request waits for at most the batch in flight and its own.
+// once per request; a request waits for the batch in flight and its own (and, when more than
+// GatewayStoreOptions::max_group_series series are queued ahead of it, the groups between).
 //
 // On disk (docs/store-format.md "Gateway"): a group's series changes are ONE snappy-compressed
 // L record (key and new state of each changed series), not a record per series, which is what
 // makes a sample cheap; changed metadata is an M record. When the L records since the last
-// checkpoint pass CheckpointPolicy, the group's batch also checkpoints: the S record (state) of
-// every series those records changed, as the table holds it before the group, and the deletion
-// of those L records. So S records are never newer than a live L record, and Open loads the S
-// records, then replays the L records in sequence order.
+// checkpoint pass GatewayStoreOptions' limits, the group's batch also checkpoints: the S record
+// (state) of every series those records changed, as the table holds it before the group, and the
+// deletion of those L records. So S records are never newer than a live L record, and Open loads
+// the S records, then replays the L records in sequence order.
 //
 // Threading: thread-safe. Applies are serialized in effect (the order of a group is the order
 // in which they queued); Read runs readers concurrently with each other, but not with a
@@ -77,11 +78,15 @@ inline constexpr std::string_view kFormatKey = "Vgateway";
 inline constexpr std::string_view kFormatVersion = "2";
 inline constexpr std::string_view kFormatVersion1 = "1";
 
-// When a group's batch also checkpoints (see GatewayStore): once the L records since the last
-// checkpoint hold this many bytes, or are this many.
-struct CheckpointPolicy {
+struct GatewayStoreOptions {
+  // A group's batch also checkpoints once the L records since the last checkpoint hold this
+  // many bytes (compressed), or are this many.
   size_t log_bytes = size_t(8) << 20;
   size_t log_records = 4096;
+  // A leader takes queued requests, in order, while their series entries add up to at most
+  // this (always at least one request): bounds a group's batch and L record (RocksDB refuses
+  // values over 256 MiB) and the latency the first request of a long queue waits for.
+  size_t max_group_series = 200'000;
 };
 
 class GatewayStore final : public SeriesStore {
@@ -92,7 +97,7 @@ class GatewayStore final : public SeriesStore {
   // another format version; kCorruption for a record that does not decode; the KvStore's
   // errors as they are.
   static Status Open(KvStore* kv, std::unique_ptr<GatewayStore>* out);
-  static Status Open(KvStore* kv, CheckpointPolicy policy, std::unique_ptr<GatewayStore>* out);
+  static Status Open(KvStore* kv, GatewayStoreOptions options, std::unique_ptr<GatewayStore>* out);
 
   Status Apply(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
                ApplyResult* result) override;
@@ -137,14 +142,14 @@ class GatewayStore final : public SeriesStore {
     bool done = false;  // guarded by queue_mu_
   };
 
-  GatewayStore(KvStore* kv, CheckpointPolicy policy) : kv_(kv), policy_(policy) {}
+  GatewayStore(KvStore* kv, GatewayStoreOptions options) : kv_(kv), options_(options) {}
   // The leader's work: plans `group` in order, writes it as one synced batch, commits it to the
   // table; sets each one's result and status. Only the leader calls it, so it alone changes
   // table_.
   void WriteGroup(const std::vector<PendingApply*>& group);
 
   KvStore* kv_;
-  const CheckpointPolicy policy_;
+  const GatewayStoreOptions options_;
   // The L records [first_log_, next_log_) are on disk, log_bytes_ their size; dirty_ the series
   // they changed, whose S records are older. Leader only (and Open).
   uint64_t first_log_ = 0, next_log_ = 0;

@@ -335,6 +335,44 @@ TEST(GatewayStoreGroupTest, QueuedRequestsShareOneBatchInArrivalOrder) {
   EXPECT_EQ(Snapshot(*reopened), snap);
 }
 
+// A leader takes queued requests only up to max_group_series; the rest make the next group,
+// still in arrival order.
+TEST(GatewayStoreGroupTest, AGroupTakesAtMostMaxGroupSeries) {
+  auto mem = NewMemStore();
+  GatedStore gated(mem.get());
+  GatewayStoreOptions options;
+  options.max_group_series = 3;
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&gated, options, &store).ok());
+  const int writes_before = gated.writes();
+  gated.Close();
+  std::vector<std::vector<IncomingSeries>> requests = {
+      {S({{"__name__", "x"}}, {{1000, 1}})},
+      {S({{"__name__", "x"}}, {{2000, 2}}), S({{"__name__", "b"}}, {{1, 1}})},
+      {S({{"__name__", "x"}}, {{4000, 4}}), S({{"__name__", "c"}}, {{1, 1}})},
+      {S({{"__name__", "x"}}, {{3000, 3}})},  // after c's 4000: a duplicate
+  };
+  std::vector<ApplyResult> results(requests.size());
+  std::vector<Status> statuses(requests.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    threads.emplace_back([&, i] { statuses[i] = store->Apply(requests[i], {}, &results[i]); });
+    if (i == 0) {
+      ASSERT_TRUE(gated.WaitForWrites(writes_before + 1));
+    } else {
+      ASSERT_TRUE(WaitForQueued(*store, i));
+    }
+  }
+  gated.Open();
+  for (auto& t : threads) t.join();
+  for (const Status& s : statuses) EXPECT_TRUE(s.ok()) << s.message();
+  // a; then b alone (b + c would be 4 series); then c and d together.
+  EXPECT_EQ(gated.writes(), writes_before + 3);
+  EXPECT_EQ(LoggedSeries(gated.last_batch()).size(), 2u);  // x and c
+  EXPECT_EQ(results[3].duplicates, 1u);
+  EXPECT_EQ(Snapshot(*store).at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 4000);
+}
+
 // A batch that fails fails every request in it, and none of them changes anything in memory;
 // the requests of the batch before and after are not affected.
 TEST(GatewayStoreGroupTest, AFailedBatchFailsEveryRequestInItAndChangesNothing) {
@@ -628,7 +666,7 @@ TEST_F(GatewayStoreTest, ConcurrentGroupsEqualASerialApplyInCommitOrder) {
 // table, and the S records end up holding what the log said.
 TEST_F(GatewayStoreTest, CheckpointsBoundTheLogAndEveryRestartServesTheSame) {
   ASSERT_TRUE(OpenRocksStore(dir_.path() + "/db", {}, &kv_).ok());
-  CheckpointPolicy policy;
+  GatewayStoreOptions policy;
   policy.log_records = 3;
   ASSERT_TRUE(GatewayStore::Open(kv_.get(), policy, &store_).ok());
   std::map<std::string, SeriesState> expected;
@@ -666,7 +704,7 @@ TEST_F(GatewayStoreTest, CheckpointsBoundTheLogAndEveryRestartServesTheSame) {
 TEST(GatewayStoreFaultTest, AFailedCheckpointChangesNothing) {
   auto mem = NewMemStore();
   FaultStore fault(mem.get());
-  CheckpointPolicy policy;
+  GatewayStoreOptions policy;
   policy.log_records = 2;
   std::unique_ptr<GatewayStore> store;
   ASSERT_TRUE(GatewayStore::Open(&fault, policy, &store).ok());
