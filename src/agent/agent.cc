@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "agent/backfill.h"
+#include "agent/cli/cli.h"
 #include "agent/engine/engine.h"
 #include "agent/engine/ingest.h"
 #include "agent/engine/outbox_source.h"
@@ -177,6 +178,8 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   qo.max_samples_per_send = config.max_samples_per_send;
   qo.batch_send_deadline = config.batch_send_deadline;
   qo.sender.url = config.url;
+  // The gateway records it as the device's agent (claude_device_agent_info).
+  qo.sender.user_agent = std::string("ccmon-agent/") + AgentVersion();
   // A batch that still fails after 30 s is handed back (kept at the head of its shard and tried
   // again after a pause, never dropped): that makes the failure visible in the status and the
   // log, and counts towards the desktop notification.
@@ -201,6 +204,9 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   for (uint32_t i = 0; i < shards; ++i) {
     sources.push_back(std::make_unique<agent::OutboxShardSource>(
         outbox.get(), i, clock, [&self](double seconds) { self.ObserveLag(seconds); }));
+    // One shard carries the families' metadata, every 5 minutes (Prometheus: every minute).
+    if (i == 0)
+      sources.back()->SendMetadata(agent::SerializedFamilyMetadata(), std::chrono::minutes(5));
     source_ptrs.push_back(sources.back().get());
   }
   QueueManager queue(qo, source_ptrs, clock);
@@ -264,7 +270,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     bo.static_labels = config.labels;
     bo.max_samples_per_send = config.max_samples_per_send;
     bo.sender = qo.sender;
-    bo.sender.user_agent = "ccmon-agent/backfill";
+    bo.sender.user_agent = std::string("ccmon-agent/") + AgentVersion() + " (backfill)";
     bo.sender.max_retry_time = std::chrono::seconds(300);
     bo.http = qo.http;
     bo.env = env;
@@ -334,6 +340,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       status.files_tracked = int64_t(tailer.files_tracked());
       status.bytes_behind = int64_t(tailer.bytes_behind());
       status.lines_read = int64_t(ingest.stats().lines);
+      status.caught_up = engine->caught_up() ? 1 : 0;
       status.outbox_requests = int64_t(os.total.entries);
       status.outbox_bytes = int64_t(os.total.bytes);
       status.last_push_unix = std::max(qs.last_success_unix_ms, qs.last_error_unix_ms) / 1000;

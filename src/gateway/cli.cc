@@ -1,25 +1,33 @@
 #include "gateway/cli.h"
 
+#include <cctype>
 #include <cstdint>
-#include <cstdlib>
-#include <fstream>
 #include <mutex>
-#include <sstream>
+#include <optional>
 #include <stop_token>
 
+#include "tools/common/config_file.h"
 #include "tools/common/flags.h"
 
 namespace ccmon::gateway {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: ccmon-gateway serve [--listen ADDR] [--data-dir DIR] [--allow-anonymous]\n"
-    "                           [--admin-token-file F] [limits]\n"
+    "usage: ccmon-gateway serve [--config FILE] [--listen ADDR] [--data-dir DIR]\n"
+    "                           [--allow-anonymous] [--admin-token-file F]\n"
+    "                           [--metrics-token-file F] [--tls-cert-file F --tls-key-file F]\n"
+    "                           [limits]\n"
     "       ccmon-gateway device add|list|revoke|rotate ... (ccmon-gateway device --help)\n"
     "\n"
     "Receives Prometheus remote-write (1.0 and 2.0) on POST /api/v1/write, keeps every series'\n"
     "last sample in RocksDB (--data-dir) and serves them on /metrics.\n"
     "\n"
+    "Every setting is also a config-file key (--config FILE, else $CCMON_GATEWAY_CONFIG: lines\n"
+    "of `key = value`, the key being the flag without '--') and an environment variable\n"
+    "(CCMON_GATEWAY_ + the name in upper case, '-' as '_'; switches take true or false).\n"
+    "Flags win over the environment, the environment over the file. Unknown keys are errors.\n"
+    "\n"
+    "  --config FILE                read settings from FILE (see above)\n"
     "  --listen ADDR                host:port to listen on (default 127.0.0.1:9469; port 0 picks "
     "one)\n"
     "  --data-dir DIR               the gateway's RocksDB (default ./data)\n"
@@ -27,6 +35,10 @@ constexpr char kUsage[] =
     "                               user setup); off by default: writes need a device key\n"
     "  --admin-token-file F         the admin API's token (else $CCMON_GATEWAY_ADMIN_TOKEN;\n"
     "                               neither: the admin API answers 403)\n"
+    "  --metrics-token-file F       /metrics and /api/metrics need Authorization: Bearer <token>\n"
+    "                               (else $CCMON_GATEWAY_METRICS_TOKEN; neither: open)\n"
+    "  --tls-cert-file F            serve HTTPS with this PEM certificate chain; needs\n"
+    "  --tls-key-file F             its PEM private key (both or neither)\n"
     "  --max-body-bytes N           1024..1073741824 (default 16777216), larger bodies: 413\n"
     "  --max-decoded-bytes N        1024..4294967296 (default 67108864), checked from snappy's\n"
     "                               declared length before decompressing: 400\n"
@@ -35,12 +47,28 @@ constexpr char kUsage[] =
     "  --max-label-name-bytes N     1..65536 (default 256)\n"
     "  --max-label-value-bytes N    1..1048576 (default 4096)\n"
     "  --max-future DURATION        samples further ahead are refused (400); 0s..1d (default 10m)\n"
+    "  --max-series-per-device N    0..1000000000 (default 0: no limit); new series beyond it are\n"
+    "                               refused (400), existing ones keep updating\n"
+    "  --max-requests-per-device-per-second R\n"
+    "                               0..1000000 (default 0: no limit); over it: 429 Retry-After\n"
+    "  --device-burst N             0..10000000 requests a device may send at once (default 0:\n"
+    "                               2 x the rate)\n"
+    "  --max-pending-writes N       0..100000 writes decoding or waiting for the store (default\n"
+    "                               0: no limit; only matters above --io-threads); over: 429\n"
     "  --max-connections N          1..100000 (default 1024)\n"
-    "  --io-threads N               1..256 (default 2)\n";
+    "  --io-threads N               1..256 (default 2)\n"
+    "  --read-timeout DURATION      a request's header and body once begun, and a TLS handshake\n"
+    "                               (default 30s; 1s..1h): a client that dribbles bytes is\n"
+    "                               dropped\n"
+    "  --idle-timeout DURATION      an open connection waiting for a request (default 60s;\n"
+    "                               1s..1d)\n"
+    "  --online-window DURATION     claude_device_online is 1 while a device's last write is\n"
+    "                               younger than this; 1s..1d (default 45s: 3x the agent's\n"
+    "                               --resend-interval)\n";
 
-// "30s", "10m", "1h", "1d" or plain seconds, 0 .. max_seconds.
+// "30s", "10m", "1h", "1d" or plain seconds, min_seconds .. max_seconds.
 Status ParseDuration(std::string_view flag, std::string_view text, uint64_t max_seconds,
-                     std::chrono::milliseconds* out) {
+                     std::chrono::milliseconds* out, uint64_t min_seconds = 0) {
   uint64_t unit = 1;
   std::string_view digits = text;
   if (!text.empty()) {
@@ -67,40 +95,182 @@ Status ParseDuration(std::string_view flag, std::string_view text, uint64_t max_
   }
   uint64_t n = 0;
   Status s = ParseUnsignedFlag(flag, digits, 0, max_seconds / unit, &n);
-  if (!s.ok()) {
+  if (!s.ok() || n * unit < min_seconds) {
     return Status::InvalidArgument(
-        "--" + std::string(flag) + " wants a duration such as 30s, 10m or 1h, at most " +
-        std::to_string(max_seconds) + "s, got '" + std::string(text) + "'");
+        "--" + std::string(flag) + " wants a duration such as 30s, 10m or 1h, from " +
+        std::to_string(min_seconds) + "s to " + std::to_string(max_seconds) + "s, got '" +
+        std::string(text) + "'");
   }
   *out = std::chrono::milliseconds(int64_t(n * unit * 1000));
   return Status::Ok();
 }
 
-}  // namespace
+// Where a serve setting may come from. Every one is a config-file key and an environment
+// variable except where said.
+struct ServeSetting {
+  const char* name;
+  bool is_switch = false;
+  bool is_flag = true;  // false: environment only (a secret: never on a command line)
+  bool in_file = true;
+};
 
-const char* GatewayVersion() { return "0.1.0"; }
+// The settings, in the order their values are applied within one layer.
+const std::vector<ServeSetting>& ServeSettings() {
+  static const std::vector<ServeSetting> kSettings = {
+      {"config", false, true, false},
+      {"listen"},
+      {"data-dir"},
+      {"allow-anonymous", true},
+      // The tokens themselves: environment only (CCMON_GATEWAY_ADMIN_TOKEN, …), before the
+      // *-token-file settings of the same layer, which win over them.
+      {"admin-token", false, false, false},
+      {"admin-token-file"},
+      {"metrics-token", false, false, false},
+      {"metrics-token-file"},
+      {"tls-cert-file"},
+      {"tls-key-file"},
+      {"max-body-bytes"},
+      {"max-decoded-bytes"},
+      {"max-series-per-request"},
+      {"max-labels-per-series"},
+      {"max-label-name-bytes"},
+      {"max-label-value-bytes"},
+      {"max-future"},
+      {"max-series-per-device"},
+      {"max-requests-per-device-per-second"},
+      {"device-burst"},
+      {"max-pending-writes"},
+      {"max-connections"},
+      {"io-threads"},
+      {"read-timeout"},
+      {"idle-timeout"},
+      {"online-window"},
+  };
+  return kSettings;
+}
 
-Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* config) {
-  GatewayConfig c = *config;
-  struct SizeFlag {
+const ServeSetting* FindServeSetting(std::string_view name) {
+  for (const ServeSetting& s : ServeSettings()) {
+    if (name == s.name) return &s;
+  }
+  return nullptr;
+}
+
+// One value as a source gave it; `origin` names the source in messages.
+struct GivenSetting {
+  std::string name, value, origin;
+};
+
+// A token from a file (through `env`): ParseAdminToken's rules.
+Status ReadTokenFile(Env* env, std::string_view setting, const std::string& path,
+                     std::string* token) {
+  std::string text;
+  if (Status s = ReadFileToString(env, path, 64 << 10, &text); !s.ok()) {
+    return Status::InvalidArgument("--" + std::string(setting) + ": cannot read " + path + ": " +
+                                   s.message());
+  }
+  if (Status s = ParseAdminToken(text, token); !s.ok()) {
+    return Status::InvalidArgument("--" + std::string(setting) + " " + path + ": " + s.message());
+  }
+  return Status::Ok();
+}
+
+// Applies one value to *c. Messages start with the origin when it is not the flag itself.
+Status ApplyServeSetting(Env* env, const GivenSetting& g, GatewayConfig* c) {
+  const std::string& name = g.name;
+  const std::string& value = g.value;
+  auto from = [&](Status s) {
+    if (s.ok() || g.origin == "--" + name) return s;
+    return Status::InvalidArgument(g.origin + ": " + s.message());
+  };
+  if (name == "allow-anonymous") {
+    if (value == "true" || value == "1" || value == "yes") {
+      c->allow_anonymous = true;
+    } else if (value == "false" || value == "0" || value == "no") {
+      c->allow_anonymous = false;
+    } else {
+      return from(
+          Status::InvalidArgument("allow-anonymous wants true or false, got '" + value + "'"));
+    }
+    return Status::Ok();
+  }
+  if (name == "listen") {
+    if (value.empty()) return from(Status::InvalidArgument("--listen wants host:port"));
+    c->listen = value;
+    return Status::Ok();
+  }
+  if (name == "data-dir") {
+    if (value.empty()) return from(Status::InvalidArgument("--data-dir wants a directory"));
+    c->data_dir = value;
+    return Status::Ok();
+  }
+  if (name == "admin-token" || name == "metrics-token") {
+    std::string* token = name == "admin-token" ? &c->admin_token : &c->metrics_token;
+    if (Status s = ParseAdminToken(value, token); !s.ok()) {
+      return Status::InvalidArgument(g.origin + ": " + s.message());
+    }
+    return Status::Ok();
+  }
+  if (name == "admin-token-file" || name == "metrics-token-file") {
+    std::string* token = name == "admin-token-file" ? &c->admin_token : &c->metrics_token;
+    return from(ReadTokenFile(env, name, value, token));
+  }
+  if (name == "tls-cert-file" || name == "tls-key-file") {
+    if (value.empty()) return from(Status::InvalidArgument("--" + name + " wants a file"));
+    (name == "tls-cert-file" ? c->tls_cert_file : c->tls_key_file) = value;
+    return Status::Ok();
+  }
+  if (name == "max-future") return from(ParseDuration(name, value, 86400, &c->limits.max_future));
+  if (name == "read-timeout") return from(ParseDuration(name, value, 3600, &c->read_timeout, 1));
+  if (name == "idle-timeout") return from(ParseDuration(name, value, 86400, &c->idle_timeout, 1));
+  if (name == "online-window") {
+    return from(ParseDuration(name, value, 86400, &c->online_window, 1));
+  }
+  struct NumberFlag {
     const char* name;
     uint64_t min, max;
-    size_t* target;
   };
-  size_t io_threads_sz = size_t(c.io_threads);
-  const SizeFlag sizes[] = {
-      {"max-body-bytes", 1024, uint64_t(1) << 30, &c.limits.max_body_bytes},
-      {"max-decoded-bytes", 1024, uint64_t(4) << 30, &c.limits.max_decoded_bytes},
-      {"max-series-per-request", 1, 10'000'000, &c.limits.max_series_per_request},
-      {"max-labels-per-series", 1, 10'000, &c.limits.max_labels_per_series},
-      {"max-label-name-bytes", 1, 65'536, &c.limits.max_label_name_bytes},
-      {"max-label-value-bytes", 1, 1 << 20, &c.limits.max_label_value_bytes},
-      {"max-connections", 1, 100'000, &c.max_connections},
-      {"io-threads", 1, 256, &io_threads_sz},
+  static constexpr NumberFlag kNumbers[] = {
+      {"max-body-bytes", 1024, uint64_t(1) << 30},
+      {"max-decoded-bytes", 1024, uint64_t(4) << 30},
+      {"max-series-per-request", 1, 10'000'000},
+      {"max-labels-per-series", 1, 10'000},
+      {"max-label-name-bytes", 1, 65'536},
+      {"max-label-value-bytes", 1, 1 << 20},
+      {"max-series-per-device", 0, 1'000'000'000},
+      {"max-requests-per-device-per-second", 0, 1'000'000},
+      {"device-burst", 0, 10'000'000},
+      {"max-pending-writes", 0, 100'000},
+      {"max-connections", 1, 100'000},
+      {"io-threads", 1, 256},
   };
-  std::vector<std::string> seen;
+  for (const NumberFlag& f : kNumbers) {
+    if (name != f.name) continue;
+    uint64_t n = 0;
+    if (Status s = ParseUnsignedFlag(name, value, f.min, f.max, &n); !s.ok()) return from(s);
+    IngestLimits& l = c->limits;
+    if (name == "max-body-bytes") l.max_body_bytes = size_t(n);
+    if (name == "max-decoded-bytes") l.max_decoded_bytes = size_t(n);
+    if (name == "max-series-per-request") l.max_series_per_request = size_t(n);
+    if (name == "max-labels-per-series") l.max_labels_per_series = size_t(n);
+    if (name == "max-label-name-bytes") l.max_label_name_bytes = size_t(n);
+    if (name == "max-label-value-bytes") l.max_label_value_bytes = size_t(n);
+    if (name == "max-series-per-device") l.max_series_per_device = size_t(n);
+    if (name == "max-requests-per-device-per-second") l.max_requests_per_device_per_second = n;
+    if (name == "device-burst") l.device_burst = n;
+    if (name == "max-pending-writes") l.max_pending_writes = size_t(n);
+    if (name == "max-connections") c->max_connections = size_t(n);
+    if (name == "io-threads") c->io_threads = int(n);
+    return Status::Ok();
+  }
+  return from(Status::InvalidArgument("unknown setting '" + name + "'"));
+}
+
+// The command line's settings, in order (a setting at most once).
+Status FlagLayer(const std::vector<std::string>& args, std::vector<GivenSetting>* out) {
+  std::vector<GivenSetting> given;
   for (size_t i = 0; i < args.size(); ++i) {
-    std::string arg = args[i];
+    const std::string& arg = args[i];
     if (!arg.starts_with("--")) {
       return Status::InvalidArgument("unexpected argument '" + arg + "'");
     }
@@ -111,55 +281,120 @@ Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* conf
       name = name.substr(0, eq);
       has_value = true;
     }
-    for (const std::string& s : seen) {
-      if (s == name) return Status::InvalidArgument("--" + name + " given twice");
+    const ServeSetting* setting = FindServeSetting(name);
+    if (setting == nullptr || !setting->is_flag) {
+      return Status::InvalidArgument("unknown flag --" + name);
     }
-    seen.push_back(name);
-    if (name == "allow-anonymous") {
-      if (has_value) return Status::InvalidArgument("--allow-anonymous takes no value");
-      c.allow_anonymous = true;
-      continue;
+    for (const GivenSetting& g : given) {
+      if (g.name == name) return Status::InvalidArgument("--" + name + " given twice");
     }
-    if (!has_value) {
+    if (setting->is_switch) {
+      if (has_value) return Status::InvalidArgument("--" + name + " takes no value");
+      value = "true";
+    } else if (!has_value) {
       if (i + 1 >= args.size()) return Status::InvalidArgument("--" + name + " wants a value");
       value = args[++i];
     }
-    if (name == "listen") {
-      if (value.empty()) return Status::InvalidArgument("--listen wants host:port");
-      c.listen = value;
-      continue;
-    }
-    if (name == "admin-token-file") {
-      std::ifstream f(value, std::ios::binary);
-      std::ostringstream text;
-      if (!f || !(text << f.rdbuf())) {
-        return Status::InvalidArgument("--admin-token-file: cannot read " + value);
-      }
-      if (Status s = ParseAdminToken(text.str(), &c.admin_token); !s.ok()) {
-        return Status::InvalidArgument("--admin-token-file " + value + ": " + s.message());
-      }
-      continue;
-    }
-    if (name == "data-dir") {
-      if (value.empty()) return Status::InvalidArgument("--data-dir wants a directory");
-      c.data_dir = value;
-      continue;
-    }
-    if (name == "max-future") {
-      if (Status s = ParseDuration(name, value, 86400, &c.limits.max_future); !s.ok()) return s;
-      continue;
-    }
-    bool known = false;
-    for (const SizeFlag& f : sizes) {
-      if (name != f.name) continue;
-      uint64_t n = 0;
-      if (Status s = ParseUnsignedFlag(name, value, f.min, f.max, &n); !s.ok()) return s;
-      *f.target = size_t(n);
-      known = true;
-    }
-    if (!known) return Status::InvalidArgument("unknown flag --" + name);
+    given.push_back({name, value, "--" + name});
   }
-  c.io_threads = int(io_threads_sz);
+  *out = std::move(given);
+  return Status::Ok();
+}
+
+// The CCMON_GATEWAY_* variables that are set (an empty one counts as unset).
+std::vector<GivenSetting> EnvLayer(Env* env) {
+  std::vector<GivenSetting> out;
+  for (const ServeSetting& s : ServeSettings()) {
+    const std::string var = ServeSettingEnvVar(s.name);
+    std::optional<std::string> value = env->GetEnvVar(var);
+    if (value && !value->empty()) out.push_back({s.name, *value, var});
+  }
+  return out;
+}
+
+Status FileLayer(Env* env, const std::string& path, std::vector<GivenSetting>* out) {
+  std::string text;
+  if (Status s = ReadFileToString(env, path, 1 << 20, &text); !s.ok()) {
+    return Status::InvalidArgument("--config: cannot read " + path + ": " + s.message());
+  }
+  std::vector<ConfigFileEntry> entries;
+  Status s = ParseConfigFileEntries(
+      text, path,
+      [](std::string_view key) {
+        const ServeSetting* setting = FindServeSetting(key);
+        return setting != nullptr && setting->in_file ? ConfigKeyKind::kSingle
+                                                      : ConfigKeyKind::kUnknown;
+      },
+      &entries);
+  if (!s.ok()) return s;
+  for (ConfigFileEntry& e : entries) {
+    out->push_back({std::move(e.key), std::move(e.value), std::move(e.origin)});
+  }
+  return Status::Ok();
+}
+
+// Whole-configuration checks (after every layer).
+Status CheckServeConfig(Env* env, const GatewayConfig& c) {
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    return Status::InvalidArgument(
+        "--tls-cert-file and --tls-key-file go together: give both (HTTPS) or neither (HTTP)");
+  }
+  for (const std::string* f : {&c.tls_cert_file, &c.tls_key_file}) {
+    if (!f->empty() && !env->IsReadable(*f)) {
+      return Status::InvalidArgument(
+          std::string(f == &c.tls_cert_file ? "--tls-cert-file" : "--tls-key-file") +
+          ": cannot read " + *f);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+const char* GatewayVersion() { return "0.1.0"; }
+
+std::string ServeSettingEnvVar(std::string_view name) {
+  std::string var = "CCMON_GATEWAY_";
+  for (char ch : name) var += ch == '-' ? '_' : char(std::toupper(static_cast<unsigned char>(ch)));
+  return var;
+}
+
+Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* config) {
+  std::vector<GivenSetting> flags;
+  if (Status s = FlagLayer(args, &flags); !s.ok()) return s;
+  GatewayConfig c = *config;
+  for (const GivenSetting& g : flags) {
+    if (g.name == "config") continue;  // ParseServeConfig's
+    if (Status s = ApplyServeSetting(Env::Default(), g, &c); !s.ok()) return s;
+  }
+  *config = c;
+  return Status::Ok();
+}
+
+Status ParseServeConfig(const std::vector<std::string>& args, Env* env, GatewayConfig* config) {
+  std::vector<GivenSetting> flags;
+  if (Status s = FlagLayer(args, &flags); !s.ok()) return s;
+  std::vector<GivenSetting> from_env = EnvLayer(env);
+  // The config file: --config, else $CCMON_GATEWAY_CONFIG; none by default.
+  std::string config_file;
+  for (const auto* layer : {&from_env, &flags}) {
+    for (const GivenSetting& g : *layer) {
+      if (g.name == "config") config_file = g.value;
+    }
+  }
+  std::vector<GivenSetting> from_file;
+  if (!config_file.empty()) {
+    if (Status s = FileLayer(env, config_file, &from_file); !s.ok()) return s;
+  }
+  GatewayConfig c = *config;
+  for (const auto* layer : {&from_file, &from_env, &flags}) {
+    for (const GivenSetting& g : *layer) {
+      if (g.name == "config") continue;
+      if (Status s = ApplyServeSetting(env, g, &c); !s.ok()) return s;
+    }
+  }
+  if (Status s = CheckServeConfig(env, c); !s.ok()) return s;
+  c.config_file = config_file;
   *config = c;
   return Status::Ok();
 }
@@ -186,12 +421,6 @@ int RunGatewayCli(const std::vector<std::string>& args, std::ostream& out, std::
     return kExitUsage;
   }
   GatewayConfig config;
-  if (const char* env = std::getenv("CCMON_GATEWAY_ADMIN_TOKEN"); env != nullptr && *env) {
-    if (Status s = ParseAdminToken(env, &config.admin_token); !s.ok()) {
-      err << "ccmon-gateway: CCMON_GATEWAY_ADMIN_TOKEN: " << s.message() << "\n";
-      return kExitUsage;
-    }
-  }
   const std::vector<std::string> flags(args.begin() + 1, args.end());
   for (const std::string& f : flags) {
     if (f == "--help" || f == "-h") {
@@ -199,7 +428,7 @@ int RunGatewayCli(const std::vector<std::string>& args, std::ostream& out, std::
       return kExitOk;
     }
   }
-  if (Status s = ParseServeFlags(flags, &config); !s.ok()) {
+  if (Status s = ParseServeConfig(flags, Env::Default(), &config); !s.ok()) {
     err << "ccmon-gateway: " << s.message() << "\n";
     return kExitUsage;
   }

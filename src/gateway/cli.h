@@ -16,15 +16,24 @@
 // Limits (decimal integers within the range named in --help): --max-body-bytes,
 // --max-decoded-bytes, --max-series-per-request, --max-labels-per-series,
 // --max-label-name-bytes, --max-label-value-bytes, --max-future (a duration: 30s, 10m, 1h),
-// --max-connections, --io-threads.
+// --max-series-per-device, --max-requests-per-device-per-second, --device-burst,
+// --max-pending-writes, --max-connections, --io-threads, --read-timeout, --idle-timeout,
+// --online-window (a duration, 1s..1d).
+// Security: --metrics-token-file F (else $CCMON_GATEWAY_METRICS_TOKEN) guards /metrics and
+// /api/metrics; --tls-cert-file F --tls-key-file F (both or neither) serve HTTPS.
+// Settings come from flags, CCMON_GATEWAY_<NAME> variables and a config file (--config FILE,
+// else $CCMON_GATEWAY_CONFIG; the format of tools/common/config_file.h, keys = the flags'
+// names), in that order of precedence over the defaults; see ParseServeConfig.
 // Exit status: 0 ok (a serve stopped by SIGINT/SIGTERM); 1 failure (said on standard error);
 // 2 usage error.
 #pragma once
 
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "base/env.h"
 #include "base/status.h"
 #include "gateway/gateway.h"
 #include "tools/common/stop_signals.h"
@@ -35,9 +44,26 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 
-// Parses `serve`'s flags (the arguments after "serve") into *config. kInvalidArgument with the
-// message for the user (the flag, what it wants, what was given).
+// Parses `serve`'s flags (the arguments after "serve") into *config, the flags alone (no
+// environment, no config file; --config is ignored). kInvalidArgument with the message for the
+// user (the flag, what it wants, what was given).
 Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* config);
+
+// The whole serve configuration over *config (the defaults): the config file (--config, else
+// $CCMON_GATEWAY_CONFIG; none by default), then the CCMON_GATEWAY_* variables of `env`, then the
+// flags, each overriding the one before. Every setting is a flag (--max-future 5m), a file key
+// (max-future = 5m) and a variable (CCMON_GATEWAY_MAX_FUTURE=5m); a switch (allow-anonymous) is
+// true|false in the file and the environment. Only in the environment: the tokens themselves,
+// CCMON_GATEWAY_ADMIN_TOKEN and CCMON_GATEWAY_METRICS_TOKEN (a *-token-file of the same or a
+// higher layer wins over them). `config` is not a file key. Files (config, tokens, TLS) are read
+// or checked through `env`. Errors (kInvalidArgument, exit status 2) name their source: the flag,
+// the variable, or "FILE:LINE" with the key (an unknown key, a key given twice, a bad value).
+// Then the whole is checked: TLS cert and key both or neither, both readable. (A certificate
+// and key that do not match are found when the server starts: RunGateway returns 2.)
+Status ParseServeConfig(const std::vector<std::string>& args, Env* env, GatewayConfig* config);
+
+// "max-future" -> "CCMON_GATEWAY_MAX_FUTURE".
+std::string ServeSettingEnvVar(std::string_view name);
 
 // Runs one command line (the arguments after the program name). `signals` (may be null: nothing
 // stops a serve) ends a serve cleanly on SIGINT/SIGTERM/SIGHUP.

@@ -44,6 +44,16 @@ GatewaySelfMetrics::GatewaySelfMetrics(const WriteHandler* write, const SeriesSt
                            "Samples of refused write requests, by reason", {"reason"},
                            {std::string(RejectReasonName(RejectReason(i)))});
   }
+  for (size_t i = 0; i < kLimitReasonCount; ++i) {
+    limited_[i] = Counter(&metrics_, "ccmon_gateway_write_requests_limited",
+                          "Write requests refused or cut by a limit (429 rate_limit and overload, "
+                          "400 series_limit), by reason",
+                          {"reason"}, {std::string(LimitReasonName(LimitReason(i)))});
+  }
+  metrics_unauthorized_ = Counter(&metrics_, "ccmon_gateway_metrics_unauthorized",
+                                  "Requests to /metrics refused for a missing or wrong token");
+  tls_failures_ =
+      Counter(&metrics_, "ccmon_gateway_tls_handshake_failures", "Failed TLS handshakes");
   accepted_ = Counter(&metrics_, "ccmon_gateway_samples_accepted", "Samples stored");
   duplicate_ = Counter(&metrics_, "ccmon_gateway_samples_duplicate",
                        "Samples at or before their series' last sample, dropped");
@@ -69,6 +79,10 @@ void GatewaySelfMetrics::Collect() {
     requests_[i].AdvanceTo(double(w.requests_by_code[i]));
   for (size_t i = 0; i < rejected_.size(); ++i)
     rejected_[i].AdvanceTo(double(w.samples_rejected[i]));
+  for (size_t i = 0; i < limited_.size(); ++i) limited_[i].AdvanceTo(double(w.requests_limited[i]));
+  if (const TokenGuard* guard = metrics_guard_.load(); guard != nullptr) {
+    metrics_unauthorized_.AdvanceTo(double(guard->refused()));
+  }
   accepted_.AdvanceTo(double(w.samples_accepted));
   duplicate_.AdvanceTo(double(w.samples_duplicate));
   resets_.AdvanceTo(double(w.counter_resets));
@@ -82,17 +96,24 @@ void GatewaySelfMetrics::Collect() {
     const ServerStats ss = server->stats();
     bad_http_.AdvanceTo(double(ss.bad_requests));
     timeouts_.AdvanceTo(double(ss.timeouts));
+    tls_failures_.AdvanceTo(double(ss.tls_failures));
     connections_.Set(double(ss.active_connections));
   }
 }
 
 Status GatewayMetricsBody(const SeriesStore& store, const GatewaySelfMetrics& self,
-                          ExpositionFormat format, std::string* body) {
+                          ExpositionFormat format, std::string* body,
+                          const GatewayComputed* computed) {
   std::string rendered;
   store.Read([&](const SeriesTable& table) {
     WriteSeriesExposition(
-        table, format, [](std::string_view name) { return name.starts_with("ccmon_gateway_"); },
+        table, format,
+        [computed](std::string_view name) {
+          return name.starts_with("ccmon_gateway_") ||
+                 (computed != nullptr && IsComputedFamily(name));
+        },
         &rendered);
+    if (computed != nullptr) computed->Write(table, format, &rendered);
   });
   ComposeRenderedMetricsBody(format, rendered, &self.registry(), body);
   return Status::Ok();
@@ -123,6 +144,15 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
         s.message() + "\"");
     return 1;
   }
+  ComputedOptions co;
+  co.online_window = config.online_window;
+  std::unique_ptr<GatewayComputed> computed;
+  if (Status s = GatewayComputed::Open(kv.get(), co, &computed); !s.ok()) {
+    log("level=error msg=\"cannot read the device state\" dir=\"" + config.data_dir +
+        "\" error=\"" + s.message() + "\"");
+    return 1;
+  }
+  store->set_apply_listener(computed->apply_listener());
   {
     const SeriesStoreStats st = store->Stats();
     log("level=info msg=\"store opened\" dir=\"" + config.data_dir +
@@ -134,21 +164,27 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   wo.allow_anonymous = config.allow_anonymous;
   wo.devices = devices.get();
   wo.log = [&log](std::string_view m) { log("level=error msg=\"" + std::string(m) + "\""); };
+  wo.on_accepted = [&computed](std::string_view device, std::string_view user_agent) {
+    computed->RecordWrite(device, user_agent);
+  };
   WriteHandler write(store.get(), wo);
   GatewaySelfMetrics self(&write, store.get());
   MetricsHandlerOptions mo;
   mo.metrics_paths = {"/metrics", "/api/metrics"};
   MetricsHandler metrics(
       [&](ExpositionFormat format, std::string* body) {
-        return GatewayMetricsBody(*store, self, format, body);
+        return GatewayMetricsBody(*store, self, format, body, computed.get());
       },
       mo);
   std::atomic<bool> ready{true};
   AdminOptions ao;
   ao.admin_token = config.admin_token;
   AdminHandler admin(devices.get(), ao);
+  // /healthz and /readyz stay open: probes must not need the metrics token.
+  TokenGuard metrics_guard(config.metrics_token, {"/metrics", "/api/metrics"}, &metrics);
+  self.set_metrics_guard(&metrics_guard);
   GatewayHandler handler(
-      &write, &metrics, [&ready] { return ready.load(); }, &admin);
+      &write, &metrics_guard, [&ready] { return ready.load(); }, &admin);
 
   ServerOptions so;
   so.listen = config.listen;
@@ -158,18 +194,26 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   so.idle_timeout = config.idle_timeout;
   so.read_timeout = config.read_timeout;
   so.allowed_methods = {"GET", "HEAD", "POST", "DELETE"};
+  so.tls_cert_file = config.tls_cert_file;
+  so.tls_key_file = config.tls_key_file;
   so.log = [&log](std::string_view m) { log("level=warn msg=\"" + std::string(m) + "\""); };
   HttpServer server(so, &handler);
   if (Status s = server.Start(); !s.ok()) {
-    log("level=error msg=\"cannot listen\" listen=\"" + config.listen + "\" error=\"" +
-        s.message() + "\"");
-    return 1;
+    // kInvalidArgument: options that can never work (the listen address, the TLS files).
+    const bool config_error = s.code() == Status::Code::kInvalidArgument;
+    log(std::string("level=error msg=\"") +
+        (config_error ? "invalid server settings" : "cannot listen") + "\" listen=\"" +
+        config.listen + "\" error=\"" + s.message() + "\"");
+    return config_error ? 2 : 1;
   }
   self.set_server(&server);
   log("level=info msg=\"listening\" listen=\"" + config.listen +
       "\" port=" + std::to_string(server.port()) +
       (config.allow_anonymous ? " anonymous_writes=true" : " anonymous_writes=false") +
-      (config.admin_token.empty() ? " admin_api=false" : " admin_api=true"));
+      (config.admin_token.empty() ? " admin_api=false" : " admin_api=true") +
+      (config.tls_cert_file.empty() ? " tls=false" : " tls=true") +
+      (config.metrics_token.empty() ? " metrics_token=false" : " metrics_token=true") +
+      (config.config_file.empty() ? "" : " config=\"" + config.config_file + "\""));
 
   std::mutex mu;
   std::condition_variable_any cv;
@@ -181,6 +225,9 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   log("level=info msg=\"stopping\"");
   server.Stop();  // in-flight writes finish (and are durable) before the store closes
   self.set_server(nullptr);
+  if (Status s = computed->Flush(); !s.ok()) {
+    log("level=warn msg=\"cannot write the devices' last seen\" error=\"" + s.message() + "\"");
+  }
   log("level=info msg=\"stopped\"");
   return 0;
 }

@@ -17,6 +17,8 @@
 #include <string>
 #include <string_view>
 
+#include "gateway/computed/computed.h"
+#include "gateway/ingest/token_guard.h"
 #include "gateway/ingest/write_handler.h"
 #include "gateway/store/series_store.h"
 #include "http/server.h"
@@ -36,6 +38,14 @@ struct GatewayConfig {
   int io_threads = 2;
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds read_timeout{30'000};
+  // Guards /metrics and /api/metrics (Authorization: Bearer <token>); empty: open.
+  std::string metrics_token;
+  // HTTPS when both are set (PEM files; HttpServer reads them at start).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string config_file;  // where settings were read from ("" when none), for the log
+  // claude_device_online: a device is online while its last write is younger than this.
+  std::chrono::milliseconds online_window = kDefaultOnlineWindow;
 };
 
 // The ccmon_gateway_* families in a prometheus-cpp registry (selfmetrics), refreshed from the
@@ -45,6 +55,8 @@ class GatewaySelfMetrics {
   // The pointers are borrowed; `server` may be null (tests) and may be set later.
   GatewaySelfMetrics(const WriteHandler* write, const SeriesStore* store);
   void set_server(const HttpServer* server) { server_.store(server); }
+  // The /metrics token guard whose refusals are counted (may stay null: not counted).
+  void set_metrics_guard(const TokenGuard* guard) { metrics_guard_.store(guard); }
   const SelfMetrics& registry() const { return metrics_; }
 
  private:
@@ -53,22 +65,29 @@ class GatewaySelfMetrics {
   const WriteHandler* write_;
   const SeriesStore* store_;
   std::atomic<const HttpServer*> server_{nullptr};
+  std::atomic<const TokenGuard*> metrics_guard_{nullptr};
   SelfMetrics metrics_;
   std::array<SelfCounter, kWriteStatusCodes.size()> requests_;
   std::array<SelfCounter, kRejectReasonCount> rejected_;
+  std::array<SelfCounter, kLimitReasonCount> limited_;
   SelfCounter accepted_, duplicate_, resets_, created_, v2_, bad_http_, timeouts_;
+  SelfCounter metrics_unauthorized_, tls_failures_;
   SelfGauge series_, families_, store_bytes_, connections_;
 };
 
 // The /metrics body: the received series (gateway/store/exposition.h; names starting with
-// "ccmon_gateway_" are left out, they are the gateway's own), then the self-metrics.
+// "ccmon_gateway_" are left out, they are the gateway's own), the computed series when
+// `computed` is not null (gateway/computed/computed.h; stored series of their names are left
+// out), then the self-metrics.
 Status GatewayMetricsBody(const SeriesStore& store, const GatewaySelfMetrics& self,
-                          ExpositionFormat format, std::string* body);
+                          ExpositionFormat format, std::string* body,
+                          const GatewayComputed* computed = nullptr);
 
 // Runs until `stop` is requested. Log lines (no line end) go to `log`, from several threads at
 // once; the line "listening" names the bound port (port=N), for scripts that listen on port 0.
 // Returns 0 after a clean stop, 1 when the store or the listener cannot be opened (said in the
-// log).
+// log), 2 when the server refuses the configuration itself (a malformed listen address, TLS
+// files that cannot be read or do not match).
 int RunGateway(const GatewayConfig& config, std::stop_token stop,
                const std::function<void(std::string_view line)>& log);
 

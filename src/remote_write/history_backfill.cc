@@ -24,12 +24,7 @@ class BatchingSink : public HistorySink {
         stop_(std::move(stop)),
         extra_labels_(extra_labels) {}
 
-  void BeginFamily(const FamilyDesc& d) override {
-    const rw::MetricKind kind = d.type == MetricType::kCounter ? rw::MetricKind::kCounter
-                                : d.type == MetricType::kGauge ? rw::MetricKind::kGauge
-                                                               : rw::MetricKind::kHistogram;
-    metadata_.push_back(rw::Metadata{kind, d.name, d.help, d.unit});
-  }
+  void BeginFamily(const FamilyDesc& d) override { metadata_.push_back(FamilyMetadata(d)); }
 
   void Sample(const HistorySeries& hs, __int128 value, int64_t timestamp_ms) override {
     if (!status_.ok()) return;
@@ -116,6 +111,13 @@ class BatchingSink : public HistorySink {
 };
 
 }  // namespace
+
+rw::Metadata FamilyMetadata(const FamilyDesc& d) {
+  const rw::MetricKind kind = d.type == MetricType::kCounter ? rw::MetricKind::kCounter
+                              : d.type == MetricType::kGauge ? rw::MetricKind::kGauge
+                                                             : rw::MetricKind::kHistogram;
+  return rw::Metadata{kind, d.name, d.help, d.unit};
+}
 
 Status BackfillRemoteWrite(const std::vector<FamilyEvents>& families, int64_t step_ms,
                            size_t max_samples_per_send, RemoteWriteSender* sender,

@@ -16,6 +16,7 @@
 #include "base/status.h"
 #include "exposition/family.h"
 #include "remote_write/remote_write_sender.h"
+#include "remote_write/write_request.h"
 
 namespace ccmon {
 
@@ -29,6 +30,11 @@ struct BackfillStats {
   // e.g. failed_send.last.reason for a receiver that refuses old samples.
   SendResult failed_send;
 };
+
+// A family's remote-write metadata (TYPE, HELP, UNIT); the family name as the exposition's
+// (e.g. "claude_cost_usd" for the counter whose samples are claude_cost_usd_total). What the
+// backfill's first request and the agent's live requests carry.
+rw::Metadata FamilyMetadata(const FamilyDesc& d);
 
 // Sends the history; stops at the first request that is rejected, given up on or stopped (the
 // error names it and says how much was already stored; stats->failed_send has its result).

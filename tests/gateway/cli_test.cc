@@ -90,6 +90,17 @@ TEST(ParseServeFlagsTest, RefusesWhatIsWrong) {
       << s.message();
 }
 
+TEST(ParseServeFlagsTest, OnlineWindow) {
+  GatewayConfig c;
+  EXPECT_EQ(c.online_window, std::chrono::seconds(45));  // 3 x the agent's --resend-interval
+  ASSERT_TRUE(ParseServeFlags({"--online-window", "2m"}, &c).ok());
+  EXPECT_EQ(c.online_window, std::chrono::minutes(2));
+  for (const char* bad : {"0s", "0", "2d", "-1s", "x"}) {
+    GatewayConfig d;
+    EXPECT_FALSE(ParseServeFlags({"--online-window", bad}, &d).ok()) << bad;
+  }
+}
+
 TEST(RunGatewayCliTest, UsageAndVersion) {
   std::ostringstream out, err;
   EXPECT_EQ(RunGatewayCli({}, out, err, nullptr), kExitUsage);
@@ -185,6 +196,15 @@ TEST(RunGatewayTest, ServesAndStopsCleanlyAndReleasesTheDataDir) {
     EXPECT_NE(metrics.find("ccmon_gateway_series 0"), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("ccmon_gateway_write_requests_total{code=\"204\"} 0"),
               std::string::npos);
+    for (const char* family :
+         {"ccmon_gateway_write_requests_total{code=\"429\"} 0",
+          "ccmon_gateway_write_requests_limited_total{reason=\"rate_limit\"} 0",
+          "ccmon_gateway_write_requests_limited_total{reason=\"overload\"} 0",
+          "ccmon_gateway_write_requests_limited_total{reason=\"series_limit\"} 0",
+          "ccmon_gateway_metrics_unauthorized_total 0",
+          "ccmon_gateway_tls_handshake_failures_total 0"}) {
+      EXPECT_NE(metrics.find(family), std::string::npos) << family;
+    }
     // Over a real socket: a body announced over --max-body-bytes is refused from its
     // Content-Length (413, nothing read), a write without a key is 401, and the gateway keeps
     // serving.

@@ -30,6 +30,11 @@ import integ_common as ic  # noqa: E402
 import agent_test as at  # noqa: E402
 
 DEVICE = at.DEVICE
+# The gateway-computed families (gateway/computed/computed.h): not replay's, not stored.
+COMPUTED = ("claude_device_online", "claude_device_last_seen_timestamp_seconds",
+            "claude_device_agent_info", "claude_hourly_spend_usd", "claude_daily_spend_usd",
+            "claude_cache_hit_ratio", "claude_cache_efficiency_percent",
+            "claude_input_output_ratio")
 
 
 def extra(ap):
@@ -59,6 +64,8 @@ class Gateway(ic.ServerProcess):
         agent's own session series (docs/accounting.md A41) instead."""
         out = {}
         for s in self.samples():
+            if s.name in COMPUTED:
+                continue
             if s.name.startswith("claude_") and s.name.startswith(at.AGENT_ONLY) == agent_only:
                 out[at.key_of(s.name, dict(s.labels))] = s.value
         return out

@@ -524,6 +524,8 @@ int CmdStatus(const Parsed& p, Ctx& c) {
             << "  files tracked   " << st.files_tracked << "\n"
             << "  bytes behind    " << st.bytes_behind << "\n"
             << "  lines read      " << st.lines_read << "\n"
+            << "  caught up       " << (st.caught_up != 0 ? "yes" : "no, reading the history")
+            << "\n"
             << "  outbox          " << st.outbox_requests << " requests, " << st.outbox_bytes
             << " bytes\n"
             << "  last push       "

@@ -8,6 +8,7 @@
 #include "base/utf8.h"
 #include "http/endpoint_headers.h"
 #include "http/url.h"
+#include "tools/common/config_file.h"
 #include "tools/common/flags.h"
 
 namespace ccmon {
@@ -181,31 +182,20 @@ std::string SettingEnvVar(std::string_view name) {
 
 Status ParseConfigFile(std::string_view text, const std::string& path,
                        std::vector<SettingValue>* out) {
+  std::vector<ConfigFileEntry> entries;
+  Status s = ParseConfigFileEntries(
+      text, path,
+      [](std::string_view key) {
+        const SettingSpec* spec = FindSetting(key);
+        if (spec == nullptr) return ConfigKeyKind::kUnknown;
+        return spec->repeatable ? ConfigKeyKind::kRepeatable : ConfigKeyKind::kSingle;
+      },
+      &entries);
+  if (!s.ok()) return s;
   std::vector<SettingValue> values;
-  std::set<std::string> seen;
-  size_t line_no = 0;
-  while (!text.empty()) {
-    ++line_no;
-    const size_t nl = text.find('\n');
-    std::string_view raw = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    const std::string where = path + ":" + std::to_string(line_no);
-    std::string_view line = Trim(raw);
-    if (line.empty() || line.front() == '#') continue;
-    if (!IsValidUtf8(line) || HasControl(line))
-      return Status::InvalidArgument(where + ": control characters or invalid UTF-8");
-    const size_t eq = line.find('=');
-    if (eq == std::string_view::npos)
-      return Status::InvalidArgument(where + ": expected 'key = value', got '" +
-                                     TerminalSafe(Utf8Prefix(line, 60)) + "'");
-    const std::string key(Trim(line.substr(0, eq)));
-    const SettingSpec* spec = FindSetting(key);
-    if (spec == nullptr)
-      return Status::InvalidArgument(where + ": unknown key '" + TerminalSafe(key) + "'");
-    if (!spec->repeatable && !seen.insert(key).second)
-      return Status::InvalidArgument(where + ": key '" + key + "' given twice");
-    values.push_back({key, std::string(Trim(line.substr(eq + 1))), where});
-  }
+  values.reserve(entries.size());
+  for (ConfigFileEntry& e : entries)
+    values.push_back({std::move(e.key), std::move(e.value), std::move(e.origin)});
   *out = std::move(values);
   return Status::Ok();
 }

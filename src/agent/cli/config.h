@@ -9,7 +9,8 @@
 // sources are not merged); in the environment its values are separated by ',' (header has no
 // environment variable: a header value may hold commas).
 //
-// Config file (README "Agent"): UTF-8 text, one `key = value` per line; blank lines and lines
+// Config file (README "Agent"; parsed by tools/common/config_file.h, the format ccmon-gateway's
+// --config shares): UTF-8 text, one `key = value` per line; blank lines and lines
 // starting with '#' are ignored; the value is the rest of the line with surrounding blanks
 // removed (no quoting, so a value may hold '=' and '#'); a repeatable key may appear on several
 // lines, any other key at most once. An unknown key, a line without '=' or a second value for a

@@ -18,6 +18,7 @@ void ForEachField(AgentStatus& s, Fn fn) {
   fn("files_tracked", s.files_tracked);
   fn("bytes_behind", s.bytes_behind);
   fn("lines_read", s.lines_read);
+  fn("caught_up", s.caught_up);
   fn("outbox_requests", s.outbox_requests);
   fn("outbox_bytes", s.outbox_bytes);
   fn("last_push_unix", s.last_push_unix);

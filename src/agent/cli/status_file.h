@@ -22,9 +22,11 @@ struct AgentStatus {
   int64_t started_unix = 0;  // when the agent started (Unix seconds)
   int64_t updated_unix = 0;  // when this status was written (Unix seconds)
 
-  int64_t files_tracked = 0;    // transcript files being followed
-  int64_t bytes_behind = 0;     // bytes appended to them and not read yet
-  int64_t lines_read = 0;       // since the agent started
+  int64_t files_tracked = 0;  // transcript files being followed
+  int64_t bytes_behind = 0;   // bytes appended to them and not read yet
+  int64_t lines_read = 0;     // since the agent started
+  // 1 once the history present at start has been read (live from then on), else 0.
+  int64_t caught_up = 0;
   int64_t outbox_requests = 0;  // encoded requests waiting for a 2xx
   int64_t outbox_bytes = 0;
 

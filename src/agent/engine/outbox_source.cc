@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "metrics/contributions.h"
+#include "remote_write/history_backfill.h"
 #include "remote_write/write_request.h"
 
 namespace ccmon::agent {
@@ -34,6 +36,13 @@ Status OutboxShardSource::Peek(size_t max_samples, size_t max_bytes, SourceBatch
     return Status::Ok();
   }
   out->payload = std::move(batch.payload);
+  metadata_in_peek_ = false;
+  if (!metadata_.empty() && clock_ != nullptr &&
+      (metadata_acked_ms_ < 0 ||
+       clock_->NowUnixMs() - metadata_acked_ms_ >= metadata_interval_.count())) {
+    out->payload += metadata_;
+    metadata_in_peek_ = true;
+  }
   out->through_cursor = batch.last_seq;
   out->entries = batch.entries;
   out->samples = batch.samples;
@@ -56,6 +65,12 @@ bool OutboxShardSource::WaitForData(uint64_t after_cursor,
 Status OutboxShardSource::Ack(uint64_t through_cursor, const AckResult& result) {
   if (result.kind == AckResult::Kind::kRejected) ++rejected_;
   Status s = outbox_->Remove(shard_, through_cursor);
+  // Taken or finally refused: either way not sent again before the interval (a receiver that
+  // refused it would refuse it again).
+  if (s.ok() && metadata_in_peek_ && through_cursor == last_cursor_ && clock_ != nullptr) {
+    metadata_acked_ms_ = clock_->NowUnixMs();
+    metadata_in_peek_ = false;
+  }
   if (s.ok() && result.kind == AckResult::Kind::kSent && observe_lag_ && clock_ != nullptr &&
       through_cursor == last_cursor_) {
     // A clock stepped back gives 0, not a negative lag.
@@ -63,6 +78,15 @@ Status OutboxShardSource::Ack(uint64_t through_cursor, const AckResult& result) 
     observe_lag_(double(lag_ms) / 1000.0);
   }
   return s;
+}
+
+std::string SerializedFamilyMetadata() {
+  rw::WriteRequest request;
+  for (const FamilyDesc& d : FamilyCatalogue()) request.metadata.push_back(FamilyMetadata(d));
+  for (const FamilyDesc& d : AgentFamilyCatalogue()) request.metadata.push_back(FamilyMetadata(d));
+  std::string proto;
+  (void)rw::Serialize(request, &proto);  // no series: nothing to refuse
+  return proto;
 }
 
 }  // namespace ccmon::agent

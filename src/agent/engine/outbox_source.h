@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <stop_token>
+#include <string>
 #include <utility>
 
 #include "base/clock.h"
@@ -35,6 +36,17 @@ class OutboxShardSource : public ShardSource {
                     LagObserver observe_lag = {})
       : outbox_(outbox), shard_(shard), clock_(clock), observe_lag_(std::move(observe_lag)) {}
 
+  // Also sends the families' metadata (TYPE, HELP, UNIT): `serialized` is a WriteRequest holding
+  // only metadata (SerializedFamilyMetadata()), appended to the first batch peeked and again to
+  // the first one after each `interval` (serialized WriteRequests concatenate). Prometheus's own
+  // sender sends metadata every minute; a receiver that keeps it (ccmon-gateway) types its
+  // /metrics with it, the others ignore it (all answer 2xx). Needs the clock. Call before the
+  // queue manager starts.
+  void SendMetadata(std::string serialized, std::chrono::milliseconds interval) {
+    metadata_ = std::move(serialized);
+    metadata_interval_ = interval;
+  }
+
   Status Peek(size_t max_samples, size_t max_bytes, SourceBatch* out) override;
   bool WaitForData(uint64_t after_cursor, std::chrono::steady_clock::time_point deadline,
                    std::stop_token stop) override;
@@ -53,6 +65,14 @@ class OutboxShardSource : public ShardSource {
   // after it waits for the total to grow past it (the outbox's own wait, no polling).
   uint64_t samples_before_peek_ = 0;
   uint64_t last_cursor_ = 0;
+  std::string metadata_;  // empty: none sent
+  std::chrono::milliseconds metadata_interval_{0};
+  int64_t metadata_acked_ms_ = -1;  // when a batch carrying it was last answered
+  bool metadata_in_peek_ = false;   // the last Peek's batch carries it
 };
+
+// The metadata of every family the agent can send (metrics/contributions.h: FamilyCatalogue and
+// AgentFamilyCatalogue) as a serialized remote-write WriteRequest with no series.
+std::string SerializedFamilyMetadata();
 
 }  // namespace ccmon::agent

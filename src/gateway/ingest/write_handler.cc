@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -123,6 +124,14 @@ void SetDeviceLabel(const std::string& device, Labels* labels) {
   }
 }
 
+// The `device` label's value, "" without one.
+std::string_view DeviceOf(const Labels& labels) {
+  for (const auto& [n, v] : labels) {
+    if (n == "device") return v;
+  }
+  return "";
+}
+
 std::string_view NameOf(const Labels& labels) {
   for (const auto& [n, v] : labels) {
     if (n == "__name__") return v;
@@ -146,13 +155,92 @@ std::string_view RejectReasonName(RejectReason r) {
       return "storage_failed";
     case RejectReason::kUnauthorized:
       return "unauthorized";
+    case RejectReason::kRateLimited:
+      return "rate_limited";
+    case RejectReason::kOverloaded:
+      return "overloaded";
+    case RejectReason::kSeriesLimit:
+      return "series_limit";
+  }
+  return "unknown";
+}
+
+std::string_view LimitReasonName(LimitReason r) {
+  switch (r) {
+    case LimitReason::kRateLimit:
+      return "rate_limit";
+    case LimitReason::kOverload:
+      return "overload";
+    case LimitReason::kSeriesLimit:
+      return "series_limit";
   }
   return "unknown";
 }
 
 WriteHandler::WriteHandler(SeriesStore* store, WriteHandlerOptions options)
-    : store_(store), options_(std::move(options)) {
+    : store_(store),
+      options_(std::move(options)),
+      rate_limiter_(RateLimit{double(options_.limits.max_requests_per_device_per_second),
+                              double(options_.limits.device_burst)},
+                    options_.clock) {
   if (options_.clock == nullptr) options_.clock = Clock::Real();
+}
+
+ServerResponse WriteHandler::TooManyRequests(LimitReason reason, std::chrono::seconds retry_after,
+                                             std::string body, bool v2) {
+  limited_[size_t(reason)].fetch_add(1, std::memory_order_relaxed);
+  Reject(reason == LimitReason::kRateLimit ? RejectReason::kRateLimited : RejectReason::kOverloaded,
+         0);
+  ServerResponse r = Answer(429, std::move(body), v2, 0);
+  r.headers.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, retry_after.count())));
+  return r;
+}
+
+Status WriteHandler::ApplyWithinSeriesBudget(std::vector<IncomingSeries>* series,
+                                             const std::vector<rw::Metadata>& metadata,
+                                             ApplyResult* result, size_t* refused_series,
+                                             uint64_t* refused_samples,
+                                             std::string* example_device) {
+  const uint64_t limit = options_.limits.max_series_per_device;
+  std::lock_guard<std::mutex> lock(series_budget_mu_);
+  std::map<std::string, uint64_t> added;  // device -> series this request creates
+  std::vector<IncomingSeries> kept;
+  kept.reserve(series->size());
+  store_->Read([&](const SeriesTable& table) {
+    if (!series_counted_) {  // once, on the first write: what the store already holds
+      for (const auto& [key, state] : table.series()) {
+        Labels labels;
+        if (LabelsOfKey(key, &labels).ok()) ++device_series_[std::string(DeviceOf(labels))];
+      }
+      series_counted_ = true;
+    }
+    std::set<std::string> admitted;  // new keys let in by this request
+    for (IncomingSeries& s : *series) {
+      std::string key = SeriesKey(s.labels);
+      if (table.series().contains(key) || admitted.contains(key)) {
+        kept.push_back(std::move(s));
+        continue;
+      }
+      const std::string device(DeviceOf(s.labels));
+      uint64_t& adding = added[device];
+      const auto held = device_series_.find(device);
+      if ((held == device_series_.end() ? 0 : held->second) + adding >= limit) {
+        ++*refused_series;
+        *refused_samples += s.samples.size();
+        if (example_device->empty()) *example_device = device;
+        continue;
+      }
+      ++adding;
+      admitted.insert(std::move(key));
+      kept.push_back(std::move(s));
+    }
+  });
+  *series = std::move(kept);
+  Status s = store_->Apply(*series, metadata, result);
+  if (s.ok()) {
+    for (const auto& [device, n] : added) device_series_[device] += n;
+  }
+  return s;
 }
 
 void WriteHandler::CountStatus(unsigned status) {
@@ -204,6 +292,27 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
       r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"ccmon-gateway\"");
       return r;
     }
+  }
+  // 429s: cheap checks before the body is decoded, so that a flood costs little.
+  if (std::chrono::seconds wait{1}; !rate_limiter_.Admit(device, &wait)) {
+    return TooManyRequests(LimitReason::kRateLimit, wait,
+                           "rate limit: over " +
+                               std::to_string(options_.limits.max_requests_per_device_per_second) +
+                               " requests per second for device \"" + Clip(device) +
+                               "\"; retry after " + std::to_string(wait.count()) + " s",
+                           v2);
+  }
+  const size_t max_pending = options_.limits.max_pending_writes;
+  const size_t pending = pending_writes_.fetch_add(1, std::memory_order_acq_rel);
+  struct PendingRelease {
+    std::atomic<size_t>* n;
+    ~PendingRelease() { n->fetch_sub(1, std::memory_order_acq_rel); }
+  } release{&pending_writes_};
+  if (max_pending > 0 && pending >= max_pending) {
+    return TooManyRequests(LimitReason::kOverload, std::chrono::seconds(1),
+                           "overloaded: " + std::to_string(pending) +
+                               " writes already waiting for the store; retry after 1 s",
+                           v2);
   }
   if (version == Version::kUnsupported) {
     return Answer(415,
@@ -297,7 +406,13 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
   }
 
   ApplyResult result;
-  s = store_->Apply(series, decoded.metadata, &result);
+  size_t refused_series = 0;
+  uint64_t refused_samples = 0;
+  std::string refused_device;
+  s = limits.max_series_per_device > 0
+          ? ApplyWithinSeriesBudget(&series, decoded.metadata, &result, &refused_series,
+                                    &refused_samples, &refused_device)
+          : store_->Apply(series, decoded.metadata, &result);
   if (!s.ok()) {
     Reject(RejectReason::kStorage, samples);
     if (options_.log) options_.log("cannot store a write request: " + s.message());
@@ -307,7 +422,38 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
   duplicate_.fetch_add(result.duplicates, std::memory_order_relaxed);
   resets_.fetch_add(result.counter_resets, std::memory_order_relaxed);
   created_.fetch_add(result.new_series, std::memory_order_relaxed);
+  if (options_.on_accepted) ReportAccepted(device, series, request.Header("User-Agent"));
+  if (refused_series > 0) {
+    limited_[size_t(LimitReason::kSeriesLimit)].fetch_add(1, std::memory_order_relaxed);
+    Reject(RejectReason::kSeriesLimit, refused_samples);
+    return Answer(400,
+                  "series limit: " + std::to_string(refused_series) +
+                      " new series refused: device \"" + Clip(refused_device) +
+                      "\" is at its limit of " + std::to_string(limits.max_series_per_device) +
+                      " series (--max-series-per-device); the request's other samples (" +
+                      std::to_string(result.accepted + result.duplicates) +
+                      ") were stored, and existing series keep updating",
+                  v2, result.accepted + result.duplicates);
+  }
   return Answer(204, "", v2, result.accepted + result.duplicates);
+}
+
+void WriteHandler::ReportAccepted(const std::string& device,
+                                  const std::vector<IncomingSeries>& series,
+                                  std::string_view user_agent) {
+  if (!device.empty()) {
+    options_.on_accepted(device, user_agent);
+    return;
+  }
+  std::vector<std::string_view> devices;
+  for (const IncomingSeries& s : series) {
+    for (const auto& [n, v] : s.labels) {
+      if (n == "device") devices.push_back(v);
+    }
+  }
+  std::sort(devices.begin(), devices.end());
+  devices.erase(std::unique(devices.begin(), devices.end()), devices.end());
+  for (std::string_view d : devices) options_.on_accepted(d, user_agent);
 }
 
 WriteStats WriteHandler::stats() const {
@@ -319,6 +465,7 @@ WriteStats WriteHandler::stats() const {
   st.counter_resets = resets_.load();
   st.series_created = created_.load();
   st.v2_requests = v2_.load();
+  for (size_t i = 0; i < limited_.size(); ++i) st.requests_limited[i] = limited_[i].load();
   return st;
 }
 

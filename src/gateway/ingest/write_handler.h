@@ -24,6 +24,20 @@
 //   415  a Content-Type other than application/x-protobuf (with proto= absent,
 //        prometheus.WriteRequest or io.prometheus.write.v2.Request), or a Content-Encoding other
 //        than snappy. An absent Content-Type is read as 1.0 (old senders send none).
+//   429  (Retry-After: whole seconds, >= 1) a retry later can succeed: the device's request
+//        rate is over max_requests_per_device_per_second (a token bucket per device, burst
+//        device_burst; anonymous writes share one bucket; Retry-After is when a token is back),
+//        or more than max_pending_writes writes are already decoding or waiting for the store
+//        (overload; Retry-After: 1). Checked right after authentication, before the body is
+//        decoded; nothing is stored.
+//   400  (series limit) a request whose new series would take a device beyond
+//        max_series_per_device series (counted by the stored series' `device` label; "" for
+//        series without one) is a limit a retry cannot fix: the series beyond the limit are
+//        refused with their samples, and the rest of the request — every existing series, and
+//        new ones while under the limit — IS stored; the 400 says how many series were refused.
+//        Existing series keep updating however many a device holds. This is the one 400 after
+//        which part of the request is stored (a sender drops the batch; what was stored is not
+//        lost, and a retry would only refuse the same series again).
 //   503  the store failed (a full or failing disk): nothing was stored, retry later
 //        (Retry-After: 5).
 // Labels with an empty value are dropped (the same series as without them). Labels are stored
@@ -36,6 +50,8 @@
 // -Exemplars-Written (0: exemplars are not stored), on 204 and on 4xx/5xx (all 0 there).
 //
 // Thread-safety: Handle may run concurrently (the store serializes applies); stats are atomic.
+// With max_series_per_device set, the budget check and the apply of a request run under one
+// mutex (exact counts; applies are serialized by the store anyway).
 #pragma once
 
 #include <array>
@@ -44,11 +60,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/clock.h"
 #include "gateway/devices/device_registry.h"
+#include "gateway/ingest/rate_limiter.h"
 #include "gateway/store/series_store.h"
 #include "http/server.h"
 
@@ -62,6 +82,13 @@ struct IngestLimits {
   size_t max_label_name_bytes = 256;
   size_t max_label_value_bytes = 4096;                   // also help and unit texts
   std::chrono::milliseconds max_future{10 * 60 * 1000};  // samples ahead of the clock
+  // 429s and the series budget (0: off). See the contract above.
+  uint64_t max_requests_per_device_per_second = 0;
+  uint64_t device_burst = 0;  // 0: 2 x max_requests_per_device_per_second
+  // Writes decoding or waiting for the store at once. The server's io threads run the handler,
+  // so at most io_threads writes are ever in flight: this matters with io_threads above it.
+  size_t max_pending_writes = 0;
+  size_t max_series_per_device = 0;
 };
 
 // Why samples were refused (ccmon_gateway_samples_rejected_total{reason}).
@@ -73,13 +100,21 @@ enum class RejectReason : uint8_t {
   kFuture,         // a sample beyond max_future
   kStorage,        // the store failed (503)
   kUnauthorized,   // 401 (samples unknown: the body is not decoded)
+  kRateLimited,    // 429, over the device's request rate (samples unknown: not decoded)
+  kOverloaded,     // 429, too many writes pending (samples unknown: not decoded)
+  kSeriesLimit,    // the samples of series refused by max_series_per_device
 };
-inline constexpr size_t kRejectReasonCount = 6;
+inline constexpr size_t kRejectReasonCount = 9;
 std::string_view RejectReasonName(RejectReason r);
 
 // The status codes the handler answers, counted by code.
-inline constexpr std::array<unsigned, 8> kWriteStatusCodes = {204, 400, 401, 405,
-                                                              413, 415, 503, 500};
+inline constexpr std::array<unsigned, 9> kWriteStatusCodes = {204, 400, 401, 405, 413,
+                                                              415, 429, 503, 500};
+
+// Why a request was limited (ccmon_gateway_write_requests_limited_total{reason}).
+enum class LimitReason : uint8_t { kRateLimit, kOverload, kSeriesLimit };
+inline constexpr size_t kLimitReasonCount = 3;
+std::string_view LimitReasonName(LimitReason r);
 
 struct WriteStats {
   std::array<uint64_t, kWriteStatusCodes.size()> requests_by_code{};  // kWriteStatusCodes order
@@ -89,6 +124,7 @@ struct WriteStats {
   uint64_t counter_resets = 0;
   uint64_t series_created = 0;
   uint64_t v2_requests = 0;
+  std::array<uint64_t, kLimitReasonCount> requests_limited{};  // by LimitReason
 };
 
 struct WriteHandlerOptions {
@@ -97,9 +133,13 @@ struct WriteHandlerOptions {
   bool allow_anonymous = false;
   // The device keys (borrowed; must outlive the handler). nullptr: no key is valid.
   DeviceRegistry* devices = nullptr;
-  Clock* clock = nullptr;  // Clock::Real()
+  Clock* clock = nullptr;  // Clock::Real(); also the rate limiter's
   // Storage failures, one line each (no line end). Empty: not reported.
   std::function<void(std::string_view)> log;
+  // Called after each stored (204) write, once per device it came from: the key's device, or
+  // for an anonymous write each distinct `device` label of its series (none without one), with
+  // the request's User-Agent. From the handler's threads; must be thread-safe. Empty: not called.
+  std::function<void(std::string_view device, std::string_view user_agent)> on_accepted;
 };
 
 class WriteHandler {
@@ -115,12 +155,30 @@ class WriteHandler {
  private:
   ServerResponse Answer(unsigned status, std::string body, bool v2, uint64_t written);
   void Reject(RejectReason reason, uint64_t samples);
+  ServerResponse TooManyRequests(LimitReason reason, std::chrono::seconds retry_after,
+                                 std::string body, bool v2);
+  // Applies `series` under max_series_per_device (see the contract): the series over a device's
+  // budget are taken out of *series; returns how many, and their samples in *refused_samples.
+  Status ApplyWithinSeriesBudget(std::vector<IncomingSeries>* series,
+                                 const std::vector<rw::Metadata>& metadata, ApplyResult* result,
+                                 size_t* refused_series, uint64_t* refused_samples,
+                                 std::string* example_device);
+  void ReportAccepted(const std::string& device, const std::vector<IncomingSeries>& series,
+                      std::string_view user_agent);
 
   SeriesStore* store_;
   WriteHandlerOptions options_;
   std::array<std::atomic<uint64_t>, kWriteStatusCodes.size()> by_code_{};
   std::atomic<uint64_t> accepted_{0}, duplicate_{0}, resets_{0}, created_{0}, v2_{0};
   std::array<std::atomic<uint64_t>, kRejectReasonCount> rejected_{};
+  std::array<std::atomic<uint64_t>, kLimitReasonCount> limited_{};
+  RateLimiter rate_limiter_;
+  std::atomic<size_t> pending_writes_{0};
+  // max_series_per_device: held from the budget check through the Apply, so that the counts
+  // are exact (applies are serialized by the store anyway).
+  std::mutex series_budget_mu_;
+  bool series_counted_ = false;                    // device_series_ loaded from the store
+  std::map<std::string, uint64_t> device_series_;  // `device` label value -> series held
 };
 
 }  // namespace ccmon::gateway

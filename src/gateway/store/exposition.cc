@@ -137,6 +137,10 @@ std::string FormatSampleValue(double v) {
   return std::string(buf, ec == std::errc() ? p : buf);
 }
 
+void AppendEscapedText(std::string_view v, bool quote, std::string* out) {
+  AppendEscaped(v, quote, out);
+}
+
 void WriteSeriesExposition(const SeriesTable& table, ExpositionFormat format,
                            const std::function<bool(std::string_view name)>& hidden,
                            std::string* out) {

@@ -32,4 +32,8 @@ void WriteSeriesExposition(const SeriesTable& table, ExpositionFormat format,
 // A double as the exposition writes it (see above).
 std::string FormatSampleValue(double v);
 
+// Appends `v` escaped for the exposition: backslash and line feed always, '"' too when `quote`
+// (label values; also HELP text in OpenMetrics).
+void AppendEscapedText(std::string_view v, bool quote, std::string* out);
+
 }  // namespace ccmon::gateway

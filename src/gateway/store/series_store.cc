@@ -249,7 +249,16 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& group) {
     if (p->append != nullptr) (*p->append)(*p->result, &batch);
   }
   const PlannedChanges& changes = plan.changes();
-  if (changes.series.empty() && changes.metadata.empty() && batch.empty()) return;
+  const bool has_changes = !changes.series.empty() || !changes.metadata.empty();
+  if (!has_changes && batch.empty()) return;
+  if (listener_ != nullptr && has_changes) {
+    // Once per group, with the table before it: the listener sees the group's requests in
+    // order, as it would see one request holding all their series.
+    std::vector<const std::vector<IncomingSeries>*> requests;
+    requests.reserve(group.size());
+    for (const PendingApply* p : group) requests.push_back(p->series);
+    listener_->PrepareGroup(requests, table_, &batch);
+  }
   for (const rw::Metadata& m : changes.metadata) {
     batch.Put(PrefixedKey(kMetadataKeyPrefix, m.family), EncodeMetadata(m));
   }
@@ -270,6 +279,7 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& group) {
   if (!log.empty()) batch.Put(LogKey(next_log_), log);
   if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) {
     for (PendingApply* p : group) p->status = s;
+    if (listener_ != nullptr && has_changes) listener_->Aborted();
     return;
   }
   if (checkpoint) {
@@ -289,6 +299,18 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& group) {
     table_.Commit(changes, &touched);
   }
   dirty_.insert(touched.begin(), touched.end());
+  if (listener_ != nullptr && has_changes) listener_->Committed();
+}
+
+void ApplyListener::PrepareGroup(const std::vector<const std::vector<IncomingSeries>*>& requests,
+                                 const SeriesTable& before, WriteBatch* batch) {
+  if (requests.size() == 1) {
+    Prepare(*requests[0], before, batch);
+    return;
+  }
+  std::vector<IncomingSeries> all;  // a copy: override PrepareGroup to avoid it
+  for (const std::vector<IncomingSeries>* r : requests) all.insert(all.end(), r->begin(), r->end());
+  Prepare(all, before, batch);
 }
 
 uint64_t GatewayStore::log_records() const { return log_records_.load(std::memory_order_relaxed); }

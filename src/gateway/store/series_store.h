@@ -56,6 +56,26 @@ struct SeriesStoreStats {
   uint64_t store_bytes = 0;
 };
 
+// Keeps state derived from the received samples (the gateway's computed series) durable with
+// them: the thread that writes a group (see GatewayStore) calls PrepareGroup with the group's
+// requests, in the order they take effect, and the table as it was before the group (calls
+// never overlap), and the listener adds its own records to the group's WriteBatch. Exactly one
+// of Committed (the batch is durable and the table changed) or Aborted (the write failed:
+// nothing of it applies) follows each PrepareGroup. A group that changes no series and no
+// metadata calls nothing. A listener must treat a later request's sample of a series as coming
+// after an earlier request's (as a series repeated within one request).
+class ApplyListener {
+ public:
+  virtual ~ApplyListener() = default;
+  // By default: Prepare with the requests' series concatenated (one request: no copy).
+  virtual void PrepareGroup(const std::vector<const std::vector<IncomingSeries>*>& requests,
+                            const SeriesTable& before, WriteBatch* batch);
+  virtual void Prepare(const std::vector<IncomingSeries>& series, const SeriesTable& before,
+                       WriteBatch* batch) = 0;
+  virtual void Committed() = 0;
+  virtual void Aborted() = 0;
+};
+
 class SeriesStore {
  public:
   virtual ~SeriesStore() = default;
@@ -114,6 +134,9 @@ class GatewayStore final : public SeriesStore {
                const AppendRecords& append, ApplyResult* result);
   void Read(const std::function<void(const SeriesTable& table)>& fn) const override;
   SeriesStoreStats Stats() const override;
+  // Sets the listener every later Apply calls (borrowed; nullptr: none). Call before the first
+  // Apply (not synchronized with it).
+  void set_apply_listener(ApplyListener* listener) { listener_ = listener; }
 
   // Applies queued behind the batch being written (for tests and self-metrics).
   size_t queued() const;
@@ -150,6 +173,7 @@ class GatewayStore final : public SeriesStore {
 
   KvStore* kv_;
   const GatewayStoreOptions options_;
+  ApplyListener* listener_ = nullptr;  // called by the leader only
   // The L records [first_log_, next_log_) are on disk, log_bytes_ their size; dirty_ the series
   // they changed, whose S records are older. Leader only (and Open).
   uint64_t first_log_ = 0, next_log_ = 0;

@@ -21,6 +21,7 @@ AgentStatus Sample() {
   s.files_tracked = 2000;
   s.bytes_behind = int64_t(1) << 40;
   s.lines_read = 123456789;
+  s.caught_up = 1;
   s.outbox_requests = 7;
   s.outbox_bytes = 65536;
   s.last_push_unix = 1795690099;

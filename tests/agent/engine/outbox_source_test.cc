@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "metrics/contributions.h"
 #include "remote_write/write_request.h"
 #include "store/mem_store.h"
 #include "store/outbox.h"
@@ -187,6 +188,63 @@ TEST_F(OutboxSourceTest, AnUnparsablePayloadGoesAsItIs) {
   Append(Entry({"a"}, 1000), 1);
   SourceBatch b = Peek();
   EXPECT_EQ(b.entries, 2u);  // the receiver judges it; nothing is lost or stuck here
+}
+
+rw::WriteRequest Parse(const std::string& proto) {
+  std::string body;
+  rw::Compress(proto, &body);
+  rw::WriteRequest r;
+  EXPECT_TRUE(rw::Decode(body, size_t(64) << 20, &r).ok());
+  return r;
+}
+
+// The families' metadata rides on the first batch, and again on the first batch after each
+// interval once a batch carrying it was answered (taken or refused), never on every batch.
+TEST(OutboxShardSource, MetadataGoesWithTheFirstBatchThenOncePerInterval) {
+  auto store = NewMemStore();
+  std::unique_ptr<Outbox> outbox;
+  ASSERT_TRUE(Outbox::Open(store.get(), OutboxOptions{}, 1, &outbox).ok());
+  FakeClock clock;
+  OutboxShardSource source(outbox.get(), 0, &clock);
+  source.SendMetadata(SerializedFamilyMetadata(), std::chrono::minutes(5));
+  int64_t t = 1000;
+  auto add = [&] {
+    WriteBatch batch;
+    ASSERT_TRUE(outbox->Stage(0, t, 1, Entry({"s" + std::to_string(t)}, t), &batch).ok());
+    ASSERT_TRUE(store->Write(batch, true).ok());
+    outbox->Committed();
+    ++t;
+  };
+  auto peek = [&] {
+    SourceBatch b;
+    EXPECT_TRUE(source.Peek(2000, size_t(8) << 20, &b).ok());
+    return b;
+  };
+  add();
+  SourceBatch b = peek();
+  rw::WriteRequest r = Parse(b.payload);
+  ASSERT_EQ(r.series.size(), 1u);
+  EXPECT_EQ(r.metadata.size(), FamilyCatalogue().size() + AgentFamilyCatalogue().size());
+  bool cost = false;
+  for (const rw::Metadata& m : r.metadata) {
+    cost = cost || (m.family == "claude_cost_usd" && m.kind == rw::MetricKind::kCounter &&
+                    m.unit == "usd" && !m.help.empty());
+  }
+  EXPECT_TRUE(cost);
+  // Not answered yet (a retry peeks again): still carried.
+  EXPECT_FALSE(Parse(peek().payload).metadata.empty());
+  ASSERT_TRUE(source.Ack(b.through_cursor, Ack(AckResult::Kind::kSent)).ok());
+  add();
+  b = peek();
+  EXPECT_TRUE(Parse(b.payload).metadata.empty());
+  ASSERT_TRUE(source.Ack(b.through_cursor, Ack(AckResult::Kind::kSent)).ok());
+  clock.AdvanceBy(std::chrono::minutes(5));
+  add();
+  b = peek();
+  EXPECT_FALSE(Parse(b.payload).metadata.empty());
+  ASSERT_TRUE(source.Ack(b.through_cursor, Ack(AckResult::Kind::kRejected)).ok());
+  add();
+  EXPECT_TRUE(Parse(peek().payload).metadata.empty());  // refused counts as answered
 }
 
 }  // namespace

@@ -373,6 +373,71 @@ TEST(GatewayStoreGroupTest, AGroupTakesAtMostMaxGroupSeries) {
   EXPECT_EQ(Snapshot(*store).at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 4000);
 }
 
+// The ApplyListener sees a group once, its requests in order, with the table before the group;
+// Committed after a durable batch, Aborted after a failed one.
+class RecordingListener final : public ApplyListener {
+ public:
+  void Prepare(const std::vector<IncomingSeries>& series, const SeriesTable& before,
+               WriteBatch* batch) override {
+    std::string names;
+    for (const IncomingSeries& in : series) names += in.labels[0].second + in.labels[1].second;
+    prepared.push_back(names);
+    before_sizes.push_back(before.size());
+    batch->Put("Xlistener" + std::to_string(prepared.size()), names);
+  }
+  void Committed() override { ++committed; }
+  void Aborted() override { ++aborted; }
+  std::vector<std::string> prepared;
+  std::vector<size_t> before_sizes;
+  int committed = 0, aborted = 0;
+};
+
+TEST(GatewayStoreGroupTest, TheListenerSeesEachGroupOnceInOrder) {
+  auto mem = NewMemStore();
+  FaultStore fault(mem.get());
+  GatedStore gated(&fault);
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&gated, &store).ok());
+  RecordingListener listener;
+  store->set_apply_listener(&listener);
+  const int writes_before = gated.writes();
+  gated.Close();
+  const auto req = [](std::string name, int64_t t) {
+    return std::vector<IncomingSeries>{S({{"__name__", "m"}, {"n", std::move(name)}}, {{t, 1}})};
+  };
+  std::vector<std::vector<IncomingSeries>> requests = {req("a", 1), req("b", 1), req("c", 1)};
+  std::vector<Status> statuses(3);
+  std::vector<ApplyResult> results(3);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] { statuses[i] = store->Apply(requests[i], {}, &results[i]); });
+    if (i == 0) {
+      ASSERT_TRUE(gated.WaitForWrites(writes_before + 1));
+    } else {
+      ASSERT_TRUE(WaitForQueued(*store, i));
+    }
+  }
+  gated.Open();
+  for (auto& t : threads) t.join();
+  for (const Status& s : statuses) ASSERT_TRUE(s.ok());
+  EXPECT_EQ(listener.prepared, (std::vector<std::string>{"ma", "mbmc"}));
+  EXPECT_EQ(listener.before_sizes, (std::vector<size_t>{0, 1}));
+  EXPECT_EQ(listener.committed, 2);
+  std::string value;
+  ASSERT_TRUE(mem->Get("Xlistener2", &value).ok());
+  // A failed batch: Aborted, and its records are not written.
+  fault.FailNthWrite(1);
+  ApplyResult r;
+  EXPECT_FALSE(store->Apply(req("d", 1), {}, &r).ok());
+  EXPECT_EQ(listener.aborted, 1);
+  EXPECT_EQ(mem->Get("Xlistener3", &value).code(), Status::Code::kNotFound);
+  // A group that changes nothing (a duplicate) calls nothing.
+  ASSERT_TRUE(store->Apply(req("a", 1), {}, &r).ok());
+  EXPECT_EQ(r.duplicates, 1u);
+  EXPECT_EQ(listener.prepared.size(), 3u);
+  EXPECT_EQ(listener.committed, 2);
+}
+
 // A batch that fails fails every request in it, and none of them changes anything in memory;
 // the requests of the batch before and after are not affected.
 TEST(GatewayStoreGroupTest, AFailedBatchFailsEveryRequestInItAndChangesNothing) {

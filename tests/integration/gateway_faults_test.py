@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""ccmon-gateway SIGKILLed at random points while three agents push (issue 8, acceptance "Faults").
+
+Three devices, each a generated history present at start plus a second history appended line by
+line while the test runs (agent_test.history_and_appends, other seeds per device), each with its
+own ccmon-agent (`start --foreground --url … --key KEY`, keys registered offline with
+`ccmon-gateway device add NAME --data-dir DIR`). The gateway (`serve --listen ADDR --data-dir DIR`,
+device keys required) is killed with SIGKILL --kills times (default 20) and restarted on the same
+address. Each kill point is random: after a random part of the appends and once the restarted
+gateway has answered a random number (1..4) of writes with 204 since its start — with three
+agents sending concurrently, a kill lands before, during or after a request's RocksDB batch and
+its answer. At the end every device's claude_* series on /metrics equal `ccmon-replay metrics`
+over that device's transcripts exactly (the agents resend what was not answered; the gateway
+drops what it already holds as duplicates), the final gateway refused no write, and no agent
+rejected or dropped a sample.
+"""
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import integ_common as ic  # noqa: E402
+import agent_test as at  # noqa: E402
+import agent_faults_test as aft  # noqa: E402
+import gateway_test as gt  # noqa: E402
+import gateway_devices_test as gdt  # noqa: E402
+
+DEVICES = ("dev-a", "dev-b", "dev-c")
+
+
+def extra(ap):
+    ap.add_argument("--gateway", required=True)
+    ap.add_argument("--agent", required=True)
+    ap.add_argument("--kills", type=int, default=20)
+
+
+class KillableGateway(gt.Gateway):
+    """A keyed gateway that can be SIGKILLed and restarted on the same port."""
+
+    def __init__(self, args, work, data_dir):
+        super().__init__(args, work, data_dir, anonymous=False)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=15)
+        self.log.close()
+        self.proc = None
+
+    def restart(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv_for_port(self.port), stdout=self.log,
+                                     stderr=subprocess.STDOUT, cwd=self.work_dir)
+        self._wait_ready()
+
+    def answered(self):
+        """Writes answered 204 by this process (its counter starts at 0); 0 while it starts."""
+        try:
+            return self.self_metric("ccmon_gateway_write_requests_total", code="204")
+        except OSError:
+            return 0.0
+
+
+def body(args, ck):
+    args.gateway = ic.find_tool(args.gateway, "ccmon-gateway")
+    args.backfill = False
+    work = tempfile.mkdtemp(prefix="ccmon-gateway-faults-it-")
+    try:
+        run_test(args, ck, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_test(args, ck, work):
+    rng = random.Random(args.seed)
+    data_dir = os.path.join(work, "gw-data")
+    os.makedirs(data_dir)
+    devices = []
+    for i, name in enumerate(DEVICES):
+        dev_work = os.path.join(work, name)
+        os.makedirs(dev_work)
+        dev_args = type(args)(**vars(args))
+        dev_args.seed = args.seed + 17 * i
+        config, appends = at.history_and_appends(dev_args, dev_work)
+        out, _ = ic.run([args.gateway, "device", "add", name, "--data-dir", data_dir],
+                        "device add %s --data-dir" % name)
+        key = out.strip().splitlines()[-1]
+        devices.append({"name": name, "work": dev_work, "config": config, "key": key,
+                        "app": aft.Appender(appends, random.Random(args.seed + i))})
+
+    gw = KillableGateway(args, work, data_dir)
+    gw.start()
+    agents = []
+    try:
+        for d in devices:
+            agent = at.Agent(args, gw.url("/api/v1/write"), d["config"],
+                             os.path.join(d["work"], "agent-state"), d["work"])
+            # No periodic resend within the test: what the gateway serves at the end must come
+            # from its own durable state (and the agents' retries of unanswered requests), not
+            # from a fresh copy of every series.
+            agent.argv += ["--key", d["key"], "--resend-interval", "1h"]
+            agent.start()
+            agents.append(agent)
+        chunk = {d["name"]: max(1, len(d["app"].items) // (args.kills + 2)) for d in devices}
+
+        for k in range(args.kills):
+            for d in devices:
+                if rng.random() < 0.8:
+                    d["app"].run(chunk[d["name"]], leave_partial=rng.random() < 0.3)
+            need = rng.randint(1, 4)
+            deadline = time.monotonic() + 60
+            while gw.answered() < need:
+                if time.monotonic() > deadline:
+                    raise ic.TestError("kill %d: the gateway answered %d writes in 60 s, not %d"
+                                       % (k + 1, gw.answered(), need))
+                time.sleep(0.02)
+            gw.kill()
+            gw.restart()
+        ck.check(True, "the gateway was SIGKILLed %d times while 3 agents pushed" % args.kills)
+
+        for d in devices:
+            d["app"].run(len(d["app"].items))
+            d["app"].finish_pending()
+        want = {}
+        for d in devices:
+            want.update(gdt.relabel(at.expected_series(args, d["config"]), d["name"]))
+        t0 = time.monotonic()
+        gt.wait_gateway_equal(gw, want, "after %d SIGKILLs" % args.kills, deadline_s=120)
+        ck.check(True, "every device's series on /metrics equal replay's exactly "
+                 "(%d series, %.1f s after the last restart)" % (len(want),
+                                                               time.monotonic() - t0))
+        ck.eq("writes the last gateway refused (4xx/5xx)", gt.refused_writes(gw), 0.0)
+        dups = gw.self_metric("ccmon_gateway_samples_duplicate_total")
+        ck.info("duplicates dropped by the last gateway process: %d" % dups)
+        for d, agent in zip(devices, agents):
+            m = agent.self_metrics()
+            ck.eq("%s: ccmon_agent_samples_rejected_total" % d["name"],
+                  m["ccmon_agent_samples_rejected_total"], 0.0)
+            ck.eq("%s: ccmon_agent_outbox_dropped_samples_total" % d["name"],
+                  m["ccmon_agent_outbox_dropped_samples_total"], 0.0)
+    except ic.TestError:
+        for agent in agents:
+            print(agent.log_tail())
+        print(gw.log_tail())
+        raise
+    finally:
+        for agent in agents:
+            if agent.proc and agent.proc.poll() is None:
+                agent.stop()
+        if gw.proc is not None:
+            gw.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(ic.main_wrapper("gateway_faults_test", body, extra))
