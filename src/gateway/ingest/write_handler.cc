@@ -77,7 +77,7 @@ std::string CanonicalSeries(rw::Series&& in, const IngestLimits& limits, Incomin
            std::to_string(limits.max_labels_per_series);
   }
   Labels labels;
-  labels.reserve(in.labels.size());
+  labels.reserve(in.labels.size() + 1);  // room for the device label (SetDeviceLabel)
   for (auto& [name, value] : in.labels) {
     if (name.size() > limits.max_label_name_bytes) {
       *over_limit = true;

@@ -2,23 +2,45 @@
 // (gateway/ingest/write_handler.h) sees only this interface; GatewayStore is the durable one, on
 // a KvStore (RocksDB in production, docs/store-format.md "Gateway"), and handler tests use a fake.
 //
-// GatewayStore keeps a SeriesTable (series_table.h) in memory, loaded whole at Open, and writes
-// each request's changes as ONE synced WriteBatch before changing the table: when Apply returns
-// OK the request is durable and visible; when it fails nothing of it is applied, in memory or
-// (as far as the KvStore contract goes) on disk, so the sender's retry starts from the same
-// state. A batch that failed but still reached the disk (a WAL record whose fsync failed) can
-// only show after a restart, whole: its samples are then duplicates of the retry.
+// GatewayStore keeps a SeriesTable (series_table.h) in memory, loaded whole at Open. Apply
+// returns OK only once the request's changes are in a synced WriteBatch, and only then are they
+// visible; when it fails nothing of it is applied, in memory or (as far as the KvStore contract
+// goes) on disk, so the sender's retry starts from the same state. A batch that failed but still
+// reached the disk (a WAL record whose fsync failed) can only show after a restart, whole: its
+// samples are then duplicates of the retry.
 //
-// Threading: thread-safe. Applies are serialized (one writer at a time; the sync dominates);
-// Read runs readers concurrently with each other, but not with an Apply's in-memory commit.
+// Group commit: concurrent Applies queue; one of them (the leader) takes every queued request,
+// plans them in arrival order against the table plus the requests planned before them
+// (GroupPlan: the results are exactly those of applying them one after another), writes all
+// their changes as ONE synced batch, commits it to the table, and hands each request its own
+// result. A failed batch fails every request in it with the same error and changes nothing in
+// memory (nor in the log bookkeeping below). So the sync is paid once per group rather than
+// once per request; a request waits for the batch in flight and its own (and, when more than
+// GatewayStoreOptions::max_group_series series are queued ahead of it, the groups between).
+//
+// On disk (docs/store-format.md "Gateway"): a group's series changes are ONE snappy-compressed
+// L record (key and new state of each changed series), not a record per series, which is what
+// makes a sample cheap; changed metadata is an M record. When the L records since the last
+// checkpoint pass GatewayStoreOptions' limits, the group's batch also checkpoints: the S record
+// (state) of every series those records changed, as the table holds it before the group, and the
+// deletion of those L records. So S records are never newer than a live L record, and Open loads
+// the S records, then replays the L records in sequence order.
+//
+// Threading: thread-safe. Applies are serialized in effect (the order of a group is the order
+// in which they queued); Read runs readers concurrently with each other, but not with a
+// group's in-memory commit.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "base/status.h"
@@ -35,14 +57,19 @@ struct SeriesStoreStats {
 };
 
 // Keeps state derived from the received samples (the gateway's computed series) durable with
-// them: GatewayStore::Apply calls Prepare with the request's series and the table as it was
-// before the request, under Apply's lock (so calls never overlap), and the listener adds its own
-// records to the request's WriteBatch. Exactly one of Committed (the batch is durable and the
-// table changed) or Aborted (the write failed: nothing of it applies) follows each Prepare. A
-// request that changes no series and no metadata is not written and calls nothing.
+// them: the thread that writes a group (see GatewayStore) calls PrepareGroup with the group's
+// requests, in the order they take effect, and the table as it was before the group (calls
+// never overlap), and the listener adds its own records to the group's WriteBatch. Exactly one
+// of Committed (the batch is durable and the table changed) or Aborted (the write failed:
+// nothing of it applies) follows each PrepareGroup. A group that changes no series and no
+// metadata calls nothing. A listener must treat a later request's sample of a series as coming
+// after an earlier request's (as a series repeated within one request).
 class ApplyListener {
  public:
   virtual ~ApplyListener() = default;
+  // By default: Prepare with the requests' series concatenated (one request: no copy).
+  virtual void PrepareGroup(const std::vector<const std::vector<IncomingSeries>*>& requests,
+                            const SeriesTable& before, WriteBatch* batch);
   virtual void Prepare(const std::vector<IncomingSeries>& series, const SeriesTable& before,
                        WriteBatch* batch) = 0;
   virtual void Committed() = 0;
@@ -65,8 +92,22 @@ class SeriesStore {
 // Key prefixes in the gateway's store (docs/store-format.md "Gateway").
 inline constexpr char kSeriesKeyPrefix = 'S';
 inline constexpr char kMetadataKeyPrefix = 'M';
+inline constexpr char kLogKeyPrefix = 'L';
 inline constexpr std::string_view kFormatKey = "Vgateway";
-inline constexpr std::string_view kFormatVersion = "1";
+// 2 added the L records; a version 1 store (no L records) is read, and marked 2 at Open.
+inline constexpr std::string_view kFormatVersion = "2";
+inline constexpr std::string_view kFormatVersion1 = "1";
+
+struct GatewayStoreOptions {
+  // A group's batch also checkpoints once the L records since the last checkpoint hold this
+  // many bytes (compressed), or are this many.
+  size_t log_bytes = size_t(8) << 20;
+  size_t log_records = 4096;
+  // A leader takes queued requests, in order, while their series entries add up to at most
+  // this (always at least one request): bounds a group's batch and L record (RocksDB refuses
+  // values over 256 MiB) and the latency the first request of a long queue waits for.
+  size_t max_group_series = 200'000;
+};
 
 class GatewayStore final : public SeriesStore {
  public:
@@ -76,9 +117,21 @@ class GatewayStore final : public SeriesStore {
   // another format version; kCorruption for a record that does not decode; the KvStore's
   // errors as they are.
   static Status Open(KvStore* kv, std::unique_ptr<GatewayStore>* out);
+  static Status Open(KvStore* kv, GatewayStoreOptions options, std::unique_ptr<GatewayStore>* out);
 
   Status Apply(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
                ApplyResult* result) override;
+
+  // Appends records of the caller's own (e.g. forward-queue entries) to the batch that carries
+  // a request, given what the request does (`result` as Apply will report it). Called once per
+  // Apply (whether or not the request changes anything), by whichever thread writes the batch:
+  // the calls of all Applies are serialized and made in the order the requests take effect. The
+  // records are durable exactly when the request is (a failed batch writes none of them). Must not
+  // call the store, and must not write keys with the store's prefixes ('S', 'M', 'V').
+  using AppendRecords = std::function<void(const ApplyResult& result, WriteBatch* batch)>;
+  // Apply, with `append` (may be empty) adding records to the request's batch.
+  Status Apply(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
+               const AppendRecords& append, ApplyResult* result);
   void Read(const std::function<void(const SeriesTable& table)>& fn) const override;
   SeriesStoreStats Stats() const override;
   // Sets the listener every later Apply calls (borrowed; nullptr: none), replacing any added
@@ -92,19 +145,53 @@ class GatewayStore final : public SeriesStore {
   // first Apply.
   void add_apply_listener(ApplyListener* listener) { listeners_.push_back(listener); }
 
+  // Applies queued behind the batch being written (for tests and self-metrics).
+  size_t queued() const;
+  // L records not yet checkpointed (for tests).
+  uint64_t log_records() const;
+
   // Record codecs (exposed for tests and tools).
   static std::string EncodeState(const SeriesState& state);
   static Status DecodeState(std::string_view value, SeriesState* state);
   static std::string EncodeMetadata(const rw::Metadata& m);
   static Status DecodeMetadata(std::string_view family, std::string_view value, rw::Metadata* m);
+  // An L record: the key, and the value holding (series key, state) pairs.
+  static std::string LogKey(uint64_t sequence);
+  static void EncodeLog(const PlannedChanges& changes, std::string* value);
+  static Status DecodeLog(std::string_view value,
+                          const std::function<void(std::string_view key, SeriesState)>& fn);
 
  private:
-  explicit GatewayStore(KvStore* kv) : kv_(kv) {}
+  // One Apply waiting for (or being written by) a leader; lives on its caller's stack.
+  struct PendingApply {
+    const std::vector<IncomingSeries>* series;
+    const std::vector<rw::Metadata>* metadata;
+    const AppendRecords* append;  // null: none
+    ApplyResult* result;
+    Status status;
+    bool done = false;  // guarded by queue_mu_
+  };
+
+  GatewayStore(KvStore* kv, GatewayStoreOptions options) : kv_(kv), options_(options) {}
+  // The leader's work: plans `group` in order, writes it as one synced batch, commits it to the
+  // table; sets each one's result and status. Only the leader calls it, so it alone changes
+  // table_.
+  void WriteGroup(const std::vector<PendingApply*>& group);
 
   KvStore* kv_;
-  std::vector<ApplyListener*> listeners_;
-  std::mutex apply_mu_;           // one Apply at a time: plan, write, commit
-  mutable std::shared_mutex mu_;  // guards table_
+  const GatewayStoreOptions options_;
+  std::vector<ApplyListener*> listeners_;  // called by the leader only, in this order
+  // The L records [first_log_, next_log_) are on disk, log_bytes_ their size; dirty_ the series
+  // they changed, whose S records are older. Leader only (and Open).
+  uint64_t first_log_ = 0, next_log_ = 0;
+  size_t log_bytes_ = 0;
+  std::unordered_set<const SeriesTable::Entry*> dirty_;
+  std::atomic<uint64_t> log_records_{0};
+  mutable std::mutex queue_mu_;
+  std::condition_variable queue_cv_;  // a group is done, or the leader role is free
+  std::vector<PendingApply*> queue_;  // guarded by queue_mu_; arrival order
+  bool leader_active_ = false;        // guarded by queue_mu_
+  mutable std::shared_mutex mu_;      // guards table_ (written only by the leader)
   SeriesTable table_;
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <type_traits>
 
 #include "base/record_codec.h"
 
@@ -21,6 +22,9 @@ bool EndsWith(std::string_view s, std::string_view suffix, std::string_view* bas
 
 std::string SeriesKey(const Labels& labels) {
   std::string key;
+  size_t bytes = 0;  // one allocation when every length is below 16 KiB (a 2-byte varint)
+  for (const auto& [n, v] : labels) bytes += n.size() + v.size() + 4;
+  key.reserve(bytes);
   for (const auto& [n, v] : labels) {
     if (n == "__name__") PutBytes(&key, v);
   }
@@ -54,6 +58,8 @@ Status NameOfKey(std::string_view key, std::string* name) {
   if (!Reader(key).Bytes(name)) return Status::Corruption("gateway: malformed series key");
   return Status::Ok();
 }
+
+static_assert(std::is_same_v<SeriesEntry, std::map<std::string, SeriesState>::value_type>);
 
 bool IsStaleMarker(double v) { return std::bit_cast<uint64_t>(v) == kStaleNaNBits; }
 
@@ -123,38 +129,64 @@ bool SeriesTable::IsCounter(std::string_view name) const {
 void SeriesTable::Plan(const std::vector<IncomingSeries>& series,
                        const std::vector<rw::Metadata>& metadata, PlannedChanges* changes,
                        ApplyResult* result, std::vector<IncomingSeries>* stored) const {
+  GroupPlan plan(this);
+  plan.Add(series, metadata, result, stored);
+  *changes = plan.TakeChanges();
+}
+
+GroupPlan::GroupPlan(const SeriesTable* table) : table_(table) { changes_.planned_against = table; }
+
+void GroupPlan::Add(const std::vector<IncomingSeries>& series,
+                    const std::vector<rw::Metadata>& metadata, ApplyResult* result,
+                    std::vector<IncomingSeries>* stored) {
   *result = ApplyResult{};
   if (stored != nullptr) stored->clear();
-  changes->series.clear();
-  changes->metadata.clear();
-  // Metadata first, so that a request's own TYPE decides what its series are (the table is
-  // consulted through a copy only when metadata changes; usually it does not).
-  std::map<std::string, rw::Metadata> seen;
+  // Metadata first, so that a request's own TYPE decides what its series are. Compared with
+  // what the group already changed, else with the table.
+  std::map<std::string_view, const rw::Metadata*> changed;  // the last of several wins
   for (const rw::Metadata& m : metadata) {
-    auto it = metadata_.find(m.family);
-    if (it != metadata_.end() && it->second == m) continue;
-    seen[m.family] = m;  // the last of several in one request wins
+    const rw::Metadata* current = nullptr;
+    if (auto g = metadata_index_.find(m.family); g != metadata_index_.end()) {
+      current = &changes_.metadata[g->second];
+    } else if (auto it = table_->metadata_.find(m.family); it != table_->metadata_.end()) {
+      current = &it->second;
+    }
+    auto seen = changed.find(m.family);
+    if (seen == changed.end() && current != nullptr && *current == m) continue;
+    changed[m.family] = &m;
   }
-  for (auto& [family, m] : seen) changes->metadata.push_back(m);
-  result->metadata_changed = changes->metadata.size();
-  const SeriesTable* rules = this;
-  SeriesTable with_new;
-  if (!seen.empty()) {
-    with_new.metadata_ = metadata_;
-    for (const rw::Metadata& m : changes->metadata) with_new.metadata_[m.family] = m;
-    rules = &with_new;
+  for (const auto& [family, m] : changed) {
+    if (rules_ == nullptr) {
+      rules_ = std::make_unique<SeriesTable>();
+      rules_->metadata_ = table_->metadata_;
+    }
+    rules_->metadata_[m->family] = *m;
+    auto [g, inserted] = metadata_index_.emplace(m->family, changes_.metadata.size());
+    if (inserted) {
+      changes_.metadata.push_back(*m);
+    } else {
+      changes_.metadata[g->second] = *m;
+    }
   }
+  result->metadata_changed = changed.size();
+  const SeriesTable* rules = rules_ != nullptr ? rules_.get() : table_;
 
-  std::unordered_map<std::string, size_t> index;  // key -> position in changes->series
   for (const IncomingSeries& in : series) {
     std::string key = SeriesKey(in.labels);
-    auto pos = index.find(key);
+    SeriesEntry* entry = table_->Find(key);
+    constexpr size_t kNone = ~size_t(0);
+    size_t pos = kNone;
+    if (entry != nullptr) {
+      if (auto g = existing_index_.find(entry); g != existing_index_.end()) pos = g->second;
+    } else if (auto g = new_index_.find(key); g != new_index_.end()) {
+      pos = g->second;
+    }
     SeriesState state;
     bool exists = true;
-    if (pos != index.end()) {
-      state = changes->series[pos->second].second;
-    } else if (auto it = series_.find(key); it != series_.end()) {
-      state = it->second;
+    if (pos != kNone) {
+      state = changes_.series[pos].second;
+    } else if (entry != nullptr) {
+      state = entry->second;
     } else {
       exists = false;
     }
@@ -163,7 +195,7 @@ void SeriesTable::Plan(const std::vector<IncomingSeries>& series,
       if (ln == "__name__") name = lv;
     }
     bool counter = false, counter_known = false;
-    bool changed = false;
+    bool changed_state = false;
     for (const rw::Sample& s : in.samples) {
       if (exists && s.timestamp_ms <= state.timestamp_ms) {
         ++result->duplicates;
@@ -176,29 +208,71 @@ void SeriesTable::Plan(const std::vector<IncomingSeries>& series,
         }
         if (counter) ++result->counter_resets;
       }
-      if (!exists && pos == index.end()) ++result->new_series;
+      if (!exists) ++result->new_series;
       exists = true;
       state = SeriesState{s.timestamp_ms, s.value};
       ++result->accepted;
       if (stored != nullptr) {
-        if (!changed) stored->push_back(IncomingSeries{in.labels, {}});
+        if (!changed_state) stored->push_back(IncomingSeries{in.labels, {}});
         stored->back().samples.push_back(s);
       }
-      changed = true;
+      changed_state = true;
     }
-    if (!changed) continue;
-    if (pos != index.end()) {
-      changes->series[pos->second].second = state;
+    if (!changed_state) continue;
+    if (pos != kNone) {
+      changes_.series[pos].second = state;
+      continue;
+    }
+    if (entry != nullptr) {
+      existing_index_.emplace(entry, changes_.series.size());
     } else {
-      index.emplace(key, changes->series.size());
-      changes->series.emplace_back(std::move(key), state);
+      new_index_.emplace(key, changes_.series.size());
     }
+    changes_.series.emplace_back(std::move(key), state);
+    changes_.entries.push_back(entry);
   }
 }
 
-void SeriesTable::Commit(const PlannedChanges& changes) {
+void SeriesTable::Commit(const PlannedChanges& changes, std::vector<const Entry*>* touched) {
   for (const rw::Metadata& m : changes.metadata) metadata_[m.family] = m;
-  for (const auto& [key, state] : changes.series) series_[key] = state;
+  const bool planned_here =
+      changes.planned_against == this && changes.entries.size() == changes.series.size();
+  for (size_t i = 0; i < changes.series.size(); ++i) {
+    const auto& [key, state] = changes.series[i];
+    // Entries are never removed, so one found at planning is still the series' entry.
+    Entry* e = planned_here && changes.entries[i] != nullptr ? changes.entries[i] : Find(key);
+    if (e != nullptr) {
+      e->second = state;
+    } else {
+      e = Insert(key, state);
+    }
+    if (touched != nullptr) touched->push_back(e);
+  }
+}
+
+SeriesTable::Entry* SeriesTable::Insert(std::string key, SeriesState state) {
+  Entry* e = &*series_.emplace(std::move(key), state).first;
+  index_.emplace(std::string_view(e->first), e);
+  return e;
+}
+
+const SeriesTable::Entry* SeriesTable::Put(std::string key, SeriesState state) {
+  if (Entry* e = Find(key); e != nullptr) {
+    e->second = state;
+    return e;
+  }
+  return Insert(std::move(key), state);
+}
+
+SeriesTable::SeriesTable(const SeriesTable& other)
+    : series_(other.series_), metadata_(other.metadata_) {
+  index_.reserve(series_.size());
+  for (Entry& e : series_) index_.emplace(std::string_view(e.first), &e);
+}
+
+SeriesTable& SeriesTable::operator=(const SeriesTable& other) {
+  if (this != &other) *this = SeriesTable(other);
+  return *this;
 }
 
 }  // namespace ccmon::gateway

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -40,6 +41,7 @@ struct IncomingSeries {
 struct SeriesState {
   int64_t timestamp_ms = 0;
   double value = 0;
+  bool operator==(const SeriesState&) const = default;  // NaN values compare unequal
 };
 
 // What one request did.
@@ -51,10 +53,18 @@ struct ApplyResult {
   uint64_t metadata_changed = 0;  // families whose metadata was new or different
 };
 
+// One series of a SeriesTable: its key and state.
+using SeriesEntry = std::pair<const std::string, SeriesState>;
+class SeriesTable;
+
 // The changes one request makes, computed by Plan before anything is written.
 struct PlannedChanges {
   std::vector<std::pair<std::string, SeriesState>> series;  // key -> new state, each key once
   std::vector<rw::Metadata> metadata;                       // new or changed families
+  // Parallel to `series`: the entry of the series in the table planned against (null: the
+  // series was new), so that committing to that table needs no lookup. Ignored by another table.
+  std::vector<SeriesEntry*> entries;
+  const SeriesTable* planned_against = nullptr;
 };
 
 // How a series name relates to the families whose metadata is known.
@@ -79,19 +89,30 @@ bool IsStaleMarker(double v);
 
 class SeriesTable {
  public:
+  SeriesTable() = default;
+  SeriesTable(const SeriesTable& other);
+  SeriesTable& operator=(const SeriesTable& other);
+  SeriesTable(SeriesTable&&) = default;
+  SeriesTable& operator=(SeriesTable&&) = default;
+
   // Computes what `series` and `metadata` change, without changing anything: the new states
   // (one per key, the last of several), the families whose metadata is new or differs, and the
-  // counts (*result is overwritten). `stored` (optional, overwritten): the samples that will be
-  // stored, i.e. `series` without its duplicates and without series left empty, in request order
-  // (what the gateway forwards, gateway/forward).
+  // counts (*result is overwritten). The same as a GroupPlan of one request. `stored`
+  // (optional, overwritten): the samples that will be stored, i.e. `series` without its
+  // duplicates and without series left empty, in request order (what the gateway forwards,
+  // gateway/forward).
   void Plan(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
             PlannedChanges* changes, ApplyResult* result,
             std::vector<IncomingSeries>* stored = nullptr) const;
-  // Applies what Plan computed (after it was made durable).
-  void Commit(const PlannedChanges& changes);
+  using Entry = SeriesEntry;
 
-  // Loading from the store.
-  void Put(std::string key, SeriesState state) { series_[std::move(key)] = state; }
+  // Applies what Plan computed (after it was made durable). With `touched`, appends the entries
+  // it changed or added (they stay valid, as every entry does, until the table is destroyed:
+  // series are never removed).
+  void Commit(const PlannedChanges& changes, std::vector<const Entry*>* touched = nullptr);
+
+  // Loading from the store: sets a series' state; returns its entry.
+  const Entry* Put(std::string key, SeriesState state);
   void PutMetadata(rw::Metadata m);
 
   // Series ordered by key (so grouped by metric name).
@@ -108,8 +129,55 @@ class SeriesTable {
   bool IsCounter(std::string_view name) const;
 
  private:
+  friend class GroupPlan;
+
+  // The entry of `key`, or null: a hash lookup (the ordered map's would compare long keys that
+  // share their metric-name prefix all the way down).
+  Entry* Find(std::string_view key) const {
+    auto it = index_.find(key);
+    return it == index_.end() ? nullptr : it->second;
+  }
+  Entry* Insert(std::string key, SeriesState state);
+
   std::map<std::string, SeriesState> series_;
+  // Every entry of series_, by its key (views of the map's own keys: nodes never move).
+  std::unordered_map<std::string_view, Entry*> index_;
   std::map<std::string, rw::Metadata> metadata_;
+};
+
+// The changes of several requests, planned in order as if each had been committed before the
+// next was planned: request i sees the table plus everything requests 0..i-1 changed (a sample
+// of a series that an earlier request of the group advanced is a duplicate when at or before
+// it; an earlier request's metadata decides what a later one's counters are). Each Add gives
+// that request's own counts, exactly what it would get applied alone after its predecessors.
+// changes() merges the group: each series key once with its final state, each family once with
+// its final metadata, so committing it equals committing the requests one by one.
+//
+// Borrows `table`, which must not change while the plan lives. Thread-compatible.
+class GroupPlan {
+ public:
+  explicit GroupPlan(const SeriesTable* table);
+  GroupPlan(const GroupPlan&) = delete;
+  GroupPlan& operator=(const GroupPlan&) = delete;
+
+  // Plans one more request after those already added; *result is overwritten; `stored` as in
+  // SeriesTable::Plan.
+  void Add(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
+           ApplyResult* result, std::vector<IncomingSeries>* stored = nullptr);
+  const PlannedChanges& changes() const { return changes_; }
+  PlannedChanges TakeChanges() { return std::move(changes_); }
+
+ private:
+  const SeriesTable* table_;
+  PlannedChanges changes_;
+  // changes_.series position: of a series the table holds, by its entry (a pointer hash, no
+  // second hash of a long key); of a new one, by its key.
+  std::unordered_map<const SeriesEntry*, size_t> existing_index_;
+  std::unordered_map<std::string, size_t> new_index_;
+  std::unordered_map<std::string, size_t> metadata_index_;  // family -> changes_.metadata
+  // The table's metadata with the group's changes, for the counter rules; made on the first
+  // metadata change (rare: senders repeat unchanged metadata).
+  std::unique_ptr<SeriesTable> rules_;
 };
 
 }  // namespace ccmon::gateway

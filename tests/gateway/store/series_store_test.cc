@@ -2,10 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <bit>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <random>
 #include <thread>
 
+#include "base/record_codec.h"
 #include "gateway/store/exposition.h"
 #include "store/mem_store.h"
 #include "store/rocks_store.h"
@@ -146,6 +152,347 @@ TEST(SeriesTableTest, ARequestsOwnMetadataDecidesWhatIsACounter) {
   t.Commit(c);
   t.Plan({S({{"__name__", "q"}}, {{2000, 1}})}, {Meta("q", rw::MetricKind::kCounter)}, &c, &r);
   EXPECT_EQ(r.counter_resets, 1u);
+}
+
+TEST(GroupPlanTest, EachRequestSeesThoseBeforeItAndTheMergeEqualsOneByOne) {
+  SeriesTable base;
+  ApplyResult r;
+  PlannedChanges c;
+  base.Plan({S({{"__name__", "x_total"}}, {{1000, 10}})}, {}, &c, &r);
+  base.Commit(c);
+  const std::vector<std::vector<IncomingSeries>> requests = {
+      {S({{"__name__", "x_total"}}, {{2000, 20}}), S({{"__name__", "y"}}, {{1000, 5}})},
+      // x at 2000 again: a duplicate of the request before; y lower: not a counter yet.
+      {S({{"__name__", "x_total"}}, {{2000, 1}, {3000, 2}}), S({{"__name__", "y"}}, {{2000, 1}})},
+      // y becomes a counter through this request's metadata: its decrease is now a reset.
+      {S({{"__name__", "y"}}, {{3000, 0}}), S({{"__name__", "z"}}, {{1, 1}})},
+  };
+  const std::vector<std::vector<rw::Metadata>> metadata = {
+      {}, {Meta("y", rw::MetricKind::kGauge)}, {Meta("y", rw::MetricKind::kCounter)}};
+
+  // One by one, each committed before the next is planned.
+  SeriesTable serial = base;
+  std::vector<ApplyResult> serial_results(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    serial.Plan(requests[i], metadata[i], &c, &serial_results[i]);
+    serial.Commit(c);
+  }
+  // As one group.
+  SeriesTable grouped = base;
+  GroupPlan plan(&grouped);
+  std::vector<ApplyResult> group_results(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    plan.Add(requests[i], metadata[i], &group_results[i]);
+  }
+  // Merged: each key and family once.
+  EXPECT_EQ(plan.changes().series.size(), 3u);
+  EXPECT_EQ(plan.changes().metadata.size(), 1u);
+  EXPECT_EQ(plan.changes().metadata[0].kind, rw::MetricKind::kCounter);
+  grouped.Commit(plan.changes());
+
+  for (size_t i = 0; i < requests.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(group_results[i].accepted, serial_results[i].accepted);
+    EXPECT_EQ(group_results[i].duplicates, serial_results[i].duplicates);
+    EXPECT_EQ(group_results[i].counter_resets, serial_results[i].counter_resets);
+    EXPECT_EQ(group_results[i].new_series, serial_results[i].new_series);
+    EXPECT_EQ(group_results[i].metadata_changed, serial_results[i].metadata_changed);
+  }
+  EXPECT_EQ(group_results[1].duplicates, 1u);
+  EXPECT_EQ(group_results[1].counter_resets, 1u);  // x_total 20 -> 2
+  EXPECT_EQ(group_results[2].counter_resets, 1u);  // y 1 -> 0, a counter by then
+  EXPECT_EQ(group_results[0].new_series, 1u);
+  EXPECT_EQ(group_results[1].new_series, 0u);  // y was new in the request before
+  EXPECT_EQ(grouped.series(), serial.series());
+  EXPECT_EQ(grouped.metadata(), serial.metadata());
+}
+
+// A KvStore whose writes can be held at a gate, to line requests up behind a batch in flight.
+class GatedStore final : public KvStore {
+ public:
+  explicit GatedStore(KvStore* base) : base_(base) {}
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = false;
+  }
+  void Open() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+  // Waits (up to 10 s) until `n` writes have started; false on timeout.
+  bool WaitForWrites(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return started_ >= n; });
+  }
+  int writes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return started_;
+  }
+  std::vector<size_t> batch_sizes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return batch_sizes_;
+  }
+  WriteBatch last_batch() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_batch_;
+  }
+
+  Status Get(std::string_view key, std::string* value) override { return base_->Get(key, value); }
+  Status Write(const WriteBatch& batch, bool sync) override {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      ++started_;
+      batch_sizes_.push_back(batch.count());
+      last_batch_ = batch;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return open_; });
+    }
+    return base_->Write(batch, sync);
+  }
+  std::unique_ptr<KvIterator> NewIterator() override { return base_->NewIterator(); }
+  uint64_t ApproximateBytes() override { return base_->ApproximateBytes(); }
+
+ private:
+  KvStore* base_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = true;
+  int started_ = 0;
+  std::vector<size_t> batch_sizes_;
+  WriteBatch last_batch_;
+};
+
+// The series (key -> state) of the L records of `batch`.
+std::map<std::string, SeriesState> LoggedSeries(const WriteBatch& batch) {
+  std::map<std::string, SeriesState> out;
+  for (const WriteBatch::Op& op : batch.ops()) {
+    if (op.type != WriteBatch::OpType::kPut || op.key[0] != kLogKeyPrefix) continue;
+    EXPECT_TRUE(GatewayStore::DecodeLog(op.value, [&](std::string_view key, SeriesState st) {
+                  EXPECT_FALSE(out.contains(std::string(key))) << "logged twice";
+                  out[std::string(key)] = st;
+                }).ok());
+  }
+  return out;
+}
+
+// Waits (up to 10 s) until `store` has `n` applies queued.
+bool WaitForQueued(const GatewayStore& store, size_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store.queued() < n) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// Requests that queue behind a batch in flight go out together, as one batch, planned in the
+// order they queued: a later request sees an earlier one's samples.
+TEST(GatewayStoreGroupTest, QueuedRequestsShareOneBatchInArrivalOrder) {
+  auto mem = NewMemStore();
+  GatedStore gated(mem.get());
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&gated, &store).ok());
+  const int writes_before = gated.writes();
+  gated.Close();
+  ApplyResult ra, rb, rc;
+  Status sa, sb, sc;
+  std::thread a([&] { sa = store->Apply({S({{"__name__", "x"}}, {{1000, 1}})}, {}, &ra); });
+  ASSERT_TRUE(gated.WaitForWrites(writes_before + 1));  // a leads and holds the writer role
+  std::thread b([&] {
+    sb = store->Apply(
+        {S({{"__name__", "x"}}, {{3000, 3}}), S({{"__name__", "y_total"}}, {{1000, 10}})}, {}, &rb);
+  });
+  ASSERT_TRUE(WaitForQueued(*store, 1));
+  std::thread c([&] {
+    sc = store->Apply(
+        {S({{"__name__", "x"}}, {{2000, 2}}), S({{"__name__", "y_total"}}, {{2000, 4}})}, {}, &rc);
+  });
+  ASSERT_TRUE(WaitForQueued(*store, 2));
+  EXPECT_EQ(Snapshot(*store).size(), 0u);  // nothing visible before it is durable
+  gated.Open();
+  a.join();
+  b.join();
+  c.join();
+  ASSERT_TRUE(sa.ok() && sb.ok() && sc.ok());
+  EXPECT_EQ(gated.writes(), writes_before + 2);            // a's batch, then b's and c's together
+  EXPECT_EQ(gated.batch_sizes().back(), 1u);               // one L record, with
+  EXPECT_EQ(LoggedSeries(gated.last_batch()).size(), 2u);  // x and y_total once each
+  EXPECT_EQ(rb.accepted, 2u);
+  EXPECT_EQ(rb.new_series, 1u);
+  EXPECT_EQ(rc.duplicates, 1u);  // x at 2000 after b's 3000
+  EXPECT_EQ(rc.accepted, 1u);
+  EXPECT_EQ(rc.new_series, 0u);
+  EXPECT_EQ(rc.counter_resets, 1u);  // y_total 10 -> 4
+  auto snap = Snapshot(*store);
+  EXPECT_EQ(snap.at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 3000);
+  EXPECT_EQ(snap.at(SeriesKey({{"__name__", "y_total"}})).value, 4);
+  // And so on disk.
+  std::unique_ptr<GatewayStore> reopened;
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), &reopened).ok());
+  EXPECT_EQ(Snapshot(*reopened), snap);
+}
+
+// A leader takes queued requests only up to max_group_series; the rest make the next group,
+// still in arrival order.
+TEST(GatewayStoreGroupTest, AGroupTakesAtMostMaxGroupSeries) {
+  auto mem = NewMemStore();
+  GatedStore gated(mem.get());
+  GatewayStoreOptions options;
+  options.max_group_series = 3;
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&gated, options, &store).ok());
+  const int writes_before = gated.writes();
+  gated.Close();
+  std::vector<std::vector<IncomingSeries>> requests = {
+      {S({{"__name__", "x"}}, {{1000, 1}})},
+      {S({{"__name__", "x"}}, {{2000, 2}}), S({{"__name__", "b"}}, {{1, 1}})},
+      {S({{"__name__", "x"}}, {{4000, 4}}), S({{"__name__", "c"}}, {{1, 1}})},
+      {S({{"__name__", "x"}}, {{3000, 3}})},  // after c's 4000: a duplicate
+  };
+  std::vector<ApplyResult> results(requests.size());
+  std::vector<Status> statuses(requests.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    threads.emplace_back([&, i] { statuses[i] = store->Apply(requests[i], {}, &results[i]); });
+    if (i == 0) {
+      ASSERT_TRUE(gated.WaitForWrites(writes_before + 1));
+    } else {
+      ASSERT_TRUE(WaitForQueued(*store, i));
+    }
+  }
+  gated.Open();
+  for (auto& t : threads) t.join();
+  for (const Status& s : statuses) EXPECT_TRUE(s.ok()) << s.message();
+  // a; then b alone (b + c would be 4 series); then c and d together.
+  EXPECT_EQ(gated.writes(), writes_before + 3);
+  EXPECT_EQ(LoggedSeries(gated.last_batch()).size(), 2u);  // x and c
+  EXPECT_EQ(results[3].duplicates, 1u);
+  EXPECT_EQ(Snapshot(*store).at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 4000);
+}
+
+// The ApplyListener sees a group once, its requests in order, with the table before the group;
+// Committed after a durable batch, Aborted after a failed one.
+class RecordingListener final : public ApplyListener {
+ public:
+  void Prepare(const std::vector<IncomingSeries>& series, const SeriesTable& before,
+               WriteBatch* batch) override {
+    std::string names;
+    for (const IncomingSeries& in : series) names += in.labels[0].second + in.labels[1].second;
+    prepared.push_back(names);
+    before_sizes.push_back(before.size());
+    batch->Put("Xlistener" + std::to_string(prepared.size()), names);
+  }
+  void Committed() override { ++committed; }
+  void Aborted() override { ++aborted; }
+  std::vector<std::string> prepared;
+  std::vector<size_t> before_sizes;
+  int committed = 0, aborted = 0;
+};
+
+TEST(GatewayStoreGroupTest, TheListenerSeesEachGroupOnceInOrder) {
+  auto mem = NewMemStore();
+  FaultStore fault(mem.get());
+  GatedStore gated(&fault);
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&gated, &store).ok());
+  RecordingListener listener;
+  store->set_apply_listener(&listener);
+  const int writes_before = gated.writes();
+  gated.Close();
+  const auto req = [](std::string name, int64_t t) {
+    return std::vector<IncomingSeries>{S({{"__name__", "m"}, {"n", std::move(name)}}, {{t, 1}})};
+  };
+  std::vector<std::vector<IncomingSeries>> requests = {req("a", 1), req("b", 1), req("c", 1)};
+  std::vector<Status> statuses(3);
+  std::vector<ApplyResult> results(3);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] { statuses[i] = store->Apply(requests[i], {}, &results[i]); });
+    if (i == 0) {
+      ASSERT_TRUE(gated.WaitForWrites(writes_before + 1));
+    } else {
+      ASSERT_TRUE(WaitForQueued(*store, i));
+    }
+  }
+  gated.Open();
+  for (auto& t : threads) t.join();
+  for (const Status& s : statuses) ASSERT_TRUE(s.ok());
+  EXPECT_EQ(listener.prepared, (std::vector<std::string>{"ma", "mbmc"}));
+  EXPECT_EQ(listener.before_sizes, (std::vector<size_t>{0, 1}));
+  EXPECT_EQ(listener.committed, 2);
+  std::string value;
+  ASSERT_TRUE(mem->Get("Xlistener2", &value).ok());
+  // A failed batch: Aborted, and its records are not written.
+  fault.FailNthWrite(1);
+  ApplyResult r;
+  EXPECT_FALSE(store->Apply(req("d", 1), {}, &r).ok());
+  EXPECT_EQ(listener.aborted, 1);
+  EXPECT_EQ(mem->Get("Xlistener3", &value).code(), Status::Code::kNotFound);
+  // A group that changes nothing (a duplicate) calls nothing.
+  ASSERT_TRUE(store->Apply(req("a", 1), {}, &r).ok());
+  EXPECT_EQ(r.duplicates, 1u);
+  EXPECT_EQ(listener.prepared.size(), 3u);
+  EXPECT_EQ(listener.committed, 2);
+}
+
+// A batch that fails fails every request in it, and none of them changes anything in memory;
+// the requests of the batch before and after are not affected.
+TEST(GatewayStoreGroupTest, AFailedBatchFailsEveryRequestInItAndChangesNothing) {
+  auto mem = NewMemStore();
+  FaultStore fault(mem.get());
+  GatedStore gated(&fault);
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&gated, &store).ok());
+  const int writes_before = gated.writes();
+  fault.FailNthWrite(2);  // the second batch from now
+  gated.Close();
+  ApplyResult ra, rb, rc;
+  Status sa, sb, sc;
+  int appended_b = 0;
+  const GatewayStore::AppendRecords append_b = [&](const ApplyResult& r, WriteBatch* batch) {
+    ++appended_b;
+    batch->Put("Fb", std::to_string(r.accepted));
+  };
+  std::thread a([&] { sa = store->Apply({S({{"__name__", "x"}}, {{1000, 1}})}, {}, &ra); });
+  ASSERT_TRUE(gated.WaitForWrites(writes_before + 1));
+  std::thread b([&] {
+    sb = store->Apply({S({{"__name__", "x"}}, {{2000, 2}})}, {Meta("x", rw::MetricKind::kGauge)},
+                      append_b, &rb);
+  });
+  ASSERT_TRUE(WaitForQueued(*store, 1));
+  std::thread c([&] { sc = store->Apply({S({{"__name__", "new"}}, {{1000, 1}})}, {}, &rc); });
+  ASSERT_TRUE(WaitForQueued(*store, 2));
+  gated.Open();
+  a.join();
+  b.join();
+  c.join();
+  EXPECT_TRUE(sa.ok());
+  EXPECT_EQ(sb.code(), Status::Code::kIoError);
+  EXPECT_EQ(sc.code(), Status::Code::kIoError);
+  EXPECT_EQ(appended_b, 1);
+  // What they would have done is still reported.
+  EXPECT_EQ(rb.accepted, 1u);
+  EXPECT_EQ(rc.new_series, 1u);
+  auto snap = Snapshot(*store);
+  ASSERT_EQ(snap.size(), 1u);
+  EXPECT_EQ(snap.at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 1000);
+  EXPECT_EQ(store->Stats().families, 0u);
+  std::string value;
+  EXPECT_EQ(mem->Get("Fb", &value).code(), Status::Code::kNotFound);
+  // The retries start from the same state and succeed, with b's records.
+  ASSERT_TRUE(store
+                  ->Apply({S({{"__name__", "x"}}, {{2000, 2}})},
+                          {Meta("x", rw::MetricKind::kGauge)}, append_b, &rb)
+                  .ok());
+  EXPECT_EQ(rb.accepted, 1u);
+  ASSERT_TRUE(store->Apply({S({{"__name__", "new"}}, {{1000, 1}})}, {}, &rc).ok());
+  EXPECT_EQ(rc.accepted, 1u);
+  ASSERT_TRUE(mem->Get("Fb", &value).ok());
+  EXPECT_EQ(value, "1");
+  EXPECT_EQ(store->Stats().families, 1u);
 }
 
 class GatewayStoreTest : public ::testing::Test {
@@ -312,6 +659,214 @@ TEST_F(GatewayStoreTest, ConcurrentAppliesAndReadsCountEverySampleOnce) {
   EXPECT_EQ(Snapshot(*store_).size(), size_t(kThreads + 1));
   EXPECT_EQ(Snapshot(*store_).at(SeriesKey({{"__name__", "shared"}})).timestamp_ms,
             kRequests * 1000);
+}
+
+// Many threads applying overlapping series: every request's result is exactly what applying the
+// requests one by one in commit order (the order AppendRecords sees them) gives, the table ends
+// as that serial apply, and the appended records are durable with their requests.
+TEST_F(GatewayStoreTest, ConcurrentGroupsEqualASerialApplyInCommitOrder) {
+  Open();
+  constexpr int kThreads = 6, kRequests = 40, kSeries = 8;
+  struct Done {
+    std::vector<IncomingSeries> series;
+    ApplyResult result;
+  };
+  std::vector<std::vector<Done>> done(kThreads, std::vector<Done>(kRequests));
+  std::mutex order_mu;
+  std::vector<std::pair<int, int>> commit_order;  // (thread, request)
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(uint32_t(t) + 1);
+      for (int i = 0; i < kRequests; ++i) {
+        // Shared series at timestamps that collide and go back and forth between threads,
+        // counters that sometimes decrease, and a series of the thread's own.
+        std::vector<IncomingSeries> req;
+        for (int k = 0; k < 3; ++k) {
+          const int series = int(rng() % kSeries);
+          req.push_back(S({{"__name__", "c_total"}, {"k", std::to_string(series)}},
+                          {{int64_t(i * 10 + int(rng() % 15)), double(rng() % 100)}}));
+        }
+        req.push_back(S({{"__name__", "own"}, {"t", std::to_string(t)}}, {{i + 1, double(i)}}));
+        done[size_t(t)][size_t(i)].series = req;
+        const GatewayStore::AppendRecords append = [&, t, i](const ApplyResult&, WriteBatch* b) {
+          std::lock_guard<std::mutex> lock(order_mu);
+          b->Put("F" + std::to_string(t) + "/" + std::to_string(i), "");
+          commit_order.emplace_back(t, i);
+        };
+        Status s = store_->Apply(req, {}, append, &done[size_t(t)][size_t(i)].result);
+        ASSERT_TRUE(s.ok()) << s.message();
+        if (i % 8 == 0) (void)Exposed(*store_);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(commit_order.size(), size_t(kThreads * kRequests));
+  SeriesTable serial;
+  uint64_t accepted = 0;
+  for (const auto& [t, i] : commit_order) {
+    const Done& d = done[size_t(t)][size_t(i)];
+    PlannedChanges c;
+    ApplyResult r;
+    serial.Plan(d.series, {}, &c, &r);
+    serial.Commit(c);
+    SCOPED_TRACE(std::to_string(t) + "/" + std::to_string(i));
+    EXPECT_EQ(d.result.accepted, r.accepted);
+    EXPECT_EQ(d.result.duplicates, r.duplicates);
+    EXPECT_EQ(d.result.counter_resets, r.counter_resets);
+    EXPECT_EQ(d.result.new_series, r.new_series);
+    accepted += r.accepted;
+  }
+  EXPECT_GT(accepted, uint64_t(kThreads * kRequests));  // the shared series took some
+  EXPECT_EQ(Snapshot(*store_), serial.series());
+  Open();  // restart: the same table, and every request's own record
+  EXPECT_EQ(Snapshot(*store_), serial.series());
+  int records = 0;
+  auto it = kv_->NewIterator();
+  for (it->Seek("F"); it->Valid() && it->key()[0] == 'F'; it->Next()) ++records;
+  EXPECT_EQ(records, kThreads * kRequests);
+}
+
+// Checkpoints: the L records stay few (the policy), every restart in between serves the same
+// table, and the S records end up holding what the log said.
+TEST_F(GatewayStoreTest, CheckpointsBoundTheLogAndEveryRestartServesTheSame) {
+  ASSERT_TRUE(OpenRocksStore(dir_.path() + "/db", {}, &kv_).ok());
+  GatewayStoreOptions policy;
+  policy.log_records = 3;
+  ASSERT_TRUE(GatewayStore::Open(kv_.get(), policy, &store_).ok());
+  std::map<std::string, SeriesState> expected;
+  for (int i = 0; i < 20; ++i) {
+    ApplyResult r;
+    const std::vector<IncomingSeries> req = {
+        S({{"__name__", "a_total"}}, {{int64_t(i + 1) * 1000, double(i)}}),
+        S({{"__name__", "b"}, {"i", std::to_string(i % 4)}}, {{int64_t(i + 1) * 1000, -1.0 * i}})};
+    ASSERT_TRUE(store_->Apply(req, {}, &r).ok());
+    EXPECT_EQ(r.accepted, 2u);
+    EXPECT_LE(store_->log_records(), 3u);
+    EXPECT_GE(store_->log_records(), 1u);
+    expected = Snapshot(*store_);
+    if (i % 3 == 0) {
+      store_.reset();
+      ASSERT_TRUE(GatewayStore::Open(kv_.get(), policy, &store_).ok());
+      EXPECT_EQ(Snapshot(*store_), expected) << "restart after request " << i;
+      EXPECT_LE(store_->log_records(), 3u);
+    }
+  }
+  EXPECT_EQ(expected.size(), 5u);
+  // The S records alone hold at least the checkpointed states; with the log, exactly the table.
+  int logs = 0, series = 0;
+  auto it = kv_->NewIterator();
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    logs += it->key()[0] == kLogKeyPrefix;
+    series += it->key()[0] == kSeriesKeyPrefix;
+  }
+  EXPECT_EQ(uint64_t(logs), store_->log_records());
+  EXPECT_EQ(series, 5);
+}
+
+// A failed checkpointing batch fails its requests and leaves the log as it was; the next batch
+// checkpoints, and a restart at any point serves what was acknowledged.
+TEST(GatewayStoreFaultTest, AFailedCheckpointChangesNothing) {
+  auto mem = NewMemStore();
+  FaultStore fault(mem.get());
+  GatewayStoreOptions policy;
+  policy.log_records = 2;
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&fault, policy, &store).ok());
+  ApplyResult r;
+  ASSERT_TRUE(store->Apply({S({{"__name__", "x"}}, {{1000, 1}})}, {}, &r).ok());
+  ASSERT_TRUE(store->Apply({S({{"__name__", "y"}}, {{1000, 1}})}, {}, &r).ok());
+  EXPECT_EQ(store->log_records(), 2u);
+  fault.FailNthWrite(1);  // the batch that checkpoints
+  EXPECT_EQ(store->Apply({S({{"__name__", "x"}}, {{2000, 2}})}, {}, &r).code(),
+            Status::Code::kIoError);
+  EXPECT_EQ(store->log_records(), 2u);
+  EXPECT_EQ(Snapshot(*store).at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 1000);
+  std::unique_ptr<GatewayStore> reopened;
+  ASSERT_TRUE(GatewayStore::Open(&fault, policy, &reopened).ok());
+  EXPECT_EQ(Snapshot(*reopened), Snapshot(*store));
+  ASSERT_TRUE(store->Apply({S({{"__name__", "x"}}, {{2000, 2}})}, {}, &r).ok());
+  EXPECT_EQ(store->log_records(), 1u);  // checkpointed: only this request's record is left
+  std::string value;
+  ASSERT_TRUE(
+      mem->Get(std::string(1, kSeriesKeyPrefix) + SeriesKey({{"__name__", "y"}}), &value).ok());
+  ASSERT_TRUE(GatewayStore::Open(&fault, policy, &reopened).ok());
+  EXPECT_EQ(Snapshot(*reopened), Snapshot(*store));
+  EXPECT_EQ(Snapshot(*reopened).at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 2000);
+}
+
+TEST(GatewayStoreFormatTest, AVersion1StoreIsReadAndMarkedVersion2) {
+  auto mem = NewMemStore();
+  WriteBatch v1;
+  v1.Put(kFormatKey, kFormatVersion1);
+  v1.Put(std::string(1, kSeriesKeyPrefix) + SeriesKey({{"__name__", "old"}}),
+         GatewayStore::EncodeState({5000, 7}));
+  ASSERT_TRUE(mem->Write(v1, true).ok());
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());
+  EXPECT_EQ(Snapshot(*store).at(SeriesKey({{"__name__", "old"}})).value, 7);
+  std::string version;
+  ASSERT_TRUE(mem->Get(kFormatKey, &version).ok());
+  EXPECT_EQ(version, kFormatVersion);
+}
+
+TEST(GatewayStoreFormatTest, LogRecordsRoundTripCompressedAndUncompressedOnesAreRead) {
+  PlannedChanges changes;
+  const double nan_payload = std::bit_cast<double>(uint64_t(0x7ff8000000000123ull));
+  changes.series = {{SeriesKey({{"__name__", "a"}}), {1000, 1.5}},
+                    {SeriesKey({{"__name__", "b"}, {"v", std::string(20000, 'x')}}), {-5, 1e300}},
+                    {SeriesKey({{"__name__", "c"}}), {7, nan_payload}}};
+  std::string value;
+  GatewayStore::EncodeLog(changes, &value);
+  EXPECT_EQ(value[0], 2);
+  EXPECT_LT(value.size(), 2000u);  // compressed
+  std::vector<std::pair<std::string, uint64_t>> back;
+  const auto collect = [&](std::string_view key, SeriesState st) {
+    back.emplace_back(std::string(key), std::bit_cast<uint64_t>(st.value));
+  };
+  ASSERT_TRUE(GatewayStore::DecodeLog(value, collect).ok());
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(back[1].first, changes.series[1].first);
+  EXPECT_EQ(back[2].second, 0x7ff8000000000123ull);
+  // Version 1: the entries uncompressed.
+  std::string v1(1, '\x01');
+  PutBytes(&v1, changes.series[0].first);
+  v1.append(std::string_view("\xe8\x03\0\0\0\0\0\0", 8));  // 1000
+  v1.append(std::string(8, '\0'));                         // 0.0
+  auto mem = NewMemStore();
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());
+  WriteBatch b;
+  b.Put(GatewayStore::LogKey(3), v1);
+  ASSERT_TRUE(mem->Write(b, true).ok());
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());
+  EXPECT_EQ(Snapshot(*store).at(changes.series[0].first).timestamp_ms, 1000);
+}
+
+TEST(GatewayStoreFormatTest, MalformedLogRecordsAreCorruption) {
+  for (const std::string& bad : {std::string(""), std::string("\x02"),
+                                 std::string("\x01\x03"
+                                             "ab"),
+                                 std::string("\x01\x01k") + std::string(15, '\0'),
+                                 std::string("\x03"),  // an unknown version
+                                 std::string("\x02garbage that is not snappy"),
+                                 // snappy claiming 2 GiB: refused before allocating
+                                 std::string("\x02\x80\x80\x80\x80\x08")}) {
+    auto mem = NewMemStore();
+    std::unique_ptr<GatewayStore> store;
+    ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());
+    WriteBatch b;
+    b.Put(GatewayStore::LogKey(0), bad);
+    ASSERT_TRUE(mem->Write(b, true).ok());
+    EXPECT_EQ(GatewayStore::Open(mem.get(), &store).code(), Status::Code::kCorruption);
+  }
+  auto mem = NewMemStore();
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());
+  WriteBatch b;
+  b.Put("Lshort", "\x01");
+  ASSERT_TRUE(mem->Write(b, true).ok());
+  EXPECT_EQ(GatewayStore::Open(mem.get(), &store).code(), Status::Code::kCorruption);
 }
 
 }  // namespace
