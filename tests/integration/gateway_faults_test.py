@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
-"""ccmon-gateway SIGKILLed at random points while three agents push (issue 8, acceptance "Faults").
+"""ccmon-gateway SIGKILLed at random points while three agents push and it forwards into a real
+Prometheus 2.42 (issue 8, acceptance "Faults").
 
 Three devices, each a generated history present at start plus a second history appended line by
 line while the test runs (agent_test.history_and_appends, other seeds per device), each with its
 own ccmon-agent (`start --foreground --url … --key KEY`, keys registered offline with
 `ccmon-gateway device add NAME --data-dir DIR`). The gateway (`serve --listen ADDR --data-dir DIR`,
-device keys required) is killed with SIGKILL --kills times (default 20) and restarted on the same
-address. Each kill point is random: after a random part of the appends and once the restarted
+device keys required, `--forward` to Prometheus) is killed with SIGKILL --kills times (default 20)
+and restarted on the same address. Each kill point is random: after a random part of the appends and once the restarted
 gateway has answered a random number (1..4) of writes with 204 since its start — with three
 agents sending concurrently, a kill lands before, during or after a request's RocksDB batch and
-its answer. At the end every device's claude_* series on /metrics equal `ccmon-replay metrics`
-over that device's transcripts exactly (the agents resend what was not answered; the gateway
-drops what it already holds as duplicates), the final gateway refused no write, and no agent
-rejected or dropped a sample.
+its answer. At the end every device's claude_* series on /metrics AND in the
+upstream Prometheus equal `ccmon-replay metrics` over that device's transcripts exactly (the
+agents resend what was not answered; the gateway drops what it already holds as duplicates; its
+forward queues resend what Prometheus did not acknowledge), Prometheus refused no write, the
+final gateway refused none, failed or dropped no forwarded sample, and no agent rejected or
+dropped a sample.
 """
 
 import os
@@ -40,10 +43,18 @@ def extra(ap):
 
 
 class KillableGateway(gt.Gateway):
-    """A keyed gateway that can be SIGKILLed and restarted on the same port."""
+    """A keyed gateway forwarding to `forward`, that can be SIGKILLed and restarted on the same
+    port."""
 
-    def __init__(self, args, work, data_dir):
-        super().__init__(args, work, data_dir, anonymous=False)
+    def __init__(self, args, work, data_dir, forward):
+        ic.ServerProcess.__init__(
+            self, "gateway",
+            lambda p: [args.gateway, "serve", "--listen", "127.0.0.1:%d" % p, "--data-dir",
+                       data_dir, "--forward", forward, "--forward-batch-send-deadline", "1s"],
+            "/readyz", work)
+
+    def forward_metric(self, name):
+        return self.self_metric(name)
 
     def kill(self):
         self.proc.kill()
@@ -63,6 +74,29 @@ class KillableGateway(gt.Gateway):
             return self.self_metric("ccmon_gateway_write_requests_total", code="204")
         except OSError:
             return 0.0
+
+
+def upstream_series(prom):
+    """The devices' claude_* series (replay's families) in Prometheus: {key: value}."""
+    out = {}
+    for r in at.query(prom, '{__name__=~"claude_.+",device=~"dev-.+"}'):
+        labels = dict(r["metric"])
+        name = labels.pop("__name__")
+        if not name.startswith(at.AGENT_ONLY):
+            out[at.key_of(name, labels)] = float(r["value"][1])
+    return out
+
+
+def wait_upstream_equal(prom, want, what, deadline_s=120):
+    deadline = time.monotonic() + deadline_s
+    got = {}
+    while time.monotonic() < deadline:
+        got = upstream_series(prom)
+        if at.same(got, want):
+            return
+        time.sleep(0.25)
+    raise ic.TestError("%s: Prometheus never held replay's series exactly: %s"
+                       % (what, at.describe_diff(got, want)))
 
 
 def body(args, ck):
@@ -92,7 +126,9 @@ def run_test(args, ck, work):
         devices.append({"name": name, "work": dev_work, "config": config, "key": key,
                         "app": aft.Appender(appends, random.Random(args.seed + i))})
 
-    gw = KillableGateway(args, work, data_dir)
+    args.target = "prometheus"
+    prom = aft.start_receiver(args, work)
+    gw = KillableGateway(args, work, data_dir, prom.url("/api/v1/write"))
     gw.start()
     agents = []
     try:
@@ -133,6 +169,15 @@ def run_test(args, ck, work):
         ck.check(True, "every device's series on /metrics equal replay's exactly "
                  "(%d series, %.1f s after the last restart)" % (len(want),
                                                                time.monotonic() - t0))
+        t0 = time.monotonic()
+        wait_upstream_equal(prom, want, "forwarded, after %d SIGKILLs" % args.kills)
+        ck.check(True, "every device's series in the upstream Prometheus equal replay's exactly "
+                 "(%.1f s later)" % (time.monotonic() - t0))
+        ck.eq("Prometheus's write handler 4xx/5xx (its /metrics)",
+              ic.prometheus_write_refusals(prom.url("/")), {})
+        for name in ("ccmon_gateway_forward_samples_failed_total",
+                     "ccmon_gateway_forward_samples_dropped_total"):
+            ck.eq("the last gateway: %s" % name, gw.forward_metric(name), 0.0)
         ck.eq("writes the last gateway refused (4xx/5xx)", gt.refused_writes(gw), 0.0)
         dups = gw.self_metric("ccmon_gateway_samples_duplicate_total")
         ck.info("duplicates dropped by the last gateway process: %d" % dups)
@@ -153,6 +198,7 @@ def run_test(args, ck, work):
                 agent.stop()
         if gw.proc is not None:
             gw.stop()
+        prom.stop()
 
 
 if __name__ == "__main__":
