@@ -81,7 +81,9 @@ inline constexpr char kDeviceUsage[] =
     "DIR)\n"
     "       ccmon-gateway device revoke NAME (the same)\n"
     "       ccmon-gateway device rotate NAME (the same)\n"
-    "The admin token comes from --admin-token-file, else $CCMON_GATEWAY_ADMIN_TOKEN.\n";
+    "The admin token comes from --admin-token-file, else $CCMON_GATEWAY_ADMIN_TOKEN.\n"
+    "With --server https://…, --ca-file F trusts the PEM CAs in F instead of the system's\n"
+    "(a gateway with a private or self-signed certificate).\n";
 
 // An admin token from a file's or the environment's text: trailing white space dropped; then
 // 1..4096 printable ASCII characters without spaces, else kInvalidArgument.

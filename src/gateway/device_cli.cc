@@ -27,7 +27,8 @@ struct DeviceArgs {
   std::string server;
   std::string token_file;
   std::string data_dir;
-  std::string url;  // the write URL for the setup command (offline)
+  std::string url;      // the write URL for the setup command (offline)
+  std::string ca_file;  // --server over https: the CAs to trust instead of the system's
 };
 
 Status ParseDeviceArgs(const std::vector<std::string>& args, DeviceArgs* out) {
@@ -65,6 +66,7 @@ Status ParseDeviceArgs(const std::vector<std::string>& args, DeviceArgs* out) {
                           : name == "admin-token-file" ? &a.token_file
                           : name == "data-dir"         ? &a.data_dir
                           : name == "url"              ? &a.url
+                          : name == "ca-file"          ? &a.ca_file
                                                        : nullptr;
     if (target == nullptr) return Status::InvalidArgument("unknown flag --" + name);
     if (!target->empty()) return Status::InvalidArgument("--" + name + " given twice");
@@ -77,6 +79,9 @@ Status ParseDeviceArgs(const std::vector<std::string>& args, DeviceArgs* out) {
   }
   if (!a.data_dir.empty() && !a.token_file.empty()) {
     return Status::InvalidArgument("--admin-token-file goes with --server, not --data-dir");
+  }
+  if (!a.data_dir.empty() && !a.ca_file.empty()) {
+    return Status::InvalidArgument("--ca-file goes with --server, not --data-dir");
   }
   *out = std::move(a);
   return Status::Ok();
@@ -139,6 +144,7 @@ int RunOverServer(const DeviceArgs& a, std::ostream& out, std::ostream& err) {
   HttpClientOptions ho;
   ho.timeout = std::chrono::seconds(30);
   ho.max_body_bytes = size_t(64) << 20;
+  ho.ca_file = a.ca_file;
   HttpResponse resp;
   if (s = HttpExchange(req, ho, &resp); !s.ok()) {
     err << "ccmon-gateway: " << req.method << " " << req.url << ": " << s.message() << "\n";

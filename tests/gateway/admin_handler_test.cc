@@ -246,6 +246,26 @@ TEST(DeviceCliTest, OfflineOnADataDir) {
   }
 }
 
+TEST(DeviceCliTest, CaFileGoesWithServerOnly) {
+  testing_util::TempDir dir;
+  std::ostringstream out, err;
+  EXPECT_EQ(RunGatewayCli({"device", "list", "--data-dir", dir.path(), "--ca-file", "ca.pem"}, out,
+                          err, nullptr),
+            kExitUsage);
+  EXPECT_NE(err.str().find("--ca-file goes with --server"), std::string::npos) << err.str();
+  // Given with --server, it is the TLS client's: a CA file that cannot be read fails the call.
+  err.str("");
+  {
+    std::ofstream token(dir / "token");
+    token << "admin-token-0123456789\n";
+  }
+  EXPECT_EQ(RunGatewayCli({"device", "list", "--server", "https://127.0.0.1:1",
+                           "--admin-token-file", dir / "token", "--ca-file", dir / "missing.pem"},
+                          out, err, nullptr),
+            kExitFailure);
+  EXPECT_NE(err.str().find("missing.pem"), std::string::npos) << err.str();
+}
+
 TEST(DeviceCliTest, RefusesWhatIsNotAGatewayDir) {
   testing_util::TempDir dir;
   std::ostringstream out, err;

@@ -410,11 +410,7 @@ def part_tls(args, ck, work, token_file):
         return
     cert, key, other_key = make_cert(work)
     data_dir = os.path.join(work, "gw-tls")
-    # Registered offline (`device … --server` has no --ca-file for a self-signed certificate).
     os.makedirs(data_dir)
-    out, _ = ic.run([args.gateway, "device", "add", "tls-laptop", "--data-dir", data_dir],
-                    "device add --data-dir")
-    dev_key = out.strip().splitlines()[-1]
     for what, argv in [("a certificate without its key", ["--tls-cert-file", cert]),
                        ("a key that does not match the certificate",
                         ["--tls-cert-file", cert, "--tls-key-file", other_key]),
@@ -436,6 +432,20 @@ def part_tls(args, ck, work, token_file):
     gw.start()
     agent = None
     try:
+        # The admin CLI over https with the gateway's self-signed certificate (--ca-file); the
+        # system's CAs do not trust it.
+        server = "https://127.0.0.1:%d" % gw.port
+        _, err = ic.run([args.gateway, "device", "add", "tls-laptop", "--server", server,
+                         "--admin-token-file", token_file], "device add over https, no CA",
+                        ok_codes=(1,))
+        ck.check("certificate" in err.lower() or "verify" in err.lower(),
+                 "device add --server https without --ca-file: refused, the certificate said",
+                 err[-300:])
+        out, _ = ic.run([args.gateway, "device", "add", "tls-laptop", "--server", server,
+                         "--admin-token-file", token_file, "--ca-file", cert],
+                        "device add --server https --ca-file")
+        dev_key = out.strip().splitlines()[-1]
+        ck.check(dev_key.startswith("dk_"), "device add --server https --ca-file prints a key")
         code = 0
         try:
             code = http("http://127.0.0.1:%d/healthz" % gw.port, timeout=5)[0]
