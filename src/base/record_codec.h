@@ -35,6 +35,16 @@ inline void PutInt128(std::string* out, __int128 v) {
   PutVarint(out, uint64_t(u >> 64));
   PutVarint(out, uint64_t(u));
 }
+// Little-endian: the gateway's fixed-width record fields (timestamps, double bits).
+inline void PutFixed64LE(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(char(uint8_t(v >> (8 * i))));
+}
+// The first 8 bytes of `in` (precondition: at least 8), little-endian.
+inline uint64_t DecodeFixed64LE(std::string_view in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t(uint8_t(in[size_t(i)])) << (8 * i);
+  return v;
+}
 // Big-endian, so that keys sort numerically.
 inline void PutFixed64BE(std::string* out, uint64_t v) {
   for (int i = 7; i >= 0; --i) out->push_back(char(v >> (8 * i)));

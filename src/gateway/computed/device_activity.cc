@@ -10,10 +10,6 @@ namespace {
 
 constexpr uint8_t kRecordVersion = 1;
 
-void PutFixed64LE(uint64_t v, std::string* out) {
-  for (int i = 0; i < 8; ++i) out->push_back(char(uint8_t(v >> (8 * i))));
-}
-
 std::string RecordKey(std::string_view device) {
   std::string k(1, kDeviceActivityKeyPrefix);
   k.append(device);
@@ -32,7 +28,7 @@ std::string DeviceActivity::CleanAgent(std::string_view user_agent) {
 
 std::string DeviceActivity::EncodeRecord(int64_t last_seen_ms, std::string_view agent) {
   std::string v(1, char(kRecordVersion));
-  PutFixed64LE(uint64_t(last_seen_ms), &v);
+  PutFixed64LE(&v, uint64_t(last_seen_ms));
   PutBytes(&v, agent);
   return v;
 }
@@ -42,8 +38,7 @@ Status DeviceActivity::DecodeRecord(std::string_view value, int64_t* last_seen_m
   if (value.size() < 9 || uint8_t(value[0]) != kRecordVersion) {
     return Status::Corruption("gateway: malformed device activity record");
   }
-  uint64_t ms = 0;
-  for (int i = 0; i < 8; ++i) ms |= uint64_t(uint8_t(value[size_t(1 + i)])) << (8 * i);
+  const uint64_t ms = DecodeFixed64LE(value.substr(1));
   Reader in(value.substr(9));
   std::string a;
   if (!in.Bytes(&a) || !in.done()) {

@@ -2,21 +2,13 @@
 
 #include <cstring>
 
+#include "base/record_codec.h"
+
 namespace ccmon::gateway {
 namespace {
 
 constexpr char kRecordVersion = 1;
 constexpr size_t kRecordSize = 1 + 8 + 8 + 1 + 32;
-
-void PutFixed64(uint64_t v, std::string* out) {
-  for (int i = 0; i < 8; ++i) out->push_back(char(uint8_t(v >> (8 * i))));
-}
-
-uint64_t GetFixed64(std::string_view in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t(uint8_t(in[size_t(i)])) << (8 * i);
-  return v;
-}
 
 std::string HashKey(const DeviceKeyHash& h) {
   return std::string(reinterpret_cast<const char*>(h.data()), h.size());
@@ -42,8 +34,8 @@ bool IsValidDeviceName(std::string_view name) {
 
 std::string DeviceRegistry::EncodeRecord(const Record& r) {
   std::string v(1, kRecordVersion);
-  PutFixed64(uint64_t(r.created_ms), &v);
-  PutFixed64(uint64_t(r.last_seen_ms), &v);
+  PutFixed64LE(&v, uint64_t(r.created_ms));
+  PutFixed64LE(&v, uint64_t(r.last_seen_ms));
   v.push_back(r.revoked ? 1 : 0);
   v.append(reinterpret_cast<const char*>(r.hash.data()), r.hash.size());
   return v;
@@ -54,8 +46,8 @@ Status DeviceRegistry::DecodeRecord(std::string_view value, Record* r) {
     return Status::Corruption("gateway: malformed device record");
   }
   Record out;
-  out.created_ms = int64_t(GetFixed64(value.substr(1)));
-  out.last_seen_ms = int64_t(GetFixed64(value.substr(9)));
+  out.created_ms = int64_t(DecodeFixed64LE(value.substr(1)));
+  out.last_seen_ms = int64_t(DecodeFixed64LE(value.substr(9)));
   out.revoked = value[17] == 1;
   std::memcpy(out.hash.data(), value.data() + 18, out.hash.size());
   *r = out;

@@ -20,16 +20,6 @@ constexpr char kLogVersionCompressed = 2;
 // A log record never decompresses to more than this (a corrupt length is not an allocation).
 constexpr size_t kMaxLogRecordBytes = size_t(1) << 30;
 
-void PutFixed64(uint64_t v, std::string* out) {
-  for (int i = 0; i < 8; ++i) out->push_back(char(uint8_t(v >> (8 * i))));
-}
-
-uint64_t GetFixed64(std::string_view in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t(uint8_t(in[size_t(i)])) << (8 * i);
-  return v;
-}
-
 std::string PrefixedKey(char prefix, std::string_view rest) {
   std::string k(1, prefix);
   k.append(rest);
@@ -40,8 +30,8 @@ std::string PrefixedKey(char prefix, std::string_view rest) {
 
 std::string GatewayStore::EncodeState(const SeriesState& state) {
   std::string v(1, kRecordVersion);
-  PutFixed64(uint64_t(state.timestamp_ms), &v);
-  PutFixed64(std::bit_cast<uint64_t>(state.value), &v);
+  PutFixed64LE(&v, uint64_t(state.timestamp_ms));
+  PutFixed64LE(&v, std::bit_cast<uint64_t>(state.value));
   return v;
 }
 
@@ -49,8 +39,8 @@ Status GatewayStore::DecodeState(std::string_view value, SeriesState* state) {
   if (value.size() != 17 || value[0] != kRecordVersion) {
     return Status::Corruption("gateway: malformed series record");
   }
-  state->timestamp_ms = int64_t(GetFixed64(value.substr(1)));
-  state->value = std::bit_cast<double>(GetFixed64(value.substr(9)));
+  state->timestamp_ms = int64_t(DecodeFixed64LE(value.substr(1)));
+  state->value = std::bit_cast<double>(DecodeFixed64LE(value.substr(9)));
   return Status::Ok();
 }
 
@@ -92,8 +82,8 @@ void GatewayStore::EncodeLog(const PlannedChanges& changes, std::string* value) 
   raw.reserve(bytes);
   for (const auto& [key, state] : changes.series) {
     PutBytes(&raw, key);
-    PutFixed64(uint64_t(state.timestamp_ms), &raw);
-    PutFixed64(std::bit_cast<uint64_t>(state.value), &raw);
+    PutFixed64LE(&raw, uint64_t(state.timestamp_ms));
+    PutFixed64LE(&raw, std::bit_cast<uint64_t>(state.value));
   }
   value->resize(1 + snappy::MaxCompressedLength(raw.size()));
   (*value)[0] = kLogVersionCompressed;
@@ -125,8 +115,8 @@ Status GatewayStore::DecodeLog(std::string_view value,
     std::string_view key;
     if (!in.Bytes(&key) || in.rest().size() < 16) return corrupt;
     const std::string_view fixed = in.rest();
-    fn(key,
-       SeriesState{int64_t(GetFixed64(fixed)), std::bit_cast<double>(GetFixed64(fixed.substr(8)))});
+    fn(key, SeriesState{int64_t(DecodeFixed64LE(fixed)),
+                        std::bit_cast<double>(DecodeFixed64LE(fixed.substr(8)))});
     in = Reader(fixed.substr(16));
   }
   return Status::Ok();
