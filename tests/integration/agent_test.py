@@ -64,9 +64,12 @@ def key_of(name, labels):
 AGENT_ONLY = ("claude_active_sessions", "claude_session_duration_seconds")
 
 
-def stored_series(server):
+def stored_series(server, devices=None):
+    """The receiver's claude_* series (replay's families) of DEVICE, or of the devices matching
+    the regular expression `devices`: {key: value}."""
+    match = 'device="%s"' % DEVICE if devices is None else 'device=~"%s"' % devices
     out = {}
-    for r in query(server, '{__name__=~"claude_.+",device="%s"}' % DEVICE):
+    for r in query(server, '{__name__=~"claude_.+",%s}' % match):
         labels = dict(r["metric"])
         name = labels.pop("__name__")
         if name.startswith(AGENT_ONLY):
@@ -119,12 +122,13 @@ def describe_diff(got, want):
     return "%d differences: %s" % (len(diff), "; ".join(diff[:8]))
 
 
-def wait_equal(server, want, what, deadline_s=90):
-    """Waits (polling the receiver, with a deadline) until it holds exactly `want`."""
+def wait_equal(server, want, what, deadline_s=90, devices=None):
+    """Waits (polling the receiver, with a deadline) until it holds exactly `want` (of DEVICE, or
+    of the devices matching `devices`, as stored_series)."""
     deadline = time.monotonic() + deadline_s
     got = {}
     while time.monotonic() < deadline:
-        got = stored_series(server)
+        got = stored_series(server, devices)
         if same(got, want):
             return got
         time.sleep(0.2)

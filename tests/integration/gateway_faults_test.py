@@ -21,7 +21,6 @@ dropped a sample.
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,9 +41,8 @@ def extra(ap):
     ap.add_argument("--kills", type=int, default=20)
 
 
-class KillableGateway(gt.Gateway):
-    """A keyed gateway forwarding to `forward`, that can be SIGKILLed and restarted on the same
-    port."""
+class KillableGateway(ic.FixedPortProcess, gt.Gateway):
+    """A keyed gateway forwarding to `forward`; start() after kill() keeps its port."""
 
     def __init__(self, args, work, data_dir, forward):
         ic.ServerProcess.__init__(
@@ -56,47 +54,12 @@ class KillableGateway(gt.Gateway):
     def forward_metric(self, name):
         return self.self_metric(name)
 
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait(timeout=15)
-        self.log.close()
-        self.proc = None
-
-    def restart(self):
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv_for_port(self.port), stdout=self.log,
-                                     stderr=subprocess.STDOUT, cwd=self.work_dir)
-        self._wait_ready()
-
     def answered(self):
         """Writes answered 204 by this process (its counter starts at 0); 0 while it starts."""
         try:
             return self.self_metric("ccmon_gateway_write_requests_total", code="204")
         except OSError:
             return 0.0
-
-
-def upstream_series(prom):
-    """The devices' claude_* series (replay's families) in Prometheus: {key: value}."""
-    out = {}
-    for r in at.query(prom, '{__name__=~"claude_.+",device=~"dev-.+"}'):
-        labels = dict(r["metric"])
-        name = labels.pop("__name__")
-        if not name.startswith(at.AGENT_ONLY):
-            out[at.key_of(name, labels)] = float(r["value"][1])
-    return out
-
-
-def wait_upstream_equal(prom, want, what, deadline_s=120):
-    deadline = time.monotonic() + deadline_s
-    got = {}
-    while time.monotonic() < deadline:
-        got = upstream_series(prom)
-        if at.same(got, want):
-            return
-        time.sleep(0.25)
-    raise ic.TestError("%s: Prometheus never held replay's series exactly: %s"
-                       % (what, at.describe_diff(got, want)))
 
 
 def body(args, ck):
@@ -155,7 +118,7 @@ def run_test(args, ck, work):
                                        % (k + 1, gw.answered(), need))
                 time.sleep(0.02)
             gw.kill()
-            gw.restart()
+            gw.start()
         ck.check(True, "the gateway was SIGKILLed %d times while 3 agents pushed" % args.kills)
 
         for d in devices:
@@ -170,7 +133,8 @@ def run_test(args, ck, work):
                  "(%d series, %.1f s after the last restart)" % (len(want),
                                                                time.monotonic() - t0))
         t0 = time.monotonic()
-        wait_upstream_equal(prom, want, "forwarded, after %d SIGKILLs" % args.kills)
+        at.wait_equal(prom, want, "forwarded, after %d SIGKILLs" % args.kills, deadline_s=120,
+                      devices="dev-.+")
         ck.check(True, "every device's series in the upstream Prometheus equal replay's exactly "
                  "(%.1f s later)" % (time.monotonic() - t0))
         ck.eq("Prometheus's write handler 4xx/5xx (its /metrics)",

@@ -44,35 +44,7 @@ def argparse_suppress():
     return argparse.SUPPRESS
 
 
-class FixedPortProcess(ic.ServerProcess):
-    """A ServerProcess that keeps its first port across restarts (the gateway forwards to a
-    fixed URL; the agent pushes to one)."""
-
-    def start(self):
-        if self.port is None:
-            return super().start()
-        self.log = open(self.log_path, "ab")
-        self.proc = ic.subprocess.Popen(self.argv_for_port(self.port), stdout=self.log,
-                                        stderr=ic.subprocess.STDOUT, cwd=self.work_dir)
-        self._wait_ready()
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=15)
-        self.log.close()
-        self.proc = None
-
-    def sigterm(self):
-        t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=30)
-        code = self.proc.returncode
-        self.log.close()
-        self.proc = None
-        return code, time.monotonic() - t0
-
-
-class Gateway(FixedPortProcess, gt.Gateway):
+class Gateway(ic.FixedPortProcess, gt.Gateway):
     def __init__(self, args, work, data_dir, forward):
         ic.ServerProcess.__init__(
             self, "gateway",
@@ -83,9 +55,6 @@ class Gateway(FixedPortProcess, gt.Gateway):
 
     def forward_metric(self, name, **labels):
         return self.self_metric(name, **labels)
-
-    def sigterm(self):
-        return FixedPortProcess.sigterm(self)
 
 
 def exact_equal_wait(server, want, what, deadline_s=120):
@@ -159,11 +128,11 @@ def body(args, ck):
     work = tempfile.mkdtemp(prefix="ccmon-gw-forward-it-")
     config, appends = at.history_and_appends(args, work)
     tsdb, vmdata = os.path.join(work, "tsdb"), os.path.join(work, "vm")
-    prom = FixedPortProcess(
+    prom = ic.FixedPortProcess(
         "prometheus", lambda p: [prom_bin, "--config.file=/dev/null", "--storage.tsdb.path=" + tsdb,
                                  "--web.listen-address=127.0.0.1:%d" % p,
                                  "--web.enable-remote-write-receiver"], "/-/ready", work)
-    vm = FixedPortProcess(
+    vm = ic.FixedPortProcess(
         "victoria", lambda p: [vm_bin, "-storageDataPath=" + vmdata,
                                "-httpListenAddr=127.0.0.1:%d" % p, "-search.latencyOffset=0s",
                                "-search.disableCache"], "/health", work)

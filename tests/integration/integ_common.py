@@ -535,6 +535,35 @@ class ServerProcess:
         self.proc = None
 
 
+class FixedPortProcess(ServerProcess):
+    """A ServerProcess that keeps its first port across restarts (a gateway that agents push to
+    and that forwards to fixed URLs), and can be SIGKILLed or SIGTERMed."""
+
+    def start(self):
+        if self.port is None:
+            return super().start()
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv_for_port(self.port), stdout=self.log,
+                                     stderr=subprocess.STDOUT, cwd=self.work_dir)
+        self._wait_ready()
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=15)
+        self.log.close()
+        self.proc = None
+
+    def sigterm(self):
+        """SIGTERM and wait (30 s); returns (exit code, seconds it took)."""
+        t0 = time.monotonic()
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        code = self.proc.returncode
+        self.log.close()
+        self.proc = None
+        return code, time.monotonic() - t0
+
+
 def prometheus_write_refusals(base_url):
     """Write requests a Prometheus answered with a 4xx or 5xx, from its own /metrics.
 
