@@ -16,8 +16,9 @@ if [ "${1:-}" = "--test" ]; then
   # Test-only: a real Prometheus/promtool and VictoriaMetrics; clang with libFuzzer and the
   # sanitizer runtimes; llvm-symbolizer (package llvm) for sanitizer stack traces; clang-format
   # for scripts/check-format.sh; qemu-user (ccmon-replay under qemu-x86_64 -cpu Westmere: a CPU
-  # without AVX2).
+  # without AVX2); chromium (headless: the gateway's status page test and README screenshot).
   packages+=(prometheus victoria-metrics clang libclang-rt-14-dev llvm clang-format qemu-user)
+  packages+=(chromium)
 fi
 missing=()
 for p in "${packages[@]}"; do

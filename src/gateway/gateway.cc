@@ -6,8 +6,11 @@
 #include <utility>
 
 #include "gateway/admin_handler.h"
+#include "gateway/cli.h"
 #include "gateway/devices/device_registry.h"
 #include "gateway/ingest/gateway_handler.h"
+#include "gateway/status/collect.h"
+#include "gateway/status/status_handler.h"
 #include "gateway/store/exposition.h"
 #include "selfmetrics/metrics_handler.h"
 #include "store/rocks_store.h"
@@ -173,6 +176,7 @@ Status GatewayMetricsBody(const SeriesStore& store, const GatewaySelfMetrics& se
 
 int RunGateway(const GatewayConfig& config, std::stop_token stop,
                const std::function<void(std::string_view line)>& log) {
+  const int64_t started_ms = Clock::Real()->NowUnixMs();
   RocksStoreOptions ro;
   ro.block_cache_bytes = size_t(32) << 20;
   ro.write_buffer_bytes = size_t(16) << 20;
@@ -256,8 +260,23 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   // /healthz and /readyz stay open: probes must not need the metrics token.
   TokenGuard metrics_guard(config.metrics_token, {"/metrics", "/api/metrics"}, &metrics);
   self.set_metrics_guard(&metrics_guard);
+  // The status page: guarded like /metrics (by the metrics token, or the admin token when a
+  // metrics token is set); open when /metrics is.
+  StatusSources status_sources;
+  status_sources.store = store.get();
+  status_sources.devices = devices.get();
+  status_sources.computed = computed.get();
+  status_sources.forwarder = forwarder.get();
+  status_sources.version = GatewayVersion();
+  status_sources.started_ms = started_ms;
+  status_sources.online_window = config.online_window;
+  status_sources.anonymous_writes = config.allow_anonymous;
+  std::vector<std::string> status_tokens;
+  if (!config.metrics_token.empty()) status_tokens = {config.metrics_token, config.admin_token};
+  StatusHandler status([&status_sources] { return CollectGatewayStatus(status_sources); },
+                       status_tokens);
   GatewayHandler handler(
-      &write, &metrics_guard, [&ready] { return ready.load(); }, &admin);
+      &write, &metrics_guard, [&ready] { return ready.load(); }, &admin, &status);
 
   ServerOptions so;
   so.listen = config.listen;

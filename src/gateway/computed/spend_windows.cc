@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "base/record_codec.h"
+#include "base/timeutil.h"
 
 namespace ccmon::gateway {
 namespace {
@@ -14,6 +15,21 @@ constexpr uint8_t kRecordVersion = 1;
 
 int64_t MinuteOf(int64_t ms) {
   return ms >= 0 ? ms / kMinuteMs : -((-ms + kMinuteMs - 1) / kMinuteMs);
+}
+
+int64_t DayOf(int64_t ms) { return FloorDiv(ms, kDayMs); }
+
+// A day bucket is kept while younger than kDayBucketRetentionDays.
+bool DayKept(int64_t day, int64_t now_ms) {
+  return (day + kDayBucketRetentionDays) * kDayMs > now_ms;
+}
+
+// The UTC day of the 1st of `day`'s month.
+int64_t FirstDayOfMonth(int64_t day) {
+  int y = 0;
+  unsigned m = 0, d = 0;
+  CivilFromDays(day, &y, &m, &d);
+  return DaysFromCivil(y, m, 1);
 }
 
 // A bucket of `minute` still counts in a window of `window_ms` at `now_ms`.
@@ -78,6 +94,26 @@ Status SpendWindows::DecodeBucketKey(std::string_view key, std::string* device, 
   return Status::Ok();
 }
 
+std::string SpendWindows::DayBucketKey(std::string_view device, int64_t day) {
+  std::string k(1, kDaySpendKeyPrefix);
+  PutBytes(&k, device);
+  PutFixed64BE(&k, uint64_t(day));
+  return k;
+}
+
+Status SpendWindows::DecodeDayBucketKey(std::string_view key, std::string* device, int64_t* day) {
+  if (key.empty() || key[0] != kDaySpendKeyPrefix) {
+    return Status::Corruption("gateway: malformed day spend bucket key");
+  }
+  Reader in(key.substr(1));
+  uint64_t d = 0;
+  if (!in.Bytes(device) || !in.Fixed64BE(&d) || !in.done()) {
+    return Status::Corruption("gateway: malformed day spend bucket key");
+  }
+  *day = int64_t(d);
+  return Status::Ok();
+}
+
 std::string SpendWindows::EncodeBucket(PicoSum pico) {
   std::string v(1, char(kRecordVersion));
   PutInt128(&v, pico);
@@ -112,19 +148,71 @@ Status SpendWindows::Open(KvStore* kv, Clock* clock, std::unique_ptr<SpendWindow
     w->devices_[device][minute] = pico;
   }
   if (!it->status().ok()) return it->status();
+  for (it->Seek(std::string(1, kDaySpendKeyPrefix));
+       it->Valid() && it->key()[0] == kDaySpendKeyPrefix; it->Next()) {
+    std::string device;
+    int64_t day = 0;
+    PicoSum pico = 0;
+    if (Status s = DecodeDayBucketKey(it->key(), &device, &day); !s.ok()) return s;
+    if (Status s = DecodeBucket(it->value(), &pico); !s.ok()) return s;
+    if (!DayKept(day, now)) {
+      expired.Delete(it->key());
+      continue;
+    }
+    w->days_[device][day] = pico;
+  }
+  if (!it->status().ok()) return it->status();
   it.reset();
   if (Status s = kv->Write(expired, /*sync=*/false); !s.ok()) return s;
   *out = std::move(w);
   return Status::Ok();
 }
 
+template <typename KeyOf, typename Keep>
+void SpendWindows::StageBuckets(
+    const std::map<std::string, Buckets, std::less<>>& increases,
+    const std::map<std::string, Buckets, std::less<>>& current, KeyOf key_of, Keep keep,
+    WriteBatch* batch, std::map<std::string, Buckets, std::less<>>* pending_set,
+    std::map<std::string, std::vector<int64_t>, std::less<>>* pending_erase) {
+  for (const auto& [device, buckets] : increases) {
+    const Buckets* now_held = nullptr;
+    if (auto d = current.find(device); d != current.end()) now_held = &d->second;
+    Buckets& set = (*pending_set)[device];
+    for (const auto& [bucket, increase] : buckets) {
+      PicoSum total = increase;
+      if (now_held != nullptr) {
+        if (auto b = now_held->find(bucket); b != now_held->end()) total += b->second;
+      }
+      set[bucket] = total;
+      batch->Put(key_of(device, bucket), EncodeBucket(total));
+    }
+    // The device's buckets that left their window go with this write.
+    if (now_held != nullptr) {
+      for (const auto& [bucket, pico] : *now_held) {
+        if (keep(bucket)) break;
+        (*pending_erase)[device].push_back(bucket);
+        batch->Delete(key_of(device, bucket));
+      }
+    }
+  }
+}
+
 void SpendWindows::Prepare(const std::vector<IncomingSeries>& series, const SeriesTable& before,
                            WriteBatch* batch) {
   pending_set_.clear();
   pending_erase_.clear();
+  pending_day_set_.clear();
+  pending_day_erase_.clear();
   const int64_t now = clock_->NowUnixMs();
-  // Increases by device and minute, before they are added to the buckets.
-  std::map<std::string, std::map<int64_t, PicoSum>, std::less<>> increases;
+  // Increases by device and minute (and by device and UTC day), before they are added to the
+  // buckets.
+  std::map<std::string, Buckets, std::less<>> increases, day_increases;
+  auto add = [](std::map<std::string, Buckets, std::less<>>* to, std::string_view device,
+                int64_t bucket, PicoSum increase) {
+    auto d = to->find(device);
+    if (d == to->end()) d = to->emplace(std::string(device), Buckets{}).first;
+    d->second[bucket] += increase;
+  };
   std::unordered_map<std::string, SeriesState> running;  // series key -> its last sample so far
   for (const IncomingSeries& in : series) {
     if (LabelOf(in.labels, "__name__") != kCostSeriesName) continue;
@@ -152,57 +240,57 @@ void SpendWindows::Prepare(const std::vector<IncomingSeries>& series, const Seri
       }
       previous = SeriesState{sample.timestamp_ms, sample.value};
       has_previous = true;
+      if (increase <= 0) continue;
       const int64_t minute = MinuteOf(sample.timestamp_ms);
-      if (increase > 0 && InWindow(minute, kDayMs, now)) {
-        auto d = increases.find(device);
-        if (d == increases.end()) d = increases.emplace(std::string(device), Buckets{}).first;
-        d->second[minute] += increase;
-      }
+      if (InWindow(minute, kDayMs, now)) add(&increases, device, minute, increase);
+      const int64_t day = DayOf(sample.timestamp_ms);
+      if (DayKept(day, now)) add(&day_increases, device, day, increase);
     }
     running[std::move(key)] = previous;
   }
-  for (auto& [device, minutes] : increases) {
-    const Buckets* current = nullptr;
-    if (auto d = devices_.find(device); d != devices_.end()) current = &d->second;
-    Buckets& set = pending_set_[device];
-    for (const auto& [minute, increase] : minutes) {
-      PicoSum total = increase;
-      if (current != nullptr) {
-        if (auto b = current->find(minute); b != current->end()) total += b->second;
-      }
-      set[minute] = total;
-      batch->Put(BucketKey(device, minute), EncodeBucket(total));
-    }
-    // The device's buckets that left the day window go with this write.
-    if (current != nullptr) {
-      for (const auto& [minute, pico] : *current) {
-        if (InWindow(minute, kDayMs, now)) break;
-        pending_erase_[device].push_back(minute);
-        batch->Delete(BucketKey(device, minute));
-      }
-    }
-  }
+  StageBuckets(
+      increases, devices_, &SpendWindows::BucketKey,
+      [now](int64_t minute) { return InWindow(minute, kDayMs, now); }, batch, &pending_set_,
+      &pending_erase_);
+  StageBuckets(
+      day_increases, days_, &SpendWindows::DayBucketKey,
+      [now](int64_t day) { return DayKept(day, now); }, batch, &pending_day_set_,
+      &pending_day_erase_);
 }
+
+namespace {
+
+using BucketMap = std::map<std::string, std::map<int64_t, PicoSum>, std::less<>>;
+
+void ApplyPending(BucketMap* held, BucketMap* set,
+                  std::map<std::string, std::vector<int64_t>, std::less<>>* erase) {
+  for (auto& [device, buckets] : *erase) {
+    auto d = held->find(device);
+    if (d == held->end()) continue;
+    for (int64_t b : buckets) d->second.erase(b);
+  }
+  for (auto& [device, buckets] : *set) {
+    auto d = held->find(device);
+    if (d == held->end()) d = held->emplace(device, std::map<int64_t, PicoSum>{}).first;
+    for (const auto& [bucket, total] : buckets) d->second[bucket] = total;
+  }
+  set->clear();
+  erase->clear();
+}
+
+}  // namespace
 
 void SpendWindows::Committed() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [device, minutes] : pending_erase_) {
-    auto d = devices_.find(device);
-    if (d == devices_.end()) continue;
-    for (int64_t m : minutes) d->second.erase(m);
-  }
-  for (auto& [device, minutes] : pending_set_) {
-    auto d = devices_.find(device);
-    if (d == devices_.end()) d = devices_.emplace(device, Buckets{}).first;
-    for (const auto& [minute, total] : minutes) d->second[minute] = total;
-  }
-  pending_set_.clear();
-  pending_erase_.clear();
+  ApplyPending(&devices_, &pending_set_, &pending_erase_);
+  ApplyPending(&days_, &pending_day_set_, &pending_day_erase_);
 }
 
 void SpendWindows::Aborted() {
   pending_set_.clear();
   pending_erase_.clear();
+  pending_day_set_.clear();
+  pending_day_erase_.clear();
 }
 
 std::vector<DeviceSpend> SpendWindows::Spend(int64_t now_ms) const {
@@ -217,6 +305,24 @@ std::vector<DeviceSpend> SpendWindows::Spend(int64_t now_ms) const {
       if (!InWindow(b->first, kDayMs, now_ms)) continue;
       s.last_day += b->second;
       if (InWindow(b->first, kHourMs, now_ms)) s.last_hour += b->second;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<DeviceCalendarSpend> SpendWindows::CalendarSpendAt(int64_t now_ms) const {
+  const int64_t today = DayOf(now_ms);
+  const int64_t month_start = FirstDayOfMonth(today);
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<DeviceCalendarSpend> out;
+  out.reserve(days_.size());
+  for (const auto& [device, buckets] : days_) {
+    DeviceCalendarSpend s;
+    s.device = device;
+    for (auto b = buckets.lower_bound(month_start); b != buckets.end(); ++b) {
+      s.utc_month += b->second;
+      if (b->first == today) s.utc_today += b->second;
     }
     out.push_back(std::move(s));
   }

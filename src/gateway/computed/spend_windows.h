@@ -16,6 +16,11 @@
 // while now < m·60 s + 24 h; older buckets are deleted (from memory and, at the device's next
 // write or at Open, from the store), so memory is at most 1450 buckets per device.
 //
+// The same increases are also summed per device and UTC calendar day (floor(timestamp / 24 h)),
+// for the status page's "today" and "this month" (CalendarSpendAt): day buckets (`U` records)
+// are kept kDayBucketRetentionDays, so that the current UTC month is always whole, and deleted
+// like the minute buckets (at the device's next write, at Open). At most 63 per device.
+//
 // Durability: it is GatewayStore's ApplyListener (series_store.h): the buckets a request changes
 // are written in the request's own synced WriteBatch, so they are durable exactly when its
 // samples are, and a restarted gateway serves the same spend.
@@ -45,6 +50,10 @@ inline constexpr std::string_view kCostSeriesName = "claude_cost_usd_total";
 inline constexpr int64_t kMinuteMs = 60'000;
 inline constexpr int64_t kHourMs = 3'600'000;
 inline constexpr int64_t kDayMs = 86'400'000;
+// UTC calendar-day buckets (the status page, gateway/status/): their key prefix, and how long a
+// day's bucket is kept (a month is at most 31 days; the rest covers the previous month).
+inline constexpr char kDaySpendKeyPrefix = 'U';
+inline constexpr int64_t kDayBucketRetentionDays = 62;
 // Larger money values are not counted (kept below 2^52 so that the conversion stays exact).
 inline constexpr double kMaxCounterUsd = 1e15;
 
@@ -58,6 +67,15 @@ struct DeviceSpend {
   std::string device;
   PicoSum last_hour = 0;
   PicoSum last_day = 0;
+};
+
+// A device's spend by UTC calendar: the buckets of the current UTC day, and of every day from
+// the 1st of the current UTC month on (a sample up to --max-future ahead may fall in tomorrow:
+// it counts in the month, not today).
+struct DeviceCalendarSpend {
+  std::string device;
+  PicoSum utc_today = 0;
+  PicoSum utc_month = 0;
 };
 
 class SpendWindows final : public ApplyListener {
@@ -75,17 +93,31 @@ class SpendWindows final : public ApplyListener {
   // Every device with a bucket, by name, and its spend at `now_ms` (0 when no bucket is in a
   // window).
   std::vector<DeviceSpend> Spend(int64_t now_ms) const;
+  // Every device with a day bucket, by name, and its UTC today / month-to-date at `now_ms`.
+  std::vector<DeviceCalendarSpend> CalendarSpendAt(int64_t now_ms) const;
 
   // Codecs (exposed for tests). Key: 'T', the device (varint length and bytes), the minute
   // (floor(ms / 60000), int64 big-endian). Value: version byte 1, the pico sum (PutInt128).
   static std::string BucketKey(std::string_view device, int64_t minute);
   static Status DecodeBucketKey(std::string_view key, std::string* device, int64_t* minute);
+  // Day buckets: 'U', the device (varint length and bytes), the UTC day (floor(ms / 86400000),
+  // int64 big-endian); the value as a minute bucket's.
+  static std::string DayBucketKey(std::string_view device, int64_t day);
+  static Status DecodeDayBucketKey(std::string_view key, std::string* device, int64_t* day);
   static std::string EncodeBucket(PicoSum pico);
   static Status DecodeBucket(std::string_view value, PicoSum* pico);
 
  private:
   SpendWindows(KvStore* kv, Clock* clock) : clock_(clock) { (void)kv; }
-  using Buckets = std::map<int64_t, PicoSum>;  // minute -> pico
+  using Buckets = std::map<int64_t, PicoSum>;  // minute (or day) -> pico
+  // Stages the increases of one kind of bucket (minutes or days) for `batch`: new totals into
+  // *pending_set, buckets of the changed devices that left `keep` into *pending_erase.
+  template <typename KeyOf, typename Keep>
+  static void StageBuckets(const std::map<std::string, Buckets, std::less<>>& increases,
+                           const std::map<std::string, Buckets, std::less<>>& current, KeyOf key_of,
+                           Keep keep, WriteBatch* batch,
+                           std::map<std::string, Buckets, std::less<>>* pending_set,
+                           std::map<std::string, std::vector<int64_t>, std::less<>>* pending_erase);
 
   Clock* clock_;
   mutable std::mutex mu_;  // guards devices_ against Spend (Committed is its only writer)
@@ -93,6 +125,10 @@ class SpendWindows final : public ApplyListener {
   // What the prepared request will do once committed.
   std::map<std::string, Buckets, std::less<>> pending_set_;
   std::map<std::string, std::vector<int64_t>, std::less<>> pending_erase_;
+  // The same for the UTC day buckets.
+  std::map<std::string, Buckets, std::less<>> days_;
+  std::map<std::string, Buckets, std::less<>> pending_day_set_;
+  std::map<std::string, std::vector<int64_t>, std::less<>> pending_day_erase_;
 };
 
 }  // namespace ccmon::gateway

@@ -353,6 +353,8 @@ std::vector<ForwardDestinationStats> Forwarder::stats() const {
     s.retries = q.retries;
     s.gave_up = q.gave_up;
     s.last_error = q.last_error;
+    s.last_error_unix_ms = q.last_error_unix_ms;
+    s.last_success_unix_ms = q.last_success_unix_ms;
     out.push_back(std::move(s));
   }
   return out;

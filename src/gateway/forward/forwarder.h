@@ -93,6 +93,8 @@ struct ForwardDestinationStats {
   uint64_t samples_invalid = 0;   // not queued: the encoder's validation refused their series
   uint64_t retries = 0, gave_up = 0;
   std::string last_error;
+  int64_t last_error_unix_ms = 0;    // when last_error happened; 0: never
+  int64_t last_success_unix_ms = 0;  // the last 2xx; 0: never
 };
 
 class Forwarder final : public ApplyListener {

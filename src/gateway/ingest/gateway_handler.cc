@@ -5,8 +5,8 @@
 namespace ccmon::gateway {
 
 GatewayHandler::GatewayHandler(WriteHandler* write, HttpHandler* metrics,
-                               std::function<bool()> ready, HttpHandler* admin)
-    : write_(write), metrics_(metrics), ready_(std::move(ready)), admin_(admin) {}
+                               std::function<bool()> ready, HttpHandler* admin, HttpHandler* status)
+    : write_(write), metrics_(metrics), ready_(std::move(ready)), admin_(admin), status_(status) {}
 
 ServerResponse GatewayHandler::Handle(const ServerRequest& request) {
   const std::string_view path = request.Path();
@@ -21,6 +21,9 @@ ServerResponse GatewayHandler::Handle(const ServerRequest& request) {
   }
   if (admin_ != nullptr && (path == "/api/v1/devices" || path.starts_with("/api/v1/devices/"))) {
     return admin_->Handle(request);
+  }
+  if (status_ != nullptr && (path == "/" || path == "/status" || path == "/api/v1/status")) {
+    return status_->Handle(request);
   }
   if (path == "/readyz") {
     if (request.method != "GET") {

@@ -5,6 +5,8 @@
 //   /api/v1/devices[/…]          `admin` (gateway/admin_handler.h; nullptr: 404)
 //   GET  /healthz                200 "ok" while the process serves
 //   GET  /readyz                 200 "ready" while `ready` says so, else 503
+//   /, /status, /api/v1/status   `status` (the status page, gateway/status/status_handler.h;
+//                                nullptr: 404)
 //   anything else                404
 // Thread-safe when its parts are. Borrowed pointers must outlive the handler.
 #pragma once
@@ -20,9 +22,9 @@ inline constexpr std::string_view kWritePath = "/api/v1/write";
 
 class GatewayHandler : public HttpHandler {
  public:
-  // `admin` may be null (no admin API: 404).
+  // `admin` and `status` may be null (no admin API, no status page: 404).
   GatewayHandler(WriteHandler* write, HttpHandler* metrics, std::function<bool()> ready,
-                 HttpHandler* admin = nullptr);
+                 HttpHandler* admin = nullptr, HttpHandler* status = nullptr);
   ServerResponse Handle(const ServerRequest& request) override;
 
  private:
@@ -30,6 +32,7 @@ class GatewayHandler : public HttpHandler {
   HttpHandler* metrics_;
   std::function<bool()> ready_;
   HttpHandler* admin_;
+  HttpHandler* status_;
 };
 
 }  // namespace ccmon::gateway
