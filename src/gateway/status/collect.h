@@ -28,11 +28,11 @@
 namespace ccmon::gateway {
 
 struct StatusSources {
-  const SeriesStore* store = nullptr;        // required
-  const DeviceRegistry* devices = nullptr;   // null: no registered devices shown
-  const GatewayComputed* computed = nullptr; // null: no last seen, agent or spend
-  const Forwarder* forwarder = nullptr;      // null: no forward destinations
-  Clock* clock = nullptr;                    // nullptr: Clock::Real()
+  const SeriesStore* store = nullptr;         // required
+  const DeviceRegistry* devices = nullptr;    // null: no registered devices shown
+  const GatewayComputed* computed = nullptr;  // null: no last seen, agent or spend
+  const Forwarder* forwarder = nullptr;       // null: no forward destinations
+  Clock* clock = nullptr;                     // nullptr: Clock::Real()
   std::string version;
   int64_t started_ms = 0;
   std::chrono::milliseconds online_window = kDefaultOnlineWindow;

@@ -1,10 +1,9 @@
 #include "gateway/status/status_page.h"
 
-#include <nlohmann/json.hpp>
-
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "base/timeutil.h"
@@ -196,9 +195,14 @@ const std::string& PageScript() {
     fill("devices", s.devices, DEVICE_COLUMNS, NO_DEVICES, "data-device");
     fill("destinations", s.destinations, FORWARD_COLUMNS, NO_DESTINATIONS, "data-destination");
   }
+  // Relative to the page (a proxy's path prefix stays), without user:password@ of the page's
+  // URL (fetch refuses URLs with credentials; the browser's auth cache supplies them).
+  var statusUrl = new URL("api/v1/status", document.baseURI);
+  statusUrl.username = "";
+  statusUrl.password = "";
   function refresh() {
-    fetch("api/v1/status", {credentials: "same-origin", cache: "no-store",
-                            headers: {"Accept": "application/json"}})
+    fetch(statusUrl.href, {credentials: "same-origin", cache: "no-store",
+                           headers: {"Accept": "application/json"}})
       .then(function (r) {
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.json();
@@ -284,9 +288,8 @@ void AppendEmpty(size_t columns, std::string_view text, std::string* out) {
 
 std::string Sha256Source(std::string_view text) {
   const DeviceKeyHash h = HashDeviceKey(text);
-  return "'sha256-" + Base64Encode(std::string_view(reinterpret_cast<const char*>(h.data()),
-                                                    h.size())) +
-         "'";
+  return "'sha256-" +
+         Base64Encode(std::string_view(reinterpret_cast<const char*>(h.data()), h.size())) + "'";
 }
 
 }  // namespace
@@ -348,8 +351,8 @@ std::string FormatDuration(int64_t ms) {
 std::string FormatWhen(int64_t at_ms, int64_t now_ms) {
   if (at_ms == 0) return "never";
   const int64_t age = now_ms - at_ms;
-  return FormatUtcIso(at_ms) + (age >= 0 ? " (" + FormatDuration(age) + " ago)"
-                                         : " (in " + FormatDuration(-age) + ")");
+  return FormatUtcIso(at_ms) +
+         (age >= 0 ? " (" + FormatDuration(age) + " ago)" : " (in " + FormatDuration(-age) + ")");
 }
 
 std::string FormatMoney(PicoSum pico) {
@@ -460,9 +463,10 @@ std::string RenderStatusHtml(const GatewayStatus& s) {
     out += "</dd>\n";
   }
   out += "</dl>\n";
-  out += "<p class=\"note\" id=\"refresh-state\">Rendered by the gateway; reload for new values "
-         "(with JavaScript the page refreshes itself every " +
-         std::to_string(kStatusRefreshSeconds) + " s).</p>\n";
+  out +=
+      "<p class=\"note\" id=\"refresh-state\">Rendered by the gateway; reload for new values "
+      "(with JavaScript the page refreshes itself every " +
+      std::to_string(kStatusRefreshSeconds) + " s).</p>\n";
 
   out += "<h2>Devices</h2>\n<table id=\"devices\">";
   AppendHead(kDeviceColumns, &out);
@@ -473,9 +477,10 @@ std::string RenderStatusHtml(const GatewayStatus& s) {
   }
   if (s.devices.empty()) AppendEmpty(kDeviceColumns.size(), kNoDevices, &out);
   out += "</tbody></table>\n";
-  out += "<p class=\"note\">Today and this month: cost stamped (by its samples' time) in the "
-         "current UTC day and month. All reported: the sum of the device's "
-         "claude_cost_usd_total series.</p>\n";
+  out +=
+      "<p class=\"note\">Today and this month: cost stamped (by its samples' time) in the "
+      "current UTC day and month. All reported: the sum of the device's "
+      "claude_cost_usd_total series.</p>\n";
 
   out += "<h2>Forward destinations</h2>\n<table id=\"destinations\">";
   AppendHead(kForwardColumns, &out);
@@ -486,8 +491,9 @@ std::string RenderStatusHtml(const GatewayStatus& s) {
   }
   if (s.destinations.empty()) AppendEmpty(kForwardColumns.size(), kNoDestinations, &out);
   out += "</tbody></table>\n";
-  out += "<p class=\"note\">Machine-readable: <a href=\"api/v1/status\">api/v1/status</a> "
-         "(JSON), <a href=\"metrics\">metrics</a>.</p>\n";
+  out +=
+      "<p class=\"note\">Machine-readable: <a href=\"api/v1/status\">api/v1/status</a> "
+      "(JSON), <a href=\"metrics\">metrics</a>.</p>\n";
   out += "<script>";
   out += PageScript();
   out += "</script>\n</body>\n</html>\n";

@@ -42,17 +42,17 @@ struct ForwardStatus {
   uint64_t samples_failed = 0;   // refused for good (4xx)
   uint64_t samples_dropped = 0;  // queue limits and invalid series
   uint64_t retries = 0;
-  std::string last_error;          // "" when none since start
-  int64_t last_error_ms = 0;       // unix ms; 0: never
-  int64_t last_success_ms = 0;     // unix ms of the last 2xx; 0: never
+  std::string last_error;       // "" when none since start
+  int64_t last_error_ms = 0;    // unix ms; 0: never
+  int64_t last_success_ms = 0;  // unix ms of the last 2xx; 0: never
 };
 
 struct GatewayStatus {
-  std::string version;      // ccmon-gateway's
-  int64_t now_ms = 0;       // when the snapshot was taken (unix ms)
-  int64_t started_ms = 0;   // when the gateway started (unix ms)
+  std::string version;     // ccmon-gateway's
+  int64_t now_ms = 0;      // when the snapshot was taken (unix ms)
+  int64_t started_ms = 0;  // when the gateway started (unix ms)
   int64_t online_window_ms = 0;
-  uint64_t series = 0;      // every stored series
+  uint64_t series = 0;  // every stored series
   bool anonymous_writes = false;
   std::vector<DeviceStatus> devices;        // by name
   std::vector<ForwardStatus> destinations;  // in --forward order

@@ -144,9 +144,9 @@ TEST_F(CalendarSpendTest, RetentionDeletesOldDays) {
   auto kv = NewMemStore();
   Open(kv.get());
   // 61 days ago is kept, 62 days ago is not even written.
-  ASSERT_TRUE(Apply({Cost("a", {{kNow - 62 * kDay - 1, 1.0}}),
-                     Cost("a", {{kNow - 61 * kDay, 1.0}}, "x")})
-                  .ok());
+  ASSERT_TRUE(
+      Apply({Cost("a", {{kNow - 62 * kDay - 1, 1.0}}), Cost("a", {{kNow - 61 * kDay, 1.0}}, "x")})
+          .ok());
   EXPECT_EQ(DayRecords(kv.get()), 1u);
   // A day later that bucket left the retention: deleted with the device's next write.
   clock_.AdvanceBy(milliseconds(kDay));
