@@ -239,7 +239,7 @@ th, td { text-align: left; padding: .35em .7em; border-bottom: 1px solid #e3e6ea
 th { background: #f4f6f8; font-weight: 600; }
 td.series, td.spend-today, td.spend-month, td.cost-total, td.queued-samples, td.queued-bytes,
 td.lag, td.sent, td.failed, td.dropped { text-align: right; font-variant-numeric: tabular-nums; }
-td.device, td.destination, td.agent, td.last-error { white-space: normal; word-break: break-all; }
+td.device, td.destination, td.agent, td.last-error { white-space: normal; overflow-wrap: anywhere; }
 tr.state-online td.state { color: #1a7f37; font-weight: 600; }
 tr.state-offline td.state { color: #9a6700; }
 tr.state-revoked td.state, tr.state-never td.state { color: #6e7781; }
