@@ -3,9 +3,28 @@
 #include <map>
 #include <utility>
 
+#include "base/record_codec.h"
 #include "gateway/computed/spend_windows.h"
 
 namespace ccmon::gateway {
+namespace {
+
+// The metric name and the `device` label's value of a series key (SeriesKey's format: the name,
+// then name/value pairs, each a varint length and bytes), as views into the key. False for a
+// malformed key.
+bool NameAndDeviceOfKey(std::string_view key, std::string_view* name, std::string_view* device) {
+  Reader in(key);
+  if (!in.Bytes(name)) return false;
+  *device = {};
+  while (!in.done()) {
+    std::string_view n, v;
+    if (!in.Bytes(&n) || !in.Bytes(&v)) return false;
+    if (n == "device") *device = v;
+  }
+  return true;
+}
+
+}  // namespace
 
 GatewayStatus CollectGatewayStatus(const StatusSources& src) {
   Clock* clock = src.clock != nullptr ? src.clock : Clock::Real();
@@ -51,19 +70,20 @@ GatewayStatus CollectGatewayStatus(const StatusSources& src) {
   }
   src.store->Read([&](const SeriesTable& table) {
     out.series = table.size();
-    Labels labels;
+    // Under the store's read lock (writers wait): no allocation per series, and consecutive
+    // series of one device (the common case: keys sort by name, then labels) share a lookup.
+    std::string_view last_device;
+    DeviceStatus* last = nullptr;
     for (const auto& [key, state] : table.series()) {
-      if (!LabelsOfKey(key, &labels).ok()) continue;
       std::string_view name, device_label;
-      for (const auto& [n, v] : labels) {
-        if (n == "__name__") name = v;
-        if (n == "device") device_label = v;
+      if (!NameAndDeviceOfKey(key, &name, &device_label) || device_label.empty()) continue;
+      if (last == nullptr || device_label != last_device) {
+        last = &device(device_label);
+        last_device = last->name;
       }
-      if (device_label.empty()) continue;
-      DeviceStatus& d = device(device_label);
-      ++d.series;
+      ++last->series;
       PicoSum pico = 0;
-      if (name == kCostSeriesName && UsdToPicoExact(state.value, &pico)) d.cost_total += pico;
+      if (name == kCostSeriesName && UsdToPicoExact(state.value, &pico)) last->cost_total += pico;
     }
   });
   for (auto& [name, d] : devices) {

@@ -491,9 +491,8 @@ std::string RenderStatusHtml(const GatewayStatus& s) {
   }
   if (s.destinations.empty()) AppendEmpty(kForwardColumns.size(), kNoDestinations, &out);
   out += "</tbody></table>\n";
-  out +=
-      "<p class=\"note\">Machine-readable: <a href=\"api/v1/status\">api/v1/status</a> "
-      "(JSON), <a href=\"metrics\">metrics</a>.</p>\n";
+  // No link to /metrics: it takes its token as Bearer only, which a browser cannot send.
+  out += "<p class=\"note\">The same as JSON: <a href=\"api/v1/status\">api/v1/status</a>.</p>\n";
   out += "<script>";
   out += PageScript();
   out += "</script>\n</body>\n</html>\n";

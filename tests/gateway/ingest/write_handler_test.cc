@@ -559,6 +559,19 @@ TEST_F(WriteHandlerTest, Routes) {
   }
   r.target = "/api/v1/devicesX";
   EXPECT_EQ(with_admin.Handle(r).status, 404u);
+  // The status page's paths: 404 without a status handler; with one they reach it.
+  r.target = "/";
+  EXPECT_EQ(with_admin.Handle(r).status, 404u);
+  FixedHandler status;
+  GatewayHandler with_status(handler_.get(), &metrics, nullptr, nullptr, &status);
+  for (const char* target : {"/", "/status", "/api/v1/status", "/?refresh=1"}) {
+    r.target = target;
+    EXPECT_EQ(with_status.Handle(r).status, 200u) << target;
+  }
+  for (const char* target : {"/status/", "/api/v1/statusX", "/index.html"}) {
+    r.target = target;
+    EXPECT_EQ(with_status.Handle(r).status, 404u) << target;
+  }
 }
 
 }  // namespace
