@@ -80,9 +80,10 @@ struct DeviceCalendarSpend {
 
 class SpendWindows final : public ApplyListener {
  public:
-  // Loads the buckets from `kv` (borrowed; must outlive this), deleting those older than a day
-  // by `clock` (borrowed; nullptr: Clock::Real()). kCorruption for a record that does not
-  // decode; the KvStore's errors as they are.
+  // Loads the buckets from `kv` (borrowed; must outlive this), deleting minute buckets older
+  // than a day and day buckets older than kDayBucketRetentionDays by `clock` (borrowed; nullptr:
+  // Clock::Real()). kCorruption for a record that does not decode; the KvStore's errors as they
+  // are.
   static Status Open(KvStore* kv, Clock* clock, std::unique_ptr<SpendWindows>* out);
 
   void Prepare(const std::vector<IncomingSeries>& series, const SeriesTable& before,
@@ -120,7 +121,8 @@ class SpendWindows final : public ApplyListener {
                            std::map<std::string, std::vector<int64_t>, std::less<>>* pending_erase);
 
   Clock* clock_;
-  mutable std::mutex mu_;  // guards devices_ against Spend (Committed is its only writer)
+  mutable std::mutex mu_;  // guards devices_ and days_ against Spend and CalendarSpendAt
+                           // (Committed is their only writer)
   std::map<std::string, Buckets, std::less<>> devices_;
   // What the prepared request will do once committed.
   std::map<std::string, Buckets, std::less<>> pending_set_;

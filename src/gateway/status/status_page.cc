@@ -286,6 +286,8 @@ void AppendEmpty(size_t columns, std::string_view text, std::string* out) {
   *out += "</td></tr>\n";
 }
 
+// A CSP source for an inline element's text: its SHA-256 (HashDeviceKey is SHA-256 of the bytes
+// as given), base64.
 std::string Sha256Source(std::string_view text) {
   const DeviceKeyHash h = HashDeviceKey(text);
   return "'sha256-" +
