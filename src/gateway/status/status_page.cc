@@ -63,8 +63,29 @@ constexpr std::string_view kNoDestinations =
     "No forward destination (ccmon-gateway serve --forward URL).";
 
 // Text from outside (names, agents, URLs, errors) as the page shows it: no control characters,
-// no invalid UTF-8 (those become \xNN).
-std::string Shown(std::string_view s) { return TerminalSafe(s); }
+// no invalid UTF-8 (those become \xNN), and no bidirectional overrides or isolates (U+202A-U+202E,
+// U+2066-U+2069: they would let a name reorder the text around it), shown as \u202E.
+std::string Shown(std::string_view s) {
+  std::string safe = TerminalSafe(s);
+  // Those code points are E2 80 AA..AE and E2 81 A6..A9 in UTF-8.
+  std::string out;
+  out.reserve(safe.size());
+  for (size_t i = 0; i < safe.size(); ++i) {
+    if (i + 2 < safe.size() && uint8_t(safe[i]) == 0xE2) {
+      const uint8_t b1 = uint8_t(safe[i + 1]), b2 = uint8_t(safe[i + 2]);
+      if ((b1 == 0x80 && b2 >= 0xAA && b2 <= 0xAE) || (b1 == 0x81 && b2 >= 0xA6 && b2 <= 0xA9)) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04X",
+                      unsigned(0x2000 | (b1 & 0x3F) << 6 | (b2 & 0x3F)));
+        out += buf;
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(safe[i]);
+  }
+  return out;
+}
 
 using Display = std::vector<std::pair<std::string_view, std::string>>;
 

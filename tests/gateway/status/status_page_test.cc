@@ -200,6 +200,18 @@ TEST(StatusPageTest, ControlCharactersAndInvalidUtf8AreShownAsEscapes) {
   EXPECT_EQ(j["devices"][0]["name"], "a\\x1b[31mred\\n\\xff\xc3\xa9");
 }
 
+TEST(StatusPageTest, BidiControlsAreShownAsEscapes) {
+  GatewayStatus s = Snapshot();
+  // U+202E (right-to-left override) and U+2066 (left-to-right isolate); U+2019 stays.
+  s.devices[0].name = "evil\xe2\x80\xaegnp.exe\xe2\x81\xa6x\xe2\x80\x99";
+  const std::string html = RenderStatusHtml(s);
+  EXPECT_NE(html.find(">evil\\u202Egnp.exe\\u2066x\xe2\x80\x99<"), std::string::npos) << html;
+  EXPECT_EQ(html.find("\xe2\x80\xae"), std::string::npos);
+  EXPECT_EQ(html.find("\xe2\x81\xa6"), std::string::npos);
+  const nlohmann::json j = nlohmann::json::parse(RenderStatusJson(s));
+  EXPECT_EQ(j["devices"][0]["name"], "evil\\u202Egnp.exe\\u2066x\xe2\x80\x99");
+}
+
 TEST(StatusPageTest, EmptyStates) {
   GatewayStatus s;
   s.version = "0.1.0";
