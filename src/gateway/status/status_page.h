@@ -13,8 +13,9 @@
 //
 // Escaping: every text that comes from outside (device names, agents, URLs, error texts) is
 // HTML-escaped (& < > " ' — safe in text and in quoted attribute values); bytes that are not
-// valid UTF-8 and control characters are shown as \xNN (TerminalSafe), in the page and in the
-// JSON, so the two say the same. The page is served with StatusContentSecurityPolicy(), which
+// valid UTF-8 and control characters are shown as \xNN (TerminalSafe), bidirectional
+// overrides and isolates as \u202E and the like, in the page and in the JSON, so the two say
+// the same. The page is served with StatusContentSecurityPolicy(), which
 // allows only the page's own inline script and style (by their SHA-256), so even a missed escape
 // could not run a script.
 //
