@@ -153,6 +153,12 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     return 1;
   }
   const uint32_t shards = uint32_t(outbox->shard_count());
+  if (int(shards) != int(config.shards)) {
+    log.Warn(
+        "the outbox keeps the shard count its queued samples were sharded by; --shards "
+        "applies at a start with an empty outbox",
+        {{"shards", std::to_string(shards)}, {"shards_wanted", std::to_string(config.shards)}});
+  }
 
   agent::EngineOptions eo;
   eo.live.device = config.device;

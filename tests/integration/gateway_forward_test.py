@@ -224,6 +224,8 @@ def body(args, ck):
 
         # Nothing refused or dropped anywhere.
         ck.eq("write requests Prometheus refused", at.write_rejections(prom, "prometheus"), 0.0)
+        ck.eq("write requests VictoriaMetrics refused, rows it ignored (since its restart)",
+              at.write_rejections(vm, "victoria"), 0.0)
         for d in dest.values():
             for name in ("ccmon_gateway_forward_samples_failed_total",
                          "ccmon_gateway_forward_samples_dropped_total"):

@@ -564,6 +564,27 @@ class FixedPortProcess(ServerProcess):
         return code, time.monotonic() - t0
 
 
+def victoria_write_refusals(base_url):
+    """What a VictoriaMetrics refused or silently dropped of remote-write, from its own /metrics:
+    {name: count} of write requests answered with an error
+    (vm_http_request_errors_total{path="/api/v1/write"}) and rows it ignored for their
+    timestamps (vm_rows_ignored_total: outside its retention, or too far in the future), for
+    the non-zero ones (empty: nothing refused or dropped)."""
+    with urllib.request.urlopen(base_url.rstrip("/") + "/metrics", timeout=10) as r:
+        text = r.read().decode("utf-8", "replace")
+    _, samples = parse_prom_text(text)
+    out = {}
+    for s in samples:
+        if not s.value:
+            continue
+        if s.name == "vm_http_request_errors_total" and s.label("path") == "/api/v1/write":
+            out["write errors"] = out.get("write errors", 0) + s.value
+        elif s.name == "vm_rows_ignored_total":
+            key = "rows ignored (%s)" % s.label("reason")
+            out[key] = out.get(key, 0) + s.value
+    return out
+
+
 def prometheus_write_refusals(base_url):
     """Write requests a Prometheus answered with a 4xx or 5xx, from its own /metrics.
 

@@ -106,7 +106,7 @@ Status Forwarder::Open(KvStore* kv, ForwarderOptions options, Clock* clock,
       WriteBatch batch;
       for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
         batch.Delete(it->key());
-        ++dropped;
+        if (it->key().size() == prefix.size() + kOutboxKeyBytes) ++dropped;  // not the shard count
         if (batch.count() >= kDropBatchKeys) {
           if (Status s = kv->Write(batch, /*sync=*/true); !s.ok()) return s;
           batch.Clear();
@@ -139,7 +139,13 @@ Status Forwarder::Open(KvStore* kv, ForwarderOptions options, Clock* clock,
     }
     f->Log("level=info msg=\"forwarding\" destination=" + Quoted(dest->name) +
            " queued_samples=" + std::to_string(st.total.samples) +
-           " queued_entries=" + std::to_string(st.total.entries));
+           " queued_entries=" + std::to_string(st.total.entries) +
+           " shards=" + std::to_string(dest->outbox->shard_count()) +
+           (dest->outbox->shard_count() != int(f->options_.shards)
+                ? " shards_wanted=" + std::to_string(f->options_.shards) +
+                      " note=\"the queued samples keep their shards; the new count applies at a "
+                      "start with an empty queue\""
+                : std::string()));
     // Shards beyond options.shards may hold entries from an earlier run with more shards: each
     // is drained by a queue shard of its own. Built here, so that nothing stats() reads changes
     // after Open.
