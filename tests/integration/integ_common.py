@@ -572,16 +572,20 @@ def victoria_write_refusals(base_url):
     the non-zero ones (empty: nothing refused or dropped)."""
     with urllib.request.urlopen(base_url.rstrip("/") + "/metrics", timeout=10) as r:
         text = r.read().decode("utf-8", "replace")
-    _, samples = parse_prom_text(text)
+    # VictoriaMetrics writes a space after each label's comma, which the strict 0.0.4 parser
+    # above refuses; these two families are matched by a pattern instead.
     out = {}
-    for s in samples:
-        if not s.value:
+    for line in text.split("\n"):
+        m = re.match(r'^(vm_http_request_errors_total|vm_rows_ignored_total)\{(.*)\}\s+(\S+)$', line)
+        if not m or float(m.group(3)) == 0:
             continue
-        if s.name == "vm_http_request_errors_total" and s.label("path") == "/api/v1/write":
-            out["write errors"] = out.get("write errors", 0) + s.value
-        elif s.name == "vm_rows_ignored_total":
-            key = "rows ignored (%s)" % s.label("reason")
-            out[key] = out.get(key, 0) + s.value
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        if m.group(1) == "vm_http_request_errors_total":
+            if labels.get("path") == "/api/v1/write":
+                out["write errors"] = out.get("write errors", 0) + float(m.group(3))
+        else:
+            key = "rows ignored (%s)" % labels.get("reason", "")
+            out[key] = out.get(key, 0) + float(m.group(3))
     return out
 
 
