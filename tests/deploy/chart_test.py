@@ -244,10 +244,14 @@ def check_full(ck, objects, values, promtool, work):
         "--forward=https://mimir.example.com/api/v1/push",
         "--forward-header=X-Scope-OrgID: team-a",
         "--forward-header=X-Extra-Header: some value",
+        "--forward-label=cluster=ccmon-eu",
+        "--forward-label=replica=$(POD_NAME)",
         "--forward-basic-auth-user=team-a",
         "--forward-basic-auth-password-file=/etc/ccmon/forward/0/basic/password",
         "--forward=http://victoria.monitoring.svc:8428/api/v1/write",
         "--forward-bearer-token-file=/etc/ccmon/forward/1/bearer/token"])
+    ck.eq("%s: $(POD_NAME) is the pod's name" % what, c.get("env"), [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}])
     ck.check(all(m.get("readOnly") for m in c["volumeMounts"]
                  if m["mountPath"].startswith("/etc/ccmon")),
              "%s: secrets and settings mounted read-only" % what)
@@ -305,8 +309,9 @@ def check_full(ck, objects, values, promtool, work):
 class ChartGateway(ic.ServerProcess):
     """ccmon-gateway started with a rendered container's args, its mounts under `root`."""
 
-    def __init__(self, gateway, objects, root, secret_values):
+    def __init__(self, gateway, objects, root, secret_values, ordinal=0):
         sts = one(objects, "StatefulSet")
+        pod_name = "%s-%d" % (sts["metadata"]["name"], ordinal)
         self.container = container_of(sts)
         pod = sts["spec"]["template"]["spec"]
         self.root = root
@@ -330,7 +335,15 @@ class ChartGateway(ic.ServerProcess):
                     else:
                         value = secret_values[(name, item["key"])]
                     self.write(os.path.join(target, item["path"]), value + "\n")
-        args = self.container["args"]
+        # $(VAR) in args: Kubernetes expands the container's env (here only the pod's name).
+        env = {}
+        for e in self.container.get("env", []):
+            field = e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+            if field != "metadata.name":
+                raise ic.TestError("env %s: only metadata.name is handled here" % e["name"])
+            env[e["name"]] = pod_name
+        args = [re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env[m.group(1)], a)
+                for a in self.container["args"]]
 
         def argv(port):
             out = [gateway]
@@ -415,6 +428,13 @@ def check_rejected(ck, helm, work):
         ("a tenant with a space", {"forward": [{"url": "http://x/w", "tenant": "a b"}]}),
         ("a header value with a newline",
          {"forward": [{"url": "http://x/w", "headers": {"X-A": "a\nX-B: b"}}]}),
+        ("a forward label the series carry (device)",
+         {"forward": [{"url": "http://x/w", "labels": {"device": "x"}}]}),
+        ("a reserved forward label (__replica__)",
+         {"forward": [{"url": "http://x/w", "labels": {"__replica__": "x"}}]}),
+        ("a reserved replica label name",
+         {"forward": [{"url": "http://x/w", "replicaLabel": "__replica__"}]}),
+        ("an empty forward label value", {"forward": [{"url": "http://x/w", "labels": {"c": ""}}]}),
         ("a setting the chart owns (data-dir)", {"settings": {"data-dir": "/tmp"}}),
         ("a forward flag as a setting", {"settings": {"forward": "http://x/w"}}),
         ("a setting value with a newline (config injection)",
