@@ -309,7 +309,7 @@ def check_full(ck, objects, values, promtool, work):
 class ChartGateway(ic.ServerProcess):
     """ccmon-gateway started with a rendered container's args, its mounts under `root`."""
 
-    def __init__(self, gateway, objects, root, secret_values, ordinal=0):
+    def __init__(self, gateway, objects, root, secret_values, ordinal=0, replace=None):
         sts = one(objects, "StatefulSet")
         pod_name = "%s-%d" % (sts["metadata"]["name"], ordinal)
         self.container = container_of(sts)
@@ -344,6 +344,9 @@ class ChartGateway(ic.ServerProcess):
             env[e["name"]] = pod_name
         args = [re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env[m.group(1)], a)
                 for a in self.container["args"]]
+        # `replace`: text to change in the args (a forward URL pointed at a local receiver).
+        for old, new in (replace or {}).items():
+            args = [a.replace(old, new) for a in args]
 
         def argv(port):
             out = [gateway]
@@ -453,7 +456,8 @@ def check_rejected(ck, helm, work):
         for cmd in ("lint", "template"):
             rc, out, err = helm.run(cmd, *(["rel"] if cmd == "template" else []), "-f", path)
             ck.check(rc != 0 and SCHEMA_ERROR in out + err,
-                     "helm %s refuses %s (schema)" % (cmd, what), "rc %d: %s" % (rc, (out + err)[-600:]))
+                     "helm %s refuses %s (schema)" % (cmd, what),
+                     "rc %d: %s" % (rc, (out + err)[-600:]))
     # The template's own check: a PrometheusRule without rule files.
     chart = os.path.join(work, "chart-without-rules")
     shutil.copytree(CHART, chart)
