@@ -505,6 +505,38 @@ def check_notes(ck, helm, work):
                  % what, "missing %r in:\n%s" % (missing, text))
 
 
+def check_sync_script(ck, work):
+    """scripts/sync-chart-rules.sh on a scratch tree: --check sees a changed and a stale copy,
+    a run copies and removes, then --check is clean."""
+    root = os.path.join(work, "sync-tree")
+    os.makedirs(os.path.join(root, "scripts"))
+    shutil.copy(os.path.join(ROOT, "scripts", "sync-chart-rules.sh"), os.path.join(root, "scripts"))
+    src = os.path.join(root, "dashboards", "rules")
+    dst = os.path.join(root, "helm", "ccmon-gateway", "files", "rules")
+    os.makedirs(src)
+    os.makedirs(dst)
+    for name, text in (("a.yml", "groups: []\n"), ("b.yml", "groups: [{name: b, rules: []}]\n")):
+        with open(os.path.join(src, name), "w") as f:
+            f.write(text)
+    with open(os.path.join(dst, "a.yml"), "w") as f:
+        f.write("groups: [{name: old, rules: []}]\n")
+    with open(os.path.join(dst, "gone.yml"), "w") as f:
+        f.write("groups: []\n")
+    script = os.path.join(root, "scripts", "sync-chart-rules.sh")
+    p = subprocess.run([script, "--check"], capture_output=True, text=True)
+    ck.check(p.returncode == 1 and "differs: a.yml" in p.stdout and "differs: b.yml" in p.stdout
+             and "stale: gone.yml" in p.stdout and os.path.exists(os.path.join(dst, "gone.yml")),
+             "sync-chart-rules.sh --check reports a changed, a missing and a stale copy, changes "
+             "nothing", p.stdout + p.stderr)
+    p = subprocess.run([script], capture_output=True, text=True)
+    same = all(open(os.path.join(src, n)).read() == open(os.path.join(dst, n)).read()
+               for n in ("a.yml", "b.yml"))
+    ck.check(p.returncode == 0 and same and sorted(os.listdir(dst)) == ["a.yml", "b.yml"],
+             "sync-chart-rules.sh copies the rules and removes the stale copy", p.stderr)
+    p = subprocess.run([script, "--check"], capture_output=True, text=True)
+    ck.eq("sync-chart-rules.sh --check after a sync", p.returncode, 0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--helm", required=True)
@@ -560,6 +592,7 @@ def main():
                         "http://victoria.monitoring.svc:8428/api/v1/write"])
             check_rejected(ck, helm, work)
             check_notes(ck, helm, work)
+            check_sync_script(ck, work)
         except ic.TestError as e:
             print("ERROR %s" % e)
             ck.failed.append("aborted: %s" % str(e).splitlines()[0])
