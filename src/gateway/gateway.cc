@@ -8,6 +8,8 @@
 #include "gateway/admin_handler.h"
 #include "gateway/devices/device_registry.h"
 #include "gateway/ingest/gateway_handler.h"
+#include "gateway/mirror/mirror_store.h"
+#include "gateway/mirror/state_handler.h"
 #include "gateway/store/exposition.h"
 #include "selfmetrics/metrics_handler.h"
 #include "store/rocks_store.h"
@@ -256,8 +258,16 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   // /healthz and /readyz stay open: probes must not need the metrics token.
   TokenGuard metrics_guard(config.metrics_token, {"/metrics", "/api/metrics"}, &metrics);
   self.set_metrics_guard(&metrics_guard);
+  // The agents' state mirrors (their resume after a lost state dir).
+  MirrorOptions mirror_options;
+  mirror_options.max_bytes_per_device = config.max_agent_state_bytes;
+  MirrorStore mirror(kv.get(), mirror_options);
+  AgentStateHandlerOptions asho;
+  asho.devices = devices.get();
+  asho.log = [&log](std::string_view m) { log("level=warn msg=\"" + std::string(m) + "\""); };
+  AgentStateHandler agent_state(&mirror, asho);
   GatewayHandler handler(
-      &write, &metrics_guard, [&ready] { return ready.load(); }, &admin);
+      &write, &metrics_guard, [&ready] { return ready.load(); }, &admin, &agent_state);
 
   ServerOptions so;
   so.listen = config.listen;

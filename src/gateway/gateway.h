@@ -58,6 +58,9 @@ struct GatewayConfig {
   std::string config_file;  // where settings were read from ("" when none), for the log
   // claude_device_online: a device is online while its last write is younger than this.
   std::chrono::milliseconds online_window = kDefaultOnlineWindow;
+  // An agent's mirrored state (keys + values; /api/v1/agent/state, its resume) at most; 0: no
+  // limit. Over it the upload is refused (413, logged).
+  uint64_t max_agent_state_bytes = uint64_t(256) << 20;
 };
 
 // The ccmon_gateway_* families in a prometheus-cpp registry (selfmetrics), refreshed from the
