@@ -65,7 +65,8 @@ class StateRecordWriter {
 // Decodes a body into `out` (appended, in order). A body whose declared uncompressed length is
 // over `max_raw_bytes` is refused before it is decompressed (kInvalidArgument, "too large").
 // kCorruption: not snappy, an unknown version or op, an empty or over-long key, an over-long
-// value, or a truncated record.
+// value, or a truncated record. After an error `out` may hold the records before the bad one:
+// callers apply nothing of a body that failed.
 Status DecodeStateBody(std::string_view body, size_t max_raw_bytes, WriteBatch* out);
 
 }  // namespace ccmon::state_mirror
