@@ -119,8 +119,7 @@ void ProbeGateway(HttpTransport* transport, const std::string& state_url,
         probe->detail += ": no stream or state sequence in the answer";
         return;
       }
-      if (Status s = sm::DecodeStateBody(resp.body, kMaxMirrorRawBytes, &probe->mirror);
-          !s.ok()) {
+      if (Status s = sm::DecodeStateBody(resp.body, kMaxMirrorRawBytes, &probe->mirror); !s.ok()) {
         probe->outcome = ProbeOutcome::kRetry;
         probe->detail += ": " + s.message();
         return;

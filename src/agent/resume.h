@@ -86,7 +86,7 @@ void ProbeGateway(HttpTransport* transport, const std::string& state_url,
                   const std::vector<HttpHeader>& headers, Probe* probe);
 
 struct UploaderOptions {
-  KvStore* store = nullptr;          // borrowed
+  KvStore* store = nullptr;            // borrowed
   HttpTransport* transport = nullptr;  // borrowed
   // For the last upload at a stop (a short timeout: the agent must stop within seconds);
   // nullptr: `transport`. Borrowed.

@@ -32,7 +32,7 @@ inline constexpr uint8_t kStateRecordsVersion = 1;
 //   POST kAgentStatePath  body (records) with kStreamHeader, kStateSeqHeader and
 //                            kStateFullHeader: "1" (a full snapshot, replaces the mirror).
 inline constexpr std::string_view kAgentStatePath = "/api/v1/agent/state";
-inline constexpr std::string_view kStreamHeader = "X-Ccmon-Stream";      // epoch, 16 hex digits
+inline constexpr std::string_view kStreamHeader = "X-Ccmon-Stream";       // epoch, 16 hex digits
 inline constexpr std::string_view kStateSeqHeader = "X-Ccmon-State-Seq";  // decimal uint64
 inline constexpr std::string_view kStateFullHeader = "X-Ccmon-State-Full";
 inline constexpr std::string_view kStateContentType = "application/x-ccmon-state";

@@ -28,10 +28,16 @@ TEST(StateRecordsTest, GoldenBytes) {
   w.Put(std::string("k\0", 2), "");
   EXPECT_EQ(w.count(), 3u);
   const std::string raw = Raw(w.Finish());
-  EXPECT_EQ(raw, std::string("\x01"                       // version
-                             "\x01\x03" "f/a" "\x02" "xy"  // put
-                             "\x02\x02" "r\x01"            // delete
-                             "\x01\x02" "k\0" "\x00",      // put, NUL in the key, empty value
+  EXPECT_EQ(raw, std::string("\x01"  // version
+                             "\x01\x03"
+                             "f/a"
+                             "\x02"
+                             "xy"  // put
+                             "\x02\x02"
+                             "r\x01"  // delete
+                             "\x01\x02"
+                             "k\0"
+                             "\x00",  // put, NUL in the key, empty value
                              1 + 1 + 1 + 3 + 1 + 2 + 1 + 1 + 2 + 1 + 1 + 2 + 1));
   EXPECT_EQ(w.count(), 0u) << "Finish starts a new body";
 }

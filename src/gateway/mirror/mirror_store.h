@@ -58,12 +58,11 @@ class MirrorStore {
 
   // A full snapshot: `ops` (puts only; deletes are refused with kInvalidArgument) replace the
   // device's records. `device` is a valid device name (no NUL byte).
-  Status Replace(std::string_view device, uint64_t epoch, uint64_t state_seq,
-                 const WriteBatch& ops, int64_t now_ms, MirrorOutcome* outcome);
+  Status Replace(std::string_view device, uint64_t epoch, uint64_t state_seq, const WriteBatch& ops,
+                 int64_t now_ms, MirrorOutcome* outcome);
   // The ops of the agent's state sequences first_seq..last_seq (first_seq <= last_seq).
-  Status ApplyDelta(std::string_view device, uint64_t epoch, uint64_t first_seq,
-                    uint64_t last_seq, const WriteBatch& ops, int64_t now_ms,
-                    MirrorOutcome* outcome);
+  Status ApplyDelta(std::string_view device, uint64_t epoch, uint64_t first_seq, uint64_t last_seq,
+                    const WriteBatch& ops, int64_t now_ms, MirrorOutcome* outcome);
   // The device's mirror: its meta, and each record in key order (agent keys, without the
   // device prefix). kNotFound when there is none.
   Status Read(std::string_view device, MirrorMeta* meta,

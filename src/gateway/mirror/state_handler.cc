@@ -53,9 +53,8 @@ ServerResponse AgentStateHandler::Handle(const ServerRequest& request) {
 ServerResponse AgentStateHandler::Get(const std::string& device) {
   MirrorMeta meta;
   sm::StateRecordWriter w;
-  const Status s = mirror_->Read(device, &meta, [&w](std::string_view k, std::string_view v) {
-    w.Put(k, v);
-  });
+  const Status s =
+      mirror_->Read(device, &meta, [&w](std::string_view k, std::string_view v) { w.Put(k, v); });
   if (s.code() == Status::Code::kNotFound) return ServerResponse::Text(204, "");
   if (!s.ok()) {
     if (options_.log) options_.log("agent state of " + device + ": cannot read: " + s.message());
@@ -79,8 +78,8 @@ ServerResponse AgentStateHandler::Post(const std::string& device, const ServerRe
   const bool full = request.Header(sm::kStateFullHeader) == "1";
   if (!ParseSeqRange(request.Header(sm::kStateSeqHeader), &first, &last) ||
       (full && first != last)) {
-    return Refuse(400, std::string(sm::kStateSeqHeader) +
-                           " wants a sequence (full) or FIRST-LAST (delta)");
+    return Refuse(
+        400, std::string(sm::kStateSeqHeader) + " wants a sequence (full) or FIRST-LAST (delta)");
   }
   WriteBatch ops;
   if (Status s = sm::DecodeStateBody(request.body, options_.max_raw_bytes, &ops); !s.ok()) {

@@ -29,8 +29,8 @@
 namespace ccmon::gateway {
 
 struct AgentStateHandlerOptions {
-  DeviceRegistry* devices = nullptr;  // borrowed; nullptr: every request is 401
-  Clock* clock = nullptr;             // nullptr: Clock::Real()
+  DeviceRegistry* devices = nullptr;         // borrowed; nullptr: every request is 401
+  Clock* clock = nullptr;                    // nullptr: Clock::Real()
   size_t max_raw_bytes = size_t(512) << 20;  // an upload's uncompressed records at most
   // One line per refusal worth an operator's attention (413, 503). Empty: not reported.
   std::function<void(std::string_view)> log;

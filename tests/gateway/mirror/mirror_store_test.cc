@@ -184,8 +184,8 @@ TEST(MirrorStoreRocksTest, SurvivesAReopenAndKeepsOtherKeys) {
     ASSERT_TRUE(kv->Write(other, true).ok());
     MirrorStore m(kv.get(), {});
     MirrorOutcome out;
-    ASSERT_TRUE(m.Replace("dev", 42, 3, Puts({{"f/p", "cursor"}, {"mcaught_up", "1"}}), 5, &out)
-                    .ok());
+    ASSERT_TRUE(
+        m.Replace("dev", 42, 3, Puts({{"f/p", "cursor"}, {"mcaught_up", "1"}}), 5, &out).ok());
     ASSERT_TRUE(m.Replace("dev", 42, 4, Puts({{"f/p", "cursor2"}}), 6, &out).ok());
   }
   std::unique_ptr<KvStore> kv;

@@ -138,9 +138,8 @@ TEST_F(StateHandlerTest, OverTheLimitIs413AndLogged) {
   EXPECT_NE(logged_.find("laptop"), std::string::npos) << logged_;
   EXPECT_EQ(handler_->Handle(Request("GET", key_)).status, 204u);
   // A body whose records are over max_raw_bytes: refused from snappy's declared length.
-  EXPECT_EQ(
-      handler_->Handle(Upload(key_, 5, "1", true, {{"a", std::string(2 << 20, 'x')}})).status,
-      413u);
+  EXPECT_EQ(handler_->Handle(Upload(key_, 5, "1", true, {{"a", std::string(2 << 20, 'x')}})).status,
+            413u);
 }
 
 TEST_F(StateHandlerTest, StorageFailureIs503) {
