@@ -148,7 +148,7 @@ int ResumeFromGateway(HttpTransport* transport, const std::string& state_url,
       }
       case agent::ProbeOutcome::kMirror: {
         agent::RestoreStats rs;
-        if (Status s = agent::RestoreState(store, probe.mirror, agent::NewStreamEpoch(),
+        if (Status s = agent::RestoreState(store, probe.mirror, probe.epoch, probe.state_seq,
                                            clock->NowUnixMs(), &rs);
             !s.ok()) {
           log.Error("resume: cannot write the restored state", {{"error", s.message()}});
@@ -412,8 +412,8 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     }
   }
 
+  eo.state_sequence = uploader != nullptr;
   if (uploader) uploader->Start();
-  uint64_t commits_before = 0;  // of the engines before the current one (rebuilt after errors)
   AgentStatus status;
   int64_t seen_success_ms = 0, seen_error_ms = 0, logged_error_ms = 0;
   uint64_t seen_failed_sends = 0;
@@ -439,13 +439,16 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     Tailer tailer(to, std::move(restored));
     Ingestor ingest({}, engine.get(), &tailer, env, clock,
                     [&](const std::string& line) { log.Info(line); });
+    if (uploader) engine->set_stage_state_deltas(uploader->gateway() == 1);
     bool was_caught_up = engine->caught_up();
     while (!stop.stop_requested()) {
       // Wake at least every few seconds: settle the histogram, resend, publish the status.
       const auto deadline = clock->Now() + std::chrono::seconds(5);
       s = ingest.Step(deadline, stop);
       if (!s.ok()) break;
-      if (uploader) uploader->NoteCommit(commits_before + engine->stats().commits);
+      // Deltas are staged once the target is known to be a gateway (the probe may still be
+      // under way: the gateway's copy then starts with a snapshot).
+      if (uploader) engine->set_stage_state_deltas(uploader->gateway() == 1);
       if (!was_caught_up && engine->caught_up()) {
         was_caught_up = true;
         if (uploader) uploader->Kick();
@@ -510,7 +513,6 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       }
       hooks.publish_status(status);
     }
-    commits_before += engine->stats().commits + 1;
     if (stop.stop_requested()) break;
     // A failed commit (a full disk, an I/O error): nothing was lost; wait and start over from
     // the store.

@@ -4,14 +4,15 @@
 #include <utility>
 
 #include "agent/engine/engine.h"
+#include "base/record_codec.h"
 #include "state_mirror/state_records.h"
+#include "store/outbox.h"
 
 namespace ccmon::agent {
 namespace {
 
 namespace sm = state_mirror;
 
-constexpr char kOutboxPrefix = 'o';
 constexpr std::string_view kWriteSuffix = "/api/v1/write";
 // A mirror the agent accepts from its gateway at most (uncompressed records).
 constexpr size_t kMaxMirrorRawBytes = size_t(1) << 30;
@@ -19,8 +20,14 @@ constexpr size_t kMaxMirrorRawBytes = size_t(1) << 30;
 // Keys the mirror never carries back: the outbox's, and those that describe this copy of the
 // state rather than the counting (RestoreState writes them anew).
 bool LocalOnly(std::string_view key) {
-  return key.empty() || key[0] == kOutboxPrefix || key == Engine::kCaughtUpKey ||
-         key == kStreamKey || key == kStateSeqKey || key == kGatewayKey || key == kResumedKey;
+  return key.empty() || key[0] == kOutboxKeyPrefix || key[0] == Engine::kStateDeltaPrefix ||
+         key == Engine::kCaughtUpKey || key == kStreamKey || key == Engine::kStateSeqKey ||
+         key == kGatewayKey || key == kResumedKey;
+}
+
+// Whether a key is one of those a snapshot leaves out: the outbox's and the staged deltas'.
+bool NotMirrored(std::string_view key) {
+  return !key.empty() && (key[0] == kOutboxKeyPrefix || key[0] == Engine::kStateDeltaPrefix);
 }
 
 }  // namespace
@@ -63,15 +70,21 @@ Status EnsureStreamEpoch(KvStore* store, uint64_t* epoch) {
   return store->Write(b, true);
 }
 
-Status SnapshotState(KvStore* store, std::string* body, uint64_t* records) {
+Status SnapshotState(KvStore* store, std::string* body, uint64_t* records, uint64_t* state_seq) {
   sm::StateRecordWriter w;
+  *state_seq = 0;
   std::unique_ptr<KvIterator> it = store->NewIterator();
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (!it->key().empty() && it->key()[0] == kOutboxPrefix) {
-      // Skip the whole outbox range at once.
-      it->Seek(std::string(1, char(kOutboxPrefix + 1)));
+    if (NotMirrored(it->key())) {
+      // Skip the whole range of this prefix at once.
+      it->Seek(std::string(1, char(it->key()[0] + 1)));
       if (!it->Valid()) break;
+      if (NotMirrored(it->key())) {  // 'o' then 'p'… cannot be 'u'; be safe anyway
+        continue;
+      }
     }
+    if (it->key() == Engine::kStateSeqKey && !sm::ParseSequence(it->value(), state_seq))
+      return Status::Corruption("agent state: bad " + std::string(Engine::kStateSeqKey));
     w.Put(it->key(), it->value());
   }
   if (!it->status().ok()) return it->status();
@@ -80,8 +93,8 @@ Status SnapshotState(KvStore* store, std::string* body, uint64_t* records) {
   return Status::Ok();
 }
 
-Status RestoreState(KvStore* store, const WriteBatch& mirror, uint64_t new_epoch, int64_t now_ms,
-                    RestoreStats* stats) {
+Status RestoreState(KvStore* store, const WriteBatch& mirror, uint64_t epoch, uint64_t state_seq,
+                    int64_t now_ms, RestoreStats* stats) {
   *stats = {};
   WriteBatch b;
   for (const WriteBatch::Op& op : mirror.ops()) {
@@ -91,7 +104,8 @@ Status RestoreState(KvStore* store, const WriteBatch& mirror, uint64_t new_epoch
     if (op.key[0] == Engine::kFilePrefix) ++stats->files;
     if (op.key[0] == 'c') ++stats->series;
   }
-  b.Put(kStreamKey, sm::FormatEpoch(new_epoch));
+  b.Put(kStreamKey, sm::FormatEpoch(epoch));
+  b.Put(Engine::kStateSeqKey, std::to_string(state_seq));
   b.Put(kResumedKey, std::to_string(now_ms));
   b.Put(kGatewayKey, "1");
   return store->Write(b, true);
@@ -141,15 +155,14 @@ void ProbeGateway(HttpTransport* transport, const std::string& state_url,
   }
 }
 
-StateMirrorUploader::StateMirrorUploader(UploaderOptions options) : options_(std::move(options)) {}
+StateMirrorUploader::StateMirrorUploader(UploaderOptions options)
+    : options_(std::move(options)), gateway_(options_.gateway) {}
 
 StateMirrorUploader::~StateMirrorUploader() { Stop(false); }
 
 void StateMirrorUploader::Start() {
   thread_ = std::jthread([this](std::stop_token stop) { Run(stop); });
 }
-
-void StateMirrorUploader::NoteCommit(uint64_t commits) { commits_.store(commits); }
 
 void StateMirrorUploader::Kick() {
   {
@@ -164,9 +177,8 @@ void StateMirrorUploader::Stop(bool final_upload) {
   thread_.request_stop();
   cv_.notify_all();
   thread_.join();
-  if (final_upload && options_.gateway == 1) {
-    UploadIfChanged(options_.stop_transport != nullptr ? options_.stop_transport
-                                                       : options_.transport);
+  if (final_upload && gateway_.load() == 1) {
+    Sync(options_.stop_transport != nullptr ? options_.stop_transport : options_.transport, {});
   }
 }
 
@@ -177,88 +189,96 @@ UploaderStats StateMirrorUploader::stats() const {
 
 void StateMirrorUploader::Run(std::stop_token stop) {
   while (!stop.stop_requested()) {
-    if (options_.gateway < 0) {
+    if (gateway_.load() < 0) {
       Probe p;
       ProbeGateway(options_.transport, options_.state_url, options_.headers, &p);
-      if (p.outcome == ProbeOutcome::kNotGateway || p.outcome == ProbeOutcome::kMirror ||
-          p.outcome == ProbeOutcome::kNoMirror) {
-        options_.gateway = p.outcome == ProbeOutcome::kNotGateway ? 0 : 1;
+      if (p.outcome != ProbeOutcome::kRetry) {
+        const int gateway = p.outcome == ProbeOutcome::kNotGateway ? 0 : 1;
         WriteBatch b;
-        b.Put(kGatewayKey, options_.gateway == 1 ? "1" : "0");
+        b.Put(kGatewayKey, gateway == 1 ? "1" : "0");
         if (Status s = options_.store->Write(b, true); !s.ok() && options_.log)
           options_.log("warn", "state mirror: cannot record the target's kind", s.message());
         if (options_.log) {
           options_.log("info",
-                       options_.gateway == 1
-                           ? "the target is a ccmon-gateway: the state is mirrored to it"
-                           : "the target is not a ccmon-gateway: no state mirror",
+                       gateway == 1 ? "the target is a ccmon-gateway: the state is mirrored to it"
+                                    : "the target is not a ccmon-gateway: no state mirror",
                        p.detail);
         }
+        // Nothing was staged while it was unknown: the gateway's copy starts with a snapshot.
+        needs_snapshot_ = gateway == 1;
+        gateway_.store(gateway);
       }
-      if (options_.gateway == 0) return;
+      if (gateway_.load() == 0) return;
     }
-    if (options_.gateway == 1) UploadIfChanged(options_.transport);
+    if (gateway_.load() == 1) Sync(options_.transport, stop);
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, stop, options_.interval, [this] { return kicked_; });
     kicked_ = false;
   }
 }
 
-bool StateMirrorUploader::UploadIfChanged(HttpTransport* transport) {
-  const uint64_t commits = commits_.load();
-  if (commits == uploaded_commits_) return true;
-  KvStore* store = options_.store;
-  uint64_t epoch = 0;
-  Status s = EnsureStreamEpoch(store, &epoch);
-  // The upload's state sequence is written (synced) before it is sent: after a crash the next
-  // one is above it, so the gateway never takes a newer state for a duplicate.
-  uint64_t seq = 0;
-  if (s.ok()) {
-    std::string v;
-    Status gs = store->Get(kStateSeqKey, &v);
-    if (gs.ok() && !sm::ParseSequence(v, &seq)) gs = Status::Corruption("bad mstate_seq");
-    if (!gs.ok() && gs.code() != Status::Code::kNotFound) s = gs;
+Status StateMirrorUploader::DeleteDeltasThrough(uint64_t seq) {
+  WriteBatch b;
+  const std::string first(1, Engine::kStateDeltaPrefix);
+  const std::string end = Engine::StateDeltaKey(seq);
+  std::unique_ptr<KvIterator> it = options_.store->NewIterator();
+  for (it->Seek(first); it->Valid() && it->key().starts_with(first) && it->key() <= end;
+       it->Next()) {
+    b.Delete(it->key());
   }
-  std::string body;
-  uint64_t records = 0;
-  if (s.ok()) {
-    ++seq;
-    WriteBatch b;
-    b.Put(kStateSeqKey, std::to_string(seq));
-    s = store->Write(b, true);
-  }
-  if (s.ok()) s = SnapshotState(store, &body, &records);
-  if (!s.ok()) {
-    if (options_.log) options_.log("warn", "state mirror: cannot read the state", s.message());
-    std::lock_guard<std::mutex> lock(stats_mu_);
-    ++stats_.failures;
-    return false;
-  }
+  if (!it->status().ok()) return it->status();
+  if (b.empty()) return Status::Ok();
+  // Unsynced: deltas the gateway holds that come back after a power loss are sent again and
+  // acknowledged as duplicates.
+  return options_.store->Write(b, false);
+}
+
+unsigned StateMirrorUploader::Post(HttpTransport* transport, std::string body,
+                                   const std::string& seq, bool full, std::string* detail) {
   HttpRequest req;
   req.method = "POST";
   req.url = options_.state_url;
   req.headers = options_.headers;
   req.headers.emplace_back("Content-Type", std::string(sm::kStateContentType));
-  req.headers.emplace_back(std::string(sm::kStreamHeader), sm::FormatEpoch(epoch));
-  req.headers.emplace_back(std::string(sm::kStateSeqHeader), std::to_string(seq));
-  req.headers.emplace_back(std::string(sm::kStateFullHeader), "1");
+  req.headers.emplace_back(std::string(sm::kStreamHeader), sm::FormatEpoch(epoch_));
+  req.headers.emplace_back(std::string(sm::kStateSeqHeader), seq);
+  if (full) req.headers.emplace_back(std::string(sm::kStateFullHeader), "1");
   req.body = std::move(body);
-  const size_t bytes = req.body.size();
   HttpResponse resp;
-  s = transport->Exchange(req, &resp);
+  if (Status s = transport->Exchange(req, &resp); !s.ok()) {
+    *detail = s.message();
+    return 0;
+  }
+  *detail = "HTTP " + std::to_string(resp.status);
+  return resp.status;
+}
+
+bool StateMirrorUploader::UploadSnapshot(HttpTransport* transport) {
+  // After a 413 the next snapshot waits (it would most likely be refused again, and it costs a
+  // read of the whole state).
+  if (std::chrono::steady_clock::now() < snapshot_not_before_) return false;
+  std::string body, detail;
+  uint64_t records = 0, seq = 0;
+  if (Status s = SnapshotState(options_.store, &body, &records, &seq); !s.ok()) {
+    if (options_.log) options_.log("warn", "state mirror: cannot read the state", s.message());
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    ++stats_.failures;
+    return false;
+  }
+  const size_t bytes = body.size();
+  const unsigned status = Post(transport, std::move(body), std::to_string(seq), true, &detail);
   std::lock_guard<std::mutex> lock(stats_mu_);
-  if (s.ok() && resp.status / 100 == 2) {
-    uploaded_commits_ = commits;
-    ++stats_.uploads;
-    stats_.last_bytes = bytes;
-    stats_.last_records = records;
+  if (status / 100 == 2) {
+    needs_snapshot_ = false;
+    ++stats_.snapshot_uploads;
+    stats_.last_snapshot_bytes = bytes;
+    if (Status s = DeleteDeltasThrough(seq); !s.ok() && options_.log)
+      options_.log("warn", "state mirror: cannot delete sent deltas", s.message());
     return true;
   }
-  const std::string detail = s.ok() ? "HTTP " + std::to_string(resp.status) : s.message();
-  if (s.ok() && resp.status == 413) {
+  if (status == 413) {
     ++stats_.refused;
-    // Not retried until the state changes again: the same snapshot would be refused again.
-    uploaded_commits_ = commits;
+    snapshot_not_before_ = std::chrono::steady_clock::now() + options_.refused_retry;
     if (options_.log) {
       options_.log("warn",
                    "state mirror refused by the gateway: over its per-device limit "
@@ -270,6 +290,93 @@ bool StateMirrorUploader::UploadIfChanged(HttpTransport* transport) {
     if (options_.log) options_.log("warn", "state mirror upload failed; retried later", detail);
   }
   return false;
+}
+
+bool StateMirrorUploader::Sync(HttpTransport* transport, std::stop_token stop) {
+  if (epoch_ == 0) {
+    if (Status s = EnsureStreamEpoch(options_.store, &epoch_); !s.ok()) {
+      if (options_.log) options_.log("warn", "state mirror: cannot read the state", s.message());
+      return false;
+    }
+  }
+  for (;;) {
+    if (stop.stop_requested()) return false;
+    if (needs_snapshot_) {
+      if (!UploadSnapshot(transport)) return false;
+      continue;  // deltas staged after the snapshot's point
+    }
+    // The oldest staged deltas, in order, up to max_upload_bytes; the backlog's size.
+    std::string records;
+    uint64_t first = 0, last = 0;
+    size_t backlog = 0;
+    {
+      const std::string prefix(1, Engine::kStateDeltaPrefix);
+      std::unique_ptr<KvIterator> it = options_.store->NewIterator();
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+        backlog += it->value().size();
+        if (records.empty() || records.size() + it->value().size() <= options_.max_upload_bytes) {
+          if (it->key().size() != 9) continue;  // not a delta key: left alone
+          uint64_t seq = 0;
+          Reader(it->key().substr(1)).Fixed64BE(&seq);
+          if (first != 0 && seq != last + 1) break;  // a hole: send up to it
+          if (first == 0) first = seq;
+          last = seq;
+          records.append(it->value());
+        }
+      }
+      if (!it->status().ok()) return false;
+    }
+    if (first == 0) return true;  // nothing staged
+    if (backlog > options_.max_backlog_bytes) {
+      // The gateway has been away long: a snapshot replaces the backlog.
+      {
+        std::lock_guard<std::mutex> lock(stats_mu_);
+        ++stats_.backlog_dropped;
+      }
+      if (options_.log) {
+        options_.log("warn", "state mirror: staged deltas over their limit; a snapshot follows",
+                     std::to_string(backlog) + " bytes");
+      }
+      if (Status s = DeleteDeltasThrough(UINT64_MAX); !s.ok()) return false;
+      needs_snapshot_ = true;
+      continue;
+    }
+    std::string detail;
+    const unsigned status =
+        Post(transport, sm::CompressRecords(records),
+             std::to_string(first) + "-" + std::to_string(last), false, &detail);
+    if (status / 100 == 2) {
+      {
+        std::lock_guard<std::mutex> lock(stats_mu_);
+        ++stats_.delta_uploads;
+        stats_.deltas_sent += last - first + 1;
+      }
+      if (Status s = DeleteDeltasThrough(last); !s.ok()) return false;
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    if (status == 409) {
+      ++stats_.gaps;
+      needs_snapshot_ = true;
+      continue;
+    }
+    if (status == 413) {
+      // The deltas would take the gateway's copy over its bound: a snapshot will say so too.
+      ++stats_.refused;
+      needs_snapshot_ = true;
+      if (options_.log) {
+        options_.log("warn",
+                     "state mirror refused by the gateway: over its per-device limit "
+                     "(--max-agent-state-bytes); a lost state cannot be resumed",
+                     detail);
+      }
+      if (Status s = DeleteDeltasThrough(last); !s.ok()) return false;
+      return false;
+    }
+    ++stats_.failures;
+    if (options_.log) options_.log("warn", "state mirror upload failed; retried later", detail);
+    return false;
+  }
 }
 
 }  // namespace ccmon::agent

@@ -30,11 +30,11 @@
 
 namespace ccmon::agent {
 
-// The agent's `m` keys for the mirror (docs/store-format.md "Agent state").
-inline constexpr std::string_view kStreamKey = "mstream";       // epoch, 16 hex digits
-inline constexpr std::string_view kStateSeqKey = "mstate_seq";  // last state sequence used
-inline constexpr std::string_view kGatewayKey = "mgateway";     // "1" a ccmon-gateway, "0" not
-inline constexpr std::string_view kResumedKey = "mresumed";     // restored at (unix ms, decimal)
+// The agent's `m` keys for the mirror (docs/store-format.md "Agent state"); the state sequence
+// and the staged deltas are the engine's (Engine::kStateSeqKey, Engine::kStateDeltaPrefix).
+inline constexpr std::string_view kStreamKey = "mstream";    // epoch, 16 hex digits
+inline constexpr std::string_view kGatewayKey = "mgateway";  // "1" a ccmon-gateway, "0" not
+inline constexpr std::string_view kResumedKey = "mresumed";  // restored at (unix ms, decimal)
 
 // The gateway's state URL for a remote-write URL ending in /api/v1/write (the same origin,
 // prefix and query kept); "" for any other URL (not a gateway's write path).
@@ -49,9 +49,10 @@ uint64_t NewStreamEpoch();
 // The state's stream epoch: read, or created (random, non-zero) and written (synced).
 Status EnsureStreamEpoch(KvStore* store, uint64_t* epoch);
 
-// A full snapshot of the state: every key but the outbox's (`o`), from one iterator (one
-// consistent point: between two engine commits), as a state-records body.
-Status SnapshotState(KvStore* store, std::string* body, uint64_t* records);
+// A full snapshot of the state: every key but the outbox's (`o`) and the staged deltas (`u`),
+// from one iterator (one consistent point: between two engine commits), as a state-records
+// body. *state_seq: the state sequence at that point (0: none yet).
+Status SnapshotState(KvStore* store, std::string* body, uint64_t* records, uint64_t* state_seq);
 
 struct RestoreStats {
   uint64_t records = 0;  // written
@@ -59,13 +60,14 @@ struct RestoreStats {
   uint64_t series = 0;   // series (`c`)
 };
 
-// Writes a gateway's mirror into an EMPTY store in one synced batch: every record except the
-// outbox's (`o`) and the mirror's own meta keys, WITHOUT `mcaught_up` (the surviving
-// transcripts are read again from the restored offsets as a catch-up that queues no samples
-// until it ends), plus a new stream epoch `new_epoch`, `mresumed` = now_ms (live samples are
-// stamped after it) and `mgateway` = 1.
-Status RestoreState(KvStore* store, const WriteBatch& mirror, uint64_t new_epoch, int64_t now_ms,
-                    RestoreStats* stats);
+// Writes a gateway's mirror (of stream `epoch`, at state sequence `state_seq`) into an EMPTY
+// store in one synced batch: every record except the outbox's, the deltas' and the mirror's own
+// `m` keys, WITHOUT `mcaught_up` (the surviving transcripts are read again from the restored
+// offsets as a catch-up that queues no samples until it ends), plus the mirror's epoch and
+// state sequence (the next commits' deltas continue the gateway's copy), `mresumed` = now_ms
+// (live samples are stamped after it) and `mgateway` = 1.
+Status RestoreState(KvStore* store, const WriteBatch& mirror, uint64_t epoch, uint64_t state_seq,
+                    int64_t now_ms, RestoreStats* stats);
 
 enum class ProbeOutcome : uint8_t {
   kMirror,      // 200: the gateway holds a mirror (in Probe::mirror)
@@ -93,44 +95,65 @@ struct UploaderOptions {
   HttpTransport* stop_transport = nullptr;
   std::string state_url;
   std::vector<HttpHeader> headers;
-  std::chrono::milliseconds interval{5 * 60 * 1000};
+  // Staged deltas are sent this often (and at Kick, and at a stop).
+  std::chrono::milliseconds interval{15'000};
   // Whether the target is known to be a gateway: 1 yes, 0 no, -1 unknown (the uploader probes
   // once and records the answer in `mgateway`).
   int gateway = -1;
+  // Uncompressed records per delta upload at most (a backlog goes in several).
+  size_t max_upload_bytes = size_t(8) << 20;
+  // Staged deltas beyond this many bytes (a gateway unreachable for long) are deleted and the
+  // next upload is a full snapshot instead.
+  size_t max_backlog_bytes = size_t(64) << 20;
+  // A snapshot refused as too large (413) is tried again after this long.
+  std::chrono::milliseconds refused_retry{3'600'000};
   // Log lines: (level "info"/"warn", message, detail).
   std::function<void(std::string_view level, std::string_view msg, std::string_view detail)> log;
 };
 
 struct UploaderStats {
-  uint64_t uploads = 0, failures = 0, refused = 0;
-  uint64_t last_bytes = 0, last_records = 0;
-  int64_t last_upload_unix_ms = 0;
+  uint64_t delta_uploads = 0, snapshot_uploads = 0;
+  uint64_t deltas_sent = 0;  // staged deltas the gateway acknowledged
+  uint64_t gaps = 0;         // 409s: a snapshot followed
+  uint64_t failures = 0, refused = 0, backlog_dropped = 0;
+  uint64_t last_snapshot_bytes = 0;
 };
 
-// The thread that mirrors the state to the gateway (see the file comment). Thread-safe:
-// NoteCommit and Kick from the ingest thread, Stop from the owner.
+// The thread that mirrors the state to the gateway: it sends the engine's staged deltas
+// (Engine::kStateDeltaPrefix) in order, `POST /api/v1/agent/state` with X-Ccmon-State-Seq
+// "FIRST-LAST", and deletes them once acknowledged; on a 409 (the gateway's copy is not at
+// FIRST-1: none yet, another epoch, a gap) it sends a full snapshot (X-Ccmon-State-Full: 1, at
+// the snapshot's state sequence) and deletes the deltas it covers. Thread-safe: Kick from any
+// thread, Stop from the owner.
 class StateMirrorUploader {
  public:
   explicit StateMirrorUploader(UploaderOptions options);
   ~StateMirrorUploader();
   void Start();
-  // The engine committed: the state changed (`commits`: the engine's commit count).
-  void NoteCommit(uint64_t commits);
-  // Upload now (if changed) instead of at the next interval (the end of the catch-up).
+  // Upload now instead of at the next interval (the end of the catch-up).
   void Kick();
-  // Stops the thread; with `final_upload`, one last upload of a changed state first (bounded
-  // by the transport's timeout).
+  // 1: the target is a gateway (the engine should stage deltas); 0: not; -1: not known yet.
+  int gateway() const { return gateway_.load(); }
+  // Stops the thread; with `final_upload`, one last upload of what is staged first (bounded by
+  // the stop transport's timeout).
   void Stop(bool final_upload);
   UploaderStats stats() const;
 
  private:
   void Run(std::stop_token stop);
-  // One upload of a changed state; true when the gateway took it.
-  bool UploadIfChanged(HttpTransport* transport);
+  // Sends what is staged (or a snapshot when needed); true when the gateway holds all of it.
+  bool Sync(HttpTransport* transport, std::stop_token stop);
+  bool UploadSnapshot(HttpTransport* transport);
+  // POSTs a body; the status (0: no answer, `detail` says why).
+  unsigned Post(HttpTransport* transport, std::string body, const std::string& seq, bool full,
+                std::string* detail);
+  Status DeleteDeltasThrough(uint64_t seq);
 
   UploaderOptions options_;
-  std::atomic<uint64_t> commits_{0};
-  uint64_t uploaded_commits_ = UINT64_MAX;  // the thread's (and Stop's, after it)
+  std::atomic<int> gateway_;
+  bool needs_snapshot_ = false;  // the thread's (and Stop's, after it), as the next two
+  std::chrono::steady_clock::time_point snapshot_not_before_{};
+  uint64_t epoch_ = 0;
   std::mutex mu_;
   std::condition_variable_any cv_;
   bool kicked_ = false;

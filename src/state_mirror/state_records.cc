@@ -51,18 +51,36 @@ bool ParseSequence(std::string_view text, uint64_t* seq) {
   return true;
 }
 
+void AppendPutRecord(std::string* records, std::string_view key, std::string_view value) {
+  records->push_back(char(kOpPut));
+  PutBytes(records, key);
+  PutBytes(records, value);
+}
+
+void AppendDeleteRecord(std::string* records, std::string_view key) {
+  records->push_back(char(kOpDelete));
+  PutBytes(records, key);
+}
+
+std::string CompressRecords(std::string_view records) {
+  std::string raw;
+  raw.reserve(records.size() + 1);
+  raw.push_back(char(kStateRecordsVersion));
+  raw.append(records);
+  std::string body;
+  snappy::Compress(raw.data(), raw.size(), &body);
+  return body;
+}
+
 StateRecordWriter::StateRecordWriter() { raw_.push_back(char(kStateRecordsVersion)); }
 
 void StateRecordWriter::Put(std::string_view key, std::string_view value) {
-  raw_.push_back(char(kOpPut));
-  PutBytes(&raw_, key);
-  PutBytes(&raw_, value);
+  AppendPutRecord(&raw_, key, value);
   ++count_;
 }
 
 void StateRecordWriter::Delete(std::string_view key) {
-  raw_.push_back(char(kOpDelete));
-  PutBytes(&raw_, key);
+  AppendDeleteRecord(&raw_, key);
   ++count_;
 }
 

@@ -44,6 +44,14 @@ bool ParseEpoch(std::string_view text, uint64_t* epoch);
 // Decimal digits only, no sign, at most UINT64_MAX; false otherwise.
 bool ParseSequence(std::string_view text, uint64_t* seq);
 
+// Appends one record to `records` (the part of a body after its version byte): what an agent
+// stages per commit as a state delta, so that several deltas concatenated are one body's
+// records (CompressRecords).
+void AppendPutRecord(std::string* records, std::string_view key, std::string_view value);
+void AppendDeleteRecord(std::string* records, std::string_view key);
+// The body of `records` (the version byte, then them; snappy).
+std::string CompressRecords(std::string_view records);
+
 // Builds the uncompressed records of one body; Finish() compresses them.
 class StateRecordWriter {
  public:

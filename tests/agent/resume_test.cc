@@ -11,10 +11,14 @@
 
 #include "agent/engine/engine.h"
 #include "engine/engine_test_util.h"
+#include "gateway/devices/device_registry.h"
+#include "gateway/mirror/mirror_store.h"
+#include "gateway/mirror/state_handler.h"
 #include "state_mirror/state_records.h"
 #include "store/mem_store.h"
 #include "store/outbox.h"
 #include "store/rocks_store.h"
+#include "testing/fault_store.h"
 #include "testing/temp_dir.h"
 
 namespace ccmon::agent {
@@ -38,7 +42,7 @@ std::map<std::string, std::string> Decoded(const std::string& body) {
 // One agent state: a store, its outbox and an engine.
 struct State {
   explicit State(std::unique_ptr<KvStore> s) : store(std::move(s)) { Reopen(); }
-  void Reopen(int64_t samples_after_ms = kNever) {
+  void Reopen(int64_t samples_after_ms = kNever, bool state_sequence = false) {
     engine.reset();
     outbox.reset();
     ASSERT_TRUE(Outbox::Open(store.get(), OutboxOptions{}, 2, &outbox).ok());
@@ -47,6 +51,7 @@ struct State {
     o.live.prices = &PriceTable::Embedded();
     o.shards = 2;
     o.samples_after_ms = samples_after_ms;
+    o.state_sequence = state_sequence;
     ASSERT_TRUE(Engine::Open(o, store.get(), outbox.get(), &engine).ok());
   }
   // Counts file i whole and commits its cursor (the file's line count) with it.
@@ -57,8 +62,8 @@ struct State {
       parser.Parse(l, &line);
       ASSERT_TRUE(engine->AddLine(line).ok());
     }
-    ASSERT_TRUE(engine->Commit({{"f" + std::to_string(i), std::to_string(files[i].size())}}, now)
-                    .ok());
+    ASSERT_TRUE(
+        engine->Commit({{"f" + std::to_string(i), std::to_string(files[i].size())}}, now).ok());
   }
   // Every queued sample's timestamp, the entries removed.
   std::vector<int64_t> DrainTimestamps() {
@@ -98,8 +103,8 @@ TEST(Resume, SnapshotLeavesTheOutboxOut) {
   ASSERT_TRUE(a.engine->MarkCaughtUp(kNow).ok());
   ASSERT_GT(a.outbox->Stats().total.entries, 0u) << "the first samples are queued";
   std::string body;
-  uint64_t records = 0;
-  ASSERT_TRUE(SnapshotState(a.store.get(), &body, &records).ok());
+  uint64_t records = 0, seq = 0;
+  ASSERT_TRUE(SnapshotState(a.store.get(), &body, &records, &seq).ok());
   const auto snap = Decoded(body);
   EXPECT_EQ(snap.size(), records);
   size_t store_keys = 0, outbox_keys = 0;
@@ -131,8 +136,8 @@ TEST(Resume, RestoredStateRecountsToReplaysTotalsWithNothingTwice) {
   for (size_t i = 0; i < mirrored; ++i) a.Count(files, i, kNow);
   ASSERT_TRUE(a.engine->MarkCaughtUp(kNow).ok());
   std::string body;
-  uint64_t records = 0;
-  ASSERT_TRUE(SnapshotState(a.store.get(), &body, &records).ok());  // the mirror's point
+  uint64_t records = 0, seq = 0;
+  ASSERT_TRUE(SnapshotState(a.store.get(), &body, &records, &seq).ok());       // the mirror's point
   for (size_t i = mirrored; i < applied; ++i) a.Count(files, i, kNow + 1000);  // after it
 
   // The state is lost. The mirror comes back into an empty store.
@@ -143,7 +148,7 @@ TEST(Resume, RestoredStateRecountsToReplaysTotalsWithNothingTwice) {
   ASSERT_TRUE(sm::DecodeStateBody(body, 1 << 30, &mirror).ok());
   const int64_t restored_at = kNow + 5000;
   RestoreStats rs;
-  ASSERT_TRUE(RestoreState(rocks.get(), mirror, 0x1234, restored_at, &rs).ok());
+  ASSERT_TRUE(RestoreState(rocks.get(), mirror, 0x1234, 77, restored_at, &rs).ok());
   EXPECT_EQ(rs.files, mirrored);
   EXPECT_GT(rs.series, 0u);
   std::string v;
@@ -155,6 +160,8 @@ TEST(Resume, RestoredStateRecountsToReplaysTotalsWithNothingTwice) {
   EXPECT_EQ(v, "0000000000001234");
   ASSERT_TRUE(rocks->Get(kGatewayKey, &v).ok());
   EXPECT_EQ(v, "1");
+  ASSERT_TRUE(rocks->Get(Engine::kStateSeqKey, &v).ok());
+  EXPECT_EQ(v, "77") << "the next deltas continue the gateway's copy";
 
   State b(std::move(rocks));
   b.Reopen(restored_at);
@@ -272,58 +279,286 @@ TEST(ProbeGateway, ClassifiesTheAnswers) {
   EXPECT_EQ(HeaderOf(reqs[0], "Authorization"), "Bearer dk_x");
 }
 
-TEST(StateMirrorUploader, UploadsChangedStatesWithGrowingSequencesAndAtStop) {
-  std::unique_ptr<KvStore> store = NewMemStore();
-  WriteBatch b;
-  b.Put("cX", "1");
-  b.Put(std::string("o\x00\x00\x00\x00\x00\x00\x00\x00\x01", 10), "outbox entry");
-  ASSERT_TRUE(store->Write(b, true).ok());
-  ScriptedTransport t, at_stop;
-  UploaderOptions o;
-  o.store = store.get();
-  o.transport = &t;
-  o.stop_transport = &at_stop;
-  o.state_url = "http://g/api/v1/agent/state";
-  o.headers = {{"Authorization", "Bearer dk_x"}};
-  o.interval = std::chrono::hours(1);  // only Kick and Stop upload in this test
-  o.gateway = -1;                      // probed first
-  t.Answer(204);                       // the probe: a gateway without a mirror
-  t.Answer(503);                       // the first upload fails
-  StateMirrorUploader u(o);
-  u.NoteCommit(1);
-  u.Start();
-  ASSERT_TRUE(t.WaitRequests(2));
-  u.Kick();  // retried (the state did not change, but it was never uploaded)
-  ASSERT_TRUE(t.WaitRequests(3));
-  u.Kick();  // unchanged and uploaded: nothing sent
-  u.NoteCommit(2);
-  u.Kick();
-  ASSERT_TRUE(t.WaitRequests(4));
-  u.NoteCommit(3);
-  u.Stop(/*final_upload=*/true);
-  const auto reqs = t.requests();
-  ASSERT_EQ(reqs.size(), 4u);
-  EXPECT_EQ(reqs[0].method, "GET");
-  std::string v;
-  ASSERT_TRUE(store->Get(kGatewayKey, &v).ok());
-  EXPECT_EQ(v, "1") << "the probe's answer is remembered";
-  std::vector<std::string> seqs;
-  for (size_t i = 1; i < reqs.size(); ++i) {
-    EXPECT_EQ(reqs[i].method, "POST");
-    EXPECT_EQ(HeaderOf(reqs[i], "X-Ccmon-State-Full"), "1");
-    EXPECT_EQ(HeaderOf(reqs[i], "Authorization"), "Bearer dk_x");
-    seqs.push_back(HeaderOf(reqs[i], "X-Ccmon-State-Seq"));
-    const auto snap = Decoded(reqs[i].body);
-    EXPECT_EQ(snap.at("cX"), "1");
-    for (const auto& [k, _] : snap) EXPECT_NE(k[0], 'o') << "the outbox is never mirrored";
+// The real gateway side (MirrorStore + AgentStateHandler + DeviceRegistry on their own store)
+// behind an HttpTransport: what the uploader sends is handled as the gateway handles it.
+class InProcessGateway : public HttpTransport {
+ public:
+  InProcessGateway() {
+    EXPECT_TRUE(gateway::DeviceRegistry::Open(kv_.get(), nullptr, &devices_).ok());
+    EXPECT_TRUE(devices_->Add("laptop", &key_).ok());
+    gateway::AgentStateHandlerOptions o;
+    o.devices = devices_.get();
+    mirror_ = std::make_unique<gateway::MirrorStore>(kv_.get(), gateway::MirrorOptions{});
+    handler_ = std::make_unique<gateway::AgentStateHandler>(mirror_.get(), o);
   }
-  EXPECT_EQ(seqs, (std::vector<std::string>{"1", "2", "3"}))
-      << "a failed upload's sequence is not reused";
-  ASSERT_EQ(at_stop.requests().size(), 1u) << "the last upload at a stop, on its own transport";
-  EXPECT_EQ(HeaderOf(at_stop.requests()[0], "X-Ccmon-State-Seq"), "4");
+  Status Exchange(const HttpRequest& request, HttpResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ServerRequest r;
+    r.method = request.method;
+    r.target = "/api/v1/agent/state";
+    r.headers = request.headers;
+    r.body = request.body;
+    const ServerResponse a = handler_->Handle(r);
+    response->status = a.status;
+    response->body = a.body;
+    response->headers = a.headers;
+    statuses_.push_back(a.status);
+    seqs_.push_back(HeaderOf(request, "X-Ccmon-State-Seq") +
+                    (HeaderOf(request, "X-Ccmon-State-Full") == "1" ? " full" : ""));
+    cv_.notify_all();
+    return Status::Ok();
+  }
+  std::vector<HttpHeader> auth() const { return {{"Authorization", "Bearer " + key_}}; }
+  // The device's mirror as a map, and its state sequence.
+  std::map<std::string, std::string> Mirror(uint64_t* seq = nullptr) {
+    std::map<std::string, std::string> out;
+    gateway::MirrorMeta meta;
+    const Status s = mirror_->Read(
+        "laptop", &meta, [&](std::string_view k, std::string_view v) { out[std::string(k)] = v; });
+    EXPECT_TRUE(s.ok()) << s.message();
+    if (seq) *seq = meta.state_seq;
+    return out;
+  }
+  bool WaitExchanges(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return statuses_.size() >= n; });
+  }
+  std::vector<std::string> seqs() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seqs_;
+  }
+  std::vector<unsigned> statuses() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return statuses_;
+  }
+
+ private:
+  static std::string HeaderOf(const HttpRequest& r, std::string_view name) {
+    for (const auto& [k, v] : r.headers)
+      if (k == name) return v;
+    return "";
+  }
+  std::unique_ptr<KvStore> kv_ = NewMemStore();
+  std::unique_ptr<gateway::DeviceRegistry> devices_;
+  std::string key_;
+  std::unique_ptr<gateway::MirrorStore> mirror_;
+  std::unique_ptr<gateway::AgentStateHandler> handler_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<unsigned> statuses_;
+  std::vector<std::string> seqs_;
+};
+
+// What the gateway should hold: the agent's keys but the outbox's, the deltas' and the local
+// `m` keys the restore rewrites anyway... compared on the keys the restore keeps.
+std::map<std::string, std::string> Mirrorable(KvStore* store) {
+  std::map<std::string, std::string> out;
+  auto it = store->NewIterator();
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string_view k = it->key();
+    if (k[0] == 'o' || k[0] == 'u') continue;
+    out[std::string(k)] = it->value();
+  }
+  return out;
+}
+
+TEST(StateDeltas, EachCommitStagesItsBatchAtomicallyWithItsCursors) {
+  std::unique_ptr<KvStore> mem = NewMemStore();
+  testing_util::FaultStore fault(mem.get());
+  std::unique_ptr<Outbox> outbox;
+  ASSERT_TRUE(Outbox::Open(&fault, OutboxOptions{}, 1, &outbox).ok());
+  EngineOptions o;
+  o.live.device = "dev";
+  o.live.prices = &PriceTable::Embedded();
+  o.state_sequence = true;
+  std::unique_ptr<Engine> e;
+  ASSERT_TRUE(Engine::Open(o, &fault, outbox.get(), &e).ok());
+  e->set_stage_state_deltas(true);
+  const auto files = MakeHistory(43, 6);
+  LineParser parser;
+  ParsedLine line;
+  auto count = [&](size_t i, int64_t now) -> Status {
+    for (const auto& l : files[i]) {
+      parser.Parse(l, &line);
+      if (Status s = e->AddLine(line); !s.ok()) return s;
+    }
+    return e->Commit({{"f" + std::to_string(i), "end"}}, now);
+  };
+  ASSERT_TRUE(count(0, kNow).ok());
+  std::string v;
+  ASSERT_TRUE(fault.Get(Engine::kStateSeqKey, &v).ok());
+  EXPECT_EQ(v, "1");
+  EXPECT_EQ(fault.Get(Engine::StateDeltaKey(1), &v).code(), Status::Code::kNotFound)
+      << "no delta during the first catch-up (the snapshot after it covers it)";
+  ASSERT_TRUE(e->MarkCaughtUp(kNow).ok());
+  ASSERT_TRUE(count(1, kNow + 1).ok());
+  EXPECT_EQ(e->state_seq(), 3u);
+  // Delta 3 is exactly commit 3's batch without the outbox: replaying it over the state before
+  // gives the state after.
+  ASSERT_TRUE(fault.Get(Engine::StateDeltaKey(3), &v).ok());
+  WriteBatch ops;
+  ASSERT_TRUE(sm::DecodeStateBody(sm::CompressRecords(v), 1 << 30, &ops).ok());
+  std::map<std::string, std::string> touched;
+  bool cursor = false;
+  for (const auto& op : ops.ops()) {
+    EXPECT_NE(op.key[0], 'o');
+    EXPECT_NE(op.key[0], 'u');
+    if (op.key == "f1") cursor = true;
+    if (op.type == WriteBatch::OpType::kPut) touched[op.key] = op.value;
+  }
+  EXPECT_TRUE(cursor) << "the file cursor travels in the delta";
+  for (const auto& [k, val] : touched) {
+    std::string now;
+    ASSERT_TRUE(fault.Get(k, &now).ok()) << k;
+    EXPECT_EQ(now, val) << k;
+  }
+  // A failed commit writes neither its cursor, nor its delta, nor its sequence.
+  fault.FailNthWrite(1);
+  EXPECT_FALSE(count(2, kNow + 2).ok());
+  EXPECT_EQ(fault.Get("f2", &v).code(), Status::Code::kNotFound);
+  EXPECT_EQ(fault.Get(Engine::StateDeltaKey(4), &v).code(), Status::Code::kNotFound);
+  ASSERT_TRUE(fault.Get(Engine::kStateSeqKey, &v).ok());
+  EXPECT_EQ(v, "3");
+  // Reopened (as after a crash): the sequence continues from the store.
+  e.reset();
+  ASSERT_TRUE(Engine::Open(o, &fault, outbox.get(), &e).ok());
+  EXPECT_EQ(e->state_seq(), 3u);
+}
+
+// The mirror through the real gateway side: deltas in order, a gap answered 409 and healed by a
+// snapshot, retries acknowledged, the last upload at a stop; the gateway's copy equals the
+// agent's state (without outbox and deltas) afterwards, and the sent deltas are deleted.
+TEST(StateMirrorUploader, TheGatewaysCopyFollowsTheStateThroughDeltasGapsAndSnapshots) {
+  TempDir dir;
+  std::unique_ptr<KvStore> rocks;
+  ASSERT_TRUE(OpenRocksStore(dir.path(), {}, &rocks).ok());
+  State a(std::move(rocks));
+  a.Reopen(kNever, /*state_sequence=*/true);
+  a.engine->set_stage_state_deltas(true);
+  InProcessGateway gw;
+  UploaderOptions o;
+  o.store = a.store.get();
+  o.transport = &gw;
+  o.state_url = "http://g/api/v1/agent/state";
+  o.headers = gw.auth();
+  o.interval = std::chrono::hours(1);  // Kick and Stop only
+  o.gateway = 1;
+  const auto files = MakeHistory(44, 10);
+  for (size_t i = 0; i < 3; ++i) a.Count(files, i, kNow);
+  ASSERT_TRUE(a.engine->MarkCaughtUp(kNow).ok());  // seq 4, the first delta
+  // One uploader per phase, stopped (joined) before the state changes again, so that what
+  // each one sends does not depend on timing.
+  {
+    StateMirrorUploader u(o);
+    u.Start();
+    // Delta 4 alone: the gateway has no copy -> 409 -> a snapshot at 4.
+    ASSERT_TRUE(gw.WaitExchanges(2));
+    u.Stop(false);
+  }
+  for (size_t i = 3; i < 6; ++i) a.Count(files, i, kNow + 1);  // deltas 5..7
+  {
+    StateMirrorUploader u(o);
+    u.Start();
+    ASSERT_TRUE(gw.WaitExchanges(3));
+    u.Stop(false);
+  }
+  EXPECT_EQ(gw.seqs(), (std::vector<std::string>{"4-4", "4 full", "5-7"}));
+  EXPECT_EQ(gw.statuses(), (std::vector<unsigned>{409, 204, 204}));
+  uint64_t seq = 0;
+  EXPECT_EQ(gw.Mirror(&seq), Mirrorable(a.store.get()));
+  EXPECT_EQ(seq, 7u);
+  // Deltas not staged for a while (the target's kind unknown): a gap, healed by a snapshot.
+  a.engine->set_stage_state_deltas(false);
+  a.Count(files, 6, kNow + 2);  // seq 8, no delta
+  a.engine->set_stage_state_deltas(true);
+  a.Count(files, 7, kNow + 3);  // delta 9
+  a.Count(files, 8, kNow + 4);  // delta 10: the last upload at a stop carries them
+  StateMirrorUploader u(o);
+  u.Start();
+  u.Stop(/*final_upload=*/true);  // whatever the thread did before the stop, the last upload
+                                  // leaves the gateway's copy equal to the state
+  const std::vector<std::string> seqs = gw.seqs();
+  ASSERT_EQ(seqs.size(), 5u);
+  EXPECT_EQ(seqs[3], "9-10");
+  EXPECT_EQ(seqs[4], "10 full") << "the gap (8 was not staged) healed by a snapshot";
+  EXPECT_EQ(gw.Mirror(&seq), Mirrorable(a.store.get()));
+  EXPECT_EQ(seq, 10u);
+  auto it = a.store->NewIterator();
+  it->Seek("u");
+  EXPECT_FALSE(it->Valid() && it->key()[0] == 'u') << "acknowledged deltas are deleted";
   const UploaderStats st = u.stats();
-  EXPECT_EQ(st.uploads, 3u);
-  EXPECT_EQ(st.failures, 1u);
+  EXPECT_EQ(st.snapshot_uploads, 1u);
+  EXPECT_EQ(st.gaps, 1u);
+
+  // The state is lost: the mirror restores it, and after a restored catch-up the deltas
+  // continue the same copy.
+  std::unique_ptr<KvStore> fresh = NewMemStore();
+  Probe p;
+  ProbeGateway(&gw, o.state_url, gw.auth(), &p);
+  ASSERT_EQ(p.outcome, ProbeOutcome::kMirror) << p.detail;
+  EXPECT_EQ(p.state_seq, 10u);
+  RestoreStats rs;
+  ASSERT_TRUE(RestoreState(fresh.get(), p.mirror, p.epoch, p.state_seq, kNow + 10, &rs).ok());
+  State b(std::move(fresh));
+  b.Reopen(kNow + 10, true);
+  EXPECT_EQ(b.engine->state_seq(), 10u);
+  EXPECT_EQ(b.engine->Exposition(false, false), a.engine->Exposition(false, false));
+}
+
+TEST(StateMirrorUploader, RetriedDeltasAreDuplicatesAndTheBacklogIsBounded) {
+  State a(NewMemStore());
+  a.Reopen(kNever, true);
+  a.engine->set_stage_state_deltas(true);
+  InProcessGateway gw;
+  const auto files = MakeHistory(45, 8);
+  a.Count(files, 0, kNow);
+  ASSERT_TRUE(a.engine->MarkCaughtUp(kNow).ok());
+  UploaderOptions o;
+  o.store = a.store.get();
+  o.transport = &gw;
+  o.state_url = "u";
+  o.headers = gw.auth();
+  o.interval = std::chrono::hours(1);
+  o.gateway = 1;
+  {
+    StateMirrorUploader u(o);
+    u.Stop(false);  // never started: nothing sent
+  }
+  EXPECT_TRUE(gw.seqs().empty());
+  {
+    StateMirrorUploader u(o);
+    u.Start();
+    ASSERT_TRUE(gw.WaitExchanges(2));  // 409, snapshot at 2
+    u.Stop(false);
+  }
+  // The agent crashed before deleting the deltas it sent: they come back (re-staged here).
+  WriteBatch again;
+  again.Put(Engine::StateDeltaKey(2), "");
+  ASSERT_TRUE(a.store->Write(again, true).ok());
+  {
+    StateMirrorUploader u(o);
+    u.Start();
+    ASSERT_TRUE(gw.WaitExchanges(3));
+    u.Stop(false);
+  }
+  EXPECT_EQ(gw.seqs().back(), "2-2");
+  EXPECT_EQ(gw.statuses().back(), 204u) << "a delta the gateway holds: acknowledged";
+  // A backlog over its bound is dropped for a snapshot.
+  for (size_t i = 1; i < 5; ++i) a.Count(files, i, kNow + 1);
+  o.max_backlog_bytes = 1;
+  std::vector<std::string> warnings;
+  o.log = [&](std::string_view level, std::string_view msg, std::string_view) {
+    if (level == "warn") warnings.emplace_back(msg);
+  };
+  {
+    StateMirrorUploader u(o);
+    u.Start();
+    ASSERT_TRUE(gw.WaitExchanges(4));
+    u.Stop(false);
+  }
+  EXPECT_EQ(gw.seqs().back(), std::to_string(a.engine->state_seq()) + " full");
+  EXPECT_EQ(gw.Mirror(), Mirrorable(a.store.get()));
+  ASSERT_FALSE(warnings.empty());
 }
 
 TEST(StateMirrorUploader, NotAGatewayStopsAndIsRemembered) {
@@ -336,20 +571,25 @@ TEST(StateMirrorUploader, NotAGatewayStopsAndIsRemembered) {
   o.state_url = "http://prom/api/v1/agent/state";
   o.interval = std::chrono::hours(1);
   StateMirrorUploader u(o);
-  u.NoteCommit(5);
   u.Start();
   ASSERT_TRUE(t.WaitRequests(1));
   u.Stop(true);
   EXPECT_EQ(t.requests().size(), 1u) << "no upload to a plain receiver";
+  EXPECT_EQ(u.gateway(), 0);
   std::string v;
   ASSERT_TRUE(store->Get(kGatewayKey, &v).ok());
   EXPECT_EQ(v, "0");
 }
 
-TEST(StateMirrorUploader, RefusedAsTooLargeIsNotRetriedUntilTheStateChanges) {
+TEST(StateMirrorUploader, ARefusedSnapshotIsLoggedAndNotRetriedAtOnce) {
   std::unique_ptr<KvStore> store = NewMemStore();
+  WriteBatch b;
+  b.Put("cX", std::string(100, 'x'));
+  b.Put(Engine::StateDeltaKey(5), "");
+  ASSERT_TRUE(store->Write(b, true).ok());
   ScriptedTransport t;
-  t.Answer(413);
+  t.Answer(409);  // the delta
+  t.Answer(413);  // the snapshot
   std::vector<std::string> warnings;
   std::mutex mu;
   UploaderOptions o;
@@ -363,15 +603,11 @@ TEST(StateMirrorUploader, RefusedAsTooLargeIsNotRetriedUntilTheStateChanges) {
     if (level == "warn") warnings.emplace_back(msg);
   };
   StateMirrorUploader u(o);
-  u.NoteCommit(1);
   u.Start();
-  ASSERT_TRUE(t.WaitRequests(1));
-  u.Kick();
-  u.NoteCommit(2);
-  u.Kick();
   ASSERT_TRUE(t.WaitRequests(2));
-  u.Stop(false);
-  EXPECT_EQ(t.requests().size(), 2u);
+  u.Kick();
+  u.Stop(true);
+  EXPECT_EQ(t.requests().size(), 2u) << "the refused snapshot waits before it is tried again";
   EXPECT_EQ(u.stats().refused, 1u);
   std::lock_guard<std::mutex> lock(mu);
   ASSERT_FALSE(warnings.empty());

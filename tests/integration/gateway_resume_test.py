@@ -200,6 +200,7 @@ def run_test(args, ck, work, prom_bin):
         gf.append(rest, 0, len(rest))
 
         # 3. Start on an empty state: resume.
+        fetches0 = gw.self_metric("ccmon_gateway_agent_state_fetches_total")
         agent.start()
         wait_log(lambda: os.path.join(work, "agent-%d.log" % agent.runs),
                  b"resume: the state was restored", "the restore from the gateway's mirror")
@@ -207,6 +208,14 @@ def run_test(args, ck, work, prom_bin):
             agent.kill()  # mid-resume: restored, the catch-up under way or just done
             agent.start()
         check_exact("after the resume")
+        fetches = gw.self_metric("ccmon_gateway_agent_state_fetches_total") - fetches0
+        ck.eq("states handed back to the agent (ccmon_gateway_agent_state_fetches_total; a "
+              "restart after the restore does not fetch again)", fetches, 1.0)
+        applied = gw.self_metric("ccmon_gateway_agent_state_uploads_total", outcome="applied")
+        ck.check(applied >= 3, "the mirror followed the state (%d uploads applied: a snapshot, "
+                 "then deltas)" % applied)
+        ck.eq("uploads refused as too large",
+              gw.self_metric("ccmon_gateway_agent_state_uploads_total", outcome="too_large"), 0.0)
         ck.eq("counter resets the gateway saw",
               gw.self_metric("ccmon_gateway_series_resets_total"), 0.0)
         resets, names = prometheus_resets(prom, NAME)

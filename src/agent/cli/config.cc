@@ -107,8 +107,8 @@ std::vector<SettingSpec> MakeSettings() {
   v.push_back(Choice("resume", {"auto", "off"},
                      "auto (default): a lost state resumes from a ccmon-gateway's mirror | off"));
   v.push_back(Dur("state-mirror-interval", kSecondMs, kDayMs,
-                  "a changed state is mirrored to a ccmon-gateway this often, 1s..1d "
-                  "(default 5m)"));
+                  "the state's changes are mirrored to a ccmon-gateway this often, 1s..1d "
+                  "(default 15s)"));
   v.push_back(Str("pricing", "FILE",
                   "pricing file (default: $CCMON_PRICING, ~/.config/ccmon/pricing.json, "
                   "else embedded)"));

@@ -77,7 +77,7 @@ struct AgentConfig {
   // A ccmon-gateway target keeps a mirror of the state; an agent starting with an empty state
   // resumes from it (docs/agent-design.md "Resume"). false: --resume off.
   bool resume = true;
-  std::chrono::seconds state_mirror_interval{300};  // a changed state is mirrored this often
+  std::chrono::seconds state_mirror_interval{15};  // staged state deltas are sent this often
 
   // --- sending ---
   unsigned shards = 1;
