@@ -2,13 +2,14 @@
 // "Resume"; the wire format and protocol in state_mirror/state_records.h).
 //
 // A ccmon-gateway keeps, per device, a copy of the agent's state (every key of its store except
-// the outbox). StateMirrorUploader sends it: a full snapshot (one consistent iterator) whenever
-// the engine committed since the last upload, at most once per interval, after the first
-// catch-up and at a clean stop. An agent that starts with an EMPTY state and a gateway target
-// first asks the gateway for that copy (ProbeGateway) and writes it into its store
-// (RestoreState) before it counts anything: it then reads the surviving transcripts from the
-// restored offsets as a new catch-up (no samples until it ends), so its counters continue from
-// the restored values and every series' next sample is at least what the gateway holds.
+// the outbox and the staged deltas). The engine stages each commit's changes as a state delta
+// in the commit's own batch (EngineOptions::state_sequence); StateMirrorUploader sends them in
+// order, and a full snapshot (one consistent iterator) when the gateway's copy is missing or
+// behind (409). An agent that starts with an EMPTY state and a gateway target first asks the
+// gateway for that copy (ProbeGateway) and writes it into its store (RestoreState) before it
+// counts anything: it then reads the surviving transcripts from the restored offsets as a new
+// catch-up (no samples until it ends), so its counters continue from the restored values and
+// every series' next sample is at least what the gateway holds.
 #pragma once
 
 #include <atomic>
