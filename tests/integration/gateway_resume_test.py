@@ -70,6 +70,52 @@ def mirror_seq(gw, key):
         raise ic.TestError("GET %s: HTTP %d" % (STATE_PATH, e.code))
 
 
+def _varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def snappy_literal(data):
+    """A snappy raw block holding `data` as one literal (the stdlib has no snappy)."""
+    n = len(data)
+    assert 0 < n < 65536
+    if n - 1 < 60:
+        tag = bytes([(n - 1) << 2])
+    elif n - 1 < 256:
+        tag = bytes([60 << 2, n - 1])
+    else:
+        tag = bytes([61 << 2, (n - 1) & 0xFF, (n - 1) >> 8])
+    return _varint(n) + tag + data
+
+
+def state_body(records):
+    """A state-records body (docs/store-format.md "State mirror") of puts."""
+    raw = b"\x01"
+    for k, v in records:
+        raw += b"\x01" + _varint(len(k)) + k + _varint(len(v)) + v
+    return snappy_literal(raw)
+
+
+def post_state(gw, key, epoch, seq, full, body):
+    headers = {"Authorization": "Bearer " + key, "X-Ccmon-Stream": epoch,
+               "X-Ccmon-State-Seq": seq, "Content-Type": "application/x-ccmon-state"}
+    if full:
+        headers["X-Ccmon-State-Full"] = "1"
+    return gd.post(gw.url(STATE_PATH), body, headers)[0]
+
+
+def mirror_head(gw, key):
+    """(epoch, state sequence) of the device's mirror."""
+    req = urllib.request.Request(gw.url(STATE_PATH), headers={"Authorization": "Bearer " + key})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        r.read()
+        return r.headers["X-Ccmon-Stream"], int(r.headers["X-Ccmon-State-Seq"])
+
+
 def mirror_writes(truth, config, appends):
     """Appends go to the live config dir and to the ground truth dir alike."""
     out = []
@@ -227,6 +273,22 @@ def run_test(args, ck, work, prom_bin):
         ck.eq("forwarded samples refused for good",
               gw.self_metric("ccmon_gateway_forward_samples_failed_total", destination=d), 0.0)
         agent.stop()
+
+        # Uploads replayed by hand (the same stream and sequence): acknowledged, not applied.
+        epoch, seq = mirror_head(gw, key)
+        dup0 = gw.self_metric("ccmon_gateway_agent_state_uploads_total", outcome="duplicate")
+        bogus = state_body([(b"cbogus", b"x")])
+        ck.eq("a snapshot replayed at the stored sequence",
+              post_state(gw, key, epoch, str(seq), True, bogus), 204)
+        ck.eq("a delta replayed at the stored sequence",
+              post_state(gw, key, epoch, "%d-%d" % (seq, seq), False, bogus), 204)
+        ck.eq("duplicates counted",
+              gw.self_metric("ccmon_gateway_agent_state_uploads_total", outcome="duplicate")
+              - dup0, 2.0)
+        ck.eq("a delta after a gap", post_state(gw, key, epoch, "%d-%d" % (seq + 5, seq + 5),
+                                                False, bogus), 409)
+        ck.eq("the mirror is unchanged by them", mirror_head(gw, key), (epoch, seq))
+        ck.eq("an upload without a key", post_state(gw, "", epoch, str(seq + 1), True, bogus), 401)
 
         # 4. A plain Prometheus target: not a gateway, no mirror, samples accepted.
         plain = at.Agent(args, prom.url("/api/v1/write"), config,
