@@ -472,6 +472,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       const QueueStats qs = queue.stats();
       self.Update(ingest.stats(), engine->stats(), engine->live_stats(), engine->caught_up(), os,
                   qs, tailer.files_tracked(), tailer.bytes_behind());
+      if (uploader) self.UpdateStateMirror(uploader->stats());
       status.files_tracked = int64_t(tailer.files_tracked());
       status.bytes_behind = int64_t(tailer.bytes_behind());
       status.lines_read = int64_t(ingest.stats().lines);

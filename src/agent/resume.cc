@@ -281,8 +281,9 @@ bool StateMirrorUploader::UploadSnapshot(HttpTransport* transport) {
     snapshot_not_before_ = std::chrono::steady_clock::now() + options_.refused_retry;
     if (options_.log) {
       options_.log("warn",
-                   "state mirror refused by the gateway: over its per-device limit "
-                   "(--max-agent-state-bytes); a lost state cannot be resumed",
+                   "state mirror refused by the gateway (413): over its per-device limit "
+                   "(--max-agent-state-bytes) or its body limit (--max-body-bytes); a lost state "
+                   "cannot be resumed",
                    detail + ", " + std::to_string(bytes) + " bytes");
     }
   } else {
@@ -366,8 +367,9 @@ bool StateMirrorUploader::Sync(HttpTransport* transport, std::stop_token stop) {
       needs_snapshot_ = true;
       if (options_.log) {
         options_.log("warn",
-                     "state mirror refused by the gateway: over its per-device limit "
-                     "(--max-agent-state-bytes); a lost state cannot be resumed",
+                     "state mirror refused by the gateway (413): over its per-device limit "
+                     "(--max-agent-state-bytes) or its body limit (--max-body-bytes); a lost state "
+                     "cannot be resumed",
                      detail);
       }
       if (Status s = DeleteDeltasThrough(last); !s.ok()) return false;

@@ -212,6 +212,11 @@ def run_test(args, ck, work, prom_bin):
         agent.start()
         gf.append(mirror_writes(truth, config, appends[:half]), 0, 2 * half)
         check_exact("before the loss")
+        gf.wait_until(lambda: agent.self_metrics().get("ccmon_agent_state_mirror_uploads_total",
+                                                       0.0) > 0,
+                      "the agent's ccmon_agent_state_mirror_uploads_total to count uploads")
+        ck.eq("the agent's failed state uploads (ccmon_agent_state_mirror_failures_total)",
+              agent.self_metrics().get("ccmon_agent_state_mirror_failures_total", 0.0), 0.0)
         seq0 = mirror_seq(gw, key)
         ck.check(seq0 is not None and seq0 > 0, "the gateway holds a mirror of the agent's "
                  "state (state sequence %s)" % seq0)
