@@ -24,6 +24,24 @@ SelfGauge Gauge(SelfMetrics* m, const std::string& name, const std::string& help
 AgentSelfMetrics::AgentSelfMetrics() {
   SelfMetrics* m = &metrics_;
   lines_ = Counter(m, "ccmon_agent_lines_read", "Complete transcript lines read.");
+  const std::string uploads_help =
+      "State mirror uploads a ccmon-gateway acknowledged (docs/agent-design.md \"Resume\"), by "
+      "kind: delta (staged commits), snapshot (the whole state, after a 409).";
+  mirror_deltas_ =
+      Counter(m, "ccmon_agent_state_mirror_uploads", uploads_help, {"kind"}, {"delta"});
+  mirror_snapshots_ =
+      Counter(m, "ccmon_agent_state_mirror_uploads", uploads_help, {"kind"}, {"snapshot"});
+  mirror_deltas_sent_ = Counter(m, "ccmon_agent_state_mirror_deltas_sent",
+                                "Staged state deltas (commits) the gateway acknowledged.");
+  mirror_gaps_ = Counter(m, "ccmon_agent_state_mirror_gaps",
+                         "State delta uploads answered 409 (a snapshot followed).");
+  const std::string failed_help =
+      "State mirror uploads that failed, by reason: error (no answer, 5xx, 401...; retried), "
+      "refused (413: over the gateway's per-device limit).";
+  mirror_failed_ =
+      Counter(m, "ccmon_agent_state_mirror_failures", failed_help, {"reason"}, {"error"});
+  mirror_refused_ =
+      Counter(m, "ccmon_agent_state_mirror_failures", failed_help, {"reason"}, {"refused"});
   bytes_ = Counter(m, "ccmon_agent_bytes_read", "Transcript bytes consumed.");
   commits_ = Counter(m, "ccmon_agent_commits", "State commits (one atomic store batch each).");
   samples_queued_ =
@@ -122,6 +140,15 @@ void AgentSelfMetrics::Update(const IngestStats& ingest, const EngineStats& engi
   if (queue.last_success_unix_ms > 0) last_push_.Set(double(queue.last_success_unix_ms) / 1000);
   pending_requests_.Set(double(live.pending));
   caught_up_.Set(caught_up ? 1 : 0);
+}
+
+void AgentSelfMetrics::UpdateStateMirror(const UploaderStats& mirror) {
+  mirror_deltas_.AdvanceTo(double(mirror.delta_uploads));
+  mirror_snapshots_.AdvanceTo(double(mirror.snapshot_uploads));
+  mirror_deltas_sent_.AdvanceTo(double(mirror.deltas_sent));
+  mirror_gaps_.AdvanceTo(double(mirror.gaps));
+  mirror_failed_.AdvanceTo(double(mirror.failures));
+  mirror_refused_.AdvanceTo(double(mirror.refused));
 }
 
 }  // namespace ccmon::agent

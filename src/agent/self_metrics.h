@@ -10,6 +10,7 @@
 
 #include "agent/engine/engine.h"
 #include "agent/engine/ingest.h"
+#include "agent/resume.h"
 #include "exposition/negotiate.h"
 #include "remote_write/queue_manager.h"
 #include "selfmetrics/self_metrics.h"
@@ -27,6 +28,8 @@ class AgentSelfMetrics {
   // The ingest components were rebuilt (after a failed commit): their stats start from 0 again,
   // so the counters mirroring them continue from what they show now.
   void Rebase();
+  // Mirrors the state mirror's uploads (a gateway target only; the families exist either way).
+  void UpdateStateMirror(const UploaderStats& mirror);
   // Observes one append -> acknowledged lag (seconds).
   void ObserveLag(double seconds) { lag_.Observe(seconds); }
   const SelfMetrics& registry() const { return metrics_; }
@@ -41,6 +44,8 @@ class AgentSelfMetrics {
   SelfGauge files_tracked_, bytes_behind_, outbox_requests_, outbox_bytes_, outbox_samples_,
       last_push_, pending_requests_, caught_up_;
   SelfHistogram lag_;
+  SelfCounter mirror_deltas_, mirror_snapshots_, mirror_deltas_sent_, mirror_gaps_, mirror_failed_,
+      mirror_refused_;
   // Per mirrored counter of the rebuilt components: its value when they were last rebuilt.
   std::vector<std::pair<SelfCounter*, double>> bases_;
   void Mirror(SelfCounter& c, uint64_t since_rebuild);

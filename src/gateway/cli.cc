@@ -59,6 +59,8 @@ constexpr char kUsage[] =
     "                               2 x the rate)\n"
     "  --max-pending-writes N       0..100000 writes decoding or waiting for the store (default\n"
     "                               0: no limit; only matters above --io-threads); over: 429\n"
+    "  --max-agent-state-bytes N    0..1099511627776 (default 268435456; 0: no limit): an\n"
+    "                               agent's mirrored state (for its resume) at most; over: 413\n"
     "  --max-connections N          1..100000 (default 1024)\n"
     "  --io-threads N               1..256 (default 2)\n"
     "  --read-timeout DURATION      a request's header and body once begun, and a TLS handshake\n"
@@ -185,6 +187,7 @@ const std::vector<ServeSetting>& ServeSettings() {
       {"forward-max-samples-per-send"},
       {"forward-batch-send-deadline"},
       {"online-window"},
+      {"max-agent-state-bytes"},
   };
   return kSettings;
 }
@@ -378,6 +381,7 @@ Status ApplyServeSetting(Env* env, const GivenSetting& g, GatewayConfig* c) {
       {"forward-queue-max-bytes", 0, uint64_t(1) << 40},
       {"forward-shards", 1, kMaxShards},
       {"forward-max-samples-per-send", 1, 100'000},
+      {"max-agent-state-bytes", 0, uint64_t(1) << 40},
   };
   for (const NumberFlag& f : kNumbers) {
     if (name != f.name) continue;
@@ -399,6 +403,7 @@ Status ApplyServeSetting(Env* env, const GivenSetting& g, GatewayConfig* c) {
     if (name == "forward-queue-max-bytes") c->forward_queue_max_bytes = n;
     if (name == "forward-shards") c->forward_shards = size_t(n);
     if (name == "forward-max-samples-per-send") c->forward_max_samples_per_send = size_t(n);
+    if (name == "max-agent-state-bytes") c->max_agent_state_bytes = n;
     return Status::Ok();
   }
   return from(Status::InvalidArgument("unknown setting '" + name + "'"));

@@ -5,8 +5,13 @@
 namespace ccmon::gateway {
 
 GatewayHandler::GatewayHandler(WriteHandler* write, HttpHandler* metrics,
-                               std::function<bool()> ready, HttpHandler* admin)
-    : write_(write), metrics_(metrics), ready_(std::move(ready)), admin_(admin) {}
+                               std::function<bool()> ready, HttpHandler* admin,
+                               HttpHandler* agent_state)
+    : write_(write),
+      metrics_(metrics),
+      ready_(std::move(ready)),
+      admin_(admin),
+      agent_state_(agent_state) {}
 
 ServerResponse GatewayHandler::Handle(const ServerRequest& request) {
   const std::string_view path = request.Path();
@@ -22,6 +27,7 @@ ServerResponse GatewayHandler::Handle(const ServerRequest& request) {
   if (admin_ != nullptr && (path == "/api/v1/devices" || path.starts_with("/api/v1/devices/"))) {
     return admin_->Handle(request);
   }
+  if (agent_state_ != nullptr && path == kAgentStateRoute) return agent_state_->Handle(request);
   if (path == "/readyz") {
     if (request.method != "GET") {
       ServerResponse r = ServerResponse::Text(405, "use GET\n");

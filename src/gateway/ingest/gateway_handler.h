@@ -3,6 +3,7 @@
 //   GET  /metrics, /api/metrics  `metrics` (a MetricsHandler, selfmetrics/metrics_handler.h;
 //                                /api/metrics so that the seed server's scrape configs work)
 //   /api/v1/devices[/…]          `admin` (gateway/admin_handler.h; nullptr: 404)
+//   /api/v1/agent/state          `agent_state` (gateway/mirror/state_handler.h; nullptr: 404)
 //   GET  /healthz                200 "ok" while the process serves
 //   GET  /readyz                 200 "ready" while `ready` says so, else 503
 //   anything else                404
@@ -17,12 +18,14 @@
 namespace ccmon::gateway {
 
 inline constexpr std::string_view kWritePath = "/api/v1/write";
+// state_mirror::kAgentStatePath (not included here: the route is all this layer knows of it).
+inline constexpr std::string_view kAgentStateRoute = "/api/v1/agent/state";
 
 class GatewayHandler : public HttpHandler {
  public:
   // `admin` may be null (no admin API: 404).
   GatewayHandler(WriteHandler* write, HttpHandler* metrics, std::function<bool()> ready,
-                 HttpHandler* admin = nullptr);
+                 HttpHandler* admin = nullptr, HttpHandler* agent_state = nullptr);
   ServerResponse Handle(const ServerRequest& request) override;
 
  private:
@@ -30,6 +33,7 @@ class GatewayHandler : public HttpHandler {
   HttpHandler* metrics_;
   std::function<bool()> ready_;
   HttpHandler* admin_;
+  HttpHandler* agent_state_;
 };
 
 }  // namespace ccmon::gateway
