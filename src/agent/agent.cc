@@ -200,6 +200,10 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   qo.http.client_key_file = config.client_key_file;
   qo.http.insecure_skip_verify = config.insecure_skip_verify;
   agent::AgentSelfMetrics self;
+  if (!self.SetPricingUpdated(prices.updated())) {
+    log.Warn("the price table names no valid updated date; its age is unknown",
+             {{"pricing", price_origin}, {"updated", prices.updated()}});
+  }
   std::vector<std::unique_ptr<OutboxShardSource>> sources;
   std::vector<ShardSource*> source_ptrs;
   for (uint32_t i = 0; i < shards; ++i) {

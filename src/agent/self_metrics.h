@@ -5,6 +5,7 @@
 
 #include <array>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,6 +28,12 @@ class AgentSelfMetrics {
   // The ingest components were rebuilt (after a failed commit): their stats start from 0 again,
   // so the counters mirroring them continue from what they show now.
   void Rebase();
+  // ccmon_agent_pricing_updated_timestamp_seconds: the price table's `updated` date
+  // (docs/pricing-format.md, "YYYY-MM-DD" or "YYYYMMDD", taken as 00:00 UTC) as Unix seconds, so
+  // that an alert can tell a stale price table (`time() - metric > age`). A missing or
+  // unparsable date sets 0: the table's age is unknown, which such an alert reports as old.
+  // Returns whether the date parsed. Set once, after the table is loaded.
+  bool SetPricingUpdated(std::string_view updated);
   // Observes one append -> acknowledged lag (seconds).
   void ObserveLag(double seconds) { lag_.Observe(seconds); }
   const SelfMetrics& registry() const { return metrics_; }
@@ -39,7 +46,7 @@ class AgentSelfMetrics {
       read_errors_;
   std::array<SelfCounter, kSkipReasonCount> skipped_;
   SelfGauge files_tracked_, bytes_behind_, outbox_requests_, outbox_bytes_, outbox_samples_,
-      last_push_, pending_requests_, caught_up_;
+      last_push_, pending_requests_, caught_up_, pricing_updated_;
   SelfHistogram lag_;
   // Per mirrored counter of the rebuilt components: its value when they were last rebuilt.
   std::vector<std::pair<SelfCounter*, double>> bases_;
