@@ -18,6 +18,11 @@ if [ "${1:-}" = "--test" ]; then
   # for scripts/check-format.sh; qemu-user (ccmon-replay under qemu-x86_64 -cpu Westmere: a CPU
   # without AVX2).
   packages+=(prometheus victoria-metrics clang libclang-rt-14-dev llvm clang-format qemu-user)
+  # node and npm for the dashboard schema check (tests/dashboards/install_npm_deps.sh). A node
+  # installed otherwise (with its own npm) is kept: Debian's npm would conflict with it.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages+=(nodejs npm)
+  fi
 fi
 missing=()
 for p in "${packages[@]}"; do
