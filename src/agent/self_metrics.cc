@@ -59,7 +59,9 @@ AgentSelfMetrics::AgentSelfMetrics() {
                           {"reason"}, {std::string(SkipReasonName(SkipReason(r)))});
   }
   files_tracked_ = Gauge(m, "ccmon_agent_files_tracked", "Transcript files followed.");
-  bytes_behind_ = Gauge(m, "ccmon_agent_bytes_behind", "Bytes appended and not read yet.", "bytes");
+  // No UNIT: an OpenMetrics unit must end the name, and this name (documented, on dashboards)
+  // does not end in "_bytes"; with the unit the family was refused and never exported.
+  bytes_behind_ = Gauge(m, "ccmon_agent_bytes_behind", "Bytes appended and not read yet.");
   outbox_requests_ = Gauge(m, "ccmon_agent_outbox_requests", "Outbox entries not acknowledged.");
   outbox_bytes_ = Gauge(m, "ccmon_agent_outbox_bytes", "Outbox payload bytes.", "bytes");
   outbox_samples_ = Gauge(m, "ccmon_agent_outbox_samples", "Samples in the outbox.");

@@ -30,8 +30,8 @@ TEST(AgentSelfMetricsTest, PricingUpdatedIsTheDateAtMidnightUtc) {
 TEST(AgentSelfMetricsTest, PricingUpdatedWithoutAValidDateIsZero) {
   AgentSelfMetrics m;
   ASSERT_TRUE(m.SetPricingUpdated("2025-02-28"));
-  for (const char* bad : {"", "2025-02-29", "2025-13-01", "next week", "2025-1-01",
-                          "2025-01-01T00:00:00Z"}) {
+  for (const char* bad :
+       {"", "2025-02-29", "2025-13-01", "next week", "2025-1-01", "2025-01-01T00:00:00Z"}) {
     EXPECT_FALSE(m.SetPricingUpdated(bad)) << bad;
     EXPECT_EQ(PricingLine(m), "ccmon_agent_pricing_updated_timestamp_seconds 0") << bad;
     ASSERT_TRUE(m.SetPricingUpdated("2025-02-28"));
@@ -50,6 +50,25 @@ TEST(AgentSelfMetricsTest, PricingUpdatedHasTypeHelpAndUnitInOpenMetrics) {
   EXPECT_NE(body.find("\nccmon_agent_pricing_updated_timestamp_seconds 1709164800\n"),
             std::string::npos)
       << body;
+}
+
+// Every family the agent documents (README "ccmon-agent") is registered: a family the registry
+// refuses (a bad name/unit pair) is silently absent from /metrics, and dashboards show nothing.
+TEST(AgentSelfMetricsTest, EveryDocumentedFamilyIsExported) {
+  AgentSelfMetrics m;
+  std::string body;
+  m.registry().WriteSelfMetrics(ExpositionFormat::kText, &body);
+  for (const char* name :
+       {"ccmon_agent_lines_read_total", "ccmon_agent_bytes_read_total",
+        "ccmon_agent_skipped_lines_total", "ccmon_agent_files_tracked", "ccmon_agent_bytes_behind",
+        "ccmon_agent_outbox_requests", "ccmon_agent_outbox_bytes", "ccmon_agent_outbox_samples",
+        "ccmon_agent_pushes_total", "ccmon_agent_samples_sent_total",
+        "ccmon_agent_samples_rejected_total", "ccmon_agent_outbox_dropped_samples_total",
+        "ccmon_agent_last_successful_push_timestamp_seconds",
+        "ccmon_agent_attribution_conflicts_total", "ccmon_agent_append_to_ack_seconds_bucket",
+        "ccmon_agent_pricing_updated_timestamp_seconds"}) {
+    EXPECT_NE(body.find(std::string("\n") + name), std::string::npos) << name;
+  }
 }
 
 }  // namespace
