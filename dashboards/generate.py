@@ -146,12 +146,13 @@ def overview():
          stat("Devices online", "The gateway's claude_device_online when it is scraped, else "
               "devices with a sample in the last 5 minutes (agents re-send every 15 s).", [ANY],
               DEVICES_ONLINE, "short", w=2)],
-        [series("Cost per hour by model", "USD per hour, stacked by model.", [ANY],
+        [series("Cost over time by model", "USD per interval (an hour, or longer on long "
+                "time ranges; the legend sums the range), stacked by model.", [ANY],
                 [target("sum by (model) (%s)" % increase("claude_cost_usd_total", DMP,
                                                           "$__interval"), "{{model}}")],
                 "currencyUSD", interval="1h", bars=True, stack=True),
-         series("Tokens per hour by type", "Tokens per hour by type (input, output, 5-minute "
-                "and 1-hour cache writes, cache reads).", [ANY],
+         series("Tokens over time by type", "Tokens per interval (an hour or longer) by type "
+                "(input, output, 5-minute and 1-hour cache writes, cache reads).", [ANY],
                 [target("sum by (type) (%s)" % increase("claude_tokens_total", DMP,
                                                          "$__interval"), "{{type}}")],
                 "short", interval="1h", bars=True, stack=True)],
@@ -179,7 +180,8 @@ def overview():
                             "properties": [{"id": "unit", "value": "percentunit"},
                                            {"id": "custom.drawStyle", "value": "line"},
                                            {"id": "custom.axisPlacement", "value": "right"}]}]),
-         series("Requests per hour by model", "Deduplicated API requests per hour.", [ANY],
+         series("Requests over time by model", "Deduplicated API requests per interval (an "
+                "hour or longer).", [ANY],
                 [target("sum by (model) (%s)" % increase("claude_requests_total", DMP,
                                                           "$__interval"), "{{model}}")],
                 "short", w=8, interval="1h", bars=True, stack=True)],

@@ -12,7 +12,8 @@ Checks, each a list of problems (none expected):
   - every PromQL expression of the dashboards (variables replaced as docs/prometheus-peers.md
     §12 does: $var -> .*, $__range/$__interval/$__rate_interval -> 5m) and of the rule files
     parses: `promtool check rules` over a generated rule file, and over the rule files;
-  - the rule files keep the .yml extension and the plain rule-file shape (groups: …).
+  - the rule files keep the .yml extension and the plain rule-file shape (groups: …);
+  - every alert of ccmon.alerts.yml is made to fire and checked quiet in ccmon.alerts.test.yml.
 Then the lint is turned on broken copies (a string datasource, a missing unit, a bad PromQL
 expression, a missing variable, …): each must be reported, so the lint itself cannot pass
 vacuously. Exit 0 when all is as expected, 1 otherwise.
@@ -179,6 +180,24 @@ def lint_all(promtool, dashboards, rule_paths, work):
     return bad
 
 
+def alert_test_coverage(alerts_path, test_path):
+    """Problems: alerts of `alerts_path` that the promtool test file does not both make fire (an
+    alert_rule_test with exp_alerts) and check quiet (one without)."""
+    alerts = re.findall(r"^\s*- alert: (\w+)", open(alerts_path).read(), re.M)
+    text = open(test_path).read()
+    quiet = set(re.findall(r"\{eval_time: [^,]+, alertname: (\w+)\}", text))
+    fires = set(re.findall(r"^\s*alertname: (\w+)\n\s*exp_alerts:", text, re.M))
+    bad = []
+    for a in alerts:
+        if a not in fires:
+            bad.append("%s: no promtool test makes it fire" % a)
+        if a not in quiet:
+            bad.append("%s: no promtool test checks that it stays quiet" % a)
+    if not alerts:
+        bad.append("%s: no alerts found" % alerts_path)
+    return bad
+
+
 def mutations(dashboards):
     """(what, broken copy of the dashboards) that the lint must report."""
     def first_panel(ds):
@@ -232,6 +251,9 @@ def main():
     if sorted(names) != sorted(UIDS):
         failed.append("dashboards: %s, want %s" % (names, sorted(UIDS)))
     dashboards = [(os.path.basename(f), json.load(open(f, encoding="utf-8"))) for f in files]
+    failed += alert_test_coverage(os.path.join(dash_dir, "rules", "ccmon.alerts.yml"),
+                                  os.path.join(args.repo, "tests", "dashboards",
+                                               "ccmon.alerts.test.yml"))
     rule_paths = [os.path.join(dash_dir, "rules", r) for r in RULE_FILES]
     with tempfile.TemporaryDirectory(prefix="ccmon-dash-lint-") as work:
         problems = lint_all(args.promtool, dashboards, rule_paths, work)
