@@ -570,14 +570,17 @@ def prometheus_write_refusals(base_url):
     Read from the /metrics endpoint directly: a Prometheus started with --config.file=/dev/null
     does not scrape itself, so a PromQL query for prometheus_http_requests_total finds nothing
     and would report 0 whatever happened. Out-of-order and duplicate-with-another-value samples
-    are 400s of the write handler, a sample too old 500; all show here. Returns
-    {code: count} for the non-2xx codes (empty: nothing refused)."""
+    are 400s of the write handler, a sample too old 500; all show here. A 503 is not counted:
+    Prometheus answers every request with it until its TSDB is open ("Service Unavailable"
+    while it starts), which a sender retrying across an upstream restart will meet; it refuses
+    nothing. Returns {code: count} for the other non-2xx codes (empty: nothing refused)."""
     with urllib.request.urlopen(base_url.rstrip("/") + "/metrics", timeout=10) as r:
         text = r.read().decode("utf-8", "replace")
     _, samples = parse_prom_text(text)
     out = {}
     for s in samples:
         if (s.name == "prometheus_http_requests_total" and s.label("handler") == "/api/v1/write"
-                and not s.label("code").startswith("2") and s.value):
+                and not s.label("code").startswith("2") and s.label("code") != "503"
+                and s.value):
             out[s.label("code")] = out.get(s.label("code"), 0) + s.value
     return out
