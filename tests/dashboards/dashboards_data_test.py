@@ -18,7 +18,9 @@ Once Prometheus holds exactly what `ccmon-replay metrics` reports (direct, gatew
 target of dashboards/*.json — $device/$model/$project as .*, $__range 1d, $__interval 1h,
 $__rate_interval 1m — must return at least one series, in every setup its "Needs:" note says it
 works in (README "Dashboards"); every recording rule likewise (direct, gateway), and every rule is
-healthy (no evaluation error). Waits are polls with deadlines.
+healthy (no evaluation error). The Overview's Cost, Tokens and Requests over the whole history
+equal replay's totals (exactly for the backfill; within 0.1 % at now, where increase()
+extrapolates from the newest live sample). Waits are polls with deadlines.
 """
 
 import glob
@@ -182,6 +184,25 @@ def check_all_return_data(server, setup, ck, at_s=None, with_rules=True):
             % (setup, len(todo) - len(empty), time.monotonic() - t0, skipped))
 
 
+def check_totals(server, setup, ck, want, at_s=None, rel=1e-9):
+    """The Overview's Cost, Tokens and Requests panels over a range holding the whole history
+    equal replay's totals: the increase() shapes count a backfilled history exactly (each series
+    starts with a 0 sample, README "Backfill Prometheus with your history"). Evaluated at now
+    over live series, increase() extrapolates from the newest sample (at most a resend interval
+    old) to now: `rel` allows for that."""
+    exprs = {title: expr for dash, title, _, _, expr in panel_queries()
+             if dash == "overview.json"}
+    for title, metric in (("Cost", "claude_cost_usd_total"), ("Tokens", "claude_tokens_total"),
+                          ("Requests", "claude_requests_total")):
+        total = sum(v for k, v in want.items() if k[0] == metric)
+        got = query(server, lint.substitute(exprs[title].replace("$__range", "3d")), at_s)
+        value = float(got[0]["value"][1]) if got else None
+        ck.check(value is not None and abs(value - total) <= rel * max(total, 1.0),
+                 "%s: Overview %s over the whole history == replay's total (within %g)"
+                 % (setup, title, rel),
+                 "got %r want %r" % (value, total))
+
+
 def check_rules_healthy(server, setup, ck):
     with urllib.request.urlopen(server.url("/api/v1/rules"), timeout=10) as r:
         groups = json.load(r)["data"]["groups"]
@@ -212,6 +233,7 @@ def run_direct(args, ck, work, config, want, rules):
         wait_replay_series(prom, want, "direct")
         ck.info("direct: Prometheus holds replay's series after %.1f s" % (time.monotonic() - t0))
         check_all_return_data(prom, "direct", ck)
+        check_totals(prom, "direct", ck, want, rel=1e-3)
         check_rules_healthy(prom, "direct", ck)
         check_pricing_metric(prom, "direct", ck)
         ck.eq("direct: write requests Prometheus refused", ic.prometheus_write_refusals(
@@ -246,6 +268,7 @@ def run_gateway(args, ck, work, config, want, rules):
         ck.info("gateway: Prometheus holds replay's series after %.1f s"
                 % (time.monotonic() - t0))
         check_all_return_data(prom, "gateway", ck)
+        check_totals(prom, "gateway", ck, want, rel=1e-3)
         check_rules_healthy(prom, "gateway", ck)
         check_pricing_metric(prom, "gateway", ck)
         ck.eq("gateway: write requests Prometheus refused", ic.prometheus_write_refusals(
@@ -261,7 +284,7 @@ def run_gateway(args, ck, work, config, want, rules):
         prom.stop()
 
 
-def run_replay(args, ck, work, config):
+def run_replay(args, ck, work, config, want):
     promtool = ic.find_tool(args.promtool, "promtool")
     history = os.path.join(work, "history.om")
     end_s = ic.replay_history(args, config, "replayed", history)
@@ -278,6 +301,7 @@ def run_replay(args, ck, work, config):
         ck.check(bool(got), "replay: the backfilled totals are there at the history's end (%d)"
                  % end_s)
         check_all_return_data(prom, "replay", ck, at_s=end_s, with_rules=False)
+        check_totals(prom, "replay", ck, want, at_s=end_s)
     finally:
         prom.stop()
 
@@ -299,7 +323,7 @@ def body(args, ck):
             os.makedirs(os.path.join(work, d))
         run_direct(args, ck, work, config, want, rules)
         run_gateway(args, ck, work, config, want, rules)
-        run_replay(args, ck, work, config)
+        run_replay(args, ck, work, config, want)
         ok = not ck.failed
     finally:
         if ok:
