@@ -390,8 +390,9 @@ def fleet():
 def variables():
     def query_var(name, label, query):
         return {"type": "query", "name": name, "label": label, "datasource": DS,
-                "query": {"query": query, "refId": "PrometheusVariableQueryEditor-"
-                          "VariableQuery", "qryType": 1},
+                # The classic string form: every Grafana version's Prometheus data source reads
+                # it (and migrates it to its own editor's object when the variable is edited).
+                "query": query,
                 "refresh": 2, "multi": True, "includeAll": True, "allValue": ".*",
                 "sort": 1, "regex": ""}
     return [

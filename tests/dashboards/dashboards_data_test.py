@@ -16,9 +16,9 @@ intervals shortened to 2 s so that a test does not wait minutes for evaluations)
            queried at the history's end.
 Once Prometheus holds exactly what `ccmon-replay metrics` reports (direct, gateway), every panel
 target of dashboards/*.json — $device/$model/$project as .*, $__range 1d, $__interval 1h,
-$__rate_interval 1m — must return at least one series, in every setup its "Needs:" note says it
-works in (README "Dashboards"); every recording rule likewise (direct, gateway), and every rule is
-healthy (no evaluation error). The Overview's Cost, Tokens and Requests over the whole history
+$__rate_interval 1m — must return at least one series in every setup its "Needs:" note says it
+works in (README "Dashboards"), and so must every label_values() variable; every recording rule
+likewise (direct, gateway), and every rule is healthy (no evaluation error). The Overview's Cost, Tokens and Requests over the whole history
 equal replay's totals (exactly for the backfill; within 0.1 % at now, where increase()
 extrapolates from the newest live sample). Waits are polls with deadlines.
 """
@@ -86,6 +86,17 @@ def panel_queries():
             for t in p["targets"]:
                 out.append((os.path.basename(f), p["title"], t["refId"], lint.needs_of(p),
                             t["expr"]))
+    return out
+
+
+def variable_queries():
+    """[(name, series selector, label)] of the dashboards' label_values() variables."""
+    out = []
+    for f in sorted(glob.glob(os.path.join(REPO, "dashboards", "*.json"))):
+        for v in json.load(open(f, encoding="utf-8"))["templating"]["list"]:
+            m = re.fullmatch(r"label_values\((.+), *(\w+)\)", str(v.get("query", "")))
+            if v.get("type") == "query" and m and (v["name"], m.group(1), m.group(2)) not in out:
+                out.append((v["name"], m.group(1), m.group(2)))
     return out
 
 
@@ -166,6 +177,10 @@ def check_all_return_data(server, setup, ck, at_s=None, with_rules=True):
         if all(n in PROVIDES[setup] for n in needs):
             todo["%s: %s: %s" % (dash, title, ref)] = data_query(expr)
     skipped = len(panel_queries()) - len(todo)
+    for name, selector, label in variable_queries():
+        # label_values(SELECTOR, LABEL) over the time range, as Grafana asks the series API.
+        todo["variable %s" % name] = "group by (%s) (last_over_time(%s[1d]))" % (
+            label, lint.substitute(selector))
     if with_rules:
         for name in rule_records():
             todo["rule %s" % name] = '{__name__="%s"}' % name

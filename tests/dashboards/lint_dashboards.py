@@ -126,7 +126,9 @@ def dashboard_exprs(dashboards):
         for v in d.get("templating", {}).get("list", []):
             q = v.get("query")
             if isinstance(q, dict):
-                m = re.fullmatch(r"label_values\((.*), *(\w+)\)", q.get("query", ""))
+                q = q.get("query", "")
+            if v.get("type") == "query":
+                m = re.fullmatch(r"label_values\((.*), *(\w+)\)", q or "")
                 if not m:
                     out.append(("%s: variable %s" % (name, v.get("name")), "label_values?("))
                 elif m.group(1).strip():
