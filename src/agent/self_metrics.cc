@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/timeutil.h"
+
 namespace ccmon::agent {
 namespace {
 
@@ -75,7 +77,9 @@ AgentSelfMetrics::AgentSelfMetrics() {
                           {"reason"}, {std::string(SkipReasonName(SkipReason(r)))});
   }
   files_tracked_ = Gauge(m, "ccmon_agent_files_tracked", "Transcript files followed.");
-  bytes_behind_ = Gauge(m, "ccmon_agent_bytes_behind", "Bytes appended and not read yet.", "bytes");
+  // No UNIT: an OpenMetrics unit must end the name, and this name (documented, on dashboards)
+  // does not end in "_bytes"; with the unit the family was refused and never exported.
+  bytes_behind_ = Gauge(m, "ccmon_agent_bytes_behind", "Bytes appended and not read yet.");
   outbox_requests_ = Gauge(m, "ccmon_agent_outbox_requests", "Outbox entries not acknowledged.");
   outbox_bytes_ = Gauge(m, "ccmon_agent_outbox_bytes", "Outbox payload bytes.", "bytes");
   outbox_samples_ = Gauge(m, "ccmon_agent_outbox_samples", "Samples in the outbox.");
@@ -84,6 +88,10 @@ AgentSelfMetrics::AgentSelfMetrics() {
   pending_requests_ = Gauge(m, "ccmon_agent_requests_unsettled",
                             "Requests not yet observed in claude_cost_per_request_usd.");
   caught_up_ = Gauge(m, "ccmon_agent_caught_up", "1 once the history present at start is read.");
+  pricing_updated_ = Gauge(m, "ccmon_agent_pricing_updated_timestamp_seconds",
+                           "The price table's updated date (00:00 UTC) as Unix seconds; 0 when "
+                           "the table names no valid date.",
+                           "seconds");
   (void)metrics_.AddHistogram(
       SelfFamily{
           "ccmon_agent_append_to_ack_seconds",
@@ -93,6 +101,16 @@ AgentSelfMetrics::AgentSelfMetrics() {
           "seconds",
           {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}},
       {}, &lag_);
+}
+
+bool AgentSelfMetrics::SetPricingUpdated(std::string_view updated) {
+  int64_t epoch_day = 0;
+  if (!ParseDay(updated, &epoch_day)) {
+    pricing_updated_.Set(0);
+    return false;
+  }
+  pricing_updated_.Set(double(epoch_day) * 86400);
+  return true;
 }
 
 void AgentSelfMetrics::Rebase() {

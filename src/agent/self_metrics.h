@@ -5,6 +5,7 @@
 
 #include <array>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,6 +31,12 @@ class AgentSelfMetrics {
   void Rebase();
   // Mirrors the state mirror's uploads (a gateway target only; the families exist either way).
   void UpdateStateMirror(const UploaderStats& mirror);
+  // ccmon_agent_pricing_updated_timestamp_seconds: the price table's `updated` date
+  // (docs/pricing-format.md, "YYYY-MM-DD" or "YYYYMMDD", taken as 00:00 UTC) as Unix seconds, so
+  // that an alert can tell a stale price table (`time() - metric > age`). A missing or
+  // unparsable date sets 0: the table's age is unknown, which such an alert reports as old.
+  // Returns whether the date parsed. Set once, after the table is loaded.
+  bool SetPricingUpdated(std::string_view updated);
   // Observes one append -> acknowledged lag (seconds).
   void ObserveLag(double seconds) { lag_.Observe(seconds); }
   const SelfMetrics& registry() const { return metrics_; }
@@ -42,7 +49,7 @@ class AgentSelfMetrics {
       read_errors_;
   std::array<SelfCounter, kSkipReasonCount> skipped_;
   SelfGauge files_tracked_, bytes_behind_, outbox_requests_, outbox_bytes_, outbox_samples_,
-      last_push_, pending_requests_, caught_up_;
+      last_push_, pending_requests_, caught_up_, pricing_updated_;
   SelfHistogram lag_;
   SelfCounter mirror_deltas_, mirror_snapshots_, mirror_deltas_sent_, mirror_gaps_, mirror_failed_,
       mirror_refused_;
