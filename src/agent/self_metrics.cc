@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/timeutil.h"
+
 namespace ccmon::agent {
 namespace {
 
@@ -24,6 +26,24 @@ SelfGauge Gauge(SelfMetrics* m, const std::string& name, const std::string& help
 AgentSelfMetrics::AgentSelfMetrics() {
   SelfMetrics* m = &metrics_;
   lines_ = Counter(m, "ccmon_agent_lines_read", "Complete transcript lines read.");
+  const std::string uploads_help =
+      "State mirror uploads a ccmon-gateway acknowledged (docs/agent-design.md \"Resume\"), by "
+      "kind: delta (staged commits), snapshot (the whole state, after a 409).";
+  mirror_deltas_ =
+      Counter(m, "ccmon_agent_state_mirror_uploads", uploads_help, {"kind"}, {"delta"});
+  mirror_snapshots_ =
+      Counter(m, "ccmon_agent_state_mirror_uploads", uploads_help, {"kind"}, {"snapshot"});
+  mirror_deltas_sent_ = Counter(m, "ccmon_agent_state_mirror_deltas_sent",
+                                "Staged state deltas (commits) the gateway acknowledged.");
+  mirror_gaps_ = Counter(m, "ccmon_agent_state_mirror_gaps",
+                         "State delta uploads answered 409 (a snapshot followed).");
+  const std::string failed_help =
+      "State mirror uploads that failed, by reason: error (no answer, 5xx, 401...; retried), "
+      "refused (413: over the gateway's per-device limit).";
+  mirror_failed_ =
+      Counter(m, "ccmon_agent_state_mirror_failures", failed_help, {"reason"}, {"error"});
+  mirror_refused_ =
+      Counter(m, "ccmon_agent_state_mirror_failures", failed_help, {"reason"}, {"refused"});
   bytes_ = Counter(m, "ccmon_agent_bytes_read", "Transcript bytes consumed.");
   commits_ = Counter(m, "ccmon_agent_commits", "State commits (one atomic store batch each).");
   samples_queued_ =
@@ -57,7 +77,9 @@ AgentSelfMetrics::AgentSelfMetrics() {
                           {"reason"}, {std::string(SkipReasonName(SkipReason(r)))});
   }
   files_tracked_ = Gauge(m, "ccmon_agent_files_tracked", "Transcript files followed.");
-  bytes_behind_ = Gauge(m, "ccmon_agent_bytes_behind", "Bytes appended and not read yet.", "bytes");
+  // No UNIT: an OpenMetrics unit must end the name, and this name (documented, on dashboards)
+  // does not end in "_bytes"; with the unit the family was refused and never exported.
+  bytes_behind_ = Gauge(m, "ccmon_agent_bytes_behind", "Bytes appended and not read yet.");
   outbox_requests_ = Gauge(m, "ccmon_agent_outbox_requests", "Outbox entries not acknowledged.");
   outbox_bytes_ = Gauge(m, "ccmon_agent_outbox_bytes", "Outbox payload bytes.", "bytes");
   outbox_samples_ = Gauge(m, "ccmon_agent_outbox_samples", "Samples in the outbox.");
@@ -66,6 +88,10 @@ AgentSelfMetrics::AgentSelfMetrics() {
   pending_requests_ = Gauge(m, "ccmon_agent_requests_unsettled",
                             "Requests not yet observed in claude_cost_per_request_usd.");
   caught_up_ = Gauge(m, "ccmon_agent_caught_up", "1 once the history present at start is read.");
+  pricing_updated_ = Gauge(m, "ccmon_agent_pricing_updated_timestamp_seconds",
+                           "The price table's updated date (00:00 UTC) as Unix seconds; 0 when "
+                           "the table names no valid date.",
+                           "seconds");
   (void)metrics_.AddHistogram(
       SelfFamily{
           "ccmon_agent_append_to_ack_seconds",
@@ -75,6 +101,16 @@ AgentSelfMetrics::AgentSelfMetrics() {
           "seconds",
           {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}},
       {}, &lag_);
+}
+
+bool AgentSelfMetrics::SetPricingUpdated(std::string_view updated) {
+  int64_t epoch_day = 0;
+  if (!ParseDay(updated, &epoch_day)) {
+    pricing_updated_.Set(0);
+    return false;
+  }
+  pricing_updated_.Set(double(epoch_day) * 86400);
+  return true;
 }
 
 void AgentSelfMetrics::Rebase() {
@@ -122,6 +158,15 @@ void AgentSelfMetrics::Update(const IngestStats& ingest, const EngineStats& engi
   if (queue.last_success_unix_ms > 0) last_push_.Set(double(queue.last_success_unix_ms) / 1000);
   pending_requests_.Set(double(live.pending));
   caught_up_.Set(caught_up ? 1 : 0);
+}
+
+void AgentSelfMetrics::UpdateStateMirror(const UploaderStats& mirror) {
+  mirror_deltas_.AdvanceTo(double(mirror.delta_uploads));
+  mirror_snapshots_.AdvanceTo(double(mirror.snapshot_uploads));
+  mirror_deltas_sent_.AdvanceTo(double(mirror.deltas_sent));
+  mirror_gaps_.AdvanceTo(double(mirror.gaps));
+  mirror_failed_.AdvanceTo(double(mirror.failures));
+  mirror_refused_.AdvanceTo(double(mirror.refused));
 }
 
 }  // namespace ccmon::agent

@@ -5,11 +5,13 @@
 
 #include <array>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "agent/engine/engine.h"
 #include "agent/engine/ingest.h"
+#include "agent/resume.h"
 #include "exposition/negotiate.h"
 #include "remote_write/queue_manager.h"
 #include "selfmetrics/self_metrics.h"
@@ -27,6 +29,14 @@ class AgentSelfMetrics {
   // The ingest components were rebuilt (after a failed commit): their stats start from 0 again,
   // so the counters mirroring them continue from what they show now.
   void Rebase();
+  // Mirrors the state mirror's uploads (a gateway target only; the families exist either way).
+  void UpdateStateMirror(const UploaderStats& mirror);
+  // ccmon_agent_pricing_updated_timestamp_seconds: the price table's `updated` date
+  // (docs/pricing-format.md, "YYYY-MM-DD" or "YYYYMMDD", taken as 00:00 UTC) as Unix seconds, so
+  // that an alert can tell a stale price table (`time() - metric > age`). A missing or
+  // unparsable date sets 0: the table's age is unknown, which such an alert reports as old.
+  // Returns whether the date parsed. Set once, after the table is loaded.
+  bool SetPricingUpdated(std::string_view updated);
   // Observes one append -> acknowledged lag (seconds).
   void ObserveLag(double seconds) { lag_.Observe(seconds); }
   const SelfMetrics& registry() const { return metrics_; }
@@ -39,8 +49,10 @@ class AgentSelfMetrics {
       read_errors_;
   std::array<SelfCounter, kSkipReasonCount> skipped_;
   SelfGauge files_tracked_, bytes_behind_, outbox_requests_, outbox_bytes_, outbox_samples_,
-      last_push_, pending_requests_, caught_up_;
+      last_push_, pending_requests_, caught_up_, pricing_updated_;
   SelfHistogram lag_;
+  SelfCounter mirror_deltas_, mirror_snapshots_, mirror_deltas_sent_, mirror_gaps_, mirror_failed_,
+      mirror_refused_;
   // Per mirrored counter of the rebuilt components: its value when they were last rebuilt.
   std::vector<std::pair<SelfCounter*, double>> bases_;
   void Mirror(SelfCounter& c, uint64_t since_rebuild);

@@ -59,6 +59,8 @@ constexpr char kUsage[] =
     "                               2 x the rate)\n"
     "  --max-pending-writes N       0..100000 writes decoding or waiting for the store (default\n"
     "                               0: no limit; only matters above --io-threads); over: 429\n"
+    "  --max-agent-state-bytes N    0..1099511627776 (default 268435456; 0: no limit): an\n"
+    "                               agent's mirrored state (for its resume) at most; over: 413\n"
     "  --max-connections N          1..100000 (default 1024)\n"
     "  --io-threads N               1..256 (default 2)\n"
     "  --read-timeout DURATION      a request's header and body once begun, and a TLS handshake\n"
@@ -80,6 +82,11 @@ constexpr char kUsage[] =
     "  --forward-bearer-token-file F      Authorization: Bearer <the file's one line>\n"
     "  --forward-basic-auth-user U        basic auth, with the password from\n"
     "  --forward-basic-auth-password-file F\n"
+    "  --forward-label NAME=VALUE         a label added to every series sent there (repeatable),\n"
+    "                                     replacing the series' own; e.g. cluster=eu and\n"
+    "                                     replica=gw-1 for Mimir's HA tracker (ha_replica_label:\n"
+    "                                     replica); not __…, device, model, project, type, tool,\n"
+    "                                     reason, le, quantile\n"
     "  --forward-queue-max-bytes N  per destination, 0..1099511627776 (default 1073741824; 0: no\n"
     "                               limit); the oldest queued samples beyond it are dropped,\n"
     "                               logged and counted (ccmon_gateway_forward_samples_dropped)\n"
@@ -173,12 +180,14 @@ const std::vector<ServeSetting>& ServeSettings() {
       {"forward-bearer-token-file", false, true, false},
       {"forward-basic-auth-user", false, true, false},
       {"forward-basic-auth-password-file", false, true, false},
+      {"forward-label", false, true, false},
       {"forward-queue-max-bytes"},
       {"forward-queue-max-age"},
       {"forward-shards"},
       {"forward-max-samples-per-send"},
       {"forward-batch-send-deadline"},
       {"online-window"},
+      {"max-agent-state-bytes"},
   };
   return kSettings;
 }
@@ -199,7 +208,8 @@ struct GivenSetting {
 // (their order carries their meaning), turned into GatewayConfig::forward by ForwardDestinations.
 bool IsForwardFlag(std::string_view name) {
   return name == "forward" || name == "forward-header" || name == "forward-bearer-token-file" ||
-         name == "forward-basic-auth-user" || name == "forward-basic-auth-password-file";
+         name == "forward-basic-auth-user" || name == "forward-basic-auth-password-file" ||
+         name == "forward-label";
 }
 
 Status ForwardDestinations(Env* env, const std::vector<GivenSetting>& flags,
@@ -208,6 +218,7 @@ Status ForwardDestinations(Env* env, const std::vector<GivenSetting>& flags,
     std::string url;
     EndpointHeaderOptions auth;
     std::vector<std::string> seen;  // its once-only flags
+    Labels labels = {};             // --forward-label
   };
   std::vector<Pending> forwards;
   for (const GivenSetting& g : flags) {
@@ -241,6 +252,19 @@ Status ForwardDestinations(Env* env, const std::vector<GivenSetting>& flags,
       f.auth.headers.push_back(value);
       continue;
     }
+    if (name == "forward-label") {
+      const size_t eq = value.find('=');
+      if (eq == std::string::npos) {
+        return Status::InvalidArgument("--forward " + RedactedUrl(f.url) +
+                                       ": --forward-label wants NAME=VALUE, got '" + value + "'");
+      }
+      f.labels.emplace_back(value.substr(0, eq), value.substr(eq + 1));
+      if (Status s = CheckForwardLabels(f.labels); !s.ok()) {
+        return Status::InvalidArgument("--forward " + RedactedUrl(f.url) + ": --forward-label " +
+                                       value + ": " + s.message());
+      }
+      continue;
+    }
     for (const std::string& s : f.seen) {
       if (s == name) {
         return Status::InvalidArgument("--" + name + " given twice for --forward " +
@@ -256,6 +280,7 @@ Status ForwardDestinations(Env* env, const std::vector<GivenSetting>& flags,
   for (const Pending& f : forwards) {
     ForwardDestination d;
     d.url = f.url;
+    d.labels = f.labels;
     if (Status s = BuildEndpointHeaders(env, f.auth, &d.headers); !s.ok()) {
       return Status::InvalidArgument("--forward " + RedactedUrl(f.url) + ": " + s.message());
     }
@@ -356,6 +381,7 @@ Status ApplyServeSetting(Env* env, const GivenSetting& g, GatewayConfig* c) {
       {"forward-queue-max-bytes", 0, uint64_t(1) << 40},
       {"forward-shards", 1, kMaxShards},
       {"forward-max-samples-per-send", 1, 100'000},
+      {"max-agent-state-bytes", 0, uint64_t(1) << 40},
   };
   for (const NumberFlag& f : kNumbers) {
     if (name != f.name) continue;
@@ -377,6 +403,7 @@ Status ApplyServeSetting(Env* env, const GivenSetting& g, GatewayConfig* c) {
     if (name == "forward-queue-max-bytes") c->forward_queue_max_bytes = n;
     if (name == "forward-shards") c->forward_shards = size_t(n);
     if (name == "forward-max-samples-per-send") c->forward_max_samples_per_send = size_t(n);
+    if (name == "max-agent-state-bytes") c->max_agent_state_bytes = n;
     return Status::Ok();
   }
   return from(Status::InvalidArgument("unknown setting '" + name + "'"));

@@ -9,6 +9,8 @@
 #include "gateway/cli.h"
 #include "gateway/devices/device_registry.h"
 #include "gateway/ingest/gateway_handler.h"
+#include "gateway/mirror/mirror_store.h"
+#include "gateway/mirror/state_handler.h"
 #include "gateway/status/collect.h"
 #include "gateway/status/status_handler.h"
 #include "gateway/store/exposition.h"
@@ -69,6 +71,18 @@ GatewaySelfMetrics::GatewaySelfMetrics(const WriteHandler* write, const SeriesSt
                       "HTTP requests refused before the handler (400, 413, 431)");
   timeouts_ = Counter(&metrics_, "ccmon_gateway_http_timeouts",
                       "Connections dropped by a read, write or idle timeout");
+  {
+    static constexpr const char* kOutcomes[] = {"applied", "duplicate", "gap", "too_large"};
+    for (size_t i = 0; i < mirror_uploads_.size(); ++i) {
+      mirror_uploads_[i] = Counter(&metrics_, "ccmon_gateway_agent_state_uploads",
+                                   "Agent state uploads (their resume after a lost state), by "
+                                   "outcome: applied, duplicate (acknowledged, not applied), gap "
+                                   "(409: a snapshot is asked for), too_large (413)",
+                                   {"outcome"}, {kOutcomes[i]});
+    }
+    mirror_fetches_ = Counter(&metrics_, "ccmon_gateway_agent_state_fetches",
+                              "Agent states handed back to agents that lost theirs (200)");
+  }
   series_ = Gauge(&metrics_, "ccmon_gateway_series", "Series held");
   families_ = Gauge(&metrics_, "ccmon_gateway_metric_families", "Metric families with metadata");
   store_bytes_ =
@@ -122,6 +136,14 @@ void GatewaySelfMetrics::Collect() {
   for (size_t i = 0; i < limited_.size(); ++i) limited_[i].AdvanceTo(double(w.requests_limited[i]));
   if (const TokenGuard* guard = metrics_guard_.load(); guard != nullptr) {
     metrics_unauthorized_.AdvanceTo(double(guard->refused()));
+  }
+  if (const MirrorStore* mirror = mirror_.load(); mirror != nullptr) {
+    const MirrorStats m = mirror->stats();
+    mirror_uploads_[0].AdvanceTo(double(m.applied));
+    mirror_uploads_[1].AdvanceTo(double(m.duplicate));
+    mirror_uploads_[2].AdvanceTo(double(m.gap));
+    mirror_uploads_[3].AdvanceTo(double(m.too_large));
+    mirror_fetches_.AdvanceTo(double(m.served));
   }
   accepted_.AdvanceTo(double(w.samples_accepted));
   duplicate_.AdvanceTo(double(w.samples_duplicate));
@@ -260,6 +282,15 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   // /healthz and /readyz stay open: probes must not need the metrics token.
   TokenGuard metrics_guard(config.metrics_token, {"/metrics", "/api/metrics"}, &metrics);
   self.set_metrics_guard(&metrics_guard);
+  // The agents' state mirrors (their resume after a lost state dir).
+  MirrorOptions mirror_options;
+  mirror_options.max_bytes_per_device = config.max_agent_state_bytes;
+  MirrorStore mirror(kv.get(), mirror_options);
+  AgentStateHandlerOptions asho;
+  asho.devices = devices.get();
+  asho.log = [&log](std::string_view m) { log("level=warn msg=\"" + std::string(m) + "\""); };
+  AgentStateHandler agent_state(&mirror, asho);
+  self.set_mirror(&mirror);
   // The status page: guarded like /metrics (by the metrics token, or the admin token when a
   // metrics token is set); open when /metrics is.
   StatusSources status_sources;
@@ -276,7 +307,7 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   StatusHandler status([&status_sources] { return CollectGatewayStatus(status_sources); },
                        status_tokens);
   GatewayHandler handler(
-      &write, &metrics_guard, [&ready] { return ready.load(); }, &admin, &status);
+      &write, &metrics_guard, [&ready] { return ready.load(); }, &admin, &agent_state, &status);
 
   ServerOptions so;
   so.listen = config.listen;

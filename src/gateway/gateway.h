@@ -22,6 +22,7 @@
 #include "gateway/forward/forwarder.h"
 #include "gateway/ingest/token_guard.h"
 #include "gateway/ingest/write_handler.h"
+#include "gateway/mirror/mirror_store.h"
 #include "gateway/store/series_store.h"
 #include "http/server.h"
 #include "selfmetrics/self_metrics.h"
@@ -58,6 +59,9 @@ struct GatewayConfig {
   std::string config_file;  // where settings were read from ("" when none), for the log
   // claude_device_online: a device is online while its last write is younger than this.
   std::chrono::milliseconds online_window = kDefaultOnlineWindow;
+  // An agent's mirrored state (keys + values; /api/v1/agent/state, its resume) at most; 0: no
+  // limit. Over it the upload is refused (413, logged).
+  uint64_t max_agent_state_bytes = uint64_t(256) << 20;
 };
 
 // The ccmon_gateway_* families in a prometheus-cpp registry (selfmetrics), refreshed from the
@@ -71,6 +75,8 @@ class GatewaySelfMetrics {
   void set_server(const HttpServer* server) { server_.store(server); }
   // The /metrics token guard whose refusals are counted (may stay null: not counted).
   void set_metrics_guard(const TokenGuard* guard) { metrics_guard_.store(guard); }
+  // The agents' state mirrors whose uploads and fetches are counted (may stay null).
+  void set_mirror(const MirrorStore* mirror) { mirror_.store(mirror); }
   const SelfMetrics& registry() const { return metrics_; }
 
  private:
@@ -80,6 +86,10 @@ class GatewaySelfMetrics {
   const SeriesStore* store_;
   std::atomic<const HttpServer*> server_{nullptr};
   std::atomic<const TokenGuard*> metrics_guard_{nullptr};
+  std::atomic<const MirrorStore*> mirror_{nullptr};
+  // ccmon_gateway_agent_state_uploads_total{outcome}: applied, duplicate, gap, too_large.
+  std::array<SelfCounter, 4> mirror_uploads_;
+  SelfCounter mirror_fetches_;
   SelfMetrics metrics_;
   std::array<SelfCounter, kWriteStatusCodes.size()> requests_;
   std::array<SelfCounter, kRejectReasonCount> rejected_;

@@ -105,9 +105,20 @@ Status Outbox::Recover(int requested_shards) {
   };
   std::array<Found, kMaxOutboxShards> found{};
   WriteBatch damaged;
+  int recorded_shards = 0;  // 0: none recorded
   std::unique_ptr<KvIterator> it = store_->NewIterator();
   for (it->Seek(std::string(1, kOutboxKeyPrefix)); it->Valid() && IsOutboxKey(it->key());
        it->Next()) {
+    if (it->key() == kOutboxShardCountKey) {
+      const std::string_view v = it->value();
+      const int n = v.size() == 3 && v[0] == 1 ? int(uint8_t(v[1]) | (uint8_t(v[2]) << 8)) : 0;
+      if (n >= 1 && n <= kMaxOutboxShards) {
+        recorded_shards = n;
+      } else {
+        damaged.Delete(it->key());
+      }
+      continue;
+    }
     uint32_t shard;
     uint64_t seq;
     Header h;
@@ -128,14 +139,23 @@ Status Outbox::Recover(int requested_shards) {
   }
   if (Status s = it->status(); !s.ok()) return s;
   it.reset();
-  if (!damaged.empty()) {
-    if (Status s = store_->Write(damaged, /*sync=*/true); !s.ok()) return s;
-  }
   corrupt_dropped_ = damaged.count();
 
+  int highest_used = 0;  // the highest non-empty shard plus one
+  for (int i = 0; i < kMaxOutboxShards; ++i) {
+    if (found[i].any) highest_used = i + 1;
+  }
   int count = requested_shards;
-  for (int i = requested_shards; i < kMaxOutboxShards; ++i) {
-    if (found[i].any) count = i + 1;
+  if (highest_used > 0) {
+    count = recorded_shards > 0 ? recorded_shards : std::max(requested_shards, highest_used);
+    count = std::max(count, highest_used);  // every queued entry stays reachable
+  }
+  if (count != recorded_shards) {
+    const char v[3] = {1, char(count & 0xff), char(count >> 8)};
+    damaged.Put(kOutboxShardCountKey, std::string_view(v, 3));
+  }
+  if (!damaged.empty()) {
+    if (Status s = store_->Write(damaged, /*sync=*/true); !s.ok()) return s;
   }
   shard_count_ = count;
   for (int i = 0; i < count; ++i) {

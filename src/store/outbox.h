@@ -62,6 +62,9 @@ inline constexpr size_t kOutboxKeyBytes = 10;
 inline constexpr size_t kOutboxHeaderBytes = 17;
 inline constexpr int kMaxOutboxShards = 256;
 inline constexpr size_t kMaxOutboxPayloadBytes = size_t(64) << 20;
+// The shard count the queued entries were sharded by: the key 'o' alone -> version (1 byte, 1),
+// count (uint16 little-endian, 1..256). docs/store-format.md "Outbox keys".
+inline constexpr std::string_view kOutboxShardCountKey = "o";
 
 std::string OutboxKey(uint32_t shard, uint64_t seq);
 
@@ -107,9 +110,13 @@ struct OutboxStats {
 class Outbox {
  public:
   // Scans the store's outbox keys to recover each shard's queue (head, tail, entries, samples,
-  // bytes, oldest time). `shards` is 1..256. Shards beyond it that still hold entries (the
-  // agent ran with more shards before) are kept: shard_count() covers them and they must be
-  // drained like the others. Damaged entries (a malformed key or header) are deleted and counted
+  // bytes, oldest time). `shards` is 1..256: the count wanted. A series keeps its order only if
+  // all its samples go to one shard, and the caller shards by a hash modulo shard_count(), so
+  // while entries are queued the count they were sharded by is kept: shard_count() is the
+  // recorded count when the outbox holds entries (it then differs from `shards` until a start
+  // finds the outbox empty), and `shards` otherwise (recorded then). A store written before the
+  // count was recorded, holding entries: the larger of `shards` and its highest non-empty shard
+  // plus one, as before. Damaged entries (a malformed key or header) are deleted and counted
   // in Stats().corrupt_dropped, so that the caller can log them. Errors: kInvalidArgument for bad
   // arguments, the store's errors.
   static Status Open(KvStore* store, const OutboxOptions& options, int shards,

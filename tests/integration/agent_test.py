@@ -294,11 +294,11 @@ def history_and_appends(args, work):
 
 
 def write_rejections(server, target):
-    """Write requests the receiver refused (4xx/5xx), from its own /metrics: a Prometheus
-    started with --config.file=/dev/null does not scrape itself, so a PromQL query would find
-    nothing and always say 0."""
-    if target != "prometheus":
-        return 0.0
+    """Write requests the receiver refused (4xx/5xx), and for VictoriaMetrics also rows it
+    ignored, from its own /metrics: a Prometheus started with --config.file=/dev/null does not
+    scrape itself, so a PromQL query would find nothing and always say 0."""
+    if target == "victoria":
+        return float(sum(ic.victoria_write_refusals(server.url("/")).values()))
     return float(sum(ic.prometheus_write_refusals(server.url("/")).values()))
 
 

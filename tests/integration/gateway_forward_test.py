@@ -180,6 +180,18 @@ def body(args, ck):
                  "upstreams down: the forward queues hold the new samples", repr(queued))
         ck.check(all(gw.forward_metric("ccmon_gateway_forward_lag_seconds", destination=d) > 0
                      for d in dest.values()), "upstreams down: the forward lag shows")
+        # A gateway SIGKILLed now must resume its queues: with both upstreams down nothing can
+        # drain them, so this does not depend on when the kill lands.
+        gw.kill()
+        gw.start()
+        after = {d: gw.forward_metric("ccmon_gateway_forward_queue_samples", destination=d)
+                 for d in dest.values()}
+        ck.check(all(after[d] >= queued[d] for d in dest.values()),
+                 "SIGKILLed with upstreams down: the restarted gateway still holds the queues",
+                 "before %r, after %r" % (queued, after))
+        with open(gw.log_path, "rb") as fh:
+            resumed = re.findall(rb'msg="forwarding" .* queued_samples=([1-9][0-9]*)', fh.read())
+        ck.check(len(resumed) > 0, "the restarted gateway logged the non-empty queues it resumed")
         prom.start()
         vm.start()
         check_all_exact("upstreams restarted")
@@ -205,12 +217,15 @@ def body(args, ck):
         ck.info("gateway stopped %d times mid-forward (%d SIGKILLs)" % (len(stops), kills))
         with open(gw.log_path, "rb") as fh:
             resumed = re.findall(rb'msg="forwarding" .* queued_samples=([1-9][0-9]*)', fh.read())
-        ck.check(len(resumed) > 0, "a restarted gateway resumed non-empty forward queues "
-                 "(%d times)" % len(resumed))
+        # How often a random kill landed with samples still queued depends on timing: shown,
+        # not checked (the deterministic case is above).
+        ck.info("restarts that resumed non-empty forward queues: %d" % len(resumed))
         check_all_exact("after SIGKILL/SIGTERM of the gateway mid-forward")
 
         # Nothing refused or dropped anywhere.
         ck.eq("write requests Prometheus refused", at.write_rejections(prom, "prometheus"), 0.0)
+        ck.eq("write requests VictoriaMetrics refused, rows it ignored (since its restart)",
+              at.write_rejections(vm, "victoria"), 0.0)
         for d in dest.values():
             for name in ("ccmon_gateway_forward_samples_failed_total",
                          "ccmon_gateway_forward_samples_dropped_total"):

@@ -564,20 +564,48 @@ class FixedPortProcess(ServerProcess):
         return code, time.monotonic() - t0
 
 
+def victoria_write_refusals(base_url):
+    """What a VictoriaMetrics refused or silently dropped of remote-write, from its own /metrics:
+    {name: count} of write requests answered with an error
+    (vm_http_request_errors_total{path="/api/v1/write"}) and rows it ignored for their
+    timestamps (vm_rows_ignored_total: outside its retention, or too far in the future), for
+    the non-zero ones (empty: nothing refused or dropped)."""
+    with urllib.request.urlopen(base_url.rstrip("/") + "/metrics", timeout=10) as r:
+        text = r.read().decode("utf-8", "replace")
+    # VictoriaMetrics writes a space after each label's comma, which the strict 0.0.4 parser
+    # above refuses; these two families are matched by a pattern instead.
+    out = {}
+    for line in text.split("\n"):
+        m = re.match(r'^(vm_http_request_errors_total|vm_rows_ignored_total)\{(.*)\}\s+(\S+)$', line)
+        if not m or float(m.group(3)) == 0:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        if m.group(1) == "vm_http_request_errors_total":
+            if labels.get("path") == "/api/v1/write":
+                out["write errors"] = out.get("write errors", 0) + float(m.group(3))
+        else:
+            key = "rows ignored (%s)" % labels.get("reason", "")
+            out[key] = out.get(key, 0) + float(m.group(3))
+    return out
+
+
 def prometheus_write_refusals(base_url):
     """Write requests a Prometheus answered with a 4xx or 5xx, from its own /metrics.
 
     Read from the /metrics endpoint directly: a Prometheus started with --config.file=/dev/null
     does not scrape itself, so a PromQL query for prometheus_http_requests_total finds nothing
     and would report 0 whatever happened. Out-of-order and duplicate-with-another-value samples
-    are 400s of the write handler, a sample too old 500; all show here. Returns
-    {code: count} for the non-2xx codes (empty: nothing refused)."""
+    are 400s of the write handler, a sample too old 500; all show here. A 503 is not counted:
+    Prometheus answers every request with it until its TSDB is open ("Service Unavailable"
+    while it starts), which a sender retrying across an upstream restart will meet; it refuses
+    nothing. Returns {code: count} for the other non-2xx codes (empty: nothing refused)."""
     with urllib.request.urlopen(base_url.rstrip("/") + "/metrics", timeout=10) as r:
         text = r.read().decode("utf-8", "replace")
     _, samples = parse_prom_text(text)
     out = {}
     for s in samples:
         if (s.name == "prometheus_http_requests_total" and s.label("handler") == "/api/v1/write"
-                and not s.label("code").startswith("2") and s.value):
+                and not s.label("code").startswith("2") and s.label("code") != "503"
+                and s.value):
             out[s.label("code")] = out.get(s.label("code"), 0) + s.value
     return out

@@ -29,6 +29,13 @@ using testing_util::RocksStoreHolder;
 
 constexpr int64_t kT0 = 1767225600000;  // 2026-01-01T00:00:00Z
 
+// The store's records other than the outbox's shard-count record (which Open writes).
+std::vector<std::pair<std::string, std::string>> Records(KvStore* store) {
+  auto all = Dump(store);
+  std::erase_if(all, [](const auto& kv) { return kv.first == kOutboxShardCountKey; });
+  return all;
+}
+
 std::unique_ptr<Outbox> OpenOrDie(KvStore* store, int shards,
                                   OutboxOptions options = OutboxOptions()) {
   std::unique_ptr<Outbox> outbox;
@@ -120,7 +127,7 @@ TEST(OutboxTest, EntriesComeOutInOrderWithTheirHeader) {
   ASSERT_TRUE(outbox->Remove(0, batch.last_seq).ok());
   ASSERT_TRUE(outbox->Peek(0, 100, 1 << 20, &again).ok());
   EXPECT_TRUE(again.empty());
-  EXPECT_EQ(Dump(store.get()).size(), 1u);  // only f/offset is left
+  EXPECT_EQ(Records(store.get()).size(), 1u);  // only f/offset is left
 }
 
 TEST(OutboxTest, PeekMergesUpToMaxSamplesAndMaxBytes) {
@@ -199,10 +206,10 @@ TEST(OutboxTest, AbandonLeavesNothing) {
   outbox->Abandon();
   EXPECT_EQ(outbox->Stats().total.entries, 0u);
   EXPECT_EQ(Drain(outbox.get(), 0), std::vector<std::string>{});
-  EXPECT_TRUE(Dump(mem.get()).empty());
+  EXPECT_TRUE(Records(mem.get()).empty());
   // The next entry works as usual (with a sequence of its own), and a reopen finds only it.
   Append(outbox.get(), &store, 0, kT0, 1, "kept");
-  EXPECT_EQ(Dump(mem.get()).size(), 2u);  // the entry and f/offset
+  EXPECT_EQ(Records(mem.get()).size(), 2u);  // the entry and f/offset
   outbox = OpenOrDie(&store, 2);
   EXPECT_EQ(outbox->Stats().total.entries, 1u);
   EXPECT_EQ(Drain(outbox.get(), 0), std::vector<std::string>{"kept"});
@@ -230,7 +237,7 @@ TEST(OutboxTest, FailedWriteThatLandedAppearsOnceAfterReopen) {
   outbox = OpenOrDie(&store, 1);
   EXPECT_EQ(outbox->Stats().total.entries, 1u);
   EXPECT_EQ(Drain(outbox.get(), 0), std::vector<std::string>{"ghost"});
-  EXPECT_EQ(Dump(mem.get()).size(), 1u);  // f/offset
+  EXPECT_EQ(Records(mem.get()).size(), 1u);  // f/offset
 }
 
 TEST(OutboxTest, ReopenOnRocksRecoversExactlyTheCommittedEntries) {
@@ -267,7 +274,7 @@ TEST(OutboxTest, ReopenOnRocksRecoversExactlyTheCommittedEntries) {
   rocks.Reopen();
   outbox = OpenOrDie(rocks.store(), 3);
   EXPECT_EQ(outbox->Stats().total.entries, 0u);
-  EXPECT_EQ(Dump(rocks.store()).size(), 1u);  // f/offset
+  EXPECT_EQ(Records(rocks.store()).size(), 1u);  // f/offset
 }
 
 TEST(OutboxTest, RemoveIsASyncWriteAndChecksItsRange) {
@@ -392,6 +399,71 @@ TEST(OutboxTest, ShardsBeyondTheRequestedCountAreKeptForDraining) {
   EXPECT_EQ(outbox->shard_count(), 2);
 }
 
+// A series keeps its order only within one shard: while samples are queued, a changed shard
+// count would send a series' new samples through another shard, possibly before its queued
+// ones (an out-of-order refusal upstream, and the samples lost). So the count the queue was
+// sharded by is recorded and kept until a start finds the queue empty.
+TEST(OutboxTest, TheShardCountOfQueuedEntriesIsKeptUntilTheQueueIsEmpty) {
+  auto store = NewMemStore();
+  {
+    auto outbox = OpenOrDie(store.get(), 8);
+    Append(outbox.get(), store.get(), 5, kT0, 1, "five");
+    Append(outbox.get(), store.get(), 1, kT0, 1, "one");
+  }
+  // Fewer shards wanted: still 8 (not 6, the highest non-empty shard plus one).
+  auto outbox = OpenOrDie(store.get(), 4);
+  EXPECT_EQ(outbox->shard_count(), 8);
+  outbox = OpenOrDie(store.get(), 16);  // more wanted: still 8
+  EXPECT_EQ(outbox->shard_count(), 8);
+  EXPECT_EQ(Drain(outbox.get(), 5), std::vector<std::string>{"five"});
+  outbox = OpenOrDie(store.get(), 16);
+  EXPECT_EQ(outbox->shard_count(), 8);  // shard 1 still holds an entry
+  EXPECT_EQ(Drain(outbox.get(), 1), std::vector<std::string>{"one"});
+  outbox = OpenOrDie(store.get(), 16);  // empty: the new count applies and is recorded
+  EXPECT_EQ(outbox->shard_count(), 16);
+  Append(outbox.get(), store.get(), 15, kT0, 1, "fifteen");
+  outbox = OpenOrDie(store.get(), 2);
+  EXPECT_EQ(outbox->shard_count(), 16);
+  std::string v;
+  ASSERT_TRUE(store->Get(kOutboxShardCountKey, &v).ok());
+  EXPECT_EQ(v, std::string("\x01\x10\x00", 3));  // version 1, 16 little-endian
+  EXPECT_EQ(outbox->Stats().corrupt_dropped, 0u);
+}
+
+TEST(OutboxTest, AStoreWithoutARecordedShardCountKeepsItsHighestQueuedShard) {
+  auto store = NewMemStore();
+  {
+    auto outbox = OpenOrDie(store.get(), 8);
+    Append(outbox.get(), store.get(), 5, kT0, 1, "five");
+  }
+  WriteBatch forget;  // as written before the count was recorded
+  forget.Delete(kOutboxShardCountKey);
+  ASSERT_TRUE(store->Write(forget, true).ok());
+  auto outbox = OpenOrDie(store.get(), 2);
+  EXPECT_EQ(outbox->shard_count(), 6);
+  outbox = OpenOrDie(store.get(), 2);  // recorded now
+  EXPECT_EQ(outbox->shard_count(), 6);
+  outbox = OpenOrDie(store.get(), 7);
+  EXPECT_EQ(outbox->shard_count(), 6);
+}
+
+TEST(OutboxTest, ADamagedShardCountRecordIsDroppedAndRewritten) {
+  for (const std::string& bad :
+       {std::string(), std::string("\x02\x04\x00", 3), std::string("\x01\x00\x00", 3),
+        std::string("\x01\x01\x01", 3), std::string("\x01\x04", 2)}) {
+    auto store = NewMemStore();
+    WriteBatch b;
+    b.Put(kOutboxShardCountKey, bad);
+    ASSERT_TRUE(store->Write(b, true).ok());
+    auto outbox = OpenOrDie(store.get(), 3);
+    EXPECT_EQ(outbox->shard_count(), 3);
+    EXPECT_EQ(outbox->Stats().corrupt_dropped, 1u);
+    std::string v;
+    ASSERT_TRUE(store->Get(kOutboxShardCountKey, &v).ok());
+    EXPECT_EQ(v, std::string("\x01\x03\x00", 3));
+  }
+}
+
 TEST(OutboxTest, LimitsDropOldestFirstAndCountIt) {
   auto store = NewMemStore();
   OutboxOptions options;
@@ -431,7 +503,7 @@ TEST(OutboxTest, LimitsDropOldestFirstAndCountIt) {
   EXPECT_EQ(Drain(outbox.get(), 0), std::vector<std::string>{});
   EXPECT_EQ(Drain(outbox.get(), 1), std::vector<std::string>{"s1e1"});
   EXPECT_EQ(outbox->Stats().dropped_total.entries, 3u);
-  EXPECT_EQ(Dump(store.get()).size(), 1u);
+  EXPECT_EQ(Records(store.get()).size(), 1u);
 }
 
 TEST(OutboxTest, LimitsOnlyDropFromTheHead) {
@@ -544,7 +616,7 @@ TEST(OutboxTest, StoreFailuresNeverLoseOrDuplicateEntries) {
     for (uint32_t shard : {0u, 1u}) {
       EXPECT_EQ(Drain(outbox.get(), shard, 1), ghosts[shard]);
     }
-    EXPECT_EQ(Dump(mem.get()).size(), 0u);
+    EXPECT_EQ(Records(mem.get()).size(), 0u);
   }
 }
 

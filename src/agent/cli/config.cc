@@ -104,6 +104,11 @@ std::vector<SettingSpec> MakeSettings() {
   v.push_back(Dur("outbox-max-age", kMinuteMs, 365 * kDayMs,
                   "outbox age before requests are dropped (counted), 1m..365d (default 7d)"));
   v.push_back(Bool("backfill", "first start: send the whole history with its timestamps"));
+  v.push_back(Choice("resume", {"auto", "off"},
+                     "auto (default): a lost state resumes from a ccmon-gateway's mirror | off"));
+  v.push_back(Dur("state-mirror-interval", kSecondMs, kDayMs,
+                  "the state's changes are mirrored to a ccmon-gateway this often, 1s..1d "
+                  "(default 15s)"));
   v.push_back(Str("pricing", "FILE",
                   "pricing file (default: $CCMON_PRICING, ~/.config/ccmon/pricing.json, "
                   "else embedded)"));
@@ -396,6 +401,7 @@ Status BuildAgentConfig(const ConfigLayers& layers, Env* env, const std::string&
           if (name == "max-sample-age") c.max_sample_age = secs;
           if (name == "settle-after") c.settle_after = secs;
           if (name == "outbox-max-age") c.outbox_max_age = secs;
+          if (name == "state-mirror-interval") c.state_mirror_interval = secs;
           // Whole seconds only where the setting is kept in seconds.
           if (name != "batch-send-deadline" && ms % 1000 != 0)
             return Status::InvalidArgument(v->origin + " wants whole seconds, got '" + text + "'");
@@ -411,6 +417,7 @@ Status BuildAgentConfig(const ConfigLayers& layers, Env* env, const std::string&
           if (name == "watch")
             c.watch = text == "poll" ? AgentWatchMode::kPoll : AgentWatchMode::kInotify;
           if (name == "project-label") ParseProjectLabelMode(text, &c.label_options.project_mode);
+          if (name == "resume") c.resume = text == "auto";
           break;
         }
         case SettingKind::kString: {

@@ -74,6 +74,10 @@ struct AgentConfig {
   std::string pricing_file;                   // "" = $CCMON_PRICING, pricing.json, embedded
   LabelOptions label_options;                 // project label mode and the caps
   bool backfill = false;                      // first start: send the whole history first
+  // A ccmon-gateway target keeps a mirror of the state; an agent starting with an empty state
+  // resumes from it (docs/agent-design.md "Resume"). false: --resume off.
+  bool resume = true;
+  std::chrono::seconds state_mirror_interval{15};  // staged state deltas are sent this often
 
   // --- sending ---
   unsigned shards = 1;

@@ -1,6 +1,8 @@
 #include "agent/engine/engine.h"
 
+#include "base/record_codec.h"
 #include "remote_write/write_request.h"
+#include "state_mirror/state_records.h"
 
 namespace ccmon::agent {
 
@@ -34,6 +36,15 @@ Status Engine::Open(const EngineOptions& options, KvStore* store, Outbox* outbox
   Status s = LiveAccounting::Open(options.live, e->reader_.get(), &e->live_);
   if (!s.ok()) return s;
   std::string v;
+  if (options.state_sequence) {
+    s = store->Get(kStateSeqKey, &v);
+    if (s.ok()) {
+      if (!state_mirror::ParseSequence(v, &e->state_seq_))
+        return Status::Corruption("agent state: bad " + std::string(kStateSeqKey));
+    } else if (s.code() != Status::Code::kNotFound) {
+      return s;
+    }
+  }
   s = store->Get(kCaughtUpKey, &v);
   if (s.ok()) {
     e->caught_up_ = true;
@@ -45,6 +56,12 @@ Status Engine::Open(const EngineOptions& options, KvStore* store, Outbox* outbox
   }
   *out = std::move(e);
   return Status::Ok();
+}
+
+std::string Engine::StateDeltaKey(uint64_t seq) {
+  std::string k(1, kStateDeltaPrefix);
+  PutFixed64BE(&k, seq);
+  return k;
 }
 
 Status Engine::AddLine(const ParsedLine& line) {
@@ -122,6 +139,23 @@ Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_
       batch.Delete(k);
   }
   if (batch.empty()) return Status::Ok();
+  if (options_.state_sequence) {
+    // The state mirror (docs/agent-design.md "Resume"): this commit's number, and its delta
+    // (everything but the outbox) in the same atomic batch as what it describes.
+    const uint64_t seq = state_seq_ + 1;
+    batch.Put(kStateSeqKey, std::to_string(seq));  // in the delta too: the copy is the state
+    if (stage_state_deltas_ && caught_up_) {
+      std::string records;
+      for (const WriteBatch::Op& op : batch.ops()) {
+        if (op.key.empty() || op.key[0] == kOutboxKeyPrefix) continue;
+        if (op.type == WriteBatch::OpType::kPut)
+          state_mirror::AppendPutRecord(&records, op.key, op.value);
+        else
+          state_mirror::AppendDeleteRecord(&records, op.key);
+      }
+      batch.Put(StateDeltaKey(seq), records);
+    }
+  }
   // Commits of the first catch-up are not synced: they queue no samples, so nothing outside
   // depends on them, and a power loss that takes their tail (RocksDB recovers a consistent
   // prefix) only makes the catch-up read those lines again. MarkCaughtUp's write is synced and
@@ -132,6 +166,7 @@ Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_
     return s;
   }
   outbox_->Committed();
+  if (options_.state_sequence) ++state_seq_;
   ++stats_.commits;
   stats_.samples_queued += queued;
   stats_.samples_stamped_now += sample_stats.stamped_now;

@@ -48,6 +48,11 @@ struct EngineOptions {
   int64_t resend_interval_ms = 15000;   // unchanged series are re-sent this often
   bool sync = true;  // fsync each commit after the first catch-up (a power loss loses nothing)
   int64_t samples_after_ms = kNever;  // SampleOptions::after_ms (a --backfill history's end)
+  // The state is mirrored to a ccmon-gateway (docs/agent-design.md "Resume"): every commit
+  // also advances the state sequence (kStateSeqKey) in its batch, and, while
+  // set_stage_state_deltas(true) and after the first catch-up, stages its batch minus the
+  // outbox's ops as a state delta (kStateDeltaPrefix + sequence). Off: neither (no cost).
+  bool state_sequence = false;
 };
 
 struct EngineStats {
@@ -78,6 +83,11 @@ class Engine {
   // Persisted. Idempotent.
   Status MarkCaughtUp(int64_t now_ms);
   bool caught_up() const { return caught_up_; }
+  // See EngineOptions::state_sequence: whether commits stage state deltas (the target is known
+  // to be a ccmon-gateway). Commits before the end of the first catch-up never do.
+  void set_stage_state_deltas(bool on) { stage_state_deltas_ = on; }
+  // The sequence of the last commit (EngineOptions::state_sequence; 0 before any).
+  uint64_t state_seq() const { return state_seq_; }
 
   const EngineStats& stats() const { return stats_; }
   const LiveStats& live_stats() const { return live_->stats(); }
@@ -97,6 +107,13 @@ class Engine {
   // Present once the first catch-up ended (MarkCaughtUp): samples have been queued since.
   static constexpr std::string_view kCaughtUpKey = "mcaught_up";
   static constexpr char kFilePrefix = 'f';  // the caller's file cursors
+  // The state sequence: the number of the last commit since the state was created (decimal).
+  static constexpr std::string_view kStateSeqKey = "mstate_seq";
+  // A staged state delta: 'u' + state sequence (8 bytes big-endian) -> the commit's batch
+  // without the outbox's ops, as state records without their version byte
+  // (state_mirror/state_records.h: AppendPutRecord / AppendDeleteRecord).
+  static constexpr char kStateDeltaPrefix = 'u';
+  static std::string StateDeltaKey(uint64_t seq);
 
  private:
   Engine(const EngineOptions& options, KvStore* store, Outbox* outbox);
@@ -109,6 +126,8 @@ class Engine {
   std::unique_ptr<StoreReader> reader_;
   std::unique_ptr<LiveAccounting> live_;
   bool caught_up_ = false;
+  bool stage_state_deltas_ = false;
+  uint64_t state_seq_ = 0;
   int64_t last_resend_check_ms_ = 0;
   EngineStats stats_;
 };

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "base/record_codec.h"
+#include "base/utf8.h"
 #include "remote_write/write_request.h"
 
 namespace ccmon::gateway {
@@ -32,7 +33,56 @@ size_t LabelBytes(const Labels& labels) {
   return n;
 }
 
+// `labels` (sorted by name) with `extra` added, replacing labels of the same names.
+Labels WithExtraLabels(const Labels& labels, const Labels& extra) {
+  if (extra.empty()) return labels;
+  Labels out;
+  out.reserve(labels.size() + extra.size());
+  for (const auto& label : labels) {
+    const bool replaced = std::any_of(extra.begin(), extra.end(),
+                                      [&](const auto& e) { return e.first == label.first; });
+    if (!replaced) out.push_back(label);
+  }
+  out.insert(out.end(), extra.begin(), extra.end());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
 }  // namespace
+
+Status CheckForwardLabels(const Labels& labels) {
+  static constexpr std::string_view kReserved[] = {"device", "model",  "project", "type",
+                                                   "tool",   "reason", "le",      "quantile"};
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const auto& [name, value] = labels[i];
+    if (!rw::IsValidLabelName(name)) {
+      return Status::InvalidArgument("forward label '" + name +
+                                     "': not a label name ([a-zA-Z_][a-zA-Z0-9_]*)");
+    }
+    if (name.starts_with("__")) {
+      // Reserved in Prometheus's data model; the remote-write encoder refuses them. Mimir's HA
+      // tracker takes another replica label name (ha_replica_label), e.g. `replica`.
+      return Status::InvalidArgument("forward label '" + name +
+                                     "': names starting with __ are reserved (for Mimir's HA "
+                                     "tracker use e.g. replica=… and ha_replica_label: replica)");
+    }
+    for (std::string_view r : kReserved) {
+      if (name == r) {
+        return Status::InvalidArgument("forward label '" + name +
+                                       "': the series' own label, not replaceable");
+      }
+    }
+    if (value.empty() || !IsValidUtf8(value)) {
+      return Status::InvalidArgument("forward label '" + name + "' wants a non-empty UTF-8 value");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (labels[j].first == name) {
+        return Status::InvalidArgument("forward label '" + name + "' given twice");
+      }
+    }
+  }
+  return Status::Ok();
+}
 
 std::string ForwardQueuePrefix(std::string_view url) {
   std::string p(1, kForwardKeyPrefix);
@@ -58,6 +108,8 @@ struct Forwarder::Destination {
   std::vector<std::unique_ptr<OutboxShardSource>> sources;
   std::unique_ptr<QueueManager> queue;
   std::atomic<uint64_t> samples_queued{0}, samples_invalid{0}, samples_dropped{0};
+  // What the last Prepare staged, counted at Committed.
+  uint64_t staged_samples = 0, staged_invalid = 0;
   int64_t logged_error_unix_ms = 0;  // the limits thread's
 };
 
@@ -84,6 +136,9 @@ Status Forwarder::Open(KvStore* kv, ForwarderOptions options, Clock* clock,
     if (!configured.emplace(d.url, true).second) {
       return Status::InvalidArgument("forward destination given twice: " + RedactedUrl(d.url));
     }
+    if (Status s = CheckForwardLabels(d.labels); !s.ok()) {
+      return Status::InvalidArgument(RedactedUrl(d.url) + ": " + s.message());
+    }
   }
   std::unique_ptr<Forwarder> f(new Forwarder(std::move(options), clock));
 
@@ -106,7 +161,7 @@ Status Forwarder::Open(KvStore* kv, ForwarderOptions options, Clock* clock,
       WriteBatch batch;
       for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
         batch.Delete(it->key());
-        ++dropped;
+        if (it->key().size() == prefix.size() + kOutboxKeyBytes) ++dropped;  // not the shard count
         if (batch.count() >= kDropBatchKeys) {
           if (Status s = kv->Write(batch, /*sync=*/true); !s.ok()) return s;
           batch.Clear();
@@ -139,7 +194,13 @@ Status Forwarder::Open(KvStore* kv, ForwarderOptions options, Clock* clock,
     }
     f->Log("level=info msg=\"forwarding\" destination=" + Quoted(dest->name) +
            " queued_samples=" + std::to_string(st.total.samples) +
-           " queued_entries=" + std::to_string(st.total.entries));
+           " queued_entries=" + std::to_string(st.total.entries) +
+           " shards=" + std::to_string(dest->outbox->shard_count()) +
+           (dest->outbox->shard_count() != int(f->options_.shards)
+                ? " shards_wanted=" + std::to_string(f->options_.shards) +
+                      " note=\"the queued samples keep their shards; the new count applies at a "
+                      "start with an empty queue\""
+                : std::string()));
     // Shards beyond options.shards may hold entries from an earlier run with more shards: each
     // is drained by a queue shard of its own. Built here, so that nothing stats() reads changes
     // after Open.
@@ -226,7 +287,8 @@ void Forwarder::LogNewSendErrors() {
 }
 
 void Forwarder::BuildEntries(const std::vector<IncomingSeries>& stored, size_t shards,
-                             std::vector<Entry>* entries, uint64_t* invalid_samples) {
+                             std::vector<Entry>* entries, uint64_t* invalid_samples,
+                             const Labels& extra_labels) {
   entries->clear();
   *invalid_samples = 0;
   // Per shard, the requests being built: request k holds the k-th sample (of this request) of
@@ -246,7 +308,8 @@ void Forwarder::BuildEntries(const std::vector<IncomingSeries>& stored, size_t s
     const size_t shard = ShardOf(SeriesHash(in.labels), shards);
     std::vector<Building>& reqs = by_shard[shard];
     size_t& k = next[keys[i]];
-    const size_t bytes = LabelBytes(in.labels);
+    const Labels labels = WithExtraLabels(in.labels, extra_labels);
+    const size_t bytes = LabelBytes(labels);
     for (const rw::Sample& s : in.samples) {
       // Past a full request: the series' sample goes to the first request after it that has
       // room (the order of a series' samples is the order of the requests).
@@ -256,7 +319,7 @@ void Forwarder::BuildEntries(const std::vector<IncomingSeries>& stored, size_t s
       }
       if (k == reqs.size()) reqs.emplace_back();
       rw::Series series;
-      series.labels = in.labels;
+      series.labels = labels;
       series.samples.push_back(s);
       reqs[k].request.series.push_back(std::move(series));
       reqs[k].label_bytes += bytes;
@@ -291,18 +354,33 @@ void Forwarder::BuildEntries(const std::vector<IncomingSeries>& stored, size_t s
 
 void Forwarder::Prepare(const std::vector<IncomingSeries>& series, const SeriesTable& before,
                         WriteBatch* batch) {
-  staged_samples_ = staged_invalid_ = 0;
+  for (auto& d : destinations_) d->staged_samples = d->staged_invalid = 0;
   // What this request stores: the table's own rules (Plan) over the state before it.
   std::vector<IncomingSeries> stored;
   PlannedChanges changes;
   ApplyResult result;
   before.Plan(series, {}, &changes, &result, &stored);
   if (stored.empty()) return;
-  std::vector<Entry> entries;
-  BuildEntries(stored, options_.shards, &entries, &staged_invalid_);
+  // The entries of each distinct --forward-label set, built once (usually one set: none).
+  struct Built {
+    const Labels* labels;
+    std::vector<Entry> entries;
+    uint64_t invalid = 0;
+  };
+  std::vector<Built> built;
   const int64_t now = clock_->NowUnixMs();
   WriteBatch staged;
   for (auto& d : destinations_) {
+    auto it = std::find_if(built.begin(), built.end(),
+                           [&](const Built& b) { return *b.labels == d->config.labels; });
+    if (it == built.end()) {
+      built.push_back(Built{&d->config.labels, {}, 0});
+      it = built.end() - 1;
+      BuildEntries(stored, options_.shards, &it->entries, &it->invalid, d->config.labels);
+    }
+    const std::vector<Entry>& entries = it->entries;
+    d->staged_invalid = it->invalid;
+    for (const Entry& e : entries) d->staged_samples += e.samples;
     staged.Clear();
     for (const Entry& e : entries) {
       if (Status s = d->outbox->Stage(e.shard, now, e.samples, e.payload, &staged); !s.ok()) {
@@ -314,21 +392,22 @@ void Forwarder::Prepare(const std::vector<IncomingSeries>& series, const SeriesT
     }
     d->store->AppendPrefixed(staged, batch);
   }
-  for (const Entry& e : entries) staged_samples_ += e.samples;
 }
 
 void Forwarder::Committed() {
   for (auto& d : destinations_) {
     d->outbox->Committed();
-    d->samples_queued += staged_samples_;
-    d->samples_invalid += staged_invalid_;
+    d->samples_queued += d->staged_samples;
+    d->samples_invalid += d->staged_invalid;
+    d->staged_samples = d->staged_invalid = 0;
   }
-  staged_samples_ = staged_invalid_ = 0;
 }
 
 void Forwarder::Aborted() {
-  for (auto& d : destinations_) d->outbox->Abandon();
-  staged_samples_ = staged_invalid_ = 0;
+  for (auto& d : destinations_) {
+    d->outbox->Abandon();
+    d->staged_samples = d->staged_invalid = 0;
+  }
 }
 
 std::vector<ForwardDestinationStats> Forwarder::stats() const {

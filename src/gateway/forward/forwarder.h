@@ -12,7 +12,8 @@
 // persistent cursor, so nothing is lost across gateway restarts or upstream outages. Delivery is
 // at least once; an entry re-sent after a crash is a duplicate the receiver drops.
 //
-// What is sent is exactly what was stored: sorted labels (the device label already the key's),
+// What is sent is exactly what was stored (plus the destination's --forward-label labels, when
+// given): sorted labels (the device label already the key's),
 // duplicates left out, and each series at most once per entry (a series' second sample in one
 // request goes in the next entry), so a batch re-sent after a lost answer never carries a sample
 // older than its series' newest (OutboxShardSource cuts batches before a repeated series; see
@@ -65,7 +66,18 @@ std::string RedactedUrl(std::string_view url);
 struct ForwardDestination {
   std::string url;                  // http(s)://host:port/path of a remote-write receiver
   std::vector<HttpHeader> headers;  // sent with every request: X-Scope-OrgID, Authorization, ...
+  // --forward-label: added to every series sent to this destination, replacing a series' own
+  // label of that name (e.g. Mimir's HA-tracker labels `cluster` and `replica`, with
+  // ha_replica_label: replica, for an HA pair of gateways). What the gateway stores and serves
+  // on /metrics is unchanged. Checked by CheckForwardLabels; the order does not matter.
+  Labels labels = {};
 };
+
+// A destination's labels: valid label names, each once, not starting with "__" (reserved; the
+// remote-write encoder refuses them), none that the stored series' meaning depends on (device,
+// model, project, type, tool, reason, le, quantile); values non-empty UTF-8. Errors:
+// kInvalidArgument naming the label.
+Status CheckForwardLabels(const Labels& labels);
 
 struct ForwarderOptions {
   std::vector<ForwardDestination> destinations;  // URLs unique
@@ -136,8 +148,11 @@ class Forwarder final : public ApplyListener {
     uint32_t samples = 0;
     std::string payload;
   };
+  // `extra_labels` (a destination's labels) are added to every series, the labels kept sorted;
+  // the shard stays that of the stored series.
   static void BuildEntries(const std::vector<IncomingSeries>& stored, size_t shards,
-                           std::vector<Entry>* entries, uint64_t* invalid_samples);
+                           std::vector<Entry>* entries, uint64_t* invalid_samples,
+                           const Labels& extra_labels = {});
 
  private:
   struct Destination;
@@ -149,8 +164,6 @@ class Forwarder final : public ApplyListener {
   ForwarderOptions options_;
   Clock* clock_;
   std::vector<std::unique_ptr<Destination>> destinations_;
-  // What the last AddToBatch staged, for BatchDone's counts.
-  uint64_t staged_samples_ = 0, staged_invalid_ = 0;
   std::jthread limits_thread_;
   bool started_ = false;
 };

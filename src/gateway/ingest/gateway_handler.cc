@@ -5,8 +5,14 @@
 namespace ccmon::gateway {
 
 GatewayHandler::GatewayHandler(WriteHandler* write, HttpHandler* metrics,
-                               std::function<bool()> ready, HttpHandler* admin, HttpHandler* status)
-    : write_(write), metrics_(metrics), ready_(std::move(ready)), admin_(admin), status_(status) {}
+                               std::function<bool()> ready, HttpHandler* admin,
+                               HttpHandler* agent_state, HttpHandler* status)
+    : write_(write),
+      metrics_(metrics),
+      ready_(std::move(ready)),
+      admin_(admin),
+      agent_state_(agent_state),
+      status_(status) {}
 
 ServerResponse GatewayHandler::Handle(const ServerRequest& request) {
   const std::string_view path = request.Path();
@@ -22,6 +28,7 @@ ServerResponse GatewayHandler::Handle(const ServerRequest& request) {
   if (admin_ != nullptr && (path == "/api/v1/devices" || path.starts_with("/api/v1/devices/"))) {
     return admin_->Handle(request);
   }
+  if (agent_state_ != nullptr && path == kAgentStateRoute) return agent_state_->Handle(request);
   if (status_ != nullptr && (path == "/" || path == "/status" || path == "/api/v1/status")) {
     return status_->Handle(request);
   }

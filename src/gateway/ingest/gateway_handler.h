@@ -3,6 +3,7 @@
 //   GET  /metrics, /api/metrics  `metrics` (a MetricsHandler, selfmetrics/metrics_handler.h;
 //                                /api/metrics so that the seed server's scrape configs work)
 //   /api/v1/devices[/…]          `admin` (gateway/admin_handler.h; nullptr: 404)
+//   /api/v1/agent/state          `agent_state` (gateway/mirror/state_handler.h; nullptr: 404)
 //   GET  /healthz                200 "ok" while the process serves
 //   GET  /readyz                 200 "ready" while `ready` says so, else 503
 //   /, /status, /api/v1/status   `status` (the status page, gateway/status/status_handler.h;
@@ -19,12 +20,15 @@
 namespace ccmon::gateway {
 
 inline constexpr std::string_view kWritePath = "/api/v1/write";
+// state_mirror::kAgentStatePath (not included here: the route is all this layer knows of it).
+inline constexpr std::string_view kAgentStateRoute = "/api/v1/agent/state";
 
 class GatewayHandler : public HttpHandler {
  public:
-  // `admin` and `status` may be null (no admin API, no status page: 404).
+  // `admin`, `agent_state` and `status` may be null (no admin API, state mirror, status page: 404).
   GatewayHandler(WriteHandler* write, HttpHandler* metrics, std::function<bool()> ready,
-                 HttpHandler* admin = nullptr, HttpHandler* status = nullptr);
+                 HttpHandler* admin = nullptr, HttpHandler* agent_state = nullptr,
+                 HttpHandler* status = nullptr);
   ServerResponse Handle(const ServerRequest& request) override;
 
  private:
@@ -32,6 +36,7 @@ class GatewayHandler : public HttpHandler {
   HttpHandler* metrics_;
   std::function<bool()> ready_;
   HttpHandler* admin_;
+  HttpHandler* agent_state_;
   HttpHandler* status_;
 };
 

@@ -163,5 +163,48 @@ TEST(ForwardFlagsTest, HelpDocumentsTheForwardFlags) {
   }
 }
 
+TEST(ForwardFlagsTest, ForwardLabelsApplyToThePrecedingForward) {
+  GatewayConfig c;
+  Status s = ParseServeFlags({"--forward", "http://mimir:8080/api/v1/push", "--forward-label",
+                              "cluster=eu", "--forward-label=replica=gw-1", "--forward-label",
+                              "note=a=b", "--forward", "http://vm:8428/w"},
+                             &c);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(c.forward.size(), 2u);
+  EXPECT_EQ(c.forward[0].labels, (Labels{{"cluster", "eu"}, {"replica", "gw-1"}, {"note", "a=b"}}));
+  EXPECT_TRUE(c.forward[1].labels.empty());
+
+  const std::string u = "http://h:1/w";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--forward-label", "cluster=eu"}, "give --forward URL first"},
+      {{"--forward", u, "--forward-label", "cluster"}, "NAME=VALUE"},
+      {{"--forward", u, "--forward-label", "device=x"}, "not replaceable"},
+      {{"--forward", u, "--forward-label", "__name__=x"}, "reserved"},
+      {{"--forward", u, "--forward-label", "__replica__=x"}, "reserved"},
+      {{"--forward", u, "--forward-label", "bad-name=x"}, "not a label name"},
+      {{"--forward", u, "--forward-label", "cluster="}, "non-empty"},
+      {{"--forward", u, "--forward-label", "a=1", "--forward-label", "a=2"}, "given twice"},
+  };
+  for (const auto& [args, says] : bad) {
+    GatewayConfig config;
+    s = ParseServeFlags(args, &config);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << args.back();
+    EXPECT_NE(s.message().find(says), std::string::npos) << s.message();
+    if (args[0] == "--forward") {
+      EXPECT_NE(s.message().find("--forward http://h:1/w: --forward-label"), std::string::npos)
+          << s.message();
+    }
+  }
+  // Command line only, as the other per-destination flags.
+  testing_util::MemEnv env;
+  env.AddFile("/etc/gw.conf", "forward-label = cluster=eu\n");
+  GatewayConfig from_file;
+  s = ParseServeConfig({"--config", "/etc/gw.conf"}, &env, &from_file);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  std::ostringstream out, err;
+  EXPECT_EQ(RunGatewayCli({"serve", "--help"}, out, err, nullptr), kExitOk);
+  EXPECT_NE(out.str().find("--forward-label NAME=VALUE"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ccmon::gateway

@@ -590,5 +590,110 @@ TEST(ForwarderSendTest, QueuedEntriesAreSentAfterARestart) {
   EXPECT_EQ(a.samples().begin()->second.size(), 3u);
 }
 
+// --forward-label: a destination's labels on every series sent there (Mimir's HA tracker).
+TEST(ForwardLabelsTest, EntriesCarryTheLabelsSortedReplacingTheSeriesOwnShardUnchanged) {
+  std::vector<IncomingSeries> stored;
+  for (int i = 0; i < 50; ++i) {
+    IncomingSeries s = Series("a_total", "d" + std::to_string(i), {{1000, double(i)}});
+    s.labels.insert(s.labels.begin() + 1, {"cluster", "from-agent"});  // sorted: a label to replace
+    stored.push_back(s);
+  }
+  const Labels extra = {{"cluster", "eu"}, {"replica", "gw-1"}};
+  std::vector<Forwarder::Entry> entries;
+  uint64_t invalid = 99;
+  Forwarder::BuildEntries(stored, 4, &entries, &invalid, extra);
+  EXPECT_EQ(invalid, 0u);
+  size_t total = 0;
+  for (const Forwarder::Entry& e : entries) {
+    for (const rw::Series& s : DecodeEntry(e.payload).series) {
+      ++total;
+      ASSERT_EQ(s.labels.size(), 4u);
+      EXPECT_EQ(s.labels[0], (std::pair<std::string, std::string>{"__name__", "a_total"}));
+      EXPECT_EQ(s.labels[1], (std::pair<std::string, std::string>{"cluster", "eu"}));
+      EXPECT_EQ(s.labels[2].first, "device");
+      EXPECT_EQ(s.labels[3], (std::pair<std::string, std::string>{"replica", "gw-1"}));
+      // The shard is the stored series' (the queues are by stored series).
+      const Labels own = {{"__name__", "a_total"}, {"cluster", "from-agent"}, s.labels[2]};
+      EXPECT_EQ(ShardOf(SeriesHash(own), 4), e.shard);
+    }
+  }
+  EXPECT_EQ(total, 50u);
+}
+
+TEST(ForwardLabelsTest, CheckRefusesWhatWouldChangeASeriesMeaningOrBreakTheRequest) {
+  EXPECT_TRUE(CheckForwardLabels({}).ok());
+  EXPECT_TRUE(CheckForwardLabels({{"cluster", "eu"}, {"replica", "gw-1"}}).ok());
+  EXPECT_TRUE(CheckForwardLabels({{"instance", "gw"}, {"job", "ccmon"}}).ok());
+  const std::vector<std::pair<Labels, std::string>> bad = {
+      {{{"__name__", "x"}}, "reserved"},
+      {{{"__replica__", "x"}}, "reserved"},
+      {{{"device", "x"}}, "not replaceable"},
+      {{{"model", "x"}}, "not replaceable"},
+      {{{"le", "1"}}, "not replaceable"},
+      {{{"bad-name", "x"}}, "not a label name"},
+      {{{"1abc", "x"}}, "not a label name"},
+      {{{"", "x"}}, "not a label name"},
+      {{{"cluster", ""}}, "non-empty UTF-8"},
+      {{{"cluster", "\xff"}}, "non-empty UTF-8"},
+      {{{"cluster", "a"}, {"cluster", "b"}}, "given twice"},
+  };
+  for (const auto& [labels, says] : bad) {
+    Status s = CheckForwardLabels(labels);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << says;
+    EXPECT_NE(s.message().find(says), std::string::npos) << s.message();
+  }
+  std::unique_ptr<KvStore> kv = NewMemStore();
+  std::unique_ptr<Forwarder> f;
+  ForwarderOptions fo;
+  fo.destinations = {ForwardDestination{"http://127.0.0.1:1/w", {}, {{"device", "x"}}}};
+  Status s = Forwarder::Open(kv.get(), fo, Clock::Real(), &f);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("device"), std::string::npos) << s.message();
+}
+
+TEST(ForwardLabelsTest, EachDestinationGetsItsOwnLabelsTheStoreKeepsNone) {
+  Receiver a, b, c;
+  std::unique_ptr<KvStore> kv = NewMemStore();
+  Gateway g;
+  const Labels replica_1 = {{"replica", "gw-1"}, {"cluster", "eu"}};
+  ASSERT_TRUE(g.Open(kv.get(),
+                     SendingOptions({ForwardDestination{a.url(), {}, replica_1},
+                                     ForwardDestination{b.url(), {}, {}},
+                                     ForwardDestination{c.url(), {}, replica_1}}),
+                     Clock::Real())
+                  .ok());
+  ASSERT_TRUE(g.forwarder->Start().ok());
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(g.Apply({Series("c_total", "dev", {{i * 1000, double(i)}})}).ok());
+  }
+  for (Receiver* r : {&a, &b, &c}) ASSERT_TRUE(r->WaitForSamples(5));
+  ASSERT_TRUE(WaitForStats(g.forwarder.get(), [&](const std::vector<ForwardDestinationStats>& s) {
+    return s[0].samples_sent == 5 && s[1].samples_sent == 5 && s[2].samples_sent == 5;
+  }));
+  g.forwarder->Stop();
+  const Labels plain = {{"__name__", "c_total"}, {"device", "dev"}};
+  const Labels labelled = {
+      {"__name__", "c_total"}, {"cluster", "eu"}, {"device", "dev"}, {"replica", "gw-1"}};
+  for (Receiver* r : {&a, &c}) {
+    const auto got = r->samples();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got.begin()->first, labelled);
+    EXPECT_EQ(got.begin()->second.size(), 5u);
+  }
+  const auto got_b = b.samples();
+  ASSERT_EQ(got_b.size(), 1u);
+  EXPECT_EQ(got_b.begin()->first, plain);
+  for (const ForwardDestinationStats& st : g.forwarder->stats()) {
+    EXPECT_EQ(st.samples_queued, 5u);
+    EXPECT_EQ(st.samples_invalid, 0u);
+  }
+  // What the gateway stores (and serves on /metrics) has no forward label.
+  std::vector<std::string> keys;
+  g.store->Read([&](const SeriesTable& table) {
+    for (const auto& [key, state] : table.series()) keys.push_back(key);
+  });
+  EXPECT_EQ(keys, std::vector<std::string>{SeriesKey(plain)});
+}
+
 }  // namespace
 }  // namespace ccmon::gateway

@@ -563,7 +563,7 @@ TEST_F(WriteHandlerTest, Routes) {
   r.target = "/";
   EXPECT_EQ(with_admin.Handle(r).status, 404u);
   FixedHandler status;
-  GatewayHandler with_status(handler_.get(), &metrics, nullptr, nullptr, &status);
+  GatewayHandler with_status(handler_.get(), &metrics, nullptr, nullptr, nullptr, &status);
   for (const char* target : {"/", "/status", "/api/v1/status", "/?refresh=1"}) {
     r.target = target;
     EXPECT_EQ(with_status.Handle(r).status, 200u) << target;

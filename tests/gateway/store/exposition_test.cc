@@ -138,6 +138,36 @@ TEST(SeriesExpositionTest, BucketsStayWithTheirSeriesAndAscend) {
             "h_bucket{device=\"b\",le=\"+Inf\"} 1\n");
 }
 
+// The store orders keys by length-prefixed labels ("a9" before "a10"); the exposition orders
+// series by their label text, name by name and value by value, a shorter prefix first.
+TEST(SeriesExpositionTest, SeriesAreInLabelTextOrderNotKeyOrder) {
+  SeriesTable t;
+  for (const char* dev : {"a9", "a10", "a", "b", "a1"}) {
+    Add(&t, {{"__name__", "m"}, {"device", dev}, {"model", "x"}}, 1);
+  }
+  Add(&t, {{"__name__", "m"}, {"device", "a1"}}, 2);                 // a prefix of a label list
+  Add(&t, {{"__name__", "m"}, {"device", "a1"}, {"mode", "z"}}, 3);  // "mode" < "model"
+  Add(&t, {{"__name__", "m"}, {"dev", "zz"}}, 4);                    // "dev" < "device"
+  EXPECT_EQ(Render(t, ExpositionFormat::kText),
+            "m{dev=\"zz\"} 4\n"
+            "m{device=\"a\",model=\"x\"} 1\n"
+            "m{device=\"a1\"} 2\n"
+            "m{device=\"a1\",mode=\"z\"} 3\n"
+            "m{device=\"a1\",model=\"x\"} 1\n"
+            "m{device=\"a10\",model=\"x\"} 1\n"
+            "m{device=\"a9\",model=\"x\"} 1\n"
+            "m{device=\"b\",model=\"x\"} 1\n");
+}
+
+TEST(SeriesExpositionTest, EveryCharacterToEscapeIsEscapedWhereverItIs) {
+  SeriesTable t;
+  Add(&t, {{"__name__", "m"}, {"v", "\\"}}, 1);
+  Add(&t, {{"__name__", "m"}, {"w", "\"\n\\x\"\"y\n"}}, 2);
+  EXPECT_EQ(Render(t, ExpositionFormat::kText),
+            "m{v=\"\\\\\"} 1\n"
+            "m{w=\"\\\"\\n\\\\x\\\"\\\"y\\n\"} 2\n");
+}
+
 TEST(SeriesExpositionTest, EmptyTableIsEmpty) {
   SeriesTable t;
   EXPECT_EQ(Render(t, ExpositionFormat::kText), "");
