@@ -30,8 +30,17 @@ uint32_t SeriesTable::ShardOf(std::string_view series_key, uint32_t shards) {
 }
 
 SeriesState& SeriesTable::Get(const SeriesIncrement& inc, bool* created) {
-  std::string key = Key(inc.family, inc.labels());
-  auto [it, inserted] = series_.try_emplace(std::move(key));
+  // Called for every increment of every line: the key is built in a reused buffer, and copied
+  // only for a new series (no allocation per call).
+  key_scratch_.clear();
+  key_scratch_.push_back(char(inc.family));
+  for (std::string_view l : inc.labels()) PutBytes(&key_scratch_, l);
+  auto found = series_.find(key_scratch_);
+  if (found != series_.end()) {
+    *created = false;
+    return found->second;
+  }
+  auto [it, inserted] = series_.try_emplace(key_scratch_);
   SeriesState& s = it->second;
   *created = inserted;
   if (inserted) {

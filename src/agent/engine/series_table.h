@@ -122,6 +122,7 @@ class SeriesTable {
   SeriesState& Get(const SeriesIncrement& inc, bool* created);
   std::vector<std::pair<std::string, std::string>> static_labels_;
   std::map<std::string, SeriesState> series_;  // by Key()
+  std::string key_scratch_;                    // Get()'s key buffer
 };
 
 }  // namespace ccmon::agent
