@@ -1,10 +1,18 @@
 #include "agent/engine/engine.h"
 
+#include <algorithm>
+
 #include "base/record_codec.h"
 #include "remote_write/write_request.h"
 #include "state_mirror/state_records.h"
 
 namespace ccmon::agent {
+namespace {
+
+// Samples per outbox entry at most (see Engine::Write).
+constexpr size_t kMaxSamplesPerEntry = 500;
+
+}  // namespace
 
 class Engine::StoreReader : public RecordReader {
  public:
@@ -114,19 +122,27 @@ Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_
       so.resend_before_ms = now_ms - options_.resend_interval_ms;
       last_resend_check_ms_ = now_ms;
     }
-    std::vector<std::vector<rw::WriteRequest>> per_shard;
-    live_->series().TakeSamples(so, &per_shard, &sample_stats);
-    for (uint32_t shard = 0; shard < per_shard.size(); ++shard) {
-      for (const rw::WriteRequest& req : per_shard[shard]) {
-        std::string proto;
-        if (Status s = rw::Serialize(req, &proto); !s.ok()) return s;
-        const uint64_t n = req.sample_count();
-        if (Status s = outbox_->Stage(shard, now_ms, uint32_t(n), proto, &batch); !s.ok()) {
-          outbox_->Abandon();
-          return s;
-        }
-        queued += n;
-      }
+    // Outbox entries of at most kMaxSamplesPerEntry: the first samples after a catch-up hold
+    // every series, and serializing a request holds several copies of it. The shard senders
+    // merge consecutive entries into requests of max_samples_per_send.
+    so.max_samples_per_request = std::min(so.max_samples_per_request, kMaxSamplesPerEntry);
+    // Each request serialized and staged as soon as it is complete (streamed, not all held).
+    Status s = live_->series().TakeSamples(
+        so,
+        [&](uint32_t shard, rw::WriteRequest&& req) {
+          std::string proto;
+          if (Status ss = rw::Serialize(req, &proto); !ss.ok()) return ss;
+          const uint64_t n = req.sample_count();
+          req = rw::WriteRequest();  // freed before staging
+          if (Status ss = outbox_->Stage(shard, now_ms, uint32_t(n), proto, &batch); !ss.ok())
+            return ss;
+          queued += n;
+          return Status::Ok();
+        },
+        &sample_stats);
+    if (!s.ok()) {
+      outbox_->Abandon();
+      return s;
     }
   }
   std::vector<Record> changes;

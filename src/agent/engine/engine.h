@@ -43,7 +43,7 @@ namespace ccmon::agent {
 struct EngineOptions {
   LiveOptions live;
   uint32_t shards = 1;                  // must equal the outbox's shard count
-  size_t max_samples_per_send = 2000;   // samples per outbox entry at most
+  size_t max_samples_per_send = 2000;   // samples per outbox entry at most (and 500 at most)
   int64_t max_sample_age_ms = 3600000;  // older changes are stamped at commit time
   int64_t resend_interval_ms = 15000;   // unchanged series are re-sent this often
   bool sync = true;  // fsync each commit after the first catch-up (a power loss loses nothing)

@@ -14,13 +14,20 @@
 //
 // After an error from Step the engine's memory is ahead of the store (see Engine): destroy the
 // Ingestor, the Engine and the Tailer and rebuild them from the store (RestoredFiles()).
-// Not thread-safe: one thread runs it.
+//
+// Threads: with `parse_thread` (the default) the files are read and their lines parsed on a
+// thread the Ingestor owns, which hands owned batches of parsed lines to Step's thread (the
+// counting): the two overlap. Step returns only once that thread has finished the step's files
+// (it never reads past a step), and a file's lines are counted only together with its new
+// cursor: a stop or an error never leaves a file counted in part. The Env must be usable from
+// that thread. Otherwise not thread-safe: one thread calls Step.
 #pragma once
 
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -37,6 +44,8 @@ namespace ccmon::agent {
 struct IngestOptions {
   size_t step_bytes = size_t(4) << 20;       // read at most this much per commit
   size_t max_line_bytes = size_t(64) << 20;  // longer lines are skipped (too_long)
+  // Read and parse on a thread of the ingestor's own (see the file comment); false: on Step's.
+  bool parse_thread = true;
 };
 
 struct IngestStats {
@@ -54,6 +63,7 @@ class Ingestor {
   // worth a log line (a replaced, truncated or deleted file, an unreadable path); may be empty.
   Ingestor(const IngestOptions& options, Engine* engine, Tailer* tailer, Env* env, Clock* clock,
            std::function<void(const std::string&)> log);
+  ~Ingestor();  // stops and joins the parse thread
 
   // One step (see the file comment). OK with nothing done when the deadline passed or a stop
   // was requested. An error means: rebuild (file comment).
@@ -65,12 +75,32 @@ class Ingestor {
   static Status RestoredFiles(Engine* engine, std::vector<TrackedFile>* out);
 
  private:
+  // How reading one offered file ended. unreadable: it could not be opened as the file offered
+  // (gone, replaced, truncated) or a read failed; the caller hands it to Tailer::Recheck.
+  struct FileRead {
+    uint64_t offset = 0;  // just past the last line read
+    bool to_end = false;
+    bool unreadable = false;
+    std::vector<std::string> log;  // lines for the log
+  };
   // Reads `work` from its start offset, at most `budget` bytes (whole lines; a line may run past
-  // it). *unreadable: it could not be opened as the file offered (gone, replaced, truncated) or a
-  // read failed; the caller hands it to Tailer::Recheck.
-  Status ReadOne(const TailWork& work, size_t budget, uint64_t* new_offset, bool* to_end,
-                 bool* unreadable);
+  // it), parsing each line with `parser` and passing it to `sink` (whose error ends the read and
+  // is returned). Counts lines, skips and read errors in *stats. Runs on the parse thread too:
+  // touches nothing of the Ingestor's but options_ and env_.
+  Status ReadFile(const TailWork& work, size_t budget, LineParser* parser, LineBuffer* buffer,
+                  IngestStats* stats, const std::function<Status(const ParsedLine&)>& sink,
+                  FileRead* out);
+  // The files of one step, in order, within `budget`: *done gets each file read (the ones not
+  // reached are missing). Lines are counted as they come; a file's entry is added only after
+  // all its lines were counted.
+  struct Done {
+    const TailWork* work;
+    FileRead read;
+  };
+  Status ReadStep(const std::vector<TailWork>& work, size_t budget, std::stop_token stop,
+                  std::vector<Done>* done);
 
+  class ParseThread;
   IngestOptions options_;
   Engine* engine_;
   Tailer* tailer_;
@@ -78,9 +108,9 @@ class Ingestor {
   Clock* clock_;
   std::function<void(const std::string&)> log_;
   LineParser parser_;
-  ParsedLine line_;
   LineBuffer buffer_;
   IngestStats stats_;
+  std::unique_ptr<ParseThread> parse_thread_;  // null without options_.parse_thread
 };
 
 }  // namespace ccmon::agent

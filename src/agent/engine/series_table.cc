@@ -30,8 +30,17 @@ uint32_t SeriesTable::ShardOf(std::string_view series_key, uint32_t shards) {
 }
 
 SeriesState& SeriesTable::Get(const SeriesIncrement& inc, bool* created) {
-  std::string key = Key(inc.family, inc.labels());
-  auto [it, inserted] = series_.try_emplace(std::move(key));
+  // Called for every increment of every line: the key is built in a reused buffer, and copied
+  // only for a new series (no allocation per call).
+  key_scratch_.clear();
+  key_scratch_.push_back(char(inc.family));
+  for (std::string_view l : inc.labels()) PutBytes(&key_scratch_, l);
+  auto found = series_.find(key_scratch_);
+  if (found != series_.end()) {
+    *created = false;
+    return found->second;
+  }
+  auto [it, inserted] = series_.try_emplace(key_scratch_);
   SeriesState& s = it->second;
   *created = inserted;
   if (inserted) {
@@ -78,9 +87,21 @@ void SeriesTable::Set(const SeriesIncrement& inc, int64_t event_ms) {
 
 void SeriesTable::TakeSamples(const SampleOptions& o,
                               std::vector<std::vector<rw::WriteRequest>>* out, SampleStats* stats) {
+  out->assign(std::max<uint32_t>(o.shards, 1), {});
+  (void)TakeSamples(
+      o,
+      [&](uint32_t shard, rw::WriteRequest&& request) {
+        (*out)[shard].push_back(std::move(request));
+        return Status::Ok();
+      },
+      stats);
+}
+
+Status SeriesTable::TakeSamples(const SampleOptions& o, const RequestSink& sink,
+                                SampleStats* stats) {
   const uint32_t shards = std::max<uint32_t>(o.shards, 1);
-  out->assign(shards, {});
-  std::vector<size_t> in_last(shards, 0);  // samples in each shard's last request
+  std::vector<rw::WriteRequest> current(shards);  // each shard's request being filled
+  std::vector<size_t> in_last(shards, 0);         // samples in it
   for (auto& [key, s] : series_) {
     const bool resend =
         o.all || (o.resend_before_ms != kNever && s.last_queued_ms <= o.resend_before_ms);
@@ -127,13 +148,12 @@ void SeriesTable::TakeSamples(const SampleOptions& o,
     }
 
     const uint32_t shard = ShardOf(key, shards);
-    auto& requests = (*out)[shard];
-    if (requests.empty() ||
-        (in_last[shard] > 0 && in_last[shard] + made.size() > o.max_samples_per_request)) {
-      requests.emplace_back();
+    if (in_last[shard] > 0 && in_last[shard] + made.size() > o.max_samples_per_request) {
+      if (Status st = sink(shard, std::move(current[shard])); !st.ok()) return st;
+      current[shard] = rw::WriteRequest();
       in_last[shard] = 0;
     }
-    for (auto& m : made) requests.back().series.push_back(std::move(m));
+    for (auto& m : made) current[shard].series.push_back(std::move(m));
     in_last[shard] += made.size();
     stats->samples += made.size();
     ++stats->series;
@@ -144,6 +164,11 @@ void SeriesTable::TakeSamples(const SampleOptions& o,
     s.unsent = false;
     s.unsaved = true;
   }
+  for (uint32_t shard = 0; shard < shards; ++shard) {
+    if (in_last[shard] == 0) continue;
+    if (Status st = sink(shard, std::move(current[shard])); !st.ok()) return st;
+  }
+  return Status::Ok();
 }
 
 void SeriesTable::TakeRecords(std::vector<std::pair<std::string, std::string>>* out) {

@@ -96,6 +96,13 @@ class SeriesTable {
   // sent. `out` gets one vector of requests per shard.
   void TakeSamples(const SampleOptions& options, std::vector<std::vector<rw::WriteRequest>>* out,
                    SampleStats* stats);
+  // The same requests, each handed to `sink` as soon as it is complete (the last one of each
+  // shard at the end): only one request per shard is held at a time (the first samples after a
+  // catch-up hold every series). Each shard's requests come in order. An error from `sink` is
+  // returned at once; the series taken until then stay marked sent (the caller abandons its
+  // commit and rebuilds, see Engine).
+  using RequestSink = std::function<Status(uint32_t shard, rw::WriteRequest&& request)>;
+  Status TakeSamples(const SampleOptions& options, const RequestSink& sink, SampleStats* stats);
 
   // (store key, record) of every series changed since the last call.
   void TakeRecords(std::vector<std::pair<std::string, std::string>>* out);
@@ -122,6 +129,7 @@ class SeriesTable {
   SeriesState& Get(const SeriesIncrement& inc, bool* created);
   std::vector<std::pair<std::string, std::string>> static_labels_;
   std::map<std::string, SeriesState> series_;  // by Key()
+  std::string key_scratch_;                    // Get()'s key buffer
 };
 
 }  // namespace ccmon::agent

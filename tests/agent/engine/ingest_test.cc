@@ -10,6 +10,8 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <stop_token>
+#include <tuple>
 
 #include "engine_test_util.h"
 #include "store/mem_store.h"
@@ -27,7 +29,8 @@ using ccmon::testing_util::TempDir;
 
 constexpr int64_t kFarFuture = 1767225600000 + 800LL * 86400000;
 
-class IngestTest : public ::testing::TestWithParam<WatchMode> {
+// Parameters: the watcher, and whether the Ingestor parses on its own thread.
+class IngestTest : public ::testing::TestWithParam<std::tuple<WatchMode, bool>> {
  protected:
   void SetUp() override {
     projects_ = dir_.path() + "/claude/projects";
@@ -48,11 +51,12 @@ class IngestTest : public ::testing::TestWithParam<WatchMode> {
     ASSERT_TRUE(Ingestor::RestoredFiles(engine_.get(), &restored).ok());
     TailerOptions to;
     to.project_dirs = {projects_};
-    to.watch_mode = GetParam();
+    to.watch_mode = std::get<0>(GetParam());
     to.poll_interval = std::chrono::milliseconds(20);
     tailer_ = std::make_unique<Tailer>(to, std::move(restored));
     IngestOptions io;
     io.step_bytes = 4096;  // small steps: files are cut between commits
+    io.parse_thread = std::get<1>(GetParam());
     ingest_ = std::make_unique<Ingestor>(io, engine_.get(), tailer_.get(), read_env_, Clock::Real(),
                                          [](const std::string& m) {
                                            if (getenv("INGEST_LOG"))
@@ -177,11 +181,13 @@ TEST_P(IngestTest, A40_AReplacedFileIsReadFromItsStart) {
   EXPECT_EQ(Live(), ReplayText({files[0], files[1]}, "dev"));
 }
 
-INSTANTIATE_TEST_SUITE_P(Watchers, IngestTest,
-                         ::testing::Values(WatchMode::kInotify, WatchMode::kPoll),
-                         [](const auto& info) {
-                           return info.param == WatchMode::kInotify ? "inotify" : "poll";
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Watchers, IngestTest,
+    ::testing::Combine(::testing::Values(WatchMode::kInotify, WatchMode::kPoll), ::testing::Bool()),
+    [](const auto& info) {
+      return std::string(std::get<0>(info.param) == WatchMode::kInotify ? "inotify" : "poll") +
+             (std::get<1>(info.param) ? "_parse_thread" : "_one_thread");
+    });
 
 // Found by integration.agent_faults_files: a file renamed after the tailer offered it and before
 // the reader opened it was offered again under its old name at once, forever, and no other file
@@ -212,6 +218,55 @@ TEST_P(IngestTest, A40_AFileRenamedBetweenItsOfferAndItsReadIsFollowedAndOthersS
   Drain();
   for (size_t i = 2; i < files.size(); ++i)
     Write("p/f" + std::to_string(i) + ".jsonl", Join(files[i], 0, files[i].size()));
+  Drain();
+  EXPECT_EQ(Live(), ReplayText(files, "dev"));
+}
+
+// A stop requested while a step reads its files: the step ends after the file being read
+// (never inside it: with the parse thread, lines of the next files may already be parsed and
+// must not be counted), commits what it counted with those files' cursors, and a restart
+// reads the rest once.
+TEST_P(IngestTest, A40_AStopDuringAStepCountsWholeFilesOnlyAndARestartReadsTheRest) {
+  const auto files = MakeHistory(45, 12);
+  for (size_t i = 0; i < files.size(); ++i)
+    Write("p/f" + std::to_string(i) + ".jsonl", Join(files[i], 0, files[i].size()));
+  FaultEnv fault(Env::Default());
+  std::stop_source stop;
+  int opened = 0;
+  fault.OnCall(FaultOp::kNewSequentialFile, "/p/f", [&](const std::string&) {
+    if (++opened == 3) stop.request_stop();  // while reading the third file of the step
+  });
+  read_env_ = &fault;
+  IngestOptions io;
+  io.parse_thread = std::get<1>(GetParam());  // one step holds every file
+  ingest_ = std::make_unique<Ingestor>(io, engine_.get(), tailer_.get(), read_env_, Clock::Real(),
+                                       nullptr);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (opened < 3) {
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up);
+    ASSERT_TRUE(ingest_
+                    ->Step(std::chrono::steady_clock::now() + std::chrono::milliseconds(200),
+                           stop.get_token())
+                    .ok());
+  }
+  // Some files, not all, were committed, each whole; the lines counted are theirs alone.
+  const uint64_t committed = CommittedBytes();
+  EXPECT_GT(committed, 0u);
+  EXPECT_LT(committed, complete_bytes_);
+  EXPECT_FALSE(engine_->caught_up());
+  uint64_t whole_files = 0, lines = 0;
+  std::vector<TrackedFile> tracked;
+  ASSERT_TRUE(Ingestor::RestoredFiles(engine_.get(), &tracked).ok());
+  for (const TrackedFile& f : tracked) {
+    const size_t i = std::stoul(f.path.substr(f.path.rfind("/f") + 2));
+    EXPECT_EQ(f.offset, Join(files[i], 0, files[i].size()).size()) << f.path;
+    whole_files += 1;
+    lines += files[i].size();
+  }
+  EXPECT_GE(whole_files, 1u);
+  EXPECT_EQ(engine_->stats().lines, lines);
+  read_env_ = Env::Default();
+  Start();
   Drain();
   EXPECT_EQ(Live(), ReplayText(files, "dev"));
 }
