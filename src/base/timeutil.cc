@@ -46,6 +46,19 @@ void CivilFromDays(int64_t z, int* y, unsigned* m, unsigned* d) {
   *y = int(yy + (*m <= 2));
 }
 
+std::string FormatUtcSeconds(int64_t unix_ms) {
+  const int64_t secs = FloorDiv(unix_ms, 1000);
+  const int64_t day = FloorDiv(secs, 86400);
+  const int64_t sod = secs - day * 86400;
+  int y = 0;
+  unsigned m = 0, d = 0;
+  CivilFromDays(day, &y, &m, &d);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", y, m, d, int(sod / 3600),
+                int(sod / 60 % 60), int(sod % 60));
+  return buf;
+}
+
 std::string FormatDay(int64_t epoch_day) {
   int y;
   unsigned m, d;

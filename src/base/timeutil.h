@@ -14,6 +14,9 @@ int64_t DaysFromCivil(int y, unsigned m, unsigned d);
 void CivilFromDays(int64_t z, int* y, unsigned* m, unsigned* d);
 // "YYYY-MM-DD" of an epoch day.
 std::string FormatDay(int64_t epoch_day);
+// "2026-11-26T21:30:46Z": RFC 3339 in UTC, whole seconds (the milliseconds truncated towards
+// the past, also before 1970).
+std::string FormatUtcSeconds(int64_t unix_ms);
 // Parses "YYYY-MM-DD" or "YYYYMMDD" into an epoch day.
 bool ParseDay(std::string_view s, int64_t* epoch_day);
 // floor division for negative-safe bucketing

@@ -49,19 +49,6 @@ std::string AdminHandler::WriteUrl(const ServerRequest& request) const {
   return std::string(request.tls ? "https://" : "http://") + std::string(host) + "/api/v1/write";
 }
 
-std::string FormatRfc3339(int64_t unix_ms) {
-  const int64_t secs = FloorDiv(unix_ms, 1000);
-  const int64_t days = FloorDiv(secs, 86400);
-  const int64_t rem = secs - days * 86400;
-  int y = 0;
-  unsigned m = 0, d = 0;
-  CivilFromDays(days, &y, &m, &d);
-  char buf[40];
-  std::snprintf(buf, sizeof(buf), "%04d-%02u-%02uT%02d:%02d:%02dZ", y, m, d, int(rem / 3600),
-                int(rem / 60 % 60), int(rem % 60));
-  return buf;
-}
-
 std::string AgentSetupCommand(std::string_view write_url, std::string_view key,
                               std::string_view device) {
   return "ccmon-agent setup --url " + std::string(write_url) + " --key " + std::string(key) +
@@ -90,9 +77,9 @@ ServerResponse AdminHandler::Handle(const ServerRequest& request) {
       json list = json::array();
       for (const DeviceInfo& d : devices_->List()) {
         list.push_back({{"name", d.name},
-                        {"created", FormatRfc3339(d.created_ms)},
-                        {"last_seen",
-                         d.last_seen_ms > 0 ? json(FormatRfc3339(d.last_seen_ms)) : json(nullptr)},
+                        {"created", FormatUtcSeconds(d.created_ms)},
+                        {"last_seen", d.last_seen_ms > 0 ? json(FormatUtcSeconds(d.last_seen_ms))
+                                                         : json(nullptr)},
                         {"revoked", d.revoked}});
       }
       return Json(200, json{{"devices", std::move(list)}});

@@ -56,7 +56,4 @@ class AdminHandler : public HttpHandler {
 std::string AgentSetupCommand(std::string_view write_url, std::string_view key,
                               std::string_view device);
 
-// Unix ms as RFC 3339 UTC with seconds ("2026-01-02T03:04:05Z").
-std::string FormatRfc3339(int64_t unix_ms);
-
 }  // namespace ccmon::gateway

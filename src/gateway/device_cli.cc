@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "base/timeutil.h"
 #include "gateway/admin_handler.h"
 #include "gateway/cli.h"
 #include "gateway/devices/device_registry.h"
@@ -203,11 +204,11 @@ int RunOffline(const DeviceArgs& a, std::ostream& out, std::ostream& err) {
   } else {
     json list = json::array();
     for (const DeviceInfo& d : devices->List()) {
-      list.push_back(
-          {{"name", d.name},
-           {"created", FormatRfc3339(d.created_ms)},
-           {"last_seen", d.last_seen_ms > 0 ? json(FormatRfc3339(d.last_seen_ms)) : json(nullptr)},
-           {"revoked", d.revoked}});
+      list.push_back({{"name", d.name},
+                      {"created", FormatUtcSeconds(d.created_ms)},
+                      {"last_seen",
+                       d.last_seen_ms > 0 ? json(FormatUtcSeconds(d.last_seen_ms)) : json(nullptr)},
+                      {"revoked", d.revoked}});
     }
     reply["devices"] = std::move(list);
   }

@@ -107,3 +107,16 @@ TEST(TimeUtil, A37_FloorDivRoundsDown) {
 
 }  // namespace
 }  // namespace ccmon
+
+namespace ccmon {
+namespace {
+
+TEST(FormatUtcSecondsTest, WholeSecondsTruncatedTowardsThePast) {
+  EXPECT_EQ(FormatUtcSeconds(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(FormatUtcSeconds(1767225600999), "2026-01-01T00:00:00Z");
+  EXPECT_EQ(FormatUtcSeconds(-1), "1969-12-31T23:59:59Z");
+  EXPECT_EQ(FormatUtcSeconds(951782400000), "2000-02-29T00:00:00Z");
+}
+
+}  // namespace
+}  // namespace ccmon

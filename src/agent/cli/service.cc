@@ -1,5 +1,7 @@
 #include "agent/cli/service.h"
 
+#include "base/markup.h"
+
 namespace ccmon {
 namespace {
 
@@ -11,32 +13,6 @@ std::string SystemdWord(const std::string& s) {
     out += c;
   }
   return out + "\"";
-}
-
-std::string XmlEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -95,8 +71,8 @@ std::string SystemdUserUnit(const ServiceSpec& spec) {
 }
 
 std::string LaunchAgentPlist(const ServiceSpec& spec) {
-  std::string args = "    <string>" + XmlEscape(spec.exe) + "</string>\n";
-  for (const std::string& a : spec.args) args += "    <string>" + XmlEscape(a) + "</string>\n";
+  std::string args = "    <string>" + EscapeMarkup(spec.exe) + "</string>\n";
+  for (const std::string& a : spec.args) args += "    <string>" + EscapeMarkup(a) + "</string>\n";
   std::string out =
       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
       "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" "
@@ -120,8 +96,8 @@ std::string LaunchAgentPlist(const ServiceSpec& spec) {
       "    <false/>\n"
       "  </dict>\n";
   if (!spec.log_file.empty()) {
-    out += "  <key>StandardOutPath</key>\n  <string>" + XmlEscape(spec.log_file) +
-           "</string>\n  <key>StandardErrorPath</key>\n  <string>" + XmlEscape(spec.log_file) +
+    out += "  <key>StandardOutPath</key>\n  <string>" + EscapeMarkup(spec.log_file) +
+           "</string>\n  <key>StandardErrorPath</key>\n  <string>" + EscapeMarkup(spec.log_file) +
            "</string>\n";
   }
   return out + "</dict>\n</plist>\n";

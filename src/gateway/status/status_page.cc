@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "base/markup.h"
 #include "base/timeutil.h"
 #include "base/utf8.h"
 #include "gateway/devices/device_key.h"
@@ -143,7 +144,7 @@ Display GatewayDisplay(const GatewayStatus& s) {
       {"devices", FormatCount(online) + " of " + FormatCount(s.devices.size())},
       {"series", FormatCount(s.series)},
       {"online_window", FormatDuration(s.online_window_ms)},
-      {"now", FormatUtcIso(s.now_ms)},
+      {"now", FormatUtcSeconds(s.now_ms)},
   };
 }
 
@@ -274,7 +275,7 @@ void AppendHead(const std::array<Column, N>& columns, std::string* out) {
   *out += "<thead><tr>";
   for (const Column& c : columns) {
     *out += "<th>";
-    *out += HtmlEscape(c.heading);
+    *out += EscapeMarkup(c.heading);
     *out += "</th>";
   }
   *out += "</tr></thead>";
@@ -289,13 +290,13 @@ void AppendRow(const std::array<Column, N>& columns, std::string_view row_class,
   *out += "\" ";
   *out += key_attribute;
   *out += "=\"";
-  *out += HtmlEscape(key);
+  *out += EscapeMarkup(key);
   *out += "\">";
   for (const Column& c : columns) {
     *out += "<td class=\"";
     *out += c.css_class;
     *out += "\">";
-    *out += HtmlEscape(Find(display, c.key));
+    *out += EscapeMarkup(Find(display, c.key));
     *out += "</td>";
   }
   *out += "</tr>\n";
@@ -303,7 +304,7 @@ void AppendRow(const std::array<Column, N>& columns, std::string_view row_class,
 
 void AppendEmpty(size_t columns, std::string_view text, std::string* out) {
   *out += "<tr class=\"empty\"><td colspan=\"" + std::to_string(columns) + "\">";
-  *out += HtmlEscape(text);
+  *out += EscapeMarkup(text);
   *out += "</td></tr>\n";
 }
 
@@ -316,46 +317,6 @@ std::string Sha256Source(std::string_view text) {
 }
 
 }  // namespace
-
-std::string HtmlEscape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out.push_back(c);
-    }
-  }
-  return out;
-}
-
-std::string FormatUtcIso(int64_t unix_ms) {
-  const int64_t secs = FloorDiv(unix_ms, 1000);
-  const int64_t day = FloorDiv(secs, 86400);
-  const int64_t sod = secs - day * 86400;
-  int y = 0;
-  unsigned m = 0, d = 0;
-  CivilFromDays(day, &y, &m, &d);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", y, m, d, int(sod / 3600),
-                int(sod / 60 % 60), int(sod % 60));
-  return buf;
-}
 
 std::string FormatDuration(int64_t ms) {
   if (ms < 0) ms = 0;
@@ -374,7 +335,7 @@ std::string FormatDuration(int64_t ms) {
 std::string FormatWhen(int64_t at_ms, int64_t now_ms) {
   if (at_ms == 0) return "never";
   const int64_t age = now_ms - at_ms;
-  return FormatUtcIso(at_ms) +
+  return FormatUtcSeconds(at_ms) +
          (age >= 0 ? " (" + FormatDuration(age) + " ago)" : " (in " + FormatDuration(-age) + ")");
 }
 
@@ -478,11 +439,11 @@ std::string RenderStatusHtml(const GatewayStatus& s) {
   const Display facts = GatewayDisplay(s);
   for (const auto& [key, label] : kGatewayFacts) {
     out += "<dt>";
-    out += HtmlEscape(label);
+    out += EscapeMarkup(label);
     out += "</dt><dd id=\"gw-";
     out += key;
     out += "\">";
-    out += HtmlEscape(Find(facts, key));
+    out += EscapeMarkup(Find(facts, key));
     out += "</dd>\n";
   }
   out += "</dl>\n";

@@ -48,10 +48,7 @@ std::string RenderStatusJson(const GatewayStatus& status);
 const std::string& StatusContentSecurityPolicy();
 
 // The pieces, exposed for tests.
-// & < > " ' as entities; everything else as it is.
-std::string HtmlEscape(std::string_view s);
-// "2026-11-26T21:30:46Z" (seconds, UTC).
-std::string FormatUtcIso(int64_t unix_ms);
+// (Escaping: EscapeMarkup, base/markup.h; times: FormatUtcSeconds, base/timeutil.h.)
 // A non-negative span, two units at most: "0 s", "59 s", "5 min 3 s", "2 h 3 min", "4 d 2 h".
 std::string FormatDuration(int64_t ms);
 // "2026-11-26T21:30:46Z (5 s ago)" ("in 5 s" for a time ahead of now); "never" for 0.

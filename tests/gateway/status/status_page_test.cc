@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "base/markup.h"
+#include "base/timeutil.h"
 #include "gateway/devices/device_key.h"
 
 namespace ccmon::gateway {
@@ -71,17 +73,17 @@ GatewayStatus Snapshot() {
 }
 
 TEST(StatusFormatTest, HtmlEscapeCoversTextAndAttributes) {
-  EXPECT_EQ(HtmlEscape(kHostile), kHostileEscaped);
-  EXPECT_EQ(HtmlEscape(""), "");
-  EXPECT_EQ(HtmlEscape("plain-name_1.2"), "plain-name_1.2");
-  EXPECT_EQ(HtmlEscape("&amp;"), "&amp;amp;") << "escaped again, never taken as an entity";
+  EXPECT_EQ(EscapeMarkup(kHostile), kHostileEscaped);
+  EXPECT_EQ(EscapeMarkup(""), "");
+  EXPECT_EQ(EscapeMarkup("plain-name_1.2"), "plain-name_1.2");
+  EXPECT_EQ(EscapeMarkup("&amp;"), "&amp;amp;") << "escaped again, never taken as an entity";
 }
 
 TEST(StatusFormatTest, Times) {
-  EXPECT_EQ(FormatUtcIso(kT0), "2026-01-01T00:00:00Z");
-  EXPECT_EQ(FormatUtcIso(kT0 + 999), "2026-01-01T00:00:00Z") << "seconds, truncated";
-  EXPECT_EQ(FormatUtcIso(kT0 - 1), "2025-12-31T23:59:59Z");
-  EXPECT_EQ(FormatUtcIso(951782400000), "2000-02-29T00:00:00Z");
+  EXPECT_EQ(FormatUtcSeconds(kT0), "2026-01-01T00:00:00Z");
+  EXPECT_EQ(FormatUtcSeconds(kT0 + 999), "2026-01-01T00:00:00Z") << "seconds, truncated";
+  EXPECT_EQ(FormatUtcSeconds(kT0 - 1), "2025-12-31T23:59:59Z");
+  EXPECT_EQ(FormatUtcSeconds(951782400000), "2000-02-29T00:00:00Z");
   EXPECT_EQ(FormatDuration(0), "0 s");
   EXPECT_EQ(FormatDuration(-5000), "0 s");
   EXPECT_EQ(FormatDuration(59'999), "59 s");
@@ -313,12 +315,12 @@ TEST(StatusPageTest, JsonTwinCarriesRawValuesAndTheSameDisplayTexts) {
   // Every display text of the JSON is what the page's cells show.
   const std::string html = RenderStatusHtml(s);
   for (const auto& [key, text] : d["display"].items()) {
-    EXPECT_NE(html.find(">" + HtmlEscape(text.get<std::string>()) + "</td>"), std::string::npos)
+    EXPECT_NE(html.find(">" + EscapeMarkup(text.get<std::string>()) + "</td>"), std::string::npos)
         << key;
   }
   for (const auto& [key, text] : j["gateway"]["display"].items()) {
     EXPECT_NE(
-        html.find("<dd id=\"gw-" + key + "\">" + HtmlEscape(text.get<std::string>()) + "</dd>"),
+        html.find("<dd id=\"gw-" + key + "\">" + EscapeMarkup(text.get<std::string>()) + "</dd>"),
         std::string::npos)
         << key;
   }
