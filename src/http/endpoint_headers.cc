@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "base/base64.h"
 #include "http/header.h"
 
 namespace ccmon {
@@ -13,31 +14,6 @@ std::string_view TrimOws(std::string_view v) {
   while (!v.empty() && IsOws(v.front())) v.remove_prefix(1);
   while (!v.empty() && IsOws(v.back())) v.remove_suffix(1);
   return v;
-}
-
-std::string Base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    const uint32_t v = uint32_t(uint8_t(in[i])) << 16 | uint32_t(uint8_t(in[i + 1])) << 8 |
-                       uint32_t(uint8_t(in[i + 2]));
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
-    if (i + 1 < in.size()) v |= uint32_t(uint8_t(in[i + 1])) << 8;
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
 }
 
 }  // namespace
@@ -134,7 +110,7 @@ Status BuildEndpointHeaders(Env* env, const EndpointHeaderOptions& options,
     std::string password;
     Status s = ReadCredentialFile(env, options.basic_auth_password_file, &password);
     if (!s.ok()) return Status::InvalidArgument("basic auth password file " + s.message());
-    headers.emplace_back("Authorization", "Basic " + Base64(user + ":" + password));
+    headers.emplace_back("Authorization", "Basic " + Base64Encode(user + ":" + password));
   }
   for (const HttpHeader& h : headers) {  // the client would refuse them anyway; say so now
     if (Status s = ValidateHeaderField(h.first, h.second); !s.ok()) return s;

@@ -44,7 +44,4 @@ std::string_view BearerToken(std::string_view authorization);
 // Constant-time equality of two hashes (CRYPTO_memcmp).
 bool HashesEqual(const DeviceKeyHash& a, const DeviceKeyHash& b);
 
-// base64url without padding (exposed for tests).
-std::string Base64UrlEncode(std::string_view bytes);
-
 }  // namespace ccmon::gateway

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "base/base64.h"
 #include "gateway/status/status_page.h"
 
 namespace ccmon::gateway {

@@ -57,9 +57,5 @@ std::string FormatWhen(int64_t at_ms, int64_t now_ms);
 std::string FormatMoney(PicoSum pico);
 // "1,234,567".
 std::string FormatCount(uint64_t n);
-// Standard base64 with padding (RFC 4648 §4), and its strict inverse (false for anything that is
-// not canonical base64: wrong length, a stray character, non-zero padding bits).
-std::string Base64Encode(std::string_view bytes);
-bool Base64Decode(std::string_view text, std::string* bytes);
 
 }  // namespace ccmon::gateway

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <string>
 
+#include "base/base64.h"
 #include "gateway/status/status_page.h"
 
 namespace ccmon::gateway {

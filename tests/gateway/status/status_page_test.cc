@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "base/base64.h"
 #include "base/markup.h"
 #include "base/timeutil.h"
 #include "gateway/devices/device_key.h"
@@ -114,27 +115,6 @@ TEST(StatusFormatTest, MoneyIsExact) {
   EXPECT_EQ(FormatCount(1000), "1,000");
   EXPECT_EQ(FormatCount(1234567), "1,234,567");
   EXPECT_EQ(FormatCount(18446744073709551615ull), "18,446,744,073,709,551,615");
-}
-
-TEST(StatusFormatTest, Base64) {
-  EXPECT_EQ(Base64Encode(""), "");
-  EXPECT_EQ(Base64Encode("f"), "Zg==");
-  EXPECT_EQ(Base64Encode("fo"), "Zm8=");
-  EXPECT_EQ(Base64Encode("foo"), "Zm9v");
-  EXPECT_EQ(Base64Encode("foobar"), "Zm9vYmFy");
-  std::string all;
-  for (int i = 0; i < 256; ++i) all.push_back(char(i));
-  for (size_t n = 0; n <= all.size(); ++n) {
-    std::string back;
-    ASSERT_TRUE(Base64Decode(Base64Encode(all.substr(0, n)), &back)) << n;
-    ASSERT_EQ(back, all.substr(0, n));
-  }
-  std::string out = "unchanged";
-  for (std::string_view bad : {"Zg=", "Zg", "Z===", "Zh==", "Zm9=", "Zg==Zg==", "Z m9", "Zm9v\n",
-                               "=Zm9", "Zm-v", "Zm_v"}) {
-    EXPECT_FALSE(Base64Decode(bad, &out)) << bad;
-  }
-  EXPECT_EQ(out, "unchanged");
 }
 
 TEST(StatusPageTest, ShowsEverythingWithoutJavaScript) {
