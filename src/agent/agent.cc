@@ -36,6 +36,7 @@
 #include "remote_write/outbox/outbox_source.h"
 #include "remote_write/queue_manager.h"
 #include "selfmetrics/metrics_handler.h"
+#include "state_mirror/state_records.h"
 #include "store/outbox.h"
 #include "store/rocks_store.h"
 #include "tail/tailer.h"
@@ -311,12 +312,14 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
                                 : "resume: the URL is not a gateway's /api/v1/write");
   }
   std::unique_ptr<agent::StateMirrorUploader> uploader;
+  std::string batch_stream;  // the batch identity (OutboxShardSource::SetBatchIdentity)
   if (!state_url.empty()) {
     uint64_t epoch = 0;
     if (Status s = agent::EnsureStreamEpoch(store.get(), &epoch); !s.ok()) {
       log.Error("cannot write the agent's state", {{"error", s.message()}});
       return 1;
     }
+    batch_stream = state_mirror::FormatEpoch(epoch);
     agent::UploaderOptions uo;
     uo.store = store.get();
     uo.transport = &state_transport;
@@ -332,7 +335,11 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       else
         log.Info(std::string(msg), {{"detail", detail}});
     };
-    if (uo.gateway != 0) uploader = std::make_unique<agent::StateMirrorUploader>(std::move(uo));
+    if (uo.gateway != 0) {
+      uploader = std::make_unique<agent::StateMirrorUploader>(std::move(uo));
+    } else {
+      batch_stream.clear();  // not a gateway: no identity headers
+    }
   }
   agent::AgentSelfMetrics self;
   if (!self.SetPricingUpdated(prices.updated())) {
@@ -341,12 +348,14 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   }
   std::vector<std::unique_ptr<OutboxShardSource>> sources;
   std::vector<ShardSource*> source_ptrs;
+  const std::string batch_run = state_mirror::FormatEpoch(agent::NewStreamEpoch());
   for (uint32_t i = 0; i < shards; ++i) {
     sources.push_back(std::make_unique<OutboxShardSource>(
         outbox.get(), i, clock, [&self](double seconds) { self.ObserveLag(seconds); }));
     // One shard carries the families' metadata, every 5 minutes (Prometheus: every minute).
     if (i == 0)
       sources.back()->SendMetadata(agent::SerializedFamilyMetadata(), std::chrono::minutes(5));
+    if (!batch_stream.empty()) sources.back()->SetBatchIdentity(batch_stream, batch_run);
     source_ptrs.push_back(sources.back().get());
   }
   QueueManager queue(qo, source_ptrs, clock);

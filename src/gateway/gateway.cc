@@ -67,6 +67,9 @@ GatewaySelfMetrics::GatewaySelfMetrics(const WriteHandler* write, const SeriesSt
                     "Accepted counter samples below the series' previous value");
   created_ = Counter(&metrics_, "ccmon_gateway_series_created", "Series stored for the first time");
   v2_ = Counter(&metrics_, "ccmon_gateway_write_requests_v2", "Remote-write 2.0 requests received");
+  duplicate_batches_ = Counter(&metrics_, "ccmon_gateway_write_requests_duplicate",
+                               "Agent write requests acknowledged without being applied: their "
+                               "batch (X-Ccmon-Batch) was applied before");
   bad_http_ = Counter(&metrics_, "ccmon_gateway_http_bad_requests",
                       "HTTP requests refused before the handler (400, 413, 431)");
   timeouts_ = Counter(&metrics_, "ccmon_gateway_http_timeouts",
@@ -150,6 +153,7 @@ void GatewaySelfMetrics::Collect() {
   resets_.AdvanceTo(double(w.counter_resets));
   created_.AdvanceTo(double(w.series_created));
   v2_.AdvanceTo(double(w.v2_requests));
+  duplicate_batches_.AdvanceTo(double(w.duplicate_batches));
   const SeriesStoreStats s = store_->Stats();
   series_.Set(double(s.series));
   families_.Set(double(s.families));

@@ -94,7 +94,8 @@ class GatewaySelfMetrics {
   std::array<SelfCounter, kWriteStatusCodes.size()> requests_;
   std::array<SelfCounter, kRejectReasonCount> rejected_;
   std::array<SelfCounter, kLimitReasonCount> limited_;
-  SelfCounter accepted_, duplicate_, resets_, created_, v2_, bad_http_, timeouts_;
+  SelfCounter accepted_, duplicate_, resets_, created_, v2_, bad_http_, timeouts_,
+      duplicate_batches_;
   SelfCounter metrics_unauthorized_, tls_failures_;
   SelfGauge series_, families_, store_bytes_, connections_;
   // Per forward destination, in the Forwarder's order.

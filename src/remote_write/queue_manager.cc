@@ -212,7 +212,7 @@ void QueueManager::RunShard(Shard* shard, std::stop_token stop) {
     body.clear();
     snappy::Compress(batch.payload.data(), batch.payload.size(), &body);
     shard->in_flight.store(true, std::memory_order_relaxed);
-    const SendResult r = sender.Send(body, stop);
+    const SendResult r = sender.Send(body, stop, batch.headers);
     shard->in_flight.store(false, std::memory_order_relaxed);
     counters_.retries.fetch_add(uint64_t(r.retries()), std::memory_order_relaxed);
     counters_.samples_retried.fetch_add(uint64_t(r.retries()) * batch.samples,

@@ -75,6 +75,9 @@ struct SourceBatch {
   int64_t oldest_created_unix_ms = 0;  // when the first entry was created (wall clock)
   // More entries are pending beyond these (a limit cut the batch): it is as full as it gets.
   bool more = false;
+  // Request headers of this batch alone, sent with it on every attempt (the agent's batch
+  // identity for ccmon-gateway: X-Ccmon-Stream, X-Ccmon-Batch). Empty for most sources.
+  std::vector<HttpHeader> headers;
 
   bool empty() const { return entries == 0; }
 };

@@ -188,7 +188,8 @@ SenderStats RemoteWriteSender::stats() const {
   return s;
 }
 
-SendResult RemoteWriteSender::Send(const std::string& body, std::stop_token stop) {
+SendResult RemoteWriteSender::Send(const std::string& body, std::stop_token stop,
+                                   const std::vector<HttpHeader>& extra_headers) {
   counters_.sends.fetch_add(1, std::memory_order_relaxed);
   HttpRequest req;
   req.method = "POST";
@@ -198,6 +199,7 @@ SendResult RemoteWriteSender::Send(const std::string& body, std::stop_token stop
                  {std::string(rw::kVersionHeader), std::string(rw::kVersion)},
                  {"User-Agent", options_.user_agent}};
   for (const auto& h : options_.headers) req.headers.push_back(h);
+  for (const auto& h : extra_headers) req.headers.push_back(h);
   req.body = body;
 
   SendResult result;

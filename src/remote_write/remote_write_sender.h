@@ -173,8 +173,10 @@ class RemoteWriteSender {
                     std::function<double()> random01 = {});
 
   // Sends one encoded request (snappy-compressed WriteRequest), retrying as described above,
-  // until it is sent, rejected, given up on, or `stop` is requested.
-  SendResult Send(const std::string& body, std::stop_token stop = {});
+  // until it is sent, rejected, given up on, or `stop` is requested. `extra_headers` go after
+  // the options' headers, on every attempt (a batch's identity, see queue_manager.h).
+  SendResult Send(const std::string& body, std::stop_token stop = {},
+                  const std::vector<HttpHeader>& extra_headers = {});
 
   SenderStats stats() const;
 

@@ -325,6 +325,16 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
       !enc.empty() && Lower(enc) != "snappy") {
     return Answer(415, "unsupported Content-Encoding \"" + Clip(enc) + "\": want snappy", v2, 0);
   }
+  // An agent's batch already applied (a retry whose answer was lost): acknowledged, not
+  // decoded or applied again. Keyed devices only: an anonymous writer could name any stream.
+  BatchIdentity batch;
+  const bool has_batch =
+      !device.empty() && ParseBatchIdentity(request.Header(kStreamHeaderName),
+                                            request.Header(kBatchHeaderName), &batch);
+  if (has_batch && high_water_.AlreadyApplied(device, batch)) {
+    duplicate_batches_.fetch_add(1, std::memory_order_relaxed);
+    return Answer(204, "", v2, 0);
+  }
   const IngestLimits& limits = options_.limits;
   if (request.body.size() > limits.max_body_bytes) {
     Reject(RejectReason::kOverLimit, 0);
@@ -435,6 +445,7 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
                       ") were stored, and existing series keep updating",
                   v2, result.accepted + result.duplicates);
   }
+  if (has_batch) high_water_.Applied(device, batch);
   return Answer(204, "", v2, result.accepted + result.duplicates);
 }
 
@@ -465,6 +476,7 @@ WriteStats WriteHandler::stats() const {
   st.counter_resets = resets_.load();
   st.series_created = created_.load();
   st.v2_requests = v2_.load();
+  st.duplicate_batches = duplicate_batches_.load();
   for (size_t i = 0; i < limited_.size(); ++i) st.requests_limited[i] = limited_[i].load();
   return st;
 }

@@ -68,6 +68,7 @@
 
 #include "base/clock.h"
 #include "gateway/devices/device_registry.h"
+#include "gateway/ingest/batch_identity.h"
 #include "gateway/ingest/rate_limiter.h"
 #include "gateway/store/series_store.h"
 #include "http/server.h"
@@ -125,6 +126,9 @@ struct WriteStats {
   uint64_t series_created = 0;
   uint64_t v2_requests = 0;
   std::array<uint64_t, kLimitReasonCount> requests_limited{};  // by LimitReason
+  // Requests acknowledged (204) without being applied: their batch identity was applied before
+  // (batch_identity.h).
+  uint64_t duplicate_batches = 0;
 };
 
 struct WriteHandlerOptions {
@@ -170,6 +174,8 @@ class WriteHandler {
   WriteHandlerOptions options_;
   std::array<std::atomic<uint64_t>, kWriteStatusCodes.size()> by_code_{};
   std::atomic<uint64_t> accepted_{0}, duplicate_{0}, resets_{0}, created_{0}, v2_{0};
+  std::atomic<uint64_t> duplicate_batches_{0};
+  BatchHighWater high_water_;  // keyed devices only
   std::array<std::atomic<uint64_t>, kRejectReasonCount> rejected_{};
   std::array<std::atomic<uint64_t>, kLimitReasonCount> limited_{};
   RateLimiter rate_limiter_;

@@ -41,6 +41,12 @@ Status OutboxShardSource::Peek(size_t max_samples, size_t max_bytes, SourceBatch
     out->payload += metadata_;
     metadata_in_peek_ = true;
   }
+  if (!stream_.empty()) {
+    out->headers = {{std::string(kBatchStreamHeader), stream_},
+                    {std::string(kBatchHeader), run_ + "/" + std::to_string(shard_) + "/" +
+                                                    std::to_string(batch.first_seq) + "-" +
+                                                    std::to_string(batch.last_seq)}};
+  }
   out->through_cursor = batch.last_seq;
   out->entries = batch.entries;
   out->samples = batch.samples;

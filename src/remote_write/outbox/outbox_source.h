@@ -24,6 +24,11 @@
 
 namespace ccmon {
 
+// The batch identity's request headers (SetBatchIdentity below; parsed by ccmon-gateway's
+// write handler, gateway/ingest/batch_identity.h).
+inline constexpr std::string_view kBatchStreamHeader = "X-Ccmon-Stream";
+inline constexpr std::string_view kBatchHeader = "X-Ccmon-Batch";
+
 class OutboxShardSource : public ShardSource {
  public:
   // Called with the lag of each request the receiver took (2xx): wall time of the ack minus
@@ -48,6 +53,20 @@ class OutboxShardSource : public ShardSource {
     metadata_interval_ = interval;
   }
 
+  // Labels every batch with its identity for ccmon-gateway (issue 8 §3): `X-Ccmon-Stream:
+  // stream` (the agent state's epoch, 16 hex digits) and `X-Ccmon-Batch: RUN/SHARD/FIRST-LAST`
+  // (the agent's run: 16 hex digits drawn at random at each start, so that no two runs share
+  // one, even after a state was restored; then, in decimal, this shard and the outbox sequences
+  // the batch covers). Within one run and shard, sequences only grow, so a gateway that saw
+  // LAST already can acknowledge a retry without applying it; entries recovered from an earlier
+  // run are sent under the new run (a gateway applies them again, which is harmless: their
+  // samples are duplicates). Plain receivers ignore the headers. Call before the queue manager
+  // starts; without it no identity is sent.
+  void SetBatchIdentity(std::string stream, std::string run) {
+    stream_ = std::move(stream);
+    run_ = std::move(run);
+  }
+
   Status Peek(size_t max_samples, size_t max_bytes, SourceBatch* out) override;
   bool WaitForData(uint64_t after_cursor, std::chrono::steady_clock::time_point deadline,
                    std::stop_token stop) override;
@@ -70,6 +89,8 @@ class OutboxShardSource : public ShardSource {
   std::chrono::milliseconds metadata_interval_{0};
   int64_t metadata_acked_ms_ = -1;  // when a batch carrying it was last answered
   bool metadata_in_peek_ = false;   // the last Peek's batch carries it
+  std::string stream_;              // SetBatchIdentity; empty: no identity headers
+  std::string run_;
 };
 
 }  // namespace ccmon

@@ -170,6 +170,7 @@ class WriteHandlerTest : public ::testing::Test {
     if (!content_type.empty()) r.headers.emplace_back("Content-Type", content_type);
     if (!encoding.empty()) r.headers.emplace_back("Content-Encoding", encoding);
     if (!authorization_.empty()) r.headers.emplace_back("Authorization", authorization_);
+    for (const auto& h : extra_headers_) r.headers.push_back(h);
     r.body = std::move(body);
     return handler_->Handle(r);
   }
@@ -188,6 +189,7 @@ class WriteHandlerTest : public ::testing::Test {
   std::unique_ptr<KvStore> device_kv_;
   std::unique_ptr<DeviceRegistry> devices_;
   std::string authorization_;  // sent as Authorization when not empty
+  std::vector<std::pair<std::string, std::string>> extra_headers_;  // sent as they are
   FakeStore store_;
   std::vector<std::string> logged_;
   std::unique_ptr<WriteHandler> handler_;
@@ -215,6 +217,52 @@ TEST_F(WriteHandlerTest, DuplicatesAre204AndCounted) {
   ASSERT_EQ(PostV1({Up(kNow, 1)}).status, 204u);  // a retry
   EXPECT_EQ(handler_->stats().samples_duplicate, 1u);
   EXPECT_EQ(handler_->stats().samples_accepted, 1u);
+}
+
+// Issue 8 §3: an agent's batch applied before (its answer lost) is acknowledged, not applied
+// again; anything else with the headers is applied as usual. batch_identity.h.
+TEST_F(WriteHandlerTest, AKeyedBatchAppliedBeforeIs204WithoutBeingAppliedAgain) {
+  Reset({}, /*anonymous=*/true);
+  std::string key;
+  ASSERT_TRUE(devices_->Add("laptop", &key).ok());
+  authorization_ = "Bearer " + key;
+  const std::string stream = "00112233445566ff", run = "aaaaaaaaaaaaaaaa";
+  auto post = [&](const std::string& run_id, const std::string& range, int64_t ts) {
+    extra_headers_ = {{"X-Ccmon-Stream", stream}, {"X-Ccmon-Batch", run_id + range}};
+    return PostV1({Up(ts, 1)}).status;
+  };
+  EXPECT_EQ(post(run, "/0/1-3", kNow), 204u);
+  EXPECT_EQ(store_.applies, 1);
+  EXPECT_EQ(post(run, "/0/1-3", kNow), 204u);  // the retry
+  EXPECT_EQ(post(run, "/0/2-3", kNow), 204u);  // within what was applied
+  EXPECT_EQ(store_.applies, 1);
+  EXPECT_EQ(handler_->stats().duplicate_batches, 2u);
+  EXPECT_EQ(post(run, "/0/1-4", kNow + 1), 204u);  // reaches further: applied
+  EXPECT_EQ(post(run, "/1/1-3", kNow + 2), 204u);  // another shard
+  EXPECT_EQ(store_.applies, 3);
+  // Another run (the agent restarted): its sequences start anew and are applied; the old
+  // run's marks are gone, so its late retries are applied too (their samples are duplicates).
+  const std::string run2 = "bbbbbbbbbbbbbbbb";
+  EXPECT_EQ(post(run2, "/0/1-1", kNow + 3), 204u);
+  EXPECT_EQ(post(run, "/0/1-3", kNow + 4), 204u);
+  EXPECT_EQ(store_.applies, 5);
+  // A failed store raises no mark: the retry is applied.
+  const std::string run3 = "cccccccccccccccc";
+  store_.fail = true;
+  EXPECT_EQ(post(run3, "/0/5-9", kNow + 5), 503u);
+  store_.fail = false;
+  EXPECT_EQ(post(run3, "/0/5-9", kNow + 5), 204u);
+  EXPECT_EQ(store_.applies, 7);
+  EXPECT_EQ(handler_->stats().duplicate_batches, 2u);
+  // Anonymous writes and malformed identities are plain remote-write: always applied.
+  authorization_.clear();
+  EXPECT_EQ(post(run3, "/0/5-9", kNow + 6), 204u);
+  EXPECT_EQ(post(run3, "/0/5-9", kNow + 6), 204u);
+  authorization_ = "Bearer " + key;
+  EXPECT_EQ(post(run3, "/0/9-5", kNow + 7), 204u);
+  EXPECT_EQ(post(run3, "/0/9-5", kNow + 7), 204u);
+  EXPECT_EQ(store_.applies, 11);
+  EXPECT_EQ(handler_->stats().duplicate_batches, 2u);
 }
 
 TEST_F(WriteHandlerTest, WithoutAllowAnonymousAWriteWithoutAKeyIs401) {

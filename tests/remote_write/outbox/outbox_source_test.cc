@@ -137,6 +137,20 @@ TEST_F(OutboxSourceTest, EntriesOfDistinctSeriesMergeUpToTheLimits) {
   EXPECT_TRUE(b.more);
 }
 
+TEST_F(OutboxSourceTest, ABatchCarriesItsIdentityWhenOneIsSet) {
+  Append(Entry({"a"}, 1000), 1);
+  EXPECT_TRUE(Peek().headers.empty());  // none set: plain remote-write
+  source_->SetBatchIdentity("00112233445566ff", "aaaaaaaaaaaaaaaa");
+  Append(Entry({"b"}, 2000), 1);
+  SourceBatch b = Peek();
+  const std::vector<HttpHeader> want = {{"X-Ccmon-Stream", "00112233445566ff"},
+                                        {"X-Ccmon-Batch", "aaaaaaaaaaaaaaaa/0/0-1"}};
+  EXPECT_EQ(b.headers, want);
+  Ack(b);
+  Append(Entry({"c"}, 3000), 1);
+  EXPECT_EQ(Peek().headers[1].second, "aaaaaaaaaaaaaaaa/0/2-2");
+}
+
 TEST_F(OutboxSourceTest, ABatchEndsBeforeAnEntryThatRepeatsOneOfItsSeries) {
   const std::string e1 = Entry({"a", "b"}, 1000), e2 = Entry({"c"}, 2000);
   const std::string e3 = Entry({"d", "a"}, 3000), e4 = Entry({"e"}, 4000);
