@@ -7,8 +7,8 @@ namespace {
 
 TEST(BatchIdentityTest, ParsesTheAgentsHeaders) {
   BatchIdentity id;
-  ASSERT_TRUE(ParseBatchIdentity("0123456789abcdef", "fedcba9876543210/7/12-18446744073709551615",
-                                 &id));
+  ASSERT_TRUE(
+      ParseBatchIdentity("0123456789abcdef", "fedcba9876543210/7/12-18446744073709551615", &id));
   EXPECT_EQ(id.stream, "0123456789abcdef");
   EXPECT_EQ(id.run, "fedcba9876543210");
   EXPECT_EQ(id.shard, 7u);
