@@ -104,7 +104,8 @@ Status Outbox::Recover(int requested_shards) {
     int64_t oldest = 0;
   };
   std::array<Found, kMaxOutboxShards> found{};
-  WriteBatch damaged;
+  // Damaged keys to delete, then the shard-count record when it changes: one synced write.
+  WriteBatch fixes;
   int recorded_shards = 0;  // 0: none recorded
   std::unique_ptr<KvIterator> it = store_->NewIterator();
   for (it->Seek(std::string(1, kOutboxKeyPrefix)); it->Valid() && IsOutboxKey(it->key());
@@ -115,7 +116,7 @@ Status Outbox::Recover(int requested_shards) {
       if (n >= 1 && n <= kMaxOutboxShards) {
         recorded_shards = n;
       } else {
-        damaged.Delete(it->key());
+        fixes.Delete(it->key());
       }
       continue;
     }
@@ -123,7 +124,7 @@ Status Outbox::Recover(int requested_shards) {
     uint64_t seq;
     Header h;
     if (!ParseKey(it->key(), &shard, &seq) || !ParseHeader(it->value(), &h)) {
-      damaged.Delete(it->key());
+      fixes.Delete(it->key());
       continue;
     }
     Found& f = found[shard];
@@ -139,7 +140,7 @@ Status Outbox::Recover(int requested_shards) {
   }
   if (Status s = it->status(); !s.ok()) return s;
   it.reset();
-  corrupt_dropped_ = damaged.count();
+  corrupt_dropped_ = fixes.count();  // only deletes so far
 
   int highest_used = 0;  // the highest non-empty shard plus one
   for (int i = 0; i < kMaxOutboxShards; ++i) {
@@ -152,10 +153,10 @@ Status Outbox::Recover(int requested_shards) {
   }
   if (count != recorded_shards) {
     const char v[3] = {1, char(count & 0xff), char(count >> 8)};
-    damaged.Put(kOutboxShardCountKey, std::string_view(v, 3));
+    fixes.Put(kOutboxShardCountKey, std::string_view(v, 3));
   }
-  if (!damaged.empty()) {
-    if (Status s = store_->Write(damaged, /*sync=*/true); !s.ok()) return s;
+  if (!fixes.empty()) {
+    if (Status s = store_->Write(fixes, /*sync=*/true); !s.ok()) return s;
   }
   shard_count_ = count;
   for (int i = 0; i < count; ++i) {
