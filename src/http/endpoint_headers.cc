@@ -16,6 +16,27 @@ std::string_view TrimOws(std::string_view v) {
   return v;
 }
 
+// Headers ccmon itself puts on every request to an endpoint: the HTTP client's (Host,
+// Connection and its hop-by-hop kin, User-Agent), the remote-write protocol's, and ccmon's own
+// batch identity and state headers (X-Ccmon-...), which the gateway trusts to recognise a
+// retried batch. A --header copy would be sent beside ours, and a receiver would pick one of
+// the two: a wrong Content-Type or a forged X-Ccmon-Batch changes how the body is read or
+// whether it is applied at all.
+constexpr std::string_view kReservedHeaderNames[] = {
+    "Host",       "Connection",     "Keep-Alive",       "Proxy-Connection",
+    "TE",         "Upgrade",        "Trailer",          "Expect",
+    "User-Agent", "Content-Type",   "Content-Encoding", "X-Prometheus-Remote-Write-Version",
+    "Accept",     "Accept-Encoding"};
+constexpr std::string_view kReservedHeaderPrefix = "X-Ccmon-";
+
+bool IsReservedHeaderName(std::string_view name) {
+  for (std::string_view r : kReservedHeaderNames) {
+    if (EqualsIgnoreCase(name, r)) return true;
+  }
+  return name.size() >= kReservedHeaderPrefix.size() &&
+         EqualsIgnoreCase(name.substr(0, kReservedHeaderPrefix.size()), kReservedHeaderPrefix);
+}
+
 }  // namespace
 
 Status ParseHeaderFlag(std::string_view flag, HttpHeader* out) {
@@ -27,6 +48,10 @@ Status ParseHeaderFlag(std::string_view flag, HttpHeader* out) {
   if (name.empty()) return Status::InvalidArgument("a header is 'Name: value'; the name is empty");
   const std::string_view value = TrimOws(flag.substr(colon + 1));
   if (Status s = ValidateHeaderField(name, value); !s.ok()) return s;
+  if (IsReservedHeaderName(name)) {
+    return Status::InvalidArgument("header " + std::string(name) +
+                                   " is set by ccmon on every request and cannot be given");
+  }
   *out = {std::string(name), std::string(value)};
   return Status::Ok();
 }

@@ -30,8 +30,12 @@ inline constexpr size_t kMaxCredentialFileBytes = size_t(64) << 10;
 
 // "Name: value" -> {Name, value}. The name is everything before the first ':' and must be an
 // HTTP token (no surrounding spaces); the value is the rest with surrounding SP/HTAB trimmed
-// and must pass ValidateHeaderField (no CR, LF, NUL or other controls). Errors never echo the
-// value.
+// and must pass ValidateHeaderField (no CR, LF, NUL or other controls). Refused too: the
+// headers ccmon sets on every request itself (Host, Connection and the other hop-by-hop
+// headers, User-Agent, Accept, Accept-Encoding, Expect, Content-Type, Content-Encoding,
+// X-Prometheus-Remote-Write-Version, and every X-Ccmon-* name), since the receiver would get
+// two copies and pick one. Authorization may be given (see BuildEndpointHeaders). Errors never
+// echo the value.
 Status ParseHeaderFlag(std::string_view flag, HttpHeader* out);
 
 // Reads a token or password file through `env` (at most kMaxCredentialFileBytes): one

@@ -65,6 +65,27 @@ TEST(EndpointHeaders, RefusesMalformedAndInjectedHeaderFlags) {
   EXPECT_FALSE(ParseHeaderFlag("Content-Length: 0", &h).ok());
 }
 
+// A second Content-Type or a forged batch identity would be sent beside ccmon's own, and the
+// receiver would pick one of them: every header ccmon sets itself is refused, in any case.
+TEST(EndpointHeaders, RefusesHeadersCcmonSetsItself) {
+  HttpHeader h;
+  for (const char* flag :
+       {"Content-Type: text/plain", "content-encoding: gzip", "HOST: example.com",
+        "Connection: close", "User-Agent: x", "X-Prometheus-Remote-Write-Version: 2.0.0",
+        "x-ccmon-batch: 0000000000000001/0/1-1", "X-Ccmon-Stream: 1", "Expect: 100-continue",
+        "Transfer-Encoding: chunked", "Keep-Alive: 5", "TE: trailers", "Upgrade: h2c"}) {
+    Status s = ParseHeaderFlag(flag, &h);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << flag;
+  }
+  Status s = ParseHeaderFlag("Content-Type: text/plain", &h);
+  EXPECT_NE(s.message().find("set by ccmon"), std::string::npos) << s.message();
+  // Near misses stay allowed.
+  EXPECT_TRUE(ParseHeaderFlag("X-Ccmon: 1", &h).ok());
+  EXPECT_TRUE(ParseHeaderFlag("X-Content-Type: 1", &h).ok());
+  EXPECT_TRUE(ParseHeaderFlag("Authorization: Bearer abc", &h).ok());
+  EXPECT_TRUE(ParseHeaderFlag("X-Scope-OrgID: team-a", &h).ok());
+}
+
 TEST(EndpointHeaders, TokenFileLineEndsAndWhitespaceAreTrimmed) {
   Files f;
   struct Row {
