@@ -8,6 +8,7 @@
 
 #include "base/env.h"
 #include "http/endpoint_headers.h"
+#include "http/server.h"
 #include "http/url.h"
 #include "remote_write/queue_manager.h"
 #include "tools/common/config_file.h"
@@ -325,6 +326,7 @@ Status ApplyServeSetting(Env* env, const GivenSetting& g, GatewayConfig* c) {
   }
   if (name == "listen") {
     if (value.empty()) return from(Status::InvalidArgument("--listen wants host:port"));
+    if (Status s = CheckListenAddress(value); !s.ok()) return from(s);
     c->listen = value;
     return Status::Ok();
   }

@@ -536,6 +536,17 @@ Status ParseListen(const std::string& listen, std::string* host, bool* v6, uint1
   return Status::Ok();
 }
 
+}  // namespace
+
+Status CheckListenAddress(const std::string& listen) {
+  std::string host;
+  bool v6 = false;
+  uint16_t port = 0;
+  return ParseListen(listen, &host, &v6, &port);
+}
+
+namespace {
+
 std::string BindError(const std::string& what, const beast::error_code& ec) {
   if (ec == net::error::address_in_use) return what + ": address already in use";
   if (ec == net::error::access_denied) {

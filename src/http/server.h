@@ -105,6 +105,12 @@ struct ServerOptions {
   std::function<void(std::string_view)> log;
 };
 
+// Checks `listen` the way ServerOptions::listen is read at Start: its form (host:port,
+// [IPv6]:port, :port) and the port's range; a host name is resolved only at Start. For flag
+// parsing, so that a bad address is a usage error before anything (a data dir, a state dir) is
+// created. The error quotes the address.
+Status CheckListenAddress(const std::string& listen);
+
 // Counters since Start, for self-metrics. Monotonic except active_connections.
 struct ServerStats {
   uint64_t connections_accepted = 0;  // served (not counting the refused ones)

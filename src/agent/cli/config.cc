@@ -7,6 +7,7 @@
 
 #include "base/utf8.h"
 #include "http/endpoint_headers.h"
+#include "http/server.h"
 #include "http/url.h"
 #include "tools/common/config_file.h"
 #include "tools/common/flags.h"
@@ -459,7 +460,11 @@ Status BuildAgentConfig(const ConfigLayers& layers, Env* env, const std::string&
           }
           if (name == "config-dir") c.config_dirs.push_back(text);
           if (name == "state-dir") c.state_dir = text;
-          if (name == "listen") c.listen = text;
+          if (name == "listen") {
+            if (Status s = CheckListenAddress(text); !text.empty() && !s.ok())
+              return Status::InvalidArgument(v->origin + ": " + s.message());
+            c.listen = text;
+          }
           if (name == "pricing") c.pricing_file = text;
           break;
         }

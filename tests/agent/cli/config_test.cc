@@ -248,6 +248,23 @@ TEST(AgentConfigTest, ChoicesAndBooleans) {
   BuildError({{"device", "x"}, {"device", "y"}});
 }
 
+// A bad --listen is a usage error at start-up (exit 2), not a failure after the state dir was
+// opened.
+TEST(AgentConfigTest, ListenAddressIsCheckedUpFront) {
+  AgentConfig cfg;
+  ASSERT_TRUE(Build(Flags({{"listen", "127.0.0.1:9100"}}), &cfg).ok());
+  EXPECT_EQ(cfg.listen, "127.0.0.1:9100");
+  ASSERT_TRUE(Build(Flags({{"listen", "[::1]:0"}}), &cfg).ok());
+  ASSERT_TRUE(Build(Flags({{"listen", ":9100"}}), &cfg).ok());
+  EXPECT_EQ(BuildError({{"listen", "127.0.0.1:99999"}}),
+            "--listen: listen address '127.0.0.1:99999': the port must be a number from 0 to "
+            "65535");
+  BuildError({{"listen", "127.0.0.1:-1"}});
+  BuildError({{"listen", "127.0.0.1"}});
+  BuildError({{"listen", "::1:9100"}});
+  BuildError({{"listen", "[::1"}});
+}
+
 TEST(AgentConfigTest, StaticLabels) {
   std::pair<std::string, std::string> l;
   ASSERT_TRUE(ParseStaticLabel("team=data eng", &l).ok());
