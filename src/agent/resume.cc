@@ -1,5 +1,6 @@
 #include "agent/resume.h"
 
+#include <algorithm>
 #include <random>
 #include <utility>
 
@@ -70,24 +71,44 @@ Status EnsureStreamEpoch(KvStore* store, uint64_t* epoch) {
   return store->Write(b, true);
 }
 
-Status SnapshotState(KvStore* store, std::string* body, uint64_t* records, uint64_t* state_seq) {
-  sm::StateRecordWriter w;
-  *state_seq = 0;
-  std::unique_ptr<KvIterator> it = store->NewIterator();
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (NotMirrored(it->key())) {
-      // Skip the whole range of this prefix at once.
-      it->Seek(std::string(1, char(it->key()[0] + 1)));
-      if (!it->Valid()) break;
-      if (NotMirrored(it->key())) {  // 'o' then 'p'… cannot be 'u'; be safe anyway
-        continue;
-      }
-    }
-    if (it->key() == Engine::kStateSeqKey && !sm::ParseSequence(it->value(), state_seq))
-      return Status::Corruption("agent state: bad " + std::string(Engine::kStateSeqKey));
-    w.Put(it->key(), it->value());
+StateSnapshotReader::StateSnapshotReader(KvStore* store) : it_(store->NewIterator()) {
+  // The sequence first, from the same iterator (the same point) as the records.
+  it_->Seek(Engine::kStateSeqKey);
+  if (it_->Valid() && it_->key() == Engine::kStateSeqKey &&
+      !sm::ParseSequence(it_->value(), &state_seq_)) {
+    status_ = Status::Corruption("agent state: bad " + std::string(Engine::kStateSeqKey));
+    return;
   }
-  if (!it->status().ok()) return it->status();
+  it_->SeekToFirst();
+  SkipNotMirrored();
+  status_ = it_->status();
+}
+
+void StateSnapshotReader::SkipNotMirrored() {
+  // A whole prefix's range at once.
+  while (it_->Valid() && NotMirrored(it_->key()))
+    it_->Seek(std::string(1, char(it_->key()[0] + 1)));
+}
+
+Status StateSnapshotReader::Next(size_t max_raw_bytes, sm::StateRecordWriter* w, bool* done) {
+  if (!status_.ok()) return status_;
+  const uint64_t before = w->count();
+  while (it_->Valid() && (w->count() == before || w->raw_bytes() < max_raw_bytes)) {
+    w->Put(it_->key(), it_->value());
+    it_->Next();
+    SkipNotMirrored();
+  }
+  status_ = it_->status();
+  *done = !it_->Valid();
+  return status_;
+}
+
+Status SnapshotState(KvStore* store, std::string* body, uint64_t* records, uint64_t* state_seq) {
+  StateSnapshotReader reader(store);
+  sm::StateRecordWriter w;
+  bool done = false;
+  if (Status s = reader.Next(SIZE_MAX, &w, &done); !s.ok()) return s;
+  *state_seq = reader.state_seq();
   *records = w.count();
   *body = w.Finish();
   return Status::Ok();
@@ -113,50 +134,75 @@ Status RestoreState(KvStore* store, const WriteBatch& mirror, uint64_t epoch, ui
 
 void ProbeGateway(HttpTransport* transport, const std::string& state_url,
                   const std::vector<HttpHeader>& headers, Probe* probe) {
-  HttpRequest req;
-  req.method = "GET";
-  req.url = state_url;
-  req.headers = headers;
-  HttpResponse resp;
-  if (Status s = transport->Exchange(req, &resp); !s.ok()) {
+  probe->mirror.Clear();
+  std::string after;     // the key the next page starts after ("" the first page)
+  size_t raw_bytes = 0;  // the records' keys and values so far
+  int restarts = 0;
+  auto retry = [probe](std::string why) {
     probe->outcome = ProbeOutcome::kRetry;
-    probe->detail = s.message();
-    return;
-  }
-  probe->detail = "HTTP " + std::to_string(resp.status);
-  switch (resp.status) {
-    case 200: {
+    if (!why.empty()) probe->detail += ": " + why;
+  };
+  for (;;) {
+    const bool first_page = after.empty();
+    HttpRequest req;
+    req.method = "GET";
+    req.url = state_url;
+    req.headers = headers;
+    if (!first_page)
+      req.headers.emplace_back(std::string(sm::kStateAfterHeader), sm::FormatKeyHex(after));
+    HttpResponse resp;
+    if (Status s = transport->Exchange(req, &resp); !s.ok()) {
+      probe->outcome = ProbeOutcome::kRetry;
+      probe->detail = s.message();
+      return;
+    }
+    probe->detail = "HTTP " + std::to_string(resp.status);
+    if (resp.status != 200) {
+      if (!first_page) return retry("the mirror went away between its pages");
+      probe->outcome = resp.status == 204 ? ProbeOutcome::kNoMirror
+                       : resp.status == 400 || resp.status == 404 || resp.status == 405
+                           ? ProbeOutcome::kNotGateway
+                           : ProbeOutcome::kRetry;
+      return;
+    }
+    uint64_t epoch = 0, seq = 0;
+    if (!sm::ParseEpoch(resp.Header(sm::kStreamHeader), &epoch) ||
+        !sm::ParseSequence(resp.Header(sm::kStateSeqHeader), &seq)) {
+      return retry("no stream or state sequence in the answer");
+    }
+    if (first_page) {
+      probe->epoch = epoch;
+      probe->state_seq = seq;
+    } else if (epoch != probe->epoch || seq != probe->state_seq) {
+      // The mirror changed between two pages: read it again from the start.
+      if (++restarts > 3) return retry("the mirror kept changing while it was read");
       probe->mirror.Clear();
-      if (!sm::ParseEpoch(resp.Header(sm::kStreamHeader), &probe->epoch) ||
-          !sm::ParseSequence(resp.Header(sm::kStateSeqHeader), &probe->state_seq)) {
-        probe->outcome = ProbeOutcome::kRetry;
-        probe->detail += ": no stream or state sequence in the answer";
-        return;
-      }
-      if (Status s = sm::DecodeStateBody(resp.body, kMaxMirrorRawBytes, &probe->mirror); !s.ok()) {
-        probe->outcome = ProbeOutcome::kRetry;
-        probe->detail += ": " + s.message();
-        return;
-      }
+      after.clear();
+      raw_bytes = 0;
+      continue;
+    }
+    const size_t ops_before = probe->mirror.ops().size();
+    if (Status s = sm::DecodeStateBody(resp.body, kMaxMirrorRawBytes, &probe->mirror); !s.ok())
+      return retry(s.message());
+    for (size_t i = ops_before; i < probe->mirror.ops().size(); ++i)
+      raw_bytes += probe->mirror.ops()[i].key.size() + probe->mirror.ops()[i].value.size();
+    if (raw_bytes > kMaxMirrorRawBytes) return retry("the mirror is over 1 GiB");
+    const std::string_view next = resp.Header(sm::kStateNextHeader);
+    if (next.empty()) {
       probe->outcome = ProbeOutcome::kMirror;
       return;
     }
-    case 204:
-      probe->outcome = ProbeOutcome::kNoMirror;
-      return;
-    case 400:
-    case 404:
-    case 405:
-      probe->outcome = ProbeOutcome::kNotGateway;
-      return;
-    default:
-      probe->outcome = ProbeOutcome::kRetry;
-      return;
+    std::string next_key;
+    if (!sm::ParseKeyHex(next, &next_key) || next_key <= after)
+      return retry("a bad next-page key");  // or one that does not move forward
+    after = std::move(next_key);
   }
 }
 
 StateMirrorUploader::StateMirrorUploader(UploaderOptions options)
-    : options_(std::move(options)), gateway_(options_.gateway) {}
+    : options_(std::move(options)),
+      gateway_(options_.gateway),
+      snapshot_part_bytes_(std::max(options_.max_upload_bytes, kMinSnapshotPartBytes)) {}
 
 StateMirrorUploader::~StateMirrorUploader() { Stop(false); }
 
@@ -234,7 +280,9 @@ Status StateMirrorUploader::DeleteDeltasThrough(uint64_t seq) {
 }
 
 unsigned StateMirrorUploader::Post(HttpTransport* transport, std::string body,
-                                   const std::string& seq, bool full, std::string* detail) {
+                                   const std::string& seq, bool full,
+                                   const std::vector<HttpHeader>& extra, std::string* detail,
+                                   bool* device_limit) {
   HttpRequest req;
   req.method = "POST";
   req.url = options_.state_url;
@@ -243,6 +291,7 @@ unsigned StateMirrorUploader::Post(HttpTransport* transport, std::string body,
   req.headers.emplace_back(std::string(sm::kStreamHeader), sm::FormatEpoch(epoch_));
   req.headers.emplace_back(std::string(sm::kStateSeqHeader), seq);
   if (full) req.headers.emplace_back(std::string(sm::kStateFullHeader), "1");
+  for (const HttpHeader& h : extra) req.headers.push_back(h);
   req.body = std::move(body);
   HttpResponse resp;
   if (Status s = transport->Exchange(req, &resp); !s.ok()) {
@@ -250,6 +299,8 @@ unsigned StateMirrorUploader::Post(HttpTransport* transport, std::string body,
     return 0;
   }
   *detail = "HTTP " + std::to_string(resp.status);
+  if (device_limit != nullptr)
+    *device_limit = resp.status == 413 && resp.Header(sm::kStateLimitHeader) == "device";
   return resp.status;
 }
 
@@ -257,40 +308,96 @@ bool StateMirrorUploader::UploadSnapshot(HttpTransport* transport) {
   // After a 413 the next snapshot waits (it would most likely be refused again, and it costs a
   // read of the whole state).
   if (std::chrono::steady_clock::now() < snapshot_not_before_) return false;
-  std::string body, detail;
-  uint64_t records = 0, seq = 0;
-  if (Status s = SnapshotState(options_.store, &body, &records, &seq); !s.ok()) {
-    if (options_.log) options_.log("warn", "state mirror: cannot read the state", s.message());
-    std::lock_guard<std::mutex> lock(stats_mu_);
-    ++stats_.failures;
-    return false;
-  }
-  const size_t bytes = body.size();
-  const unsigned status = Post(transport, std::move(body), std::to_string(seq), true, &detail);
-  std::lock_guard<std::mutex> lock(stats_mu_);
-  if (status / 100 == 2) {
-    needs_snapshot_ = false;
-    ++stats_.snapshot_uploads;
-    stats_.last_snapshot_bytes = bytes;
-    if (Status s = DeleteDeltasThrough(seq); !s.ok() && options_.log)
-      options_.log("warn", "state mirror: cannot delete sent deltas", s.message());
-    return true;
-  }
-  if (status == 413) {
-    ++stats_.refused;
-    snapshot_not_before_ = std::chrono::steady_clock::now() + options_.refused_retry;
-    if (options_.log) {
-      options_.log("warn",
-                   "state mirror refused by the gateway (413): over its per-device limit "
-                   "(--max-agent-state-bytes) or its body limit (--max-body-bytes); a lost state "
-                   "cannot be resumed",
-                   detail + ", " + std::to_string(bytes) + " bytes");
+  // Again at once after a 409 for a part (the gateway's staging was replaced) or with smaller
+  // parts after a body-limit 413; a few times at most.
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    switch (SendSnapshot(transport)) {
+      case SnapshotResult::kSent:
+        return true;
+      case SnapshotResult::kAgain:
+        continue;
+      case SnapshotResult::kFailed:
+        return false;
     }
-  } else {
-    ++stats_.failures;
-    if (options_.log) options_.log("warn", "state mirror upload failed; retried later", detail);
   }
   return false;
+}
+
+StateMirrorUploader::SnapshotResult StateMirrorUploader::SendSnapshot(HttpTransport* transport) {
+  auto failed = [this](std::string_view msg, std::string_view detail) {
+    if (options_.log) options_.log("warn", msg, detail);
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    ++stats_.failures;
+    return SnapshotResult::kFailed;
+  };
+  StateSnapshotReader reader(options_.store);
+  if (!reader.status().ok())
+    return failed("state mirror: cannot read the state", reader.status().message());
+  const uint64_t seq = reader.state_seq();
+  sm::StateRecordWriter w;
+  size_t total_bytes = 0;
+  uint64_t part = 0;
+  for (bool done = false; !done; ++part) {
+    if (Status s = reader.Next(snapshot_part_bytes_, &w, &done); !s.ok())
+      return failed("state mirror: cannot read the state", s.message());
+    std::string body = w.Finish();
+    const size_t bytes = body.size();
+    total_bytes += bytes;
+    std::vector<HttpHeader> extra = {{std::string(sm::kStatePartHeader), std::to_string(part)}};
+    if (done) extra.emplace_back(std::string(sm::kStateLastHeader), "1");
+    std::string detail;
+    bool device_limit = false;
+    const unsigned status =
+        Post(transport, std::move(body), std::to_string(seq), true, extra, &detail, &device_limit);
+    if (status / 100 == 2) continue;
+    if (status == 409) {
+      if (options_.log)
+        options_.log("info", "state mirror: the gateway lost a snapshot's parts; sending it again",
+                     detail);
+      return SnapshotResult::kAgain;
+    }
+    if (status == 413 && !device_limit && snapshot_part_bytes_ > kMinSnapshotPartBytes) {
+      snapshot_part_bytes_ = std::max(snapshot_part_bytes_ / 4, kMinSnapshotPartBytes);
+      if (options_.log) {
+        options_.log("info",
+                     "state mirror: a snapshot part was over the gateway's body limit; sending "
+                     "smaller parts",
+                     detail + ", " + std::to_string(bytes) + " bytes, now parts of " +
+                         std::to_string(snapshot_part_bytes_) + " bytes uncompressed");
+      }
+      return SnapshotResult::kAgain;
+    }
+    if (status == 413) {
+      {
+        std::lock_guard<std::mutex> lock(stats_mu_);
+        ++stats_.refused;
+      }
+      snapshot_not_before_ = std::chrono::steady_clock::now() + options_.refused_retry;
+      if (options_.log) {
+        options_.log(
+            "warn",
+            device_limit ? "state mirror refused by the gateway (413): over its "
+                           "per-device limit (--max-agent-state-bytes); a lost state "
+                           "cannot be resumed"
+                         : "state mirror refused by the gateway (413): even the smallest "
+                           "parts are over its body limit (--max-body-bytes); a lost "
+                           "state cannot be resumed",
+            detail + ", part " + std::to_string(part) + ", " + std::to_string(bytes) + " bytes");
+      }
+      return SnapshotResult::kFailed;
+    }
+    return failed("state mirror upload failed; retried later", detail);
+  }
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    ++stats_.snapshot_uploads;
+    stats_.snapshot_parts += part;
+    stats_.last_snapshot_bytes = total_bytes;
+  }
+  needs_snapshot_ = false;
+  if (Status s = DeleteDeltasThrough(seq); !s.ok() && options_.log)
+    options_.log("warn", "state mirror: cannot delete sent deltas", s.message());
+  return SnapshotResult::kSent;
 }
 
 bool StateMirrorUploader::Sync(HttpTransport* transport, std::stop_token stop) {
@@ -345,7 +452,7 @@ bool StateMirrorUploader::Sync(HttpTransport* transport, std::stop_token stop) {
     std::string detail;
     const unsigned status =
         Post(transport, sm::CompressRecords(records),
-             std::to_string(first) + "-" + std::to_string(last), false, &detail);
+             std::to_string(first) + "-" + std::to_string(last), false, {}, &detail);
     if (status / 100 == 2) {
       {
         std::lock_guard<std::mutex> lock(stats_mu_);

@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <stop_token>
 #include <string>
@@ -27,6 +28,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "http/transport.h"
+#include "state_mirror/state_records.h"
 #include "store/kv_store.h"
 
 namespace ccmon::agent {
@@ -54,6 +56,28 @@ Status EnsureStreamEpoch(KvStore* store, uint64_t* epoch);
 // from one iterator (one consistent point: between two engine commits), as a state-records
 // body. *state_seq: the state sequence at that point (0: none yet).
 Status SnapshotState(KvStore* store, std::string* body, uint64_t* records, uint64_t* state_seq);
+
+// The same snapshot read in parts (the uploader sends a big state as several bodies): one
+// iterator, created by the constructor, so every part comes from the same point. `store` is
+// borrowed and must outlive the reader. Single-threaded.
+class StateSnapshotReader {
+ public:
+  explicit StateSnapshotReader(KvStore* store);
+  // An error of the iterator or a bad state sequence record; nothing else is valid then.
+  Status status() const { return status_; }
+  // The state sequence at the snapshot's point (0: none yet).
+  uint64_t state_seq() const { return state_seq_; }
+  // Puts the next records into `w` until its uncompressed size reaches `max_raw_bytes` (at
+  // least one record while any is left). *done: none is left after them.
+  Status Next(size_t max_raw_bytes, state_mirror::StateRecordWriter* w, bool* done);
+
+ private:
+  void SkipNotMirrored();
+
+  std::unique_ptr<KvIterator> it_;
+  Status status_;
+  uint64_t state_seq_ = 0;
+};
 
 struct RestoreStats {
   uint64_t records = 0;  // written
@@ -84,7 +108,9 @@ struct Probe {
   std::string detail;  // for the log: "HTTP 503", the network error, …
 };
 
-// GET `state_url` with `headers` (the target's, Authorization included).
+// GET `state_url` with `headers` (the target's, Authorization included), page after page
+// (state_mirror/state_records.h) until the mirror is whole; pages of different stream epochs or
+// sequences (the mirror changed meanwhile) start it again, a few times, then kRetry.
 void ProbeGateway(HttpTransport* transport, const std::string& state_url,
                   const std::vector<HttpHeader>& headers, Probe* probe);
 
@@ -101,7 +127,9 @@ struct UploaderOptions {
   // Whether the target is known to be a gateway: 1 yes, 0 no, -1 unknown (the uploader probes
   // once and records the answer in `mgateway`).
   int gateway = -1;
-  // Uncompressed records per delta upload at most (a backlog goes in several).
+  // Uncompressed records per delta upload, and per part of a snapshot, at most (a backlog or a
+  // big state goes in several). A part refused as over the gateway's body limit (a 413 that is
+  // not the device's limit) makes the parts 4 times smaller, down to kMinSnapshotPartBytes.
   size_t max_upload_bytes = size_t(8) << 20;
   // Staged deltas beyond this many bytes (a gateway unreachable for long) are deleted and the
   // next upload is a full snapshot instead.
@@ -112,10 +140,13 @@ struct UploaderOptions {
   std::function<void(std::string_view level, std::string_view msg, std::string_view detail)> log;
 };
 
+inline constexpr size_t kMinSnapshotPartBytes = size_t(64) << 10;
+
 struct UploaderStats {
   uint64_t delta_uploads = 0, snapshot_uploads = 0;
-  uint64_t deltas_sent = 0;  // staged deltas the gateway acknowledged
-  uint64_t gaps = 0;         // 409s: a snapshot followed
+  uint64_t snapshot_parts = 0;  // parts of the snapshots acknowledged
+  uint64_t deltas_sent = 0;     // staged deltas the gateway acknowledged
+  uint64_t gaps = 0;            // 409s: a snapshot followed
   uint64_t failures = 0, refused = 0, backlog_dropped = 0;
   uint64_t last_snapshot_bytes = 0;
 };
@@ -145,15 +176,20 @@ class StateMirrorUploader {
   // Sends what is staged (or a snapshot when needed); true when the gateway holds all of it.
   bool Sync(HttpTransport* transport, std::stop_token stop);
   bool UploadSnapshot(HttpTransport* transport);
-  // POSTs a body; the status (0: no answer, `detail` says why).
+  enum class SnapshotResult : uint8_t { kSent, kAgain, kFailed };
+  SnapshotResult SendSnapshot(HttpTransport* transport);
+  // POSTs a body with `extra` headers; the status (0: no answer, `detail` says why).
+  // *device_limit: a 413 that names the device's limit (state_mirror::kStateLimitHeader).
   unsigned Post(HttpTransport* transport, std::string body, const std::string& seq, bool full,
-                std::string* detail);
+                const std::vector<HttpHeader>& extra, std::string* detail,
+                bool* device_limit = nullptr);
   Status DeleteDeltasThrough(uint64_t seq);
 
   UploaderOptions options_;
   std::atomic<int> gateway_;
   bool needs_snapshot_ = false;  // the thread's (and Stop's, after it), as the next two
   std::chrono::steady_clock::time_point snapshot_not_before_{};
+  size_t snapshot_part_bytes_;  // the thread's: the part size, made smaller by body-limit 413s
   uint64_t epoch_ = 0;
   std::mutex mu_;
   std::condition_variable_any cv_;

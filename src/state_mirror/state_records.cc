@@ -2,6 +2,8 @@
 
 #include <snappy.h>
 
+#include <utility>
+
 #include "base/record_codec.h"
 
 namespace ccmon::state_mirror {
@@ -77,6 +79,36 @@ StateRecordWriter::StateRecordWriter() { raw_.push_back(char(kStateRecordsVersio
 void StateRecordWriter::Put(std::string_view key, std::string_view value) {
   AppendPutRecord(&raw_, key, value);
   ++count_;
+}
+
+std::string FormatKeyHex(std::string_view key) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(key.size() * 2);
+  for (unsigned char c : key) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+bool ParseKeyHex(std::string_view text, std::string* key) {
+  if (text.empty() || text.size() % 2 != 0 || text.size() > 2 * kMaxKvKeyBytes) return false;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size() / 2);
+  for (size_t i = 0; i < text.size(); i += 2) {
+    const int hi = digit(text[i]), lo = digit(text[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out.push_back(char(hi << 4 | lo));
+  }
+  *key = std::move(out);
+  return true;
 }
 
 void StateRecordWriter::Delete(std::string_view key) {

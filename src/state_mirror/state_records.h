@@ -31,10 +31,26 @@ inline constexpr uint8_t kStateRecordsVersion = 1;
 //                            kStateSeqHeader; 204 when the gateway holds no mirror for it.
 //   POST kAgentStatePath  body (records) with kStreamHeader, kStateSeqHeader and
 //                            kStateFullHeader: "1" (a full snapshot, replaces the mirror).
+// Neither side holds a big state in one body (a gateway's --max-body-bytes is 16 MiB by
+// default; a mirror may be 256 MiB):
+//   - a snapshot goes in parts: kStatePartHeader "0", "1", … in order, kStateLastHeader "1" on
+//     the last one; the gateway stages them and replaces the mirror only with the last. A 409
+//     for a part means "send the snapshot again from part 0". A snapshot without
+//     kStatePartHeader is one part, the last;
+//   - a GET answers one page of records; kStateNextHeader (when more follow) is the key to ask
+//     for next, as kStateAfterHeader of the next GET; every page of one mirror carries the same
+//     stream and sequence (a change between pages shows as another sequence: start again);
+//   - a 413 with kStateLimitHeader "device" means the device's mirror would exceed the
+//     gateway's per-device limit (smaller parts do not help); a 413 without it is a body limit.
 inline constexpr std::string_view kAgentStatePath = "/api/v1/agent/state";
 inline constexpr std::string_view kStreamHeader = "X-Ccmon-Stream";       // epoch, 16 hex digits
 inline constexpr std::string_view kStateSeqHeader = "X-Ccmon-State-Seq";  // decimal uint64
 inline constexpr std::string_view kStateFullHeader = "X-Ccmon-State-Full";
+inline constexpr std::string_view kStatePartHeader = "X-Ccmon-State-Part";    // decimal, from 0
+inline constexpr std::string_view kStateLastHeader = "X-Ccmon-State-Last";    // "1"
+inline constexpr std::string_view kStateAfterHeader = "X-Ccmon-State-After";  // a key, hex
+inline constexpr std::string_view kStateNextHeader = "X-Ccmon-State-Next";    // a key, hex
+inline constexpr std::string_view kStateLimitHeader = "X-Ccmon-State-Limit";  // "device"
 inline constexpr std::string_view kStateContentType = "application/x-ccmon-state";
 
 // "00000000deadbeef": 16 lowercase hex digits.
@@ -43,6 +59,11 @@ std::string FormatEpoch(uint64_t epoch);
 bool ParseEpoch(std::string_view text, uint64_t* epoch);
 // Decimal digits only, no sign, at most UINT64_MAX; false otherwise.
 bool ParseSequence(std::string_view text, uint64_t* seq);
+
+// A key as lowercase hex (agent keys are binary; headers carry them so), and back: an even
+// number of hex digits (either case), 2 … 2 * kMaxKvKeyBytes of them; false otherwise.
+std::string FormatKeyHex(std::string_view key);
+bool ParseKeyHex(std::string_view text, std::string* key);
 
 // Appends one record to `records` (the part of a body after its version byte): what an agent
 // stages per commit as a state delta, so that several deltas concatenated are one body's

@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <random>
 
 #include "agent/engine/engine.h"
 #include "engine/engine_test_util.h"
@@ -281,18 +282,31 @@ TEST(ProbeGateway, ClassifiesTheAnswers) {
 
 // The real gateway side (MirrorStore + AgentStateHandler + DeviceRegistry on their own store)
 // behind an HttpTransport: what the uploader sends is handled as the gateway handles it.
+// The gateway's real state handler in process. `max_body_bytes` stands for the HTTP server's
+// body limit (a 413 before the handler sees the request); `page_bytes` is the handler's GET page.
 class InProcessGateway : public HttpTransport {
  public:
-  InProcessGateway() {
+  explicit InProcessGateway(size_t max_body_bytes = SIZE_MAX, size_t page_bytes = size_t(4) << 20)
+      : max_body_bytes_(max_body_bytes) {
     EXPECT_TRUE(gateway::DeviceRegistry::Open(kv_.get(), nullptr, &devices_).ok());
     EXPECT_TRUE(devices_->Add("laptop", &key_).ok());
     gateway::AgentStateHandlerOptions o;
     o.devices = devices_.get();
+    o.page_bytes = page_bytes;
     mirror_ = std::make_unique<gateway::MirrorStore>(kv_.get(), gateway::MirrorOptions{});
     handler_ = std::make_unique<gateway::AgentStateHandler>(mirror_.get(), o);
   }
   Status Exchange(const HttpRequest& request, HttpResponse* response) override {
     std::lock_guard<std::mutex> lock(mu_);
+    ++exchanges_;
+    if (request.body.size() > max_body_bytes_) {
+      response->status = 413;
+      response->headers.clear();
+      statuses_.push_back(413);
+      seqs_.push_back("over the body limit");
+      cv_.notify_all();
+      return Status::Ok();
+    }
     ServerRequest r;
     r.method = request.method;
     r.target = "/api/v1/agent/state";
@@ -338,6 +352,8 @@ class InProcessGateway : public HttpTransport {
       if (k == name) return v;
     return "";
   }
+  size_t max_body_bytes_;
+  size_t exchanges_ = 0;
   std::unique_ptr<KvStore> kv_ = NewMemStore();
   std::unique_ptr<gateway::DeviceRegistry> devices_;
   std::string key_;
@@ -588,8 +604,8 @@ TEST(StateMirrorUploader, ARefusedSnapshotIsLoggedAndNotRetriedAtOnce) {
   b.Put(Engine::StateDeltaKey(5), "");
   ASSERT_TRUE(store->Write(b, true).ok());
   ScriptedTransport t;
-  t.Answer(409);  // the delta
-  t.Answer(413);  // the snapshot
+  t.Answer(409);                                           // the delta
+  t.Answer(413, "", {{"X-Ccmon-State-Limit", "device"}});  // the snapshot: the device's limit
   std::vector<std::string> warnings;
   std::mutex mu;
   UploaderOptions o;
@@ -612,6 +628,154 @@ TEST(StateMirrorUploader, ARefusedSnapshotIsLoggedAndNotRetriedAtOnce) {
   std::lock_guard<std::mutex> lock(mu);
   ASSERT_FALSE(warnings.empty());
   EXPECT_NE(warnings[0].find("per-device limit"), std::string::npos) << warnings[0];
+}
+
+// An uploader of `store` to an in-process gateway that sends only at Kick and Stop, whose log
+// lines ("LEVEL message") go to `lines` (guarded by `mu`).
+UploaderOptions UploaderTo(KvStore* store, InProcessGateway* gw, std::mutex* mu,
+                           std::vector<std::string>* lines) {
+  UploaderOptions o;
+  o.store = store;
+  o.transport = gw;
+  o.state_url = "u";
+  o.headers = gw->auth();
+  o.interval = std::chrono::hours(1);
+  o.gateway = 1;
+  o.log = [mu, lines](std::string_view level, std::string_view msg, std::string_view) {
+    std::lock_guard<std::mutex> lock(*mu);
+    lines->push_back(std::string(level) + " " + std::string(msg));
+  };
+  return o;
+}
+
+// The pages of a mirror: followed by their next keys; a mirror that changed between two pages
+// is read again from the start; a next key that does not move forward is not followed.
+TEST(ProbeGateway, FollowsPagesAndStartsAgainWhenTheMirrorChanged) {
+  auto page = [](std::map<std::string, std::string> records) {
+    sm::StateRecordWriter w;
+    for (const auto& [k, v] : records) w.Put(k, v);
+    return w.Finish();
+  };
+  auto headers = [](std::string seq, std::string next) {
+    std::vector<HttpHeader> h = {{"X-Ccmon-Stream", "00000000000000ff"},
+                                 {"X-Ccmon-State-Seq", seq}};
+    if (!next.empty()) h.emplace_back("X-Ccmon-State-Next", sm::FormatKeyHex(next));
+    return h;
+  };
+  ScriptedTransport t;
+  t.Answer(200, page({{"a", "1"}}), headers("9", "a"));
+  t.Answer(200, page({{"b", "2"}}), headers("10", ""));  // changed meanwhile
+  t.Answer(200, page({{"a", "3"}}), headers("10", "a"));
+  t.Answer(200, page({{"b", "4"}}), headers("10", ""));
+  Probe p;
+  ProbeGateway(&t, "u", {}, &p);
+  ASSERT_EQ(p.outcome, ProbeOutcome::kMirror) << p.detail;
+  EXPECT_EQ(p.state_seq, 10u);
+  ASSERT_EQ(p.mirror.count(), 2u);
+  EXPECT_EQ(p.mirror.ops()[0].value, "3");
+  EXPECT_EQ(p.mirror.ops()[1].value, "4");
+  const std::vector<HttpRequest> reqs = t.requests();
+  auto after = [](const HttpRequest& r) {
+    for (const auto& [k, v] : r.headers)
+      if (k == "X-Ccmon-State-After") return v;
+    return std::string();
+  };
+  ASSERT_EQ(reqs.size(), 4u);
+  EXPECT_EQ(after(reqs[0]), "");
+  EXPECT_EQ(after(reqs[1]), sm::FormatKeyHex("a"));
+  EXPECT_EQ(after(reqs[2]), "") << "from the start again";
+  // A next key that does not move forward, and a mirror gone between pages: kRetry.
+  t.Answer(200, page({{"b", "1"}}), headers("9", "b"));
+  t.Answer(200, page({{"b", "1"}}), headers("9", "b"));
+  ProbeGateway(&t, "u", {}, &p);
+  EXPECT_EQ(p.outcome, ProbeOutcome::kRetry);
+  t.Answer(200, page({{"a", "1"}}), headers("9", "a"));
+  t.Answer(204);
+  ProbeGateway(&t, "u", {}, &p);
+  EXPECT_EQ(p.outcome, ProbeOutcome::kRetry) << p.detail;
+}
+
+// A state bigger than a part goes in parts, with parts made smaller when the gateway's body
+// limit refuses one, and comes back whole through the GET's pages.
+TEST(StateMirrorUploader, ABigStateGoesInPartsAndComesBackInPages) {
+  std::unique_ptr<KvStore> store = NewMemStore();
+  {
+    WriteBatch b;
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < 3000; ++i) {
+      std::string v(120, ' ');
+      for (char& c : v) c = char('a' + rng() % 26);  // compresses only so far
+      b.Put("c" + std::to_string(100000 + i), v);
+    }
+    b.Put(Engine::kStateSeqKey, "42");
+    b.Put(Engine::StateDeltaKey(43), "");  // a staged delta: 409 (no copy yet), then a snapshot
+    b.Put("o\x01xxxxxxxx", "an outbox entry: never mirrored");
+    ASSERT_TRUE(store->Write(b, true).ok());
+  }
+  // Parts of 256 KiB uncompressed compress to ~160 KB: over the 120 KB body limit; parts of
+  // 64 KiB pass.
+  InProcessGateway gw(/*max_body_bytes=*/120'000, /*page_bytes=*/50'000);
+  std::vector<std::string> infos;
+  std::mutex mu;
+  UploaderOptions o = UploaderTo(store.get(), &gw, &mu, &infos);
+  o.max_upload_bytes = size_t(256) << 10;
+  StateMirrorUploader u(o);
+  u.Start();
+  u.Stop(/*final_upload=*/true);
+  uint64_t seq = 0;
+  std::map<std::string, std::string> want = Mirrorable(store.get());
+  EXPECT_EQ(gw.Mirror(&seq), want);
+  EXPECT_EQ(seq, 43u) << "the snapshot at 42, then the staged delta 43";
+  const UploaderStats st = u.stats();
+  EXPECT_EQ(st.snapshot_uploads, 1u);
+  EXPECT_GE(st.snapshot_parts, 5u) << "3000 records of ~130 bytes in parts of 64 KiB";
+  EXPECT_EQ(st.refused, 0u);
+  const std::vector<unsigned> statuses = gw.statuses();
+  ASSERT_GE(statuses.size(), 2u);
+  EXPECT_EQ(statuses[0], 409u) << "the delta: no copy yet";
+  EXPECT_EQ(statuses[1], 413u) << "the first part, 256 KiB, was over the body limit";
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    bool smaller = false;
+    for (const auto& line : infos) smaller |= line.find("smaller parts") != std::string::npos;
+    EXPECT_TRUE(smaller);
+  }
+  // Fetched back in pages of ~50 KB: the whole mirror, once.
+  Probe p;
+  ProbeGateway(&gw, "u", gw.auth(), &p);
+  ASSERT_EQ(p.outcome, ProbeOutcome::kMirror) << p.detail;
+  EXPECT_EQ(p.state_seq, 43u);
+  std::map<std::string, std::string> got;
+  for (const auto& op : p.mirror.ops()) {
+    EXPECT_TRUE(got.emplace(op.key, op.value).second) << "twice: " << op.key;
+  }
+  EXPECT_EQ(got, want);
+}
+
+// A 413 that is not the device's limit, with parts already at their smallest: refused, said
+// so, and not retried at once.
+TEST(StateMirrorUploader, ABodyLimitBelowTheSmallestPartIsRefused) {
+  std::unique_ptr<KvStore> store = NewMemStore();
+  WriteBatch b;
+  b.Put("cX", std::string(100, 'x'));
+  b.Put(Engine::StateDeltaKey(5), "");
+  ASSERT_TRUE(store->Write(b, true).ok());
+  InProcessGateway gw(/*max_body_bytes=*/30);
+  std::vector<std::string> lines;
+  std::mutex mu;
+  UploaderOptions o = UploaderTo(store.get(), &gw, &mu, &lines);
+  o.max_upload_bytes = kMinSnapshotPartBytes;
+  StateMirrorUploader u(o);
+  u.Start();
+  u.Stop(true);
+  EXPECT_EQ(u.stats().refused, 1u);
+  EXPECT_EQ(gw.statuses(), (std::vector<unsigned>{409, 413})) << "one try, then the wait";
+  std::lock_guard<std::mutex> lock(mu);
+  std::vector<std::string> warnings;
+  for (const auto& line : lines)
+    if (line.starts_with("warn ")) warnings.push_back(line);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("body limit"), std::string::npos) << warnings[0];
 }
 
 }  // namespace

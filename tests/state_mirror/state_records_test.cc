@@ -116,6 +116,21 @@ TEST(StateRecordsTest, SizeLimitIsCheckedBeforeDecompressing) {
   EXPECT_NE(s.message().find("too large"), std::string::npos) << s.message();
 }
 
+// Paging keys travel in headers as hex (agent keys are binary).
+TEST(StateRecordsTest, KeyHexRoundTripsAndRefusesWhatIsNotOne) {
+  const std::string binary("u\x00\x01\xff\x7f", 5);
+  EXPECT_EQ(FormatKeyHex(binary), "750001ff7f");
+  std::string key;
+  ASSERT_TRUE(ParseKeyHex("750001FF7f", &key));
+  EXPECT_EQ(key, binary);
+  for (const char* bad : {"", "7", "75g0", "75 0", "0x75", "-1"}) {
+    EXPECT_FALSE(ParseKeyHex(bad, &key)) << bad;
+  }
+  EXPECT_FALSE(ParseKeyHex(std::string(2 * kMaxKvKeyBytes + 2, 'a'), &key)) << "over a key's size";
+  ASSERT_TRUE(ParseKeyHex(std::string(2 * kMaxKvKeyBytes, 'a'), &key));
+  EXPECT_EQ(key.size(), kMaxKvKeyBytes);
+}
+
 TEST(StateRecordsTest, EpochAndSequenceTexts) {
   EXPECT_EQ(FormatEpoch(0xdeadbeefULL), "00000000deadbeef");
   uint64_t e = 0;

@@ -47,14 +47,20 @@ ServerResponse AgentStateHandler::Handle(const ServerRequest& request) {
     r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"ccmon-gateway\"");
     return r;
   }
-  return request.method == "GET" ? Get(device) : Post(device, request);
+  return request.method == "GET" ? Get(device, request) : Post(device, request);
 }
 
-ServerResponse AgentStateHandler::Get(const std::string& device) {
+ServerResponse AgentStateHandler::Get(const std::string& device, const ServerRequest& request) {
+  std::string after;
+  const std::string_view after_text = request.Header(sm::kStateAfterHeader);
+  if (!after_text.empty() && !sm::ParseKeyHex(after_text, &after))
+    return Refuse(400, std::string(sm::kStateAfterHeader) + " wants a key in hex");
   MirrorMeta meta;
   sm::StateRecordWriter w;
-  const Status s =
-      mirror_->Read(device, &meta, [&w](std::string_view k, std::string_view v) { w.Put(k, v); });
+  std::string next;
+  const Status s = mirror_->ReadPage(
+      device, after, options_.page_bytes, &meta,
+      [&w](std::string_view k, std::string_view v) { w.Put(k, v); }, &next);
   if (s.code() == Status::Code::kNotFound) return ServerResponse::Text(204, "");
   if (!s.ok()) {
     if (options_.log) options_.log("agent state of " + device + ": cannot read: " + s.message());
@@ -68,6 +74,8 @@ ServerResponse AgentStateHandler::Get(const std::string& device) {
   r.headers.emplace_back("Content-Type", std::string(sm::kStateContentType));
   r.headers.emplace_back(std::string(sm::kStreamHeader), sm::FormatEpoch(meta.epoch));
   r.headers.emplace_back(std::string(sm::kStateSeqHeader), std::to_string(meta.state_seq));
+  if (!next.empty())
+    r.headers.emplace_back(std::string(sm::kStateNextHeader), sm::FormatKeyHex(next));
   return r;
 }
 
@@ -81,6 +89,17 @@ ServerResponse AgentStateHandler::Post(const std::string& device, const ServerRe
     return Refuse(
         400, std::string(sm::kStateSeqHeader) + " wants a sequence (full) or FIRST-LAST (delta)");
   }
+  uint64_t part = 0;
+  const std::string_view part_text = request.Header(sm::kStatePartHeader);
+  const bool in_parts = !part_text.empty();
+  if (in_parts && (!full || !sm::ParseSequence(part_text, &part))) {
+    return Refuse(400, std::string(sm::kStatePartHeader) +
+                           " wants a part number (0, 1, ...) of a full snapshot");
+  }
+  const std::string_view last_text = request.Header(sm::kStateLastHeader);
+  if (!last_text.empty() && (!in_parts || last_text != "1"))
+    return Refuse(400, std::string(sm::kStateLastHeader) + " wants 1, on a snapshot's part");
+  const bool last_part = !in_parts || last_text == "1";
   WriteBatch ops;
   if (Status s = sm::DecodeStateBody(request.body, options_.max_raw_bytes, &ops); !s.ok()) {
     if (s.code() == Status::Code::kInvalidArgument) {
@@ -91,8 +110,10 @@ ServerResponse AgentStateHandler::Post(const std::string& device, const ServerRe
   }
   MirrorOutcome outcome = MirrorOutcome::kApplied;
   const int64_t now_ms = options_.clock->NowUnixMs();
-  Status s = full ? mirror_->Replace(device, epoch, last, ops, now_ms, &outcome)
-                  : mirror_->ApplyDelta(device, epoch, first, last, ops, now_ms, &outcome);
+  Status s = !full ? mirror_->ApplyDelta(device, epoch, first, last, ops, now_ms, &outcome)
+             : in_parts
+                 ? mirror_->StagePart(device, epoch, last, part, last_part, ops, now_ms, &outcome)
+                 : mirror_->Replace(device, epoch, last, ops, now_ms, &outcome);
   if (s.code() == Status::Code::kInvalidArgument) return Refuse(400, s.message());
   if (!s.ok()) {
     if (options_.log) options_.log("agent state of " + device + ": cannot store: " + s.message());
@@ -105,13 +126,17 @@ ServerResponse AgentStateHandler::Post(const std::string& device, const ServerRe
     case MirrorOutcome::kDuplicate:
       return ServerResponse::Text(204, "");
     case MirrorOutcome::kGap:
-      return Refuse(409, "state sequence gap: send a full snapshot");
-    case MirrorOutcome::kTooLarge:
+      return Refuse(409, in_parts ? "snapshot part out of order: send the snapshot from part 0"
+                                  : "state sequence gap: send a full snapshot");
+    case MirrorOutcome::kTooLarge: {
       if (options_.log) {
         options_.log("agent state of " + device +
                      " refused: over the per-device mirror limit (--max-agent-state-bytes)");
       }
-      return Refuse(413, "agent state over the gateway's per-device limit");
+      ServerResponse r = Refuse(413, "agent state over the gateway's per-device limit");
+      r.headers.emplace_back(std::string(sm::kStateLimitHeader), "device");
+      return r;
+    }
   }
   return Refuse(500, "unreachable");
 }

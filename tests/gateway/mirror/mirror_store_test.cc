@@ -136,6 +136,137 @@ TEST_F(MirrorStoreTest, SnapshotsHoldPutsOnly) {
   EXPECT_EQ(mirror_.Replace("d", 1, 1, b, 1, &outcome_).code(), Status::Code::kInvalidArgument);
 }
 
+// Every key in the store under `prefix` (the staging must be gone once a snapshot is in).
+size_t KeysUnder(KvStore* kv, char prefix) {
+  size_t n = 0;
+  std::unique_ptr<KvIterator> it = kv->NewIterator();
+  for (it->Seek(std::string(1, prefix)); it->Valid() && it->key()[0] == prefix; it->Next()) ++n;
+  return n;
+}
+
+TEST_F(MirrorStoreTest, ASnapshotInPartsReplacesTheMirrorOnlyWithItsLastPart) {
+  ASSERT_TRUE(mirror_.Replace("d", 5, 2, Puts({{"old", "1"}, {"b", "x"}}), 1, &outcome_).ok());
+  ASSERT_TRUE(
+      mirror_.StagePart("d", 5, 9, 0, false, Puts({{"a", "1"}, {"b", "2"}}), 2, &outcome_).ok());
+  EXPECT_EQ(outcome_, MirrorOutcome::kApplied);
+  ASSERT_TRUE(mirror_.StagePart("d", 5, 9, 1, false, Puts({{"c", "3"}}), 3, &outcome_).ok());
+  EXPECT_EQ(outcome_, MirrorOutcome::kApplied);
+  MirrorMeta meta;
+  EXPECT_EQ(Records(mirror_, "d", &meta),
+            (std::map<std::string, std::string>{{"b", "x"}, {"old", "1"}}))
+      << "the old mirror is served until the last part";
+  EXPECT_EQ(meta.state_seq, 2u);
+  // Part 1 again (its answer was lost): acknowledged, not staged twice.
+  const int writes = kv_.writes();
+  ASSERT_TRUE(mirror_.StagePart("d", 5, 9, 1, false, Puts({{"c", "3"}}), 3, &outcome_).ok());
+  EXPECT_EQ(outcome_, MirrorOutcome::kDuplicate);
+  EXPECT_EQ(kv_.writes(), writes);
+  // A part that skips one, or one of another snapshot: start again from part 0.
+  ASSERT_TRUE(mirror_.StagePart("d", 5, 9, 3, true, Puts({{"e", "5"}}), 4, &outcome_).ok());
+  EXPECT_EQ(outcome_, MirrorOutcome::kGap);
+  ASSERT_TRUE(mirror_.StagePart("d", 5, 10, 2, true, Puts({{"e", "5"}}), 4, &outcome_).ok());
+  EXPECT_EQ(outcome_, MirrorOutcome::kGap);
+  ASSERT_TRUE(mirror_.StagePart("d", 6, 9, 2, true, Puts({{"e", "5"}}), 4, &outcome_).ok());
+  EXPECT_EQ(outcome_, MirrorOutcome::kGap);
+  // The last part: one synced batch with every part's records (a later part's value wins).
+  const int syncs = kv_.sync_writes();
+  ASSERT_TRUE(
+      mirror_.StagePart("d", 5, 9, 2, true, Puts({{"d", "4"}, {"a", "9"}}), 5, &outcome_).ok());
+  EXPECT_EQ(outcome_, MirrorOutcome::kApplied);
+  EXPECT_EQ(kv_.sync_writes(), syncs + 1);
+  EXPECT_EQ(Records(mirror_, "d", &meta),
+            (std::map<std::string, std::string>{{"a", "9"}, {"b", "2"}, {"c", "3"}, {"d", "4"}}));
+  EXPECT_EQ(meta.epoch, 5u);
+  EXPECT_EQ(meta.state_seq, 9u);
+  EXPECT_EQ(meta.keys, 4u);
+  EXPECT_EQ(meta.bytes, 8u);
+  EXPECT_EQ(meta.updated_ms, 5);
+  EXPECT_EQ(KeysUnder(mem_.get(), kMirrorStagedPrefix), 0u);
+  EXPECT_EQ(KeysUnder(mem_.get(), kMirrorStagingPrefix), 0u);
+  // The last part again, or any part of it, after it was applied: duplicates.
+  ASSERT_TRUE(mirror_.StagePart("d", 5, 9, 2, true, Puts({{"d", "4"}}), 6, &outcome_).ok());
+  EXPECT_EQ(outcome_, MirrorOutcome::kDuplicate);
+  ASSERT_TRUE(mirror_.StagePart("d", 5, 9, 0, false, Puts({{"zz", "1"}}), 6, &outcome_).ok());
+  EXPECT_EQ(outcome_, MirrorOutcome::kDuplicate);
+  EXPECT_EQ(KeysUnder(mem_.get(), kMirrorStagedPrefix), 0u);
+  // One part that is also the last is a plain replace.
+  ASSERT_TRUE(mirror_.StagePart("d", 5, 11, 0, true, Puts({{"z", "1"}}), 7, &outcome_).ok());
+  EXPECT_EQ(outcome_, MirrorOutcome::kApplied);
+  EXPECT_EQ(Records(mirror_, "d"), (std::map<std::string, std::string>{{"z", "1"}}));
+}
+
+TEST_F(MirrorStoreTest, PartZeroStartsAgainAndDropsTheOtherStaging) {
+  ASSERT_TRUE(mirror_.StagePart("d", 5, 9, 0, false, Puts({{"a", "1"}}), 1, &outcome_).ok());
+  ASSERT_TRUE(mirror_.StagePart("d", 5, 9, 1, false, Puts({{"b", "2"}}), 1, &outcome_).ok());
+  // The agent restarted its snapshot (smaller parts, or a newer point).
+  ASSERT_TRUE(mirror_.StagePart("d", 5, 12, 0, false, Puts({{"c", "3"}}), 2, &outcome_).ok());
+  EXPECT_EQ(KeysUnder(mem_.get(), kMirrorStagedPrefix), 1u);
+  ASSERT_TRUE(mirror_.StagePart("d", 5, 12, 1, true, Puts({{"d", "4"}}), 3, &outcome_).ok());
+  EXPECT_EQ(outcome_, MirrorOutcome::kApplied);
+  EXPECT_EQ(Records(mirror_, "d"), (std::map<std::string, std::string>{{"c", "3"}, {"d", "4"}}));
+  EXPECT_EQ(KeysUnder(mem_.get(), kMirrorStagedPrefix), 0u);
+}
+
+TEST_F(MirrorStoreTest, StagingSurvivesAFailedWriteAndDeletesAreRefused) {
+  ASSERT_TRUE(mirror_.StagePart("d", 5, 9, 0, false, Puts({{"a", "1"}}), 1, &outcome_).ok());
+  kv_.FailNthWrite(1);
+  EXPECT_FALSE(mirror_.StagePart("d", 5, 9, 1, true, Puts({{"b", "2"}}), 2, &outcome_).ok());
+  MirrorMeta meta;
+  EXPECT_EQ(mirror_.Read("d", &meta, [](auto, auto) {}).code(), Status::Code::kNotFound);
+  ASSERT_TRUE(mirror_.StagePart("d", 5, 9, 1, true, Puts({{"b", "2"}}), 2, &outcome_).ok());
+  EXPECT_EQ(outcome_, MirrorOutcome::kApplied);
+  EXPECT_EQ(Records(mirror_, "d"), (std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}}));
+  WriteBatch b;
+  b.Delete("x");
+  EXPECT_EQ(mirror_.StagePart("d", 5, 10, 0, true, b, 1, &outcome_).code(),
+            Status::Code::kInvalidArgument);
+}
+
+TEST_F(MirrorStoreTest, PagesGiveEveryRecordOnceInKeyOrder) {
+  std::map<std::string, std::string> all;
+  for (int i = 0; i < 50; ++i) all["k" + std::to_string(1000 + i)] = std::string(i % 7, 'v');
+  all[std::string("\0\xff", 2)] = "binary key";
+  ASSERT_TRUE(mirror_.Replace("d", 3, 4, Puts(all), 1, &outcome_).ok());
+  ASSERT_TRUE(mirror_.Replace("d2", 3, 4, Puts({{"other", "device"}}), 1, &outcome_).ok());
+  std::map<std::string, std::string> got;
+  std::string after, next;
+  int pages = 0;
+  do {
+    MirrorMeta meta;
+    size_t page = 0;
+    ASSERT_TRUE(mirror_
+                    .ReadPage(
+                        "d", after, 40, &meta,
+                        [&](std::string_view k, std::string_view v) {
+                          EXPECT_TRUE(got.emplace(k, v).second) << "given twice: " << k;
+                          page += k.size() + v.size();
+                        },
+                        &next)
+                    .ok());
+    EXPECT_EQ(meta.state_seq, 4u);
+    EXPECT_GE(page, 1u);
+    EXPECT_LE(page, 40u);
+    after = next;
+    ASSERT_LT(++pages, 100);
+  } while (!next.empty());
+  EXPECT_EQ(got, all);
+  EXPECT_GT(pages, 5);
+  // A page limit below one record still gives one record per page.
+  MirrorMeta meta;
+  size_t n = 0;
+  ASSERT_TRUE(mirror_
+                  .ReadPage(
+                      "d", "", 1, &meta, [&](auto, auto) { ++n; }, &next)
+                  .ok());
+  EXPECT_EQ(n, 1u);
+  EXPECT_FALSE(next.empty());
+  EXPECT_EQ(mirror_
+                .ReadPage(
+                    "none", "", 1, &meta, [](auto, auto) {}, &next)
+                .code(),
+            Status::Code::kNotFound);
+}
+
 TEST(MirrorStoreBoundsTest, OverTheLimitIsRefusedWhole) {
   std::unique_ptr<KvStore> kv = NewMemStore();
   MirrorOptions o;
@@ -154,6 +285,15 @@ TEST(MirrorStoreBoundsTest, OverTheLimitIsRefusedWhole) {
   EXPECT_EQ(Records(m, "d", &meta), (std::map<std::string, std::string>{{"k", "123456789"}}));
   EXPECT_EQ(meta.state_seq, 1u) << "nothing of a refused upload is stored";
   EXPECT_EQ(m.stats().too_large, 2u);
+
+  // A snapshot in parts that outgrows the limit: refused, its staging dropped.
+  ASSERT_TRUE(m.StagePart("d", 1, 5, 0, false, Puts({{"a", "12345"}}), 1, &out).ok());
+  EXPECT_EQ(out, MirrorOutcome::kApplied);
+  ASSERT_TRUE(m.StagePart("d", 1, 5, 1, true, Puts({{"b", "12345"}}), 1, &out).ok());
+  EXPECT_EQ(out, MirrorOutcome::kTooLarge);
+  EXPECT_EQ(KeysUnder(kv.get(), kMirrorStagedPrefix), 0u);
+  EXPECT_EQ(KeysUnder(kv.get(), kMirrorStagingPrefix), 0u);
+  EXPECT_EQ(Records(m, "d"), (std::map<std::string, std::string>{{"k", "123456789"}}));
   // A delta that shrinks the mirror is fine again.
   WriteBatch shrink;
   shrink.Put("k", "1");

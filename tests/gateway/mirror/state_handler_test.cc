@@ -138,8 +138,79 @@ TEST_F(StateHandlerTest, OverTheLimitIs413AndLogged) {
   EXPECT_NE(logged_.find("laptop"), std::string::npos) << logged_;
   EXPECT_EQ(handler_->Handle(Request("GET", key_)).status, 204u);
   // A body whose records are over max_raw_bytes: refused from snappy's declared length.
-  EXPECT_EQ(handler_->Handle(Upload(key_, 5, "1", true, {{"a", std::string(2 << 20, 'x')}})).status,
-            413u);
+  const ServerResponse body_limit =
+      handler_->Handle(Upload(key_, 5, "1", true, {{"a", std::string(2 << 20, 'x')}}));
+  EXPECT_EQ(body_limit.status, 413u);
+  EXPECT_EQ(Header(body_limit, std::string(sm::kStateLimitHeader)), "")
+      << "smaller parts would pass: not the device's limit";
+  // The device's limit says so: smaller parts would not help.
+  const ServerResponse device_limit =
+      handler_->Handle(Upload(key_, 5, "1", true, {{"a", std::string(2000, 'x')}}));
+  EXPECT_EQ(Header(device_limit, std::string(sm::kStateLimitHeader)), "device");
+}
+
+ServerRequest Part(ServerRequest r, const std::string& part, bool last) {
+  r.headers.emplace_back(std::string(sm::kStatePartHeader), part);
+  if (last) r.headers.emplace_back(std::string(sm::kStateLastHeader), "1");
+  return r;
+}
+
+TEST_F(StateHandlerTest, ASnapshotInPartsAndAMirrorInPages) {
+  ASSERT_EQ(handler_->Handle(Upload(key_, 5, "1", true, {{"old", "1"}})).status, 204u);
+  ASSERT_EQ(handler_->Handle(Part(Upload(key_, 5, "7", true, {{"a", "1"}, {"b", "2"}}), "0", false))
+                .status,
+            204u);
+  EXPECT_EQ(Fetched(handler_->Handle(Request("GET", key_))),
+            (std::map<std::string, std::string>{{"old", "1"}}))
+      << "served unchanged until the last part";
+  EXPECT_EQ(handler_->Handle(Part(Upload(key_, 5, "7", true, {{"z", "9"}}), "2", true)).status,
+            409u)
+      << "a part skipped: start again";
+  ASSERT_EQ(handler_->Handle(Part(Upload(key_, 5, "7", true, {{"c", "3"}}), "1", false)).status,
+            204u);
+  ASSERT_EQ(handler_->Handle(Part(Upload(key_, 5, "7", true, {{"d", "4"}, {"e", "5"}}), "2", true))
+                .status,
+            204u);
+  // Fetched back in pages of at most page_bytes (set small here), each with the stream and
+  // sequence, the next key in hex.
+  AgentStateHandlerOptions o;
+  o.devices = devices_.get();
+  o.clock = &clock_;
+  o.page_bytes = 4;
+  AgentStateHandler paged(mirror_.get(), o);
+  std::map<std::string, std::string> all;
+  std::string after;
+  int pages = 0;
+  for (;;) {
+    ServerRequest get = Request("GET", key_);
+    if (!after.empty()) get.headers.emplace_back(std::string(sm::kStateAfterHeader), after);
+    const ServerResponse r = paged.Handle(get);
+    ASSERT_EQ(r.status, 200u);
+    EXPECT_EQ(Header(r, std::string(sm::kStateSeqHeader)), "7");
+    EXPECT_EQ(Header(r, std::string(sm::kStreamHeader)), sm::FormatEpoch(5));
+    const auto page = Fetched(r);
+    EXPECT_EQ(page.size(), pages < 2 ? 2u : 1u) << "4 bytes: two records of 2";
+    all.insert(page.begin(), page.end());
+    ++pages;
+    after = Header(r, std::string(sm::kStateNextHeader));
+    if (after.empty()) break;
+    ASSERT_LT(pages, 10);
+  }
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(all, (std::map<std::string, std::string>{
+                     {"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}, {"e", "5"}}));
+  // Bad part headers and a bad After key.
+  EXPECT_EQ(handler_->Handle(Part(Upload(key_, 5, "8", false, {{"a", "1"}}), "0", false)).status,
+            400u)
+      << "parts belong to a full snapshot";
+  EXPECT_EQ(handler_->Handle(Part(Upload(key_, 5, "8", true, {{"a", "1"}}), "-1", false)).status,
+            400u);
+  ServerRequest last_only = Upload(key_, 5, "8", true, {{"a", "1"}});
+  last_only.headers.emplace_back(std::string(sm::kStateLastHeader), "1");
+  EXPECT_EQ(handler_->Handle(last_only).status, 400u) << "Last without Part";
+  ServerRequest bad_after = Request("GET", key_);
+  bad_after.headers.emplace_back(std::string(sm::kStateAfterHeader), "xyz");
+  EXPECT_EQ(handler_->Handle(bad_after).status, 400u);
 }
 
 TEST_F(StateHandlerTest, StorageFailureIs503) {
