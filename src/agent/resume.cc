@@ -340,6 +340,7 @@ StateMirrorUploader::SnapshotResult StateMirrorUploader::SendSnapshot(HttpTransp
   for (bool done = false; !done; ++part) {
     if (Status s = reader.Next(snapshot_part_bytes_, &w, &done); !s.ok())
       return failed("state mirror: cannot read the state", s.message());
+    const size_t raw_bytes = w.raw_bytes();
     std::string body = w.Finish();
     const size_t bytes = body.size();
     total_bytes += bytes;
@@ -357,7 +358,10 @@ StateMirrorUploader::SnapshotResult StateMirrorUploader::SendSnapshot(HttpTransp
       return SnapshotResult::kAgain;
     }
     if (status == 413 && !device_limit && snapshot_part_bytes_ > kMinSnapshotPartBytes) {
-      snapshot_part_bytes_ = std::max(snapshot_part_bytes_ / 4, kMinSnapshotPartBytes);
+      // A quarter, or half of what was refused when that is less (a small state's first part
+      // is the whole state, whatever the part size).
+      snapshot_part_bytes_ =
+          std::max(std::min(snapshot_part_bytes_ / 4, raw_bytes / 2), kMinSnapshotPartBytes);
       if (options_.log) {
         options_.log("info",
                      "state mirror: a snapshot part was over the gateway's body limit; sending "

@@ -129,7 +129,8 @@ struct UploaderOptions {
   int gateway = -1;
   // Uncompressed records per delta upload, and per part of a snapshot, at most (a backlog or a
   // big state goes in several). A part refused as over the gateway's body limit (a 413 that is
-  // not the device's limit) makes the parts 4 times smaller, down to kMinSnapshotPartBytes.
+  // not the device's limit) makes the parts 4 times smaller (or half the refused part, when
+  // that is less), down to kMinSnapshotPartBytes.
   size_t max_upload_bytes = size_t(8) << 20;
   // Staged deltas beyond this many bytes (a gateway unreachable for long) are deleted and the
   // next upload is a full snapshot instead.

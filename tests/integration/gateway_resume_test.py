@@ -50,6 +50,9 @@ def extra(ap):
     ap.add_argument("--gateway", required=True)
     ap.add_argument("--agent", required=True)
     ap.add_argument("--scenario", choices=["sigterm", "sigkill"], default="sigterm")
+    # A small gateway body limit: the state's snapshot no longer fits one body, so it goes in
+    # parts, made smaller after the first 413s (the agent's writes are kept small to fit).
+    ap.add_argument("--max-body-bytes", type=int, default=0)
 
 
 class ResumeGateway(ic.FixedPortProcess, gt.Gateway):
@@ -58,7 +61,9 @@ class ResumeGateway(ic.FixedPortProcess, gt.Gateway):
             self, "gateway",
             lambda p: [args.gateway, "serve", "--listen", "127.0.0.1:%d" % p, "--data-dir",
                        data_dir, "--admin-token-file", token_file, "--forward", forward,
-                       "--forward-batch-send-deadline", "1s"], "/readyz", work)
+                       "--forward-batch-send-deadline", "1s"] +
+                      (["--max-body-bytes", str(args.max_body_bytes)]
+                       if args.max_body_bytes else []), "/readyz", work)
 
 
 def mirror_seq(gw, key):
@@ -200,6 +205,8 @@ def run_test(args, ck, work, prom_bin):
         state_dir = os.path.join(work, "agent-state")
         agent = at.Agent(args, gw.url("/api/v1/write"), config, state_dir, work)
         agent.argv += ["--key", key, "--state-mirror-interval", "1s", "--resend-interval", "1s"]
+        if args.max_body_bytes:
+            agent.argv += ["--max-samples-per-send", "50"]
         # A request's copies are appended line by line; a stall of the appender longer than
         # --settle-after between two copies (a loaded CI machine) settles the request early, the
         # documented live-rule conflict (docs/accounting.md A40: its cost-per-request _sum then
@@ -231,6 +238,12 @@ def run_test(args, ck, work, prom_bin):
         seq0 = mirror_seq(gw, key)
         ck.check(seq0 is not None and seq0 > 0, "the gateway holds a mirror of the agent's "
                  "state (state sequence %s)" % seq0)
+        if args.max_body_bytes:
+            with open(os.path.join(work, "agent-%d.log" % agent.runs), "rb") as fh:
+                log = fh.read()
+            ck.check(b"sending smaller parts" in log,
+                     "with --max-body-bytes %d the snapshot went in smaller parts (agent log)"
+                     % args.max_body_bytes)
 
         # 2. Stop, lose the state dir and the oldest transcripts.
         if args.scenario == "sigterm":
