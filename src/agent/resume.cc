@@ -219,12 +219,14 @@ void StateMirrorUploader::Kick() {
 }
 
 void StateMirrorUploader::Stop(bool final_upload) {
-  if (!thread_.joinable()) return;
-  thread_.request_stop();
-  cv_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) {
+    thread_.request_stop();
+    cv_.notify_all();
+    thread_.join();
+  }
   if (final_upload && gateway_.load() == 1) {
-    Sync(options_.stop_transport != nullptr ? options_.stop_transport : options_.transport, {});
+    Sync(options_.stop_transport != nullptr ? options_.stop_transport : options_.transport, {},
+         std::chrono::steady_clock::now() + options_.final_upload_budget);
   }
 }
 
@@ -304,14 +306,14 @@ unsigned StateMirrorUploader::Post(HttpTransport* transport, std::string body,
   return resp.status;
 }
 
-bool StateMirrorUploader::UploadSnapshot(HttpTransport* transport) {
+bool StateMirrorUploader::UploadSnapshot(HttpTransport* transport, Deadline deadline) {
   // After a 413 the next snapshot waits (it would most likely be refused again, and it costs a
   // read of the whole state).
   if (std::chrono::steady_clock::now() < snapshot_not_before_) return false;
   // Again at once after a 409 for a part (the gateway's staging was replaced) or with smaller
   // parts after a body-limit 413; a few times at most.
   for (int attempt = 0; attempt < 6; ++attempt) {
-    switch (SendSnapshot(transport)) {
+    switch (SendSnapshot(transport, deadline)) {
       case SnapshotResult::kSent:
         return true;
       case SnapshotResult::kAgain:
@@ -323,7 +325,8 @@ bool StateMirrorUploader::UploadSnapshot(HttpTransport* transport) {
   return false;
 }
 
-StateMirrorUploader::SnapshotResult StateMirrorUploader::SendSnapshot(HttpTransport* transport) {
+StateMirrorUploader::SnapshotResult StateMirrorUploader::SendSnapshot(HttpTransport* transport,
+                                                                      Deadline deadline) {
   auto failed = [this](std::string_view msg, std::string_view detail) {
     if (options_.log) options_.log("warn", msg, detail);
     std::lock_guard<std::mutex> lock(stats_mu_);
@@ -344,6 +347,7 @@ StateMirrorUploader::SnapshotResult StateMirrorUploader::SendSnapshot(HttpTransp
     std::string body = w.Finish();
     const size_t bytes = body.size();
     total_bytes += bytes;
+    if (std::chrono::steady_clock::now() > deadline) return SnapshotResult::kFailed;  // at a stop
     std::vector<HttpHeader> extra = {{std::string(sm::kStatePartHeader), std::to_string(part)}};
     if (done) extra.emplace_back(std::string(sm::kStateLastHeader), "1");
     std::string detail;
@@ -404,7 +408,7 @@ StateMirrorUploader::SnapshotResult StateMirrorUploader::SendSnapshot(HttpTransp
   return SnapshotResult::kSent;
 }
 
-bool StateMirrorUploader::Sync(HttpTransport* transport, std::stop_token stop) {
+bool StateMirrorUploader::Sync(HttpTransport* transport, std::stop_token stop, Deadline deadline) {
   if (epoch_ == 0) {
     if (Status s = EnsureStreamEpoch(options_.store, &epoch_); !s.ok()) {
       if (options_.log) options_.log("warn", "state mirror: cannot read the state", s.message());
@@ -412,9 +416,9 @@ bool StateMirrorUploader::Sync(HttpTransport* transport, std::stop_token stop) {
     }
   }
   for (;;) {
-    if (stop.stop_requested()) return false;
+    if (stop.stop_requested() || std::chrono::steady_clock::now() > deadline) return false;
     if (needs_snapshot_) {
-      if (!UploadSnapshot(transport)) return false;
+      if (!UploadSnapshot(transport, deadline)) return false;
       continue;  // deltas staged after the snapshot's point
     }
     // The oldest staged deltas, in order, up to max_upload_bytes; the backlog's size.

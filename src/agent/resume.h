@@ -135,6 +135,8 @@ struct UploaderOptions {
   // Staged deltas beyond this many bytes (a gateway unreachable for long) are deleted and the
   // next upload is a full snapshot instead.
   size_t max_backlog_bytes = size_t(64) << 20;
+  // The last upload at a stop starts no request after this long (see Stop).
+  std::chrono::milliseconds final_upload_budget{2'000};
   // A snapshot refused as too large (413) is tried again after this long.
   std::chrono::milliseconds refused_retry{3'600'000};
   // Log lines: (level "info"/"warn", message, detail).
@@ -167,18 +169,21 @@ class StateMirrorUploader {
   void Kick();
   // 1: the target is a gateway (the engine should stage deltas); 0: not; -1: not known yet.
   int gateway() const { return gateway_.load(); }
-  // Stops the thread; with `final_upload`, one last upload of what is staged first (bounded by
-  // the stop transport's timeout).
+  // Stops the thread (if started); with `final_upload`, one last upload of what is staged: no new
+  // request (delta upload or snapshot part) starts after UploaderOptions::final_upload_budget,
+  // and each is bounded by the stop transport's timeout; what is left goes at the next start.
   void Stop(bool final_upload);
   UploaderStats stats() const;
 
  private:
   void Run(std::stop_token stop);
   // Sends what is staged (or a snapshot when needed); true when the gateway holds all of it.
-  bool Sync(HttpTransport* transport, std::stop_token stop);
-  bool UploadSnapshot(HttpTransport* transport);
+  // No request starts after `deadline`.
+  using Deadline = std::chrono::steady_clock::time_point;
+  bool Sync(HttpTransport* transport, std::stop_token stop, Deadline deadline = Deadline::max());
+  bool UploadSnapshot(HttpTransport* transport, Deadline deadline);
   enum class SnapshotResult : uint8_t { kSent, kAgain, kFailed };
-  SnapshotResult SendSnapshot(HttpTransport* transport);
+  SnapshotResult SendSnapshot(HttpTransport* transport, Deadline deadline);
   // POSTs a body with `extra` headers; the status (0: no answer, `detail` says why).
   // *device_limit: a 413 that names the device's limit (state_mirror::kStateLimitHeader).
   unsigned Post(HttpTransport* transport, std::string body, const std::string& seq, bool full,

@@ -752,6 +752,29 @@ TEST(StateMirrorUploader, ABigStateGoesInPartsAndComesBackInPages) {
   EXPECT_EQ(got, want);
 }
 
+// The last upload at a stop starts no request after its budget (the agent must stop within
+// seconds); what is left goes at the next start.
+TEST(StateMirrorUploader, TheFinalUploadKeepsToItsBudget) {
+  for (bool in_budget : {false, true}) {
+    std::unique_ptr<KvStore> store = NewMemStore();
+    WriteBatch b;
+    b.Put("cX", "1");
+    b.Put(Engine::kStateSeqKey, "5");
+    b.Put(Engine::StateDeltaKey(5), "");
+    ASSERT_TRUE(store->Write(b, true).ok());
+    InProcessGateway gw;
+    std::vector<std::string> lines;
+    std::mutex mu;
+    UploaderOptions o = UploaderTo(store.get(), &gw, &mu, &lines);
+    if (!in_budget) o.final_upload_budget = std::chrono::milliseconds(-1);  // already over
+    StateMirrorUploader u(o);  // not started: only the final upload sends
+    u.Stop(/*final_upload=*/true);
+    // In budget: delta 5 -> 409 (no copy yet) -> a snapshot at 5. Over it: nothing.
+    EXPECT_EQ(gw.statuses(),
+              in_budget ? (std::vector<unsigned>{409, 204}) : std::vector<unsigned>{});
+  }
+}
+
 // A 413 that is not the device's limit, with parts already at their smallest: refused, said
 // so, and not retried at once.
 TEST(StateMirrorUploader, ABodyLimitBelowTheSmallestPartIsRefused) {
