@@ -80,6 +80,10 @@ int MaybeBackfill(const AgentConfig& config, const agent::BackfillOptions& optio
     agent::BackfillResult r;
     const Status s = agent::BackfillHistory(options, stop, &r);
     for (const std::string& w : r.warnings) log.Warn("backfill: " + w);
+    if (r.future_events > 0) {
+      log.Warn("backfill: events dated after now (a clock ahead of this one) were sent as of now",
+               {{"events", r.future_events}});
+    }
     if (stop.stop_requested()) return -1;
     if (!s.ok()) {
       log.Error(

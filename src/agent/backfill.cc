@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "exposition/history.h"
 #include "ledger/scanner.h"
 #include "metrics/metrics.h"
 #include "remote_write/history_backfill.h"
@@ -27,7 +28,8 @@ Status BackfillHistory(const BackfillOptions& options, std::stop_token stop,
   const Accounting accounting =
       Accounting::Build(scanned.ledger, *options.prices, AccountingOptions{options.labels, {}},
                         [](const std::string&) {});  // the live counting warns about prices
-  const std::vector<FamilyEvents> families = CollectEvents(accounting, options.device);
+  std::vector<FamilyEvents> families = CollectEvents(accounting, options.device);
+  result->future_events = ClampEventTimes(&families, options.clock->NowUnixMs());
 
   RealHttpTransport transport(options.http);
   std::mt19937_64 rng(std::random_device{}());

@@ -4,7 +4,9 @@
 // --label labels and label caps — to targets that accept old samples.
 //
 // The history is computed as replay computes it (discovery, a parallel scan into a ledger, the
-// accounting): in memory, once, like a replay run over the same files. Its samples end at the
+// accounting): in memory, once, like a replay run over the same files. Events dated after the
+// backfill's start (a clock ahead of ours) are stamped at the start (ClampEventTimes), as the live
+// counting clamps them. Its samples end at the
 // end of the step of the newest event (possibly up to one step after now); the agent's first
 // live samples must come later, so the caller waits until end_ms has passed (see RunAgent).
 //
@@ -47,6 +49,7 @@ struct BackfillResult {
   uint64_t files = 0, lines = 0;
   uint64_t series = 0, samples_sent = 0, requests = 0;
   int64_t end_ms = 0;                 // the history's last sample time (0: nothing sent)
+  uint64_t future_events = 0;         // events dated after the start, stamped at it
   std::vector<std::string> warnings;  // unreadable dirs or files (the history lacks them)
   SendResult failed_send;             // the send that stopped it, when one did
 };

@@ -237,6 +237,19 @@ std::vector<SeriesHistory> SeriesOf(const FamilyEvents& f, int64_t step, int64_t
 
 }  // namespace
 
+uint64_t ClampEventTimes(std::vector<FamilyEvents>* families, int64_t not_after_ms) {
+  uint64_t clamped = 0;
+  for (FamilyEvents& f : *families) {
+    for (MetricEvent& e : f.events) {
+      if (e.timestamp_ms > not_after_ms) {
+        e.timestamp_ms = not_after_ms;
+        ++clamped;
+      }
+    }
+  }
+  return clamped;
+}
+
 HistoryStats EmitHistory(const std::vector<FamilyEvents>& families, int64_t step,
                          HistorySink* sink) {
   HistoryStats stats;

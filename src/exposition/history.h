@@ -62,6 +62,14 @@ HistoryStats EmitHistory(const std::vector<FamilyEvents>& families, int64_t step
 HistoryStats EmitHistoryInTimeOrder(const std::vector<FamilyEvents>& families, int64_t step_ms,
                                     HistorySink* sink);
 
+// Stamps every event later than `not_after_ms` at `not_after_ms` (the order of events is
+// otherwise unchanged); returns how many were. Before a history is sent with its timestamps
+// (remote-write backfills): a transcript line from a clock ahead of ours must not put samples
+// in the receiver's future, where they would be refused (ccmon-gateway's --max-future) or,
+// accepted, make every later real sample of the series out of order. The live counting clamps
+// the same way (docs/accounting.md, sample timestamps).
+uint64_t ClampEventTimes(std::vector<FamilyEvents>* families, int64_t not_after_ms);
+
 // The history as OpenMetrics text, ending in "# EOF".
 HistoryStats WriteOpenMetricsHistory(const std::vector<FamilyEvents>& families, int64_t step_ms,
                                      std::ostream& out);

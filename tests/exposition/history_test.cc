@@ -226,5 +226,23 @@ TEST(History, A37_StepBoundaries) {
   EXPECT_EQ(st.samples, 4u);
 }
 
+// A remote-write backfill first stamps events dated after its start at the start (a clock ahead
+// of ours): the history ends at the start's step, its totals unchanged.
+TEST(History, A37_FutureEventsAreStampedAtTheStartOfARemoteWriteBackfill) {
+  std::vector<FamilyEvents> f = {
+      Counter("s", "", false, {}, {{}}, {{0, 60000, 1}, {0, 600000, 2}, {0, 36000000, 4}}),
+      Counter("t", "", false, {}, {{}}, {{0, 120000, 1}})};
+  EXPECT_EQ(ClampEventTimes(&f, 120000), 2u);
+  EXPECT_EQ(f[0].events[0].timestamp_ms, 60000);
+  EXPECT_EQ(f[0].events[1].timestamp_ms, 120000);
+  EXPECT_EQ(f[0].events[2].timestamp_ms, 120000);
+  EXPECT_EQ(f[1].events[0].timestamp_ms, 120000) << "at the start exactly: unchanged";
+  std::ostringstream out;
+  HistoryStats st = WriteOpenMetricsHistory(f, 60000, out);
+  EXPECT_EQ(st.end_ms, 120000) << "not ten hours ahead";
+  EXPECT_NE(out.str().find("s_total{} 7 120\n"), std::string::npos) << out.str();
+  EXPECT_EQ(ClampEventTimes(&f, 120000), 0u) << "nothing left to clamp";
+}
+
 }  // namespace
 }  // namespace ccmon

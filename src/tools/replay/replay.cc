@@ -271,6 +271,12 @@ int RunOpenMetrics(const ReplayConfig& cfg, const ReplayHistory& h, Env* env, st
 int RunRemoteWrite(const ReplayConfig& cfg, const ReplayHistory& h, std::ostream& err,
                    StopSignals* signals) {
   auto fams = CollectEvents(*h.accounting, h.device);
+  // Sent with their timestamps into a receiver that may already hold live data: nothing in its
+  // future (ClampEventTimes).
+  if (const uint64_t future = ClampEventTimes(&fams, Clock::Real()->NowUnixMs()); future > 0) {
+    err << "ccmon-replay: " << future
+        << " events are dated after now (a clock ahead of this one); they are sent as of now\n";
+  }
   RemoteWriteSenderOptions so;
   so.url = cfg.remote_write_url;
   so.headers = cfg.remote_write_headers;
