@@ -102,8 +102,8 @@ start_agent alice-laptop "$work/corpus/device-1" --backfill
 start_agent bob-workstation "$work/corpus/device-2" --backfill
 start_agent ci-runner "$work/corpus/device-3"
 
-# Every device's corpus is in (its cost on the page equals its ground truth), and the dead
-# destination has failed at least once.
+# Every device's corpus is in (its cost on the page equals its ground truth) and its state
+# copied, and the dead destination has failed at least once.
 all_in() {
   curl -sf "$server/api/v1/status" | python3 -c '
 import json, sys
@@ -117,6 +117,8 @@ got = {d["name"]: d["cost_total_pusd"] for d in status["devices"]}
 dead = status["destinations"][-1]
 ok = all(got.get(n) == v for n, v in want.items()) and dead["last_error"] != ""
 ok = ok and all(d["queued_samples"] == 0 for d in status["destinations"][:-1])
+copies = {d["name"]: d["state_copy"] for d in status["devices"]}
+ok = ok and all(copies.get(n) for n in want)
 sys.exit(0 if ok else 1)
 ' "$work/corpus"
 }

@@ -302,6 +302,7 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   status_sources.devices = devices.get();
   status_sources.computed = computed.get();
   status_sources.forwarder = forwarder.get();
+  status_sources.mirror = &mirror;
   status_sources.version = GatewayVersion();
   status_sources.started_ms = started_ms;
   status_sources.online_window = config.online_window;

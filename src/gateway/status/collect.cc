@@ -89,6 +89,12 @@ GatewayStatus CollectGatewayStatus(const StatusSources& src) {
   for (auto& [name, d] : devices) {
     // claude_device_online's rule.
     d.online = d.last_seen_ms != 0 && out.now_ms - d.last_seen_ms < src.online_window.count();
+    MirrorMeta meta;
+    if (src.mirror != nullptr && src.mirror->ReadMeta(name, &meta).ok()) {
+      d.state_copy = true;
+      d.state_copy_bytes = meta.bytes;
+      d.state_copy_updated_ms = meta.updated_ms;
+    }
     out.devices.push_back(std::move(d));
   }
 

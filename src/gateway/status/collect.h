@@ -5,8 +5,9 @@
 // `device` labels of the stored series, by name. Per device: online as claude_device_online
 // (now − last seen < online window), the stored series with its `device` label, today's and this
 // month's spend from SpendWindows' UTC day buckets, and the sum of its claude_cost_usd_total
-// series' last values (exact pico-dollars; stale markers and invalid values skipped). Forward
-// destinations come from Forwarder::stats().
+// series' last values (exact pico-dollars; stale markers and invalid values skipped), and its
+// agent state copy's size and age (MirrorStore meta; a device whose meta cannot be read shows
+// none). Forward destinations come from Forwarder::stats().
 //
 // Cost: one pass over the stored series under the store's read lock (label decoding per series),
 // so a page load costs about what a /metrics scrape does.
@@ -22,6 +23,7 @@
 #include "gateway/computed/computed.h"
 #include "gateway/devices/device_registry.h"
 #include "gateway/forward/forwarder.h"
+#include "gateway/mirror/mirror_store.h"
 #include "gateway/status/status_snapshot.h"
 #include "gateway/store/series_store.h"
 
@@ -32,6 +34,7 @@ struct StatusSources {
   const DeviceRegistry* devices = nullptr;    // null: no registered devices shown
   const GatewayComputed* computed = nullptr;  // null: no last seen, agent or spend
   const Forwarder* forwarder = nullptr;       // null: no forward destinations
+  MirrorStore* mirror = nullptr;              // null: no state copies shown
   Clock* clock = nullptr;                     // nullptr: Clock::Real()
   std::string version;
   int64_t started_ms = 0;

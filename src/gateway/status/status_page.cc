@@ -23,11 +23,12 @@ struct Column {
   std::string_view css_class;
 };
 
-constexpr std::array<Column, 8> kDeviceColumns = {{
+constexpr std::array<Column, 9> kDeviceColumns = {{
     {"Device", "name", "device"},
     {"State", "state", "state"},
     {"Last seen", "last_seen", "last-seen"},
     {"Agent", "agent", "agent"},
+    {"State copy", "state_copy", "state-copy"},
     {"Series", "series", "series"},
     {"Today (UTC)", "spend_today", "spend-today"},
     {"This month (UTC)", "spend_month", "spend-month"},
@@ -109,6 +110,9 @@ Display DeviceDisplay(const DeviceStatus& d, int64_t now_ms) {
       {"state", DeviceState(d)},
       {"last_seen", FormatWhen(d.last_seen_ms, now_ms)},
       {"agent", d.agent.empty() ? "-" : Shown(d.agent)},
+      {"state_copy", d.state_copy ? FormatCount(d.state_copy_bytes) + " B, " +
+                                        FormatWhen(d.state_copy_updated_ms, now_ms)
+                                  : "none"},
       {"series", FormatCount(d.series)},
       {"spend_today", FormatMoney(d.spend_today)},
       {"spend_month", FormatMoney(d.spend_month)},
@@ -449,6 +453,9 @@ std::string RenderStatusJson(const GatewayStatus& s) {
     j["created_ms"] = d.created_ms;
     j["last_seen_ms"] = d.last_seen_ms;
     j["agent"] = Shown(d.agent);
+    j["state_copy"] = d.state_copy;
+    j["state_copy_bytes"] = d.state_copy_bytes;
+    j["state_copy_updated_ms"] = d.state_copy_updated_ms;
     j["series"] = d.series;
     // Exact amounts as decimal strings of pico-dollars (as ccmon-replay's --json cost_pusd).
     j["spend_today_pusd"] = FormatInt(d.spend_today);

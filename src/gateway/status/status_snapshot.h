@@ -31,6 +31,12 @@ struct DeviceStatus {
   PicoSum spend_today = 0;
   PicoSum spend_month = 0;
   PicoSum cost_total = 0;
+  // The copy of its agent's state the gateway keeps for a resume (MirrorStore): whether there is
+  // one, its size (keys + values) and when it last changed (unix ms). No copy: the device cannot
+  // resume after losing its state dir.
+  bool state_copy = false;
+  uint64_t state_copy_bytes = 0;
+  int64_t state_copy_updated_ms = 0;
 };
 
 struct ForwardStatus {

@@ -130,6 +130,33 @@ TEST_F(CollectTest, DevicesFromEverySource) {
   EXPECT_TRUE(gone->revoked);
 }
 
+// A device's agent state copy (for its resume) is shown with its size and age; a device without
+// one, and a gateway collected without the mirror store, show none.
+TEST_F(CollectTest, StateCopies) {
+  std::string key;
+  ASSERT_TRUE(registry_->Add("laptop", &key).ok());
+  ASSERT_TRUE(registry_->Add("desk", &key).ok());
+  MirrorStore mirror(kv_.get(), MirrorOptions{});
+  WriteBatch records;
+  records.Put("f1", "12345");
+  records.Put("c9", "x");
+  MirrorOutcome outcome;
+  ASSERT_TRUE(mirror.Replace("laptop", 1, 7, records, kNow - 60'000, &outcome).ok());
+  ASSERT_EQ(outcome, MirrorOutcome::kApplied);
+  EXPECT_FALSE(Find(CollectGatewayStatus(sources_), "laptop")->state_copy) << "no mirror source";
+  sources_.mirror = &mirror;
+  const GatewayStatus s = CollectGatewayStatus(sources_);
+  const DeviceStatus* laptop = Find(s, "laptop");
+  ASSERT_NE(laptop, nullptr);
+  EXPECT_TRUE(laptop->state_copy);
+  EXPECT_EQ(laptop->state_copy_bytes, 2u + 5 + 2 + 1);
+  EXPECT_EQ(laptop->state_copy_updated_ms, kNow - 60'000);
+  const DeviceStatus* desk = Find(s, "desk");
+  ASSERT_NE(desk, nullptr);
+  EXPECT_FALSE(desk->state_copy);
+  EXPECT_EQ(desk->state_copy_bytes, 0u);
+}
+
 TEST_F(CollectTest, OnlineFlipsAtExactlyTheWindow) {
   computed_->RecordWrite("d", "");
   EXPECT_TRUE(CollectGatewayStatus(sources_).devices.at(0).online);

@@ -56,6 +56,9 @@ GatewayStatus Snapshot() {
   d.online = true;
   d.agent = "ccmon-agent/0.1.0";
   d.series = 1234;
+  d.state_copy = true;
+  d.state_copy_bytes = 845'312;
+  d.state_copy_updated_ms = s.now_ms - 65'000;
   d.spend_today = PicoSum(1'500'000'000'000);       // $1.50
   d.spend_month = PicoSum(12'345'678'901'234);      // $12.345678901234
   d.cost_total = PicoSum(1'000'000) * kPicoPerUsd;  // $1000000.00
@@ -131,7 +134,8 @@ TEST(StatusPageTest, ShowsEverythingWithoutJavaScript) {
   EXPECT_NE(html.find("<tr class=\"state-online\" data-device=\"laptop\"><td class=\"device\">"
                       "laptop</td><td class=\"state\">online</td><td class=\"last-seen\">"
                       "2026-01-01T01:02:00Z (5 s ago)</td><td class=\"agent\">ccmon-agent/0.1.0"
-                      "</td><td class=\"series\">1,234</td><td class=\"spend-today\">$1.50</td>"
+                      "</td><td class=\"state-copy\">845,312 B, 2026-01-01T01:01:00Z (1 min 5 s "
+                      "ago)</td><td class=\"series\">1,234</td><td class=\"spend-today\">$1.50</td>"
                       "<td class=\"spend-month\">$12.345678901234</td><td class=\"cost-total\">"
                       "$1000000.00</td></tr>"),
             std::string::npos)
@@ -199,7 +203,7 @@ TEST(StatusPageTest, EmptyStates) {
   s.version = "0.1.0";
   s.now_ms = s.started_ms = kT0;
   const std::string html = RenderStatusHtml(s);
-  EXPECT_NE(html.find("<tr class=\"empty\"><td colspan=\"8\">No device yet. Register one with: "
+  EXPECT_NE(html.find("<tr class=\"empty\"><td colspan=\"9\">No device yet. Register one with: "
                       "ccmon-gateway device add NAME --server URL --admin-token-file F</td></tr>"),
             std::string::npos)
       << html;
