@@ -53,6 +53,9 @@ class WriteBatch {
 
   void Put(std::string_view key, std::string_view value);
   void Delete(std::string_view key);
+  // The same, taking the caller's strings instead of copying them (a commit's records).
+  void PutOwned(std::string key, std::string value);
+  void DeleteOwned(std::string key);
   void Clear();
 
   // Operations added, in order.

@@ -690,10 +690,9 @@ void LiveAccounting::TakeChanges(
   std::vector<std::pair<std::string, std::string>> series;
   series_.TakeRecords(&series);
   for (auto& [k, v] : series) out->emplace_back(std::move(k), std::move(v));
-  Trim();
 }
 
-void LiveAccounting::Trim() {
+void LiveAccounting::TrimCache() {
   // Evict clean records, least recently used first; dirty ones stay until written.
   auto it = lru_.end();
   while (cache_.size() > options_.cache_records && it != lru_.begin()) {

@@ -130,8 +130,12 @@ class LiveAccounting {
   Status RestoreOpenSessions();
 
   // Every record changed since the last call, to be written in one batch with the file offsets
-  // and the outbox entries: (key, value), value nullopt = delete.
+  // and the outbox entries: (key, value), value nullopt = delete. The records stay cached (clean)
+  // until TrimCache.
   void TakeChanges(std::vector<std::pair<std::string, std::optional<std::string>>>* out);
+  // Evicts clean records beyond cache_records, least recently used first. Call only once
+  // everything taken by TakeChanges is in the store: an evicted record is read back from it.
+  void TrimCache();
 
   SeriesTable& series() { return series_; }
   const SeriesTable& series() const { return series_; }
@@ -154,7 +158,6 @@ class LiveAccounting {
   Status AddUsage(const ParsedLine& line);
   Status AddRequestLine(const ParsedLine& line);
   Status Observe(const std::string& key);
-  void Trim();
   struct OpenSession;
   // A41: a request line (`is_request`) or prompt line of `session` at `event_ms`; `known`: the
   // session has its A32 record (it was counted), nullopt when the caller did not look.
