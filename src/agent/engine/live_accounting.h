@@ -181,10 +181,12 @@ class LiveAccounting {
     // Whether the store holds the key (as of the last write or read): -1 unknown. A dirty
     // deletion of a key known absent is not written (no tombstone).
     int8_t stored = -1;
-    std::list<std::string>::iterator lru;
+    std::list<const std::string*>::iterator lru;
   };
   std::unordered_map<std::string, Cached> cache_;
-  std::list<std::string> lru_;  // front: most recent
+  // The cached keys, front: most recent. Each points to its entry's key in cache_ (the nodes of
+  // an unordered_map keep their address), so that a key is not held twice.
+  std::list<const std::string*> lru_;
   // The dirty entries (unordered_map nodes keep their address across rehashing).
   std::vector<std::pair<const std::string, Cached>*> dirty_;
 

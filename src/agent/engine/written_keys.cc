@@ -21,7 +21,8 @@ void Hashes(std::string_view key, uint64_t* h1, uint64_t* h2) {
 }  // namespace
 
 WrittenKeys::WrittenKeys(int bits_log2, size_t max_keys)
-    : bits_((size_t(1) << bits_log2) / 64), mask_((uint64_t(1) << bits_log2) - 1),
+    : bits_((size_t(1) << bits_log2) / 64),
+      mask_((uint64_t(1) << bits_log2) - 1),
       max_keys_(max_keys) {}
 
 void WrittenKeys::Add(std::string_view key) {
