@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
       else
         records.map.erase(k);
     }
+    live->TrimCache();
   }
   (void)live->Settle(INT64_MAX / 2, true);
   std::cout << live->series().Exposition(false);

@@ -15,6 +15,16 @@ void WriteBatch::Delete(std::string_view key) {
   bytes_ += key.size();
 }
 
+void WriteBatch::PutOwned(std::string key, std::string value) {
+  bytes_ += key.size() + value.size();
+  ops_.push_back(Op{OpType::kPut, std::move(key), std::move(value)});
+}
+
+void WriteBatch::DeleteOwned(std::string key) {
+  bytes_ += key.size();
+  ops_.push_back(Op{OpType::kDelete, std::move(key), std::string()});
+}
+
 void WriteBatch::Clear() {
   ops_.clear();
   bytes_ = 0;

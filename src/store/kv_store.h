@@ -53,6 +53,11 @@ class WriteBatch {
 
   void Put(std::string_view key, std::string_view value);
   void Delete(std::string_view key);
+  // The same, taking the caller's strings instead of copying them (a commit's records).
+  void PutOwned(std::string key, std::string value);
+  void DeleteOwned(std::string key);
+  // Room for `ops` operations in all, so that adding them does not grow the list step by step.
+  void Reserve(size_t ops) { ops_.reserve(ops); }
   void Clear();
 
   // Operations added, in order.

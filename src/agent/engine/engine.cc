@@ -1,7 +1,11 @@
 #include "agent/engine/engine.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
+#include "agent/engine/written_keys.h"
 #include "base/record_codec.h"
 #include "remote_write/write_request.h"
 #include "state_mirror/state_records.h"
@@ -14,10 +18,18 @@ constexpr size_t kMaxSamplesPerEntry = 500;
 
 }  // namespace
 
+// The records' reader. With written_ (the store held no record at the start), a key this
+// process never wrote is absent without asking the store.
 class Engine::StoreReader : public RecordReader {
  public:
   explicit StoreReader(KvStore* store) : store_(store) {}
-  Status Read(std::string_view key, std::string* value) override { return store_->Get(key, value); }
+  Status Read(std::string_view key, std::string* value) override {
+    if (written_ && !written_->MayContain(key)) {
+      ++skipped_;
+      return Status::NotFound("key not found");
+    }
+    return store_->Get(key, value);
+  }
   Status Scan(std::string_view prefix,
               const std::function<Status(std::string_view, std::string_view)>& f) override {
     std::unique_ptr<KvIterator> it = store_->NewIterator();
@@ -27,9 +39,108 @@ class Engine::StoreReader : public RecordReader {
     return it->status();
   }
 
+  // From now on every key of the store's records is Add()ed before it is written.
+  void TrackWrittenKeys() { written_ = std::make_unique<WrittenKeys>(); }
+  // Every key the batch puts (a deleted key is absent: nothing to remember).
+  void Written(const WriteBatch& batch) {
+    if (!written_) return;
+    for (const WriteBatch::Op& op : batch.ops())
+      if (op.type == WriteBatch::OpType::kPut) written_->Add(op.key);
+    if (!written_->active()) written_.reset();  // gave up: read everything
+  }
+  uint64_t skipped() const { return skipped_; }
+
  private:
   KvStore* store_;
+  std::unique_ptr<WrittenKeys> written_;
+  uint64_t skipped_ = 0;
 };
+
+// The catch-up's writer thread (EngineOptions::write_thread): at most one batch in flight.
+class Engine::Writer {
+ public:
+  explicit Writer(KvStore* store) : store_(store) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  // Writes the batch in flight, if any, then ends the thread.
+  ~Writer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      shutdown_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  // Requires: nothing in flight (Wait() returned since the last Submit).
+  void Submit(WriteBatch batch, bool sync) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      batch_ = std::move(batch);
+      sync_ = sync;
+      pending_ = true;
+    }
+    cv_.notify_all();
+  }
+  // Waits until the submitted batch was written: the store's answer.
+  Status Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !pending_; });
+    return result_;
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return pending_ || shutdown_; });
+      if (!pending_) return;
+      WriteBatch batch = std::move(batch_);
+      batch_ = WriteBatch();
+      const bool sync = sync_;
+      lock.unlock();
+      Status s = store_->Write(batch, sync);
+      batch = WriteBatch();  // freed here, not while the next one is built
+      lock.lock();
+      result_ = s;
+      pending_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  KvStore* const store_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  WriteBatch batch_;
+  bool sync_ = false, pending_ = false, shutdown_ = false;
+  Status result_;
+  std::thread thread_;  // last: started after everything above exists
+};
+
+namespace {
+
+// Whether the store holds a record LiveAccounting may read (docs/store-format.md "Agent
+// state"); the meta keys, the outbox and the state deltas are not read through it.
+Status HoldsRecords(KvStore* store, bool* holds) {
+  *holds = false;
+  std::unique_ptr<KvIterator> it = store->NewIterator();
+  for (char prefix :
+       {LiveAccounting::kRequestPrefix, LiveAccounting::kPendingPrefix,
+        LiveAccounting::kSessionPrefix, LiveAccounting::kToolPrefix, LiveAccounting::kPromptPrefix,
+        LiveAccounting::kErrorPrefix, LiveAccounting::kLabelPrefix,
+        LiveAccounting::kOpenSessionPrefix, SeriesTable::kRecordPrefix, Engine::kFilePrefix}) {
+    const std::string p(1, prefix);
+    it->Seek(p);
+    if (it->Valid() && it->key().starts_with(p)) {
+      *holds = true;
+      return Status::Ok();
+    }
+    if (!it->status().ok()) return it->status();
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Engine::Engine(const EngineOptions& options, KvStore* store, Outbox* outbox)
     : options_(options), store_(store), outbox_(outbox), reader_(new StoreReader(store)) {}
@@ -41,6 +152,10 @@ Status Engine::Open(const EngineOptions& options, KvStore* store, Outbox* outbox
   if (options.shards == 0 || int(options.shards) > outbox->shard_count())
     return Status::InvalidArgument("agent: shard count does not match the outbox");
   std::unique_ptr<Engine> e(new Engine(options, store, outbox));
+  bool holds_records = true;
+  if (Status hs = HoldsRecords(store, &holds_records); !hs.ok()) return hs;
+  // Only this engine writes records from now on (the agent opens one at a time).
+  if (!holds_records) e->reader_->TrackWrittenKeys();
   Status s = LiveAccounting::Open(options.live, e->reader_.get(), &e->live_);
   if (!s.ok()) return s;
   std::string v;
@@ -79,7 +194,17 @@ Status Engine::AddLine(const ParsedLine& line) {
 
 Status Engine::ScanRecords(std::string_view prefix,
                            const std::function<Status(std::string_view, std::string_view)>& f) {
+  if (Status s = FinishWrite(); !s.ok()) return s;
   return reader_->Scan(prefix, f);
+}
+
+Status Engine::FinishWrite() {
+  if (!in_flight_) return Status::Ok();
+  in_flight_ = false;
+  if (Status s = writer_->Wait(); !s.ok()) return s;
+  // Every record taken so far is in the store now: clean ones may leave the cache.
+  live_->TrimCache();
+  return Status::Ok();
 }
 
 Status Engine::Commit(const std::vector<Record>& extra, int64_t now_ms) {
@@ -88,13 +213,19 @@ Status Engine::Commit(const std::vector<Record>& extra, int64_t now_ms) {
 
 Status Engine::MarkCaughtUp(int64_t now_ms) {
   if (caught_up_) return Status::Ok();
+  // The catch-up's last batch must be written before this one (and its error is this call's).
+  if (Status s = FinishWrite(); !s.ok()) return s;
   caught_up_ = true;
   Status s = Write({{std::string(kCaughtUpKey), std::string("1")}}, now_ms, true);
   if (!s.ok()) caught_up_ = false;
+  writer_.reset();  // no more pipelined commits: the thread ends
   return s;
 }
 
 Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_series) {
+  // The previous batch first: settling and the sessions below read records, and a failed
+  // write must stop the caller before anything else happens.
+  if (Status s = FinishWrite(); !s.ok()) return s;
   // At the end of the catch-up every file has been read to its end: requests whose copies are
   // all old are settled now, so the histogram's first samples hold them too.
   if (Status s = live_->Settle(now_ms, /*by_event_time_only=*/all_series); !s.ok()) return s;
@@ -145,10 +276,19 @@ Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_
       return s;
     }
   }
-  std::vector<Record> changes;
-  live_->TakeChanges(&changes);
-  for (const Record& r : extra) changes.push_back(r);
-  for (const auto& [k, v] : changes) {
+  {
+    std::vector<Record> changes;
+    live_->TakeChanges(&changes);
+    batch.Reserve(batch.count() + changes.size() + extra.size() + 2);
+    // Moved into the batch: one copy of each record fewer (BENCHMARKS.md "Agent").
+    for (auto& [k, v] : changes) {
+      if (v)
+        batch.PutOwned(std::move(k), std::move(*v));
+      else
+        batch.DeleteOwned(std::move(k));
+    }
+  }
+  for (const auto& [k, v] : extra) {
     if (v)
       batch.Put(k, *v);
     else
@@ -172,21 +312,32 @@ Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_
       batch.Put(StateDeltaKey(seq), records);
     }
   }
+  reader_->Written(batch);
   // Commits of the first catch-up are not synced: they queue no samples, so nothing outside
   // depends on them, and a power loss that takes their tail (RocksDB recovers a consistent
   // prefix) only makes the catch-up read those lines again. MarkCaughtUp's write is synced and
   // makes every earlier one durable with it (one WAL, written in order).
-  Status s = store_->Write(batch, options_.sync && caught_up_);
-  if (!s.ok()) {
-    outbox_->Abandon();
-    return s;
+  if (options_.write_thread && !caught_up_) {
+    // Pipelined (see engine.h): nothing was staged in the outbox (no samples before the end
+    // of the catch-up); the result is taken by the next FinishWrite.
+    if (!writer_) writer_ = std::make_unique<Writer>(store_);
+    writer_->Submit(std::move(batch), false);
+    in_flight_ = true;
+  } else {
+    Status s = store_->Write(batch, options_.sync && caught_up_);
+    if (!s.ok()) {
+      outbox_->Abandon();
+      return s;
+    }
+    outbox_->Committed();
+    live_->TrimCache();
   }
-  outbox_->Committed();
   if (options_.state_sequence) ++state_seq_;
   ++stats_.commits;
   stats_.samples_queued += queued;
   stats_.samples_stamped_now += sample_stats.stamped_now;
   stats_.samples_resent += sample_stats.resent;
+  stats_.reads_skipped = reader_->skipped();
   return Status::Ok();
 }
 

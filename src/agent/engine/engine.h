@@ -22,6 +22,18 @@
 // After a failed Commit the in-memory state is ahead of the store: the Engine must be destroyed
 // and reopened (Open reads everything back from the store), and the caller must re-read from
 // its committed cursors. Not thread-safe: one thread (the agent's ingest loop) owns it.
+//
+// With EngineOptions::write_thread, the commits of the first catch-up are pipelined: Commit
+// hands its batch to a thread of the engine's own and returns while it is written, so that the
+// caller counts the next step meanwhile (docs/agent-design.md "The commit protocol"). Such a
+// commit's error is returned by the next Commit, MarkCaughtUp or ScanRecords (which first wait
+// for the batch in flight), with the same meaning as a failed Commit: destroy and reopen. Those
+// commits queue no samples, so no outbox entry waits on them; records taken for a batch in
+// flight stay cached until it is written (a record is never read back from the store before
+// its newest value is there). The destructor waits for the batch in flight.
+//
+// Reads of records that cannot exist are answered from memory when the store held no record
+// when the engine was opened (a first start): see agent/engine/written_keys.h.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +60,9 @@ struct EngineOptions {
   int64_t resend_interval_ms = 15000;   // unchanged series are re-sent this often
   bool sync = true;  // fsync each commit after the first catch-up (a power loss loses nothing)
   int64_t samples_after_ms = kNever;  // SampleOptions::after_ms (a --backfill history's end)
+  // Pipelines the first catch-up's commits (see the file comment); after it, every commit is
+  // written by the caller's thread as before. The agent sets it.
+  bool write_thread = false;
   // The state is mirrored to a ccmon-gateway (docs/agent-design.md "Resume"): every commit
   // also advances the state sequence (kStateSeqKey) in its batch, and, while
   // set_stage_state_deltas(true) and after the first catch-up, stages its batch minus the
@@ -61,6 +76,7 @@ struct EngineStats {
   uint64_t samples_queued = 0;       // remote-write samples put in the outbox
   uint64_t samples_stamped_now = 0;  // older than max_sample_age: stamped at commit time
   uint64_t samples_resent = 0;
+  uint64_t reads_skipped = 0;  // record reads answered from memory (WrittenKeys)
 };
 
 // A record the caller commits with the engine's (a file cursor): value nullopt deletes it.
@@ -99,7 +115,8 @@ class Engine {
     return live_->series().Exposition(openmetrics, agent_families);
   }
 
-  // Reads the caller's records (file cursors) by prefix.
+  // Reads the caller's records (file cursors) by prefix (after the batch in flight is written:
+  // its error, if it failed).
   Status ScanRecords(std::string_view prefix,
                      const std::function<Status(std::string_view, std::string_view)>& f);
 
@@ -118,8 +135,11 @@ class Engine {
  private:
   Engine(const EngineOptions& options, KvStore* store, Outbox* outbox);
   Status Write(const std::vector<Record>& extra, int64_t now_ms, bool all_series);
+  // Waits for the batch in flight (write_thread), then trims the record cache; its error.
+  Status FinishWrite();
 
   class StoreReader;
+  class Writer;
   EngineOptions options_;
   KvStore* store_;
   Outbox* outbox_;
@@ -130,6 +150,8 @@ class Engine {
   uint64_t state_seq_ = 0;
   int64_t last_resend_check_ms_ = 0;
   EngineStats stats_;
+  bool in_flight_ = false;          // a batch handed to writer_ whose result was not taken
+  std::unique_ptr<Writer> writer_;  // last: joined first (it writes into store_)
 };
 
 }  // namespace ccmon::agent

@@ -240,18 +240,21 @@ Status LiveAccounting::Open(const LiveOptions& options, RecordReader* reader,
 }
 
 Status LiveAccounting::Lookup(const std::string& key, const std::string** value) {
-  auto it = cache_.find(key);
-  if (it == cache_.end()) {
+  // One hash and one find for a miss too: the entry is made first, the read fills it.
+  auto [it, inserted] = cache_.try_emplace(key);
+  if (inserted) {
     std::string v;
     Status s = reader_->Read(key, &v);
     ++stats_.record_reads;
-    if (!s.ok() && s.code() != Status::Code::kNotFound) return s;
-    lru_.push_front(key);
-    Cached c;
+    if (!s.ok() && s.code() != Status::Code::kNotFound) {
+      cache_.erase(it);
+      return s;
+    }
+    Cached& c = it->second;
     if (s.ok()) c.value = std::move(v);
     c.stored = s.ok() ? 1 : 0;
+    lru_.push_front(&it->first);
     c.lru = lru_.begin();
-    it = cache_.emplace(key, std::move(c)).first;
   } else {
     lru_.splice(lru_.begin(), lru_, it->second.lru);
   }
@@ -260,13 +263,11 @@ Status LiveAccounting::Lookup(const std::string& key, const std::string** value)
 }
 
 void LiveAccounting::Put(const std::string& key, std::string value, bool absent_from_store) {
-  auto it = cache_.find(key);
-  if (it == cache_.end()) {
-    lru_.push_front(key);
-    Cached c;
-    c.lru = lru_.begin();
-    if (absent_from_store) c.stored = 0;
-    it = cache_.emplace(key, std::move(c)).first;
+  auto [it, inserted] = cache_.try_emplace(key);
+  if (inserted) {
+    lru_.push_front(&it->first);
+    it->second.lru = lru_.begin();
+    if (absent_from_store) it->second.stored = 0;
   }
   it->second.value = std::move(value);
   if (!it->second.dirty) dirty_.push_back(&*it);
@@ -274,12 +275,10 @@ void LiveAccounting::Put(const std::string& key, std::string value, bool absent_
 }
 
 void LiveAccounting::Erase(const std::string& key) {
-  auto it = cache_.find(key);
-  if (it == cache_.end()) {
-    lru_.push_front(key);
-    Cached c;
-    c.lru = lru_.begin();
-    it = cache_.emplace(key, std::move(c)).first;
+  auto [it, inserted] = cache_.try_emplace(key);
+  if (inserted) {
+    lru_.push_front(&it->first);
+    it->second.lru = lru_.begin();
   }
   it->second.value.reset();
   if (!it->second.dirty) dirty_.push_back(&*it);
@@ -679,6 +678,7 @@ Status LiveAccounting::RestoreOpenSessions() {
 
 void LiveAccounting::TakeChanges(
     std::vector<std::pair<std::string, std::optional<std::string>>>* out) {
+  out->reserve(out->size() + dirty_.size() + 256);  // and the changed series: a few
   for (auto* entry : dirty_) {  // dirty entries are never evicted: the pointers are valid
     Cached& c = entry->second;
     c.dirty = false;
@@ -690,18 +690,17 @@ void LiveAccounting::TakeChanges(
   std::vector<std::pair<std::string, std::string>> series;
   series_.TakeRecords(&series);
   for (auto& [k, v] : series) out->emplace_back(std::move(k), std::move(v));
-  Trim();
 }
 
-void LiveAccounting::Trim() {
+void LiveAccounting::TrimCache() {
   // Evict clean records, least recently used first; dirty ones stay until written.
   auto it = lru_.end();
   while (cache_.size() > options_.cache_records && it != lru_.begin()) {
     --it;
-    auto c = cache_.find(*it);
+    auto c = cache_.find(**it);
     if (c->second.dirty) continue;
+    it = lru_.erase(it);  // before the entry: it points to the entry's key
     cache_.erase(c);
-    it = lru_.erase(it);
   }
 }
 

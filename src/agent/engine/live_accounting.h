@@ -130,8 +130,12 @@ class LiveAccounting {
   Status RestoreOpenSessions();
 
   // Every record changed since the last call, to be written in one batch with the file offsets
-  // and the outbox entries: (key, value), value nullopt = delete.
+  // and the outbox entries: (key, value), value nullopt = delete. The records stay cached (clean)
+  // until TrimCache.
   void TakeChanges(std::vector<std::pair<std::string, std::optional<std::string>>>* out);
+  // Evicts clean records beyond cache_records, least recently used first. Call only once
+  // everything taken by TakeChanges is in the store: an evicted record is read back from it.
+  void TrimCache();
 
   SeriesTable& series() { return series_; }
   const SeriesTable& series() const { return series_; }
@@ -154,7 +158,6 @@ class LiveAccounting {
   Status AddUsage(const ParsedLine& line);
   Status AddRequestLine(const ParsedLine& line);
   Status Observe(const std::string& key);
-  void Trim();
   struct OpenSession;
   // A41: a request line (`is_request`) or prompt line of `session` at `event_ms`; `known`: the
   // session has its A32 record (it was counted), nullopt when the caller did not look.
@@ -178,10 +181,12 @@ class LiveAccounting {
     // Whether the store holds the key (as of the last write or read): -1 unknown. A dirty
     // deletion of a key known absent is not written (no tombstone).
     int8_t stored = -1;
-    std::list<std::string>::iterator lru;
+    std::list<const std::string*>::iterator lru;
   };
   std::unordered_map<std::string, Cached> cache_;
-  std::list<std::string> lru_;  // front: most recent
+  // The cached keys, front: most recent. Each points to its entry's key in cache_ (the nodes of
+  // an unordered_map keep their address), so that a key is not held twice.
+  std::list<const std::string*> lru_;
   // The dirty entries (unordered_map nodes keep their address across rehashing).
   std::vector<std::pair<const std::string, Cached>*> dirty_;
 

@@ -35,14 +35,15 @@ SeriesState& SeriesTable::Get(const SeriesIncrement& inc, bool* created) {
   key_scratch_.clear();
   key_scratch_.push_back(char(inc.family));
   for (std::string_view l : inc.labels()) PutBytes(&key_scratch_, l);
-  auto found = series_.find(key_scratch_);
-  if (found != series_.end()) {
+  auto found = index_.find(key_scratch_);
+  if (found != index_.end()) {
     *created = false;
-    return found->second;
+    return *found->second;
   }
   auto [it, inserted] = series_.try_emplace(key_scratch_);
   SeriesState& s = it->second;
   *created = inserted;
+  index_.emplace(it->first, &s);
   if (inserted) {
     s.family = inc.family;
     for (std::string_view l : inc.labels()) s.labels.emplace_back(l);
@@ -224,7 +225,8 @@ Status SeriesTable::Load(std::string_view key, std::string_view record) {
     return bad();
   }
   s.unsent = unsent != 0;
-  series_[std::string(key)] = std::move(s);
+  auto [it, inserted] = series_.insert_or_assign(std::string(key), std::move(s));
+  if (inserted) index_.emplace(it->first, &it->second);
   return Status::Ok();
 }
 

@@ -27,6 +27,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -80,6 +81,11 @@ class SeriesTable {
   // series already (the contributions carry it).
   explicit SeriesTable(std::vector<std::pair<std::string, std::string>> static_labels = {})
       : static_labels_(std::move(static_labels)) {}
+  // Not copyable (index_ points into series_); a move keeps the map's nodes.
+  SeriesTable(const SeriesTable&) = delete;
+  SeriesTable& operator=(const SeriesTable&) = delete;
+  SeriesTable(SeriesTable&&) = default;
+  SeriesTable& operator=(SeriesTable&&) = default;
 
   // Adds `inc` (delta >= 0; for a histogram the observed value) at event time `event_ms`.
   // Creates the series at 0 first when new. Precondition: `inc` is not a gauge's (use Set).
@@ -129,7 +135,11 @@ class SeriesTable {
   SeriesState& Get(const SeriesIncrement& inc, bool* created);
   std::vector<std::pair<std::string, std::string>> static_labels_;
   std::map<std::string, SeriesState> series_;  // by Key()
-  std::string key_scratch_;                    // Get()'s key buffer
+  // The same series by hash (Get's lookup for every increment of every line: the ordered map's
+  // string compares were 4 % of the first start's counting). Views of series_'s keys, whose
+  // nodes keep their address; series are never erased.
+  std::unordered_map<std::string_view, SeriesState*> index_;
+  std::string key_scratch_;  // Get()'s key buffer
 };
 
 }  // namespace ccmon::agent

@@ -51,6 +51,7 @@ class MapRecords : public RecordReader {
       else
         map.erase(k);
     }
+    a->TrimCache();  // written: clean records may leave the cache
   }
   std::map<std::string, std::string> map;
   uint64_t reads = 0;

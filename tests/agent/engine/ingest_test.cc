@@ -29,7 +29,8 @@ using ccmon::testing_util::TempDir;
 
 constexpr int64_t kFarFuture = 1767225600000 + 800LL * 86400000;
 
-// Parameters: the watcher, and whether the Ingestor parses on its own thread.
+// Parameters: the watcher, and whether the Ingestor parses on its own thread (then the engine
+// also writes the catch-up's commits on its own: the agent's configuration).
 class IngestTest : public ::testing::TestWithParam<std::tuple<WatchMode, bool>> {
  protected:
   void SetUp() override {
@@ -46,6 +47,7 @@ class IngestTest : public ::testing::TestWithParam<std::tuple<WatchMode, bool>> 
     EngineOptions eo;
     eo.live.device = "dev";
     eo.live.prices = &PriceTable::Embedded();
+    eo.write_thread = std::get<1>(GetParam());
     ASSERT_TRUE(Engine::Open(eo, store_.get(), outbox_.get(), &engine_).ok());
     std::vector<TrackedFile> restored;
     ASSERT_TRUE(Ingestor::RestoredFiles(engine_.get(), &restored).ok());
