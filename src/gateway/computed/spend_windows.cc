@@ -215,10 +215,15 @@ void SpendWindows::Prepare(const std::vector<IncomingSeries>& series, const Seri
   };
   std::unordered_map<std::string, SeriesState> running;  // series key -> its last sample so far
   for (const IncomingSeries& in : series) {
-    if (LabelOf(in.labels, "__name__") != kCostSeriesName) continue;
-    const std::string_view device = LabelOf(in.labels, "device");
+    // Only the cost series count: a look at the name, without building anything.
+    const bool keyed = !in.key.empty();
+    if ((keyed ? NameViewOfKey(in.key) : LabelOf(in.labels, "__name__")) != kCostSeriesName) {
+      continue;
+    }
+    const std::string_view device =
+        keyed ? LabelOfKey(in.key, "device") : LabelOf(in.labels, "device");
     if (device.empty()) continue;
-    std::string key = SeriesKey(in.labels);
+    std::string key = keyed ? in.key : SeriesKey(in.labels);
     bool has_previous = true;
     SeriesState previous;
     if (auto r = running.find(key); r != running.end()) {

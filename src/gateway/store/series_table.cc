@@ -36,6 +36,51 @@ std::string SeriesKey(const Labels& labels) {
   return key;
 }
 
+void SeriesKeyOf(std::span<const std::pair<std::string_view, std::string_view>> labels,
+                 std::string* key) {
+  key->clear();
+  for (const auto& [n, v] : labels) {
+    if (n == "__name__") PutBytes(key, v);
+  }
+  for (const auto& [n, v] : labels) {
+    if (n == "__name__") continue;
+    PutBytes(key, n);
+    PutBytes(key, v);
+  }
+}
+
+std::string_view KeyOf(const IncomingSeries& in, std::string* scratch) {
+  if (!in.key.empty()) return in.key;
+  *scratch = SeriesKey(in.labels);
+  return *scratch;
+}
+
+Labels LabelsOf(const IncomingSeries& in) {
+  if (in.key.empty()) return in.labels;
+  Labels labels;
+  if (!LabelsOfKey(in.key, &labels).ok()) labels.clear();
+  return labels;
+}
+
+std::string_view NameViewOfKey(std::string_view key) {
+  std::string_view name;
+  if (!Reader(key).Bytes(&name)) return "";
+  return name;
+}
+
+std::string_view LabelOfKey(std::string_view key, std::string_view name) {
+  Reader in(key);
+  std::string_view value;
+  if (!in.Bytes(&value)) return "";
+  if (name == "__name__") return value;
+  while (!in.done()) {
+    std::string_view n;
+    if (!in.Bytes(&n) || !in.Bytes(&value)) return "";
+    if (n == name) return value;
+  }
+  return "";
+}
+
 Status LabelsOfKey(std::string_view key, Labels* labels) {
   Labels out;
   Reader in(key);
@@ -171,14 +216,15 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
   result->metadata_changed = changed.size();
   const SeriesTable* rules = rules_ != nullptr ? rules_.get() : table_;
 
+  std::string scratch;
   for (const IncomingSeries& in : series) {
-    std::string key = SeriesKey(in.labels);
+    const std::string_view key = KeyOf(in, &scratch);
     SeriesEntry* entry = table_->Find(key);
     constexpr size_t kNone = ~size_t(0);
     size_t pos = kNone;
     if (entry != nullptr) {
       if (auto g = existing_index_.find(entry); g != existing_index_.end()) pos = g->second;
-    } else if (auto g = new_index_.find(key); g != new_index_.end()) {
+    } else if (auto g = new_index_.find(std::string(key)); g != new_index_.end()) {
       pos = g->second;
     }
     SeriesState state;
@@ -190,10 +236,7 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
     } else {
       exists = false;
     }
-    std::string_view name;
-    for (const auto& [ln, lv] : in.labels) {
-      if (ln == "__name__") name = lv;
-    }
+    const std::string_view name = NameViewOfKey(key);
     bool counter = false, counter_known = false;
     bool changed_state = false;
     for (const rw::Sample& s : in.samples) {
@@ -213,7 +256,7 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
       state = SeriesState{s.timestamp_ms, s.value};
       ++result->accepted;
       if (stored != nullptr) {
-        if (!changed_state) stored->push_back(IncomingSeries{in.labels, {}});
+        if (!changed_state) stored->push_back(IncomingSeries{in.labels, {}, in.key});
         stored->back().samples.push_back(s);
       }
       changed_state = true;
@@ -226,9 +269,9 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
     if (entry != nullptr) {
       existing_index_.emplace(entry, changes_.series.size());
     } else {
-      new_index_.emplace(key, changes_.series.size());
+      new_index_.emplace(std::string(key), changes_.series.size());
     }
-    changes_.series.emplace_back(std::move(key), state);
+    changes_.series.emplace_back(std::string(key), state);
     changes_.entries.push_back(entry);
   }
 }

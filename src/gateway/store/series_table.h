@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -33,10 +34,34 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 
 // One series of a request, labels canonical (sorted, validated by the handler). The same series
 // may come several times in one request (Prometheus sends one entry per sample).
+// Either `labels` or `key` says which series it is: a non-empty `key` is SeriesKey of the
+// series' labels, and then `labels` may be left empty (the write handler builds the key
+// straight from the decoded body and never materialises the labels; what needs them uses
+// LabelsOf). An empty `key`: the series is `labels`.
 struct IncomingSeries {
+  IncomingSeries() = default;
+  IncomingSeries(Labels labels_in, std::vector<rw::Sample> samples_in, std::string key_in = {})
+      : labels(std::move(labels_in)), samples(std::move(samples_in)), key(std::move(key_in)) {}
+
   Labels labels;
   std::vector<rw::Sample> samples;
+  std::string key;
 };
+
+// The series' key: `in.key`, or SeriesKey(in.labels) built into *scratch.
+std::string_view KeyOf(const IncomingSeries& in, std::string* scratch);
+// The series' labels: `in.labels`, or those of `in.key` (empty for a malformed key).
+Labels LabelsOf(const IncomingSeries& in);
+// The value of label `name` ("__name__" included) in a key made by SeriesKey: a view into
+// `key`; "" when the key has no such label (or is malformed).
+std::string_view LabelOfKey(std::string_view key, std::string_view name);
+// The metric name (first value) of a key made by SeriesKey, as a view; "" when malformed.
+std::string_view NameViewOfKey(std::string_view key);
+
+// SeriesKey of labels given as views, sorted by name with unique names, "__name__" among them:
+// written to *key (overwritten; its capacity is reused).
+void SeriesKeyOf(std::span<const std::pair<std::string_view, std::string_view>> labels,
+                 std::string* key);
 
 struct SeriesState {
   int64_t timestamp_ms = 0;

@@ -124,6 +124,8 @@ class FakeStore : public SeriesStore {
     table_.Plan(series, metadata, &c, result);
     if (fail) return Status::IoError("disk full (fake)");
     last_series = series;
+    // The handler hands over keys only (IncomingSeries::key): the labels they stand for.
+    for (IncomingSeries& s : last_series) s.labels = LabelsOf(s);
     last_metadata = metadata;
     table_.Commit(c);
     return Status::Ok();
