@@ -198,8 +198,8 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes)
       metadata_.emplace_back();
       if (!ParseMessage(&in, metadata)) return -1;
       const MetadataView& m = metadata_.back();
-      metadata_utf8 = metadata_utf8 && IsValidUtf8(m.family) && IsValidUtf8(m.help) &&
-                      IsValidUtf8(m.unit);
+      metadata_utf8 =
+          metadata_utf8 && IsValidUtf8(m.family) && IsValidUtf8(m.help) && IsValidUtf8(m.unit);
       return 1;
     }
     return 0;

@@ -53,8 +53,8 @@ WriteRequest Materialise(const WriteRequestView& v) {
     out.series.push_back(std::move(s));
   }
   for (const MetadataView& m : v.metadata()) {
-    out.metadata.push_back(Metadata{m.kind, std::string(m.family), std::string(m.help),
-                                    std::string(m.unit)});
+    out.metadata.push_back(
+        Metadata{m.kind, std::string(m.family), std::string(m.help), std::string(m.unit)});
   }
   return out;
 }
@@ -132,29 +132,29 @@ TEST(WriteRequestView, ParsesAsLibprotobufDoes) {
   WriteRequestView view;
   const std::string good = Label("__name__", "a") + SampleOf(1, 10);
   // Unknown fields of every wire type, at every level, are skipped; so is a group.
-  EXPECT_TRUE(DecodeBoth(Body(Series(good + Int(9, 7) + Double(8, 1) + Field(7, "x") +
-                                     Tag(6, 5) + "abcd")) +
-                              "",
-                         &view)
-                  .ok());
-  EXPECT_TRUE(DecodeBoth(Body(Int(15, 1) + Series(good) + Tag(12, 3) + Int(1, 5) + Tag(12, 4)),
-                         &view)
-                  .ok());
+  EXPECT_TRUE(
+      DecodeBoth(
+          Body(Series(good + Int(9, 7) + Double(8, 1) + Field(7, "x") + Tag(6, 5) + "abcd")) + "",
+          &view)
+          .ok());
+  EXPECT_TRUE(
+      DecodeBoth(Body(Int(15, 1) + Series(good) + Tag(12, 3) + Int(1, 5) + Tag(12, 4)), &view)
+          .ok());
   EXPECT_EQ(view.series_count(), 1u);
   // A known field number with another wire type is an unknown field (skipped), not an error.
   EXPECT_TRUE(DecodeBoth(Body(Int(1, 5) + Series(good)), &view).ok());
   EXPECT_TRUE(DecodeBoth(Body(Series(Int(1, 3) + good + Int(2, 4))), &view).ok());
-  EXPECT_TRUE(
-      DecodeBoth(Body(Series(Field(1, Int(1, 3) + Field(1, "__name__") + Field(2, "b")) +
-                             Field(2, Field(1, "12345678") + Int(2, 10)))),
-                 &view)
-          .ok());
-  // Repeated scalar fields: the last one wins.
-  ASSERT_TRUE(DecodeBoth(Body(Series(Field(1, Field(1, "x") + Field(1, "__name__") +
-                                               Field(2, "a") + Field(2, "b")) +
-                                     Field(2, Double(1, 1) + Int(2, 5) + Double(1, 2) + Int(2, 6)))),
+  EXPECT_TRUE(DecodeBoth(Body(Series(Field(1, Int(1, 3) + Field(1, "__name__") + Field(2, "b")) +
+                                     Field(2, Field(1, "12345678") + Int(2, 10)))),
                          &view)
                   .ok());
+  // Repeated scalar fields: the last one wins.
+  ASSERT_TRUE(
+      DecodeBoth(Body(Series(Field(1, Field(1, "x") + Field(1, "__name__") + Field(2, "a") +
+                                          Field(2, "b")) +
+                             Field(2, Double(1, 1) + Int(2, 5) + Double(1, 2) + Int(2, 6)))),
+                 &view)
+          .ok());
   EXPECT_EQ(view.labels(0)[0].name, "__name__");
   EXPECT_EQ(view.labels(0)[0].value, "b");
   EXPECT_EQ(view.samples(0)[0].timestamp_ms, 6);
@@ -185,17 +185,17 @@ TEST(WriteRequestView, MalformedBodiesAreRefusedWithDecodesMessages) {
     return s.message();
   };
   const std::string not_proto = "remote-write: body is not a protobuf WriteRequest";
-  EXPECT_EQ(bad(good + "\x80"), not_proto);                  // truncated tag varint
-  EXPECT_EQ(bad(good + Tag(1, 2) + "\xff\xff"), not_proto);  // truncated length varint
+  EXPECT_EQ(bad(good + "\x80"), not_proto);                          // truncated tag varint
+  EXPECT_EQ(bad(good + Tag(1, 2) + "\xff\xff"), not_proto);          // truncated length varint
   EXPECT_EQ(bad(good + Tag(1, 2) + Varint(100) + "ab"), not_proto);  // length past the end
   EXPECT_EQ(bad(Tag(1, 2) + Varint(uint64_t(1) << 40) + "ab"), not_proto);  // over 2^31
-  EXPECT_EQ(bad(good + std::string(1, '\0')), not_proto);             // field number 0
-  EXPECT_EQ(bad(good + Tag(5, 4)), not_proto);                        // unmatched end-group
-  EXPECT_EQ(bad(good + Tag(5, 6)), not_proto);                        // wire type 6
-  EXPECT_EQ(bad(good + Tag(5, 7)), not_proto);                        // wire type 7
-  EXPECT_EQ(bad(good + Tag(5, 3) + Int(1, 1)), not_proto);            // unterminated group
-  EXPECT_EQ(bad(good + Tag(5, 1) + "abc"), not_proto);                // truncated fixed64
-  EXPECT_EQ(bad(good + Tag(5, 5) + "ab"), not_proto);                 // truncated fixed32
+  EXPECT_EQ(bad(good + std::string(1, '\0')), not_proto);                   // field number 0
+  EXPECT_EQ(bad(good + Tag(5, 4)), not_proto);                              // unmatched end-group
+  EXPECT_EQ(bad(good + Tag(5, 6)), not_proto);                              // wire type 6
+  EXPECT_EQ(bad(good + Tag(5, 7)), not_proto);                              // wire type 7
+  EXPECT_EQ(bad(good + Tag(5, 3) + Int(1, 1)), not_proto);                  // unterminated group
+  EXPECT_EQ(bad(good + Tag(5, 1) + "abc"), not_proto);                      // truncated fixed64
+  EXPECT_EQ(bad(good + Tag(5, 5) + "ab"), not_proto);                       // truncated fixed32
   // Inside a series, a label and a sample: the inner length past the outer message's end.
   EXPECT_EQ(bad(Field(1, Tag(1, 2) + Varint(50) + Field(1, "__name__"))), not_proto);
   EXPECT_EQ(bad(Field(1, Field(1, Tag(1, 2) + Varint(9) + "a"))), not_proto);

@@ -216,14 +216,25 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
   result->metadata_changed = changed.size();
   const SeriesTable* rules = rules_ != nullptr ? rules_.get() : table_;
 
+  // The lookups below are memory-bound: their loads are started ahead, stage by stage, for
+  // the series that come with their key (all of the write handler's).
+  const SeriesTable::KeyIndex& index = table_->index_;
+  hashes_.assign(series.size(), 0);
+  for (size_t i = 0; i < series.size(); ++i) {
+    if (series[i].key.empty()) continue;
+    hashes_[i] = SeriesTable::KeyIndex::Hash(series[i].key);
+    index.PrefetchSlot(hashes_[i]);
+  }
+  for (size_t i = 0; i < series.size(); ++i) index.PrefetchEntry(hashes_[i]);
+  for (size_t i = 0; i < series.size(); ++i) index.PrefetchKey(hashes_[i]);
   std::string scratch;
-  for (const IncomingSeries& in : series) {
+  for (size_t i = 0; i < series.size(); ++i) {
+    const IncomingSeries& in = series[i];
     const std::string_view key = KeyOf(in, &scratch);
-    SeriesEntry* entry = table_->Find(key);
-    constexpr size_t kNone = ~size_t(0);
+    SeriesEntry* entry = in.key.empty() ? table_->Find(key) : index.Find(key, hashes_[i]);
     size_t pos = kNone;
     if (entry != nullptr) {
-      if (auto g = existing_index_.find(entry); g != existing_index_.end()) pos = g->second;
+      pos = existing_index_.Find(entry);
     } else if (auto g = new_index_.find(std::string(key)); g != new_index_.end()) {
       pos = g->second;
     }
@@ -267,13 +278,38 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
       continue;
     }
     if (entry != nullptr) {
-      existing_index_.emplace(entry, changes_.series.size());
+      existing_index_.Insert(entry, changes_.series.size());
     } else {
       new_index_.emplace(std::string(key), changes_.series.size());
     }
     changes_.series.emplace_back(std::string(key), state);
     changes_.entries.push_back(entry);
   }
+}
+
+size_t GroupPlan::EntryPositions::Find(const SeriesEntry* e) const {
+  if (slots_.empty()) return kNone;
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = Hash(e) & mask;; i = (i + 1) & mask) {
+    if (slots_[i].entry == e) return slots_[i].position;
+    if (slots_[i].entry == nullptr) return kNone;
+  }
+}
+
+void GroupPlan::EntryPositions::Insert(const SeriesEntry* e, size_t position) {
+  if ((size_ + 1) * 2 > slots_.size()) {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(std::max<size_t>(64, old.size() * 2), Slot{});
+    size_ = 0;
+    for (const Slot& slot : old) {
+      if (slot.entry != nullptr) Insert(slot.entry, slot.position);
+    }
+  }
+  const size_t mask = slots_.size() - 1;
+  size_t i = Hash(e) & mask;
+  while (slots_[i].entry != nullptr) i = (i + 1) & mask;
+  slots_[i] = Slot{e, position};
+  ++size_;
 }
 
 void SeriesTable::Commit(const PlannedChanges& changes, std::vector<const Entry*>* touched) {
@@ -293,9 +329,67 @@ void SeriesTable::Commit(const PlannedChanges& changes, std::vector<const Entry*
   }
 }
 
+uint64_t SeriesTable::KeyIndex::Hash(std::string_view key) {
+  return std::hash<std::string_view>()(key);
+}
+
+void SeriesTable::KeyIndex::PrefetchSlot(uint64_t hash) const {
+  if (!slots_.empty()) __builtin_prefetch(&slots_[size_t(hash) & (slots_.size() - 1)]);
+}
+
+void SeriesTable::KeyIndex::PrefetchEntry(uint64_t hash) const {
+  if (slots_.empty()) return;
+  const Slot& slot = slots_[size_t(hash) & (slots_.size() - 1)];
+  if (slot.entry != nullptr) __builtin_prefetch(slot.entry);
+}
+
+void SeriesTable::KeyIndex::PrefetchKey(uint64_t hash) const {
+  if (slots_.empty()) return;
+  const Slot& slot = slots_[size_t(hash) & (slots_.size() - 1)];
+  if (slot.entry != nullptr && slot.hash == hash) __builtin_prefetch(slot.entry->first.data());
+}
+
+SeriesTable::Entry* SeriesTable::KeyIndex::Find(std::string_view key, uint64_t hash) const {
+  if (slots_.empty()) return nullptr;
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = size_t(hash) & mask;; i = (i + 1) & mask) {
+    const Slot& slot = slots_[i];
+    if (slot.entry == nullptr) return nullptr;
+    if (slot.hash == hash && slot.entry->first == key) return slot.entry;
+  }
+}
+
+void SeriesTable::KeyIndex::Insert(Entry* e) {
+  if ((size_ + 1) * 2 > slots_.size()) Grow(std::max<size_t>(64, slots_.size() * 2));
+  const uint64_t hash = Hash(e->first);
+  const size_t mask = slots_.size() - 1;
+  size_t i = size_t(hash) & mask;
+  while (slots_[i].entry != nullptr) i = (i + 1) & mask;
+  slots_[i] = Slot{hash, e};
+  ++size_;
+}
+
+void SeriesTable::KeyIndex::Reserve(size_t n) {
+  size_t slots = 64;
+  while (slots < n * 2) slots *= 2;
+  if (slots > slots_.size()) Grow(slots);
+}
+
+void SeriesTable::KeyIndex::Grow(size_t slots) {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(slots, Slot{});
+  const size_t mask = slots - 1;
+  for (const Slot& slot : old) {
+    if (slot.entry == nullptr) continue;
+    size_t i = size_t(slot.hash) & mask;
+    while (slots_[i].entry != nullptr) i = (i + 1) & mask;
+    slots_[i] = slot;
+  }
+}
+
 SeriesTable::Entry* SeriesTable::Insert(std::string key, SeriesState state) {
   Entry* e = &*series_.emplace(std::move(key), state).first;
-  index_.emplace(std::string_view(e->first), e);
+  index_.Insert(e);
   return e;
 }
 
@@ -309,8 +403,8 @@ const SeriesTable::Entry* SeriesTable::Put(std::string key, SeriesState state) {
 
 SeriesTable::SeriesTable(const SeriesTable& other)
     : series_(other.series_), metadata_(other.metadata_) {
-  index_.reserve(series_.size());
-  for (Entry& e : series_) index_.emplace(std::string_view(e.first), &e);
+  index_.Reserve(series_.size());
+  for (Entry& e : series_) index_.Insert(&e);
 }
 
 SeriesTable& SeriesTable::operator=(const SeriesTable& other) {
