@@ -18,6 +18,9 @@ constexpr char kRecordVersion = 1;
 // since format version 3; BENCHMARKS.md "Gateway").
 constexpr char kLogVersionCompressed = 2;
 constexpr char kLogVersionIds = 3;
+// The log ids of one checkpoint interval stay below GatewayStore::kNoLogId: past this many, the
+// next group checkpoints (and its record starts again from 0).
+constexpr uint32_t kMaxLogIdBeforeCheckpoint = uint32_t(1) << 31;
 // A log record never decompresses to more than this (a corrupt length is not an allocation).
 constexpr size_t kMaxLogRecordBytes = size_t(1) << 30;
 
@@ -85,9 +88,9 @@ void GatewayStore::EncodeLog(const PlannedChanges& changes, const std::vector<Lo
   // value's 8 bytes, little-endian.
   uint64_t previous_ts = 0;
   for (size_t i = 0; i < changes.series.size(); ++i) {
-    const auto& [key, state] = changes.series[i];
+    const SeriesState& state = changes.series[i].second;
     PutVarint(value, uint64_t(ids[i].id) << 1 | (ids[i].defines ? 1 : 0));
-    if (ids[i].defines) PutBytes(value, key);
+    if (ids[i].defines) PutBytes(value, changes.key(i));
     PutSignedVarint(value, int64_t(uint64_t(state.timestamp_ms) - previous_ts));
     previous_ts = uint64_t(state.timestamp_ms);
     PutFixed64LE(value, std::bit_cast<uint64_t>(state.value));
@@ -296,8 +299,10 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& group) {
   // series get their ids afresh). Decided before this group's record is encoded: once the
   // records on disk reach the limits.
   const uint64_t records = next_log_ - first_log_;
+  // (Also before the log ids could run out: a group adds at most max_group_series.)
   const bool checkpoint =
-      records > 0 && (log_bytes_ >= options_.log_bytes || records + 1 > options_.log_records);
+      records > 0 && (log_bytes_ >= options_.log_bytes || records + 1 > options_.log_records ||
+                      next_log_id_ > kMaxLogIdBeforeCheckpoint);
   if (checkpoint) {
     for (const auto& [e, id] : dirty_) {
       batch.Put(PrefixedKey(kSeriesKeyPrefix, e->first), EncodeState(e->second));

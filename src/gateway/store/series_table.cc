@@ -282,7 +282,7 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
     } else {
       new_index_.emplace(std::string(key), changes_.series.size());
     }
-    changes_.series.emplace_back(std::string(key), state);
+    changes_.series.emplace_back(entry != nullptr ? std::string() : std::string(key), state);
     changes_.entries.push_back(entry);
   }
 }
@@ -317,13 +317,14 @@ void SeriesTable::Commit(const PlannedChanges& changes, std::vector<const Entry*
   const bool planned_here =
       changes.planned_against == this && changes.entries.size() == changes.series.size();
   for (size_t i = 0; i < changes.series.size(); ++i) {
-    const auto& [key, state] = changes.series[i];
+    const SeriesState& state = changes.series[i].second;
     // Entries are never removed, so one found at planning is still the series' entry.
-    Entry* e = planned_here && changes.entries[i] != nullptr ? changes.entries[i] : Find(key);
+    Entry* e =
+        planned_here && changes.entries[i] != nullptr ? changes.entries[i] : Find(changes.key(i));
     if (e != nullptr) {
       e->second = state;
     } else {
-      e = Insert(key, state);
+      e = Insert(std::string(changes.key(i)), state);
     }
     if (touched != nullptr) touched->push_back(e);
   }

@@ -84,12 +84,21 @@ class SeriesTable;
 
 // The changes one request makes, computed by Plan before anything is written.
 struct PlannedChanges {
-  std::vector<std::pair<std::string, SeriesState>> series;  // key -> new state, each key once
-  std::vector<rw::Metadata> metadata;                       // new or changed families
-  // Parallel to `series`: the entry of the series in the table planned against (null: the
-  // series was new), so that committing to that table needs no lookup. Ignored by another table.
+  // Key -> new state, each key once. Planning leaves the key empty for a series the table
+  // planned against holds (its entry, below, has it: no copy of every changed key per group);
+  // key(i) is the key either way.
+  std::vector<std::pair<std::string, SeriesState>> series;
+  std::vector<rw::Metadata> metadata;  // new or changed families
+  // Parallel to `series` (or empty): the entry of the series in the table planned against
+  // (null: the series was new), so that committing to that table needs no lookup. Valid while
+  // that table lives.
   std::vector<SeriesEntry*> entries;
   const SeriesTable* planned_against = nullptr;
+
+  std::string_view key(size_t i) const {
+    return i < entries.size() && entries[i] != nullptr ? std::string_view(entries[i]->first)
+                                                       : std::string_view(series[i].first);
+  }
 };
 
 // How a series name relates to the families whose metadata is known.
