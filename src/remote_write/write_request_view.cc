@@ -51,26 +51,102 @@ MetricKind KindOf(uint32_t type) {
   }
 }
 
+// libprotobuf's nesting limit (ParseContext's default recursion budget): embedded messages
+// and groups, the top-level message not counted.
+constexpr int kRecursionLimit = 100;
+
+// Where CodedInputStream is laxer than libprotobuf's parser, the parser's rules are applied
+// here: a tag or a length takes at most 5 bytes (CodedInputStream reads up to 10), a field
+// number is never 0, a group ends with its own field number, nesting is bounded.
+
+// A length prefix: at most 5 bytes, below 2 GiB.
+bool ReadSize(CodedInputStream* in, int* size) {
+  const int start = in->CurrentPosition();
+  return in->ReadVarintSizeAsInt(size) && in->CurrentPosition() - start <= 5;
+}
+
+// The next tag, 0 at the end of the message (or when malformed: then not ConsumedEntireMessage)
+// and *too_long for a tag of more than 5 bytes.
+uint32_t ReadTag(CodedInputStream* in, bool* too_long) {
+  const int start = in->CurrentPosition();
+  const uint32_t tag = in->ReadTag();
+  *too_long = in->CurrentPosition() - start > 5;
+  return tag;
+}
+
+// A field number other than 0 and a wire type other than end-group, 6 or 7.
+bool FieldTag(uint32_t tag) {
+  if (Wire::GetTagFieldNumber(tag) == 0) return false;
+  switch (Wire::GetTagWireType(tag)) {
+    case Wire::WIRETYPE_VARINT:
+    case Wire::WIRETYPE_FIXED64:
+    case Wire::WIRETYPE_LENGTH_DELIMITED:
+    case Wire::WIRETYPE_START_GROUP:
+    case Wire::WIRETYPE_FIXED32:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Skips the value of a field this decoder does not read (`tag` is a FieldTag).
+bool SkipField(CodedInputStream* in, uint32_t tag, int* depth) {
+  switch (Wire::GetTagWireType(tag)) {
+    case Wire::WIRETYPE_VARINT: {
+      uint64_t v = 0;
+      return in->ReadVarint64(&v);
+    }
+    case Wire::WIRETYPE_FIXED64: {
+      uint64_t v = 0;
+      return in->ReadLittleEndian64(&v);
+    }
+    case Wire::WIRETYPE_FIXED32: {
+      uint32_t v = 0;
+      return in->ReadLittleEndian32(&v);
+    }
+    case Wire::WIRETYPE_LENGTH_DELIMITED: {
+      int size = 0;
+      return ReadSize(in, &size) && in->Skip(size);
+    }
+    case Wire::WIRETYPE_START_GROUP: {
+      if (--*depth < 0) return false;
+      while (true) {
+        bool too_long = false;
+        const uint32_t inner = ReadTag(in, &too_long);
+        if (inner == 0 || too_long) return false;
+        if (Wire::GetTagWireType(inner) == Wire::WIRETYPE_END_GROUP) {
+          ++*depth;
+          return Wire::GetTagFieldNumber(inner) == Wire::GetTagFieldNumber(tag);
+        }
+        if (!FieldTag(inner) || !SkipField(in, inner, depth)) return false;
+      }
+    }
+    default:
+      return false;
+  }
+}
+
 // Walks the fields of the message the stream is limited to: `field(tag)` returns 1 when it read
 // the field, 0 to have it skipped, -1 when it is malformed. True when the message ended exactly
 // at its limit.
 template <typename Field>
-bool ParseFields(CodedInputStream* in, Field&& field) {
+bool ParseFields(CodedInputStream* in, int* depth, Field&& field) {
   while (true) {
-    const uint32_t tag = in->ReadTag();
-    // 0: the limit (a legitimate end), or a truncated tag or a field number 0 (not one).
+    bool too_long = false;
+    const uint32_t tag = ReadTag(in, &too_long);
+    // 0: the limit (a legitimate end), or a truncated tag or a tag of 0 (not one).
     if (tag == 0) return in->ConsumedEntireMessage();
-    if (Wire::GetTagWireType(tag) == Wire::WIRETYPE_END_GROUP) return false;
+    if (too_long || !FieldTag(tag)) return false;
     const int read = field(tag);
     if (read < 0) return false;
-    if (read == 0 && !Wire::SkipField(in, tag)) return false;
+    if (read == 0 && !SkipField(in, tag, depth)) return false;
   }
 }
 
 // A length-delimited field's bytes, as a view into the stream's buffer `base`.
 bool ReadBytes(CodedInputStream* in, const char* base, std::string_view* out) {
   int length = 0;
-  if (!in->ReadVarintSizeAsInt(&length)) return false;
+  if (!ReadSize(in, &length)) return false;
   const int position = in->CurrentPosition();
   if (!in->Skip(length)) return false;  // past the message's limit or the end
   *out = std::string_view(base + position, size_t(length));
@@ -78,14 +154,16 @@ bool ReadBytes(CodedInputStream* in, const char* base, std::string_view* out) {
 }
 
 // An embedded message: its length (which must lie within the enclosing message), then
-// ParseFields over exactly that many bytes.
+// ParseFields over exactly that many bytes, one level deeper.
 template <typename Field>
-bool ParseMessage(CodedInputStream* in, Field&& field) {
+bool ParseMessage(CodedInputStream* in, int* depth, Field&& field) {
   int length = 0;
-  if (!in->ReadVarintSizeAsInt(&length) || length > in->BytesUntilLimit()) return false;
+  if (!ReadSize(in, &length) || length > in->BytesUntilLimit()) return false;
+  if (--*depth < 0) return false;
   const CodedInputStream::Limit limit = in->PushLimit(length);
-  const bool ok = ParseFields(in, field);
+  const bool ok = ParseFields(in, depth, field);
   in->PopLimit(limit);
+  ++*depth;
   return ok;
 }
 
@@ -133,6 +211,7 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes)
   const char* base = raw_.data();
   CodedInputStream in(reinterpret_cast<const uint8_t*>(base), int(decoded_len));
   const CodedInputStream::Limit whole = in.PushLimit(int(decoded_len));
+  int depth = kRecursionLimit;
   // UTF-8 is checked as the fields are read, but reported only for a body that parses (as
   // rw::Decode does: the protobuf first, then labels, then metadata).
   bool labels_utf8 = true, metadata_utf8 = true;
@@ -162,7 +241,7 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes)
   const auto series = [&](uint32_t tag) -> int {
     if (tag == kSeriesLabel) {
       labels_.emplace_back();
-      if (!ParseMessage(&in, label)) return -1;
+      if (!ParseMessage(&in, &depth, label)) return -1;
       const LabelView& l = labels_.back();
       labels_utf8 = labels_utf8 && IsValidUtf8(l.name) && IsValidUtf8(l.value);
       ++series_.back().label_count;
@@ -170,7 +249,7 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes)
     }
     if (tag == kSeriesSample) {
       samples_.emplace_back();
-      if (!ParseMessage(&in, sample)) return -1;
+      if (!ParseMessage(&in, &depth, sample)) return -1;
       ++series_.back().sample_count;
       return 1;
     }
@@ -192,11 +271,11 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes)
   const auto request = [&](uint32_t tag) -> int {
     if (tag == kRequestTimeseries) {
       series_.push_back(SeriesRange{uint32_t(labels_.size()), 0, uint32_t(samples_.size()), 0});
-      return ParseMessage(&in, series) ? 1 : -1;
+      return ParseMessage(&in, &depth, series) ? 1 : -1;
     }
     if (tag == kRequestMetadata) {
       metadata_.emplace_back();
-      if (!ParseMessage(&in, metadata)) return -1;
+      if (!ParseMessage(&in, &depth, metadata)) return -1;
       const MetadataView& m = metadata_.back();
       metadata_utf8 =
           metadata_utf8 && IsValidUtf8(m.family) && IsValidUtf8(m.help) && IsValidUtf8(m.unit);
@@ -204,7 +283,7 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes)
     }
     return 0;
   };
-  const bool parsed = ParseFields(&in, request);
+  const bool parsed = ParseFields(&in, &depth, request);
   in.PopLimit(whole);
   Status status;
   if (!parsed) {

@@ -217,6 +217,48 @@ TEST(WriteRequestView, MalformedBodiesAreRefusedWithDecodesMessages) {
   EXPECT_EQ(bad(Series(Label("\xff", "b")) + "\x80"), not_proto);
 }
 
+// Where CodedInputStream alone is laxer than libprotobuf's parser (found by the fuzz target):
+// over-long tags and lengths, field number 0, a group closed by another field, nesting depth.
+TEST(WriteRequestView, FollowsTheParsersStricterRules) {
+  WriteRequestView view;
+  const std::string good = Series(Label("__name__", "a") + SampleOf(1, 10));
+  // The fuzzer's find: a 9-byte tag, accepted by CodedInputStream, refused by libprotobuf.
+  EXPECT_FALSE(
+      DecodeBoth(Body(std::string("\x88\xff\x88\x88\xff\x88\xff\xff\x41\x34")), &view).ok());
+  // Tags of 5 bytes: whatever libprotobuf says (DecodeBoth compares); of 6, refused.
+  DecodeBoth(Body(good + "\x88\x80\x80\x80\x00" + Varint(1)), &view);
+  DecodeBoth(Body(good + "\x88\x80\x80\x80\x70" + Varint(1)), &view);
+  DecodeBoth(Body(good + "\xc8\x80\x80\x80\x01" + Varint(1)), &view);
+  EXPECT_FALSE(DecodeBoth(Body(good + "\x88\x80\x80\x80\x80\x00" + Varint(1)), &view).ok());
+  // Lengths: 5 bytes at most, below 2 GiB; in a known field and in an unknown one.
+  DecodeBoth(Body(Tag(1, 2) + "\x80\x80\x80\x80\x00" + good), &view);
+  DecodeBoth(Body(Tag(9, 2) + "\x81\x80\x80\x80\x00a" + good), &view);
+  EXPECT_FALSE(DecodeBoth(Body(Tag(1, 2) + "\x80\x80\x80\x80\x80\x00" + good), &view).ok());
+  EXPECT_FALSE(DecodeBoth(Body(Tag(9, 2) + "\x82\x80\x80\x80\x80\x00ab"), &view).ok());
+  EXPECT_FALSE(DecodeBoth(Body(Tag(9, 2) + "\x80\x80\x80\x80\x08"), &view).ok());
+  EXPECT_FALSE(
+      DecodeBoth(Body(Series(Field(1, Tag(1, 2) + "\x81\x80\x80\x80\x80\x00a"))), &view).ok());
+  // Field number 0 with any wire type.
+  for (int type : {0, 1, 2, 5}) {
+    EXPECT_FALSE(DecodeBoth(Body(good + Tag(0, type) + std::string(9, '\x01')), &view).ok())
+        << type;
+  }
+  // Groups: closed by their own field number only; nested up to libprotobuf's limit.
+  EXPECT_TRUE(DecodeBoth(Body(good + Tag(7, 3) + Tag(8, 3) + Tag(8, 4) + Tag(7, 4)), &view).ok());
+  EXPECT_FALSE(DecodeBoth(Body(good + Tag(7, 3) + Tag(8, 4)), &view).ok());
+  EXPECT_FALSE(DecodeBoth(Body(good + Tag(7, 3) + Tag(0, 4)), &view).ok());
+  for (int levels : {98, 99, 100, 101}) {
+    std::string open, close;
+    for (int i = 0; i < levels; ++i) {
+      open += Tag(7, 3);
+      close += Tag(7, 4);
+    }
+    DecodeBoth(Body(good + open + close), &view);  // top level
+    DecodeBoth(Body(Series(Label("__name__", "a") + open + close)), &view);
+    DecodeBoth(Body(Series(Field(1, Field(1, "__name__") + open + close))), &view);
+  }
+}
+
 TEST(WriteRequestView, SnappyAndLimits) {
   WriteRequestView view;
   EXPECT_EQ(DecodeBoth("", &view).message(), "remote-write: body is not snappy block data");
