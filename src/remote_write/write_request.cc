@@ -4,6 +4,7 @@
 #include <snappy.h>
 
 #include <algorithm>
+#include <array>
 #include <limits>
 #include <map>
 #include <set>
@@ -17,16 +18,25 @@
 namespace ccmon::rw {
 namespace {
 
-bool NameChar(char c, bool first, bool colon) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') return true;
-  if (colon && c == ':') return true;
-  return !first && c >= '0' && c <= '9';
-}
+// Per byte: bit 0, allowed first in a label name; 1, later in one; 2 and 3, the same in a
+// metric name. A table: names are checked for every label of every received series.
+constexpr std::array<uint8_t, 256> kNameChars = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    const bool digit = c >= '0' && c <= '9';
+    t[size_t(c)] = uint8_t((alpha ? 1 : 0) | (alpha || digit ? 2 : 0) |
+                           (alpha || c == ':' ? 4 : 0) | (alpha || digit || c == ':' ? 8 : 0));
+  }
+  return t;
+}();
 
 bool ValidName(std::string_view s, bool colon) {
   if (s.empty()) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (!NameChar(s[i], i == 0, colon)) return false;
+  const uint8_t first = colon ? 4 : 1, rest = colon ? 8 : 2;
+  if ((kNameChars[uint8_t(s[0])] & first) == 0) return false;
+  for (size_t i = 1; i < s.size(); ++i) {
+    if ((kNameChars[uint8_t(s[i])] & rest) == 0) return false;
   }
   return true;
 }

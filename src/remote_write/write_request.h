@@ -69,6 +69,8 @@ void Compress(std::string_view proto, std::string* body);
 // Decodes a body: snappy block format whose declared uncompressed length must not exceed
 // `max_decoded_bytes` (checked before decompressing), then the protobuf. Labels are returned as
 // sent; beyond the wire format only UTF-8 is checked (a receiver decides what else it accepts).
+// The gateway decodes with WriteRequestView (write_request_view.h) instead: the same verdicts
+// and messages, without a std::string per label.
 Status Decode(std::string_view body, size_t max_decoded_bytes, WriteRequest* request);
 
 // For a sender that merges serialized requests (Serialize output, concatenated: the agent's

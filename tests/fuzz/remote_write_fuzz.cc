@@ -3,7 +3,9 @@
 //  (a) rw::Decode of the input as a body (snappy framing) never crashes, hangs or trips
 //      ASan/UBSan, and honours the decoded-size limit;
 //  (b) the input as raw protobuf (snappy-compressed here) likewise;
-//  (c) whatever decodes and is valid re-encodes and decodes to the same request (labels sorted).
+//  (c) whatever decodes and is valid re-encodes and decodes to the same request (labels sorted);
+//  (d) rw::WriteRequestView (the gateway's decoder, write_request_view.h) gives the same verdict,
+//      message and content as rw::Decode on both.
 #include <snappy.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <string_view>
 
 #include "remote_write/write_request.h"
+#include "remote_write/write_request_view.h"
 
 namespace {
 
@@ -49,6 +52,45 @@ void RoundTrip(const ccmon::rw::WriteRequest& req) {
   }
 }
 
+// (d): the view decoder agrees with rw::Decode (libprotobuf) on `body`.
+void SameAsView(std::string_view body, size_t limit) {
+  using namespace ccmon;
+  static rw::WriteRequestView view;  // reused, as the gateway's threads reuse theirs
+  rw::WriteRequest want;
+  const Status a = rw::Decode(body, limit, &want);
+  const Status b = view.Decode(body, limit);
+  bool same = a.ok() == b.ok() && a.message() == b.message();
+  if (same && a.ok()) {
+    same =
+        view.series_count() == want.series.size() && view.metadata().size() == want.metadata.size();
+    for (size_t i = 0; same && i < want.series.size(); ++i) {
+      const auto labels = view.labels(i);
+      const auto samples = view.samples(i);
+      same = labels.size() == want.series[i].labels.size() &&
+             samples.size() == want.series[i].samples.size();
+      for (size_t k = 0; same && k < labels.size(); ++k) {
+        same = labels[k].name == want.series[i].labels[k].first &&
+               labels[k].value == want.series[i].labels[k].second;
+      }
+      for (size_t k = 0; same && k < samples.size(); ++k) {
+        same = samples[k].timestamp_ms == want.series[i].samples[k].timestamp_ms &&
+               std::bit_cast<uint64_t>(samples[k].value) ==
+                   std::bit_cast<uint64_t>(want.series[i].samples[k].value);
+      }
+    }
+    for (size_t i = 0; same && i < want.metadata.size(); ++i) {
+      const rw::MetadataView& m = view.metadata()[i];
+      same = m.kind == want.metadata[i].kind && m.family == want.metadata[i].family &&
+             m.help == want.metadata[i].help && m.unit == want.metadata[i].unit;
+    }
+  }
+  if (!same) {
+    std::fprintf(stderr, "WriteRequestView and rw::Decode disagree: \"%s\" vs \"%s\"\n",
+                 b.message().c_str(), a.message().c_str());
+    std::abort();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -60,6 +102,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   snappy::Compress(input.data(), input.size(), &compressed);
   rw::WriteRequest raw;
   if (rw::Decode(compressed, kLimit, &raw).ok()) RoundTrip(raw);
+  SameAsView(input, kLimit);
+  SameAsView(compressed, kLimit);
   if (size > 16 && rw::Decode(compressed, 16, &raw).ok()) {
     std::fprintf(stderr, "decoded-size limit not enforced\n");
     std::abort();

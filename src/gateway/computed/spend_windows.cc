@@ -199,6 +199,11 @@ void SpendWindows::StageBuckets(
 
 void SpendWindows::Prepare(const std::vector<IncomingSeries>& series, const SeriesTable& before,
                            WriteBatch* batch) {
+  PrepareGroup({&series}, before, batch);
+}
+
+void SpendWindows::PrepareGroup(const std::vector<const std::vector<IncomingSeries>*>& requests,
+                                const SeriesTable& before, WriteBatch* batch) {
   pending_set_.clear();
   pending_erase_.clear();
   pending_day_set_.clear();
@@ -214,39 +219,46 @@ void SpendWindows::Prepare(const std::vector<IncomingSeries>& series, const Seri
     d->second[bucket] += increase;
   };
   std::unordered_map<std::string, SeriesState> running;  // series key -> its last sample so far
-  for (const IncomingSeries& in : series) {
-    if (LabelOf(in.labels, "__name__") != kCostSeriesName) continue;
-    const std::string_view device = LabelOf(in.labels, "device");
-    if (device.empty()) continue;
-    std::string key = SeriesKey(in.labels);
-    bool has_previous = true;
-    SeriesState previous;
-    if (auto r = running.find(key); r != running.end()) {
-      previous = r->second;
-    } else if (auto t = before.series().find(key); t != before.series().end()) {
-      previous = t->second;
-    } else {
-      has_previous = false;
-    }
-    for (const rw::Sample& sample : in.samples) {
-      if (has_previous && sample.timestamp_ms <= previous.timestamp_ms) continue;  // duplicate
-      PicoSum value = 0, previous_value = 0, increase = 0;
-      if (UsdToPicoExact(sample.value, &value)) {
-        if (!has_previous) {
-          increase = value;  // a counter starts at 0
-        } else if (UsdToPicoExact(previous.value, &previous_value)) {
-          increase = value >= previous_value ? value - previous_value : value;  // reset
-        }  // else: after an invalid value, a new baseline
+  for (const std::vector<IncomingSeries>* request : requests) {
+    for (const IncomingSeries& in : *request) {
+      // Only the cost series count: a look at the name, without building anything.
+      const bool keyed = !in.key.empty();
+      if ((keyed ? NameViewOfKey(in.key) : LabelOf(in.labels, "__name__")) != kCostSeriesName) {
+        continue;
       }
-      previous = SeriesState{sample.timestamp_ms, sample.value};
-      has_previous = true;
-      if (increase <= 0) continue;
-      const int64_t minute = MinuteOf(sample.timestamp_ms);
-      if (InWindow(minute, kDayMs, now)) add(&increases, device, minute, increase);
-      const int64_t day = DayOf(sample.timestamp_ms);
-      if (DayKept(day, now)) add(&day_increases, device, day, increase);
+      const std::string_view device =
+          keyed ? LabelOfKey(in.key, "device") : LabelOf(in.labels, "device");
+      if (device.empty()) continue;
+      std::string key = keyed ? in.key : SeriesKey(in.labels);
+      bool has_previous = true;
+      SeriesState previous;
+      if (auto r = running.find(key); r != running.end()) {
+        previous = r->second;
+      } else if (auto t = before.series().find(key); t != before.series().end()) {
+        previous = t->second;
+      } else {
+        has_previous = false;
+      }
+      for (const rw::Sample& sample : in.samples) {
+        if (has_previous && sample.timestamp_ms <= previous.timestamp_ms) continue;  // duplicate
+        PicoSum value = 0, previous_value = 0, increase = 0;
+        if (UsdToPicoExact(sample.value, &value)) {
+          if (!has_previous) {
+            increase = value;  // a counter starts at 0
+          } else if (UsdToPicoExact(previous.value, &previous_value)) {
+            increase = value >= previous_value ? value - previous_value : value;  // reset
+          }  // else: after an invalid value, a new baseline
+        }
+        previous = SeriesState{sample.timestamp_ms, sample.value};
+        has_previous = true;
+        if (increase <= 0) continue;
+        const int64_t minute = MinuteOf(sample.timestamp_ms);
+        if (InWindow(minute, kDayMs, now)) add(&increases, device, minute, increase);
+        const int64_t day = DayOf(sample.timestamp_ms);
+        if (DayKept(day, now)) add(&day_increases, device, day, increase);
+      }
+      running[std::move(key)] = previous;
     }
-    running[std::move(key)] = previous;
   }
   StageBuckets(
       increases, devices_, &SpendWindows::BucketKey,

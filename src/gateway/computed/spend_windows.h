@@ -86,6 +86,10 @@ class SpendWindows final : public ApplyListener {
   // are.
   static Status Open(KvStore* kv, Clock* clock, std::unique_ptr<SpendWindows>* out);
 
+  // A group's requests walked in place (the default would copy every series of a group of
+  // several requests into one vector first); only claude_cost_usd_total series are looked at.
+  void PrepareGroup(const std::vector<const std::vector<IncomingSeries>*>& requests,
+                    const SeriesTable& before, WriteBatch* batch) override;
   void Prepare(const std::vector<IncomingSeries>& series, const SeriesTable& before,
                WriteBatch* batch) override;
   void Committed() override;

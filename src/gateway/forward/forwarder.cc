@@ -302,13 +302,16 @@ void Forwarder::BuildEntries(const std::vector<IncomingSeries>& stored, size_t s
   std::map<std::string_view, size_t> next;  // series key -> index of its next request
   std::vector<std::string> keys;
   keys.reserve(stored.size());
-  for (const IncomingSeries& in : stored) keys.push_back(SeriesKey(in.labels));
+  for (const IncomingSeries& in : stored) {
+    keys.push_back(in.key.empty() ? SeriesKey(in.labels) : in.key);
+  }
   for (size_t i = 0; i < stored.size(); ++i) {
     const IncomingSeries& in = stored[i];
-    const size_t shard = ShardOf(SeriesHash(in.labels), shards);
+    const Labels own = LabelsOf(in);  // the write handler leaves them in the key
+    const size_t shard = ShardOf(SeriesHash(own), shards);
     std::vector<Building>& reqs = by_shard[shard];
     size_t& k = next[keys[i]];
-    const Labels labels = WithExtraLabels(in.labels, extra_labels);
+    const Labels labels = WithExtraLabels(own, extra_labels);
     const size_t bytes = LabelBytes(labels);
     for (const rw::Sample& s : in.samples) {
       // Past a full request: the series' sample goes to the first request after it that has

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cctype>
 #include <set>
+#include <span>
 #include <utility>
 #include <vector>
 
 #include "remote_write/write_request.h"
+#include "remote_write/write_request_view.h"
 
 namespace ccmon::gateway {
 namespace {
@@ -66,19 +68,24 @@ std::string Clip(std::string_view s) {
   return s.size() > 64 ? out + "..." : out;
 }
 
-// Validates one series and turns it into its canonical form (sorted, empty values dropped).
-// "" when fine, else the 400 message; *over_limit says whether a limit was the reason.
-std::string CanonicalSeries(rw::Series&& in, const IngestLimits& limits, IncomingSeries* out,
-                            bool* over_limit) {
+using LabelRefs = std::vector<std::pair<std::string_view, std::string_view>>;
+
+// Validates one series' labels and writes its canonical key (labels sorted, empty values
+// dropped, `device` set to `device` when that is not empty: added when absent, replacing the
+// sender's) to *key, through *labels (scratch, overwritten). "" when fine, else the 400
+// message; *over_limit says whether a limit was the reason.
+std::string CanonicalKey(std::span<const rw::LabelView> in, const IngestLimits& limits,
+                         std::string_view device, LabelRefs* labels, std::string* key,
+                         bool* over_limit) {
   *over_limit = false;
-  if (in.labels.size() > limits.max_labels_per_series) {
+  if (in.size() > limits.max_labels_per_series) {
     *over_limit = true;
-    return "a series has " + std::to_string(in.labels.size()) + " labels, over the limit of " +
+    return "a series has " + std::to_string(in.size()) + " labels, over the limit of " +
            std::to_string(limits.max_labels_per_series);
   }
-  Labels labels;
-  labels.reserve(in.labels.size() + 1);  // room for the device label (SetDeviceLabel)
-  for (auto& [name, value] : in.labels) {
+  labels->clear();
+  for (const rw::LabelView& l : in) {
+    const std::string_view name = l.name, value = l.value;
     if (name.size() > limits.max_label_name_bytes) {
       *over_limit = true;
       return "a label name of " + std::to_string(name.size()) + " bytes, over the limit of " +
@@ -95,46 +102,57 @@ std::string CanonicalSeries(rw::Series&& in, const IngestLimits& limits, Incomin
       return "invalid label name \"" + Clip(name) + "\"";
     }
     if (value.empty()) continue;
-    labels.emplace_back(std::move(name), std::move(value));
+    labels->emplace_back(name, value);
   }
-  std::sort(labels.begin(), labels.end());
+  // By name only: names must be unique, so the values never decide the order.
+  std::sort(labels->begin(), labels->end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
   bool has_name = false;
-  for (size_t i = 0; i < labels.size(); ++i) {
-    if (i > 0 && labels[i].first == labels[i - 1].first) {
-      return "duplicate label name \"" + Clip(labels[i].first) + "\"";
+  for (size_t i = 0; i < labels->size(); ++i) {
+    if (i > 0 && (*labels)[i].first == (*labels)[i - 1].first) {
+      return "duplicate label name \"" + Clip((*labels)[i].first) + "\"";
     }
-    if (labels[i].first == "__name__") has_name = true;
+    if ((*labels)[i].first == "__name__") has_name = true;
   }
   if (!has_name) return "a series has no __name__";
-  out->labels = std::move(labels);
-  out->samples = std::move(in.samples);
+  if (!device.empty()) {
+    auto it = std::lower_bound(
+        labels->begin(), labels->end(), std::string_view("device"),
+        [](const auto& label, std::string_view name) { return label.first < name; });
+    if (it != labels->end() && it->first == "device") {
+      it->second = device;
+    } else {
+      labels->emplace(it, "device", device);
+    }
+  }
+  SeriesKeyOf(*labels, key);
   return "";
 }
 
-// Sets `device` in sorted `labels`, replacing a value the sender gave.
-void SetDeviceLabel(const std::string& device, Labels* labels) {
-  auto it = std::lower_bound(labels->begin(), labels->end(), std::string_view("device"),
-                             [](const auto& label, std::string_view name) {
-                               return std::string_view(label.first) < name;
-                             });
-  if (it != labels->end() && it->first == "device") {
-    it->second = device;
-  } else {
-    labels->emplace(it, "device", device);
+// A thread's reusable buffers for the receive path: once warm, a request of the usual size
+// decodes and canonicalises without allocating (the server runs a handler call per io thread at
+// a time; the store reads `series` only while this thread waits in Apply).
+struct WriteScratch {
+  rw::WriteRequestView view;
+  rw::WriteRequest decoded;  // 2.0 requests (rw::DecodeV2)
+  std::vector<rw::LabelView> v2_labels;
+  LabelRefs labels;
+  std::vector<IncomingSeries> series;  // entries reused: their key and samples keep capacity
+  std::vector<rw::Metadata> metadata;
+  // After a request, buffers over these are freed (a rare huge request is not held forever).
+  static constexpr size_t kKeepViewBytes = size_t(16) << 20;
+  static constexpr size_t kKeepSeries = 100'000;
+  void Trim() {
+    view.Shrink(kKeepViewBytes);
+    if (series.capacity() > kKeepSeries) std::vector<IncomingSeries>().swap(series);
+    decoded = rw::WriteRequest();
   }
-}
+};
 
 // The `device` label's value, "" without one.
 std::string_view DeviceOf(const Labels& labels) {
   for (const auto& [n, v] : labels) {
     if (n == "device") return v;
-  }
-  return "";
-}
-
-std::string_view NameOf(const Labels& labels) {
-  for (const auto& [n, v] : labels) {
-    if (n == "__name__") return v;
   }
   return "";
 }
@@ -215,13 +233,14 @@ Status WriteHandler::ApplyWithinSeriesBudget(std::vector<IncomingSeries>* series
       series_counted_ = true;
     }
     std::set<std::string> admitted;  // new keys let in by this request
+    std::string scratch;
     for (IncomingSeries& s : *series) {
-      std::string key = SeriesKey(s.labels);
+      std::string key(KeyOf(s, &scratch));
       if (table.series().contains(key) || admitted.contains(key)) {
         kept.push_back(std::move(s));
         continue;
       }
-      const std::string device(DeviceOf(s.labels));
+      const std::string device(LabelOfKey(key, "device"));
       uint64_t& adding = added[device];
       const auto held = device_series_.find(device);
       if ((held == device_series_.end() ? 0 : held->second) + adding >= limit) {
@@ -356,42 +375,78 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
                       std::to_string(limits.max_decoded_bytes),
                   v2, 0);
   }
-  rw::WriteRequest decoded;
-  Status s = v2 ? rw::DecodeV2(request.body, limits.max_decoded_bytes, &decoded, nullptr)
-                : rw::Decode(request.body, limits.max_decoded_bytes, &decoded);
+  thread_local WriteScratch scratch;
+  struct TrimAfter {
+    WriteScratch* s;
+    ~TrimAfter() { s->Trim(); }
+  } trim{&scratch};
+  // 1.0: a view over the decompressed body (no text copied); 2.0: decoded into the 1.0 model
+  // (rw::DecodeV2), then the same canonical path over views of it.
+  Status s = v2 ? rw::DecodeV2(request.body, limits.max_decoded_bytes, &scratch.decoded, nullptr)
+                : scratch.view.Decode(request.body, limits.max_decoded_bytes);
   if (!s.ok()) {
     Reject(RejectReason::kBadBody, 0);
     return Answer(400, s.message(), v2, 0);
   }
-  const uint64_t samples = decoded.sample_count();
-  if (decoded.series.size() > limits.max_series_per_request ||
-      decoded.metadata.size() > limits.max_series_per_request) {
+  const rw::WriteRequest& decoded = scratch.decoded;
+  const size_t series_count = v2 ? decoded.series.size() : scratch.view.series_count();
+  std::vector<rw::Metadata>& metadata = scratch.metadata;
+  if (v2) {
+    metadata = decoded.metadata;
+  } else {
+    metadata.resize(scratch.view.metadata().size());
+    for (size_t i = 0; i < metadata.size(); ++i) {
+      const rw::MetadataView& m = scratch.view.metadata()[i];
+      metadata[i].kind = m.kind;
+      metadata[i].family.assign(m.family);
+      metadata[i].help.assign(m.help);
+      metadata[i].unit.assign(m.unit);
+    }
+  }
+  const uint64_t samples = v2 ? decoded.sample_count() : scratch.view.sample_count();
+  if (series_count > limits.max_series_per_request ||
+      metadata.size() > limits.max_series_per_request) {
     Reject(RejectReason::kOverLimit, samples);
     return Answer(400,
-                  "request with " + std::to_string(decoded.series.size()) + " series and " +
-                      std::to_string(decoded.metadata.size()) +
-                      " metadata entries, over the limit of " +
+                  "request with " + std::to_string(series_count) + " series and " +
+                      std::to_string(metadata.size()) + " metadata entries, over the limit of " +
                       std::to_string(limits.max_series_per_request) + " each",
                   v2, 0);
   }
 
   const int64_t now_ms = options_.clock->NowUnixMs();
   const int64_t latest_ms = now_ms + limits.max_future.count();
-  std::vector<IncomingSeries> series;
-  series.reserve(decoded.series.size());
-  for (rw::Series& in : decoded.series) {
-    if (in.samples.empty()) continue;  // e.g. a 2.0 series of native histograms
-    IncomingSeries out;
+  std::vector<IncomingSeries>& series = scratch.series;
+  series.resize(series_count);
+  size_t kept = 0;
+  for (size_t i = 0; i < series_count; ++i) {
+    std::span<const rw::LabelView> in_labels;
+    std::span<const rw::Sample> in_samples;
+    if (v2) {
+      const rw::Series& in = decoded.series[i];
+      scratch.v2_labels.clear();
+      for (const auto& [n, v] : in.labels) scratch.v2_labels.push_back(rw::LabelView{n, v});
+      in_labels = scratch.v2_labels;
+      in_samples = in.samples;
+    } else {
+      in_labels = scratch.view.labels(i);
+      in_samples = scratch.view.samples(i);
+    }
+    if (in_samples.empty()) continue;  // e.g. a 2.0 series of native histograms
+    IncomingSeries& out = series[kept];
+    out.labels.clear();
     bool over_limit = false;
-    if (std::string why = CanonicalSeries(std::move(in), limits, &out, &over_limit); !why.empty()) {
+    if (std::string why =
+            CanonicalKey(in_labels, limits, device, &scratch.labels, &out.key, &over_limit);
+        !why.empty()) {
       Reject(over_limit ? RejectReason::kOverLimit : RejectReason::kInvalidSeries, samples);
       return Answer(400, "remote-write: " + why, v2, 0);
     }
-    for (const rw::Sample& sample : out.samples) {
+    for (const rw::Sample& sample : in_samples) {
       if (sample.timestamp_ms > latest_ms) {
         Reject(RejectReason::kFuture, samples);
         return Answer(400,
-                      "remote-write: a sample of " + Clip(NameOf(out.labels)) + " at " +
+                      "remote-write: a sample of " + Clip(NameViewOfKey(out.key)) + " at " +
                           std::to_string(sample.timestamp_ms) + " ms is " +
                           std::to_string((sample.timestamp_ms - now_ms) / 1000) +
                           " s ahead of the gateway's clock (at most " +
@@ -399,10 +454,11 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
                       v2, 0);
       }
     }
-    if (!device.empty()) SetDeviceLabel(device, &out.labels);
-    series.push_back(std::move(out));
+    out.samples.assign(in_samples.begin(), in_samples.end());
+    ++kept;
   }
-  for (const rw::Metadata& m : decoded.metadata) {
+  series.resize(kept);
+  for (const rw::Metadata& m : metadata) {
     if (!rw::IsValidMetricName(m.family) || m.family.size() > limits.max_label_value_bytes) {
       Reject(RejectReason::kInvalidSeries, samples);
       return Answer(400, "remote-write: invalid metadata family name \"" + Clip(m.family) + "\"",
@@ -420,9 +476,9 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
   uint64_t refused_samples = 0;
   std::string refused_device;
   s = limits.max_series_per_device > 0
-          ? ApplyWithinSeriesBudget(&series, decoded.metadata, &result, &refused_series,
-                                    &refused_samples, &refused_device)
-          : store_->Apply(series, decoded.metadata, &result);
+          ? ApplyWithinSeriesBudget(&series, metadata, &result, &refused_series, &refused_samples,
+                                    &refused_device)
+          : store_->Apply(series, metadata, &result);
   if (!s.ok()) {
     Reject(RejectReason::kStorage, samples);
     if (options_.log) options_.log("cannot store a write request: " + s.message());
@@ -456,11 +512,11 @@ void WriteHandler::ReportAccepted(const std::string& device,
     options_.on_accepted(device, user_agent);
     return;
   }
-  std::vector<std::string_view> devices;
+  std::vector<std::string> devices;  // copies: `scratch` changes per series
+  std::string scratch;
   for (const IncomingSeries& s : series) {
-    for (const auto& [n, v] : s.labels) {
-      if (n == "device") devices.push_back(v);
-    }
+    const std::string_view device_label = LabelOfKey(KeyOf(s, &scratch), "device");
+    if (!device_label.empty()) devices.emplace_back(device_label);
   }
   std::sort(devices.begin(), devices.end());
   devices.erase(std::unique(devices.begin(), devices.end()), devices.end());

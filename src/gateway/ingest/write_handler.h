@@ -49,6 +49,13 @@
 // accepted + duplicates), -Histograms-Written (0: native histograms are not stored yet) and
 // -Exemplars-Written (0: exemplars are not stored), on 204 and on 4xx/5xx (all 0 there).
 //
+// Receive path: a 1.0 body is decoded by rw::WriteRequestView (views into the decompressed
+// bytes, no string per label) and each series reaches the store as its canonical key alone
+// (IncomingSeries::key), built straight from those views; a 2.0 body goes through rw::DecodeV2
+// and then the same path. Every buffer of it is per calling thread (thread_local) and reused
+// from request to request; after a request, decode buffers over 16 MiB and series vectors over
+// 100,000 entries are freed (a rare huge request is not held forever).
+//
 // Thread-safety: Handle may run concurrently (the store serializes applies); stats are atomic.
 // With max_series_per_device set, the budget check and the apply of a request run under one
 // mutex (exact counts; applies are serialized by the store anyway).

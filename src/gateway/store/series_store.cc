@@ -12,11 +12,15 @@ namespace ccmon::gateway {
 namespace {
 
 constexpr char kRecordVersion = 1;
-// An L record's version byte: 1, the entries as they are; 2, snappy-compressed. The series keys
-// of one record repeat their label names and values, so compressed records put several times
-// fewer bytes through the WAL and the memtable, and reach the checkpoint size as much later
-// (measured: +38 % samples/s per core, BENCHMARKS.md "Gateway").
+// An L record's version byte: 1, (key, state) entries as they are; 2, the same
+// snappy-compressed (+38 % samples/s per core over 1); 3, entries by log id, the key only in a
+// series' first entry since the last checkpoint, timestamps as deltas, uncompressed (written
+// since format version 3; BENCHMARKS.md "Gateway").
 constexpr char kLogVersionCompressed = 2;
+constexpr char kLogVersionIds = 3;
+// The log ids of one checkpoint interval stay below GatewayStore::kNoLogId: past this many, the
+// next group checkpoints (and its record starts again from 0).
+constexpr uint32_t kMaxLogIdBeforeCheckpoint = uint32_t(1) << 31;
 // A log record never decompresses to more than this (a corrupt length is not an allocation).
 constexpr size_t kMaxLogRecordBytes = size_t(1) << 30;
 
@@ -75,32 +79,50 @@ std::string GatewayStore::LogKey(uint64_t sequence) {
   return k;
 }
 
-void GatewayStore::EncodeLog(const PlannedChanges& changes, std::string* value) {
-  std::string raw;
-  size_t bytes = 0;
-  for (const auto& [key, state] : changes.series) bytes += key.size() + 5 + 16;
-  raw.reserve(bytes);
-  for (const auto& [key, state] : changes.series) {
-    PutBytes(&raw, key);
-    PutFixed64LE(&raw, uint64_t(state.timestamp_ms));
-    PutFixed64LE(&raw, std::bit_cast<uint64_t>(state.value));
+void GatewayStore::EncodeLog(const PlannedChanges& changes, const std::vector<LogId>& ids,
+                             std::string* value) {
+  value->clear();
+  value->push_back(kLogVersionIds);
+  // Entry: varint (id << 1 | defines); the key (varint length, bytes) when it defines; the
+  // timestamp as a zig-zag varint delta from the entry before (0 for the first), wrapping; the
+  // value's 8 bytes, little-endian.
+  uint64_t previous_ts = 0;
+  for (size_t i = 0; i < changes.series.size(); ++i) {
+    const SeriesState& state = changes.series[i].second;
+    PutVarint(value, uint64_t(ids[i].id) << 1 | (ids[i].defines ? 1 : 0));
+    if (ids[i].defines) PutBytes(value, changes.key(i));
+    PutSignedVarint(value, int64_t(uint64_t(state.timestamp_ms) - previous_ts));
+    previous_ts = uint64_t(state.timestamp_ms);
+    PutFixed64LE(value, std::bit_cast<uint64_t>(state.value));
   }
-  value->resize(1 + snappy::MaxCompressedLength(raw.size()));
-  (*value)[0] = kLogVersionCompressed;
-  size_t compressed = 0;
-  snappy::RawCompress(raw.data(), raw.size(), value->data() + 1, &compressed);
-  value->resize(1 + compressed);
 }
 
-Status GatewayStore::DecodeLog(std::string_view value,
-                               const std::function<void(std::string_view, SeriesState)>& fn) {
+Status GatewayStore::DecodeLog(std::string_view value, const LogEntryFn& fn) {
   const Status corrupt = Status::Corruption("gateway: malformed log record");
-  if (value.empty() || (value[0] != kRecordVersion && value[0] != kLogVersionCompressed)) {
-    return corrupt;
+  if (value.empty()) return corrupt;
+  const char version = value[0];
+  if (version == kLogVersionIds) {
+    Reader in(value.substr(1));
+    uint64_t previous_ts = 0;
+    while (!in.done()) {
+      uint64_t tag = 0;
+      int64_t delta = 0;
+      std::string_view key;
+      if (!in.Varint(&tag) || (tag >> 1) >= kNoLogId) return corrupt;
+      if ((tag & 1) != 0 && (!in.Bytes(&key) || key.empty())) return corrupt;
+      if (!in.SignedVarint(&delta) || in.rest().size() < 8) return corrupt;
+      previous_ts += uint64_t(delta);
+      const std::string_view rest = in.rest();
+      const SeriesState state{int64_t(previous_ts), std::bit_cast<double>(DecodeFixed64LE(rest))};
+      if (Status s = fn(uint32_t(tag >> 1), key, state); !s.ok()) return s;
+      in = Reader(rest.substr(8));
+    }
+    return Status::Ok();
   }
+  if (version != kRecordVersion && version != kLogVersionCompressed) return corrupt;
   std::string raw;
   std::string_view entries = value.substr(1);
-  if (value[0] == kLogVersionCompressed) {
+  if (version == kLogVersionCompressed) {
     size_t length = 0;
     if (!snappy::GetUncompressedLength(entries.data(), entries.size(), &length) ||
         length > kMaxLogRecordBytes) {
@@ -115,8 +137,9 @@ Status GatewayStore::DecodeLog(std::string_view value,
     std::string_view key;
     if (!in.Bytes(&key) || in.rest().size() < 16) return corrupt;
     const std::string_view fixed = in.rest();
-    fn(key, SeriesState{int64_t(DecodeFixed64LE(fixed)),
-                        std::bit_cast<double>(DecodeFixed64LE(fixed.substr(8)))});
+    const SeriesState state{int64_t(DecodeFixed64LE(fixed)),
+                            std::bit_cast<double>(DecodeFixed64LE(fixed.substr(8)))};
+    if (Status s = fn(kNoLogId, key, state); !s.ok()) return s;
     in = Reader(fixed.substr(16));
   }
   return Status::Ok();
@@ -144,8 +167,9 @@ Status GatewayStore::Open(KvStore* kv, GatewayStoreOptions options,
     if (s = kv->Write(init, /*sync=*/true); !s.ok()) return s;
   } else if (!s.ok()) {
     return s;
-  } else if (version == kFormatVersion1) {
-    WriteBatch mark;  // from now on the store may hold L records, which version 1 would ignore
+  } else if (version == kFormatVersion1 || version == kFormatVersion2) {
+    // From now on the store may hold L records (version 3 ones), which those would not read.
+    WriteBatch mark;
     mark.Put(kFormatKey, kFormatVersion);
     if (s = kv->Write(mark, /*sync=*/true); !s.ok()) return s;
   } else if (version != kFormatVersion) {
@@ -172,6 +196,7 @@ Status GatewayStore::Open(KvStore* kv, GatewayStoreOptions options,
   if (!it->status().ok()) return it->status();
   // The L records, oldest first, over the S records (which are all older).
   bool any_log = false;
+  std::vector<const SeriesTable::Entry*> ids;  // by log id, since the last checkpoint
   for (it->Seek(std::string(1, kLogKeyPrefix)); it->Valid() && it->key()[0] == kLogKeyPrefix;
        it->Next()) {
     uint64_t seq = 0;
@@ -182,8 +207,24 @@ Status GatewayStore::Open(KvStore* kv, GatewayStoreOptions options,
     any_log = true;
     store->next_log_ = seq + 1;
     store->log_bytes_ += it->value().size();
-    s = DecodeLog(it->value(), [&](std::string_view key, SeriesState state) {
-      store->dirty_.insert(store->table_.Put(std::string(key), state));
+    s = DecodeLog(it->value(), [&](uint32_t id, std::string_view key, SeriesState state) {
+      if (!key.empty()) {  // a key (and, in version 3, the id it gets until the next checkpoint)
+        const SeriesTable::Entry* e = store->table_.Put(std::string(key), state);
+        if (id == kNoLogId) {
+          store->dirty_.try_emplace(e, kNoLogId);
+          return Status::Ok();
+        }
+        if (ids.size() <= id) ids.resize(size_t(id) + 1, nullptr);
+        ids[id] = e;
+        store->dirty_[e] = id;
+        store->next_log_id_ = std::max(store->next_log_id_, id + 1);
+        return Status::Ok();
+      }
+      if (id >= ids.size() || ids[id] == nullptr) {
+        return Status::Corruption("gateway: a log record names a series id it never defined");
+      }
+      store->table_.SetState(ids[id], state);
+      return Status::Ok();
     });
     if (!s.ok()) return s;
   }
@@ -252,21 +293,42 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& group) {
   for (const rw::Metadata& m : changes.metadata) {
     batch.Put(PrefixedKey(kMetadataKeyPrefix, m.family), EncodeMetadata(m));
   }
-  std::string log;
-  if (!changes.series.empty()) EncodeLog(changes, &log);
   // Checkpoint: the S records of every series the L records changed, with the states the table
   // holds now (before this group), and the L records deleted, in the same batch as this group's
-  // own L record (which stays: it is newer than every S record).
+  // own L record (which stays: it is newer than every S record, and starts the new log: its
+  // series get their ids afresh). Decided before this group's record is encoded: once the
+  // records on disk reach the limits.
   const uint64_t records = next_log_ - first_log_;
-  const bool checkpoint = records > 0 && (log_bytes_ + log.size() > options_.log_bytes ||
-                                          records + 1 > options_.log_records);
+  // (Also before the log ids could run out: a group adds at most max_group_series.)
+  const bool checkpoint =
+      records > 0 && (log_bytes_ >= options_.log_bytes || records + 1 > options_.log_records ||
+                      next_log_id_ > kMaxLogIdBeforeCheckpoint);
   if (checkpoint) {
-    for (const SeriesTable::Entry* e : dirty_) {
+    for (const auto& [e, id] : dirty_) {
       batch.Put(PrefixedKey(kSeriesKeyPrefix, e->first), EncodeState(e->second));
     }
     for (uint64_t seq = first_log_; seq < next_log_; ++seq) batch.Delete(LogKey(seq));
   }
-  if (!log.empty()) batch.Put(LogKey(next_log_), log);
+  // The log ids: a series logged since the checkpoint keeps its id; any other gets the next one
+  // (kept in dirty_ only once the batch is durable).
+  std::string& log = log_value_;
+  log.clear();
+  uint32_t next_id = checkpoint ? 0 : next_log_id_;
+  if (!changes.series.empty()) {
+    log_ids_.resize(changes.series.size());
+    for (size_t i = 0; i < changes.series.size(); ++i) {
+      const SeriesTable::Entry* e = changes.entries[i];  // planned against table_: exact
+      LogId& id = log_ids_[i];
+      if (auto d = checkpoint || e == nullptr ? dirty_.end() : dirty_.find(e);
+          d != dirty_.end() && d->second != kNoLogId) {
+        id = LogId{d->second, false};
+      } else {
+        id = LogId{next_id++, true};
+      }
+    }
+    EncodeLog(changes, log_ids_, &log);
+    batch.Put(LogKey(next_log_), log);
+  }
   if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) {
     for (PendingApply* p : group) p->status = s;
     if (has_changes) {
@@ -279,6 +341,7 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& group) {
     first_log_ = next_log_;
     log_bytes_ = 0;
   }
+  next_log_id_ = next_id;
   if (!log.empty()) {
     ++next_log_;
     log_bytes_ += log.size();
@@ -290,7 +353,9 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& group) {
     std::unique_lock<std::shared_mutex> lock(mu_);
     table_.Commit(changes, &touched);
   }
-  dirty_.insert(touched.begin(), touched.end());
+  for (size_t i = 0; i < touched.size(); ++i) {
+    if (log_ids_[i].defines) dirty_[touched[i]] = log_ids_[i].id;
+  }
   if (has_changes) {
     for (ApplyListener* l : listeners_) l->Committed();
   }

@@ -18,13 +18,17 @@
 // once per request; a request waits for the batch in flight and its own (and, when more than
 // GatewayStoreOptions::max_group_series series are queued ahead of it, the groups between).
 //
-// On disk (docs/store-format.md "Gateway"): a group's series changes are ONE snappy-compressed
-// L record (key and new state of each changed series), not a record per series, which is what
-// makes a sample cheap; changed metadata is an M record. When the L records since the last
-// checkpoint pass GatewayStoreOptions' limits, the group's batch also checkpoints: the S record
-// (state) of every series those records changed, as the table holds it before the group, and the
-// deletion of those L records. So S records are never newer than a live L record, and Open loads
-// the S records, then replays the L records in sequence order.
+// On disk (docs/store-format.md "Gateway"): a group's series changes are ONE L record, not a
+// record per series, which is what makes a sample cheap; changed metadata is an M record. An L
+// record (version 3) names a series by a compact log id: the first record since the last
+// checkpoint that changes a series gives its id with its key, later ones the id alone (so a
+// known series costs its id, a timestamp delta and a value: ~12 bytes, where a version 2 record
+// carried the ~130-byte key every time and needed snappy). Ids start again at 0 after every
+// checkpoint (the checkpointing group's own record defines its series afresh). When the L records
+// since the last checkpoint pass GatewayStoreOptions' limits, the group's batch also checkpoints:
+// the S record (state) of every series those records changed, as the table holds it before the
+// group, and the deletion of those L records. So S records are never newer than a live L record,
+// and Open loads the S records, then replays the L records in sequence order.
 //
 // Threading: thread-safe. Applies are serialized in effect (the order of a group is the order
 // in which they queued); Read runs readers concurrently with each other, but not with a
@@ -40,7 +44,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "base/status.h"
@@ -94,8 +98,10 @@ inline constexpr char kSeriesKeyPrefix = 'S';
 inline constexpr char kMetadataKeyPrefix = 'M';
 inline constexpr char kLogKeyPrefix = 'L';
 inline constexpr std::string_view kFormatKey = "Vgateway";
-// 2 added the L records; a version 1 store (no L records) is read, and marked 2 at Open.
-inline constexpr std::string_view kFormatVersion = "2";
+// 2 added the L records, 3 their log ids (version 3 L records); a version 1 store (no L
+// records) or 2 (version 1 and 2 L records, read as they are) is read, and marked 3 at Open.
+inline constexpr std::string_view kFormatVersion = "3";
+inline constexpr std::string_view kFormatVersion2 = "2";
 inline constexpr std::string_view kFormatVersion1 = "1";
 
 struct GatewayStoreOptions {
@@ -155,11 +161,21 @@ class GatewayStore final : public SeriesStore {
   static Status DecodeState(std::string_view value, SeriesState* state);
   static std::string EncodeMetadata(const rw::Metadata& m);
   static Status DecodeMetadata(std::string_view family, std::string_view value, rw::Metadata* m);
-  // An L record: the key, and the value holding (series key, state) pairs.
+  // An L record: its key, and its value. Version 3 (what EncodeLog writes): per series of
+  // `changes`, its log id `ids[i].id` and new state, and its key when `ids[i].defines`.
   static std::string LogKey(uint64_t sequence);
-  static void EncodeLog(const PlannedChanges& changes, std::string* value);
-  static Status DecodeLog(std::string_view value,
-                          const std::function<void(std::string_view key, SeriesState)>& fn);
+  struct LogId {
+    uint32_t id = 0;
+    bool defines = false;  // the record carries the key (the id's first use since a checkpoint)
+  };
+  static void EncodeLog(const PlannedChanges& changes, const std::vector<LogId>& ids,
+                        std::string* value);
+  // Every entry of an L record of any version, in order: `fn(id, key, state)` with the key
+  // when the entry carries one (always in versions 1 and 2, whose entries have no id:
+  // kNoLogId), else an empty key. kCorruption for a malformed record, or what `fn` returns.
+  static constexpr uint32_t kNoLogId = UINT32_MAX;
+  using LogEntryFn = std::function<Status(uint32_t id, std::string_view key, SeriesState state)>;
+  static Status DecodeLog(std::string_view value, const LogEntryFn& fn);
 
  private:
   // One Apply waiting for (or being written by) a leader; lives on its caller's stack.
@@ -182,10 +198,16 @@ class GatewayStore final : public SeriesStore {
   const GatewayStoreOptions options_;
   std::vector<ApplyListener*> listeners_;  // called by the leader only, in this order
   // The L records [first_log_, next_log_) are on disk, log_bytes_ their size; dirty_ the series
-  // they changed, whose S records are older. Leader only (and Open).
+  // they changed, whose S records are older, each with its log id (kNoLogId: changed only by
+  // version 1 or 2 records, so its next record defines it); next_log_id_ the next id to give.
+  // Leader only (and Open).
   uint64_t first_log_ = 0, next_log_ = 0;
   size_t log_bytes_ = 0;
-  std::unordered_set<const SeriesTable::Entry*> dirty_;
+  std::unordered_map<const SeriesTable::Entry*, uint32_t> dirty_;
+  uint32_t next_log_id_ = 0;
+  // Reused by the leader from group to group.
+  std::vector<LogId> log_ids_;
+  std::string log_value_;
   std::atomic<uint64_t> log_records_{0};
   mutable std::mutex queue_mu_;
   std::condition_variable queue_cv_;  // a group is done, or the leader role is free

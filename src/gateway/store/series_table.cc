@@ -36,6 +36,51 @@ std::string SeriesKey(const Labels& labels) {
   return key;
 }
 
+void SeriesKeyOf(std::span<const std::pair<std::string_view, std::string_view>> labels,
+                 std::string* key) {
+  key->clear();
+  for (const auto& [n, v] : labels) {
+    if (n == "__name__") PutBytes(key, v);
+  }
+  for (const auto& [n, v] : labels) {
+    if (n == "__name__") continue;
+    PutBytes(key, n);
+    PutBytes(key, v);
+  }
+}
+
+std::string_view KeyOf(const IncomingSeries& in, std::string* scratch) {
+  if (!in.key.empty()) return in.key;
+  *scratch = SeriesKey(in.labels);
+  return *scratch;
+}
+
+Labels LabelsOf(const IncomingSeries& in) {
+  if (in.key.empty()) return in.labels;
+  Labels labels;
+  if (!LabelsOfKey(in.key, &labels).ok()) labels.clear();
+  return labels;
+}
+
+std::string_view NameViewOfKey(std::string_view key) {
+  std::string_view name;
+  if (!Reader(key).Bytes(&name)) return "";
+  return name;
+}
+
+std::string_view LabelOfKey(std::string_view key, std::string_view name) {
+  Reader in(key);
+  std::string_view value;
+  if (!in.Bytes(&value)) return "";
+  if (name == "__name__") return value;
+  while (!in.done()) {
+    std::string_view n;
+    if (!in.Bytes(&n) || !in.Bytes(&value)) return "";
+    if (n == name) return value;
+  }
+  return "";
+}
+
 Status LabelsOfKey(std::string_view key, Labels* labels) {
   Labels out;
   Reader in(key);
@@ -171,14 +216,26 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
   result->metadata_changed = changed.size();
   const SeriesTable* rules = rules_ != nullptr ? rules_.get() : table_;
 
-  for (const IncomingSeries& in : series) {
-    std::string key = SeriesKey(in.labels);
-    SeriesEntry* entry = table_->Find(key);
-    constexpr size_t kNone = ~size_t(0);
+  // The lookups below are memory-bound: their loads are started ahead, stage by stage, for
+  // the series that come with their key (all of the write handler's).
+  const SeriesTable::KeyIndex& index = table_->index_;
+  hashes_.assign(series.size(), 0);
+  for (size_t i = 0; i < series.size(); ++i) {
+    if (series[i].key.empty()) continue;
+    hashes_[i] = SeriesTable::KeyIndex::Hash(series[i].key);
+    index.PrefetchSlot(hashes_[i]);
+  }
+  for (size_t i = 0; i < series.size(); ++i) index.PrefetchEntry(hashes_[i]);
+  for (size_t i = 0; i < series.size(); ++i) index.PrefetchKey(hashes_[i]);
+  std::string scratch;
+  for (size_t i = 0; i < series.size(); ++i) {
+    const IncomingSeries& in = series[i];
+    const std::string_view key = KeyOf(in, &scratch);
+    SeriesEntry* entry = in.key.empty() ? table_->Find(key) : index.Find(key, hashes_[i]);
     size_t pos = kNone;
     if (entry != nullptr) {
-      if (auto g = existing_index_.find(entry); g != existing_index_.end()) pos = g->second;
-    } else if (auto g = new_index_.find(key); g != new_index_.end()) {
+      pos = existing_index_.Find(entry);
+    } else if (auto g = new_index_.find(std::string(key)); g != new_index_.end()) {
       pos = g->second;
     }
     SeriesState state;
@@ -190,10 +247,7 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
     } else {
       exists = false;
     }
-    std::string_view name;
-    for (const auto& [ln, lv] : in.labels) {
-      if (ln == "__name__") name = lv;
-    }
+    const std::string_view name = NameViewOfKey(key);
     bool counter = false, counter_known = false;
     bool changed_state = false;
     for (const rw::Sample& s : in.samples) {
@@ -213,7 +267,7 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
       state = SeriesState{s.timestamp_ms, s.value};
       ++result->accepted;
       if (stored != nullptr) {
-        if (!changed_state) stored->push_back(IncomingSeries{in.labels, {}});
+        if (!changed_state) stored->push_back(IncomingSeries{in.labels, {}, in.key});
         stored->back().samples.push_back(s);
       }
       changed_state = true;
@@ -224,13 +278,38 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
       continue;
     }
     if (entry != nullptr) {
-      existing_index_.emplace(entry, changes_.series.size());
+      existing_index_.Insert(entry, changes_.series.size());
     } else {
-      new_index_.emplace(key, changes_.series.size());
+      new_index_.emplace(std::string(key), changes_.series.size());
     }
-    changes_.series.emplace_back(std::move(key), state);
+    changes_.series.emplace_back(entry != nullptr ? std::string() : std::string(key), state);
     changes_.entries.push_back(entry);
   }
+}
+
+size_t GroupPlan::EntryPositions::Find(const SeriesEntry* e) const {
+  if (slots_.empty()) return kNone;
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = Hash(e) & mask;; i = (i + 1) & mask) {
+    if (slots_[i].entry == e) return slots_[i].position;
+    if (slots_[i].entry == nullptr) return kNone;
+  }
+}
+
+void GroupPlan::EntryPositions::Insert(const SeriesEntry* e, size_t position) {
+  if ((size_ + 1) * 2 > slots_.size()) {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(std::max<size_t>(64, old.size() * 2), Slot{});
+    size_ = 0;
+    for (const Slot& slot : old) {
+      if (slot.entry != nullptr) Insert(slot.entry, slot.position);
+    }
+  }
+  const size_t mask = slots_.size() - 1;
+  size_t i = Hash(e) & mask;
+  while (slots_[i].entry != nullptr) i = (i + 1) & mask;
+  slots_[i] = Slot{e, position};
+  ++size_;
 }
 
 void SeriesTable::Commit(const PlannedChanges& changes, std::vector<const Entry*>* touched) {
@@ -238,21 +317,80 @@ void SeriesTable::Commit(const PlannedChanges& changes, std::vector<const Entry*
   const bool planned_here =
       changes.planned_against == this && changes.entries.size() == changes.series.size();
   for (size_t i = 0; i < changes.series.size(); ++i) {
-    const auto& [key, state] = changes.series[i];
+    const SeriesState& state = changes.series[i].second;
     // Entries are never removed, so one found at planning is still the series' entry.
-    Entry* e = planned_here && changes.entries[i] != nullptr ? changes.entries[i] : Find(key);
+    Entry* e =
+        planned_here && changes.entries[i] != nullptr ? changes.entries[i] : Find(changes.key(i));
     if (e != nullptr) {
       e->second = state;
     } else {
-      e = Insert(key, state);
+      e = Insert(std::string(changes.key(i)), state);
     }
     if (touched != nullptr) touched->push_back(e);
   }
 }
 
+uint64_t SeriesTable::KeyIndex::Hash(std::string_view key) {
+  return std::hash<std::string_view>()(key);
+}
+
+void SeriesTable::KeyIndex::PrefetchSlot(uint64_t hash) const {
+  if (!slots_.empty()) __builtin_prefetch(&slots_[size_t(hash) & (slots_.size() - 1)]);
+}
+
+void SeriesTable::KeyIndex::PrefetchEntry(uint64_t hash) const {
+  if (slots_.empty()) return;
+  const Slot& slot = slots_[size_t(hash) & (slots_.size() - 1)];
+  if (slot.entry != nullptr) __builtin_prefetch(slot.entry);
+}
+
+void SeriesTable::KeyIndex::PrefetchKey(uint64_t hash) const {
+  if (slots_.empty()) return;
+  const Slot& slot = slots_[size_t(hash) & (slots_.size() - 1)];
+  if (slot.entry != nullptr && slot.hash == hash) __builtin_prefetch(slot.entry->first.data());
+}
+
+SeriesTable::Entry* SeriesTable::KeyIndex::Find(std::string_view key, uint64_t hash) const {
+  if (slots_.empty()) return nullptr;
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = size_t(hash) & mask;; i = (i + 1) & mask) {
+    const Slot& slot = slots_[i];
+    if (slot.entry == nullptr) return nullptr;
+    if (slot.hash == hash && slot.entry->first == key) return slot.entry;
+  }
+}
+
+void SeriesTable::KeyIndex::Insert(Entry* e) {
+  if ((size_ + 1) * 2 > slots_.size()) Grow(std::max<size_t>(64, slots_.size() * 2));
+  const uint64_t hash = Hash(e->first);
+  const size_t mask = slots_.size() - 1;
+  size_t i = size_t(hash) & mask;
+  while (slots_[i].entry != nullptr) i = (i + 1) & mask;
+  slots_[i] = Slot{hash, e};
+  ++size_;
+}
+
+void SeriesTable::KeyIndex::Reserve(size_t n) {
+  size_t slots = 64;
+  while (slots < n * 2) slots *= 2;
+  if (slots > slots_.size()) Grow(slots);
+}
+
+void SeriesTable::KeyIndex::Grow(size_t slots) {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(slots, Slot{});
+  const size_t mask = slots - 1;
+  for (const Slot& slot : old) {
+    if (slot.entry == nullptr) continue;
+    size_t i = size_t(slot.hash) & mask;
+    while (slots_[i].entry != nullptr) i = (i + 1) & mask;
+    slots_[i] = slot;
+  }
+}
+
 SeriesTable::Entry* SeriesTable::Insert(std::string key, SeriesState state) {
   Entry* e = &*series_.emplace(std::move(key), state).first;
-  index_.emplace(std::string_view(e->first), e);
+  index_.Insert(e);
   return e;
 }
 
@@ -266,8 +404,8 @@ const SeriesTable::Entry* SeriesTable::Put(std::string key, SeriesState state) {
 
 SeriesTable::SeriesTable(const SeriesTable& other)
     : series_(other.series_), metadata_(other.metadata_) {
-  index_.reserve(series_.size());
-  for (Entry& e : series_) index_.emplace(std::string_view(e.first), &e);
+  index_.Reserve(series_.size());
+  for (Entry& e : series_) index_.Insert(&e);
 }
 
 SeriesTable& SeriesTable::operator=(const SeriesTable& other) {

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -33,10 +34,34 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 
 // One series of a request, labels canonical (sorted, validated by the handler). The same series
 // may come several times in one request (Prometheus sends one entry per sample).
+// Either `labels` or `key` says which series it is: a non-empty `key` is SeriesKey of the
+// series' labels, and then `labels` may be left empty (the write handler builds the key
+// straight from the decoded body and never materialises the labels; what needs them uses
+// LabelsOf). An empty `key`: the series is `labels`.
 struct IncomingSeries {
+  IncomingSeries() = default;
+  IncomingSeries(Labels labels_in, std::vector<rw::Sample> samples_in, std::string key_in = {})
+      : labels(std::move(labels_in)), samples(std::move(samples_in)), key(std::move(key_in)) {}
+
   Labels labels;
   std::vector<rw::Sample> samples;
+  std::string key;
 };
+
+// The series' key: `in.key`, or SeriesKey(in.labels) built into *scratch.
+std::string_view KeyOf(const IncomingSeries& in, std::string* scratch);
+// The series' labels: `in.labels`, or those of `in.key` (empty for a malformed key).
+Labels LabelsOf(const IncomingSeries& in);
+// The value of label `name` ("__name__" included) in a key made by SeriesKey: a view into
+// `key`; "" when the key has no such label (or is malformed).
+std::string_view LabelOfKey(std::string_view key, std::string_view name);
+// The metric name (first value) of a key made by SeriesKey, as a view; "" when malformed.
+std::string_view NameViewOfKey(std::string_view key);
+
+// SeriesKey of labels given as views, sorted by name with unique names, "__name__" among them:
+// written to *key (overwritten; its capacity is reused).
+void SeriesKeyOf(std::span<const std::pair<std::string_view, std::string_view>> labels,
+                 std::string* key);
 
 struct SeriesState {
   int64_t timestamp_ms = 0;
@@ -59,12 +84,21 @@ class SeriesTable;
 
 // The changes one request makes, computed by Plan before anything is written.
 struct PlannedChanges {
-  std::vector<std::pair<std::string, SeriesState>> series;  // key -> new state, each key once
-  std::vector<rw::Metadata> metadata;                       // new or changed families
-  // Parallel to `series`: the entry of the series in the table planned against (null: the
-  // series was new), so that committing to that table needs no lookup. Ignored by another table.
+  // Key -> new state, each key once. Planning leaves the key empty for a series the table
+  // planned against holds (its entry, below, has it: no copy of every changed key per group);
+  // key(i) is the key either way.
+  std::vector<std::pair<std::string, SeriesState>> series;
+  std::vector<rw::Metadata> metadata;  // new or changed families
+  // Parallel to `series` (or empty): the entry of the series in the table planned against
+  // (null: the series was new), so that committing to that table needs no lookup. Valid while
+  // that table lives.
   std::vector<SeriesEntry*> entries;
   const SeriesTable* planned_against = nullptr;
+
+  std::string_view key(size_t i) const {
+    return i < entries.size() && entries[i] != nullptr ? std::string_view(entries[i]->first)
+                                                       : std::string_view(series[i].first);
+  }
 };
 
 // How a series name relates to the families whose metadata is known.
@@ -113,6 +147,10 @@ class SeriesTable {
 
   // Loading from the store: sets a series' state; returns its entry.
   const Entry* Put(std::string key, SeriesState state);
+  // The same for an entry of this table (no lookup).
+  void SetState(const Entry* entry, SeriesState state) {
+    const_cast<Entry*>(entry)->second = state;
+  }
   void PutMetadata(rw::Metadata m);
 
   // Series ordered by key (so grouped by metric name).
@@ -131,17 +169,43 @@ class SeriesTable {
  private:
   friend class GroupPlan;
 
+  // Every entry of a table by its key: open addressing over (hash, entry) slots, linear
+  // probing, at most half full. A lookup touches one slot run and compares keys only on a
+  // full 64-bit hash match (std::unordered_map walked a chain of separately allocated nodes:
+  // 15 % of the gateway's CPU, BENCHMARKS.md "Gateway"). Entries are never removed.
+  class KeyIndex {
+   public:
+    static uint64_t Hash(std::string_view key);
+    Entry* Find(std::string_view key) const { return Find(key, Hash(key)); }
+    Entry* Find(std::string_view key, uint64_t hash) const;
+    // Lookups of many keys are memory-bound (a random slot, the entry's node, its key's
+    // bytes: three dependent cache misses each); these start the loads of one key's first
+    // probe ahead, stage by stage (each stage after the previous one's loads had time to land).
+    void PrefetchSlot(uint64_t hash) const;
+    void PrefetchEntry(uint64_t hash) const;
+    void PrefetchKey(uint64_t hash) const;
+    // `e`'s key must not be in the index yet; e->first must not move (map nodes never do).
+    void Insert(Entry* e);
+    void Reserve(size_t n);
+
+   private:
+    struct Slot {
+      uint64_t hash = 0;
+      Entry* entry = nullptr;  // null: free
+    };
+    void Grow(size_t slots);
+    std::vector<Slot> slots_;
+    size_t size_ = 0;
+  };
+
   // The entry of `key`, or null: a hash lookup (the ordered map's would compare long keys that
   // share their metric-name prefix all the way down).
-  Entry* Find(std::string_view key) const {
-    auto it = index_.find(key);
-    return it == index_.end() ? nullptr : it->second;
-  }
+  Entry* Find(std::string_view key) const { return index_.Find(key); }
   Entry* Insert(std::string key, SeriesState state);
 
   std::map<std::string, SeriesState> series_;
-  // Every entry of series_, by its key (views of the map's own keys: nodes never move).
-  std::unordered_map<std::string_view, Entry*> index_;
+  // Every entry of series_, by its key (the map's own keys: nodes never move).
+  KeyIndex index_;
   std::map<std::string, rw::Metadata> metadata_;
 };
 
@@ -172,9 +236,30 @@ class GroupPlan {
   PlannedChanges changes_;
   // changes_.series position: of a series the table holds, by its entry (a pointer hash, no
   // second hash of a long key); of a new one, by its key.
-  std::unordered_map<const SeriesEntry*, size_t> existing_index_;
+  // An open-addressing map entry -> position (no node allocation per series, as
+  // std::unordered_map had: a group plans ~1000s of series).
+  class EntryPositions {
+   public:
+    // The position of `e`, or kNone.
+    size_t Find(const SeriesEntry* e) const;
+    void Insert(const SeriesEntry* e, size_t position);  // `e` not present yet
+
+   private:
+    struct Slot {
+      const SeriesEntry* entry = nullptr;
+      size_t position = 0;
+    };
+    static size_t Hash(const SeriesEntry* e) {
+      return size_t((uintptr_t(e) >> 4) * 0x9E3779B97F4A7C15ull);
+    }
+    std::vector<Slot> slots_;
+    size_t size_ = 0;
+  };
+  static constexpr size_t kNone = ~size_t(0);
+  EntryPositions existing_index_;
   std::unordered_map<std::string, size_t> new_index_;
   std::unordered_map<std::string, size_t> metadata_index_;  // family -> changes_.metadata
+  std::vector<uint64_t> hashes_;  // Add's: the index hash of each series' key (0: none)
   // The table's metadata with the group's changes, for the counter rules; made on the first
   // metadata change (rare: senders repeat unchanged metadata).
   std::unique_ptr<SeriesTable> rules_;

@@ -242,6 +242,36 @@ TEST_F(Fixture, G2_IncreasesDuplicatesResetsAndInvalidValues) {
   EXPECT_EQ(Metrics().count("claude_hourly_spend_usd{device=\"\"}"), 0u);
 }
 
+// The write handler hands series over by key alone (IncomingSeries::key, no labels), and a
+// group of several requests is walked in place (SpendWindows::PrepareGroup): the same spend as
+// labelled series applied one request at a time.
+TEST_F(Fixture, G2_KeyedSeriesAndGroupsOfRequestsCountTheSame) {
+  clock_.AdvanceBy(milliseconds(3'600'000));
+  const int64_t t = kT0 + 30 * 60'000;
+  const auto keyed = [](IncomingSeries s) {
+    s.key = SeriesKey(s.labels);
+    s.labels.clear();
+    return s;
+  };
+  Apply({keyed(Cost("a", {{t, 2.0}})), keyed(Cost("a", {{t + 1000, 2.5}}, "m", "other_total"))});
+  EXPECT_EQ(Hourly("a"), "2");
+  // Two requests in one group, the same series in both: the second sees the first's sample.
+  const std::vector<IncomingSeries> first = {keyed(Cost("a", {{t + 1000, 3.0}}))};
+  const std::vector<IncomingSeries> second = {keyed(Cost("a", {{t + 1000, 3.0}, {t + 2000, 3.5}})),
+                                              Cost("b", {{t, 1.0}})};
+  WriteBatch batch;
+  store_->Read([&](const SeriesTable& before) {
+    computed_->apply_listener()->PrepareGroup({&first, &second}, before, &batch);
+  });
+  computed_->apply_listener()->Aborted();  // staged only: nothing applies
+  EXPECT_EQ(Hourly("a"), "2");
+  // Through the store (one request each, one after the other), the same counts.
+  Apply(first);
+  Apply(second);
+  EXPECT_EQ(Hourly("a"), "3.5");
+  EXPECT_EQ(Hourly("b"), "1");
+}
+
 TEST_F(Fixture, G4_MoneyIsExactInIntegers) {
   // 0.1 + 0.2 in doubles is 0.30000000000000004; in pico it is 0.3.
   clock_.AdvanceBy(milliseconds(60'000));

@@ -124,6 +124,8 @@ class FakeStore : public SeriesStore {
     table_.Plan(series, metadata, &c, result);
     if (fail) return Status::IoError("disk full (fake)");
     last_series = series;
+    // The handler hands over keys only (IncomingSeries::key): the labels they stand for.
+    for (IncomingSeries& s : last_series) s.labels = LabelsOf(s);
     last_metadata = metadata;
     table_.Commit(c);
     return Status::Ok();
@@ -459,6 +461,50 @@ TEST_F(WriteHandlerTest, InvalidLabelsAre400) {
     EXPECT_EQ(r.status, 400u) << "case " << i << ": " << r.body;
   }
   EXPECT_EQ(store_.applies, 0);  // nothing of a rejected request is stored
+}
+
+// The receive path decodes with rw::WriteRequestView and canonicalises from views: the answers
+// are those the handler gave over rw::Decode's strings, word for word.
+TEST_F(WriteHandlerTest, InvalidLabelsAnswerTheSameMessages) {
+  const std::vector<std::pair<RawSeries, std::string>> cases = {
+      {{{{"__name__", "m"}, {"v", "\xff\xfe"}}, {{kNow, 1}}}, "a label name or value is not UTF-8"},
+      {{{{"__name__", "m"}, {"b", "1"}, {"a", "1"}, {"b", "2"}}, {{kNow, 1}}},
+       "duplicate label name \"b\""},
+      {{{{"__name__", "m"}, {"__name__", "n"}}, {{kNow, 1}}}, "duplicate label name \"__name__\""},
+      {{{{"job", "a"}}, {{kNow, 1}}}, "a series has no __name__"},
+      {{{{"job", "a"}, {"__name__", ""}}, {{kNow, 1}}}, "invalid metric name \"\""},
+      {{{{"__name__", "1bad"}}, {{kNow, 1}}}, "invalid metric name \"1bad\""},
+      {{{{"__name__", "m"}, {"1bad", "v"}}, {{kNow, 1}}}, "invalid label name \"1bad\""},
+      {{{{"__name__", "m"}, {"__reserved", "v"}}, {{kNow, 1}}},
+       "invalid label name \"__reserved\""},
+      {{{{"__name__", "m"}, {"", "v"}}, {{kNow, 1}}}, "invalid label name \"\""},
+      {{{{"__name__", "m"}, {"a\x01", "v"}}, {{kNow, 1}}}, "invalid label name \"a?\""},
+  };
+  for (const auto& [series, message] : cases) {
+    ServerResponse r = PostV1({Up(), series});
+    EXPECT_EQ(r.status, 400u) << message;
+    EXPECT_EQ(r.body, "remote-write: " + message + "\n");
+  }
+  // Not a protobuf, and a length past the end of the body: the decoder's own message.
+  ServerResponse r = Post(Snappy(std::string("\x0a\x7f\x0a\x02", 4)));
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_EQ(r.body, "remote-write: body is not a protobuf WriteRequest\n");
+  EXPECT_EQ(store_.applies, 0);
+}
+
+// The per-thread buffers carry nothing from one request into the next: a request of 3 series,
+// one rejected, then one of a single series store exactly what each holds.
+TEST_F(WriteHandlerTest, EachRequestStoresItsOwnSeriesOnly) {
+  const RawSeries a{{{"__name__", "a"}, {"x", "1"}}, {{kNow, 1}, {kNow + 1, 2}}};
+  const RawSeries b{{{"zz", "1"}, {"__name__", "b"}}, {{kNow, 3}}};
+  ASSERT_EQ(PostV1({a, b, Up()}).status, 204u);
+  ASSERT_EQ(store_.last_series.size(), 3u);
+  EXPECT_EQ(store_.last_series[1].labels, (Labels{{"__name__", "b"}, {"zz", "1"}}));
+  EXPECT_EQ(PostV1({b, {{{"__name__", "1"}}, {{kNow, 1}}}}).status, 400u);
+  ASSERT_EQ(PostV1({RawSeries{{{"__name__", "c"}}, {{kNow, 4}}}}).status, 204u);
+  ASSERT_EQ(store_.last_series.size(), 1u);
+  EXPECT_EQ(store_.last_series[0].labels, (Labels{{"__name__", "c"}}));
+  EXPECT_EQ(store_.last_series[0].samples, (std::vector<rw::Sample>{{kNow, 4}}));
 }
 
 TEST_F(WriteHandlerTest, FarFutureSamplesAre400AtTheEdge) {

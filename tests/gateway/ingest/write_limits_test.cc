@@ -36,6 +36,8 @@ class BlockingStore : public SeriesStore {
     PlannedChanges c;
     table_.Plan(series, metadata, &c, result);
     last_series = series;
+    // The handler hands over keys only (IncomingSeries::key): the labels they stand for.
+    for (IncomingSeries& s : last_series) s.labels = LabelsOf(s);
     table_.Commit(c);
     return Status::Ok();
   }

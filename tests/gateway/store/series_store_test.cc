@@ -1,12 +1,14 @@
 #include "gateway/store/series_store.h"
 
 #include <gtest/gtest.h>
+#include <snappy.h>
 
 #include <atomic>
 #include <bit>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -265,15 +267,19 @@ class GatedStore final : public KvStore {
   WriteBatch last_batch_;
 };
 
-// The series (key -> state) of the L records of `batch`.
+// The series of the L records of `batch`: by key where an entry carries one, else by "#" and
+// its log id.
 std::map<std::string, SeriesState> LoggedSeries(const WriteBatch& batch) {
   std::map<std::string, SeriesState> out;
   for (const WriteBatch::Op& op : batch.ops()) {
     if (op.type != WriteBatch::OpType::kPut || op.key[0] != kLogKeyPrefix) continue;
-    EXPECT_TRUE(GatewayStore::DecodeLog(op.value, [&](std::string_view key, SeriesState st) {
-                  EXPECT_FALSE(out.contains(std::string(key))) << "logged twice";
-                  out[std::string(key)] = st;
-                }).ok());
+    EXPECT_TRUE(
+        GatewayStore::DecodeLog(op.value, [&](uint32_t id, std::string_view key, SeriesState st) {
+          const std::string name = key.empty() ? "#" + std::to_string(id) : std::string(key);
+          EXPECT_FALSE(out.contains(name)) << "logged twice";
+          out[name] = st;
+          return Status::Ok();
+        }).ok());
   }
   return out;
 }
@@ -795,7 +801,7 @@ TEST(GatewayStoreFaultTest, AFailedCheckpointChangesNothing) {
   EXPECT_EQ(Snapshot(*reopened).at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 2000);
 }
 
-TEST(GatewayStoreFormatTest, AVersion1StoreIsReadAndMarkedVersion2) {
+TEST(GatewayStoreFormatTest, AVersion1StoreIsReadAndMarkedVersion3) {
   auto mem = NewMemStore();
   WriteBatch v1;
   v1.Put(kFormatKey, kFormatVersion1);
@@ -808,50 +814,124 @@ TEST(GatewayStoreFormatTest, AVersion1StoreIsReadAndMarkedVersion2) {
   std::string version;
   ASSERT_TRUE(mem->Get(kFormatKey, &version).ok());
   EXPECT_EQ(version, kFormatVersion);
+  EXPECT_EQ(version, "3");
 }
 
-TEST(GatewayStoreFormatTest, LogRecordsRoundTripCompressedAndUncompressedOnesAreRead) {
+TEST(GatewayStoreFormatTest, LogRecordsRoundTripByIdAndKey) {
   PlannedChanges changes;
   const double nan_payload = std::bit_cast<double>(uint64_t(0x7ff8000000000123ull));
+  const int64_t kMin = std::numeric_limits<int64_t>::min();
+  const int64_t kMax = std::numeric_limits<int64_t>::max();
   changes.series = {{SeriesKey({{"__name__", "a"}}), {1000, 1.5}},
                     {SeriesKey({{"__name__", "b"}, {"v", std::string(20000, 'x')}}), {-5, 1e300}},
-                    {SeriesKey({{"__name__", "c"}}), {7, nan_payload}}};
+                    {SeriesKey({{"__name__", "c"}}), {kMin, nan_payload}},
+                    {SeriesKey({{"__name__", "d"}}), {kMax, -0.0}},
+                    {SeriesKey({{"__name__", "e"}}), {kMin, 2}}};
+  const std::vector<GatewayStore::LogId> ids = {
+      {0, true}, {7, false}, {1, true}, {123456789, false}, {2, true}};
   std::string value;
-  GatewayStore::EncodeLog(changes, &value);
-  EXPECT_EQ(value[0], 2);
-  EXPECT_LT(value.size(), 2000u);  // compressed
-  std::vector<std::pair<std::string, uint64_t>> back;
-  const auto collect = [&](std::string_view key, SeriesState st) {
-    back.emplace_back(std::string(key), std::bit_cast<uint64_t>(st.value));
+  GatewayStore::EncodeLog(changes, ids, &value);
+  EXPECT_EQ(value[0], 3);
+  // Entries by id alone are small: the 20 000-byte key is not in the record.
+  EXPECT_LT(value.size(), 100u);
+  struct Back {
+    uint32_t id;
+    std::string key;
+    SeriesState state;
   };
-  ASSERT_TRUE(GatewayStore::DecodeLog(value, collect).ok());
-  ASSERT_EQ(back.size(), 3u);
-  EXPECT_EQ(back[1].first, changes.series[1].first);
-  EXPECT_EQ(back[2].second, 0x7ff8000000000123ull);
-  // Version 1: the entries uncompressed.
-  std::string v1(1, '\x01');
-  PutBytes(&v1, changes.series[0].first);
-  v1.append(std::string_view("\xe8\x03\0\0\0\0\0\0", 8));  // 1000
-  v1.append(std::string(8, '\0'));                         // 0.0
+  std::vector<Back> back;
+  ASSERT_TRUE(
+      GatewayStore::DecodeLog(value, [&](uint32_t id, std::string_view key, SeriesState st) {
+        back.push_back({id, std::string(key), st});
+        return Status::Ok();
+      }).ok());
+  ASSERT_EQ(back.size(), 5u);
+  for (size_t i = 0; i < back.size(); ++i) {
+    EXPECT_EQ(back[i].id, ids[i].id);
+    EXPECT_EQ(back[i].key, ids[i].defines ? changes.series[i].first : "");
+    EXPECT_EQ(back[i].state.timestamp_ms, changes.series[i].second.timestamp_ms) << i;
+    EXPECT_EQ(std::bit_cast<uint64_t>(back[i].state.value),
+              std::bit_cast<uint64_t>(changes.series[i].second.value))
+        << i;
+  }
+  // What `fn` returns stops the decoding.
+  EXPECT_EQ(GatewayStore::DecodeLog(value, [](uint32_t, std::string_view,
+                                              SeriesState) { return Status::Corruption("stop"); })
+                .message(),
+            "stop");
+}
+
+// A version 2 store's L records (versions 1 and 2: keys, no ids) are read at Open, and the log
+// continues with version 3 records over them (series they logged get ids in their next record);
+// every restart serves the same.
+TEST(GatewayStoreFormatTest, AVersion2StoresLogIsReadAndContinued) {
+  const std::string a = SeriesKey({{"__name__", "a"}});
+  const std::string b = SeriesKey({{"__name__", "b"}, {"job", "j"}});
+  std::string raw;  // version 2: (key, ts, value) entries, snappy-compressed
+  for (const auto& [key, ts] : {std::pair{a, 1000}, std::pair{b, 2000}}) {
+    PutBytes(&raw, key);
+    PutFixed64LE(&raw, uint64_t(ts));
+    PutFixed64LE(&raw, std::bit_cast<uint64_t>(double(ts) / 10));
+  }
+  std::string v2(1, '\x02');
+  std::string compressed;
+  snappy::Compress(raw.data(), raw.size(), &compressed);
+  v2 += compressed;
+  std::string v1(1, '\x01');  // version 1: the same uncompressed; a newer state of a
+  PutBytes(&v1, a);
+  PutFixed64LE(&v1, 1500);
+  PutFixed64LE(&v1, std::bit_cast<uint64_t>(1.25));
   auto mem = NewMemStore();
+  WriteBatch old;
+  old.Put(kFormatKey, kFormatVersion2);
+  old.Put(GatewayStore::LogKey(0), v2);
+  old.Put(GatewayStore::LogKey(1), v1);
+  ASSERT_TRUE(mem->Write(old, true).ok());
+  GatewayStoreOptions policy;
+  policy.log_records = 4;
   std::unique_ptr<GatewayStore> store;
-  ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());
-  WriteBatch b;
-  b.Put(GatewayStore::LogKey(3), v1);
-  ASSERT_TRUE(mem->Write(b, true).ok());
-  ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());
-  EXPECT_EQ(Snapshot(*store).at(changes.series[0].first).timestamp_ms, 1000);
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), policy, &store).ok());
+  EXPECT_EQ(Snapshot(*store).at(a), (SeriesState{1500, 1.25}));
+  EXPECT_EQ(Snapshot(*store).at(b), (SeriesState{2000, 200}));
+  EXPECT_EQ(store->log_records(), 2u);
+  std::string version;
+  ASSERT_TRUE(mem->Get(kFormatKey, &version).ok());
+  EXPECT_EQ(version, kFormatVersion);
+  // More groups: records by id over the old ones, then a checkpoint, then ids afresh.
+  for (int i = 0; i < 6; ++i) {
+    ApplyResult r;
+    ASSERT_TRUE(store
+                    ->Apply({S({{"__name__", "a"}}, {{3000 + i, double(i)}}),
+                             S({{"__name__", "c"}}, {{3000 + i, double(-i)}})},
+                            {}, &r)
+                    .ok());
+    EXPECT_EQ(r.accepted, 2u);
+    std::unique_ptr<GatewayStore> reopened;
+    ASSERT_TRUE(GatewayStore::Open(mem.get(), policy, &reopened).ok());
+    EXPECT_EQ(Snapshot(*reopened), Snapshot(*store)) << "after group " << i;
+    EXPECT_EQ(reopened->log_records(), store->log_records());
+  }
+  EXPECT_EQ(Snapshot(*store).at(a), (SeriesState{3005, 5}));
+  EXPECT_EQ(Snapshot(*store).at(b), (SeriesState{2000, 200}));
 }
 
 TEST(GatewayStoreFormatTest, MalformedLogRecordsAreCorruption) {
-  for (const std::string& bad : {std::string(""), std::string("\x02"),
-                                 std::string("\x01\x03"
-                                             "ab"),
-                                 std::string("\x01\x01k") + std::string(15, '\0'),
-                                 std::string("\x03"),  // an unknown version
-                                 std::string("\x02garbage that is not snappy"),
-                                 // snappy claiming 2 GiB: refused before allocating
-                                 std::string("\x02\x80\x80\x80\x80\x08")}) {
+  for (const std::string& bad :
+       {std::string(""), std::string("\x02"),
+        std::string("\x01\x03"
+                    "ab"),
+        std::string("\x01\x01k") + std::string(15, '\0'),
+        std::string("\x04"),  // an unknown version
+        // version 3: an id never defined; a defining entry without
+        // its key, or with an empty one; a value cut short; a varint
+        // cut short; an id of 2^32 - 1 (reserved)
+        std::string("\x03\x02\x00") + std::string(8, '\0'), std::string("\x03\x01"),
+        std::string("\x03\x01\x00\x00"),
+        std::string("\x03\x01\x02\x01k\x00") + std::string(7, '\0'), std::string("\x03\x80"),
+        std::string("\x03\xfe\xff\xff\xff\x1f\x00") + std::string(8, '\0'),
+        std::string("\x02garbage that is not snappy"),
+        // snappy claiming 2 GiB: refused before allocating
+        std::string("\x02\x80\x80\x80\x80\x08")}) {
     auto mem = NewMemStore();
     std::unique_ptr<GatewayStore> store;
     ASSERT_TRUE(GatewayStore::Open(mem.get(), &store).ok());

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# gateway_alone.sh: the gateway alone under the issue-8 load, for comparing builds step by step
+# (BENCHMARKS.md "Gateway (issue 8)", "What changed"). Alternates the given binaries, ROUNDS
+# rounds, each run on a fresh data dir with a device key, rwload at 4 connections, 10 000 series,
+# 1000 series x 1 sample per request, DURATION measured seconds; prints samples/s per gateway
+# core (rwload's --server-pid figure: accepted samples / CPU seconds from /proc/PID/stat).
+#
+# usage: RWLOAD=/path/to/rwload bench/gateway_alone.sh WORKDIR ROUNDS DURATION GATEWAY...
+# WORKDIR must not exist or be one this script made (it is wiped).
+set -uo pipefail
+[ $# -ge 4 ] || { sed -n '2,10p' "$0"; exit 2; }
+W=$1 ROUNDS=$2 DURATION=$3
+shift 3
+RWLOAD=${RWLOAD:-$(command -v rwload || true)}
+[ -x "$RWLOAD" ] || { echo "rwload not found: set RWLOAD" >&2; exit 2; }
+if [ -e "$W" ]; then
+  [ -f "$W/.gateway-alone" ] && rm -rf -- "$W" || { echo "$W exists, not made here" >&2; exit 2; }
+fi
+mkdir -p "$W" && touch "$W/.gateway-alone" || exit 2
+srv=
+trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null' EXIT
+for round in $(seq "$ROUNDS"); do
+  i=0
+  for gw in "$@"; do
+    i=$((i + 1))
+    dir=$W/r$round-$i
+    mkdir -p "$dir/data"
+    "$gw" device add bench --data-dir "$dir/data" >"$dir/device-add.out" 2>&1 || { cat "$dir/device-add.out"; exit 1; }
+    tail -1 "$dir/device-add.out" >"$dir/key"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$gw" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/server.log" 2>&1 &
+    srv=$!
+    ok=
+    for _ in $(seq 300); do
+      curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" && { ok=1; break; }
+      kill -0 "$srv" 2>/dev/null || break
+      sleep 0.1
+    done
+    [ -n "$ok" ] || { echo "gateway $gw did not start; see $dir" >&2; exit 1; }
+    "$RWLOAD" --port "$port" --server-pid "$srv" --conns 4 --series 10000 --series-per-req 1000 \
+      --samples-per-series 1 --duration "$DURATION" --rate 2000000 --device-label-name host \
+      --bearer-token-file "$dir/key" --json >"$dir/rwload.out" 2>&1
+    rc=$?
+    kill "$srv"; wait "$srv" 2>/dev/null; srv=
+    per_core=$(grep '^{' "$dir/rwload.out" | tail -1 | python3 -c 'import json,sys; d=json.load(sys.stdin); print(int(d["samples_per_server_core_s"]), int(d["samples_per_s"]), "p99", d["p99_ms"], "cores", d["server_cores"])' 2>/dev/null)
+    echo "round $round binary $i ($gw): rc=$rc per-core/per-s: $per_core load: $(cut -d' ' -f1 /proc/loadavg)"
+    rm -rf "$dir/data"
+  done
+done

@@ -1,0 +1,300 @@
+#include "remote_write/write_request_view.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+#include <snappy.h>
+
+#include <bit>
+#include <limits>
+
+#include "base/utf8.h"
+
+namespace ccmon::rw {
+namespace {
+
+using google::protobuf::io::CodedInputStream;
+using Wire = google::protobuf::internal::WireFormatLite;
+
+constexpr uint32_t Tag(int field, Wire::WireType type) {
+  return (uint32_t(field) << 3) | uint32_t(type);
+}
+constexpr uint32_t kLen(int field) { return Tag(field, Wire::WIRETYPE_LENGTH_DELIMITED); }
+
+// The remote.proto field tags this decoder reads (any other tag is skipped).
+constexpr uint32_t kRequestTimeseries = kLen(1);
+constexpr uint32_t kRequestMetadata = kLen(3);
+constexpr uint32_t kSeriesLabel = kLen(1);
+constexpr uint32_t kSeriesSample = kLen(2);
+constexpr uint32_t kLabelName = kLen(1);
+constexpr uint32_t kLabelValue = kLen(2);
+constexpr uint32_t kSampleValue = Tag(1, Wire::WIRETYPE_FIXED64);
+constexpr uint32_t kSampleTimestamp = Tag(2, Wire::WIRETYPE_VARINT);
+constexpr uint32_t kMetadataType = Tag(1, Wire::WIRETYPE_VARINT);
+constexpr uint32_t kMetadataFamily = kLen(2);
+constexpr uint32_t kMetadataHelp = kLen(4);
+constexpr uint32_t kMetadataUnit = kLen(5);
+
+MetricKind KindOf(uint32_t type) {
+  switch (type) {  // remote.proto's MetricMetadata.MetricType
+    case 1:
+      return MetricKind::kCounter;
+    case 2:
+      return MetricKind::kGauge;
+    case 3:
+      return MetricKind::kHistogram;
+    case 5:
+      return MetricKind::kSummary;
+    case 6:
+      return MetricKind::kInfo;
+    default:
+      return MetricKind::kUnknown;
+  }
+}
+
+// libprotobuf's nesting limit (ParseContext's default recursion budget): embedded messages
+// and groups, the top-level message not counted.
+constexpr int kRecursionLimit = 100;
+
+// Where CodedInputStream is laxer than libprotobuf's parser, the parser's rules are applied
+// here: a tag or a length takes at most 5 bytes (CodedInputStream reads up to 10), a field
+// number is never 0, a group ends with its own field number, nesting is bounded.
+
+// A length prefix: at most 5 bytes, below 2 GiB.
+bool ReadSize(CodedInputStream* in, int* size) {
+  const int start = in->CurrentPosition();
+  return in->ReadVarintSizeAsInt(size) && in->CurrentPosition() - start <= 5;
+}
+
+// The next tag, 0 at the end of the message (or when malformed: then not ConsumedEntireMessage)
+// and *too_long for a tag of more than 5 bytes.
+uint32_t ReadTag(CodedInputStream* in, bool* too_long) {
+  const int start = in->CurrentPosition();
+  const uint32_t tag = in->ReadTag();
+  *too_long = in->CurrentPosition() - start > 5;
+  return tag;
+}
+
+// A field number other than 0 and a wire type other than end-group, 6 or 7.
+bool FieldTag(uint32_t tag) {
+  if (Wire::GetTagFieldNumber(tag) == 0) return false;
+  switch (Wire::GetTagWireType(tag)) {
+    case Wire::WIRETYPE_VARINT:
+    case Wire::WIRETYPE_FIXED64:
+    case Wire::WIRETYPE_LENGTH_DELIMITED:
+    case Wire::WIRETYPE_START_GROUP:
+    case Wire::WIRETYPE_FIXED32:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Skips the value of a field this decoder does not read (`tag` is a FieldTag).
+bool SkipField(CodedInputStream* in, uint32_t tag, int* depth) {
+  switch (Wire::GetTagWireType(tag)) {
+    case Wire::WIRETYPE_VARINT: {
+      uint64_t v = 0;
+      return in->ReadVarint64(&v);
+    }
+    case Wire::WIRETYPE_FIXED64: {
+      uint64_t v = 0;
+      return in->ReadLittleEndian64(&v);
+    }
+    case Wire::WIRETYPE_FIXED32: {
+      uint32_t v = 0;
+      return in->ReadLittleEndian32(&v);
+    }
+    case Wire::WIRETYPE_LENGTH_DELIMITED: {
+      int size = 0;
+      return ReadSize(in, &size) && in->Skip(size);
+    }
+    case Wire::WIRETYPE_START_GROUP: {
+      if (--*depth < 0) return false;
+      while (true) {
+        bool too_long = false;
+        const uint32_t inner = ReadTag(in, &too_long);
+        if (inner == 0 || too_long) return false;
+        if (Wire::GetTagWireType(inner) == Wire::WIRETYPE_END_GROUP) {
+          ++*depth;
+          return Wire::GetTagFieldNumber(inner) == Wire::GetTagFieldNumber(tag);
+        }
+        if (!FieldTag(inner) || !SkipField(in, inner, depth)) return false;
+      }
+    }
+    default:
+      return false;
+  }
+}
+
+// Walks the fields of the message the stream is limited to: `field(tag)` returns 1 when it read
+// the field, 0 to have it skipped, -1 when it is malformed. True when the message ended exactly
+// at its limit.
+template <typename Field>
+bool ParseFields(CodedInputStream* in, int* depth, Field&& field) {
+  while (true) {
+    bool too_long = false;
+    const uint32_t tag = ReadTag(in, &too_long);
+    // 0: the limit (a legitimate end), or a truncated tag or a tag of 0 (not one).
+    if (tag == 0) return in->ConsumedEntireMessage();
+    if (too_long || !FieldTag(tag)) return false;
+    const int read = field(tag);
+    if (read < 0) return false;
+    if (read == 0 && !SkipField(in, tag, depth)) return false;
+  }
+}
+
+// A length-delimited field's bytes, as a view into the stream's buffer `base`.
+bool ReadBytes(CodedInputStream* in, const char* base, std::string_view* out) {
+  int length = 0;
+  if (!ReadSize(in, &length)) return false;
+  const int position = in->CurrentPosition();
+  if (!in->Skip(length)) return false;  // past the message's limit or the end
+  *out = std::string_view(base + position, size_t(length));
+  return true;
+}
+
+// An embedded message: its length (which must lie within the enclosing message), then
+// ParseFields over exactly that many bytes, one level deeper.
+template <typename Field>
+bool ParseMessage(CodedInputStream* in, int* depth, Field&& field) {
+  int length = 0;
+  if (!ReadSize(in, &length) || length > in->BytesUntilLimit()) return false;
+  if (--*depth < 0) return false;
+  const CodedInputStream::Limit limit = in->PushLimit(length);
+  const bool ok = ParseFields(in, depth, field);
+  in->PopLimit(limit);
+  ++*depth;
+  return ok;
+}
+
+}  // namespace
+
+void WriteRequestView::Clear() {
+  labels_.clear();
+  samples_.clear();
+  series_.clear();
+  metadata_.clear();
+}
+
+void WriteRequestView::Shrink(size_t keep_bytes) {
+  const size_t held = raw_.capacity() + labels_.capacity() * sizeof(LabelView) +
+                      samples_.capacity() * sizeof(Sample) +
+                      series_.capacity() * sizeof(SeriesRange) +
+                      metadata_.capacity() * sizeof(MetadataView);
+  if (held <= keep_bytes) return;
+  Clear();
+  std::string().swap(raw_);
+  std::vector<LabelView>().swap(labels_);
+  std::vector<Sample>().swap(samples_);
+  std::vector<SeriesRange>().swap(series_);
+  std::vector<MetadataView>().swap(metadata_);
+}
+
+Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes) {
+  Clear();
+  size_t decoded_len = 0;
+  if (!snappy::GetUncompressedLength(body.data(), body.size(), &decoded_len)) {
+    return Status::InvalidArgument("remote-write: body is not snappy block data");
+  }
+  if (decoded_len > max_decoded_bytes) {
+    return Status::InvalidArgument("remote-write: decoded size " + std::to_string(decoded_len) +
+                                   " over the limit of " + std::to_string(max_decoded_bytes));
+  }
+  if (decoded_len > size_t(std::numeric_limits<int>::max())) {  // CodedInputStream's bound
+    return Status::InvalidArgument("remote-write: body is not a protobuf WriteRequest");
+  }
+  // Grown, never shrunk here: resizing down and up again would zero the bytes each time.
+  if (raw_.size() < decoded_len) raw_.resize(decoded_len);
+  if (!snappy::RawUncompress(body.data(), body.size(), raw_.data())) {
+    return Status::InvalidArgument("remote-write: corrupt snappy data");
+  }
+  const char* base = raw_.data();
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(base), int(decoded_len));
+  const CodedInputStream::Limit whole = in.PushLimit(int(decoded_len));
+  int depth = kRecursionLimit;
+  // UTF-8 is checked as the fields are read, but reported only for a body that parses (as
+  // rw::Decode does: the protobuf first, then labels, then metadata).
+  bool labels_utf8 = true, metadata_utf8 = true;
+
+  const auto label = [&](uint32_t tag) -> int {
+    LabelView& l = labels_.back();
+    if (tag == kLabelName) return ReadBytes(&in, base, &l.name) ? 1 : -1;
+    if (tag == kLabelValue) return ReadBytes(&in, base, &l.value) ? 1 : -1;
+    return 0;
+  };
+  const auto sample = [&](uint32_t tag) -> int {
+    Sample& s = samples_.back();
+    if (tag == kSampleValue) {
+      uint64_t bits = 0;
+      if (!in.ReadLittleEndian64(&bits)) return -1;
+      s.value = std::bit_cast<double>(bits);
+      return 1;
+    }
+    if (tag == kSampleTimestamp) {
+      uint64_t ts = 0;
+      if (!in.ReadVarint64(&ts)) return -1;
+      s.timestamp_ms = int64_t(ts);
+      return 1;
+    }
+    return 0;
+  };
+  const auto series = [&](uint32_t tag) -> int {
+    if (tag == kSeriesLabel) {
+      labels_.emplace_back();
+      if (!ParseMessage(&in, &depth, label)) return -1;
+      const LabelView& l = labels_.back();
+      labels_utf8 = labels_utf8 && IsValidUtf8(l.name) && IsValidUtf8(l.value);
+      ++series_.back().label_count;
+      return 1;
+    }
+    if (tag == kSeriesSample) {
+      samples_.emplace_back();
+      if (!ParseMessage(&in, &depth, sample)) return -1;
+      ++series_.back().sample_count;
+      return 1;
+    }
+    return 0;
+  };
+  const auto metadata = [&](uint32_t tag) -> int {
+    MetadataView& m = metadata_.back();
+    if (tag == kMetadataType) {
+      uint32_t type = 0;
+      if (!in.ReadVarint32(&type)) return -1;
+      m.kind = KindOf(type);
+      return 1;
+    }
+    if (tag == kMetadataFamily) return ReadBytes(&in, base, &m.family) ? 1 : -1;
+    if (tag == kMetadataHelp) return ReadBytes(&in, base, &m.help) ? 1 : -1;
+    if (tag == kMetadataUnit) return ReadBytes(&in, base, &m.unit) ? 1 : -1;
+    return 0;
+  };
+  const auto request = [&](uint32_t tag) -> int {
+    if (tag == kRequestTimeseries) {
+      series_.push_back(SeriesRange{uint32_t(labels_.size()), 0, uint32_t(samples_.size()), 0});
+      return ParseMessage(&in, &depth, series) ? 1 : -1;
+    }
+    if (tag == kRequestMetadata) {
+      metadata_.emplace_back();
+      if (!ParseMessage(&in, &depth, metadata)) return -1;
+      const MetadataView& m = metadata_.back();
+      metadata_utf8 =
+          metadata_utf8 && IsValidUtf8(m.family) && IsValidUtf8(m.help) && IsValidUtf8(m.unit);
+      return 1;
+    }
+    return 0;
+  };
+  const bool parsed = ParseFields(&in, &depth, request);
+  in.PopLimit(whole);
+  Status status;
+  if (!parsed) {
+    status = Status::InvalidArgument("remote-write: body is not a protobuf WriteRequest");
+  } else if (!labels_utf8) {
+    status = Status::InvalidArgument("remote-write: a label name or value is not UTF-8");
+  } else if (!metadata_utf8) {
+    status = Status::InvalidArgument("remote-write: metadata is not UTF-8");
+  }
+  if (!status.ok()) Clear();
+  return status;
+}
+
+}  // namespace ccmon::rw
