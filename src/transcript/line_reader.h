@@ -33,6 +33,16 @@ struct LineBuffer {
   };
   std::unique_ptr<char, Free> data;  // uninitialised: capacity + LineReader::kPadding bytes
   size_t capacity = 0;
+
+  // Frees the memory when it holds more than `keep_bytes` (a long line grew it): for a
+  // long-lived owner between reads, which would otherwise keep up to a line's cap (64 MiB) until
+  // its next read. Not while a reader uses the buffer.
+  void ReleaseIfOver(size_t keep_bytes) {
+    if (capacity > keep_bytes) {
+      data.reset();
+      capacity = 0;
+    }
+  }
 };
 
 class LineReader {

@@ -296,6 +296,32 @@ TEST(LineReader, BorrowedBufferIsReusedAcrossReaders) {
   EXPECT_EQ(buffer.data.get(), reused);  // a chunk-sized buffer is reused, not reallocated
 }
 
+// An owner that lends its buffer and then idles (the agent between reads) frees what a long line
+// grew, and only that: a chunk-sized buffer is kept; a freed one works for the next reader.
+TEST(LineReader, ReleaseIfOverFreesOnlyALongLinesGrowth) {
+  LineBuffer buffer;
+  {
+    // A long last line still being written: the reader keeps it whole, pending.
+    ChunkedFile f("a\n" + std::string(5000, 'L'), {4096});
+    LineReader r(&f, 0, Opts(64), &buffer);
+    EXPECT_EQ(Lines(ReadAll(r)).size(), 1u);
+    EXPECT_EQ(r.pending_bytes(), 5000u);
+  }
+  ASSERT_GT(buffer.capacity, 4096u);
+  buffer.ReleaseIfOver(4096);
+  EXPECT_EQ(buffer.capacity, 0u);
+  EXPECT_EQ(buffer.data.get(), nullptr);
+  ChunkedFile g("b\nc\n", {4096});
+  {
+    LineReader r(&g, 0, Opts(64), &buffer);
+    EXPECT_EQ(Lines(ReadAll(r)), (std::vector<std::string>{"b", "c"}));
+  }
+  const char* kept = buffer.data.get();
+  ASSERT_NE(kept, nullptr);
+  buffer.ReleaseIfOver(4096);
+  EXPECT_EQ(buffer.data.get(), kept) << "a chunk-sized buffer is kept";
+}
+
 TEST(LineReader, A11_ReadErrorStopsWithStatus) {
   const std::string data = "line one\nline two\nline three\n";
   ChunkedFile f(data, {1, 2, 3, 4, 5, 6, 7}, /*fail_at=*/15);

@@ -13,6 +13,10 @@
 namespace ccmon::agent {
 namespace {
 
+// A line buffer that grew past this for a long line is freed once its file is read: an idle
+// agent must not keep a long line's memory (up to --max-line-bytes) until its next read.
+constexpr size_t kKeepBufferBytes = size_t(1) << 20;
+
 std::string FileKey(std::string_view path) {
   std::string k(1, Engine::kFilePrefix);
   k += path;
@@ -119,6 +123,7 @@ class Ingestor::ParseThread {
               return Status::Ok();
             },
             &read);
+        buffer.ReleaseIfOver(kKeepBufferBytes);  // a long line's memory, not kept while idle
         const uint64_t used = read.offset - w.start_offset;
         budget = used >= budget ? 0 : budget - used;
         batch_.file_end = true;
@@ -271,6 +276,7 @@ Status Ingestor::ReadStep(const std::vector<TailWork>& work, size_t budget, std:
       if (stop.stop_requested() || budget == 0) break;
       Done d{&w, {}};
       Status s = ReadFile(w, budget, &parser_, &buffer_, &stats_, add_line, &d.read);
+      buffer_.ReleaseIfOver(kKeepBufferBytes);
       if (!s.ok()) return s;
       const uint64_t used = d.read.offset - w.start_offset;
       budget = used >= budget ? 0 : budget - used;
