@@ -221,19 +221,23 @@ Status SamplesBeforeRepeatedSeries(std::string_view proto, size_t* samples_befor
   return Status::Ok();
 }
 
-Status Decode(std::string_view body, size_t max_decoded_bytes, WriteRequest* request) {
+namespace {
+// The uncompressed bytes of a snappy block body, refusing a declared length over the limit
+// before anything is allocated.
+Status Uncompress(std::string_view body, size_t max_decoded_bytes, std::string* raw) {
   size_t decoded_len = 0;
-  if (!snappy::GetUncompressedLength(body.data(), body.size(), &decoded_len)) {
-    return Status::InvalidArgument("remote-write: body is not snappy block data");
-  }
-  if (decoded_len > max_decoded_bytes) {
-    return Status::InvalidArgument("remote-write: decoded size " + std::to_string(decoded_len) +
-                                   " over the limit of " + std::to_string(max_decoded_bytes));
-  }
-  std::string raw;
-  if (!snappy::Uncompress(body.data(), body.size(), &raw)) {
+  if (Status s = CheckDecodedLength(body, max_decoded_bytes, &decoded_len); !s.ok()) return s;
+  if (!snappy::Uncompress(body.data(), body.size(), raw)) {
     return Status::InvalidArgument("remote-write: corrupt snappy data");
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Decode(std::string_view body, size_t max_decoded_bytes, WriteRequest* request) {
+  std::string raw;
+  if (Status s = Uncompress(body, max_decoded_bytes, &raw); !s.ok()) return s;
   prometheus::WriteRequest msg;
   if (!msg.ParseFromString(raw)) {
     return Status::InvalidArgument("remote-write: body is not a protobuf WriteRequest");
@@ -305,27 +309,21 @@ v2::Metadata::MetricType ToProtoV2(MetricKind k) {
   return v2::Metadata::METRIC_TYPE_UNSPECIFIED;
 }
 
-// The uncompressed bytes of a snappy block body, refusing a declared length over the limit
-// before anything is allocated.
-Status Uncompress(std::string_view body, size_t max_decoded_bytes, std::string* raw) {
-  size_t decoded_len = 0;
-  if (!snappy::GetUncompressedLength(body.data(), body.size(), &decoded_len)) {
-    return Status::InvalidArgument("remote-write: body is not snappy block data");
-  }
-  if (decoded_len > max_decoded_bytes) {
-    return Status::InvalidArgument("remote-write: decoded size " + std::to_string(decoded_len) +
-                                   " over the limit of " + std::to_string(max_decoded_bytes));
-  }
-  if (!snappy::Uncompress(body.data(), body.size(), raw)) {
-    return Status::InvalidArgument("remote-write: corrupt snappy data");
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 bool DeclaredDecodedLength(std::string_view body, size_t* length) {
   return snappy::GetUncompressedLength(body.data(), body.size(), length);
+}
+
+Status CheckDecodedLength(std::string_view body, size_t max_decoded_bytes, size_t* length) {
+  if (!DeclaredDecodedLength(body, length)) {
+    return Status::InvalidArgument("remote-write: body is not snappy block data");
+  }
+  if (*length > max_decoded_bytes) {
+    return Status::InvalidArgument("remote-write: decoded size " + std::to_string(*length) +
+                                   " over the limit of " + std::to_string(max_decoded_bytes));
+  }
+  return Status::Ok();
 }
 
 Status DecodeV2(std::string_view body, size_t max_decoded_bytes, WriteRequest* request,

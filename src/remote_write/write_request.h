@@ -86,6 +86,9 @@ Status SamplesBeforeRepeatedSeries(std::string_view proto, size_t* samples_befor
 // The uncompressed length a snappy block body declares (its header), without decompressing:
 // what Decode and DecodeV2 compare with their limit first. False when the header is malformed.
 bool DeclaredDecodedLength(std::string_view body, size_t* length);
+// DeclaredDecodedLength checked against `max_decoded_bytes`, with Decode's messages
+// (kInvalidArgument): what every decoder of a body does before it allocates.
+Status CheckDecodedLength(std::string_view body, size_t max_decoded_bytes, size_t* length);
 
 // --- Remote-write 2.0 (io.prometheus.write.v2.Request, proto/prometheus/write_v2.proto)
 

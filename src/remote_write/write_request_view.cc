@@ -193,13 +193,7 @@ void WriteRequestView::Shrink(size_t keep_bytes) {
 Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes) {
   Clear();
   size_t decoded_len = 0;
-  if (!snappy::GetUncompressedLength(body.data(), body.size(), &decoded_len)) {
-    return Status::InvalidArgument("remote-write: body is not snappy block data");
-  }
-  if (decoded_len > max_decoded_bytes) {
-    return Status::InvalidArgument("remote-write: decoded size " + std::to_string(decoded_len) +
-                                   " over the limit of " + std::to_string(max_decoded_bytes));
-  }
+  if (Status s = CheckDecodedLength(body, max_decoded_bytes, &decoded_len); !s.ok()) return s;
   if (decoded_len > size_t(std::numeric_limits<int>::max())) {  // CodedInputStream's bound
     return Status::InvalidArgument("remote-write: body is not a protobuf WriteRequest");
   }
