@@ -62,16 +62,35 @@ def extra(ap):
     ap.add_argument("--gateway", required=True)
 
 
+# Prometheus 2.42 can fail a query over its out-of-order head while it is memory-mapping those
+# chunks: HTTP 422 "cannot populate chunk N from block 00000000000000000000000000: not found".
+# It is a race inside Prometheus (block 000… is its in-memory head), not a property of the data:
+# the same query a moment later succeeds. Such a query is asked again until this deadline; any
+# other error fails the test at once.
+TRANSIENT_QUERY_ERROR = "cannot populate chunk"
+TRANSIENT_RETRY_S = 30
+
+
 def query(server, promql, at_s=None):
     params = {"query": promql}
     if at_s is not None:
         params["time"] = "%.3f" % at_s
     url = server.url("/api/v1/query?" + urllib.parse.urlencode(params))
-    try:
-        with urllib.request.urlopen(url, timeout=20) as r:
-            body = json.load(r)
-    except urllib.error.HTTPError as e:
-        raise ic.TestError("query %s: HTTP %d %s" % (promql, e.code, e.read()[:400]))
+    deadline = time.monotonic() + TRANSIENT_RETRY_S
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=20) as r:
+                body = json.load(r)
+            break
+        except urllib.error.HTTPError as e:
+            text = e.read()[:400]
+            if (e.code == 422 and TRANSIENT_QUERY_ERROR.encode() in text
+                    and time.monotonic() < deadline):
+                print("note  query %s: Prometheus's transient out-of-order head error, asking "
+                      "again: %s" % (promql, text), flush=True)
+                time.sleep(0.2)
+                continue
+            raise ic.TestError("query %s: HTTP %d %s" % (promql, e.code, text))
     if body.get("status") != "success":
         raise ic.TestError("query %s failed: %s" % (promql, body))
     return body["data"]["result"]
