@@ -99,6 +99,9 @@ class Env {
 
   // A process environment variable; nullopt when unset.
   virtual std::optional<std::string> GetEnvVar(const std::string& name) = 0;
+  // The names of the set environment variables that start with `prefix` (so that a daemon can
+  // point out a misspelled CCMON_… variable instead of ignoring it), sorted.
+  virtual std::vector<std::string> GetEnvVarNames(std::string_view prefix) = 0;
 };
 
 // Reads a small file (a config, price or token file) whole. Fails with kInvalidArgument, without

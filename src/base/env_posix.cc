@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -265,6 +266,18 @@ class PosixEnv final : public Env {
     const char* v = std::getenv(name.c_str());
     if (v == nullptr) return std::nullopt;
     return std::string(v);
+  }
+
+  std::vector<std::string> GetEnvVarNames(std::string_view prefix) override {
+    std::vector<std::string> names;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+      const std::string_view entry(*e);
+      const size_t eq = entry.find('=');
+      const std::string_view name = entry.substr(0, eq);
+      if (name.substr(0, prefix.size()) == prefix) names.emplace_back(name);
+    }
+    std::sort(names.begin(), names.end());
+    return names;
   }
 };
 

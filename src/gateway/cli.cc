@@ -1,5 +1,6 @@
 #include "gateway/cli.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <mutex>
@@ -77,7 +78,9 @@ constexpr char kUsage[] =
     "as the series, once per destination, and sent with Prometheus's remote-write rules):\n"
     "  --forward URL                a remote-write receiver to forward to (repeatable); the\n"
     "                               --forward-* flags below until the next --forward apply to it\n"
-    "                               (command line only):\n"
+    "                               (in a config file: forward = URL, then its forward-* lines;\n"
+    "                               any on the command line replace the file's; not in the\n"
+    "                               environment):\n"
     "  --forward-header 'Name: value'     an extra header (repeatable), e.g.\n"
     "                                     'X-Scope-OrgID: team-a' for Mimir\n"
     "  --forward-bearer-token-file F      Authorization: Bearer <the file's one line>\n"
@@ -175,13 +178,14 @@ const std::vector<ServeSetting>& ServeSettings() {
       {"io-threads"},
       {"read-timeout"},
       {"idle-timeout"},
-      // Per destination, in command-line order (IsForwardFlag): the command line only.
-      {"forward", false, true, false},
-      {"forward-header", false, true, false},
-      {"forward-bearer-token-file", false, true, false},
-      {"forward-basic-auth-user", false, true, false},
-      {"forward-basic-auth-password-file", false, true, false},
-      {"forward-label", false, true, false},
+      // Per destination, in their order (IsForwardFlag): the command line and the config file,
+      // not the environment (ForwardDestinations).
+      {"forward"},
+      {"forward-header"},
+      {"forward-bearer-token-file"},
+      {"forward-basic-auth-user"},
+      {"forward-basic-auth-password-file"},
+      {"forward-label"},
       {"forward-queue-max-bytes"},
       {"forward-queue-max-age"},
       {"forward-shards"},
@@ -205,14 +209,24 @@ struct GivenSetting {
   std::string name, value, origin;
 };
 
-// --forward and the flags that apply to the --forward before them: repeatable, command line only
-// (their order carries their meaning), turned into GatewayConfig::forward by ForwardDestinations.
+// --forward and the flags that apply to the --forward before them: repeatable, their order
+// carries their meaning, so they come from one layer only (the command line's when it has any,
+// else the config file's; never the environment), turned into GatewayConfig::forward by
+// ForwardDestinations.
 bool IsForwardFlag(std::string_view name) {
   return name == "forward" || name == "forward-header" || name == "forward-bearer-token-file" ||
          name == "forward-basic-auth-user" || name == "forward-basic-auth-password-file" ||
          name == "forward-label";
 }
 
+// Whether `layer` sets any destination setting.
+bool HasForwardSettings(const std::vector<GivenSetting>& layer) {
+  return std::any_of(layer.begin(), layer.end(),
+                     [](const GivenSetting& g) { return IsForwardFlag(g.name); });
+}
+
+// The destinations of one layer (the command line, or a config file whose lines are the flags
+// without "--"); messages about a file's line start with its "PATH:LINE".
 Status ForwardDestinations(Env* env, const std::vector<GivenSetting>& flags,
                            std::vector<ForwardDestination>* out) {
   struct Pending {
@@ -220,33 +234,36 @@ Status ForwardDestinations(Env* env, const std::vector<GivenSetting>& flags,
     EndpointHeaderOptions auth;
     std::vector<std::string> seen;  // its once-only flags
     Labels labels = {};             // --forward-label
+    std::string where;              // "PATH:LINE: " of its forward line in a file, else ""
   };
   std::vector<Pending> forwards;
   for (const GivenSetting& g : flags) {
     const std::string& name = g.name;
     const std::string& value = g.value;
     if (!IsForwardFlag(name)) continue;
+    const std::string where = g.origin == "--" + name ? "" : g.origin + ": ";
+    auto at = [&](Status s) { return Status::InvalidArgument(where + s.message()); };
     if (name == "forward") {
-      if (value.empty()) return Status::InvalidArgument("--forward wants a URL");
+      if (value.empty()) return at(Status::InvalidArgument("--forward wants a URL"));
       // The sender's own rules (credentials never in the URL: use the --forward-* flags).
       HttpUrl parsed;
       if (Status s = ParseHttpUrl(value, &parsed); !s.ok()) {
-        return Status::InvalidArgument(
+        return at(Status::InvalidArgument(
             "--forward wants the http:// or https:// URL of a remote-write receiver: " +
-            s.message());
+            s.message()));
       }
       for (const Pending& f : forwards) {
         if (f.url == value) {
-          return Status::InvalidArgument("--forward " + RedactedUrl(value) + " given twice");
+          return at(Status::InvalidArgument("--forward " + RedactedUrl(value) + " given twice"));
         }
       }
-      forwards.push_back(Pending{value, {}, {}});
+      forwards.push_back(Pending{value, {}, {}, {}, where});
       continue;
     }
     if (forwards.empty()) {
-      return Status::InvalidArgument("--" + name +
-                                     " applies to the --forward before it; give --forward URL "
-                                     "first");
+      return at(Status::InvalidArgument("--" + name +
+                                        " applies to the --forward before it; give --forward URL "
+                                        "first"));
     }
     Pending& f = forwards.back();
     if (name == "forward-header") {
@@ -256,20 +273,21 @@ Status ForwardDestinations(Env* env, const std::vector<GivenSetting>& flags,
     if (name == "forward-label") {
       const size_t eq = value.find('=');
       if (eq == std::string::npos) {
-        return Status::InvalidArgument("--forward " + RedactedUrl(f.url) +
-                                       ": --forward-label wants NAME=VALUE, got '" + value + "'");
+        return at(Status::InvalidArgument("--forward " + RedactedUrl(f.url) +
+                                          ": --forward-label wants NAME=VALUE, got '" + value +
+                                          "'"));
       }
       f.labels.emplace_back(value.substr(0, eq), value.substr(eq + 1));
       if (Status s = CheckForwardLabels(f.labels); !s.ok()) {
-        return Status::InvalidArgument("--forward " + RedactedUrl(f.url) + ": --forward-label " +
-                                       value + ": " + s.message());
+        return at(Status::InvalidArgument("--forward " + RedactedUrl(f.url) + ": --forward-label " +
+                                          value + ": " + s.message()));
       }
       continue;
     }
     for (const std::string& s : f.seen) {
       if (s == name) {
-        return Status::InvalidArgument("--" + name + " given twice for --forward " +
-                                       RedactedUrl(f.url));
+        return at(Status::InvalidArgument("--" + name + " given twice for --forward " +
+                                          RedactedUrl(f.url)));
       }
     }
     f.seen.push_back(name);
@@ -283,7 +301,8 @@ Status ForwardDestinations(Env* env, const std::vector<GivenSetting>& flags,
     d.url = f.url;
     d.labels = f.labels;
     if (Status s = BuildEndpointHeaders(env, f.auth, &d.headers); !s.ok()) {
-      return Status::InvalidArgument("--forward " + RedactedUrl(f.url) + ": " + s.message());
+      return Status::InvalidArgument(f.where + "--forward " + RedactedUrl(f.url) + ": " +
+                                     s.message());
     }
     built.push_back(std::move(d));
   }
@@ -448,16 +467,34 @@ Status FlagLayer(const std::vector<std::string>& args, std::vector<GivenSetting>
   return Status::Ok();
 }
 
-// The CCMON_GATEWAY_* variables that are set (an empty one counts as unset).
-std::vector<GivenSetting> EnvLayer(Env* env) {
-  std::vector<GivenSetting> out;
+// The CCMON_GATEWAY_* variables that are set (an empty one counts as unset). A destination
+// setting in the environment is an error: one variable cannot say which destination a header or
+// a token belongs to, and ignoring CCMON_GATEWAY_FORWARD would silently forward nothing. Other
+// CCMON_GATEWAY_* names that are no setting (a misspelling, or Kubernetes' service links of a
+// Service named ccmon-gateway) are named in *warnings.
+Status EnvLayer(Env* env, std::vector<GivenSetting>* out, std::vector<std::string>* warnings) {
+  std::vector<GivenSetting> given;
   for (const ServeSetting& s : ServeSettings()) {
-    if (IsForwardFlag(s.name)) continue;  // the command line only
     const std::string var = ServeSettingEnvVar(s.name);
     std::optional<std::string> value = env->GetEnvVar(var);
-    if (value && !value->empty()) out.push_back({s.name, *value, var});
+    if (!value || value->empty()) continue;
+    if (IsForwardFlag(s.name)) {
+      return Status::InvalidArgument(var + ": forwarding is set on the command line (--" + s.name +
+                                     ") or in the config file (" + s.name +
+                                     " = …), not in the environment");
+    }
+    given.push_back({s.name, *value, var});
   }
-  return out;
+  for (const std::string& var : env->GetEnvVarNames("CCMON_GATEWAY_")) {
+    const bool known =
+        std::any_of(ServeSettings().begin(), ServeSettings().end(),
+                    [&](const ServeSetting& s) { return ServeSettingEnvVar(s.name) == var; });
+    if (!known) {
+      warnings->push_back(var + " is set but is no ccmon-gateway setting (ignored)");
+    }
+  }
+  *out = std::move(given);
+  return Status::Ok();
 }
 
 Status FileLayer(Env* env, const std::string& path, std::vector<GivenSetting>* out) {
@@ -470,8 +507,9 @@ Status FileLayer(Env* env, const std::string& path, std::vector<GivenSetting>* o
       text, path,
       [](std::string_view key) {
         const ServeSetting* setting = FindServeSetting(key);
-        return setting != nullptr && setting->in_file ? ConfigKeyKind::kSingle
-                                                      : ConfigKeyKind::kUnknown;
+        if (setting == nullptr || !setting->in_file) return ConfigKeyKind::kUnknown;
+        // A destination's lines repeat, one group per forward line (ForwardDestinations).
+        return IsForwardFlag(key) ? ConfigKeyKind::kRepeatable : ConfigKeyKind::kSingle;
       },
       &entries);
   if (!s.ok()) return s;
@@ -523,7 +561,9 @@ Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* conf
 Status ParseServeConfig(const std::vector<std::string>& args, Env* env, GatewayConfig* config) {
   std::vector<GivenSetting> flags;
   if (Status s = FlagLayer(args, &flags); !s.ok()) return s;
-  std::vector<GivenSetting> from_env = EnvLayer(env);
+  std::vector<GivenSetting> from_env;
+  std::vector<std::string> warnings;
+  if (Status s = EnvLayer(env, &from_env, &warnings); !s.ok()) return s;
   // The config file: --config, else $CCMON_GATEWAY_CONFIG; none by default.
   std::string config_file;
   for (const auto* layer : {&from_env, &flags}) {
@@ -542,9 +582,15 @@ Status ParseServeConfig(const std::vector<std::string>& args, Env* env, GatewayC
       if (Status s = ApplyServeSetting(env, g, &c); !s.ok()) return s;
     }
   }
-  if (Status s = ForwardDestinations(env, flags, &c.forward); !s.ok()) return s;
+  // The destinations of the command line replace the file's whole (their order is their meaning).
+  if (HasForwardSettings(flags) || !HasForwardSettings(from_file)) {
+    if (Status s = ForwardDestinations(env, flags, &c.forward); !s.ok()) return s;
+  } else {
+    if (Status s = ForwardDestinations(env, from_file, &c.forward); !s.ok()) return s;
+  }
   if (Status s = CheckServeConfig(env, c); !s.ok()) return s;
   c.config_file = config_file;
+  c.config_warnings = std::move(warnings);
   *config = c;
   return Status::Ok();
 }

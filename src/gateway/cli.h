@@ -58,7 +58,10 @@ Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* conf
 // higher layer wins over them). `config` is not a file key. Files (config, tokens, TLS) are read
 // or checked through `env`. Errors (kInvalidArgument, exit status 2) name their source: the flag,
 // the variable, or "FILE:LINE" with the key (an unknown key, a key given twice, a bad value).
-// Then the whole is checked: TLS cert and key both or neither, both readable. (A certificate
+// The destinations (forward and its forward-* settings, in order) come from the flags when they
+// name any, else from the file; a CCMON_GATEWAY_FORWARD… variable is an error. A set
+// CCMON_GATEWAY_* variable that is no setting goes into config->config_warnings (RunGateway
+// logs them). Then the whole is checked: TLS cert and key both or neither, both readable. (A certificate
 // and key that do not match are found when the server starts: RunGateway returns 2.)
 Status ParseServeConfig(const std::vector<std::string>& args, Env* env, GatewayConfig* config);
 

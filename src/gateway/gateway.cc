@@ -203,6 +203,9 @@ Status GatewayMetricsBody(const SeriesStore& store, const GatewaySelfMetrics& se
 int RunGateway(const GatewayConfig& config, std::stop_token stop,
                const std::function<void(std::string_view line)>& log) {
   const int64_t started_ms = Clock::Real()->NowUnixMs();
+  for (const std::string& warning : config.config_warnings) {
+    log("level=warn msg=\"" + warning + "\"");
+  }
   RocksStoreOptions ro;
   ro.block_cache_bytes = size_t(32) << 20;
   ro.write_buffer_bytes = size_t(16) << 20;

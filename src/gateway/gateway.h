@@ -57,6 +57,9 @@ struct GatewayConfig {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string config_file;  // where settings were read from ("" when none), for the log
+  // What the configuration's reading noticed without failing (an unknown CCMON_GATEWAY_*
+  // variable): logged at start as warnings.
+  std::vector<std::string> config_warnings;
   // claude_device_online: a device is online while its last write is younger than this.
   std::chrono::milliseconds online_window = kDefaultOnlineWindow;
   // An agent's mirrored state (keys + values; /api/v1/agent/state, its resume) at most; 0: no

@@ -165,6 +165,9 @@ def check_common(ck, what, objects, values):
           psc.get("fsGroup"), psc.get("runAsUser"))
     ck.check(pod.get("automountServiceAccountToken") is False,
              "%s: no service account token in the pod" % what)
+    ck.check(pod.get("enableServiceLinks") is False,
+             "%s: no service links (no CCMON_GATEWAY_SERVICE_HOST … among the settings' "
+             "variables)" % what)
     ck.check(c.get("resources", {}).get("requests") and c["resources"].get("limits"),
              "%s: resources set" % what)
     data_mount, data_volume = mount_for(c, pod["volumes"], "/data")

@@ -114,6 +114,25 @@ TEST_F(ServeConfigTest, EnvironmentErrorsNameTheVariable) {
   EXPECT_NE(s.message().find("CCMON_GATEWAY_ALLOW_ANONYMOUS"), std::string::npos) << s.message();
 }
 
+TEST_F(ServeConfigTest, UnknownVariablesAreNamedAsWarnings) {
+  env_.SetEnvVar("CCMON_GATEWAY_MAX_FUTUR", "5m");           // misspelt
+  env_.SetEnvVar("CCMON_GATEWAY_SERVICE_HOST", "10.0.0.1");  // a Kubernetes service link
+  env_.SetEnvVar("CCMON_GATEWAY_LISTEN", "127.0.0.1:1");
+  env_.SetEnvVar("CCMON_GATEWAY_ADMIN_TOKEN", "admin-env-token");
+  env_.SetEnvVar("CCMON_AGENT_SHARDS", "2");  // another program's
+  Status s = Parse({});
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(config_.listen, "127.0.0.1:1");
+  EXPECT_EQ(config_.config_warnings,
+            (std::vector<std::string>{
+                "CCMON_GATEWAY_MAX_FUTUR is set but is no ccmon-gateway setting (ignored)",
+                "CCMON_GATEWAY_SERVICE_HOST is set but is no ccmon-gateway setting (ignored)"}));
+  env_.UnsetEnvVar("CCMON_GATEWAY_MAX_FUTUR");
+  env_.UnsetEnvVar("CCMON_GATEWAY_SERVICE_HOST");
+  ASSERT_TRUE(Parse({}).ok());
+  EXPECT_TRUE(config_.config_warnings.empty());
+}
+
 TEST_F(ServeConfigTest, TokensFromFilesAndTheEnvironment) {
   env_.AddFile("/admin", "admin-file-token\n");
   env_.AddFile("/metrics", "metrics-file-token\n");

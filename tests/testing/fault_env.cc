@@ -244,6 +244,10 @@ Status FaultEnv::SyncDir(const std::string& dir) {
   return s.ok() ? base_->SyncDir(dir) : s;
 }
 
+std::vector<std::string> FaultEnv::GetEnvVarNames(std::string_view prefix) {
+  return base_->GetEnvVarNames(prefix);
+}
+
 std::optional<std::string> FaultEnv::GetEnvVar(const std::string& name) {
   return base_->GetEnvVar(name);
 }

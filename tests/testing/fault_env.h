@@ -107,6 +107,7 @@ class FaultEnv final : public Env {
   Status CreateDirs(const std::string& path) override;
   Status SyncDir(const std::string& dir) override;
   std::optional<std::string> GetEnvVar(const std::string& name) override;
+  std::vector<std::string> GetEnvVarNames(std::string_view prefix) override;
 
   // Called by the wrapped files. Returns the injected error for this call, or OK.
   Status Check(FaultOp op, const std::string& path, const std::string& path2 = "");

@@ -562,6 +562,15 @@ Status MemEnv::SyncDir(const std::string& dir) {
   return Status::Ok();
 }
 
+std::vector<std::string> MemEnv::GetEnvVarNames(std::string_view prefix) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> names;
+  for (const auto& [name, value] : env_vars_) {
+    if (std::string_view(name).substr(0, prefix.size()) == prefix) names.push_back(name);
+  }
+  return names;
+}
+
 std::optional<std::string> MemEnv::GetEnvVar(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = env_vars_.find(name);

@@ -76,6 +76,7 @@ class MemEnv final : public Env {
   Status CreateDirs(const std::string& path) override;
   Status SyncDir(const std::string& dir) override;
   std::optional<std::string> GetEnvVar(const std::string& name) override;
+  std::vector<std::string> GetEnvVarNames(std::string_view prefix) override;
 
   struct Inode;  // public for the file classes in mem_env.cc
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/cli/notify.h"
@@ -48,6 +49,13 @@ class PosixEnvWithVars : public Env {
     auto it = vars_.find(name);
     if (it == vars_.end()) return std::nullopt;
     return it->second;
+  }
+  std::vector<std::string> GetEnvVarNames(std::string_view prefix) override {
+    std::vector<std::string> names;
+    for (const auto& [name, value] : vars_) {
+      if (std::string_view(name).substr(0, prefix.size()) == prefix) names.push_back(name);
+    }
+    return names;
   }
 
  private:

@@ -128,12 +128,11 @@ TEST(ForwardFlagsTest, CredentialsInTheUrlAreRefusedNotEchoed) {
   EXPECT_EQ(s.message().find("pa55"), std::string::npos) << s.message();
 }
 
-TEST(ForwardFlagsTest, QueueSettingsAreConfigKeysAndVariablesDestinationsCommandLineOnly) {
+TEST(ForwardFlagsTest, QueueSettingsAreConfigKeysAndVariables) {
   testing_util::MemEnv env;
   env.AddFile("/etc/gw.conf", "forward-shards = 2\nforward-queue-max-age = 1d\n");
   env.AddFile("/etc/token", "tok\n");
   env.SetEnvVar("CCMON_GATEWAY_FORWARD_QUEUE_MAX_AGE", "3h");
-  env.SetEnvVar("CCMON_GATEWAY_FORWARD", "http://ignored:1/w");  // not a variable
   GatewayConfig c;
   Status s = ParseServeConfig({"--config", "/etc/gw.conf", "--forward", "http://p:9090/w",
                                "--forward-bearer-token-file", "/etc/token"},
@@ -144,12 +143,87 @@ TEST(ForwardFlagsTest, QueueSettingsAreConfigKeysAndVariablesDestinationsCommand
   ASSERT_EQ(c.forward.size(), 1u);
   EXPECT_EQ(c.forward[0].url, "http://p:9090/w");
   EXPECT_EQ(c.forward[0].headers, (std::vector<HttpHeader>{{"Authorization", "Bearer tok"}}));
+}
 
-  env.AddFile("/etc/bad.conf", "forward = http://p:9090/w\n");
-  GatewayConfig bad;
-  s = ParseServeConfig({"--config", "/etc/bad.conf"}, &env, &bad);
-  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
-  EXPECT_NE(s.message().find("forward"), std::string::npos) << s.message();
+TEST(ForwardFlagsTest, DestinationsFromTheConfigFileInTheirOrder) {
+  testing_util::MemEnv env;
+  env.AddFile("/etc/token", "tok\n");
+  env.AddFile("/etc/pw", "secret\n");
+  env.AddFile("/etc/gw.conf",
+              "forward = http://mimir:8080/api/v1/push\n"
+              "forward-header = X-Scope-OrgID: team-a\n"
+              "forward-bearer-token-file = /etc/token\n"
+              "forward-label = cluster=eu\n"
+              "forward-label = replica=gw-1\n"
+              "# the second destination\n"
+              "forward = http://vm:8428/api/v1/write\n"
+              "forward-basic-auth-user = bob\n"
+              "forward-basic-auth-password-file = /etc/pw\n"
+              "forward-shards = 2\n");
+  GatewayConfig c;
+  Status s = ParseServeConfig({"--config", "/etc/gw.conf"}, &env, &c);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(c.forward.size(), 2u);
+  EXPECT_EQ(c.forward[0].url, "http://mimir:8080/api/v1/push");
+  EXPECT_EQ(c.forward[0].headers, (std::vector<HttpHeader>{{"X-Scope-OrgID", "team-a"},
+                                                           {"Authorization", "Bearer tok"}}));
+  EXPECT_EQ(c.forward[0].labels, (Labels{{"cluster", "eu"}, {"replica", "gw-1"}}));
+  EXPECT_EQ(c.forward[1].url, "http://vm:8428/api/v1/write");
+  EXPECT_EQ(c.forward[1].headers,
+            (std::vector<HttpHeader>{{"Authorization", "Basic Ym9iOnNlY3JldA=="}}));
+  EXPECT_TRUE(c.forward[1].labels.empty());
+  EXPECT_EQ(c.forward_shards, 2u);
+
+  // Any destination on the command line replaces the file's whole: a header of the file's
+  // destination never travels to the command line's.
+  GatewayConfig flags_win;
+  s = ParseServeConfig({"--config", "/etc/gw.conf", "--forward", "http://p:9090/w"}, &env,
+                       &flags_win);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(flags_win.forward.size(), 1u);
+  EXPECT_EQ(flags_win.forward[0].url, "http://p:9090/w");
+  EXPECT_TRUE(flags_win.forward[0].headers.empty());
+  EXPECT_EQ(flags_win.forward_shards, 2u);  // not a destination setting: the file's still
+
+  // A file's mistakes name its line.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"forward-label = cluster=eu\n",
+       "/etc/bad.conf:1: --forward-label applies to the --forward "
+       "before it"},
+      {"forward = http://h:1/w\nforward = http://h:1/w\n",
+       "/etc/bad.conf:2: --forward "
+       "http://h:1/w given twice"},
+      {"forward = ftp://h/w\n", "/etc/bad.conf:1: --forward wants the http:// or https://"},
+      {"forward = http://h:1/w\nforward-label = device=x\n",
+       "/etc/bad.conf:2: --forward "
+       "http://h:1/w: --forward-label"},
+      {"\nforward = http://h:1/w\nforward-bearer-token-file = /nope\n",
+       "/etc/bad.conf:2: --forward http://h:1/w: "},
+  };
+  for (const auto& [text, says] : bad) {
+    env.AddFile("/etc/bad.conf", text);
+    GatewayConfig config;
+    s = ParseServeConfig({"--config", "/etc/bad.conf"}, &env, &config);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << text;
+    EXPECT_NE(s.message().find(says), std::string::npos) << s.message();
+  }
+}
+
+TEST(ForwardFlagsTest, DestinationsInTheEnvironmentAreRefusedNotIgnored) {
+  // One variable cannot say which destination a header belongs to; ignoring
+  // CCMON_GATEWAY_FORWARD would forward nothing without a word.
+  for (const char* var :
+       {"CCMON_GATEWAY_FORWARD", "CCMON_GATEWAY_FORWARD_HEADER", "CCMON_GATEWAY_FORWARD_LABEL",
+        "CCMON_GATEWAY_FORWARD_BEARER_TOKEN_FILE"}) {
+    testing_util::MemEnv env;
+    env.SetEnvVar(var, "http://h:1/w");
+    GatewayConfig c;
+    Status s = ParseServeConfig({"--forward", "http://p:9090/w"}, &env, &c);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << var;
+    EXPECT_NE(s.message().find(std::string(var) + ": forwarding is set on the command line"),
+              std::string::npos)
+        << s.message();
+  }
 }
 
 TEST(ForwardFlagsTest, HelpDocumentsTheForwardFlags) {
@@ -195,12 +269,13 @@ TEST(ForwardFlagsTest, ForwardLabelsApplyToThePrecedingForward) {
           << s.message();
     }
   }
-  // Command line only, as the other per-destination flags.
+  // In a file too, a label needs the forward line before it.
   testing_util::MemEnv env;
   env.AddFile("/etc/gw.conf", "forward-label = cluster=eu\n");
   GatewayConfig from_file;
   s = ParseServeConfig({"--config", "/etc/gw.conf"}, &env, &from_file);
   EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("/etc/gw.conf:1: "), std::string::npos) << s.message();
   std::ostringstream out, err;
   EXPECT_EQ(RunGatewayCli({"serve", "--help"}, out, err, nullptr), kExitOk);
   EXPECT_NE(out.str().find("--forward-label NAME=VALUE"), std::string::npos);
