@@ -61,8 +61,8 @@ Status ParseServeFlags(const std::vector<std::string>& args, GatewayConfig* conf
 // The destinations (forward and its forward-* settings, in order) come from the flags when they
 // name any, else from the file; a CCMON_GATEWAY_FORWARD… variable is an error. A set
 // CCMON_GATEWAY_* variable that is no setting goes into config->config_warnings (RunGateway
-// logs them). Then the whole is checked: TLS cert and key both or neither, both readable. (A certificate
-// and key that do not match are found when the server starts: RunGateway returns 2.)
+// logs them). Then the whole is checked: TLS cert and key both or neither, both readable. (A
+// certificate and key that do not match are found when the server starts: RunGateway returns 2.)
 Status ParseServeConfig(const std::vector<std::string>& args, Env* env, GatewayConfig* config);
 
 // "max-future" -> "CCMON_GATEWAY_MAX_FUTURE".

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <condition_variable>
 #include <filesystem>
@@ -210,6 +211,21 @@ Status ConfigFilePath(const Parsed& p, Env* env, std::string* path, bool* requir
   return DefaultConfigFilePath(env, path);
 }
 
+// The set CCMON_AGENT_* variables the agent does not read: a misspelt setting, or one that is
+// not taken from the environment (--header: its values may be credentials). Logged at start, so
+// that a setting the user believes is in effect does not go unnoticed.
+std::vector<std::string> UnreadAgentEnvVars(Env* env) {
+  std::vector<std::string> unread;
+  for (const std::string& var : env->GetEnvVarNames("CCMON_AGENT_")) {
+    if (var == kConfigFileEnvVar || var == kReadyFdEnvVar) continue;
+    const bool read =
+        std::any_of(AgentSettings().begin(), AgentSettings().end(),
+                    [&](const SettingSpec& s) { return s.in_env && SettingEnvVar(s.name) == var; });
+    if (!read) unread.push_back(var);
+  }
+  return unread;
+}
+
 // Flags > environment > config file > defaults. Every failure here is a usage/config error.
 Status LoadConfig(const Parsed& p, Ctx& c, AgentConfig* cfg) {
   ConfigLayers layers;
@@ -399,6 +415,12 @@ int CmdStartForeground(const Parsed& p, Ctx& c) {
                                  {"url", cfg.url},
                                  {"state_dir", cfg.state_dir},
                                  {"config_file", cfg.config_file}});
+  for (const std::string& var : UnreadAgentEnvVars(c.env)) {
+    logger->Warn(
+        "environment variable not read: no such setting, or not one taken from the "
+        "environment",
+        {{"variable", var}});
+  }
   ReportReady(ready_fd, "ok");
 
   AgentRunHooks hooks;

@@ -198,6 +198,9 @@ TEST_F(AgentCliTest, ForegroundRunStatusAndStopBySignal) {
   StopSignals signals;  // not installed: Deliver() stands in for SIGTERM
   seams_.signals = &signals;
   commands_.installed = {"notify-send"};
+  env_.Set("CCMON_AGENT_SHARDZ", "3");                      // misspelt: logged, not read
+  env_.Set("CCMON_AGENT_HEADER", "X-Scope-OrgID: team-a");  // not from the environment
+  env_.Set("CCMON_AGENT_SHARDS", "2");                      // read: not logged
   std::ostringstream fg_out, fg_err;
   int fg_code = -1;
   std::thread fg([&] {
@@ -235,6 +238,12 @@ TEST_F(AgentCliTest, ForegroundRunStatusAndStopBySignal) {
   EXPECT_EQ(Run({"status", "--state-dir", state()}), kExitNotRunning);
   const std::string log = Slurp(state() + "/agent.log");
   EXPECT_NE(log.find("msg=\"agent started\""), std::string::npos) << log;
+  EXPECT_NE(log.find("level=warn msg=\"environment variable not read: no such setting, or not "
+                     "one taken from the environment\" variable=CCMON_AGENT_SHARDZ"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("variable=CCMON_AGENT_HEADER"), std::string::npos) << log;
+  EXPECT_EQ(log.find("variable=CCMON_AGENT_SHARDS"), std::string::npos) << log;
   EXPECT_NE(log.find("level=error msg=\"push failed\""), std::string::npos);
   EXPECT_NE(log.find("msg=\"agent stopped\" exit_status=0"), std::string::npos) << log;
   struct stat st;
