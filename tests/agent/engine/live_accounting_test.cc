@@ -85,5 +85,51 @@ TEST(LiveAccounting, A40_FilesInAnyOrderGiveTheSameTotals) {
   EXPECT_EQ(run.live->series().Exposition(false), expected);
 }
 
+size_t CountWithPrefix(const MapRecords& records, char prefix) {
+  size_t n = 0;
+  for (const auto& [k, v] : records.map) n += k[0] == prefix;
+  return n;
+}
+
+// The pending records (h<dedup key>) are kept beside the cache, not in it: a request not yet
+// observed has one in the store after each commit, and it is deleted once observed.
+TEST(LiveAccounting, A40_PendingRecordsAreCommittedUntilObservedAndThenDeleted) {
+  const auto files = MakeHistory(7, 20);
+  LiveRun run;
+  LineParser parser;
+  ParsedLine line;
+  for (size_t i = 0; i < files.size() / 2; ++i)
+    for (const auto& l : files[i]) {
+      parser.Parse(l, &line);
+      ASSERT_TRUE(run.live->AddLine(line).ok());
+    }
+  ASSERT_TRUE(run.live->Settle(0).ok());  // settles the requests whose session moved on
+  run.records.Commit(run.live.get());
+  const uint64_t observed_before = run.live->stats().observed;
+  const size_t pending = CountWithPrefix(run.records, LiveAccounting::kPendingPrefix);
+  ASSERT_GT(pending, 0u);
+  ASSERT_EQ(pending, run.live->stats().pending);
+  ASSERT_GT(observed_before, 0u);
+
+  // A restart: the pending requests come back from their records and settle once.
+  run.Reopen();
+  ASSERT_TRUE(run.live->Settle(INT64_MAX / 2, true).ok());
+  EXPECT_EQ(run.live->stats().observed, pending);
+  run.records.Commit(run.live.get());
+  EXPECT_EQ(CountWithPrefix(run.records, LiveAccounting::kPendingPrefix), 0u);
+
+  // The rest of the history: the same totals as replay, no pending record left.
+  for (size_t i = files.size() / 2; i < files.size(); ++i)
+    for (const auto& l : files[i]) {
+      parser.Parse(l, &line);
+      ASSERT_TRUE(run.live->AddLine(line).ok());
+    }
+  ASSERT_TRUE(run.live->Settle(INT64_MAX / 2, true).ok());
+  run.records.Commit(run.live.get());
+  EXPECT_EQ(CountWithPrefix(run.records, LiveAccounting::kPendingPrefix), 0u);
+  run.Reopen();
+  EXPECT_EQ(run.live->series().Exposition(false), ReplayText(files, "dev"));
+}
+
 }  // namespace
 }  // namespace ccmon::agent
