@@ -374,7 +374,8 @@ Status LiveAccounting::AddLine(const ParsedLine& line) {
 Status LiveAccounting::AddUsage(const ParsedLine& line) {
   // A15: an API error once per dedup key, synthetic or not.
   if (line.is_api_error) {
-    std::string key(1, kErrorPrefix);
+    std::string& key = record_key_;
+    key.assign(1, kErrorPrefix);
     Ledger::AppendDedupKey(line.message_id, line.has_request_id, line.request_id, &key);
     const std::string* rec = nullptr;
     if (Status s = Lookup(key, &rec); !s.ok()) return s;
@@ -387,7 +388,8 @@ Status LiveAccounting::AddUsage(const ParsedLine& line) {
   if (Status s = AddRequestLine(line); !s.ok()) return s;
   // A32: a session once, in the project of its first request line read.
   {
-    std::string key(1, kSessionPrefix);
+    std::string& key = record_key_;
+    key.assign(1, kSessionPrefix);
     key += line.session_id;
     const std::string* rec = nullptr;
     if (Status s = Lookup(key, &rec); !s.ok()) return s;
@@ -404,7 +406,8 @@ Status LiveAccounting::AddUsage(const ParsedLine& line) {
   }
   // A33: a tool call once per tool_use id, under the name of its first copy read.
   for (const ToolUse& t : line.tool_uses) {
-    std::string key(1, kToolPrefix);
+    std::string& key = record_key_;
+    key.assign(1, kToolPrefix);
     AppendEncodedId(t.id, &key);
     const std::string* rec = nullptr;
     if (Status s = Lookup(key, &rec); !s.ok()) return s;
@@ -420,7 +423,8 @@ Status LiveAccounting::AddUsage(const ParsedLine& line) {
 }
 
 Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
-  std::string key(1, kRequestPrefix);
+  std::string& key = request_key_;  // reused: no allocation per line
+  key.assign(1, kRequestPrefix);
   Ledger::AppendDedupKey(line.message_id, line.has_request_id, line.request_id, &key);
   CacheEntry* entry = nullptr;
   RequestRecord* stored = nullptr;
@@ -514,15 +518,14 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
   return Status::Ok();
 }
 
-Status LiveAccounting::Observe(const std::string& dedup_key) {
-  const std::string key = std::string(1, kRequestPrefix) + dedup_key;
+Status LiveAccounting::Observe(std::unordered_map<std::string, Pending>::iterator pending) {
+  observe_key_.assign(1, kRequestPrefix);
+  observe_key_ += pending->first;
   CacheEntry* entry = nullptr;
   RequestRecord* rec = nullptr;
-  if (Status s = LookupRequest(key, &entry, &rec); !s.ok()) return s;
-  if (auto p = pending_.find(dedup_key); p != pending_.end()) {
-    if (p->second.stored) deleted_pending_.push_back(dedup_key);
-    pending_.erase(p);
-  }
+  if (Status s = LookupRequest(observe_key_, &entry, &rec); !s.ok()) return s;
+  if (pending->second.stored) deleted_pending_.push_back(pending->first);
+  pending_.erase(pending);
   if (!rec) return Status::Corruption("agent state: pending request without its record");
   if (rec->observed) return Status::Ok();
   const CostBreakdown cost = rec->Price(*options_.prices);
@@ -548,8 +551,9 @@ Status LiveAccounting::Settle(int64_t now_ms, bool by_event_time_only) {
   std::vector<std::string> keys;
   keys.swap(settle_now_);
   for (const std::string& k : keys) {
-    if (!pending_.count(k)) continue;
-    if (Status s = Observe(k); !s.ok()) return s;
+    auto p = pending_.find(k);
+    if (p == pending_.end()) continue;
+    if (Status s = Observe(p); !s.ok()) return s;
   }
   stats_.pending = pending_.size();
   if (pending_listed_ > 2 * pending_.size() + 1024) {  // drop the settled keys from the lists

@@ -168,7 +168,6 @@ class LiveAccounting {
   const std::string& LabelOf(CappedLabeler& labeler, char kind, std::string_view key);
   Status AddUsage(const ParsedLine& line);
   Status AddRequestLine(const ParsedLine& line);
-  Status Observe(const std::string& key);
   struct OpenSession;
   // A41: a request line (`is_request`) or prompt line of `session` at `event_ms`; `known`: the
   // session has its A32 record (it was counted), nullopt when the caller did not look.
@@ -219,7 +218,11 @@ class LiveAccounting {
     bool dirty = false;
     bool stored = false;
   };
-  std::map<std::string, Pending> pending_;
+  // By dedup key. The order of observation does not matter: a histogram counts sums, and its
+  // sample time is the newest event time.
+  std::unordered_map<std::string, Pending> pending_;
+  // Observes a pending request in the histogram and drops its pending entry.
+  Status Observe(std::unordered_map<std::string, Pending>::iterator pending);
   // Settled requests whose pending record the store holds: deleted at the next TakeChanges.
   std::vector<std::string> deleted_pending_;
   // The pending keys of each session (may still list keys settled by the quiet rule since;
@@ -228,6 +231,9 @@ class LiveAccounting {
   size_t pending_listed_ = 0;
   std::vector<std::string> settle_now_;  // keys whose session moved on
   std::string scratch_;
+  // Record keys built per line, reused (no allocation per line): AddRequestLine's, Observe's,
+  // and AddUsage's other keys.
+  std::string request_key_, observe_key_, record_key_;
 
   // A41: the open sessions held in memory, by sessionId (the store holds all of them: d<id>).
   struct OpenSession {
