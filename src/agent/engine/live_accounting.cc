@@ -80,7 +80,10 @@ struct LiveAccounting::RequestRecord {
   Pico cost_usd = 0;
   std::string model, cwd, session;
   // What was counted: the labels of its first copy and the amount added to each slot.
-  std::string model_label, project_label;
+  // Labels are few (capped) and repeat on every request: pointers to strings that outlive the
+  // record (a labeler's, or LiveAccounting::label_pool_'s), never null once set.
+  const std::string* model_label = nullptr;
+  const std::string* project_label = nullptr;
   std::array<PicoSum, kRecordSlots> emitted{};
   bool observed = false;  // in the histogram
   int64_t newest_event_ms = 0;
@@ -108,7 +111,7 @@ struct LiveAccounting::RequestRecord {
   }
   // What RequestContributions takes: the request under the labels it was counted with.
   LabelledRequest Labelled(std::string_view device, const CostBreakdown& cost) const {
-    return LabelledRequest{device, model_label, project_label, tokens, web_search_requests, cost};
+    return LabelledRequest{device, *model_label, *project_label, tokens, web_search_requests, cost};
   }
   // The merged fields as a RequestEntry for MergeCopy (strings interned in `strings`), and back.
   RequestEntry ToEntry(MergeStrings* strings) const {
@@ -160,14 +163,17 @@ struct LiveAccounting::RequestRecord {
     PutBytes(&r, model);
     PutBytes(&r, cwd);
     PutBytes(&r, session);
-    PutBytes(&r, model_label);
-    PutBytes(&r, project_label);
+    PutBytes(&r, *model_label);
+    PutBytes(&r, *project_label);
     for (PicoSum e : emitted) PutInt128(&r, e);
     PutSignedVarint(&r, newest_event_ms);
     return r;
   }
-  bool Decode(std::string_view in) {
+  // `intern` maps a decoded label to a string that outlives the record.
+  template <typename Intern>
+  bool Decode(std::string_view in, Intern&& intern) {
     Reader r(in);
+    std::string_view labels[2];
     uint8_t version = 0, flags = 0;
     if (!r.Byte(&version) || version != kRecordVersion || !r.SignedVarint(&timestamp_ms))
       return false;
@@ -175,9 +181,11 @@ struct LiveAccounting::RequestRecord {
                         &tokens.cache_write_1h, &tokens.cache_read})
       if (!r.Varint32(t)) return false;
     if (!r.Varint(&web_search_requests) || !r.Byte(&flags) || !r.SignedVarint(&cost_usd) ||
-        !r.Bytes(&model) || !r.Bytes(&cwd) || !r.Bytes(&session) || !r.Bytes(&model_label) ||
-        !r.Bytes(&project_label))
+        !r.Bytes(&model) || !r.Bytes(&cwd) || !r.Bytes(&session) || !r.Bytes(&labels[0]) ||
+        !r.Bytes(&labels[1]))
       return false;
+    model_label = intern(labels[0]);
+    project_label = intern(labels[1]);
     for (PicoSum& e : emitted)
       if (!r.Int128(&e)) return false;
     if (!r.SignedVarint(&newest_event_ms) || !r.done()) return false;
@@ -262,7 +270,7 @@ Status LiveAccounting::Load(const std::string& key, CacheEntry** entry) {
     if (s.ok()) {
       if (!key.empty() && key[0] == kRequestPrefix) {
         c.request = std::make_unique<RequestRecord>();
-        if (!c.request->Decode(v)) {
+        if (!c.request->Decode(v, [this](std::string_view l) { return InternLabel(l); })) {
           cache_.erase(it);
           return Status::Corruption("agent state: malformed request record");
         }
@@ -297,6 +305,12 @@ Status LiveAccounting::LookupRequest(const std::string& key, CacheEntry** entry,
 void LiveAccounting::MarkDirty(CacheEntry* entry) {
   if (!entry->second.dirty) dirty_.push_back(entry);
   entry->second.dirty = true;
+}
+
+const std::string* LiveAccounting::InternLabel(std::string_view label) {
+  auto it = label_pool_.find(label);
+  if (it == label_pool_.end()) it = label_pool_.emplace(label).first;
+  return &*it;
 }
 
 void LiveAccounting::LinkNewest(CacheEntry* entry) {
@@ -437,8 +451,8 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
     entry->second.request =
         std::make_unique<RequestRecord>(RequestRecord::FromLine(line, std::move(model)));
     rec = entry->second.request.get();
-    rec->model_label = LabelOf(models_, 'm', rec->model);
-    rec->project_label = LabelOf(projects_, 'p', line.cwd);
+    rec->model_label = &LabelOf(models_, 'm', rec->model);  // the labelers' strings stay put
+    rec->project_label = &LabelOf(projects_, 'p', line.cwd);
     ++stats_.requests;
   } else {
     ++stats_.copies;
@@ -460,8 +474,8 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
     const CopyMergeResult m = MergeCopy(current, copy, strings);
     if (!m.effect.changed()) return Status::Ok();
     rec->SetMerged(m.entry, current, strings);
-    if (m.effect.labels_moved && (LabelOf(models_, 'm', rec->model) != rec->model_label ||
-                                  LabelOf(projects_, 'p', rec->cwd) != rec->project_label)) {
+    if (m.effect.labels_moved && (LabelOf(models_, 'm', rec->model) != *rec->model_label ||
+                                  LabelOf(projects_, 'p', rec->cwd) != *rec->project_label)) {
       ++stats_.conflicts;  // replay would count it under the preferred copy's labels
     }
   }

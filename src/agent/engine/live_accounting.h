@@ -34,6 +34,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -231,6 +232,14 @@ class LiveAccounting {
   size_t pending_listed_ = 0;
   std::vector<std::string> settle_now_;  // keys whose session moved on
   std::string scratch_;
+  // The labels of request records read back from the store (see RequestRecord): bounded by the
+  // label caps. unordered_set nodes keep their address.
+  struct LabelHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_set<std::string, LabelHash, std::equal_to<>> label_pool_;
+  const std::string* InternLabel(std::string_view label);
   // Record keys built per line, reused (no allocation per line): AddRequestLine's, Observe's,
   // and AddUsage's other keys.
   std::string request_key_, observe_key_, record_key_;
