@@ -65,7 +65,8 @@ struct LiveOptions {
   const PriceTable* prices = nullptr;  // borrowed
   std::vector<std::pair<std::string, std::string>> static_labels;
   int64_t settle_after_ms = 60000;
-  size_t cache_records = 10000;  // clean records kept in memory (~250 B each)
+  // Clean records kept in memory: ~250 B each, a request's (held decoded) ~500 B.
+  size_t cache_records = 10000;
   // A41: a session is active while its newest request is this recent, and is closed (its
   // duration observed) once its newest line is this old.
   int64_t active_window_ms = 5 * 60000;

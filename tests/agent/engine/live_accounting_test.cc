@@ -131,5 +131,48 @@ TEST(LiveAccounting, A40_PendingRecordsAreCommittedUntilObservedAndThenDeleted) 
   EXPECT_EQ(run.live->series().Exposition(false), ReplayText(files, "dev"));
 }
 
+// A request record is decoded once, when read from the store: a malformed one is Corruption at
+// each read (the cache keeps no half-decoded entry), never a crash or a count.
+TEST(LiveAccounting, A40_AMalformedRequestRecordIsCorruptionAtEachRead) {
+  const auto files = MakeHistory(11, 2);
+  LineParser parser;
+  ParsedLine line;
+  for (const std::string damage : {"truncated", "version"}) {
+    SCOPED_TRACE(damage);
+    LiveRun run;
+    for (const auto& l : files[0]) {
+      parser.Parse(l, &line);
+      ASSERT_TRUE(run.live->AddLine(line).ok());
+    }
+    run.records.Commit(run.live.get());
+    size_t damaged = 0;
+    for (auto& [k, v] : run.records.map) {
+      if (k[0] != LiveAccounting::kRequestPrefix) continue;
+      if (damage == "truncated")
+        v.resize(v.size() / 2);
+      else
+        v[0] = char(0x7f);
+      ++damaged;
+    }
+    ASSERT_GT(damaged, 0u);
+    run.Reopen();
+    const std::string text = run.live->series().Exposition(false);
+    // The same lines again: each request line reads its record back.
+    bool request_line = false;
+    for (const auto& l : files[0]) {
+      parser.Parse(l, &line);
+      if (line.kind != LineKind::kUsage || line.IsSynthetic()) continue;
+      request_line = true;
+      for (int attempt = 0; attempt < 2; ++attempt) {
+        Status s = run.live->AddLine(line);
+        EXPECT_EQ(s.code(), Status::Code::kCorruption) << s.message();
+      }
+      break;
+    }
+    EXPECT_TRUE(request_line);
+    EXPECT_EQ(run.live->series().Exposition(false), text);  // nothing counted
+  }
+}
+
 }  // namespace
 }  // namespace ccmon::agent
