@@ -80,7 +80,10 @@ struct LiveAccounting::RequestRecord {
   Pico cost_usd = 0;
   std::string model, cwd, session;
   // What was counted: the labels of its first copy and the amount added to each slot.
-  std::string model_label, project_label;
+  // Labels are few (capped) and repeat on every request: pointers to strings that outlive the
+  // record (a labeler's, or LiveAccounting::label_pool_'s), never null once set.
+  const std::string* model_label = nullptr;
+  const std::string* project_label = nullptr;
   std::array<PicoSum, kRecordSlots> emitted{};
   bool observed = false;  // in the histogram
   int64_t newest_event_ms = 0;
@@ -108,7 +111,7 @@ struct LiveAccounting::RequestRecord {
   }
   // What RequestContributions takes: the request under the labels it was counted with.
   LabelledRequest Labelled(std::string_view device, const CostBreakdown& cost) const {
-    return LabelledRequest{device, model_label, project_label, tokens, web_search_requests, cost};
+    return LabelledRequest{device, *model_label, *project_label, tokens, web_search_requests, cost};
   }
   // The merged fields as a RequestEntry for MergeCopy (strings interned in `strings`), and back.
   RequestEntry ToEntry(MergeStrings* strings) const {
@@ -126,7 +129,8 @@ struct LiveAccounting::RequestRecord {
     e.session = strings->Intern(session);
     return e;
   }
-  void SetMerged(const RequestEntry& e, const MergeStrings& strings) {
+  // `current` is what ToEntry gave for this record: a string whose id did not change is kept.
+  void SetMerged(const RequestEntry& e, const RequestEntry& current, const MergeStrings& strings) {
     timestamp_ms = e.timestamp_ms;
     tokens = e.tokens;
     web_search_requests = e.web_search_requests;
@@ -135,11 +139,15 @@ struct LiveAccounting::RequestRecord {
     fast = e.fast;
     us = e.us_inference;
     sidechain = e.sidechain;
-    // Copies first: the views point into this record's own strings.
-    std::string m(strings(e.model)), c(strings(e.cwd)), se(strings(e.session));
-    model = std::move(m);
-    cwd = std::move(c);
-    session = std::move(se);
+    // The views may point into this record's own strings: assign through a copy.
+    auto set = [&](std::string* field, uint32_t id, uint32_t current_id) {
+      if (id == current_id) return;
+      std::string v(strings(id));
+      *field = std::move(v);
+    };
+    set(&model, e.model, current.model);
+    set(&cwd, e.cwd, current.cwd);
+    set(&session, e.session, current.session);
   }
 
   std::string Encode() const {
@@ -155,14 +163,17 @@ struct LiveAccounting::RequestRecord {
     PutBytes(&r, model);
     PutBytes(&r, cwd);
     PutBytes(&r, session);
-    PutBytes(&r, model_label);
-    PutBytes(&r, project_label);
+    PutBytes(&r, *model_label);
+    PutBytes(&r, *project_label);
     for (PicoSum e : emitted) PutInt128(&r, e);
     PutSignedVarint(&r, newest_event_ms);
     return r;
   }
-  bool Decode(std::string_view in) {
+  // `intern` maps a decoded label to a string that outlives the record.
+  template <typename Intern>
+  bool Decode(std::string_view in, Intern&& intern) {
     Reader r(in);
+    std::string_view labels[2];
     uint8_t version = 0, flags = 0;
     if (!r.Byte(&version) || version != kRecordVersion || !r.SignedVarint(&timestamp_ms))
       return false;
@@ -170,9 +181,11 @@ struct LiveAccounting::RequestRecord {
                         &tokens.cache_write_1h, &tokens.cache_read})
       if (!r.Varint32(t)) return false;
     if (!r.Varint(&web_search_requests) || !r.Byte(&flags) || !r.SignedVarint(&cost_usd) ||
-        !r.Bytes(&model) || !r.Bytes(&cwd) || !r.Bytes(&session) || !r.Bytes(&model_label) ||
-        !r.Bytes(&project_label))
+        !r.Bytes(&model) || !r.Bytes(&cwd) || !r.Bytes(&session) || !r.Bytes(&labels[0]) ||
+        !r.Bytes(&labels[1]))
       return false;
+    model_label = intern(labels[0]);
+    project_label = intern(labels[1]);
     for (PicoSum& e : emitted)
       if (!r.Int128(&e)) return false;
     if (!r.SignedVarint(&newest_event_ms) || !r.done()) return false;
@@ -227,6 +240,7 @@ Status LiveAccounting::Open(const LiveOptions& options, RecordReader* reader,
     Pending p;
     if (!r.Bytes(&p.session) || !r.SignedVarint(&p.newest_event_ms))
       return Status::Corruption("agent state: malformed pending record");
+    p.stored = true;
     a->pending_by_session_[p.session].push_back(std::string(k.substr(1)));
     ++a->pending_listed_;
     a->pending_[std::string(k.substr(1))] = std::move(p);
@@ -239,7 +253,9 @@ Status LiveAccounting::Open(const LiveOptions& options, RecordReader* reader,
   return Status::Ok();
 }
 
-Status LiveAccounting::Lookup(const std::string& key, const std::string** value) {
+LiveAccounting::~LiveAccounting() = default;
+
+Status LiveAccounting::Load(const std::string& key, CacheEntry** entry) {
   // One hash and one find for a miss too: the entry is made first, the read fills it.
   auto [it, inserted] = cache_.try_emplace(key);
   if (inserted) {
@@ -251,38 +267,88 @@ Status LiveAccounting::Lookup(const std::string& key, const std::string** value)
       return s;
     }
     Cached& c = it->second;
-    if (s.ok()) c.value = std::move(v);
+    if (s.ok()) {
+      if (!key.empty() && key[0] == kRequestPrefix) {
+        c.request = std::make_unique<RequestRecord>();
+        if (!c.request->Decode(v, [this](std::string_view l) { return InternLabel(l); })) {
+          cache_.erase(it);
+          return Status::Corruption("agent state: malformed request record");
+        }
+      } else {
+        c.value = std::move(v);
+      }
+    }
     c.stored = s.ok() ? 1 : 0;
-    lru_.push_front(&it->first);
-    c.lru = lru_.begin();
-  } else {
-    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    LinkNewest(&*it);
+  } else if (lru_newest_ != &*it) {
+    Unlink(&*it);
+    LinkNewest(&*it);
   }
-  *value = it->second.value ? &*it->second.value : nullptr;
+  *entry = &*it;
   return Status::Ok();
 }
 
+Status LiveAccounting::Lookup(const std::string& key, const std::string** value) {
+  CacheEntry* entry = nullptr;
+  if (Status s = Load(key, &entry); !s.ok()) return s;
+  *value = entry->second.value ? &*entry->second.value : nullptr;
+  return Status::Ok();
+}
+
+Status LiveAccounting::LookupRequest(const std::string& key, CacheEntry** entry,
+                                     RequestRecord** record) {
+  if (Status s = Load(key, entry); !s.ok()) return s;
+  *record = (*entry)->second.request.get();
+  return Status::Ok();
+}
+
+void LiveAccounting::MarkDirty(CacheEntry* entry) {
+  if (!entry->second.dirty) dirty_.push_back(entry);
+  entry->second.dirty = true;
+}
+
+const std::string* LiveAccounting::InternLabel(std::string_view label) {
+  auto it = label_pool_.find(label);
+  if (it == label_pool_.end()) it = label_pool_.emplace(label).first;
+  return &*it;
+}
+
+void LiveAccounting::LinkNewest(CacheEntry* entry) {
+  Cached& c = entry->second;
+  c.older = lru_newest_;
+  c.newer = nullptr;
+  if (lru_newest_) lru_newest_->second.newer = entry;
+  lru_newest_ = entry;
+  if (!lru_oldest_) lru_oldest_ = entry;
+}
+
+void LiveAccounting::Unlink(CacheEntry* entry) {
+  Cached& c = entry->second;
+  (c.newer ? c.newer->second.older : lru_newest_) = c.older;
+  (c.older ? c.older->second.newer : lru_oldest_) = c.newer;
+  c.newer = c.older = nullptr;
+}
+
+LiveAccounting::CacheEntry* LiveAccounting::Entry(const std::string& key, bool* inserted) {
+  auto [it, is_new] = cache_.try_emplace(key);
+  if (is_new) LinkNewest(&*it);
+  *inserted = is_new;
+  return &*it;
+}
+
 void LiveAccounting::Put(const std::string& key, std::string value, bool absent_from_store) {
-  auto [it, inserted] = cache_.try_emplace(key);
-  if (inserted) {
-    lru_.push_front(&it->first);
-    it->second.lru = lru_.begin();
-    if (absent_from_store) it->second.stored = 0;
-  }
-  it->second.value = std::move(value);
-  if (!it->second.dirty) dirty_.push_back(&*it);
-  it->second.dirty = true;
+  bool inserted = false;
+  CacheEntry* entry = Entry(key, &inserted);
+  if (inserted && absent_from_store) entry->second.stored = 0;
+  entry->second.value = std::move(value);
+  MarkDirty(entry);
 }
 
 void LiveAccounting::Erase(const std::string& key) {
-  auto [it, inserted] = cache_.try_emplace(key);
-  if (inserted) {
-    lru_.push_front(&it->first);
-    it->second.lru = lru_.begin();
-  }
-  it->second.value.reset();
-  if (!it->second.dirty) dirty_.push_back(&*it);
-  it->second.dirty = true;
+  bool inserted = false;
+  CacheEntry* entry = Entry(key, &inserted);
+  entry->second.value.reset();
+  MarkDirty(entry);
 }
 
 const std::string& LiveAccounting::LabelOf(CappedLabeler& labeler, char kind,
@@ -322,7 +388,8 @@ Status LiveAccounting::AddLine(const ParsedLine& line) {
 Status LiveAccounting::AddUsage(const ParsedLine& line) {
   // A15: an API error once per dedup key, synthetic or not.
   if (line.is_api_error) {
-    std::string key(1, kErrorPrefix);
+    std::string& key = record_key_;
+    key.assign(1, kErrorPrefix);
     Ledger::AppendDedupKey(line.message_id, line.has_request_id, line.request_id, &key);
     const std::string* rec = nullptr;
     if (Status s = Lookup(key, &rec); !s.ok()) return s;
@@ -335,7 +402,8 @@ Status LiveAccounting::AddUsage(const ParsedLine& line) {
   if (Status s = AddRequestLine(line); !s.ok()) return s;
   // A32: a session once, in the project of its first request line read.
   {
-    std::string key(1, kSessionPrefix);
+    std::string& key = record_key_;
+    key.assign(1, kSessionPrefix);
     key += line.session_id;
     const std::string* rec = nullptr;
     if (Status s = Lookup(key, &rec); !s.ok()) return s;
@@ -352,7 +420,8 @@ Status LiveAccounting::AddUsage(const ParsedLine& line) {
   }
   // A33: a tool call once per tool_use id, under the name of its first copy read.
   for (const ToolUse& t : line.tool_uses) {
-    std::string key(1, kToolPrefix);
+    std::string& key = record_key_;
+    key.assign(1, kToolPrefix);
     AppendEncodedId(t.id, &key);
     const std::string* rec = nullptr;
     if (Status s = Lookup(key, &rec); !s.ok()) return s;
@@ -368,47 +437,60 @@ Status LiveAccounting::AddUsage(const ParsedLine& line) {
 }
 
 Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
-  std::string key(1, kRequestPrefix);
+  std::string& key = request_key_;  // reused: no allocation per line
+  key.assign(1, kRequestPrefix);
   Ledger::AppendDedupKey(line.message_id, line.has_request_id, line.request_id, &key);
-  const std::string* stored = nullptr;
-  if (Status s = Lookup(key, &stored); !s.ok()) return s;
+  CacheEntry* entry = nullptr;
+  RequestRecord* stored = nullptr;
+  if (Status s = LookupRequest(key, &entry, &stored); !s.ok()) return s;
 
-  RequestRecord rec;
   std::string model = CanonicalModel(line.model);
   const bool is_new = stored == nullptr;
+  RequestRecord* rec = stored;
   if (is_new) {
-    rec = RequestRecord::FromLine(line, model);
-    rec.model_label = LabelOf(models_, 'm', model);
-    rec.project_label = LabelOf(projects_, 'p', line.cwd);
+    entry->second.request =
+        std::make_unique<RequestRecord>(RequestRecord::FromLine(line, std::move(model)));
+    rec = entry->second.request.get();
+    rec->model_label = &LabelOf(models_, 'm', rec->model);  // the labelers' strings stay put
+    rec->project_label = &LabelOf(projects_, 'p', line.cwd);
     ++stats_.requests;
   } else {
-    if (!rec.Decode(*stored)) return Status::Corruption("agent state: malformed request record");
     ++stats_.copies;
-    // A17/A18 through the shared rule.
-    const RequestRecord copy_rec = RequestRecord::FromLine(line, std::move(model));
+    // A17/A18 through the shared rule; the copy's strings are views into the line.
     MergeStrings strings;
-    const RequestEntry current = rec.ToEntry(&strings);
-    const RequestEntry copy = copy_rec.ToEntry(&strings);
+    const RequestEntry current = rec->ToEntry(&strings);
+    RequestEntry copy;
+    copy.timestamp_ms = line.timestamp_ms;
+    copy.tokens = line.tokens;
+    copy.web_search_requests = line.web_search_requests;
+    copy.has_cost_usd = line.has_cost_usd;
+    copy.cost_usd = line.has_cost_usd ? line.cost_usd : 0;
+    copy.fast = line.fast;
+    copy.us_inference = line.us_inference;
+    copy.sidechain = line.is_sidechain;
+    copy.model = strings.Intern(model);
+    copy.cwd = strings.Intern(line.cwd);
+    copy.session = strings.Intern(line.session_id);
     const CopyMergeResult m = MergeCopy(current, copy, strings);
     if (!m.effect.changed()) return Status::Ok();
-    rec.SetMerged(m.entry, strings);
-    if (m.effect.labels_moved && (LabelOf(models_, 'm', rec.model) != rec.model_label ||
-                                  LabelOf(projects_, 'p', rec.cwd) != rec.project_label)) {
+    rec->SetMerged(m.entry, current, strings);
+    if (m.effect.labels_moved && (LabelOf(models_, 'm', rec->model) != *rec->model_label ||
+                                  LabelOf(projects_, 'p', rec->cwd) != *rec->project_label)) {
       ++stats_.conflicts;  // replay would count it under the preferred copy's labels
     }
   }
-  rec.newest_event_ms = std::max(rec.newest_event_ms, line.timestamp_ms);
+  rec->newest_event_ms = std::max(rec->newest_event_ms, line.timestamp_ms);
 
   // The request's contributions now, under the labels it was first counted with; each slot
   // rises by the difference from what it has added so far.
-  const CostBreakdown cost = rec.Price(*options_.prices);
-  const LabelledRequest labelled = rec.Labelled(options_.device, cost);
+  const CostBreakdown cost = rec->Price(*options_.prices);
+  const LabelledRequest labelled = rec->Labelled(options_.device, cost);
   bool lowered = false;
   for (SeriesIncrement inc : RequestContributions(labelled)) {
     const size_t slot = SlotOf(inc);
     if (slot == kSlotCount) continue;  // the histogram: observed when settled
     const PicoSum target = inc.delta;
-    const PicoSum delta = target - rec.emitted[slot];
+    const PicoSum delta = target - rec->emitted[slot];
     if (delta < 0) {
       lowered = true;
       continue;
@@ -416,61 +498,59 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
     if (delta == 0 && !is_new) continue;
     inc.delta = delta;
     series_.Apply(inc, line.timestamp_ms);
-    rec.emitted[slot] = target;
+    rec->emitted[slot] = target;
   }
   // A change of cost after the histogram observed the request cannot be shown there.
-  if (rec.observed && cost.cost != rec.emitted[kObservedCost]) lowered = true;
+  if (rec->observed && cost.cost != rec->emitted[kObservedCost]) lowered = true;
   if (lowered) ++stats_.conflicts;
+  MarkDirty(entry);
 
   // A request of this session read after earlier ones settles them (the session moved on).
   if (is_new) {
-    auto it = pending_by_session_.find(rec.session);
+    auto it = pending_by_session_.find(rec->session);
     if (it != pending_by_session_.end()) {
       pending_listed_ -= it->second.size();
       for (std::string& k : it->second) settle_now_.push_back(std::move(k));
       pending_by_session_.erase(it);
     }
   }
-  if (!rec.observed) {
+  if (!rec->observed) {
     auto [pit, inserted] = pending_.try_emplace(key.substr(1));
     Pending& p = pit->second;
     if (inserted) {
-      pending_by_session_[rec.session].push_back(key.substr(1));
+      pending_by_session_[rec->session].push_back(key.substr(1));
       ++pending_listed_;
+      // A new request has no pending record in the store yet (one exists only beside its
+      // request record): settled before the next commit, it is never written.
+      p.stored = !is_new;
     }
-    p.session = rec.session;
-    p.newest_event_ms = rec.newest_event_ms;
+    if (p.session != rec->session) p.session = rec->session;
+    p.newest_event_ms = rec->newest_event_ms;
     p.seen_ms = 0;
-    std::string pv;
-    PutBytes(&pv, p.session);
-    PutSignedVarint(&pv, p.newest_event_ms);
-    // A new request has no pending entry in the store yet (one exists only beside its request
-    // record): settled before the next commit, the entry is never written.
-    Put(std::string(1, kPendingPrefix) + key.substr(1), std::move(pv), is_new);
+    p.dirty = true;
   }
-  Put(key, rec.Encode());
   return Status::Ok();
 }
 
-Status LiveAccounting::Observe(const std::string& dedup_key) {
-  const std::string key = std::string(1, kRequestPrefix) + dedup_key;
-  const std::string* stored = nullptr;
-  if (Status s = Lookup(key, &stored); !s.ok()) return s;
-  pending_.erase(dedup_key);
-  Erase(std::string(1, kPendingPrefix) + dedup_key);
-  RequestRecord rec;
-  if (!stored || !rec.Decode(*stored))
-    return Status::Corruption("agent state: pending request without its record");
-  if (rec.observed) return Status::Ok();
-  const CostBreakdown cost = rec.Price(*options_.prices);
-  const LabelledRequest labelled = rec.Labelled(options_.device, cost);
+Status LiveAccounting::Observe(std::unordered_map<std::string, Pending>::iterator pending) {
+  observe_key_.assign(1, kRequestPrefix);
+  observe_key_ += pending->first;
+  CacheEntry* entry = nullptr;
+  RequestRecord* rec = nullptr;
+  if (Status s = LookupRequest(observe_key_, &entry, &rec); !s.ok()) return s;
+  if (pending->second.stored) deleted_pending_.push_back(pending->first);
+  pending_.erase(pending);
+  if (!rec) return Status::Corruption("agent state: pending request without its record");
+  if (rec->observed) return Status::Ok();
+  const CostBreakdown cost = rec->Price(*options_.prices);
+  const LabelledRequest labelled = rec->Labelled(options_.device, cost);
   for (const SeriesIncrement& inc : RequestContributions(labelled)) {
-    if (inc.family == MetricFamily::kCostPerRequestUsd) series_.Apply(inc, rec.newest_event_ms);
+    if (inc.family == MetricFamily::kCostPerRequestUsd) series_.Apply(inc, rec->newest_event_ms);
   }
-  rec.observed = true;
-  rec.emitted[kObservedCost] = cost.cost;
+  rec->observed = true;
+  rec->emitted[kObservedCost] = cost.cost;
   ++stats_.observed;
-  Put(key, rec.Encode());
+  MarkDirty(entry);
   return Status::Ok();
 }
 
@@ -485,8 +565,9 @@ Status LiveAccounting::Settle(int64_t now_ms, bool by_event_time_only) {
   std::vector<std::string> keys;
   keys.swap(settle_now_);
   for (const std::string& k : keys) {
-    if (!pending_.count(k)) continue;
-    if (Status s = Observe(k); !s.ok()) return s;
+    auto p = pending_.find(k);
+    if (p == pending_.end()) continue;
+    if (Status s = Observe(p); !s.ok()) return s;
   }
   stats_.pending = pending_.size();
   if (pending_listed_ > 2 * pending_.size() + 1024) {  // drop the settled keys from the lists
@@ -682,11 +763,28 @@ void LiveAccounting::TakeChanges(
   for (auto* entry : dirty_) {  // dirty entries are never evicted: the pointers are valid
     Cached& c = entry->second;
     c.dirty = false;
+    if (c.request) {  // encoded once, here
+      out->emplace_back(entry->first, c.request->Encode());
+      c.stored = 1;
+      continue;
+    }
     if (!c.value && c.stored == 0) continue;  // nothing stored, nothing to delete
     out->emplace_back(entry->first, c.value);
     c.stored = c.value ? 1 : 0;
   }
   dirty_.clear();
+  // The pending records (h<dedup key>) live in pending_, not in the cache.
+  for (auto& [k, p] : pending_) {
+    if (!p.dirty) continue;
+    std::string value;
+    PutBytes(&value, p.session);
+    PutSignedVarint(&value, p.newest_event_ms);
+    out->emplace_back(kPendingPrefix + k, std::move(value));
+    p.dirty = false;
+    p.stored = true;
+  }
+  for (std::string& k : deleted_pending_) out->emplace_back(kPendingPrefix + k, std::nullopt);
+  deleted_pending_.clear();
   std::vector<std::pair<std::string, std::string>> series;
   series_.TakeRecords(&series);
   for (auto& [k, v] : series) out->emplace_back(std::move(k), std::move(v));
@@ -694,13 +792,14 @@ void LiveAccounting::TakeChanges(
 
 void LiveAccounting::TrimCache() {
   // Evict clean records, least recently used first; dirty ones stay until written.
-  auto it = lru_.end();
-  while (cache_.size() > options_.cache_records && it != lru_.begin()) {
-    --it;
-    auto c = cache_.find(**it);
-    if (c->second.dirty) continue;
-    it = lru_.erase(it);  // before the entry: it points to the entry's key
-    cache_.erase(c);
+  CacheEntry* entry = lru_oldest_;
+  while (cache_.size() > options_.cache_records && entry) {
+    CacheEntry* newer = entry->second.newer;
+    if (!entry->second.dirty) {
+      Unlink(entry);
+      cache_.erase(cache_.find(entry->first));
+    }
+    entry = newer;
   }
 }
 

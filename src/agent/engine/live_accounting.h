@@ -27,7 +27,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -35,6 +34,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -65,7 +65,8 @@ struct LiveOptions {
   const PriceTable* prices = nullptr;  // borrowed
   std::vector<std::pair<std::string, std::string>> static_labels;
   int64_t settle_after_ms = 60000;
-  size_t cache_records = 10000;  // clean records kept in memory (~250 B each)
+  // Clean records kept in memory: ~250 B each, a request's (held decoded) ~500 B.
+  size_t cache_records = 10000;
   // A41: a session is active while its newest request is this recent, and is closed (its
   // duration observed) once its newest line is this old.
   int64_t active_window_ms = 5 * 60000;
@@ -107,6 +108,7 @@ class LiveAccounting {
   // outlive the result).
   static Status Open(const LiveOptions& options, RecordReader* reader,
                      std::unique_ptr<LiveAccounting>* out);
+  ~LiveAccounting();
 
   // Applies one parsed line (kUsage or kPrompt; others are ignored). kIoError/kCorruption when a
   // record could not be read: the caller must drop this object and reopen from the store (its
@@ -149,7 +151,18 @@ class LiveAccounting {
  private:
   explicit LiveAccounting(const LiveOptions& options, RecordReader* reader);
   struct RequestRecord;
+  struct Cached;
+  using CacheEntry = std::pair<const std::string, Cached>;
+  // The cache entry of `key`, read from the store on a miss (a request record decoded then,
+  // once: see Cached::request), most recently used now.
+  Status Load(const std::string& key, CacheEntry** entry);
   Status Lookup(const std::string& key, const std::string** value);
+  // A request's record (r<dedup key>), decoded; nullptr when absent. Changed in place, then
+  // MarkDirty: it is encoded only when its batch is built (TakeChanges).
+  Status LookupRequest(const std::string& key, CacheEntry** entry, RequestRecord** record);
+  void MarkDirty(CacheEntry* entry);
+  // The entry of `key`, made (unread, linked newest) when absent; `inserted` says which.
+  CacheEntry* Entry(const std::string& key, bool* inserted);
   // `absent_from_store`: the caller knows the key has no stored record (a pending entry of a
   // request seen for the first time), so erasing it before it is written writes nothing.
   void Put(const std::string& key, std::string value, bool absent_from_store = false);
@@ -157,7 +170,6 @@ class LiveAccounting {
   const std::string& LabelOf(CappedLabeler& labeler, char kind, std::string_view key);
   Status AddUsage(const ParsedLine& line);
   Status AddRequestLine(const ParsedLine& line);
-  Status Observe(const std::string& key);
   struct OpenSession;
   // A41: a request line (`is_request`) or prompt line of `session` at `event_ms`; `known`: the
   // session has its A32 record (it was counted), nullopt when the caller did not look.
@@ -177,16 +189,24 @@ class LiveAccounting {
   // TakeChanges; clean ones are evicted oldest first beyond cache_records.
   struct Cached {
     std::optional<std::string> value;
+    // A request record (r keys only) is held decoded here instead of in `value`: a copy of the
+    // request or its settling changes it in place, and only TakeChanges encodes it.
+    std::unique_ptr<RequestRecord> request;
     bool dirty = false;
     // Whether the store holds the key (as of the last write or read): -1 unknown. A dirty
     // deletion of a key known absent is not written (no tombstone).
     int8_t stored = -1;
-    std::list<const std::string*>::iterator lru;
+    // The LRU list, intrusive (no node of its own per record): the neighbours, newer towards
+    // lru_newest_.
+    CacheEntry* newer = nullptr;
+    CacheEntry* older = nullptr;
   };
   std::unordered_map<std::string, Cached> cache_;
-  // The cached keys, front: most recent. Each points to its entry's key in cache_ (the nodes of
-  // an unordered_map keep their address), so that a key is not held twice.
-  std::list<const std::string*> lru_;
+  // Both ends of the LRU list through the entries (unordered_map nodes keep their address).
+  CacheEntry* lru_newest_ = nullptr;
+  CacheEntry* lru_oldest_ = nullptr;
+  void LinkNewest(CacheEntry* entry);
+  void Unlink(CacheEntry* entry);
   // The dirty entries (unordered_map nodes keep their address across rehashing).
   std::vector<std::pair<const std::string, Cached>*> dirty_;
 
@@ -195,14 +215,35 @@ class LiveAccounting {
     std::string session;
     int64_t newest_event_ms = 0;
     int64_t seen_ms = 0;  // the first Settle's time after its last change; 0: not yet
+    // Its record (h<dedup key>) is written by TakeChanges, not through the cache: changed
+    // since, and held by the store.
+    bool dirty = false;
+    bool stored = false;
   };
-  std::map<std::string, Pending> pending_;
+  // By dedup key. The order of observation does not matter: a histogram counts sums, and its
+  // sample time is the newest event time.
+  std::unordered_map<std::string, Pending> pending_;
+  // Observes a pending request in the histogram and drops its pending entry.
+  Status Observe(std::unordered_map<std::string, Pending>::iterator pending);
+  // Settled requests whose pending record the store holds: deleted at the next TakeChanges.
+  std::vector<std::string> deleted_pending_;
   // The pending keys of each session (may still list keys settled by the quiet rule since;
   // rebuilt when those outnumber the pending ones).
   std::unordered_map<std::string, std::vector<std::string>> pending_by_session_;
   size_t pending_listed_ = 0;
   std::vector<std::string> settle_now_;  // keys whose session moved on
   std::string scratch_;
+  // The labels of request records read back from the store (see RequestRecord): bounded by the
+  // label caps. unordered_set nodes keep their address.
+  struct LabelHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_set<std::string, LabelHash, std::equal_to<>> label_pool_;
+  const std::string* InternLabel(std::string_view label);
+  // Record keys built per line, reused (no allocation per line): AddRequestLine's, Observe's,
+  // and AddUsage's other keys.
+  std::string request_key_, observe_key_, record_key_;
 
   // A41: the open sessions held in memory, by sessionId (the store holds all of them: d<id>).
   struct OpenSession {

@@ -85,5 +85,94 @@ TEST(LiveAccounting, A40_FilesInAnyOrderGiveTheSameTotals) {
   EXPECT_EQ(run.live->series().Exposition(false), expected);
 }
 
+size_t CountWithPrefix(const MapRecords& records, char prefix) {
+  size_t n = 0;
+  for (const auto& [k, v] : records.map) n += k[0] == prefix;
+  return n;
+}
+
+// The pending records (h<dedup key>) are kept beside the cache, not in it: a request not yet
+// observed has one in the store after each commit, and it is deleted once observed.
+TEST(LiveAccounting, A40_PendingRecordsAreCommittedUntilObservedAndThenDeleted) {
+  const auto files = MakeHistory(7, 20);
+  LiveRun run;
+  LineParser parser;
+  ParsedLine line;
+  for (size_t i = 0; i < files.size() / 2; ++i)
+    for (const auto& l : files[i]) {
+      parser.Parse(l, &line);
+      ASSERT_TRUE(run.live->AddLine(line).ok());
+    }
+  ASSERT_TRUE(run.live->Settle(0).ok());  // settles the requests whose session moved on
+  run.records.Commit(run.live.get());
+  const uint64_t observed_before = run.live->stats().observed;
+  const size_t pending = CountWithPrefix(run.records, LiveAccounting::kPendingPrefix);
+  ASSERT_GT(pending, 0u);
+  ASSERT_EQ(pending, run.live->stats().pending);
+  ASSERT_GT(observed_before, 0u);
+
+  // A restart: the pending requests come back from their records and settle once.
+  run.Reopen();
+  ASSERT_TRUE(run.live->Settle(INT64_MAX / 2, true).ok());
+  EXPECT_EQ(run.live->stats().observed, pending);
+  run.records.Commit(run.live.get());
+  EXPECT_EQ(CountWithPrefix(run.records, LiveAccounting::kPendingPrefix), 0u);
+
+  // The rest of the history: the same totals as replay, no pending record left.
+  for (size_t i = files.size() / 2; i < files.size(); ++i)
+    for (const auto& l : files[i]) {
+      parser.Parse(l, &line);
+      ASSERT_TRUE(run.live->AddLine(line).ok());
+    }
+  ASSERT_TRUE(run.live->Settle(INT64_MAX / 2, true).ok());
+  run.records.Commit(run.live.get());
+  EXPECT_EQ(CountWithPrefix(run.records, LiveAccounting::kPendingPrefix), 0u);
+  run.Reopen();
+  EXPECT_EQ(run.live->series().Exposition(false), ReplayText(files, "dev"));
+}
+
+// A request record is decoded once, when read from the store: a malformed one is Corruption at
+// each read (the cache keeps no half-decoded entry), never a crash or a count.
+TEST(LiveAccounting, A40_AMalformedRequestRecordIsCorruptionAtEachRead) {
+  const auto files = MakeHistory(11, 2);
+  LineParser parser;
+  ParsedLine line;
+  for (const std::string damage : {"truncated", "version"}) {
+    SCOPED_TRACE(damage);
+    LiveRun run;
+    for (const auto& l : files[0]) {
+      parser.Parse(l, &line);
+      ASSERT_TRUE(run.live->AddLine(line).ok());
+    }
+    run.records.Commit(run.live.get());
+    size_t damaged = 0;
+    for (auto& [k, v] : run.records.map) {
+      if (k[0] != LiveAccounting::kRequestPrefix) continue;
+      if (damage == "truncated")
+        v.resize(v.size() / 2);
+      else
+        v[0] = char(0x7f);
+      ++damaged;
+    }
+    ASSERT_GT(damaged, 0u);
+    run.Reopen();
+    const std::string text = run.live->series().Exposition(false);
+    // The same lines again: each request line reads its record back.
+    bool request_line = false;
+    for (const auto& l : files[0]) {
+      parser.Parse(l, &line);
+      if (line.kind != LineKind::kUsage || line.IsSynthetic()) continue;
+      request_line = true;
+      for (int attempt = 0; attempt < 2; ++attempt) {
+        Status s = run.live->AddLine(line);
+        EXPECT_EQ(s.code(), Status::Code::kCorruption) << s.message();
+      }
+      break;
+    }
+    EXPECT_TRUE(request_line);
+    EXPECT_EQ(run.live->series().Exposition(false), text);  // nothing counted
+  }
+}
+
 }  // namespace
 }  // namespace ccmon::agent
