@@ -171,6 +171,7 @@ bool ParseMessage(CodedInputStream* in, int* depth, Field&& field) {
 }  // namespace
 
 void WriteRequestView::Clear() {
+  label_fields_.clear();
   labels_.clear();
   samples_.clear();
   series_.clear();
@@ -178,10 +179,10 @@ void WriteRequestView::Clear() {
 }
 
 void WriteRequestView::Shrink(size_t keep_bytes) {
-  const size_t held = raw_.capacity() + labels_.capacity() * sizeof(LabelView) +
-                      samples_.capacity() * sizeof(Sample) +
-                      series_.capacity() * sizeof(SeriesRange) +
-                      metadata_.capacity() * sizeof(MetadataView);
+  const size_t held =
+      raw_.capacity() + labels_.capacity() * sizeof(LabelView) +
+      samples_.capacity() * sizeof(Sample) + series_.capacity() * sizeof(SeriesRange) +
+      metadata_.capacity() * sizeof(MetadataView) + label_fields_.capacity() * sizeof(LabelField);
   if (held <= keep_bytes) return;
   Clear();
   std::string().swap(raw_);
@@ -189,6 +190,9 @@ void WriteRequestView::Shrink(size_t keep_bytes) {
   std::vector<Sample>().swap(samples_);
   std::vector<SeriesRange>().swap(series_);
   std::vector<MetadataView>().swap(metadata_);
+  std::vector<LabelField>().swap(label_fields_);
+  std::vector<std::string_view>().swap(lookup_);
+  std::vector<const void*>().swap(found_);
 }
 
 Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
@@ -249,14 +253,43 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
     }
     return 0;
   };
+  // A Sample message (its tag read), as ParseMessage(sample) decides it, but the layout every
+  // sender writes (the value's field, then the timestamp's) is read with no limit pushed and
+  // popped: whatever else the message holds is walked the general way after it. Reading one
+  // of those two fields past the message's end is refused here as a limit refuses it there.
+  const auto ParseSample = [&]() -> bool {
+    int size = 0;
+    if (!ReadSize(&in, &size) || size > in.BytesUntilLimit() || depth - 1 < 0) return false;
+    const int end = in.CurrentPosition() + size;
+    Sample& s = samples_.back();
+    if (in.CurrentPosition() < end && in.ExpectTag(kSampleValue)) {
+      uint64_t bits = 0;
+      if (!in.ReadLittleEndian64(&bits)) return false;
+      s.value = std::bit_cast<double>(bits);
+    }
+    if (in.CurrentPosition() < end && in.ExpectTag(kSampleTimestamp)) {
+      uint64_t ts = 0;
+      if (!in.ReadVarint64(&ts)) return false;
+      s.timestamp_ms = int64_t(ts);
+    }
+    const int position = in.CurrentPosition();
+    if (position > end) return false;
+    if (position == end) return true;
+    --depth;
+    const CodedInputStream::Limit limit = in.PushLimit(end - position);
+    const bool ok = ParseFields(&in, &depth, sample);
+    in.PopLimit(limit);
+    ++depth;
+    return ok;
+  };
   // A TimeSeries message (its tag read): as ParseMessage with the fields above, except that
-  // Label fields are skipped and recorded (label_fields_), then parsed unless known.
+  // Label fields are only skipped and recorded (label_fields_); parse_labels reads them.
   const auto parse_series = [&]() -> bool {
     int length = 0;
     if (!ReadSize(&in, &length) || length > in.BytesUntilLimit()) return false;
     if (--depth < 0) return false;
-    series_.push_back(SeriesRange{uint32_t(labels_.size()), 0, uint32_t(samples_.size()), 0});
-    label_fields_.clear();
+    series_.push_back(SeriesRange{0, 0, uint32_t(samples_.size()), 0});
+    series_.back().first_field = uint32_t(label_fields_.size());
     int run_begin = -1, run_end = -1;
     bool one_run = true;
     const CodedInputStream::Limit limit = in.PushLimit(length);
@@ -293,7 +326,7 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
       }
       if (tag == kSeriesSample) {
         samples_.emplace_back();
-        if (!ParseMessage(&in, &depth, sample)) {
+        if (!ParseSample()) {
           ok = false;
           break;
         }
@@ -309,20 +342,35 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
     ++depth;
     if (!ok) return false;
     SeriesRange& range = series_.back();
+    range.field_count = uint32_t(label_fields_.size()) - range.first_field;
     if (one_run && run_begin >= 0) {
       range.label_bytes_begin = uint32_t(run_begin);
       range.label_bytes_size = uint32_t(run_end - run_begin);
-      if (known != nullptr) {
-        range.known = known->Find(std::string_view(base + run_begin, size_t(run_end - run_begin)));
-        if (range.known != nullptr) return true;
+    }
+    return true;
+  };
+  // After the whole body parsed: the labels of every series `known` does not recognise, in
+  // order (so the second reader only moves forward).
+  const auto parse_labels = [&]() -> bool {
+    if (known != nullptr && !series_.empty()) {
+      lookup_.resize(series_.size());
+      found_.assign(series_.size(), nullptr);
+      for (size_t i = 0; i < series_.size(); ++i) lookup_[i] = label_bytes(i);
+      known->Find(lookup_, found_);
+      for (size_t i = 0; i < series_.size(); ++i) {
+        series_[i].known = lookup_[i].empty() ? nullptr : found_[i];
       }
     }
-    for (const LabelField& f : label_fields_) {
-      labels_.emplace_back();
-      if (!parse_label(f.begin, f.size)) return false;
-      const LabelView& l = labels_.back();
-      labels_utf8 = labels_utf8 && IsValidUtf8(l.name) && IsValidUtf8(l.value);
-      ++range.label_count;
+    for (SeriesRange& range : series_) {
+      range.first_label = uint32_t(labels_.size());
+      if (range.known != nullptr) continue;
+      for (uint32_t f = range.first_field; f < range.first_field + range.field_count; ++f) {
+        labels_.emplace_back();
+        if (!parse_label(label_fields_[f].begin, label_fields_[f].size)) return false;
+        const LabelView& l = labels_.back();
+        labels_utf8 = labels_utf8 && IsValidUtf8(l.name) && IsValidUtf8(l.value);
+        ++range.label_count;
+      }
     }
     return true;
   };
@@ -351,7 +399,7 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
     }
     return 0;
   };
-  const bool parsed = ParseFields(&in, &depth, request);
+  const bool parsed = ParseFields(&in, &depth, request) && parse_labels();
   in.PopLimit(whole);
   Status status;
   if (!parsed) {

@@ -46,11 +46,14 @@ struct MetadataView {
 // Recognises the labels of series decoded before (the gateway's series cache): see Decode.
 class KnownLabels {
  public:
-  // `label_bytes`: all of one series' label fields exactly as sent (every Label field of the
-  // TimeSeries, tags and lengths included, in one contiguous run). Non-null (an opaque value,
-  // handed back by WriteRequestView::known) when exactly these bytes were decoded before into
-  // labels the caller accepted: the view then does not parse or check them again.
-  virtual const void* Find(std::string_view label_bytes) = 0;
+  // For each i, `label_bytes[i]`: all of one series' label fields exactly as sent (every Label
+  // field of the TimeSeries, tags and lengths included, in one contiguous run), or "" (not to be
+  // looked up). Sets found[i] non-null (an opaque value, handed back by WriteRequestView::known)
+  // when exactly these bytes were decoded before into labels the caller accepted: the view then
+  // does not parse or check them again; else null. Called once per Decode with every series (so
+  // that the lookups can overlap their memory loads).
+  virtual void Find(std::span<const std::string_view> label_bytes,
+                    std::span<const void*> found) = 0;
 
  protected:
   ~KnownLabels() = default;
@@ -103,6 +106,7 @@ class WriteRequestView {
     uint32_t first_label = 0, label_count = 0;
     uint32_t first_sample = 0, sample_count = 0;
     uint32_t label_bytes_begin = 0, label_bytes_size = 0;
+    uint32_t first_field = 0, field_count = 0;  // in label_fields_
     const void* known = nullptr;
   };
   void Clear();
@@ -115,7 +119,9 @@ class WriteRequestView {
   struct LabelField {
     int begin = 0, size = 0;  // an embedded Label message's bytes in raw_
   };
-  std::vector<LabelField> label_fields_;  // Decode's scratch: one series' Label fields
+  std::vector<LabelField> label_fields_;  // Decode's scratch: every series' Label fields
+  std::vector<std::string_view> lookup_;  // Decode's scratch: what `known` is asked
+  std::vector<const void*> found_;        // and what it answers
 };
 
 }  // namespace ccmon::rw

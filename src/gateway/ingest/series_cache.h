@@ -22,8 +22,9 @@
 // Bounded memory: at most `max_entries` entries, in sets of kWays (the set chosen by the hash).
 // Inserting into a full set replaces the way its hash selects (pseudo-random replacement): a
 // working set larger than the cache still hits in proportion, and there is no global flush.
-// Label runs over kMaxLabelBytes are not cached (they take the full path each time). Memory
-// ~ max_entries x (56 + device name + label bytes), allocated only as entries are inserted.
+// Label runs over kMaxLabelBytes are not cached (they take the full path each time). Memory:
+// 40 bytes per entry of the bound up front, and the device name + label bytes of each entry
+// held.
 //
 // Thread-safety: thread-safe. Readers (one per request) hold a shared lock while they live;
 // Insert and Clear take it exclusively.
@@ -53,13 +54,16 @@ class SeriesCache {
   SeriesCache(const SeriesCache&) = delete;
   SeriesCache& operator=(const SeriesCache&) = delete;
 
-  // The lookups of one request of `device` against the table at `generation`: Find returns the
-  // cached `const SeriesEntry*` (as the opaque value rw::KnownLabels hands back) or null. Holds
-  // the cache's shared lock until destroyed: destroy it before calling Insert on this thread.
+  // The lookups of one request of `device` against the table at `generation`: Find sets
+  // found[i] to the cached `const SeriesEntry*` of label_bytes[i] (as the opaque value
+  // rw::KnownLabels hands back) or null; the lookups of a request go stage by stage (hash and
+  // set, way, bytes), each stage's loads started for every series before the next one reads
+  // them. Holds the cache's shared lock until destroyed: destroy it before calling Insert on
+  // this thread.
   class Reader final : public rw::KnownLabels {
    public:
     Reader(const SeriesCache* cache, std::string_view device, uint64_t generation);
-    const void* Find(std::string_view label_bytes) override;
+    void Find(std::span<const std::string_view> label_bytes, std::span<const void*> found) override;
 
    private:
     const SeriesCache* cache_;
@@ -81,23 +85,24 @@ class SeriesCache {
   size_t capacity() const { return sets_.size() * kWays; }
 
  private:
+  // A set's hashes (0: a free way) fill one cache line, so a lookup reads one line to find its
+  // way; the ways' details are apart.
+  struct alignas(64) Set {
+    uint64_t hashes[kWays] = {};
+  };
   struct Way {
-    uint64_t hash = 0;
+    const SeriesEntry* entry = nullptr;
     uint64_t generation = 0;
-    const SeriesEntry* entry = nullptr;  // null: free
     uint32_t device_size = 0, label_size = 0;
     std::unique_ptr<char[]> bytes;  // the device name, then the label bytes
   };
-  struct Set {
-    Way ways[kWays];
-  };
   static uint64_t DeviceHash(std::string_view device);
   static uint64_t Hash(uint64_t device_hash, std::string_view label_bytes);
-  static bool Matches(const Way& w, uint64_t hash, std::string_view device,
-                      std::string_view label_bytes);
+  static bool SameBytes(const Way& w, std::string_view device, std::string_view label_bytes);
 
   mutable std::shared_mutex mu_;
   std::vector<Set> sets_;  // guarded by mu_
+  std::vector<Way> ways_;  // guarded by mu_; set s's ways are [s * kWays, (s + 1) * kWays)
   size_t size_ = 0;        // guarded by mu_
 };
 

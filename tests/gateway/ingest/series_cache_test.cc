@@ -76,6 +76,12 @@ std::string Body(const std::vector<Series>& series) {
 
 // --- SeriesCache alone.
 
+const void* FindOne(SeriesCache::Reader* r, std::string_view label_bytes) {
+  const void* found = nullptr;
+  r->Find(std::span<const std::string_view>(&label_bytes, 1), std::span<const void*>(&found, 1));
+  return found;
+}
+
 TEST(SeriesCacheTest, FindsOnlyTheSameBytesOfTheSameDeviceAndGeneration) {
   SeriesCache cache(64);
   const SeriesEntry a{"a", {}}, b{"b", {}};
@@ -84,19 +90,19 @@ TEST(SeriesCacheTest, FindsOnlyTheSameBytesOfTheSameDeviceAndGeneration) {
   EXPECT_EQ(cache.size(), 2u);
   {
     SeriesCache::Reader r(&cache, "dev", 7);
-    EXPECT_EQ(r.Find("labels-1"), &a);
-    EXPECT_EQ(r.Find("labels-2"), &b);
-    EXPECT_EQ(r.Find("labels-3"), nullptr);
-    EXPECT_EQ(r.Find("labels-"), nullptr);
-    EXPECT_EQ(r.Find(""), nullptr);
+    EXPECT_EQ(FindOne(&r, "labels-1"), &a);
+    EXPECT_EQ(FindOne(&r, "labels-2"), &b);
+    EXPECT_EQ(FindOne(&r, "labels-3"), nullptr);
+    EXPECT_EQ(FindOne(&r, "labels-"), nullptr);
+    EXPECT_EQ(FindOne(&r, ""), nullptr);
   }
   {
     SeriesCache::Reader other_device(&cache, "dev2", 7);
-    EXPECT_EQ(other_device.Find("labels-1"), nullptr);
+    EXPECT_EQ(FindOne(&other_device, "labels-1"), nullptr);
     SeriesCache::Reader anonymous(&cache, "", 7);
-    EXPECT_EQ(anonymous.Find("labels-1"), nullptr);
+    EXPECT_EQ(FindOne(&anonymous, "labels-1"), nullptr);
     SeriesCache::Reader other_generation(&cache, "dev", 8);
-    EXPECT_EQ(other_generation.Find("labels-1"), nullptr);
+    EXPECT_EQ(FindOne(&other_generation, "labels-1"), nullptr);
   }
   // The same bytes again replace the entry (no second copy).
   const std::vector<SeriesCache::Item> again = {{"labels-1", &b}};
@@ -104,12 +110,12 @@ TEST(SeriesCacheTest, FindsOnlyTheSameBytesOfTheSameDeviceAndGeneration) {
   EXPECT_EQ(cache.size(), 2u);
   {
     SeriesCache::Reader r(&cache, "dev", 8);
-    EXPECT_EQ(r.Find("labels-1"), &b);
+    EXPECT_EQ(FindOne(&r, "labels-1"), &b);
   }
   cache.Clear();
   EXPECT_EQ(cache.size(), 0u);
   SeriesCache::Reader r(&cache, "dev", 8);
-  EXPECT_EQ(r.Find("labels-1"), nullptr);
+  EXPECT_EQ(FindOne(&r, "labels-1"), nullptr);
 }
 
 TEST(SeriesCacheTest, StaysWithinItsBoundAndNeverAnswersWrong) {
@@ -130,13 +136,13 @@ TEST(SeriesCacheTest, StaysWithinItsBoundAndNeverAnswersWrong) {
   SeriesCache::Reader r(&cache, "d", 1);
   int found = 0;
   for (int i = 0; i < 1000; ++i) {
-    const void* e = r.Find(bytes[i]);
+    const void* e = FindOne(&r, bytes[i]);
     if (e == nullptr) continue;
     ++found;
     EXPECT_EQ(e, entries[i].get()) << i;
   }
   EXPECT_EQ(found, 16);
-  EXPECT_EQ(r.Find(bytes[999]), entries[999].get());  // the last inserted is always held
+  EXPECT_EQ(FindOne(&r, bytes[999]), entries[999].get());  // the last inserted is always held
 }
 
 TEST(SeriesCacheTest, LongLabelRunsAreNotCached) {
@@ -147,7 +153,7 @@ TEST(SeriesCacheTest, LongLabelRunsAreNotCached) {
   cache.Insert("d", 1, items);
   EXPECT_EQ(cache.size(), 0u);
   SeriesCache::Reader r(&cache, "d", 1);
-  EXPECT_EQ(r.Find(long_bytes), nullptr);
+  EXPECT_EQ(FindOne(&r, long_bytes), nullptr);
 }
 
 // --- The handler with the cache, over the real store.
@@ -162,9 +168,7 @@ class SkewedStore final : public SeriesStore {
     ++applies;
     return store_->Apply(series, md, result);
   }
-  void Read(const std::function<void(const SeriesTable&)>& fn) const override {
-    store_->Read(fn);
-  }
+  void Read(const std::function<void(const SeriesTable&)>& fn) const override { store_->Read(fn); }
   SeriesStoreStats Stats() const override { return store_->Stats(); }
   bool Resolve(std::span<const std::string_view> keys, std::vector<const SeriesEntry*>* entries,
                uint64_t* generation) const override {
