@@ -61,6 +61,9 @@ constexpr char kUsage[] =
     "                               2 x the rate)\n"
     "  --max-pending-writes N       0..100000 writes decoding or waiting for the store (default\n"
     "                               0: no limit; only matters above --io-threads); over: 429\n"
+    "  --series-cache-entries N     0..100000000 series remembered by their label bytes as sent\n"
+    "                               (default 131072; 0: off): a known series skips its labels'\n"
+    "                               checks and key; ~56 B + its label bytes each\n"
     "  --max-agent-state-bytes N    0..1099511627776 (default 268435456; 0: no limit): an\n"
     "                               agent's mirrored state (for its resume) at most; over: 413\n"
     "  --max-connections N          1..100000 (default 1024)\n"
@@ -174,6 +177,7 @@ const std::vector<ServeSetting>& ServeSettings() {
       {"max-requests-per-device-per-second"},
       {"device-burst"},
       {"max-pending-writes"},
+      {"series-cache-entries"},
       {"max-connections"},
       {"io-threads"},
       {"read-timeout"},
@@ -397,6 +401,7 @@ Status ApplyServeSetting(Env* env, const GivenSetting& g, GatewayConfig* c) {
       {"max-requests-per-device-per-second", 0, 1'000'000},
       {"device-burst", 0, 10'000'000},
       {"max-pending-writes", 0, 100'000},
+      {"series-cache-entries", 0, 100'000'000},
       {"max-connections", 1, 100'000},
       {"io-threads", 1, 256},
       {"forward-queue-max-bytes", 0, uint64_t(1) << 40},
@@ -419,6 +424,7 @@ Status ApplyServeSetting(Env* env, const GivenSetting& g, GatewayConfig* c) {
     if (name == "max-requests-per-device-per-second") l.max_requests_per_device_per_second = n;
     if (name == "device-burst") l.device_burst = n;
     if (name == "max-pending-writes") l.max_pending_writes = size_t(n);
+    if (name == "series-cache-entries") l.series_cache_entries = size_t(n);
     if (name == "max-connections") c->max_connections = size_t(n);
     if (name == "io-threads") c->io_threads = int(n);
     if (name == "forward-queue-max-bytes") c->forward_queue_max_bytes = n;

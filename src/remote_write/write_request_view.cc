@@ -6,6 +6,7 @@
 
 #include <bit>
 #include <limits>
+#include <optional>
 
 #include "base/utf8.h"
 
@@ -170,6 +171,7 @@ bool ParseMessage(CodedInputStream* in, int* depth, Field&& field) {
 }  // namespace
 
 void WriteRequestView::Clear() {
+  label_fields_.clear();
   labels_.clear();
   samples_.clear();
   series_.clear();
@@ -177,10 +179,10 @@ void WriteRequestView::Clear() {
 }
 
 void WriteRequestView::Shrink(size_t keep_bytes) {
-  const size_t held = raw_.capacity() + labels_.capacity() * sizeof(LabelView) +
-                      samples_.capacity() * sizeof(Sample) +
-                      series_.capacity() * sizeof(SeriesRange) +
-                      metadata_.capacity() * sizeof(MetadataView);
+  const size_t held =
+      raw_.capacity() + labels_.capacity() * sizeof(LabelView) +
+      samples_.capacity() * sizeof(Sample) + series_.capacity() * sizeof(SeriesRange) +
+      metadata_.capacity() * sizeof(MetadataView) + label_fields_.capacity() * sizeof(LabelField);
   if (held <= keep_bytes) return;
   Clear();
   std::string().swap(raw_);
@@ -188,9 +190,13 @@ void WriteRequestView::Shrink(size_t keep_bytes) {
   std::vector<Sample>().swap(samples_);
   std::vector<SeriesRange>().swap(series_);
   std::vector<MetadataView>().swap(metadata_);
+  std::vector<LabelField>().swap(label_fields_);
+  std::vector<std::string_view>().swap(lookup_);
+  std::vector<const void*>().swap(found_);
 }
 
-Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes) {
+Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
+                                KnownLabels* known) {
   Clear();
   size_t decoded_len = 0;
   if (Status s = CheckDecodedLength(body, max_decoded_bytes, &decoded_len); !s.ok()) return s;
@@ -210,11 +216,26 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes)
   // rw::Decode does: the protobuf first, then labels, then metadata).
   bool labels_utf8 = true, metadata_utf8 = true;
 
-  const auto label = [&](uint32_t tag) -> int {
+  // A TimeSeries' Label fields are first only skipped over (a tag, a length: no limit pushed
+  // and popped per label), then parsed from their recorded places by a second reader over the
+  // same bytes, unless `known` recognises the series' label bytes. The second reader only moves
+  // forward: series are parsed in order.
+  std::optional<CodedInputStream> label_in;
+  const auto label_field = [&](uint32_t tag) -> int {
     LabelView& l = labels_.back();
-    if (tag == kLabelName) return ReadBytes(&in, base, &l.name) ? 1 : -1;
-    if (tag == kLabelValue) return ReadBytes(&in, base, &l.value) ? 1 : -1;
+    if (tag == kLabelName) return ReadBytes(&*label_in, base, &l.name) ? 1 : -1;
+    if (tag == kLabelValue) return ReadBytes(&*label_in, base, &l.value) ? 1 : -1;
     return 0;
+  };
+  // The Label message whose bytes are [begin, begin + size), two levels deep (as in the body).
+  const auto parse_label = [&](int begin, int size) -> bool {
+    if (!label_in) label_in.emplace(reinterpret_cast<const uint8_t*>(base), int(decoded_len));
+    if (!label_in->Skip(begin - label_in->CurrentPosition())) return false;
+    int label_depth = kRecursionLimit - 2;
+    const CodedInputStream::Limit limit = label_in->PushLimit(size);
+    const bool ok = ParseFields(&*label_in, &label_depth, label_field);
+    label_in->PopLimit(limit);
+    return ok;
   };
   const auto sample = [&](uint32_t tag) -> int {
     Sample& s = samples_.back();
@@ -232,22 +253,126 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes)
     }
     return 0;
   };
-  const auto series = [&](uint32_t tag) -> int {
-    if (tag == kSeriesLabel) {
-      labels_.emplace_back();
-      if (!ParseMessage(&in, &depth, label)) return -1;
-      const LabelView& l = labels_.back();
-      labels_utf8 = labels_utf8 && IsValidUtf8(l.name) && IsValidUtf8(l.value);
-      ++series_.back().label_count;
-      return 1;
+  // A Sample message (its tag read), as ParseMessage(sample) decides it, but the layout every
+  // sender writes (the value's field, then the timestamp's) is read with no limit pushed and
+  // popped: whatever else the message holds is walked the general way after it. Reading one
+  // of those two fields past the message's end is refused here as a limit refuses it there.
+  const auto ParseSample = [&]() -> bool {
+    int size = 0;
+    if (!ReadSize(&in, &size) || size > in.BytesUntilLimit() || depth - 1 < 0) return false;
+    const int end = in.CurrentPosition() + size;
+    Sample& s = samples_.back();
+    if (in.CurrentPosition() < end && in.ExpectTag(kSampleValue)) {
+      uint64_t bits = 0;
+      if (!in.ReadLittleEndian64(&bits)) return false;
+      s.value = std::bit_cast<double>(bits);
     }
-    if (tag == kSeriesSample) {
-      samples_.emplace_back();
-      if (!ParseMessage(&in, &depth, sample)) return -1;
-      ++series_.back().sample_count;
-      return 1;
+    if (in.CurrentPosition() < end && in.ExpectTag(kSampleTimestamp)) {
+      uint64_t ts = 0;
+      if (!in.ReadVarint64(&ts)) return false;
+      s.timestamp_ms = int64_t(ts);
     }
-    return 0;
+    const int position = in.CurrentPosition();
+    if (position > end) return false;
+    if (position == end) return true;
+    --depth;
+    const CodedInputStream::Limit limit = in.PushLimit(end - position);
+    const bool ok = ParseFields(&in, &depth, sample);
+    in.PopLimit(limit);
+    ++depth;
+    return ok;
+  };
+  // A TimeSeries message (its tag read): as ParseMessage with the fields above, except that
+  // Label fields are only skipped and recorded (label_fields_); parse_labels reads them.
+  const auto parse_series = [&]() -> bool {
+    int length = 0;
+    if (!ReadSize(&in, &length) || length > in.BytesUntilLimit()) return false;
+    if (--depth < 0) return false;
+    series_.push_back(SeriesRange{0, 0, uint32_t(samples_.size()), 0});
+    series_.back().first_field = uint32_t(label_fields_.size());
+    int run_begin = -1, run_end = -1;
+    bool one_run = true;
+    const CodedInputStream::Limit limit = in.PushLimit(length);
+    bool ok = true;
+    while (true) {
+      const int start = in.CurrentPosition();
+      bool too_long = false;
+      const uint32_t tag = ReadTag(&in, &too_long);
+      if (tag == 0) {
+        ok = in.ConsumedEntireMessage();
+        break;
+      }
+      if (too_long || !FieldTag(tag)) {
+        ok = false;
+        break;
+      }
+      if (tag == kSeriesLabel) {
+        // What ParseMessage checks before it descends: a length within the message, a level
+        // of nesting left.
+        int size = 0;
+        if (!ReadSize(&in, &size) || size > in.BytesUntilLimit() || depth - 1 < 0) {
+          ok = false;
+          break;
+        }
+        label_fields_.push_back(LabelField{in.CurrentPosition(), size});
+        in.Skip(size);  // within the limit: checked above
+        if (run_begin < 0) {
+          run_begin = start;
+        } else if (run_end != start) {
+          one_run = false;  // another field came between two labels
+        }
+        run_end = in.CurrentPosition();
+        continue;
+      }
+      if (tag == kSeriesSample) {
+        samples_.emplace_back();
+        if (!ParseSample()) {
+          ok = false;
+          break;
+        }
+        ++series_.back().sample_count;
+        continue;
+      }
+      if (!SkipField(&in, tag, &depth)) {
+        ok = false;
+        break;
+      }
+    }
+    in.PopLimit(limit);
+    ++depth;
+    if (!ok) return false;
+    SeriesRange& range = series_.back();
+    range.field_count = uint32_t(label_fields_.size()) - range.first_field;
+    if (one_run && run_begin >= 0) {
+      range.label_bytes_begin = uint32_t(run_begin);
+      range.label_bytes_size = uint32_t(run_end - run_begin);
+    }
+    return true;
+  };
+  // After the whole body parsed: the labels of every series `known` does not recognise, in
+  // order (so the second reader only moves forward).
+  const auto parse_labels = [&]() -> bool {
+    if (known != nullptr && !series_.empty()) {
+      lookup_.resize(series_.size());
+      found_.assign(series_.size(), nullptr);
+      for (size_t i = 0; i < series_.size(); ++i) lookup_[i] = label_bytes(i);
+      known->Find(lookup_, found_);
+      for (size_t i = 0; i < series_.size(); ++i) {
+        series_[i].known = lookup_[i].empty() ? nullptr : found_[i];
+      }
+    }
+    for (SeriesRange& range : series_) {
+      range.first_label = uint32_t(labels_.size());
+      if (range.known != nullptr) continue;
+      for (uint32_t f = range.first_field; f < range.first_field + range.field_count; ++f) {
+        labels_.emplace_back();
+        if (!parse_label(label_fields_[f].begin, label_fields_[f].size)) return false;
+        const LabelView& l = labels_.back();
+        labels_utf8 = labels_utf8 && IsValidUtf8(l.name) && IsValidUtf8(l.value);
+        ++range.label_count;
+      }
+    }
+    return true;
   };
   const auto metadata = [&](uint32_t tag) -> int {
     MetadataView& m = metadata_.back();
@@ -263,10 +388,7 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes)
     return 0;
   };
   const auto request = [&](uint32_t tag) -> int {
-    if (tag == kRequestTimeseries) {
-      series_.push_back(SeriesRange{uint32_t(labels_.size()), 0, uint32_t(samples_.size()), 0});
-      return ParseMessage(&in, &depth, series) ? 1 : -1;
-    }
+    if (tag == kRequestTimeseries) return parse_series() ? 1 : -1;
     if (tag == kRequestMetadata) {
       metadata_.emplace_back();
       if (!ParseMessage(&in, &depth, metadata)) return -1;
@@ -277,7 +399,7 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes)
     }
     return 0;
   };
-  const bool parsed = ParseFields(&in, &depth, request);
+  const bool parsed = ParseFields(&in, &depth, request) && parse_labels();
   in.PopLimit(whole);
   Status status;
   if (!parsed) {

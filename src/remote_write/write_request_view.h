@@ -43,6 +43,22 @@ struct MetadataView {
   std::string_view unit;
 };
 
+// Recognises the labels of series decoded before (the gateway's series cache): see Decode.
+class KnownLabels {
+ public:
+  // For each i, `label_bytes[i]`: all of one series' label fields exactly as sent (every Label
+  // field of the TimeSeries, tags and lengths included, in one contiguous run), or "" (not to be
+  // looked up). Sets found[i] non-null (an opaque value, handed back by WriteRequestView::known)
+  // when exactly these bytes were decoded before into labels the caller accepted: the view then
+  // does not parse or check them again; else null. Called once per Decode with every series (so
+  // that the lookups can overlap their memory loads).
+  virtual void Find(std::span<const std::string_view> label_bytes,
+                    std::span<const void*> found) = 0;
+
+ protected:
+  ~KnownLabels() = default;
+};
+
 class WriteRequestView {
  public:
   WriteRequestView() = default;
@@ -54,12 +70,26 @@ class WriteRequestView {
   // before anything is allocated; at most 2 GiB - 1 in any case), then the WriteRequest. On
   // kInvalidArgument (with rw::Decode's messages) the view is empty. Every view it hands out
   // stays valid until the next Decode, Shrink or the view's destruction.
-  Status Decode(std::string_view body, size_t max_decoded_bytes);
+  //
+  // With `known` (borrowed for the call): a series whose labels come as one run of Label fields
+  // is looked up by those bytes (label_bytes) first; when `known` recognises them its labels are
+  // not parsed nor checked for UTF-8 (labels(i) is empty, known(i) not null). Label bytes the
+  // caller accepted once decode to the same labels every time, so the result is the same as
+  // without `known` as long as `known` only recognises bytes that decoded without error. Every
+  // other series is decoded as without `known`.
+  Status Decode(std::string_view body, size_t max_decoded_bytes, KnownLabels* known = nullptr);
 
   size_t series_count() const { return series_.size(); }
   // The labels of series i as sent (any order, duplicates and empty values included).
   std::span<const LabelView> labels(size_t i) const {
     return {labels_.data() + series_[i].first_label, series_[i].label_count};
+  }
+  // What Decode's `known` returned for series i's label bytes (null: not known, or no `known`).
+  const void* known(size_t i) const { return series_[i].known; }
+  // Series i's label fields as sent, when they came as one run (what `known` was asked about);
+  // "" when the series has no labels or other fields came between them.
+  std::string_view label_bytes(size_t i) const {
+    return {raw_.data() + series_[i].label_bytes_begin, series_[i].label_bytes_size};
   }
   // The samples of series i as sent.
   std::span<const Sample> samples(size_t i) const {
@@ -75,6 +105,9 @@ class WriteRequestView {
   struct SeriesRange {
     uint32_t first_label = 0, label_count = 0;
     uint32_t first_sample = 0, sample_count = 0;
+    uint32_t label_bytes_begin = 0, label_bytes_size = 0;
+    uint32_t first_field = 0, field_count = 0;  // in label_fields_
+    const void* known = nullptr;
   };
   void Clear();
 
@@ -83,6 +116,12 @@ class WriteRequestView {
   std::vector<Sample> samples_;
   std::vector<SeriesRange> series_;
   std::vector<MetadataView> metadata_;
+  struct LabelField {
+    int begin = 0, size = 0;  // an embedded Label message's bytes in raw_
+  };
+  std::vector<LabelField> label_fields_;  // Decode's scratch: every series' Label fields
+  std::vector<std::string_view> lookup_;  // Decode's scratch: what `known` is asked
+  std::vector<const void*> found_;        // and what it answers
 };
 
 }  // namespace ccmon::rw

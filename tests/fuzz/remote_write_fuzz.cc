@@ -5,7 +5,10 @@
 //  (b) the input as raw protobuf (snappy-compressed here) likewise;
 //  (c) whatever decodes and is valid re-encodes and decodes to the same request (labels sorted);
 //  (d) rw::WriteRequestView (the gateway's decoder, write_request_view.h) gives the same verdict,
-//      message and content as rw::Decode on both.
+//      message and content as rw::Decode on both;
+//  (e) so does the view with rw::KnownLabels recognising the label bytes of series accepted by
+//      earlier inputs (as the gateway's series cache does): a known series' remembered labels
+//      equal rw::Decode's.
 #include <snappy.h>
 
 #include <algorithm>
@@ -13,8 +16,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "remote_write/write_request.h"
 #include "remote_write/write_request_view.h"
@@ -91,6 +98,62 @@ void SameAsView(std::string_view body, size_t limit) {
   }
 }
 
+// (e): remembers the labels of accepted series by their label bytes (bounded: forgets all at
+// 100,000).
+class Remembering final : public ccmon::rw::KnownLabels {
+ public:
+  using LabelList = std::vector<std::pair<std::string, std::string>>;
+  using Known = std::pair<const std::string, LabelList>;
+  void Find(std::span<const std::string_view> label_bytes, std::span<const void*> found) override {
+    for (size_t i = 0; i < label_bytes.size(); ++i) {
+      auto it = known_.find(std::string(label_bytes[i]));
+      found[i] = it == known_.end() ? nullptr : &*it;
+    }
+  }
+  void Remember(const ccmon::rw::WriteRequestView& v) {
+    if (known_.size() > 100'000) known_.clear();
+    for (size_t i = 0; i < v.series_count(); ++i) {
+      if (v.label_bytes(i).empty() || v.known(i) != nullptr) continue;
+      LabelList labels;
+      for (const auto& l : v.labels(i)) labels.emplace_back(l.name, l.value);
+      known_.emplace(std::string(v.label_bytes(i)), std::move(labels));
+    }
+  }
+
+ private:
+  std::map<std::string, LabelList> known_;
+};
+
+void SameWithKnownLabels(std::string_view body, size_t limit) {
+  using namespace ccmon;
+  static rw::WriteRequestView view;
+  static Remembering known;
+  rw::WriteRequest want;
+  const Status a = rw::Decode(body, limit, &want);
+  const Status b = view.Decode(body, limit, &known);
+  bool same = a.ok() == b.ok() && a.message() == b.message();
+  if (same && a.ok()) {
+    same = view.series_count() == want.series.size();
+    for (size_t i = 0; same && i < want.series.size(); ++i) {
+      Remembering::LabelList labels;
+      if (view.known(i) != nullptr) {
+        const auto& k = *static_cast<const Remembering::Known*>(view.known(i));
+        same = k.first == view.label_bytes(i) && view.labels(i).empty();
+        labels = k.second;
+      } else {
+        for (const auto& l : view.labels(i)) labels.emplace_back(l.name, l.value);
+      }
+      same = same && labels == want.series[i].labels &&
+             view.samples(i).size() == want.series[i].samples.size();
+    }
+  }
+  if (!same) {
+    std::fprintf(stderr, "WriteRequestView with known labels and rw::Decode disagree\n");
+    std::abort();
+  }
+  if (b.ok()) known.Remember(view);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -104,6 +167,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (rw::Decode(compressed, kLimit, &raw).ok()) RoundTrip(raw);
   SameAsView(input, kLimit);
   SameAsView(compressed, kLimit);
+  SameWithKnownLabels(input, kLimit);
+  SameWithKnownLabels(compressed, kLimit);
   if (size > 16 && rw::Decode(compressed, 16, &raw).ok()) {
     std::fprintf(stderr, "decoded-size limit not enforced\n");
     std::abort();

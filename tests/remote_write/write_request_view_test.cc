@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -57,6 +59,65 @@ WriteRequest Materialise(const WriteRequestView& v) {
         Metadata{m.kind, std::string(m.family), std::string(m.help), std::string(m.unit)});
   }
   return out;
+}
+
+// A KnownLabels that remembers the labels of every series a decode accepted, by its label
+// bytes (as the gateway's series cache does for what it stored).
+class Remembering final : public KnownLabels {
+ public:
+  using LabelList = std::vector<std::pair<std::string, std::string>>;
+  void Find(std::span<const std::string_view> label_bytes, std::span<const void*> found) override {
+    ++calls;
+    for (size_t i = 0; i < label_bytes.size(); ++i) {
+      auto it = known_.find(std::string(label_bytes[i]));
+      found[i] = it == known_.end() ? nullptr : &*it;
+    }
+  }
+  // After an accepted decode: every series' labels by their bytes (one run only).
+  void Remember(const WriteRequestView& v) {
+    for (size_t i = 0; i < v.series_count(); ++i) {
+      if (v.label_bytes(i).empty() || v.known(i) != nullptr) continue;
+      LabelList labels;
+      for (const LabelView& l : v.labels(i)) labels.emplace_back(l.name, l.value);
+      known_.emplace(std::string(v.label_bytes(i)), std::move(labels));
+    }
+  }
+  static const std::pair<const std::string, LabelList>& Of(const void* found) {
+    return *static_cast<const std::pair<const std::string, LabelList>*>(found);
+  }
+  int calls = 0;
+  int hits = 0;
+
+ private:
+  std::map<std::string, LabelList> known_;
+};
+
+// The view with `known` on `body`: the verdict and message of rw::Decode, the labels of a known
+// series those remembered for its exact bytes, of any other the view's.
+void DecodeKnown(const std::string& body, Remembering* known, WriteRequestView* view,
+                 size_t limit) {
+  WriteRequest expected;
+  const Status want = Decode(body, limit, &expected);
+  const Status got = view->Decode(body, limit, known);
+  EXPECT_EQ(got.ok(), want.ok()) << "libprotobuf: " << want.message() << " view: " << got.message();
+  EXPECT_EQ(got.message(), want.message());
+  if (!want.ok() || !got.ok()) return;
+  ASSERT_EQ(view->series_count(), expected.series.size());
+  for (size_t i = 0; i < view->series_count(); ++i) {
+    Remembering::LabelList labels;
+    if (view->known(i) != nullptr) {
+      ++known->hits;
+      const auto& remembered = Remembering::Of(view->known(i));
+      EXPECT_EQ(remembered.first, view->label_bytes(i));
+      EXPECT_TRUE(view->labels(i).empty());
+      labels = remembered.second;
+    } else {
+      for (const LabelView& l : view->labels(i)) labels.emplace_back(l.name, l.value);
+    }
+    EXPECT_EQ(labels, expected.series[i].labels) << "series " << i;
+    EXPECT_EQ(view->samples(i).size(), expected.series[i].samples.size());
+  }
+  known->Remember(*view);
 }
 
 // Both decoders on one body: the same verdict, message and content. Returns the view's status.
@@ -296,6 +357,7 @@ TEST(WriteRequestView, HugeCountsOfTinySeries) {
 TEST(WriteRequestView, MutatedBodiesAgreeWithLibprotobuf) {
   std::mt19937 rng(20261127);
   WriteRequestView view;
+  Remembering known;  // the same bodies again, with the labels of accepted ones remembered
   int accepted = 0, refused = 0;
   for (int round = 0; round < 3000; ++round) {
     std::string proto;
@@ -329,14 +391,47 @@ TEST(WriteRequestView, MutatedBodiesAgreeWithLibprotobuf) {
     }
     const Status s = DecodeBoth(Body(proto), &view);
     (s.ok() ? accepted : refused)++;
+    DecodeKnown(Body(proto), &known, &view, 1 << 20);
     if (::testing::Test::HasFailure()) {
       ADD_FAILURE() << "round " << round;
       break;
     }
   }
-  // Both outcomes are exercised (the test would prove nothing otherwise).
+  // Both outcomes are exercised (the test would prove nothing otherwise), and known labels.
   EXPECT_GT(accepted, 100);
   EXPECT_GT(refused, 100);
+  EXPECT_GT(known.hits, 100);
+}
+
+TEST(WriteRequestView, KnownLabelsAreOneRunOnly) {
+  const std::string labels = Label("__name__", "up") + Label("job", "x");
+  const std::string run_body = Body(Series(labels + SampleOf(1, 5)));
+  WriteRequestView view;
+  Remembering known;
+  DecodeKnown(run_body, &known, &view, 1 << 20);
+  ASSERT_EQ(view.series_count(), 1u);
+  EXPECT_EQ(view.label_bytes(0), labels);  // the Label fields exactly, tags included
+  EXPECT_EQ(view.known(0), nullptr);
+  DecodeKnown(run_body, &known, &view, 1 << 20);
+  EXPECT_NE(view.known(0), nullptr);
+  EXPECT_EQ(known.hits, 1);
+  // A sample between the labels: no run, never looked up, parsed every time.
+  const std::string split =
+      Body(Series(Label("__name__", "up") + SampleOf(1, 5) + Label("job", "x")));
+  DecodeKnown(split, &known, &view, 1 << 20);
+  EXPECT_EQ(view.label_bytes(0), "");
+  EXPECT_EQ(view.labels(0).size(), 2u);
+  DecodeKnown(split, &known, &view, 1 << 20);
+  EXPECT_EQ(view.known(0), nullptr);
+  // Known bytes inside an otherwise malformed body: still refused as rw::Decode refuses it.
+  const std::string bad = Body(Series(labels + SampleOf(1, 5)) + Tag(1, 7));
+  DecodeKnown(bad, &known, &view, 1 << 20);
+  EXPECT_EQ(view.series_count(), 0u);
+  // Invalid UTF-8 in a label that is not known: refused (and, refused, never remembered).
+  const std::string bad_utf8 = Body(Series(Label("__name__", "up") + Label("job", "\xff")));
+  DecodeKnown(bad_utf8, &known, &view, 1 << 20);
+  DecodeKnown(bad_utf8, &known, &view, 1 << 20);
+  EXPECT_EQ(known.hits, 1);
 }
 
 }  // namespace

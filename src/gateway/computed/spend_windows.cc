@@ -222,14 +222,15 @@ void SpendWindows::PrepareGroup(const std::vector<const std::vector<IncomingSeri
   for (const std::vector<IncomingSeries>* request : requests) {
     for (const IncomingSeries& in : *request) {
       // Only the cost series count: a look at the name, without building anything.
-      const bool keyed = !in.key.empty();
-      if ((keyed ? NameViewOfKey(in.key) : LabelOf(in.labels, "__name__")) != kCostSeriesName) {
+      const std::string_view given = GivenKeyOf(in);
+      const bool keyed = !given.empty();
+      if ((keyed ? NameViewOfKey(given) : LabelOf(in.labels, "__name__")) != kCostSeriesName) {
         continue;
       }
       const std::string_view device =
-          keyed ? LabelOfKey(in.key, "device") : LabelOf(in.labels, "device");
+          keyed ? LabelOfKey(given, "device") : LabelOf(in.labels, "device");
       if (device.empty()) continue;
-      std::string key = keyed ? in.key : SeriesKey(in.labels);
+      std::string key = keyed ? std::string(given) : SeriesKey(in.labels);
       bool has_previous = true;
       SeriesState previous;
       if (auto r = running.find(key); r != running.end()) {

@@ -303,7 +303,8 @@ void Forwarder::BuildEntries(const std::vector<IncomingSeries>& stored, size_t s
   std::vector<std::string> keys;
   keys.reserve(stored.size());
   for (const IncomingSeries& in : stored) {
-    keys.push_back(in.key.empty() ? SeriesKey(in.labels) : in.key);
+    const std::string_view given = GivenKeyOf(in);
+    keys.push_back(given.empty() ? SeriesKey(in.labels) : std::string(given));
   }
   for (size_t i = 0; i < stored.size(); ++i) {
     const IncomingSeries& in = stored[i];

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <set>
 #include <span>
 #include <utility>
@@ -132,23 +133,6 @@ std::string CanonicalKey(std::span<const rw::LabelView> in, const IngestLimits& 
 // A thread's reusable buffers for the receive path: once warm, a request of the usual size
 // decodes and canonicalises without allocating (the server runs a handler call per io thread at
 // a time; the store reads `series` only while this thread waits in Apply).
-struct WriteScratch {
-  rw::WriteRequestView view;
-  rw::WriteRequest decoded;  // 2.0 requests (rw::DecodeV2)
-  std::vector<rw::LabelView> v2_labels;
-  LabelRefs labels;
-  std::vector<IncomingSeries> series;  // entries reused: their key and samples keep capacity
-  std::vector<rw::Metadata> metadata;
-  // After a request, buffers over these are freed (a rare huge request is not held forever).
-  static constexpr size_t kKeepViewBytes = size_t(16) << 20;
-  static constexpr size_t kKeepSeries = 100'000;
-  void Trim() {
-    view.Shrink(kKeepViewBytes);
-    if (series.capacity() > kKeepSeries) std::vector<IncomingSeries>().swap(series);
-    decoded = rw::WriteRequest();
-  }
-};
-
 // The `device` label's value, "" without one.
 std::string_view DeviceOf(const Labels& labels) {
   for (const auto& [n, v] : labels) {
@@ -158,6 +142,30 @@ std::string_view DeviceOf(const Labels& labels) {
 }
 
 }  // namespace
+
+// Per io thread (Handle's thread_local), reused from request to request.
+struct WriteScratch {
+  rw::WriteRequestView view;
+  rw::WriteRequest decoded;  // 2.0 requests (rw::DecodeV2)
+  std::vector<rw::LabelView> v2_labels;
+  LabelRefs labels;
+  std::vector<IncomingSeries> series;  // entries reused: their key and samples keep capacity
+  std::vector<rw::Metadata> metadata;
+  // With the series cache: the series whose labels took the full path (view index, series
+  // index), and what RememberSeries hands the cache.
+  std::vector<std::pair<size_t, size_t>> misses;
+  std::vector<std::string_view> miss_keys;
+  std::vector<const SeriesEntry*> miss_entries;
+  std::vector<SeriesCache::Item> miss_items;
+  // After a request, buffers over these are freed (a rare huge request is not held forever).
+  static constexpr size_t kKeepViewBytes = size_t(16) << 20;
+  static constexpr size_t kKeepSeries = 100'000;
+  void Trim() {
+    view.Shrink(kKeepViewBytes);
+    if (series.capacity() > kKeepSeries) std::vector<IncomingSeries>().swap(series);
+    decoded = rw::WriteRequest();
+  }
+};
 
 std::string_view RejectReasonName(RejectReason r) {
   switch (r) {
@@ -202,7 +210,12 @@ WriteHandler::WriteHandler(SeriesStore* store, WriteHandlerOptions options)
                               double(options_.limits.device_burst)},
                     options_.clock) {
   if (options_.clock == nullptr) options_.clock = Clock::Real();
+  if (options_.limits.series_cache_entries > 0) {
+    cache_ = std::make_unique<SeriesCache>(options_.limits.series_cache_entries);
+  }
 }
+
+WriteHandler::~WriteHandler() = default;
 
 ServerResponse WriteHandler::TooManyRequests(LimitReason reason, std::chrono::seconds retry_after,
                                              std::string body, bool v2) {
@@ -382,103 +395,147 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
   } trim{&scratch};
   // 1.0: a view over the decompressed body (no text copied); 2.0: decoded into the 1.0 model
   // (rw::DecodeV2), then the same canonical path over views of it.
-  Status s = v2 ? rw::DecodeV2(request.body, limits.max_decoded_bytes, &scratch.decoded, nullptr)
-                : scratch.view.Decode(request.body, limits.max_decoded_bytes);
-  if (!s.ok()) {
-    Reject(RejectReason::kBadBody, 0);
-    return Answer(400, s.message(), v2, 0);
-  }
-  const rw::WriteRequest& decoded = scratch.decoded;
-  const size_t series_count = v2 ? decoded.series.size() : scratch.view.series_count();
-  std::vector<rw::Metadata>& metadata = scratch.metadata;
-  if (v2) {
-    metadata = decoded.metadata;
-  } else {
-    metadata.resize(scratch.view.metadata().size());
-    for (size_t i = 0; i < metadata.size(); ++i) {
-      const rw::MetadataView& m = scratch.view.metadata()[i];
-      metadata[i].kind = m.kind;
-      metadata[i].family.assign(m.family);
-      metadata[i].help.assign(m.help);
-      metadata[i].unit.assign(m.unit);
-    }
-  }
-  const uint64_t samples = v2 ? decoded.sample_count() : scratch.view.sample_count();
-  if (series_count > limits.max_series_per_request ||
-      metadata.size() > limits.max_series_per_request) {
-    Reject(RejectReason::kOverLimit, samples);
-    return Answer(400,
-                  "request with " + std::to_string(series_count) + " series and " +
-                      std::to_string(metadata.size()) + " metadata entries, over the limit of " +
-                      std::to_string(limits.max_series_per_request) + " each",
-                  v2, 0);
-  }
-
-  const int64_t now_ms = options_.clock->NowUnixMs();
-  const int64_t latest_ms = now_ms + limits.max_future.count();
+  // With the series cache (1.0 only), a series whose label bytes this device sent before is
+  // named by its table entry: its labels are neither parsed nor checked (series_cache.h).
+  const uint64_t generation = cache_ != nullptr && !v2 ? store_->generation() : 0;
+  std::vector<std::pair<size_t, size_t>>& misses = scratch.misses;  // (view index, series index)
   std::vector<IncomingSeries>& series = scratch.series;
-  series.resize(series_count);
-  size_t kept = 0;
-  for (size_t i = 0; i < series_count; ++i) {
-    std::span<const rw::LabelView> in_labels;
-    std::span<const rw::Sample> in_samples;
+  std::vector<rw::Metadata>& metadata = scratch.metadata;
+  uint64_t samples = 0;
+  const auto build = [&](bool with_cache) -> std::optional<ServerResponse> {
+    misses.clear();
+    Status s;
     if (v2) {
-      const rw::Series& in = decoded.series[i];
-      scratch.v2_labels.clear();
-      for (const auto& [n, v] : in.labels) scratch.v2_labels.push_back(rw::LabelView{n, v});
-      in_labels = scratch.v2_labels;
-      in_samples = in.samples;
+      s = rw::DecodeV2(request.body, limits.max_decoded_bytes, &scratch.decoded, nullptr);
+    } else if (with_cache) {
+      SeriesCache::Reader known(cache_.get(), device, generation);
+      s = scratch.view.Decode(request.body, limits.max_decoded_bytes, &known);
     } else {
-      in_labels = scratch.view.labels(i);
-      in_samples = scratch.view.samples(i);
+      s = scratch.view.Decode(request.body, limits.max_decoded_bytes);
     }
-    if (in_samples.empty()) continue;  // e.g. a 2.0 series of native histograms
-    IncomingSeries& out = series[kept];
-    out.labels.clear();
-    bool over_limit = false;
-    if (std::string why =
-            CanonicalKey(in_labels, limits, device, &scratch.labels, &out.key, &over_limit);
-        !why.empty()) {
-      Reject(over_limit ? RejectReason::kOverLimit : RejectReason::kInvalidSeries, samples);
-      return Answer(400, "remote-write: " + why, v2, 0);
+    if (!s.ok()) {
+      Reject(RejectReason::kBadBody, 0);
+      return Answer(400, s.message(), v2, 0);
     }
-    for (const rw::Sample& sample : in_samples) {
-      if (sample.timestamp_ms > latest_ms) {
-        Reject(RejectReason::kFuture, samples);
-        return Answer(400,
-                      "remote-write: a sample of " + Clip(NameViewOfKey(out.key)) + " at " +
-                          std::to_string(sample.timestamp_ms) + " ms is " +
-                          std::to_string((sample.timestamp_ms - now_ms) / 1000) +
-                          " s ahead of the gateway's clock (at most " +
-                          std::to_string(limits.max_future.count() / 1000) + " s allowed)",
-                      v2, 0);
+    const rw::WriteRequest& decoded = scratch.decoded;
+    const size_t series_count = v2 ? decoded.series.size() : scratch.view.series_count();
+    if (v2) {
+      metadata = decoded.metadata;
+    } else {
+      metadata.resize(scratch.view.metadata().size());
+      for (size_t i = 0; i < metadata.size(); ++i) {
+        const rw::MetadataView& m = scratch.view.metadata()[i];
+        metadata[i].kind = m.kind;
+        metadata[i].family.assign(m.family);
+        metadata[i].help.assign(m.help);
+        metadata[i].unit.assign(m.unit);
       }
     }
-    out.samples.assign(in_samples.begin(), in_samples.end());
-    ++kept;
-  }
-  series.resize(kept);
-  for (const rw::Metadata& m : metadata) {
-    if (!rw::IsValidMetricName(m.family) || m.family.size() > limits.max_label_value_bytes) {
-      Reject(RejectReason::kInvalidSeries, samples);
-      return Answer(400, "remote-write: invalid metadata family name \"" + Clip(m.family) + "\"",
+    samples = v2 ? decoded.sample_count() : scratch.view.sample_count();
+    if (series_count > limits.max_series_per_request ||
+        metadata.size() > limits.max_series_per_request) {
+      Reject(RejectReason::kOverLimit, samples);
+      return Answer(400,
+                    "request with " + std::to_string(series_count) + " series and " +
+                        std::to_string(metadata.size()) + " metadata entries, over the limit of " +
+                        std::to_string(limits.max_series_per_request) + " each",
                     v2, 0);
     }
-    if (m.help.size() > limits.max_label_value_bytes ||
-        m.unit.size() > limits.max_label_value_bytes) {
-      Reject(RejectReason::kOverLimit, samples);
-      return Answer(400, "remote-write: metadata text of " + m.family + " over the limit", v2, 0);
+
+    const int64_t now_ms = options_.clock->NowUnixMs();
+    const int64_t latest_ms = now_ms + limits.max_future.count();
+    series.resize(series_count);
+    size_t kept = 0;
+    for (size_t i = 0; i < series_count; ++i) {
+      std::span<const rw::LabelView> in_labels;
+      std::span<const rw::Sample> in_samples;
+      if (v2) {
+        const rw::Series& in = decoded.series[i];
+        scratch.v2_labels.clear();
+        for (const auto& [n, v] : in.labels) scratch.v2_labels.push_back(rw::LabelView{n, v});
+        in_labels = scratch.v2_labels;
+        in_samples = in.samples;
+      } else {
+        in_labels = scratch.view.labels(i);
+        in_samples = scratch.view.samples(i);
+      }
+      if (in_samples.empty()) continue;  // e.g. a 2.0 series of native histograms
+      IncomingSeries& out = series[kept];
+      out.labels.clear();
+      out.entry = with_cache ? static_cast<const SeriesEntry*>(scratch.view.known(i)) : nullptr;
+      out.generation = out.entry != nullptr ? generation : 0;
+      if (out.entry != nullptr) {
+        out.key.clear();
+      } else {
+        bool over_limit = false;
+        if (std::string why =
+                CanonicalKey(in_labels, limits, device, &scratch.labels, &out.key, &over_limit);
+            !why.empty()) {
+          Reject(over_limit ? RejectReason::kOverLimit : RejectReason::kInvalidSeries, samples);
+          return Answer(400, "remote-write: " + why, v2, 0);
+        }
+        if (with_cache && !scratch.view.label_bytes(i).empty()) misses.emplace_back(i, kept);
+      }
+      for (const rw::Sample& sample : in_samples) {
+        if (sample.timestamp_ms > latest_ms) {
+          Reject(RejectReason::kFuture, samples);
+          return Answer(400,
+                        "remote-write: a sample of " + Clip(NameViewOfKey(GivenKeyOf(out))) +
+                            " at " + std::to_string(sample.timestamp_ms) + " ms is " +
+                            std::to_string((sample.timestamp_ms - now_ms) / 1000) +
+                            " s ahead of the gateway's clock (at most " +
+                            std::to_string(limits.max_future.count() / 1000) + " s allowed)",
+                        v2, 0);
+        }
+      }
+      out.samples.assign(in_samples.begin(), in_samples.end());
+      ++kept;
     }
+    series.resize(kept);
+    for (const rw::Metadata& m : metadata) {
+      if (!rw::IsValidMetricName(m.family) || m.family.size() > limits.max_label_value_bytes) {
+        Reject(RejectReason::kInvalidSeries, samples);
+        return Answer(400, "remote-write: invalid metadata family name \"" + Clip(m.family) + "\"",
+                      v2, 0);
+      }
+      if (m.help.size() > limits.max_label_value_bytes ||
+          m.unit.size() > limits.max_label_value_bytes) {
+        Reject(RejectReason::kOverLimit, samples);
+        return Answer(400, "remote-write: metadata text of " + m.family + " over the limit", v2, 0);
+      }
+    }
+    return std::nullopt;
+  };
+  if (auto error = build(generation != 0)) return std::move(*error);
+  if (generation != 0) {
+    const auto hits = size_t(std::count_if(series.begin(), series.end(),
+                                           [](const auto& in) { return in.entry != nullptr; }));
+    cache_hits_.fetch_add(hits, std::memory_order_relaxed);
+    cache_misses_.fetch_add(series.size() - hits, std::memory_order_relaxed);
   }
 
   ApplyResult result;
   size_t refused_series = 0;
   uint64_t refused_samples = 0;
   std::string refused_device;
-  s = limits.max_series_per_device > 0
-          ? ApplyWithinSeriesBudget(&series, metadata, &result, &refused_series, &refused_samples,
-                                    &refused_device)
-          : store_->Apply(series, metadata, &result);
+  const auto apply = [&] {
+    return limits.max_series_per_device > 0
+               ? ApplyWithinSeriesBudget(&series, metadata, &result, &refused_series,
+                                         &refused_samples, &refused_device)
+               : store_->Apply(series, metadata, &result);
+  };
+  Status s = apply();
+  if (s.code() == Status::Code::kNotFound && generation != 0) {
+    // A cached entry of another table generation (SeriesStore::Resolve): nothing was applied.
+    // The cache is emptied and the request built again the full way.
+    cache_->Clear();
+    misses.clear();
+    if (auto error = build(false)) return std::move(*error);
+    refused_series = 0;
+    refused_samples = 0;
+    refused_device.clear();
+    s = apply();
+  }
   if (!s.ok()) {
     Reject(RejectReason::kStorage, samples);
     if (options_.log) options_.log("cannot store a write request: " + s.message());
@@ -488,6 +545,7 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
   duplicate_.fetch_add(result.duplicates, std::memory_order_relaxed);
   resets_.fetch_add(result.counter_resets, std::memory_order_relaxed);
   created_.fetch_add(result.new_series, std::memory_order_relaxed);
+  if (!misses.empty() && refused_series == 0) RememberSeries(device, scratch);
   if (options_.on_accepted) ReportAccepted(device, series, request.Header("User-Agent"));
   if (refused_series > 0) {
     limited_[size_t(LimitReason::kSeriesLimit)].fetch_add(1, std::memory_order_relaxed);
@@ -503,6 +561,22 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
   }
   if (has_batch) high_water_.Applied(device, batch);
   return Answer(204, "", v2, result.accepted + result.duplicates);
+}
+
+void WriteHandler::RememberSeries(std::string_view device, WriteScratch& scratch) {
+  scratch.miss_keys.clear();
+  for (const auto& [view_index, series_index] : scratch.misses) {
+    scratch.miss_keys.push_back(GivenKeyOf(scratch.series[series_index]));
+  }
+  uint64_t generation = 0;
+  if (!store_->Resolve(scratch.miss_keys, &scratch.miss_entries, &generation)) return;
+  scratch.miss_items.clear();
+  for (size_t k = 0; k < scratch.misses.size(); ++k) {
+    if (scratch.miss_entries[k] == nullptr) continue;  // not stored (e.g. only duplicates)
+    scratch.miss_items.push_back(SeriesCache::Item{
+        scratch.view.label_bytes(scratch.misses[k].first), scratch.miss_entries[k]});
+  }
+  cache_->Insert(device, generation, scratch.miss_items);
 }
 
 void WriteHandler::ReportAccepted(const std::string& device,
@@ -533,6 +607,8 @@ WriteStats WriteHandler::stats() const {
   st.series_created = created_.load();
   st.v2_requests = v2_.load();
   st.duplicate_batches = duplicate_batches_.load();
+  st.series_cache_hits = cache_hits_.load();
+  st.series_cache_misses = cache_misses_.load();
   for (size_t i = 0; i < limited_.size(); ++i) st.requests_limited[i] = limited_[i].load();
   return st;
 }

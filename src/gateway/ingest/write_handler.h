@@ -52,7 +52,13 @@
 // Receive path: a 1.0 body is decoded by rw::WriteRequestView (views into the decompressed
 // bytes, no string per label) and each series reaches the store as its canonical key alone
 // (IncomingSeries::key), built straight from those views; a 2.0 body goes through rw::DecodeV2
-// and then the same path. Every buffer of it is per calling thread (thread_local) and reused
+// and then the same path. A 1.0 series whose label bytes the same device sent before (and the
+// full path accepted and stored) is found in the series cache (series_cache.h) while the body
+// is decoded, and reaches the store as its table entry (IncomingSeries::entry): its labels are
+// not parsed, checked, sorted or made a key, and the store does not look it up. Every other
+// series takes the full path; after its request is stored, its entry is cached. A request
+// refused by the store for a stale entry (the table's generation changed) is built again the
+// full way, the cache emptied. Every buffer of it is per calling thread (thread_local) and reused
 // from request to request; after a request, decode buffers over 16 MiB and series vectors over
 // 100,000 entries are freed (a rare huge request is not held forever).
 //
@@ -68,6 +74,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -77,6 +84,7 @@
 #include "gateway/devices/device_registry.h"
 #include "gateway/ingest/batch_identity.h"
 #include "gateway/ingest/rate_limiter.h"
+#include "gateway/ingest/series_cache.h"
 #include "gateway/store/series_store.h"
 #include "http/server.h"
 
@@ -97,6 +105,10 @@ struct IngestLimits {
   // so at most io_threads writes are ever in flight: this matters with io_threads above it.
   size_t max_pending_writes = 0;
   size_t max_series_per_device = 0;
+  // The series cache's bound (series_cache.h; 0: no cache): a series whose labels a device
+  // sent before, byte for byte, skips its labels' parse, checks, key and index lookup. About
+  // 56 bytes + the device name + the series' label bytes (~100-300) per entry held.
+  size_t series_cache_entries = 131'072;
 };
 
 // Why samples were refused (ccmon_gateway_samples_rejected_total{reason}).
@@ -136,6 +148,10 @@ struct WriteStats {
   // Requests acknowledged (204) without being applied: their batch identity was applied before
   // (batch_identity.h).
   uint64_t duplicate_batches = 0;
+  // 1.0 series found in the series cache (series_cache.h), and those that took the full path
+  // while the cache was on.
+  uint64_t series_cache_hits = 0;
+  uint64_t series_cache_misses = 0;
 };
 
 struct WriteHandlerOptions {
@@ -153,10 +169,13 @@ struct WriteHandlerOptions {
   std::function<void(std::string_view device, std::string_view user_agent)> on_accepted;
 };
 
+struct WriteScratch;  // a thread's reused buffers (write_handler.cc)
+
 class WriteHandler {
  public:
   // `store` is borrowed and must outlive the handler.
   WriteHandler(SeriesStore* store, WriteHandlerOptions options);
+  ~WriteHandler();
   // A POST to the write path (the caller routes; any method is treated as a write).
   ServerResponse Handle(const ServerRequest& request);
   // Counts a response the router gave for the write path itself (405).
@@ -176,12 +195,15 @@ class WriteHandler {
                                  std::string* example_device);
   void ReportAccepted(const std::string& device, const std::vector<IncomingSeries>& series,
                       std::string_view user_agent);
+  // After a stored request: caches the series whose labels took the full path (scratch.misses).
+  void RememberSeries(std::string_view device, WriteScratch& scratch);
 
   SeriesStore* store_;
   WriteHandlerOptions options_;
   std::array<std::atomic<uint64_t>, kWriteStatusCodes.size()> by_code_{};
   std::atomic<uint64_t> accepted_{0}, duplicate_{0}, resets_{0}, created_{0}, v2_{0};
   std::atomic<uint64_t> duplicate_batches_{0};
+  std::atomic<uint64_t> cache_hits_{0}, cache_misses_{0};
   BatchHighWater high_water_;  // keyed devices only
   std::array<std::atomic<uint64_t>, kRejectReasonCount> rejected_{};
   std::array<std::atomic<uint64_t>, kLimitReasonCount> limited_{};
@@ -192,6 +214,7 @@ class WriteHandler {
   std::mutex series_budget_mu_;
   bool series_counted_ = false;                    // device_series_ loaded from the store
   std::map<std::string, uint64_t> device_series_;  // `device` label value -> series held
+  std::unique_ptr<SeriesCache> cache_;             // null: series_cache_entries == 0
 };
 
 }  // namespace ccmon::gateway

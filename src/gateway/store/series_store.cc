@@ -2,6 +2,7 @@
 
 #include <snappy.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <mutex>
@@ -230,6 +231,7 @@ Status GatewayStore::Open(KvStore* kv, GatewayStoreOptions options,
   }
   if (!it->status().ok()) return it->status();
   store->log_records_ = store->next_log_ - store->first_log_;
+  store->generation_ = store->table_.generation();
   *out = std::move(store);
   return Status::Ok();
 }
@@ -271,7 +273,24 @@ Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
   }
 }
 
-void GatewayStore::WriteGroup(const std::vector<PendingApply*>& group) {
+void GatewayStore::WriteGroup(const std::vector<PendingApply*>& all) {
+  // A request naming a series by an entry of another table generation is refused whole (see
+  // SeriesStore::Resolve): its entry may no longer exist. The table is never replaced after
+  // Open, so this only guards the contract.
+  std::vector<PendingApply*> group;
+  group.reserve(all.size());
+  for (PendingApply* p : all) {
+    const bool stale = std::any_of(p->series->begin(), p->series->end(), [&](const auto& in) {
+      return in.entry != nullptr && in.generation != generation_;
+    });
+    if (!stale) {
+      group.push_back(p);
+      continue;
+    }
+    *p->result = ApplyResult{};
+    p->status = Status::NotFound("a series entry of another table generation: resolve it again");
+  }
+  if (group.empty()) return;
   // Only the leader changes table_ (and the log bookkeeping), so planning needs no read lock.
   GroupPlan plan(&table_);
   WriteBatch batch;
@@ -382,6 +401,15 @@ size_t GatewayStore::queued() const {
 void GatewayStore::Read(const std::function<void(const SeriesTable& table)>& fn) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   fn(table_);
+}
+
+bool GatewayStore::Resolve(std::span<const std::string_view> keys,
+                           std::vector<const SeriesEntry*>* entries, uint64_t* generation) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  entries->resize(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) (*entries)[i] = table_.FindEntry(keys[i]);
+  *generation = table_.generation();
+  return true;
 }
 
 SeriesStoreStats GatewayStore::Stats() const {

@@ -43,6 +43,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -84,13 +85,28 @@ class SeriesStore {
  public:
   virtual ~SeriesStore() = default;
   // Applies one request's series and metadata (see SeriesTable for the rules). OK only once it
-  // is durable; kIoError (or another error) when it could not be stored, and then nothing of it
-  // is applied. *result is set in both cases (what was or would have been done).
+  // is durable; kIoError (or another error) when it could not be stored, kNotFound when a series'
+  // entry is not of the table's generation (see Resolve), and then nothing of it is applied.
+  // *result is set in both cases (what was or would have been done).
   virtual Status Apply(const std::vector<IncomingSeries>& series,
                        const std::vector<rw::Metadata>& metadata, ApplyResult* result) = 0;
   // Calls `fn` with the current table, under a read lock: `fn` must not call Apply.
   virtual void Read(const std::function<void(const SeriesTable& table)>& fn) const = 0;
   virtual SeriesStoreStats Stats() const = 0;
+
+  // Series entries for callers that keep them (the write handler's series cache): sets
+  // *generation to the table's generation and (*entries)[i] to the entry of keys[i] (null when
+  // not held), read together. Such entries may be passed back in IncomingSeries::entry with that
+  // generation; Apply refuses a request with an entry of another generation with kNotFound
+  // (nothing of it applied: the caller retries with keys). False: the store hands out no
+  // entries (the default; then callers never set IncomingSeries::entry).
+  virtual bool Resolve(std::span<const std::string_view> keys,
+                       std::vector<const SeriesEntry*>* entries, uint64_t* generation) const {
+    (void)keys, (void)entries, (void)generation;
+    return false;
+  }
+  // The generation Resolve would report now (0 when the store hands out no entries).
+  virtual uint64_t generation() const { return 0; }
 };
 
 // Key prefixes in the gateway's store (docs/store-format.md "Gateway").
@@ -140,6 +156,10 @@ class GatewayStore final : public SeriesStore {
                const AppendRecords& append, ApplyResult* result);
   void Read(const std::function<void(const SeriesTable& table)>& fn) const override;
   SeriesStoreStats Stats() const override;
+  bool Resolve(std::span<const std::string_view> keys, std::vector<const SeriesEntry*>* entries,
+               uint64_t* generation) const override;
+  // The table is created at Open and never replaced: constant for the store's life.
+  uint64_t generation() const override { return generation_; }
   // Sets the listener every later Apply calls (borrowed; nullptr: none), replacing any added
   // before. Call before the first Apply (not synchronized with it).
   void set_apply_listener(ApplyListener* listener) {
@@ -215,6 +235,7 @@ class GatewayStore final : public SeriesStore {
   bool leader_active_ = false;        // guarded by queue_mu_
   mutable std::shared_mutex mu_;      // guards table_ (written only by the leader)
   SeriesTable table_;
+  uint64_t generation_ = 0;  // table_'s, set at Open
 };
 
 }  // namespace ccmon::gateway

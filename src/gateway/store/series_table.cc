@@ -1,6 +1,7 @@
 #include "gateway/store/series_table.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <type_traits>
@@ -50,15 +51,16 @@ void SeriesKeyOf(std::span<const std::pair<std::string_view, std::string_view>> 
 }
 
 std::string_view KeyOf(const IncomingSeries& in, std::string* scratch) {
-  if (!in.key.empty()) return in.key;
+  if (std::string_view given = GivenKeyOf(in); !given.empty()) return given;
   *scratch = SeriesKey(in.labels);
   return *scratch;
 }
 
 Labels LabelsOf(const IncomingSeries& in) {
-  if (in.key.empty()) return in.labels;
+  const std::string_view given = GivenKeyOf(in);
+  if (given.empty()) return in.labels;
   Labels labels;
-  if (!LabelsOfKey(in.key, &labels).ok()) labels.clear();
+  if (!LabelsOfKey(given, &labels).ok()) labels.clear();
   return labels;
 }
 
@@ -231,7 +233,10 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
   for (size_t i = 0; i < series.size(); ++i) {
     const IncomingSeries& in = series[i];
     const std::string_view key = KeyOf(in, &scratch);
-    SeriesEntry* entry = in.key.empty() ? table_->Find(key) : index.Find(key, hashes_[i]);
+    // An entry the caller brought (the handler's series cache) is the table's own: no lookup.
+    SeriesEntry* entry = in.entry != nullptr ? const_cast<SeriesEntry*>(in.entry)
+                         : in.key.empty()    ? table_->Find(key)
+                                             : index.Find(key, hashes_[i]);
     size_t pos = kNone;
     if (entry != nullptr) {
       pos = existing_index_.Find(entry);
@@ -267,7 +272,11 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
       state = SeriesState{s.timestamp_ms, s.value};
       ++result->accepted;
       if (stored != nullptr) {
-        if (!changed_state) stored->push_back(IncomingSeries{in.labels, {}, in.key});
+        if (!changed_state) {
+          stored->push_back(IncomingSeries{in.labels, {}, in.key});
+          stored->back().entry = in.entry;
+          stored->back().generation = in.generation;
+        }
         stored->back().samples.push_back(s);
       }
       changed_state = true;
@@ -402,14 +411,42 @@ const SeriesTable::Entry* SeriesTable::Put(std::string key, SeriesState state) {
   return Insert(std::move(key), state);
 }
 
+uint64_t SeriesTable::NextGeneration() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 SeriesTable::SeriesTable(const SeriesTable& other)
-    : series_(other.series_), metadata_(other.metadata_) {
+    : series_(other.series_), metadata_(other.metadata_), generation_(NextGeneration()) {
   index_.Reserve(series_.size());
   for (Entry& e : series_) index_.Insert(&e);
 }
 
 SeriesTable& SeriesTable::operator=(const SeriesTable& other) {
   if (this != &other) *this = SeriesTable(other);
+  return *this;
+}
+
+SeriesTable::SeriesTable(SeriesTable&& other) noexcept
+    : series_(std::move(other.series_)),
+      index_(std::move(other.index_)),
+      metadata_(std::move(other.metadata_)),
+      generation_(other.generation_) {
+  other.index_ = KeyIndex();
+  other.series_.clear();
+  other.generation_ = NextGeneration();
+}
+
+SeriesTable& SeriesTable::operator=(SeriesTable&& other) noexcept {
+  if (this != &other) {
+    series_ = std::move(other.series_);
+    index_ = std::move(other.index_);
+    metadata_ = std::move(other.metadata_);
+    generation_ = other.generation_;  // the entries moved with it
+    other.index_ = KeyIndex();
+    other.series_.clear();
+    other.generation_ = NextGeneration();
+  }
   return *this;
 }
 

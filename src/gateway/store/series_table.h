@@ -32,12 +32,27 @@ namespace ccmon::gateway {
 // Labels sorted by name, names unique, "__name__" among them.
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
+struct SeriesState {
+  int64_t timestamp_ms = 0;
+  double value = 0;
+  bool operator==(const SeriesState&) const = default;  // NaN values compare unequal
+};
+
+// One series of a SeriesTable: its key and state.
+using SeriesEntry = std::pair<const std::string, SeriesState>;
+
 // One series of a request, labels canonical (sorted, validated by the handler). The same series
 // may come several times in one request (Prometheus sends one entry per sample).
-// Either `labels` or `key` says which series it is: a non-empty `key` is SeriesKey of the
-// series' labels, and then `labels` may be left empty (the write handler builds the key
-// straight from the decoded body and never materialises the labels; what needs them uses
-// LabelsOf). An empty `key`: the series is `labels`.
+// Exactly one of `entry`, `key` and `labels` says which series it is, the first one set:
+//  - `entry`: the series is that entry of the store's table, whose generation (SeriesTable::
+//    generation) was `generation` when the caller got it (the write handler's series cache,
+//    gateway/ingest/series_cache.h: a series seen before skips its key). A store refuses a
+//    request with an entry of another generation (SeriesStore::Apply) and never reads a stale
+//    entry; while the generation holds, the entry and its key stay valid.
+//  - a non-empty `key`: SeriesKey of the series' labels, and then `labels` may be left empty (the
+//    write handler builds the key straight from the decoded body and never materialises the
+//    labels; what needs them uses LabelsOf).
+//  - else the series is `labels`.
 struct IncomingSeries {
   IncomingSeries() = default;
   IncomingSeries(Labels labels_in, std::vector<rw::Sample> samples_in, std::string key_in = {})
@@ -46,11 +61,18 @@ struct IncomingSeries {
   Labels labels;
   std::vector<rw::Sample> samples;
   std::string key;
+  const SeriesEntry* entry = nullptr;
+  uint64_t generation = 0;  // of `entry`'s table
 };
 
-// The series' key: `in.key`, or SeriesKey(in.labels) built into *scratch.
+// The key the series comes with, as a view: its entry's, or `key`; "" for a series given by
+// its labels alone.
+inline std::string_view GivenKeyOf(const IncomingSeries& in) {
+  return in.entry != nullptr ? std::string_view(in.entry->first) : std::string_view(in.key);
+}
+// The series' key: GivenKeyOf(in) when not empty, or SeriesKey(in.labels) built into *scratch.
 std::string_view KeyOf(const IncomingSeries& in, std::string* scratch);
-// The series' labels: `in.labels`, or those of `in.key` (empty for a malformed key).
+// The series' labels: those of GivenKeyOf(in) (empty for a malformed key), or `in.labels`.
 Labels LabelsOf(const IncomingSeries& in);
 // The value of label `name` ("__name__" included) in a key made by SeriesKey: a view into
 // `key`; "" when the key has no such label (or is malformed).
@@ -63,12 +85,6 @@ std::string_view NameViewOfKey(std::string_view key);
 void SeriesKeyOf(std::span<const std::pair<std::string_view, std::string_view>> labels,
                  std::string* key);
 
-struct SeriesState {
-  int64_t timestamp_ms = 0;
-  double value = 0;
-  bool operator==(const SeriesState&) const = default;  // NaN values compare unequal
-};
-
 // What one request did.
 struct ApplyResult {
   uint64_t accepted = 0;        // samples stored
@@ -78,8 +94,6 @@ struct ApplyResult {
   uint64_t metadata_changed = 0;  // families whose metadata was new or different
 };
 
-// One series of a SeriesTable: its key and state.
-using SeriesEntry = std::pair<const std::string, SeriesState>;
 class SeriesTable;
 
 // The changes one request makes, computed by Plan before anything is written.
@@ -123,11 +137,20 @@ bool IsStaleMarker(double v);
 
 class SeriesTable {
  public:
-  SeriesTable() = default;
+  SeriesTable() : generation_(NextGeneration()) {}
   SeriesTable(const SeriesTable& other);
   SeriesTable& operator=(const SeriesTable& other);
-  SeriesTable(SeriesTable&&) = default;
-  SeriesTable& operator=(SeriesTable&&) = default;
+  // A moved-to table keeps the source's entries and generation; the source gets a new one.
+  SeriesTable(SeriesTable&& other) noexcept;
+  SeriesTable& operator=(SeriesTable&& other) noexcept;
+
+  // Which set of entries an entry pointer (IncomingSeries::entry) may belong to: unique in the
+  // process among tables, and changed whenever entries of this table stop being valid (an
+  // assignment replaces them all; series are never removed otherwise). An entry that a caller
+  // got with generation g is valid while generation() == g.
+  uint64_t generation() const { return generation_; }
+  // The entry of `key`, or null (for callers that keep entries: IncomingSeries::entry).
+  const SeriesEntry* FindEntry(std::string_view key) const { return index_.Find(key); }
 
   // Computes what `series` and `metadata` change, without changing anything: the new states
   // (one per key, the last of several), the families whose metadata is new or differs, and the
@@ -202,11 +225,13 @@ class SeriesTable {
   // share their metric-name prefix all the way down).
   Entry* Find(std::string_view key) const { return index_.Find(key); }
   Entry* Insert(std::string key, SeriesState state);
+  static uint64_t NextGeneration();
 
   std::map<std::string, SeriesState> series_;
   // Every entry of series_, by its key (the map's own keys: nodes never move).
   KeyIndex index_;
   std::map<std::string, rw::Metadata> metadata_;
+  uint64_t generation_;
 };
 
 // The changes of several requests, planned in order as if each had been committed before the
@@ -225,7 +250,8 @@ class GroupPlan {
   GroupPlan& operator=(const GroupPlan&) = delete;
 
   // Plans one more request after those already added; *result is overwritten; `stored` as in
-  // SeriesTable::Plan.
+  // SeriesTable::Plan. A series with an `entry` must have the planned table's generation (the
+  // caller checks: GatewayStore refuses the request otherwise).
   void Add(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
            ApplyResult* result, std::vector<IncomingSeries>* stored = nullptr);
   const PlannedChanges& changes() const { return changes_; }

@@ -89,6 +89,58 @@ TEST(SeriesTableTest, DuplicatesAreDroppedAndCountedResetsOnlyForCounters) {
   EXPECT_EQ(t.series().at(SeriesKey({{"__name__", "g"}})).timestamp_ms, 4000);
 }
 
+// Entry pointers (IncomingSeries::entry) are valid for a generation: every table has its own,
+// a copy or assignment a new one; a move carries the entries and the generation along.
+TEST(SeriesTableTest, GenerationsFollowTheEntries) {
+  SeriesTable a;
+  const SeriesEntry* e = a.Put(SeriesKey({{"__name__", "up"}}), SeriesState{1, 2});
+  EXPECT_EQ(a.FindEntry(e->first), e);
+  EXPECT_EQ(a.FindEntry("nope"), nullptr);
+  SeriesTable copy(a);
+  EXPECT_NE(copy.generation(), a.generation());
+  EXPECT_NE(copy.FindEntry(e->first), e);
+  const uint64_t g = a.generation();
+  SeriesTable moved(std::move(a));
+  EXPECT_EQ(moved.generation(), g);
+  EXPECT_EQ(moved.FindEntry(e->first), e);
+  EXPECT_NE(a.generation(), g);  // NOLINT(bugprone-use-after-move): reset on purpose
+  EXPECT_EQ(a.FindEntry(e->first), nullptr);
+  SeriesTable assigned;
+  const uint64_t before = assigned.generation();
+  assigned = std::move(moved);
+  EXPECT_EQ(assigned.generation(), g);
+  EXPECT_NE(assigned.generation(), before);
+  EXPECT_EQ(assigned.FindEntry(e->first), e);
+  copy = assigned;
+  EXPECT_NE(copy.generation(), g);
+}
+
+// A plan given a series by its table entry plans exactly what its key would.
+TEST(SeriesTableTest, AnEntryPlansAsItsKey) {
+  SeriesTable t;
+  const Labels up = {{"__name__", "up_total"}};
+  const SeriesEntry* e = t.Put(SeriesKey(up), SeriesState{10, 5});
+  IncomingSeries by_entry({}, {{10, 9}, {11, 1}, {12, 2}});
+  by_entry.entry = e;
+  by_entry.generation = t.generation();
+  const IncomingSeries by_labels(up, {{10, 9}, {11, 1}, {12, 2}});
+  PlannedChanges a, b;
+  ApplyResult ra, rb;
+  std::vector<IncomingSeries> stored_a, stored_b;
+  t.Plan({by_entry}, {}, &a, &ra, &stored_a);
+  t.Plan({by_labels}, {}, &b, &rb, &stored_b);
+  EXPECT_EQ(ra.accepted, rb.accepted);
+  EXPECT_EQ(ra.duplicates, 1u);
+  EXPECT_EQ(ra.counter_resets, rb.counter_resets);
+  EXPECT_EQ(ra.counter_resets, 1u);
+  ASSERT_EQ(a.series.size(), 1u);
+  EXPECT_EQ(a.key(0), b.key(0));
+  EXPECT_EQ(a.series[0].second, b.series[0].second);
+  ASSERT_EQ(stored_a.size(), 1u);
+  EXPECT_EQ(stored_a[0].entry, e);
+  EXPECT_EQ(LabelsOf(stored_a[0]), up);
+}
+
 TEST(SeriesTableTest, OneSeriesManyTimesInOneRequestIsMergedInOrder) {
   // Prometheus's own sender puts one TimeSeries per sample.
   SeriesTable t;
