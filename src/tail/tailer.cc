@@ -328,11 +328,16 @@ void Tailer::Offer(std::vector<TailWork>* work) {
             [](const TailWork& a, const TailWork& b) { return a.path < b.path; });
 }
 
+// Bytes of `st`'s file not read yet: what lies beyond size_seen, the end of what was read. An
+// unterminated last line (from size_seen's offset on, read and held back until its newline) is
+// not "behind": counting it kept a file whose last line a crash cut behind forever.
+uint64_t Tailer::BytesNotReadYet(const State& st) {
+  return st.size_now > st.file.size_seen ? st.size_now - st.file.size_seen : 0;
+}
+
 void Tailer::UpdateGauges() {
   uint64_t behind = 0;
-  for (const auto& [key, st] : states_) {
-    if (st.size_now > st.file.offset) behind += st.size_now - st.file.offset;
-  }
+  for (const auto& [key, st] : states_) behind += BytesNotReadYet(st);
   bytes_behind_.store(behind, std::memory_order_relaxed);
   files_tracked_.store(states_.size(), std::memory_order_relaxed);
 }
@@ -404,16 +409,14 @@ Status Tailer::Consumed(const TailWork& work, uint64_t new_offset, bool read_to_
                             ": no longer tracked (replaced, truncated or deleted since offered)");
   }
   State& st = it->second;
-  auto behind_of = [](const State& s) {
-    return s.size_now > s.file.offset ? s.size_now - s.file.offset : 0;
-  };
-  const uint64_t before = behind_of(st);
+  const uint64_t before = BytesNotReadYet(st);
   st.file.offset = std::max(st.file.offset, new_offset);
   st.file.size_seen = std::max({st.file.size_seen, st.file.offset, read_to_end ? work.size : 0});
   st.size_now = std::max(st.size_now, new_offset);
   // This file's share only (a full UpdateGauges per file made a step over n files O(n^2)).
   const uint64_t total = bytes_behind_.load(std::memory_order_relaxed);
-  bytes_behind_.store(total - std::min(total, before) + behind_of(st), std::memory_order_relaxed);
+  bytes_behind_.store(total - std::min(total, before) + BytesNotReadYet(st),
+                      std::memory_order_relaxed);
   return Status::Ok();
 }
 

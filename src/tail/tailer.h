@@ -140,7 +140,10 @@ class Tailer {
 
   // Every tracked file, sorted by path: what to persist.
   std::vector<TrackedFile> Snapshot() const;
-  // Sum over tracked files of (size - offset): bytes not read yet. Thread-safe.
+  // Sum over tracked files of the bytes not read yet: each file's size at the last look beyond
+  // what was read to its end (TrackedFile::size_seen). A last line without its newline, read and
+  // held back, is not counted: a file whose last line was cut by a crash is not behind. Bytes
+  // appended since count until they are read. Thread-safe.
   uint64_t bytes_behind() const { return bytes_behind_.load(std::memory_order_relaxed); }
   size_t files_tracked() const { return files_tracked_.load(std::memory_order_relaxed); }
   // "inotify" or "poll" (after a fallback: "poll").
@@ -176,6 +179,7 @@ class Tailer {
   void Forget(const Key& key, TailEvent::Kind kind, const std::string& path);
   void Problem(const std::string& message);
   void Offer(std::vector<TailWork>* work);
+  static uint64_t BytesNotReadYet(const State& st);
   void UpdateGauges();
   void TakeWatcherWarnings();
 

@@ -152,7 +152,7 @@ TEST_P(TailerTest, AnIncompleteLineIsReadOnceItsNewlineArrives) {
   Tailer tailer(Options(), {});
   Caller c(&tailer, Env::Default());
   ASSERT_TRUE(c.RunUntil([&] { return c.Saw({"one"}); }));
-  EXPECT_EQ(tailer.bytes_behind(), 6u);  // the pending piece
+  EXPECT_EQ(tailer.bytes_behind(), 0u);  // the pending piece was read: held back, not behind
   // Nothing new: the pending piece is not offered again.
   EXPECT_EQ(c.Step(milliseconds(300)), 0u);
   Append(root_ + "/p/s.jsonl", ":2");
@@ -649,7 +649,44 @@ TEST(TailerRules, BytesBehindAndFilesTracked) {
   EXPECT_EQ(t.tailer->bytes_behind(), 151u);
   ASSERT_TRUE(t.tailer->Consumed(work[0], 101).ok());
   ASSERT_TRUE(t.tailer->Consumed(work[1], 0).ok());
-  EXPECT_EQ(t.tailer->bytes_behind(), 50u);
+  EXPECT_EQ(t.tailer->bytes_behind(), 0u);  // b's unterminated line was read to the end
+}
+
+// A transcript whose last line a crash cut: read to its end, it is not behind (it was, forever,
+// before ccmon_agent_bytes_behind counted only bytes not read yet). Bytes appended after it are
+// behind until they are read, and a read stopped midway leaves the rest behind.
+TEST(TailerRules, BytesBehindCountsOnlyBytesNotReadYet) {
+  Scripted t;
+  const std::string path = "/c/projects/p/cut.jsonl";
+  t.env.AddFile(path, "{\"a\":1}\n{\"b\":");  // 8 + 5 bytes, no final newline
+  auto work = t.Next(milliseconds(10));
+  ASSERT_EQ(work.size(), 1u);
+  EXPECT_EQ(t.tailer->bytes_behind(), 13u);
+  ASSERT_TRUE(t.tailer->Consumed(work[0], 8, /*read_to_end=*/true).ok());
+  EXPECT_EQ(t.tailer->bytes_behind(), 0u);
+  EXPECT_TRUE(t.Next(milliseconds(10)).empty());
+  EXPECT_EQ(t.tailer->bytes_behind(), 0u);  // and stays so: nothing to read
+
+  // Appended in place: the same inode rewritten with the old bytes and 14 more (MemEnv has no
+  // append; its writable file keeps the inode).
+  {
+    std::unique_ptr<WritableFile> f;
+    ASSERT_TRUE(t.env.NewWritableFile(path, &f).ok());
+    ASSERT_TRUE(f->Append("{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n{\"d").ok());
+    ASSERT_TRUE(f->Close().ok());
+  }
+  t.watcher->batches.push_back({{DirtyPath::Kind::kFile, path}});
+  work = t.Next(milliseconds(10));
+  ASSERT_EQ(work.size(), 1u);
+  EXPECT_EQ(work[0].start_offset, 8u);
+  EXPECT_EQ(t.tailer->bytes_behind(), 14u);  // the 14 appended bytes, not the 5 already read
+  // A read stopped after one line (a step's budget): the rest is still behind.
+  ASSERT_TRUE(t.tailer->Consumed(work[0], 16, /*read_to_end=*/false).ok());
+  EXPECT_EQ(t.tailer->bytes_behind(), 11u);
+  work = t.Next(milliseconds(10));
+  ASSERT_EQ(work.size(), 1u);
+  ASSERT_TRUE(t.tailer->Consumed(work[0], 24, /*read_to_end=*/true).ok());
+  EXPECT_EQ(t.tailer->bytes_behind(), 0u);  // {"d is held back until its newline
 }
 
 TEST(TailerRules, RestoredStatesOfReplacedFilesAreReported) {
