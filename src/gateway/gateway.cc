@@ -70,6 +70,14 @@ GatewaySelfMetrics::GatewaySelfMetrics(const WriteHandler* write, const SeriesSt
   duplicate_batches_ = Counter(&metrics_, "ccmon_gateway_write_requests_duplicate",
                                "Agent write requests acknowledged without being applied: their "
                                "batch (X-Ccmon-Batch) was applied before");
+  series_cache_hits_ =
+      Counter(&metrics_, "ccmon_gateway_series_cache_hits",
+              "Series of write requests found in the series cache by their label bytes (their "
+              "labels were not parsed again)");
+  series_cache_misses_ =
+      Counter(&metrics_, "ccmon_gateway_series_cache_misses",
+              "Series of write requests the series cache did not know (decoded and stored the "
+              "full way; inserted after their 2xx)");
   bad_http_ = Counter(&metrics_, "ccmon_gateway_http_bad_requests",
                       "HTTP requests refused before the handler (400, 413, 431)");
   timeouts_ = Counter(&metrics_, "ccmon_gateway_http_timeouts",
@@ -154,6 +162,8 @@ void GatewaySelfMetrics::Collect() {
   created_.AdvanceTo(double(w.series_created));
   v2_.AdvanceTo(double(w.v2_requests));
   duplicate_batches_.AdvanceTo(double(w.duplicate_batches));
+  series_cache_hits_.AdvanceTo(double(w.series_cache_hits));
+  series_cache_misses_.AdvanceTo(double(w.series_cache_misses));
   const SeriesStoreStats s = store_->Stats();
   series_.Set(double(s.series));
   families_.Set(double(s.families));

@@ -25,6 +25,7 @@ TEST(ParseServeFlagsTest, DefaultsAndEveryFlag) {
   EXPECT_EQ(c.data_dir, "./data");
   EXPECT_FALSE(c.allow_anonymous);
   EXPECT_EQ(c.limits.max_future, std::chrono::minutes(10));
+  EXPECT_EQ(c.io_threads, 4);
   Status s = ParseServeFlags({"--listen",
                               "0.0.0.0:1",
                               "--data-dir=/tmp/x",
@@ -46,7 +47,7 @@ TEST(ParseServeFlagsTest, DefaultsAndEveryFlag) {
                               "--max-connections",
                               "3",
                               "--io-threads",
-                              "4"},
+                              "6"},
                              &c);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(c.listen, "0.0.0.0:1");
@@ -60,7 +61,7 @@ TEST(ParseServeFlagsTest, DefaultsAndEveryFlag) {
   EXPECT_EQ(c.limits.max_label_value_bytes, 10u);
   EXPECT_EQ(c.limits.max_future, std::chrono::seconds(90));
   EXPECT_EQ(c.max_connections, 3u);
-  EXPECT_EQ(c.io_threads, 4);
+  EXPECT_EQ(c.io_threads, 6);
 }
 
 TEST(ParseServeFlagsTest, RefusesWhatIsWrong) {
