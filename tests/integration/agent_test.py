@@ -153,6 +153,23 @@ class Agent:
         self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=env)
 
+    def wait_caught_up(self, deadline_s=60):
+        """Waits (polling its log, with a deadline) for this run's end of the first catch-up.
+        Tests that append fixture lines (past timestamps) wait for it: at that point the agent
+        settles requests by event time (docs/accounting.md A40), so a request whose first copy
+        the catch-up read before its later copies were appended would be observed early."""
+        path = os.path.join(self.work, "agent-%d.log" % self.runs)
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            with open(path, "rb") as fh:
+                if b"caught up with the existing history" in fh.read():
+                    return
+            if self.proc.poll() is not None:
+                raise ic.TestError("the agent exited (status %d) before it caught up"
+                                   % self.proc.returncode)
+            time.sleep(0.05)
+        raise ic.TestError("the agent did not catch up with the history in %d s" % deadline_s)
+
     def status(self):
         p = subprocess.run([self.args.agent, "status", "--json", "--state-dir", self.state_dir],
                            capture_output=True, timeout=10)

@@ -104,6 +104,10 @@ def run_test(args, ck, work):
             agent.argv += ["--key", d["key"], "--resend-interval", "1h"]
             agent.start()
             agents.append(agent)
+        # Appends only after each first catch-up (Agent.wait_caught_up: fixture lines carry past
+        # timestamps, which the end of a first catch-up settles by).
+        for agent in agents:
+            agent.wait_caught_up()
         chunk = {d["name"]: max(1, len(d["app"].items) // (args.kills + 2)) for d in devices}
 
         for k in range(args.kills):

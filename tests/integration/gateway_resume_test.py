@@ -228,6 +228,12 @@ def run_test(args, ck, work, prom_bin):
 
         # 1. History and the first half of the appends.
         agent.start()
+        # The appends only once the catch-up is over (Agent.wait_caught_up): these lines carry
+        # the fixture's past timestamps, and a request whose first copy a slow (loaded) catch-up
+        # read before its later copies were appended would be settled by event time, its
+        # cost-per-request _sum then differing from replay's. (Live lines carry the present
+        # time, and settle by the quiet rule.)
+        agent.wait_caught_up()
         gf.append(mirror_writes(truth, config, appends[:half]), 0, 2 * half)
         check_exact("before the loss")
         gf.wait_until(lambda: agent.self_metrics().get("ccmon_agent_state_mirror_uploads_total",
