@@ -61,7 +61,7 @@ constexpr char kUsage[] =
     "                               2 x the rate)\n"
     "  --max-pending-writes N       0..100000 writes decoding or waiting for the store (default\n"
     "                               0: no limit; only matters above --io-threads); over: 429\n"
-    "  --series-cache-entries N     0..100000000 series remembered by their label bytes as sent\n"
+    "  --series-cache-entries N     0..16777216 series remembered by their label bytes as sent\n"
     "                               (default 131072; 0: off): a known series skips its labels'\n"
     "                               checks and key; ~56 B + its label bytes each\n"
     "  --max-agent-state-bytes N    0..1099511627776 (default 268435456; 0: no limit): an\n"
@@ -403,7 +403,7 @@ Status ApplyServeSetting(Env* env, const GivenSetting& g, GatewayConfig* c) {
       {"max-requests-per-device-per-second", 0, 1'000'000},
       {"device-burst", 0, 10'000'000},
       {"max-pending-writes", 0, 100'000},
-      {"series-cache-entries", 0, 100'000'000},
+      {"series-cache-entries", 0, 16'777'216},
       {"max-connections", 1, 100'000},
       {"io-threads", 1, 256},
       {"forward-queue-max-bytes", 0, uint64_t(1) << 40},

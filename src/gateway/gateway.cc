@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <utility>
 
 #include "gateway/admin_handler.h"
@@ -283,7 +284,18 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   wo.on_accepted = [&computed](std::string_view device, std::string_view user_agent) {
     computed->RecordWrite(device, user_agent);
   };
-  WriteHandler write(store.get(), wo);
+  // The series cache's slots are allocated here, at start: a size the machine cannot hold is a
+  // clear error now, not a crash (--series-cache-entries is bounded, the memory is not).
+  std::unique_ptr<WriteHandler> write_owner;
+  try {
+    write_owner = std::make_unique<WriteHandler>(store.get(), wo);
+  } catch (const std::bad_alloc&) {
+    log("level=error msg=\"cannot allocate the series cache: lower --series-cache-entries\" "
+        "entries=" +
+        std::to_string(config.limits.series_cache_entries));
+    return 1;
+  }
+  WriteHandler& write = *write_owner;
   GatewaySelfMetrics self(&write, store.get(), forwarder.get());
   MetricsHandlerOptions mo;
   mo.metrics_paths = {"/metrics", "/api/metrics"};

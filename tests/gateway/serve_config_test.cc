@@ -187,11 +187,15 @@ TEST_F(ServeConfigTest, NewLimitFlagsAndTheirRanges) {
   EXPECT_EQ(config_.read_timeout, std::chrono::seconds(2));
   EXPECT_EQ(config_.idle_timeout, std::chrono::minutes(1));
   EXPECT_EQ(config_.limits.max_series_per_device, 0u);
+  ASSERT_TRUE(Parse({"--series-cache-entries", "16777216"}).ok());
+  EXPECT_EQ(config_.limits.series_cache_entries, 16777216u);
   for (const std::vector<std::string>& bad :
        std::vector<std::vector<std::string>>{{"--read-timeout", "0s"},
                                              {"--read-timeout", "2h"},
                                              {"--max-requests-per-device-per-second", "1000001"},
                                              {"--max-pending-writes", "-1"},
+                                             {"--series-cache-entries", "16777217"},
+                                             {"--series-cache-entries", "-1"},
                                              {"--config"},
                                              {"--tls-cert-file", ""}}) {
     EXPECT_FALSE(Parse(bad).ok()) << bad[0];
@@ -230,6 +234,37 @@ TEST(RunGatewayTest, UnusableTlsFilesAreExit2) {
             2);
   EXPECT_NE(logged.find("msg=\"invalid server settings\""), std::string::npos) << logged;
   EXPECT_NE(logged.find("missing.crt"), std::string::npos) << logged;
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CCMON_SANITIZED_ALLOCATOR 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define CCMON_SANITIZED_ALLOCATOR 1
+#endif
+#endif
+
+TEST(RunGatewayTest, ASeriesCacheTheMachineCannotHoldIsAnErrorNotACrash) {
+#ifdef CCMON_SANITIZED_ALLOCATOR
+  GTEST_SKIP() << "a sanitizer's allocator reports a refused allocation and stops the process "
+                  "instead of throwing std::bad_alloc";
+#endif
+  testing_util::TempDir dir;
+  GatewayConfig c;
+  c.listen = "127.0.0.1:0";
+  c.data_dir = dir.path() + "/data";
+  // Past what the flag allows (RunGateway's caller may be a test or an embedding program):
+  // terabytes of slots, which the allocator refuses.
+  c.limits.series_cache_entries = size_t(1) << 40;
+  std::string logged;
+  std::stop_source stop;
+  EXPECT_EQ(
+      RunGateway(c, stop.get_token(), [&](std::string_view l) { logged += std::string(l) + "\n"; }),
+      1);
+  EXPECT_NE(logged.find("cannot allocate the series cache: lower --series-cache-entries\" "
+                        "entries=1099511627776"),
+            std::string::npos)
+      << logged;
 }
 
 }  // namespace
