@@ -16,6 +16,7 @@
 #include "gateway/store/series_store.h"
 #include "store/mem_store.h"
 #include "testing/fake_clock.h"
+#include "testing/wire_encoder.h"
 
 namespace ccmon::gateway {
 namespace {
@@ -25,27 +26,8 @@ using testing_util::FakeClock;
 constexpr int64_t kNow = 1767225600000;
 
 // --- Request bodies, encoded by hand (so that the label bytes are exactly known).
-void Varint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(char(uint8_t(v) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(char(uint8_t(v)));
-}
-void Bytes(int field, std::string_view b, std::string* out) {
-  Varint(uint64_t(field) << 3 | 2, out);
-  Varint(b.size(), out);
-  out->append(b);
-}
-std::string SampleMsg(int64_t ts, double v) {
-  std::string m;
-  Varint(1 << 3 | 1, &m);
-  const uint64_t bits = std::bit_cast<uint64_t>(v);
-  for (int i = 0; i < 8; ++i) m.push_back(char(uint8_t(bits >> (8 * i))));
-  Varint(2 << 3, &m);
-  Varint(uint64_t(ts), &m);
-  return m;
-}
+using testing_util::Bytes;
+using testing_util::SampleMessage;
 struct Series {
   std::vector<std::pair<std::string, std::string>> labels;
   int64_t ts;
@@ -64,9 +46,9 @@ std::string Body(const std::vector<Series>& series) {
     std::string ts;
     for (size_t i = 0; i < s.labels.size(); ++i) {
       Bytes(1, LabelMsg(s.labels[i]), &ts);
-      if (i == 0 && s.sample_first) Bytes(2, SampleMsg(s.ts, s.value), &ts);
+      if (i == 0 && s.sample_first) Bytes(2, SampleMessage(s.ts, s.value), &ts);
     }
-    if (!s.sample_first) Bytes(2, SampleMsg(s.ts, s.value), &ts);
+    if (!s.sample_first) Bytes(2, SampleMessage(s.ts, s.value), &ts);
     Bytes(1, ts, &req);
   }
   std::string out;

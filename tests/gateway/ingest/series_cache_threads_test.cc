@@ -17,42 +17,27 @@
 #include "gateway/store/series_store.h"
 #include "store/mem_store.h"
 #include "testing/fake_clock.h"
+#include "testing/wire_encoder.h"
 
 namespace ccmon::gateway {
 namespace {
 
 constexpr int64_t kNow = 1767225600000;
 
-void Varint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(char(uint8_t(v) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(char(uint8_t(v)));
-}
-void Bytes(int field, std::string_view b, std::string* out) {
-  Varint(uint64_t(field) << 3 | 2, out);
-  Varint(b.size(), out);
-  out->append(b);
-}
+using testing_util::Bytes;
 
 // Series "s<first>".."s<first + n - 1>" of metric `up`, one sample each at `ts`, value ts.
 std::string Body(int first, int n, int64_t ts) {
   std::string req;
   for (int i = first; i < first + n; ++i) {
-    std::string ts_msg, l1, l2, sample;
+    std::string ts_msg, l1, l2;
     Bytes(1, "__name__", &l1);
     Bytes(2, "up", &l1);
     Bytes(1, "s", &l2);
     Bytes(2, std::to_string(i), &l2);
     Bytes(1, l1, &ts_msg);
     Bytes(1, l2, &ts_msg);
-    Varint(1 << 3 | 1, &sample);
-    const uint64_t bits = std::bit_cast<uint64_t>(double(ts));
-    for (int b = 0; b < 8; ++b) sample.push_back(char(uint8_t(bits >> (8 * b))));
-    Varint(2 << 3, &sample);
-    Varint(uint64_t(ts), &sample);
-    Bytes(2, sample, &ts_msg);
+    Bytes(2, testing_util::SampleMessage(ts, double(ts)), &ts_msg);
     Bytes(1, ts_msg, &req);
   }
   std::string out;

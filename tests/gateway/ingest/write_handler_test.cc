@@ -12,6 +12,7 @@
 #include "store/mem_store.h"
 #include "testing/fake_clock.h"
 #include "testing/fault_store.h"
+#include "testing/wire_encoder.h"
 
 namespace ccmon::gateway {
 namespace {
@@ -20,27 +21,10 @@ using testing_util::FakeClock;
 
 // --- A hand encoder of the protobuf wire format, to build requests a valid sender never sends
 // (rw::Encode refuses them).
-void Varint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(char(uint8_t(v) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(char(uint8_t(v)));
-}
-void Bytes(int field, std::string_view b, std::string* out) {
-  Varint(uint64_t(field) << 3 | 2, out);
-  Varint(b.size(), out);
-  out->append(b);
-}
-void VarintField(int field, uint64_t v, std::string* out) {
-  Varint(uint64_t(field) << 3, out);
-  Varint(v, out);
-}
-void DoubleField(int field, double v, std::string* out) {
-  Varint(uint64_t(field) << 3 | 1, out);
-  const uint64_t bits = std::bit_cast<uint64_t>(v);
-  for (int i = 0; i < 8; ++i) out->push_back(char(uint8_t(bits >> (8 * i))));
-}
+using testing_util::Bytes;
+using testing_util::DoubleField;
+using testing_util::Varint;
+using testing_util::VarintField;
 
 struct RawSeries {
   std::vector<std::pair<std::string, std::string>> labels;
@@ -48,10 +32,7 @@ struct RawSeries {
 };
 
 std::string SampleMsg(const rw::Sample& s) {
-  std::string m;
-  DoubleField(1, s.value, &m);
-  VarintField(2, uint64_t(s.timestamp_ms), &m);
-  return m;
+  return testing_util::SampleMessage(s.timestamp_ms, s.value);
 }
 
 // prometheus.WriteRequest (1.0), uncompressed.
