@@ -23,8 +23,14 @@
 // Inserting into a full set replaces the way its hash selects (pseudo-random replacement): a
 // working set larger than the cache still hits in proportion, and there is no global flush.
 // Label runs over kMaxLabelBytes are not cached (they take the full path each time). Memory:
-// 40 bytes per entry of the bound up front, and the device name + label bytes of each entry
-// held.
+// 8 bytes per entry of the bound up front, and per entry held one block of 40 bytes + the
+// device name + the label bytes.
+//
+// Layout (a hit is memory-bound: a request touches ~1000 random series): a set is one cache
+// line of 8 words, each a way's block pointer with 16 bits of the hash above it; a block holds
+// the full hash, the generation, the table entry and the bytes, contiguous. A hit reads the
+// set's line, then the block (its header and bytes prefetched together), then the entry; the
+// bytes are compared only when the 16-bit tag and then the 64-bit hash matched.
 //
 // Thread-safety: thread-safe. Readers (one per request) hold a shared lock while they live;
 // Insert and Clear take it exclusively.
@@ -53,6 +59,7 @@ class SeriesCache {
   explicit SeriesCache(size_t max_entries);
   SeriesCache(const SeriesCache&) = delete;
   SeriesCache& operator=(const SeriesCache&) = delete;
+  ~SeriesCache();
 
   // The lookups of one request of `device` against the table at `generation`: Find sets
   // found[i] to the cached `const SeriesEntry*` of label_bytes[i] (as the opaque value
@@ -85,24 +92,32 @@ class SeriesCache {
   size_t capacity() const { return sets_.size() * kWays; }
 
  private:
-  // A set's hashes (0: a free way) fill one cache line, so a lookup reads one line to find its
-  // way; the ways' details are apart.
+  // A way: 0 when free, else (tag << 48) | the address of its Block (user-space addresses fit
+  // in 48 bits; a block that would not is not cached). A set is one cache line.
+  static constexpr int kTagShift = 48;
+  static constexpr uint64_t kAddressMask = (uint64_t(1) << kTagShift) - 1;
   struct alignas(64) Set {
-    uint64_t hashes[kWays] = {};
+    uint64_t ways[kWays] = {};
   };
-  struct Way {
-    const SeriesEntry* entry = nullptr;
-    uint64_t generation = 0;
-    uint32_t device_size = 0, label_size = 0;
-    std::unique_ptr<char[]> bytes;  // the device name, then the label bytes
+  struct Block {
+    uint64_t hash;
+    const SeriesEntry* entry;
+    uint64_t generation;
+    uint32_t device_size, label_size;
+    uint32_t capacity;  // bytes after the header
+    char* bytes() { return reinterpret_cast<char*>(this + 1); }
+    const char* bytes() const { return reinterpret_cast<const char*>(this + 1); }
   };
   static uint64_t DeviceHash(std::string_view device);
   static uint64_t Hash(uint64_t device_hash, std::string_view label_bytes);
-  static bool SameBytes(const Way& w, std::string_view device, std::string_view label_bytes);
+  static uint64_t Tag(uint64_t hash) { return hash >> kTagShift; }
+  static Block* BlockOf(uint64_t way) { return reinterpret_cast<Block*>(way & kAddressMask); }
+  static bool SameBytes(const Block& b, std::string_view device, std::string_view label_bytes);
+  static void FreeBlock(Block* b);
+  void FreeAll();
 
   mutable std::shared_mutex mu_;
-  std::vector<Set> sets_;  // guarded by mu_
-  std::vector<Way> ways_;  // guarded by mu_; set s's ways are [s * kWays, (s + 1) * kWays)
+  std::vector<Set> sets_;  // guarded by mu_; each way's Block is owned here
   size_t size_ = 0;        // guarded by mu_
 };
 

@@ -223,7 +223,7 @@ class GatewayStore final : public SeriesStore {
   // Leader only (and Open).
   uint64_t first_log_ = 0, next_log_ = 0;
   size_t log_bytes_ = 0;
-  std::unordered_map<const SeriesTable::Entry*, uint32_t> dirty_;
+  EntryIdMap dirty_;
   uint32_t next_log_id_ = 0;
   // Reused by the leader from group to group.
   std::vector<LogId> log_ids_;

@@ -234,6 +234,44 @@ class SeriesTable {
   uint64_t generation_;
 };
 
+// A map from entries of one table to 32-bit ids (GatewayStore's log ids of the series changed
+// since the last checkpoint): open addressing over (entry, id) slots, at most half full, so a
+// lookup is one slot run and no node per entry (std::unordered_map's bucket and node were two
+// cache misses per changed series per group). Entries are never removed one by one; Clear
+// empties it (keeping its slots). Thread-compatible.
+class EntryIdMap {
+ public:
+  // Whether `e` is present; then *id is its id.
+  bool Find(const SeriesEntry* e, uint32_t* id) const;
+  // Starts loading the slot Find(e) reads first.
+  void Prefetch(const SeriesEntry* e) const;
+  // Sets the id of `e`, adding it when absent.
+  void Set(const SeriesEntry* e, uint32_t id);
+  // Adds `e` with `id` when absent; a present id is left as it is.
+  void SetIfAbsent(const SeriesEntry* e, uint32_t id);
+  void Clear();
+  size_t size() const { return size_; }
+  // Calls fn(entry, id) for every entry, in no particular order.
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+    for (const Slot& slot : slots_) {
+      if (slot.entry != nullptr) fn(slot.entry, slot.id);
+    }
+  }
+
+ private:
+  struct Slot {
+    const SeriesEntry* entry = nullptr;  // null: free
+    uint32_t id = 0;
+  };
+  static size_t Hash(const SeriesEntry* e) {
+    return size_t((uintptr_t(e) >> 4) * 0x9E3779B97F4A7C15ull >> 16);
+  }
+  Slot* SlotOf(const SeriesEntry* e);  // e's slot, claimed (id unset) when absent
+  std::vector<Slot> slots_;
+  size_t size_ = 0;
+};
+
 // The changes of several requests, planned in order as if each had been committed before the
 // next was planned: request i sees the table plus everything requests 0..i-1 changed (a sample
 // of a series that an earlier request of the group advanced is a duplicate when at or before
@@ -269,6 +307,7 @@ class GroupPlan {
     // The position of `e`, or kNone.
     size_t Find(const SeriesEntry* e) const;
     void Insert(const SeriesEntry* e, size_t position);  // `e` not present yet
+    void Reserve(size_t n);                              // room for n positions without growing
 
    private:
     struct Slot {

@@ -208,6 +208,57 @@ TEST(SeriesTableTest, ARequestsOwnMetadataDecidesWhatIsACounter) {
   EXPECT_EQ(r.counter_resets, 1u);
 }
 
+TEST(EntryIdMapTest, SetFindAndClearOverManyEntriesAnyIdIncludingTheMaximum) {
+  SeriesTable t;
+  std::vector<const SeriesEntry*> entries;
+  for (int i = 0; i < 5000; ++i) {
+    entries.push_back(t.Put(SeriesKey({{"__name__", "m" + std::to_string(i)}}), {}));
+  }
+  EntryIdMap map;
+  uint32_t id = 7;
+  EXPECT_FALSE(map.Find(entries[0], &id));
+  EXPECT_EQ(id, 7u);  // untouched when absent
+  for (size_t i = 0; i < entries.size(); i += 2) map.Set(entries[i], uint32_t(i));
+  map.Set(entries[1], UINT32_MAX);  // the store's "no log id" is a value like any other
+  map.SetIfAbsent(entries[0], 99);  // present: kept
+  map.SetIfAbsent(entries[3], 33);  // absent: added
+  map.Set(entries[2], 200);         // present: replaced
+  EXPECT_EQ(map.size(), entries.size() / 2 + 2);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    SCOPED_TRACE(i);
+    const bool found = map.Find(entries[i], &id);
+    if (i == 1) {
+      ASSERT_TRUE(found);
+      EXPECT_EQ(id, UINT32_MAX);
+    } else if (i == 2) {
+      ASSERT_TRUE(found);
+      EXPECT_EQ(id, 200u);
+    } else if (i == 3) {
+      ASSERT_TRUE(found);
+      EXPECT_EQ(id, 33u);
+    } else if (i % 2 == 0) {
+      ASSERT_TRUE(found);
+      EXPECT_EQ(id, uint32_t(i));
+    } else {
+      EXPECT_FALSE(found);
+    }
+  }
+  size_t visited = 0;
+  map.ForEach([&](const SeriesEntry* e, uint32_t v) {
+    ++visited;
+    uint32_t again = 0;
+    EXPECT_TRUE(map.Find(e, &again));
+    EXPECT_EQ(again, v);
+  });
+  EXPECT_EQ(visited, map.size());
+  map.Clear();
+  EXPECT_EQ(map.size(), 0u);
+  EXPECT_FALSE(map.Find(entries[0], &id));
+  map.Set(entries[4], 4);  // usable after Clear
+  EXPECT_TRUE(map.Find(entries[4], &id));
+  EXPECT_EQ(id, 4u);
+}
+
 TEST(GroupPlanTest, EachRequestSeesThoseBeforeItAndTheMergeEqualsOneByOne) {
   SeriesTable base;
   ApplyResult r;
