@@ -168,6 +168,25 @@ bool ParseMessage(CodedInputStream* in, int* depth, Field&& field) {
   return ok;
 }
 
+// A varint of at most `max_bytes` bytes at [*p, end): its value, *p past it; false (and *p
+// unspecified) when it is longer or runs past `end`. Used by the fast path below only for
+// what it then checks against CodedInputStream's own limits.
+bool RawVarint(const uint8_t** p, const uint8_t* end, int max_bytes, uint64_t* value) {
+  uint64_t v = 0;
+  const uint8_t* q = *p;
+  for (int i = 0; i < max_bytes; ++i) {
+    if (q == end) return false;
+    const uint8_t b = *q++;
+    v |= uint64_t(b & 0x7f) << (7 * i);
+    if (b < 0x80) {
+      *value = v;
+      *p = q;
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 void WriteRequestView::Clear() {
@@ -282,9 +301,86 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
     ++depth;
     return ok;
   };
+  // The layout every sender writes, read straight from the bytes (no CodedInputStream call per
+  // field: ~half of the decoder's time): a TimeSeries of only Label fields (one-byte tag 0x0a)
+  // and Sample fields (0x12) each holding at most the value (0x09, 8 bytes) then the timestamp
+  // (0x10, a varint of at most 9 bytes), every length a varint of at most 5 bytes below 2 GiB
+  // and within its message. What it reads is exactly what the general path below reads from
+  // such a message (a label's bytes recorded, a sample's absent fields 0); anything else, and
+  // it returns false having changed nothing, and the general path decides. True: the series
+  // is recorded and `in` is past it.
+  const auto fast_series = [&]() -> bool {
+    const int start = in.CurrentPosition();
+    const uint8_t* const body_begin = reinterpret_cast<const uint8_t*>(base);
+    const uint8_t* p = body_begin + start;
+    uint64_t length = 0;
+    if (!RawVarint(&p, body_begin + decoded_len, 5, &length) || length > INT32_MAX) return false;
+    const int header = int(p - (body_begin + start));
+    if (int64_t(length) > int64_t(in.BytesUntilLimit()) - header || depth - 2 < 0) return false;
+    const uint8_t* const end = p + length;
+    const size_t labels_before = label_fields_.size(), samples_before = samples_.size();
+    const auto give_up = [&] {
+      label_fields_.resize(labels_before);
+      samples_.resize(samples_before);
+      return false;
+    };
+    const uint8_t* run_begin = nullptr;
+    const uint8_t* run_end = nullptr;
+    bool one_run = true;
+    uint32_t sample_count = 0;
+    while (p < end) {
+      const uint8_t* const field = p;
+      const uint8_t tag = *p++;
+      if (tag != kSeriesLabel && tag != kSeriesSample) return give_up();
+      uint64_t size = 0;
+      if (!RawVarint(&p, end, 5, &size) || size > INT32_MAX || int64_t(size) > end - p) {
+        return give_up();
+      }
+      const uint8_t* const field_end = p + size;
+      if (tag == kSeriesLabel) {
+        label_fields_.push_back(LabelField{int(p - body_begin), int(size)});
+        if (run_begin == nullptr) {
+          run_begin = field;
+        } else if (run_end != field) {
+          one_run = false;
+        }
+        run_end = field_end;
+        p = field_end;
+        continue;
+      }
+      Sample sample;
+      if (p < field_end && *p == kSampleValue) {
+        if (field_end - p < 9) return give_up();
+        uint64_t bits = 0;
+        for (int b = 0; b < 8; ++b) bits |= uint64_t(p[1 + b]) << (8 * b);
+        sample.value = std::bit_cast<double>(bits);
+        p += 9;
+      }
+      if (p < field_end && *p == kSampleTimestamp) {
+        ++p;
+        uint64_t ts = 0;
+        if (!RawVarint(&p, field_end, 9, &ts)) return give_up();
+        sample.timestamp_ms = int64_t(ts);
+      }
+      if (p != field_end) return give_up();
+      samples_.push_back(sample);
+      ++sample_count;
+    }
+    series_.push_back(SeriesRange{0, 0, uint32_t(samples_before), sample_count});
+    SeriesRange& range = series_.back();
+    range.first_field = uint32_t(labels_before);
+    range.field_count = uint32_t(label_fields_.size() - labels_before);
+    if (one_run && run_begin != nullptr) {
+      range.label_bytes_begin = uint32_t(run_begin - body_begin);
+      range.label_bytes_size = uint32_t(run_end - run_begin);
+    }
+    in.Skip(header + int(length));  // within the limit: checked above
+    return true;
+  };
   // A TimeSeries message (its tag read): as ParseMessage with the fields above, except that
   // Label fields are only skipped and recorded (label_fields_); parse_labels reads them.
   const auto parse_series = [&]() -> bool {
+    if (fast_series()) return true;
     int length = 0;
     if (!ReadSize(&in, &length) || length > in.BytesUntilLimit()) return false;
     if (--depth < 0) return false;

@@ -351,6 +351,49 @@ TEST(WriteRequestView, HugeCountsOfTinySeries) {
   EXPECT_EQ(view.samples(200'000).back().timestamp_ms, 99'999);
 }
 
+// The fast path for the usual TimeSeries layout (labels, then samples of value then timestamp)
+// and every way out of it: each body decodes as libprotobuf decodes it, whichever path took it,
+// and with remembered labels too.
+TEST(WriteRequestView, UsualAndUnusualSeriesLayoutsAgreeWithLibprotobuf) {
+  const std::string name = Label("__name__", "up");
+  const std::string raw_ts = Tag(2, 0);
+  const std::vector<std::string> series = {
+      name + SampleOf(1.5, 7),  // the usual
+      name + Label("job", "x") + SampleOf(1, 5) + SampleOf(2, 6),
+      name + Field(2, Double(1, 3)),                           // a sample without its timestamp
+      name + Field(2, Int(2, 9)),                              // without its value
+      name + Field(2, ""),                                     // empty
+      name + Field(2, Int(2, 9) + Double(1, 3)),               // timestamp first
+      name + Field(2, Double(1, 3) + Int(2, 9) + Int(2, 10)),  // the timestamp twice
+      name + Field(2, Double(1, 3) + Int(3, 1)),               // an unknown field
+      name + Field(2, Double(1, 3) + raw_ts + std::string(9, '\xff') + '\x01'),  // 10 bytes
+      name + Field(2, Double(1, 3) + raw_ts + std::string(8, '\xff') + '\x7f'),  // 9 bytes
+      name + Field(2, Double(1, 3) + raw_ts + std::string(5, '\xff')),           // cut short
+      name + Field(2, Tag(1, 1) + "1234567"),                 // a value of 7 bytes
+      name + SampleOf(1, 5) + Label("job", "x"),              // labels not in one run
+      name + Int(5, 3),                                       // an unknown series field
+      "\x0a\x80\x00",                                         // a label's length in 2 bytes
+      "\x0a\x80\x80\x80\x80\x80\x00",                         // in 6 bytes
+      "\x0a\x05" + Field(1, "up"),                            // longer than the series
+      "\x8a\x00" + Varint(name.size() - 2) + name.substr(2),  // a label's tag in 2 bytes
+      "\x12\x0a\x09" + std::string(8, '\x01'),                // the sample crosses its end
+      "",
+  };
+  WriteRequestView view;
+  Remembering known;
+  int accepted = 0;
+  for (size_t i = 0; i < series.size(); ++i) {
+    SCOPED_TRACE(i);
+    const std::string body = Body(Series(series[i]) + Series(name + SampleOf(4, 4)));
+    accepted += DecodeBoth(body, &view).ok() ? 1 : 0;
+    DecodeKnown(body, &known, &view, 1 << 20);
+    DecodeKnown(body, &known, &view, 1 << 20);  // the second time with its labels known
+  }
+  EXPECT_GT(accepted, 10);
+  EXPECT_LT(accepted, int(series.size()));
+  EXPECT_GT(known.hits, 10);
+}
+
 // Differential: valid requests mutated at random (bytes flipped, cut, inserted, lengths
 // changed) decode the same way with both decoders, verdict, message and content. Seeded:
 // failures reproduce.
