@@ -356,12 +356,17 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& all) {
   uint32_t next_id = checkpoint ? 0 : next_log_id_;
   if (!changes.series.empty()) {
     log_ids_.resize(changes.series.size());
-    if (!checkpoint) {  // the lookups below are cache misses: their slots are loaded ahead
-      for (const SeriesTable::Entry* e : changes.entries) {
-        if (e != nullptr) dirty_.Prefetch(e);
-      }
+    // The lookups below are cache misses: each slot is loaded kAhead series ahead (all of them
+    // at once would overflow the miss buffers and the L1 before the first was read).
+    constexpr size_t kAhead = 16;
+    const size_t n = changes.series.size();
+    for (size_t k = 0; !checkpoint && k < std::min(n, kAhead); ++k) {
+      if (changes.entries[k] != nullptr) dirty_.Prefetch(changes.entries[k]);
     }
-    for (size_t i = 0; i < changes.series.size(); ++i) {
+    for (size_t i = 0; i < n; ++i) {
+      if (const size_t next = i + kAhead; !checkpoint && next < n && changes.entries[next]) {
+        dirty_.Prefetch(changes.entries[next]);
+      }
       const SeriesTable::Entry* e = changes.entries[i];  // planned against table_: exact
       LogId& id = log_ids_[i];
       if (uint32_t known = kNoLogId;
