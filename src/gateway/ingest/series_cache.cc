@@ -116,10 +116,13 @@ void SeriesCache::Reader::Find(std::span<const std::string_view> label_bytes,
     hashes[i] = Hash(device_hash_, label_bytes[i]);
     __builtin_prefetch(&sets[hashes[i] & mask]);
   }
-  // Stage 2: the set's tags; the matching way's block (header and bytes) starts loading.
+  // Stage 2, the set's tags (the matching way's block, header and bytes, starts loading), runs
+  // kAhead series ahead of stage 3, which compares: all blocks at once (~5 lines each) would
+  // overflow the L1 and the miss buffers before the first was compared.
+  constexpr size_t kAhead = 8;
   const size_t block_bytes = sizeof(Block) + device_.size();
-  for (size_t i = 0; i < n; ++i) {
-    if (!lookup[i]) continue;
+  const auto probe = [&](size_t i) {
+    if (!lookup[i]) return;
     const Set& set = sets[hashes[i] & mask];
     const uint64_t tag = Tag(hashes[i]);
     for (uint64_t way : set.ways) {
@@ -131,17 +134,17 @@ void SeriesCache::Reader::Find(std::span<const std::string_view> label_bytes,
         for (size_t l = 0; l < lines; ++l) {
           __builtin_prefetch(reinterpret_cast<const char*>(b) + 64 * l);
         }
-        break;
+        return;
       }
     }
-  }
+  };
   // Stage 3: the full hash, the generation, the bytes.
-  for (size_t i = 0; i < n; ++i) {
+  const auto compare = [&](size_t i) {
     const Block* b = candidates[i];
-    if (b == nullptr) continue;
+    if (b == nullptr) return;
     if (b->hash == hashes[i] && SameBytes(*b, device_, label_bytes[i])) {
       if (b->generation == generation_) found[i] = b->entry;
-      continue;
+      return;
     }
     // Another way of the set with the same 16-bit tag (rare): compared without prefetching.
     const Set& set = sets[hashes[i] & mask];
@@ -151,9 +154,13 @@ void SeriesCache::Reader::Find(std::span<const std::string_view> label_bytes,
       const Block* other = BlockOf(way);
       if (other->hash == hashes[i] && SameBytes(*other, device_, label_bytes[i])) {
         if (other->generation == generation_) found[i] = other->entry;
-        break;
+        return;
       }
     }
+  };
+  for (size_t i = 0; i < n + kAhead; ++i) {
+    if (i < n) probe(i);
+    if (i >= kAhead) compare(i - kAhead);
   }
 }
 

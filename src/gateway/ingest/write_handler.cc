@@ -461,11 +461,13 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
       }
       if (in_samples.empty()) continue;  // e.g. a 2.0 series of native histograms
       IncomingSeries& out = series[kept];
-      out.labels.clear();
+      // Cleared only when not empty: clearing a string writes its terminator into its heap
+      // buffer, a cache line a cached series would otherwise never touch.
+      if (!out.labels.empty()) out.labels.clear();
       out.entry = with_cache ? static_cast<const SeriesEntry*>(scratch.view.known(i)) : nullptr;
       out.generation = out.entry != nullptr ? generation : 0;
       if (out.entry != nullptr) {
-        out.key.clear();
+        if (!out.key.empty()) out.key.clear();
       } else {
         bool over_limit = false;
         if (std::string why =

@@ -244,7 +244,13 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
     if (hashes_[i] != 0) index.PrefetchKey(hashes_[i]);
   }
   std::string scratch;
+  constexpr size_t kAhead = 8;  // and again a few series ahead, from wherever they landed
   for (size_t i = 0; i < series.size(); ++i) {
+    if (i + kAhead < series.size()) {
+      const IncomingSeries& next = series[i + kAhead];
+      __builtin_prefetch(next.samples.data());
+      if (next.entry != nullptr) __builtin_prefetch(&next.entry->second);
+    }
     const IncomingSeries& in = series[i];
     // An entry the caller brought (the handler's series cache) is the table's own: no lookup,
     // and its key is not read (below, only a new series needs it).
