@@ -76,6 +76,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -171,18 +172,35 @@ struct WriteHandlerOptions {
 
 struct WriteScratch;  // a thread's reused buffers (write_handler.cc)
 
-class WriteHandler {
+class WriteHandler : public AsyncHttpHandler {
  public:
   // `store` is borrowed and must outlive the handler.
   WriteHandler(SeriesStore* store, WriteHandlerOptions options);
-  ~WriteHandler();
-  // A POST to the write path (the caller routes; any method is treated as a write).
-  ServerResponse Handle(const ServerRequest& request);
+  ~WriteHandler() override;
+  // A POST to the write path (the caller routes; any method is treated as a write). `done` is
+  // called once the answer is known: at once for an answer that needs no store (401, 429, 4xx),
+  // else when the store's SeriesStore::ApplyAsync completes the request (on the thread that
+  // wrote its group), so no thread waits for the sync. With max_series_per_device set, the
+  // budget check and the apply run under one mutex, and the apply is then waited for on the
+  // calling thread. Handle (AsyncHttpHandler's) is this, waited for.
+  void HandleAsync(ServerRequest request, ResponseCompletion done) override;
   // Counts a response the router gave for the write path itself (405).
   void CountStatus(unsigned status);
   WriteStats stats() const;
 
  private:
+  struct Job;  // one write in flight (write_handler.cc)
+  // Up to the decode: an early answer (401, 429, 415, 413, a known batch, a decoded size over
+  // the limit), or nullopt to go on.
+  std::optional<ServerResponse> Start(Job& job);
+  // Decodes and checks the body into job.scratch (the series cache used when `with_cache`):
+  // an answer for a request refused, or nullopt when its series are ready for the store.
+  std::optional<ServerResponse> Build(Job& job, bool with_cache);
+  // Hands the job to the store; Stored answers when the store did.
+  void Submit(std::unique_ptr<Job> job);
+  void Stored(std::unique_ptr<Job> job, Status status);
+  std::unique_ptr<WriteScratch> AcquireScratch();
+  void ReleaseScratch(std::unique_ptr<WriteScratch> scratch);
   ServerResponse Answer(unsigned status, std::string body, bool v2, uint64_t written);
   void Reject(RejectReason reason, uint64_t samples);
   ServerResponse TooManyRequests(LimitReason reason, std::chrono::seconds retry_after,
@@ -215,6 +233,10 @@ class WriteHandler {
   bool series_counted_ = false;                    // device_series_ loaded from the store
   std::map<std::string, uint64_t> device_series_;  // `device` label value -> series held
   std::unique_ptr<SeriesCache> cache_;             // null: series_cache_entries == 0
+  // Decode buffers of finished writes, for the next ones (at most kMaxFreeScratch kept).
+  static constexpr size_t kMaxFreeScratch = 16;
+  std::mutex scratch_mu_;
+  std::vector<std::unique_ptr<WriteScratch>> free_scratch_;  // guarded by scratch_mu_
 };
 
 }  // namespace ccmon::gateway
