@@ -234,6 +234,10 @@ Status GatewayStore::Open(KvStore* kv, GatewayStoreOptions options,
   if (!it->status().ok()) return it->status();
   store->log_records_ = store->next_log_ - store->first_log_;
   store->generation_ = store->table_.generation();
+  if (options.committer_thread) {
+    GatewayStore* self = store.get();
+    store->committer_ = std::thread([self] { self->CommitterLoop(); });
+  }
   *out = std::move(store);
   return Status::Ok();
 }
@@ -277,11 +281,48 @@ void GatewayStore::ApplyAsync(const std::vector<IncomingSeries>& series,
                               result,  std::move(done), Status::Ok()};
   std::unique_lock<std::mutex> lock(queue_mu_);
   queue_.push_back(me);
+  if (committer_.joinable()) {
+    const bool wake = committer_waiting_;
+    committer_waiting_ = false;
+    lock.unlock();
+    if (wake) committer_cv_.notify_one();
+    return;
+  }
   if (leader_active_) return;  // the leader takes it into a later group
-  // Lead: write groups of the queued requests, in arrival order, up to max_group_series each,
-  // until none is left (requests queued meanwhile included). Completions run after their group,
-  // outside the lock: one may queue a request again (it joins a later group of this loop).
   leader_active_ = true;
+  WriteQueued(lock);
+  leader_active_ = false;
+}
+
+void GatewayStore::CommitterLoop() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  for (;;) {
+    while (queue_.empty() && !stopping_) {
+      committer_waiting_ = true;
+      committer_cv_.wait(lock);
+    }
+    committer_waiting_ = false;
+    if (queue_.empty()) return;  // stopping, nothing left
+    leader_active_ = true;
+    WriteQueued(lock);
+    leader_active_ = false;
+  }
+}
+
+GatewayStore::~GatewayStore() {
+  if (!committer_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stopping_ = true;
+  }
+  committer_cv_.notify_one();
+  committer_.join();
+}
+
+void GatewayStore::WriteQueued(std::unique_lock<std::mutex>& lock) {
+  // Groups of the queued requests, in arrival order, up to max_group_series each, until none is
+  // left (requests queued meanwhile included). Completions run after their group, outside the
+  // lock: one may queue a request again (it joins a later group of this loop).
   std::vector<PendingApply*> group;
   while (!queue_.empty()) {
     size_t taken = 0, series_in_group = 0;
@@ -301,7 +342,6 @@ void GatewayStore::ApplyAsync(const std::vector<IncomingSeries>& series,
     }
     lock.lock();
   }
-  leader_active_ = false;
 }
 
 void GatewayStore::WriteGroup(const std::vector<PendingApply*>& all) {

@@ -50,6 +50,7 @@
 #include <shared_mutex>
 #include <span>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -148,6 +149,11 @@ struct GatewayStoreOptions {
   // this (always at least one request): bounds a group's batch and L record (RocksDB refuses
   // values over 256 MiB) and the latency the first request of a long queue waits for.
   size_t max_group_series = 200'000;
+  // Who writes the groups. false: the caller that queues into an idle store leads, writing
+  // groups until the queue is empty (see GatewayStore). true: a thread of the store's own,
+  // started at Open and joined by the destructor once the queue is empty, so that no caller
+  // ever writes a group (callers only queue and, when it sleeps, wake it).
+  bool committer_thread = false;
 };
 
 class GatewayStore final : public SeriesStore {
@@ -159,6 +165,8 @@ class GatewayStore final : public SeriesStore {
   // errors as they are.
   static Status Open(KvStore* kv, std::unique_ptr<GatewayStore>* out);
   static Status Open(KvStore* kv, GatewayStoreOptions options, std::unique_ptr<GatewayStore>* out);
+  // With options.committer_thread: writes what is queued, then joins the thread.
+  ~GatewayStore() override;
 
   Status Apply(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
                ApplyResult* result) override;
@@ -239,6 +247,10 @@ class GatewayStore final : public SeriesStore {
   // table; sets each one's result and status. Only the leader calls it, so it alone changes
   // table_.
   void WriteGroup(const std::vector<PendingApply*>& group);
+  // Writes groups of the queued requests, calling their completions, until the queue is empty.
+  // Called with queue_mu_ held by `lock`, which it releases while writing.
+  void WriteQueued(std::unique_lock<std::mutex>& lock);
+  void CommitterLoop();
 
   KvStore* kv_;
   const GatewayStoreOptions options_;
@@ -258,7 +270,12 @@ class GatewayStore final : public SeriesStore {
   mutable std::mutex queue_mu_;
   std::vector<PendingApply*> queue_;  // guarded by queue_mu_; arrival order; owned
   bool leader_active_ = false;        // guarded by queue_mu_; queue_ not empty => true
-  mutable std::shared_mutex mu_;      // guards table_ (written only by the leader)
+  // options_.committer_thread: the thread, and its wake-up (guarded by queue_mu_).
+  std::thread committer_;
+  std::condition_variable committer_cv_;
+  bool committer_waiting_ = false;
+  bool stopping_ = false;
+  mutable std::shared_mutex mu_;  // guards table_ (written only by the leader)
   SeriesTable table_;
   uint64_t generation_ = 0;  // table_'s, set at Open
 };

@@ -665,12 +665,17 @@ TEST(GatewayStoreAsyncTest, ApplyWaitsForTheGroupAnotherThreadWrites) {
 
 // Many threads queueing asynchronously on RocksDB: every completion is called once, and the
 // results add up to a serial apply (each timestamp of the shared series accepted once).
-TEST(GatewayStoreAsyncTest, ConcurrentAsyncAppliesCompleteOnceEach) {
+class GatewayStoreAsyncModeTest : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(LeaderOrCommitter, GatewayStoreAsyncModeTest, ::testing::Bool());
+
+TEST_P(GatewayStoreAsyncModeTest, ConcurrentAsyncAppliesCompleteOnceEach) {
   TempDir dir;
   std::unique_ptr<KvStore> kv;
   ASSERT_TRUE(OpenRocksStore(dir.path() + "/db", {}, &kv).ok());
   std::unique_ptr<GatewayStore> store;
-  ASSERT_TRUE(GatewayStore::Open(kv.get(), &store).ok());
+  GatewayStoreOptions options;
+  options.committer_thread = GetParam();
+  ASSERT_TRUE(GatewayStore::Open(kv.get(), options, &store).ok());
   constexpr int kThreads = 4, kRequests = 60;
   struct Request {
     std::vector<IncomingSeries> series;
@@ -699,7 +704,13 @@ TEST(GatewayStoreAsyncTest, ConcurrentAsyncAppliesCompleteOnceEach) {
     });
   }
   for (auto& th : threads) th.join();
-  // Every caller has returned, so the last leader has emptied the queue.
+  if (GetParam()) {  // the committer may still be writing: wait, with a deadline
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (completions < kThreads * kRequests && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+  }
+  // (Without a committer every caller has returned, so the last leader emptied the queue.)
   EXPECT_EQ(completions, kThreads * kRequests);
   EXPECT_EQ(failures, 0);
   EXPECT_EQ(store->queued(), 0u);
@@ -712,6 +723,62 @@ TEST(GatewayStoreAsyncTest, ConcurrentAsyncAppliesCompleteOnceEach) {
   EXPECT_GE(accepted, 1u);
   EXPECT_EQ(Snapshot(*store).at(SeriesKey({{"__name__", "shared"}})).timestamp_ms,
             kRequests * 1000);
+}
+
+// With committer_thread, no caller writes a group: ApplyAsync returns at once even into an idle
+// store, completions run on the store's thread in arrival order (a failed batch failing its
+// whole group), and the destructor writes what is still queued before it joins.
+TEST(GatewayStoreAsyncTest, ACommitterThreadWritesEveryGroupAndDrainsAtDestruction) {
+  auto mem = NewMemStore();
+  FaultStore fault(mem.get());
+  GatedStore gated(&fault);
+  GatewayStoreOptions options;
+  options.committer_thread = true;
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&gated, options, &store).ok());
+  const int writes_before = gated.writes();
+  fault.FailNthWrite(2);
+  gated.Close();
+  std::mutex mu;
+  std::vector<std::string> completed;
+  std::vector<std::thread::id> completers;
+  const auto done = [&](std::string name) {
+    return [&, name](Status s) {
+      std::lock_guard<std::mutex> lock(mu);
+      completed.push_back(name + (s.ok() ? ":ok" : ":failed"));
+      completers.push_back(std::this_thread::get_id());
+    };
+  };
+  const std::vector<rw::Metadata> none;
+  const std::vector<IncomingSeries> a = {S({{"__name__", "x"}}, {{1000, 1}})};
+  const std::vector<IncomingSeries> b = {S({{"__name__", "x"}}, {{2000, 2}})};
+  const std::vector<IncomingSeries> c = {S({{"__name__", "y"}}, {{1000, 1}})};
+  const std::vector<IncomingSeries> d = {S({{"__name__", "x"}}, {{3000, 3}})};
+  ApplyResult ra, rb, rc, rd;
+  store->ApplyAsync(a, none, &ra, done("a"));  // returns: the committer writes it
+  ASSERT_TRUE(gated.WaitForWrites(writes_before + 1));
+  store->ApplyAsync(b, none, &rb, done("b"));
+  store->ApplyAsync(c, none, &rc, done("c"));
+  EXPECT_TRUE(WaitForQueued(*store, 2));
+  gated.Open();
+  ASSERT_TRUE(gated.WaitForWrites(writes_before + 2));
+  store->ApplyAsync(d, none, &rd, done("d"));
+  store.reset();  // writes d, then joins
+  EXPECT_EQ(completed, (std::vector<std::string>{"a:ok", "b:failed", "c:failed", "d:ok"}));
+  for (const std::thread::id& id : completers) EXPECT_NE(id, std::this_thread::get_id());
+  std::unique_ptr<GatewayStore> reopened;
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), &reopened).ok());
+  auto snap = Snapshot(*reopened);
+  ASSERT_EQ(snap.size(), 1u);  // y was in the failed batch
+  EXPECT_EQ(snap.at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 3000);
+  // The synchronous Apply works through the committer too.
+  GatewayStoreOptions committed;
+  committed.committer_thread = true;
+  std::unique_ptr<GatewayStore> again;
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), committed, &again).ok());
+  ApplyResult r;
+  ASSERT_TRUE(again->Apply({S({{"__name__", "x"}}, {{4000, 4}})}, none, &r).ok());
+  EXPECT_EQ(r.accepted, 1u);
 }
 
 class GatewayStoreTest : public ::testing::Test {
