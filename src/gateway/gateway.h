@@ -38,10 +38,11 @@ struct GatewayConfig {
   std::string admin_token;
   IngestLimits limits;
   size_t max_connections = 1024;
-  // The write handler blocks its io thread until its group's synced batch (series_store.h), so
-  // only io_threads writes can share one fsync: 4 (more threads than the usual 2 cores) measured
-  // +18 % samples per CPU-second and 2.6x the throughput of 2 at 4 connections (BENCHMARKS.md,
-  // "Gateway (issue 8)"); 8 gained nothing more there.
+  // The write path is asynchronous (WriteHandler::HandleAsync): no io thread waits for a
+  // group's synced batch, but the io thread that queues into an idle store writes the groups
+  // (series_store.h) while requests keep coming, so with 2 threads one of them is mostly the
+  // writer and one does all the reading: 4 (more than the usual 2 cores) measured better than 2
+  // again with the async path (BENCHMARKS.md, "Gateway (issue 8)", "Branch gwasync").
   int io_threads = 4;
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds read_timeout{30'000};

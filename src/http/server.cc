@@ -58,6 +58,48 @@ ServerResponse ServerResponse::Text(unsigned status, std::string body, std::stri
   return r;
 }
 
+ResponseCompletion::ResponseCompletion(ResponseCompletion&& other) noexcept
+    : send_(std::exchange(other.send_, nullptr)) {}
+
+ResponseCompletion& ResponseCompletion::operator=(ResponseCompletion&& other) noexcept {
+  if (this != &other) {
+    ResponseCompletion dropped(std::move(*this));  // answers 500 if it was not called
+    send_ = std::exchange(other.send_, nullptr);
+  }
+  return *this;
+}
+
+ResponseCompletion::~ResponseCompletion() {
+  if (!send_) return;
+  try {
+    (*this)(ServerResponse::Text(500, "Internal Server Error\n"));
+  } catch (...) {
+    // A destructor: nothing may escape (the server's own sender does not throw).
+  }
+}
+
+void ResponseCompletion::operator()(ServerResponse response) {
+  std::function<void(ServerResponse)> send = std::exchange(send_, nullptr);
+  if (send) send(std::move(response));
+}
+
+ServerResponse AsyncHttpHandler::Handle(const ServerRequest& request) {
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<ServerResponse> response;
+  };
+  auto wait = std::make_shared<Wait>();
+  HandleAsync(request, ResponseCompletion([wait](ServerResponse r) {
+                std::lock_guard<std::mutex> lock(wait->mu);
+                wait->response = std::move(r);
+                wait->cv.notify_all();
+              }));
+  std::unique_lock<std::mutex> lock(wait->mu);
+  wait->cv.wait(lock, [&] { return wait->response.has_value(); });
+  return std::move(*wait->response);
+}
+
 namespace {
 
 // After a response that closes the connection, unread request bytes are drained for at most
@@ -75,7 +117,8 @@ class SessionBase;
 }  // namespace
 
 struct HttpServer::State {
-  State(ServerOptions opt, HttpHandler* h) : options(std::move(opt)), handler(h) {}
+  State(ServerOptions opt, HttpHandler* h)
+      : options(std::move(opt)), handler(h), async_handler(dynamic_cast<AsyncHttpHandler*>(h)) {}
 
   void Log(std::string_view line) {
     if (options.log) {
@@ -91,9 +134,18 @@ struct HttpServer::State {
     return false;
   }
 
+  // An async completion was called (or dropped): Stop may be waiting for the last one.
+  void CompletionDone() {
+    if (pending_completions.fetch_sub(1) == 1 && stopping_flag) {
+      std::lock_guard<std::mutex> lock(mu);
+      cv.notify_all();
+    }
+  }
+
   const ServerOptions options;
   HttpHandler* const handler;
-  std::string allow_header;  // "GET, HEAD, POST"
+  AsyncHttpHandler* const async_handler;  // handler, when it answers through completions
+  std::string allow_header;               // "GET, HEAD, POST"
 
   // Declared before the io_context: sessions that outlive Stop() (only if a wait ran out) are
   // destroyed with it and still find these.
@@ -108,7 +160,9 @@ struct HttpServer::State {
   size_t refusing = 0;                                                    // under mu
 
   std::atomic<uint64_t> accepted{0}, refused{0}, requests{0}, bad_requests{0}, timeouts{0},
-      tls_failures{0}, handler_failures{0};
+      tls_failures{0}, handler_failures{0}, handler_timeouts{0};
+  // Completions handed to the async handler and not yet called or dropped.
+  std::atomic<uint64_t> pending_completions{0};
 
   std::optional<ssl::context> tls;
   net::io_context ioc;
@@ -225,7 +279,8 @@ class Session final : public SessionBase {
   }
 
  private:
-  enum class Phase { kHandshake, kIdle, kHeader, kBody, kWriting, kLinger, kClosed };
+  // kHandling: an async handler has the request; the session waits for its completion.
+  enum class Phase { kHandshake, kIdle, kHeader, kBody, kHandling, kWriting, kLinger, kClosed };
 
   std::shared_ptr<Session> Self() { return std::static_pointer_cast<Session>(shared_from_this()); }
   beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
@@ -394,6 +449,7 @@ class Session final : public SessionBase {
     r.body = std::move(req.body());
     r.peer = peer_;
     r.tls = kTls;
+    if (st_->async_handler != nullptr) return DispatchAsync(std::move(r), keep);
     ServerResponse answer;
     try {
       answer = st_->handler->Handle(r);
@@ -404,6 +460,72 @@ class Session final : public SessionBase {
     }
     keep = keep && !st_->stopping_flag;  // Stop may have begun while the handler ran
     Respond(std::move(answer), r.head, keep, &r);
+  }
+
+  // Hands the request to the async handler with a completion that brings the answer back onto
+  // this strand (or, called inline, straight to the code below), then waits for it without a
+  // thread, under handler_timeout.
+  void DispatchAsync(ServerRequest r, bool keep) {
+    phase_ = Phase::kHandling;
+    const uint64_t seq = ++handling_seq_;
+    handling_head_ = r.head;
+    handling_keep_ = keep;
+    inline_response_.reset();
+    ++st_->pending_completions;
+    ResponseCompletion done([self = Self(), seq](ServerResponse response) mutable {
+      State* st = self->st_;
+      if (tl_dispatching == self.get()) {
+        // Inline, inside HandleAsync on this strand: DispatchAsync sends it when it returns.
+        self->inline_response_ = std::move(response);
+        self.reset();
+      } else {
+        Session* s = self.get();
+        net::post(s->stream_.get_executor(),
+                  [self = std::move(self), seq, response = std::move(response)]() mutable {
+                    self->Guarded([&] { self->OnCompletion(seq, std::move(response)); });
+                  });
+      }
+      st->CompletionDone();  // last: the session is no longer held by this thread
+    });
+    std::string failure;
+    tl_dispatching = this;
+    try {
+      st_->async_handler->HandleAsync(std::move(r), std::move(done));
+    } catch (const std::exception& e) {
+      failure = std::string("handler threw: ") + e.what();
+    } catch (...) {
+      failure = "handler threw a non-standard exception";
+    }
+    tl_dispatching = nullptr;
+    if (!failure.empty()) {
+      // The completion answers (500, dropped while unwinding, or whatever it was called with).
+      ++st_->handler_failures;
+      st_->Log("async handler from " + peer_ + ": " + failure);
+    }
+    if (inline_response_) {
+      ServerResponse response = std::move(*inline_response_);
+      inline_response_.reset();
+      return OnCompletion(seq, std::move(response));
+    }
+    handler_timer_.expires_after(Opt().handler_timeout);
+    handler_timer_.async_wait([self = Self(), seq](beast::error_code ec) {
+      self->Guarded([&] {
+        if (ec || self->phase_ != Phase::kHandling || self->handling_seq_ != seq) return;
+        ++self->st_->handler_timeouts;
+        self->st_->Log("async handler from " + self->peer_ + ": no answer within " +
+                       std::to_string(self->Opt().handler_timeout.count()) + " ms: 503");
+        ++self->handling_seq_;  // the late completion is dropped
+        self->Reply(503, /*close=*/true);
+      });
+    });
+  }
+
+  void OnCompletion(uint64_t seq, ServerResponse response) {
+    // Dropped: the connection closed (peer gone, Stop), or the handler timed out.
+    if (phase_ != Phase::kHandling || seq != handling_seq_) return;
+    handler_timer_.cancel();
+    const bool keep = handling_keep_ && !stopping_ && !st_->stopping_flag;
+    Respond(std::move(response), handling_head_, keep);
   }
 
   void Fail(const ServerRequest& r, const std::string& why, bool keep) {
@@ -417,6 +539,10 @@ class Session final : public SessionBase {
     std::string why;
     if (!BuildResponse(std::move(answer), head, parser_->get().version(), &res_, &why)) {
       if (r != nullptr) return Fail(*r, why, keep);
+      if (phase_ == Phase::kHandling) {  // an async handler's answer
+        ++st_->handler_failures;
+        st_->Log("async handler from " + peer_ + ": " + why);
+      }
       res_ = {};
       BuildResponse(ServerResponse::Text(500, ReasonText(500)), head, 11, &res_, &why);
     }
@@ -479,12 +605,21 @@ class Session final : public SessionBase {
 
   void CloseNow() {
     phase_ = Phase::kClosed;
+    handler_timer_.cancel();  // a closed connection waits for no completion
     beast::error_code ignored;
     Tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
     Tcp().close();
   }
 
+  // The session an io thread is handing a request to right now (inline completions).
+  static thread_local Session* tl_dispatching;
+
   Stream stream_;
+  net::steady_timer handler_timer_{stream_.get_executor()};
+  uint64_t handling_seq_ = 0;  // the request an async completion answers
+  bool handling_head_ = false;
+  bool handling_keep_ = false;
+  std::optional<ServerResponse> inline_response_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
@@ -494,6 +629,9 @@ class Session final : public SessionBase {
   size_t lingered_ = 0;
   std::array<char, 4096> scratch_;
 };
+
+template <class Stream>
+thread_local Session<Stream>* Session<Stream>::tl_dispatching = nullptr;
 
 Status ParseListen(const std::string& listen, std::string* host, bool* v6, uint16_t* port) {
   std::string_view s = listen;
@@ -771,6 +909,12 @@ void HttpServer::Stop() {
     shut(snapshot(), true);
     wait_empty(std::chrono::milliseconds(2000));
   }
+  {
+    // Every completion handed out is called (or dropped) before the io threads go: it posts
+    // onto them, and holds its session.
+    std::unique_lock<std::mutex> lock(st->mu);
+    st->cv.wait(lock, [st] { return st->pending_completions.load() == 0; });
+  }
   st->work.reset();
   bool empty;
   {
@@ -793,6 +937,8 @@ ServerStats HttpServer::stats() const {
   s.timeouts = st->timeouts;
   s.tls_failures = st->tls_failures;
   s.handler_failures = st->handler_failures;
+  s.handler_timeouts = st->handler_timeouts;
+  s.pending_completions = st->pending_completions;
   std::lock_guard<std::mutex> lock(st->mu);
   s.active_connections = st->serving;
   return s;

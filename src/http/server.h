@@ -23,6 +23,11 @@
 // Threads: Start() runs options.io_threads threads; the handler is called on them, concurrently
 // for different connections, so it must be thread-safe. Start, Stop, port and stats may be
 // called from any thread, but Stop (and the destructor) never from the handler.
+//
+// An AsyncHttpHandler answers through a ResponseCompletion instead of its return value, so that
+// a request waiting for something (the gateway's group commit) does not hold an io thread: the
+// session waits for the completion without a thread, under options.handler_timeout, and then
+// sends the answer on its strand. Everything above holds for it too.
 #pragma once
 
 #include <atomic>
@@ -78,6 +83,47 @@ class HttpHandler {
   virtual ServerResponse Handle(const ServerRequest& request) = 0;
 };
 
+// The one answer to a request of an AsyncHttpHandler. Move-only. Call it exactly once, from any
+// thread, at any time (also inline, inside HandleAsync, which is the cheapest: no hand-off to
+// another thread): the server sends the response on the connection's strand. A completion
+// destroyed without being called answers 500, so a handler that drops it never leaves
+// a connection waiting. Calling it after the connection closed, after handler_timeout answered
+// for it, or after Stop gave up on it, is harmless: the response is dropped.
+// Not thread-safe itself: one owner at a time.
+class ResponseCompletion {
+ public:
+  ResponseCompletion() = default;
+  // `send` receives the response (a test, or a wrapper, may build a completion of its own).
+  explicit ResponseCompletion(std::function<void(ServerResponse)> send) : send_(std::move(send)) {}
+  ResponseCompletion(ResponseCompletion&& other) noexcept;
+  ResponseCompletion& operator=(ResponseCompletion&& other) noexcept;
+  ResponseCompletion(const ResponseCompletion&) = delete;
+  ResponseCompletion& operator=(const ResponseCompletion&) = delete;
+  ~ResponseCompletion();  // not called yet: answers 500
+
+  // Sends `response`. Precondition: not called before (a second call is ignored).
+  void operator()(ServerResponse response);
+  // True until called (or moved from).
+  explicit operator bool() const { return static_cast<bool>(send_); }
+
+ private:
+  std::function<void(ServerResponse)> send_;
+};
+
+// A handler that may answer later. The server calls HandleAsync (never Handle) with the request,
+// which the handler owns from then on (it may move it anywhere). Thread-safe like HttpHandler;
+// HandleAsync itself should return soon (it runs on an io thread). Exceptions thrown by
+// HandleAsync before it called `done` are answered 500 (the completion, dropped, answers it).
+// Stop() waits for every completion handed out (see HttpServer::Stop), so a handler must call
+// or drop each one eventually.
+class AsyncHttpHandler : public HttpHandler {
+ public:
+  virtual void HandleAsync(ServerRequest request, ResponseCompletion done) = 0;
+  // The synchronous form, for callers without a server (tests, wrappers): HandleAsync, waited
+  // for on the calling thread. Must not be called from a thread `done` needs.
+  ServerResponse Handle(const ServerRequest& request) override;
+};
+
 struct ServerOptions {
   // "host:port": an IPv4 address, "[IPv6]", a host name resolved once at Start (its first
   // address), or "" for every IPv4 interface (":9100"). Port 0 picks a free port (see port()).
@@ -90,6 +136,10 @@ struct ServerOptions {
   size_t max_connections = 1024;                    // served at once (>= 1)
   bool keep_alive = true;                           // false: every response closes its connection
   int io_threads = 2;                               // >= 1
+  // An AsyncHttpHandler's completion not called by then: the request is answered 503
+  // (Retry-After: 1) and its connection closed; the late completion is dropped. Counted in
+  // ServerStats::handler_timeouts.
+  std::chrono::milliseconds handler_timeout{60'000};
   // Stop(): how long in-flight responses may take before their connections are closed.
   std::chrono::milliseconds shutdown_grace{5'000};
   // Methods handed to the handler; others are answered 405 with "Allow: <these>". HEAD is
@@ -116,16 +166,19 @@ struct ServerStats {
   uint64_t connections_accepted = 0;  // served (not counting the refused ones)
   uint64_t connections_refused = 0;   // over max_connections (503 or closed)
   uint64_t active_connections = 0;
-  uint64_t requests = 0;          // complete requests handed to the handler (or 405/505)
-  uint64_t bad_requests = 0;      // answered 400/413/431 without reaching the handler
-  uint64_t timeouts = 0;          // connections dropped by a read, write or idle timeout
-  uint64_t tls_failures = 0;      // failed TLS handshakes
-  uint64_t handler_failures = 0;  // handler exceptions and unsendable responses (500)
+  uint64_t requests = 0;             // complete requests handed to the handler (or 405/505)
+  uint64_t bad_requests = 0;         // answered 400/413/431 without reaching the handler
+  uint64_t timeouts = 0;             // connections dropped by a read, write or idle timeout
+  uint64_t tls_failures = 0;         // failed TLS handshakes
+  uint64_t handler_failures = 0;     // handler exceptions and unsendable responses (500)
+  uint64_t handler_timeouts = 0;     // async completions not called within handler_timeout (503)
+  uint64_t pending_completions = 0;  // async completions handed out and not yet called
 };
 
 class HttpServer {
  public:
-  // `handler` is not owned and must outlive the server.
+  // `handler` is not owned and must outlive the server. An AsyncHttpHandler is called through
+  // HandleAsync.
   HttpServer(ServerOptions options, HttpHandler* handler);
   ~HttpServer();  // Stop()
   HttpServer(const HttpServer&) = delete;
@@ -144,8 +197,10 @@ class HttpServer {
   // Stops accepting, closes connections waiting for a request (idle keep-alive, or a request
   // whose header has not arrived), lets requests already read be handled and their responses
   // written (with Connection: close) for up to options.shutdown_grace, then closes whatever is
-  // left and joins the io threads. Waits for a handler that is running. Idempotent; a no-op
-  // before Start. Not from a handler.
+  // left and joins the io threads. Waits for a handler that is running, and for every
+  // ResponseCompletion handed out to be called or destroyed (without a bound: a handler that
+  // keeps one forever keeps Stop waiting). Idempotent; a no-op before Start. Not from a handler,
+  // nor from a thread a pending completion needs.
   void Stop();
 
   ServerStats stats() const;

@@ -14,6 +14,13 @@ GatewayHandler::GatewayHandler(WriteHandler* write, HttpHandler* metrics,
       agent_state_(agent_state),
       status_(status) {}
 
+void GatewayHandler::HandleAsync(ServerRequest request, ResponseCompletion done) {
+  if (request.Path() == kWritePath && request.method == "POST") {
+    return write_->HandleAsync(std::move(request), std::move(done));
+  }
+  done(Handle(request));
+}
+
 ServerResponse GatewayHandler::Handle(const ServerRequest& request) {
   const std::string_view path = request.Path();
   if (path == kWritePath) {

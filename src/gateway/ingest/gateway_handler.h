@@ -10,6 +10,9 @@
 //                                nullptr: 404)
 //   anything else                404
 // Thread-safe when its parts are. Borrowed pointers must outlive the handler.
+// HttpServer calls HandleAsync: a POST to the write path is answered when the store has it
+// (WriteHandler::HandleAsync, no io thread waiting for the sync); every other route is answered
+// inline, as Handle answers it.
 #pragma once
 
 #include <functional>
@@ -23,13 +26,14 @@ inline constexpr std::string_view kWritePath = "/api/v1/write";
 // state_mirror::kAgentStatePath (not included here: the route is all this layer knows of it).
 inline constexpr std::string_view kAgentStateRoute = "/api/v1/agent/state";
 
-class GatewayHandler : public HttpHandler {
+class GatewayHandler : public AsyncHttpHandler {
  public:
   // `admin`, `agent_state` and `status` may be null (no admin API, state mirror, status page: 404).
   GatewayHandler(WriteHandler* write, HttpHandler* metrics, std::function<bool()> ready,
                  HttpHandler* admin = nullptr, HttpHandler* agent_state = nullptr,
                  HttpHandler* status = nullptr);
   ServerResponse Handle(const ServerRequest& request) override;
+  void HandleAsync(ServerRequest request, ResponseCompletion done) override;
 
  private:
   WriteHandler* write_;

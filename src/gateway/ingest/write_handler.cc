@@ -143,7 +143,7 @@ std::string_view DeviceOf(const Labels& labels) {
 
 }  // namespace
 
-// Per io thread (Handle's thread_local), reused from request to request.
+// Per write in flight (a Job's), from a pool, reused from request to request.
 struct WriteScratch {
   rw::WriteRequestView view;
   rw::WriteRequest decoded;  // 2.0 requests (rw::DecodeV2)
@@ -305,11 +305,65 @@ ServerResponse WriteHandler::Answer(unsigned status, std::string body, bool v2, 
   return r;
 }
 
-ServerResponse WriteHandler::Handle(const ServerRequest& request) {
+// One write from its arrival to its answer: the request, its completion, the buffers it was
+// decoded into (a pooled WriteScratch, held until the store answered: the series the store
+// reads and the label bytes the cache keeps are in them), and what the answer needs.
+struct WriteHandler::Job {
+  Job(WriteHandler* h, ServerRequest r, ResponseCompletion d)
+      : handler(h), request(std::move(r)), done(std::move(d)), scratch(h->AcquireScratch()) {}
+  ~Job() {
+    handler->ReleaseScratch(std::move(scratch));
+    if (counted_pending) handler->pending_writes_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+  // Answers, then ends the job.
+  static void Finish(std::unique_ptr<Job> job, ServerResponse response) {
+    job->done(std::move(response));
+  }
+
+  WriteHandler* const handler;
+  ServerRequest request;
+  ResponseCompletion done;
+  std::unique_ptr<WriteScratch> scratch;
+  bool counted_pending = false;  // holds one of pending_writes_
+  bool v2 = false;
+  std::string device;  // the key's; empty for an anonymous write
+  BatchIdentity batch;
+  bool has_batch = false;
+  // The series cache's table generation (0: the cache is not used for this request).
+  uint64_t generation = 0;
+  uint64_t samples = 0;
+  bool rebuilt = false;  // built again the full way after a stale cached entry
+  ApplyResult result;
+  size_t refused_series = 0;  // max_series_per_device
+  uint64_t refused_samples = 0;
+  std::string refused_device;
+};
+
+std::unique_ptr<WriteScratch> WriteHandler::AcquireScratch() {
+  {
+    std::lock_guard<std::mutex> lock(scratch_mu_);
+    if (!free_scratch_.empty()) {
+      std::unique_ptr<WriteScratch> s = std::move(free_scratch_.back());
+      free_scratch_.pop_back();
+      return s;
+    }
+  }
+  return std::make_unique<WriteScratch>();
+}
+
+void WriteHandler::ReleaseScratch(std::unique_ptr<WriteScratch> scratch) {
+  if (scratch == nullptr) return;
+  scratch->Trim();
+  std::lock_guard<std::mutex> lock(scratch_mu_);
+  if (free_scratch_.size() < kMaxFreeScratch) free_scratch_.push_back(std::move(scratch));
+}
+
+std::optional<ServerResponse> WriteHandler::Start(Job& job) {
+  const ServerRequest& request = job.request;
   const Version version = VersionOf(request.Header("Content-Type"));
-  const bool v2 = version == Version::kV2;
+  const bool v2 = job.v2 = version == Version::kV2;
   // The device the key names; empty for an anonymous write. One answer for every failure.
-  std::string device;
+  std::string& device = job.device;
   const std::string_view authorization = request.Header("Authorization");
   const bool anonymous = authorization.empty() && options_.allow_anonymous;
   if (!anonymous) {
@@ -336,10 +390,7 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
   }
   const size_t max_pending = options_.limits.max_pending_writes;
   const size_t pending = pending_writes_.fetch_add(1, std::memory_order_acq_rel);
-  struct PendingRelease {
-    std::atomic<size_t>* n;
-    ~PendingRelease() { n->fetch_sub(1, std::memory_order_acq_rel); }
-  } release{&pending_writes_};
+  job.counted_pending = true;  // released when the job ends
   if (max_pending > 0 && pending >= max_pending) {
     return TooManyRequests(LimitReason::kOverload, std::chrono::seconds(1),
                            "overloaded: " + std::to_string(pending) +
@@ -359,8 +410,8 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
   }
   // An agent's batch already applied (a retry whose answer was lost): acknowledged, not
   // decoded or applied again. Keyed devices only: an anonymous writer could name any stream.
-  BatchIdentity batch;
-  const bool has_batch =
+  BatchIdentity& batch = job.batch;
+  const bool has_batch = job.has_batch =
       !device.empty() && ParseBatchIdentity(request.Header(kStreamHeaderName),
                                             request.Header(kBatchHeaderName), &batch);
   if (has_batch && high_water_.AlreadyApplied(device, batch)) {
@@ -388,181 +439,213 @@ ServerResponse WriteHandler::Handle(const ServerRequest& request) {
                       std::to_string(limits.max_decoded_bytes),
                   v2, 0);
   }
-  thread_local WriteScratch scratch;
-  struct TrimAfter {
-    WriteScratch* s;
-    ~TrimAfter() { s->Trim(); }
-  } trim{&scratch};
+  return std::nullopt;
+}
+
+std::optional<ServerResponse> WriteHandler::Build(Job& job, bool with_cache) {
+  const ServerRequest& request = job.request;
+  const IngestLimits& limits = options_.limits;
+  const bool v2 = job.v2;
+  const std::string& device = job.device;
+  const uint64_t generation = job.generation;
+  WriteScratch& scratch = *job.scratch;
+  std::vector<std::pair<size_t, size_t>>& misses = scratch.misses;  // (view index, series index)
+  std::vector<IncomingSeries>& series = scratch.series;
+  std::vector<rw::Metadata>& metadata = scratch.metadata;
+  uint64_t& samples = job.samples;
+  misses.clear();
+  Status s;
+  if (v2) {
+    s = rw::DecodeV2(request.body, limits.max_decoded_bytes, &scratch.decoded, nullptr);
+  } else if (with_cache) {
+    SeriesCache::Reader known(cache_.get(), device, generation);
+    s = scratch.view.Decode(request.body, limits.max_decoded_bytes, &known);
+  } else {
+    s = scratch.view.Decode(request.body, limits.max_decoded_bytes);
+  }
+  if (!s.ok()) {
+    Reject(RejectReason::kBadBody, 0);
+    return Answer(400, s.message(), v2, 0);
+  }
+  const rw::WriteRequest& decoded = scratch.decoded;
+  const size_t series_count = v2 ? decoded.series.size() : scratch.view.series_count();
+  if (v2) {
+    metadata = decoded.metadata;
+  } else {
+    metadata.resize(scratch.view.metadata().size());
+    for (size_t i = 0; i < metadata.size(); ++i) {
+      const rw::MetadataView& m = scratch.view.metadata()[i];
+      metadata[i].kind = m.kind;
+      metadata[i].family.assign(m.family);
+      metadata[i].help.assign(m.help);
+      metadata[i].unit.assign(m.unit);
+    }
+  }
+  samples = v2 ? decoded.sample_count() : scratch.view.sample_count();
+  if (series_count > limits.max_series_per_request ||
+      metadata.size() > limits.max_series_per_request) {
+    Reject(RejectReason::kOverLimit, samples);
+    return Answer(400,
+                  "request with " + std::to_string(series_count) + " series and " +
+                      std::to_string(metadata.size()) + " metadata entries, over the limit of " +
+                      std::to_string(limits.max_series_per_request) + " each",
+                  v2, 0);
+  }
+
+  const int64_t now_ms = options_.clock->NowUnixMs();
+  const int64_t latest_ms = now_ms + limits.max_future.count();
+  series.resize(series_count);
+  size_t kept = 0;
+  for (size_t i = 0; i < series_count; ++i) {
+    std::span<const rw::LabelView> in_labels;
+    std::span<const rw::Sample> in_samples;
+    if (v2) {
+      const rw::Series& in = decoded.series[i];
+      scratch.v2_labels.clear();
+      for (const auto& [n, v] : in.labels) scratch.v2_labels.push_back(rw::LabelView{n, v});
+      in_labels = scratch.v2_labels;
+      in_samples = in.samples;
+    } else {
+      in_labels = scratch.view.labels(i);
+      in_samples = scratch.view.samples(i);
+    }
+    if (in_samples.empty()) continue;  // e.g. a 2.0 series of native histograms
+    IncomingSeries& out = series[kept];
+    // Cleared only when not empty: clearing a string writes its terminator into its heap
+    // buffer, a cache line a cached series would otherwise never touch.
+    if (!out.labels.empty()) out.labels.clear();
+    out.entry = with_cache ? static_cast<const SeriesEntry*>(scratch.view.known(i)) : nullptr;
+    out.generation = out.entry != nullptr ? generation : 0;
+    if (out.entry != nullptr) {
+      if (!out.key.empty()) out.key.clear();
+    } else {
+      bool over_limit = false;
+      if (std::string why =
+              CanonicalKey(in_labels, limits, device, &scratch.labels, &out.key, &over_limit);
+          !why.empty()) {
+        Reject(over_limit ? RejectReason::kOverLimit : RejectReason::kInvalidSeries, samples);
+        return Answer(400, "remote-write: " + why, v2, 0);
+      }
+      if (with_cache && !scratch.view.label_bytes(i).empty()) misses.emplace_back(i, kept);
+    }
+    for (const rw::Sample& sample : in_samples) {
+      if (sample.timestamp_ms > latest_ms) {
+        Reject(RejectReason::kFuture, samples);
+        return Answer(400,
+                      "remote-write: a sample of " + Clip(NameViewOfKey(GivenKeyOf(out))) + " at " +
+                          std::to_string(sample.timestamp_ms) + " ms is " +
+                          std::to_string((sample.timestamp_ms - now_ms) / 1000) +
+                          " s ahead of the gateway's clock (at most " +
+                          std::to_string(limits.max_future.count() / 1000) + " s allowed)",
+                      v2, 0);
+      }
+    }
+    out.samples.assign(in_samples.begin(), in_samples.end());
+    ++kept;
+  }
+  series.resize(kept);
+  for (const rw::Metadata& m : metadata) {
+    if (!rw::IsValidMetricName(m.family) || m.family.size() > limits.max_label_value_bytes) {
+      Reject(RejectReason::kInvalidSeries, samples);
+      return Answer(400, "remote-write: invalid metadata family name \"" + Clip(m.family) + "\"",
+                    v2, 0);
+    }
+    if (m.help.size() > limits.max_label_value_bytes ||
+        m.unit.size() > limits.max_label_value_bytes) {
+      Reject(RejectReason::kOverLimit, samples);
+      return Answer(400, "remote-write: metadata text of " + m.family + " over the limit", v2, 0);
+    }
+  }
+  return std::nullopt;
+}
+
+void WriteHandler::HandleAsync(ServerRequest request, ResponseCompletion done) {
+  auto job = std::make_unique<Job>(this, std::move(request), std::move(done));
+  if (std::optional<ServerResponse> early = Start(*job)) {
+    return Job::Finish(std::move(job), std::move(*early));
+  }
   // 1.0: a view over the decompressed body (no text copied); 2.0: decoded into the 1.0 model
   // (rw::DecodeV2), then the same canonical path over views of it.
   // With the series cache (1.0 only), a series whose label bytes this device sent before is
   // named by its table entry: its labels are neither parsed nor checked (series_cache.h).
-  const uint64_t generation = cache_ != nullptr && !v2 ? store_->generation() : 0;
-  std::vector<std::pair<size_t, size_t>>& misses = scratch.misses;  // (view index, series index)
-  std::vector<IncomingSeries>& series = scratch.series;
-  std::vector<rw::Metadata>& metadata = scratch.metadata;
-  uint64_t samples = 0;
-  const auto build = [&](bool with_cache) -> std::optional<ServerResponse> {
-    misses.clear();
-    Status s;
-    if (v2) {
-      s = rw::DecodeV2(request.body, limits.max_decoded_bytes, &scratch.decoded, nullptr);
-    } else if (with_cache) {
-      SeriesCache::Reader known(cache_.get(), device, generation);
-      s = scratch.view.Decode(request.body, limits.max_decoded_bytes, &known);
-    } else {
-      s = scratch.view.Decode(request.body, limits.max_decoded_bytes);
-    }
-    if (!s.ok()) {
-      Reject(RejectReason::kBadBody, 0);
-      return Answer(400, s.message(), v2, 0);
-    }
-    const rw::WriteRequest& decoded = scratch.decoded;
-    const size_t series_count = v2 ? decoded.series.size() : scratch.view.series_count();
-    if (v2) {
-      metadata = decoded.metadata;
-    } else {
-      metadata.resize(scratch.view.metadata().size());
-      for (size_t i = 0; i < metadata.size(); ++i) {
-        const rw::MetadataView& m = scratch.view.metadata()[i];
-        metadata[i].kind = m.kind;
-        metadata[i].family.assign(m.family);
-        metadata[i].help.assign(m.help);
-        metadata[i].unit.assign(m.unit);
-      }
-    }
-    samples = v2 ? decoded.sample_count() : scratch.view.sample_count();
-    if (series_count > limits.max_series_per_request ||
-        metadata.size() > limits.max_series_per_request) {
-      Reject(RejectReason::kOverLimit, samples);
-      return Answer(400,
-                    "request with " + std::to_string(series_count) + " series and " +
-                        std::to_string(metadata.size()) + " metadata entries, over the limit of " +
-                        std::to_string(limits.max_series_per_request) + " each",
-                    v2, 0);
-    }
-
-    const int64_t now_ms = options_.clock->NowUnixMs();
-    const int64_t latest_ms = now_ms + limits.max_future.count();
-    series.resize(series_count);
-    size_t kept = 0;
-    for (size_t i = 0; i < series_count; ++i) {
-      std::span<const rw::LabelView> in_labels;
-      std::span<const rw::Sample> in_samples;
-      if (v2) {
-        const rw::Series& in = decoded.series[i];
-        scratch.v2_labels.clear();
-        for (const auto& [n, v] : in.labels) scratch.v2_labels.push_back(rw::LabelView{n, v});
-        in_labels = scratch.v2_labels;
-        in_samples = in.samples;
-      } else {
-        in_labels = scratch.view.labels(i);
-        in_samples = scratch.view.samples(i);
-      }
-      if (in_samples.empty()) continue;  // e.g. a 2.0 series of native histograms
-      IncomingSeries& out = series[kept];
-      // Cleared only when not empty: clearing a string writes its terminator into its heap
-      // buffer, a cache line a cached series would otherwise never touch.
-      if (!out.labels.empty()) out.labels.clear();
-      out.entry = with_cache ? static_cast<const SeriesEntry*>(scratch.view.known(i)) : nullptr;
-      out.generation = out.entry != nullptr ? generation : 0;
-      if (out.entry != nullptr) {
-        if (!out.key.empty()) out.key.clear();
-      } else {
-        bool over_limit = false;
-        if (std::string why =
-                CanonicalKey(in_labels, limits, device, &scratch.labels, &out.key, &over_limit);
-            !why.empty()) {
-          Reject(over_limit ? RejectReason::kOverLimit : RejectReason::kInvalidSeries, samples);
-          return Answer(400, "remote-write: " + why, v2, 0);
-        }
-        if (with_cache && !scratch.view.label_bytes(i).empty()) misses.emplace_back(i, kept);
-      }
-      for (const rw::Sample& sample : in_samples) {
-        if (sample.timestamp_ms > latest_ms) {
-          Reject(RejectReason::kFuture, samples);
-          return Answer(400,
-                        "remote-write: a sample of " + Clip(NameViewOfKey(GivenKeyOf(out))) +
-                            " at " + std::to_string(sample.timestamp_ms) + " ms is " +
-                            std::to_string((sample.timestamp_ms - now_ms) / 1000) +
-                            " s ahead of the gateway's clock (at most " +
-                            std::to_string(limits.max_future.count() / 1000) + " s allowed)",
-                        v2, 0);
-        }
-      }
-      out.samples.assign(in_samples.begin(), in_samples.end());
-      ++kept;
-    }
-    series.resize(kept);
-    for (const rw::Metadata& m : metadata) {
-      if (!rw::IsValidMetricName(m.family) || m.family.size() > limits.max_label_value_bytes) {
-        Reject(RejectReason::kInvalidSeries, samples);
-        return Answer(400, "remote-write: invalid metadata family name \"" + Clip(m.family) + "\"",
-                      v2, 0);
-      }
-      if (m.help.size() > limits.max_label_value_bytes ||
-          m.unit.size() > limits.max_label_value_bytes) {
-        Reject(RejectReason::kOverLimit, samples);
-        return Answer(400, "remote-write: metadata text of " + m.family + " over the limit", v2, 0);
-      }
-    }
-    return std::nullopt;
-  };
-  if (auto error = build(generation != 0)) return std::move(*error);
-  if (generation != 0) {
+  job->generation = cache_ != nullptr && !job->v2 ? store_->generation() : 0;
+  if (std::optional<ServerResponse> error = Build(*job, job->generation != 0)) {
+    return Job::Finish(std::move(job), std::move(*error));
+  }
+  if (job->generation != 0) {
+    const std::vector<IncomingSeries>& series = job->scratch->series;
     const auto hits = size_t(std::count_if(series.begin(), series.end(),
                                            [](const auto& in) { return in.entry != nullptr; }));
     cache_hits_.fetch_add(hits, std::memory_order_relaxed);
     cache_misses_.fetch_add(series.size() - hits, std::memory_order_relaxed);
   }
+  Submit(std::move(job));
+}
 
-  ApplyResult result;
-  size_t refused_series = 0;
-  uint64_t refused_samples = 0;
-  std::string refused_device;
-  const auto apply = [&] {
-    return limits.max_series_per_device > 0
-               ? ApplyWithinSeriesBudget(&series, metadata, &result, &refused_series,
-                                         &refused_samples, &refused_device)
-               : store_->Apply(series, metadata, &result);
-  };
-  Status s = apply();
-  if (s.code() == Status::Code::kNotFound && generation != 0) {
+void WriteHandler::Submit(std::unique_ptr<Job> job) {
+  WriteScratch& scratch = *job->scratch;
+  if (options_.limits.max_series_per_device > 0) {
+    // The budget check and the apply under one mutex: synchronous (see the header).
+    Status s =
+        ApplyWithinSeriesBudget(&scratch.series, scratch.metadata, &job->result,
+                                &job->refused_series, &job->refused_samples, &job->refused_device);
+    return Stored(std::move(job), std::move(s));
+  }
+  Job* j = job.release();  // owned by the store's completion until it runs
+  store_->ApplyAsync(scratch.series, scratch.metadata, &j->result,
+                     [this, j](Status s) { Stored(std::unique_ptr<Job>(j), std::move(s)); });
+}
+
+void WriteHandler::Stored(std::unique_ptr<Job> job, Status s) {
+  const IngestLimits& limits = options_.limits;
+  WriteScratch& scratch = *job->scratch;
+  const bool v2 = job->v2;
+  if (s.code() == Status::Code::kNotFound && job->generation != 0 && !job->rebuilt) {
     // A cached entry of another table generation (SeriesStore::Resolve): nothing was applied.
     // The cache is emptied and the request built again the full way.
     cache_->Clear();
-    misses.clear();
-    if (auto error = build(false)) return std::move(*error);
-    refused_series = 0;
-    refused_samples = 0;
-    refused_device.clear();
-    s = apply();
+    scratch.misses.clear();
+    job->rebuilt = true;
+    if (std::optional<ServerResponse> error = Build(*job, false)) {
+      return Job::Finish(std::move(job), std::move(*error));
+    }
+    job->refused_series = 0;
+    job->refused_samples = 0;
+    job->refused_device.clear();
+    return Submit(std::move(job));
   }
   if (!s.ok()) {
-    Reject(RejectReason::kStorage, samples);
+    Reject(RejectReason::kStorage, job->samples);
     if (options_.log) options_.log("cannot store a write request: " + s.message());
-    return Answer(503, "storage unavailable: " + s.message(), v2, 0);
+    return Job::Finish(std::move(job), Answer(503, "storage unavailable: " + s.message(), v2, 0));
   }
+  const ApplyResult& result = job->result;
   accepted_.fetch_add(result.accepted, std::memory_order_relaxed);
   duplicate_.fetch_add(result.duplicates, std::memory_order_relaxed);
   resets_.fetch_add(result.counter_resets, std::memory_order_relaxed);
   created_.fetch_add(result.new_series, std::memory_order_relaxed);
-  if (!misses.empty() && refused_series == 0) RememberSeries(device, scratch);
-  if (options_.on_accepted) ReportAccepted(device, series, request.Header("User-Agent"));
-  if (refused_series > 0) {
-    limited_[size_t(LimitReason::kSeriesLimit)].fetch_add(1, std::memory_order_relaxed);
-    Reject(RejectReason::kSeriesLimit, refused_samples);
-    return Answer(400,
-                  "series limit: " + std::to_string(refused_series) +
-                      " new series refused: device \"" + Clip(refused_device) +
-                      "\" is at its limit of " + std::to_string(limits.max_series_per_device) +
-                      " series (--max-series-per-device); the request's other samples (" +
-                      std::to_string(result.accepted + result.duplicates) +
-                      ") were stored, and existing series keep updating",
-                  v2, result.accepted + result.duplicates);
+  if (!scratch.misses.empty() && job->refused_series == 0) RememberSeries(job->device, scratch);
+  if (options_.on_accepted) {
+    ReportAccepted(job->device, scratch.series, job->request.Header("User-Agent"));
   }
-  if (has_batch) high_water_.Applied(device, batch);
-  return Answer(204, "", v2, result.accepted + result.duplicates);
+  if (job->refused_series > 0) {
+    limited_[size_t(LimitReason::kSeriesLimit)].fetch_add(1, std::memory_order_relaxed);
+    Reject(RejectReason::kSeriesLimit, job->refused_samples);
+    ServerResponse answer =
+        Answer(400,
+               "series limit: " + std::to_string(job->refused_series) +
+                   " new series refused: device \"" + Clip(job->refused_device) +
+                   "\" is at its limit of " + std::to_string(limits.max_series_per_device) +
+                   " series (--max-series-per-device); the request's other samples (" +
+                   std::to_string(result.accepted + result.duplicates) +
+                   ") were stored, and existing series keep updating",
+               v2, result.accepted + result.duplicates);
+    return Job::Finish(std::move(job), std::move(answer));
+  }
+  // Raised only now: a retry of a batch that was not stored must be applied.
+  if (job->has_batch) high_water_.Applied(job->device, job->batch);
+  ServerResponse answer = Answer(204, "", v2, result.accepted + result.duplicates);
+  Job::Finish(std::move(job), std::move(answer));
 }
 
 void WriteHandler::RememberSeries(std::string_view device, WriteScratch& scratch) {

@@ -58,13 +58,22 @@
 // not parsed, checked, sorted or made a key, and the store does not look it up. Every other
 // series takes the full path; after its request is stored, its entry is cached. A request
 // refused by the store for a stale entry (the table's generation changed) is built again the
-// full way, the cache emptied. Every buffer of it is per calling thread (thread_local) and reused
-// from request to request; after a request, decode buffers over 16 MiB and series vectors over
-// 100,000 entries are freed (a rare huge request is not held forever).
+// full way, the cache emptied. Every buffer of it belongs to the write while it is in flight (a
+// WriteScratch taken from a pool, held until the store answered, since the store reads the
+// series from it) and is reused from write to write; after a write, decode buffers over 16 MiB
+// and series vectors over 100,000 entries are freed (a rare huge request is not held forever),
+// and at most 16 idle ones are kept.
 //
-// Thread-safety: Handle may run concurrently (the store serializes applies); stats are atomic.
-// With max_series_per_device set, the budget check and the apply of a request run under one
-// mutex (exact counts; applies are serialized by the store anyway).
+// Asynchronous: HandleAsync hands a decoded request to SeriesStore::ApplyAsync and returns; the
+// answer (204, 400 for the series limit, 503) is sent from the store's completion, on the thread
+// that wrote the request's group. So an io thread never waits for an fsync, and any number of
+// writes can be in flight (max_pending_writes bounds them). The batch identity's mark is raised
+// only in that completion, after the store succeeded.
+//
+// Thread-safety: HandleAsync and Handle may run concurrently (the store serializes applies);
+// stats are atomic. With max_series_per_device set, the budget check and the apply of a request
+// run under one mutex (exact counts; applies are serialized by the store anyway), and the
+// apply is then waited for on the calling thread (the synchronous path of before).
 #pragma once
 
 #include <array>
@@ -76,6 +85,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -101,8 +111,9 @@ struct IngestLimits {
   // 429s and the series budget (0: off). See the contract above.
   uint64_t max_requests_per_device_per_second = 0;
   uint64_t device_burst = 0;  // 0: 2 x max_requests_per_device_per_second
-  // Writes decoding or waiting for the store at once. The server's io threads run the handler,
-  // so at most io_threads writes are ever in flight: this matters with io_threads above it.
+  // Writes decoding or waiting for the store at once (0: no limit). The write path does not
+  // hold an io thread while a write waits for its group (HandleAsync), so this, and
+  // max_connections, are what bound the writes in flight.
   size_t max_pending_writes = 0;
   size_t max_series_per_device = 0;
   // The series cache's bound (series_cache.h; 0: no cache): a series whose labels a device
@@ -165,24 +176,42 @@ struct WriteHandlerOptions {
   std::function<void(std::string_view)> log;
   // Called after each stored (204) write, once per device it came from: the key's device, or
   // for an anonymous write each distinct `device` label of its series (none without one), with
-  // the request's User-Agent. From the handler's threads; must be thread-safe. Empty: not called.
+  // the request's User-Agent. From the thread that completes the write (an io thread, or the
+  // store's group writer: see HandleAsync); must be thread-safe and quick. Empty: not called.
   std::function<void(std::string_view device, std::string_view user_agent)> on_accepted;
 };
 
 struct WriteScratch;  // a thread's reused buffers (write_handler.cc)
 
-class WriteHandler {
+class WriteHandler : public AsyncHttpHandler {
  public:
   // `store` is borrowed and must outlive the handler.
   WriteHandler(SeriesStore* store, WriteHandlerOptions options);
-  ~WriteHandler();
-  // A POST to the write path (the caller routes; any method is treated as a write).
-  ServerResponse Handle(const ServerRequest& request);
+  ~WriteHandler() override;
+  // A POST to the write path (the caller routes; any method is treated as a write). `done` is
+  // called once the answer is known: at once for an answer that needs no store (401, 429, 4xx),
+  // else when the store's SeriesStore::ApplyAsync completes the request (on the thread that
+  // wrote its group), so no thread waits for the sync. With max_series_per_device set, the
+  // budget check and the apply run under one mutex, and the apply is then waited for on the
+  // calling thread. Handle (AsyncHttpHandler's) is this, waited for.
+  void HandleAsync(ServerRequest request, ResponseCompletion done) override;
   // Counts a response the router gave for the write path itself (405).
   void CountStatus(unsigned status);
   WriteStats stats() const;
 
  private:
+  struct Job;  // one write in flight (write_handler.cc)
+  // Up to the decode: an early answer (401, 429, 415, 413, a known batch, a decoded size over
+  // the limit), or nullopt to go on.
+  std::optional<ServerResponse> Start(Job& job);
+  // Decodes and checks the body into job.scratch (the series cache used when `with_cache`):
+  // an answer for a request refused, or nullopt when its series are ready for the store.
+  std::optional<ServerResponse> Build(Job& job, bool with_cache);
+  // Hands the job to the store; Stored answers when the store did.
+  void Submit(std::unique_ptr<Job> job);
+  void Stored(std::unique_ptr<Job> job, Status status);
+  std::unique_ptr<WriteScratch> AcquireScratch();
+  void ReleaseScratch(std::unique_ptr<WriteScratch> scratch);
   ServerResponse Answer(unsigned status, std::string body, bool v2, uint64_t written);
   void Reject(RejectReason reason, uint64_t samples);
   ServerResponse TooManyRequests(LimitReason reason, std::chrono::seconds retry_after,
@@ -215,6 +244,10 @@ class WriteHandler {
   bool series_counted_ = false;                    // device_series_ loaded from the store
   std::map<std::string, uint64_t> device_series_;  // `device` label value -> series held
   std::unique_ptr<SeriesCache> cache_;             // null: series_cache_entries == 0
+  // Decode buffers of finished writes, for the next ones (at most kMaxFreeScratch kept).
+  static constexpr size_t kMaxFreeScratch = 16;
+  std::mutex scratch_mu_;
+  std::vector<std::unique_ptr<WriteScratch>> free_scratch_;  // guarded by scratch_mu_
 };
 
 }  // namespace ccmon::gateway

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <bit>
+#include <condition_variable>
 #include <cstring>
+#include <memory>
 #include <mutex>
 
 #include "base/record_codec.h"
@@ -253,6 +255,10 @@ Status GatewayStore::Open(KvStore* kv, GatewayStoreOptions options,
   if (!it->status().ok()) return it->status();
   store->log_records_ = store->next_log_ - store->first_log_;
   store->generation_ = store->table_.generation();
+  if (options.committer_thread) {
+    GatewayStore* self = store.get();
+    store->committer_ = std::thread([self] { self->CommitterLoop(); });
+  }
   *out = std::move(store);
   return Status::Ok();
 }
@@ -265,16 +271,81 @@ Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
 Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
                            const std::vector<rw::Metadata>& metadata, const AppendRecords& append,
                            ApplyResult* result) {
-  PendingApply me{&series, &metadata, append ? &append : nullptr, result, Status::Ok()};
+  // Led by this thread (done before ApplyAsync returns), or by the thread writing groups now.
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Status status;
+  } wait;
+  ApplyAsync(series, metadata, append, result, [&wait](Status s) {
+    std::lock_guard<std::mutex> lock(wait.mu);  // notified under the lock: `wait` outlives it
+    wait.status = std::move(s);
+    wait.done = true;
+    wait.cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(wait.mu);
+  wait.cv.wait(lock, [&] { return wait.done; });
+  return wait.status;
+}
+
+void GatewayStore::ApplyAsync(const std::vector<IncomingSeries>& series,
+                              const std::vector<rw::Metadata>& metadata, ApplyResult* result,
+                              ApplyDone done) {
+  ApplyAsync(series, metadata, AppendRecords(), result, std::move(done));
+}
+
+void GatewayStore::ApplyAsync(const std::vector<IncomingSeries>& series,
+                              const std::vector<rw::Metadata>& metadata, AppendRecords append,
+                              ApplyResult* result, ApplyDone done) {
+  auto* me = new PendingApply{&series, &metadata,       std::move(append),
+                              result,  std::move(done), Status::Ok()};
   std::unique_lock<std::mutex> lock(queue_mu_);
-  queue_.push_back(&me);
-  while (true) {
-    queue_cv_.wait(lock, [&] { return me.done || !leader_active_; });
-    if (me.done) return me.status;  // a leader wrote it (perhaps this thread, below)
-    // Lead: take the queued requests in arrival order, up to max_group_series. This request
-    // may be left for a later group (when earlier ones fill this one): then this thread
-    // waits, or leads, again.
+  queue_.push_back(me);
+  if (committer_.joinable()) {
+    const bool wake = committer_waiting_;
+    committer_waiting_ = false;
+    lock.unlock();
+    if (wake) committer_cv_.notify_one();
+    return;
+  }
+  if (leader_active_) return;  // the leader takes it into a later group
+  leader_active_ = true;
+  WriteQueued(lock);
+  leader_active_ = false;
+}
+
+void GatewayStore::CommitterLoop() {
+  std::unique_lock<std::mutex> lock(queue_mu_);
+  for (;;) {
+    while (queue_.empty() && !stopping_) {
+      committer_waiting_ = true;
+      committer_cv_.wait(lock);
+    }
+    committer_waiting_ = false;
+    if (queue_.empty()) return;  // stopping, nothing left
     leader_active_ = true;
+    WriteQueued(lock);
+    leader_active_ = false;
+  }
+}
+
+GatewayStore::~GatewayStore() {
+  if (!committer_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stopping_ = true;
+  }
+  committer_cv_.notify_one();
+  committer_.join();
+}
+
+void GatewayStore::WriteQueued(std::unique_lock<std::mutex>& lock) {
+  // Groups of the queued requests, in arrival order, up to max_group_series each, until none is
+  // left (requests queued meanwhile included). Completions run after their group, outside the
+  // lock: one may queue a request again (it joins a later group of this loop).
+  std::vector<PendingApply*> group;
+  while (!queue_.empty()) {
     size_t taken = 0, series_in_group = 0;
     while (taken < queue_.size()) {
       const size_t n = queue_[taken]->series->size();
@@ -282,15 +353,15 @@ Status GatewayStore::Apply(const std::vector<IncomingSeries>& series,
       series_in_group += n;
       ++taken;
     }
-    std::vector<PendingApply*> group(queue_.begin(), queue_.begin() + ptrdiff_t(taken));
+    group.assign(queue_.begin(), queue_.begin() + ptrdiff_t(taken));
     queue_.erase(queue_.begin(), queue_.begin() + ptrdiff_t(taken));
     lock.unlock();
     WriteGroup(group);
+    for (PendingApply* p : group) {
+      std::unique_ptr<PendingApply> owned(p);
+      owned->done(std::move(owned->status));
+    }
     lock.lock();
-    for (PendingApply* p : group) p->done = true;
-    leader_active_ = false;
-    // Wakes the followers of this group and those queued since, one of which leads next.
-    queue_cv_.notify_all();
   }
 }
 
@@ -317,7 +388,7 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& all) {
   WriteBatch batch;
   for (PendingApply* p : group) {
     plan.Add(*p->series, *p->metadata, p->result);
-    if (p->append != nullptr) (*p->append)(*p->result, &batch);
+    if (p->append) p->append(*p->result, &batch);
   }
   const PlannedChanges& changes = plan.changes();
   const bool has_changes = !changes.series.empty() || !changes.metadata.empty();

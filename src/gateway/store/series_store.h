@@ -17,6 +17,14 @@
 // memory (nor in the log bookkeeping below). So the sync is paid once per group rather than
 // once per request; a request waits for the batch in flight and its own (and, when more than
 // GatewayStoreOptions::max_group_series series are queued ahead of it, the groups between).
+// The leader is the caller that queued into an empty store (no group being written): it writes
+// groups, each request's completion called right after its group, until the queue is empty,
+// then returns. Nobody else waits for anything: an ApplyAsync caller that is not the leader
+// returns at once, and its completion runs on the leader's thread (see ApplyAsync). Apply is
+// ApplyAsync waited for. With GatewayStoreOptions::committer_thread (measured, not the gateway's
+// choice: BENCHMARKS.md) the leader is always the store's own thread, and no caller ever writes a
+// group: a caller that leads keeps writing while others queue, which holds whatever else it had to
+// do.
 //
 // On disk (docs/store-format.md "Gateway"): a group's series changes are ONE L record, not a
 // record per series, which is what makes a sample cheap; changed metadata is an M record. An L
@@ -45,6 +53,7 @@
 #include <shared_mutex>
 #include <span>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -90,6 +99,20 @@ class SeriesStore {
   // *result is set in both cases (what was or would have been done).
   virtual Status Apply(const std::vector<IncomingSeries>& series,
                        const std::vector<rw::Metadata>& metadata, ApplyResult* result) = 0;
+  // Apply without waiting for it: `done` is called exactly once with what Apply would return
+  // (and *result set as Apply sets it), once the request is durable or has failed — perhaps on
+  // this thread before ApplyAsync returns, perhaps on another caller's thread (GatewayStore: the
+  // thread writing the group). Completions are called in the order the requests take effect.
+  // `series`, `metadata` and `result` are borrowed until `done` is called. `done` must not
+  // throw, should be quick (it delays the next group), and must not call Apply (ApplyAsync is
+  // fine: that request joins a later group). The default calls Apply, then `done`.
+  using ApplyDone = std::function<void(Status status)>;
+  virtual void ApplyAsync(const std::vector<IncomingSeries>& series,
+                          const std::vector<rw::Metadata>& metadata, ApplyResult* result,
+                          ApplyDone done) {
+    Status s = Apply(series, metadata, result);
+    done(std::move(s));
+  }
   // Calls `fn` with the current table, under a read lock: `fn` must not call Apply.
   virtual void Read(const std::function<void(const SeriesTable& table)>& fn) const = 0;
   virtual SeriesStoreStats Stats() const = 0;
@@ -129,6 +152,11 @@ struct GatewayStoreOptions {
   // this (always at least one request): bounds a group's batch and L record (RocksDB refuses
   // values over 256 MiB) and the latency the first request of a long queue waits for.
   size_t max_group_series = 200'000;
+  // Who writes the groups. false: the caller that queues into an idle store leads, writing
+  // groups until the queue is empty (see GatewayStore). true: a thread of the store's own,
+  // started at Open and joined by the destructor once the queue is empty, so that no caller
+  // ever writes a group (callers only queue and, when it sleeps, wake it).
+  bool committer_thread = false;
 };
 
 class GatewayStore final : public SeriesStore {
@@ -140,6 +168,8 @@ class GatewayStore final : public SeriesStore {
   // errors as they are.
   static Status Open(KvStore* kv, std::unique_ptr<GatewayStore>* out);
   static Status Open(KvStore* kv, GatewayStoreOptions options, std::unique_ptr<GatewayStore>* out);
+  // With options.committer_thread: writes what is queued, then joins the thread.
+  ~GatewayStore() override;
 
   Status Apply(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
                ApplyResult* result) override;
@@ -154,6 +184,13 @@ class GatewayStore final : public SeriesStore {
   // Apply, with `append` (may be empty) adding records to the request's batch.
   Status Apply(const std::vector<IncomingSeries>& series, const std::vector<rw::Metadata>& metadata,
                const AppendRecords& append, ApplyResult* result);
+  void ApplyAsync(const std::vector<IncomingSeries>& series,
+                  const std::vector<rw::Metadata>& metadata, ApplyResult* result,
+                  ApplyDone done) override;
+  // ApplyAsync with `append` (copied; may be empty), as in Apply.
+  void ApplyAsync(const std::vector<IncomingSeries>& series,
+                  const std::vector<rw::Metadata>& metadata, AppendRecords append,
+                  ApplyResult* result, ApplyDone done);
   void Read(const std::function<void(const SeriesTable& table)>& fn) const override;
   SeriesStoreStats Stats() const override;
   bool Resolve(std::span<const std::string_view> keys, std::vector<const SeriesEntry*>* entries,
@@ -198,14 +235,14 @@ class GatewayStore final : public SeriesStore {
   static Status DecodeLog(std::string_view value, const LogEntryFn& fn);
 
  private:
-  // One Apply waiting for (or being written by) a leader; lives on its caller's stack.
+  // One Apply waiting for (or being written by) a leader; owned by the queue, then the leader.
   struct PendingApply {
     const std::vector<IncomingSeries>* series;
     const std::vector<rw::Metadata>* metadata;
-    const AppendRecords* append;  // null: none
+    AppendRecords append;  // empty: none
     ApplyResult* result;
+    ApplyDone done;
     Status status;
-    bool done = false;  // guarded by queue_mu_
   };
 
   GatewayStore(KvStore* kv, GatewayStoreOptions options) : kv_(kv), options_(options) {}
@@ -213,6 +250,10 @@ class GatewayStore final : public SeriesStore {
   // table; sets each one's result and status. Only the leader calls it, so it alone changes
   // table_.
   void WriteGroup(const std::vector<PendingApply*>& group);
+  // Writes groups of the queued requests, calling their completions, until the queue is empty.
+  // Called with queue_mu_ held by `lock`, which it releases while writing.
+  void WriteQueued(std::unique_lock<std::mutex>& lock);
+  void CommitterLoop();
 
   KvStore* kv_;
   const GatewayStoreOptions options_;
@@ -230,10 +271,14 @@ class GatewayStore final : public SeriesStore {
   std::string log_value_;
   std::atomic<uint64_t> log_records_{0};
   mutable std::mutex queue_mu_;
-  std::condition_variable queue_cv_;  // a group is done, or the leader role is free
-  std::vector<PendingApply*> queue_;  // guarded by queue_mu_; arrival order
-  bool leader_active_ = false;        // guarded by queue_mu_
-  mutable std::shared_mutex mu_;      // guards table_ (written only by the leader)
+  std::vector<PendingApply*> queue_;  // guarded by queue_mu_; arrival order; owned
+  bool leader_active_ = false;        // guarded by queue_mu_; queue_ not empty => true
+  // options_.committer_thread: the thread, and its wake-up (guarded by queue_mu_).
+  std::thread committer_;
+  std::condition_variable committer_cv_;
+  bool committer_waiting_ = false;
+  bool stopping_ = false;
+  mutable std::shared_mutex mu_;  // guards table_ (written only by the leader)
   SeriesTable table_;
   uint64_t generation_ = 0;  // table_'s, set at Open
 };

@@ -604,6 +604,234 @@ TEST(GatewayStoreGroupTest, AFailedBatchFailsEveryRequestInItAndChangesNothing) 
   EXPECT_EQ(store->Stats().families, 1u);
 }
 
+// ApplyAsync: a caller that finds a group being written queues and returns at once; the thread
+// writing groups (the first caller) calls every completion, group by group, in arrival order;
+// a failed batch fails every completion of its group and changes nothing, and the groups before
+// and after it are unaffected; a completion may queue another request (it joins a later group).
+TEST(GatewayStoreAsyncTest, CallersDoNotWaitAndTheLeaderCompletesEveryGroupInOrder) {
+  auto mem = NewMemStore();
+  FaultStore fault(mem.get());
+  GatedStore gated(&fault);
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&gated, &store).ok());
+  const int writes_before = gated.writes();
+  fault.FailNthWrite(2);  // the group of b and c
+  gated.Close();
+  std::mutex mu;
+  std::vector<std::string> completed;  // name:status code, in completion order
+  std::vector<std::thread::id> completers;
+  const auto done = [&](std::string name) {
+    return [&, name](Status s) {
+      std::lock_guard<std::mutex> lock(mu);
+      completed.push_back(name + ":" +
+                          (s.ok()                               ? "ok"
+                           : s.code() == Status::Code::kIoError ? "io"
+                                                                : "other"));
+      completers.push_back(std::this_thread::get_id());
+    };
+  };
+  const std::vector<IncomingSeries> a = {S({{"__name__", "x"}}, {{1000, 1}})};
+  const std::vector<IncomingSeries> b = {S({{"__name__", "x"}}, {{2000, 2}})};
+  const std::vector<IncomingSeries> c = {S({{"__name__", "new"}}, {{1000, 1}})};
+  const std::vector<IncomingSeries> d = {S({{"__name__", "x"}}, {{3000, 3}})};
+  const std::vector<rw::Metadata> none;
+  ApplyResult ra, rb, rc, rd;
+  std::thread::id leader_id;
+  std::thread leader([&] {
+    leader_id = std::this_thread::get_id();
+    store->ApplyAsync(a, none, &ra, done("a"));  // returns once the queue is empty
+  });
+  ASSERT_TRUE(gated.WaitForWrites(writes_before + 1));
+  store->ApplyAsync(b, none, &rb, done("b"));
+  store->ApplyAsync(c, none, &rc, [&](Status s) {
+    done("c")(s);
+    // From a completion: queued for a later group of the same leader.
+    store->ApplyAsync(d, none, &rd, done("d"));
+  });
+  EXPECT_EQ(store->queued(), 2u);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_TRUE(completed.empty());  // nothing is complete before its group is durable
+  }
+  gated.Open();
+  leader.join();
+  EXPECT_EQ(completed, (std::vector<std::string>{"a:ok", "b:io", "c:io", "d:ok"}));
+  for (const std::thread::id& id : completers) EXPECT_EQ(id, leader_id);
+  EXPECT_EQ(gated.writes(), writes_before + 3);  // a; b and c (failed); d
+  EXPECT_EQ(rb.accepted, 1u);                    // what it would have done
+  EXPECT_EQ(rc.new_series, 1u);
+  EXPECT_EQ(rd.accepted, 1u);
+  auto snap = Snapshot(*store);
+  ASSERT_EQ(snap.size(), 1u);  // "new" was in the failed batch
+  EXPECT_EQ(snap.at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 3000);
+  std::unique_ptr<GatewayStore> reopened;
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), &reopened).ok());
+  EXPECT_EQ(Snapshot(*reopened), snap);
+}
+
+// A synchronous Apply behind a group being written waits for its own group, led by another
+// thread; a stale entry is refused through the completion like through Apply.
+TEST(GatewayStoreAsyncTest, ApplyWaitsForTheGroupAnotherThreadWrites) {
+  auto mem = NewMemStore();
+  GatedStore gated(mem.get());
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&gated, &store).ok());
+  const int writes_before = gated.writes();
+  gated.Close();
+  const std::vector<IncomingSeries> a = {S({{"__name__", "x"}}, {{1000, 1}})};
+  const std::vector<rw::Metadata> none;
+  ApplyResult ra, rb;
+  std::atomic<bool> a_done{false};
+  std::thread leader([&] {
+    store->ApplyAsync(a, none, &ra, [&](Status s) {
+      EXPECT_TRUE(s.ok());
+      a_done = true;
+    });
+  });
+  ASSERT_TRUE(gated.WaitForWrites(writes_before + 1));
+  Status sb;
+  std::thread waiter([&] { sb = store->Apply({S({{"__name__", "x"}}, {{500, 1}})}, {}, &rb); });
+  ASSERT_TRUE(WaitForQueued(*store, 1));
+  gated.Open();
+  waiter.join();
+  leader.join();
+  EXPECT_TRUE(a_done);
+  EXPECT_TRUE(sb.ok());
+  EXPECT_EQ(rb.duplicates, 1u);  // after a's 1000
+  // An entry of another generation: kNotFound, nothing applied.
+  std::vector<IncomingSeries> stale = {S({}, {{2000, 2}})};
+  std::vector<const SeriesEntry*> entries;
+  uint64_t generation = 0;
+  const std::string key = SeriesKey({{"__name__", "x"}});
+  const std::string_view keys[] = {key};
+  ASSERT_TRUE(store->Resolve(keys, &entries, &generation));
+  stale[0].entry = entries[0];
+  stale[0].generation = generation + 1;
+  Status ss;
+  ApplyResult rs;
+  store->ApplyAsync(stale, none, &rs, [&](Status s) { ss = s; });
+  EXPECT_EQ(ss.code(), Status::Code::kNotFound);
+  EXPECT_EQ(Snapshot(*store).at(key).timestamp_ms, 1000);
+}
+
+// Many threads queueing asynchronously on RocksDB: every completion is called once, and the
+// results add up to a serial apply (each timestamp of the shared series accepted once).
+class GatewayStoreAsyncModeTest : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(LeaderOrCommitter, GatewayStoreAsyncModeTest, ::testing::Bool());
+
+TEST_P(GatewayStoreAsyncModeTest, ConcurrentAsyncAppliesCompleteOnceEach) {
+  TempDir dir;
+  std::unique_ptr<KvStore> kv;
+  ASSERT_TRUE(OpenRocksStore(dir.path() + "/db", {}, &kv).ok());
+  std::unique_ptr<GatewayStore> store;
+  GatewayStoreOptions options;
+  options.committer_thread = GetParam();
+  ASSERT_TRUE(GatewayStore::Open(kv.get(), options, &store).ok());
+  constexpr int kThreads = 4, kRequests = 60;
+  struct Request {
+    std::vector<IncomingSeries> series;
+    ApplyResult result;
+  };
+  std::vector<std::unique_ptr<Request>> requests;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kRequests; ++i) {
+      auto r = std::make_unique<Request>();
+      r->series = {S({{"__name__", "shared"}}, {{int64_t(i + 1) * 1000, double(i)}})};
+      requests.push_back(std::move(r));
+    }
+  }
+  const std::vector<rw::Metadata> none;  // borrowed until each completion
+  std::atomic<int> completions{0}, failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRequests; ++i) {
+        Request* r = requests[size_t(t * kRequests + i)].get();
+        store->ApplyAsync(r->series, none, &r->result, [&](Status s) {
+          if (!s.ok()) ++failures;
+          ++completions;
+        });
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  if (GetParam()) {  // the committer may still be writing: wait, with a deadline
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (completions < kThreads * kRequests && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+  }
+  // (Without a committer every caller has returned, so the last leader emptied the queue.)
+  EXPECT_EQ(completions, kThreads * kRequests);
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(store->queued(), 0u);
+  uint64_t accepted = 0, duplicates = 0;
+  for (const auto& r : requests) {
+    accepted += r->result.accepted;
+    duplicates += r->result.duplicates;
+  }
+  EXPECT_EQ(accepted + duplicates, uint64_t(kThreads * kRequests));
+  EXPECT_GE(accepted, 1u);
+  EXPECT_EQ(Snapshot(*store).at(SeriesKey({{"__name__", "shared"}})).timestamp_ms,
+            kRequests * 1000);
+}
+
+// With committer_thread, no caller writes a group: ApplyAsync returns at once even into an idle
+// store, completions run on the store's thread in arrival order (a failed batch failing its
+// whole group), and the destructor writes what is still queued before it joins.
+TEST(GatewayStoreAsyncTest, ACommitterThreadWritesEveryGroupAndDrainsAtDestruction) {
+  auto mem = NewMemStore();
+  FaultStore fault(mem.get());
+  GatedStore gated(&fault);
+  GatewayStoreOptions options;
+  options.committer_thread = true;
+  std::unique_ptr<GatewayStore> store;
+  ASSERT_TRUE(GatewayStore::Open(&gated, options, &store).ok());
+  const int writes_before = gated.writes();
+  fault.FailNthWrite(2);
+  gated.Close();
+  std::mutex mu;
+  std::vector<std::string> completed;
+  std::vector<std::thread::id> completers;
+  const auto done = [&](std::string name) {
+    return [&, name](Status s) {
+      std::lock_guard<std::mutex> lock(mu);
+      completed.push_back(name + (s.ok() ? ":ok" : ":failed"));
+      completers.push_back(std::this_thread::get_id());
+    };
+  };
+  const std::vector<rw::Metadata> none;
+  const std::vector<IncomingSeries> a = {S({{"__name__", "x"}}, {{1000, 1}})};
+  const std::vector<IncomingSeries> b = {S({{"__name__", "x"}}, {{2000, 2}})};
+  const std::vector<IncomingSeries> c = {S({{"__name__", "y"}}, {{1000, 1}})};
+  const std::vector<IncomingSeries> d = {S({{"__name__", "x"}}, {{3000, 3}})};
+  ApplyResult ra, rb, rc, rd;
+  store->ApplyAsync(a, none, &ra, done("a"));  // returns: the committer writes it
+  ASSERT_TRUE(gated.WaitForWrites(writes_before + 1));
+  store->ApplyAsync(b, none, &rb, done("b"));
+  store->ApplyAsync(c, none, &rc, done("c"));
+  EXPECT_TRUE(WaitForQueued(*store, 2));
+  gated.Open();
+  ASSERT_TRUE(gated.WaitForWrites(writes_before + 2));
+  store->ApplyAsync(d, none, &rd, done("d"));
+  store.reset();  // writes d, then joins
+  EXPECT_EQ(completed, (std::vector<std::string>{"a:ok", "b:failed", "c:failed", "d:ok"}));
+  for (const std::thread::id& id : completers) EXPECT_NE(id, std::this_thread::get_id());
+  std::unique_ptr<GatewayStore> reopened;
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), &reopened).ok());
+  auto snap = Snapshot(*reopened);
+  ASSERT_EQ(snap.size(), 1u);  // y was in the failed batch
+  EXPECT_EQ(snap.at(SeriesKey({{"__name__", "x"}})).timestamp_ms, 3000);
+  // The synchronous Apply works through the committer too.
+  GatewayStoreOptions committed;
+  committed.committer_thread = true;
+  std::unique_ptr<GatewayStore> again;
+  ASSERT_TRUE(GatewayStore::Open(mem.get(), committed, &again).ok());
+  ApplyResult r;
+  ASSERT_TRUE(again->Apply({S({{"__name__", "x"}}, {{4000, 4}})}, none, &r).ok());
+  EXPECT_EQ(r.accepted, 1u);
+}
+
 class GatewayStoreTest : public ::testing::Test {
  protected:
   void Open() {
