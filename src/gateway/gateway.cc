@@ -229,7 +229,12 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
     return 1;
   }
   std::unique_ptr<GatewayStore> store;
-  if (Status s = GatewayStore::Open(kv.get(), &store); !s.ok()) {
+  // The store's own thread writes the groups: an io thread that led them would hold its own
+  // connection's answer and next read while others queue (p99 doubled at the issue's load,
+  // BENCHMARKS.md "Branch gwasync" and the merge's re-measure).
+  GatewayStoreOptions store_options;
+  store_options.committer_thread = true;
+  if (Status s = GatewayStore::Open(kv.get(), store_options, &store); !s.ok()) {
     log("level=error msg=\"cannot read the data dir\" dir=\"" + config.data_dir + "\" error=\"" +
         s.message() + "\"");
     return 1;

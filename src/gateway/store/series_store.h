@@ -21,8 +21,8 @@
 // groups, each request's completion called right after its group, until the queue is empty,
 // then returns. Nobody else waits for anything: an ApplyAsync caller that is not the leader
 // returns at once, and its completion runs on the leader's thread (see ApplyAsync). Apply is
-// ApplyAsync waited for. With GatewayStoreOptions::committer_thread (measured, not the gateway's
-// choice: BENCHMARKS.md) the leader is always the store's own thread, and no caller ever writes a
+// ApplyAsync waited for. With GatewayStoreOptions::committer_thread (the gateway's choice,
+// measured: BENCHMARKS.md) the leader is always the store's own thread, and no caller ever writes a
 // group: a caller that leads keeps writing while others queue, which holds whatever else it had to
 // do.
 //
