@@ -490,7 +490,11 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
         was_caught_up = true;
         if (uploader) uploader->Kick();
         log.Info("caught up with the existing history",
-                 {{"lines", ingest.stats().lines}, {"bytes", ingest.stats().bytes}});
+                 {{"lines", ingest.stats().lines},
+                  {"bytes", ingest.stats().bytes},
+                  {"steps", ingest.stats().steps},
+                  {"read_ahead_used", ingest.stats().read_ahead_used},
+                  {"read_ahead_dropped", ingest.stats().read_ahead_dropped}});
 #ifdef __GLIBC__
         malloc_trim(0);  // the catch-up's freed memory back to the system: idle RSS
 #endif
