@@ -473,8 +473,11 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
         std::chrono::duration_cast<std::chrono::milliseconds>(config.rescan_interval);
     to.env = env;
     to.clock = clock;
+    const agent::IngestOptions io;
+    // Twice a step: the step's files and those its parse thread reads ahead (ingest.h).
+    to.max_offer_bytes = 2 * io.step_bytes;
     Tailer tailer(to, std::move(restored));
-    Ingestor ingest({}, engine.get(), &tailer, env, clock,
+    Ingestor ingest(io, engine.get(), &tailer, env, clock,
                     [&](const std::string& line) { log.Info(line); });
     if (uploader) engine->set_stage_state_deltas(uploader->gateway() == 1);
     bool was_caught_up = engine->caught_up();

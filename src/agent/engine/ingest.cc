@@ -1,5 +1,7 @@
 #include "agent/engine/ingest.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -178,6 +180,9 @@ class Ingestor::ParseThread {
   }
 
   void Run(std::stop_token) {
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), "ccmon-parse");  // for perf and /proc: which thread
+#endif
     LineParser parser;
     LineBuffer buffer;
     std::unique_lock<std::mutex> lock(mu_);
@@ -451,8 +456,8 @@ Status Ingestor::Step(std::chrono::steady_clock::time_point deadline, std::stop_
   std::vector<Done> done;
   if (Status s = ReadStep(work, options_.step_bytes, stop, &done); !s.ok()) return s;
   // Files not reached (the step's budget, a stop) are offered again at the next step (not
-  // Consumed).
-  bool all_read = done.size() == work.size();
+  // Consumed), as are the files the tailer held back.
+  bool all_read = done.size() == work.size() && !tailer_->held_back();
   for (Done& d : done) {
     const TailWork& w = *d.work;
     for (const std::string& m : d.read.log)

@@ -56,6 +56,7 @@ class IngestTest : public ::testing::TestWithParam<std::tuple<WatchMode, bool>> 
     to.project_dirs = {projects_};
     to.watch_mode = std::get<0>(GetParam());
     to.poll_interval = std::chrono::milliseconds(20);
+    to.max_offer_bytes = 2 * 4096;  // as the agent: two steps' worth, the others held back
     tailer_ = std::make_unique<Tailer>(to, std::move(restored));
     IngestOptions io;
     io.step_bytes = 4096;  // small steps: files are cut between commits
@@ -214,10 +215,12 @@ TEST_P(IngestTest, A40_LinesReadAheadOfTheirStepCountAsAFreshRead) {
   EXPECT_EQ(Live(), with);
 }
 
-// The next step's work is not the one predicted (a file not reached yet is renamed, another
-// grows while the step reads): what was read ahead is dropped and read afresh, or taken with
-// the file's end left for the next step; either way nothing is counted twice or lost, and a
-// line appended after the read ahead is still read.
+// Files change while they are read ahead (a file not reached yet is renamed, another grows
+// after its read): whether the next step takes what was read ahead (its work began as
+// predicted: the file's new end is left for a later step) or drops it (it did not: read
+// afresh), nothing is counted twice or lost, and a line appended after the read is still read.
+// (The tailer offers what is waiting before it looks at the watcher's news, so during a
+// catch-up the prediction nearly always holds: read_ahead_dropped is not asserted here.)
 TEST_P(IngestTest, A40_ReadAheadOfWorkThatChangedIsDroppedOrLeavesTheRestForLater) {
   const auto files = MakeHistory(47, 12);
   const size_t g = files.size() - 2, h = files.size() - 1;
@@ -252,9 +255,6 @@ TEST_P(IngestTest, A40_ReadAheadOfWorkThatChangedIsDroppedOrLeavesTheRestForLate
   Write("p/g.jsonl", Join(files[g], half + 1, files[g].size()));
   Drain();
   EXPECT_EQ(ingest_->stats().files_renamed, 1u);
-  if (std::get<0>(GetParam()) == WatchMode::kInotify && std::get<1>(GetParam())) {
-    EXPECT_GE(ingest_->stats().read_ahead_dropped, 1u);  // the rename is seen at the next step
-  }
   EXPECT_EQ(engine_->live_stats().conflicts, 0u);
   EXPECT_EQ(Live(), ReplayText(files, "dev"));
   ingest_.reset();  // its parse thread reads through `fault`
