@@ -197,6 +197,11 @@ Status Engine::AddLine(const ParsedLine& line) {
   return live_->AddLine(line);
 }
 
+Status Engine::AddLine(const ParsedLine& line, const PreparedLine& prepared) {
+  ++stats_.lines;
+  return live_->AddLine(line, prepared);
+}
+
 Status Engine::ScanRecords(std::string_view prefix,
                            const std::function<Status(std::string_view, std::string_view)>& f) {
   if (Status s = FinishWrite(); !s.ok()) return s;
