@@ -204,7 +204,9 @@ LiveAccounting::LiveAccounting(const LiveOptions& options, RecordReader* reader)
       series_(options.static_labels),
       projects_(options.labels),
       models_(options.labels.max_models),
-      tools_(options.labels.max_tools) {}
+      tools_(options.labels.max_tools),
+      cache_(&node_pool_),
+      pending_(&node_pool_) {}
 
 Status LiveAccounting::Open(const LiveOptions& options, RecordReader* reader,
                             std::unique_ptr<LiveAccounting>* out) {
@@ -567,7 +569,7 @@ void LiveAccounting::ApplyRequestIncrement(const std::string* model, const std::
   series_.ApplyTo(series, created, inc, event_ms);
 }
 
-Status LiveAccounting::Observe(std::unordered_map<std::string, Pending>::iterator pending) {
+Status LiveAccounting::Observe(PendingMap::iterator pending) {
   observe_key_.assign(1, kRequestPrefix);
   observe_key_ += pending->first;
   CacheEntry* entry = nullptr;
