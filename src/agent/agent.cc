@@ -473,8 +473,11 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
         std::chrono::duration_cast<std::chrono::milliseconds>(config.rescan_interval);
     to.env = env;
     to.clock = clock;
+    const agent::IngestOptions io;
+    // Twice a step: the step's files and those its parse thread reads ahead (ingest.h).
+    to.max_offer_bytes = 2 * io.step_bytes;
     Tailer tailer(to, std::move(restored));
-    Ingestor ingest({}, engine.get(), &tailer, env, clock,
+    Ingestor ingest(io, engine.get(), &tailer, env, clock,
                     [&](const std::string& line) { log.Info(line); });
     if (uploader) engine->set_stage_state_deltas(uploader->gateway() == 1);
     bool was_caught_up = engine->caught_up();
@@ -490,7 +493,11 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
         was_caught_up = true;
         if (uploader) uploader->Kick();
         log.Info("caught up with the existing history",
-                 {{"lines", ingest.stats().lines}, {"bytes", ingest.stats().bytes}});
+                 {{"lines", ingest.stats().lines},
+                  {"bytes", ingest.stats().bytes},
+                  {"steps", ingest.stats().steps},
+                  {"read_ahead_used", ingest.stats().read_ahead_used},
+                  {"read_ahead_dropped", ingest.stats().read_ahead_dropped}});
 #ifdef __GLIBC__
         malloc_trim(0);  // the catch-up's freed memory back to the system: idle RSS
 #endif

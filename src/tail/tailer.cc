@@ -314,18 +314,33 @@ bool Tailer::PartialScan(const std::vector<DirtyPath>& dirty) {
 }
 
 void Tailer::Offer(std::vector<TailWork>* work) {
+  // Pointers first, sorted by path: only the files offered are copied into work items.
+  waiting_.clear();
+  uint64_t behind = 0;
   for (const auto& [key, st] : states_) {
+    behind += BytesNotReadYet(st);
     if (st.size_now <= st.file.size_seen || st.recheck) continue;
+    waiting_.push_back(&st);
+  }
+  bytes_behind_.store(behind, std::memory_order_relaxed);
+  files_tracked_.store(states_.size(), std::memory_order_relaxed);
+  std::sort(waiting_.begin(), waiting_.end(),
+            [](const State* a, const State* b) { return a->file.path < b->file.path; });
+  const uint64_t limit = options_.max_offer_bytes;
+  uint64_t offered = 0;
+  size_t n = 0;
+  for (; n < waiting_.size() && (limit == 0 || offered < limit); ++n) {
+    const State& st = *waiting_[n];
     TailWork w;
     w.path = st.file.path;
     w.identity = st.file.identity;
     w.start_offset = st.file.offset;
     w.size = st.size_now;
     w.generation = st.generation;
+    offered += w.size - std::min(w.size, w.start_offset);
     work->push_back(std::move(w));
   }
-  std::sort(work->begin(), work->end(),
-            [](const TailWork& a, const TailWork& b) { return a.path < b.path; });
+  held_back_ = n < waiting_.size();
 }
 
 // Bytes of `st`'s file not read yet: what lies beyond size_seen, the end of what was read. An
@@ -369,7 +384,6 @@ Status Tailer::Next(SteadyTime deadline, std::stop_token stop, std::vector<TailW
       for (TailEvent& e : events_) events->push_back(std::move(e));
     }
     events_.clear();
-    UpdateGauges();
     if (!work->empty() || (events != nullptr && !events->empty())) return Status::Ok();
     if (stop.stop_requested() || options_.clock->Now() >= deadline) return Status::Ok();
 

@@ -65,6 +65,11 @@ struct TailerOptions {
   std::chrono::milliseconds poll_interval = std::chrono::seconds(1);  // kPoll, and watch limits
   Env* env = Env::Default();                                          // borrowed
   Clock* clock = Clock::Real();  // borrowed; all deadlines are on its steady time
+  // Next offers files (in path order) only until their unread bytes reach this much (the file
+  // that crosses it included); the others wait for a later Next and held_back() says so. A
+  // reader that reads at most N bytes per Next needs no more (0: every waiting file): a step of
+  // the catch-up then builds a few work items, not one per waiting file.
+  uint64_t max_offer_bytes = 0;
 };
 
 // A file with bytes to read.
@@ -115,6 +120,9 @@ class Tailer {
   // (they are kProblem events); a watcher that fails is replaced by a poller (kProblem).
   Status Next(std::chrono::steady_clock::time_point deadline, std::stop_token stop,
               std::vector<TailWork>* work, std::vector<TailEvent>* events = nullptr);
+  // Whether the last Next left waiting files out of *work (TailerOptions::max_offer_bytes):
+  // reading all of *work to its end is then not reading everything there is.
+  bool held_back() const { return held_back_; }
 
   // The caller read `work`'s file up to `new_offset` (LineReader::consumed_offset()): every
   // complete line before it is counted. `read_to_end`: the reader reached the end of the file, so
@@ -178,6 +186,7 @@ class Tailer {
   void Look(const Found& f, std::set<Key>* seen);
   void Forget(const Key& key, TailEvent::Kind kind, const std::string& path);
   void Problem(const std::string& message);
+  // The waiting files into *work (see max_offer_bytes), and the gauges (one walk for both).
   void Offer(std::vector<TailWork>* work);
   static uint64_t BytesNotReadYet(const State& st);
   void UpdateGauges();
@@ -194,6 +203,8 @@ class Tailer {
   uint64_t next_generation_ = 1;
   uint64_t full_scans_ = 0;
   std::chrono::steady_clock::time_point next_rescan_{};
+  bool held_back_ = false;
+  std::vector<const State*> waiting_;  // Offer's, reused
   std::atomic<uint64_t> bytes_behind_{0};
   std::atomic<size_t> files_tracked_{0};
 };

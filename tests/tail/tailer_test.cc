@@ -557,8 +557,9 @@ struct Scripted {
   FakeClock clock;
   ScriptedWatcher* watcher = nullptr;
   std::unique_ptr<Tailer> tailer;
-  explicit Scripted(std::vector<TrackedFile> restored = {}) {
+  explicit Scripted(std::vector<TrackedFile> restored = {}, uint64_t max_offer_bytes = 0) {
     TailerOptions o;
+    o.max_offer_bytes = max_offer_bytes;
     o.project_dirs = {"/c/projects"};
     o.env = &env;
     o.clock = &clock;
@@ -650,6 +651,36 @@ TEST(TailerRules, BytesBehindAndFilesTracked) {
   ASSERT_TRUE(t.tailer->Consumed(work[0], 101).ok());
   ASSERT_TRUE(t.tailer->Consumed(work[1], 0).ok());
   EXPECT_EQ(t.tailer->bytes_behind(), 0u);  // b's unterminated line was read to the end
+}
+
+// max_offer_bytes: files are offered in path order until their unread bytes reach the limit
+// (the one that crosses it included); the rest wait, held_back() says so, and each is offered
+// by a later Next once the ones before it are consumed. The gauges still count every file.
+TEST(TailerRules, OffersStopAtMaxOfferBytesAndSayTheRestIsHeldBack) {
+  Scripted t({}, /*max_offer_bytes=*/250);
+  for (char c : std::string("dcba"))  // 100 bytes each, created out of path order
+    t.env.AddFile(std::string("/c/projects/p/") + c + ".jsonl", std::string(99, c) + "\n");
+  auto work = t.Next(milliseconds(10));
+  ASSERT_EQ(work.size(), 3u);  // 100, 200, then 300 >= 250
+  EXPECT_EQ(work[0].path, "/c/projects/p/a.jsonl");
+  EXPECT_EQ(work[2].path, "/c/projects/p/c.jsonl");
+  EXPECT_TRUE(t.tailer->held_back());
+  EXPECT_EQ(t.tailer->bytes_behind(), 400u);
+  EXPECT_EQ(t.tailer->files_tracked(), 4u);
+  // a read to its end, b half-way (a step's budget): b is offered again from there, before d.
+  ASSERT_TRUE(t.tailer->Consumed(work[0], 100).ok());
+  ASSERT_TRUE(t.tailer->Consumed(work[1], 50, false).ok());
+  work = t.Next(milliseconds(10));
+  ASSERT_EQ(work.size(), 3u);
+  EXPECT_EQ(work[0].path, "/c/projects/p/b.jsonl");
+  EXPECT_EQ(work[0].start_offset, 50u);
+  EXPECT_EQ(work[2].path, "/c/projects/p/d.jsonl");
+  EXPECT_FALSE(t.tailer->held_back());
+  EXPECT_EQ(t.tailer->bytes_behind(), 250u);
+  for (const TailWork& w : work) ASSERT_TRUE(t.tailer->Consumed(w, w.size).ok());
+  EXPECT_TRUE(t.Next(milliseconds(10)).empty());
+  EXPECT_FALSE(t.tailer->held_back());
+  EXPECT_EQ(t.tailer->bytes_behind(), 0u);
 }
 
 // A transcript whose last line a crash cut: read to its end, it is not behind (it was, forever,

@@ -1,5 +1,7 @@
 #include "agent/engine/engine.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -91,6 +93,9 @@ class Engine::Writer {
 
  private:
   void Run() {
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), "ccmon-writer");  // for perf and /proc: which thread
+#endif
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       cv_.wait(lock, [&] { return pending_ || shutdown_; });
@@ -190,6 +195,11 @@ std::string Engine::StateDeltaKey(uint64_t seq) {
 Status Engine::AddLine(const ParsedLine& line) {
   ++stats_.lines;
   return live_->AddLine(line);
+}
+
+Status Engine::AddLine(const ParsedLine& line, const PreparedLine& prepared) {
+  ++stats_.lines;
+  return live_->AddLine(line, prepared);
 }
 
 Status Engine::ScanRecords(std::string_view prefix,

@@ -91,6 +91,8 @@ class Engine {
 
   // See LiveAccounting::AddLine. An error means the engine must be reopened.
   Status AddLine(const ParsedLine& line);
+  // The same with LiveAccounting::Prepare's output for `line` (computed on another thread).
+  Status AddLine(const ParsedLine& line, const PreparedLine& prepared);
   // Settles what can be settled and writes one batch (see the file comment) at wall time
   // `now_ms`: `extra` (file cursors) + changed records + outbox entries of the new samples
   // (after MarkCaughtUp) + unchanged series due for a resend. Nothing to write: no write.

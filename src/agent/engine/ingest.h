@@ -17,10 +17,15 @@
 //
 // Threads: with `parse_thread` (the default) the files are read and their lines parsed on a
 // thread the Ingestor owns, which hands owned batches of parsed lines to Step's thread (the
-// counting): the two overlap. Step returns only once that thread has finished the step's files
-// (it never reads past a step), and a file's lines are counted only together with its new
-// cursor: a stop or an error never leaves a file counted in part. The Env must be usable from
-// that thread. Otherwise not thread-safe: one thread calls Step.
+// counting): the two overlap. Step returns only once that thread has finished the step's files,
+// and a file's lines are counted only together with its new cursor: a stop or an error never
+// leaves a file counted in part. With `read_ahead` (the default), when a step's budget left
+// files for the next step, that thread goes on reading them (a prediction of the next step's
+// work, bounded in memory) while the step commits and the tailer looks for the next work; the
+// next step takes what was read ahead only if its work begins with exactly the files and offsets
+// predicted, else it drops it and reads afresh: nothing is counted outside its step, in the
+// order of a fresh read. The Env must be usable from that thread, concurrently with the
+// Tailer's use of it. Otherwise not thread-safe: one thread calls Step.
 #pragma once
 
 #include <array>
@@ -46,6 +51,9 @@ struct IngestOptions {
   size_t max_line_bytes = size_t(64) << 20;  // longer lines are skipped (too_long)
   // Read and parse on a thread of the ingestor's own (see the file comment); false: on Step's.
   bool parse_thread = true;
+  // With parse_thread: when a step's budget leaves files (or a file's rest) for the next step,
+  // the parse thread reads them ahead while the step commits (see the file comment).
+  bool read_ahead = true;
 };
 
 struct IngestStats {
@@ -55,6 +63,9 @@ struct IngestStats {
   std::array<uint64_t, kSkipReasonCount> skipped{};
   uint64_t files_replaced = 0, files_truncated = 0, files_deleted = 0, files_renamed = 0;
   uint64_t read_errors = 0;
+  // Read-ahead jobs (IngestOptions::read_ahead) taken by the next step, and dropped because its
+  // work was not the one predicted (the files were read again).
+  uint64_t read_ahead_used = 0, read_ahead_dropped = 0;
 };
 
 class Ingestor {
@@ -78,7 +89,8 @@ class Ingestor {
   // How reading one offered file ended. unreadable: it could not be opened as the file offered
   // (gone, replaced, truncated) or a read failed; the caller hands it to Tailer::Recheck.
   struct FileRead {
-    uint64_t offset = 0;  // just past the last line read
+    uint64_t offset = 0;        // just past the last line read
+    uint64_t offered_size = 0;  // the size of the file when the work read was offered
     bool to_end = false;
     bool unreadable = false;
     std::vector<std::string> log;  // lines for the log
@@ -110,6 +122,10 @@ class Ingestor {
   LineParser parser_;
   LineBuffer buffer_;
   IngestStats stats_;
+  // The steps' work, in turns: the previous step's stays valid for the parse thread's
+  // read-ahead while the next step's is filled.
+  std::vector<TailWork> work_[2];
+  uint64_t work_turn_ = 0;
   std::unique_ptr<ParseThread> parse_thread_;  // null without options_.parse_thread
 };
 

@@ -204,7 +204,9 @@ LiveAccounting::LiveAccounting(const LiveOptions& options, RecordReader* reader)
       series_(options.static_labels),
       projects_(options.labels),
       models_(options.labels.max_models),
-      tools_(options.labels.max_tools) {}
+      tools_(options.labels.max_tools),
+      cache_(&node_pool_),
+      pending_(&node_pool_) {}
 
 Status LiveAccounting::Open(const LiveOptions& options, RecordReader* reader,
                             std::unique_ptr<LiveAccounting>* out) {
@@ -364,8 +366,25 @@ const std::string& LiveAccounting::LabelOf(CappedLabeler& labeler, char kind,
   return label;
 }
 
+void LiveAccounting::Prepare(const ParsedLine& line, std::string* request_key,
+                             std::string* canonical_model, PreparedLine* prepared) {
+  *prepared = PreparedLine();
+  if (line.kind != LineKind::kUsage || line.IsSynthetic()) return;
+  request_key->assign(1, kRequestPrefix);
+  Ledger::AppendDedupKey(line.message_id, line.has_request_id, line.request_id, request_key);
+  *canonical_model = CanonicalModel(line.model);
+  prepared->request = true;
+  prepared->request_key = *request_key;
+  prepared->canonical_model = *canonical_model;
+}
+
+Status LiveAccounting::AddLine(const ParsedLine& line, const PreparedLine& prepared) {
+  if (line.kind == LineKind::kUsage) return AddUsage(line, prepared.request ? &prepared : nullptr);
+  return AddLine(line);
+}
+
 Status LiveAccounting::AddLine(const ParsedLine& line) {
-  if (line.kind == LineKind::kUsage) return AddUsage(line);
+  if (line.kind == LineKind::kUsage) return AddUsage(line, nullptr);
   if (line.kind != LineKind::kPrompt) return Status::Ok();
   // A41: every prompt line, copies included, extends its session's span.
   if (Status s = TouchSession(line.session_id, line.timestamp_ms, false, std::nullopt); !s.ok())
@@ -385,7 +404,7 @@ Status LiveAccounting::AddLine(const ParsedLine& line) {
   return Status::Ok();
 }
 
-Status LiveAccounting::AddUsage(const ParsedLine& line) {
+Status LiveAccounting::AddUsage(const ParsedLine& line, const PreparedLine* prepared) {
   // A15: an API error once per dedup key, synthetic or not.
   if (line.is_api_error) {
     std::string& key = record_key_;
@@ -399,7 +418,7 @@ Status LiveAccounting::AddUsage(const ParsedLine& line) {
     }
   }
   if (line.IsSynthetic()) return Status::Ok();
-  if (Status s = AddRequestLine(line); !s.ok()) return s;
+  if (Status s = AddRequestLine(line, prepared); !s.ok()) return s;
   // A32: a session once, in the project of its first request line read.
   {
     std::string& key = record_key_;
@@ -436,20 +455,28 @@ Status LiveAccounting::AddUsage(const ParsedLine& line) {
   return Status::Ok();
 }
 
-Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
+Status LiveAccounting::AddRequestLine(const ParsedLine& line, const PreparedLine* prepared) {
   std::string& key = request_key_;  // reused: no allocation per line
-  key.assign(1, kRequestPrefix);
-  Ledger::AppendDedupKey(line.message_id, line.has_request_id, line.request_id, &key);
+  std::string model_storage;
+  std::string_view model;
+  if (prepared) {
+    key.assign(prepared->request_key);
+    model = prepared->canonical_model;
+  } else {
+    key.assign(1, kRequestPrefix);
+    Ledger::AppendDedupKey(line.message_id, line.has_request_id, line.request_id, &key);
+    model_storage = CanonicalModel(line.model);
+    model = model_storage;
+  }
   CacheEntry* entry = nullptr;
   RequestRecord* stored = nullptr;
   if (Status s = LookupRequest(key, &entry, &stored); !s.ok()) return s;
 
-  std::string model = CanonicalModel(line.model);
   const bool is_new = stored == nullptr;
   RequestRecord* rec = stored;
   if (is_new) {
     entry->second.request =
-        std::make_unique<RequestRecord>(RequestRecord::FromLine(line, std::move(model)));
+        std::make_unique<RequestRecord>(RequestRecord::FromLine(line, std::string(model)));
     rec = entry->second.request.get();
     rec->model_label = &LabelOf(models_, 'm', rec->model);  // the labelers' strings stay put
     rec->project_label = &LabelOf(projects_, 'p', line.cwd);
@@ -497,7 +524,7 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
     }
     if (delta == 0 && !is_new) continue;
     inc.delta = delta;
-    series_.Apply(inc, line.timestamp_ms);
+    ApplyRequestIncrement(rec->model_label, rec->project_label, slot, inc, line.timestamp_ms);
     rec->emitted[slot] = target;
   }
   // A change of cost after the histogram observed the request cannot be shown there.
@@ -532,7 +559,17 @@ Status LiveAccounting::AddRequestLine(const ParsedLine& line) {
   return Status::Ok();
 }
 
-Status LiveAccounting::Observe(std::unordered_map<std::string, Pending>::iterator pending) {
+void LiveAccounting::ApplyRequestIncrement(const std::string* model, const std::string* project,
+                                           size_t slot, const SeriesIncrement& inc,
+                                           int64_t event_ms) {
+  static_assert(std::tuple_size_v<RequestSeries> == kSlotCount + 1);
+  SeriesState*& series = request_series_[{model, project}][slot];
+  bool created = false;
+  if (!series) series = series_.Find(inc, &created);
+  series_.ApplyTo(series, created, inc, event_ms);
+}
+
+Status LiveAccounting::Observe(PendingMap::iterator pending) {
   observe_key_.assign(1, kRequestPrefix);
   observe_key_ += pending->first;
   CacheEntry* entry = nullptr;
@@ -545,7 +582,10 @@ Status LiveAccounting::Observe(std::unordered_map<std::string, Pending>::iterato
   const CostBreakdown cost = rec->Price(*options_.prices);
   const LabelledRequest labelled = rec->Labelled(options_.device, cost);
   for (const SeriesIncrement& inc : RequestContributions(labelled)) {
-    if (inc.family == MetricFamily::kCostPerRequestUsd) series_.Apply(inc, rec->newest_event_ms);
+    if (inc.family == MetricFamily::kCostPerRequestUsd) {
+      ApplyRequestIncrement(rec->model_label, rec->project_label, kSlotCount, inc,
+                            rec->newest_event_ms);
+    }
   }
   rec->observed = true;
   rec->emitted[kObservedCost] = cost.cost;

@@ -25,10 +25,12 @@
 // Not thread-safe: the engine's thread owns it.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <set>
 #include <string>
@@ -102,6 +104,16 @@ struct LiveStats {
   uint64_t max_sessions_in_memory = 0;  // the most open sessions in memory at a commit
 };
 
+// What of a request line's accounting depends on the line alone, computed off the counting
+// thread (the Ingestor's parse thread, LiveAccounting::Prepare) and carried with the line, so
+// that the counting thread does only the part that depends on the lines before it. Views into
+// storage the caller keeps until AddLine returns.
+struct PreparedLine {
+  bool request = false;              // a request line (kUsage, not synthetic): the two below set
+  std::string_view request_key;      // its record key: r<dedup key>
+  std::string_view canonical_model;  // CanonicalModel(line.model)
+};
+
 class LiveAccounting {
  public:
   // Restores series, admitted labels and pending requests through `reader` (borrowed; must
@@ -114,6 +126,13 @@ class LiveAccounting {
   // record could not be read: the caller must drop this object and reopen from the store (its
   // in-memory state is then ahead of the store).
   Status AddLine(const ParsedLine& line);
+  // The same with what Prepare computed for `line` (any thread may Prepare: it touches no
+  // state); the effects are those of AddLine(line).
+  Status AddLine(const ParsedLine& line, const PreparedLine& prepared);
+  // Fills the line-only parts for `line` into `*prepared`, its strings in `*request_key` and
+  // `*canonical_model` (the views point into them). Thread-safe (static, no state).
+  static void Prepare(const ParsedLine& line, std::string* request_key,
+                      std::string* canonical_model, PreparedLine* prepared);
   // Observes settled requests (see the file comment) in the histogram. `now_ms` is wall time.
   // A request is quiet when both its newest copy's timestamp and the first Settle after its
   // last change are `settle_after` old; `by_event_time_only` drops the second condition, for
@@ -168,8 +187,9 @@ class LiveAccounting {
   void Put(const std::string& key, std::string value, bool absent_from_store = false);
   void Erase(const std::string& key);
   const std::string& LabelOf(CappedLabeler& labeler, char kind, std::string_view key);
-  Status AddUsage(const ParsedLine& line);
-  Status AddRequestLine(const ParsedLine& line);
+  // `prepared`: Prepare's output for `line`, or null (computed here).
+  Status AddUsage(const ParsedLine& line, const PreparedLine* prepared);
+  Status AddRequestLine(const ParsedLine& line, const PreparedLine* prepared);
   struct OpenSession;
   // A41: a request line (`is_request`) or prompt line of `session` at `event_ms`; `known`: the
   // session has its A32 record (it was counted), nullopt when the caller did not look.
@@ -201,7 +221,12 @@ class LiveAccounting {
     CacheEntry* newer = nullptr;
     CacheEntry* older = nullptr;
   };
-  std::unordered_map<std::string, Cached> cache_;
+  // The cache's and the pending map's nodes come from a pool of their own (this thread only):
+  // records come and go by the thousand per step (misses, trims, settles), and glibc's malloc
+  // and free for each node were a tenth of the counting thread. The pool keeps freed nodes for
+  // reuse, so its size follows the most nodes held at once (both maps are bounded).
+  std::pmr::unsynchronized_pool_resource node_pool_;
+  std::pmr::unordered_map<std::string, Cached> cache_;  // on node_pool_ (the constructor)
   // Both ends of the LRU list through the entries (unordered_map nodes keep their address).
   CacheEntry* lru_newest_ = nullptr;
   CacheEntry* lru_oldest_ = nullptr;
@@ -222,9 +247,10 @@ class LiveAccounting {
   };
   // By dedup key. The order of observation does not matter: a histogram counts sums, and its
   // sample time is the newest event time.
-  std::unordered_map<std::string, Pending> pending_;
+  using PendingMap = std::pmr::unordered_map<std::string, Pending>;
+  PendingMap pending_;  // on node_pool_
   // Observes a pending request in the histogram and drops its pending entry.
-  Status Observe(std::unordered_map<std::string, Pending>::iterator pending);
+  Status Observe(PendingMap::iterator pending);
   // Settled requests whose pending record the store holds: deleted at the next TakeChanges.
   std::vector<std::string> deleted_pending_;
   // The pending keys of each session (may still list keys settled by the quiet rule since;
@@ -241,6 +267,23 @@ class LiveAccounting {
   };
   std::unordered_set<std::string, LabelHash, std::equal_to<>> label_pool_;
   const std::string* InternLabel(std::string_view label);
+  // The series a request's increments go to, by the labels it was counted with (labels are
+  // pointers to strings that stay put: a labeler's or label_pool_'s), one per slot of
+  // RequestContributions' increments (the histogram's last): Apply without building and hashing
+  // each series key per increment. Bounded by the label caps (a label read back from the store
+  // may add a second pointer to the same strings: at most twice as many entries).
+  struct LabelPairHash {
+    size_t operator()(const std::pair<const std::string*, const std::string*>& p) const {
+      return std::hash<const void*>()(p.first) * 31 + std::hash<const void*>()(p.second);
+    }
+  };
+  using RequestSeries = std::array<SeriesState*, 11>;
+  std::unordered_map<std::pair<const std::string*, const std::string*>, RequestSeries,
+                     LabelPairHash>
+      request_series_;
+  // Applies `inc` (of a request counted under `model` and `project`) through request_series_.
+  void ApplyRequestIncrement(const std::string* model, const std::string* project, size_t slot,
+                             const SeriesIncrement& inc, int64_t event_ms);
   // Record keys built per line, reused (no allocation per line): AddRequestLine's, Observe's,
   // and AddUsage's other keys.
   std::string request_key_, observe_key_, record_key_;

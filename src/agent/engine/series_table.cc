@@ -61,7 +61,13 @@ void SeriesTable::Ensure(const SeriesIncrement& inc) {
 
 void SeriesTable::Apply(const SeriesIncrement& inc, int64_t event_ms) {
   bool created = false;
-  SeriesState& s = Get(inc, &created);
+  SeriesState* s = Find(inc, &created);
+  ApplyTo(s, created, inc, event_ms);
+}
+
+void SeriesTable::ApplyTo(SeriesState* series, bool created, const SeriesIncrement& inc,
+                          int64_t event_ms) {
+  SeriesState& s = *series;
   const FamilyDesc& d = DescribeFamily(inc.family);
   if (d.type == MetricType::kHistogram) {
     ++s.count;

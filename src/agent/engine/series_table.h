@@ -90,6 +90,14 @@ class SeriesTable {
   // Adds `inc` (delta >= 0; for a histogram the observed value) at event time `event_ms`.
   // Creates the series at 0 first when new. Precondition: `inc` is not a gauge's (use Set).
   void Apply(const SeriesIncrement& inc, int64_t event_ms);
+  // Apply in two halves, for a caller that keeps the series of a label set between increments
+  // (LiveAccounting: a request's series by (model, project), without building and hashing the
+  // key per increment). Find: the series of `inc`'s family and labels, created at 0 when new
+  // (*created says so); the address stays valid for the table's life (series are never erased;
+  // a move of the table keeps it). ApplyTo: Apply(inc, event_ms) on that series; `created`
+  // exactly as Find gave it for the first ApplyTo after Find, false afterwards.
+  SeriesState* Find(const SeriesIncrement& inc, bool* created) { return &Get(inc, created); }
+  void ApplyTo(SeriesState* series, bool created, const SeriesIncrement& inc, int64_t event_ms);
   // A gauge's new value (inc.delta, any sign) at event time `event_ms`: a change (or a new
   // series) is sent like any other, with the same timestamp rule; an unchanged value is not.
   // Precondition: `inc` is a gauge's.

@@ -16,6 +16,7 @@
 #include "metrics/accounting.h"
 #include "metrics/metrics.h"
 #include "transcript/line_parser.h"
+#include "transcript/model_id.h"
 
 namespace ccmon::agent {
 namespace {
@@ -67,6 +68,104 @@ TEST(LiveAccounting, A40_EqualsReplayLineByLineWithCommitsRestartsAndATinyCache)
     EXPECT_EQ(run.live->series().Exposition(false), ReplayText(files, "dev"));
     EXPECT_EQ(run.live->stats().pending, 0u);
   }
+}
+
+// The parse thread prepares the line-only parts (record key, canonical model) and the counting
+// thread takes them (LiveAccounting::Prepare, AddLine(line, prepared)): the same series, records
+// and stats as AddLine(line) computing them itself, with commits, restarts and a tiny cache.
+TEST(LiveAccounting, A40_PreparedLinesCountExactlyAsUnpreparedOnes) {
+  for (uint32_t seed : {11u, 12u, 13u}) {
+    SCOPED_TRACE(seed);
+    const auto files = MakeHistory(seed, 30);
+    LiveRun plain, prepared;
+    for (LiveRun* r : {&plain, &prepared}) {
+      r->options.cache_records = 16;
+      r->Reopen();
+    }
+    LineParser parser;
+    ParsedLine line;
+    std::string key, model;
+    PreparedLine p;
+    std::mt19937 rng(seed);
+    size_t requests = 0;
+    for (const auto& f : files) {
+      for (const auto& l : f) {
+        parser.Parse(l, &line);
+        ASSERT_TRUE(plain.live->AddLine(line).ok());
+        LiveAccounting::Prepare(line, &key, &model, &p);
+        if (p.request) {
+          ++requests;
+          EXPECT_EQ(p.request_key[0], LiveAccounting::kRequestPrefix);
+          EXPECT_EQ(p.canonical_model, CanonicalModel(line.model));
+        }
+        ASSERT_TRUE(prepared.live->AddLine(line, p).ok());
+        const bool commit = rng() % 5 == 0, restart = rng() % 60 == 0;
+        for (LiveRun* r : {&plain, &prepared}) {
+          if (commit || restart) r->records.Commit(r->live.get());
+          if (restart) r->Reopen();
+        }
+      }
+    }
+    ASSERT_GT(requests, 100u);
+    for (LiveRun* r : {&plain, &prepared}) {
+      ASSERT_TRUE(r->live->Settle(INT64_MAX / 2, true).ok());
+      r->records.Commit(r->live.get());
+    }
+    EXPECT_EQ(prepared.live->series().Exposition(false), plain.live->series().Exposition(false));
+    EXPECT_EQ(prepared.live->series().Exposition(false), ReplayText(files, "dev"));
+    EXPECT_EQ(prepared.records.map, plain.records.map);
+    EXPECT_EQ(prepared.live->stats().copies, plain.live->stats().copies);
+    EXPECT_EQ(prepared.live->stats().requests, plain.live->stats().requests);
+  }
+}
+
+// Prepare marks only request lines: prompts, synthetic lines and other lines are counted by
+// AddLine's own path.
+TEST(LiveAccounting, PrepareSkipsLinesThatAreNotRequests) {
+  LineParser parser;
+  ParsedLine line;
+  std::string key = "stale", model = "stale";
+  PreparedLine p;
+  p.request = true;
+  parser.Parse(
+      R"({"type":"user","uuid":"u1","sessionId":"s","timestamp":"2025-01-01T00:00:00Z","message":{"role":"user","content":"hi"}})",
+      &line);
+  LiveAccounting::Prepare(line, &key, &model, &p);
+  EXPECT_FALSE(p.request);
+  EXPECT_TRUE(p.request_key.empty());
+  parser.Parse("not json", &line);
+  LiveAccounting::Prepare(line, &key, &model, &p);
+  EXPECT_FALSE(p.request);
+}
+
+// Find + ApplyTo is Apply: a series created by Find and first applied with a zero delta is
+// still sent with that increment's event time, as Apply would do.
+TEST(SeriesTable, FindThenApplyToIsApply) {
+  SeriesTable a, b;
+  const SeriesIncrement zero = ToolCallContribution("dev", "Bash");
+  SeriesIncrement z = zero;
+  z.delta = 0;
+  a.Apply(z, 1000);
+  bool created = false;
+  SeriesState* s = b.Find(z, &created);
+  EXPECT_TRUE(created);
+  b.ApplyTo(s, created, z, 1000);
+  bool again = true;
+  EXPECT_EQ(b.Find(z, &again), s);  // the same address, not created twice
+  EXPECT_FALSE(again);
+  SeriesIncrement one = zero;
+  a.Apply(one, 2000);
+  b.ApplyTo(s, false, one, 2000);
+  ASSERT_EQ(a.series().size(), 1u);
+  ASSERT_EQ(b.series().size(), 1u);
+  const SeriesState& x = a.series().begin()->second;
+  EXPECT_EQ(x.value, s->value);
+  EXPECT_EQ(x.pending_event_ms, s->pending_event_ms);
+  EXPECT_EQ(s->pending_event_ms, 2000);
+  EXPECT_EQ(a.Exposition(false), b.Exposition(false));
+  // A zero delta on an existing series changes nothing (its event time included).
+  b.ApplyTo(s, false, z, 5000);
+  EXPECT_EQ(s->pending_event_ms, 2000);
 }
 
 TEST(LiveAccounting, A40_FilesInAnyOrderGiveTheSameTotals) {
