@@ -22,14 +22,6 @@ namespace {
 using namespace server_testing;  // NOLINT
 using std::chrono::milliseconds;
 
-std::string Get(const std::string& target = "/", const std::string& extra = "") {
-  return "GET " + target + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n";
-}
-
-ServerResponse Echo(const ServerRequest& r) {
-  return ServerResponse::Text(200, r.method + " " + r.target + " " + r.body);
-}
-
 // Keeps every request and its completion until the test answers it (from the test's thread,
 // which is not an io thread: a completion "from another thread").
 class ParkingHandler : public AsyncHttpHandler {

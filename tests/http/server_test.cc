@@ -25,14 +25,6 @@ namespace {
 using namespace server_testing;  // NOLINT
 using std::chrono::milliseconds;
 
-std::string Get(const std::string& target = "/", const std::string& extra = "") {
-  return "GET " + target + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n";
-}
-
-ServerResponse Echo(const ServerRequest& r) {
-  return ServerResponse::Text(200, r.method + " " + r.target + " " + r.body);
-}
-
 // A started server with an echo handler (or `fn`), and its log lines.
 struct Fixture {
   explicit Fixture(ServerOptions opt = {},

@@ -235,5 +235,15 @@ class TestCertificate {
   std::string cert_path_, key_path_;
 };
 
+// A pipelinable GET request's bytes, with `extra` header lines ("Name: value\r\n" each).
+inline std::string Get(const std::string& target = "/", const std::string& extra = "") {
+  return "GET " + target + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n";
+}
+
+// Answers "METHOD TARGET BODY" (200, text).
+inline ServerResponse Echo(const ServerRequest& r) {
+  return ServerResponse::Text(200, r.method + " " + r.target + " " + r.body);
+}
+
 }  // namespace server_testing
 }  // namespace ccmon
