@@ -5,19 +5,13 @@
 #   bench/agent_first_start.sh AGENT CONFIG_DIR [RUNS]
 set -euo pipefail
 agent=$1 corpus=$2 runs=${3:-3}
+. "$(dirname "$0")/agent_start_lib.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for ((i = 0; i < runs; i++)); do
-  rm -rf "$work/state" "$work/log"
-  : >"$work/log"
+  rm -rf "$work/state"  # before the clock starts, as the helper's own removal then finds none
   start=$(date +%s.%N)
-  "$agent" start --foreground --url http://127.0.0.1:9/api/v1/write --config-dir "$corpus" \
-    --state-dir "$work/state" --device bench >"$work/log" 2>&1 &
-  pid=$!
-  until grep -q "caught up" "$work/log"; do
-    kill -0 "$pid" 2>/dev/null || { cat "$work/log"; exit 1; }
-    sleep 0.01
-  done
+  start_agent_until_caught_up "$agent" "$corpus" "$work"
   end=$(date +%s.%N)
   read -r ut st < <(awk '{print $14, $15}' "/proc/$pid/stat")
   hwm=$(awk '/VmHWM/{print $2}' "/proc/$pid/status")

@@ -7,21 +7,14 @@
 set -euo pipefail
 corpus=$1 runs=$2
 shift 2
+. "$(dirname "$0")/agent_start_lib.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 hz=$(getconf CLK_TCK)
 for ((r = 0; r < runs; r++)); do
   i=0
   for a in "$@"; do
-    rm -rf "$work/state"
-    : >"$work/log"
-    "$a" start --foreground --url http://127.0.0.1:9/api/v1/write --config-dir "$corpus" \
-      --state-dir "$work/state" --device bench >"$work/log" 2>&1 &
-    pid=$!
-    until grep -q "caught up" "$work/log"; do
-      kill -0 "$pid" 2>/dev/null || { cat "$work/log"; exit 1; }
-      sleep 0.01
-    done
+    start_agent_until_caught_up "$a" "$corpus" "$work"
     # Threads that ended before "caught up" (the catch-up's writer) are in the process total.
     read -r pu ps < <(awk '{print $14, $15}' "/proc/$pid/stat")
     main=0 parse=0
