@@ -22,7 +22,7 @@ for ((r = 0; r < runs; r++)); do
       name=$(cat "$t/comm")
       read -r u s < <(sed 's/.*) //' "$t/stat" | awk '{print $12, $13}')
       # The ingest (counting) thread is unnamed (the binary's name): the busiest such thread.
-      if [[ $name != ccmon-* && $name != rocksdb* ]] && ((u + s > main)); then main=$((u + s)); fi
+      if [[ $name != ccmon-parse && $name != ccmon-writer && $name != rocksdb* ]] && ((u + s > main)); then main=$((u + s)); fi
       if [[ $name == ccmon-parse ]]; then parse=$((parse + u + s)); fi
     done
     kill -TERM "$pid"
