@@ -101,7 +101,10 @@ class Engine {
   // (after MarkCaughtUp) + unchanged series due for a resend. Nothing to write: no write.
   Status Commit(const std::vector<Record>& extra, int64_t now_ms);
   // Ends the first catch-up: from now on commits queue samples, starting with every series.
-  // Persisted. Idempotent.
+  // Persisted. Idempotent. First settles the history's quiet requests in chunks
+  // (EngineOptions::catch_up_settle_chunk), each written as one more catch-up commit; an error
+  // there or in the final batch means the same as a failed Commit (reopen: the catch-up is
+  // then ended again, the requests already settled stay settled once).
   Status MarkCaughtUp(int64_t now_ms);
   bool caught_up() const { return caught_up_; }
   // See EngineOptions::state_sequence: whether commits stage state deltas (the target is known
