@@ -11,11 +11,23 @@
 
 #include "remote_write/write_request.h"
 
+// The sanitizers' runtimes define the global operator new themselves (a second definition does
+// not link): under them the test is skipped.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define CCMON_SANITIZER_RUNTIME 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CCMON_SANITIZER_RUNTIME 1
+#endif
+
 namespace {
 
 std::atomic<size_t> live_bytes{0};
 std::atomic<size_t> peak_bytes{0};
 
+#ifndef CCMON_SANITIZER_RUNTIME
 void* Allocate(size_t n) {
   void* p = std::malloc(n == 0 ? 1 : n);
   if (p == nullptr) throw std::bad_alloc();
@@ -30,15 +42,18 @@ void Free(void* p) {
   live_bytes.fetch_sub(malloc_usable_size(p));
   std::free(p);
 }
+#endif
 
 }  // namespace
 
+#ifndef CCMON_SANITIZER_RUNTIME
 void* operator new(size_t n) { return Allocate(n); }
 void* operator new[](size_t n) { return Allocate(n); }
 void operator delete(void* p) noexcept { Free(p); }
 void operator delete[](void* p) noexcept { Free(p); }
 void operator delete(void* p, size_t) noexcept { Free(p); }
 void operator delete[](void* p, size_t) noexcept { Free(p); }
+#endif
 
 namespace ccmon::rw {
 namespace {
@@ -49,6 +64,9 @@ namespace {
 // first start): what it holds beyond the payload stays below twice the payload's size (the
 // parsed message held 6.7 times it here: 2.29 MB for 339 kB; the series' keys now 405 kB).
 TEST(RemoteWriteMemory, SamplesBeforeRepeatedSeriesHoldsLessThanItsInput) {
+#ifdef CCMON_SANITIZER_RUNTIME
+  GTEST_SKIP() << "the sanitizer's runtime owns operator new";
+#endif
   std::string proto;
   for (int entry = 0; entry < 4; ++entry) {
     WriteRequest r;
