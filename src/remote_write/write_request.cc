@@ -1,6 +1,8 @@
 #include "remote_write/write_request.h"
 
+#include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/unknown_field_set.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <snappy.h>
 
 #include <algorithm>
@@ -187,18 +189,44 @@ Status Encode(const WriteRequest& request, std::string* body) {
 }
 
 Status SamplesBeforeRepeatedSeries(std::string_view proto, size_t* samples_before, bool* repeat) {
-  prometheus::WriteRequest msg;
-  if (proto.size() > size_t(std::numeric_limits<int>::max()) ||
-      !msg.ParseFromArray(proto.data(), int(proto.size()))) {
-    return Status::InvalidArgument("remote-write: not a protobuf WriteRequest");
-  }
+  using google::protobuf::io::CodedInputStream;
+  using Wire = google::protobuf::internal::WireFormatLite;
+  constexpr uint32_t kTimeseries = (1 << 3) | Wire::WIRETYPE_LENGTH_DELIMITED;
+  constexpr uint32_t kMetadata = (3 << 3) | Wire::WIRETYPE_LENGTH_DELIMITED;
+  const Status invalid = Status::InvalidArgument("remote-write: not a protobuf WriteRequest");
   *samples_before = 0;
   *repeat = false;
+  if (proto.size() > size_t(std::numeric_limits<int>::max())) return invalid;
+  // One TimeSeries at a time, not the whole message: a sender's merge of the agent's first
+  // samples peeks thousands of series, and the parsed message held all of them at once (~1.5 MiB,
+  // the first start's peak RSS, BENCHMARKS.md "agentrss18"). Everything is still checked to the
+  // end, repeat found or not: each series and metadata by libprotobuf's parser, the fields
+  // between them by its wire reader; a malformed request is InvalidArgument.
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(proto.data()), int(proto.size()));
+  prometheus::TimeSeries ts;
+  prometheus::MetricMetadata metadata;
   std::unordered_set<std::string> seen;
-  std::vector<std::pair<std::string_view, std::string_view>> labels;
   std::string key;
-  for (const prometheus::TimeSeries& ts : msg.timeseries()) {
-    if (ts.samples_size() == 0) continue;
+  std::vector<std::pair<std::string_view, std::string_view>> labels;
+  bool found = false;
+  while (in.CurrentPosition() < int(proto.size())) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) return invalid;  // a malformed tag, or field number 0
+    if (tag != kTimeseries && tag != kMetadata) {
+      if (!Wire::SkipField(&in, tag)) return invalid;
+      continue;
+    }
+    int size = 0;
+    if (!in.ReadVarintSizeAsInt(&size) || size > int(proto.size()) - in.CurrentPosition())
+      return invalid;
+    const char* data = proto.data() + in.CurrentPosition();
+    in.Skip(size);
+    if (tag == kMetadata) {
+      if (!metadata.ParseFromArray(data, size)) return invalid;
+      continue;
+    }
+    if (!ts.ParseFromArray(data, size)) return invalid;
+    if (found || ts.samples_size() == 0) continue;
     labels.clear();
     for (const prometheus::Label& l : ts.labels()) labels.emplace_back(l.name(), l.value());
     std::sort(labels.begin(), labels.end());
@@ -208,16 +236,13 @@ Status SamplesBeforeRepeatedSeries(std::string_view proto, size_t* samples_befor
       key.append(value).push_back('\xff');
     }
     if (!seen.insert(key).second) {
-      *repeat = true;
-      return Status::Ok();
-    }
-    if (ts.samples_size() > 1) {  // the second sample repeats the series
-      *samples_before += 1;
-      *repeat = true;
-      return Status::Ok();
+      found = true;
+      continue;
     }
     *samples_before += 1;
+    if (ts.samples_size() > 1) found = true;  // the second sample repeats the series
   }
+  *repeat = found;
   return Status::Ok();
 }
 

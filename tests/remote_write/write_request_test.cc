@@ -202,6 +202,23 @@ TEST(RemoteWrite, SamplesBeforeRepeatedSeriesFindsTheFirstRepeat) {
   EXPECT_EQ(before, 0u);
   EXPECT_EQ(SamplesBeforeRepeatedSeries("\xff\xff\xff", &before, &repeat).code(),
             Status::Code::kInvalidArgument);
+  // Walked one series at a time, it still checks the whole request: what follows the first
+  // repeat must be a WriteRequest too (a series that does not parse, a truncated field).
+  const std::string bad_series = std::string("\x0a\x02\x0a\xff", 4);
+  EXPECT_EQ(SamplesBeforeRepeatedSeries(a + a_again + bad_series, &before, &repeat).code(),
+            Status::Code::kInvalidArgument);
+  EXPECT_EQ(SamplesBeforeRepeatedSeries(a + a_again + "\x0a\x05", &before, &repeat).code(),
+            Status::Code::kInvalidArgument);
+  // Metadata and unknown fields between the series count nothing.
+  WriteRequest with_metadata;
+  with_metadata.metadata.push_back({MetricKind::kCounter, "m", "help", ""});
+  std::string metadata;
+  ASSERT_TRUE(Serialize(with_metadata, &metadata).ok());
+  const std::string unknown_varint = std::string("\x10\x07", 2);  // field 2, varint 7
+  ASSERT_TRUE(
+      SamplesBeforeRepeatedSeries(a + metadata + unknown_varint + b, &before, &repeat).ok());
+  EXPECT_FALSE(repeat);
+  EXPECT_EQ(before, 3u);
 }
 
 TEST(RemoteWrite, NameRules) {

@@ -223,6 +223,13 @@ Status Engine::Commit(const std::vector<Record>& extra, int64_t now_ms) {
 
 Status Engine::MarkCaughtUp(int64_t now_ms) {
   if (caught_up_) return Status::Ok();
+  // The requests of the history whose copies are all old are settled first, in chunks, each
+  // written as a catch-up commit (no samples, not synced) before the next is settled: their
+  // records, read back from the store and changed, would otherwise all wait in memory for the
+  // one batch below, with that batch's copies of them (the first start's peak RSS).
+  for (bool more = true; more;) {
+    if (Status s = WriteSettledChunk(now_ms, &more); !s.ok()) return s;
+  }
   // The catch-up's last batch must be written before this one (and its error is this call's).
   if (Status s = FinishWrite(); !s.ok()) return s;
   caught_up_ = true;
@@ -230,6 +237,34 @@ Status Engine::MarkCaughtUp(int64_t now_ms) {
   if (!s.ok()) caught_up_ = false;
   writer_.reset();  // no more pipelined commits: the thread ends
   return s;
+}
+
+Status Engine::WriteSettledChunk(int64_t now_ms, bool* more) {
+  // The previous chunk's batch first (its records are trimmed from the cache once it landed).
+  if (Status s = FinishWrite(); !s.ok()) return s;
+  if (Status s = live_->Settle(now_ms, /*by_event_time_only=*/true,
+                               std::max<size_t>(options_.catch_up_settle_chunk, 1), more);
+      !s.ok()) {
+    return s;
+  }
+  // The last chunk (`more` false) is left in memory for MarkCaughtUp's batch: it is small.
+  if (!*more) return Status::Ok();
+  WriteBatch batch;
+  AddChanges(&batch, 0);
+  return Submit(std::move(batch), 0, SampleStats());
+}
+
+void Engine::AddChanges(WriteBatch* batch, size_t more_ops) {
+  std::vector<Record> changes;
+  live_->TakeChanges(&changes);
+  batch->Reserve(batch->count() + changes.size() + more_ops + 2);
+  // Moved into the batch: one copy of each record fewer (BENCHMARKS.md "Agent").
+  for (auto& [k, v] : changes) {
+    if (v)
+      batch->PutOwned(std::move(k), std::move(*v));
+    else
+      batch->DeleteOwned(std::move(k));
+  }
 }
 
 Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_series) {
@@ -286,24 +321,17 @@ Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_
       return s;
     }
   }
-  {
-    std::vector<Record> changes;
-    live_->TakeChanges(&changes);
-    batch.Reserve(batch.count() + changes.size() + extra.size() + 2);
-    // Moved into the batch: one copy of each record fewer (BENCHMARKS.md "Agent").
-    for (auto& [k, v] : changes) {
-      if (v)
-        batch.PutOwned(std::move(k), std::move(*v));
-      else
-        batch.DeleteOwned(std::move(k));
-    }
-  }
+  AddChanges(&batch, extra.size());
   for (const auto& [k, v] : extra) {
     if (v)
       batch.Put(k, *v);
     else
       batch.Delete(k);
   }
+  return Submit(std::move(batch), queued, sample_stats);
+}
+
+Status Engine::Submit(WriteBatch batch, uint64_t queued, const SampleStats& sample_stats) {
   if (batch.empty()) return Status::Ok();
   if (options_.state_sequence) {
     // The state mirror (docs/agent-design.md "Resume"): this commit's number, and its delta

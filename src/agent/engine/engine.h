@@ -63,6 +63,9 @@ struct EngineOptions {
   // Pipelines the first catch-up's commits (see the file comment); after it, every commit is
   // written by the caller's thread as before. The agent sets it.
   bool write_thread = false;
+  // MarkCaughtUp settles the history's quiet requests in chunks of this many, each written
+  // before the next is settled (bounds the memory of the catch-up's end; see MarkCaughtUp).
+  size_t catch_up_settle_chunk = 256;
   // The state is mirrored to a ccmon-gateway (docs/agent-design.md "Resume"): every commit
   // also advances the state sequence (kStateSeqKey) in its batch, and, while
   // set_stage_state_deltas(true) and after the first catch-up, stages its batch minus the
@@ -98,7 +101,10 @@ class Engine {
   // (after MarkCaughtUp) + unchanged series due for a resend. Nothing to write: no write.
   Status Commit(const std::vector<Record>& extra, int64_t now_ms);
   // Ends the first catch-up: from now on commits queue samples, starting with every series.
-  // Persisted. Idempotent.
+  // Persisted. Idempotent. First settles the history's quiet requests in chunks
+  // (EngineOptions::catch_up_settle_chunk), each written as one more catch-up commit; an error
+  // there or in the final batch means the same as a failed Commit (reopen: the catch-up is
+  // then ended again, the requests already settled stay settled once).
   Status MarkCaughtUp(int64_t now_ms);
   bool caught_up() const { return caught_up_; }
   // See EngineOptions::state_sequence: whether commits stage state deltas (the target is known
@@ -137,6 +143,15 @@ class Engine {
  private:
   Engine(const EngineOptions& options, KvStore* store, Outbox* outbox);
   Status Write(const std::vector<Record>& extra, int64_t now_ms, bool all_series);
+  // Before the end of the catch-up: settles up to options_.catch_up_settle_chunk quiet requests
+  // (LiveAccounting::Settle by event time) and, when *more are left, writes their changes as a
+  // catch-up commit (no samples, not synced, through the writer thread when there is one).
+  Status WriteSettledChunk(int64_t now_ms, bool* more);
+  // Moves LiveAccounting::TakeChanges into `batch`, with room for `more_ops` operations after.
+  void AddChanges(WriteBatch* batch, size_t more_ops);
+  // Writes `batch` (nothing when empty) as Write's last part: the state sequence, the written
+  // keys, the write (pipelined during the catch-up), the stats.
+  Status Submit(WriteBatch batch, uint64_t queued, const SampleStats& sample_stats);
   // Waits for the batch in flight (write_thread), then trims the record cache; its error.
   Status FinishWrite();
 

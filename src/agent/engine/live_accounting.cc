@@ -595,19 +595,42 @@ Status LiveAccounting::Observe(PendingMap::iterator pending) {
 }
 
 Status LiveAccounting::Settle(int64_t now_ms, bool by_event_time_only) {
-  for (auto& [k, p] : pending_) {
-    if (p.seen_ms == 0) p.seen_ms = now_ms;
-    const int64_t quiet_since =
-        by_event_time_only ? p.newest_event_ms : std::max(p.newest_event_ms, p.seen_ms);
-    if (now_ms - quiet_since >= options_.settle_after_ms) settle_now_.push_back(k);
-  }
+  bool more = false;
+  return Settle(now_ms, by_event_time_only, SIZE_MAX, &more);
+}
+
+Status LiveAccounting::Settle(int64_t now_ms, bool by_event_time_only, size_t max_observed,
+                              bool* more) {
+  *more = false;
   // Settled keys leave their session's list lazily: Observe() skips keys no longer pending.
+  // Those whose session moved on first (all of them: a step's worth at most).
   std::vector<std::string> keys;
   keys.swap(settle_now_);
   for (const std::string& k : keys) {
     auto p = pending_.find(k);
     if (p == pending_.end()) continue;
     if (Status s = Observe(p); !s.ok()) return s;
+  }
+  // Then the quiet ones, in the map's order, at most `max_observed`: Observe erases only the
+  // entry it is given, so the iterator to the next one stays valid.
+  size_t observed = 0;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    Pending& p = it->second;
+    if (p.seen_ms == 0) p.seen_ms = now_ms;
+    const int64_t quiet_since =
+        by_event_time_only ? p.newest_event_ms : std::max(p.newest_event_ms, p.seen_ms);
+    if (now_ms - quiet_since < options_.settle_after_ms) {
+      ++it;
+      continue;
+    }
+    if (observed == max_observed) {
+      *more = true;
+      break;
+    }
+    auto next = std::next(it);
+    if (Status s = Observe(it); !s.ok()) return s;
+    ++observed;
+    it = next;
   }
   stats_.pending = pending_.size();
   if (pending_listed_ > 2 * pending_.size() + 1024) {  // drop the settled keys from the lists

@@ -138,6 +138,11 @@ class LiveAccounting {
   // last change are `settle_after` old; `by_event_time_only` drops the second condition, for
   // the end of the catch-up (every file was read to its end, so no copy is still on its way).
   Status Settle(int64_t now_ms, bool by_event_time_only = false);
+  // The same, observing at most `max_observed` of the quiet requests (the requests whose session
+  // moved on are all observed); *more: some quiet ones were left for a later call. The end of
+  // the first catch-up settles in chunks this way, each written before the next is settled, so
+  // that its records do not all wait in memory for one batch (docs/agent-design.md).
+  Status Settle(int64_t now_ms, bool by_event_time_only, size_t max_observed, bool* more);
 
   // A41 at wall time `now_ms` (see SessionPhase): writes the changed open-session records (event
   // times later than `now_ms` count as `now_ms`: a clock ahead of ours), closes the idle

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <random>
 #include <sstream>
+#include <utility>
 
 #include "engine_test_util.h"
 #include "remote_write/write_request.h"
@@ -394,6 +395,143 @@ TEST(Engine, A40_PipelinedCatchUpFailuresLoseNothingAndCountNothingTwice) {
     EXPECT_EQ(LastValues(h.Drain(true)), ReplayValues(ReplayText(files, "dev")));
     h.Reopen();
     EXPECT_EQ(h.engine->Exposition(false, false), ReplayText(files, "dev"));
+  }
+}
+
+// A store that counts, per write, the pending records (h) it deletes: how many requests each
+// batch settled.
+class SettleCountingStore final : public KvStore {
+ public:
+  explicit SettleCountingStore(KvStore* base) : base_(base) {}
+  std::vector<size_t> settled_per_write;
+  Status Get(std::string_view key, std::string* value) override { return base_->Get(key, value); }
+  Status Write(const WriteBatch& batch, bool sync) override {
+    Status s = base_->Write(batch, sync);
+    if (!s.ok()) return s;
+    size_t settled = 0;
+    for (const WriteBatch::Op& op : batch.ops()) {
+      if (op.type == WriteBatch::OpType::kDelete && !op.key.empty() &&
+          op.key[0] == LiveAccounting::kPendingPrefix)
+        ++settled;
+    }
+    std::lock_guard<std::mutex> lock(mu_);  // the engine's writer thread writes too
+    settled_per_write.push_back(settled);
+    return s;
+  }
+  std::unique_ptr<KvIterator> NewIterator() override { return base_->NewIterator(); }
+  uint64_t ApproximateBytes() override { return base_->ApproximateBytes(); }
+  std::vector<size_t> Taken() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(settled_per_write, {});
+  }
+
+ private:
+  KvStore* base_;
+  std::mutex mu_;
+};
+
+// The end of the first catch-up settles the history's pending requests in chunks of
+// EngineOptions::catch_up_settle_chunk, each written before the next is settled (so that their
+// records do not all wait in memory for MarkCaughtUp's one batch). A crash (here: a failed
+// write, which reached the disk or not) after any number of chunks resumes exactly: reopened
+// from the store, the catch-up ends again, settles the rest, and every series equals replay's,
+// each request observed once in the histogram, in the first samples too.
+TEST(Engine, A40_TheCatchUpsEndSettlesInChunksAndACrashAmongThemResumesExactly) {
+  const auto files = MakeHistory(71, 40);
+  const std::string replay = ReplayText(files, "dev");
+  LineParser parser;
+  ParsedLine line;
+  for (bool write_thread : {false, true}) {
+    // fail_at: the write (from MarkCaughtUp's first) that fails; 0: none.
+    for (int fail_at = 0; fail_at <= 12; ++fail_at) {
+      for (bool landed : {false, true}) {
+        if (fail_at == 0 && landed) continue;
+        SCOPED_TRACE(::testing::Message() << "write_thread " << write_thread << " fail_at "
+                                          << fail_at << " landed " << landed);
+        std::unique_ptr<KvStore> mem = NewMemStore();
+        FaultStore faults(mem.get());
+        SettleCountingStore store(&faults);
+        EngineOptions options;
+        options.live.device = "dev";
+        options.live.prices = &PriceTable::Embedded();
+        options.live.cache_records = 8;  // the settled records are read back from the store
+        options.write_thread = write_thread;
+        options.catch_up_settle_chunk = 3;
+        std::unique_ptr<Outbox> outbox;
+        std::unique_ptr<Engine> engine;
+        auto reopen = [&] {
+          engine.reset();
+          outbox.reset();
+          ASSERT_TRUE(Outbox::Open(&store, OutboxOptions{}, 1, &outbox).ok());
+          ASSERT_TRUE(Engine::Open(options, &store, outbox.get(), &engine).ok());
+        };
+        reopen();
+        for (size_t i = 0; i < files.size(); ++i) {
+          for (const auto& l : files[i]) {
+            parser.Parse(l, &line);
+            ASSERT_TRUE(engine->AddLine(line).ok());
+          }
+          ASSERT_TRUE(engine->Commit({{"f" + std::to_string(i), "1"}}, kNow - 3600000).ok());
+        }
+        // The catch-up's commits done (an hour before: the last request of each session is
+        // still pending), the store holds the pending requests.
+        ASSERT_TRUE(engine->ScanRecords("f", [](auto, auto) { return Status::Ok(); }).ok());
+        size_t pending = 0;
+        ASSERT_TRUE(engine
+                        ->ScanRecords(std::string(1, LiveAccounting::kPendingPrefix),
+                                      [&](auto, auto) {
+                                        ++pending;
+                                        return Status::Ok();
+                                      })
+                        .ok());
+        ASSERT_GT(pending, 3u * 12);  // every fail_at below is a chunk's write
+        store.Taken();
+        if (fail_at > 0) {
+          faults.set_keep_failed_writes(true);
+          faults.FailNthWrite(fail_at);
+          ASSERT_FALSE(engine->MarkCaughtUp(kNow).ok());
+          faults.ClearFaults();
+          if (landed)
+            faults.LandFailedWrites();
+          else
+            faults.DropFailedWrites();
+          const std::vector<size_t> before_crash = store.Taken();
+          EXPECT_EQ(before_crash.size(), size_t(fail_at - 1));
+          for (size_t n : before_crash) EXPECT_EQ(n, 3u);
+          reopen();  // as after a crash: from the store, still catching up
+          ASSERT_FALSE(engine->caught_up());
+        }
+        ASSERT_TRUE(engine->MarkCaughtUp(kNow).ok());
+        const std::vector<size_t> chunks = store.Taken();
+        if (fail_at == 0) {
+          // Every chunk but the last written on its own; the last in MarkCaughtUp's batch.
+          ASSERT_GE(chunks.size(), pending / 3);
+          size_t settled = 0;
+          for (size_t n : chunks) {
+            EXPECT_LE(n, 3u);
+            settled += n;
+          }
+          EXPECT_EQ(settled, pending);
+        }
+        EXPECT_EQ(engine->live_stats().conflicts, 0u);
+        EXPECT_EQ(engine->Exposition(false, false), replay);
+        std::vector<rw::WriteRequest> sent;
+        for (;;) {
+          OutboxBatch b;
+          ASSERT_TRUE(outbox->Peek(0, 1, 1 << 30, &b).ok());
+          if (b.empty()) break;
+          std::string body;
+          rw::Compress(b.payload, &body);
+          rw::WriteRequest req;
+          ASSERT_TRUE(rw::Decode(body, 1 << 30, &req).ok());
+          sent.push_back(std::move(req));
+          ASSERT_TRUE(outbox->Remove(0, b.last_seq).ok());
+        }
+        EXPECT_EQ(LastValues(sent), ReplayValues(replay));
+        reopen();
+        EXPECT_EQ(engine->Exposition(false, false), replay);
+      }
+    }
   }
 }
 

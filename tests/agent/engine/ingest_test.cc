@@ -302,6 +302,78 @@ TEST_P(IngestTest, A40_AFileRenamedBetweenItsOfferAndItsReadIsFollowedAndOthersS
   ingest_.reset();  // its parse thread reads through `fault`
 }
 
+// The read-ahead's rule "a file read ahead before it was offered at a larger size is offered
+// again rather than taken as read to its end" (Ingestor::Step), set up deterministically:
+// step 1 is offered a.jsonl, g.jsonl and h.jsonl (all the catch-up, nothing held back); a.jsonl
+// is renamed to z.jsonl as it is opened (unreadable: Recheck), the budget cuts g.jsonl, and the
+// parse thread reads g's rest ahead to its end, then opens h.jsonl, where one more line is
+// appended to g.jsonl (after g's read ahead saw its end). Step 2's tailer looks again for the
+// renamed file (a full scan: it also sees g's new size) and offers g, h, then z: the prediction
+// holds, the read-ahead is taken, and g comes with an offered size larger than the one its read
+// ahead saw. Taken as read to its end, g's appended line would be left unread (not offered
+// again before g grows once more) and that step would end the catch-up without it; offered
+// again, the next step reads it and only then is the catch-up over.
+TEST_P(IngestTest, A40_AFileReadAheadThenOfferedAtALargerSizeIsReadAgainBeforeTheCatchUpEnds) {
+  if (!std::get<1>(GetParam())) GTEST_SKIP() << "no parse thread, no read-ahead";
+  // The history's lines in order, cut into three small files and one line more.
+  const auto history = MakeHistory(48, 4);
+  std::vector<std::string> lines;
+  for (const auto& f : history) lines.insert(lines.end(), f.begin(), f.end());
+  size_t next = 0;
+  auto take = [&](size_t bytes) {
+    std::vector<std::string> out;
+    size_t size = 0;
+    while (next < lines.size() && (out.empty() || size + lines[next].size() + 1 <= bytes)) {
+      size += lines[next].size() + 1;
+      out.push_back(lines[next++]);
+    }
+    return out;
+  };
+  std::vector<std::string> a = take(1000), g = take(5800), h = take(1000);
+  ASSERT_LT(next, lines.size());
+  const std::string extra = lines[next];  // appended to g.jsonl during the read-ahead
+  const std::string a_text = Join(a, 0, a.size()), g_text = Join(g, 0, g.size()),
+                    h_text = Join(h, 0, h.size());
+  // Step 1 offers all three (below max_offer_bytes, 8 KiB) and its budget (4 KiB) cuts g.
+  ASSERT_GT(g_text.size(), 4096u + 1024);
+  ASSERT_LT(a_text.size() + g_text.size() + h_text.size(), 8192u);
+  Write("p/a.jsonl", a_text);
+  Write("p/g.jsonl", g_text);
+  Write("p/h.jsonl", h_text);
+  complete_bytes_ += extra.size() + 1;
+  FaultEnv fault(Env::Default());
+  std::atomic<bool> renamed = false, appended = false;
+  fault.OnCall(FaultOp::kNewSequentialFile, "/p/a.jsonl", [&](const std::string&) {
+    if (!renamed.exchange(true))
+      std::filesystem::rename(projects_ + "/p/a.jsonl", projects_ + "/p/z.jsonl");
+  });
+  fault.OnCall(FaultOp::kNewSequentialFile, "/p/h.jsonl", [&](const std::string&) {
+    if (appended) return;
+    std::ofstream(projects_ + "/p/g.jsonl", std::ios::app) << extra << "\n";
+    appended = true;
+    appended.notify_all();
+  });
+  read_env_ = &fault;
+  Start();
+  auto step = [&] {
+    ASSERT_TRUE(
+        ingest_->Step(std::chrono::steady_clock::now() + std::chrono::milliseconds(200), {}).ok());
+  };
+  step();
+  ASSERT_TRUE(renamed);
+  ASSERT_FALSE(engine_->caught_up());
+  appended.wait(false);  // the read-ahead read g to its end, then opened h
+  for (int i = 0; i < 10 && !engine_->caught_up(); ++i) step();
+  ASSERT_TRUE(engine_->caught_up());
+  EXPECT_EQ(ingest_->stats().read_ahead_used, 1u);
+  EXPECT_EQ(ingest_->stats().files_renamed, 1u);
+  // The catch-up ended only once every complete line present was read.
+  EXPECT_EQ(CommittedBytes(), complete_bytes_);
+  g.push_back(extra);
+  EXPECT_EQ(Live(), ReplayText({a, g, h}, "dev"));
+  ingest_.reset();  // its parse thread reads through `fault`
+}
+
 // A stop requested while a step reads its files: the step ends after the file being read
 // (never inside it: with the parse thread, lines of the next files may already be parsed and
 // must not be counted), commits what it counted with those files' cursors, and a restart
