@@ -371,6 +371,45 @@ class StatusPublisher {
   std::string last_error_;
 };
 
+// Reports the agent up once the engine says so (AgentRunHooks::ready), and otherwise what kept
+// it from starting: the first error the engine logged. Passes every entry on to the agent's log.
+// Thread-safe.
+class StartupReporter : public Logger {
+ public:
+  StartupReporter(Logger* log, int ready_fd) : log_(log), ready_fd_(ready_fd) {}
+  void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) override {
+    if (level == LogLevel::kError) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (first_error_.empty()) {
+        first_error_ = std::string(msg);
+        for (const LogField& f : fields)
+          if (f.key == "error") first_error_ += ": " + f.value;
+      }
+    }
+    log_->Log(level, msg, fields);
+  }
+  void Ready() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (reported_) return;
+    reported_ = true;
+    ReportReady(ready_fd_, "ok");
+  }
+  // After the engine returned: a start that never got ready is told why.
+  void EngineEnded() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (reported_) return;
+    reported_ = true;
+    ReportReady(ready_fd_, first_error_.empty() ? "it stopped before it was ready" : first_error_);
+  }
+
+ private:
+  Logger* log_;
+  const int ready_fd_;
+  std::mutex mu_;
+  std::string first_error_;
+  bool reported_ = false;
+};
+
 int CmdStartForeground(const Parsed& p, Ctx& c) {
   // From the first moment: a SIGTERM during start-up (a script that saw the pid file) requests a
   // stop instead of killing the process halfway, and the engine then starts already stopped.
@@ -421,10 +460,11 @@ int CmdStartForeground(const Parsed& p, Ctx& c) {
         "environment",
         {{"variable", var}});
   }
-  ReportReady(ready_fd, "ok");
+  StartupReporter startup(logger.get(), ready_fd);
 
   AgentRunHooks hooks;
-  hooks.log = logger.get();
+  hooks.log = &startup;
+  hooks.ready = [&startup] { startup.Ready(); };
   hooks.publish_status = [&publisher](const AgentStatus& s) { publisher.Publish(s); };
 
   std::mutex mu;
@@ -438,6 +478,7 @@ int CmdStartForeground(const Parsed& p, Ctx& c) {
     } catch (const std::exception& e) {
       logger->Error("engine failed", {{"error", e.what()}});
     }
+    startup.EngineEnded();
     std::lock_guard<std::mutex> l(mu);
     code = rc;
     done = true;

@@ -142,6 +142,18 @@ def lifecycle(t, state):
     rc, out, err = t.run("reset")
     t.check(rc == 1 and "stop it first" in err, "reset refuses while the agent runs", err)
 
+    # An agent that cannot come up (its --listen port is taken) is not reported as started.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    other = os.path.join(t.root, "listen-state")
+    rc, out, err = t.run("start", "--state-dir", other, "--listen",
+                         "127.0.0.1:%d" % taken.getsockname()[1])
+    taken.close()
+    t.check(rc == 1 and "did not start: cannot listen" in err and "started" not in out,
+            "start with a taken --listen port: exit 1, says why", "rc=%d %s %s" % (rc, out, err))
+    t.check(t.run("status", "--state-dir", other)[0] == 3, "... and no agent runs there")
+
     # logs --follow: prints what is there, keeps running, ends on SIGINT.
     f = subprocess.Popen([t.agent, "logs", "--follow"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=t.env)
