@@ -415,6 +415,7 @@ int CmdStartForeground(const Parsed& p, Ctx& c) {
   // stop instead of killing the process halfway, and the engine then starts already stopped.
   StopSignals::Scope scope(c.seams.signals);
   const std::stop_token stop = scope.token();
+  IgnoreBrokenPipes();  // standard error piped to a reader that goes away must not end the agent
   const int ready_fd = c.seams.ready_fd;
   auto fail = [&](int code, const std::string& msg) {
     ReportReady(ready_fd, msg);
