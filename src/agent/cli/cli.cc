@@ -720,8 +720,13 @@ int CmdReset(const Parsed& p, Ctx& c) {
       return Failure(c.err, cfg.state_dir +
                                 " does not look like a ccmon-agent state directory (no " +
                                 kStateMarkerFileName + " file); remove it yourself if you mean it");
-    const std::uintmax_t n = fs::remove_all(dir, ec);
-    if (ec) return Failure(c.err, "removing " + cfg.state_dir + ": " + ec.message());
+    AgentProcess started;  // one that started since the probe above
+    uint64_t n = 0;
+    if (Status s = RemoveStateDir(cfg.state_dir, &started, &n); !s.ok())
+      return Failure(c.err, s.message());
+    if (started.running)
+      return Failure(c.err, "the agent is running (pid " + std::to_string(started.pid) +
+                                "): stop it first (ccmon-agent stop)");
     c.out << "removed the state directory " << cfg.state_dir << " (" << n << " entries)\n";
   }
   if (p.config_given) {
