@@ -482,7 +482,13 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     to.max_offer_bytes = 2 * io.step_bytes;
     Tailer tailer(to, std::move(restored));
     Ingestor ingest(io, engine.get(), &tailer, env, clock,
-                    [&](const std::string& line) { log.Info(line); });
+                    [&](const std::string& line, bool problem) {
+                      // An unreadable transcript leaves the counts short: `logs --errors` shows it.
+                      if (problem)
+                        log.Warn(line);
+                      else
+                        log.Info(line);
+                    });
     if (uploader) engine->set_stage_state_deltas(uploader->gateway() == 1);
     bool was_caught_up = engine->caught_up();
     while (!stop.stop_requested()) {
