@@ -383,7 +383,7 @@ def main():
     finally:
         # Never leave an agent behind.
         for d in (os.path.join(root, "state"), os.path.join(root, "fg-state"),
-                  os.path.join(root, "race-state")):
+                  os.path.join(root, "race-state"), os.path.join(root, "listen-state")):
             try:
                 with open(os.path.join(d, "agent.pid")) as fh:
                     pid = int(fh.read().strip() or 0)
