@@ -297,6 +297,42 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   qo.http.client_key_file = config.client_key_file;
   qo.http.insecure_skip_verify = config.insecure_skip_verify;
 
+  agent::AgentSelfMetrics self;
+  if (!self.SetPricingUpdated(prices.updated())) {
+    log.Warn("the price table names no valid updated date; its age is unknown",
+             {{"pricing", price_origin}, {"updated", prices.updated()}});
+  }
+  // Pull mode: the claude_* families as the ingest thread last published them, and the
+  // self-metrics.
+  std::mutex exposition_mu;
+  std::string exposition_text, exposition_om;
+  MetricsHandler handler([&](ExpositionFormat format, std::string* body) {
+    std::string rendered;
+    {
+      std::lock_guard<std::mutex> lock(exposition_mu);
+      rendered = format == ExpositionFormat::kOpenMetrics ? exposition_om : exposition_text;
+    }
+    ComposeRenderedMetricsBody(format, rendered, &self.registry(), body);
+    return Status::Ok();
+  });
+  std::unique_ptr<HttpServer> server;
+  if (!config.listen.empty()) {
+    ServerOptions so;
+    so.listen = config.listen;
+    so.allowed_methods = {"GET"};
+    so.io_threads = 1;
+    server = std::make_unique<HttpServer>(so, &handler);
+    if (Status s = server->Start(); !s.ok()) {
+      log.Error("cannot listen", {{"listen", config.listen}, {"error", s.message()}});
+      return 1;
+    }
+    log.Info("serving /metrics", {{"listen", config.listen}, {"port", int(server->port())}});
+  }
+
+  // Up: the state is open and the listener bound. What follows may wait for the gateway (a
+  // resume) or only fails on a failing disk; a background `start` need not wait for it.
+  hooks.ready();
+
   // The state mirror and the resume of a lost state: with a ccmon-gateway target only (a device
   // key, a URL ending in /api/v1/write, and the gateway's answer to the probe).
   const std::string state_url =
@@ -348,11 +384,6 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       batch_stream.clear();  // not a gateway: no identity headers
     }
   }
-  agent::AgentSelfMetrics self;
-  if (!self.SetPricingUpdated(prices.updated())) {
-    log.Warn("the price table names no valid updated date; its age is unknown",
-             {{"pricing", price_origin}, {"updated", prices.updated()}});
-  }
   std::vector<std::unique_ptr<OutboxShardSource>> sources;
   std::vector<ShardSource*> source_ptrs;
   const std::string batch_run = state_mirror::FormatEpoch(agent::NewStreamEpoch());
@@ -369,33 +400,6 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   if (Status s = queue.Start(); !s.ok()) {
     log.Error("cannot start sending", {{"error", s.message()}});
     return 1;
-  }
-
-  // Pull mode: the claude_* families as the ingest thread last published them, and the
-  // self-metrics.
-  std::mutex exposition_mu;
-  std::string exposition_text, exposition_om;
-  MetricsHandler handler([&](ExpositionFormat format, std::string* body) {
-    std::string rendered;
-    {
-      std::lock_guard<std::mutex> lock(exposition_mu);
-      rendered = format == ExpositionFormat::kOpenMetrics ? exposition_om : exposition_text;
-    }
-    ComposeRenderedMetricsBody(format, rendered, &self.registry(), body);
-    return Status::Ok();
-  });
-  std::unique_ptr<HttpServer> server;
-  if (!config.listen.empty()) {
-    ServerOptions so;
-    so.listen = config.listen;
-    so.allowed_methods = {"GET"};
-    so.io_threads = 1;
-    server = std::make_unique<HttpServer>(so, &handler);
-    if (Status s = server->Start(); !s.ok()) {
-      log.Error("cannot listen", {{"listen", config.listen}, {"error", s.message()}});
-      return 1;
-    }
-    log.Info("serving /metrics", {{"listen", config.listen}, {"port", int(server->port())}});
   }
 
   // Replay's discovery, plus the projects/ dirs that do not exist yet (a first Claude Code run
@@ -478,7 +482,13 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     to.max_offer_bytes = 2 * io.step_bytes;
     Tailer tailer(to, std::move(restored));
     Ingestor ingest(io, engine.get(), &tailer, env, clock,
-                    [&](const std::string& line) { log.Info(line); });
+                    [&](const std::string& line, bool problem) {
+                      // An unreadable transcript leaves the counts short: `logs --errors` shows it.
+                      if (problem)
+                        log.Warn(line);
+                      else
+                        log.Info(line);
+                    });
     if (uploader) engine->set_stage_state_deltas(uploader->gateway() == 1);
     bool was_caught_up = engine->caught_up();
     while (!stop.stop_requested()) {

@@ -14,6 +14,7 @@
 #include "remote_write/queue_manager.h"
 #include "tools/common/config_file.h"
 #include "tools/common/flags.h"
+#include "tools/common/stop_signals.h"
 
 namespace ccmon::gateway {
 namespace {
@@ -643,6 +644,7 @@ int RunGatewayCli(const std::vector<std::string>& args, std::ostream& out, std::
     err.flush();
   };
   StopSignals::Scope scope(signals);
+  IgnoreBrokenPipes();  // a log reader that goes away must not end the server
   return RunGateway(config, scope.token(), log);
 }
 

@@ -371,11 +371,51 @@ class StatusPublisher {
   std::string last_error_;
 };
 
+// Reports the agent up once the engine says so (AgentRunHooks::ready), and otherwise what kept
+// it from starting: the first error the engine logged. Passes every entry on to the agent's log.
+// Thread-safe.
+class StartupReporter : public Logger {
+ public:
+  StartupReporter(Logger* log, int ready_fd) : log_(log), ready_fd_(ready_fd) {}
+  void Log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields) override {
+    if (level == LogLevel::kError) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (first_error_.empty()) {
+        first_error_ = std::string(msg);
+        for (const LogField& f : fields)
+          if (f.key == "error") first_error_ += ": " + f.value;
+      }
+    }
+    log_->Log(level, msg, fields);
+  }
+  void Ready() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (reported_) return;
+    reported_ = true;
+    ReportReady(ready_fd_, "ok");
+  }
+  // After the engine returned: a start that never got ready is told why.
+  void EngineEnded() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (reported_) return;
+    reported_ = true;
+    ReportReady(ready_fd_, first_error_.empty() ? "it stopped before it was ready" : first_error_);
+  }
+
+ private:
+  Logger* log_;
+  const int ready_fd_;
+  std::mutex mu_;
+  std::string first_error_;
+  bool reported_ = false;
+};
+
 int CmdStartForeground(const Parsed& p, Ctx& c) {
   // From the first moment: a SIGTERM during start-up (a script that saw the pid file) requests a
   // stop instead of killing the process halfway, and the engine then starts already stopped.
   StopSignals::Scope scope(c.seams.signals);
   const std::stop_token stop = scope.token();
+  IgnoreBrokenPipes();  // standard error piped to a reader that goes away must not end the agent
   const int ready_fd = c.seams.ready_fd;
   auto fail = [&](int code, const std::string& msg) {
     ReportReady(ready_fd, msg);
@@ -421,10 +461,11 @@ int CmdStartForeground(const Parsed& p, Ctx& c) {
         "environment",
         {{"variable", var}});
   }
-  ReportReady(ready_fd, "ok");
+  StartupReporter startup(logger.get(), ready_fd);
 
   AgentRunHooks hooks;
-  hooks.log = logger.get();
+  hooks.log = &startup;
+  hooks.ready = [&startup] { startup.Ready(); };
   hooks.publish_status = [&publisher](const AgentStatus& s) { publisher.Publish(s); };
 
   std::mutex mu;
@@ -438,6 +479,7 @@ int CmdStartForeground(const Parsed& p, Ctx& c) {
     } catch (const std::exception& e) {
       logger->Error("engine failed", {{"error", e.what()}});
     }
+    startup.EngineEnded();
     std::lock_guard<std::mutex> l(mu);
     code = rc;
     done = true;
@@ -678,8 +720,13 @@ int CmdReset(const Parsed& p, Ctx& c) {
       return Failure(c.err, cfg.state_dir +
                                 " does not look like a ccmon-agent state directory (no " +
                                 kStateMarkerFileName + " file); remove it yourself if you mean it");
-    const std::uintmax_t n = fs::remove_all(dir, ec);
-    if (ec) return Failure(c.err, "removing " + cfg.state_dir + ": " + ec.message());
+    AgentProcess started;  // one that started since the probe above
+    uint64_t n = 0;
+    if (Status s = RemoveStateDir(cfg.state_dir, &started, &n); !s.ok())
+      return Failure(c.err, s.message());
+    if (started.running)
+      return Failure(c.err, "the agent is running (pid " + std::to_string(started.pid) +
+                                "): stop it first (ccmon-agent stop)");
     c.out << "removed the state directory " << cfg.state_dir << " (" << n << " entries)\n";
   }
   if (p.config_given) {

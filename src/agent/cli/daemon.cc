@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 extern char** environ;
@@ -98,6 +99,47 @@ Status ProbeAgent(const std::string& pid_path, AgentProcess* out) {
   }
   out->running = true;
   out->pid = pid;
+  return Status::Ok();
+}
+
+Status RemoveStateDir(const std::string& dir, AgentProcess* agent, uint64_t* removed) {
+  *agent = AgentProcess();
+  *removed = 0;
+  std::string path = dir;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (path.empty() || path == "/") return Status::InvalidArgument("refusing to remove '/'");
+  const std::string pid_path = path + "/" + kPidFileName;
+  const int fd = ::open(pid_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return Status::IoError(Errno(pid_path + ": open"));
+  // A probe (status, stop) holds a shared lock for microseconds: retry briefly, as Acquire does.
+  int rc = ::flock(fd, LOCK_EX | LOCK_NB);
+  for (int i = 0; rc != 0 && errno == EWOULDBLOCK && i < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    rc = ::flock(fd, LOCK_EX | LOCK_NB);
+  }
+  if (rc != 0) {
+    const int e = errno;
+    const int64_t holder = ReadPid(fd);
+    ::close(fd);
+    if (e == EWOULDBLOCK) {
+      agent->running = true;
+      agent->pid = holder;
+      return Status::Ok();
+    }
+    errno = e;
+    return Status::IoError(Errno(pid_path + ": flock"));
+  }
+  const std::string aside = path + ".removing." + std::to_string(::getpid());
+  if (::rename(path.c_str(), aside.c_str()) != 0) {
+    const Status s = Status::IoError(Errno("moving " + path + " aside to " + aside));
+    ::close(fd);
+    return s;
+  }
+  std::error_code ec;
+  const std::uintmax_t n = std::filesystem::remove_all(aside, ec);
+  ::close(fd);  // the lock goes only now: a start that waited for it finds no directory
+  if (ec) return Status::IoError("removing " + aside + ": " + ec.message());
+  *removed = uint64_t(n);
   return Status::Ok();
 }
 

@@ -54,6 +54,17 @@ Status ProbeAgent(const std::string& pid_path, AgentProcess* out);
 Status StopAgent(const std::string& pid_path, std::chrono::milliseconds timeout, bool* was_running,
                  int64_t* pid);
 
+// Deletes the state directory `dir` under the agent's own lock, so that no agent runs in it
+// meanwhile: takes <dir>/agent.pid's lock (creating the file), moves `dir` aside to a sibling of
+// its own name (`dir`.removing.PID), deletes that, and only then releases the lock. A `start`
+// racing with it fails on the lock or the moved path, or starts afresh in a new `dir`; it never
+// runs in a directory being deleted (before, `reset` probed, then deleted: an agent starting in
+// between lost its state under it and its pid file, so a second one could start). When an
+// agent holds the lock: Ok with agent->running and agent->pid set, nothing touched. The caller
+// checks first that `dir` is the agent's (the state marker). *removed: the files and
+// directories deleted.
+Status RemoveStateDir(const std::string& dir, AgentProcess* agent, uint64_t* removed);
+
 // Readiness: the background child reports through a pipe whose write end it finds in
 // $CCMON_AGENT_READY_FD. "ok\n" means up; anything else is the reason it is not (then EOF).
 inline constexpr const char kReadyFdEnvVar[] = "CCMON_AGENT_READY_FD";

@@ -21,6 +21,11 @@ struct AgentRunHooks {
   // the status file (`ccmon-agent status` reads it) and raises the desktop notification after
   // consecutive push failures (agent/cli/notify.h). Never null.
   std::function<void(const AgentStatus&)> publish_status;
+  // Says the agent is up: call it once, after the state is open and the --listen address bound
+  // (before waiting for anything outside the process, such as a resume from the gateway). Until
+  // then a background `start` waits, and an engine that returns without calling it is reported
+  // there as not started, with the first error it logged. Never null; any thread.
+  std::function<void()> ready;
 };
 
 // The engine's entry point: runs until `stop` is requested (SIGTERM, SIGINT) or it fails, and

@@ -310,7 +310,7 @@ class Ingestor::ParseThread {
 };
 
 Ingestor::Ingestor(const IngestOptions& options, Engine* engine, Tailer* tailer, Env* env,
-                   Clock* clock, std::function<void(const std::string&)> log)
+                   Clock* clock, std::function<void(const std::string&, bool)> log)
     : options_(options),
       engine_(engine),
       tailer_(tailer),
@@ -452,7 +452,7 @@ Status Ingestor::Step(std::chrono::steady_clock::time_point deadline, std::stop_
       case TailEvent::Kind::kProblem:
         break;
     }
-    if (log_) log_(e.message);
+    if (log_) log_(e.message, e.kind == TailEvent::Kind::kProblem);
   }
   // The renamed files' new records: their states as the tailer holds them.
   if (!events.empty()) {
@@ -475,7 +475,7 @@ Status Ingestor::Step(std::chrono::steady_clock::time_point deadline, std::stop_
   for (Done& d : done) {
     const TailWork& w = *d.work;
     for (const std::string& m : d.read.log)
-      if (log_) log_(m);
+      if (log_) log_(m, true);  // a file that could not be read
     // Read (ahead) before the file was offered at a larger size: the bytes between may hold
     // complete lines, so it is offered again rather than taken as read to its end.
     if (d.read.to_end && w.size > d.read.offered_size) d.read.to_end = false;

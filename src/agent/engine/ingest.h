@@ -71,9 +71,11 @@ struct IngestStats {
 class Ingestor {
  public:
   // Everything borrowed; must outlive the ingestor. `log` gets one printable line per event
-  // worth a log line (a replaced, truncated or deleted file, an unreadable path); may be empty.
+  // worth a log line (a replaced, truncated or deleted file, an unreadable path), with
+  // `problem` true for what cannot be read (its transcripts are not counted until it can be:
+  // a warning) or a watcher's fallback; may be empty.
   Ingestor(const IngestOptions& options, Engine* engine, Tailer* tailer, Env* env, Clock* clock,
-           std::function<void(const std::string&)> log);
+           std::function<void(const std::string& line, bool problem)> log);
   ~Ingestor();  // stops and joins the parse thread
 
   // One step (see the file comment). OK with nothing done when the deadline passed or a stop
@@ -118,7 +120,7 @@ class Ingestor {
   Tailer* tailer_;
   Env* env_;
   Clock* clock_;
-  std::function<void(const std::string&)> log_;
+  std::function<void(const std::string&, bool)> log_;
   LineParser parser_;
   LineBuffer buffer_;
   IngestStats stats_;

@@ -80,6 +80,13 @@ int StopSignals::caught() const {
   return caught_;
 }
 
+void IgnoreBrokenPipes() {
+  struct sigaction sa = {};
+  sa.sa_handler = SIG_IGN;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGPIPE, &sa, nullptr);
+}
+
 void StopSignals::ReraiseIfCaught() {
   int signo;
   {

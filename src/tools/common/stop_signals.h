@@ -62,4 +62,12 @@ class StopSignals {
   bool installed_ = false;
 };
 
+// For the long-running servers (`ccmon-gateway serve`, `ccmon-agent start --foreground`): a
+// write to a pipe whose reader has gone (standard error piped into `tee` or a log collector that
+// ended or restarted) fails with EPIPE instead of ending the process by SIGPIPE, so that they
+// keep serving, and stop cleanly, without their log stream. The one-shot commands keep the
+// default (`ccmon-agent status | head` ends quietly). Process-wide; call it from the command's
+// own thread before it starts serving.
+void IgnoreBrokenPipes();
+
 }  // namespace ccmon

@@ -142,6 +142,18 @@ def lifecycle(t, state):
     rc, out, err = t.run("reset")
     t.check(rc == 1 and "stop it first" in err, "reset refuses while the agent runs", err)
 
+    # An agent that cannot come up (its --listen port is taken) is not reported as started.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    other = os.path.join(t.root, "listen-state")
+    rc, out, err = t.run("start", "--state-dir", other, "--listen",
+                         "127.0.0.1:%d" % taken.getsockname()[1])
+    taken.close()
+    t.check(rc == 1 and "did not start: cannot listen" in err and "started" not in out,
+            "start with a taken --listen port: exit 1, says why", "rc=%d %s %s" % (rc, out, err))
+    t.check(t.run("status", "--state-dir", other)[0] == 3, "... and no agent runs there")
+
     # logs --follow: prints what is there, keeps running, ends on SIGINT.
     f = subprocess.Popen([t.agent, "logs", "--follow"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=t.env)
@@ -199,6 +211,51 @@ def lifecycle(t, state):
     t.check(rc == 0 and "removed the state directory" in out and "removed the config file" in out,
             "reset --config removes state and config", out + err)
     t.check(not os.path.exists(state) and not os.path.exists(conf), "both are gone")
+
+
+def reset_races_start(t):
+    """reset and start at once, over a state with many files (its deletion takes a while): an
+    agent that runs afterwards has its own intact state dir; none runs without its pid file or
+    loses its state under it (before, reset probed, then deleted while the agent started)."""
+    state = os.path.join(t.root, "race-state")
+    claude = os.path.join(t.root, "claude")
+    url = "http://127.0.0.1:%d/api/v1/write" % closed_port()
+    args = ["--state-dir", state]
+    start_args = ["start"] + args + ["--url", url, "--config-dir", claude]
+    bad = []
+    for r in range(8):
+        t.run(*start_args)
+        t.run("stop", *args)
+        junk = os.path.join(state, "junk")
+        os.makedirs(junk, exist_ok=True)
+        for i in range(3000):
+            open(os.path.join(junk, str(i)), "w").close()
+        reset = subprocess.Popen([t.agent, "reset"] + args, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=t.env)
+        start = subprocess.Popen([t.agent] + start_args, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=t.env)
+        out = start.communicate(timeout=30)[0].decode()
+        reset.communicate(timeout=30)
+        started = [int(w.split(")")[0]) for w in out.split("started (pid ")[1:]]
+        rc, st, _ = t.run("status", "--json", *args)
+        running = json.loads(st).get("pid") if rc == 0 else None
+        for pid in started:
+            if alive(pid) and pid != running:
+                bad.append("round %d: agent %d runs without its pid file" % (r, pid))
+        if running and not os.path.isfile(os.path.join(state, "db", "CURRENT")):
+            bad.append("round %d: agent %d runs without its state" % (r, running))
+        try:
+            with open(os.path.join(state, "agent.log")) as fh:
+                if "cannot open the agent's state" in fh.read():
+                    bad.append("round %d: the state was deleted under a starting agent" % r)
+        except OSError:
+            pass
+        t.run("stop", *args)
+        for pid in started:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        t.run("reset", *args)
+    t.check(not bad, "reset racing start (8 rounds): no agent without its state", "; ".join(bad))
 
 
 def foreground_fixed_interface(t):
@@ -318,13 +375,15 @@ def main():
     try:
         lifecycle(t, os.path.join(root, "state"))
         foreground_fixed_interface(t)
+        reset_races_start(t)
         connectivity(t, prometheus)
     except (Failed, subprocess.TimeoutExpired, ValueError, KeyError) as e:
         t.failed.append("aborted: %s" % e)
         print("ERROR %s" % e)
     finally:
         # Never leave an agent behind.
-        for d in (os.path.join(root, "state"), os.path.join(root, "fg-state")):
+        for d in (os.path.join(root, "state"), os.path.join(root, "fg-state"),
+                  os.path.join(root, "race-state"), os.path.join(root, "listen-state")):
             try:
                 with open(os.path.join(d, "agent.pid")) as fh:
                     pid = int(fh.read().strip() or 0)

@@ -172,6 +172,7 @@ struct FakeEngine {
   AgentConfig seen;
   int Run(const AgentConfig& cfg, std::stop_token stop, const AgentRunHooks& hooks) {
     seen = cfg;
+    hooks.ready();
     AgentStatus s;
     s.files_tracked = 12;
     s.bytes_behind = 345;
@@ -281,7 +282,11 @@ TEST_F(AgentCliTest, ForegroundReportsReadinessThroughThePipe) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   seams_.ready_fd = fds[1];
-  seams_.run_agent = [](const AgentConfig&, std::stop_token, const AgentRunHooks&) { return 0; };
+  seams_.run_agent = [](const AgentConfig&, std::stop_token, const AgentRunHooks& h) {
+    h.ready();
+    h.ready();  // once is what counts
+    return 0;
+  };
   EXPECT_EQ(Run({"start", "--foreground", "--url", "http://h/", "--state-dir", state()}), kExitOk);
   char buf[16] = {};
   EXPECT_EQ(::read(fds[0], buf, sizeof buf), 2);
@@ -294,6 +299,41 @@ TEST_F(AgentCliTest, ForegroundReportsReadinessThroughThePipe) {
   char why[256] = {};
   EXPECT_GT(::read(fds[0], why, sizeof why - 1), 0);
   EXPECT_NE(std::string(why).find("--url"), std::string::npos) << why;
+  ::close(fds[0]);
+}
+
+// An engine that fails before it is up (its --listen port taken, its state unreadable) is not
+// reported as started: the background `start` hears the first error it logged (it used to say
+// "started" while the agent was already gone).
+TEST_F(AgentCliTest, EngineThatFailsBeforeReadyIsReportedNotStarted) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  seams_.ready_fd = fds[1];
+  seams_.run_agent = [](const AgentConfig&, std::stop_token, const AgentRunHooks& h) {
+    h.log->Info("opening");
+    h.log->Error("cannot listen",
+                 {{"listen", "127.0.0.1:9"}, {"error", "listen on 127.0.0.1:9: address in use"}});
+    h.log->Error("a later error");
+    return 1;
+  };
+  EXPECT_EQ(Run({"start", "--foreground", "--url", "http://h/", "--state-dir", state()}),
+            kExitFailure);
+  char why[256] = {};
+  EXPECT_GT(::read(fds[0], why, sizeof why - 1), 0);
+  EXPECT_STREQ(why, "cannot listen: listen on 127.0.0.1:9: address in use");
+  ::close(fds[0]);
+  // Still logged as before.
+  EXPECT_NE(Slurp(state() + "/agent.log").find("level=error msg=\"cannot listen\""),
+            std::string::npos);
+
+  // Stopped (SIGTERM) before it was up, without an error: not reported as started either.
+  ASSERT_EQ(::pipe(fds), 0);
+  seams_.ready_fd = fds[1];
+  seams_.run_agent = [](const AgentConfig&, std::stop_token, const AgentRunHooks&) { return 0; };
+  EXPECT_EQ(Run({"start", "--foreground", "--url", "http://h/", "--state-dir", state()}), kExitOk);
+  char stopped[256] = {};
+  EXPECT_GT(::read(fds[0], stopped, sizeof stopped - 1), 0);
+  EXPECT_STREQ(stopped, "it stopped before it was ready");
   ::close(fds[0]);
 }
 

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include "testing/temp_dir.h"
 #include "testing/test_util.h"
@@ -168,6 +171,46 @@ TEST(DaemonTest, BackgroundStartReadiness) {
   ::waitpid(pid_t(bs.pid), nullptr, 0);
 
   EXPECT_FALSE(StartInBackground({"/nonexistent/ccmon-agent"}, std::chrono::seconds(1), &bs).ok());
+}
+
+// reset's removal happens under the agent's lock: while an agent holds it nothing is touched;
+// otherwise the directory is gone, with nothing left beside it, and a start that opened the pid
+// file before the removal finds, once it gets the lock, a removed file in a removed directory
+// (its open of the state by path fails) instead of a directory being deleted under it.
+TEST(DaemonTest, RemoveStateDirUnderTheAgentsLock) {
+  testing_util::TempDir tmp;
+  const std::string dir = tmp / "state";
+  testing_util::WriteFile(dir + "/CCMON_AGENT_STATE", "x");
+  testing_util::WriteFile(dir + "/db/CURRENT", "MANIFEST-1");
+  AgentProcess agent;
+  uint64_t removed = 0;
+  {
+    std::unique_ptr<PidFileLock> lock;
+    ASSERT_TRUE(PidFileLock::Acquire(dir + "/agent.pid", 777, &lock).ok());
+    ASSERT_TRUE(RemoveStateDir(dir, &agent, &removed).ok());
+    EXPECT_TRUE(agent.running);
+    EXPECT_EQ(agent.pid, 777);
+    EXPECT_EQ(removed, 0u);
+    EXPECT_TRUE(std::filesystem::exists(dir + "/db/CURRENT"));
+    EXPECT_TRUE(std::filesystem::exists(dir + "/agent.pid"));
+  }
+  // A starting agent's descriptor on the pid file, opened before the removal.
+  const int early = ::open((dir + "/agent.pid").c_str(), O_RDWR | O_CREAT, 0600);
+  ASSERT_GE(early, 0);
+  ASSERT_TRUE(RemoveStateDir(dir + "/", &agent, &removed).ok());
+  EXPECT_FALSE(agent.running);
+  EXPECT_EQ(removed, 5u);  // the directory, the marker, agent.pid, db/ and db/CURRENT
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  for (const auto& e : std::filesystem::directory_iterator(tmp.path()))
+    ADD_FAILURE() << "left behind: " << e.path();
+  EXPECT_EQ(::flock(early, LOCK_EX | LOCK_NB), 0);  // released only after the removal
+  struct stat st;
+  ASSERT_EQ(::fstat(early, &st), 0);
+  EXPECT_EQ(st.st_nlink, 0u);  // its file is gone with the directory
+  ::close(early);
+  // Nothing there: an error naming the path, nothing created.
+  EXPECT_FALSE(RemoveStateDir(dir, &agent, &removed).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir));
 }
 
 TEST(DaemonTest, HostFacts) {

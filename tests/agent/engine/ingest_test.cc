@@ -10,9 +10,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <stop_token>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "engine_test_util.h"
 #include "store/mem_store.h"
@@ -57,15 +60,18 @@ class IngestTest : public ::testing::TestWithParam<std::tuple<WatchMode, bool>> 
     to.watch_mode = std::get<0>(GetParam());
     to.poll_interval = std::chrono::milliseconds(20);
     to.max_offer_bytes = 2 * 4096;  // as the agent: two steps' worth, the others held back
+    if (tail_env_ != nullptr) to.env = tail_env_;
     tailer_ = std::make_unique<Tailer>(to, std::move(restored));
     IngestOptions io;
     io.step_bytes = 4096;  // small steps: files are cut between commits
     io.parse_thread = std::get<1>(GetParam());
     io.read_ahead = read_ahead_;
     ingest_ = std::make_unique<Ingestor>(io, engine_.get(), tailer_.get(), read_env_, Clock::Real(),
-                                         [](const std::string& m) {
+                                         [this](const std::string& m, bool problem) {
                                            if (getenv("INGEST_LOG"))
                                              fprintf(stderr, "log: %s\n", m.c_str());
+                                           std::lock_guard<std::mutex> lock(logged_mu_);
+                                           logged_.emplace_back(m, problem);
                                          });
   }
   // Steps until the committed cursors cover every complete line written (a condition on the
@@ -109,6 +115,9 @@ class IngestTest : public ::testing::TestWithParam<std::tuple<WatchMode, bool>> 
   std::map<std::string, std::string> partial_;
 
   Env* read_env_ = Env::Default();  // the ingestor's (its reads), not the tailer's
+  Env* tail_env_ = nullptr;         // the tailer's, when not the default
+  std::mutex logged_mu_;
+  std::vector<std::pair<std::string, bool>> logged_;  // the ingestor's log: (line, problem)
   bool read_ahead_ = true;
   TempDir dir_;
   std::string projects_;
@@ -258,6 +267,43 @@ TEST_P(IngestTest, A40_ReadAheadOfWorkThatChangedIsDroppedOrLeavesTheRestForLate
   EXPECT_EQ(engine_->live_stats().conflicts, 0u);
   EXPECT_EQ(Live(), ReplayText(files, "dev"));
   ingest_.reset();  // its parse thread reads through `fault`
+}
+
+// A transcript that cannot be opened (EACCES) is logged as a problem, a warning in the agent's
+// log (`logs --errors`), not as information: its requests are not counted until it can be read
+// (it was level=info, so `logs --errors` never showed that the figures were short). The other
+// files are counted.
+TEST_P(IngestTest, AnUnreadableTranscriptIsLoggedAsAProblem) {
+  const auto files = MakeHistory(48, 2);
+  Write("p/ok.jsonl", Join(files[0], 0, files[0].size()));
+  FaultEnv fault(Env::Default());
+  fault.Inject(testing_util::Fault(FaultOp::kNewSequentialFile, EACCES)
+                   .OnPath("/p/locked.jsonl")
+                   .Times(1000));
+  tail_env_ = &fault;
+  Start();
+  std::ofstream(projects_ + "/p/locked.jsonl") << Join(files[1], 0, files[1].size());
+  Drain();  // ok.jsonl: complete_bytes_ does not count locked.jsonl
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  auto problem_logged = [&] {
+    std::lock_guard<std::mutex> lock(logged_mu_);
+    for (const auto& [line, problem] : logged_)
+      if (line.find("locked.jsonl") != std::string::npos) return problem;
+    return false;
+  };
+  while (!problem_logged()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "no problem logged";
+    ASSERT_TRUE(
+        ingest_->Step(std::chrono::steady_clock::now() + std::chrono::milliseconds(200), {}).ok());
+  }
+  {
+    std::lock_guard<std::mutex> lock(logged_mu_);
+    for (const auto& [line, problem] : logged_)
+      if (line.find("locked.jsonl") != std::string::npos)
+        EXPECT_NE(line.find("Permission denied"), std::string::npos) << line;
+  }
+  ingest_.reset();
+  tailer_.reset();  // it reads through `fault`
 }
 
 INSTANTIATE_TEST_SUITE_P(
