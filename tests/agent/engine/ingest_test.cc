@@ -298,9 +298,11 @@ TEST_P(IngestTest, AnUnreadableTranscriptIsLoggedAsAProblem) {
   }
   {
     std::lock_guard<std::mutex> lock(logged_mu_);
-    for (const auto& [line, problem] : logged_)
-      if (line.find("locked.jsonl") != std::string::npos)
+    for (const auto& [line, problem] : logged_) {
+      if (line.find("locked.jsonl") != std::string::npos) {
         EXPECT_NE(line.find("Permission denied"), std::string::npos) << line;
+      }
+    }
   }
   ingest_.reset();
   tailer_.reset();  // it reads through `fault`
