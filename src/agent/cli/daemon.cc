@@ -35,30 +35,47 @@ int64_t ReadPid(int fd) {
   return pid;
 }
 
+// Opens (creating it, mode 0600) the pid file at `path` and takes its exclusive lock without
+// blocking. A probe (status, stop) holds a shared lock for microseconds, so a busy lock is
+// retried briefly before another agent is taken to hold it. Ok with *fd the locked descriptor
+// (the caller closes it, which releases the lock); Ok with *fd -1 when another process holds the
+// lock (*holder: the pid the file names, 0 if none); an IoError otherwise.
+Status OpenLockedPidFile(const std::string& path, int* fd, int64_t* holder) {
+  *fd = -1;
+  *holder = 0;
+  const int f = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (f < 0) return Status::IoError(Errno(path + ": open"));
+  int rc = ::flock(f, LOCK_EX | LOCK_NB);
+  for (int i = 0; rc != 0 && errno == EWOULDBLOCK && i < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    rc = ::flock(f, LOCK_EX | LOCK_NB);
+  }
+  if (rc == 0) {
+    *fd = f;
+    return Status::Ok();
+  }
+  const int e = errno;
+  const int64_t pid = ReadPid(f);
+  ::close(f);
+  if (e == EWOULDBLOCK) {
+    *holder = pid;
+    return Status::Ok();
+  }
+  errno = e;
+  return Status::IoError(Errno(path + ": flock"));
+}
+
 }  // namespace
 
 Status PidFileLock::Acquire(const std::string& path, int64_t pid, std::unique_ptr<PidFileLock>* out,
                             int64_t* holder_pid) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Status::IoError(Errno(path + ": open"));
-  // A probe (status, stop) holds a shared lock for microseconds: retry briefly before deciding
-  // that another agent holds it.
-  int rc = ::flock(fd, LOCK_EX | LOCK_NB);
-  for (int i = 0; rc != 0 && errno == EWOULDBLOCK && i < 5; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    rc = ::flock(fd, LOCK_EX | LOCK_NB);
-  }
-  if (rc != 0) {
-    const int e = errno;
-    const int64_t holder = ReadPid(fd);
-    ::close(fd);
-    if (e == EWOULDBLOCK) {
-      if (holder_pid) *holder_pid = holder;
-      return Status::InvalidArgument("another ccmon-agent (pid " + std::to_string(holder) +
-                                     ") is running with this state directory");
-    }
-    errno = e;
-    return Status::IoError(Errno(path + ": flock"));
+  int fd = -1;
+  int64_t holder = 0;
+  if (Status s = OpenLockedPidFile(path, &fd, &holder); !s.ok()) return s;
+  if (fd < 0) {
+    if (holder_pid) *holder_pid = holder;
+    return Status::InvalidArgument("another ccmon-agent (pid " + std::to_string(holder) +
+                                   ") is running with this state directory");
   }
   const std::string text = std::to_string(pid) + "\n";
   if (::ftruncate(fd, 0) != 0 ||
@@ -109,25 +126,13 @@ Status RemoveStateDir(const std::string& dir, AgentProcess* agent, uint64_t* rem
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   if (path.empty() || path == "/") return Status::InvalidArgument("refusing to remove '/'");
   const std::string pid_path = path + "/" + kPidFileName;
-  const int fd = ::open(pid_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Status::IoError(Errno(pid_path + ": open"));
-  // A probe (status, stop) holds a shared lock for microseconds: retry briefly, as Acquire does.
-  int rc = ::flock(fd, LOCK_EX | LOCK_NB);
-  for (int i = 0; rc != 0 && errno == EWOULDBLOCK && i < 5; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    rc = ::flock(fd, LOCK_EX | LOCK_NB);
-  }
-  if (rc != 0) {
-    const int e = errno;
-    const int64_t holder = ReadPid(fd);
-    ::close(fd);
-    if (e == EWOULDBLOCK) {
-      agent->running = true;
-      agent->pid = holder;
-      return Status::Ok();
-    }
-    errno = e;
-    return Status::IoError(Errno(pid_path + ": flock"));
+  int fd = -1;
+  int64_t holder = 0;
+  if (Status s = OpenLockedPidFile(pid_path, &fd, &holder); !s.ok()) return s;
+  if (fd < 0) {
+    agent->running = true;
+    agent->pid = holder;
+    return Status::Ok();
   }
   const std::string aside = path + ".removing." + std::to_string(::getpid());
   if (::rename(path.c_str(), aside.c_str()) != 0) {
