@@ -54,10 +54,10 @@ Status AtomicFileWriter::Append(std::string_view data) {
   return status_;
 }
 
-Status AtomicFileWriter::Commit() {
+Status AtomicFileWriter::Commit(CommitSync sync) {
   if (done_) return Status::IoError(path_ + ": committed twice");
   Status s = status_;
-  if (s.ok()) s = file_->Sync();
+  if (s.ok() && sync == CommitSync::kDurable) s = file_->Sync();
   if (s.ok()) s = file_->Close();
   if (s.ok()) s = env_->RenameFile(temp_path_, path_);
   if (!s.ok()) {
@@ -66,6 +66,7 @@ Status AtomicFileWriter::Commit() {
   }
   done_ = true;
   file_.reset();
+  if (sync == CommitSync::kNone) return Status::Ok();
   // The rename is done; a failed directory sync means it may not survive a crash.
   s = env_->SyncDir(DirName(path_));
   if (!s.ok())
@@ -74,13 +75,13 @@ Status AtomicFileWriter::Commit() {
 }
 
 Status WriteFileAtomically(Env* env, const std::string& path, std::string_view content,
-                           unsigned mode) {
+                           unsigned mode, CommitSync sync) {
   std::unique_ptr<AtomicFileWriter> w;
   Status s = AtomicFileWriter::Open(env, path, mode, &w);
   if (!s.ok()) return s;
   s = w->Append(content);
   if (!s.ok()) return s;
-  return w->Commit();
+  return w->Commit(sync);
 }
 
 }  // namespace ccmon

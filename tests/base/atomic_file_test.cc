@@ -107,6 +107,26 @@ TEST(AtomicFileWriter, SecondAppendFailingKillsTheWriter) {
   EXPECT_EQ(env.calls(FaultOp::kRename), 0);
 }
 
+// kDurable fsyncs the file and its directory; kNone neither, and replaces the file the same way
+// (a failure before the rename still leaves the target as it was).
+TEST(AtomicFileWriter, CommitSyncDecidesTheFsyncsAndNothingElse) {
+  MemEnv mem;
+  FaultEnv env(&mem);
+  mem.AddDir("/d");
+  ASSERT_TRUE(WriteFileAtomically(&env, "/d/f", "one").ok());
+  EXPECT_EQ(env.calls(FaultOp::kSync), 1);
+  EXPECT_EQ(env.calls(FaultOp::kSyncDir), 1);
+  ASSERT_TRUE(WriteFileAtomically(&env, "/d/f", "two", 0644, CommitSync::kNone).ok());
+  EXPECT_EQ(env.calls(FaultOp::kSync), 1);
+  EXPECT_EQ(env.calls(FaultOp::kSyncDir), 1);
+  EXPECT_EQ(mem.Contents("/d/f"), "two");
+  EXPECT_FALSE(mem.Exists("/d/f.tmp"));
+  env.Inject(Fault(FaultOp::kRename, EIO));
+  EXPECT_FALSE(WriteFileAtomically(&env, "/d/f", "three", 0644, CommitSync::kNone).ok());
+  EXPECT_EQ(mem.Contents("/d/f"), "two");
+  EXPECT_FALSE(mem.Exists("/d/f.tmp"));
+}
+
 TEST(AtomicFileWriter, SuccessReplacesTheTargetAndCreatesParents) {
   MemEnv mem;
   FaultEnv env(&mem);

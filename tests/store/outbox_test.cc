@@ -385,6 +385,19 @@ TEST(OutboxTest, DamagedEntriesAreDroppedAtOpenAndReportedByPeek) {
   EXPECT_EQ(outbox->Stats().total.entries, 0u);
 }
 
+// Open's write (the shard count, damaged keys' deletes) is not synced: a first start waited
+// for its fsync; the synced batch that queues an entry makes it durable (docs/store-format.md).
+TEST(OutboxTest, OpenRecordsTheShardCountWithoutSyncing) {
+  auto mem = NewMemStore();
+  FaultStore store(mem.get());
+  auto outbox = OpenOrDie(&store, 4);
+  EXPECT_EQ(store.writes(), 1);
+  EXPECT_EQ(store.sync_writes(), 0);
+  std::string v;
+  ASSERT_TRUE(mem->Get(kOutboxShardCountKey, &v).ok());
+  EXPECT_EQ(v, std::string("\x01\x04\x00", 3));
+}
+
 TEST(OutboxTest, ShardsBeyondTheRequestedCountAreKeptForDraining) {
   auto store = NewMemStore();
   {

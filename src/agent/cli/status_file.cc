@@ -69,7 +69,7 @@ Status StatusFromJson(std::string_view json, AgentStatus* out) {
 }
 
 Status WriteStatusFile(Env* env, const std::string& path, const AgentStatus& status) {
-  return WriteFileAtomically(env, path, StatusToJson(status), 0600);
+  return WriteFileAtomically(env, path, StatusToJson(status), 0600, CommitSync::kNone);
 }
 
 Status ReadStatusFile(Env* env, const std::string& path, AgentStatus* out) {
