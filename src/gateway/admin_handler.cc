@@ -90,9 +90,7 @@ ServerResponse AdminHandler::Handle(const ServerRequest& request) {
       return Error(400, "want a JSON object {\"name\": \"DEVICE\"}");
     }
     const std::string name = body["name"].get<std::string>();
-    if (!IsValidDeviceName(name)) {
-      return Error(400, "a device name is 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'");
-    }
+    if (!IsValidNewDeviceName(name)) return Error(400, kDeviceNameRule);
     std::string key;
     if (Status s = devices_->Add(name, &key); !s.ok()) {
       if (s.code() == Status::Code::kInvalidArgument) return Error(409, s.message());

@@ -46,10 +46,8 @@ Status ParseDeviceArgs(const std::vector<std::string>& args, DeviceArgs* out) {
       return Status::InvalidArgument("device " + a.command + " wants a device NAME");
     }
     a.name = args[i++];
-    if (!IsValidDeviceName(a.name)) {
-      return Status::InvalidArgument(
-          "a device name is 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'");
-    }
+    if (a.command == "add" ? !IsValidNewDeviceName(a.name) : !IsValidDeviceName(a.name))
+      return Status::InvalidArgument(kDeviceNameRule);
   }
   for (; i < args.size(); ++i) {
     std::string name = args[i], value;

@@ -89,8 +89,9 @@ TEST_F(AdminHandlerTest, EveryStatus) {
   ASSERT_EQ(Call("POST", "/api/v1/devices", R"({"name": "a"})").status, 201u);
   EXPECT_EQ(Call("POST", "/api/v1/devices", R"({"name": "a"})").status, 409u);
   // 400 bodies and names.
-  for (const char* body : {"", "{", "[]", "{}", R"({"name": 5})", R"({"name": ""})",
-                           R"({"name": "a b"})", R"({"name": "é"})", R"({"name": "../x"})"}) {
+  for (const char* body :
+       {"", "{", "[]", "{}", R"({"name": 5})", R"({"name": ""})", R"({"name": "a b"})",
+        R"({"name": "é"})", R"({"name": "../x"})", R"({"name": "."})", R"({"name": ".."})"}) {
     ServerResponse r = Call("POST", "/api/v1/devices", body);
     EXPECT_EQ(r.status, 400u) << body;
     EXPECT_TRUE(Body(r).contains("error")) << r.body;
@@ -291,6 +292,7 @@ TEST(DeviceCliTest, UsageErrors) {
   EXPECT_EQ(run({"device", "frob"}), kExitUsage);
   EXPECT_EQ(run({"device", "add"}), kExitUsage);
   EXPECT_EQ(run({"device", "add", "bad name", "--data-dir", "/tmp"}), kExitUsage);
+  EXPECT_EQ(run({"device", "add", "..", "--data-dir", "/tmp"}), kExitUsage);
   EXPECT_EQ(run({"device", "add", "x"}), kExitUsage);  // neither --server nor --data-dir
   EXPECT_EQ(run({"device", "add", "x", "--server", "http://a", "--data-dir", "/tmp"}), kExitUsage);
   EXPECT_EQ(run({"device", "list", "--data-dir", "/tmp", "--admin-token-file", "/f"}), kExitUsage);

@@ -248,6 +248,13 @@ Status LoadConfig(const Parsed& p, Ctx& c, AgentConfig* cfg) {
       if (Status s = ReadFileToString(c.env, path, kMaxConfigFileBytes, &text); !s.ok())
         return Status::InvalidArgument("config file " + s.message());
       if (Status s = ParseConfigFile(text, path, &layers.file); !s.ok()) return s;
+      // Its relative paths are relative to it, not to where the agent happens to run (a
+      // service runs in $HOME or /).
+      std::error_code ec;
+      const std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+      if (ec) return Status::InvalidArgument("config file " + path + ": " + ec.message());
+      ResolveRelativePaths(DirName(absolute.string()), c.env->GetEnvVar("HOME").value_or(""),
+                           &layers.file);
       read_from = path;
     }
   }
@@ -273,8 +280,14 @@ int CmdSetup(const Parsed& p, Ctx& c) {
   bool has_url = false;
   for (const SettingValue& v : p.settings) has_url = has_url || v.name == "url";
   if (!has_url) return UsageError(c.err, "setup needs --url URL");
+  // Paths are written absolute: `start` may run elsewhere (a service runs in $HOME or /).
+  std::vector<SettingValue> settings = p.settings;
+  std::error_code ec;
+  const std::filesystem::path cwd = std::filesystem::current_path(ec);
+  if (ec) return Failure(c.err, "cannot tell the current directory: " + ec.message());
+  ResolveRelativePaths(cwd.string(), c.env->GetEnvVar("HOME").value_or(""), &settings);
   ConfigLayers layers;
-  layers.flags = p.settings;
+  layers.flags = settings;
   AgentConfig cfg;
   if (Status s = BuildAgentConfig(layers, c.env, c.seams.hostname, &cfg); !s.ok())
     return UsageError(c.err, s.message());
@@ -289,7 +302,7 @@ int CmdSetup(const Parsed& p, Ctx& c) {
   if (c.env->Stat(path, &info).ok() && info.type != FileType::kRegular)
     return Failure(c.err, path + " exists and is not a regular file");
   const bool replaced = c.env->Stat(path, &info).ok();
-  if (Status s = WriteFileAtomically(c.env, path, FormatConfigFile(p.settings), 0600); !s.ok())
+  if (Status s = WriteFileAtomically(c.env, path, FormatConfigFile(settings), 0600); !s.ok())
     return Failure(c.err, "could not write the config file: " + s.message());
 
   std::string auth = "none";

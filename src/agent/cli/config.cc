@@ -55,34 +55,40 @@ SettingSpec Repeatable(SettingSpec s) {
   s.repeatable = true;
   return s;
 }
+SettingSpec Path(SettingSpec s) {
+  s.path = true;
+  return s;
+}
 
 std::vector<SettingSpec> MakeSettings() {
   std::vector<SettingSpec> v;
   v.push_back(Str("url", "URL", "remote-write URL, e.g. http://127.0.0.1:9090/api/v1/write"));
-  v.push_back(Str("bearer-token-file", "FILE", "send 'Authorization: Bearer <file content>'"));
+  v.push_back(
+      Path(Str("bearer-token-file", "FILE", "send 'Authorization: Bearer <file content>'")));
   SettingSpec key = Str("key", "KEY", "ccmon-gateway device key dk_… (sent as a bearer token)");
   key.secret = true;
   v.push_back(key);
   v.push_back(Str("basic-auth-user", "USER", "basic auth user (with --basic-auth-password-file)"));
-  v.push_back(Str("basic-auth-password-file", "FILE", "file holding the basic auth password"));
+  v.push_back(
+      Path(Str("basic-auth-password-file", "FILE", "file holding the basic auth password")));
   SettingSpec header =
       Repeatable(Str("header", "'NAME: VALUE'", "extra header, e.g. 'X-Scope-OrgID: team-a'"));
   header.in_env = false;
   header.secret = true;  // values may be credentials
   v.push_back(header);
-  v.push_back(Str("ca-file", "FILE", "PEM CAs to trust instead of the system store"));
-  v.push_back(Str("client-cert-file", "FILE", "PEM client certificate (mutual TLS)"));
-  v.push_back(Str("client-key-file", "FILE", "PEM client private key (mutual TLS)"));
+  v.push_back(Path(Str("ca-file", "FILE", "PEM CAs to trust instead of the system store")));
+  v.push_back(Path(Str("client-cert-file", "FILE", "PEM client certificate (mutual TLS)")));
+  v.push_back(Path(Str("client-key-file", "FILE", "PEM client private key (mutual TLS)")));
   v.push_back(Bool("insecure-skip-verify", "accept any server certificate (testing only)"));
   v.push_back(Str("device", "NAME", "device label (default: the host name)"));
   v.push_back(Repeatable(Str("label", "NAME=VALUE", "static label on every series")));
-  v.push_back(Repeatable(
+  v.push_back(Path(Repeatable(
       Str("config-dir", "DIR",
           "Claude config dir or projects/ dir (default: CLAUDE_CONFIG_DIR, ~/.config/claude, "
-          "~/.claude)")));
-  v.push_back(Str("state-dir", "DIR",
-                  "state directory (default $XDG_STATE_HOME/ccmon/agent, else "
-                  "~/.local/state/ccmon/agent)"));
+          "~/.claude)"))));
+  v.push_back(Path(Str("state-dir", "DIR",
+                       "state directory (default $XDG_STATE_HOME/ccmon/agent, else "
+                       "~/.local/state/ccmon/agent)")));
   v.push_back(Choice("watch", {"inotify", "poll"}, "inotify (default) | poll"));
   v.push_back(Dur("rescan-interval", 10 * kSecondMs, kDayMs,
                   "safety-net rescan of the transcript dirs, 10s..1d (default 5m)"));
@@ -110,9 +116,9 @@ std::vector<SettingSpec> MakeSettings() {
   v.push_back(Dur("state-mirror-interval", kSecondMs, kDayMs,
                   "the state's changes are mirrored to a ccmon-gateway this often, 1s..1d "
                   "(default 15s)"));
-  v.push_back(Str("pricing", "FILE",
-                  "pricing file (default: $CCMON_PRICING, ~/.config/ccmon/pricing.json, "
-                  "else embedded)"));
+  v.push_back(Path(Str("pricing", "FILE",
+                       "pricing file (default: $CCMON_PRICING, ~/.config/ccmon/pricing.json, "
+                       "else embedded)")));
   v.push_back(Choice("project-label", {"basename", "path", "hash", "none"},
                      "project label: basename (default) | path | hash | none"));
   v.push_back(Num("max-projects", 1, kMaxLabelCap, "project labels before 'other' (default 100)"));
@@ -342,6 +348,19 @@ Status ParseStaticLabel(std::string_view text, std::pair<std::string, std::strin
                                    "characters");
   *out = {std::string(name), std::string(value)};
   return Status::Ok();
+}
+
+void ResolveRelativePaths(const std::string& base_dir, const std::string& home,
+                          std::vector<SettingValue>* values) {
+  for (SettingValue& v : *values) {
+    const SettingSpec* spec = FindSetting(v.name);
+    if (spec == nullptr || !spec->path || v.value.empty() || v.value.front() == '/') continue;
+    if (!home.empty() && (v.value == "~" || v.value.compare(0, 2, "~/") == 0)) {
+      v.value = home + v.value.substr(1);
+    } else {
+      v.value = (base_dir == "/" ? "" : base_dir) + "/" + v.value;
+    }
+  }
 }
 
 Status BuildAgentConfig(const ConfigLayers& layers, Env* env, const std::string& hostname,

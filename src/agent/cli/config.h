@@ -116,8 +116,11 @@ struct SettingSpec {
   std::string name;  // flag / key name, e.g. "max-samples-per-send"
   SettingKind kind = SettingKind::kString;
   bool repeatable = false;
-  bool secret = false;               // never echoed (key): printed as "(hidden)"
-  bool in_env = true;                // has a CCMON_AGENT_* variable
+  bool secret = false;  // never echoed (key): printed as "(hidden)"
+  bool in_env = true;   // has a CCMON_AGENT_* variable
+  // A file or directory: `setup` writes it absolute, and a relative one in a config file is
+  // relative to the file's directory (ResolveRelativePaths), never to where the agent runs.
+  bool path = false;
   uint64_t min = 0, max = 0;         // kUnsigned (the value), kDuration (milliseconds)
   std::vector<std::string> choices;  // kChoice
   std::string value_name;            // for --help, e.g. "N", "DURATION"
@@ -139,6 +142,12 @@ struct SettingValue {
   std::string value;   // as given ("true" for a switch)
   std::string origin;  // for messages: "--url", "CCMON_AGENT_URL", "/home/u/.config/…:3"
 };
+
+// Makes the values of path settings (SettingSpec::path) absolute: "~/…" with `home` (when not
+// empty), any other relative one against `base_dir` (absolute). Other values, and names that
+// are not settings (BuildAgentConfig refuses them), are left as they are.
+void ResolveRelativePaths(const std::string& base_dir, const std::string& home,
+                          std::vector<SettingValue>* values);
 
 // Parses config-file text (the format above). `path` is used in messages only.
 Status ParseConfigFile(std::string_view text, const std::string& path,

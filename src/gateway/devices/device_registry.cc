@@ -32,6 +32,10 @@ bool IsValidDeviceName(std::string_view name) {
   return true;
 }
 
+bool IsValidNewDeviceName(std::string_view name) {
+  return IsValidDeviceName(name) && name != "." && name != "..";
+}
+
 std::string DeviceRegistry::EncodeRecord(const Record& r) {
   std::string v(1, kRecordVersion);
   PutFixed64LE(&v, uint64_t(r.created_ms));
@@ -79,10 +83,7 @@ Status DeviceRegistry::WriteLocked(std::string_view name, const Record& r, bool 
 }
 
 Status DeviceRegistry::Add(std::string_view name, std::string* key) {
-  if (!IsValidDeviceName(name)) {
-    return Status::InvalidArgument(
-        "a device name is 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'");
-  }
+  if (!IsValidNewDeviceName(name)) return Status::InvalidArgument(kDeviceNameRule);
   std::string k;
   if (Status s = GenerateDeviceKey(&k); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(mu_);

@@ -44,6 +44,13 @@ inline constexpr size_t kMaxDeviceNameLength = 64;
 
 // 1..64 characters of [A-Za-z0-9._-].
 bool IsValidDeviceName(std::string_view name);
+// A name a new device may take: IsValidDeviceName, and not "." or "..", which URL clients and
+// proxies normalise away (/api/v1/devices/.. is /api/v1/devices/), so that the device could not
+// be revoked or rotated over the admin API. Devices added under those names before keep them.
+bool IsValidNewDeviceName(std::string_view name);
+inline constexpr const char kDeviceNameRule[] =
+    "a device name is 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-', and not '.' or "
+    "'..'";
 
 struct DeviceInfo {
   std::string name;

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -127,6 +128,60 @@ TEST_F(AgentCliTest, SetupWritesAPrivateConfigAndNeverPrintsTheKey) {
   ASSERT_EQ(Run({"setup", "--url", "http://h:1/"}), kExitOk);
   EXPECT_NE(out_.str().find("replaced"), std::string::npos);
   EXPECT_EQ(Slurp(path).find("\nkey = "), std::string::npos);
+}
+
+// `start` may run anywhere (a service runs in $HOME or /): setup writes every path absolute,
+// relative to where setup ran ("~/" from HOME, for a value the shell did not expand).
+TEST_F(AgentCliTest, SetupWritesPathsAbsolute) {
+  testing_util::WriteFile(tmp_ / "work/tok", "t0ken");
+  testing_util::WriteFile(tmp_ / "home/ca.pem", "x");
+  const std::filesystem::path before = std::filesystem::current_path();
+  std::filesystem::current_path(tmp_ / "work");
+  const int code = Run({"setup", "--url", "https://127.0.0.1:9090/api/v1/write", "--state-dir",
+                        "st", "--bearer-token-file", "tok", "--config-dir", "../claude",
+                        "--ca-file=~/ca.pem", "--device", "rel"});
+  std::filesystem::current_path(before);
+  ASSERT_EQ(code, kExitOk) << err_.str();
+  const std::string conf = Slurp(tmp_ / "home/.config/ccmon/agent.conf");
+  EXPECT_NE(conf.find("state-dir = " + tmp_ / "work/st\n"), std::string::npos) << conf;
+  EXPECT_NE(conf.find("bearer-token-file = " + tmp_ / "work/tok\n"), std::string::npos) << conf;
+  EXPECT_NE(conf.find("config-dir = " + tmp_ / "work/../claude\n"), std::string::npos) << conf;
+  EXPECT_NE(conf.find("ca-file = " + tmp_ / "home/ca.pem\n"), std::string::npos) << conf;
+  EXPECT_NE(conf.find("device = rel\n"), std::string::npos) << conf;  // not a path: as given
+  // Read back from elsewhere: the token file is found.
+  ASSERT_EQ(Run({"test"}), kExitOk) << err_.str();
+  bool auth = false;
+  for (const auto& [k, v] : transport_.last.headers) auth = auth || v == "Bearer t0ken";
+  EXPECT_TRUE(auth);
+}
+
+// A hand-written config file's relative paths are relative to the file, not to the directory
+// the agent runs in.
+TEST_F(AgentCliTest, RelativePathsInAConfigFileAreRelativeToIt) {
+  testing_util::WriteFile(tmp_ / "conf/agent.conf",
+                          "url = http://127.0.0.1:9/api/v1/write\n"
+                          "state-dir = st\n"
+                          "bearer-token-file = ~/tok\n"
+                          "config-dir = /abs/claude\n"
+                          "config-dir = claude\n");
+  testing_util::WriteFile(tmp_ / "home/tok", "t0ken");
+  AgentConfig seen;
+  seams_.run_agent = [&](const AgentConfig& c, std::stop_token, const AgentRunHooks& h) {
+    seen = c;
+    h.ready();
+    return 0;
+  };
+  ASSERT_EQ(Run({"start", "--foreground", "--config", tmp_ / "conf/agent.conf"}), kExitOk)
+      << err_.str();
+  EXPECT_EQ(seen.state_dir, tmp_ / "conf/st");
+  EXPECT_EQ(seen.bearer_token_file, tmp_ / "home/tok");
+  EXPECT_EQ(seen.config_dirs, (std::vector<std::string>{"/abs/claude", tmp_ / "conf/claude"}));
+  // A flag is relative to where it is given, as any command line's.
+  ASSERT_EQ(Run({"start", "--foreground", "--config", tmp_ / "conf/agent.conf", "--state-dir",
+                 tmp_ / "other"}),
+            kExitOk)
+      << err_.str();
+  EXPECT_EQ(seen.state_dir, tmp_ / "other");
 }
 
 TEST_F(AgentCliTest, SetupRefusesBadInputWithoutWriting) {

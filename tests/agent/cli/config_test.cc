@@ -353,5 +353,25 @@ TEST(AgentConfigTest, EverySettingHasAUniqueNameAndHelp) {
   EXPECT_EQ(FindSetting("nope"), nullptr);
 }
 
+TEST(ConfigTest, ResolveRelativePathsTouchesPathSettingsOnly) {
+  std::vector<SettingValue> v = {{"state-dir", "st", "f:1"},      {"state-dir", "/abs", "f:2"},
+                                 {"pricing", "~/p.json", "f:3"},  {"ca-file", "~", "f:4"},
+                                 {"device", "rel", "f:5"},        {"config-dir", "a/b", "f:6"},
+                                 {"no-such-setting", "x", "f:7"}, {"client-key-file", "~x", "f:8"}};
+  ResolveRelativePaths("/etc/ccmon", "/home/u", &v);
+  EXPECT_EQ(v[0].value, "/etc/ccmon/st");
+  EXPECT_EQ(v[1].value, "/abs");
+  EXPECT_EQ(v[2].value, "/home/u/p.json");
+  EXPECT_EQ(v[3].value, "/home/u");
+  EXPECT_EQ(v[4].value, "rel");
+  EXPECT_EQ(v[5].value, "/etc/ccmon/a/b");
+  EXPECT_EQ(v[6].value, "x");
+  EXPECT_EQ(v[7].value, "/etc/ccmon/~x");  // only "~" and "~/" mean home
+  std::vector<SettingValue> w = {{"state-dir", "st", "f:1"}, {"pricing", "~/p", "f:2"}};
+  ResolveRelativePaths("/", "", &w);  // no HOME: "~/" is a relative path like any other
+  EXPECT_EQ(w[0].value, "/st");
+  EXPECT_EQ(w[1].value, "/~/p");
+}
+
 }  // namespace
 }  // namespace ccmon

@@ -80,6 +80,34 @@ TEST_F(DeviceRegistryTest, NamesAreValidatedAndUnique) {
   EXPECT_EQ(reg_->Add("A.b_c-9", &key).code(), Status::Code::kInvalidArgument);
 }
 
+// "." and ".." are normalised away by URL clients (/api/v1/devices/.. is /api/v1/devices/): no
+// new device takes them. One added before (an older gateway allowed them) is still loaded, and
+// rotated and revoked by name.
+TEST_F(DeviceRegistryTest, DotNamesAreRefusedForNewDevicesOnly) {
+  std::string key;
+  for (const char* bad : {".", ".."}) {
+    Status s = reg_->Add(bad, &key);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("not '.' or '..'"), std::string::npos) << s.message();
+  }
+  EXPECT_TRUE(reg_->Add("...", &key).ok());
+  EXPECT_TRUE(reg_->Add(".a", &key).ok());
+  EXPECT_FALSE(IsValidNewDeviceName(".."));
+  EXPECT_TRUE(IsValidDeviceName(".."));
+  WriteBatch b;
+  DeviceRegistry::Record old;
+  old.created_ms = kT0;
+  b.Put(std::string(1, kDeviceKeyPrefixByte) + "..", DeviceRegistry::EncodeRecord(old));
+  ASSERT_TRUE(kv_->Write(b, true).ok());
+  Reopen();
+  ASSERT_TRUE(reg_->Rotate("..", &key).ok());
+  std::string device;
+  EXPECT_TRUE(Auth(key, &device));
+  EXPECT_EQ(device, "..");
+  ASSERT_TRUE(reg_->Revoke("..").ok());
+  EXPECT_FALSE(Auth(key));
+}
+
 TEST_F(DeviceRegistryTest, RevokeAndRotate) {
   std::string k1, k2, k3;
   ASSERT_TRUE(reg_->Add("a", &k1).ok());
