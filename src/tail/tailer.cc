@@ -361,6 +361,7 @@ Status Tailer::Next(SteadyTime deadline, std::stop_token stop, std::vector<TailW
                     std::vector<TailEvent>* events) {
   work->clear();
   if (events != nullptr) events->clear();
+  const bool first_call = !started_;
   if (!started_) {
     started_ = true;
     // The watcher's view starts where the first scan's does: a poller that listed the files at
@@ -385,6 +386,9 @@ Status Tailer::Next(SteadyTime deadline, std::stop_token stop, std::vector<TailW
     }
     events_.clear();
     if (!work->empty() || (events != nullptr && !events->empty())) return Status::Ok();
+    // The first scan's answer, even when empty: the caller learns at once that nothing waits (an
+    // agent over an empty history is caught up now, not at its first deadline).
+    if (first_call) return Status::Ok();
     if (stop.stop_requested() || options_.clock->Now() >= deadline) return Status::Ok();
 
     dirty.clear();

@@ -115,7 +115,8 @@ class Tailer {
   // Replaces *work and *events (if given; without it events are dropped) with files that have
   // bytes to read and what happened since the previous call. Blocks (without CPU in inotify mode)
   // until there is either, `deadline` (on options.clock's steady time) passes or `stop` is
-  // requested; empty results then. The first call scans everything. A work item neither Consumed()
+  // requested; empty results then. The first call scans everything and returns what it found
+  // without waiting, empty or not. A work item neither Consumed()
   // nor Recheck()ed before the next call is offered again. Errors: none today for file problems
   // (they are kProblem events); a watcher that fails is replaced by a poller (kProblem).
   Status Next(std::chrono::steady_clock::time_point deadline, std::stop_token stop,

@@ -575,15 +575,30 @@ struct Scripted {
   }
 };
 
+// The first Next answers once it has scanned, even with nothing found: an agent over an empty
+// history is caught up at once, not at its first deadline (5 s).
+TEST(TailerRules, TheFirstNextDoesNotWaitWhenThereIsNothing) {
+  Scripted t;
+  const auto before = t.clock.Now();
+  EXPECT_TRUE(t.Next(std::chrono::minutes(1)).empty());
+  EXPECT_EQ(t.clock.Now(), before);
+  EXPECT_EQ(t.watcher->waits, 0);
+  EXPECT_EQ(t.tailer->full_scans(), 1u);
+  // Later calls wait for the watcher or the deadline, as before.
+  EXPECT_TRUE(t.Next(milliseconds(1000)).empty());
+  EXPECT_EQ(t.clock.Now() - before, milliseconds(1000));
+  EXPECT_EQ(t.watcher->waits, 1);
+}
+
 TEST(TailerRules, TheRescanIsTheSafetyNet) {
   Scripted t;
-  EXPECT_TRUE(t.Next(milliseconds(1000)).empty());
+  EXPECT_TRUE(t.Next(milliseconds(1000)).empty());  // the first scan: no wait
   EXPECT_EQ(t.tailer->full_scans(), 1u);
   t.env.AddFile("/c/projects/p/s.jsonl", "unseen by the watcher\n");
   const auto before = t.clock.Now();
   auto work = t.Next(std::chrono::minutes(30));
   ASSERT_EQ(work.size(), 1u);
-  EXPECT_EQ(t.clock.Now() - before, std::chrono::minutes(5) - milliseconds(1000));
+  EXPECT_EQ(t.clock.Now() - before, std::chrono::minutes(5));
   EXPECT_EQ(t.tailer->full_scans(), 2u);
   EXPECT_EQ(t.watcher->resyncs, 2);  // at the first scan and at the rescan
 }
