@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <stop_token>
@@ -506,6 +507,14 @@ Status EnvLayer(Env* env, std::vector<GivenSetting>* out, std::vector<std::strin
   return Status::Ok();
 }
 
+// Settings that name a file or directory: a relative one in a config file is relative to the
+// file's directory (`~/` is $HOME), not to where the gateway runs.
+bool IsPathSetting(std::string_view name) {
+  return name == "data-dir" || name == "admin-token-file" || name == "metrics-token-file" ||
+         name == "tls-cert-file" || name == "tls-key-file" || name == "forward-bearer-token-file" ||
+         name == "forward-basic-auth-password-file";
+}
+
 Status FileLayer(Env* env, const std::string& path, std::vector<GivenSetting>* out) {
   std::string text;
   if (Status s = ReadFileToString(env, path, 1 << 20, &text); !s.ok()) {
@@ -522,7 +531,19 @@ Status FileLayer(Env* env, const std::string& path, std::vector<GivenSetting>* o
       },
       &entries);
   if (!s.ok()) return s;
+  std::error_code ec;
+  const std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+  if (ec) return Status::InvalidArgument("--config: " + path + ": " + ec.message());
+  const std::string base = DirName(absolute.string());
+  const std::string home = env->GetEnvVar("HOME").value_or("");
   for (ConfigFileEntry& e : entries) {
+    if (IsPathSetting(e.key) && !e.value.empty() && e.value.front() != '/') {
+      if (!home.empty() && (e.value == "~" || e.value.compare(0, 2, "~/") == 0)) {
+        e.value = home + e.value.substr(1);
+      } else {
+        e.value = (base == "/" ? "" : base) + "/" + e.value;
+      }
+    }
     out->push_back({std::move(e.key), std::move(e.value), std::move(e.origin)});
   }
   return Status::Ok();

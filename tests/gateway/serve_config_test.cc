@@ -61,6 +61,30 @@ TEST_F(ServeConfigTest, FlagsOverEnvironmentOverFileOverDefaults) {
   EXPECT_EQ(config_.read_timeout, std::chrono::seconds(30));
 }
 
+// A config file's relative paths are relative to its directory ("~/" is $HOME), not to where the
+// gateway runs; flags and variables are taken as given.
+TEST_F(ServeConfigTest, RelativePathsInTheConfigFileAreRelativeToIt) {
+  env_.AddFile("/etc/ccmon/gw.conf",
+               "data-dir = data\n"
+               "admin-token-file = secrets/admin\n"
+               "metrics-token-file = ~/metrics\n"
+               "listen = 127.0.0.1:0\n"
+               "forward = http://up/api/v1/write\n"
+               "forward-bearer-token-file = /abs/bearer\n");
+  env_.AddFile("/etc/ccmon/secrets/admin", "admin-token\n");
+  env_.AddFile("/home/g/metrics", "metrics-token\n");
+  env_.AddFile("/abs/bearer", "bearer-token\n");
+  env_.SetEnvVar("HOME", "/home/g");
+  Status s = Parse({"--config", "/etc/ccmon/gw.conf"});
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(config_.data_dir, "/etc/ccmon/data");
+  EXPECT_EQ(config_.admin_token, "admin-token");
+  EXPECT_EQ(config_.metrics_token, "metrics-token");
+  EXPECT_EQ(config_.listen, "127.0.0.1:0");  // not a path
+  ASSERT_TRUE(Parse({"--config", "/etc/ccmon/gw.conf", "--data-dir", "rel"}).ok());
+  EXPECT_EQ(config_.data_dir, "rel");  // a flag: relative to where it is given
+}
+
 TEST_F(ServeConfigTest, TheConfigFileFromTheEnvironment) {
   env_.AddFile("/c.conf", "listen = 127.0.0.1:1\n");
   env_.SetEnvVar("CCMON_GATEWAY_CONFIG", "/c.conf");
