@@ -218,6 +218,9 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   ro.block_cache_bytes = size_t(2) << 20;
   ro.write_buffer_bytes = size_t(2) << 20;
   ro.log = [&log](std::string_view m) { log.Warn("rocksdb", {{"message", m}}); };
+  // After a failed write the store refuses writes until Recover() below has reopened it (RocksDB
+  // 7.8's Resume() can wait forever after a full disk; rocks_store.h).
+  ro.recover_by_reopening = true;
   std::unique_ptr<KvStore> store;
   if (Status s = OpenRocksStore(config.state_dir + "/db", ro, &store); !s.ok()) {
     log.Error("cannot open the agent's state", {{"error", s.message()}});
@@ -584,7 +587,24 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
               {{"error", s.message()}});
     status.last_error = s.message();
     hooks.publish_status(status);
-    clock->WaitFor(std::chrono::seconds(5), stop);
+    // The store takes writes again once Recover() has reopened it (space back, no iterator of a
+    // sender or the uploader open at that moment); the rebuild below then reads whatever the
+    // failed write left on disk, so it is counted once.
+    int64_t logged_recover_ms = 0;
+    for (;;) {
+      clock->WaitFor(std::chrono::seconds(5), stop);
+      if (stop.stop_requested()) break;
+      const Status r = store->Recover();
+      if (r.ok()) break;
+      const int64_t now_ms = clock->NowUnixMs();
+      if (now_ms - logged_recover_ms >= 60000) {  // a long full disk: once a minute
+        logged_recover_ms = now_ms;
+        log.Warn("the state cannot take writes yet; retrying", {{"error", r.message()}});
+      }
+      status.last_error = r.message();
+      hooks.publish_status(status);
+    }
+    if (stop.stop_requested()) break;
     self.Rebase();
   }
   if (server) server->Stop();

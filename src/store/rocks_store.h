@@ -20,13 +20,24 @@
 //
 // A full disk: a Write that fails returns kIoError ("state dir DIR: disk full: ...") and
 // loses nothing written before it. RocksDB then stops accepting writes (its background error
-// state; reads still work). The next Write calls DB::Resume() first, which flushes the memtable
-// and clears the error if space has been freed, so the caller recovers by retrying its write;
-// while the disk is still full that Write fails again, with the same kind of message. The
-// failed batch itself is not applied in this process; after a Resume it is gone for good, and
-// if the process dies before one it may come back whole at the next open (see kv_store.h).
+// state; reads still work). How the store leaves that state depends on
+// RocksStoreOptions::recover_by_reopening:
+//   - true (the agent): every Write is refused (kIoError "... recovering from an earlier write
+//     error ...") until the owner's Recover() succeeds. Recover() closes the database and opens
+//     it again, once the directory's file system has room for it (2 write buffers + 1 MiB free)
+//     and no iterator of the store is open; it fails (kIoError, saying which) until then. The
+//     reopen replays the WAL: a batch whose Write failed but whose log record was complete comes
+//     back (kv_store.h), so the owner reloads its memory from the store after a Recover(). A
+//     reopen that fails leaves the store closed: Get, iterators and Write fail until a later
+//     Recover() opens it.
+//   - false (the gateway): the next Write calls DB::Resume() first, which flushes the memtable
+//     and clears the error if space has been freed; while the disk is still full that Write fails
+//     again. The failed batch is then gone for good. Known defect of RocksDB 7.8: when a flush had
+//     been scheduled and RocksDB's error came before it started, that flush is never run again
+//     and Resume() waits for it forever (docs/store-format.md "Store").
 //
-// Threading: the store is thread-safe (as every KvStore). Destroy iterators before the store.
+// Threading: the store is thread-safe (as every KvStore); every call shares one lock that only
+// Recover()'s close and reopen takes alone. Destroy iterators before the store.
 #pragma once
 
 #include <cstddef>
@@ -37,6 +48,10 @@
 
 #include "base/status.h"
 #include "store/kv_store.h"
+
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
 
 namespace ccmon {
 
@@ -53,6 +68,12 @@ struct RocksStoreOptions {
   // Debian's RocksDB 7.8 is built with assertions, and aborts the process when it writes to its
   // LOG after a write there failed, which a full disk makes happen.
   std::function<void(std::string_view message)> log;
+  // See "A full disk" above: true, Write refuses after a failed write until Recover() reopened
+  // the database; false, Write resumes it with DB::Resume().
+  bool recover_by_reopening = false;
+  // Tests only: the environment RocksDB runs on (a file system that fails on cue, background
+  // jobs held back); borrowed, it must outlive the store. Null: RocksDB's default.
+  rocksdb::Env* test_env = nullptr;
 };
 
 // Opens (creating it and its parents when missing, mode 0755) the RocksDB database in `dir`.
