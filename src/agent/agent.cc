@@ -461,6 +461,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   int64_t seen_success_ms = 0, seen_error_ms = 0, logged_error_ms = 0;
   uint64_t seen_failed_sends = 0;
   int64_t last_published_ms = 0;
+  int64_t logged_store_error_ms = 0;
   int exit_code = 0;
   while (!stop.stop_requested()) {
     // (Re)build the engine and the tailer from the store: at start, and after a failed commit.
@@ -499,6 +500,17 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       const auto deadline = clock->Now() + std::chrono::seconds(5);
       s = ingest.Step(deadline, stop);
       if (!s.ok()) break;
+      // A write of another thread (a sender's removal, the uploader's) may have failed while the
+      // engine had nothing to commit: the store takes writes again once reopened. A no-op when
+      // no write failed; what such a write leaves on disk is theirs (outbox removals, mirror
+      // deltas), never the engine's records, so the engine goes on without a rebuild.
+      if (Status r = store->Recover(); !r.ok()) {
+        const int64_t now_ms = clock->NowUnixMs();
+        if (now_ms - logged_store_error_ms >= 60000) {
+          logged_store_error_ms = now_ms;
+          log.Warn("the state cannot take writes yet; retrying", {{"error", r.message()}});
+        }
+      }
       // Deltas are staged once the target is known to be a gateway (the probe may still be
       // under way: the gateway's copy then starts with a snapshot).
       if (uploader) engine->set_stage_state_deltas(uploader->gateway() == 1);
