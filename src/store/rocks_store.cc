@@ -140,20 +140,18 @@ class RocksStore final : public KvStore {
   Status Write(const WriteBatch& batch, bool sync) override {
     if (Status s = batch.Validate(); !s.ok()) return s;
     if (batch.empty()) return Status::Ok();
-    std::shared_lock<std::shared_mutex> lock(mu_);
-    if (!db_) return Closed("write");
-    // An earlier write failed, so RocksDB may be in its background-error (read-only) state.
+    // An earlier write failed, so RocksDB is in its background-error (read-only) state.
     if (needs_recovery_.load(std::memory_order_acquire)) {
       if (recover_by_reopening_) {
         return Status::IoError("state dir " + dir_ +
                                ": write refused: recovering from an earlier write error (the "
                                "owner's Recover() reopens the store)");
       }
-      // Try to leave it first. Resume() is a no-op when there is no such error.
-      rocksdb::Status r = db_->Resume();
-      if (!r.ok()) return FromRocks(r, dir_, "write (resuming after an earlier error)");
-      needs_recovery_.store(false, std::memory_order_release);
+      // Reopen here, unless that brings back a write reported failed (rocks_store.h).
+      if (Status r = Reopen(/*owner_reloads=*/false); !r.ok()) return r;
     }
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    if (!db_) return Closed("write");
     rocksdb::WriteBatch wb(batch.ApproximateBytes() + 16 * batch.count() + 16);
     // In key order (stably: the operations on one key keep theirs, so the batch means the
     // same): the memtable's skiplist then finds each insert's place from the previous one's
@@ -202,30 +200,41 @@ class RocksStore final : public KvStore {
     return sst + wal;
   }
 
-  // Closes and reopens the database instead of DB::Resume(), which RocksDB 7.8 can leave waiting
-  // forever for a flush it will never run (docs/store-format.md "Store"): a flush scheduled
-  // before the error but started after it returns at once and stays in the flush queue, which
-  // then no longer schedules that column family. Closing drops the queue; the reopen replays the
-  // WAL, flushes it, and starts a new log.
   Status Recover() override {
     if (!recover_by_reopening_ || !needs_recovery_.load(std::memory_order_acquire)) {
       return Status::Ok();
     }
+    return Reopen(/*owner_reloads=*/true);
+  }
+
+ private:
+  // Closes and reopens the database instead of DB::Resume(), which RocksDB 7.8 can leave waiting
+  // forever for a flush it will never run (docs/store-format.md "Store"): a flush scheduled
+  // before the error but started after it returns at once and stays in the flush queue, which
+  // then no longer schedules that column family. Closing drops the queue; the reopen replays the
+  // WAL, flushes it, and starts a new log. Without `owner_reloads`, a reopen whose WAL replay
+  // brought back a write reported failed (the last sequence number grew: RocksDB publishes a
+  // write's sequence only when it succeeded) leaves the store refusing writes for good.
+  Status Reopen(bool owner_reloads) {
     std::unique_lock<std::shared_mutex> lock(mu_);
     if (!needs_recovery_.load(std::memory_order_acquire)) return Status::Ok();
+    if (failed_write_came_back_) return CameBack();
     if (int n = live_iterators_.load(std::memory_order_acquire); n > 0) {
       return Status::IoError("state dir " + dir_ + ": cannot recover yet: " + std::to_string(n) +
                              " iterator(s) of the store still open");
     }
     // The reopen writes a table of what the WAL holds, a MANIFEST and a new log: on a disk that
     // is still full it would fail and leave the store closed, where it can still be read now.
-    const uint64_t needed = 2 * uint64_t(options_.write_buffer_size) + (uint64_t(1) << 20);
+    // (A reopen may still fail for want of space above this: the store is then closed until the
+    // next attempt.)
+    const uint64_t needed = uint64_t(1) << 20;
     uint64_t free_bytes = 0;
     if (options_.env->GetFreeSpace(dir_, &free_bytes).ok() && free_bytes < needed) {
       return Status::IoError("state dir " + dir_ + ": disk full: " + std::to_string(free_bytes) +
                              " bytes free, recovery waits for " + std::to_string(needed));
     }
     if (db_) {
+      last_sequence_ = db_->GetLatestSequenceNumber();
       db_->Close().PermitUncheckedError();  // the error that brought us here, mostly
       db_.reset();
     }
@@ -236,11 +245,19 @@ class RocksStore final : public KvStore {
       return FromRocks(s, dir_, "reopen (recovering from an earlier write error)");
     }
     db_.reset(raw);
+    if (!owner_reloads && db_->GetLatestSequenceNumber() != last_sequence_) {
+      failed_write_came_back_ = true;
+      return CameBack();
+    }
     needs_recovery_.store(false, std::memory_order_release);
     return Status::Ok();
   }
+  Status CameBack() const {
+    return Status::IoError("state dir " + dir_ +
+                           ": write refused: a write reported failed came back when the store "
+                           "was reopened after a write error; restart to reload the state");
+  }
 
- private:
   Status Closed(std::string_view what) const {
     return Status::IoError("state dir " + dir_ + ": " + std::string(what) +
                            ": the store is closed (its reopen after a write error failed; the "
@@ -254,6 +271,8 @@ class RocksStore final : public KvStore {
   mutable std::shared_mutex mu_;
   std::unique_ptr<rocksdb::DB> db_;  // null: closed after a failed reopen
   std::atomic<bool> needs_recovery_{false};
+  uint64_t last_sequence_ = 0;           // db_'s, when it was closed (under mu_)
+  bool failed_write_came_back_ = false;  // (under mu_) writes refused until a restart
   std::atomic<int> live_iterators_{0};
 };
 

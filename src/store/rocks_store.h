@@ -24,20 +24,23 @@
 // RocksStoreOptions::recover_by_reopening:
 //   - true (the agent): every Write is refused (kIoError "... recovering from an earlier write
 //     error ...") until the owner's Recover() succeeds. Recover() closes the database and opens
-//     it again, once the directory's file system has room for it (2 write buffers + 1 MiB free)
-//     and no iterator of the store is open; it fails (kIoError, saying which) until then. The
+//     it again, once the directory's file system has 1 MiB free and no iterator of the store is
+//     open; it fails (kIoError, saying which) until then. The
 //     reopen replays the WAL: a batch whose Write failed but whose log record was complete comes
 //     back (kv_store.h), so the owner reloads its memory from the store after a Recover(). A
 //     reopen that fails leaves the store closed: Get, iterators and Write fail until a later
 //     Recover() opens it.
-//   - false (the gateway): the next Write calls DB::Resume() first, which flushes the memtable
-//     and clears the error if space has been freed; while the disk is still full that Write fails
-//     again. The failed batch is then gone for good. Known defect of RocksDB 7.8: when a flush had
-//     been scheduled and RocksDB's error came before it started, that flush is never run again
-//     and Resume() waits for it forever (docs/store-format.md "Store").
+//   - false (the gateway): the next Write reopens the database itself, under the same
+//     conditions (room, no open iterator; otherwise that Write fails saying which). When the
+//     WAL replay brought back nothing that had been reported failed (RocksDB publishes a write's
+//     sequence number only when it succeeded, so the last sequence number is unchanged), the
+//     store is as its owner knows it and the Write goes through. Otherwise the owner's memory no
+//     longer matches the store: every later Write fails ("... restart to reload the state"),
+//     reads go on, and a restart reloads. (Not DB::Resume(): RocksDB 7.8's can wait forever for
+//     a flush that was scheduled before the error and started after it, docs/store-format.md.)
 //
-// Threading: the store is thread-safe (as every KvStore); every call shares one lock that only
-// Recover()'s close and reopen takes alone. Destroy iterators before the store.
+// Threading: the store is thread-safe (as every KvStore); every call shares one lock that only a
+// reopen takes alone. Destroy iterators before the store.
 #pragma once
 
 #include <cstddef>
@@ -69,7 +72,8 @@ struct RocksStoreOptions {
   // LOG after a write there failed, which a full disk makes happen.
   std::function<void(std::string_view message)> log;
   // See "A full disk" above: true, Write refuses after a failed write until Recover() reopened
-  // the database; false, Write resumes it with DB::Resume().
+  // the database (the owner then reloads); false, Write reopens it itself when that brings back
+  // no failed write, and refuses until a restart when it does.
   bool recover_by_reopening = false;
   // Tests only: the environment RocksDB runs on (a file system that fails on cue, background
   // jobs held back); borrowed, it must outlive the store. Null: RocksDB's default.

@@ -439,13 +439,15 @@ class FullDiskFs final : public rocksdb::FileSystemWrapper {
   FullDiskFs() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
   const char* Name() const override { return "FullDiskFs"; }
   void set_full(bool full) { full_.store(full); }
+  // Syncs fail (NoSpace) while appends go through: a log record written whole, reported failed.
+  void set_fail_syncs(bool fail) { fail_syncs_.store(fail); }
 
   rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
                                     std::unique_ptr<rocksdb::FSWritableFile>* r,
                                     rocksdb::IODebugContext* dbg) override {
     std::unique_ptr<rocksdb::FSWritableFile> file;
     rocksdb::IOStatus s = target()->NewWritableFile(f, o, &file, dbg);
-    if (s.ok()) r->reset(new File(std::move(file), &full_));
+    if (s.ok()) r->reset(new File(std::move(file), &full_, &fail_syncs_));
     return s;
   }
   rocksdb::IOStatus GetFreeSpace(const std::string& path, const rocksdb::IOOptions& o,
@@ -460,8 +462,17 @@ class FullDiskFs final : public rocksdb::FileSystemWrapper {
  private:
   class File final : public rocksdb::FSWritableFileOwnerWrapper {
    public:
-    File(std::unique_ptr<rocksdb::FSWritableFile> f, const std::atomic<bool>* full)
-        : FSWritableFileOwnerWrapper(std::move(f)), full_(full) {}
+    File(std::unique_ptr<rocksdb::FSWritableFile> f, const std::atomic<bool>* full,
+         const std::atomic<bool>* fail_syncs)
+        : FSWritableFileOwnerWrapper(std::move(f)), full_(full), fail_syncs_(fail_syncs) {}
+    rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+      if (fail_syncs_->load()) return rocksdb::IOStatus::NoSpace("test sync failed");
+      return FSWritableFileOwnerWrapper::Sync(o, dbg);
+    }
+    rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+      if (fail_syncs_->load()) return rocksdb::IOStatus::NoSpace("test sync failed");
+      return FSWritableFileOwnerWrapper::Fsync(o, dbg);
+    }
     rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
                              rocksdb::IODebugContext* dbg) override {
       if (full_->load()) return rocksdb::IOStatus::NoSpace("test disk full");
@@ -476,8 +487,10 @@ class FullDiskFs final : public rocksdb::FileSystemWrapper {
 
    private:
     const std::atomic<bool>* full_;
+    const std::atomic<bool>* fail_syncs_;
   };
   std::atomic<bool> full_{false};
+  std::atomic<bool> fail_syncs_{false};
 };
 
 class FlushHoldingEnv final : public rocksdb::EnvWrapper {
@@ -563,14 +576,14 @@ class FlushHoldingEnv final : public rocksdb::EnvWrapper {
 // (dropping the queue) and reopens; then writes go on, every acknowledged one is there, the
 // failed ones are not. (With recover_by_reopening = false, the Write after the space came back
 // calls Resume() and misses the deadline.)
-TEST(RocksStoreTest, RecoverReopensWhereResumeWouldWaitForeverForAFlush) {
+void RecoversWhereResumeWouldWaitForeverForAFlush(bool recover_by_reopening) {
   TempDir tmp;
   auto fs = std::make_shared<FullDiskFs>();
   // Leaked on purpose: if the recovery hangs (the test fails), a thread is still inside RocksDB.
   auto* env = new FlushHoldingEnv(rocksdb::NewCompositeEnv(fs));
   RocksStoreOptions options;
   options.write_buffer_bytes = 64 << 10;
-  options.recover_by_reopening = true;
+  options.recover_by_reopening = recover_by_reopening;
   options.test_env = env;
   auto store = std::make_unique<std::unique_ptr<KvStore>>();
   ASSERT_TRUE(OpenRocksStore(tmp.path(), options, store.get()).ok());
@@ -611,8 +624,12 @@ TEST(RocksStoreTest, RecoverReopensWhereResumeWouldWaitForeverForAFlush) {
   EXPECT_EQ(done.get().code(), Status::Code::kIoError);
   ASSERT_TRUE(in_time([kv] { return kv->Recover(); })) << "Recover() hung (full disk)";
   Status early = done.get();
-  EXPECT_EQ(early.code(), Status::Code::kIoError) << early.ToString();
-  EXPECT_TRUE(Contains(early.message(), "disk full")) << early.message();
+  if (recover_by_reopening) {
+    EXPECT_EQ(early.code(), Status::Code::kIoError) << early.ToString();
+    EXPECT_TRUE(Contains(early.message(), "disk full")) << early.message();
+  } else {
+    EXPECT_TRUE(early.ok()) << early.ToString();  // Write recovers by itself
+  }
   std::string v;
   EXPECT_TRUE(kv->Get(acked.front(), &v).ok());
 
@@ -641,6 +658,44 @@ TEST(RocksStoreTest, RecoverReopensWhereResumeWouldWaitForeverForAFlush) {
   EXPECT_EQ(keys_of(store->get()), want);
   store->reset();
   delete env;
+}
+
+// The agent's way: writes refused until the owner's Recover() (then it reloads).
+TEST(RocksStoreTest, RecoverReopensWhereResumeWouldWaitForeverForAFlush) {
+  RecoversWhereResumeWouldWaitForeverForAFlush(true);
+}
+
+// The gateway's way: the first write after the space came back reopens by itself; nothing that
+// failed came back, so the owner's memory still matches and the write goes through.
+TEST(RocksStoreTest, WriteReopensByItselfWhereResumeWouldWaitForeverForAFlush) {
+  RecoversWhereResumeWouldWaitForeverForAFlush(false);
+}
+
+// A write whose log record was complete but whose sync failed comes back at the reopen: an owner
+// that does not reload (recover_by_reopening = false) would then count it again, so the store
+// refuses writes from then on (a restart reloads); reads go on and show it.
+TEST(RocksStoreTest, AFailedWriteThatCameBackWithTheReopenStopsWrites) {
+  TempDir tmp;
+  auto fs = std::make_shared<FullDiskFs>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  RocksStoreOptions options;
+  options.test_env = env.get();
+  std::unique_ptr<KvStore> store;
+  ASSERT_TRUE(OpenRocksStore(tmp.path(), options, &store).ok());
+  ASSERT_TRUE(Put(store.get(), "a", "1").ok());
+  fs->set_fail_syncs(true);
+  EXPECT_FALSE(Put(store.get(), "landed", "2").ok());
+  fs->set_fail_syncs(false);
+  Status s = Put(store.get(), "c", "3");
+  EXPECT_EQ(s.code(), Status::Code::kIoError);
+  EXPECT_TRUE(Contains(s.message(), "restart to reload")) << s.message();
+  EXPECT_FALSE(Put(store.get(), "d", "4").ok());
+  std::string v;
+  EXPECT_TRUE(store->Get("landed", &v).ok());
+  EXPECT_EQ(Dump(store.get()).size(), 2u);  // a and landed
+  store.reset();
+  ASSERT_TRUE(OpenRocksStore(tmp.path(), options, &store).ok());  // the restart
+  EXPECT_TRUE(Put(store.get(), "c", "3").ok());
 }
 
 // Recover() closes the database: never under an open iterator. It says so and succeeds once the
