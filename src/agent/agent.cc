@@ -218,6 +218,9 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   ro.block_cache_bytes = size_t(2) << 20;
   ro.write_buffer_bytes = size_t(2) << 20;
   ro.log = [&log](std::string_view m) { log.Warn("rocksdb", {{"message", m}}); };
+  // After a failed write the store refuses writes until Recover() below has reopened it (RocksDB
+  // 7.8's Resume() can wait forever after a full disk; rocks_store.h).
+  ro.recover_by_reopening = true;
   std::unique_ptr<KvStore> store;
   if (Status s = OpenRocksStore(config.state_dir + "/db", ro, &store); !s.ok()) {
     log.Error("cannot open the agent's state", {{"error", s.message()}});
@@ -458,6 +461,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   int64_t seen_success_ms = 0, seen_error_ms = 0, logged_error_ms = 0;
   uint64_t seen_failed_sends = 0;
   int64_t last_published_ms = 0;
+  int64_t logged_store_error_ms = 0;
   int exit_code = 0;
   while (!stop.stop_requested()) {
     // (Re)build the engine and the tailer from the store: at start, and after a failed commit.
@@ -496,6 +500,17 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       const auto deadline = clock->Now() + std::chrono::seconds(5);
       s = ingest.Step(deadline, stop);
       if (!s.ok()) break;
+      // A write of another thread (a sender's removal, the uploader's) may have failed while the
+      // engine had nothing to commit: the store takes writes again once reopened. A no-op when
+      // no write failed; what such a write leaves on disk is theirs (outbox removals, mirror
+      // deltas), never the engine's records, so the engine goes on without a rebuild.
+      if (Status r = store->Recover(); !r.ok()) {
+        const int64_t now_ms = clock->NowUnixMs();
+        if (now_ms - logged_store_error_ms >= 60000) {
+          logged_store_error_ms = now_ms;
+          log.Warn("the state cannot take writes yet; retrying", {{"error", r.message()}});
+        }
+      }
       // Deltas are staged once the target is known to be a gateway (the probe may still be
       // under way: the gateway's copy then starts with a snapshot).
       if (uploader) engine->set_stage_state_deltas(uploader->gateway() == 1);
@@ -584,7 +599,24 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
               {{"error", s.message()}});
     status.last_error = s.message();
     hooks.publish_status(status);
-    clock->WaitFor(std::chrono::seconds(5), stop);
+    // The store takes writes again once Recover() has reopened it (space back, no iterator of a
+    // sender or the uploader open at that moment); the rebuild below then reads whatever the
+    // failed write left on disk, so it is counted once.
+    int64_t logged_recover_ms = 0;
+    for (;;) {
+      clock->WaitFor(std::chrono::seconds(5), stop);
+      if (stop.stop_requested()) break;
+      const Status r = store->Recover();
+      if (r.ok()) break;
+      const int64_t now_ms = clock->NowUnixMs();
+      if (now_ms - logged_recover_ms >= 60000) {  // a long full disk: once a minute
+        logged_recover_ms = now_ms;
+        log.Warn("the state cannot take writes yet; retrying", {{"error", r.message()}});
+      }
+      status.last_error = r.message();
+      hooks.publish_status(status);
+    }
+    if (stop.stop_requested()) break;
     self.Rebase();
   }
   if (server) server->Stop();

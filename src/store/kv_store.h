@@ -105,6 +105,15 @@ class KvStore {
   // Bytes the store occupies on disk (an estimate; 0 when not known). For MemStore: the key and
   // value bytes held.
   virtual uint64_t ApproximateBytes() = 0;
+  // After a failed Write, for a store that refuses writes until its owner recovers it (a
+  // RocksDB store opened with RocksStoreOptions::recover_by_reopening): makes it accept writes
+  // again. OK: writes are accepted, and whatever a failed write left on disk is now visible
+  // (the "land anyway" above, in this process), so the caller must reload what it keeps in memory
+  // from the store before it writes again. An error: not yet (the disk is still full, an
+  // iterator of this store is still open, the reopen failed); the store refuses writes (and, after
+  // a failed reopen, reads) until a later Recover() succeeds. Call it from one thread at a time.
+  // Default (MemStore, wrappers, a store that resumes by itself): nothing to do, OK.
+  virtual Status Recover() { return Status::Ok(); }
 };
 
 }  // namespace ccmon

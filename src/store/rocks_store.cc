@@ -14,6 +14,8 @@
 #include <cstdarg>
 #include <cstdio>
 #include <functional>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -79,31 +81,54 @@ Status CheckDirIsOurs(Env* env, const std::string& dir) {
 
 class RocksIterator final : public KvIterator {
  public:
-  RocksIterator(std::unique_ptr<rocksdb::Iterator> it, const std::string* dir)
-      : it_(std::move(it)), dir_(dir) {}
+  // `live` counts the store's open iterators (Recover() reopens only when there are none).
+  RocksIterator(std::unique_ptr<rocksdb::Iterator> it, const std::string* dir,
+                std::atomic<int>* live)
+      : it_(std::move(it)), dir_(dir), live_(live) {
+    live_->fetch_add(1, std::memory_order_relaxed);
+  }
+  ~RocksIterator() override {
+    it_.reset();
+    live_->fetch_sub(1, std::memory_order_release);
+  }
 
-  void SeekToFirst() override { it_->SeekToFirst(); }
-  void Seek(std::string_view target) override { it_->Seek(ToSlice(target)); }
-  bool Valid() const override { return it_->Valid(); }
+  void SeekToFirst() override {
+    if (it_) it_->SeekToFirst();
+  }
+  void Seek(std::string_view target) override {
+    if (it_) it_->Seek(ToSlice(target));
+  }
+  bool Valid() const override { return it_ && it_->Valid(); }
   void Next() override { it_->Next(); }
   std::string_view key() const override { return it_->key().ToStringView(); }
   std::string_view value() const override { return it_->value().ToStringView(); }
-  Status status() const override { return FromRocks(it_->status(), *dir_, "iterator"); }
+  Status status() const override {
+    if (!it_) return Status::IoError("state dir " + *dir_ + ": iterator: the store is closed");
+    return FromRocks(it_->status(), *dir_, "iterator");
+  }
 
  private:
-  std::unique_ptr<rocksdb::Iterator> it_;
-  const std::string* dir_;  // the store's; the iterator must not outlive it
+  std::unique_ptr<rocksdb::Iterator> it_;  // null: the store was closed (a failed reopen)
+  const std::string* dir_;                 // the store's; the iterator must not outlive it
+  std::atomic<int>* live_;
 };
 
 class RocksStore final : public KvStore {
  public:
-  RocksStore(std::string dir, std::unique_ptr<rocksdb::DB> db)
-      : dir_(std::move(dir)), db_(std::move(db)) {}
+  RocksStore(std::string dir, rocksdb::Options options, bool recover_by_reopening,
+             std::unique_ptr<rocksdb::DB> db)
+      : dir_(std::move(dir)),
+        options_(std::move(options)),
+        recover_by_reopening_(recover_by_reopening),
+        db_(std::move(db)) {}
   ~RocksStore() override {
-    db_->Close();  // errors here have no one to go to; the WAL holds every acknowledged write
+    // Errors here have no one to go to; the WAL holds every acknowledged write.
+    if (db_) db_->Close().PermitUncheckedError();
   }
 
   Status Get(std::string_view key, std::string* value) override {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    if (!db_) return Closed("read");
     std::string got;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ToSlice(key), &got);
     if (s.IsNotFound()) return Status::NotFound("key not found");
@@ -115,13 +140,18 @@ class RocksStore final : public KvStore {
   Status Write(const WriteBatch& batch, bool sync) override {
     if (Status s = batch.Validate(); !s.ok()) return s;
     if (batch.empty()) return Status::Ok();
-    // An earlier write failed, so RocksDB may be in its background-error (read-only) state:
-    // try to leave it first. Resume() is a no-op when there is no such error.
-    if (needs_resume_.load(std::memory_order_acquire)) {
-      rocksdb::Status r = db_->Resume();
-      if (!r.ok()) return FromRocks(r, dir_, "write (resuming after an earlier error)");
-      needs_resume_.store(false, std::memory_order_release);
+    // An earlier write failed, so RocksDB is in its background-error (read-only) state.
+    if (needs_recovery_.load(std::memory_order_acquire)) {
+      if (recover_by_reopening_) {
+        return Status::IoError("state dir " + dir_ +
+                               ": write refused: recovering from an earlier write error (the "
+                               "owner's Recover() reopens the store)");
+      }
+      // Reopen here, unless that brings back a write reported failed (rocks_store.h).
+      if (Status r = Reopen(/*owner_reloads=*/false); !r.ok()) return r;
     }
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    if (!db_) return Closed("write");
     rocksdb::WriteBatch wb(batch.ApproximateBytes() + 16 * batch.count() + 16);
     // In key order (stably: the operations on one key keep theirs, so the batch means the
     // same): the memtable's skiplist then finds each insert's place from the previous one's
@@ -144,18 +174,22 @@ class RocksStore final : public KvStore {
     wo.sync = sync;
     rocksdb::Status s = db_->Write(wo, &wb);
     if (!s.ok()) {
-      needs_resume_.store(true, std::memory_order_release);
+      needs_recovery_.store(true, std::memory_order_release);
       return FromRocks(s, dir_, "write");
     }
     return Status::Ok();
   }
 
   std::unique_ptr<KvIterator> NewIterator() override {
-    return std::make_unique<RocksIterator>(
-        std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(rocksdb::ReadOptions())), &dir_);
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    std::unique_ptr<rocksdb::Iterator> it;
+    if (db_) it.reset(db_->NewIterator(rocksdb::ReadOptions()));
+    return std::make_unique<RocksIterator>(std::move(it), &dir_, &live_iterators_);
   }
 
   uint64_t ApproximateBytes() override {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    if (!db_) return 0;
     uint64_t sst = 0;
     db_->GetIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &sst);
     uint64_t wal = 0;
@@ -166,10 +200,80 @@ class RocksStore final : public KvStore {
     return sst + wal;
   }
 
+  Status Recover() override {
+    if (!recover_by_reopening_ || !needs_recovery_.load(std::memory_order_acquire)) {
+      return Status::Ok();
+    }
+    return Reopen(/*owner_reloads=*/true);
+  }
+
  private:
+  // Closes and reopens the database instead of DB::Resume(), which RocksDB 7.8 can leave waiting
+  // forever for a flush it will never run (docs/store-format.md "Store"): a flush scheduled
+  // before the error but started after it returns at once and stays in the flush queue, which
+  // then no longer schedules that column family. Closing drops the queue; the reopen replays the
+  // WAL, flushes it, and starts a new log. Without `owner_reloads`, a reopen whose WAL replay
+  // brought back a write reported failed (the last sequence number grew: RocksDB publishes a
+  // write's sequence only when it succeeded) leaves the store refusing writes for good.
+  Status Reopen(bool owner_reloads) {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    if (!needs_recovery_.load(std::memory_order_acquire)) return Status::Ok();
+    if (failed_write_came_back_) return CameBack();
+    if (int n = live_iterators_.load(std::memory_order_acquire); n > 0) {
+      return Status::IoError("state dir " + dir_ + ": cannot recover yet: " + std::to_string(n) +
+                             " iterator(s) of the store still open");
+    }
+    // The reopen writes a table of what the WAL holds, a MANIFEST and a new log: on a disk that
+    // is still full it would fail and leave the store closed, where it can still be read now.
+    // (A reopen may still fail for want of space above this: the store is then closed until the
+    // next attempt.)
+    const uint64_t needed = uint64_t(1) << 20;
+    uint64_t free_bytes = 0;
+    if (options_.env->GetFreeSpace(dir_, &free_bytes).ok() && free_bytes < needed) {
+      return Status::IoError("state dir " + dir_ + ": disk full: " + std::to_string(free_bytes) +
+                             " bytes free, recovery waits for " + std::to_string(needed));
+    }
+    if (db_) {
+      last_sequence_ = db_->GetLatestSequenceNumber();
+      db_->Close().PermitUncheckedError();  // the error that brought us here, mostly
+      db_.reset();
+    }
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(options_, dir_, &raw);
+    if (!s.ok()) {
+      delete raw;
+      return FromRocks(s, dir_, "reopen (recovering from an earlier write error)");
+    }
+    db_.reset(raw);
+    if (!owner_reloads && db_->GetLatestSequenceNumber() != last_sequence_) {
+      failed_write_came_back_ = true;
+      return CameBack();
+    }
+    needs_recovery_.store(false, std::memory_order_release);
+    return Status::Ok();
+  }
+  Status CameBack() const {
+    return Status::IoError("state dir " + dir_ +
+                           ": write refused: a write reported failed came back when the store "
+                           "was reopened after a write error; restart to reload the state");
+  }
+
+  Status Closed(std::string_view what) const {
+    return Status::IoError("state dir " + dir_ + ": " + std::string(what) +
+                           ": the store is closed (its reopen after a write error failed; the "
+                           "next Recover() tries again)");
+  }
+
   const std::string dir_;
-  std::unique_ptr<rocksdb::DB> db_;
-  std::atomic<bool> needs_resume_{false};
+  const rocksdb::Options options_;  // to reopen with
+  const bool recover_by_reopening_;
+  // Shared by every call; exclusive while Recover() closes and reopens db_.
+  mutable std::shared_mutex mu_;
+  std::unique_ptr<rocksdb::DB> db_;  // null: closed after a failed reopen
+  std::atomic<bool> needs_recovery_{false};
+  uint64_t last_sequence_ = 0;           // db_'s, when it was closed (under mu_)
+  bool failed_write_came_back_ = false;  // (under mu_) writes refused until a restart
+  std::atomic<int> live_iterators_{0};
 };
 
 // RocksDB's diagnostics to the caller's function instead of a LOG file (see rocks_store.h).
@@ -208,6 +312,7 @@ class NoAutoRecovery final : public rocksdb::EventListener {
 
 rocksdb::Options MakeOptions(const RocksStoreOptions& options) {
   rocksdb::Options o;
+  if (options.test_env != nullptr) o.env = options.test_env;
   o.create_if_missing = true;
   o.paranoid_checks = true;
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
@@ -251,8 +356,9 @@ Status OpenRocksStore(const std::string& dir, const RocksStoreOptions& options,
   }
   if (Status s = CheckDirIsOurs(env, dir); !s.ok()) return s;
 
+  rocksdb::Options rocks_options = MakeOptions(options);
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(MakeOptions(options), dir, &raw);
+  rocksdb::Status s = rocksdb::DB::Open(rocks_options, dir, &raw);
   if (!s.ok()) {
     delete raw;
     std::string msg = s.ToString();
@@ -270,7 +376,8 @@ Status OpenRocksStore(const std::string& dir, const RocksStoreOptions& options,
     }
     return FromRocks(s, dir, "open");
   }
-  *out = std::make_unique<RocksStore>(dir, std::unique_ptr<rocksdb::DB>(raw));
+  *out = std::make_unique<RocksStore>(dir, std::move(rocks_options), options.recover_by_reopening,
+                                      std::unique_ptr<rocksdb::DB>(raw));
   return Status::Ok();
 }
 

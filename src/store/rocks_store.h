@@ -20,13 +20,27 @@
 //
 // A full disk: a Write that fails returns kIoError ("state dir DIR: disk full: ...") and
 // loses nothing written before it. RocksDB then stops accepting writes (its background error
-// state; reads still work). The next Write calls DB::Resume() first, which flushes the memtable
-// and clears the error if space has been freed, so the caller recovers by retrying its write;
-// while the disk is still full that Write fails again, with the same kind of message. The
-// failed batch itself is not applied in this process; after a Resume it is gone for good, and
-// if the process dies before one it may come back whole at the next open (see kv_store.h).
+// state; reads still work). How the store leaves that state depends on
+// RocksStoreOptions::recover_by_reopening:
+//   - true (the agent): every Write is refused (kIoError "... recovering from an earlier write
+//     error ...") until the owner's Recover() succeeds. Recover() closes the database and opens
+//     it again, once the directory's file system has 1 MiB free and no iterator of the store is
+//     open; it fails (kIoError, saying which) until then. The
+//     reopen replays the WAL: a batch whose Write failed but whose log record was complete comes
+//     back (kv_store.h), so the owner reloads its memory from the store after a Recover(). A
+//     reopen that fails leaves the store closed: Get, iterators and Write fail until a later
+//     Recover() opens it.
+//   - false (the gateway): the next Write reopens the database itself, under the same
+//     conditions (room, no open iterator; otherwise that Write fails saying which). When the
+//     WAL replay brought back nothing that had been reported failed (RocksDB publishes a write's
+//     sequence number only when it succeeded, so the last sequence number is unchanged), the
+//     store is as its owner knows it and the Write goes through. Otherwise the owner's memory no
+//     longer matches the store: every later Write fails ("... restart to reload the state"),
+//     reads go on, and a restart reloads. (Not DB::Resume(): RocksDB 7.8's can wait forever for
+//     a flush that was scheduled before the error and started after it, docs/store-format.md.)
 //
-// Threading: the store is thread-safe (as every KvStore). Destroy iterators before the store.
+// Threading: the store is thread-safe (as every KvStore); every call shares one lock that only a
+// reopen takes alone. Destroy iterators before the store.
 #pragma once
 
 #include <cstddef>
@@ -37,6 +51,10 @@
 
 #include "base/status.h"
 #include "store/kv_store.h"
+
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
 
 namespace ccmon {
 
@@ -53,6 +71,13 @@ struct RocksStoreOptions {
   // Debian's RocksDB 7.8 is built with assertions, and aborts the process when it writes to its
   // LOG after a write there failed, which a full disk makes happen.
   std::function<void(std::string_view message)> log;
+  // See "A full disk" above: true, Write refuses after a failed write until Recover() reopened
+  // the database (the owner then reloads); false, Write reopens it itself when that brings back
+  // no failed write, and refuses until a restart when it does.
+  bool recover_by_reopening = false;
+  // Tests only: the environment RocksDB runs on (a file system that fails on cue, background
+  // jobs held back); borrowed, it must outlive the store. Null: RocksDB's default.
+  rocksdb::Env* test_env = nullptr;
 };
 
 // Opens (creating it and its parents when missing, mode 0755) the RocksDB database in `dir`.

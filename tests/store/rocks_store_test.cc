@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/capability.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -12,13 +14,19 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <future>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "store/store_test_util.h"
@@ -420,6 +428,305 @@ TEST(RocksStoreTest, RestartWhileDiskIsFull) {
   for (const auto& [k, v] : Dump(store.get())) keys.push_back(k);
   EXPECT_EQ(keys, acked);
   EXPECT_TRUE(Put(store.get(), "after", "x").ok());
+}
+
+// RocksDB's environment for the deterministic full-disk tests: a file system whose writes (WAL,
+// tables, MANIFEST) fail with NoSpace while "full", and whose free space is then 0; and an Env
+// that can hold back the flush jobs RocksDB schedules (its HIGH pool), to run them when the test
+// says, and counts the ones that have finished.
+class FullDiskFs final : public rocksdb::FileSystemWrapper {
+ public:
+  FullDiskFs() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
+  const char* Name() const override { return "FullDiskFs"; }
+  void set_full(bool full) { full_.store(full); }
+  // Syncs fail (NoSpace) while appends go through: a log record written whole, reported failed.
+  void set_fail_syncs(bool fail) { fail_syncs_.store(fail); }
+
+  rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                    rocksdb::IODebugContext* dbg) override {
+    std::unique_ptr<rocksdb::FSWritableFile> file;
+    rocksdb::IOStatus s = target()->NewWritableFile(f, o, &file, dbg);
+    if (s.ok()) r->reset(new File(std::move(file), &full_, &fail_syncs_));
+    return s;
+  }
+  rocksdb::IOStatus GetFreeSpace(const std::string& path, const rocksdb::IOOptions& o,
+                                 uint64_t* free, rocksdb::IODebugContext* dbg) override {
+    if (full_.load()) {
+      *free = 0;
+      return rocksdb::IOStatus::OK();
+    }
+    return target()->GetFreeSpace(path, o, free, dbg);
+  }
+
+ private:
+  class File final : public rocksdb::FSWritableFileOwnerWrapper {
+   public:
+    File(std::unique_ptr<rocksdb::FSWritableFile> f, const std::atomic<bool>* full,
+         const std::atomic<bool>* fail_syncs)
+        : FSWritableFileOwnerWrapper(std::move(f)), full_(full), fail_syncs_(fail_syncs) {}
+    rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+      if (fail_syncs_->load()) return rocksdb::IOStatus::NoSpace("test sync failed");
+      return FSWritableFileOwnerWrapper::Sync(o, dbg);
+    }
+    rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+      if (fail_syncs_->load()) return rocksdb::IOStatus::NoSpace("test sync failed");
+      return FSWritableFileOwnerWrapper::Fsync(o, dbg);
+    }
+    rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
+                             rocksdb::IODebugContext* dbg) override {
+      if (full_->load()) return rocksdb::IOStatus::NoSpace("test disk full");
+      return FSWritableFileOwnerWrapper::Append(data, o, dbg);
+    }
+    rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
+                             const rocksdb::DataVerificationInfo& v,
+                             rocksdb::IODebugContext* dbg) override {
+      if (full_->load()) return rocksdb::IOStatus::NoSpace("test disk full");
+      return FSWritableFileOwnerWrapper::Append(data, o, v, dbg);
+    }
+
+   private:
+    const std::atomic<bool>* full_;
+    const std::atomic<bool>* fail_syncs_;
+  };
+  std::atomic<bool> full_{false};
+  std::atomic<bool> fail_syncs_{false};
+};
+
+class FlushHoldingEnv final : public rocksdb::EnvWrapper {
+ public:
+  explicit FlushHoldingEnv(std::unique_ptr<rocksdb::Env> target) : EnvWrapper(std::move(target)) {}
+  const char* Name() const override { return "FlushHoldingEnv"; }
+
+  void Schedule(void (*fn)(void*), void* arg, Priority pri, void* tag,
+                void (*unsched)(void*)) override {
+    if (pri != Priority::HIGH) return target()->Schedule(fn, arg, pri, tag, unsched);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (hold_) {
+        held_.push_back({fn, arg, tag, unsched});
+        return;
+      }
+    }
+    target()->Schedule(&Run, new Job{this, fn, arg}, pri, tag, unsched);
+  }
+  void Hold() {
+    std::lock_guard<std::mutex> lock(mu_);
+    hold_ = true;
+  }
+  size_t held() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_.size();
+  }
+  int finished() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return finished_;
+  }
+  // Runs the held jobs now.
+  void Release() {
+    std::vector<Held> jobs;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      hold_ = false;
+      jobs.swap(held_);
+    }
+    for (const Held& h : jobs)
+      target()->Schedule(&Run, new Job{this, h.fn, h.arg}, Priority::HIGH, h.tag, h.unsched);
+  }
+  // Whether `n` jobs have finished before the deadline.
+  bool WaitFinished(int n, std::chrono::seconds deadline) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, deadline, [&] { return finished_ >= n; });
+  }
+
+ private:
+  struct Held {
+    void (*fn)(void*);
+    void* arg;
+    void* tag;
+    void (*unsched)(void*);
+  };
+  struct Job {
+    FlushHoldingEnv* env;
+    void (*fn)(void*);
+    void* arg;
+  };
+  static void Run(void* p) {
+    std::unique_ptr<Job> job(static_cast<Job*>(p));
+    job->fn(job->arg);
+    {
+      std::lock_guard<std::mutex> lock(job->env->mu_);
+      ++job->env->finished_;
+    }
+    job->env->cv_.notify_all();
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool hold_ = false;
+  std::vector<Held> held_;
+  int finished_ = 0;
+};
+
+// RocksDB 7.8's DB::Resume() waits forever when a flush was scheduled before a write error and
+// started after it: that flush returns at once (background work stopped, no recovery under way)
+// and leaves its column family in the flush queue, marked queued, with nothing scheduled to run
+// it; the recovery's flush of the same column family is then never scheduled. Here the flush is
+// held back by the Env until the disk is full and a write has failed, exactly that order. A
+// store with recover_by_reopening refuses writes until Recover(), which waits for space, closes
+// (dropping the queue) and reopens; then writes go on, every acknowledged one is there, the
+// failed ones are not. (With recover_by_reopening = false, the Write after the space came back
+// calls Resume() and misses the deadline.)
+void RecoversWhereResumeWouldWaitForeverForAFlush(bool recover_by_reopening) {
+  TempDir tmp;
+  auto fs = std::make_shared<FullDiskFs>();
+  // Leaked on purpose: if the recovery hangs (the test fails), a thread is still inside RocksDB.
+  auto* env = new FlushHoldingEnv(rocksdb::NewCompositeEnv(fs));
+  RocksStoreOptions options;
+  options.write_buffer_bytes = 64 << 10;
+  options.recover_by_reopening = recover_by_reopening;
+  options.test_env = env;
+  auto store = std::make_unique<std::unique_ptr<KvStore>>();
+  ASSERT_TRUE(OpenRocksStore(tmp.path(), options, store.get()).ok());
+  KvStore* kv = store->get();
+
+  std::vector<std::string> acked;
+  const std::string value(1000, 'v');
+  env->Hold();
+  for (int i = 0; env->held() == 0; ++i) {
+    ASSERT_LT(i, 10000) << "no flush was ever scheduled";
+    std::string key = "key" + std::to_string(100000 + i);
+    ASSERT_TRUE(Put(kv, key, value).ok());
+    acked.push_back(key);
+  }
+  // A flush is scheduled and has not started. The disk fills; the next write fails.
+  fs->set_full(true);
+  Status failed = Put(kv, "failed", value);
+  EXPECT_EQ(failed.code(), Status::Code::kIoError) << failed.ToString();
+  EXPECT_TRUE(Contains(failed.message(), "disk full")) << failed.message();
+  const int finished = env->finished();
+  env->Release();
+  ASSERT_TRUE(env->WaitFinished(finished + 1, std::chrono::seconds(60)));
+
+  // Every call from here on with a deadline: a hang is a failure, not a stuck test.
+  std::future<Status> done;
+  auto in_time = [&](std::function<Status()> fn) {
+    // A detached thread: a std::async future would wait for a hung call when destroyed.
+    auto promise = std::make_shared<std::promise<Status>>();
+    done = promise->get_future();
+    std::thread([promise, fn = std::move(fn)] { promise->set_value(fn()); }).detach();
+    if (done.wait_for(std::chrono::seconds(30)) == std::future_status::ready) return true;
+    (void)store.release();  // the hung thread still uses it
+    return false;
+  };
+  // Still full: writes are refused, Recover() waits for space, reads go on.
+  ASSERT_TRUE(in_time([kv, value] { return Put(kv, "refused", value); }))
+      << "a write hung (full disk)";
+  EXPECT_EQ(done.get().code(), Status::Code::kIoError);
+  ASSERT_TRUE(in_time([kv] { return kv->Recover(); })) << "Recover() hung (full disk)";
+  Status early = done.get();
+  if (recover_by_reopening) {
+    EXPECT_EQ(early.code(), Status::Code::kIoError) << early.ToString();
+    EXPECT_TRUE(Contains(early.message(), "disk full")) << early.message();
+  } else {
+    EXPECT_TRUE(early.ok()) << early.ToString();  // Write recovers by itself
+  }
+  std::string v;
+  EXPECT_TRUE(kv->Get(acked.front(), &v).ok());
+
+  // Space comes back: Recover() and the next write succeed.
+  fs->set_full(false);
+  ASSERT_TRUE(in_time([kv] {
+    Status r = kv->Recover();
+    return r.ok() ? Put(kv, "after", "recovered") : r;
+  })) << "the recovery after the full disk hung";
+  Status after = done.get();
+  ASSERT_TRUE(after.ok()) << after.ToString();
+  ASSERT_TRUE(Put(kv, "after2", "more").ok());
+
+  std::vector<std::string> want = acked;
+  want.push_back("after");
+  want.push_back("after2");
+  std::sort(want.begin(), want.end());
+  auto keys_of = [](KvStore* s) {
+    std::vector<std::string> keys;
+    for (const auto& [k, val] : Dump(s)) keys.push_back(k);
+    return keys;
+  };
+  EXPECT_EQ(keys_of(kv), want);  // nothing lost, the failed and refused writes not there
+  store->reset();
+  ASSERT_TRUE(OpenRocksStore(tmp.path(), options, store.get()).ok());
+  EXPECT_EQ(keys_of(store->get()), want);
+  store->reset();
+  delete env;
+}
+
+// The agent's way: writes refused until the owner's Recover() (then it reloads).
+TEST(RocksStoreTest, RecoverReopensWhereResumeWouldWaitForeverForAFlush) {
+  RecoversWhereResumeWouldWaitForeverForAFlush(true);
+}
+
+// The gateway's way: the first write after the space came back reopens by itself; nothing that
+// failed came back, so the owner's memory still matches and the write goes through.
+TEST(RocksStoreTest, WriteReopensByItselfWhereResumeWouldWaitForeverForAFlush) {
+  RecoversWhereResumeWouldWaitForeverForAFlush(false);
+}
+
+// A write whose log record was complete but whose sync failed comes back at the reopen: an owner
+// that does not reload (recover_by_reopening = false) would then count it again, so the store
+// refuses writes from then on (a restart reloads); reads go on and show it.
+TEST(RocksStoreTest, AFailedWriteThatCameBackWithTheReopenStopsWrites) {
+  TempDir tmp;
+  auto fs = std::make_shared<FullDiskFs>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  RocksStoreOptions options;
+  options.test_env = env.get();
+  std::unique_ptr<KvStore> store;
+  ASSERT_TRUE(OpenRocksStore(tmp.path(), options, &store).ok());
+  ASSERT_TRUE(Put(store.get(), "a", "1").ok());
+  fs->set_fail_syncs(true);
+  EXPECT_FALSE(Put(store.get(), "landed", "2").ok());
+  fs->set_fail_syncs(false);
+  Status s = Put(store.get(), "c", "3");
+  EXPECT_EQ(s.code(), Status::Code::kIoError);
+  EXPECT_TRUE(Contains(s.message(), "restart to reload")) << s.message();
+  EXPECT_FALSE(Put(store.get(), "d", "4").ok());
+  std::string v;
+  EXPECT_TRUE(store->Get("landed", &v).ok());
+  EXPECT_EQ(Dump(store.get()).size(), 2u);  // a and landed
+  store.reset();
+  ASSERT_TRUE(OpenRocksStore(tmp.path(), options, &store).ok());  // the restart
+  EXPECT_TRUE(Put(store.get(), "c", "3").ok());
+}
+
+// Recover() closes the database: never under an open iterator. It says so and succeeds once the
+// iterator is gone; a store that needs no recovery answers OK at once.
+TEST(RocksStoreTest, RecoverWaitsForOpenIterators) {
+  TempDir tmp;
+  auto fs = std::make_shared<FullDiskFs>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  RocksStoreOptions options;
+  options.recover_by_reopening = true;
+  options.test_env = env.get();
+  std::unique_ptr<KvStore> store;
+  ASSERT_TRUE(OpenRocksStore(tmp.path(), options, &store).ok());
+  ASSERT_TRUE(Put(store.get(), "a", "1").ok());
+  EXPECT_TRUE(store->Recover().ok());  // nothing to recover from
+
+  fs->set_full(true);
+  EXPECT_FALSE(Put(store.get(), "b", "2").ok());
+  fs->set_full(false);
+  std::unique_ptr<KvIterator> it = store->NewIterator();
+  it->SeekToFirst();
+  ASSERT_TRUE(it->Valid());
+  Status busy = store->Recover();
+  EXPECT_EQ(busy.code(), Status::Code::kIoError);
+  EXPECT_TRUE(Contains(busy.message(), "1 iterator(s) of the store still open")) << busy.message();
+  EXPECT_EQ(it->key(), "a");  // the iterator still works
+  EXPECT_FALSE(Put(store.get(), "c", "3").ok());
+  it.reset();
+  ASSERT_TRUE(store->Recover().ok());
+  ASSERT_TRUE(Put(store.get(), "c", "3").ok());
+  EXPECT_EQ(Dump(store.get()).size(), 2u);  // a and c
 }
 
 }  // namespace

@@ -56,6 +56,7 @@ class FaultStore final : public KvStore {
   Status Write(const WriteBatch& batch, bool sync) override;
   std::unique_ptr<KvIterator> NewIterator() override;
   uint64_t ApproximateBytes() override { return base_->ApproximateBytes(); }
+  Status Recover() override { return base_->Recover(); }
 
  private:
   KvStore* base_;
