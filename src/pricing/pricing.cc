@@ -64,10 +64,17 @@ Status ParseModelPrice(const json& spec, const std::string& model, ModelPrice* o
     Pico i2 = *in2;
     p.above_200k = Rates{i2, o2 ? *o2 : *o, cw2 ? *cw2 : i2 * 5 / 4, cr2 ? *cr2 : i2 / 10};
   }
+  // The factors, like the rates: absent or null means none (1); any other type is refused, never
+  // read as 1 (a "fast":"6" would price fast requests at a sixth of their cost).
   auto pse = spec.find("provider_specific_entry");
-  if (pse != spec.end() && pse->is_object()) {
+  if (pse != spec.end() && !pse->is_null()) {
+    if (!pse->is_object())
+      return Status::InvalidArgument("model " + model +
+                                     ": provider_specific_entry is not an object");
     auto f = pse->find("fast");
-    if (f != pse->end() && f->is_number()) {
+    if (f != pse->end() && !f->is_null()) {
+      if (!f->is_number())
+        return Status::InvalidArgument("model " + model + ": fast multiplier is not a number");
       double m = f->get<double>();
       if (!(m >= 1 && m <= 100))
         return Status::InvalidArgument("model " + model + ": fast multiplier out of range");
@@ -76,7 +83,11 @@ Status ParseModelPrice(const json& spec, const std::string& model, ModelPrice* o
     // US-only inference (usage.inference_geo "us"): 1.1 on Opus 4.6 and later. A factor below 1
     // or above 2 is not a data-residency surcharge.
     auto us = pse->find("us");
-    if (us != pse->end() && us->is_number()) {
+    if (us != pse->end() && !us->is_null()) {
+      if (!us->is_number()) {
+        return Status::InvalidArgument("model " + model +
+                                       ": us (US-only inference) multiplier is not a number");
+      }
       double m = us->get<double>();
       if (!(m >= 1 && m <= 2)) {
         return Status::InvalidArgument("model " + model +

@@ -241,6 +241,16 @@ TEST(Pricing, A29_FromJsonErrorsNameModelAndField) {
        "model claude-x: us (US-only inference) multiplier out of range [1, 2]"},
       {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"us":11}}}})",
        "model claude-x: us (US-only inference) multiplier out of range [1, 2]"},
+      // A factor of another type is no factor: it used to be ignored, so a price file (or a
+      // LiteLLM entry) with "fast":"6" priced fast requests at 1x, silently.
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"fast":"6"}}}})",
+       "model claude-x: fast multiplier is not a number"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"fast":true}}}})",
+       "model claude-x: fast multiplier is not a number"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"us":"1.1"}}}})",
+       "model claude-x: us (US-only inference) multiplier is not a number"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":"fast"}}})",
+       "model claude-x: provider_specific_entry is not an object"},
       {R"({"web_search_cost_per_request":-1,"models":{}})",
        "pricing file: bad web_search_cost_per_request"},
       {R"({"web_search_cost_per_request":"0.01","models":{}})",
