@@ -57,6 +57,12 @@ Status ParseModelPrice(const json& spec, const std::string& model, ModelPrice* o
   if (!(s = ReadRate(spec, model, "cache_read_input_token_cost_above_200k_tokens", false, &cr2))
            .ok())
     return s;
+  // The long-context tier exists when its input rate is given; its other rates alone would be
+  // dropped (and long requests priced at the base rates), so they are refused instead.
+  if (!in2 && (o2 || cw2 || cr2)) {
+    return Status::InvalidArgument(
+        "model " + model + ": above-200k rates without input_cost_per_token_above_200k_tokens");
+  }
   ModelPrice p;
   // Anthropic's multipliers when a cache rate is not listed: 1.25x input (5m write), 0.1x (read).
   p.base = Rates{*in, *o, cw ? *cw : *in * 5 / 4, cr ? *cr : *in / 10};

@@ -251,6 +251,12 @@ TEST(Pricing, A29_FromJsonErrorsNameModelAndField) {
        "model claude-x: us (US-only inference) multiplier is not a number"},
       {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":"fast"}}})",
        "model claude-x: provider_specific_entry is not an object"},
+      // A long-context tier is keyed by its input rate: the other above-200k rates without it
+      // were dropped, so long requests' output was priced at the base rate, silently.
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"output_cost_per_token_above_200k_tokens":2e-06}}})",
+       "model claude-x: above-200k rates without input_cost_per_token_above_200k_tokens"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"cache_read_input_token_cost_above_200k_tokens":2e-07}}})",
+       "model claude-x: above-200k rates without input_cost_per_token_above_200k_tokens"},
       {R"({"web_search_cost_per_request":-1,"models":{}})",
        "pricing file: bad web_search_cost_per_request"},
       {R"({"web_search_cost_per_request":"0.01","models":{}})",
