@@ -36,6 +36,17 @@ Status ReadRate(const json& spec, const std::string& model, const char* field, b
 
 json RateToJson(Pico p) { return double(p) / 1e12; }
 
+// A factor is kept in thousandths (ModelPrice::*_multiplier_milli): true and *milli for one that
+// is a whole number of them (1.1 is, as the nearest double to it); false for one that would be
+// rounded (1.0005), which is refused rather than priced at another factor.
+bool WholeThousandths(double factor, int64_t* milli) {
+  const double x = factor * 1000;
+  const int64_t r = std::llround(x);
+  if (std::fabs(x - double(r)) > 1e-6) return false;
+  *milli = r;
+  return true;
+}
+
 }  // namespace
 
 namespace {
@@ -84,7 +95,10 @@ Status ParseModelPrice(const json& spec, const std::string& model, ModelPrice* o
       double m = f->get<double>();
       if (!(m >= 1 && m <= 100))
         return Status::InvalidArgument("model " + model + ": fast multiplier out of range");
-      p.fast_multiplier_milli = std::llround(m * 1000);
+      if (!WholeThousandths(m, &p.fast_multiplier_milli)) {
+        return Status::InvalidArgument("model " + model +
+                                       ": fast multiplier is not a whole number of thousandths");
+      }
     }
     // US-only inference (usage.inference_geo "us"): 1.1 on Opus 4.6 and later. A factor below 1
     // or above 2 is not a data-residency surcharge.
@@ -99,7 +113,11 @@ Status ParseModelPrice(const json& spec, const std::string& model, ModelPrice* o
         return Status::InvalidArgument("model " + model +
                                        ": us (US-only inference) multiplier out of range [1, 2]");
       }
-      p.us_multiplier_milli = std::llround(m * 1000);
+      if (!WholeThousandths(m, &p.us_multiplier_milli)) {
+        return Status::InvalidArgument(
+            "model " + model +
+            ": us (US-only inference) multiplier is not a whole number of thousandths");
+      }
     }
   }
   *out = p;
