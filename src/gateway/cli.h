@@ -9,7 +9,8 @@
 // serve takes --admin-token-file F (else $CCMON_GATEWAY_ADMIN_TOKEN; neither: the admin API
 // answers 403). device … --server sends the admin token of --admin-token-file (else
 // $CCMON_GATEWAY_ADMIN_TOKEN) to the admin API; device … --data-dir works on a stopped gateway's
-// store directly (a running one holds RocksDB's LOCK: "the gateway is running; use --server").
+// store directly (a running one holds RocksDB's LOCK: "the gateway is running; use --server";
+// another offline command holds it for a moment, so the LOCK is waited for up to 3 s first).
 // Output, fixed for scripts: add and rotate print the agent's setup command, then the key alone
 // on the last line of standard output; list prints a tab-separated table (NAME CREATED LAST_SEEN
 // REVOKED, times RFC 3339 or "never", yes/no); revoke prints "revoked NAME".

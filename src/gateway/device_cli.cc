@@ -1,11 +1,14 @@
 // ccmon-gateway device add|list|revoke|rotate: over a running gateway's admin API (--server) or
 // on a stopped gateway's --data-dir (cli.h).
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "base/timeutil.h"
 #include "gateway/admin_handler.h"
@@ -173,7 +176,21 @@ int RunOffline(const DeviceArgs& a, std::ostream& out, std::ostream& err) {
     return kExitFailure;
   }
   std::unique_ptr<KvStore> kv;
-  Status s = OpenRocksStore(a.data_dir, RocksStoreOptions{}, &kv);
+  // RocksDB's LOCK is held by a running gateway, or for a moment by another offline command
+  // (devices added in parallel by a script): wait up to kOfflineLockWait for the latter.
+  constexpr auto kOfflineLockWait = std::chrono::seconds(3);
+  const auto give_up = std::chrono::steady_clock::now() + kOfflineLockWait;
+  auto pause = std::chrono::milliseconds(10);
+  Status s;
+  for (;;) {
+    s = OpenRocksStore(a.data_dir, RocksStoreOptions{}, &kv);
+    if (s.ok() || s.message().find("(RocksDB LOCK)") == std::string::npos ||
+        std::chrono::steady_clock::now() + pause > give_up) {
+      break;
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(200));
+  }
   if (!s.ok()) {
     if (s.message().find("(RocksDB LOCK)") != std::string::npos) {
       err << "ccmon-gateway: the gateway is running; use --server (" << s.message() << ")\n";

@@ -36,6 +36,17 @@ Status ReadRate(const json& spec, const std::string& model, const char* field, b
 
 json RateToJson(Pico p) { return double(p) / 1e12; }
 
+// A factor is kept in thousandths (ModelPrice::*_multiplier_milli): true and *milli for one that
+// is a whole number of them (1.1 is, as the nearest double to it); false for one that would be
+// rounded (1.0005), which is refused rather than priced at another factor.
+bool WholeThousandths(double factor, int64_t* milli) {
+  const double x = factor * 1000;
+  const int64_t r = std::llround(x);
+  if (std::fabs(x - double(r)) > 1e-6) return false;
+  *milli = r;
+  return true;
+}
+
 }  // namespace
 
 namespace {
@@ -57,6 +68,12 @@ Status ParseModelPrice(const json& spec, const std::string& model, ModelPrice* o
   if (!(s = ReadRate(spec, model, "cache_read_input_token_cost_above_200k_tokens", false, &cr2))
            .ok())
     return s;
+  // The long-context tier exists when its input rate is given; its other rates alone would be
+  // dropped (and long requests priced at the base rates), so they are refused instead.
+  if (!in2 && (o2 || cw2 || cr2)) {
+    return Status::InvalidArgument(
+        "model " + model + ": above-200k rates without input_cost_per_token_above_200k_tokens");
+  }
   ModelPrice p;
   // Anthropic's multipliers when a cache rate is not listed: 1.25x input (5m write), 0.1x (read).
   p.base = Rates{*in, *o, cw ? *cw : *in * 5 / 4, cr ? *cr : *in / 10};
@@ -64,25 +81,43 @@ Status ParseModelPrice(const json& spec, const std::string& model, ModelPrice* o
     Pico i2 = *in2;
     p.above_200k = Rates{i2, o2 ? *o2 : *o, cw2 ? *cw2 : i2 * 5 / 4, cr2 ? *cr2 : i2 / 10};
   }
+  // The factors, like the rates: absent or null means none (1); any other type is refused, never
+  // read as 1 (a "fast":"6" would price fast requests at a sixth of their cost).
   auto pse = spec.find("provider_specific_entry");
-  if (pse != spec.end() && pse->is_object()) {
+  if (pse != spec.end() && !pse->is_null()) {
+    if (!pse->is_object())
+      return Status::InvalidArgument("model " + model +
+                                     ": provider_specific_entry is not an object");
     auto f = pse->find("fast");
-    if (f != pse->end() && f->is_number()) {
+    if (f != pse->end() && !f->is_null()) {
+      if (!f->is_number())
+        return Status::InvalidArgument("model " + model + ": fast multiplier is not a number");
       double m = f->get<double>();
       if (!(m >= 1 && m <= 100))
         return Status::InvalidArgument("model " + model + ": fast multiplier out of range");
-      p.fast_multiplier_milli = std::llround(m * 1000);
+      if (!WholeThousandths(m, &p.fast_multiplier_milli)) {
+        return Status::InvalidArgument("model " + model +
+                                       ": fast multiplier is not a whole number of thousandths");
+      }
     }
     // US-only inference (usage.inference_geo "us"): 1.1 on Opus 4.6 and later. A factor below 1
     // or above 2 is not a data-residency surcharge.
     auto us = pse->find("us");
-    if (us != pse->end() && us->is_number()) {
+    if (us != pse->end() && !us->is_null()) {
+      if (!us->is_number()) {
+        return Status::InvalidArgument("model " + model +
+                                       ": us (US-only inference) multiplier is not a number");
+      }
       double m = us->get<double>();
       if (!(m >= 1 && m <= 2)) {
         return Status::InvalidArgument("model " + model +
                                        ": us (US-only inference) multiplier out of range [1, 2]");
       }
-      p.us_multiplier_milli = std::llround(m * 1000);
+      if (!WholeThousandths(m, &p.us_multiplier_milli)) {
+        return Status::InvalidArgument(
+            "model " + model +
+            ": us (US-only inference) multiplier is not a whole number of thousandths");
+      }
     }
   }
   *out = p;

@@ -17,6 +17,7 @@
 """
 
 import os
+import subprocess
 import shutil
 import signal
 import sys
@@ -174,6 +175,21 @@ def run_test(args, ck, work):
         key2 = out.strip().splitlines()[-1]
         ck.check(key2.startswith("dk_") and key2 != key,
                  "device rotate --data-dir prints a new key on its last line", out)
+        # Offline commands at once (a provisioning script adding devices in parallel): each
+        # waits for the others' hold on the data dir. Before, all but one failed with "the
+        # gateway is running; use --server", with no gateway running.
+        procs = [subprocess.Popen([args.gateway, "device", "add", "par%d" % i, "--data-dir",
+                                   data_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for i in range(6)]
+        results = [(p.wait(timeout=60), p.communicate(timeout=60)) for p in procs]
+        failed = [err.decode().strip()[:120] for rc, (_, err) in results if rc != 0]
+        ck.check(not failed, "six device add --data-dir at once on a stopped gateway all succeed",
+                 "; ".join(failed[:2]))
+        out, _ = ic.run([args.gateway, "device", "list", "--data-dir", data_dir],
+                        "device list --data-dir")
+        ck.eq("device list --data-dir after them", sorted(
+            l.split("\t")[0] for l in out.strip().splitlines()[1:]),
+            sorted([NAME] + ["par%d" % i for i in range(6)]))
     except ic.TestError:
         if agent is not None:
             print(agent.log_tail())

@@ -241,6 +241,28 @@ TEST(Pricing, A29_FromJsonErrorsNameModelAndField) {
        "model claude-x: us (US-only inference) multiplier out of range [1, 2]"},
       {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"us":11}}}})",
        "model claude-x: us (US-only inference) multiplier out of range [1, 2]"},
+      // A factor of another type is no factor: it used to be ignored, so a price file (or a
+      // LiteLLM entry) with "fast":"6" priced fast requests at 1x, silently.
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"fast":"6"}}}})",
+       "model claude-x: fast multiplier is not a number"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"fast":true}}}})",
+       "model claude-x: fast multiplier is not a number"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"us":"1.1"}}}})",
+       "model claude-x: us (US-only inference) multiplier is not a number"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":"fast"}}})",
+       "model claude-x: provider_specific_entry is not an object"},
+      // A long-context tier is keyed by its input rate: the other above-200k rates without it
+      // were dropped, so long requests' output was priced at the base rate, silently.
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"output_cost_per_token_above_200k_tokens":2e-06}}})",
+       "model claude-x: above-200k rates without input_cost_per_token_above_200k_tokens"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"cache_read_input_token_cost_above_200k_tokens":2e-07}}})",
+       "model claude-x: above-200k rates without input_cost_per_token_above_200k_tokens"},
+      // Factors are kept in thousandths: one that would be rounded is refused (1.0005 became
+      // 1.001, and the table priced fast requests at another factor than its source's).
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"fast":1.0005}}}})",
+       "model claude-x: fast multiplier is not a whole number of thousandths"},
+      {R"({"models":{"claude-x":{"input_cost_per_token":1e-06,"output_cost_per_token":1e-06,"provider_specific_entry":{"us":1.09999}}}})",
+       "model claude-x: us (US-only inference) multiplier is not a whole number of thousandths"},
       {R"({"web_search_cost_per_request":-1,"models":{}})",
        "pricing file: bad web_search_cost_per_request"},
       {R"({"web_search_cost_per_request":"0.01","models":{}})",

@@ -324,6 +324,9 @@ int CmdSetup(const Parsed& p, Ctx& c) {
 // ---------------------------------------------------------------------------------------------
 // start --foreground
 
+// Creates the state directory (mode 0700) if it is missing. Its marker is written once the pid
+// lock is held (MarkStateDir): starts racing on a new directory would otherwise all write it
+// through the one temporary file, and the losers failed on its rename instead of on the lock.
 Status PrepareStateDir(Env* env, const std::string& dir) {
   if (Status s = env->CreateDirs(DirName(dir)); !s.ok()) return s;
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
@@ -331,6 +334,13 @@ Status PrepareStateDir(Env* env, const std::string& dir) {
   FileInfo info;
   if (Status s = env->Stat(dir, &info); !s.ok()) return s;
   if (info.type != FileType::kDirectory) return Status::IoError(dir + ": not a directory");
+  return Status::Ok();
+}
+
+// Writes the marker that tells `reset` the directory is the agent's, if it is missing. Called
+// under the pid lock.
+Status MarkStateDir(Env* env, const std::string& dir) {
+  FileInfo info;
   const std::string marker = dir + "/" + kStateMarkerFileName;
   if (!env->Stat(marker, &info).ok()) {
     if (Status s = WriteFileAtomically(env, marker,
@@ -446,6 +456,8 @@ int CmdStartForeground(const Parsed& p, Ctx& c) {
   std::unique_ptr<PidFileLock> lock;
   if (Status s = PidFileLock::Acquire(PidPath(cfg), int64_t(::getpid()), &lock); !s.ok())
     return fail(kExitFailure, s.message() + " (" + cfg.state_dir + ")");
+  if (Status s = MarkStateDir(c.env, cfg.state_dir); !s.ok())
+    return fail(kExitFailure, "state directory: " + s.message());
   FileLoggerOptions log_options;
   log_options.path = LogPath(cfg);
   log_options.also_to = c.seams.log_to_err ? &c.err : nullptr;

@@ -35,6 +35,13 @@ int64_t ReadPid(int fd) {
   return pid;
 }
 
+// Whether `fd` is the file `path` names now (not one removed or replaced since it was opened).
+bool IsTheFileAt(int fd, const std::string& path) {
+  struct stat opened, named;
+  return ::fstat(fd, &opened) == 0 && ::lstat(path.c_str(), &named) == 0 &&
+         opened.st_dev == named.st_dev && opened.st_ino == named.st_ino;
+}
+
 // Opens (creating it, mode 0600) the pid file at `path` and takes its exclusive lock without
 // blocking. A probe (status, stop) holds a shared lock for microseconds, so a busy lock is
 // retried briefly before another agent is taken to hold it. Ok with *fd the locked descriptor
@@ -43,12 +50,21 @@ int64_t ReadPid(int fd) {
 Status OpenLockedPidFile(const std::string& path, int* fd, int64_t* holder) {
   *fd = -1;
   *holder = 0;
-  const int f = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (f < 0) return Status::IoError(Errno(path + ": open"));
-  int rc = ::flock(f, LOCK_EX | LOCK_NB);
-  for (int i = 0; rc != 0 && errno == EWOULDBLOCK && i < 5; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  int f = -1, rc = -1;
+  // The lock counts only on the file the path still names: an agent that ends removes its pid
+  // file and then releases the lock (~PidFileLock), so a lock won during the retries below can
+  // be the removed file's; then the new file is opened and locked instead.
+  for (int reopen = 0;; ++reopen) {
+    f = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (f < 0) return Status::IoError(Errno(path + ": open"));
     rc = ::flock(f, LOCK_EX | LOCK_NB);
+    for (int i = 0; rc != 0 && errno == EWOULDBLOCK && i < 5; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      rc = ::flock(f, LOCK_EX | LOCK_NB);
+    }
+    if (rc != 0 || IsTheFileAt(f, path)) break;
+    ::close(f);
+    if (reopen == 5) return Status::IoError(path + ": removed each time it was locked");
   }
   if (rc == 0) {
     *fd = f;

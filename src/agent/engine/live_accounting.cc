@@ -617,8 +617,11 @@ Status LiveAccounting::Settle(int64_t now_ms, bool by_event_time_only, size_t ma
   for (auto it = pending_.begin(); it != pending_.end();) {
     Pending& p = it->second;
     if (p.seen_ms == 0) p.seen_ms = now_ms;
-    const int64_t quiet_since =
-        by_event_time_only ? p.newest_event_ms : std::max(p.newest_event_ms, p.seen_ms);
+    // An event time ahead of that first Settle (a clock ahead of ours, a line from year 9999)
+    // counts as it: the request is quiet settle_after later, as any other; waiting for its own
+    // timestamp, it would never be observed, while replay observes it (A40).
+    const int64_t event_ms = std::min(p.newest_event_ms, p.seen_ms);
+    const int64_t quiet_since = by_event_time_only ? event_ms : std::max(event_ms, p.seen_ms);
     if (now_ms - quiet_since < options_.settle_after_ms) {
       ++it;
       continue;

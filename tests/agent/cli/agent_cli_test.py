@@ -258,6 +258,35 @@ def reset_races_start(t):
     t.check(not bad, "reset racing start (8 rounds): no agent without its state", "; ".join(bad))
 
 
+def starts_race_on_a_new_state_dir(t):
+    """Six `start`s at once on a state dir that does not exist yet: one agent runs, and every
+    other start says another agent runs. Before, the losers wrote the dir's marker through one
+    shared temporary file before taking the pid lock, and most failed with "state directory:
+    rename .../CCMON_AGENT_STATE.tmp to ...: No such file or directory"."""
+    claude = os.path.join(t.root, "claude")
+    url = "http://127.0.0.1:%d/api/v1/write" % closed_port()
+    bad = []
+    for r in range(5):
+        state = os.path.join(t.root, "new-state-%d" % r)
+        args = ["--state-dir", state]
+        procs = [subprocess.Popen([t.agent, "start", "--url", url, "--config-dir", claude] + args,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=t.env)
+                 for _ in range(6)]
+        outs = [(p.wait(timeout=30), b"".join(p.communicate(timeout=30)).decode())
+                for p in procs]
+        started = [o for rc, o in outs if rc == 0 and "started (pid" in o]
+        others = [o for rc, o in outs if not (rc == 0 and "started (pid" in o)]
+        if len(started) != 1:
+            bad.append("round %d: %d starts reported an agent started" % (r, len(started)))
+        for o in others:
+            if "already running" not in o and "another ccmon-agent" not in o:
+                bad.append("round %d: a losing start said: %s" % (r, o.strip()[:160]))
+        t.run("stop", *args)
+        t.run("reset", *args)
+    t.check(not bad, "six starts at once on a new state dir: one runs, the others say why",
+            "; ".join(bad[:4]))
+
+
 def foreground_fixed_interface(t):
     state = os.path.join(t.root, "fg-state")
     claude = os.path.join(t.root, "claude")
@@ -376,6 +405,7 @@ def main():
         lifecycle(t, os.path.join(root, "state"))
         foreground_fixed_interface(t)
         reset_races_start(t)
+        starts_race_on_a_new_state_dir(t)
         connectivity(t, prometheus)
     except (Failed, subprocess.TimeoutExpired, ValueError, KeyError) as e:
         t.failed.append("aborted: %s" % e)
@@ -383,7 +413,8 @@ def main():
     finally:
         # Never leave an agent behind.
         for d in (os.path.join(root, "state"), os.path.join(root, "fg-state"),
-                  os.path.join(root, "race-state"), os.path.join(root, "listen-state")):
+                  os.path.join(root, "race-state"), os.path.join(root, "listen-state")) + tuple(
+                      os.path.join(root, "new-state-%d" % r) for r in range(5)):
             try:
                 with open(os.path.join(d, "agent.pid")) as fh:
                     pid = int(fh.read().strip() or 0)

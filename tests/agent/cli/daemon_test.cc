@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "testing/temp_dir.h"
 #include "testing/test_util.h"
@@ -69,6 +71,36 @@ TEST(DaemonTest, OneHolderAtATime) {
   ASSERT_TRUE(ProbeAgent(path, &p).ok());
   EXPECT_FALSE(p.running);
   EXPECT_EQ(testing_util::Listing(dir.path()), std::vector<std::string>{});  // file removed
+}
+
+// An agent that ends (its PidFileLock removes the file, then releases the lock) while a new one
+// waits for the lock (Acquire retries for a few milliseconds) must not leave the new one holding
+// the lock of the removed file: that agent ran unseen by status and stop, and a later start
+// could start another (found with three concurrent `restart`s, hostile19). The new one locks the
+// file the path names.
+TEST(DaemonTest, APidFileRemovedWhileItWasBeingLockedIsNotTheOneLocked) {
+  testing_util::TempDir dir;
+  const std::string path = dir / "agent.pid";
+  int raced = 0;
+  for (int round = 0; round < 40 && raced < 10; ++round) {
+    std::unique_ptr<PidFileLock> first;
+    ASSERT_TRUE(PidFileLock::Acquire(path, 111, &first).ok());
+    std::thread ender([&first] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(15));
+      first.reset();  // unlink, then release
+    });
+    std::unique_ptr<PidFileLock> second;
+    const Status s = PidFileLock::Acquire(path, 222, &second);
+    ender.join();
+    if (!s.ok()) continue;  // the first outlived the retries: not this race
+    ++raced;
+    AgentProcess p;
+    ASSERT_TRUE(ProbeAgent(path, &p).ok());
+    EXPECT_TRUE(p.running) << "round " << round << ": the lock is held on a removed file";
+    EXPECT_EQ(p.pid, 222);
+    second.reset();
+  }
+  EXPECT_GT(raced, 0) << "the race never happened";
 }
 
 TEST(DaemonTest, StalePidFileOfAKilledAgent) {

@@ -17,6 +17,7 @@
 
 #include "engine_test_util.h"
 #include "remote_write/write_request.h"
+#include "store/kv_store.h"
 #include "store/mem_store.h"
 #include "store/outbox.h"
 #include "testing/fault_store.h"
@@ -567,6 +568,39 @@ TEST(Engine, AFirstStartReadsOnlyRecordsItWrote) {
   EXPECT_EQ(h.engine->stats().reads_skipped, 0u);
   EXPECT_GT(h.store.gets() - gets0, 0);
   ASSERT_TRUE(h.engine->MarkCaughtUp(kNow).ok());
+  EXPECT_EQ(h.engine->Exposition(false, false), ReplayText(files, "dev"));
+}
+
+// KNOWN DEFECT (hostile19, open; README "Known defects"): a transcript string longer than the
+// store's key limit (kMaxKvKeyBytes, 64 KiB) in a place that becomes part of a key - a message.id
+// or requestId ("r"/"e"/"h" + dedup key), a sessionId ("s"/"d"), a cwd whose basename is the
+// project label or a model ("l" label records, "c" series keys), a tool_use id or name, a prompt
+// uuid - makes every commit fail ("key of N bytes (at most 65536)"): the agent stops reading all
+// files for good, while replay counts the line. Fixing it needs an on-disk decision (a wider key
+// limit, which the state mirror's record format also bounds, or a digest form for long keys), or
+// an accounting rule (such lines skipped by both tools). Enable this test with the fix.
+TEST(Engine, DISABLED_A40_AStringBeyondTheStoresKeyLimitIsCountedAsReplayCountsIt) {
+  const std::string big(kMaxKvKeyBytes + 1, 'x');
+  const std::vector<std::vector<std::string>> files = {
+      {Assistant("s1", "/w/" + big, kNow - 5000, "m1", "claude-opus-4-6", 10, 0, false, {}, 0)
+           .dump()},
+      {Assistant("s2", "/w/p", kNow - 4000, "m" + big, "claude-opus-4-6", 10, 0, false, {}, 0)
+           .dump()},
+      {Assistant(big, "/w/p", kNow - 3000, "m3", "claude-opus-4-6", 10, 0, false, {}, 0).dump()},
+      {Assistant("s4", "/w/p", kNow - 2000, "m4", "claude-" + big, 10, 0, false, {}, 0).dump()},
+  };
+  Harness h;
+  LineParser parser;
+  ParsedLine line;
+  for (size_t i = 0; i < files.size(); ++i) {
+    for (const auto& l : files[i]) {
+      parser.Parse(l, &line);
+      ASSERT_TRUE(h.engine->AddLine(line).ok());
+    }
+    Status s = h.engine->Commit({{"f" + std::to_string(i), "1"}}, kNow);
+    ASSERT_TRUE(s.ok()) << "file " << i << ": " << s.message();
+  }
+  ASSERT_TRUE(h.engine->MarkCaughtUp(kNow + 120000).ok());
   EXPECT_EQ(h.engine->Exposition(false, false), ReplayText(files, "dev"));
 }
 

@@ -230,6 +230,36 @@ TEST(LiveAccounting, A40_PendingRecordsAreCommittedUntilObservedAndThenDeleted) 
   EXPECT_EQ(run.live->series().Exposition(false), ReplayText(files, "dev"));
 }
 
+// A request stamped ahead of the wall clock (a clock ahead of ours; a hostile line from year 9999)
+// still settles: its event time counts as the time it was first seen quiet, so it is observed in
+// the histogram settle_after later, as replay observes it. It waited for its own timestamp
+// before: never, for year 9999, with 0 conflicts counted.
+TEST(LiveAccounting, A40_ARequestStampedInTheFutureSettlesAfterSettleAfterOfWallTime) {
+  const int64_t now = 1'780'000'000'000;  // 2026-05-28
+  for (const int64_t ts : {int64_t(253'402'300'799'000) /* 9999-12-31T23:59:59Z */,
+                           now + 3'600'000 /* an hour ahead */}) {
+    SCOPED_TRACE(Ts(ts));
+    const std::vector<std::vector<std::string>> files = {
+        {Assistant("s1", "/p", ts, "msg_future", "claude-sonnet-4-5", 5, 0, false, {}, 0).dump()}};
+    for (const bool catch_up_end : {false, true}) {
+      LiveRun run;
+      LineParser parser;
+      ParsedLine line;
+      parser.Parse(files[0][0], &line);
+      ASSERT_TRUE(run.live->AddLine(line).ok());
+      ASSERT_TRUE(run.live->Settle(now, catch_up_end).ok());
+      EXPECT_EQ(run.live->stats().observed, 0u) << "not quiet yet";
+      ASSERT_TRUE(run.live->Settle(now + run.options.settle_after_ms, false).ok());
+      EXPECT_EQ(run.live->stats().observed, 1u);
+      EXPECT_EQ(run.live->stats().pending, 0u);
+      EXPECT_EQ(run.live->stats().conflicts, 0u);
+      run.records.Commit(run.live.get());
+      run.Reopen();
+      EXPECT_EQ(run.live->series().Exposition(false), ReplayText(files, "dev"));
+    }
+  }
+}
+
 // A request record is decoded once, when read from the store: a malformed one is Corruption at
 // each read (the cache keeps no half-decoded entry), never a crash or a count.
 TEST(LiveAccounting, A40_AMalformedRequestRecordIsCorruptionAtEachRead) {
