@@ -498,8 +498,32 @@ std::string_view LineParser::Keep(std::string_view s) {
   return dst;
 }
 
+namespace {
+// A42: what the agent keys its state by, and puts in labels.
+bool HasIdTooLong(const ParsedLine& l) {
+  auto over = [](std::string_view s) { return s.size() > kMaxIdBytes; };
+  if (over(l.message_id) || over(l.request_id) || over(l.session_id) || over(l.uuid) ||
+      over(l.model) || over(l.cwd))
+    return true;
+  for (const ToolUse& t : l.tool_uses) {
+    if (over(t.id) || over(t.name)) return true;
+  }
+  return false;
+}
+}  // namespace
+
 void LineParser::Parse(std::string_view line, size_t readable, ParsedLine* out,
                        bool first_in_file) {
+  ParseAnyLength(line, readable, out, first_in_file);
+  if ((out->kind == LineKind::kUsage || out->kind == LineKind::kPrompt) && HasIdTooLong(*out)) {
+    out->Reset();
+    out->kind = LineKind::kSkipped;
+    out->skip_reason = SkipReason::kIdTooLong;
+  }
+}
+
+void LineParser::ParseAnyLength(std::string_view line, size_t readable, ParsedLine* out,
+                                bool first_in_file) {
   out->Reset();
   kept_used_ = 0;
   if (first_in_file && StartsWithBom(line)) {

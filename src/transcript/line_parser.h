@@ -40,14 +40,16 @@ class LineParser {
   // line.data() (>= line.size()); when readable >= line.size() + kPadding the line is not copied.
   // `first_in_file`: the line starts at offset 0 of its file, the only place where a UTF-8 byte
   // order mark is allowed (it is then ignored; anywhere else it makes the line invalid_json).
+  // A record whose ids, model, tools or cwd are over kMaxIdBytes is skipped (id_too_long, A42).
   void Parse(std::string_view line, size_t readable, ParsedLine* out, bool first_in_file = false);
   void Parse(std::string_view line, ParsedLine* out, bool first_in_file = false) {
     Parse(line, line.size(), out, first_in_file);
   }
 
   // Each path on its own (tests and the fuzz target compare them). Neither applies the
-  // pre-filter nor accepts a byte order mark. ParseFast returns false when it cannot decide (any
-  // error, or the fast path is off): the caller must then use ParseReference.
+  // pre-filter, the id length rule (A42) nor accepts a byte order mark. ParseFast returns false
+  // when it cannot decide (any error, or the fast path is off): the caller must then use
+  // ParseReference.
   bool ParseFast(std::string_view line, size_t readable, ParsedLine* out);
   void ParseReference(std::string_view line, ParsedLine* out);
 
@@ -56,6 +58,7 @@ class LineParser {
   static bool FastPathEnabled();
 
  private:
+  void ParseAnyLength(std::string_view line, size_t readable, ParsedLine* out, bool first_in_file);
   struct FastState;
   std::string_view Keep(std::string_view s);  // copies into scratch that lives until next Parse
 

@@ -47,6 +47,8 @@ std::string_view SkipReasonName(SkipReason r) {
       return "too_long";
     case SkipReason::kIncomplete:
       return "incomplete";
+    case SkipReason::kIdTooLong:
+      return "id_too_long";
   }
   return "unknown";
 }

@@ -68,8 +68,13 @@ enum class SkipReason : uint8_t {
   kBadTimestamp,  // a usage record without a parseable ISO-8601 timestamp
   kTooLong,       // longer than the line cap
   kIncomplete,    // replay only: a final line without '\n' at the end of a finished read
+  kIdTooLong,     // a record whose ids, model, tool or cwd are over kMaxIdBytes (A42)
 };
-inline constexpr int kSkipReasonCount = 9;
+inline constexpr int kSkipReasonCount = 10;
+// A42: the longest message.id, requestId, sessionId, uuid, model, tool_use id or name, or cwd
+// a record may carry. Real ones are tens of bytes (a cwd at most PATH_MAX, 4096); the agent keys
+// its state by them, and its store takes keys of at most 64 KiB.
+inline constexpr size_t kMaxIdBytes = 4096;
 std::string_view SkipReasonName(SkipReason r);
 
 // Skipped lines by reason.

@@ -185,6 +185,7 @@ TEST_F(MetricsTest, A11_SnapshotOpenMetricsFormatAndSkippedLines) {
                     "ccmon_skipped_lines_total{reason=\"bad_timestamp\"} 0\n"
                     "ccmon_skipped_lines_total{reason=\"bad_usage\"} 3\n"
                     "ccmon_skipped_lines_total{reason=\"empty\"} 0\n"
+                    "ccmon_skipped_lines_total{reason=\"id_too_long\"} 0\n"
                     "ccmon_skipped_lines_total{reason=\"incomplete\"} 1\n"
                     "ccmon_skipped_lines_total{reason=\"invalid_json\"} 0\n"
                     "ccmon_skipped_lines_total{reason=\"invalid_utf8\"} 0\n"

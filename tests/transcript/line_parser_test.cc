@@ -551,12 +551,66 @@ TEST_F(LineParserTest, A10_BadTimestampIsSkipped) {
   EXPECT_EQ(o.timestamp_ms, 1759040243678);
 }
 
+// ---- A42: ids, model, tools and cwd at most 4 KiB
+// ------------------------------------------------
+
+// Parse alone applies A42 (ParseReference and ParseFast do not), so these lines are checked
+// through Parse; at exactly kMaxIdBytes they still count, through Check (all paths agree).
+TEST_F(LineParserTest, A42_ARecordWithAnIdOver4KiBIsSkipped) {
+  auto replace = [](std::string line, const std::string& from, const std::string& to) {
+    const size_t at = line.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return line.replace(at, from.size(), to);
+  };
+  struct Field {
+    const std::string* line;
+    std::string value;  // as it is in the line
+    LineKind kind;
+  };
+  const std::vector<Field> fields = {
+      {&kAssistant, "msg_013C6yBZTawT46T1EpQpWtGN", LineKind::kUsage},
+      {&kAssistant, "req_011CTaJz5ss7W9GKaVmBxwTV", LineKind::kUsage},
+      {&kAssistant, "ed8cd0a3-962b-4a71-aebd-73edfe16cdd3", LineKind::kUsage},
+      {&kAssistant, "claude-sonnet-4-20250514", LineKind::kUsage},
+      {&kAssistant, "/Users/USER/src/webapp", LineKind::kUsage},
+      {&kOpusToolUse, "toolu_01Read", LineKind::kUsage},
+      {&kOpusToolUse, "\"Read\"", LineKind::kUsage},
+      {&kUser, "18b7c636-19c0-4199-8f42-ee2f5e8d22a2", LineKind::kPrompt},
+      {&kUser, "ed8cd0a3-962b-4a71-aebd-73edfe16cdd3", LineKind::kPrompt},
+      {&kUser, "/Users/USER/src/webapp", LineKind::kPrompt},
+  };
+  for (const Field& f : fields) {
+    SCOPED_TRACE(f.value);
+    const bool quoted = f.value.front() == '"';
+    auto sized = [&](size_t n) {
+      std::string v = "x" + std::string(n - 1, 'a');
+      return quoted ? "\"" + v + "\"" : v;
+    };
+    const std::string at_limit = replace(*f.line, f.value, sized(kMaxIdBytes));
+    EXPECT_EQ(Check(at_limit).kind, f.kind);
+    const std::string over = replace(*f.line, f.value, sized(kMaxIdBytes + 1));
+    ParsedLine out;
+    parser_.Parse(over, &out);
+    EXPECT_EQ(out.kind, LineKind::kSkipped);
+    EXPECT_EQ(SkipReasonName(out.skip_reason), "id_too_long");
+    EXPECT_EQ(Reference(over).kind, f.kind) << "the reference path alone does not apply A42";
+  }
+  // A line over the fast path's size (1 MiB, A13) goes the reference way, and A42 still applies.
+  std::string big = replace(kAssistant, "msg_013C6yBZTawT46T1EpQpWtGN", std::string(5000, 'm'));
+  big = replace(big, "Let me look at the test.", std::string(size_t(2) << 20, 't'));
+  ParsedLine out;
+  parser_.Parse(big, &out);
+  EXPECT_EQ(SkipReasonName(out.skip_reason), "id_too_long");
+  EXPECT_EQ(out.kind, LineKind::kSkipped);
+}
+
 // ---- A11: skip reasons --------------------------------------------------------------------------
 
 TEST(SkipReasons, A11_StableReasonNames) {
-  ASSERT_EQ(kSkipReasonCount, 9);
-  const char* names[] = {"empty",      "invalid_json",  "invalid_utf8", "not_object", "bad_usage",
-                         "missing_id", "bad_timestamp", "too_long",     "incomplete"};
+  ASSERT_EQ(kSkipReasonCount, 10);
+  const char* names[] = {"empty",      "invalid_json", "invalid_utf8",  "not_object",
+                         "bad_usage",  "missing_id",   "bad_timestamp", "too_long",
+                         "incomplete", "id_too_long"};
   for (int i = 0; i < kSkipReasonCount; ++i) EXPECT_EQ(SkipReasonName(SkipReason(i)), names[i]);
 }
 
