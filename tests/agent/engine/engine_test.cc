@@ -571,23 +571,33 @@ TEST(Engine, AFirstStartReadsOnlyRecordsItWrote) {
   EXPECT_EQ(h.engine->Exposition(false, false), ReplayText(files, "dev"));
 }
 
-// KNOWN DEFECT (hostile19, open; README "Known defects"): a transcript string longer than the
-// store's key limit (kMaxKvKeyBytes, 64 KiB) in a place that becomes part of a key - a message.id
-// or requestId ("r"/"e"/"h" + dedup key), a sessionId ("s"/"d"), a cwd whose basename is the
-// project label or a model ("l" label records, "c" series keys), a tool_use id or name, a prompt
-// uuid - makes every commit fail ("key of N bytes (at most 65536)"): the agent stops reading all
-// files for good, while replay counts the line. Fixing it needs an on-disk decision (a wider key
-// limit, which the state mirror's record format also bounds, or a digest form for long keys), or
-// an accounting rule (such lines skipped by both tools). Enable this test with the fix.
-TEST(Engine, DISABLED_A40_AStringBeyondTheStoresKeyLimitIsCountedAsReplayCountsIt) {
+// A42 (found by the hostile19 trial): a record whose id, session, model or cwd is over 4 KiB is
+// skipped by both tools. Before, such a string longer than the store's key limit (64 KiB) went
+// into a key (r/e/h + dedup key, s/d + session, the l label records and c series keys) and made
+// every commit fail: the agent stopped reading for good while replay counted the line. At
+// exactly kMaxIdBytes a record still counts (its keys fit), and the reading goes on after both.
+TEST(Engine, A42_AnIdOver4KiBIsSkippedAsReplaySkipsIt) {
   const std::string big(kMaxKvKeyBytes + 1, 'x');
+  const std::string over(kMaxIdBytes + 1, 'y');
+  const std::string model_at_limit = "claude-" + std::string(kMaxIdBytes - 7, 'z');
   const std::vector<std::vector<std::string>> files = {
-      {Assistant("s1", "/w/" + big, kNow - 5000, "m1", "claude-opus-4-6", 10, 0, false, {}, 0)
+      {Assistant("s1", "/w/" + big, kNow - 9000, "m1", "claude-opus-4-6", 10, 0, false, {}, 0)
+           .dump(),
+       Assistant("s1", "/w/" + over, kNow - 8900, "m1b", "claude-opus-4-6", 10, 0, false, {}, 0)
            .dump()},
-      {Assistant("s2", "/w/p", kNow - 4000, "m" + big, "claude-opus-4-6", 10, 0, false, {}, 0)
+      {Assistant("s2", "/w/p", kNow - 8000, "m" + big, "claude-opus-4-6", 10, 0, false, {}, 0)
+           .dump(),
+       Assistant("s2", "/w/p", kNow - 7900, "m" + over, "claude-opus-4-6", 10, 0, false, {}, 0)
            .dump()},
-      {Assistant(big, "/w/p", kNow - 3000, "m3", "claude-opus-4-6", 10, 0, false, {}, 0).dump()},
-      {Assistant("s4", "/w/p", kNow - 2000, "m4", "claude-" + big, 10, 0, false, {}, 0).dump()},
+      {Assistant(big, "/w/p", kNow - 7000, "m3", "claude-opus-4-6", 10, 0, false, {}, 0).dump(),
+       Assistant(over, "/w/p", kNow - 6900, "m3b", "claude-opus-4-6", 10, 0, false, {}, 0).dump()},
+      {Assistant("s4", "/w/p", kNow - 6000, "m4", "claude-" + big, 10, 0, false, {}, 0).dump(),
+       Assistant("s4", "/w/p", kNow - 5900, "m4b", "claude-" + over, 10, 0, false, {}, 0).dump()},
+      // At the limit: counted.
+      {Assistant("s5", "/w/" + std::string(kMaxIdBytes - 3, 'q'), kNow - 5000,
+                 std::string(kMaxIdBytes, 'i'), model_at_limit, 10, 0, false, {}, 0)
+           .dump(),
+       Assistant("s6", "/w/p", kNow - 4000, "m6", "claude-opus-4-6", 7, 0, false, {}, 0).dump()},
   };
   Harness h;
   LineParser parser;
@@ -601,7 +611,10 @@ TEST(Engine, DISABLED_A40_AStringBeyondTheStoresKeyLimitIsCountedAsReplayCountsI
     ASSERT_TRUE(s.ok()) << "file " << i << ": " << s.message();
   }
   ASSERT_TRUE(h.engine->MarkCaughtUp(kNow + 120000).ok());
-  EXPECT_EQ(h.engine->Exposition(false, false), ReplayText(files, "dev"));
+  const std::string exposition = h.engine->Exposition(false, false);
+  EXPECT_EQ(exposition, ReplayText(files, "dev"));
+  EXPECT_NE(exposition.find(model_at_limit), std::string::npos);
+  EXPECT_EQ(exposition.find("yyyy"), std::string::npos);
 }
 
 TEST(Engine, SampleTimestampsAreEventTimesClampedToNowAndAscending) {
