@@ -593,9 +593,9 @@ TEST(Engine, A42_AnIdOver4KiBIsSkippedAsReplaySkipsIt) {
        Assistant(over, "/w/p", kNow - 6900, "m3b", "claude-opus-4-6", 10, 0, false, {}, 0).dump()},
       {Assistant("s4", "/w/p", kNow - 6000, "m4", "claude-" + big, 10, 0, false, {}, 0).dump(),
        Assistant("s4", "/w/p", kNow - 5900, "m4b", "claude-" + over, 10, 0, false, {}, 0).dump()},
-      // At the limit: counted.
+      // At the limit (the requestId is "req_" + the message id): counted.
       {Assistant("s5", "/w/" + std::string(kMaxIdBytes - 3, 'q'), kNow - 5000,
-                 std::string(kMaxIdBytes, 'i'), model_at_limit, 10, 0, false, {}, 0)
+                 std::string(kMaxIdBytes - 4, 'i'), model_at_limit, 10, 0, false, {}, 0)
            .dump(),
        Assistant("s6", "/w/p", kNow - 4000, "m6", "claude-opus-4-6", 7, 0, false, {}, 0).dump()},
   };
