@@ -6,21 +6,15 @@
 set -euo pipefail
 rounds=$1
 shift
+. "$(dirname "$0")/agent_start_lib.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/claude/projects"
 for ((r = 0; r < rounds; r++)); do
   for a in "$@"; do
-    rm -rf "$work/state"
-    : >"$work/log"
+    rm -rf "$work/state"  # before the clock starts, as agent_first_start.sh does
     s=$(date +%s%N)
-    "$a" start --foreground --url http://127.0.0.1:9/api/v1/write --config-dir "$work/claude" \
-      --state-dir "$work/state" --device bench >"$work/log" 2>&1 &
-    pid=$!
-    until grep -q "caught up" "$work/log"; do
-      kill -0 "$pid" 2>/dev/null || { cat "$work/log"; exit 1; }
-      sleep 0.002
-    done
+    start_agent_until_caught_up "$a" "$work/claude" "$work"
     e=$(date +%s%N)
     kill -INT "$pid"
     wait "$pid" || true

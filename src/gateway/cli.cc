@@ -537,13 +537,7 @@ Status FileLayer(Env* env, const std::string& path, std::vector<GivenSetting>* o
   const std::string base = DirName(absolute.string());
   const std::string home = env->GetEnvVar("HOME").value_or("");
   for (ConfigFileEntry& e : entries) {
-    if (IsPathSetting(e.key) && !e.value.empty() && e.value.front() != '/') {
-      if (!home.empty() && (e.value == "~" || e.value.compare(0, 2, "~/") == 0)) {
-        e.value = home + e.value.substr(1);
-      } else {
-        e.value = (base == "/" ? "" : base) + "/" + e.value;
-      }
-    }
+    if (IsPathSetting(e.key)) e.value = AbsoluteSettingPath(e.value, base, home);
     out->push_back({std::move(e.key), std::move(e.value), std::move(e.origin)});
   }
   return Status::Ok();

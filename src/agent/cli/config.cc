@@ -354,12 +354,7 @@ void ResolveRelativePaths(const std::string& base_dir, const std::string& home,
                           std::vector<SettingValue>* values) {
   for (SettingValue& v : *values) {
     const SettingSpec* spec = FindSetting(v.name);
-    if (spec == nullptr || !spec->path || v.value.empty() || v.value.front() == '/') continue;
-    if (!home.empty() && (v.value == "~" || v.value.compare(0, 2, "~/") == 0)) {
-      v.value = home + v.value.substr(1);
-    } else {
-      v.value = (base_dir == "/" ? "" : base_dir) + "/" + v.value;
-    }
+    if (spec != nullptr && spec->path) v.value = AbsoluteSettingPath(v.value, base_dir, home);
   }
 }
 

@@ -54,4 +54,12 @@ Status ParseConfigFileEntries(std::string_view text, const std::string& path,
   return Status::Ok();
 }
 
+std::string AbsoluteSettingPath(const std::string& value, const std::string& base_dir,
+                                const std::string& home) {
+  if (value.empty() || value.front() == '/') return value;
+  if (!home.empty() && (value == "~" || value.compare(0, 2, "~/") == 0))
+    return home + value.substr(1);
+  return (base_dir == "/" ? "" : base_dir) + "/" + value;
+}
+
 }  // namespace ccmon

@@ -35,4 +35,10 @@ Status ParseConfigFileEntries(std::string_view text, const std::string& path,
                               const std::function<ConfigKeyKind(std::string_view key)>& kind_of,
                               std::vector<ConfigFileEntry>* out);
 
+// A file or directory setting's value made absolute, as both daemons read them: "~" and "~/…"
+// from `home` (when not empty), another relative path against `base_dir` (absolute: the config
+// file's directory, or the directory `setup` runs in); an absolute or empty value as it is.
+std::string AbsoluteSettingPath(const std::string& value, const std::string& base_dir,
+                                const std::string& home);
+
 }  // namespace ccmon
