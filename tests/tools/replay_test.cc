@@ -235,6 +235,29 @@ TEST_F(ReplayTest, GroupByModelProjectSessionMonthDevice) {
   }
 }
 
+// A local day after 9999-12-31 has a five-digit year: its month is "10000-01" (not the first
+// seven characters, "10000-0"), and rows stay in calendar order (not the keys' string order).
+TEST_F(ReplayTest, DaysAndMonthsOfYear10000KeepTheirNamesAndCalendarOrder) {
+  std::filesystem::remove_all(dir_ + "/projects");
+  Write(dir_ + "/projects/-w-a/s1.jsonl",
+        Line("1", "9999-12-30T20:00:00.000Z", "s1", "/w/a", 100, 10) +
+            Line("2", "9999-12-31T20:00:00.000Z", "s1", "/w/a", 200, 20));
+  for (const char* by : {"day", "month"}) {
+    ReplayConfig cfg = Config();
+    cfg.timezone = "Pacific/Kiritimati";  // UTC+14: both are a day later locally
+    ASSERT_TRUE(ParseGroupBy(by, &cfg.group_by));
+    Out r = Replay(cfg);
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto j = r.json();
+    ASSERT_EQ(j["rows"].size(), 2u) << by;
+    const bool day = std::string(by) == "day";
+    EXPECT_EQ(j["rows"][0]["key"], day ? "9999-12-31" : "9999-12") << by;
+    EXPECT_EQ(j["rows"][0]["input"], 100) << by;
+    EXPECT_EQ(j["rows"][1]["key"], day ? "10000-01-01" : "10000-01") << by;
+    EXPECT_EQ(j["rows"][1]["input"], 200) << by;
+  }
+}
+
 TEST_F(ReplayTest, TableOutputHasTotalsAndSkippedLines) {
   Write(dir_ + "/projects/-w-b/s3.jsonl",
         "not json\n" + Line("4", "2026-09-04T01:00:00Z", "s3", "/w/b", 1, 1) +

@@ -88,12 +88,20 @@ Report BuildReport(const Accounting& a, GroupBy by, const std::string& device, L
   std::map<std::string, ReportRow> rows;
   std::unordered_map<uint32_t, uint32_t> session_project;
   for (const SessionStart& s : a.sessions()) session_project[s.session] = s.project;
+  // By day or month: each row's first local day, for calendar order (the keys' string order is
+  // not, once a year has five digits: 9999-12-31 in UTC is in 10000 east of Greenwich).
+  std::unordered_map<std::string, int64_t> first_day;
   auto key_of = [&](int64_t ts, uint32_t session, uint32_t project, uint32_t model) {
     switch (by) {
       case GroupBy::kDay:
-        return FormatDay(days->DayOf(ts));
-      case GroupBy::kMonth:
-        return FormatDay(days->DayOf(ts)).substr(0, 7);
+      case GroupBy::kMonth: {
+        const int64_t day = days->DayOf(ts);
+        std::string key = FormatDay(day);  // YYYY-MM-DD, the year four or more digits
+        if (by == GroupBy::kMonth) key.resize(key.size() - 3);
+        auto [it, fresh] = first_day.try_emplace(key, day);
+        if (!fresh && day < it->second) it->second = day;
+        return key;
+      }
       case GroupBy::kSession:
         return a.label(session);
       case GroupBy::kProject:
@@ -133,6 +141,11 @@ Report BuildReport(const Accounting& a, GroupBy by, const std::string& device, L
     ++row.prompts;
   }
   for (auto& [k, row] : rows) rep.rows.push_back(std::move(row));
+  if (!first_day.empty()) {
+    std::stable_sort(rep.rows.begin(), rep.rows.end(), [&](const ReportRow& a, const ReportRow& b) {
+      return first_day.at(a.key) < first_day.at(b.key);
+    });
+  }
   rep.sessions = a.sessions().size();
   rep.api_errors = a.api_errors().size();
   for (const ToolCall& t : a.tool_calls()) ++rep.tool_calls[a.label(t.tool)];
