@@ -11,7 +11,7 @@
 // The files the engine keeps must live inside config.state_dir (reset removes that directory);
 // agent.pid, agent.log*, status.json and CCMON_AGENT_STATE there are the CLI's.
 //
-// Until the engine exists, src/agent/run_placeholder.cc implements it (see there).
+// The design: docs/agent-design.md (tailing, counting, the commit protocol, sending, resume).
 #pragma once
 
 #include <stop_token>
