@@ -1,8 +1,11 @@
 #include "gateway/devices/device_key.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+
+#include <memory>
 
 #include "base/base64.h"
 
@@ -33,8 +36,20 @@ Status GenerateDeviceKey(std::string* key) {
 }
 
 DeviceKeyHash HashDeviceKey(std::string_view key) {
+  // OpenSSL 3's one-shot SHA256() fetches the digest from its providers and allocates a context
+  // on every call (EVP_Q_digest: ~2 % of the gateway's CPU under the issue-8 load, a hash per
+  // write request; BENCHMARKS.md "Session 20"). The digest is fetched once, and each thread
+  // reuses its context. Should either fail, the one-shot gives the same bytes.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local const std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(),
+                                                                            EVP_MD_CTX_free);
   DeviceKeyHash h;
-  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), h.data());
+  unsigned int written = 0;
+  if (sha256 == nullptr || ctx == nullptr || EVP_DigestInit_ex2(ctx.get(), sha256, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), key.data(), key.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), h.data(), &written) != 1 || written != h.size()) {
+    SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), h.data());
+  }
   return h;
 }
 

@@ -4,6 +4,8 @@
 
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace ccmon::gateway {
 namespace {
@@ -33,6 +35,36 @@ TEST(DeviceKeyTest, HashIsSha256OfTheBytes) {
   EXPECT_FALSE(HashesEqual(HashDeviceKey(std::string("a\0b", 3)), HashDeviceKey("a")));
   const std::string huge(10 << 20, 'k');
   EXPECT_FALSE(HashesEqual(HashDeviceKey(huge), HashDeviceKey(huge + "k")));
+}
+
+// The hash reuses a context per thread: every call starts afresh, whatever came before it on
+// that thread, and threads do not share one.
+TEST(DeviceKeyTest, HashesAreIndependentOfEarlierCallsAndThreads) {
+  const auto hex = [](const DeviceKeyHash& h) {
+    std::string out;
+    for (uint8_t b : h) {
+      out += "0123456789abcdef"[b >> 4];
+      out += "0123456789abcdef"[b & 15];
+    }
+    return out;
+  };
+  const std::string abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+  const std::string empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+  EXPECT_EQ(hex(HashDeviceKey("abc")), abc);
+  EXPECT_EQ(hex(HashDeviceKey(std::string(1 << 20, 'x'))).size(), 64u);
+  EXPECT_EQ(hex(HashDeviceKey("")), empty);
+  EXPECT_EQ(hex(HashDeviceKey("abc")), abc);
+  std::vector<std::thread> threads;
+  std::vector<int> wrong(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) {
+        if (hex(HashDeviceKey(i % 2 == 0 ? "abc" : "")) != (i % 2 == 0 ? abc : empty)) ++wrong[t];
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(wrong, std::vector<int>(4, 0));
 }
 
 TEST(DeviceKeyTest, MalformedKeysAreRefused) {
