@@ -113,6 +113,10 @@ class Ledger {
   // With LedgerOptions::spans: sessionId (a string id) -> span of its lines.
   const std::unordered_map<uint32_t, SessionSpan>& session_spans() const { return spans_; }
   const StringPool& strings() const { return strings_; }
+  // The stored keys of tool_uses()[i] (the id as AppendEncodedId wrote it) and of prompts()[i]
+  // (AppendPromptKey's), without decoding.
+  std::string_view tool_key(uint32_t index) const { return tool_ids_.Get(index); }
+  std::string_view prompt_key(uint32_t index) const { return prompt_keys_.Get(index); }
   const std::unordered_map<uint32_t, SessionEntry>& sessions() const { return sessions_; }
   // Distinct tool_use ids -> entry.
   class ToolUses {
