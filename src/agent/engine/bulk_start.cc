@@ -58,7 +58,10 @@ Status BulkStart(const BulkStartOptions& options, const EngineOptions& engine_op
   }
   std::vector<Record> records;
   records.reserve(scan.cursors.size());
-  for (const ScannedFile& f : scan.cursors) records.push_back(ScannedFileRecord(f));
+  for (const ScannedFile& f : scan.cursors) {
+    records.push_back(ScannedFileRecord(f));
+    result->consumed_bytes += f.offset;
+  }
   bool done = false;
   if (Status s = Engine::BulkFirstStart(engine_options, store, outbox, scan.ledger,
                                         std::move(records), now_ms, &done, &result->live);

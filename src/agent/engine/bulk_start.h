@@ -41,6 +41,7 @@ struct BulkStartResult {
   bool done = false;                         // the table was written: open the engine and go on
   std::string why_not;                       // when not done (and no error): why, for the log
   uint64_t files = 0, bytes = 0, lines = 0;  // what the scan read
+  uint64_t consumed_bytes = 0;               // up to the files' cursors (their complete lines)
   SkipCounts skipped;                        // lines skipped, by reason (kIncomplete included)
   LiveStats live;                            // the counting's (requests, observed, ...)
 };
