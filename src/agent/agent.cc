@@ -21,6 +21,7 @@
 
 #include "agent/backfill.h"
 #include "agent/cli/cli.h"
+#include "agent/engine/bulk_start.h"
 #include "agent/engine/engine.h"
 #include "agent/engine/family_metadata.h"
 #include "agent/engine/ingest.h"
@@ -457,6 +458,51 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
 
   eo.state_sequence = uploader != nullptr;
   if (uploader) uploader->Start();
+
+  // The bulk first start (docs/agent-design.md "Bulk first start"): an empty state counts the
+  // history present now with replay's parallel scan and writes the caught-up state as one
+  // table; the tailer then goes on from the scanned cursors. Not on a state that holds records
+  // (a restart, a resumed state: BulkStart refuses it), nor when it would not be exact or its
+  // memory not bounded (BulkStart says why: the history is counted line by line instead).
+  // CCMON_AGENT_BULK_START=off forces the line-by-line catch-up (tests compare the two).
+  agent::BulkStartResult bulk;
+  if (state_was_empty && env->GetEnvVar("CCMON_AGENT_BULK_START").value_or("") != "off") {
+    agent::BulkStartOptions bso;
+    bso.project_dirs = project_dirs;
+    bso.env = env;
+    Status s = agent::BulkStart(bso, eo, store.get(), outbox.get(), clock->NowUnixMs(), &bulk);
+    if (!s.ok()) {
+      bulk = agent::BulkStartResult();
+      if (s.code() == Status::Code::kInvalidArgument) {
+        log.Info("bulk first start: not on this state; counting line by line",
+                 {{"reason", s.message()}});
+      } else {  // nothing was added; the line-by-line catch-up starts from the empty state
+        log.Warn("bulk first start failed; counting line by line", {{"error", s.message()}});
+        (void)store->Recover();
+      }
+    } else if (!bulk.done) {
+      log.Info("bulk first start: counting line by line instead", {{"reason", bulk.why_not}});
+    }
+  }
+  // The bulk start's reading, in the self-metrics users see (as if read line by line), until
+  // the first rebuild (whose rebase keeps what was shown).
+  bool add_bulk = bulk.done;
+  auto with_bulk = [&](agent::IngestStats st) {
+    if (!add_bulk) return st;
+    st.lines += bulk.lines;
+    st.bytes += bulk.consumed_bytes;
+    for (size_t r = 0; r < st.skipped.size(); ++r)
+      if (r != size_t(SkipReason::kIncomplete)) st.skipped[r] += bulk.skipped.by_reason[r];
+    return st;
+  };
+  auto with_bulk_live = [&](agent::LiveStats st) {
+    if (!add_bulk) return st;
+    st.requests += bulk.live.requests;
+    st.copies += bulk.live.copies;
+    st.observed += bulk.live.observed;
+    st.sessions_observed += bulk.live.sessions_observed;
+    return st;
+  };
   AgentStatus status;
   int64_t seen_success_ms = 0, seen_error_ms = 0, logged_error_ms = 0;
   uint64_t seen_failed_sends = 0;
@@ -494,7 +540,8 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
                         log.Info(line);
                     });
     if (uploader) engine->set_stage_state_deltas(uploader->gateway() == 1);
-    bool was_caught_up = engine->caught_up();
+    // After a bulk start, "caught up" is logged once its first step has looked at the files.
+    bool was_caught_up = engine->caught_up() && !(add_bulk && ingest.stats().steps == 0);
     while (!stop.stop_requested()) {
       // Wake at least every few seconds: settle the histogram, resend, publish the status.
       const auto deadline = clock->Now() + std::chrono::seconds(5);
@@ -518,8 +565,9 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
         was_caught_up = true;
         if (uploader) uploader->Kick();
         log.Info("caught up with the existing history",
-                 {{"lines", ingest.stats().lines},
-                  {"bytes", ingest.stats().bytes},
+                 {{"lines", with_bulk(ingest.stats()).lines},
+                  {"bytes", with_bulk(ingest.stats()).bytes},
+                  {"bulk", bulk.done ? 1 : 0},
                   {"steps", ingest.stats().steps},
                   {"read_ahead_used", ingest.stats().read_ahead_used},
                   {"read_ahead_dropped", ingest.stats().read_ahead_dropped}});
@@ -542,12 +590,12 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       }
       const OutboxStats os = outbox->Stats();
       const QueueStats qs = queue.stats();
-      self.Update(ingest.stats(), engine->stats(), engine->live_stats(), engine->caught_up(), os,
-                  qs, tailer.files_tracked(), tailer.bytes_behind());
+      self.Update(with_bulk(ingest.stats()), engine->stats(), with_bulk_live(engine->live_stats()),
+                  engine->caught_up(), os, qs, tailer.files_tracked(), tailer.bytes_behind());
       if (uploader) self.UpdateStateMirror(uploader->stats());
       status.files_tracked = int64_t(tailer.files_tracked());
       status.bytes_behind = int64_t(tailer.bytes_behind());
-      status.lines_read = int64_t(ingest.stats().lines);
+      status.lines_read = int64_t(with_bulk(ingest.stats()).lines);
       status.caught_up = engine->caught_up() ? 1 : 0;
       status.outbox_requests = int64_t(os.total.entries);
       status.outbox_bytes = int64_t(os.total.bytes);
@@ -618,6 +666,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     }
     if (stop.stop_requested()) break;
     self.Rebase();
+    add_bulk = false;  // in the rebased counters now
   }
   if (server) server->Stop();
   if (uploader) uploader->Stop(/*final_upload=*/exit_code == 0);

@@ -91,9 +91,16 @@ uint32_t Ledger::InternModel(std::string_view raw) {
   return id;
 }
 
-void Ledger::MergeRequest(std::string_view key, const RequestEntry& e, Change* change) {
+void Ledger::MergeRequest(std::string_view key, const RequestEntry& e, int64_t newest_ms,
+                          Change* change) {
   bool inserted = false;
   change->index = keys_.Insert(key, &inserted);
+  if (spans_enabled_) {
+    if (inserted)
+      newest_ms_.push_back(newest_ms);
+    else
+      newest_ms_[change->index] = std::max(newest_ms_[change->index], newest_ms);
+  }
   if (inserted) {
     change->new_request = true;
     Store(change->index, e);
@@ -112,6 +119,16 @@ void Ledger::MergeSession(uint32_t session, int64_t ts, uint32_t cwd) {
   if (ts < s.first_ms || (ts == s.first_ms && strings_.Get(cwd) < strings_.Get(s.cwd))) {
     s = SessionEntry{ts, cwd};
   }
+}
+
+void Ledger::MergeSpan(uint32_t session, const SessionSpan& span) {
+  auto [it, inserted] = spans_.try_emplace(session, span);
+  if (inserted) return;
+  SessionSpan& s = it->second;
+  s.first_ms = std::min(s.first_ms, span.first_ms);
+  s.last_ms = std::max(s.last_ms, span.last_ms);
+  s.last_request_ms = std::max(s.last_request_ms, span.last_request_ms);
+  s.has_request = s.has_request || span.has_request;
 }
 
 void Ledger::MergeToolUse(std::string_view id, int64_t ts, uint32_t name) {
@@ -170,8 +187,12 @@ Ledger::Change Ledger::Add(const ParsedLine& line) {
   e.fast = line.fast;
   e.us_inference = line.us_inference;
   e.sidechain = line.is_sidechain;
-  MergeRequest(key, e, &change);
+  MergeRequest(key, e, line.timestamp_ms, &change);
   MergeSession(e.session, e.timestamp_ms, e.cwd);
+  if (spans_enabled_) {
+    MergeSpan(e.session,
+              SessionSpan{line.timestamp_ms, line.timestamp_ms, line.timestamp_ms, true});
+  }
   for (const ToolUse& t : line.tool_uses) {
     MergeToolUse(t.id, line.timestamp_ms, strings_.Intern(t.name));
   }
@@ -251,8 +272,11 @@ bool Ledger::AddPrompt(const ParsedLine& line) {
   key_scratch_.clear();
   AppendPromptKey(line.uuid, &key_scratch_);
   const size_t before = prompt_keys_.size();
-  MergePrompt(key_scratch_, PromptEntry{line.timestamp_ms, strings_.Intern(line.cwd),
-                                        strings_.Intern(line.session_id)});
+  const uint32_t session = strings_.Intern(line.session_id);
+  MergePrompt(key_scratch_, PromptEntry{line.timestamp_ms, strings_.Intern(line.cwd), session});
+  if (spans_enabled_) {
+    MergeSpan(session, SessionSpan{line.timestamp_ms, line.timestamp_ms, INT64_MIN, false});
+  }
   return prompt_keys_.size() != before;
 }
 
@@ -269,7 +293,10 @@ void Ledger::Merge(const Ledger& o) {
     e.model = remap(e.model);
     e.cwd = remap(e.cwd);
     e.session = remap(e.session);
-    MergeRequest(o.keys_.Get(i), e, &ignored);
+    MergeRequest(o.keys_.Get(i), e, o.spans_enabled_ ? o.newest_ms_[i] : e.timestamp_ms, &ignored);
+  }
+  for (const auto& [session, span] : o.spans_) {
+    if (spans_enabled_) MergeSpan(remap(session), span);
   }
   for (const auto& [session, s] : o.sessions_)
     MergeSession(remap(session), s.first_ms, remap(s.cwd));

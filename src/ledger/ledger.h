@@ -33,6 +33,23 @@ struct ToolUseEntry {
   uint32_t name = 0;
 };
 
+// The span of one session's lines, for the agent's session rules (docs/accounting.md A41): every
+// request line (not <synthetic>) and prompt line naming the session, copies included. Kept only
+// by a Ledger built with LedgerOptions::spans.
+struct SessionSpan {
+  int64_t first_ms = 0, last_ms = 0;    // earliest and latest line
+  int64_t last_request_ms = INT64_MIN;  // latest request line; INT64_MIN: prompts only
+  bool has_request = false;
+  bool operator==(const SessionSpan&) const = default;
+};
+
+struct LedgerOptions {
+  // Also keep what the agent's first start needs beyond replay's figures (its bulk path,
+  // docs/agent-design.md "Bulk first start"): each request's newest copy's time and each
+  // session's span. 8 bytes per request, ~40 per session.
+  bool spans = false;
+};
+
 // A prompt a person typed (docs/accounting.md A38), once per line uuid: its earliest copy.
 struct PromptEntry {
   int64_t timestamp_ms = 0;
@@ -49,6 +66,10 @@ struct StringViewHash {
 
 class Ledger {
  public:
+  Ledger() = default;
+  explicit Ledger(const LedgerOptions& options) : spans_enabled_(options.spans) {}
+  bool spans_enabled() const { return spans_enabled_; }
+
   // What a line changed, for incremental consumers (the agent turns it into counter deltas).
   struct Change {
     bool counted = false;  // the line is a request (not <synthetic>)
@@ -86,7 +107,16 @@ class Ledger {
   int64_t request_timestamp_ms(uint32_t index) const {
     return packed_[index].ts_flags >> kFlagBits;
   }
+  // With LedgerOptions::spans: the latest timestamp among the request's copies (its entry's is
+  // the preferred copy's, A18).
+  int64_t request_newest_ms(uint32_t index) const { return newest_ms_[index]; }
+  // With LedgerOptions::spans: sessionId (a string id) -> span of its lines.
+  const std::unordered_map<uint32_t, SessionSpan>& session_spans() const { return spans_; }
   const StringPool& strings() const { return strings_; }
+  // The stored keys of tool_uses()[i] (the id as AppendEncodedId wrote it) and of prompts()[i]
+  // (AppendPromptKey's), without decoding.
+  std::string_view tool_key(uint32_t index) const { return tool_ids_.Get(index); }
+  std::string_view prompt_key(uint32_t index) const { return prompt_keys_.Get(index); }
   const std::unordered_map<uint32_t, SessionEntry>& sessions() const { return sessions_; }
   // Distinct tool_use ids -> entry.
   class ToolUses {
@@ -185,7 +215,9 @@ class Ledger {
   void Store(uint32_t index, const RequestEntry& e);  // index == size appends
   std::string tool_id(uint32_t index) const;
   uint32_t InternModel(std::string_view raw);
-  void MergeRequest(std::string_view key, const RequestEntry& e, Change* change);
+  // `newest_ms`: the latest copy's time among those `e` stands for (spans only).
+  void MergeRequest(std::string_view key, const RequestEntry& e, int64_t newest_ms, Change* change);
+  void MergeSpan(uint32_t session, const SessionSpan& span);
   void MergeSession(uint32_t session, int64_t ts, uint32_t cwd);
   void MergeToolUse(std::string_view id, int64_t ts, uint32_t name);
   void MergeToolUseEncoded(std::string_view encoded_id, int64_t ts, uint32_t name);
@@ -208,6 +240,10 @@ class Ledger {
   StringSet prompt_keys_;     // index i <-> prompt_entries_[i]
   std::deque<PromptEntry> prompt_entries_;
   std::unordered_map<std::string, int64_t, StringViewHash, std::equal_to<>> api_errors_;
+  // LedgerOptions::spans.
+  bool spans_enabled_ = false;
+  std::deque<int64_t> newest_ms_;  // index i <-> packed_[i]
+  std::unordered_map<uint32_t, SessionSpan> spans_;
 };
 
 }  // namespace ccmon

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "base/env.h"
+#include "base/fnv1a.h"
 #include "transcript/line_parser.h"
 #include "transcript/line_reader.h"
 
@@ -26,8 +27,18 @@ struct SharedLedger {
 };
 constexpr size_t kLocalBatch = 4096;
 
+// What one piece saw of its file (ScanOptions::file_cursors_head_bytes).
+struct PieceView {
+  uint64_t device = 0, inode = 0, head_hash = 0;
+  uint32_t head_bytes = 0;
+  bool ok = false;      // read without error, not shrunk
+  uint64_t offset = 0;  // the last piece: just past its last complete line
+  uint64_t size_seen = 0;
+};
+
 struct Worker {
   SharedLedger* shared;
+  LedgerOptions ledger_options;
   Ledger local;
   size_t local_lines = 0;
   void Flush() {
@@ -36,7 +47,7 @@ struct Worker {
       std::lock_guard<std::mutex> lock(shared->mu);
       shared->ledger.Merge(local);
     }
-    local = Ledger();
+    local = Ledger(ledger_options);
     local_lines = 0;
   }
   LineBuffer read_buffer;  // reused for every file: no allocation or fresh pages per file
@@ -52,7 +63,30 @@ struct Worker {
 struct Piece {
   const TranscriptFile* file;
   uint64_t begin, end;
+  PieceView* view = nullptr;  // file_cursors only
 };
+
+// Reads the head of the open `file` (fstat, then up to `bytes` from offset 0) into `view`, and
+// puts the position back at `at`.
+Status ReadHead(SequentialFile* file, uint32_t bytes, uint64_t at, std::string* scratch,
+                PieceView* view) {
+  FileInfo info;
+  if (Status s = file->Stat(&info); !s.ok()) return s;
+  if (Status s = file->Seek(0); !s.ok()) return s;
+  scratch->resize(bytes);
+  size_t have = 0;
+  while (have < bytes) {
+    size_t got = 0;
+    if (Status s = file->Read(scratch->data() + have, bytes - have, &got); !s.ok()) return s;
+    if (got == 0) break;
+    have += got;
+  }
+  view->device = info.device;
+  view->inode = info.inode;
+  view->head_bytes = uint32_t(have);
+  view->head_hash = Fnv1a64(std::string_view(scratch->data(), have));
+  return file->Seek(at);
+}
 
 void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, ParsedLine* line,
                Worker* w, ScanProgress* progress) {
@@ -66,6 +100,14 @@ void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, P
   if (!s.ok()) {
     w->errors.push_back(s.message());
     return;
+  }
+  if (piece.view) {
+    std::string head;
+    if (s = ReadHead(file.get(), opt.file_cursors_head_bytes, open_at, &head, piece.view);
+        !s.ok()) {
+      w->errors.push_back(f.path + ": " + s.message());
+      return;
+    }
   }
   LineReader::Options ro;
   ro.max_line_bytes = opt.max_line_bytes;
@@ -85,7 +127,10 @@ void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, P
   if (!first && !reader.SkipPartialLine()) {
     // No line starts in this piece (an unfinished tail is the earlier piece's).
     if (!reader.status().ok()) w->errors.push_back(reader.status().message());
-    check_shrunk();
+    const bool shrunk = check_shrunk();
+    if (piece.view && reader.status().ok() && !shrunk) {
+      piece.view->ok = true;  // no line of its own: the earlier pieces' ends are the file's
+    }
     return;
   }
   const uint64_t start = reader.consumed_offset();
@@ -123,6 +168,11 @@ void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, P
   // (which starts in this piece) is this piece's.
   const bool at_eof = last || end < piece.end;
   const bool shrunk = check_shrunk();
+  if (piece.view && reader.status().ok() && !shrunk) {
+    piece.view->ok = true;
+    piece.view->offset = end;  // past the last complete line starting in the piece
+    piece.view->size_seen = end + (at_eof ? reader.pending_bytes() : 0);
+  }
   if (at_eof && reader.pending_bytes() > 0) {
     if (!shrunk) ++w->skipped.by_reason[int(SkipReason::kIncomplete)];
     end += reader.pending_bytes();
@@ -157,6 +207,8 @@ ScanResult ScanFiles(const std::vector<TranscriptFile>& files, const ScanOptions
     return a->size > b->size;
   });
   std::vector<Piece> pieces;
+  // file_cursors: one view per piece; a file's pieces are consecutive.
+  const bool cursors = opt.file_cursors_head_bytes > 0;
   for (const TranscriptFile* f : todo) {
     const uint64_t piece = std::max<uint64_t>(1, opt.piece_bytes);
     if (f->size <= 2 * piece) {
@@ -168,11 +220,19 @@ ScanResult ScanFiles(const std::vector<TranscriptFile>& files, const ScanOptions
       pieces.push_back({f, b, e});
     }
   }
+  std::vector<PieceView> views(cursors ? pieces.size() : 0);
+  for (size_t i = 0; i < views.size(); ++i) pieces[i].view = &views[i];
   unsigned n = opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
   n = std::max(1u, std::min<unsigned>(n, unsigned(std::max<size_t>(1, pieces.size()))));
   SharedLedger shared;
+  const LedgerOptions ledger_options{.spans = opt.spans};
+  shared.ledger = Ledger(ledger_options);
   std::vector<Worker> workers(n);
-  for (Worker& w : workers) w.shared = &shared;
+  for (Worker& w : workers) {
+    w.shared = &shared;
+    w.ledger_options = ledger_options;
+    w.local = Ledger(ledger_options);
+  }
   std::atomic<size_t> next{0};
   auto run = [&](Worker* w) {
     LineParser parser;
@@ -206,6 +266,40 @@ ScanResult ScanFiles(const std::vector<TranscriptFile>& files, const ScanOptions
                             std::to_string(eof) + " bytes while being read");
   }
   result.files_shrunk = shrunk.size();
+  // A file's cursor: its first piece's identity (the head read before its lines) and the
+  // furthest end of a line read (a piece reads its last line through, past its limit), when
+  // every piece read it whole and all saw the same file.
+  for (size_t i = 0; i < views.size();) {
+    size_t j = i + 1;
+    while (j < views.size() && pieces[j].file == pieces[i].file) ++j;
+    const PieceView& head = views[i];
+    bool ok = true, same = true;
+    for (size_t k = i; k < j; ++k) {
+      ok = ok && views[k].ok;
+      same = same && views[k].device == head.device && views[k].inode == head.inode &&
+             views[k].head_hash == head.head_hash && views[k].head_bytes == head.head_bytes;
+    }
+    if (ok && !same) {
+      result.unstable.push_back(pieces[i].file->path +
+                                ": replaced while being read (its pieces read different files)");
+    } else if (ok) {
+      ScannedFile c;
+      c.path = pieces[i].file->path;
+      c.device = head.device;
+      c.inode = head.inode;
+      c.head_hash = head.head_hash;
+      c.head_bytes = head.head_bytes;
+      for (size_t k = i; k < j; ++k) {
+        c.offset = std::max(c.offset, views[k].offset);
+        c.size_seen = std::max(c.size_seen, views[k].size_seen);
+      }
+      result.cursors.push_back(std::move(c));
+    }
+    i = j;
+  }
+  std::sort(result.cursors.begin(), result.cursors.end(),
+            [](const ScannedFile& a, const ScannedFile& b) { return a.path < b.path; });
+  std::sort(result.unstable.begin(), result.unstable.end());
   for (unsigned t = 0; t < n; ++t) {
     Worker& w = workers[t];
     for (int r = 0; r < kSkipReasonCount; ++r)

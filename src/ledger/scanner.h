@@ -4,6 +4,12 @@
 // Ledger under a lock (the rules are order-independent, so the result does not depend on
 // scheduling). Files over 2 x piece_bytes (default: over 32 MiB) are cut into pieces of
 // piece_bytes at line boundaries, so that one big file uses every core.
+//
+// For the agent's bulk first start (docs/agent-design.md "Bulk first start") it also reports,
+// with ScanOptions::file_cursors, where each file was read to and which file that was: the
+// offset just after its last complete line and the file's identity (device, inode, a hash of its
+// head), both from the descriptor the lines were read through, so that the agent's tailer can
+// continue each file exactly there (lines after the cursor are read later, never twice).
 #pragma once
 
 #include <atomic>
@@ -31,6 +37,25 @@ struct ScanOptions {
   int64_t skip_modified_before_ms = std::numeric_limits<int64_t>::min();
   // Files are opened through it (borrowed; thread-safe as every Env is).
   Env* env = Env::Default();
+  // Report each file read in ScanResult::cursors, its head hashed over at most this many bytes
+  // (the agent: tail's kFingerprintBytes). 0: no cursors.
+  uint32_t file_cursors_head_bytes = 0;
+  // The ledger keeps the requests' newest copy times and the sessions' spans (LedgerOptions).
+  bool spans = false;
+};
+
+// Where a file was read to, from the same open as its lines (ScanOptions::file_cursors_head_bytes).
+struct ScannedFile {
+  std::string path;
+  uint64_t device = 0, inode = 0;  // fstat of the descriptor read
+  // Fnv1a64 (base/fnv1a.h) of the first head_bytes bytes read through that descriptor, before
+  // its lines (fewer when the file was shorter then).
+  uint64_t head_hash = 0;
+  uint32_t head_bytes = 0;
+  // Just past the last complete line read (every line before it is in the result).
+  uint64_t offset = 0;
+  // offset + the unfinished last line found after it (0 bytes when the file ends with '\n').
+  uint64_t size_seen = 0;
 };
 
 struct ScanProgress {
@@ -51,6 +76,13 @@ struct ScanResult {
   // bytes while being read"; its cut last line is not counted as `incomplete`).
   std::vector<std::string> errors;
   uint64_t files_shrunk = 0;
+  // With ScanOptions::file_cursors_head_bytes: every file read whole, sorted by path. A file cut
+  // into pieces whose pieces saw different files (replaced between their opens), or that shrank,
+  // or could not be read, has no cursor: it is named in `errors` or `unstable`.
+  std::vector<ScannedFile> cursors;
+  // Files whose pieces did not all read the same file (a file replaced during the scan), one
+  // printable line each (file_cursors only; their lines are in the ledger as read).
+  std::vector<std::string> unstable;
   // Some transcripts were not read whole: the figures are incomplete.
   bool incomplete() const { return !errors.empty(); }
 };

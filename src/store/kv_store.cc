@@ -47,4 +47,39 @@ Status WriteBatch::Validate() const {
   return Status::Ok();
 }
 
+Status CheckSortedPut(const std::string* last, bool first, std::string_view key,
+                      std::string_view value) {
+  if (key.size() > kMaxKvKeyBytes || value.size() > kMaxKvValueBytes) {
+    return Status::InvalidArgument("sorted table: a key of " + std::to_string(key.size()) +
+                                   " bytes or a value of " + std::to_string(value.size()) +
+                                   " bytes (at most " + std::to_string(kMaxKvKeyBytes) + " and " +
+                                   std::to_string(kMaxKvValueBytes) + ")");
+  }
+  if (!first && std::string_view(*last) >= key)
+    return Status::InvalidArgument("sorted table: keys out of order");
+  return Status::Ok();
+}
+
+namespace {
+
+// The default IngestSorted: the records as one batch.
+class BatchSink final : public SortedTableSink {
+ public:
+  Status Put(std::string_view key, std::string_view value) override {
+    const std::string* last = batch.empty() ? nullptr : &batch.ops().back().key;
+    if (Status s = CheckSortedPut(last, batch.empty(), key, value); !s.ok()) return s;
+    batch.Put(key, value);
+    return Status::Ok();
+  }
+  WriteBatch batch;
+};
+
+}  // namespace
+
+Status KvStore::IngestSorted(const std::function<Status(SortedTableSink*)>& fill, bool sync) {
+  BatchSink sink;
+  if (Status s = fill(&sink); !s.ok()) return s;
+  return Write(sink.batch, sync);
+}
+
 }  // namespace ccmon

@@ -25,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -92,6 +93,20 @@ class KvIterator {
   virtual Status status() const = 0;
 };
 
+// Takes the records of a sorted table (KvStore::IngestSorted), one at a time.
+class SortedTableSink {
+ public:
+  virtual ~SortedTableSink() = default;
+  // Keys strictly ascending (bytewise): anything else is kInvalidArgument, as is a key or value
+  // beyond the limits above.
+  virtual Status Put(std::string_view key, std::string_view value) = 0;
+};
+
+// For implementations of SortedTableSink: kInvalidArgument for a key or value over the limits,
+// or a key not after `*last` (unless `first`).
+Status CheckSortedPut(const std::string* last, bool first, std::string_view key,
+                      std::string_view value);
+
 class KvStore {
  public:
   virtual ~KvStore() = default;
@@ -100,6 +115,14 @@ class KvStore {
   virtual Status Get(std::string_view key, std::string* value) = 0;
   // Applies `batch` atomically (see the contract above). An empty batch is OK and writes nothing.
   virtual Status Write(const WriteBatch& batch, bool sync) = 0;
+  // Adds many records at once, as one table (the agent's bulk first start): `fill` puts them in
+  // strictly ascending key order; once it returns OK they are added atomically, as one Write of
+  // them would (all or none, also across a crash; durable on return when `sync`). A key already
+  // in the store is replaced. An error from `fill` (returned as it is) or from the store adds
+  // nothing. Meant for a store that holds none of the keys: RocksDB writes the table as a file
+  // and links it in (IngestExternalFile), without its memtable; the default implementation
+  // collects a WriteBatch and Writes it.
+  virtual Status IngestSorted(const std::function<Status(SortedTableSink*)>& fill, bool sync);
   // An iterator over a snapshot taken now. Never null; errors show in its status().
   virtual std::unique_ptr<KvIterator> NewIterator() = 0;
   // Bytes the store occupies on disk (an estimate; 0 when not known). For MemStore: the key and

@@ -5,6 +5,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
@@ -113,6 +114,9 @@ class RocksIterator final : public KvIterator {
   std::atomic<int>* live_;
 };
 
+// Where IngestSorted writes its table before linking it in.
+std::string BulkTablePath(const std::string& dir) { return dir + "/ccmon-bulk-table.sst.tmp"; }
+
 class RocksStore final : public KvStore {
  public:
   RocksStore(std::string dir, rocksdb::Options options, bool recover_by_reopening,
@@ -178,6 +182,59 @@ class RocksStore final : public KvStore {
       return FromRocks(s, dir_, "write");
     }
     return Status::Ok();
+  }
+
+  Status IngestSorted(const std::function<Status(SortedTableSink*)>& fill, bool sync) override {
+    (void)sync;  // an ingested table is always durable: RocksDB syncs it and its MANIFEST entry
+    if (needs_recovery_.load(std::memory_order_acquire)) {
+      return Status::IoError("state dir " + dir_ +
+                             ": write refused: recovering from an earlier write error");
+    }
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    if (!db_) return Closed("write");
+    // Written beside the database under a name RocksDB ignores (a crash leaves it there: the
+    // next ingest, or the next open, removes it), then linked in whole.
+    const std::string path = BulkTablePath(dir_);
+    options_.env->DeleteFile(path).PermitUncheckedError();
+    class Sink final : public SortedTableSink {
+     public:
+      explicit Sink(rocksdb::SstFileWriter* w) : w_(w) {}
+      Status Put(std::string_view key, std::string_view value) override {
+        if (Status s = CheckSortedPut(&last_, count_ == 0, key, value); !s.ok()) return s;
+        if (rocksdb::Status s = w_->Put(ToSlice(key), ToSlice(value)); !s.ok())
+          return Status::IoError("sorted table: " + s.ToString());
+        last_.assign(key);
+        ++count_;
+        return Status::Ok();
+      }
+      uint64_t count_ = 0;
+
+     private:
+      rocksdb::SstFileWriter* w_;
+      std::string last_;
+    };
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(options_), options_);
+    rocksdb::Status rs = writer.Open(path);
+    if (!rs.ok()) return FromRocks(rs, dir_, "bulk table");
+    Sink sink(&writer);
+    Status s = fill(&sink);
+    if (s.ok() && sink.count_ == 0) {  // nothing to add (a table cannot be empty)
+      writer.Finish().PermitUncheckedError();
+      options_.env->DeleteFile(path).PermitUncheckedError();
+      return Status::Ok();
+    }
+    if (s.ok()) {
+      rs = writer.Finish();
+      if (!rs.ok()) s = FromRocks(rs, dir_, "bulk table");
+    }
+    if (s.ok()) {
+      rocksdb::IngestExternalFileOptions io;
+      io.move_files = true;  // linked, not copied
+      rs = db_->IngestExternalFile({path}, io);
+      if (!rs.ok()) s = FromRocks(rs, dir_, "bulk table ingest");
+    }
+    options_.env->DeleteFile(path).PermitUncheckedError();  // gone already once moved in
+    return s;
   }
 
   std::unique_ptr<KvIterator> NewIterator() override {
@@ -376,6 +433,8 @@ Status OpenRocksStore(const std::string& dir, const RocksStoreOptions& options,
     }
     return FromRocks(s, dir, "open");
   }
+  // A bulk table a crash left half written (IngestSorted): never part of the database.
+  rocks_options.env->DeleteFile(BulkTablePath(dir)).PermitUncheckedError();
   *out = std::make_unique<RocksStore>(dir, std::move(rocks_options), options.recover_by_reopening,
                                       std::unique_ptr<rocksdb::DB>(raw));
   return Status::Ok();

@@ -4,14 +4,6 @@
 
 namespace ccmon {
 
-uint64_t Fnv1a64(std::string_view data, uint64_t hash) {
-  for (unsigned char c : data) {
-    hash ^= c;
-    hash *= 0x100000001b3ull;
-  }
-  return hash;
-}
-
 FileIdentity FileHead::Identity() const {
   FileIdentity id;
   id.device = info.device;

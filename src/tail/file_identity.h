@@ -23,17 +23,15 @@
 #include <string_view>
 
 #include "base/env.h"
+#include "base/fnv1a.h"
 #include "base/status.h"
 
 namespace ccmon {
 
 inline constexpr uint32_t kFingerprintBytes = 1024;
 
-// FNV-1a, 64 bit (offset basis 0xcbf29ce484222325, prime 0x100000001b3), over `data`, continuing
-// from `hash` (the basis for a fresh hash). Stable: stored fingerprints depend on it. Hashing
-// a + b equals hashing b continuing from the hash of a.
-inline constexpr uint64_t kFnv1a64Basis = 0xcbf29ce484222325ull;
-uint64_t Fnv1a64(std::string_view data, uint64_t hash = kFnv1a64Basis);
+// The head's hash is Fnv1a64 (base/fnv1a.h), shared with the scanner (ledger/scanner.h), which
+// fingerprints the files it reads for the agent's bulk first start.
 
 struct FileIdentity {
   uint64_t device = 0, inode = 0;

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "base/fnv1a.h"
 #include "base/timeutil.h"
 #include "base/timezone.h"
 #include "testing/fault_env.h"
@@ -521,6 +523,200 @@ TEST(ScannerEnv, ReadErrorIsReportedAndTheFileIsIncomplete) {
   EXPECT_EQ(r.errors[0], "/p/-x/s.jsonl: read: Input/output error");
   EXPECT_TRUE(r.incomplete());
   EXPECT_GT(r.ledger.requests().size(), 0u);
+}
+
+}  // namespace
+}  // namespace ccmon
+
+// --- The agent's bulk first start: where each file was read to, and the sessions' spans
+
+namespace ccmon {
+namespace {
+
+ScanOptions ForAgent(Env* env, unsigned threads) {
+  ScanOptions o = Through(env, threads);
+  o.file_cursors_head_bytes = 1024;
+  o.spans = true;
+  return o;
+}
+
+// A file's cursor is just past its last complete line (an unfinished one is seen, not
+// consumed), its identity that of the descriptor read, its head hash over the first 1 KiB (or
+// the whole of a shorter file).
+TEST(ScannerCursors, OffsetIsPastTheLastCompleteLineAndIdentityIsTheFileRead) {
+  MemEnv mem;
+  const std::string whole = Requests(40, "a");  // > 1 KiB
+  const std::string partial = Requests(1, "b") + "{\"type\":\"assis";
+  mem.AddFile("/p/-x/whole.jsonl", whole, kT0);
+  mem.AddFile("/p/-x/partial.jsonl", partial, kT0);
+  mem.AddFile("/p/-x/empty.jsonl", "", kT0);
+  const std::vector<TranscriptFile> files = {Discovered(&mem, "/p/-x/whole.jsonl"),
+                                             Discovered(&mem, "/p/-x/partial.jsonl"),
+                                             Discovered(&mem, "/p/-x/empty.jsonl")};
+  for (unsigned threads : {1u, 2u}) {
+    ScanResult r = ScanFiles(files, ForAgent(&mem, threads), nullptr);
+    ASSERT_TRUE(r.errors.empty());
+    ASSERT_TRUE(r.unstable.empty());
+    ASSERT_EQ(r.cursors.size(), 3u);  // sorted by path
+    const ScannedFile& e = r.cursors[0];
+    const ScannedFile& p = r.cursors[1];
+    const ScannedFile& w = r.cursors[2];
+    EXPECT_EQ(e.path, "/p/-x/empty.jsonl");
+    EXPECT_EQ(e.offset, 0u);
+    EXPECT_EQ(e.size_seen, 0u);
+    EXPECT_EQ(e.head_bytes, 0u);
+    EXPECT_EQ(e.head_hash, Fnv1a64(""));
+    EXPECT_EQ(p.path, "/p/-x/partial.jsonl");
+    EXPECT_EQ(p.offset, partial.find('\n') + 1);
+    EXPECT_EQ(p.size_seen, partial.size());
+    EXPECT_EQ(p.head_bytes, partial.size());
+    EXPECT_EQ(p.head_hash, Fnv1a64(partial));
+    EXPECT_EQ(w.path, "/p/-x/whole.jsonl");
+    EXPECT_EQ(w.offset, whole.size());
+    EXPECT_EQ(w.size_seen, whole.size());
+    EXPECT_EQ(w.head_bytes, 1024u);
+    EXPECT_EQ(w.head_hash, Fnv1a64(std::string_view(whole).substr(0, 1024)));
+    FileInfo info;
+    ASSERT_TRUE(mem.Stat("/p/-x/whole.jsonl", &info).ok());
+    EXPECT_EQ(w.device, info.device);
+    EXPECT_EQ(w.inode, info.inode);
+  }
+  // Off by default: replay pays nothing.
+  EXPECT_TRUE(ScanFiles(files, Through(&mem, 1), nullptr).cursors.empty());
+}
+
+// Pieces: the cursor is the same as a whole read's, wherever the pieces cut, with an unfinished
+// line or a long line at the end.
+TEST(ScannerCursors, PiecesGiveTheWholeFilesCursor) {
+  MemEnv mem;
+  const std::string base = Requests(30, "c");
+  for (const std::string& tail :
+       {std::string(), std::string("{\"unfinished"), std::string(3000, 'z') + "\n"}) {
+    const std::string content = base + tail;
+    mem.AddFile("/p/-x/s.jsonl", content, kT0);
+    const TranscriptFile f = Discovered(&mem, "/p/-x/s.jsonl");
+    ScanOptions whole_options = ForAgent(&mem, 1);
+    whole_options.max_line_bytes = 2048;
+    ScanResult whole = ScanFiles({f}, whole_options, nullptr);
+    ASSERT_EQ(whole.cursors.size(), 1u);
+    EXPECT_EQ(whole.cursors[0].size_seen, content.size());
+    EXPECT_EQ(whole.cursors[0].offset, tail.starts_with("{") ? base.size() : content.size());
+    for (uint64_t piece : {1u, 7u, 500u, 4096u}) {
+      for (unsigned threads : {1u, 3u}) {
+        ScanOptions o = ForAgent(&mem, threads);
+        o.max_line_bytes = 2048;
+        o.piece_bytes = piece;
+        ScanResult r = ScanFiles({f}, o, nullptr);
+        ASSERT_EQ(r.cursors.size(), 1u) << piece;
+        EXPECT_EQ(r.cursors[0].offset, whole.cursors[0].offset) << piece << " " << threads;
+        EXPECT_EQ(r.cursors[0].size_seen, whole.cursors[0].size_seen) << piece;
+        EXPECT_EQ(r.cursors[0].head_hash, whole.cursors[0].head_hash) << piece;
+        EXPECT_EQ(DumpLedger(r.ledger), DumpLedger(whole.ledger)) << piece;
+      }
+    }
+  }
+}
+
+// Lines appended while the file is read are either read (and the cursor is past them) or not
+// (and the cursor is before them): never counted without the cursor moving past them.
+TEST(ScannerCursors, AFileGrowingDuringTheScanHasACursorAtWhatWasRead) {
+  MemEnv mem;
+  const std::string content = Requests(6000, "m");  // several reads
+  mem.AddFile("/p/-x/s.jsonl", content, kT0);
+  const TranscriptFile f = Discovered(&mem, "/p/-x/s.jsonl");
+  const std::string more = Requests(3, "n") + "{\"half";
+  FaultEnv env(&mem);
+  int reads = 0;
+  env.OnCall(FaultOp::kRead, "/s.jsonl", [&](const std::string&) {
+    if (++reads == 3) {
+      ASSERT_TRUE(mem.AppendInPlace("/p/-x/s.jsonl", more).ok());  // same inode
+    }
+  });
+  ScanOptions o = ForAgent(&env, 1);
+  o.piece_bytes = uint64_t(1) << 30;
+  ScanResult r = ScanFiles({f}, o, nullptr);
+  ASSERT_TRUE(r.errors.empty());
+  ASSERT_EQ(r.cursors.size(), 1u);
+  EXPECT_EQ(r.ledger.requests().size(), 6003u);
+  EXPECT_EQ(r.cursors[0].offset, content.size() + more.rfind('\n') + 1);
+  EXPECT_EQ(r.cursors[0].size_seen, content.size() + more.size());
+}
+
+// A file replaced between the opens of its pieces: the pieces read different files, so there is
+// no one place to continue from. It is named, and has no cursor.
+TEST(ScannerCursors, AFileReplacedBetweenItsPiecesHasNoCursor) {
+  MemEnv mem;
+  const std::string content = Requests(200, "m");
+  mem.AddFile("/p/-x/s.jsonl", content, kT0);
+  mem.AddFile("/p/-x/ok.jsonl", Requests(2, "k"), kT0);
+  const std::vector<TranscriptFile> files = {Discovered(&mem, "/p/-x/s.jsonl"),
+                                             Discovered(&mem, "/p/-x/ok.jsonl")};
+  FaultEnv env(&mem);
+  int opens = 0;
+  env.OnCall(FaultOp::kNewSequentialFile, "/s.jsonl", [&](const std::string&) {
+    if (++opens == 2) mem.AddFile("/p/-x/s.jsonl", Requests(200, "r"), kT0);  // a new inode
+  });
+  ScanOptions o = ForAgent(&env, 1);
+  o.piece_bytes = 16 << 10;
+  ScanResult r = ScanFiles(files, o, nullptr);
+  ASSERT_EQ(r.unstable.size(), 1u);
+  EXPECT_EQ(r.unstable[0],
+            "/p/-x/s.jsonl: replaced while being read (its pieces read different files)");
+  ASSERT_EQ(r.cursors.size(), 1u);
+  EXPECT_EQ(r.cursors[0].path, "/p/-x/ok.jsonl");
+}
+
+// A shrunk file (an error already) has no cursor either.
+TEST(ScannerCursors, AShrunkFileHasNoCursor) {
+  MemEnv mem;
+  const std::string content = Requests(50, "m");
+  mem.AddFile("/p/-x/s.jsonl", content, kT0);
+  const TranscriptFile f = Discovered(&mem, "/p/-x/s.jsonl");
+  ASSERT_TRUE(mem.Truncate("/p/-x/s.jsonl", 1000).ok());
+  ScanResult r = ScanFiles({f}, ForAgent(&mem, 1), nullptr);
+  EXPECT_EQ(r.errors.size(), 1u);
+  EXPECT_TRUE(r.cursors.empty());
+}
+
+// Spans (A41's inputs): every request line and prompt line of a session, copies included; a
+// request's newest copy. The same whatever the threads and pieces (merged like the rest).
+TEST(ScannerCursors, SpansCoverEveryLineOfASessionAndEveryCopyOfARequest) {
+  MemEnv mem;
+  Msg first = At("m1", kT0, "s1");
+  Msg copy = first;
+  copy.timestamp = Iso(kT0 + 5000);  // a streamed copy, later, fewer tokens: not preferred
+  Msg resumed = first;
+  resumed.session = "s2";  // the copy in a resumed session, a day later
+  resumed.timestamp = Iso(kT0 + kDay);
+  Msg synthetic = At("m_err", kT0 + 2 * kDay, "s1");
+  synthetic.model = "<synthetic>";
+  synthetic.api_error = true;
+  const std::string prompt =
+      R"J({"parentUuid":null,"isSidechain":false,"cwd":"/Users/x/app","sessionId":"s3","type":"user","message":{"role":"user","content":"hi"},"uuid":"0b5e8c2a-0000-4000-8000-000000000001","timestamp":")J" +
+      Iso(kT0 - 1000) + "\"}\n";
+  mem.AddFile("/p/-x/a.jsonl", Line(first) + "\n" + Line(copy) + "\n" + Line(synthetic) + "\n",
+              kT0);
+  mem.AddFile("/p/-x/b.jsonl", Line(resumed) + "\n" + prompt, kT0);
+  const std::vector<TranscriptFile> files = {Discovered(&mem, "/p/-x/a.jsonl"),
+                                             Discovered(&mem, "/p/-x/b.jsonl")};
+  ScanResult r = ScanFiles(files, ForAgent(&mem, 1), nullptr);
+  ASSERT_EQ(r.ledger.requests().size(), 1u);
+  EXPECT_EQ(r.ledger.request_newest_ms(0), kT0 + kDay);
+  EXPECT_EQ(r.ledger.requests()[0].timestamp_ms, kT0);
+  const StringPool& s = r.ledger.strings();
+  std::map<std::string, SessionSpan> spans;
+  for (const auto& [id, span] : r.ledger.session_spans()) spans[s.Get(id)] = span;
+  ASSERT_EQ(spans.size(), 3u);  // the synthetic line names s1 but is no request line
+  EXPECT_EQ(spans["s1"], (SessionSpan{kT0, kT0 + 5000, kT0 + 5000, true}));
+  EXPECT_EQ(spans["s2"], (SessionSpan{kT0 + kDay, kT0 + kDay, kT0 + kDay, true}));
+  EXPECT_EQ(spans["s3"], (SessionSpan{kT0 - 1000, kT0 - 1000, INT64_MIN, false}));
+  for (uint64_t piece : {1u, 100u}) {
+    for (unsigned threads : {1u, 2u, 3u}) {
+      ScanOptions o = ForAgent(&mem, threads);
+      o.piece_bytes = piece;
+      EXPECT_EQ(DumpLedger(ScanFiles(files, o, nullptr).ledger), DumpLedger(r.ledger));
+    }
+  }
 }
 
 }  // namespace

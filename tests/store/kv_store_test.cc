@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -320,6 +321,70 @@ TYPED_TEST(KvStoreTest, ConcurrentWritersLoseNothing) {
   }
   for (auto& t : writers) t.join();
   EXPECT_EQ(Dump(this->store()).size(), size_t(kThreads * kPerThread));
+}
+
+}  // namespace
+}  // namespace ccmon
+
+namespace ccmon {
+namespace {
+
+// IngestSorted: a table of ascending records lands whole, after the writes before it (its keys
+// replace theirs), and survives a reopen; a failing fill or keys out of order add nothing.
+TYPED_TEST(KvStoreTest, IngestSortedAddsTheTableWholeOrNothing) {
+  this->Put("b", "old");
+  this->Put("z", "kept");
+  std::vector<KV> table;
+  for (int i = 0; i < 3000; ++i) {
+    char k[16];
+    std::snprintf(k, sizeof k, "b%05d", i);
+    table.emplace_back(k, std::string(size_t(i % 300), char('a' + i % 26)));
+  }
+  auto fill_all = [&](SortedTableSink* sink) {
+    if (Status s = sink->Put("b", "new"); !s.ok()) return s;
+    for (const auto& [k, v] : table)
+      if (Status s = sink->Put(k, v); !s.ok()) return s;
+    return Status::Ok();
+  };
+  // A fill that fails half way adds nothing, and its error is the call's.
+  Status s = this->store()->IngestSorted(
+      [&](SortedTableSink* sink) {
+        if (Status ps = sink->Put("a", "1"); !ps.ok()) return ps;
+        return Status::IoError("the scan failed");
+      },
+      true);
+  EXPECT_EQ(s.code(), Status::Code::kIoError);
+  EXPECT_EQ(s.message(), "the scan failed");
+  // Keys out of order (or repeated) are refused, and add nothing.
+  for (const std::vector<std::string>& keys :
+       {std::vector<std::string>{"c", "b"}, std::vector<std::string>{"c", "c"}}) {
+    s = this->store()->IngestSorted(
+        [&](SortedTableSink* sink) {
+          for (const std::string& k : keys)
+            if (Status ps = sink->Put(k, "x"); !ps.ok()) return ps;
+          return Status::Ok();
+        },
+        true);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  }
+  EXPECT_EQ(Dump(this->store()), (std::vector<KV>{{"b", "old"}, {"z", "kept"}}));
+  // Nothing to add: OK, nothing added.
+  ASSERT_TRUE(
+      this->store()->IngestSorted([](SortedTableSink*) { return Status::Ok(); }, true).ok());
+
+  ASSERT_TRUE(this->store()->IngestSorted(fill_all, true).ok());
+  std::vector<KV> want = {{"b", "new"}};
+  want.insert(want.end(), table.begin(), table.end());
+  want.emplace_back("z", "kept");
+  EXPECT_EQ(Dump(this->store()), want);
+  // Later writes go over the table as over any write.
+  this->Put("b00007", "changed");
+  EXPECT_EQ(this->GetOrDie("b00007"), "changed");
+  if (TypeParam::kPersistent) {
+    this->holder_.Reopen();
+    want[8].second = "changed";
+    EXPECT_EQ(Dump(this->store()), want);
+  }
 }
 
 }  // namespace

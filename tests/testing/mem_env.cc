@@ -289,6 +289,18 @@ Status MemEnv::Truncate(const std::string& path, uint64_t size) {
   return Status::Ok();
 }
 
+Status MemEnv::AppendInPlace(const std::string& path, std::string_view data) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string p;
+  Status s = Resolve(path, true, true, "append", &p);
+  if (!s.ok()) return s;
+  std::shared_ptr<Inode> node = Lookup(p);
+  std::lock_guard<std::mutex> node_lock(node->mu);
+  if (node->generated) return Status::InvalidArgument("append: a generated file");
+  node->data.append(data);
+  return Status::Ok();
+}
+
 Status MemEnv::SetMtime(const std::string& path, int64_t mtime_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string p;

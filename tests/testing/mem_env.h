@@ -41,6 +41,8 @@ class MemEnv final : public Env {
   // A second name for an existing file (same inode).
   Status AddHardLink(const std::string& existing, const std::string& new_path);
   Status Truncate(const std::string& path, uint64_t size);
+  // Appends to an existing file (same inode: a writer appending while others read).
+  Status AppendInPlace(const std::string& path, std::string_view data);
   Status SetMtime(const std::string& path, int64_t mtime_ms);
   // An unreadable file or directory (mode 000 for a non-root user): opening or listing it fails
   // with EACCES; Stat and LinkStat still work.

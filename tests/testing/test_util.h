@@ -214,7 +214,14 @@ inline std::string DumpLedger(const Ledger& l) {
       << " web=" << e.web_search_requests
       << " cost=" << (e.has_cost_usd ? std::to_string(e.cost_usd) : "-") << " fast=" << e.fast
       << " us=" << e.us_inference << " side=" << e.sidechain;
+    if (l.spans_enabled()) o << " newest=" << l.request_newest_ms(i);
     rows.push_back(o.str());
+  }
+  for (const auto& [sid, sp] : l.session_spans()) {
+    rows.push_back("W " + s.Get(sid) + " first=" + std::to_string(sp.first_ms) +
+                   " last=" + std::to_string(sp.last_ms) +
+                   " last_request=" + std::to_string(sp.last_request_ms) +
+                   " has_request=" + std::to_string(sp.has_request));
   }
   for (const auto& [sid, se] : l.sessions()) {
     rows.push_back("S " + s.Get(sid) + " first=" + std::to_string(se.first_ms) +

@@ -186,6 +186,110 @@ Status Engine::Open(const EngineOptions& options, KvStore* store, Outbox* outbox
   return Status::Ok();
 }
 
+namespace {
+
+// The records of an empty store: none.
+class NoRecords final : public RecordReader {
+ public:
+  Status Read(std::string_view, std::string*) override { return Status::NotFound("key not found"); }
+  Status Scan(std::string_view,
+              const std::function<Status(std::string_view, std::string_view)>&) override {
+    return Status::Ok();
+  }
+};
+
+}  // namespace
+
+Status Engine::BulkFirstStart(const EngineOptions& options, KvStore* store, Outbox* outbox,
+                              const Ledger& ledger, std::vector<Record> files, int64_t now_ms,
+                              bool* done, LiveStats* live_stats) {
+  *done = false;
+  if (options.shards == 0 || int(options.shards) > outbox->shard_count())
+    return Status::InvalidArgument("agent: shard count does not match the outbox");
+  bool holds_records = true;
+  if (Status s = HoldsRecords(store, &holds_records); !s.ok()) return s;
+  if (holds_records) return Status::InvalidArgument("bulk start: the state is not empty");
+  NoRecords none;
+  std::unique_ptr<LiveAccounting> live;
+  if (Status s = LiveAccounting::Open(options.live, &none, &live); !s.ok()) return s;
+  bool fits = false;
+  if (Status s = live->CountHistory(ledger, now_ms, &fits); !s.ok() || !fits) return s;
+
+  // The first samples, as MarkCaughtUp's Write takes them (every series, streamed into
+  // entries of at most kMaxSamplesPerEntry), staged into a batch of their own.
+  WriteBatch staged;
+  SampleOptions so;
+  so.now_ms = now_ms;
+  so.max_sample_age_ms = options.max_sample_age_ms;
+  so.shards = options.shards;
+  so.max_samples_per_request = std::min(options.max_samples_per_send, kMaxSamplesPerEntry);
+  so.all = true;
+  so.after_ms = options.samples_after_ms;
+  SampleStats sample_stats;
+  Status s = live->series().TakeSamples(
+      so,
+      [&](uint32_t shard, rw::WriteRequest&& req) {
+        std::string proto;
+        if (Status ss = rw::Serialize(req, &proto); !ss.ok()) return ss;
+        const uint64_t n = req.sample_count();
+        req = rw::WriteRequest();
+        return outbox->Stage(shard, now_ms, uint32_t(n), proto, &staged);
+      },
+      &sample_stats);
+  if (!s.ok()) {
+    outbox->Abandon();
+    return s;
+  }
+  // The series' records after their first samples (so they carry them).
+  std::vector<std::pair<std::string, std::string>> series;
+  live->series().TakeRecords(&series);
+  std::vector<std::pair<std::string, std::string>> meta = {{std::string(kCaughtUpKey), "1"}};
+  // The state sequence (a gateway target): this is the state's first commit. No state delta:
+  // the gateway's copy starts with a snapshot (docs/agent-design.md "Resume").
+  if (options.state_sequence) meta.emplace_back(std::string(kStateSeqKey), "1");
+  std::sort(meta.begin(), meta.end());
+  std::sort(files.begin(), files.end(),
+            [](const Record& a, const Record& b) { return a.first < b.first; });
+  std::vector<const WriteBatch::Op*> outbox_ops;
+  for (const WriteBatch::Op& op : staged.ops()) outbox_ops.push_back(&op);
+  std::sort(outbox_ops.begin(), outbox_ops.end(),
+            [](const WriteBatch::Op* a, const WriteBatch::Op* b) { return a->key < b->key; });
+
+  s = store->IngestSorted(
+      [&](SortedTableSink* sink) -> Status {
+        auto emit = [&](std::string_view k, std::string_view v) { return sink->Put(k, v); };
+        // Every prefix in key order (docs/store-format.md "Agent state").
+        for (const auto& [k, v] : series)  // c
+          if (Status e = sink->Put(k, v); !e.ok()) return e;
+        for (char p : {LiveAccounting::kOpenSessionPrefix, LiveAccounting::kErrorPrefix})  // d e
+          if (Status e = live->EmitHistory(p, emit); !e.ok()) return e;
+        for (const auto& [k, v] : files) {  // f
+          if (!v || k.empty() || k[0] != kFilePrefix)
+            return Status::InvalidArgument("bulk start: a file record that is not f<path>");
+          if (Status e = sink->Put(k, *v); !e.ok()) return e;
+        }
+        for (char p : {LiveAccounting::kPendingPrefix, LiveAccounting::kLabelPrefix})  // h l
+          if (Status e = live->EmitHistory(p, emit); !e.ok()) return e;
+        for (const auto& [k, v] : meta)  // m
+          if (Status e = sink->Put(k, v); !e.ok()) return e;
+        for (const WriteBatch::Op* op : outbox_ops)  // o
+          if (Status e = sink->Put(op->key, op->value); !e.ok()) return e;
+        for (char p : {LiveAccounting::kPromptPrefix, LiveAccounting::kRequestPrefix,
+                       LiveAccounting::kSessionPrefix, LiveAccounting::kToolPrefix})  // p r s t
+          if (Status e = live->EmitHistory(p, emit); !e.ok()) return e;
+        return Status::Ok();
+      },
+      /*sync=*/true);
+  if (!s.ok()) {
+    outbox->Abandon();
+    return s;
+  }
+  outbox->Committed();
+  if (live_stats) *live_stats = live->stats();
+  *done = true;
+  return Status::Ok();
+}
+
 std::string Engine::StateDeltaKey(uint64_t seq) {
   std::string k(1, kStateDeltaPrefix);
   PutFixed64BE(&k, seq);

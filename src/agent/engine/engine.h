@@ -92,6 +92,20 @@ class Engine {
                      std::unique_ptr<Engine>* out);
   ~Engine();
 
+  // The bulk first start (docs/agent-design.md "Bulk first start"): counts the whole history
+  // `ledger` holds (ScanFiles with spans, LedgerOptions) and writes the state the first
+  // catch-up over the same lines would leave once caught up at `now_ms` — every record,
+  // `files` (the caller's file cursors: f<path> keys), the caught-up mark and the outbox's first
+  // samples (every series at its total) — as ONE table (KvStore::IngestSorted): a crash before
+  // it lands leaves the store empty, after it the state is complete. The caller then opens an
+  // Engine as after any restart and goes on from the cursors. Requires: `store` holds no agent
+  // record (a first start; the outbox is empty). *done false, nothing written, OK: the
+  // history's labels do not fit their caps (LiveAccounting::CountHistory); count it line by
+  // line instead. An error: nothing was added (the outbox's staged entries are abandoned).
+  static Status BulkFirstStart(const EngineOptions& options, KvStore* store, Outbox* outbox,
+                               const Ledger& ledger, std::vector<Record> files, int64_t now_ms,
+                               bool* done, LiveStats* live_stats);
+
   // See LiveAccounting::AddLine. An error means the engine must be reopened.
   Status AddLine(const ParsedLine& line);
   // The same with LiveAccounting::Prepare's output for `line` (computed on another thread).

@@ -869,4 +869,252 @@ void LiveAccounting::TrimCache() {
   }
 }
 
+// --- The bulk first start
+
+struct LiveAccounting::History {
+  const Ledger* ledger = nullptr;
+  int64_t now_ms = 0;
+  std::vector<bool> observed;                             // by request index
+  std::vector<uint32_t> pending;                          // request indices not observed
+  std::set<std::string> labels;                           // l records: kind + label
+  std::vector<std::pair<std::string, OpenSession>> open;  // d records
+};
+
+void LiveAccounting::HistoryRequest(const Ledger& ledger, uint32_t index, bool observed,
+                                    RequestRecord* r, CostBreakdown* cost) {
+  const StringPool& strings = ledger.strings();
+  const RequestEntry e = ledger.requests()[index];
+  r->timestamp_ms = e.timestamp_ms;
+  r->tokens = e.tokens;
+  r->web_search_requests = e.web_search_requests;
+  r->has_cost_usd = e.has_cost_usd;
+  r->cost_usd = e.has_cost_usd ? e.cost_usd : 0;
+  r->fast = e.fast;
+  r->us = e.us_inference;
+  r->sidechain = e.sidechain;
+  r->model.assign(strings.Get(e.model));
+  r->cwd.assign(strings.Get(e.cwd));
+  r->session.assign(strings.Get(e.session));
+  // The labels it is counted under: its merged (preferred) copy's, as in replay (A42).
+  r->model_label = &models_.Label(r->model);
+  r->project_label = &projects_.Label(r->cwd);
+  r->newest_event_ms = ledger.request_newest_ms(index);
+  // What it added to each series: everything, as AddRequestLine's increments add up to for
+  // its copies; the histogram's cost once observed.
+  *cost = r->Price(*options_.prices);
+  r->emitted = {};
+  for (const SeriesIncrement& inc : RequestContributions(r->Labelled(options_.device, *cost))) {
+    const size_t slot = SlotOf(inc);
+    if (slot != kSlotCount) r->emitted[slot] = inc.delta;
+  }
+  r->observed = observed;
+  if (observed) r->emitted[kObservedCost] = cost->cost;
+}
+
+Status LiveAccounting::CountHistory(const Ledger& ledger, int64_t now_ms, bool* fits) {
+  *fits = false;
+  if (!ledger.spans_enabled())
+    return Status::InvalidArgument("bulk start: the ledger was built without spans");
+  auto h = std::make_unique<History>();
+  h->ledger = &ledger;
+  h->now_ms = now_ms;
+  const StringPool& strings = ledger.strings();
+  // Labels are admitted as first used (LabelOf's records, written by EmitHistory).
+  auto label = [&](CappedLabeler& labeler, char kind, std::string_view key) -> const std::string& {
+    const size_t before = labeler.kept();
+    const std::string& l = labeler.Label(key);
+    if (labeler.kept() != before) h->labels.insert(std::string(1, kind) + l);
+    return l;
+  };
+
+  // Which requests the catch-up leaves unobserved: a request is settled once a later request
+  // of its session was read, or its newest copy is settle_after old (Settle by event time at
+  // the catch-up's end). Read order is not known here: "later" is by time (then key), so only
+  // each session's newest request may stay pending (A42).
+  const size_t n = ledger.requests().size();
+  std::unordered_map<uint32_t, uint32_t> newest_of_session;  // session id -> request index
+  newest_of_session.reserve(ledger.sessions().size());
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t session = ledger.requests()[i].session;
+    auto [it, inserted] = newest_of_session.try_emplace(session, i);
+    if (inserted) continue;
+    const int64_t ts = ledger.request_timestamp_ms(i),
+                  best = ledger.request_timestamp_ms(it->second);
+    if (ts > best || (ts == best && ledger.request_key(i) > ledger.request_key(it->second)))
+      it->second = i;
+  }
+  h->observed.assign(n, true);
+  for (const auto& [session, i] : newest_of_session) {
+    const int64_t event_ms = std::min(ledger.request_newest_ms(i), now_ms);
+    if (now_ms - event_ms < options_.settle_after_ms) {
+      h->observed[i] = false;
+      h->pending.push_back(i);
+    }
+  }
+
+  // Requests (A17-A28, A34, A39): each once, with its merged copies' amounts.
+  RequestRecord rec;
+  CostBreakdown cost;
+  for (uint32_t i = 0; i < n; ++i) {
+    const bool observed = h->observed[i];
+    const RequestEntry e = ledger.requests()[i];
+    label(models_, 'm', strings.Get(e.model));  // admitted here, before HistoryRequest's use
+    label(projects_, 'p', strings.Get(e.cwd));
+    HistoryRequest(ledger, i, observed, &rec, &cost);
+    for (const SeriesIncrement& inc : RequestContributions(rec.Labelled(options_.device, cost))) {
+      const size_t slot = SlotOf(inc);
+      if (slot != kSlotCount) {
+        ApplyRequestIncrement(rec.model_label, rec.project_label, slot, inc, rec.timestamp_ms);
+      } else if (observed && inc.family == MetricFamily::kCostPerRequestUsd) {
+        ApplyRequestIncrement(rec.model_label, rec.project_label, kSlotCount, inc,
+                              rec.newest_event_ms);
+      }
+    }
+  }
+  stats_.requests = n;
+  stats_.observed = n - h->pending.size();
+  stats_.pending = h->pending.size();
+  // A32: sessions, in the project of their earliest request line.
+  for (const auto& [session, entry] : ledger.sessions()) {
+    const std::string& project = label(projects_, 'p', strings.Get(entry.cwd));
+    series_.Apply(SessionStartContribution(options_.device, project), entry.first_ms);
+  }
+  // A33: tool calls, under the name of their earliest copy.
+  const auto tools = ledger.tool_uses();
+  for (const ToolUseEntry& t : tools.entries()) {
+    const std::string& tool = label(tools_, 't', strings.Get(t.name));
+    series_.Apply(ToolCallContribution(options_.device, tool), t.timestamp_ms);
+  }
+  // A38: prompts, in the project of their earliest copy.
+  for (const PromptEntry& p : ledger.prompts().entries()) {
+    const std::string& project = label(projects_, 'p', strings.Get(p.cwd));
+    series_.Apply(UserPromptContribution(options_.device, project), p.timestamp_ms);
+  }
+  // A15: API errors, once per dedup key.
+  for (const auto& [key, ts] : ledger.api_errors())
+    series_.Apply(ApiErrorContribution(options_.device), ts);
+  if (projects_.refused_keys() || models_.refused_keys() || tools_.refused_keys())
+    return Status::Ok();  // *fits stays false: the caller drops this object
+
+  // A41 at the catch-up's end (UpdateSessions, kCatchUpEnd): sessions idle for session_idle_ms
+  // are closed (a duration observed for those with a request), the others stay open.
+  series_.Ensure(SessionDurationObservation(options_.device, 0));
+  session_series_ensured_ = true;
+  uint64_t active = 0;
+  for (const auto& [session, span] : ledger.session_spans()) {
+    OpenSession s;
+    s.first_ms = std::min(span.first_ms, now_ms);  // a clock ahead of ours counts as now
+    s.last_ms = std::min(span.last_ms, now_ms);
+    s.has_request = span.has_request;
+    s.last_request_ms = span.has_request ? std::min(span.last_request_ms, now_ms) : kNever;
+    if (now_ms - s.last_ms >= options_.session_idle_ms) {
+      if (s.has_request) {
+        series_.Apply(SessionDurationObservation(options_.device, (s.last_ms - s.first_ms) / 1000),
+                      std::min(s.last_ms + options_.session_idle_ms, now_ms));
+        ++stats_.sessions_observed;
+      }
+      continue;
+    }
+    if (IsActive(s, now_ms)) ++active;
+    h->open.emplace_back(strings.Get(session), s);
+  }
+  std::sort(h->open.begin(), h->open.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  series_.Set(ActiveSessionsValue(options_.device, active), now_ms);
+  stats_.active_sessions = active;
+  history_ = std::move(h);
+  *fits = true;
+  return Status::Ok();
+}
+
+Status LiveAccounting::EmitHistory(
+    char prefix, const std::function<Status(std::string_view, std::string_view)>& sink) {
+  if (!history_) return Status::InvalidArgument("bulk start: no history counted");
+  const History& h = *history_;
+  const Ledger& ledger = *h.ledger;
+  const StringPool& strings = ledger.strings();
+  std::string key(1, prefix), value;
+  // Indices in the order of their keys.
+  auto by_key = [](size_t n, auto&& key_of) {
+    std::vector<uint32_t> order(n);
+    for (uint32_t i = 0; i < n; ++i) order[i] = i;
+    std::sort(order.begin(), order.end(),
+              [&](uint32_t a, uint32_t b) { return key_of(a) < key_of(b); });
+    return order;
+  };
+  auto put = [&](std::string_view suffix, std::string_view v) {
+    key.resize(1);
+    key += suffix;
+    return sink(key, v);
+  };
+  switch (prefix) {
+    case kOpenSessionPrefix:
+      for (const auto& [session, s] : h.open)
+        if (Status st = put(session, s.Encode()); !st.ok()) return st;
+      return Status::Ok();
+    case kErrorPrefix: {
+      std::vector<std::string_view> keys;
+      for (const auto& [k, ts] : ledger.api_errors()) keys.push_back(k);
+      std::sort(keys.begin(), keys.end());
+      for (std::string_view k : keys)
+        if (Status st = put(k, ""); !st.ok()) return st;
+      return Status::Ok();
+    }
+    case kPendingPrefix: {
+      std::vector<uint32_t> pending = h.pending;
+      std::sort(pending.begin(), pending.end(), [&](uint32_t a, uint32_t b) {
+        return ledger.request_key(a) < ledger.request_key(b);
+      });
+      for (uint32_t i : pending) {
+        value.clear();
+        PutBytes(&value, strings.Get(ledger.requests()[i].session));
+        PutSignedVarint(&value, ledger.request_newest_ms(i));
+        if (Status st = put(ledger.request_key(i), value); !st.ok()) return st;
+      }
+      return Status::Ok();
+    }
+    case kLabelPrefix:
+      for (const std::string& l : h.labels)
+        if (Status st = put(l, ""); !st.ok()) return st;
+      return Status::Ok();
+    case kPromptPrefix: {
+      const auto prompts = ledger.prompts();
+      for (uint32_t i : by_key(prompts.size(), [&](uint32_t j) { return ledger.prompt_key(j); })) {
+        const std::string& project = projects_.Label(strings.Get(prompts.entries()[i].cwd));
+        if (Status st = put(ledger.prompt_key(i), project); !st.ok()) return st;
+      }
+      return Status::Ok();
+    }
+    case kRequestPrefix: {
+      RequestRecord rec;
+      CostBreakdown cost;
+      for (uint32_t i :
+           by_key(ledger.requests().size(), [&](uint32_t j) { return ledger.request_key(j); })) {
+        HistoryRequest(ledger, i, h.observed[i], &rec, &cost);
+        if (Status st = put(ledger.request_key(i), rec.Encode()); !st.ok()) return st;
+      }
+      return Status::Ok();
+    }
+    case kSessionPrefix: {
+      std::vector<std::pair<std::string_view, uint32_t>> sessions;  // id, cwd
+      for (const auto& [session, entry] : ledger.sessions())
+        sessions.emplace_back(strings.Get(session), entry.cwd);
+      std::sort(sessions.begin(), sessions.end());
+      for (const auto& [session, cwd] : sessions)
+        if (Status st = put(session, projects_.Label(strings.Get(cwd))); !st.ok()) return st;
+      return Status::Ok();
+    }
+    case kToolPrefix: {
+      const auto tools = ledger.tool_uses();
+      for (uint32_t i : by_key(tools.size(), [&](uint32_t j) { return ledger.tool_key(j); })) {
+        if (Status st = put(ledger.tool_key(i), strings.Get(tools.entries()[i].name)); !st.ok())
+          return st;
+      }
+      return Status::Ok();
+    }
+    default:
+      return Status::InvalidArgument("bulk start: no records of prefix " + std::string(1, prefix));
+  }
+}
+
 }  // namespace ccmon::agent

@@ -42,6 +42,7 @@
 
 #include "agent/engine/series_table.h"
 #include "base/status.h"
+#include "ledger/ledger.h"
 #include "metrics/accounting.h"
 #include "pricing/pricing.h"
 #include "transcript/usage.h"
@@ -162,6 +163,27 @@ class LiveAccounting {
   // Evicts clean records beyond cache_records, least recently used first. Call only once
   // everything taken by TakeChanges is in the store: an evicted record is read back from it.
   void TrimCache();
+
+  // --- The bulk first start (docs/agent-design.md "Bulk first start")
+  //
+  // Counts a whole history at once: `ledger` holds every line of it, deduplicated by the
+  // scanner (built with LedgerOptions::spans), and the result is what the first catch-up over
+  // the same lines, ended at `now_ms` (Engine::MarkCaughtUp before its samples), leaves: the
+  // series, the admitted labels, the histogram's observations of the settled requests, the
+  // sessions closed (their durations observed) or open, claude_active_sessions. The records are
+  // not kept in memory: EmitHistory writes them from the ledger. Where this differs from the
+  // catch-up is in docs/accounting.md A42 (a request's labels are its preferred copy's, as in
+  // replay; no conflicts). Requires: opened over an empty store, nothing added before; `ledger`
+  // outlives the EmitHistory calls. *fits is false (and nothing is counted) when a label cap
+  // would refuse a value (A31): which values a cap admits depends on the order lines are read,
+  // which the ledger does not have; the caller then counts line by line.
+  Status CountHistory(const Ledger& ledger, int64_t now_ms, bool* fits);
+  // After CountHistory: the records of one key prefix (kOpenSessionPrefix, kErrorPrefix,
+  // kPendingPrefix, kLabelPrefix, kPromptPrefix, kRequestPrefix, kSessionPrefix, kToolPrefix),
+  // in ascending key order. The series' records are series().TakeRecords()'s (after the first
+  // samples are taken, so that they carry them).
+  Status EmitHistory(
+      char prefix, const std::function<Status(std::string_view key, std::string_view value)>& sink);
 
   SeriesTable& series() { return series_; }
   const SeriesTable& series() const { return series_; }
@@ -307,6 +329,15 @@ class LiveAccounting {
   };
   std::unordered_map<std::string, OpenSession> open_sessions_;
   bool session_series_ensured_ = false;
+
+  // CountHistory's history, for EmitHistory.
+  struct History;
+  std::unique_ptr<History> history_;
+  // A request's record as the catch-up leaves it: its merged copies, counted under `model_label`
+  // and `project_label`, observed or not (the shared part of AddRequestLine's and the bulk
+  // start's rule).
+  void HistoryRequest(const Ledger& ledger, uint32_t index, bool observed, RequestRecord* r,
+                      CostBreakdown* cost);
 };
 
 }  // namespace ccmon::agent
