@@ -335,7 +335,8 @@ TYPED_TEST(KvStoreTest, IngestSortedAddsTheTableWholeOrNothing) {
   this->Put("b", "old");
   this->Put("z", "kept");
   std::vector<KV> table;
-  for (int i = 0; i < 3000; ++i) {
+  // ~1.8 MB: several of RocksDB's data blocks, and a failure after most of them were built.
+  for (int i = 0; i < 12000; ++i) {
     char k[16];
     std::snprintf(k, sizeof k, "b%05d", i);
     table.emplace_back(k, std::string(size_t(i % 300), char('a' + i % 26)));
@@ -355,6 +356,14 @@ TYPED_TEST(KvStoreTest, IngestSortedAddsTheTableWholeOrNothing) {
       true);
   EXPECT_EQ(s.code(), Status::Code::kIoError);
   EXPECT_EQ(s.message(), "the scan failed");
+  // So does one that fails after most of the table was handed over.
+  s = this->store()->IngestSorted(
+      [&](SortedTableSink* sink) {
+        if (Status ps = fill_all(sink); !ps.ok()) return ps;
+        return Status::IoError("the scan failed late");
+      },
+      true);
+  EXPECT_EQ(s.message(), "the scan failed late");
   // Keys out of order (or repeated) are refused, and add nothing.
   for (const std::vector<std::string>& keys :
        {std::vector<std::string>{"c", "b"}, std::vector<std::string>{"c", "c"}}) {

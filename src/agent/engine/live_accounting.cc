@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <thread>
 
 #include "base/record_codec.h"
 #include "ledger/copy_merge.h"
@@ -878,10 +879,28 @@ struct LiveAccounting::History {
   std::vector<uint32_t> pending;                          // request indices not observed
   std::set<std::string> labels;                           // l records: kind + label
   std::vector<std::pair<std::string, OpenSession>> open;  // d records
+  // Request, tool and prompt indices in the order of their record keys (EmitHistory's order),
+  // sorted on a thread of their own while CountHistory counts.
+  std::vector<uint32_t> requests_by_key, tools_by_key, prompts_by_key;
 };
 
+namespace {
+
+// Indices 0 … n-1 in the order of key_of(index).
+template <typename KeyOf>
+std::vector<uint32_t> IndicesByKey(size_t n, KeyOf key_of) {
+  std::vector<uint32_t> order(n);
+  for (uint32_t i = 0; i < n; ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t a, uint32_t b) { return key_of(a) < key_of(b); });
+  return order;
+}
+
+}  // namespace
+
 void LiveAccounting::HistoryRequest(const Ledger& ledger, uint32_t index, bool observed,
-                                    RequestRecord* r, CostBreakdown* cost) {
+                                    RequestRecord* r, CostBreakdown* cost,
+                                    IncrementList<kMaxRequestIncrements>* increments) {
   const StringPool& strings = ledger.strings();
   const RequestEntry e = ledger.requests()[index];
   r->timestamp_ms = e.timestamp_ms;
@@ -903,10 +922,13 @@ void LiveAccounting::HistoryRequest(const Ledger& ledger, uint32_t index, bool o
   // its copies; the histogram's cost once observed.
   *cost = r->Price(*options_.prices);
   r->emitted = {};
-  for (const SeriesIncrement& inc : RequestContributions(r->Labelled(options_.device, *cost))) {
+  const IncrementList<kMaxRequestIncrements> incs =
+      RequestContributions(r->Labelled(options_.device, *cost));
+  for (const SeriesIncrement& inc : incs) {
     const size_t slot = SlotOf(inc);
     if (slot != kSlotCount) r->emitted[slot] = inc.delta;
   }
+  if (increments) *increments = incs;
   r->observed = observed;
   if (observed) r->emitted[kObservedCost] = cost->cost;
 }
@@ -918,6 +940,19 @@ Status LiveAccounting::CountHistory(const Ledger& ledger, int64_t now_ms, bool* 
   auto h = std::make_unique<History>();
   h->ledger = &ledger;
   h->now_ms = now_ms;
+  // EmitHistory's orders, sorted on the other core meanwhile (they read the ledger only).
+  std::thread sorting([&ledger, hp = h.get()] {
+    hp->requests_by_key =
+        IndicesByKey(ledger.requests().size(), [&](uint32_t j) { return ledger.request_key(j); });
+    hp->tools_by_key =
+        IndicesByKey(ledger.tool_uses().size(), [&](uint32_t j) { return ledger.tool_key(j); });
+    hp->prompts_by_key =
+        IndicesByKey(ledger.prompts().size(), [&](uint32_t j) { return ledger.prompt_key(j); });
+  });
+  struct Join {
+    std::thread* t;
+    ~Join() { t->join(); }
+  } join_sorting{&sorting};
   const StringPool& strings = ledger.strings();
   // Labels are admitted as first used (LabelOf's records, written by EmitHistory).
   auto label = [&](CappedLabeler& labeler, char kind, std::string_view key) -> const std::string& {
@@ -960,8 +995,9 @@ Status LiveAccounting::CountHistory(const Ledger& ledger, int64_t now_ms, bool* 
     const RequestEntry e = ledger.requests()[i];
     label(models_, 'm', strings.Get(e.model));  // admitted here, before HistoryRequest's use
     label(projects_, 'p', strings.Get(e.cwd));
-    HistoryRequest(ledger, i, observed, &rec, &cost);
-    for (const SeriesIncrement& inc : RequestContributions(rec.Labelled(options_.device, cost))) {
+    IncrementList<kMaxRequestIncrements> incs;
+    HistoryRequest(ledger, i, observed, &rec, &cost, &incs);
+    for (const SeriesIncrement& inc : incs) {
       const size_t slot = SlotOf(inc);
       if (slot != kSlotCount) {
         ApplyRequestIncrement(rec.model_label, rec.project_label, slot, inc, rec.timestamp_ms);
@@ -1034,14 +1070,6 @@ Status LiveAccounting::EmitHistory(
   const Ledger& ledger = *h.ledger;
   const StringPool& strings = ledger.strings();
   std::string key(1, prefix), value;
-  // Indices in the order of their keys.
-  auto by_key = [](size_t n, auto&& key_of) {
-    std::vector<uint32_t> order(n);
-    for (uint32_t i = 0; i < n; ++i) order[i] = i;
-    std::sort(order.begin(), order.end(),
-              [&](uint32_t a, uint32_t b) { return key_of(a) < key_of(b); });
-    return order;
-  };
   auto put = [&](std::string_view suffix, std::string_view v) {
     key.resize(1);
     key += suffix;
@@ -1079,7 +1107,7 @@ Status LiveAccounting::EmitHistory(
       return Status::Ok();
     case kPromptPrefix: {
       const auto prompts = ledger.prompts();
-      for (uint32_t i : by_key(prompts.size(), [&](uint32_t j) { return ledger.prompt_key(j); })) {
+      for (uint32_t i : h.prompts_by_key) {
         const std::string& project = projects_.Label(strings.Get(prompts.entries()[i].cwd));
         if (Status st = put(ledger.prompt_key(i), project); !st.ok()) return st;
       }
@@ -1088,8 +1116,7 @@ Status LiveAccounting::EmitHistory(
     case kRequestPrefix: {
       RequestRecord rec;
       CostBreakdown cost;
-      for (uint32_t i :
-           by_key(ledger.requests().size(), [&](uint32_t j) { return ledger.request_key(j); })) {
+      for (uint32_t i : h.requests_by_key) {
         HistoryRequest(ledger, i, h.observed[i], &rec, &cost);
         if (Status st = put(ledger.request_key(i), rec.Encode()); !st.ok()) return st;
       }
@@ -1106,7 +1133,7 @@ Status LiveAccounting::EmitHistory(
     }
     case kToolPrefix: {
       const auto tools = ledger.tool_uses();
-      for (uint32_t i : by_key(tools.size(), [&](uint32_t j) { return ledger.tool_key(j); })) {
+      for (uint32_t i : h.tools_by_key) {
         if (Status st = put(ledger.tool_key(i), strings.Get(tools.entries()[i].name)); !st.ok())
           return st;
       }

@@ -44,6 +44,7 @@
 #include "base/status.h"
 #include "ledger/ledger.h"
 #include "metrics/accounting.h"
+#include "metrics/contributions.h"
 #include "pricing/pricing.h"
 #include "transcript/usage.h"
 
@@ -336,8 +337,10 @@ class LiveAccounting {
   // A request's record as the catch-up leaves it: its merged copies, counted under `model_label`
   // and `project_label`, observed or not (the shared part of AddRequestLine's and the bulk
   // start's rule).
+  // `increments` (may be null): the request's contributions, as computed for r->emitted.
   void HistoryRequest(const Ledger& ledger, uint32_t index, bool observed, RequestRecord* r,
-                      CostBreakdown* cost);
+                      CostBreakdown* cost,
+                      IncrementList<kMaxRequestIncrements>* increments = nullptr);
 };
 
 }  // namespace ccmon::agent

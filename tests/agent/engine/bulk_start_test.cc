@@ -297,6 +297,38 @@ class FailingIngest final : public KvStore {
 // The agent's records (not the outbox's shard record).
 Dump AgentRecords(KvStore* store) { return Only(DumpStore(store), "cdefhlmprst"); }
 
+// Where the bulk start does not apply it writes nothing and says why, and the caller counts
+// line by line: a history over the size cap, labels over their caps (A31), an unlistable dir.
+TEST_F(BulkEqualsCatchUp, WhereItDoesNotApplyItWritesNothingAndSaysWhy) {
+  const int64_t now_ms = newest_ + int64_t(400) * 86400000;
+  auto run = [&](const BulkStartOptions& bo, const EngineOptions& eo, std::string* why_not) {
+    std::unique_ptr<KvStore> store = NewMemStore();
+    std::unique_ptr<Outbox> outbox;
+    ASSERT_TRUE(Outbox::Open(store.get(), OutboxOptions{}, 1, &outbox).ok());
+    BulkStartResult r;
+    ASSERT_TRUE(BulkStart(bo, eo, store.get(), outbox.get(), now_ms, &r).ok());
+    EXPECT_FALSE(r.done);
+    EXPECT_TRUE(AgentRecords(store.get()).empty());
+    EXPECT_EQ(outbox->Stats().total.entries, 0u);
+    *why_not = r.why_not;
+  };
+  BulkStartOptions bo;
+  bo.project_dirs = {projects_};
+  std::string why;
+  bo.max_history_bytes = 1000;
+  run(bo, Options(), &why);
+  EXPECT_NE(why.find("is over 1000 bytes"), std::string::npos) << why;
+  bo.max_history_bytes = BulkStartOptions().max_history_bytes;
+  EngineOptions capped = Options();
+  capped.live.labels.max_models = 1;  // the history has several models
+  run(bo, capped, &why);
+  EXPECT_NE(why.find("over a cap"), std::string::npos) << why;
+  bo.project_dirs = {dir_.path() + "/a-file"};
+  std::ofstream(dir_.path() + "/a-file") << "not a directory";
+  run(bo, Options(), &why);
+  EXPECT_NE(why.find("could not be listed"), std::string::npos) << why;
+}
+
 // A failure while the table is written leaves no record (the next start scans again); a table
 // that landed is all there after a restart; a table a crash left half written beside the
 // database is removed when it is opened.
