@@ -531,6 +531,12 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     // Twice a step: the step's files and those its parse thread reads ahead (ingest.h).
     to.max_offer_bytes = 2 * io.step_bytes;
     Tailer tailer(to, std::move(restored));
+    // The bulk start just read every file: its first look needs to open only those changed since.
+    if (add_bulk) {
+      for (const ScannedFile& f : bulk.scanned)
+        tailer.NoteLook(f.device, f.inode, f.path, f.size_seen, f.listed_mtime_ms);
+      bulk.scanned = std::vector<ScannedFile>();
+    }
     Ingestor ingest(io, engine.get(), &tailer, env, clock,
                     [&](const std::string& line, bool problem) {
                       // An unreadable transcript leaves the counts short: `logs --errors` shows it.

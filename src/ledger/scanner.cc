@@ -293,6 +293,7 @@ ScanResult ScanFiles(const std::vector<TranscriptFile>& files, const ScanOptions
         c.offset = std::max(c.offset, views[k].offset);
         c.size_seen = std::max(c.size_seen, views[k].size_seen);
       }
+      if (c.size_seen == pieces[i].file->size) c.listed_mtime_ms = pieces[i].file->mtime_ms;
       result.cursors.push_back(std::move(c));
     }
     i = j;

@@ -56,6 +56,10 @@ struct ScannedFile {
   uint64_t offset = 0;
   // offset + the unfinished last line found after it (0 bytes when the file ends with '\n').
   uint64_t size_seen = 0;
+  // The file's mtime when it was listed, when the read ended exactly at the size it was listed
+  // with (it did not grow or shrink while read), else -1: a later look that finds the same path,
+  // size and mtime may take it as unchanged since (the tailer's rule between two looks).
+  int64_t listed_mtime_ms = -1;
 };
 
 struct ScanProgress {

@@ -127,6 +127,14 @@ void Tailer::Forget(const Key& key, TailEvent::Kind kind, const std::string& pat
   events_.push_back(std::move(e));
 }
 
+void Tailer::NoteLook(uint64_t device, uint64_t inode, const std::string& path, uint64_t size,
+                      int64_t mtime_ms) {
+  auto it = states_.find(Key{device, inode});
+  if (it == states_.end() || it->second.file.path != path || mtime_ms < 0) return;
+  it->second.size_now = size;
+  it->second.mtime_ms = mtime_ms;
+}
+
 void Tailer::Look(const Found& f, std::set<Key>* seen) {
   Key key{f.info.device, f.info.inode};
   auto it = states_.find(key);

@@ -119,6 +119,14 @@ class Tailer {
   // without waiting, empty or not. A work item neither Consumed()
   // nor Recheck()ed before the next call is offered again. Errors: none today for file problems
   // (they are kProblem events); a watcher that fails is replaced by a poller (kProblem).
+  // A look at a restored file taken by the caller since its record was written (the agent's
+  // bulk first start reads every file once before the tailer starts): the first scan then
+  // treats it as it treats a file it looked at itself, so one found at the same path, size and
+  // mtime is not opened again. Ignored unless a restored state has this device, inode and path.
+  // Call before the first Next().
+  void NoteLook(uint64_t device, uint64_t inode, const std::string& path, uint64_t size,
+                int64_t mtime_ms);
+
   Status Next(std::chrono::steady_clock::time_point deadline, std::stop_token stop,
               std::vector<TailWork>* work, std::vector<TailEvent>* events = nullptr);
   // Whether the last Next left waiting files out of *work (TailerOptions::max_offer_bytes):

@@ -580,6 +580,8 @@ TEST(ScannerCursors, OffsetIsPastTheLastCompleteLineAndIdentityIsTheFileRead) {
     ASSERT_TRUE(mem.Stat("/p/-x/whole.jsonl", &info).ok());
     EXPECT_EQ(w.device, info.device);
     EXPECT_EQ(w.inode, info.inode);
+    // Read to the size they were listed with: their listed mtime, for a later look.
+    for (const ScannedFile& c : r.cursors) EXPECT_EQ(c.listed_mtime_ms, kT0) << c.path;
   }
   // Off by default: replay pays nothing.
   EXPECT_TRUE(ScanFiles(files, Through(&mem, 1), nullptr).cursors.empty());
@@ -640,6 +642,8 @@ TEST(ScannerCursors, AFileGrowingDuringTheScanHasACursorAtWhatWasRead) {
   EXPECT_EQ(r.ledger.requests().size(), 6003u);
   EXPECT_EQ(r.cursors[0].offset, content.size() + more.rfind('\n') + 1);
   EXPECT_EQ(r.cursors[0].size_seen, content.size() + more.size());
+  // It grew while read: what was read is not what was listed, so no mtime vouches for it.
+  EXPECT_EQ(r.cursors[0].listed_mtime_ms, -1);
 }
 
 // A file replaced between the opens of its pieces: the pieces read different files, so there is

@@ -757,6 +757,46 @@ TEST(TailerRules, RestoredStatesOfReplacedFilesAreReported) {
   EXPECT_EQ(events[0].previous, saved[0]);
 }
 
+// NoteLook (the agent's bulk first start read every file just before the tailer starts): the
+// first scan treats a noted file as one it looked at itself. Found at the same path, size and
+// mtime it is not opened (here a same-size rewrite with the same mtime goes unseen, exactly as
+// between two looks of one tailer); with another mtime it is opened and its head checked.
+TEST(TailerRules, ANotedLookSparesOpeningAnUnchangedFileAtTheFirstScan) {
+  Scripted first;
+  first.env.AddFile("/c/projects/p/a.jsonl", "a1\n", 5000);
+  auto work = first.Next(milliseconds(10));
+  ASSERT_EQ(work.size(), 1u);
+  ASSERT_TRUE(first.tailer->Consumed(work[0], 3).ok());
+  const std::vector<TrackedFile> saved = first.tailer->Snapshot();
+  ASSERT_EQ(saved.size(), 1u);
+  for (int64_t noted_mtime : {int64_t(5000), int64_t(4000), int64_t(-1)}) {
+    Scripted second(saved);
+    // MemEnv numbers inodes from 2 in each instance: the same inode, another head, same size.
+    second.env.AddFile("/c/projects/p/a.jsonl", "zz\n", 5000);
+    second.tailer->NoteLook(saved[0].identity.device, saved[0].identity.inode, saved[0].path, 3,
+                            noted_mtime);
+    std::vector<TailEvent> events;
+    work = second.Next(milliseconds(10), &events);
+    if (noted_mtime == 5000) {  // unchanged by size and mtime: not opened
+      EXPECT_TRUE(work.empty());
+      EXPECT_TRUE(events.empty());
+    } else {  // looked at: the other head is found
+      ASSERT_EQ(work.size(), 1u) << noted_mtime;
+      EXPECT_EQ(work[0].start_offset, 0u);
+      ASSERT_EQ(events.size(), 1u) << noted_mtime;
+      EXPECT_EQ(events[0].kind, Kind::kReplaced);
+    }
+  }
+  // A note for another path is ignored.
+  Scripted third(saved);
+  third.env.AddFile("/c/projects/p/a.jsonl", "zz\n", 5000);
+  third.tailer->NoteLook(saved[0].identity.device, saved[0].identity.inode, "/c/projects/p/b.jsonl",
+                         3, 5000);
+  std::vector<TailEvent> events;
+  EXPECT_EQ(third.Next(milliseconds(10), &events).size(), 1u);
+  EXPECT_EQ(events.size(), 1u);
+}
+
 // A file deleted while the agent was down whose inode number another file now has (common after
 // a delete on ext4 and tmpfs): the event and its message name the deleted file.
 TEST(TailerRules, AFileWhoseInodeAnotherPathReusedIsReportedDeletedByName) {

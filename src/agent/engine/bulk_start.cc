@@ -69,6 +69,7 @@ Status BulkStart(const BulkStartOptions& options, const EngineOptions& engine_op
     return s;
   }
   result->done = done;
+  if (done) result->scanned = std::move(scan.cursors);
   if (!done) result->why_not = "the history's labels are over a cap (A31)";
   return Status::Ok();
 }

@@ -44,6 +44,9 @@ struct BulkStartResult {
   uint64_t consumed_bytes = 0;               // up to the files' cursors (their complete lines)
   SkipCounts skipped;                        // lines skipped, by reason (kIncomplete included)
   LiveStats live;                            // the counting's (requests, observed, ...)
+  // When done: the files read, with the size and mtime they were read at where known
+  // (ScannedFile::listed_mtime_ms), for Tailer::NoteLook.
+  std::vector<ScannedFile> scanned;
 };
 
 // The tracked-file record (Engine::kFilePrefix + path) of a file the scan read.
