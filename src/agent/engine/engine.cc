@@ -188,6 +188,29 @@ Status Engine::Open(const EngineOptions& options, KvStore* store, Outbox* outbox
 
 namespace {
 
+// Takes `series`' samples as `so` says and stages each request into `batch` as an outbox entry as
+// soon as it is complete (serialized and staged one at a time: streamed, not all held); adds the
+// samples staged to *queued.
+Status StageSamples(SeriesTable& series, const SampleOptions& so, Outbox* outbox, int64_t now_ms,
+                    WriteBatch* batch, uint64_t* queued, SampleStats* stats) {
+  return series.TakeSamples(
+      so,
+      [&](uint32_t shard, rw::WriteRequest&& req) {
+        std::string proto;
+        if (Status s = rw::Serialize(req, &proto); !s.ok()) return s;
+        const uint64_t n = req.sample_count();
+        req = rw::WriteRequest();  // freed before staging
+        if (Status s = outbox->Stage(shard, now_ms, uint32_t(n), proto, batch); !s.ok()) return s;
+        *queued += n;
+        return Status::Ok();
+      },
+      stats);
+}
+
+}  // namespace
+
+namespace {
+
 // The records of an empty store: none.
 class NoRecords final : public RecordReader {
  public:
@@ -226,16 +249,9 @@ Status Engine::BulkFirstStart(const EngineOptions& options, KvStore* store, Outb
   so.all = true;
   so.after_ms = options.samples_after_ms;
   SampleStats sample_stats;
-  Status s = live->series().TakeSamples(
-      so,
-      [&](uint32_t shard, rw::WriteRequest&& req) {
-        std::string proto;
-        if (Status ss = rw::Serialize(req, &proto); !ss.ok()) return ss;
-        const uint64_t n = req.sample_count();
-        req = rw::WriteRequest();
-        return outbox->Stage(shard, now_ms, uint32_t(n), proto, &staged);
-      },
-      &sample_stats);
+  uint64_t staged_samples = 0;
+  Status s =
+      StageSamples(live->series(), so, outbox, now_ms, &staged, &staged_samples, &sample_stats);
   if (!s.ok()) {
     outbox->Abandon();
     return s;
@@ -406,20 +422,7 @@ Status Engine::Write(const std::vector<Record>& extra, int64_t now_ms, bool all_
     // every series, and serializing a request holds several copies of it. The shard senders
     // merge consecutive entries into requests of max_samples_per_send.
     so.max_samples_per_request = std::min(so.max_samples_per_request, kMaxSamplesPerEntry);
-    // Each request serialized and staged as soon as it is complete (streamed, not all held).
-    Status s = live_->series().TakeSamples(
-        so,
-        [&](uint32_t shard, rw::WriteRequest&& req) {
-          std::string proto;
-          if (Status ss = rw::Serialize(req, &proto); !ss.ok()) return ss;
-          const uint64_t n = req.sample_count();
-          req = rw::WriteRequest();  // freed before staging
-          if (Status ss = outbox_->Stage(shard, now_ms, uint32_t(n), proto, &batch); !ss.ok())
-            return ss;
-          queued += n;
-          return Status::Ok();
-        },
-        &sample_stats);
+    Status s = StageSamples(live_->series(), so, outbox_, now_ms, &batch, &queued, &sample_stats);
     if (!s.ok()) {
       outbox_->Abandon();
       return s;
