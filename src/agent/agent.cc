@@ -465,8 +465,28 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   // (a restart, a resumed state: BulkStart refuses it), nor when it would not be exact or its
   // memory not bounded (BulkStart says why: the history is counted line by line instead).
   // CCMON_AGENT_BULK_START=off forces the line-by-line catch-up (tests compare the two).
+  const agent::IngestOptions io;
+  auto tailer_options = [&] {
+    TailerOptions to;
+    to.project_dirs = project_dirs;
+    to.watch_mode = config.watch == AgentWatchMode::kPoll ? WatchMode::kPoll : WatchMode::kInotify;
+    to.rescan_interval =
+        std::chrono::duration_cast<std::chrono::milliseconds>(config.rescan_interval);
+    to.env = env;
+    to.clock = clock;
+    // Twice a step: the step's files and those its parse thread reads ahead (ingest.h).
+    to.max_offer_bytes = 2 * io.step_bytes;
+    return to;
+  };
   agent::BulkStartResult bulk;
+  // The first tailer's watcher, set up before the bulk start lists the files: the changes after
+  // that listing are then queued in it, so the tailer's first step need not list them again
+  // (Tailer::NoteCompleteLook).
+  std::unique_ptr<Watcher> early_watcher;
   if (state_was_empty && env->GetEnvVar("CCMON_AGENT_BULK_START").value_or("") != "off") {
+    std::string watcher_problem;
+    early_watcher = Tailer::NewWatcher(tailer_options(), &watcher_problem);
+    if (!watcher_problem.empty()) log.Warn(watcher_problem);
     agent::BulkStartOptions bso;
     bso.project_dirs = project_dirs;
     bso.env = env;
@@ -520,22 +540,16 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       exit_code = 1;
       break;
     }
-    TailerOptions to;
-    to.project_dirs = project_dirs;
-    to.watch_mode = config.watch == AgentWatchMode::kPoll ? WatchMode::kPoll : WatchMode::kInotify;
-    to.rescan_interval =
-        std::chrono::duration_cast<std::chrono::milliseconds>(config.rescan_interval);
-    to.env = env;
-    to.clock = clock;
-    const agent::IngestOptions io;
-    // Twice a step: the step's files and those its parse thread reads ahead (ingest.h).
-    to.max_offer_bytes = 2 * io.step_bytes;
-    Tailer tailer(to, std::move(restored));
+    // The first tailer only: later ones (a rebuild after a failed commit) set up their own.
+    const bool watched_since_bulk = add_bulk && early_watcher != nullptr;
+    Tailer tailer(tailer_options(), std::move(restored), std::move(early_watcher));
     // The bulk start just read every file: its first look needs to open only those changed since.
     if (add_bulk) {
       for (const ScannedFile& f : bulk.scanned)
         tailer.NoteLook(f.device, f.inode, f.path, f.size_seen, f.listed_mtime_ms);
       bulk.scanned = std::vector<ScannedFile>();
+      // ...and need not list the files either: it listed every dir (or it would not be done).
+      if (watched_since_bulk) tailer.NoteCompleteLook();
     }
     Ingestor ingest(io, engine.get(), &tailer, env, clock,
                     [&](const std::string& line, bool problem) {

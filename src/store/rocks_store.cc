@@ -213,7 +213,13 @@ class RocksStore final : public KvStore {
       rocksdb::SstFileWriter* w_;
       std::string last_;
     };
-    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(options_), options_);
+    // Uncompressed: the table is written on the first start's critical path, where snappy over
+    // its ~10 MB (corpus-2000) cost ~9 ms of one core, for ~5 MB of disk (BENCHMARKS.md
+    // "Session 21"). Each block records its own compression, so reads and later compactions
+    // (which compress as the options say) are unaffected.
+    rocksdb::Options table_options = options_;
+    table_options.compression = rocksdb::kNoCompression;
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(table_options), table_options);
     rocksdb::Status rs = writer.Open(path);
     if (!rs.ok()) return FromRocks(rs, dir_, "bulk table");
     Sink sink(&writer);

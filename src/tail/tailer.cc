@@ -58,24 +58,40 @@ Tailer::Tailer(TailerOptions options, std::vector<TrackedFile> restored,
     states_.emplace(key, std::move(s));
   }
   if (watcher_ == nullptr) {
-    WatcherOptions wo;
-    wo.roots = options_.project_dirs;
-    wo.poll_interval = options_.poll_interval;
-    wo.env = options_.env;
-    wo.clock = options_.clock;
-    if (options_.watch_mode == WatchMode::kInotify) {
-      std::unique_ptr<InotifyWatcher> inotify;
-      Status s = InotifyWatcher::Create(wo, &inotify);
-      if (s.ok()) {
-        watcher_ = std::move(inotify);
-      } else {
-        Problem("inotify unavailable (" + s.message() + "); polling every " +
-                std::to_string(options_.poll_interval.count()) + " ms instead");
-      }
-    }
-    if (watcher_ == nullptr) watcher_ = NewPollWatcher(wo);
+    std::string problem;
+    watcher_ = NewWatcher(options_, &problem);
+    if (!problem.empty()) Problem(problem);
   }
   UpdateGauges();
+}
+
+std::unique_ptr<Watcher> Tailer::NewWatcher(const TailerOptions& options, std::string* problem) {
+  problem->clear();
+  WatcherOptions wo;
+  wo.roots = options.project_dirs;
+  wo.poll_interval = options.poll_interval;
+  wo.env = options.env;
+  wo.clock = options.clock;
+  if (options.watch_mode == WatchMode::kInotify) {
+    std::unique_ptr<InotifyWatcher> inotify;
+    Status s = InotifyWatcher::Create(wo, &inotify);
+    if (s.ok()) return inotify;
+    *problem = "inotify unavailable (" + s.message() + "); polling every " +
+               std::to_string(options.poll_interval.count()) + " ms instead";
+  }
+  return NewPollWatcher(wo);
+}
+
+void Tailer::FallBackToPolling(const Status& failure) {
+  Problem("watcher failed (" + failure.message() + "); polling every " +
+          std::to_string(options_.poll_interval.count()) + " ms instead");
+  WatcherOptions wo;
+  wo.roots = options_.project_dirs;
+  wo.poll_interval = options_.poll_interval;
+  wo.env = options_.env;
+  wo.clock = options_.clock;
+  watcher_ = NewPollWatcher(wo);
+  FullScan();
 }
 
 Tailer::~Tailer() = default;
@@ -370,16 +386,27 @@ Status Tailer::Next(SteadyTime deadline, std::stop_token stop, std::vector<TailW
   work->clear();
   if (events != nullptr) events->clear();
   const bool first_call = !started_;
+  std::vector<DirtyPath> dirty;
   if (!started_) {
     started_ = true;
-    // The watcher's view starts where the first scan's does: a poller that listed the files at
-    // construction would otherwise never report a file created and removed in between, which
-    // this scan tracks (found by the agent's ingest tests).
-    watcher_->Resync();
-    FullScan();
+    if (complete_look_noted_) {
+      // The caller's look is this scan: what changed since is queued in the watcher, set up
+      // before that look. Taken now, without waiting (a poller's are due at its next poll).
+      Status s = watcher_->Wait(options_.clock->Now(), stop, &dirty);
+      if (!s.ok()) {
+        FallBackToPolling(s);
+      } else if (!dirty.empty() && !PartialScan(dirty)) {
+        FullScan();
+      }
+    } else {
+      // The watcher's view starts where the first scan's does: a poller that listed the files
+      // at construction would otherwise never report a file created and removed in between,
+      // which this scan tracks (found by the agent's ingest tests).
+      watcher_->Resync();
+      FullScan();
+    }
     next_rescan_ = options_.clock->Now() + options_.rescan_interval;
   }
-  std::vector<DirtyPath> dirty;
   for (;;) {
     if (!recheck_paths_.empty()) {
       dirty.clear();
@@ -402,15 +429,7 @@ Status Tailer::Next(SteadyTime deadline, std::stop_token stop, std::vector<TailW
     dirty.clear();
     Status s = watcher_->Wait(std::min(deadline, next_rescan_), stop, &dirty);
     if (!s.ok()) {
-      Problem("watcher failed (" + s.message() + "); polling every " +
-              std::to_string(options_.poll_interval.count()) + " ms instead");
-      WatcherOptions wo;
-      wo.roots = options_.project_dirs;
-      wo.poll_interval = options_.poll_interval;
-      wo.env = options_.env;
-      wo.clock = options_.clock;
-      watcher_ = NewPollWatcher(wo);
-      FullScan();
+      FallBackToPolling(s);
       continue;
     }
     if (!dirty.empty() && !PartialScan(dirty)) FullScan();

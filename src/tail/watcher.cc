@@ -417,6 +417,8 @@ Status InotifyWatcher::Wait(SteadyTime deadline, std::stop_token stop,
     [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
   });
   alignas(inotify_event) char buf[64 << 10];
+  // A deadline already passed still takes the events queued by then (one poll without waiting).
+  bool looked = false;
   for (;;) {
     if (stop.stop_requested()) return Status::Ok();
     if (overflow_requested_.exchange(false)) Overflowed(dirty, &seen);
@@ -428,7 +430,8 @@ Status InotifyWatcher::Wait(SteadyTime deadline, std::stop_token stop,
       now = options_.clock->Now();
       poll_->next_poll = now + options_.poll_interval;
     }
-    if (!dirty->empty() || now >= deadline) return Status::Ok();
+    if (!dirty->empty() || (now >= deadline && looked)) return Status::Ok();
+    looked = true;
 
     SteadyTime until = deadline;
     if (!poll_->roots.empty()) until = std::min(until, poll_->next_poll);

@@ -67,7 +67,9 @@ class Watcher {
   // Blocks until something may have changed below the roots, `deadline` (on options.clock's
   // steady time) passes, or `stop` is requested; then appends to *dirty what may have changed
   // since the previous call (each entry once). An empty *dirty means the deadline passed or a stop
-  // was requested. Events that arrive while nobody waits are kept for the next call. An error
+  // was requested. Events that arrive while nobody waits are kept for the next call; with a
+  // deadline already passed, InotifyWatcher still takes those queued by then (without blocking),
+  // while PollWatcher looks only when its poll interval is due. An error
   // means the watcher cannot go on (e.g. the inotify descriptor failed); the caller may replace it
   // with a PollWatcher.
   virtual Status Wait(std::chrono::steady_clock::time_point deadline, std::stop_token stop,

@@ -797,6 +797,54 @@ TEST(TailerRules, ANotedLookSparesOpeningAnUnchangedFileAtTheFirstScan) {
   EXPECT_EQ(events.size(), 1u);
 }
 
+// NoteCompleteLook (the agent's bulk first start: the watcher set up before its listing): the
+// first Next takes the watcher's changes instead of walking and listing the trees. A change the
+// watcher reports is looked at and offered; one it does not report waits for the rescan, which
+// shows that nothing was listed (and the rescan stays the safety net).
+TEST(TailerRules, AfterACompleteLookTheFirstNextTakesTheWatchersChangesInsteadOfListing) {
+  Scripted first;
+  first.env.AddFile("/c/projects/p/a.jsonl", "a1\n", 5000);
+  first.env.AddFile("/c/projects/p/b.jsonl", "b1\n", 5000);
+  auto work = first.Next(milliseconds(10));
+  ASSERT_EQ(work.size(), 2u);
+  for (const TailWork& w : work) ASSERT_TRUE(first.tailer->Consumed(w, 3).ok());
+  const std::vector<TrackedFile> saved = first.tailer->Snapshot();
+  ASSERT_EQ(saved.size(), 2u);
+
+  Scripted second(saved);
+  second.env.AddFile("/c/projects/p/a.jsonl", "a1\na2\n", 6000);  // reported below
+  second.env.AddFile("/c/projects/p/b.jsonl", "b1\nb2\n", 6000);  // not reported
+  for (const TrackedFile& f : saved)
+    second.tailer->NoteLook(f.identity.device, f.identity.inode, f.path, 3, 5000);
+  second.tailer->NoteCompleteLook();
+  second.watcher->batches.push_back({{DirtyPath::Kind::kFile, "/c/projects/p/a.jsonl"}});
+  const auto before = second.clock.Now();
+  work = second.Next(std::chrono::minutes(30));
+  EXPECT_EQ(second.clock.Now(), before);  // the first Next does not wait
+  EXPECT_EQ(second.tailer->full_scans(), 0u);
+  EXPECT_EQ(second.watcher->resyncs, 0);
+  EXPECT_EQ(second.watcher->waits, 1);
+  ASSERT_EQ(work.size(), 1u);
+  EXPECT_EQ(work[0].path, "/c/projects/p/a.jsonl");
+  EXPECT_EQ(work[0].start_offset, 3u);
+  ASSERT_TRUE(second.tailer->Consumed(work[0], 6).ok());
+  // b.jsonl's change, unreported, is found by the rescan.
+  work = second.Next(std::chrono::minutes(30));
+  ASSERT_EQ(work.size(), 1u);
+  EXPECT_EQ(work[0].path, "/c/projects/p/b.jsonl");
+  EXPECT_EQ(work[0].start_offset, 3u);
+  EXPECT_EQ(second.clock.Now() - before, std::chrono::minutes(5));
+  EXPECT_EQ(second.tailer->full_scans(), 1u);
+
+  // Without the note, the first Next walks and lists as always.
+  Scripted third(saved);
+  third.env.AddFile("/c/projects/p/a.jsonl", "a1\na2\n", 6000);
+  third.env.AddFile("/c/projects/p/b.jsonl", "b1\nb2\n", 6000);
+  EXPECT_EQ(third.Next(milliseconds(10)).size(), 2u);
+  EXPECT_EQ(third.tailer->full_scans(), 1u);
+  EXPECT_EQ(third.watcher->resyncs, 1);
+}
+
 // A file deleted while the agent was down whose inode number another file now has (common after
 // a delete on ext4 and tmpfs): the event and its message name the deleted file.
 TEST(TailerRules, AFileWhoseInodeAnotherPathReusedIsReportedDeletedByName) {

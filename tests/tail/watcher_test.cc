@@ -159,6 +159,26 @@ TEST(InotifyWatcher, DeadlineAndStopEndAWaitWithNothing) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
+// A deadline already passed still takes what the kernel queued by then, without blocking: the
+// tailer's first step after a complete look (Tailer::NoteCompleteLook) relies on it. Before
+// this, such a Wait returned at once with nothing, leaving the queued changes to the next Wait.
+TEST(InotifyWatcher, APassedDeadlineStillTakesTheQueuedEvents) {
+  TempDir tmp;
+  const std::string file = tmp.path() + "/s.jsonl";
+  Append(file, "a\n");
+  auto w = MakeInotify({tmp.path()});
+  Append(file, "b\n");  // queued by the kernel before Wait is called: write(2) has returned
+  std::vector<DirtyPath> dirty;
+  const auto before = std::chrono::steady_clock::now();
+  ASSERT_TRUE(w->Wait(before - milliseconds(1), {}, &dirty).ok());
+  EXPECT_TRUE(Has(dirty, Kind::kFile, file));
+  // Nothing queued: it returns at once, empty.
+  dirty.clear();
+  ASSERT_TRUE(w->Wait(std::chrono::steady_clock::now(), {}, &dirty).ok());
+  EXPECT_TRUE(dirty.empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(5));
+}
+
 TEST(InotifyWatcher, TheWatchLimitFallsBackToPollingThatTree) {
   TempDir tmp;
   const std::string root = tmp / "projects";
