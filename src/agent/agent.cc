@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -203,6 +204,47 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
 #endif
   Env* env = Env::Default();
   Clock* clock = Clock::Real();
+
+  // Replay's discovery, plus the projects/ dirs that do not exist yet (a first Claude Code run
+  // creates them while the agent runs).
+  const DiscoveryEnv denv = DiscoveryEnv::FromEnv(env);
+  const std::vector<std::string> project_dirs = WatchedProjectDirs(
+      config.config_dirs.empty() ? ConfigDirs(denv) : config.config_dirs, denv.home, env);
+  const agent::IngestOptions io;
+  auto tailer_options = [&] {
+    TailerOptions to;
+    to.project_dirs = project_dirs;
+    to.watch_mode = config.watch == AgentWatchMode::kPoll ? WatchMode::kPoll : WatchMode::kInotify;
+    to.rescan_interval =
+        std::chrono::duration_cast<std::chrono::milliseconds>(config.rescan_interval);
+    to.env = env;
+    to.clock = clock;
+    // Twice a step: the step's files and those its parse thread reads ahead (ingest.h).
+    to.max_offer_bytes = 2 * io.step_bytes;
+    return to;
+  };
+  // A first start's look (docs/agent-design.md "Bulk first start"), taken on a thread of its
+  // own while the state opens (RocksDB creating a database waits on the disk): the tailer's
+  // watcher, then the discovery's listing for the bulk start. Only where the state dir holds no
+  // database yet; the bulk start decides later whether it applies.
+  const bool bulk_allowed = env->GetEnvVar("CCMON_AGENT_BULK_START").value_or("") != "off";
+  struct EarlyLook {
+    std::unique_ptr<Watcher> watcher;
+    std::string watcher_problem;
+    DiscoveryResult listing;
+  };
+  std::future<EarlyLook> early_look;  // its destructor waits for the thread on every return
+  if (FileInfo db; bulk_allowed && env->Stat(config.state_dir + "/db/CURRENT", &db).code() ==
+                                       Status::Code::kNotFound) {
+    early_look = std::async(std::launch::async, [&] {
+      EarlyLook look;
+      look.watcher = Tailer::NewWatcher(tailer_options(), &look.watcher_problem);
+      look.listing = FindTranscripts(project_dirs, env);
+      return look;
+    });
+  }
+  DiscoveryResult listing;  // early_look's, once taken
+  bool listed = false;
 
   PriceTable prices;
   std::string price_origin;
@@ -406,11 +448,6 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     return 1;
   }
 
-  // Replay's discovery, plus the projects/ dirs that do not exist yet (a first Claude Code run
-  // creates them while the agent runs).
-  const DiscoveryEnv denv = DiscoveryEnv::FromEnv(env);
-  const std::vector<std::string> project_dirs = WatchedProjectDirs(
-      config.config_dirs.empty() ? ConfigDirs(denv) : config.config_dirs, denv.home, env);
   for (const std::string& d : project_dirs) {
     FileInfo info;
     if (!env->Stat(d, &info).ok()) {
@@ -425,6 +462,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
                         {"pricing", price_origin},
                         {"project_dirs", int(project_dirs.size())}});
 
+  bool resumed = false;  // the state was restored from the gateway's mirror (kResumedKey)
   {
     agent::BackfillOptions bo;
     bo.project_dirs = project_dirs;
@@ -444,6 +482,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     // before what the gateway already holds from the lost state (it would be dropped there as a
     // duplicate) (docs/agent-design.md "Resume").
     if (std::string v; code == 0 && store->Get(agent::kResumedKey, &v).ok()) {
+      resumed = true;
       const int64_t resumed_ms = std::atoll(v.c_str());
       if (eo.samples_after_ms == agent::kNever || eo.samples_after_ms < resumed_ms)
         eo.samples_after_ms = resumed_ms;
@@ -465,31 +504,28 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
   // (a restart, a resumed state: BulkStart refuses it), nor when it would not be exact or its
   // memory not bounded (BulkStart says why: the history is counted line by line instead).
   // CCMON_AGENT_BULK_START=off forces the line-by-line catch-up (tests compare the two).
-  const agent::IngestOptions io;
-  auto tailer_options = [&] {
-    TailerOptions to;
-    to.project_dirs = project_dirs;
-    to.watch_mode = config.watch == AgentWatchMode::kPoll ? WatchMode::kPoll : WatchMode::kInotify;
-    to.rescan_interval =
-        std::chrono::duration_cast<std::chrono::milliseconds>(config.rescan_interval);
-    to.env = env;
-    to.clock = clock;
-    // Twice a step: the step's files and those its parse thread reads ahead (ingest.h).
-    to.max_offer_bytes = 2 * io.step_bytes;
-    return to;
-  };
   agent::BulkStartResult bulk;
-  // The first tailer's watcher, set up before the bulk start lists the files: the changes after
-  // that listing are then queued in it, so the tailer's first step need not list them again
-  // (Tailer::NoteCompleteLook).
+  // The first tailer's watcher, set up before the bulk start's listing: the changes after that
+  // listing are then queued in it, so the tailer's first step need not list them again
+  // (Tailer::NoteCompleteLook). Not after a resume: its state holds records.
   std::unique_ptr<Watcher> early_watcher;
-  if (state_was_empty && env->GetEnvVar("CCMON_AGENT_BULK_START").value_or("") != "off") {
-    std::string watcher_problem;
-    early_watcher = Tailer::NewWatcher(tailer_options(), &watcher_problem);
-    if (!watcher_problem.empty()) log.Warn(watcher_problem);
+  if (early_look.valid()) {  // the watcher serves the first tailer, bulk start or not
+    EarlyLook look = early_look.get();
+    early_watcher = std::move(look.watcher);
+    if (!look.watcher_problem.empty()) log.Warn(look.watcher_problem);
+    listing = std::move(look.listing);
+    listed = true;
+  }
+  if (state_was_empty && bulk_allowed && !resumed) {
+    if (early_watcher == nullptr) {
+      std::string watcher_problem;
+      early_watcher = Tailer::NewWatcher(tailer_options(), &watcher_problem);
+      if (!watcher_problem.empty()) log.Warn(watcher_problem);
+    }
     agent::BulkStartOptions bso;
     bso.project_dirs = project_dirs;
     bso.env = env;
+    if (listed) bso.listed = &listing;
     Status s = agent::BulkStart(bso, eo, store.get(), outbox.get(), clock->NowUnixMs(), &bulk);
     if (!s.ok()) {
       bulk = agent::BulkStartResult();

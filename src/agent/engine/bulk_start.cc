@@ -24,13 +24,14 @@ Status BulkStart(const BulkStartOptions& options, const EngineOptions& engine_op
   *result = BulkStartResult();
   // Replay's discovery over the watched dirs (the tailer's first scan finds the same files; one
   // it finds that the scan did not has no cursor and is read from its start).
-  std::vector<std::string> problems;
-  const std::vector<TranscriptFile> files =
-      ListTranscripts(options.project_dirs, &problems, options.env);
-  if (!problems.empty()) {
-    result->why_not = "a transcript directory could not be listed: " + problems.front();
+  DiscoveryResult own;
+  if (options.listed == nullptr) own = FindTranscripts(options.project_dirs, options.env);
+  const DiscoveryResult& listing = options.listed != nullptr ? *options.listed : own;
+  if (!listing.problems.empty()) {
+    result->why_not = "a transcript directory could not be listed: " + listing.problems.front();
     return Status::Ok();
   }
+  const std::vector<TranscriptFile>& files = listing.files;
   uint64_t bytes = 0;
   for (const TranscriptFile& f : files) bytes += f.size;
   if (bytes > options.max_history_bytes) {

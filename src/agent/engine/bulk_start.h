@@ -25,6 +25,7 @@
 #include "store/kv_store.h"
 #include "store/outbox.h"
 #include "tail/tracked_file.h"
+#include "transcript/discovery.h"
 
 namespace ccmon::agent {
 
@@ -35,6 +36,10 @@ struct BulkStartOptions {
   uint64_t max_history_bytes = uint64_t(256) << 20;
   unsigned threads = 0;  // the scan's; 0: every core
   Env* env = Env::Default();
+  // The discovery's listing of project_dirs (FindTranscripts), when the caller took it already
+  // (the agent takes it on another thread while its state opens, right after setting up the
+  // tailer's watcher); borrowed. Null: BulkStart lists project_dirs itself.
+  const DiscoveryResult* listed = nullptr;
 };
 
 struct BulkStartResult {

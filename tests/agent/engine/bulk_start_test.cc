@@ -329,6 +329,47 @@ TEST_F(BulkEqualsCatchUp, WhereItDoesNotApplyItWritesNothingAndSaysWhy) {
   EXPECT_NE(why.find("could not be listed"), std::string::npos) << why;
 }
 
+// A listing the caller took (the agent takes it while its state opens, after setting up the
+// tailer's watcher) is the one scanned: the same records as BulkStart's own listing; a file
+// created after it is not in the table (no cursor: the tailer reads it from its start); a
+// listing with a problem is refused as BulkStart's own would be.
+TEST_F(BulkEqualsCatchUp, AListingTakenByTheCallerIsTheOneScanned) {
+  const int64_t now_ms = newest_ + int64_t(400) * 86400000;
+  std::unique_ptr<KvStore> own = NewMemStore();
+  ASSERT_TRUE(Bulk(own.get(), now_ms).done);
+  const DiscoveryResult listed = FindTranscripts({projects_});
+  ASSERT_TRUE(listed.complete());
+  std::ofstream(projects_ + "/p/later.jsonl") << history_[0][0] << "\n";
+  auto run = [&](const DiscoveryResult& listing, KvStore* store) {
+    std::unique_ptr<Outbox> outbox;
+    EXPECT_TRUE(Outbox::Open(store, OutboxOptions{}, 1, &outbox).ok());
+    BulkStartOptions bo;
+    bo.project_dirs = {projects_};
+    bo.listed = &listing;
+    BulkStartResult r;
+    EXPECT_TRUE(BulkStart(bo, Options(), store, outbox.get(), now_ms, &r).ok());
+    return r;
+  };
+  std::unique_ptr<KvStore> given = NewMemStore();
+  const BulkStartResult r = run(listed, given.get());
+  ASSERT_TRUE(r.done) << r.why_not;
+  EXPECT_EQ(r.files, listed.files.size());
+  EXPECT_EQ(FirstDifference(DumpStore(own.get()), DumpStore(given.get())), "");
+  std::string v;
+  EXPECT_EQ(
+      given->Get(std::string(1, Engine::kFilePrefix) + projects_ + "/p/later.jsonl", &v).code(),
+      Status::Code::kNotFound);
+
+  DiscoveryResult broken = listed;
+  broken.problems.push_back(projects_ + "/q: Permission denied");
+  std::unique_ptr<KvStore> refused = NewMemStore();
+  const BulkStartResult r2 = run(broken, refused.get());
+  EXPECT_FALSE(r2.done);
+  EXPECT_NE(r2.why_not.find("could not be listed: " + projects_ + "/q"), std::string::npos)
+      << r2.why_not;
+  EXPECT_TRUE(AgentRecords(refused.get()).empty());
+}
+
 // A failure while the table is written leaves no record (the next start scans again); a table
 // that landed is all there after a restart; a table a crash left half written beside the
 // database is removed when it is opened.
