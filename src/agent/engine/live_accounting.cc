@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <thread>
 
 #include "base/record_codec.h"
@@ -1141,6 +1144,128 @@ Status LiveAccounting::EmitHistory(
     }
     default:
       return Status::InvalidArgument("bulk start: no records of prefix " + std::string(1, prefix));
+  }
+}
+
+// --- The bulk first start's record stream
+
+// Between the encoding thread and the draining one: chunks of records (each a key and a value,
+// their bytes appended to `bytes` and their sizes to `sizes`), recycled through `free`.
+struct LiveAccounting::HistoryStream::Shared {
+  struct Chunk {
+    std::string bytes;
+    std::vector<std::pair<uint32_t, uint32_t>> sizes;  // key, value
+  };
+  LiveAccounting* live = nullptr;
+  std::string prefixes;
+  size_t chunk_bytes = 0;
+  std::vector<std::unique_ptr<Chunk>> chunks;  // every chunk, owned here
+  std::mutex mu;
+  std::condition_variable changed;
+  std::vector<Chunk*> free;  // guarded by mu
+  std::deque<Chunk*> full;   // guarded by mu; in order
+  bool stop = false;         // guarded by mu; the drain failed or the stream is destroyed
+  bool done = false;         // guarded by mu; the encoding ended, with `status`
+  Status status;             // guarded by mu
+  std::thread thread;
+
+  // The encoding thread's body.
+  void Encode() {
+    Chunk* chunk = nullptr;
+    // Hands `chunk` over; false when the stream was stopped.
+    auto hand_over = [&] {
+      std::lock_guard<std::mutex> lock(mu);
+      full.push_back(chunk);
+      chunk = nullptr;
+      changed.notify_all();
+      return !stop;
+    };
+    const Status stopped = Status::IoError("bulk start: the record stream was stopped");
+    Status s;
+    for (char prefix : prefixes) {
+      s = live->EmitHistory(prefix, [&](std::string_view k, std::string_view v) -> Status {
+        if (chunk && !chunk->sizes.empty() &&
+            chunk->bytes.size() + k.size() + v.size() > chunk_bytes && !hand_over())
+          return stopped;
+        if (!chunk) {
+          std::unique_lock<std::mutex> lock(mu);
+          changed.wait(lock, [&] { return stop || !free.empty(); });
+          if (stop) return stopped;
+          chunk = free.back();
+          free.pop_back();
+        }
+        chunk->bytes.append(k);
+        chunk->bytes.append(v);
+        chunk->sizes.emplace_back(uint32_t(k.size()), uint32_t(v.size()));
+        return Status::Ok();
+      });
+      if (!s.ok()) break;
+    }
+    if (s.ok() && chunk) hand_over();
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    status = s;
+    changed.notify_all();
+  }
+};
+
+Status LiveAccounting::StreamHistory(std::string prefixes, std::unique_ptr<HistoryStream>* stream) {
+  auto shared = std::make_unique<HistoryStream::Shared>();
+  shared->live = this;
+  shared->prefixes = std::move(prefixes);
+  shared->chunk_bytes = std::max<size_t>(options_.history_chunk_bytes, 1);
+  for (size_t i = 0; i < std::max<size_t>(options_.history_chunks, 1); ++i) {
+    shared->chunks.push_back(std::make_unique<HistoryStream::Shared::Chunk>());
+    shared->chunks.back()->bytes.reserve(shared->chunk_bytes);
+    shared->free.push_back(shared->chunks.back().get());
+  }
+  HistoryStream::Shared* sp = shared.get();
+  shared->thread = std::thread([sp] { sp->Encode(); });
+  stream->reset(new HistoryStream(std::move(shared)));
+  return Status::Ok();
+}
+
+LiveAccounting::HistoryStream::HistoryStream(std::unique_ptr<Shared> shared)
+    : shared_(std::move(shared)) {}
+
+LiveAccounting::HistoryStream::~HistoryStream() {
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->stop = true;
+    shared_->changed.notify_all();
+  }
+  shared_->thread.join();
+}
+
+Status LiveAccounting::HistoryStream::Drain(
+    const std::function<Status(std::string_view, std::string_view)>& sink) {
+  Shared& sh = *shared_;
+  for (;;) {
+    Shared::Chunk* chunk = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(sh.mu);
+      sh.changed.wait(lock, [&] { return sh.done || !sh.full.empty(); });
+      if (sh.full.empty()) return sh.status;  // done, and everything handed over was put
+      chunk = sh.full.front();
+      sh.full.pop_front();
+    }
+    size_t at = 0;
+    for (const auto& [key_size, value_size] : chunk->sizes) {
+      const std::string_view k(chunk->bytes.data() + at, key_size);
+      const std::string_view v(chunk->bytes.data() + at + key_size, value_size);
+      at += size_t(key_size) + value_size;
+      if (Status s = sink(k, v); !s.ok()) {
+        std::lock_guard<std::mutex> lock(sh.mu);
+        sh.stop = true;
+        sh.changed.notify_all();
+        return s;
+      }
+    }
+    chunk->bytes.clear();
+    chunk->sizes.clear();
+    std::lock_guard<std::mutex> lock(sh.mu);
+    sh.free.push_back(chunk);
+    sh.changed.notify_all();
   }
 }
 
