@@ -352,9 +352,11 @@ class LiveAccounting {
   // A request's record as the catch-up leaves it: its merged copies, counted under `model_label`
   // and `project_label`, observed or not (the shared part of AddRequestLine's and the bulk
   // start's rule).
+  // `model_label` and `project_label` are the labels of its model and cwd (CountHistory's).
   // `increments` (may be null): the request's contributions, as computed for r->emitted.
-  void HistoryRequest(const Ledger& ledger, uint32_t index, bool observed, RequestRecord* r,
-                      CostBreakdown* cost,
+  void HistoryRequest(const Ledger& ledger, uint32_t index, bool observed,
+                      const std::string& model_label, const std::string& project_label,
+                      RequestRecord* r, CostBreakdown* cost,
                       IncrementList<kMaxRequestIncrements>* increments = nullptr);
 };
 
