@@ -237,6 +237,15 @@ Status Engine::BulkFirstStart(const EngineOptions& options, KvStore* store, Outb
   if (Status s = LiveAccounting::Open(options.live, &none, &live); !s.ok()) return s;
   bool fits = false;
   if (Status s = live->CountHistory(ledger, now_ms, &fits); !s.ok() || !fits) return s;
+  // The big families' records (prompts, requests, sessions, tool calls: the table's last
+  // prefixes) are encoded on the other core from now on, while this thread takes the first
+  // samples and puts the prefixes before them; it then puts theirs as they come.
+  std::unique_ptr<LiveAccounting::HistoryStream> stream;
+  if (Status s = live->StreamHistory({LiveAccounting::kPromptPrefix, LiveAccounting::kRequestPrefix,
+                                      LiveAccounting::kSessionPrefix, LiveAccounting::kToolPrefix},
+                                     &stream);
+      !s.ok())
+    return s;
 
   // The first samples, as MarkCaughtUp's Write takes them (every series, streamed into
   // entries of at most kMaxSamplesPerEntry), staged into a batch of their own.
@@ -290,10 +299,7 @@ Status Engine::BulkFirstStart(const EngineOptions& options, KvStore* store, Outb
           if (Status e = sink->Put(k, v); !e.ok()) return e;
         for (const WriteBatch::Op* op : outbox_ops)  // o
           if (Status e = sink->Put(op->key, op->value); !e.ok()) return e;
-        for (char p : {LiveAccounting::kPromptPrefix, LiveAccounting::kRequestPrefix,
-                       LiveAccounting::kSessionPrefix, LiveAccounting::kToolPrefix})  // p r s t
-          if (Status e = live->EmitHistory(p, emit); !e.ok()) return e;
-        return Status::Ok();
+        return stream->Drain(emit);  // p r s t
       },
       /*sync=*/true);
   if (!s.ok()) {

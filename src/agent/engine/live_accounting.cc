@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <thread>
 
 #include "base/record_codec.h"
@@ -879,6 +882,9 @@ struct LiveAccounting::History {
   std::vector<uint32_t> pending;                          // request indices not observed
   std::set<std::string> labels;                           // l records: kind + label
   std::vector<std::pair<std::string, OpenSession>> open;  // d records
+  // The labels of the ledger's strings (by id) as models, as projects (cwds) and as tools:
+  // looked up once per distinct string, not per request, prompt or tool call.
+  std::unordered_map<uint32_t, const std::string*> model_of, project_of, tool_of;
   // Request, tool and prompt indices in the order of their record keys (EmitHistory's order),
   // sorted on a thread of their own while CountHistory counts.
   std::vector<uint32_t> requests_by_key, tools_by_key, prompts_by_key;
@@ -899,7 +905,9 @@ std::vector<uint32_t> IndicesByKey(size_t n, KeyOf key_of) {
 }  // namespace
 
 void LiveAccounting::HistoryRequest(const Ledger& ledger, uint32_t index, bool observed,
-                                    RequestRecord* r, CostBreakdown* cost,
+                                    const std::string& model_label,
+                                    const std::string& project_label, RequestRecord* r,
+                                    CostBreakdown* cost,
                                     IncrementList<kMaxRequestIncrements>* increments) {
   const StringPool& strings = ledger.strings();
   const RequestEntry e = ledger.requests()[index];
@@ -915,8 +923,8 @@ void LiveAccounting::HistoryRequest(const Ledger& ledger, uint32_t index, bool o
   r->cwd.assign(strings.Get(e.cwd));
   r->session.assign(strings.Get(e.session));
   // The labels it is counted under: its merged (preferred) copy's, as in replay (A42).
-  r->model_label = &models_.Label(r->model);
-  r->project_label = &projects_.Label(r->cwd);
+  r->model_label = &model_label;
+  r->project_label = &project_label;
   r->newest_event_ms = ledger.request_newest_ms(index);
   // What it added to each series: everything, as AddRequestLine's increments add up to for
   // its copies; the histogram's cost once observed.
@@ -955,10 +963,15 @@ Status LiveAccounting::CountHistory(const Ledger& ledger, int64_t now_ms, bool* 
   } join_sorting{&sorting};
   const StringPool& strings = ledger.strings();
   // Labels are admitted as first used (LabelOf's records, written by EmitHistory).
-  auto label = [&](CappedLabeler& labeler, char kind, std::string_view key) -> const std::string& {
+  auto label = [&](CappedLabeler& labeler, char kind,
+                   std::unordered_map<uint32_t, const std::string*>& of,
+                   uint32_t id) -> const std::string& {
+    auto [it, inserted] = of.try_emplace(id, nullptr);
+    if (!inserted) return *it->second;
     const size_t before = labeler.kept();
-    const std::string& l = labeler.Label(key);
+    const std::string& l = labeler.Label(strings.Get(id));
     if (labeler.kept() != before) h->labels.insert(std::string(1, kind) + l);
+    it->second = &l;
     return l;
   };
 
@@ -993,10 +1006,10 @@ Status LiveAccounting::CountHistory(const Ledger& ledger, int64_t now_ms, bool* 
   for (uint32_t i = 0; i < n; ++i) {
     const bool observed = h->observed[i];
     const RequestEntry e = ledger.requests()[i];
-    label(models_, 'm', strings.Get(e.model));  // admitted here, before HistoryRequest's use
-    label(projects_, 'p', strings.Get(e.cwd));
+    const std::string& model = label(models_, 'm', h->model_of, e.model);
+    const std::string& project = label(projects_, 'p', h->project_of, e.cwd);
     IncrementList<kMaxRequestIncrements> incs;
-    HistoryRequest(ledger, i, observed, &rec, &cost, &incs);
+    HistoryRequest(ledger, i, observed, model, project, &rec, &cost, &incs);
     for (const SeriesIncrement& inc : incs) {
       const size_t slot = SlotOf(inc);
       if (slot != kSlotCount) {
@@ -1012,18 +1025,18 @@ Status LiveAccounting::CountHistory(const Ledger& ledger, int64_t now_ms, bool* 
   stats_.pending = h->pending.size();
   // A32: sessions, in the project of their earliest request line.
   for (const auto& [session, entry] : ledger.sessions()) {
-    const std::string& project = label(projects_, 'p', strings.Get(entry.cwd));
+    const std::string& project = label(projects_, 'p', h->project_of, entry.cwd);
     series_.Apply(SessionStartContribution(options_.device, project), entry.first_ms);
   }
   // A33: tool calls, under the name of their earliest copy.
   const auto tools = ledger.tool_uses();
   for (const ToolUseEntry& t : tools.entries()) {
-    const std::string& tool = label(tools_, 't', strings.Get(t.name));
+    const std::string& tool = label(tools_, 't', h->tool_of, t.name);
     series_.Apply(ToolCallContribution(options_.device, tool), t.timestamp_ms);
   }
   // A38: prompts, in the project of their earliest copy.
   for (const PromptEntry& p : ledger.prompts().entries()) {
-    const std::string& project = label(projects_, 'p', strings.Get(p.cwd));
+    const std::string& project = label(projects_, 'p', h->project_of, p.cwd);
     series_.Apply(UserPromptContribution(options_.device, project), p.timestamp_ms);
   }
   // A15: API errors, once per dedup key.
@@ -1070,6 +1083,13 @@ Status LiveAccounting::EmitHistory(
   const Ledger& ledger = *h.ledger;
   const StringPool& strings = ledger.strings();
   std::string key(1, prefix), value;
+  // CountHistory labelled every string these records name (none is missing once it fits).
+  auto label_of = [](const std::unordered_map<uint32_t, const std::string*>& of, uint32_t id) {
+    auto it = of.find(id);
+    return it == of.end() ? nullptr : it->second;
+  };
+  const Status not_counted =
+      Status::InvalidArgument("bulk start: a record of a string not counted");
   auto put = [&](std::string_view suffix, std::string_view v) {
     key.resize(1);
     key += suffix;
@@ -1108,8 +1128,9 @@ Status LiveAccounting::EmitHistory(
     case kPromptPrefix: {
       const auto prompts = ledger.prompts();
       for (uint32_t i : h.prompts_by_key) {
-        const std::string& project = projects_.Label(strings.Get(prompts.entries()[i].cwd));
-        if (Status st = put(ledger.prompt_key(i), project); !st.ok()) return st;
+        const std::string* project = label_of(h.project_of, prompts.entries()[i].cwd);
+        if (!project) return not_counted;
+        if (Status st = put(ledger.prompt_key(i), *project); !st.ok()) return st;
       }
       return Status::Ok();
     }
@@ -1117,7 +1138,11 @@ Status LiveAccounting::EmitHistory(
       RequestRecord rec;
       CostBreakdown cost;
       for (uint32_t i : h.requests_by_key) {
-        HistoryRequest(ledger, i, h.observed[i], &rec, &cost);
+        const RequestEntry e = ledger.requests()[i];
+        const std::string *model = label_of(h.model_of, e.model),
+                          *project = label_of(h.project_of, e.cwd);
+        if (!model || !project) return not_counted;
+        HistoryRequest(ledger, i, h.observed[i], *model, *project, &rec, &cost);
         if (Status st = put(ledger.request_key(i), rec.Encode()); !st.ok()) return st;
       }
       return Status::Ok();
@@ -1127,8 +1152,11 @@ Status LiveAccounting::EmitHistory(
       for (const auto& [session, entry] : ledger.sessions())
         sessions.emplace_back(strings.Get(session), entry.cwd);
       std::sort(sessions.begin(), sessions.end());
-      for (const auto& [session, cwd] : sessions)
-        if (Status st = put(session, projects_.Label(strings.Get(cwd))); !st.ok()) return st;
+      for (const auto& [session, cwd] : sessions) {
+        const std::string* project = label_of(h.project_of, cwd);
+        if (!project) return not_counted;
+        if (Status st = put(session, *project); !st.ok()) return st;
+      }
       return Status::Ok();
     }
     case kToolPrefix: {
@@ -1141,6 +1169,128 @@ Status LiveAccounting::EmitHistory(
     }
     default:
       return Status::InvalidArgument("bulk start: no records of prefix " + std::string(1, prefix));
+  }
+}
+
+// --- The bulk first start's record stream
+
+// Between the encoding thread and the draining one: chunks of records (each a key and a value,
+// their bytes appended to `bytes` and their sizes to `sizes`), recycled through `free`.
+struct LiveAccounting::HistoryStream::Shared {
+  struct Chunk {
+    std::string bytes;
+    std::vector<std::pair<uint32_t, uint32_t>> sizes;  // key, value
+  };
+  LiveAccounting* live = nullptr;
+  std::string prefixes;
+  size_t chunk_bytes = 0;
+  std::vector<std::unique_ptr<Chunk>> chunks;  // every chunk, owned here
+  std::mutex mu;
+  std::condition_variable changed;
+  std::vector<Chunk*> free;  // guarded by mu
+  std::deque<Chunk*> full;   // guarded by mu; in order
+  bool stop = false;         // guarded by mu; the drain failed or the stream is destroyed
+  bool done = false;         // guarded by mu; the encoding ended, with `status`
+  Status status;             // guarded by mu
+  std::thread thread;
+
+  // The encoding thread's body.
+  void Encode() {
+    Chunk* chunk = nullptr;
+    // Hands `chunk` over; false when the stream was stopped.
+    auto hand_over = [&] {
+      std::lock_guard<std::mutex> lock(mu);
+      full.push_back(chunk);
+      chunk = nullptr;
+      changed.notify_all();
+      return !stop;
+    };
+    const Status stopped = Status::IoError("bulk start: the record stream was stopped");
+    Status s;
+    for (char prefix : prefixes) {
+      s = live->EmitHistory(prefix, [&](std::string_view k, std::string_view v) -> Status {
+        if (chunk && !chunk->sizes.empty() &&
+            chunk->bytes.size() + k.size() + v.size() > chunk_bytes && !hand_over())
+          return stopped;
+        if (!chunk) {
+          std::unique_lock<std::mutex> lock(mu);
+          changed.wait(lock, [&] { return stop || !free.empty(); });
+          if (stop) return stopped;
+          chunk = free.back();
+          free.pop_back();
+        }
+        chunk->bytes.append(k);
+        chunk->bytes.append(v);
+        chunk->sizes.emplace_back(uint32_t(k.size()), uint32_t(v.size()));
+        return Status::Ok();
+      });
+      if (!s.ok()) break;
+    }
+    if (s.ok() && chunk) hand_over();
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    status = s;
+    changed.notify_all();
+  }
+};
+
+Status LiveAccounting::StreamHistory(std::string prefixes, std::unique_ptr<HistoryStream>* stream) {
+  auto shared = std::make_unique<HistoryStream::Shared>();
+  shared->live = this;
+  shared->prefixes = std::move(prefixes);
+  shared->chunk_bytes = std::max<size_t>(options_.history_chunk_bytes, 1);
+  for (size_t i = 0; i < std::max<size_t>(options_.history_chunks, 1); ++i) {
+    shared->chunks.push_back(std::make_unique<HistoryStream::Shared::Chunk>());
+    shared->chunks.back()->bytes.reserve(shared->chunk_bytes);
+    shared->free.push_back(shared->chunks.back().get());
+  }
+  HistoryStream::Shared* sp = shared.get();
+  shared->thread = std::thread([sp] { sp->Encode(); });
+  stream->reset(new HistoryStream(std::move(shared)));
+  return Status::Ok();
+}
+
+LiveAccounting::HistoryStream::HistoryStream(std::unique_ptr<Shared> shared)
+    : shared_(std::move(shared)) {}
+
+LiveAccounting::HistoryStream::~HistoryStream() {
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->stop = true;
+    shared_->changed.notify_all();
+  }
+  shared_->thread.join();
+}
+
+Status LiveAccounting::HistoryStream::Drain(
+    const std::function<Status(std::string_view, std::string_view)>& sink) {
+  Shared& sh = *shared_;
+  for (;;) {
+    Shared::Chunk* chunk = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(sh.mu);
+      sh.changed.wait(lock, [&] { return sh.done || !sh.full.empty(); });
+      if (sh.full.empty()) return sh.status;  // done, and everything handed over was put
+      chunk = sh.full.front();
+      sh.full.pop_front();
+    }
+    size_t at = 0;
+    for (const auto& [key_size, value_size] : chunk->sizes) {
+      const std::string_view k(chunk->bytes.data() + at, key_size);
+      const std::string_view v(chunk->bytes.data() + at + key_size, value_size);
+      at += size_t(key_size) + value_size;
+      if (Status s = sink(k, v); !s.ok()) {
+        std::lock_guard<std::mutex> lock(sh.mu);
+        sh.stop = true;
+        sh.changed.notify_all();
+        return s;
+      }
+    }
+    chunk->bytes.clear();
+    chunk->sizes.clear();
+    std::lock_guard<std::mutex> lock(sh.mu);
+    sh.free.push_back(chunk);
+    sh.changed.notify_all();
   }
 }
 

@@ -28,6 +28,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <memory_resource>
@@ -75,6 +76,11 @@ struct LiveOptions {
   // duration observed) once its newest line is this old.
   int64_t active_window_ms = 5 * 60000;
   int64_t session_idle_ms = 30 * 60000;
+  // The bulk first start's record stream (LiveAccounting::StreamHistory): chunks of about this
+  // many key and value bytes, at most history_chunks of them alive at once (~512 KiB: the peak
+  // RSS at the bulk start's cap, 29.0-29.5 MiB without the stream, rises by 1.0 MiB with it).
+  size_t history_chunk_bytes = size_t(128) << 10;
+  size_t history_chunks = 4;
 };
 
 // Where the agent is in its life, for the session rules (A41).
@@ -185,6 +191,16 @@ class LiveAccounting {
   // samples are taken, so that they carry them).
   Status EmitHistory(
       char prefix, const std::function<Status(std::string_view key, std::string_view value)>& sink);
+  // After CountHistory: EmitHistory's records of each of `prefixes` in turn (give them
+  // ascending for one key order), encoded on a thread of their own into chunks (about
+  // history_chunk_bytes of keys and values each, at most history_chunks alive: the memory does
+  // not grow with the history) that the caller's thread takes through (*stream)->Drain, so that
+  // the encoding (a request's price and contributions computed again, its record encoded)
+  // overlaps the caller's own work. Until the stream is drained or destroyed, the caller may use
+  // series() and EmitHistory but nothing that changes the labels (the encoding thread looks
+  // them up); the stream must not outlive this object.
+  class HistoryStream;
+  Status StreamHistory(std::string prefixes, std::unique_ptr<HistoryStream>* stream);
 
   SeriesTable& series() { return series_; }
   const SeriesTable& series() const { return series_; }
@@ -337,10 +353,29 @@ class LiveAccounting {
   // A request's record as the catch-up leaves it: its merged copies, counted under `model_label`
   // and `project_label`, observed or not (the shared part of AddRequestLine's and the bulk
   // start's rule).
+  // `model_label` and `project_label` are the labels of its model and cwd (CountHistory's).
   // `increments` (may be null): the request's contributions, as computed for r->emitted.
-  void HistoryRequest(const Ledger& ledger, uint32_t index, bool observed, RequestRecord* r,
-                      CostBreakdown* cost,
+  void HistoryRequest(const Ledger& ledger, uint32_t index, bool observed,
+                      const std::string& model_label, const std::string& project_label,
+                      RequestRecord* r, CostBreakdown* cost,
                       IncrementList<kMaxRequestIncrements>* increments = nullptr);
+};
+
+// Records encoded on a thread of its own (LiveAccounting::StreamHistory) and handed over, in
+// order, to the thread that drains them. Threads: Drain on one thread (the caller's); the
+// destructor stops the encoding thread and joins it (records not yet handed over are dropped).
+class LiveAccounting::HistoryStream {
+ public:
+  ~HistoryStream();
+  // Puts every record through `sink`, in order: OK after the last; the sink's error as soon as
+  // it fails (the encoding stops); the encoding's error if it failed. Call once.
+  Status Drain(const std::function<Status(std::string_view key, std::string_view value)>& sink);
+
+ private:
+  friend class LiveAccounting;
+  struct Shared;
+  explicit HistoryStream(std::unique_ptr<Shared> shared);
+  std::unique_ptr<Shared> shared_;
 };
 
 }  // namespace ccmon::agent

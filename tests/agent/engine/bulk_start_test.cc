@@ -15,11 +15,14 @@
 
 #include "agent/engine/ingest.h"
 #include "engine_test_util.h"
+#include "ledger/scanner.h"
 #include "store/mem_store.h"
 #include "store/outbox.h"
 #include "store/rocks_store.h"
+#include "tail/file_identity.h"
 #include "testing/fake_clock.h"
 #include "testing/temp_dir.h"
+#include "transcript/discovery.h"
 
 namespace ccmon::agent {
 namespace {
@@ -113,14 +116,14 @@ class BulkStartTest : public ::testing::Test {
           ingest.Step(std::chrono::steady_clock::now() + std::chrono::milliseconds(200), {}).ok());
     }
   }
-  BulkStartResult Bulk(KvStore* store, int64_t now_ms) {
+  BulkStartResult Bulk(KvStore* store, int64_t now_ms, const EngineOptions& eo = Options()) {
     std::unique_ptr<Outbox> outbox;
     EXPECT_TRUE(Outbox::Open(store, OutboxOptions{}, 1, &outbox).ok());
     BulkStartOptions bo;
     bo.project_dirs = {projects_};
     bo.threads = 2;
     BulkStartResult r;
-    Status s = BulkStart(bo, Options(), store, outbox.get(), now_ms, &r);
+    Status s = BulkStart(bo, eo, store, outbox.get(), now_ms, &r);
     EXPECT_TRUE(s.ok()) << s.ToString();
     return r;
   }
@@ -415,6 +418,138 @@ TEST_F(BulkEqualsCatchUp, ACrashBeforeTheTableLandsLeavesNothingAndAfterItEveryt
   EXPECT_EQ(BulkStart(bo, Options(), rocks.get(), outbox.get(), now_ms, &r).code(),
             Status::Code::kInvalidArgument);
   EXPECT_EQ(FirstDifference(DumpStore(rocks.get()), landed), "");
+}
+
+// The big families' records are encoded on a thread of their own and handed over in chunks
+// (LiveAccounting::StreamHistory): whatever the chunks' size and number, the table is the same as
+// the line-by-line catch-up's, byte for byte.
+TEST_F(BulkEqualsCatchUp, TheRecordStreamLeavesTheSameTableWhateverItsChunks) {
+  const int64_t now_ms = newest_ + int64_t(400) * 86400000;
+  std::unique_ptr<KvStore> line_by_line = NewMemStore();
+  CatchUp(line_by_line.get(), now_ms);
+  const Dump want = DumpStore(line_by_line.get());
+  for (size_t chunk_bytes : {size_t(1), size_t(100), size_t(4096), size_t(1) << 20}) {
+    for (size_t chunks : {1, 2, 4}) {
+      SCOPED_TRACE(std::to_string(chunk_bytes) + " bytes x " + std::to_string(chunks));
+      EngineOptions eo = Options();
+      eo.live.history_chunk_bytes = chunk_bytes;
+      eo.live.history_chunks = chunks;
+      std::unique_ptr<KvStore> bulk = NewMemStore();
+      ASSERT_TRUE(Bulk(bulk.get(), now_ms, eo).done);
+      EXPECT_EQ(FirstDifference(want, DumpStore(bulk.get())), "");
+    }
+  }
+}
+
+// A table whose sink fails at any put, the records being streamed in small chunks: the error
+// comes back, the encoding thread stops (no hang), nothing is written, the staged samples are
+// abandoned.
+TEST_F(BulkEqualsCatchUp, ASinkFailingAtAnyPutStopsTheRecordStream) {
+  const int64_t now_ms = newest_ + int64_t(400) * 86400000;
+  std::unique_ptr<KvStore> want = NewMemStore();
+  ASSERT_TRUE(Bulk(want.get(), now_ms).done);
+  const int records = int(AgentRecords(want.get()).size());
+  ASSERT_GT(records, 200);
+  EngineOptions eo = Options();
+  eo.live.history_chunk_bytes = 512;
+  eo.live.history_chunks = 2;
+  for (int fail_after = 0; fail_after < records; fail_after += 1 + records / 60) {
+    std::unique_ptr<KvStore> inner = NewMemStore();
+    FailingIngest failing(inner.get(), fail_after);
+    std::unique_ptr<Outbox> outbox;
+    ASSERT_TRUE(Outbox::Open(&failing, OutboxOptions{}, 1, &outbox).ok());
+    BulkStartOptions bo;
+    bo.project_dirs = {projects_};
+    BulkStartResult r;
+    Status s = BulkStart(bo, eo, &failing, outbox.get(), now_ms, &r);
+    EXPECT_EQ(s.code(), Status::Code::kIoError) << fail_after;
+    EXPECT_FALSE(r.done);
+    EXPECT_TRUE(AgentRecords(inner.get()).empty()) << fail_after;
+    EXPECT_EQ(outbox->Stats().total.entries, 0u);
+  }
+}
+
+// The stream straight from LiveAccounting over a scanned ledger: the records EmitHistory gives,
+// in order, for every chunk size; a sink failing at its Nth put gets no further put and its own
+// error back; an error of the encoding thread (a prefix without records) comes back from Drain.
+TEST_F(BulkEqualsCatchUp, TheRecordStreamGivesEmitHistorysRecordsAndBothThreadsErrors) {
+  std::vector<std::string> problems;
+  ScanOptions so;
+  so.threads = 2;
+  so.file_cursors_head_bytes = kFingerprintBytes;
+  so.spans = true;
+  const ScanResult scan = ScanFiles(ListTranscripts({projects_}, &problems), so, nullptr);
+  ASSERT_TRUE(problems.empty());
+  using Records = std::vector<std::pair<std::string, std::string>>;
+  auto counted = [&](const LiveOptions& lo, std::unique_ptr<LiveAccounting>* live) {
+    static MapRecords none;
+    ASSERT_TRUE(LiveAccounting::Open(lo, &none, live).ok());
+    bool fits = false;
+    ASSERT_TRUE((*live)->CountHistory(scan.ledger, newest_ + 1000, &fits).ok());
+    ASSERT_TRUE(fits);
+  };
+  const std::string prefixes = "prst";
+  Records want;
+  {
+    std::unique_ptr<LiveAccounting> live;
+    counted(Options().live, &live);
+    for (char p : prefixes)
+      ASSERT_TRUE(live->EmitHistory(p,
+                                    [&](std::string_view k, std::string_view v) {
+                                      want.emplace_back(k, v);
+                                      return Status::Ok();
+                                    })
+                      .ok());
+  }
+  ASSERT_GT(want.size(), 200u);
+  for (size_t chunk_bytes : {size_t(1), size_t(300), size_t(256) << 10}) {
+    SCOPED_TRACE(chunk_bytes);
+    LiveOptions lo = Options().live;
+    lo.history_chunk_bytes = chunk_bytes;
+    lo.history_chunks = 2;
+    std::unique_ptr<LiveAccounting> live;
+    counted(lo, &live);
+    std::unique_ptr<LiveAccounting::HistoryStream> stream;
+    ASSERT_TRUE(live->StreamHistory(prefixes, &stream).ok());
+    Records got;
+    ASSERT_TRUE(stream
+                    ->Drain([&](std::string_view k, std::string_view v) {
+                      got.emplace_back(k, v);
+                      return Status::Ok();
+                    })
+                    .ok());
+    EXPECT_TRUE(got == want);
+    // A failing sink: the records up to it, then its error; the stream stops.
+    for (size_t fail_at : {size_t(0), size_t(1), want.size() / 3, want.size() - 1}) {
+      ASSERT_TRUE(live->StreamHistory(prefixes, &stream).ok());
+      size_t puts = 0;
+      Status s = stream->Drain([&](std::string_view, std::string_view) {
+        return puts++ == fail_at ? Status::IoError("full (test)") : Status::Ok();
+      });
+      EXPECT_EQ(s.message(), "full (test)");
+      EXPECT_EQ(puts, fail_at + 1);
+      stream.reset();  // joins the encoding thread
+    }
+    // A stream dropped before it was drained stops its thread too.
+    ASSERT_TRUE(live->StreamHistory(prefixes, &stream).ok());
+    stream.reset();
+    // The encoding thread's error (records before it may or may not have been put).
+    ASSERT_TRUE(live->StreamHistory("px", &stream).ok());
+    Status s = stream->Drain([&](std::string_view k, std::string_view) {
+      EXPECT_EQ(k[0], 'p');
+      return Status::Ok();
+    });
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+    EXPECT_NE(s.message().find("prefix x"), std::string::npos) << s.message();
+  }
+  // Without a counted history: the encoding's error.
+  std::unique_ptr<LiveAccounting> fresh;
+  MapRecords none;
+  ASSERT_TRUE(LiveAccounting::Open(Options().live, &none, &fresh).ok());
+  std::unique_ptr<LiveAccounting::HistoryStream> stream;
+  ASSERT_TRUE(fresh->StreamHistory("r", &stream).ok());
+  EXPECT_EQ(stream->Drain([](std::string_view, std::string_view) { return Status::Ok(); }).code(),
+            Status::Code::kInvalidArgument);
 }
 
 // After the bulk start the line-by-line path goes on from the scanned cursors: an unfinished last
