@@ -89,8 +89,7 @@ void GatewayStore::EncodeLog(const PlannedChanges& changes, const std::vector<Lo
   // Entry: varint (id << 1 | defines); the key (varint length, bytes) when it defines; the
   // timestamp as a zig-zag varint delta from the entry before (0 for the first), wrapping; the
   // value's 8 bytes, little-endian.
-  // Each entry's fixed part is written into a small buffer and appended once (a push_back per
-  // byte was most of this function's time); the same bytes as PutVarint & co.
+  // The same bytes as PutVarint & co.
   const auto varint = [](char* p, uint64_t v) {
     while (v >= 0x80) {
       *p++ = char(v | 0x80);
@@ -99,26 +98,43 @@ void GatewayStore::EncodeLog(const PlannedChanges& changes, const std::vector<Lo
     *p++ = char(v);
     return p;
   };
-  value->reserve(1 + changes.series.size() * 16);
+  // Written in place: the value is sized for the worst case of the fixed parts (three varints
+  // of at most 10 bytes, 8 value bytes) and grown only for a key, then cut to what was written
+  // (an append per entry, with its capacity check and memcpy call, was most of this
+  // function's time).
+  constexpr size_t kFixedMax = 10 + 10 + 10 + 8;
+  size_t at = value->size();
+  value->resize(at + changes.series.size() * kFixedMax);
   uint64_t previous_ts = 0;
-  char buffer[32];  // a varint of at most 10 bytes, another, 8 fixed bytes
   for (size_t i = 0; i < changes.series.size(); ++i) {
     const SeriesState& state = changes.series[i].second;
-    char* p = varint(buffer, uint64_t(ids[i].id) << 1 | (ids[i].defines ? 1 : 0));
+    std::string_view key;
     if (ids[i].defines) {
-      const std::string_view key = changes.key(i);
+      key = changes.key(i);
+      // Room for the key and every later entry's fixed part.
+      const size_t need = at + kFixedMax + key.size() + (changes.series.size() - i) * kFixedMax;
+      if (need > value->size()) value->resize(std::max(need, value->size() * 2));
+    }
+    char* const begin = value->data() + at;
+    char* p = varint(begin, uint64_t(ids[i].id) << 1 | (ids[i].defines ? 1 : 0));
+    if (ids[i].defines) {
       p = varint(p, key.size());
-      value->append(buffer, size_t(p - buffer));
-      value->append(key);
-      p = buffer;
+      std::memcpy(p, key.data(), key.size());
+      p += key.size();
     }
     const int64_t delta = int64_t(uint64_t(state.timestamp_ms) - previous_ts);
     p = varint(p, (uint64_t(delta) << 1) ^ uint64_t(delta >> 63));  // zig-zag
     previous_ts = uint64_t(state.timestamp_ms);
     const uint64_t bits = std::bit_cast<uint64_t>(state.value);
-    for (int b = 0; b < 8; ++b) *p++ = char(uint8_t(bits >> (8 * b)));
-    value->append(buffer, size_t(p - buffer));
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(p, &bits, 8);
+      p += 8;
+    } else {
+      for (int b = 0; b < 8; ++b) *p++ = char(uint8_t(bits >> (8 * b)));
+    }
+    at += size_t(p - begin);
   }
+  value->resize(at);
 }
 
 Status GatewayStore::DecodeLog(std::string_view value, const LogEntryFn& fn) {

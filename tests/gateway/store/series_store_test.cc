@@ -1192,6 +1192,38 @@ TEST(GatewayStoreFormatTest, LogRecordsRoundTripByIdAndKey) {
             "stop");
 }
 
+// An L record's bytes, entry by entry, as docs/store-format.md lays them out (EncodeLog writes
+// them in place: a key longer than the room it reserved, many entries, ids and deltas of every
+// varint length).
+TEST(GatewayStoreFormatTest, LogRecordBytesAreTheDocumentedLayout) {
+  PlannedChanges changes;
+  std::vector<GatewayStore::LogId> ids;
+  std::string expected(1, char(3));
+  uint64_t previous = 0;
+  for (int i = 0; i < 600; ++i) {
+    const bool defines = i % 7 == 0;
+    const std::string key = SeriesKey({{"__name__", "m" + std::to_string(i)},
+                                       {"v", std::string(size_t(i % 5 == 0 ? 3000 : i), 'k')}});
+    const int64_t ts = i % 11 == 0 ? -int64_t(i) * 977 : int64_t(i) << (i % 50);
+    const double value = i % 3 == 0 ? -0.0 : i * 1.25;
+    changes.series.push_back({key, {ts, value}});
+    const uint32_t id = uint32_t(i) * 104729u;
+    ids.push_back({id, defines});
+    PutVarint(&expected, uint64_t(id) << 1 | (defines ? 1 : 0));
+    if (defines) {
+      PutVarint(&expected, key.size());
+      expected += key;
+    }
+    const int64_t delta = int64_t(uint64_t(ts) - previous);
+    PutVarint(&expected, (uint64_t(delta) << 1) ^ uint64_t(delta >> 63));
+    previous = uint64_t(ts);
+    PutFixed64LE(&expected, std::bit_cast<uint64_t>(value));
+  }
+  std::string value = "left over from the previous group";
+  GatewayStore::EncodeLog(changes, ids, &value);
+  EXPECT_EQ(value, expected);
+}
+
 // A version 2 store's L records (versions 1 and 2: keys, no ids) are read at Open, and the log
 // continues with version 3 records over them (series they logged get ids in their next record);
 // every restart serves the same.
