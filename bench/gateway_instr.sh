@@ -16,8 +16,10 @@
 #
 # usage: RWLOAD=/path/to/rwload bench/gateway_instr.sh WORKDIR ROUNDS WINDOW GATEWAY...
 #        (WARMUP=20 by default; WORKDIR must not exist or be one this script made: it is wiped)
-# prints per binary and round: Ir per sample, requests in the window, requests per synced group
-# (calls of RocksStore::Write per answered request, when the symbol is there).
+# prints per binary and round: Ir per sample, and without RocksDB's background threads (a flush
+# more or less in a window moves the total by a few %), its parts (the io threads: HTTP, decoding,
+# the series cache; the store thread: planning, the L record; its RocksStore::Write: the WAL and
+# memtable), requests in the window, requests per synced group (RocksStore::Write calls).
 set -uo pipefail
 [ $# -ge 4 ] || { sed -n '2,20p' "$0"; exit 2; }
 W=$1 ROUNDS=$2 WINDOW=$3
@@ -34,30 +36,40 @@ mkdir -p "$W" && touch "$W/.gateway-instr" || exit 2
 srv= load=
 trap '[ -n "$load" ] && kill "$load" 2>/dev/null; [ -n "$srv" ] && kill "$srv" 2>/dev/null' EXIT
 
-# "Ir requests groups" of one callgrind dump
+# "Ir requests groups background_Ir" of one callgrind dump (background: RocksDB's own threads,
+# its flushes and compactions: whole events, one more or less in a window moves the total by a
+# few %, so the figure without them is printed too)
 window_counts() {
   python3 - "$1" <<'EOF'
 import re, sys
-ir = None; calls = {}; fn = None
-names = {}
+ir = 0; names = {}; calls = {}; inclusive = {}; callee = None; in_call = False
 for line in open(sys.argv[1], errors="replace"):
-    if line.startswith("summary:") or line.startswith("totals:"):
-        ir = int(line.split()[1])
-        continue
-    m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line)
+    m = re.match(r"(c?)fn=\((\d+)\)(?: (.*))?", line)
     if m:
-        if m.group(2): names[m.group(1)] = m.group(2).strip()
-        name = names.get(m.group(1), "")
-        if line.startswith("cfn="): fn = name
+        if m.group(3): names[m.group(2)] = m.group(3).strip()
+        if m.group(1): callee = names[m.group(2)]
         continue
-    m = re.match(r"calls=(\d+)", line)
-    if m and fn is not None:
-        calls[fn] = calls.get(fn, 0) + int(m.group(1))
-        fn = None
-def count(pat):
-    return sum(v for k, v in calls.items() if re.search(pat, k))
-print(ir, count(r"^ccmon::gateway::WriteHandler::Stored\("),
-      count(r"^ccmon::\(anonymous namespace\)::RocksStore::Write\("))
+    if line.startswith("calls="):
+        calls[callee] = calls.get(callee, 0) + int(line.split()[0][6:])
+        in_call = True
+        continue
+    if line[:1].isdigit() or line[:1] in "+-*":
+        parts = line.split()
+        if len(parts) < 2: continue
+        if in_call:
+            inclusive[callee] = inclusive.get(callee, 0) + int(parts[1])
+            in_call = False
+        else:
+            ir += int(parts[1])
+def total(table, pat):
+    return sum(v for k, v in table.items() if re.search(pat, k))
+requests = total(calls, r"^ccmon::gateway::WriteHandler::Stored\(")
+groups = total(calls, r"^ccmon::\(anonymous namespace\)::RocksStore::Write\(")
+rocks_write = total(inclusive, r"^ccmon::\(anonymous namespace\)::RocksStore::Write\(")
+background = total(inclusive, r"^rocksdb::ThreadPoolImpl::Impl::BGThreadWrapper\(")
+io = total(inclusive, r"HttpServer::StartLocked\(\)::\{lambda\(\)#1\}> > >::_M_run\(")
+store = total(inclusive, r"^ccmon::gateway::GatewayStore::CommitterLoop\(")
+print(ir, requests, groups, background, io, store - rocks_write, rocks_write)
 EOF
 }
 
@@ -91,8 +103,14 @@ for round in $(seq "$ROUNDS"); do
     kill "$load"; wait "$load" 2>/dev/null; load=
     kill "$srv"; wait "$srv" 2>/dev/null; srv=
     out=$dir/cg.out.2
-    read -r ir reqs groups < <(window_counts "$out")
-    python3 -c "import sys; ir,r,g=map(int,sys.argv[1:4]); print(f'round $round binary $i ($gw): Ir/sample {ir/(r*1000):.1f} requests {r} requests/group {r/g if g else float(\"nan\"):.2f} load: $(cut -d' ' -f1 /proc/loadavg)')" "$ir" "$reqs" "$groups"
+    python3 -c "
+import sys
+ir, r, g, bg, io, store, rocks = map(int, sys.argv[1:8])
+n = r * 1000
+print(f'round $round binary $i ($gw): Ir/sample {ir/n:.1f} without RocksDB background {(ir-bg)/n:.1f}'
+      f' (io threads {io/n:.1f}, store thread {store/n:.1f} + RocksStore::Write {rocks/n:.1f},'
+      f' background {bg/n:.1f}) requests {r} requests/group {r/g if g else float(\"nan\"):.2f}'
+      f' load: $(cut -d' ' -f1 /proc/loadavg)')" $(window_counts "$out")
     rm -rf "$dir/data"
   done
 done
