@@ -400,7 +400,8 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& all) {
   }
   if (group.empty()) return;
   // Only the leader changes table_ (and the log bookkeeping), so planning needs no read lock.
-  GroupPlan plan(&table_);
+  GroupPlan& plan = plan_;
+  plan.Reset();
   WriteBatch batch;
   for (PendingApply* p : group) {
     plan.Add(*p->series, *p->metadata, p->result);

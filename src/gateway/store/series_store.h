@@ -281,6 +281,9 @@ class GatewayStore final : public SeriesStore {
   mutable std::shared_mutex mu_;  // guards table_ (written only by the leader)
   SeriesTable table_;
   uint64_t generation_ = 0;  // table_'s, set at Open
+  // The leader's plan of the group it writes, Reset for each (its buffers kept from group to
+  // group); holds the last group's changes until the next.
+  GroupPlan plan_{&table_};
 };
 
 }  // namespace ccmon::gateway
