@@ -84,8 +84,11 @@ std::string GatewayStore::LogKey(uint64_t sequence) {
 
 void GatewayStore::EncodeLog(const PlannedChanges& changes, const std::vector<LogId>& ids,
                              std::string* value) {
-  value->clear();
-  value->push_back(kLogVersionIds);
+  value->resize(EncodeLogInto(changes, ids, value));
+}
+
+size_t GatewayStore::EncodeLogInto(const PlannedChanges& changes, const std::vector<LogId>& ids,
+                                   std::string* value) {
   // Entry: varint (id << 1 | defines); the key (varint length, bytes) when it defines; the
   // timestamp as a zig-zag varint delta from the entry before (0 for the first), wrapping; the
   // value's 8 bytes, little-endian.
@@ -99,12 +102,13 @@ void GatewayStore::EncodeLog(const PlannedChanges& changes, const std::vector<Lo
     return p;
   };
   // Written in place: the value is sized for the worst case of the fixed parts (three varints
-  // of at most 10 bytes, 8 value bytes) and grown only for a key, then cut to what was written
-  // (an append per entry, with its capacity check and memcpy call, was most of this
-  // function's time).
+  // of at most 10 bytes, 8 value bytes) and grown only for a key (an append per entry, with its
+  // capacity check and memcpy call, was most of this function's time).
   constexpr size_t kFixedMax = 10 + 10 + 10 + 8;
-  size_t at = value->size();
-  value->resize(at + changes.series.size() * kFixedMax);
+  const size_t most = 1 + changes.series.size() * kFixedMax;
+  if (value->size() < most) value->resize(most);
+  (*value)[0] = kLogVersionIds;
+  size_t at = 1;
   uint64_t previous_ts = 0;
   for (size_t i = 0; i < changes.series.size(); ++i) {
     const SeriesState& state = changes.series[i].second;
@@ -134,7 +138,7 @@ void GatewayStore::EncodeLog(const PlannedChanges& changes, const std::vector<Lo
     }
     at += size_t(p - begin);
   }
-  value->resize(at);
+  return at;
 }
 
 Status GatewayStore::DecodeLog(std::string_view value, const LogEntryFn& fn) {
@@ -439,8 +443,8 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& all) {
   }
   // The log ids: a series logged since the checkpoint keeps its id; any other gets the next one
   // (kept in dirty_ only once the batch is durable).
-  std::string& log = log_value_;
-  log.clear();
+  std::string& log = log_value_;  // its first log_size bytes: this group's record
+  size_t log_size = 0;
   uint32_t next_id = checkpoint ? 0 : next_log_id_;
   if (!changes.series.empty()) {
     log_ids_.resize(changes.series.size());
@@ -464,8 +468,8 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& all) {
         id = LogId{next_id++, true};
       }
     }
-    EncodeLog(changes, log_ids_, &log);
-    batch.Put(LogKey(next_log_), log);
+    log_size = EncodeLogInto(changes, log_ids_, &log);
+    batch.Put(LogKey(next_log_), std::string_view(log.data(), log_size));
   }
   if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) {
     for (PendingApply* p : group) p->status = s;
@@ -480,9 +484,9 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& all) {
     log_bytes_ = 0;
   }
   next_log_id_ = next_id;
-  if (!log.empty()) {
+  if (log_size > 0) {
     ++next_log_;
-    log_bytes_ += log.size();
+    log_bytes_ += log_size;
   }
   log_records_.store(next_log_ - first_log_, std::memory_order_relaxed);
   std::vector<const SeriesTable::Entry*> touched;

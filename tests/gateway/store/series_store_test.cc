@@ -1279,6 +1279,16 @@ TEST(GatewayStoreFormatTest, LogRecordBytesAreTheDocumentedLayout) {
   std::string value = "left over from the previous group";
   GatewayStore::EncodeLog(changes, ids, &value);
   EXPECT_EQ(value, expected);
+  // Into a buffer reused from a larger record: the record is its first bytes, the same.
+  std::string buffer(expected.size() * 3, 'z');
+  const size_t size = GatewayStore::EncodeLogInto(changes, ids, &buffer);
+  EXPECT_EQ(std::string_view(buffer).substr(0, size), expected);
+  changes.series.resize(3);
+  ids.resize(3);
+  std::string small;
+  GatewayStore::EncodeLog(changes, ids, &small);
+  EXPECT_EQ(std::string_view(buffer).substr(0, GatewayStore::EncodeLogInto(changes, ids, &buffer)),
+            small);
 }
 
 // A version 2 store's L records (versions 1 and 2: keys, no ids) are read at Open, and the log
