@@ -358,16 +358,14 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
     const int header = int(p - (body_begin + start));
     if (int64_t(length) > int64_t(in.BytesUntilLimit()) - header || depth - 2 < 0) return false;
     const uint8_t* const end = p + length;
-    const size_t labels_before = label_fields_.size(), samples_before = samples_.size();
+    const size_t samples_before = samples_.size();
     const auto give_up = [&] {
-      label_fields_.resize(labels_before);
       samples_.resize(samples_before);
       return false;
     };
     const uint8_t* run_begin = nullptr;
     const uint8_t* run_end = nullptr;
-    bool one_run = true;
-    uint32_t sample_count = 0;
+    uint32_t label_count = 0, sample_count = 0;
     while (p < end) {
       const uint8_t* const field = p;
       const uint8_t tag = *p++;
@@ -378,13 +376,14 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
       }
       const uint8_t* const field_end = p + size;
       if (tag == kSeriesLabel) {
-        label_fields_.push_back(LabelField{int(p - body_begin), int(size)});
+        // Not recorded one by one: parse_labels walks the run again for a series it parses.
         if (run_begin == nullptr) {
           run_begin = field;
         } else if (run_end != field) {
-          one_run = false;
+          return give_up();  // labels not in one run: the general path records each
         }
         run_end = field_end;
+        ++label_count;
         p = field_end;
         continue;
       }
@@ -412,9 +411,9 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
     }
     series_.push_back(SeriesRange{0, 0, uint32_t(samples_before), sample_count});
     SeriesRange& range = series_.back();
-    range.first_field = uint32_t(labels_before);
-    range.field_count = uint32_t(label_fields_.size() - labels_before);
-    if (one_run && run_begin != nullptr) {
+    range.first_field = kLabelRun;
+    range.field_count = label_count;
+    if (run_begin != nullptr) {
       range.label_bytes_begin = uint32_t(run_begin - body_begin);
       range.label_bytes_size = uint32_t(run_end - run_begin);
     }
@@ -501,9 +500,27 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
         series_[i].known = lookup_[i].empty() ? nullptr : found_[i];
       }
     }
+    const uint8_t* const body_begin = reinterpret_cast<const uint8_t*>(base);
     for (SeriesRange& range : series_) {
       range.first_label = uint32_t(labels_.size());
       if (range.known != nullptr) continue;
+      if (range.first_field == kLabelRun) {
+        // fast_series checked this run: Label fields, each a one-byte tag and a length within it.
+        const uint8_t* p = body_begin + range.label_bytes_begin;
+        const uint8_t* const end = p + range.label_bytes_size;
+        while (p < end) {
+          ++p;  // the tag
+          uint64_t size = 0;
+          if (!RawVarint(&p, end, 5, &size)) return false;  // (not reached: checked before)
+          labels_.emplace_back();
+          if (!parse_label(int(p - body_begin), int(size))) return false;
+          const LabelView& l = labels_.back();
+          labels_utf8 = labels_utf8 && IsValidUtf8(l.name) && IsValidUtf8(l.value);
+          ++range.label_count;
+          p += size;
+        }
+        continue;
+      }
       for (uint32_t f = range.first_field; f < range.first_field + range.field_count; ++f) {
         labels_.emplace_back();
         if (!parse_label(label_fields_[f].begin, label_fields_[f].size)) return false;
