@@ -5,6 +5,7 @@
 #include <snappy.h>
 
 #include <bit>
+#include <cstring>
 #include <limits>
 #include <optional>
 
@@ -168,10 +169,13 @@ bool ParseMessage(CodedInputStream* in, int* depth, Field&& field) {
   return ok;
 }
 
-// A varint of at most `max_bytes` bytes at [*p, end): its value, *p past it; false (and *p
-// unspecified) when it is longer or runs past `end`. Used by the fast path below only for
-// what it then checks against CodedInputStream's own limits.
-bool RawVarint(const uint8_t** p, const uint8_t* end, int max_bytes, uint64_t* value) {
+// Bytes kept readable past the decompressed body (never part of it), so that the fast path
+// below may load 8 bytes at any position of the body.
+constexpr size_t kReadPadding = 8;
+
+// RawVarint's general case: byte by byte.
+[[gnu::noinline]] bool RawVarintBytes(const uint8_t** p, const uint8_t* end, int max_bytes,
+                                      uint64_t* value) {
   uint64_t v = 0;
   const uint8_t* q = *p;
   for (int i = 0; i < max_bytes; ++i) {
@@ -185,6 +189,41 @@ bool RawVarint(const uint8_t** p, const uint8_t* end, int max_bytes, uint64_t* v
     }
   }
   return false;
+}
+
+// A varint of at most `max_bytes` bytes at [*p, end): its value, *p past it; false (and *p
+// unspecified) when it is longer or runs past `end`. Used by the fast path below only for
+// what it then checks against CodedInputStream's own limits. `end` lies within the body, so
+// kReadPadding bytes are readable from *p: a varint that ends within them (every tag's and
+// length's, a millisecond timestamp's 6 bytes) is decoded from one 64-bit load, no loop.
+[[gnu::always_inline]] inline bool RawVarint(const uint8_t** p, const uint8_t* end, int max_bytes,
+                                             uint64_t* value) {
+  const uint8_t* q = *p;
+  if (q == end) return false;
+  if (*q < 0x80) {
+    *value = *q;
+    *p = q + 1;
+    return true;
+  }
+  if constexpr (std::endian::native == std::endian::little && kReadPadding >= 8) {
+    uint64_t word;
+    std::memcpy(&word, q, 8);
+    const uint64_t stops = ~word & 0x8080808080808080ull;  // bytes without a continuation bit
+    if (stops != 0) {
+      const int bytes = std::countr_zero(stops) / 8 + 1;
+      if (bytes > max_bytes || bytes > end - q) return false;
+      uint64_t v = bytes == 8 ? word : word & ((uint64_t(1) << (8 * bytes)) - 1);
+      // The 7-bit groups of the little-endian bytes, packed: pairs, then quads, then all.
+      v = ((v & 0x7f007f007f007f00ull) >> 1) | (v & 0x007f007f007f007full);
+      v = ((v & 0x3fff00003fff0000ull) >> 2) | (v & 0x00003fff00003fffull);
+      v = ((v & 0x0fffffff00000000ull) >> 4) | (v & 0x000000000fffffffull);
+      *value = v;
+      *p = q + bytes;
+      return true;
+    }
+    if (max_bytes <= 8) return false;
+  }
+  return RawVarintBytes(p, end, max_bytes, value);
 }
 
 }  // namespace
@@ -222,8 +261,9 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
   if (decoded_len > size_t(std::numeric_limits<int>::max())) {  // CodedInputStream's bound
     return Status::InvalidArgument("remote-write: body is not a protobuf WriteRequest");
   }
-  // Grown, never shrunk here: resizing down and up again would zero the bytes each time.
-  if (raw_.size() < decoded_len) raw_.resize(decoded_len);
+  // Grown, never shrunk here: resizing down and up again would zero the bytes each time. The
+  // padding past the body is for RawVarint's 8-byte loads.
+  if (raw_.size() < decoded_len + kReadPadding) raw_.resize(decoded_len + kReadPadding);
   if (!snappy::RawUncompress(body.data(), body.size(), raw_.data())) {
     return Status::InvalidArgument("remote-write: corrupt snappy data");
   }
@@ -318,16 +358,14 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
     const int header = int(p - (body_begin + start));
     if (int64_t(length) > int64_t(in.BytesUntilLimit()) - header || depth - 2 < 0) return false;
     const uint8_t* const end = p + length;
-    const size_t labels_before = label_fields_.size(), samples_before = samples_.size();
+    const size_t samples_before = samples_.size();
     const auto give_up = [&] {
-      label_fields_.resize(labels_before);
       samples_.resize(samples_before);
       return false;
     };
     const uint8_t* run_begin = nullptr;
     const uint8_t* run_end = nullptr;
-    bool one_run = true;
-    uint32_t sample_count = 0;
+    uint32_t label_count = 0, sample_count = 0;
     while (p < end) {
       const uint8_t* const field = p;
       const uint8_t tag = *p++;
@@ -338,13 +376,14 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
       }
       const uint8_t* const field_end = p + size;
       if (tag == kSeriesLabel) {
-        label_fields_.push_back(LabelField{int(p - body_begin), int(size)});
+        // Not recorded one by one: parse_labels walks the run again for a series it parses.
         if (run_begin == nullptr) {
           run_begin = field;
         } else if (run_end != field) {
-          one_run = false;
+          return give_up();  // labels not in one run: the general path records each
         }
         run_end = field_end;
+        ++label_count;
         p = field_end;
         continue;
       }
@@ -352,7 +391,11 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
       if (p < field_end && *p == kSampleValue) {
         if (field_end - p < 9) return give_up();
         uint64_t bits = 0;
-        for (int b = 0; b < 8; ++b) bits |= uint64_t(p[1 + b]) << (8 * b);
+        if constexpr (std::endian::native == std::endian::little) {
+          std::memcpy(&bits, p + 1, 8);
+        } else {
+          for (int b = 0; b < 8; ++b) bits |= uint64_t(p[1 + b]) << (8 * b);
+        }
         sample.value = std::bit_cast<double>(bits);
         p += 9;
       }
@@ -368,9 +411,9 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
     }
     series_.push_back(SeriesRange{0, 0, uint32_t(samples_before), sample_count});
     SeriesRange& range = series_.back();
-    range.first_field = uint32_t(labels_before);
-    range.field_count = uint32_t(label_fields_.size() - labels_before);
-    if (one_run && run_begin != nullptr) {
+    range.first_field = kLabelRun;
+    range.field_count = label_count;
+    if (run_begin != nullptr) {
       range.label_bytes_begin = uint32_t(run_begin - body_begin);
       range.label_bytes_size = uint32_t(run_end - run_begin);
     }
@@ -457,9 +500,27 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
         series_[i].known = lookup_[i].empty() ? nullptr : found_[i];
       }
     }
+    const uint8_t* const body_begin = reinterpret_cast<const uint8_t*>(base);
     for (SeriesRange& range : series_) {
       range.first_label = uint32_t(labels_.size());
       if (range.known != nullptr) continue;
+      if (range.first_field == kLabelRun) {
+        // fast_series checked this run: Label fields, each a one-byte tag and a length within it.
+        const uint8_t* p = body_begin + range.label_bytes_begin;
+        const uint8_t* const end = p + range.label_bytes_size;
+        while (p < end) {
+          ++p;  // the tag
+          uint64_t size = 0;
+          if (!RawVarint(&p, end, 5, &size)) return false;  // (not reached: checked before)
+          labels_.emplace_back();
+          if (!parse_label(int(p - body_begin), int(size))) return false;
+          const LabelView& l = labels_.back();
+          labels_utf8 = labels_utf8 && IsValidUtf8(l.name) && IsValidUtf8(l.value);
+          ++range.label_count;
+          p += size;
+        }
+        continue;
+      }
       for (uint32_t f = range.first_field; f < range.first_field + range.field_count; ++f) {
         labels_.emplace_back();
         if (!parse_label(label_fields_[f].begin, label_fields_[f].size)) return false;

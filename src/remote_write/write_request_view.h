@@ -106,9 +106,12 @@ class WriteRequestView {
     uint32_t first_label = 0, label_count = 0;
     uint32_t first_sample = 0, sample_count = 0;
     uint32_t label_bytes_begin = 0, label_bytes_size = 0;
-    uint32_t first_field = 0, field_count = 0;  // in label_fields_
+    // In label_fields_; or first_field kLabelRun: the series' field_count Label fields are the
+    // run at label_bytes_begin (the fast path does not record them one by one).
+    uint32_t first_field = 0, field_count = 0;
     const void* known = nullptr;
   };
+  static constexpr uint32_t kLabelRun = ~uint32_t(0);
   void Clear();
 
   std::string raw_;  // the decompressed protobuf; every view points into it

@@ -30,7 +30,7 @@ uint64_t Finish(uint64_t h) {
 // that a ~200-byte label run costs about half the dependent multiplies of a one-lane hash
 // (std::hash's was 3.5 % of the gateway's CPU). Its quality only matters for spreading series
 // over sets: a hit is decided by comparing the bytes.
-uint64_t HashBytes(const char* p, size_t n, uint64_t seed) {
+uint64_t HashBytesPortable(const char* p, size_t n, uint64_t seed) {
   uint64_t a = seed ^ (uint64_t(n) * kMul1), b = ~seed;
   while (n >= 16) {
     a = std::rotl((a ^ Word(p)) * kMul1, 31);
@@ -47,6 +47,55 @@ uint64_t HashBytes(const char* p, size_t n, uint64_t seed) {
   std::memcpy(&tail, p, n);
   b = std::rotl((b ^ tail) * kMul2, 29);
   return Finish(a * kMul3 ^ b);
+}
+
+#if defined(__x86_64__)
+// The same job with SSE 4.2's CRC-32C instruction: one instruction per 8 bytes (its load
+// folded in) where the multiply-rotate lane takes four, in two independent chains of 32-bit
+// state, mixed into 64 bits at the end (~1/3 of the instructions per label run). Not the same
+// values as HashBytesPortable: a process uses one or the other throughout (the cache lives in
+// memory only).
+[[gnu::target("sse4.2")]] uint64_t HashBytesCrc(const char* p, size_t n, uint64_t seed) {
+  uint64_t a = uint32_t(seed) ^ uint32_t(n), b = seed >> 32;
+  while (n >= 32) {
+    a = __builtin_ia32_crc32di(a, Word(p));
+    b = __builtin_ia32_crc32di(b, Word(p + 8));
+    a = __builtin_ia32_crc32di(a, Word(p + 16));
+    b = __builtin_ia32_crc32di(b, Word(p + 24));
+    p += 32;
+    n -= 32;
+  }
+  if (n >= 16) {
+    a = __builtin_ia32_crc32di(a, Word(p));
+    b = __builtin_ia32_crc32di(b, Word(p + 8));
+    p += 16;
+    n -= 16;
+  }
+  if (n >= 8) {
+    a = __builtin_ia32_crc32di(a, Word(p));
+    p += 8;
+    n -= 8;
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, p, n);
+  b = __builtin_ia32_crc32di(b, tail);
+  return Finish(((a << 32) | b) * kMul1 ^ seed);
+}
+
+bool HasCrc32() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("sse4.2") != 0;
+  }();
+  return has;
+}
+#endif
+
+uint64_t HashBytes(const char* p, size_t n, uint64_t seed) {
+#if defined(__x86_64__)
+  if (HasCrc32()) return HashBytesCrc(p, n, seed);
+#endif
+  return HashBytesPortable(p, n, seed);
 }
 
 // A block's bytes are read from its start, and a label run is ~100-250 bytes: the lines of a
@@ -105,12 +154,16 @@ void SeriesCache::Reader::Find(std::span<const std::string_view> label_bytes,
   thread_local std::vector<uint64_t> hashes;
   thread_local std::vector<const Block*> candidates;
   thread_local std::vector<uint8_t> lookup;  // whether series i's bytes are cacheable
-  hashes.assign(n, 0);
-  candidates.assign(n, nullptr);
-  lookup.assign(n, 0);
+  // Sized, not zeroed: stage 1 writes every element it reads later (hashes[i] only where
+  // lookup[i]).
+  hashes.resize(n);
+  candidates.resize(n);
+  lookup.resize(n);
   // Stage 1: the hashes; each set's line starts loading.
   for (size_t i = 0; i < n; ++i) {
     found[i] = nullptr;
+    candidates[i] = nullptr;
+    lookup[i] = 0;
     if (label_bytes[i].empty() || label_bytes[i].size() > kMaxLabelBytes) continue;
     lookup[i] = 1;
     hashes[i] = Hash(device_hash_, label_bytes[i]);

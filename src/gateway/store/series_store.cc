@@ -84,13 +84,15 @@ std::string GatewayStore::LogKey(uint64_t sequence) {
 
 void GatewayStore::EncodeLog(const PlannedChanges& changes, const std::vector<LogId>& ids,
                              std::string* value) {
-  value->clear();
-  value->push_back(kLogVersionIds);
+  value->resize(EncodeLogInto(changes, ids, value));
+}
+
+size_t GatewayStore::EncodeLogInto(const PlannedChanges& changes, const std::vector<LogId>& ids,
+                                   std::string* value) {
   // Entry: varint (id << 1 | defines); the key (varint length, bytes) when it defines; the
   // timestamp as a zig-zag varint delta from the entry before (0 for the first), wrapping; the
   // value's 8 bytes, little-endian.
-  // Each entry's fixed part is written into a small buffer and appended once (a push_back per
-  // byte was most of this function's time); the same bytes as PutVarint & co.
+  // The same bytes as PutVarint & co.
   const auto varint = [](char* p, uint64_t v) {
     while (v >= 0x80) {
       *p++ = char(v | 0x80);
@@ -99,26 +101,44 @@ void GatewayStore::EncodeLog(const PlannedChanges& changes, const std::vector<Lo
     *p++ = char(v);
     return p;
   };
-  value->reserve(1 + changes.series.size() * 16);
+  // Written in place: the value is sized for the worst case of the fixed parts (three varints
+  // of at most 10 bytes, 8 value bytes) and grown only for a key (an append per entry, with its
+  // capacity check and memcpy call, was most of this function's time).
+  constexpr size_t kFixedMax = 10 + 10 + 10 + 8;
+  const size_t most = 1 + changes.series.size() * kFixedMax;
+  if (value->size() < most) value->resize(most);
+  (*value)[0] = kLogVersionIds;
+  size_t at = 1;
   uint64_t previous_ts = 0;
-  char buffer[32];  // a varint of at most 10 bytes, another, 8 fixed bytes
   for (size_t i = 0; i < changes.series.size(); ++i) {
     const SeriesState& state = changes.series[i].second;
-    char* p = varint(buffer, uint64_t(ids[i].id) << 1 | (ids[i].defines ? 1 : 0));
+    std::string_view key;
     if (ids[i].defines) {
-      const std::string_view key = changes.key(i);
+      key = changes.key(i);
+      // Room for the key and every later entry's fixed part.
+      const size_t need = at + kFixedMax + key.size() + (changes.series.size() - i) * kFixedMax;
+      if (need > value->size()) value->resize(std::max(need, value->size() * 2));
+    }
+    char* const begin = value->data() + at;
+    char* p = varint(begin, uint64_t(ids[i].id) << 1 | (ids[i].defines ? 1 : 0));
+    if (ids[i].defines) {
       p = varint(p, key.size());
-      value->append(buffer, size_t(p - buffer));
-      value->append(key);
-      p = buffer;
+      std::memcpy(p, key.data(), key.size());
+      p += key.size();
     }
     const int64_t delta = int64_t(uint64_t(state.timestamp_ms) - previous_ts);
     p = varint(p, (uint64_t(delta) << 1) ^ uint64_t(delta >> 63));  // zig-zag
     previous_ts = uint64_t(state.timestamp_ms);
     const uint64_t bits = std::bit_cast<uint64_t>(state.value);
-    for (int b = 0; b < 8; ++b) *p++ = char(uint8_t(bits >> (8 * b)));
-    value->append(buffer, size_t(p - buffer));
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(p, &bits, 8);
+      p += 8;
+    } else {
+      for (int b = 0; b < 8; ++b) *p++ = char(uint8_t(bits >> (8 * b)));
+    }
+    at += size_t(p - begin);
   }
+  return at;
 }
 
 Status GatewayStore::DecodeLog(std::string_view value, const LogEntryFn& fn) {
@@ -384,7 +404,8 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& all) {
   }
   if (group.empty()) return;
   // Only the leader changes table_ (and the log bookkeeping), so planning needs no read lock.
-  GroupPlan plan(&table_);
+  GroupPlan& plan = plan_;
+  plan.Reset();
   WriteBatch batch;
   for (PendingApply* p : group) {
     plan.Add(*p->series, *p->metadata, p->result);
@@ -422,8 +443,8 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& all) {
   }
   // The log ids: a series logged since the checkpoint keeps its id; any other gets the next one
   // (kept in dirty_ only once the batch is durable).
-  std::string& log = log_value_;
-  log.clear();
+  std::string& log = log_value_;  // its first log_size bytes: this group's record
+  size_t log_size = 0;
   uint32_t next_id = checkpoint ? 0 : next_log_id_;
   if (!changes.series.empty()) {
     log_ids_.resize(changes.series.size());
@@ -447,8 +468,8 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& all) {
         id = LogId{next_id++, true};
       }
     }
-    EncodeLog(changes, log_ids_, &log);
-    batch.Put(LogKey(next_log_), log);
+    log_size = EncodeLogInto(changes, log_ids_, &log);
+    batch.Put(LogKey(next_log_), std::string_view(log.data(), log_size));
   }
   if (Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) {
     for (PendingApply* p : group) p->status = s;
@@ -463,9 +484,9 @@ void GatewayStore::WriteGroup(const std::vector<PendingApply*>& all) {
     log_bytes_ = 0;
   }
   next_log_id_ = next_id;
-  if (!log.empty()) {
+  if (log_size > 0) {
     ++next_log_;
-    log_bytes_ += log.size();
+    log_bytes_ += log_size;
   }
   log_records_.store(next_log_ - first_log_, std::memory_order_relaxed);
   std::vector<const SeriesTable::Entry*> touched;

@@ -227,6 +227,10 @@ class GatewayStore final : public SeriesStore {
   };
   static void EncodeLog(const PlannedChanges& changes, const std::vector<LogId>& ids,
                         std::string* value);
+  // The same record written at the start of *buffer, whose size it only ever grows (so a
+  // buffer reused from group to group is not zeroed again): returns the record's length.
+  static size_t EncodeLogInto(const PlannedChanges& changes, const std::vector<LogId>& ids,
+                              std::string* buffer);
   // Every entry of an L record of any version, in order: `fn(id, key, state)` with the key
   // when the entry carries one (always in versions 1 and 2, whose entries have no id:
   // kNoLogId), else an empty key. kCorruption for a malformed record, or what `fn` returns.
@@ -281,6 +285,9 @@ class GatewayStore final : public SeriesStore {
   mutable std::shared_mutex mu_;  // guards table_ (written only by the leader)
   SeriesTable table_;
   uint64_t generation_ = 0;  // table_'s, set at Open
+  // The leader's plan of the group it writes, Reset for each (its buffers kept from group to
+  // group); holds the last group's changes until the next.
+  GroupPlan plan_{&table_};
 };
 
 }  // namespace ccmon::gateway

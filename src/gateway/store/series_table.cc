@@ -183,6 +183,19 @@ void SeriesTable::Plan(const std::vector<IncomingSeries>& series,
 
 GroupPlan::GroupPlan(const SeriesTable* table) : table_(table) { changes_.planned_against = table; }
 
+void GroupPlan::Reset() {
+  changes_.series.clear();
+  changes_.metadata.clear();
+  changes_.entries.clear();
+  changes_.planned_against = table_;
+  existing_index_.Clear();
+  // clear() zeroes every bucket, even of an empty map: a map that grew while series were
+  // created would cost that at every group.
+  if (!new_index_.empty()) new_index_.clear();
+  if (!metadata_index_.empty()) metadata_index_.clear();
+  rules_.reset();
+}
+
 void GroupPlan::Add(const std::vector<IncomingSeries>& series,
                     const std::vector<rw::Metadata>& metadata, ApplyResult* result,
                     std::vector<IncomingSeries>* stored) {
@@ -322,8 +335,9 @@ size_t GroupPlan::EntryPositions::Find(const SeriesEntry* e) const {
   if (slots_.empty()) return kNone;
   const size_t mask = slots_.size() - 1;
   for (size_t i = Hash(e) & mask;; i = (i + 1) & mask) {
-    if (slots_[i].entry == e) return slots_[i].position;
-    if (slots_[i].entry == nullptr) return kNone;
+    const Slot& slot = slots_[i];
+    if (slot.epoch != epoch_) return kNone;
+    if (slot.entry == e) return slot.position;
   }
 }
 
@@ -335,7 +349,7 @@ void GroupPlan::EntryPositions::Reserve(size_t n) {
   slots_.assign(slots, Slot{});
   size_ = 0;
   for (const Slot& slot : old) {
-    if (slot.entry != nullptr) Insert(slot.entry, slot.position);
+    if (slot.epoch == epoch_) Insert(slot.entry, slot.position);
   }
 }
 
@@ -343,9 +357,17 @@ void GroupPlan::EntryPositions::Insert(const SeriesEntry* e, size_t position) {
   if ((size_ + 1) * 2 > slots_.size()) Reserve(std::max<size_t>(32, slots_.size()));
   const size_t mask = slots_.size() - 1;
   size_t i = Hash(e) & mask;
-  while (slots_[i].entry != nullptr) i = (i + 1) & mask;
-  slots_[i] = Slot{e, position};
+  while (slots_[i].epoch == epoch_) i = (i + 1) & mask;
+  slots_[i] = Slot{e, uint32_t(position), epoch_};
   ++size_;
+}
+
+void GroupPlan::EntryPositions::Clear() {
+  size_ = 0;
+  if (++epoch_ == 0) {
+    std::fill(slots_.begin(), slots_.end(), Slot{});
+    epoch_ = 1;
+  }
 }
 
 bool EntryIdMap::Find(const SeriesEntry* e, uint32_t* id) const {

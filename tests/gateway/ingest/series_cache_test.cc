@@ -8,6 +8,7 @@
 #include <snappy.h>
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -125,6 +126,35 @@ TEST(SeriesCacheTest, StaysWithinItsBoundAndNeverAnswersWrong) {
   }
   EXPECT_EQ(found, 16);
   EXPECT_EQ(FindOne(&r, bytes[999]), entries[999].get());  // the last inserted is always held
+}
+
+// Every byte of a label run counts in its hash, whatever the run's length (the hash reads 32,
+// 16, 8 bytes a step and then a tail): runs differing in one byte only, at the start, the
+// middle or the end, spread over the sets, so that none is evicted from a cache with room for
+// all, and each is found as itself.
+TEST(SeriesCacheTest, RunsDifferingInAnyOneByteSpreadOverTheSets) {
+  SeriesCache cache(8192);
+  std::set<std::string> runs;
+  for (size_t length : {1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 63, 64, 65, 200, 255}) {
+    for (size_t at : {size_t(0), length / 2, length - 1}) {
+      for (int v = 0; v < 16; ++v) {
+        std::string run(length, 'x');
+        run[at] = char(v);
+        runs.insert(run);
+      }
+    }
+  }
+  const std::vector<std::string> all(runs.begin(), runs.end());
+  std::vector<std::unique_ptr<SeriesEntry>> entries;
+  std::vector<SeriesCache::Item> items;
+  for (const std::string& run : all) {
+    entries.push_back(std::make_unique<SeriesEntry>(run, SeriesState{}));
+    items.push_back({run, entries.back().get()});
+  }
+  cache.Insert("dev", 1, items);
+  EXPECT_EQ(cache.size(), all.size());
+  SeriesCache::Reader r(&cache, "dev", 1);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(FindOne(&r, all[i]), entries[i].get()) << i;
 }
 
 TEST(SeriesCacheTest, LongLabelRunsAreNotCached) {

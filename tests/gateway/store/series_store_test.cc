@@ -312,6 +312,63 @@ TEST(GroupPlanTest, EachRequestSeesThoseBeforeItAndTheMergeEqualsOneByOne) {
   EXPECT_EQ(grouped.metadata(), serial.metadata());
 }
 
+// A plan Reset for group after group (as GatewayStore keeps one) plans each group as a new
+// plan does: nothing of the groups before it is found again (positions, new series, metadata),
+// whatever the table's size and growth.
+TEST(GroupPlanTest, AResetPlanPlansEachGroupAsANewOne) {
+  SeriesTable reused_table, fresh_table;
+  GroupPlan reused(&reused_table);
+  std::vector<IncomingSeries> known;  // series named by their entries, as the cache names them
+  for (int group = 0; group < 40; ++group) {
+    SCOPED_TRACE(group);
+    std::vector<std::vector<IncomingSeries>> requests(1 + group % 3);
+    for (size_t r = 0; r < requests.size(); ++r) {
+      for (int i = 0; i < 5 + group * 7; ++i) {
+        const int n = (i * 13 + group * 5 + int(r)) % (20 + group * 3);
+        const int64_t ts = 1000 * (group + 1) + int64_t(r);
+        requests[r].push_back(S({{"__name__", n % 2 ? "c_total" : "g"}, {"n", std::to_string(n)}},
+                                {{ts, double(-n)}}));
+      }
+    }
+    std::vector<rw::Metadata> metadata;
+    if (group % 5 == 1)
+      metadata.push_back(
+          Meta("g", group % 10 == 1 ? rw::MetricKind::kCounter : rw::MetricKind::kGauge));
+    reused.Reset();
+    GroupPlan fresh(&fresh_table);
+    std::vector<ApplyResult> reused_results(requests.size()), fresh_results(requests.size());
+    for (size_t r = 0; r < requests.size(); ++r) {
+      // The reused plan gets the table's entries where there are (the cache's way), the new
+      // one the keys.
+      std::vector<IncomingSeries> by_entry = requests[r];
+      for (IncomingSeries& in : by_entry) {
+        if (const SeriesEntry* e = reused_table.FindEntry(SeriesKey(in.labels))) {
+          in.entry = e;
+          in.generation = reused_table.generation();
+        }
+      }
+      reused.Add(by_entry, r == 0 ? metadata : std::vector<rw::Metadata>{}, &reused_results[r]);
+      fresh.Add(requests[r], r == 0 ? metadata : std::vector<rw::Metadata>{}, &fresh_results[r]);
+    }
+    for (size_t r = 0; r < requests.size(); ++r) {
+      EXPECT_EQ(reused_results[r].accepted, fresh_results[r].accepted);
+      EXPECT_EQ(reused_results[r].duplicates, fresh_results[r].duplicates);
+      EXPECT_EQ(reused_results[r].counter_resets, fresh_results[r].counter_resets);
+      EXPECT_EQ(reused_results[r].new_series, fresh_results[r].new_series);
+      EXPECT_EQ(reused_results[r].metadata_changed, fresh_results[r].metadata_changed);
+    }
+    ASSERT_EQ(reused.changes().series.size(), fresh.changes().series.size());
+    for (size_t i = 0; i < fresh.changes().series.size(); ++i) {
+      EXPECT_EQ(reused.changes().key(i), fresh.changes().key(i));
+      EXPECT_EQ(reused.changes().series[i].second, fresh.changes().series[i].second);
+    }
+    EXPECT_EQ(reused.changes().metadata, fresh.changes().metadata);
+    reused_table.Commit(reused.changes());
+    fresh_table.Commit(fresh.changes());
+    EXPECT_EQ(reused_table.series(), fresh_table.series());
+  }
+}
+
 // A KvStore whose writes can be held at a gate, to line requests up behind a batch in flight.
 class GatedStore final : public KvStore {
  public:
@@ -1190,6 +1247,48 @@ TEST(GatewayStoreFormatTest, LogRecordsRoundTripByIdAndKey) {
                                               SeriesState) { return Status::Corruption("stop"); })
                 .message(),
             "stop");
+}
+
+// An L record's bytes, entry by entry, as docs/store-format.md lays them out (EncodeLog writes
+// them in place: a key longer than the room it reserved, many entries, ids and deltas of every
+// varint length).
+TEST(GatewayStoreFormatTest, LogRecordBytesAreTheDocumentedLayout) {
+  PlannedChanges changes;
+  std::vector<GatewayStore::LogId> ids;
+  std::string expected(1, char(3));
+  uint64_t previous = 0;
+  for (int i = 0; i < 600; ++i) {
+    const bool defines = i % 7 == 0;
+    const std::string key = SeriesKey({{"__name__", "m" + std::to_string(i)},
+                                       {"v", std::string(size_t(i % 5 == 0 ? 3000 : i), 'k')}});
+    const int64_t ts = i % 11 == 0 ? -int64_t(i) * 977 : int64_t(i) << (i % 50);
+    const double value = i % 3 == 0 ? -0.0 : i * 1.25;
+    changes.series.push_back({key, {ts, value}});
+    const uint32_t id = uint32_t(i) * 104729u;
+    ids.push_back({id, defines});
+    PutVarint(&expected, uint64_t(id) << 1 | (defines ? 1 : 0));
+    if (defines) {
+      PutVarint(&expected, key.size());
+      expected += key;
+    }
+    const int64_t delta = int64_t(uint64_t(ts) - previous);
+    PutVarint(&expected, (uint64_t(delta) << 1) ^ uint64_t(delta >> 63));
+    previous = uint64_t(ts);
+    PutFixed64LE(&expected, std::bit_cast<uint64_t>(value));
+  }
+  std::string value = "left over from the previous group";
+  GatewayStore::EncodeLog(changes, ids, &value);
+  EXPECT_EQ(value, expected);
+  // Into a buffer reused from a larger record: the record is its first bytes, the same.
+  std::string buffer(expected.size() * 3, 'z');
+  const size_t size = GatewayStore::EncodeLogInto(changes, ids, &buffer);
+  EXPECT_EQ(std::string_view(buffer).substr(0, size), expected);
+  changes.series.resize(3);
+  ids.resize(3);
+  std::string small;
+  GatewayStore::EncodeLog(changes, ids, &small);
+  EXPECT_EQ(std::string_view(buffer).substr(0, GatewayStore::EncodeLogInto(changes, ids, &buffer)),
+            small);
 }
 
 // A version 2 store's L records (versions 1 and 2: keys, no ids) are read at Open, and the log
