@@ -290,5 +290,23 @@ TEST_F(BulkStartHostile, FilesDeletedOrCreatedAndDirsRemovedDuringTheScanAreExac
   }
 }
 
+// The size cap is decided on the bytes read too: a history listed under the cap that grows past
+// it while it is read (the scan's ledger would hold it all) is counted line by line.
+TEST_F(BulkStartHostile, AHistoryGrowingPastTheCapDuringTheScanFallsBack) {
+  uint64_t listed = 0;
+  for (const auto& e : fs::recursive_directory_iterator(projects_))
+    if (e.is_regular_file()) listed += e.file_size();
+  std::vector<std::string> big;
+  for (const auto& f : MakeHistory(36, 40))
+    for (const auto& l : f) big.push_back(l);
+  FaultEnv env(Env::Default());
+  AtRead(&env, "/f2.jsonl", 2, [&] { Write(Path(2), big, true); });
+  BulkStartResult r;
+  std::string got = StartAndCatchUp(&env, &r, listed + 100);
+  EXPECT_FALSE(r.done);
+  EXPECT_NE(r.why_not.find("read"), std::string::npos) << r.why_not;
+  EXPECT_EQ(got, ReplayOfFinalFiles());
+}
+
 }  // namespace
 }  // namespace ccmon::agent
