@@ -88,7 +88,10 @@ class BulkStartHostile : public ::testing::Test {
   // The bulk start through `env`; then the agent's line-by-line path (from the empty state when
   // the bulk start fell back, from its cursors otherwise) until every complete line of every
   // file is behind a cursor. Returns the series once settled.
-  std::string StartAndCatchUp(Env* env, BulkStartResult* r, uint64_t max_history_bytes = 0) {
+  // `restart`: the process died after the table landed, before the tailer's first look (the
+  // next start opens the state as any restart: no NoteLook).
+  std::string StartAndCatchUp(Env* env, BulkStartResult* r, uint64_t max_history_bytes = 0,
+                              bool restart = false) {
     std::unique_ptr<KvStore> store = NewMemStore();
     {
       std::unique_ptr<Outbox> outbox;
@@ -112,7 +115,7 @@ class BulkStartHostile : public ::testing::Test {
     to.watch_mode = WatchMode::kPoll;
     to.poll_interval = std::chrono::milliseconds(20);
     Tailer tailer(to, std::move(restored));
-    if (r->done) {  // as the agent does: the scan is the tailer's previous look
+    if (r->done && !restart) {  // as the agent does: the scan is the tailer's previous look
       for (const ScannedFile& f : r->scanned)
         tailer.NoteLook(f.device, f.inode, f.path, f.size_seen, f.listed_mtime_ms);
     }
@@ -162,21 +165,24 @@ class BulkStartHostile : public ::testing::Test {
 };
 
 // Lines appended to a file while the scan reads it, complete or not (its writer is mid-line),
-// and after the scan: read once, by the scan or by the tailer from the cursor.
+// and after the scan: read once, by the scan or by the tailer from the cursor; also when the
+// process died after the table landed, before the tailer's first look (a restart).
 TEST_F(BulkStartHostile, AFileAppendedToDuringTheScanIsCountedOnce) {
   const auto more = MakeHistory(32, 3);
   for (int nth : {1, 2, 3}) {  // before the head is read, before the lines, after the first chunk
     for (bool newline : {true, false}) {
-      SetUp();
-      FaultEnv env(Env::Default());
-      const std::string target = Path(2);
-      std::string cut = more[0].back();
-      AtRead(&env, "/f2.jsonl", nth,
-             [&] { Write(target, more[1], true, newline ? "" : cut.substr(0, cut.size() / 2)); });
-      BulkStartResult r;
-      std::string got = StartAndCatchUp(&env, &r);
-      EXPECT_TRUE(r.done) << r.why_not;
-      EXPECT_EQ(got, ReplayOfFinalFiles()) << nth << newline;
+      for (bool restart : {false, true}) {
+        SetUp();
+        FaultEnv env(Env::Default());
+        const std::string target = Path(2);
+        std::string cut = more[0].back();
+        AtRead(&env, "/f2.jsonl", nth,
+               [&] { Write(target, more[1], true, newline ? "" : cut.substr(0, cut.size() / 2)); });
+        BulkStartResult r;
+        std::string got = StartAndCatchUp(&env, &r, 0, restart);
+        EXPECT_TRUE(r.done) << r.why_not;
+        EXPECT_EQ(got, ReplayOfFinalFiles()) << nth << newline << restart;
+      }
     }
   }
 }
