@@ -43,7 +43,9 @@ inline constexpr std::string_view kResumedKey = "mresumed";  // restored at (uni
 // prefix and query kept); "" for any other URL (not a gateway's write path).
 std::string AgentStateUrl(std::string_view write_url);
 
-// True when the store holds no key at all (a new or deleted state directory).
+// True when the store holds no key at all (a new or deleted state directory), or only the
+// outbox's shard count (Outbox::Open's, written before anything is counted: a first start killed
+// before its first commit or its bulk table).
 Status StoreIsEmpty(KvStore* store, bool* empty);
 
 // A random, non-zero stream epoch.

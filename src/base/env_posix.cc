@@ -141,8 +141,17 @@ class PosixEnv final : public Env {
  public:
   Status NewSequentialFile(const std::string& path, uint64_t offset,
                            std::unique_ptr<SequentialFile>* out) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // Opened without waiting for a FIFO's writer (a transcript path swapped for a FIFO after it
+    // was listed as a regular file blocked here for ever); reads then wait as usual, and a FIFO
+    // without a writer reads as empty.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return PosixError(path + ": open", errno);
+    if (const int flags = ::fcntl(fd, F_GETFL);
+        flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+      Status s = PosixError(path + ": fcntl", errno);
+      ::close(fd);
+      return s;
+    }
     if (offset > 0 && ::lseek(fd, off_t(offset), SEEK_SET) < 0) {
       Status s = PosixError(path + ": seek", errno);
       ::close(fd);

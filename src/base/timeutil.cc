@@ -22,6 +22,12 @@ int DaysInMonth(int y, int m) {
   return m == 2 && leap ? 29 : kDays[m - 1];
 }
 
+// The year as ISO 8601 writes it: four digits or more, a year before 1 BC with its sign before
+// the four digits ("-0001", as "%04d" would give "-001").
+void AppendYear(char* buf, size_t size, int y) {
+  std::snprintf(buf, size, y < 0 ? "-%04d" : "%04d", y < 0 ? -y : y);
+}
+
 }  // namespace
 
 int64_t DaysFromCivil(int y, unsigned m, unsigned d) {
@@ -53,8 +59,9 @@ std::string FormatUtcSeconds(int64_t unix_ms) {
   int y = 0;
   unsigned m = 0, d = 0;
   CivilFromDays(day, &y, &m, &d);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02dZ", y, m, d, int(sod / 3600),
+  char year[16], buf[64];
+  AppendYear(year, sizeof year, y);
+  std::snprintf(buf, sizeof buf, "%s-%02u-%02uT%02d:%02d:%02dZ", year, m, d, int(sod / 3600),
                 int(sod / 60 % 60), int(sod % 60));
   return buf;
 }
@@ -63,8 +70,9 @@ std::string FormatDay(int64_t epoch_day) {
   int y;
   unsigned m, d;
   CivilFromDays(epoch_day, &y, &m, &d);
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", y, m, d);
+  char year[16], buf[32];
+  AppendYear(year, sizeof year, y);
+  std::snprintf(buf, sizeof buf, "%s-%02u-%02u", year, m, d);
   return buf;
 }
 

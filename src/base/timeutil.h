@@ -12,7 +12,7 @@ bool ParseIso8601Ms(std::string_view s, int64_t* out_ms);
 // Days since 1970-01-01 for a proleptic Gregorian date, and back.
 int64_t DaysFromCivil(int y, unsigned m, unsigned d);
 void CivilFromDays(int64_t z, int* y, unsigned* m, unsigned* d);
-// "YYYY-MM-DD" of an epoch day.
+// "YYYY-MM-DD" of an epoch day (a year after 9999 with more digits, one before 1 BC as "-0001").
 std::string FormatDay(int64_t epoch_day);
 // "2026-11-26T21:30:46Z": RFC 3339 in UTC, whole seconds (the milliseconds truncated towards
 // the past, also before 1970).

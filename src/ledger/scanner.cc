@@ -101,6 +101,12 @@ void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, P
     w->errors.push_back(s.message());
     return;
   }
+  // What was opened must still be a regular file: a path listed as one and swapped since for a
+  // FIFO or a device (/dev/zero) would be read as empty, or for ever.
+  if (FileInfo info; file->Stat(&info).ok() && info.type != FileType::kRegular) {
+    w->errors.push_back(f.path + ": not a regular file any more (not read)");
+    return;
+  }
   if (piece.view) {
     std::string head;
     if (s = ReadHead(file.get(), opt.file_cursors_head_bytes, open_at, &head, piece.view);

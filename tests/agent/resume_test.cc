@@ -197,6 +197,24 @@ TEST(Resume, EmptyStoreAndStreamEpoch) {
   EXPECT_FALSE(empty);
 }
 
+// A first start killed after its outbox opened (its shard count written) but before anything
+// was counted (during its bulk first start's scan) left an empty state: the next start is a
+// first start again (a bulk start; a resume from the gateway). An outbox entry is not empty.
+TEST(Resume, AStoreHoldingOnlyTheOutboxShardCountIsEmpty) {
+  std::unique_ptr<KvStore> s = NewMemStore();
+  std::unique_ptr<Outbox> outbox;
+  ASSERT_TRUE(Outbox::Open(s.get(), OutboxOptions{}, 2, &outbox).ok());
+  bool empty = false;
+  ASSERT_TRUE(StoreIsEmpty(s.get(), &empty).ok());
+  EXPECT_TRUE(empty);
+  WriteBatch b;
+  ASSERT_TRUE(outbox->Stage(0, 1000, 1, "an entry", &b).ok());
+  ASSERT_TRUE(s->Write(b, true).ok());
+  outbox->Committed();
+  ASSERT_TRUE(StoreIsEmpty(s.get(), &empty).ok());
+  EXPECT_FALSE(empty);
+}
+
 // A scripted HTTP peer: answers in order, records requests, signals each exchange.
 class ScriptedTransport : public HttpTransport {
  public:

@@ -82,6 +82,14 @@ TEST(TimeUtil, A36_CivilDays) {
   EXPECT_EQ(FormatDay(20359), "2025-09-28");
   EXPECT_EQ(FormatDay(-1), "1969-12-31");
   EXPECT_EQ(FormatDay(19782), "2024-02-29");
+  // The edges a zone can reach from the timestamps the parser takes (0000-01-01 to 9999-12-31):
+  // a year before 1 BC keeps its four digits after the sign (was "-001-12-31", and its month
+  // "-001-12"), a year after 9999 has five.
+  EXPECT_EQ(FormatDay(DaysFromCivil(0, 1, 1) - 1), "-0001-12-31");
+  EXPECT_EQ(FormatDay(DaysFromCivil(0, 1, 1)), "0000-01-01");
+  EXPECT_EQ(FormatDay(DaysFromCivil(10000, 1, 1)), "10000-01-01");
+  EXPECT_EQ(FormatDay(DaysFromCivil(-12345, 6, 7)), "-12345-06-07");
+  EXPECT_EQ(FormatUtcSeconds((DaysFromCivil(0, 1, 1) - 1) * 86400000), "-0001-12-31T00:00:00Z");
 }
 
 TEST(TimeUtil, A36_ParseDay) {

@@ -1,10 +1,15 @@
 // Scanner: files -> one Ledger, in parallel (docs/accounting.md A4, A5, A11, A16, A18, A36).
 #include "ledger/scanner.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <future>
 #include <map>
 #include <string>
 #include <vector>
@@ -332,6 +337,42 @@ TEST_F(ScannerTest, UnreadableFileIsReportedAndOthersStillCount) {
   EXPECT_NE(r.errors[0].find("deleted.jsonl"), std::string::npos) << r.errors[0];
   EXPECT_EQ(r.files, 1u);
   EXPECT_EQ(r.ledger.requests().size(), 1u);
+}
+
+// A transcript listed as a regular file and swapped, before the scan opens it, for a symlink to a
+// FIFO (whose open used to wait for a writer for ever) or to /dev/zero (read for ever): reported
+// as not read, the others counted. The scan runs on a thread of its own so that a regression
+// fails instead of hanging: a FIFO still waited on is opened for writing to release it.
+TEST_F(ScannerTest, AFileSwappedForAFifoOrADeviceAfterItWasListedIsNotRead) {
+  WriteFile(root() + "/p/s.jsonl", Line(At("m1", kT0)) + "\n");
+  WriteFile(root() + "/p/swapped.jsonl", Line(At("m2", kT0)) + "\n");
+  const std::string fifo = tmp_ / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const auto files = List();
+  for (const std::string target : {fifo, std::string("/dev/zero")}) {
+    FaultEnv env(Env::Default());
+    env.OnCall(FaultOp::kNewSequentialFile, "swapped.jsonl", [&](const std::string& path) {
+      std::filesystem::remove(path);
+      std::filesystem::create_symlink(target, path);
+    });
+    ScanOptions o = Threads(1);
+    o.env = &env;
+    auto scan = std::async(std::launch::async, [&] { return ScanFiles(files, o, nullptr); });
+    if (scan.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+      // A writer's open releases the waiting open; closed at once, the reads then find the end.
+      const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+      if (fd >= 0) ::close(fd);
+      scan.wait();
+      FAIL() << target << ": the scan did not end";
+    }
+    const ScanResult r = scan.get();
+    ASSERT_EQ(r.errors.size(), 1u) << target;
+    EXPECT_NE(r.errors[0].find("swapped.jsonl: not a regular file"), std::string::npos)
+        << r.errors[0];
+    EXPECT_EQ(r.ledger.requests().size(), 1u);
+    std::filesystem::remove(root() + "/p/swapped.jsonl");
+    WriteFile(root() + "/p/swapped.jsonl", Line(At("m2", kT0)) + "\n");
+  }
 }
 
 TEST_F(ScannerTest, EmptyFileListIsEmptyResult) {

@@ -217,7 +217,7 @@ Status ConfigFilePath(const Parsed& p, Env* env, std::string* path, bool* requir
 std::vector<std::string> UnreadAgentEnvVars(Env* env) {
   std::vector<std::string> unread;
   for (const std::string& var : env->GetEnvVarNames("CCMON_AGENT_")) {
-    if (var == kConfigFileEnvVar || var == kReadyFdEnvVar) continue;
+    if (var == kConfigFileEnvVar || var == kReadyFdEnvVar || var == kBulkStartEnvVar) continue;
     const bool read =
         std::any_of(AgentSettings().begin(), AgentSettings().end(),
                     [&](const SettingSpec& s) { return s.in_env && SettingEnvVar(s.name) == var; });
@@ -228,6 +228,11 @@ std::vector<std::string> UnreadAgentEnvVars(Env* env) {
 
 // Flags > environment > config file > defaults. Every failure here is a usage/config error.
 Status LoadConfig(const Parsed& p, Ctx& c, AgentConfig* cfg) {
+  if (std::optional<std::string> v = c.env->GetEnvVar(kBulkStartEnvVar);
+      v && *v != "on" && *v != "off") {
+    return Status::InvalidArgument(std::string(kBulkStartEnvVar) + " wants on or off, got '" + *v +
+                                   "'");
+  }
   ConfigLayers layers;
   layers.flags = p.settings;
   layers.env = SettingsFromEnv(c.env);

@@ -135,6 +135,10 @@ const SettingSpec* FindSetting(std::string_view name);
 std::string SettingEnvVar(std::string_view name);
 // The environment variable naming the config file.
 inline constexpr const char kConfigFileEnvVar[] = "CCMON_AGENT_CONFIG";
+// "off" forces the line-by-line first start instead of the bulk one (docs/agent-design.md "Bulk
+// first start"; tests compare the two); "on" (the default) or unset. Any other value is a usage
+// error, so that "OFF", "0" or "false" is not silently taken for "on".
+inline constexpr const char kBulkStartEnvVar[] = "CCMON_AGENT_BULK_START";
 
 // One value of one setting as a source gave it.
 struct SettingValue {

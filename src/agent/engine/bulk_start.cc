@@ -57,6 +57,12 @@ Status BulkStart(const BulkStartOptions& options, const EngineOptions& engine_op
                                                 : std::string("a file has no cursor"));
     return Status::Ok();
   }
+  // Decided again on what was read: files that grew during the scan (its ledger holds it all).
+  if (scan.bytes > options.max_history_bytes) {
+    result->why_not = "the history read (" + std::to_string(scan.bytes) + " bytes) is over " +
+                      std::to_string(options.max_history_bytes) + " bytes";
+    return Status::Ok();
+  }
   std::vector<Record> records;
   records.reserve(scan.cursors.size());
   for (const ScannedFile& f : scan.cursors) {

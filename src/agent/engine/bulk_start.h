@@ -32,7 +32,8 @@ namespace ccmon::agent {
 struct BulkStartOptions {
   std::vector<std::string> project_dirs;     // the dirs the agent watches (missing ones: none)
   size_t max_line_bytes = size_t(64) << 20;  // as the line-by-line path's (IngestOptions)
-  // Histories larger than this (the sum of the transcripts' sizes) are counted line by line.
+  // Histories larger than this (the sum of the transcripts' sizes, or the bytes the scan read)
+  // are counted line by line.
   uint64_t max_history_bytes = uint64_t(256) << 20;
   unsigned threads = 0;  // the scan's; 0: every core
   Env* env = Env::Default();

@@ -209,6 +209,20 @@ TEST_F(AgentCliTest, ConfigFileProblemsAreUsageErrors) {
   EXPECT_EQ(Run({"status"}), kExitUsage);
 }
 
+// CCMON_AGENT_BULK_START is "on" or "off": a value that looks like "off" is not taken for "on".
+TEST_F(AgentCliTest, ABulkStartValueOtherThanOnOrOffIsAUsageError) {
+  for (const char* v : {"OFF", "0", "false", "no", " off", "off\n", ""}) {
+    env_.Set("CCMON_AGENT_BULK_START", v);
+    EXPECT_EQ(Run({"status", "--state-dir", state()}), kExitUsage) << v;
+    EXPECT_NE(err_.str().find("CCMON_AGENT_BULK_START wants on or off, got '"), std::string::npos)
+        << err_.str();
+  }
+  for (const char* v : {"on", "off"}) {
+    env_.Set("CCMON_AGENT_BULK_START", v);
+    EXPECT_EQ(Run({"status", "--state-dir", state()}), kExitNotRunning) << v << err_.str();
+  }
+}
+
 TEST_F(AgentCliTest, StatusWhenNothingRuns) {
   EXPECT_EQ(Run({"status", "--state-dir", state()}), kExitNotRunning);
   EXPECT_NE(out_.str().find("not running"), std::string::npos);
@@ -257,6 +271,7 @@ TEST_F(AgentCliTest, ForegroundRunStatusAndStopBySignal) {
   env_.Set("CCMON_AGENT_SHARDZ", "3");                      // misspelt: logged, not read
   env_.Set("CCMON_AGENT_HEADER", "X-Scope-OrgID: team-a");  // not from the environment
   env_.Set("CCMON_AGENT_SHARDS", "2");                      // read: not logged
+  env_.Set("CCMON_AGENT_BULK_START", "off");                // read (by the engine): not logged
   std::ostringstream fg_out, fg_err;
   int fg_code = -1;
   std::thread fg([&] {
@@ -300,6 +315,7 @@ TEST_F(AgentCliTest, ForegroundRunStatusAndStopBySignal) {
       << log;
   EXPECT_NE(log.find("variable=CCMON_AGENT_HEADER"), std::string::npos) << log;
   EXPECT_EQ(log.find("variable=CCMON_AGENT_SHARDS"), std::string::npos) << log;
+  EXPECT_EQ(log.find("variable=CCMON_AGENT_BULK_START"), std::string::npos) << log;
   EXPECT_NE(log.find("level=error msg=\"push failed\""), std::string::npos);
   EXPECT_NE(log.find("msg=\"agent stopped\" exit_status=0"), std::string::npos) << log;
   struct stat st;
