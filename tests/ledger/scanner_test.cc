@@ -349,7 +349,7 @@ TEST_F(ScannerTest, AFileSwappedForAFifoOrADeviceAfterItWasListedIsNotRead) {
   const std::string fifo = tmp_ / "fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   const auto files = List();
-  for (const std::string target : {fifo, std::string("/dev/zero")}) {
+  for (const std::string& target : {fifo, std::string("/dev/zero")}) {
     FaultEnv env(Env::Default());
     env.OnCall(FaultOp::kNewSequentialFile, "swapped.jsonl", [&](const std::string& path) {
       std::filesystem::remove(path);
