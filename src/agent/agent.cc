@@ -16,6 +16,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -243,8 +244,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
       return look;
     });
   }
-  DiscoveryResult listing;  // early_look's, once taken
-  bool listed = false;
+  std::optional<DiscoveryResult> listing;  // early_look's, once taken
 
   PriceTable prices;
   std::string price_origin;
@@ -514,7 +514,6 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     early_watcher = std::move(look.watcher);
     if (!look.watcher_problem.empty()) log.Warn(look.watcher_problem);
     listing = std::move(look.listing);
-    listed = true;
   }
   if (state_was_empty && bulk_allowed && !resumed) {
     if (early_watcher == nullptr) {
@@ -525,7 +524,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     agent::BulkStartOptions bso;
     bso.project_dirs = project_dirs;
     bso.env = env;
-    if (listed) bso.listed = &listing;
+    if (listing) bso.listed = &*listing;
     Status s = agent::BulkStart(bso, eo, store.get(), outbox.get(), clock->NowUnixMs(), &bulk);
     if (!s.ok()) {
       bulk = agent::BulkStartResult();

@@ -66,12 +66,10 @@ struct Piece {
   PieceView* view = nullptr;  // file_cursors only
 };
 
-// Reads the head of the open `file` (fstat, then up to `bytes` from offset 0) into `view`, and
-// puts the position back at `at`.
-Status ReadHead(SequentialFile* file, uint32_t bytes, uint64_t at, std::string* scratch,
-                PieceView* view) {
-  FileInfo info;
-  if (Status s = file->Stat(&info); !s.ok()) return s;
+// Reads the head of the open `file` (`info`: its fstat) up to `bytes` from offset 0 into `view`,
+// and puts the position back at `at`.
+Status ReadHead(SequentialFile* file, const FileInfo& info, uint32_t bytes, uint64_t at,
+                std::string* scratch, PieceView* view) {
   if (Status s = file->Seek(0); !s.ok()) return s;
   scratch->resize(bytes);
   size_t have = 0;
@@ -103,13 +101,17 @@ void ScanPiece(const Piece& piece, const ScanOptions& opt, LineParser* parser, P
   }
   // What was opened must still be a regular file: a path listed as one and swapped since for a
   // FIFO or a device (/dev/zero) would be read as empty, or for ever.
-  if (FileInfo info; file->Stat(&info).ok() && info.type != FileType::kRegular) {
+  FileInfo info;
+  const Status stat = file->Stat(&info);
+  if (stat.ok() && info.type != FileType::kRegular) {
     w->errors.push_back(f.path + ": not a regular file any more (not read)");
     return;
   }
   if (piece.view) {
     std::string head;
-    if (s = ReadHead(file.get(), opt.file_cursors_head_bytes, open_at, &head, piece.view);
+    if (s = stat.ok() ? ReadHead(file.get(), info, opt.file_cursors_head_bytes, open_at, &head,
+                                 piece.view)
+                      : stat;
         !s.ok()) {
       w->errors.push_back(f.path + ": " + s.message());
       return;

@@ -19,6 +19,16 @@ bool IsTranscriptName(const std::string& name) {
   return name.size() > 6 && name.compare(name.size() - 6, 6, ".jsonl") == 0;
 }
 
+// The watcher's options for a tailer's.
+WatcherOptions WatcherOptionsOf(const TailerOptions& options) {
+  WatcherOptions wo;
+  wo.roots = options.project_dirs;
+  wo.poll_interval = options.poll_interval;
+  wo.env = options.env;
+  wo.clock = options.clock;
+  return wo;
+}
+
 bool IsUnder(const std::string& path, const std::string& dir) {
   return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
          (path[dir.size()] == '/' || dir == "/");
@@ -67,11 +77,7 @@ Tailer::Tailer(TailerOptions options, std::vector<TrackedFile> restored,
 
 std::unique_ptr<Watcher> Tailer::NewWatcher(const TailerOptions& options, std::string* problem) {
   problem->clear();
-  WatcherOptions wo;
-  wo.roots = options.project_dirs;
-  wo.poll_interval = options.poll_interval;
-  wo.env = options.env;
-  wo.clock = options.clock;
+  const WatcherOptions wo = WatcherOptionsOf(options);
   if (options.watch_mode == WatchMode::kInotify) {
     std::unique_ptr<InotifyWatcher> inotify;
     Status s = InotifyWatcher::Create(wo, &inotify);
@@ -85,12 +91,7 @@ std::unique_ptr<Watcher> Tailer::NewWatcher(const TailerOptions& options, std::s
 void Tailer::FallBackToPolling(const Status& failure) {
   Problem("watcher failed (" + failure.message() + "); polling every " +
           std::to_string(options_.poll_interval.count()) + " ms instead");
-  WatcherOptions wo;
-  wo.roots = options_.project_dirs;
-  wo.poll_interval = options_.poll_interval;
-  wo.env = options_.env;
-  wo.clock = options_.clock;
-  watcher_ = NewPollWatcher(wo);
+  watcher_ = NewPollWatcher(WatcherOptionsOf(options_));
   FullScan();
 }
 
