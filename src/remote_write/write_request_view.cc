@@ -205,6 +205,12 @@ constexpr size_t kReadPadding = 8;
     *p = q + 1;
     return true;
   }
+  if (q[1] < 0x80) {  // two bytes (a series' length): no 64-bit unpacking
+    if (max_bytes < 2 || end - q < 2) return false;
+    *value = uint64_t(q[0] & 0x7f) | uint64_t(q[1]) << 7;
+    *p = q + 2;
+    return true;
+  }
   if constexpr (std::endian::native == std::endian::little && kReadPadding >= 8) {
     uint64_t word;
     std::memcpy(&word, q, 8);
