@@ -380,14 +380,23 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
       return int64_t(*size) <= end - *q;
     };
     const uint8_t* const run_begin = p;
+    const size_t run_room = size_t(end - p);
+    size_t at = 0;  // in the run (an offset: it may pass the series' end, checked after the run)
     uint32_t label_count = 0;
-    while (p < end && *p == kSeriesLabel) {
+    while (at < run_room && run_begin[at] == kSeriesLabel) {
       // Not recorded one by one: parse_labels walks the run again for a series it parses.
-      uint64_t size = 0;
-      if (!field_size(&p, &size)) return nullptr;
-      p += size;
+      uint64_t size = run_begin[at + 1];  // readable: at < run_room, and kReadPadding bytes
+      if (size < 0x80) {
+        at += 2 + size;  // a one-byte length: within the series is checked once, below
+      } else {
+        const uint8_t* q = run_begin + at;
+        if (!field_size(&q, &size)) return nullptr;
+        at = size_t(q - run_begin) + size;
+      }
       ++label_count;
     }
+    if (at > run_room) return nullptr;  // a label past the series' end
+    p = run_begin + at;
     const uint8_t* const run_end = p;
     const size_t samples_before = samples_.size();
     uint32_t sample_count = 0;
