@@ -205,6 +205,12 @@ constexpr size_t kReadPadding = 8;
     *p = q + 1;
     return true;
   }
+  if (q[1] < 0x80) {  // two bytes (a series' length): no 64-bit unpacking
+    if (max_bytes < 2 || end - q < 2) return false;
+    *value = uint64_t(q[0] & 0x7f) | uint64_t(q[1]) << 7;
+    *p = q + 2;
+    return true;
+  }
   if constexpr (std::endian::native == std::endian::little && kReadPadding >= 8) {
     uint64_t word;
     std::memcpy(&word, q, 8);
@@ -342,54 +348,71 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
     return ok;
   };
   // The layout every sender writes, read straight from the bytes (no CodedInputStream call per
-  // field: ~half of the decoder's time): a TimeSeries of only Label fields (one-byte tag 0x0a)
-  // and Sample fields (0x12) each holding at most the value (0x09, 8 bytes) then the timestamp
-  // (0x10, a varint of at most 9 bytes), every length a varint of at most 5 bytes below 2 GiB
-  // and within its message. What it reads is exactly what the general path below reads from
-  // such a message (a label's bytes recorded, a sample's absent fields 0); anything else, and
-  // it returns false having changed nothing, and the general path decides. True: the series
-  // is recorded and `in` is past it.
-  const auto fast_series = [&]() -> bool {
-    const int start = in.CurrentPosition();
-    const uint8_t* const body_begin = reinterpret_cast<const uint8_t*>(base);
-    const uint8_t* p = body_begin + start;
+  // field: ~half of the decoder's time): a TimeSeries of Label fields (one-byte tag 0x0a) in one
+  // run, then Sample fields (0x12) each holding at most the value (0x09, 8 bytes) then the
+  // timestamp (0x10, a varint of at most 9 bytes), every length a varint of at most 5 bytes below
+  // 2 GiB and within its message. What it reads is exactly what the general path below reads
+  // from such a message (a label's bytes recorded, a sample's absent fields 0); anything else (a
+  // Label after a Sample included), and it returns null having changed nothing, and the general
+  // path decides. `p` is just past the series' tag, at the top level (whose limit is the body's
+  // end); it returns the position past the series, recorded.
+  const uint8_t* const body_begin = reinterpret_cast<const uint8_t*>(base);
+  const uint8_t* const body_end = body_begin + decoded_len;
+  const auto fast_series_at = [&](const uint8_t* p) -> const uint8_t* {
     uint64_t length = 0;
-    if (!RawVarint(&p, body_begin + decoded_len, 5, &length) || length > INT32_MAX) return false;
-    const int header = int(p - (body_begin + start));
-    if (int64_t(length) > int64_t(in.BytesUntilLimit()) - header || depth - 2 < 0) return false;
+    if (!RawVarint(&p, body_end, 5, &length) || length > INT32_MAX ||
+        int64_t(length) > body_end - p || depth - 2 < 0) {
+      return nullptr;
+    }
     const uint8_t* const end = p + length;
-    const size_t samples_before = samples_.size();
-    const auto give_up = [&] {
-      samples_.resize(samples_before);
-      return false;
+    // A field's length: one byte in the usual case (p + 1 is readable: p < end, and the body
+    // has kReadPadding bytes after it). `p` is at the field's tag; past its length after.
+    const auto field_size = [&](const uint8_t** q, uint64_t* size) -> bool {
+      const uint8_t* f = *q;
+      if (f[1] < 0x80) {
+        *size = f[1];
+        *q = f + 2;
+      } else {
+        ++f;
+        if (!RawVarint(&f, end, 5, size) || *size > INT32_MAX) return false;
+        *q = f;
+      }
+      return int64_t(*size) <= end - *q;
     };
-    const uint8_t* run_begin = nullptr;
-    const uint8_t* run_end = nullptr;
-    uint32_t label_count = 0, sample_count = 0;
+    const uint8_t* const run_begin = p;
+    const size_t run_room = size_t(end - p);
+    size_t at = 0;  // in the run (an offset: it may pass the series' end, checked after the run)
+    uint32_t label_count = 0;
+    while (at < run_room && run_begin[at] == kSeriesLabel) {
+      // Not recorded one by one: parse_labels walks the run again for a series it parses.
+      uint64_t size = run_begin[at + 1];  // readable: at < run_room, and kReadPadding bytes
+      if (size < 0x80) {
+        at += 2 + size;  // a one-byte length: within the series is checked once, below
+      } else {
+        const uint8_t* q = run_begin + at;
+        if (!field_size(&q, &size)) return nullptr;
+        at = size_t(q - run_begin) + size;
+      }
+      ++label_count;
+    }
+    if (at > run_room) return nullptr;  // a label past the series' end
+    p = run_begin + at;
+    const uint8_t* const run_end = p;
+    const size_t samples_before = samples_.size();
+    uint32_t sample_count = 0;
     while (p < end) {
-      const uint8_t* const field = p;
-      const uint8_t tag = *p++;
-      if (tag != kSeriesLabel && tag != kSeriesSample) return give_up();
       uint64_t size = 0;
-      if (!RawVarint(&p, end, 5, &size) || size > INT32_MAX || int64_t(size) > end - p) {
-        return give_up();
+      if (*p != kSeriesSample || !field_size(&p, &size)) {
+        samples_.resize(samples_before);
+        return nullptr;
       }
       const uint8_t* const field_end = p + size;
-      if (tag == kSeriesLabel) {
-        // Not recorded one by one: parse_labels walks the run again for a series it parses.
-        if (run_begin == nullptr) {
-          run_begin = field;
-        } else if (run_end != field) {
-          return give_up();  // labels not in one run: the general path records each
-        }
-        run_end = field_end;
-        ++label_count;
-        p = field_end;
-        continue;
-      }
       Sample sample;
       if (p < field_end && *p == kSampleValue) {
-        if (field_end - p < 9) return give_up();
+        if (field_end - p < 9) {
+          samples_.resize(samples_before);
+          return nullptr;
+        }
         uint64_t bits = 0;
         if constexpr (std::endian::native == std::endian::little) {
           std::memcpy(&bits, p + 1, 8);
@@ -402,22 +425,36 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
       if (p < field_end && *p == kSampleTimestamp) {
         ++p;
         uint64_t ts = 0;
-        if (!RawVarint(&p, field_end, 9, &ts)) return give_up();
+        if (!RawVarint(&p, field_end, 9, &ts)) {
+          samples_.resize(samples_before);
+          return nullptr;
+        }
         sample.timestamp_ms = int64_t(ts);
       }
-      if (p != field_end) return give_up();
+      if (p != field_end) {
+        samples_.resize(samples_before);
+        return nullptr;
+      }
       samples_.push_back(sample);
       ++sample_count;
     }
-    series_.push_back(SeriesRange{0, 0, uint32_t(samples_before), sample_count});
-    SeriesRange& range = series_.back();
+    SeriesRange range;
+    range.first_sample = uint32_t(samples_before);
+    range.sample_count = sample_count;
     range.first_field = kLabelRun;
     range.field_count = label_count;
-    if (run_begin != nullptr) {
+    if (label_count != 0) {
       range.label_bytes_begin = uint32_t(run_begin - body_begin);
       range.label_bytes_size = uint32_t(run_end - run_begin);
     }
-    in.Skip(header + int(length));  // within the limit: checked above
+    series_.push_back(range);  // (an lvalue: push_back's inline path, not emplace_back's call)
+    return end;
+  };
+  const auto fast_series = [&]() -> bool {
+    const uint8_t* const at = body_begin + in.CurrentPosition();
+    const uint8_t* const next = fast_series_at(at);
+    if (next == nullptr) return false;
+    in.Skip(int(next - at));  // within the limit: checked above
     return true;
   };
   // A TimeSeries message (its tag read): as ParseMessage with the fields above, except that
@@ -500,7 +537,6 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
         series_[i].known = lookup_[i].empty() ? nullptr : found_[i];
       }
     }
-    const uint8_t* const body_begin = reinterpret_cast<const uint8_t*>(base);
     for (SeriesRange& range : series_) {
       range.first_label = uint32_t(labels_.size());
       if (range.known != nullptr) continue;
@@ -556,6 +592,15 @@ Status WriteRequestView::Decode(std::string_view body, size_t max_decoded_bytes,
     }
     return 0;
   };
+  // The top level read straight from the bytes while it is TimeSeries fields (one-byte tag
+  // 0x0a) in fast_series_at's layout; the general path goes on from the first field that is not.
+  const uint8_t* top = body_begin;
+  while (top < body_end && *top == kRequestTimeseries) {
+    const uint8_t* const next = fast_series_at(top + 1);
+    if (next == nullptr) break;
+    top = next;
+  }
+  in.Skip(int(top - body_begin));  // within the body
   const bool parsed = ParseFields(&in, &depth, request) && parse_labels();
   in.PopLimit(whole);
   Status status;

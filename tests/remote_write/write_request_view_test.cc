@@ -144,6 +144,8 @@ Status DecodeBoth(const std::string& body, WriteRequestView* view, size_t limit 
       }
     }
     EXPECT_EQ(back.metadata, expected.metadata);
+    // None left behind by a way out of the fast path (the gateway counts accepted samples so).
+    EXPECT_EQ(view->sample_count(), expected.sample_count());
   }
   if (!got.ok()) {
     EXPECT_EQ(view->series_count(), 0u);
@@ -481,6 +483,68 @@ TEST(WriteRequestView, MutatedBodiesAgreeWithLibprotobuf) {
   EXPECT_GT(accepted, 100);
   EXPECT_GT(refused, 100);
   EXPECT_GT(known.hits, 100);
+}
+
+// The top level is read straight from the bytes while it holds TimeSeries in the usual layout,
+// and the general path goes on from the first field that is not one: whatever comes first,
+// between or last (metadata, an unknown field of every wire type, a series in another layout or
+// with a two-byte tag, a truncated or overlong field, labels after samples), the verdict and the
+// content are libprotobuf's, with and without known labels.
+TEST(WriteRequestView, TheTopLevelWalkAgreesWithLibprotobuf) {
+  const std::string usual = Series(Label("__name__", "up") + Label("job", "x") + SampleOf(1, 5));
+  const std::string other = Series(Label("__name__", "b") + SampleOf(2, 6));
+  const std::string metadata = Field(3, Int(1, 1) + Field(2, "up") + Field(4, "help"));
+  const std::vector<std::string> parts = {
+      usual,
+      other,
+      metadata,
+      Int(7, 300),                                         // an unknown varint field
+      Double(8, 1.5),                                      // fixed64
+      Tag(9, 5) + "abcd",                                  // fixed32
+      Field(10, "xyz"),                                    // length-delimited
+      Tag(11, 3) + Int(1, 2) + Tag(11, 4),                 // a group
+      Series(SampleOf(1, 5) + Label("__name__", "late")),  // labels after the sample
+      Series(Label("__name__", "a") + Int(5, 3)),          // an unknown series field
+      Series(""),                                          // an empty series
+      Series(Label("__name__", "c")),                      // no sample
+      std::string("\x8a\x00", 2) + usual.substr(1),        // a series' tag in 2 bytes
+      Series(Label("__name__", std::string(200, 'n')) + SampleOf(3, 1767225600000)),  // 2-byte len
+  };
+  const std::vector<std::string> endings = {
+      "",
+      "\x0a",                  // a series' tag, then the end
+      "\x0a\x05\x0a",          // a series longer than the body
+      "\x0a\x80",              // its length truncated
+      "\x0a\x02\x0a\x05",      // a label longer than its series
+      "\x0a\x03\x0a\x80\x01",  // a label's length past the series
+      "\x0a\x02\x12\x09",      // a sample longer than its series
+      Tag(1, 4),               // an unmatched end-group
+      std::string(1, '\0'),    // field number 0
+  };
+  WriteRequestView view;
+  Remembering known;
+  int accepted = 0, refused = 0;
+  for (size_t a = 0; a < parts.size(); ++a) {
+    for (size_t b = 0; b < parts.size(); ++b) {
+      for (size_t e = 0; e < endings.size(); ++e) {
+        SCOPED_TRACE(testing::Message() << a << " " << b << " " << e);
+        const std::string body = Body(parts[a] + usual + parts[b] + other + endings[e]);
+        (DecodeBoth(body, &view).ok() ? accepted : refused)++;
+        DecodeKnown(body, &known, &view, 1 << 20);
+        DecodeKnown(body, &known, &view, 1 << 20);
+        if (::testing::Test::HasFailure()) return;
+      }
+    }
+  }
+  EXPECT_GT(accepted, int(parts.size() * parts.size()) - 10);
+  EXPECT_GT(refused, int(parts.size() * parts.size()));
+  EXPECT_GT(known.hits, 100);
+  // Labels after a sample are still one run: looked up by their bytes like any other run.
+  const std::string late = Label("__name__", "late") + Label("job", "y");
+  ASSERT_TRUE(view.Decode(Body(Series(SampleOf(1, 5) + late)), 1 << 20).ok());
+  EXPECT_EQ(view.label_bytes(0), late);
+  EXPECT_EQ(view.labels(0).size(), 2u);
+  EXPECT_EQ(view.samples(0).size(), 1u);
 }
 
 TEST(WriteRequestView, KnownLabelsAreOneRunOnly) {

@@ -71,29 +71,34 @@ uint64_t HashBytesPortable(const char* p, size_t n, uint64_t seed) {
     p += 16;
     n -= 16;
   }
+  // The last 0-15 bytes in at most two loads, overlapping when they are fewer than 16 (`n` is
+  // in the hash's seed, so the overlap adds no collision a compare would not catch anyway): no
+  // variable-length copy.
   if (n >= 8) {
     a = __builtin_ia32_crc32di(a, Word(p));
-    p += 8;
-    n -= 8;
+    b = __builtin_ia32_crc32di(b, Word(p + n - 8));
+  } else if (n >= 4) {
+    uint32_t head, last;
+    std::memcpy(&head, p, 4);
+    std::memcpy(&last, p + n - 4, 4);
+    b = __builtin_ia32_crc32di(b, uint64_t(head) | uint64_t(last) << 32);
+  } else if (n > 0) {
+    const auto byte = [&](size_t i) { return uint64_t(uint8_t(p[i])); };
+    b = __builtin_ia32_crc32di(b, byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16);
   }
-  uint64_t tail = 0;
-  std::memcpy(&tail, p, n);
-  b = __builtin_ia32_crc32di(b, tail);
   return Finish(((a << 32) | b) * kMul1 ^ seed);
 }
 
-bool HasCrc32() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("sse4.2") != 0;
-  }();
-  return has;
-}
+// Decided once, before main: a plain load per hash, not a guarded static's check and a call.
+const bool kHasCrc32 = [] {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("sse4.2") != 0;
+}();
 #endif
 
-uint64_t HashBytes(const char* p, size_t n, uint64_t seed) {
+[[gnu::always_inline]] inline uint64_t HashBytes(const char* p, size_t n, uint64_t seed) {
 #if defined(__x86_64__)
-  if (HasCrc32()) return HashBytesCrc(p, n, seed);
+  if (kHasCrc32) return HashBytesCrc(p, n, seed);
 #endif
   return HashBytesPortable(p, n, seed);
 }
@@ -117,10 +122,10 @@ uint64_t SeriesCache::Hash(uint64_t device_hash, std::string_view label_bytes) {
   return HashBytes(label_bytes.data(), label_bytes.size(), device_hash);
 }
 
-bool SeriesCache::SameBytes(const Block& b, std::string_view device, std::string_view label_bytes) {
-  return b.device_size == device.size() && b.label_size == label_bytes.size() &&
-         std::memcmp(b.bytes(), device.data(), device.size()) == 0 &&
-         std::memcmp(b.bytes() + device.size(), label_bytes.data(), label_bytes.size()) == 0;
+bool SeriesCache::SameBytes(const Block& b, const std::string* device,
+                            std::string_view label_bytes) {
+  return b.device == device && b.label_size == label_bytes.size() &&
+         std::memcmp(b.bytes(), label_bytes.data(), label_bytes.size()) == 0;
 }
 
 void SeriesCache::FreeBlock(Block* b) {
@@ -136,14 +141,17 @@ void SeriesCache::FreeAll() {
     }
   }
   size_ = 0;
+  devices_.clear();
 }
 
 SeriesCache::Reader::Reader(const SeriesCache* cache, std::string_view device, uint64_t generation)
     : cache_(cache),
       lock_(cache->mu_),
-      device_(device),
+      device_(nullptr),
       device_hash_(DeviceHash(device)),
-      generation_(generation) {}
+      generation_(generation) {
+  if (auto it = cache->devices_.find(device); it != cache->devices_.end()) device_ = &*it;
+}
 
 void SeriesCache::Reader::Find(std::span<const std::string_view> label_bytes,
                                std::span<const void*> found) {
@@ -153,6 +161,10 @@ void SeriesCache::Reader::Find(std::span<const std::string_view> label_bytes,
   // Per series: its hash, then the block of the first way whose tag matched (or null).
   thread_local std::vector<uint64_t> hashes;
   thread_local std::vector<const Block*> candidates;
+  if (device_ == nullptr) {  // the device has never had an entry: nothing to find
+    std::fill(found.begin(), found.begin() + n, nullptr);
+    return;
+  }
   thread_local std::vector<uint8_t> lookup;  // whether series i's bytes are cacheable
   // Sized, not zeroed: stage 1 writes every element it reads later (hashes[i] only where
   // lookup[i]).
@@ -173,7 +185,7 @@ void SeriesCache::Reader::Find(std::span<const std::string_view> label_bytes,
   // kAhead series ahead of stage 3, which compares: all blocks at once (~5 lines each) would
   // overflow the L1 and the miss buffers before the first was compared.
   constexpr size_t kAhead = 8;
-  const size_t block_bytes = sizeof(Block) + device_.size();
+  const size_t block_bytes = sizeof(Block);
   const auto probe = [&](size_t i) {
     if (!lookup[i]) return;
     const Set& set = sets[hashes[i] & mask];
@@ -222,18 +234,24 @@ void SeriesCache::Insert(std::string_view device, uint64_t generation,
   const uint64_t device_hash = DeviceHash(device);
   std::unique_lock<std::shared_mutex> lock(mu_);
   const size_t mask = sets_.size() - 1;
+  const std::string* device_copy = nullptr;  // made on the first item cached
   for (const Item& item : items) {
     if (item.label_bytes.empty() || item.label_bytes.size() > kMaxLabelBytes ||
         item.entry == nullptr) {
       continue;
     }
     const uint64_t hash = Hash(device_hash, item.label_bytes);
+    if (device_copy == nullptr) {
+      auto it = devices_.find(device);
+      if (it == devices_.end()) it = devices_.emplace(device).first;
+      device_copy = &*it;
+    }
     Set& set = sets_[hash & mask];
     size_t target = kWays;
     for (size_t w = 0; w < kWays && target == kWays; ++w) {  // the same bytes: refreshed
       const uint64_t way = set.ways[w];
       if (way != 0 && way >> kTagShift == Tag(hash) && BlockOf(way)->hash == hash &&
-          SameBytes(*BlockOf(way), device, item.label_bytes)) {
+          SameBytes(*BlockOf(way), device_copy, item.label_bytes)) {
         target = w;
       }
     }
@@ -243,7 +261,7 @@ void SeriesCache::Insert(std::string_view device, uint64_t generation,
     if (target == kWays) target = (hash >> 24) % kWays;  // full: the way the hash selects
     uint64_t& way = set.ways[target];
     Block* b = way != 0 ? BlockOf(way) : nullptr;
-    const size_t need = device.size() + item.label_bytes.size();
+    const size_t need = item.label_bytes.size();
     if (b != nullptr && b->capacity < need) {
       FreeBlock(b);
       b = nullptr;
@@ -256,16 +274,15 @@ void SeriesCache::Insert(std::string_view device, uint64_t generation,
         ::operator delete(memory, std::align_val_t(64));
         continue;
       }
-      b = new (memory) Block{0, nullptr, 0, 0, 0, uint32_t(need)};
+      b = new (memory) Block{0, nullptr, 0, nullptr, 0, uint32_t(need)};
       ++size_;
     }
     b->hash = hash;
     b->entry = item.entry;
     b->generation = generation;
-    b->device_size = uint32_t(device.size());
+    b->device = device_copy;
     b->label_size = uint32_t(item.label_bytes.size());
-    std::memcpy(b->bytes(), device.data(), device.size());
-    std::memcpy(b->bytes() + device.size(), item.label_bytes.data(), item.label_bytes.size());
+    std::memcpy(b->bytes(), item.label_bytes.data(), item.label_bytes.size());
     way = (Tag(hash) << kTagShift) | reinterpret_cast<uintptr_t>(b);
   }
 }

@@ -23,14 +23,17 @@
 // Inserting into a full set replaces the way its hash selects (pseudo-random replacement): a
 // working set larger than the cache still hits in proportion, and there is no global flush.
 // Label runs over kMaxLabelBytes are not cached (they take the full path each time). Memory:
-// 8 bytes per entry of the bound up front, and per entry held one block of 40 bytes + the
-// device name + the label bytes.
+// 8 bytes per entry of the bound up front, per entry held one block of 40 bytes + the label
+// bytes, and one copy of each device name that ever had an entry (until Clear: the names are
+// the registry's devices, a few bytes each).
 //
 // Layout (a hit is memory-bound: a request touches ~1000 random series): a set is one cache
 // line of 8 words, each a way's block pointer with 16 bits of the hash above it; a block holds
-// the full hash, the generation, the table entry and the bytes, contiguous. A hit reads the
-// set's line, then the block (its header and bytes prefetched together), then the entry; the
-// bytes are compared only when the 16-bit tag and then the 64-bit hash matched.
+// the full hash, the generation, the table entry, its device and the label bytes, contiguous.
+// A hit reads the set's line, then the block (its header and bytes prefetched together), then
+// the entry; the bytes are compared only when the 16-bit tag and then the 64-bit hash matched.
+// The device is compared as a pointer: each device name is held once (devices_), and a block
+// points at its device's copy, which a Reader looks up once per request.
 //
 // Thread-safety: thread-safe. Readers (one per request) hold a shared lock while they live;
 // Insert and Clear take it exclusively.
@@ -39,8 +42,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <shared_mutex>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -75,7 +80,7 @@ class SeriesCache {
    private:
     const SeriesCache* cache_;
     std::shared_lock<std::shared_mutex> lock_;
-    std::string_view device_;
+    const std::string* device_;  // the cache's copy of the device name; null: none has entries
     uint64_t device_hash_;
     uint64_t generation_;
   };
@@ -103,7 +108,8 @@ class SeriesCache {
     uint64_t hash;
     const SeriesEntry* entry;
     uint64_t generation;
-    uint32_t device_size, label_size;
+    const std::string* device;  // in devices_
+    uint32_t label_size;
     uint32_t capacity;  // bytes after the header
     char* bytes() { return reinterpret_cast<char*>(this + 1); }
     const char* bytes() const { return reinterpret_cast<const char*>(this + 1); }
@@ -112,13 +118,15 @@ class SeriesCache {
   static uint64_t Hash(uint64_t device_hash, std::string_view label_bytes);
   static uint64_t Tag(uint64_t hash) { return hash >> kTagShift; }
   static Block* BlockOf(uint64_t way) { return reinterpret_cast<Block*>(way & kAddressMask); }
-  static bool SameBytes(const Block& b, std::string_view device, std::string_view label_bytes);
+  static bool SameBytes(const Block& b, const std::string* device, std::string_view label_bytes);
   static void FreeBlock(Block* b);
   void FreeAll();
 
   mutable std::shared_mutex mu_;
   std::vector<Set> sets_;  // guarded by mu_; each way's Block is owned here
   size_t size_ = 0;        // guarded by mu_
+  // Guarded by mu_: every device name a block points at (set nodes do not move).
+  std::set<std::string, std::less<>> devices_;
 };
 
 }  // namespace ccmon::gateway

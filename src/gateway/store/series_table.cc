@@ -237,6 +237,7 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
   // node is prefetched here too.
   const SeriesTable::KeyIndex& index = table_->index_;
   hashes_.assign(series.size(), 0);
+  size_t hashed = 0;  // series looked up by key (none when the series cache knew them all)
   for (size_t i = 0; i < series.size(); ++i) {
     __builtin_prefetch(series[i].samples.data());  // each series' samples are a heap block
     if (series[i].entry != nullptr) {
@@ -246,14 +247,15 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
     if (series[i].key.empty()) continue;
     hashes_[i] = SeriesTable::KeyIndex::Hash(series[i].key);
     index.PrefetchSlot(hashes_[i]);
+    ++hashed;
   }
   // At most one position per series of this request: sized once, not doubled from 64 in every
   // group (the growth was 3 % of the gateway's CPU).
   existing_index_.Reserve(changes_.series.size() + series.size());
-  for (size_t i = 0; i < series.size(); ++i) {
+  for (size_t i = 0; hashed != 0 && i < series.size(); ++i) {
     if (hashes_[i] != 0) index.PrefetchEntry(hashes_[i]);
   }
-  for (size_t i = 0; i < series.size(); ++i) {
+  for (size_t i = 0; hashed != 0 && i < series.size(); ++i) {
     if (hashes_[i] != 0) index.PrefetchKey(hashes_[i]);
   }
   std::string scratch;
@@ -272,8 +274,9 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
                          : in.key.empty()    ? table_->Find(key)
                                              : index.Find(key, hashes_[i]);
     size_t pos = kNone;
+    size_t free_slot = 0;  // where an entry not planned yet goes (one probe for both)
     if (entry != nullptr) {
-      pos = existing_index_.Find(entry);
+      pos = existing_index_.FindOrSlot(entry, &free_slot);
     } else if (auto g = new_index_.find(std::string(key)); g != new_index_.end()) {
       pos = g->second;
     }
@@ -322,7 +325,7 @@ void GroupPlan::Add(const std::vector<IncomingSeries>& series,
       continue;
     }
     if (entry != nullptr) {
-      existing_index_.Insert(entry, changes_.series.size());
+      existing_index_.InsertAt(free_slot, entry, changes_.series.size());  // reserved above
     } else {
       new_index_.emplace(std::string(key), changes_.series.size());
     }
@@ -339,6 +342,23 @@ size_t GroupPlan::EntryPositions::Find(const SeriesEntry* e) const {
     if (slot.epoch != epoch_) return kNone;
     if (slot.entry == e) return slot.position;
   }
+}
+
+size_t GroupPlan::EntryPositions::FindOrSlot(const SeriesEntry* e, size_t* free_slot) const {
+  const size_t mask = slots_.size() - 1;  // not empty: Reserve made room
+  for (size_t i = Hash(e) & mask;; i = (i + 1) & mask) {
+    const Slot& slot = slots_[i];
+    if (slot.epoch != epoch_) {
+      *free_slot = i;
+      return kNone;
+    }
+    if (slot.entry == e) return slot.position;
+  }
+}
+
+void GroupPlan::EntryPositions::InsertAt(size_t free_slot, const SeriesEntry* e, size_t position) {
+  slots_[free_slot] = Slot{e, uint32_t(position), epoch_};
+  ++size_;
 }
 
 void GroupPlan::EntryPositions::Reserve(size_t n) {

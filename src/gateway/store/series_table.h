@@ -311,6 +311,10 @@ class GroupPlan {
    public:
     // The position of `e`, or kNone.
     size_t Find(const SeriesEntry* e) const;
+    // The same with one probe for a later InsertAt: on kNone, *free_slot is where `e` goes.
+    // Needs room for one more position (Reserve), and no other insert before that InsertAt.
+    size_t FindOrSlot(const SeriesEntry* e, size_t* free_slot) const;
+    void InsertAt(size_t free_slot, const SeriesEntry* e, size_t position);
     // `e` not present yet; `position` below 2^32 (a group's series: the first request's count
     // fits the decoder's 32-bit indexes, the rest are capped by max_group_series).
     void Insert(const SeriesEntry* e, size_t position);

@@ -101,6 +101,43 @@ TEST(SeriesCacheTest, FindsOnlyTheSameBytesOfTheSameDeviceAndGeneration) {
   EXPECT_EQ(FindOne(&r, "labels-1"), nullptr);
 }
 
+// A block names its device by the cache's one copy of the name, not by bytes next to its
+// labels: devices whose names run on into the others' label bytes ("ab" + "c", "a" + "bc"),
+// and the empty name, are each their own; a device with no entry finds nothing; after Clear a
+// device's name is looked up afresh.
+TEST(SeriesCacheTest, DevicesAreComparedByNameNotByBytesBesideTheLabels) {
+  SeriesCache cache(64);
+  const SeriesEntry x{"x", {}}, y{"y", {}}, z{"z", {}};
+  cache.Insert("ab", 1, std::vector<SeriesCache::Item>{{"c", &x}});
+  cache.Insert("a", 1, std::vector<SeriesCache::Item>{{"bc", &y}});
+  cache.Insert("", 1, std::vector<SeriesCache::Item>{{"abc", &z}});
+  {
+    SeriesCache::Reader a(&cache, "a", 1);
+    EXPECT_EQ(FindOne(&a, "bc"), &y);
+    EXPECT_EQ(FindOne(&a, "c"), nullptr);
+    EXPECT_EQ(FindOne(&a, "abc"), nullptr);
+    SeriesCache::Reader ab(&cache, "ab", 1);
+    EXPECT_EQ(FindOne(&ab, "c"), &x);
+    EXPECT_EQ(FindOne(&ab, "bc"), nullptr);
+    SeriesCache::Reader anonymous(&cache, "", 1);
+    EXPECT_EQ(FindOne(&anonymous, "abc"), &z);
+    EXPECT_EQ(FindOne(&anonymous, "bc"), nullptr);
+    SeriesCache::Reader abc(&cache, "abc", 1);  // never inserted
+    EXPECT_EQ(FindOne(&abc, ""), nullptr);
+    EXPECT_EQ(FindOne(&abc, "c"), nullptr);
+  }
+  cache.Clear();
+  {
+    SeriesCache::Reader a(&cache, "a", 1);
+    EXPECT_EQ(FindOne(&a, "bc"), nullptr);
+  }
+  cache.Insert("a", 1, std::vector<SeriesCache::Item>{{"bc", &z}});
+  SeriesCache::Reader a(&cache, "a", 1);
+  EXPECT_EQ(FindOne(&a, "bc"), &z);
+  SeriesCache::Reader ab(&cache, "ab", 1);
+  EXPECT_EQ(FindOne(&ab, "c"), nullptr);
+}
+
 TEST(SeriesCacheTest, StaysWithinItsBoundAndNeverAnswersWrong) {
   SeriesCache cache(16);
   EXPECT_EQ(cache.capacity(), 16u);
