@@ -478,6 +478,55 @@ TEST(HttpServer, SlowBodyIsDroppedAfterTheReadTimeout) {
   EXPECT_EQ(f.handler.calls, 0);
 }
 
+// The session keeps one timer and re-arms it only for a deadline earlier than the pending one
+// (server.cc SetDeadline): a short read_timeout after a long idle wait must still cut a slow
+// request at its own bound, not at the idle one.
+TEST(HttpServer, ReadTimeoutShorterThanTheIdleTimeoutStillCutsASlowRequest) {
+  ServerOptions opt;
+  opt.idle_timeout = milliseconds(20'000);
+  opt.read_timeout = milliseconds(300);
+  Fixture f(opt);
+  ASSERT_TRUE(f.status.ok());
+  RawConn c(f.server->port());
+  ASSERT_TRUE(c.Send(Get()));  // one request served: the idle deadline is pending after it
+  Response res;
+  ASSERT_TRUE(c.ReadResponse(&res));
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(c.Send("GET / HT"));  // and never the rest
+  EXPECT_TRUE(c.WaitClosed(milliseconds(5000)));
+  const auto took = Clock::now() - t0;
+  EXPECT_GE(took, milliseconds(250));
+  EXPECT_LT(took, milliseconds(3000));
+  EXPECT_TRUE(WaitUntil([&] { return f.server->stats().timeouts == 1; }));
+}
+
+// ... and a deadline later than the pending one is left to it, which re-arms for the later one
+// when it fires: a connection busy for several times every timeout, each request quick, is
+// never cut.
+TEST(HttpServer, AConnectionBusyLongerThanEveryTimeoutIsNotCut) {
+  ServerOptions opt;
+  opt.idle_timeout = milliseconds(150);
+  opt.read_timeout = milliseconds(150);
+  opt.write_timeout = milliseconds(150);
+  Fixture f(opt);
+  ASSERT_TRUE(f.status.ok());
+  RawConn c(f.server->port());
+  const auto t0 = Clock::now();
+  int served = 0;
+  while (Clock::now() - t0 < milliseconds(1000)) {
+    ASSERT_TRUE(c.Send(Get()));
+    Response res;
+    ASSERT_TRUE(c.ReadResponse(&res)) << "after " << served << " requests";
+    EXPECT_EQ(res.result_int(), 200);
+    ++served;
+  }
+  EXPECT_GT(served, 10);
+  EXPECT_EQ(f.server->stats().timeouts, 0u);
+  // Then left idle, it is closed after the idle timeout as before.
+  EXPECT_TRUE(c.WaitClosed(milliseconds(5000)));
+  EXPECT_TRUE(WaitUntil([&] { return f.server->stats().timeouts == 1; }));
+}
+
 TEST(HttpServer, ClientThatNeverReadsIsDroppedAfterTheWriteTimeout) {
   ServerOptions opt;
   opt.write_timeout = milliseconds(300);
