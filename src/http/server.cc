@@ -344,7 +344,10 @@ class Session final : public SessionBase {
     phase_ = Phase::kIdle;
     if (buffer_.size() > 0) return ReadHeader();  // pipelined
     SetDeadline(Opt().idle_timeout);
-    stream_.async_read_some(buffer_.prepare(4096), [self = Self()](beast::error_code ec, size_t n) {
+    // Into all the room the buffer has (a request's body was reserved in it before): a request
+    // that has arrived whole is read by this one call, not 4 KiB of it and the rest in pieces.
+    const size_t room = std::max<size_t>(4096, buffer_.capacity() - buffer_.size());
+    stream_.async_read_some(buffer_.prepare(room), [self = Self()](beast::error_code ec, size_t n) {
       self->Guarded([&] {
         if (ec) return self->CloseNow();
         self->buffer_.commit(n);
@@ -376,6 +379,10 @@ class Session final : public SessionBase {
     if (auto length = parser_->content_length(); length && *length > Opt().max_body_bytes) {
       ++st_->bad_requests;
       return Reply(413, true);  // before reading any of it
+    } else if (length) {
+      // Room for the whole body (within the buffer's bound), so that it is read in one call
+      // rather than in pieces as the buffer doubles; kept for the connection's next requests.
+      buffer_.reserve(std::min(buffer_.max_size(), std::max(buffer_.size(), size_t(*length))));
     }
     phase_ = Phase::kBody;
     if (req.version() == 11 && !parser_->is_done() &&

@@ -527,6 +527,36 @@ TEST(HttpServer, AConnectionBusyLongerThanEveryTimeoutIsNotCut) {
   EXPECT_TRUE(WaitUntil([&] { return f.server->stats().timeouts == 1; }));
 }
 
+// Bodies larger than what the connection's buffer holds (its bound is max_header_bytes + 64 KiB),
+// sent whole or in pieces, and small ones after them on the same connection: each is read
+// complete whatever room an earlier request reserved.
+TEST(HttpServer, BodiesOfEverySizeOnOneConnection) {
+  ServerOptions opt;
+  opt.max_body_bytes = 1 << 20;
+  Fixture f(opt);
+  ASSERT_TRUE(f.status.ok());
+  RawConn c(f.server->port());
+  for (size_t size : {size_t(10), size_t(20'000), size_t(300'000), size_t(5), size_t(70'000)}) {
+    for (bool pieces : {false, true}) {
+      const std::string body(size, char('a' + size % 26));
+      const std::string req =
+          "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(size) + "\r\n\r\n" +
+          body;
+      if (pieces) {
+        for (size_t at = 0; at < req.size(); at += 7000) {
+          ASSERT_TRUE(c.Send(std::string_view(req).substr(at, 7000)));
+        }
+      } else {
+        ASSERT_TRUE(c.Send(req));
+      }
+      Response res;
+      ASSERT_TRUE(c.ReadResponse(&res)) << size;
+      EXPECT_EQ(res.result_int(), 200);
+      EXPECT_EQ(res.body(), "POST /b " + body) << size;
+    }
+  }
+}
+
 TEST(HttpServer, ClientThatNeverReadsIsDroppedAfterTheWriteTimeout) {
   ServerOptions opt;
   opt.write_timeout = milliseconds(300);
