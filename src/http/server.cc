@@ -256,6 +256,8 @@ std::string PeerString(const tcp::endpoint& ep) {
 template <class Stream>
 class Session final : public SessionBase {
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  using Clock = std::chrono::steady_clock;
+  using TimePoint = Clock::time_point;
 
  public:
   template <class... Args>
@@ -318,7 +320,7 @@ class Session final : public SessionBase {
     }
     if constexpr (kTls) {
       phase_ = Phase::kHandshake;
-      Tcp().expires_after(Opt().read_timeout);
+      SetDeadline(Opt().read_timeout);
       stream_.async_handshake(ssl::stream_base::server, [self = Self()](beast::error_code ec) {
         self->Guarded([&] { self->OnHandshake(ec); });
       });
@@ -329,8 +331,8 @@ class Session final : public SessionBase {
 
   void OnHandshake(beast::error_code ec) {
     if (ec) {
-      if (ec != net::error::operation_aborted) ++st_->tls_failures;
-      if (ec == beast::error::timeout) ++st_->timeouts;
+      // (A timeout closed the socket and counted itself: the handshake ends aborted.)
+      if (ec != net::error::operation_aborted && phase_ != Phase::kClosed) ++st_->tls_failures;
       return CloseNow();
     }
     WaitRequest();
@@ -341,13 +343,13 @@ class Session final : public SessionBase {
     if (stopping_) return CloseGracefully();
     phase_ = Phase::kIdle;
     if (buffer_.size() > 0) return ReadHeader();  // pipelined
-    Tcp().expires_after(Opt().idle_timeout);
-    stream_.async_read_some(buffer_.prepare(4096), [self = Self()](beast::error_code ec, size_t n) {
+    SetDeadline(Opt().idle_timeout);
+    // Into all the room the buffer has (a request's body was reserved in it before): a request
+    // that has arrived whole is read by this one call, not 4 KiB of it and the rest in pieces.
+    const size_t room = std::max<size_t>(4096, buffer_.capacity() - buffer_.size());
+    stream_.async_read_some(buffer_.prepare(room), [self = Self()](beast::error_code ec, size_t n) {
       self->Guarded([&] {
-        if (ec) {
-          if (ec == beast::error::timeout) ++self->st_->timeouts;
-          return self->CloseNow();
-        }
+        if (ec) return self->CloseNow();
         self->buffer_.commit(n);
         self->ReadHeader();
       });
@@ -360,7 +362,7 @@ class Session final : public SessionBase {
     parser_.emplace();
     parser_->header_limit(uint32_t(std::min<size_t>(Opt().max_header_bytes, UINT32_MAX)));
     parser_->body_limit(Opt().max_body_bytes);
-    Tcp().expires_after(Opt().read_timeout);
+    SetDeadline(Opt().read_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = Self()](beast::error_code ec, size_t) {
                               self->Guarded([&] { self->OnHeader(ec); });
@@ -377,6 +379,10 @@ class Session final : public SessionBase {
     if (auto length = parser_->content_length(); length && *length > Opt().max_body_bytes) {
       ++st_->bad_requests;
       return Reply(413, true);  // before reading any of it
+    } else if (length) {
+      // Room for the whole body (within the buffer's bound), so that it is read in one call
+      // rather than in pieces as the buffer doubles; kept for the connection's next requests.
+      buffer_.reserve(std::min(buffer_.max_size(), std::max(buffer_.size(), size_t(*length))));
     }
     phase_ = Phase::kBody;
     if (req.version() == 11 && !parser_->is_done() &&
@@ -411,10 +417,6 @@ class Session final : public SessionBase {
     if (ec == http::error::body_limit) {
       ++st_->bad_requests;
       return Reply(413, true);
-    }
-    if (ec == beast::error::timeout) {
-      ++st_->timeouts;
-      return CloseNow();
     }
     if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
         ec != http::error::end_of_stream && ec != http::error::partial_message &&
@@ -509,23 +511,12 @@ class Session final : public SessionBase {
       inline_response_.reset();
       return OnCompletion(seq, std::move(response));
     }
-    handler_timer_.expires_after(Opt().handler_timeout);
-    handler_timer_.async_wait([self = Self(), seq](beast::error_code ec) {
-      self->Guarded([&] {
-        if (ec || self->phase_ != Phase::kHandling || self->handling_seq_ != seq) return;
-        ++self->st_->handler_timeouts;
-        self->st_->Log("async handler from " + self->peer_ + ": no answer within " +
-                       std::to_string(self->Opt().handler_timeout.count()) + " ms: 503");
-        ++self->handling_seq_;  // the late completion is dropped
-        self->Reply(503, /*close=*/true);
-      });
-    });
+    SetDeadline(Opt().handler_timeout);  // OnDeadline answers 503 in kHandling
   }
 
   void OnCompletion(uint64_t seq, ServerResponse response) {
     // Dropped: the connection closed (peer gone, Stop), or the handler timed out.
     if (phase_ != Phase::kHandling || seq != handling_seq_) return;
-    handler_timer_.cancel();
     const bool keep = handling_keep_ && !stopping_ && !st_->stopping_flag;
     Respond(std::move(response), handling_head_, keep);
   }
@@ -566,13 +557,10 @@ class Session final : public SessionBase {
   void Write(bool keep) {
     res_.keep_alive(keep);
     phase_ = Phase::kWriting;
-    Tcp().expires_after(Opt().write_timeout);
+    SetDeadline(Opt().write_timeout);
     http::async_write(stream_, res_, [self = Self(), keep](beast::error_code ec, size_t) {
       self->Guarded([&] {
-        if (ec) {
-          if (ec == beast::error::timeout) ++self->st_->timeouts;
-          return self->CloseNow();
-        }
+        if (ec) return self->CloseNow();
         self->res_ = {};
         if (!keep) return self->CloseGracefully();
         self->WaitRequest();
@@ -587,7 +575,7 @@ class Session final : public SessionBase {
     phase_ = Phase::kLinger;
     beast::error_code ignored;
     Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
-    Tcp().expires_after(std::min(kLingerTime, Opt().read_timeout));
+    SetDeadline(std::min(kLingerTime, Opt().read_timeout));
     lingered_ = 0;
     Drain();
   }
@@ -605,9 +593,57 @@ class Session final : public SessionBase {
     });
   }
 
+  // Every wait of the session is bounded by one deadline per phase, as Beast's expires_after
+  // would bound each operation of the phase (the same absolute time for all of them), but with
+  // one timer that is re-armed only when the new deadline is earlier than the pending one:
+  // a later deadline is left to the pending wait, which re-arms itself for it when it fires
+  // early. So a request costs no timer system call (Beast arms and cancels one per read and
+  // write: a timerfd_settime each time the earliest timer changes) while each phase's bound is
+  // kept exactly. On the strand.
+  void SetDeadline(std::chrono::milliseconds d) {
+    deadline_ = Clock::now() + d;
+    if (deadline_armed_ <= deadline_) return;  // fires first, then re-arms (OnDeadline)
+    ArmDeadline();
+  }
+
+  void ArmDeadline() {
+    const uint64_t generation = ++deadline_generation_;
+    deadline_armed_ = deadline_;
+    deadline_timer_.expires_at(deadline_);  // cancels a pending wait: stale by its generation
+    deadline_timer_.async_wait([self = Self(), generation](beast::error_code ec) {
+      self->Guarded([&] { self->OnDeadline(ec, generation); });
+    });
+  }
+
+  void OnDeadline(beast::error_code ec, uint64_t generation) {
+    if (ec || generation != deadline_generation_ || phase_ == Phase::kClosed) return;
+    deadline_armed_ = TimePoint::max();
+    if (Clock::now() < deadline_) return ArmDeadline();  // a later phase's deadline
+    switch (phase_) {
+      case Phase::kHandling:
+        ++st_->handler_timeouts;
+        st_->Log("async handler from " + peer_ + ": no answer within " +
+                 std::to_string(Opt().handler_timeout.count()) + " ms: 503");
+        ++handling_seq_;  // the late completion is dropped
+        return Reply(503, /*close=*/true);
+      case Phase::kLinger:
+        return CloseNow();  // the last response had its time: not a timeout
+      case Phase::kHandshake:
+        ++st_->tls_failures;
+        ++st_->timeouts;
+        return CloseNow();
+      default:  // idle, header, body, writing: the pending operation ends aborted
+        ++st_->timeouts;
+        return CloseNow();
+    }
+  }
+
   void CloseNow() {
     phase_ = Phase::kClosed;
-    handler_timer_.cancel();  // a closed connection waits for no completion
+    // A closed connection waits for nothing; the pending wait held the session.
+    ++deadline_generation_;
+    deadline_armed_ = TimePoint::max();
+    deadline_timer_.cancel();
     beast::error_code ignored;
     Tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
     Tcp().close();
@@ -617,7 +653,12 @@ class Session final : public SessionBase {
   static thread_local Session* tl_dispatching;
 
   Stream stream_;
-  net::steady_timer handler_timer_{stream_.get_executor()};
+  // The phase's deadline (see SetDeadline); the timer is pending at deadline_armed_ (max: not
+  // pending), never later than deadline_; a wait of an older generation is stale.
+  net::steady_timer deadline_timer_{stream_.get_executor()};
+  TimePoint deadline_ = TimePoint::max();
+  TimePoint deadline_armed_ = TimePoint::max();
+  uint64_t deadline_generation_ = 0;
   uint64_t handling_seq_ = 0;  // the request an async completion answers
   bool handling_head_ = false;
   bool handling_keep_ = false;

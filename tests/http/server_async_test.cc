@@ -242,6 +242,27 @@ TEST(HttpServerAsync, ACompletionNeverCalledIsAnswered503AfterTheHandlerTimeout)
   EXPECT_EQ(res.result_int(), 200);
 }
 
+// The handler's bound is the session's deadline while it waits (server.cc SetDeadline): one
+// longer than the read timeout pending before it is kept, not cut at the read timeout's time.
+TEST(HttpServerAsync, AHandlerTimeoutLongerThanTheReadTimeoutIsKept) {
+  ServerOptions opt;
+  opt.read_timeout = milliseconds(100);
+  opt.handler_timeout = milliseconds(600);
+  Fixture f(opt);
+  ASSERT_TRUE(f.status.ok());
+  RawConn c(f.server->port());
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(c.Send(Get("/never")));
+  Response res;
+  ASSERT_TRUE(c.ReadResponse(&res));
+  EXPECT_GE(Clock::now() - t0, milliseconds(550));
+  EXPECT_EQ(res.result_int(), 503);
+  EXPECT_EQ(f.server->stats().handler_timeouts, 1u);
+  EXPECT_EQ(f.server->stats().timeouts, 0u);
+  ParkingHandler::Parked p = f.handler.Take();
+  p.done(Echo(p.request));  // late: dropped
+}
+
 TEST(HttpServerAsync, StopWaitsForAPendingCompletionAndSendsItsAnswer) {
   Fixture f;
   ASSERT_TRUE(f.status.ok());

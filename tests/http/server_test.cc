@@ -478,6 +478,85 @@ TEST(HttpServer, SlowBodyIsDroppedAfterTheReadTimeout) {
   EXPECT_EQ(f.handler.calls, 0);
 }
 
+// The session keeps one timer and re-arms it only for a deadline earlier than the pending one
+// (server.cc SetDeadline): a short read_timeout after a long idle wait must still cut a slow
+// request at its own bound, not at the idle one.
+TEST(HttpServer, ReadTimeoutShorterThanTheIdleTimeoutStillCutsASlowRequest) {
+  ServerOptions opt;
+  opt.idle_timeout = milliseconds(20'000);
+  opt.read_timeout = milliseconds(300);
+  Fixture f(opt);
+  ASSERT_TRUE(f.status.ok());
+  RawConn c(f.server->port());
+  ASSERT_TRUE(c.Send(Get()));  // one request served: the idle deadline is pending after it
+  Response res;
+  ASSERT_TRUE(c.ReadResponse(&res));
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(c.Send("GET / HT"));  // and never the rest
+  EXPECT_TRUE(c.WaitClosed(milliseconds(5000)));
+  const auto took = Clock::now() - t0;
+  EXPECT_GE(took, milliseconds(250));
+  EXPECT_LT(took, milliseconds(3000));
+  EXPECT_TRUE(WaitUntil([&] { return f.server->stats().timeouts == 1; }));
+}
+
+// ... and a deadline later than the pending one is left to it, which re-arms for the later one
+// when it fires: a connection busy for several times every timeout, each request quick, is
+// never cut.
+TEST(HttpServer, AConnectionBusyLongerThanEveryTimeoutIsNotCut) {
+  ServerOptions opt;
+  opt.idle_timeout = milliseconds(150);
+  opt.read_timeout = milliseconds(150);
+  opt.write_timeout = milliseconds(150);
+  Fixture f(opt);
+  ASSERT_TRUE(f.status.ok());
+  RawConn c(f.server->port());
+  const auto t0 = Clock::now();
+  int served = 0;
+  while (Clock::now() - t0 < milliseconds(1000)) {
+    ASSERT_TRUE(c.Send(Get()));
+    Response res;
+    ASSERT_TRUE(c.ReadResponse(&res)) << "after " << served << " requests";
+    EXPECT_EQ(res.result_int(), 200);
+    ++served;
+  }
+  EXPECT_GT(served, 10);
+  EXPECT_EQ(f.server->stats().timeouts, 0u);
+  // Then left idle, it is closed after the idle timeout as before.
+  EXPECT_TRUE(c.WaitClosed(milliseconds(5000)));
+  EXPECT_TRUE(WaitUntil([&] { return f.server->stats().timeouts == 1; }));
+}
+
+// Bodies larger than what the connection's buffer holds (its bound is max_header_bytes + 64 KiB),
+// sent whole or in pieces, and small ones after them on the same connection: each is read
+// complete whatever room an earlier request reserved.
+TEST(HttpServer, BodiesOfEverySizeOnOneConnection) {
+  ServerOptions opt;
+  opt.max_body_bytes = 1 << 20;
+  Fixture f(opt);
+  ASSERT_TRUE(f.status.ok());
+  RawConn c(f.server->port());
+  for (size_t size : {size_t(10), size_t(20'000), size_t(300'000), size_t(5), size_t(70'000)}) {
+    for (bool pieces : {false, true}) {
+      const std::string body(size, char('a' + size % 26));
+      const std::string req =
+          "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(size) + "\r\n\r\n" +
+          body;
+      if (pieces) {
+        for (size_t at = 0; at < req.size(); at += 7000) {
+          ASSERT_TRUE(c.Send(std::string_view(req).substr(at, 7000)));
+        }
+      } else {
+        ASSERT_TRUE(c.Send(req));
+      }
+      Response res;
+      ASSERT_TRUE(c.ReadResponse(&res)) << size;
+      EXPECT_EQ(res.result_int(), 200);
+      EXPECT_EQ(res.body(), "POST /b " + body) << size;
+    }
+  }
+}
+
 TEST(HttpServer, ClientThatNeverReadsIsDroppedAfterTheWriteTimeout) {
   ServerOptions opt;
   opt.write_timeout = milliseconds(300);
