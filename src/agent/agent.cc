@@ -597,6 +597,7 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
     if (uploader) engine->set_stage_state_deltas(uploader->gateway() == 1);
     // After a bulk start, "caught up" is logged once its first step has looked at the files.
     bool was_caught_up = engine->caught_up() && !(add_bulk && ingest.stats().steps == 0);
+    std::optional<uint64_t> rendered_version;  // of this engine's exposition; none yet
     while (!stop.stop_requested()) {
       // Wake at least every few seconds: settle the histogram, resend, publish the status.
       const auto deadline = clock->Now() + std::chrono::seconds(5);
@@ -630,7 +631,10 @@ int RunAgent(const AgentConfig& config, std::stop_token stop, const AgentRunHook
         malloc_trim(0);  // the catch-up's freed memory back to the system: idle RSS
 #endif
       }
-      if (server) {  // only pull mode reads it
+      // Only pull mode reads it, and only a change re-renders it: rendering both formats every
+      // few seconds was a third of an idle agent's CPU.
+      if (server && (!rendered_version || *rendered_version != engine->exposition_version())) {
+        rendered_version = engine->exposition_version();
         std::string text = engine->Exposition(false), om = engine->Exposition(true);
         std::lock_guard<std::mutex> lock(exposition_mu);
         exposition_text.swap(text);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <set>
@@ -98,6 +99,89 @@ size_t WriteRequest::sample_count() const {
 
 bool IsValidLabelName(std::string_view name) { return ValidName(name, false); }
 bool IsValidMetricName(std::string_view name) { return ValidName(name, true); }
+
+Status AppendSeries(std::span<const LabelRef> labels, Sample sample, std::string* proto) {
+  using google::protobuf::internal::WireFormatLite;
+  using google::protobuf::io::CodedOutputStream;
+  auto describe = [&] {
+    std::string out = "{";
+    for (const auto& [name, value] : labels) {
+      if (out.size() > 1) out += ",";
+      out.append(name).append("=\"").append(value).append("\"");
+      if (out.size() > 200) return out + "...}";
+    }
+    return out + "}";
+  };
+  // Serialize's checks, in its order of labels (sorted), with its messages.
+  bool has_name = false;
+  size_t labels_bytes = 0;  // the TimeSeries' label fields, tags and lengths included
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const auto& [name, value] = labels[i];
+    if (i > 0 && labels[i - 1].first >= name) {
+      if (labels[i - 1].first == name) {
+        return Status::InvalidArgument("remote-write: duplicate label name \"" + std::string(name) +
+                                       "\" in " + describe());
+      }
+      return Status::InvalidArgument("remote-write: labels not sorted by name in " + describe());
+    }
+    if (name == "__name__") {
+      if (!IsValidMetricName(value))
+        return Status::InvalidArgument("remote-write: invalid metric name in " + describe());
+      has_name = true;
+    } else if (!IsValidLabelName(name) || name.starts_with("__")) {
+      return Status::InvalidArgument("remote-write: invalid label name \"" + std::string(name) +
+                                     "\" in " + describe());
+    } else if (value.empty()) {
+      return Status::InvalidArgument("remote-write: empty value for label \"" + std::string(name) +
+                                     "\" in " + describe());
+    }
+    if (!IsValidUtf8(value)) {
+      return Status::InvalidArgument("remote-write: label \"" + std::string(name) +
+                                     "\" has a value that is not UTF-8");
+    }
+    // Label: name = 1, value = 2 (neither empty here, so both present).
+    const size_t label = 1 + CodedOutputStream::VarintSize32(uint32_t(name.size())) + name.size() +
+                         1 + CodedOutputStream::VarintSize32(uint32_t(value.size())) + value.size();
+    labels_bytes += 1 + CodedOutputStream::VarintSize32(uint32_t(label)) + label;
+  }
+  if (!has_name) return Status::InvalidArgument("remote-write: no __name__ in " + describe());
+  // Sample: value = 1 (double), timestamp = 2 (int64); proto3 leaves out zeros (the double's
+  // by its bits, as the generated code does: -0.0 is written).
+  uint64_t value_bits;
+  std::memcpy(&value_bits, &sample.value, sizeof value_bits);
+  const size_t sample_bytes =
+      (value_bits != 0 ? 1 + 8 : 0) +
+      (sample.timestamp_ms != 0 ? 1 + CodedOutputStream::VarintSize64(uint64_t(sample.timestamp_ms))
+                                : 0);
+  const size_t series_bytes =
+      labels_bytes + 1 + CodedOutputStream::VarintSize32(uint32_t(sample_bytes)) + sample_bytes;
+  const size_t total = 1 + CodedOutputStream::VarintSize32(uint32_t(series_bytes)) + series_bytes;
+
+  const size_t start = proto->size();
+  proto->resize(start + total);
+  auto* p = reinterpret_cast<uint8_t*>(proto->data() + start);
+  constexpr auto kLen = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+  p = WireFormatLite::WriteTagToArray(1, kLen, p);  // WriteRequest.timeseries
+  p = CodedOutputStream::WriteVarint32ToArray(uint32_t(series_bytes), p);
+  for (const auto& [name, value] : labels) {
+    const size_t label = 1 + CodedOutputStream::VarintSize32(uint32_t(name.size())) + name.size() +
+                         1 + CodedOutputStream::VarintSize32(uint32_t(value.size())) + value.size();
+    p = WireFormatLite::WriteTagToArray(1, kLen, p);  // TimeSeries.labels
+    p = CodedOutputStream::WriteVarint32ToArray(uint32_t(label), p);
+    p = WireFormatLite::WriteTagToArray(1, kLen, p);  // Label.name
+    p = CodedOutputStream::WriteVarint32ToArray(uint32_t(name.size()), p);
+    p = CodedOutputStream::WriteRawToArray(name.data(), int(name.size()), p);
+    p = WireFormatLite::WriteTagToArray(2, kLen, p);  // Label.value
+    p = CodedOutputStream::WriteVarint32ToArray(uint32_t(value.size()), p);
+    p = CodedOutputStream::WriteRawToArray(value.data(), int(value.size()), p);
+  }
+  p = WireFormatLite::WriteTagToArray(2, kLen, p);  // TimeSeries.samples
+  p = CodedOutputStream::WriteVarint32ToArray(uint32_t(sample_bytes), p);
+  if (value_bits != 0) p = WireFormatLite::WriteDoubleToArray(1, sample.value, p);
+  if (sample.timestamp_ms != 0) p = WireFormatLite::WriteInt64ToArray(2, sample.timestamp_ms, p);
+  (void)p;
+  return Status::Ok();
+}
 
 Status Serialize(const WriteRequest& request, std::string* proto) {
   prometheus::WriteRequest msg;

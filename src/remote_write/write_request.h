@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -63,6 +64,16 @@ Status Encode(const WriteRequest& request, std::string* body);
 // concatenated: the bytes of two form one WriteRequest holding the series and metadata of both
 // (the agent's outbox keeps them so, and a sender merges a backlog into full batches).
 Status Serialize(const WriteRequest& request, std::string* proto);
+// One series of one sample, appended to *proto as Serialize writes it: the same bytes as
+// Serialize of a request holding that series alone, so appends and Serialize outputs
+// concatenate into one WriteRequest. For a sender that builds requests series by series from
+// labels it already holds (the agent's samples: no Series built, no label copied).
+// `labels` (name, value) must be sorted by name; Serialize's checks of a series apply, with its
+// messages (a valid __name__, valid and unique names, non-empty UTF-8 values). Not checked: that
+// no other series of the request has the same labels (the caller's series are distinct by
+// construction). *proto is untouched on error.
+using LabelRef = std::pair<std::string_view, std::string_view>;
+Status AppendSeries(std::span<const LabelRef> labels, Sample sample, std::string* proto);
 // Snappy block compression of a serialized WriteRequest (what Encode sends).
 void Compress(std::string_view proto, std::string* body);
 

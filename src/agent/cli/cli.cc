@@ -372,17 +372,35 @@ class StatusPublisher {
     s.pid = int64_t(::getpid());
     s.version = AgentVersion();
     s.started_unix = started_unix_;
-    s.updated_unix = clock_->NowUnixMs() / 1000;
+    const int64_t now_ms = clock_->NowUnixMs();
+    s.updated_unix = now_ms / 1000;
+    // The engine publishes at every step (every 5 s while idle): the same status is rewritten
+    // only once its time is kRewriteUnchangedMs old, so `updated` stays recent without a file
+    // written (6 % of an idle agent's CPU) for nothing new. A change is written at once, and
+    // a failed write is retried at the next call.
+    AgentStatus content = s;
+    content.updated_unix = 0;
+    const bool unchanged = written_ && last_error_.empty() && content == written_content_ &&
+                           now_ms - written_ms_ < kRewriteUnchangedMs && now_ms >= written_ms_;
+    if (unchanged) {
+      Observe(s);
+      return;
+    }
     Status w = WriteStatusFile(env_, path_, s);
+    if (w.ok()) {
+      written_ = true;
+      written_content_ = std::move(content);
+      written_ms_ = now_ms;
+    }
     // Log a failing status write once per distinct error, and its recovery, not every second.
     if (!w.ok() && w.message() != last_error_)
       log_->Warn("cannot write the status file", {{"error", w.message()}});
     if (w.ok() && !last_error_.empty()) log_->Info("status file written again");
     last_error_ = w.ok() ? "" : w.message();
-    if (notifier_ != nullptr && notifier_->Observe(s))
-      log_->Warn("desktop notification: pushes failing",
-                 {{"failures", s.consecutive_push_failures}, {"last", s.last_push_status}});
+    Observe(s);
   }
+  // A status unchanged but for its time is rewritten after this long (ms).
+  static constexpr int64_t kRewriteUnchangedMs = 60000;
   Status first_write() {
     std::lock_guard<std::mutex> lock(mu_);
     return last_error_.empty() ? Status::Ok() : Status::IoError(last_error_);
@@ -394,9 +412,17 @@ class StatusPublisher {
   Clock* clock_;
   Logger* log_;
   PushFailureNotifier* notifier_;
+  void Observe(const AgentStatus& s) {
+    if (notifier_ != nullptr && notifier_->Observe(s))
+      log_->Warn("desktop notification: pushes failing",
+                 {{"failures", s.consecutive_push_failures}, {"last", s.last_push_status}});
+  }
   std::mutex mu_;
   int64_t started_unix_ = 0;
   std::string last_error_;
+  bool written_ = false;         // a status was written
+  AgentStatus written_content_;  // ...this one, its updated_unix left 0
+  int64_t written_ms_ = 0;       // ...at this time
 };
 
 // Reports the agent up once the engine says so (AgentRunHooks::ready), and otherwise what kept

@@ -20,7 +20,9 @@ struct AgentStatus {
   int64_t pid = 0;           // the agent process
   std::string version;       // ccmon-agent's version
   int64_t started_unix = 0;  // when the agent started (Unix seconds)
-  int64_t updated_unix = 0;  // when this status was written (Unix seconds)
+  // When this status was written (Unix seconds). The agent writes a change at once and an
+  // unchanged status again once a minute, so while it runs this is at most ~65 s old.
+  int64_t updated_unix = 0;
 
   int64_t files_tracked = 0;  // transcript files being followed
   int64_t bytes_behind = 0;   // bytes appended to them and not read yet

@@ -195,12 +195,8 @@ Status StageSamples(SeriesTable& series, const SampleOptions& so, Outbox* outbox
                     WriteBatch* batch, uint64_t* queued, SampleStats* stats) {
   return series.TakeSamples(
       so,
-      [&](uint32_t shard, rw::WriteRequest&& req) {
-        std::string proto;
-        if (Status s = rw::Serialize(req, &proto); !s.ok()) return s;
-        const uint64_t n = req.sample_count();
-        req = rw::WriteRequest();  // freed before staging
-        if (Status s = outbox->Stage(shard, now_ms, uint32_t(n), proto, batch); !s.ok()) return s;
+      [&](uint32_t shard, std::string&& proto, uint32_t n) {
+        if (Status s = outbox->Stage(shard, now_ms, n, proto, batch); !s.ok()) return s;
         *queued += n;
         return Status::Ok();
       },

@@ -136,6 +136,8 @@ class Engine {
   std::string Exposition(bool openmetrics, bool agent_families = true) const {
     return live_->series().Exposition(openmetrics, agent_families);
   }
+  // Moves whenever Exposition's text would (SeriesTable::version); an engine's own count.
+  uint64_t exposition_version() const { return live_->series().version(); }
 
   // Reads the caller's records (file cursors) by prefix (after the batch in flight is written:
   // its error, if it failed).

@@ -12,6 +12,10 @@ namespace {
 constexpr uint8_t kRecordVersion = 1;
 
 double ToDouble(PicoSum v, bool usd) {
+  // A count up to 2^53 converts exactly (the common case, without text: resends convert every
+  // series every 15 s).
+  constexpr PicoSum kExact = PicoSum(1) << 53;
+  if (!usd && v >= -kExact && v <= kExact) return double(int64_t(v));
   // The exact decimal, then the nearest double (as replay's remote-write does).
   return std::strtod(FormatValue(v, usd).c_str(), nullptr);
 }
@@ -50,6 +54,8 @@ SeriesState& SeriesTable::Get(const SeriesIncrement& inc, bool* created) {
     const FamilyDesc& d = DescribeFamily(inc.family);
     if (d.type == MetricType::kHistogram) s.buckets.assign(d.buckets.size(), 0);
     s.unsent = s.unsaved = true;
+    maybe_unsent_ = maybe_unsaved_ = true;
+    ++version_;
   }
   return s;
 }
@@ -80,6 +86,8 @@ void SeriesTable::ApplyTo(SeriesState* series, bool created, const SeriesIncreme
   }
   s.pending_event_ms = std::max(s.pending_event_ms, event_ms);
   s.unsent = s.unsaved = true;
+  maybe_unsent_ = maybe_unsaved_ = true;
+  ++version_;
 }
 
 void SeriesTable::Set(const SeriesIncrement& inc, int64_t event_ms) {
@@ -90,25 +98,35 @@ void SeriesTable::Set(const SeriesIncrement& inc, int64_t event_ms) {
   // The newest change is this one: a gauge states its value as of `event_ms`.
   s.pending_event_ms = event_ms;
   s.unsent = s.unsaved = true;
+  maybe_unsent_ = maybe_unsaved_ = true;
+  ++version_;
 }
 
-void SeriesTable::TakeSamples(const SampleOptions& o,
-                              std::vector<std::vector<rw::WriteRequest>>* out, SampleStats* stats) {
-  out->assign(std::max<uint32_t>(o.shards, 1), {});
-  (void)TakeSamples(
-      o,
-      [&](uint32_t shard, rw::WriteRequest&& request) {
-        (*out)[shard].push_back(std::move(request));
-        return Status::Ok();
-      },
-      stats);
+const SeriesTable::SampleNames& SeriesTable::NamesOf(MetricFamily family) {
+  const size_t f = size_t(family);
+  if (f >= sample_names_.size()) sample_names_.resize(f + 1);
+  if (!sample_names_[f]) {
+    const FamilyDesc& d = DescribeFamily(family);
+    auto n = std::make_unique<SampleNames>();
+    n->plain = d.type == MetricType::kGauge ? d.name : d.name + "_total";
+    n->bucket = d.name + "_bucket";
+    n->count = d.name + "_count";
+    n->sum = d.name + "_sum";
+    for (const PicoSum bound : d.buckets) n->le.push_back(FormatValue(bound, d.usd));
+    sample_names_[f] = std::move(n);
+  }
+  return *sample_names_[f];
 }
 
 Status SeriesTable::TakeSamples(const SampleOptions& o, const RequestSink& sink,
                                 SampleStats* stats) {
+  // Every step of an idle agent asks (every 5 s): without a change or a resend due, no series
+  // needs a sample and the walk over all of them is skipped.
+  if (!o.all && o.resend_before_ms == kNever && !maybe_unsent_) return Status::Ok();
   const uint32_t shards = std::max<uint32_t>(o.shards, 1);
-  std::vector<rw::WriteRequest> current(shards);  // each shard's request being filled
-  std::vector<size_t> in_last(shards, 0);         // samples in it
+  std::vector<std::string> current(shards);  // each shard's request being filled
+  std::vector<size_t> in_last(shards, 0);    // samples in it
+  std::vector<rw::LabelRef> base, labels;    // a series' labels; one sample's, sorted by name
   for (auto& [key, s] : series_) {
     const bool resend =
         o.all || (o.resend_before_ms != kNever && s.last_queued_ms <= o.resend_before_ms);
@@ -127,42 +145,48 @@ Status SeriesTable::TakeSamples(const SampleOptions& o, const RequestSink& sink,
     if (!s.unsent) ++stats->resent;
 
     const FamilyDesc& d = DescribeFamily(s.family);
-    std::vector<std::pair<std::string, std::string>> base;
+    const SampleNames& names = NamesOf(s.family);
+    base.clear();
     for (size_t i = 0; i < d.label_names.size() && i < s.labels.size(); ++i) {
       // An empty value is no label in Prometheus; remote-write must not send it.
       if (!s.labels[i].empty()) base.emplace_back(d.label_names[i], s.labels[i]);
     }
-    for (const auto& l : static_labels_) base.push_back(l);
-    std::vector<rw::Series> made;
-    auto add = [&](const std::string& name, const char* extra, const std::string& extra_value,
-                   double v) {
-      rw::Series series;
-      series.labels = base;
-      series.labels.emplace_back("__name__", name);
-      if (extra) series.labels.emplace_back(extra, extra_value);
-      series.samples.push_back({ts, v});
-      made.push_back(std::move(series));
-    };
-    if (d.type == MetricType::kHistogram) {
-      for (size_t b = 0; b < d.buckets.size(); ++b)
-        add(d.name + "_bucket", "le", FormatValue(d.buckets[b], d.usd), double(s.buckets[b]));
-      add(d.name + "_bucket", "le", "+Inf", double(s.count));
-      add(d.name + "_count", nullptr, "", double(s.count));
-      add(d.name + "_sum", nullptr, "", ToDouble(s.value, d.usd));
-    } else {
-      add(d.type == MetricType::kGauge ? d.name : d.name + "_total", nullptr, "",
-          ToDouble(s.value, d.usd));
-    }
+    for (const auto& l : static_labels_) base.emplace_back(l.first, l.second);
+    std::sort(base.begin(), base.end());
+    const bool histogram = d.type == MetricType::kHistogram;
+    const size_t samples = histogram ? d.buckets.size() + 3 : 1;
 
     const uint32_t shard = ShardOf(key, shards);
-    if (in_last[shard] > 0 && in_last[shard] + made.size() > o.max_samples_per_request) {
-      if (Status st = sink(shard, std::move(current[shard])); !st.ok()) return st;
-      current[shard] = rw::WriteRequest();
+    if (in_last[shard] > 0 && in_last[shard] + samples > o.max_samples_per_request) {
+      if (Status st = sink(shard, std::move(current[shard]), uint32_t(in_last[shard])); !st.ok())
+        return st;
+      current[shard].clear();
       in_last[shard] = 0;
     }
-    for (auto& m : made) current[shard].series.push_back(std::move(m));
-    in_last[shard] += made.size();
-    stats->samples += made.size();
+    std::string& request = current[shard];
+    // One sample: the series' labels with __name__ (and a bucket's le) in their sorted places.
+    auto add = [&](std::string_view name, std::string_view le, double v) {
+      labels.assign(base.begin(), base.end());
+      const rw::LabelRef name_label("__name__", name);
+      labels.insert(std::lower_bound(labels.begin(), labels.end(), name_label), name_label);
+      if (!le.empty()) {
+        const rw::LabelRef le_label("le", le);
+        labels.insert(std::lower_bound(labels.begin(), labels.end(), le_label), le_label);
+      }
+      return rw::AppendSeries(labels, rw::Sample{ts, v}, &request);
+    };
+    if (histogram) {
+      for (size_t b = 0; b < d.buckets.size(); ++b) {
+        if (Status st = add(names.bucket, names.le[b], double(s.buckets[b])); !st.ok()) return st;
+      }
+      if (Status st = add(names.bucket, "+Inf", double(s.count)); !st.ok()) return st;
+      if (Status st = add(names.count, {}, double(s.count)); !st.ok()) return st;
+      if (Status st = add(names.sum, {}, ToDouble(s.value, d.usd)); !st.ok()) return st;
+    } else if (Status st = add(names.plain, {}, ToDouble(s.value, d.usd)); !st.ok()) {
+      return st;
+    }
+    in_last[shard] += samples;
+    stats->samples += samples;
     ++stats->series;
 
     s.last_sample_ms = ts;
@@ -170,15 +194,20 @@ Status SeriesTable::TakeSamples(const SampleOptions& o, const RequestSink& sink,
     s.pending_event_ms = kNever;
     s.unsent = false;
     s.unsaved = true;
+    maybe_unsaved_ = true;
   }
   for (uint32_t shard = 0; shard < shards; ++shard) {
     if (in_last[shard] == 0) continue;
-    if (Status st = sink(shard, std::move(current[shard])); !st.ok()) return st;
+    if (Status st = sink(shard, std::move(current[shard]), uint32_t(in_last[shard])); !st.ok())
+      return st;
   }
+  maybe_unsent_ = false;  // every series was looked at and given its sample
   return Status::Ok();
 }
 
 void SeriesTable::TakeRecords(std::vector<std::pair<std::string, std::string>>* out) {
+  if (!maybe_unsaved_) return;  // as TakeSamples: an idle step changed nothing
+  maybe_unsaved_ = false;
   for (auto& [key, s] : series_) {
     if (!s.unsaved) continue;
     std::string rec;
@@ -231,8 +260,10 @@ Status SeriesTable::Load(std::string_view key, std::string_view record) {
     return bad();
   }
   s.unsent = unsent != 0;
+  if (s.unsent) maybe_unsent_ = true;
   auto [it, inserted] = series_.insert_or_assign(std::string(key), std::move(s));
   if (inserted) index_.emplace(it->first, &it->second);
+  ++version_;
   return Status::Ok();
 }
 

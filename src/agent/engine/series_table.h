@@ -24,6 +24,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -106,16 +107,14 @@ class SeriesTable {
   void Ensure(const SeriesIncrement& inc);
 
   // Samples per shard (shard = ShardOf(series key)), each shard's series cut into requests of at
-  // most max_samples_per_request samples (a histogram's samples stay together). Marks the series
-  // sent. `out` gets one vector of requests per shard.
-  void TakeSamples(const SampleOptions& options, std::vector<std::vector<rw::WriteRequest>>* out,
-                   SampleStats* stats);
-  // The same requests, each handed to `sink` as soon as it is complete (the last one of each
-  // shard at the end): only one request per shard is held at a time (the first samples after a
-  // catch-up hold every series). Each shard's requests come in order. An error from `sink` is
-  // returned at once; the series taken until then stay marked sent (the caller abandons its
-  // commit and rebuilds, see Engine).
-  using RequestSink = std::function<Status(uint32_t shard, rw::WriteRequest&& request)>;
+  // most max_samples_per_request samples (a histogram's samples stay together), each request a
+  // serialized remote-write WriteRequest (rw::Serialize's bytes, series in key order) handed to
+  // `sink` with its sample count as soon as it is complete (the last one of each shard at the
+  // end): only one request per shard is held at a time (the first samples after a catch-up hold
+  // every series). Each shard's requests come in order. Marks the series sent. An error (from
+  // `sink`, or a label the wire format refuses) is returned at once; the series taken until
+  // then stay marked sent (the caller abandons its commit and rebuilds, see Engine).
+  using RequestSink = std::function<Status(uint32_t shard, std::string&& proto, uint32_t samples)>;
   Status TakeSamples(const SampleOptions& options, const RequestSink& sink, SampleStats* stats);
 
   // (store key, record) of every series changed since the last call.
@@ -128,6 +127,11 @@ class SeriesTable {
   // `metrics` writes for the same totals (exposition/text_format.h TotalsText), then, with
   // `agent_families`, the agent-only ones (A41) that have a series, with HELP and TYPE lines.
   std::string Exposition(bool openmetrics, bool agent_families = true) const;
+  // Changes whenever Exposition's text would: a new series, or a value, count or bucket that
+  // changed (Apply, ApplyTo, Set, Ensure, Load); not for what only samples carry (TakeSamples
+  // marks series sent, timestamps move). A caller that renders only when it moved (the agent's
+  // pull mode, every few seconds while idle) serves the same text as rendering every time.
+  uint64_t version() const { return version_; }
 
   const std::map<std::string, SeriesState>& series() const { return series_; }
   // The value of one counter series (tests, status); 0 when absent.
@@ -148,6 +152,20 @@ class SeriesTable {
   // nodes keep their address; series are never erased.
   std::unordered_map<std::string_view, SeriesState*> index_;
   std::string key_scratch_;  // Get()'s key buffer
+  // Per family (by MetricFamily value), the sample names and histogram `le` values TakeSamples
+  // writes, built at a family's first sample: resends put every series in a request every 15 s.
+  struct SampleNames {
+    std::string plain;               // a counter's name_total, the gauge's name
+    std::string bucket, count, sum;  // a histogram's
+    std::vector<std::string> le;     // a histogram's finite bounds, as text
+  };
+  const SampleNames& NamesOf(MetricFamily family);
+  std::vector<std::unique_ptr<SampleNames>> sample_names_;
+  uint64_t version_ = 0;  // see version()
+  // False only when no series is unsent (unsaved): set with any series' flag, cleared by a
+  // complete TakeSamples (TakeRecords), so that those skip their walk over every series.
+  bool maybe_unsent_ = false;
+  bool maybe_unsaved_ = false;
 };
 
 }  // namespace ccmon::agent

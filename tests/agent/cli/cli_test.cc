@@ -260,6 +260,43 @@ struct FakeEngine {
   }
 };
 
+// The engine publishes its status at every step (every 5 s while idle): a status unchanged but
+// for its time is rewritten once a minute, a change at once.
+TEST_F(AgentCliTest, AnUnchangedStatusIsRewrittenOnlyOnceAMinute) {
+  std::vector<int64_t> updated;  // status.json's updated_unix after each publication
+  std::vector<int64_t> files;    // ...and its files_tracked
+  seams_.run_agent = [&](const AgentConfig& c, std::stop_token, const AgentRunHooks& hooks) {
+    auto publish = [&](int64_t files_tracked) {
+      AgentStatus s;
+      s.files_tracked = files_tracked;
+      hooks.publish_status(s);
+      AgentStatus read;
+      EXPECT_TRUE(StatusFromJson(Slurp(c.state_dir + "/status.json"), &read).ok());
+      updated.push_back(read.updated_unix);
+      files.push_back(read.files_tracked);
+    };
+    publish(1);  // t = 0: a change from the initial status
+    clock_.AdvanceBy(std::chrono::seconds(5));
+    publish(1);  // t = 5: unchanged, not rewritten
+    clock_.AdvanceBy(std::chrono::seconds(5));
+    publish(2);  // t = 10: changed, written
+    clock_.AdvanceBy(std::chrono::seconds(59));
+    publish(2);  // t = 69: 59 s after the last write
+    clock_.AdvanceBy(std::chrono::seconds(1));
+    publish(2);  // t = 70: a minute after it, rewritten
+    clock_.AdvanceBy(std::chrono::milliseconds(-120000));
+    publish(2);  // the clock went back: rewritten
+    return 0;
+  };
+  ASSERT_EQ(Run({"start", "--foreground", "--url", "http://127.0.0.1:9/api/v1/write", "--state-dir",
+                 state(), "--device", "d", "--config-dir", tmp_ / "claude"}),
+            kExitOk)
+      << err_.str();
+  const int64_t t0 = 1767225600;  // the fake clock's start
+  EXPECT_EQ(updated, (std::vector<int64_t>{t0, t0, t0 + 10, t0 + 10, t0 + 70, t0 - 50}));
+  EXPECT_EQ(files, (std::vector<int64_t>{1, 1, 2, 2, 2, 2}));
+}
+
 TEST_F(AgentCliTest, ForegroundRunStatusAndStopBySignal) {
   FakeEngine engine;
   seams_.run_agent = [&](const AgentConfig& c, std::stop_token s, const AgentRunHooks& h) {
