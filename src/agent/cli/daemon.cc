@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -118,18 +119,27 @@ Status ProbeAgent(const std::string& pid_path, AgentProcess* out) {
     if (errno == ENOENT || errno == ENOTDIR) return Status::Ok();
     return Status::IoError(Errno(pid_path + ": open"));
   }
-  const int64_t pid = ReadPid(fd);
+  int64_t pid = ReadPid(fd);
   if (::flock(fd, LOCK_SH | LOCK_NB) == 0) {
     ::close(fd);  // releases the probe's lock at once
     out->stale_pid = pid;
     return Status::Ok();
   }
   const int e = errno;
-  ::close(fd);
   if (e != EWOULDBLOCK) {
+    ::close(fd);
     errno = e;
     return Status::IoError(Errno(pid_path + ": flock"));
   }
+  // The holder writes its pid right after it takes the lock (PidFileLock::Acquire): a probe in
+  // between reads an empty file. Read again until the pid is there, for at most ~1 s (the
+  // holder is microseconds from writing it).
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    pid = ReadPid(fd);
+    if (pid > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ::close(fd);
   out->running = true;
   out->pid = pid;
   return Status::Ok();

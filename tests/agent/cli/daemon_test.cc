@@ -45,6 +45,27 @@ pid_t LockingChild(const std::string& path, bool ignore_term) {
   return ok ? pid : -1;
 }
 
+// A probe between the holder's lock and its pid write (PidFileLock::Acquire writes right after
+// locking) names the holder once it has written, not pid 0 (a status --json right after start
+// printed "pid": 0). The writer's delay stands in for that gap; the result does not depend on it.
+TEST(DaemonTest, AProbeBeforeTheHolderWroteItsPidWaitsForIt) {
+  testing_util::TempDir dir;
+  const std::string path = dir / "agent.pid";
+  const int holder = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(holder, 0);
+  ASSERT_EQ(::flock(holder, LOCK_EX | LOCK_NB), 0);  // locked, nothing written yet
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    ASSERT_EQ(::pwrite(holder, "4242\n", 5, 0), 5);
+  });
+  AgentProcess p;
+  ASSERT_TRUE(ProbeAgent(path, &p).ok());
+  writer.join();
+  EXPECT_TRUE(p.running);
+  EXPECT_EQ(p.pid, 4242);
+  ::close(holder);
+}
+
 TEST(DaemonTest, OneHolderAtATime) {
   testing_util::TempDir dir;
   const std::string path = dir / "agent.pid";
