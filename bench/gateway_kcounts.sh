@@ -29,25 +29,17 @@ accepted() {
 }
 srv=
 trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null' EXIT
+. "$(dirname "$0")/gateway_lib.sh"
 for round in $(seq "$ROUNDS"); do
   i=0
   for gw in "$@"; do
     i=$((i + 1))
     dir=$W/r$round-$i
-    mkdir -p "$dir/data"
-    "$gw" device add bench --data-dir "$dir/data" >"$dir/device-add.out" 2>&1 || { cat "$dir/device-add.out"; exit 1; }
-    tail -1 "$dir/device-add.out" >"$dir/key"
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    prepare_gateway "$gw" "$dir"
     # shellcheck disable=SC2086
     "$gw" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" ${GATEWAY_FLAGS:-} >"$dir/server.log" 2>&1 &
     srv=$!
-    ok=
-    for _ in $(seq 300); do
-      curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" && { ok=1; break; }
-      kill -0 "$srv" 2>/dev/null || break
-      sleep 0.1
-    done
-    [ -n "$ok" ] || { echo "gateway $gw did not start; see $dir" >&2; exit 1; }
+    wait_gateway_ready "$gw" "$dir" 300
     "$RWLOAD" --port "$port" --server-pid "$srv" --conns 4 --series 10000 --series-per-req 1000 \
       --samples-per-series 1 --duration "$((WINDOW + 4))" --rate 2000000 --device-label-name host \
       --bearer-token-file "$dir/key" --json >"$dir/rwload.out" 2>&1 &
