@@ -148,10 +148,10 @@ struct GatewayStoreOptions {
   // many bytes (compressed), or are this many. A checkpoint writes the S record (~170 bytes,
   // a memtable insert of a long key, flushed and compacted later) of every series changed since
   // the last one, so the less often, the cheaper each sample; the bound is the replay at start
-  // (32 MiB: ~2.7 million entries, ~0.2 s) and the owner's memtable, which should hold twice
-  // this so that most L records are deleted before their memtable is flushed (ccmon-gateway:
-  // 64 MiB; BENCHMARKS.md "Session 23": 8 MiB with 16 MiB memtables cost 13 % more CPU per
-  // sample at the issue-8 load).
+  // (32 MiB: ~2.7 million entries; a restart after SIGKILL under load took 0.3 s) and the
+  // owner's memtable, which should hold twice this so that most L records are deleted before
+  // their memtable is flushed (ccmon-gateway: 64 MiB; BENCHMARKS.md "Session 23": 8 MiB with
+  // 16 MiB memtables cost 15-18 % more CPU per sample at the issue-8 load).
   size_t log_bytes = size_t(32) << 20;
   size_t log_records = 4096;
   // A leader takes queued requests, in order, while their series entries add up to at most
