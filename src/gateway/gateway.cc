@@ -225,6 +225,9 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   constexpr size_t kWriteBufferBytes = size_t(64) << 20;
   static_assert(kWriteBufferBytes >= 2 * GatewayStoreOptions{}.log_bytes);
   ro.write_buffer_bytes = kWriteBufferBytes;
+  // A flush every ~1.6 s at the issue-8 load, of log records mostly deleted soon after:
+  // compressing them cost ~3 % of the CPU per sample (BENCHMARKS.md "Session 23").
+  ro.compress_flushes = false;
   ro.log = [&log](std::string_view m) {
     log("level=warn msg=\"rocksdb\" detail=\"" + std::string(m) + "\"");
   };

@@ -388,6 +388,10 @@ rocksdb::Options MakeOptions(const RocksStoreOptions& options) {
   o.max_background_jobs = 2;
   o.level_compaction_dynamic_level_bytes = true;
   o.max_manifest_file_size = size_t(16) << 20;
+  if (!options.compress_flushes) {
+    o.compression = rocksdb::kNoCompression;
+    o.bottommost_compression = rocksdb::kSnappyCompression;
+  }
   // A bloom filter over the memtable's whole keys: most of the agent's reads are of keys that
   // do not exist yet (a new request's dedup key), and without it each such Get walks the
   // memtable's skiplist (measured: a third of the first start's store reads).

@@ -66,6 +66,11 @@ struct RocksStoreOptions {
   size_t write_buffer_bytes = size_t(4) << 20;
   // Table files kept open at once (each holds a file descriptor); -1: all.
   int max_open_files = 64;
+  // false: tables written by memtable flushes are not compressed (RocksDB's `compression` off),
+  // only those compacted into the last level are (snappy, `bottommost_compression`). For an
+  // owner that flushes often what is short-lived or incompressible (the gateway's log records,
+  // soon deleted, and its states): the flushes' snappy was CPU for nothing.
+  bool compress_flushes = true;
   // RocksDB's warnings and errors, one message at a time (no line end), from any of RocksDB's
   // threads, possibly at once; empty: dropped. RocksDB writes no LOG file into the directory:
   // Debian's RocksDB 7.8 is built with assertions, and aborts the process when it writes to its

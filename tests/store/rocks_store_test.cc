@@ -23,6 +23,7 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -60,6 +61,35 @@ TEST(RocksStoreTest, CreatesMissingParents) {
   ASSERT_TRUE(OpenRocksStore(tmp / "a/b/state", RocksStoreOptions(), &store).ok());
   ASSERT_TRUE(Put(store.get(), "k", "v").ok());
   EXPECT_TRUE(std::filesystem::exists(tmp / "a/b/state/CURRENT"));
+}
+
+// The compression RocksDB is told (its OPTIONS file, written at every open): snappy for every
+// table by default; with compress_flushes = false, none for flushes and snappy for the last
+// level (rocks_store.h).
+TEST(RocksStoreTest, CompressFlushesChoosesTheTablesCompression) {
+  for (const bool compress : {true, false}) {
+    SCOPED_TRACE(compress ? "compress_flushes = true" : "compress_flushes = false");
+    TempDir tmp;
+    RocksStoreOptions options;
+    options.compress_flushes = compress;
+    std::unique_ptr<KvStore> store;
+    ASSERT_TRUE(OpenRocksStore(tmp / "state", options, &store).ok());
+    ASSERT_TRUE(Put(store.get(), "k", "v").ok());
+    store.reset();
+    std::string text;
+    for (const auto& e : std::filesystem::directory_iterator(tmp / "state")) {
+      if (e.path().filename().string().rfind("OPTIONS-", 0) != 0) continue;
+      std::ifstream in(e.path(), std::ios::binary);
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    ASSERT_FALSE(text.empty()) << "no OPTIONS file";
+    EXPECT_TRUE(Contains(text, compress ? "\n  compression=kSnappyCompression\n"
+                                        : "\n  compression=kNoCompression\n"))
+        << text;
+    EXPECT_TRUE(Contains(text, compress ? "\n  bottommost_compression=kDisableCompressionOption\n"
+                                        : "\n  bottommost_compression=kSnappyCompression\n"))
+        << text;
+  }
 }
 
 // A table added with IngestSorted (the agent's bulk first start) is opened without RocksDB's
