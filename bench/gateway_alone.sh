@@ -11,27 +11,20 @@ set -uo pipefail
 [ $# -ge 4 ] || { sed -n '2,10p' "$0"; exit 2; }
 W=$1 ROUNDS=$2 DURATION=$3
 shift 3
-RWLOAD=${RWLOAD:-$(command -v rwload || true)}
-[ -x "$RWLOAD" ] || { echo "rwload not found: set RWLOAD" >&2; exit 2; }
-if [ -e "$W" ]; then
-  [ -f "$W/.gateway-alone" ] && rm -rf -- "$W" || { echo "$W exists, not made here" >&2; exit 2; }
-fi
-mkdir -p "$W" && touch "$W/.gateway-alone" || exit 2
+. "$(dirname "$0")/gateway_lib.sh"
+find_rwload
+fresh_workdir "$W" gateway-alone
 srv=
 trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null' EXIT
-. "$(dirname "$0")/gateway_lib.sh"
 for round in $(seq "$ROUNDS"); do
   i=0
   for gw in "$@"; do
     i=$((i + 1))
     dir=$W/r$round-$i
     prepare_gateway "$gw" "$dir"
-    "$gw" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/server.log" 2>&1 &
-    srv=$!
-    wait_gateway_ready "$gw" "$dir" 300
-    "$RWLOAD" --port "$port" --server-pid "$srv" --conns 4 --series 10000 --series-per-req 1000 \
-      --samples-per-series 1 --duration "$DURATION" --rate 2000000 --device-label-name host \
-      --bearer-token-file "$dir/key" --json >"$dir/rwload.out" 2>&1
+    start_gateway "$gw" "$dir"
+    "$RWLOAD" --port "$port" --server-pid "$srv" "${ISSUE8_LOAD[@]}" --duration "$DURATION" \
+      --rate 2000000 --bearer-token-file "$dir/key" --json >"$dir/rwload.out" 2>&1
     rc=$?
     kill "$srv"; wait "$srv" 2>/dev/null; srv=
     per_core=$(grep '^{' "$dir/rwload.out" | tail -1 | python3 -c 'import json,sys; d=json.load(sys.stdin); print(int(d["samples_per_server_core_s"]), int(d["samples_per_s"]), "p99", d["p99_ms"], "cores", d["server_cores"])' 2>/dev/null)

@@ -25,14 +25,11 @@ set -uo pipefail
 W=$1 ROUNDS=$2 WINDOW=$3
 shift 3
 WARMUP=${WARMUP:-20}
-RWLOAD=${RWLOAD:-$(command -v rwload || true)}
-[ -x "$RWLOAD" ] || { echo "rwload not found: set RWLOAD" >&2; exit 2; }
+. "$(dirname "$0")/gateway_lib.sh"
+find_rwload
 command -v valgrind >/dev/null && command -v callgrind_control >/dev/null ||
   { echo "valgrind (callgrind) not found" >&2; exit 2; }
-if [ -e "$W" ]; then
-  [ -f "$W/.gateway-instr" ] && rm -rf -- "$W" || { echo "$W exists, not made here" >&2; exit 2; }
-fi
-mkdir -p "$W" && touch "$W/.gateway-instr" || exit 2
+fresh_workdir "$W" gateway-instr
 srv= load=
 trap '[ -n "$load" ] && kill "$load" 2>/dev/null; [ -n "$srv" ] && kill "$srv" 2>/dev/null' EXIT
 
@@ -73,7 +70,6 @@ print(ir, requests, groups, background, io, store - rocks_write, rocks_write)
 EOF
 }
 
-. "$(dirname "$0")/gateway_lib.sh"
 for round in $(seq "$ROUNDS"); do
   i=0
   for gw in "$@"; do
@@ -84,9 +80,8 @@ for round in $(seq "$ROUNDS"); do
       "$gw" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/server.log" 2>&1 &
     srv=$!
     wait_gateway_ready "$gw" "$dir" 600
-    "$RWLOAD" --port "$port" --conns 4 --series 10000 --series-per-req 1000 \
-      --samples-per-series 1 --warmup "$WARMUP" --duration $((WINDOW + 30)) --rate 50000 \
-      --device-label-name host --bearer-token-file "$dir/key" >"$dir/rwload.out" 2>&1 &
+    "$RWLOAD" --port "$port" "${ISSUE8_LOAD[@]}" --warmup "$WARMUP" --duration $((WINDOW + 30)) \
+      --rate 50000 --bearer-token-file "$dir/key" >"$dir/rwload.out" 2>&1 &
     load=$!
     sleep "$WARMUP"
     callgrind_control -d warmup "$srv" >/dev/null

@@ -13,12 +13,9 @@ set -uo pipefail
 [ $# -ge 4 ] || { sed -n '2,11p' "$0"; exit 2; }
 W=$1 ROUNDS=$2 WINDOW=$3
 shift 3
-RWLOAD=${RWLOAD:-$(command -v rwload || true)}
-[ -x "$RWLOAD" ] || { echo "rwload not found: set RWLOAD" >&2; exit 2; }
-if [ -e "$W" ]; then
-  [ -f "$W/.gateway-kcounts" ] && rm -rf -- "$W" || { echo "$W exists, not made here" >&2; exit 2; }
-fi
-mkdir -p "$W" && touch "$W/.gateway-kcounts" || exit 2
+. "$(dirname "$0")/gateway_lib.sh"
+find_rwload
+fresh_workdir "$W" gateway-kcounts
 EVENTS=task-clock,context-switches,cpu-migrations,raw_syscalls:sys_enter
 for s in futex recvmsg recvfrom sendmsg sendto epoll_wait epoll_pwait timerfd_settime fdatasync \
   write writev pwrite64 read; do
@@ -29,7 +26,6 @@ accepted() {
 }
 srv=
 trap '[ -n "$srv" ] && kill "$srv" 2>/dev/null' EXIT
-. "$(dirname "$0")/gateway_lib.sh"
 for round in $(seq "$ROUNDS"); do
   i=0
   for gw in "$@"; do
@@ -37,12 +33,9 @@ for round in $(seq "$ROUNDS"); do
     dir=$W/r$round-$i
     prepare_gateway "$gw" "$dir"
     # shellcheck disable=SC2086
-    "$gw" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" ${GATEWAY_FLAGS:-} >"$dir/server.log" 2>&1 &
-    srv=$!
-    wait_gateway_ready "$gw" "$dir" 300
-    "$RWLOAD" --port "$port" --server-pid "$srv" --conns 4 --series 10000 --series-per-req 1000 \
-      --samples-per-series 1 --duration "$((WINDOW + 4))" --rate 2000000 --device-label-name host \
-      --bearer-token-file "$dir/key" --json >"$dir/rwload.out" 2>&1 &
+    start_gateway "$gw" "$dir" ${GATEWAY_FLAGS:-}
+    "$RWLOAD" --port "$port" --server-pid "$srv" "${ISSUE8_LOAD[@]}" --duration "$((WINDOW + 4))" \
+      --rate 2000000 --bearer-token-file "$dir/key" --json >"$dir/rwload.out" 2>&1 &
     load=$!
     sleep 5  # rwload's 3 s warm-up (series created) and 2 s more
     a0=$(accepted "$port")

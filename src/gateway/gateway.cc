@@ -219,7 +219,7 @@ int RunGateway(const GatewayConfig& config, std::stop_token stop,
   }
   RocksStoreOptions ro;
   ro.block_cache_bytes = size_t(32) << 20;
-  // RocksDB's default: twice the store's checkpoint interval (GatewayStoreOptions::log_bytes),
+  // 64 MiB (RocksDB's own default): twice the store's checkpoint interval (log_bytes),
   // so that an L record is mostly deleted by a checkpoint while its memtable is still in memory,
   // never flushed. At most two memtables: up to 128 MiB of the gateway's RSS under load.
   constexpr size_t kWriteBufferBytes = size_t(64) << 20;

@@ -145,7 +145,7 @@ inline constexpr std::string_view kFormatVersion1 = "1";
 
 struct GatewayStoreOptions {
   // A group's batch also checkpoints once the L records since the last checkpoint hold this
-  // many bytes (compressed), or are this many. A checkpoint writes the S record (~170 bytes,
+  // many bytes (as stored), or are this many. A checkpoint writes the S record (~170 bytes,
   // a memtable insert of a long key, flushed and compacted later) of every series changed since
   // the last one, so the less often, the cheaper each sample; the bound is the replay at start
   // (32 MiB: ~2.7 million entries; a restart after SIGKILL under load took 0.3 s) and the
